@@ -1,0 +1,30 @@
+# Sesame: one entry point for people and CI. `make` lists the targets.
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help run build test test-unit test-e2e lint fmt migrate ci
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+run: ## Run Sesame with the embedded default (SQLite ./data/sesame.db, in-process store, http://127.0.0.1:8080)
+	$(CARGO) run --release --bin sesame -- serve
+
+build: ## Build the release binary (target/release/sesame)
+	$(CARGO) build --release --bin sesame
+
+test: ## Run every test: unit, then end-to-end on SQLite + in-process and on PostgreSQL + Redis
+	bash tests/run-suite.sh
+
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+migrate: ## Apply database migrations for the configuration in use
+	$(CARGO) run --release --bin sesame -- migrate
+
+ci: ## Exactly what CI runs
+	bash .ci/run

@@ -1,0 +1,276 @@
+//! Validated identifiers, parsed once at the boundary.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+use uuid::Uuid;
+
+/// Longest login or e-mail Sesame accepts (characters).
+pub const MAX_IDENTIFIER_CHARS: usize = 254;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentifierError {
+    /// Nothing left after trimming.
+    #[error("must not be empty")]
+    Empty,
+    /// Longer than [`MAX_IDENTIFIER_CHARS`].
+    #[error("is longer than {MAX_IDENTIFIER_CHARS} characters")]
+    TooLong,
+    /// Contains control characters, spaces inside, or characters not allowed for this kind.
+    #[error("contains a character that is not allowed ({0:?})")]
+    BadCharacter(char),
+    /// Not of the form `local@domain`.
+    #[error("is not an e-mail address")]
+    NotAnEmail,
+    /// Not one of the known values.
+    #[error("is not one of: {0}")]
+    Unknown(&'static str),
+}
+
+/// Folds what a person might type for the same login into one form: Unicode NFKC (so
+/// full-width and composed/decomposed forms agree), trimmed, lower-cased. Every lookup and
+/// every lockout counter uses this form (security spec A04: one account, one counter).
+pub fn fold_identifier(raw: &str) -> String {
+    raw.nfkc().collect::<String>().trim().to_lowercase()
+}
+
+/// An account's login (`prenom.nom` in the seeds), in folded form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LoginName(String);
+
+impl LoginName {
+    /// Parses and folds a login. Letters (any script), digits and `. - _ @ '` are allowed.
+    ///
+    /// # Errors
+    /// [`IdentifierError`] if it is empty, too long, or holds any other character.
+    pub fn parse(raw: &str) -> Result<Self, IdentifierError> {
+        let folded = fold_identifier(raw);
+        if folded.is_empty() {
+            return Err(IdentifierError::Empty);
+        }
+        if folded.chars().count() > MAX_IDENTIFIER_CHARS {
+            return Err(IdentifierError::TooLong);
+        }
+        if let Some(bad) = folded
+            .chars()
+            .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '@' | '\'')))
+        {
+            return Err(IdentifierError::BadCharacter(bad));
+        }
+        Ok(Self(folded))
+    }
+
+    /// The folded login.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LoginName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for LoginName {
+    type Error = IdentifierError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<LoginName> for String {
+    fn from(value: LoginName) -> Self {
+        value.0
+    }
+}
+
+/// An e-mail address, lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    /// Parses an address: one `@`, non-empty local part, a dotted domain, no spaces or controls.
+    ///
+    /// # Errors
+    /// [`IdentifierError`] when it is not an address.
+    pub fn parse(raw: &str) -> Result<Self, IdentifierError> {
+        let folded = fold_identifier(raw);
+        if folded.is_empty() {
+            return Err(IdentifierError::Empty);
+        }
+        if folded.chars().count() > MAX_IDENTIFIER_CHARS {
+            return Err(IdentifierError::TooLong);
+        }
+        if let Some(bad) = folded
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ','))
+        {
+            return Err(IdentifierError::BadCharacter(bad));
+        }
+        let (local, domain) = folded.split_once('@').ok_or(IdentifierError::NotAnEmail)?;
+        if local.is_empty()
+            || domain.contains('@')
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+        {
+            return Err(IdentifierError::NotAnEmail);
+        }
+        Ok(Self(folded))
+    }
+
+    /// The address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = IdentifierError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Email> for String {
+    fn from(value: Email) -> Self {
+        value.0
+    }
+}
+
+/// An account's stable identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccountId(pub Uuid);
+
+impl AccountId {
+    /// A fresh random identifier.
+    pub fn new_random() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for AccountId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// What a person is to the institution; password policies and activation paths vary by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Affiliation {
+    /// Administrative and technical staff.
+    Staff,
+    /// Teachers and researchers.
+    Faculty,
+    /// University students.
+    Student,
+    /// Secondary-school pupils.
+    Pupil,
+    /// Parents of pupils.
+    Parent,
+    /// People hosted by the institution (CNRS, Inserm staff, visitors).
+    Affiliate,
+}
+
+impl Affiliation {
+    /// Every affiliation, in a stable order.
+    pub const ALL: [Self; 6] = [
+        Self::Staff,
+        Self::Faculty,
+        Self::Student,
+        Self::Pupil,
+        Self::Parent,
+        Self::Affiliate,
+    ];
+
+    /// The lowercase name used in configuration, storage and CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Staff => "staff",
+            Self::Faculty => "faculty",
+            Self::Student => "student",
+            Self::Pupil => "pupil",
+            Self::Parent => "parent",
+            Self::Affiliate => "affiliate",
+        }
+    }
+}
+
+impl fmt::Display for Affiliation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Affiliation {
+    type Err = IdentifierError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s.trim().to_ascii_lowercase())
+            .ok_or(IdentifierError::Unknown(
+                "staff, faculty, student, pupil, parent, affiliate",
+            ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_variants_fold_to_one_login() {
+        let canonical = LoginName::parse("alice.martin").unwrap();
+        for variant in [
+            "Alice.Martin",
+            "ALICE.MARTIN",
+            " alice.martin ",
+            "\u{ff41}lice.martin", // full-width a
+        ] {
+            assert_eq!(LoginName::parse(variant).unwrap(), canonical, "{variant:?}");
+        }
+        // NFD and NFC spellings of an accented login agree.
+        assert_eq!(
+            LoginName::parse("he\u{0301}le\u{0300}ne").unwrap(),
+            LoginName::parse("hélène").unwrap()
+        );
+    }
+
+    #[test]
+    fn logins_with_controls_or_spaces_inside_are_refused() {
+        for bad in ["a\nb", "a\rb", "a\u{1b}[31mb", "a b", "a<b", ""] {
+            assert!(LoginName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn emails_are_checked_and_lowercased() {
+        assert_eq!(
+            Email::parse("Bob@X.org").unwrap().as_str(),
+            Email::parse("bob@x.org").unwrap().as_str()
+        );
+        for bad in ["bob", "bob@", "@x.org", "bob@x", "a b@x.org", "a@b@x.org"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+pub mod account;
+pub mod accounts;
+pub mod audit;
+pub mod authn;
+pub mod clock;
+pub mod credentials;
+pub mod error;
+pub mod i18n;
+pub mod ids;
+pub mod lockout;
+pub mod ports;
+pub mod random;
+pub mod session;

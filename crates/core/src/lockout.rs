@@ -1,0 +1,118 @@
+//! Temporary lockout after repeated failures (security spec decision 1).
+//!
+//! Two counters guard every password check: one per login string (whether or not an account
+//! bears it, so the lock reveals nothing) and one per client address (against spraying one
+//! password over many logins). An attempt is *reserved* on both counters before argon2 runs,
+//! atomically in the shared store, so of 500 simultaneous wrong passwords exactly `threshold`
+//! reach the hasher (C01, C02) and a correct password only succeeds if it was among them (C03).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::fold_identifier;
+
+/// Lockout settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutPolicy {
+    /// Failures per login within `window` that lock it (default 5).
+    pub threshold: u32,
+    /// Counting window, in seconds (default 900).
+    pub window_secs: u64,
+    /// Lock duration, in seconds (default 900).
+    pub lock_secs: u64,
+    /// Failures from one client address within `ip_window_secs` before that address is
+    /// throttled (default 100: a school's NAT puts many honest people behind one address).
+    pub ip_threshold: u32,
+    /// Per-address window and throttle duration, in seconds (default 900).
+    pub ip_window_secs: u64,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self {
+            threshold: 5,
+            window_secs: 900,
+            lock_secs: 900,
+            ip_threshold: 100,
+            ip_window_secs: 900,
+        }
+    }
+}
+
+impl LockoutPolicy {
+    /// Checks the values; the error names the field.
+    ///
+    /// # Errors
+    /// A message naming the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.threshold == 0 {
+            return Err("threshold must be at least 1".to_owned());
+        }
+        if self.ip_threshold == 0 {
+            return Err("ip_threshold must be at least 1".to_owned());
+        }
+        for (name, v) in [
+            ("window_secs", self.window_secs),
+            ("lock_secs", self.lock_secs),
+            ("ip_window_secs", self.ip_window_secs),
+        ] {
+            if v == 0 || v > 30 * 24 * 3600 {
+                return Err(format!("{name} must be between 1 and 2592000 seconds"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The per-login counting window.
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.window_secs)
+    }
+
+    /// The per-address window.
+    pub fn ip_window(&self) -> Duration {
+        Duration::from_secs(self.ip_window_secs)
+    }
+
+    /// When a lock taken at `now` ends.
+    pub fn lock_until(&self, now: OffsetDateTime) -> OffsetDateTime {
+        now + Duration::from_secs(self.lock_secs)
+    }
+
+    /// When a throttle taken at `now` ends.
+    pub fn ip_throttle_until(&self, now: OffsetDateTime) -> OffsetDateTime {
+        now + Duration::from_secs(self.ip_window_secs)
+    }
+}
+
+/// The store key of the per-login counter: the folded login, so `Alice`, `ALICE ` and the
+/// full-width spelling share one counter (A04).
+pub fn login_key(raw_login: &str) -> String {
+    format!("lockout:login:{}", fold_identifier(raw_login))
+}
+
+/// The store key of the per-address counter.
+pub fn ip_key(ip: std::net::IpAddr) -> String {
+    format!("lockout:ip:{ip}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_of_a_login_share_one_counter() {
+        assert_eq!(login_key("Alice"), login_key(" alice "));
+        assert_eq!(login_key("ALICE"), login_key("\u{ff41}lice"));
+    }
+
+    #[test]
+    fn defaults_follow_the_security_spec() {
+        let p = LockoutPolicy::default();
+        assert_eq!((p.threshold, p.window_secs, p.lock_secs), (5, 900, 900));
+        assert!(p.validate().is_ok());
+        assert!(LockoutPolicy { threshold: 0, ..p }.validate().is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! What the core needs from storage. Implemented in `sesame-store` (SQL via diesel; the
+//! ephemeral store in-process or in Redis).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::account::{Account, AccountCredential, AccountState, NewAccount};
+use crate::audit::AuditEvent;
+use crate::error::{RepoError, StoreError};
+use crate::ids::{AccountId, LoginName};
+
+/// Durable account storage (the SQL database).
+#[async_trait]
+pub trait AccountRepo: Send + Sync + std::fmt::Debug {
+    /// Inserts an account.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] if the login or e-mail is taken.
+    async fn create(&self, account: NewAccount, now: OffsetDateTime) -> Result<Account, RepoError>;
+
+    /// The account whose login (or institutional e-mail) equals `identifier`, with its
+    /// password hash, in one query (this is on the login path).
+    async fn find_credential(&self, identifier: &str) -> Result<Option<AccountCredential>, RepoError>;
+
+    /// The account with this login.
+    async fn find_by_login(&self, login: &LoginName) -> Result<Option<Account>, RepoError>;
+
+    /// Changes the state.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if there is no such account.
+    async fn set_state(&self, id: AccountId, state: AccountState, now: OffsetDateTime) -> Result<(), RepoError>;
+
+    /// Stores a new password hash.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if there is no such account.
+    async fn set_password_hash(&self, id: AccountId, phc: &str, now: OffsetDateTime) -> Result<(), RepoError>;
+
+    /// Until when `login_key` is locked, as written by [`AccountRepo::set_login_lock`]
+    /// (security decision 2: a lock survives the loss of the counter store).
+    async fn login_locked_until(&self, login_key: &str) -> Result<Option<OffsetDateTime>, RepoError>;
+
+    /// Records (`Some`) or lifts (`None`) the lock of a login string.
+    async fn set_login_lock(&self, login_key: &str, until: Option<OffsetDateTime>) -> Result<(), RepoError>;
+
+    /// Round trip to the database, for readiness.
+    async fn ping(&self) -> Result<(), RepoError>;
+}
+
+/// Durable audit trail (the SQL database). Writes are never dropped silently: an error here
+/// fails the operation that wanted to record it.
+#[async_trait]
+pub trait AuditLog: Send + Sync + std::fmt::Debug {
+    /// Appends an event.
+    async fn record(&self, event: AuditEvent) -> Result<(), RepoError>;
+
+    /// The most recent events, newest first, optionally for one login.
+    async fn recent(&self, login: Option<&str>, limit: i64) -> Result<Vec<AuditEvent>, RepoError>;
+}
+
+/// The outcome of reserving one attempt on a counter (see [`EphemeralStore::reserve_attempt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptReservation {
+    /// This attempt's rank within the current window (1 for the first).
+    pub attempt: u32,
+    /// Set when the key is locked (the attempt was then not counted).
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// Short-lived shared state: tickets, SSO sessions, counters, locks. Every operation is
+/// atomic, so several Sesame instances sharing one Redis behave as one. Keys are given
+/// without the deployment's prefix; implementations add it.
+///
+/// Time-based decisions take `now` from the caller's clock; the store's own expiry (TTL) only
+/// collects garbage and is always at least as long as the logical lifetime.
+#[async_trait]
+pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
+    /// Stores `value` under `key` for `ttl`, replacing any previous value.
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Stores `value` only if `key` is absent; `true` if it was stored.
+    async fn put_new(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Reads `key`.
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Reads and deletes `key` in one atomic step: of any number of concurrent callers,
+    /// exactly one gets the value.
+    async fn take(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Deletes `key`; `true` if it existed.
+    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// Adds `member` to the set `key` and extends the set's lifetime to at least `ttl`.
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Removes `member` from the set `key`.
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError>;
+
+    /// The members of set `key` (empty if absent).
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Atomically: if `key` is locked until after `now`, report the lock and count nothing;
+    /// if its lock has expired, forget the lock and the counter; then count one attempt in
+    /// the window that started with the first counted attempt (a new window starts when
+    /// `window` has passed since then), and report its rank.
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<AttemptReservation, StoreError>;
+
+    /// Locks `key` until `until` (counted from the caller's `now`).
+    async fn lock_attempts(&self, key: &str, until: OffsetDateTime, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Forgets the counter and any lock of `key`.
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Gives back one counted attempt (never below zero).
+    async fn forgive_attempt(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,277 @@
+//! The `sesame` command line: `serve`, `migrate`, `config check`, `account …`. Account
+//! commands go through the same services as the web, so the same rules apply.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use sesame_core::account::{AccountState, NewAccount};
+use sesame_core::credentials::Password;
+use sesame_core::error::AccountError;
+use sesame_core::i18n::Lang;
+use sesame_core::ids::{Affiliation, Email, LoginName};
+
+use crate::config::{self, Settings};
+use crate::services::{Overrides, Services};
+use crate::Application;
+
+/// Sesame: single sign-on (CAS, OpenID Connect) and account lifecycle.
+#[derive(Debug, Parser)]
+#[command(name = "sesame", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./sesame.toml if present).
+    #[arg(long, short, global = true, env = "SESAME_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Configuration tools.
+    Config {
+        /// What to do with the configuration.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Manage accounts.
+    Account {
+        /// What to do with the account.
+        #[command(subcommand)]
+        action: AccountAction,
+    },
+}
+
+/// `sesame config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate the configuration and print the effective values, secrets masked.
+    Check,
+}
+
+/// `sesame account …`
+#[derive(Debug, Subcommand)]
+pub enum AccountAction {
+    /// Create an account (provisioned: it can log in once a password is set).
+    Add {
+        /// Login, e.g. jean.dupont.
+        login: String,
+        /// Institutional e-mail.
+        #[arg(long)]
+        email: Option<String>,
+        /// Given name.
+        #[arg(long)]
+        given_name: String,
+        /// Family name.
+        #[arg(long)]
+        family_name: String,
+        /// staff, faculty, student, pupil, parent or affiliate.
+        #[arg(long, default_value = "staff")]
+        affiliation: String,
+    },
+    /// Set the password (read from standard input when it is not a terminal) under the
+    /// account's password policy; activates a provisioned account.
+    SetPassword {
+        /// Login.
+        login: String,
+    },
+    /// Show an account, its lock and its recent audit events.
+    Show {
+        /// Login.
+        login: String,
+    },
+    /// Lock a login temporarily.
+    Lock {
+        /// Login.
+        login: String,
+        /// Minutes (default: the lockout duration).
+        #[arg(long)]
+        minutes: Option<u64>,
+    },
+    /// Lift a temporary lock and reset the failure counter.
+    Unlock {
+        /// Login.
+        login: String,
+    },
+    /// Block an account (helpdesk) and end its sessions.
+    Block {
+        /// Login.
+        login: String,
+    },
+    /// Unblock a blocked account.
+    Unblock {
+        /// Login.
+        login: String,
+    },
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Anything that makes the command fail; the message is for the operator.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = config::locate(cli.config.as_deref());
+    let settings = Settings::load(file.as_deref())?;
+    match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            crate::telemetry::init(&settings.log);
+            let db = sesame_store::Database::connect(&settings.database.url, 1)
+                .await
+                .context("database.url")?;
+            let applied = db.run_migrations().await.context("applying migrations")?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            }
+            for name in applied {
+                println!("applied {name}");
+            }
+            Ok(())
+        }
+        Command::Config { action: ConfigAction::Check } => {
+            match &file {
+                Some(f) => println!("# configuration file: {}", f.display()),
+                None => println!("# no configuration file: built-in defaults and environment"),
+            }
+            println!("# configuration is valid\n");
+            print!("{}", settings.to_masked_toml()?);
+            Ok(())
+        }
+        Command::Account { action } => {
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            account(&services, action).await
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    crate::telemetry::init(&settings.log);
+    let public_url = settings.server.public_url.clone();
+    let listen = settings.server.listen.clone();
+    let store_kind = if settings.store.url == "memory://" { "in-process" } else { "redis" };
+    let db_kind = if settings.database.url.starts_with("sqlite://") { "sqlite" } else { "postgresql" };
+    let app = Application::build(settings, Overrides::default()).await?;
+    tracing::info!(%listen, %public_url, database = db_kind, store = store_kind, "sesame listening");
+    app.run_until_stopped().await?;
+    tracing::info!("sesame stopped");
+    Ok(())
+}
+
+fn cli_lang() -> Lang {
+    std::env::var("LANG")
+        .ok()
+        .and_then(|l| Lang::from_tag(&l))
+        .unwrap_or_default()
+}
+
+fn describe(e: AccountError) -> anyhow::Error {
+    match e {
+        AccountError::Policy(violations) => {
+            let lang = cli_lang();
+            let lines: Vec<String> = violations.iter().map(|v| format!("  - {}", v.message(lang))).collect();
+            anyhow::anyhow!("the password was refused:\n{}", lines.join("\n"))
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ")?;
+        let second = rpassword::prompt_password("Repeat it: ")?;
+        if first != second {
+            bail!("the two passwords differ");
+        }
+        Ok(first)
+    } else {
+        let mut input = String::new();
+        std::io::stdin()
+            .take(64 * 1024)
+            .read_to_string(&mut input)
+            .context("reading the password from standard input")?;
+        // Only the line ending is stripped: spaces are part of a passphrase.
+        let line = input.lines().next().unwrap_or_default();
+        Ok(line.to_owned())
+    }
+}
+
+async fn account(services: &Services, action: AccountAction) -> anyhow::Result<()> {
+    let parse_login = |raw: &str| LoginName::parse(raw).with_context(|| format!("login {raw:?}"));
+    match action {
+        AccountAction::Add { login, email, given_name, family_name, affiliation } => {
+            let new = NewAccount {
+                login: parse_login(&login)?,
+                email: email.as_deref().map(Email::parse).transpose().context("--email")?,
+                given_name: non_empty(&given_name, "--given-name")?,
+                family_name: non_empty(&family_name, "--family-name")?,
+                affiliation: affiliation.parse::<Affiliation>().context("--affiliation")?,
+                state: AccountState::Provisioned,
+            };
+            let account = services.accounts.create(new, "cli").await.map_err(describe)?;
+            println!("created {} ({}), state {}", account.login, account.id, account.state);
+            println!("next: sesame account set-password {}", account.login);
+        }
+        AccountAction::SetPassword { login } => {
+            let login = parse_login(&login)?;
+            let password = Password::new(&read_password()?);
+            let account = services.accounts.set_password(&login, password, "cli").await.map_err(describe)?;
+            println!("password set for {}, state {}", account.login, account.state);
+        }
+        AccountAction::Show { login } => {
+            let login = parse_login(&login)?;
+            let account = services.accounts.get(&login).await.map_err(describe)?;
+            println!("login:        {}", account.login);
+            println!("id:           {}", account.id);
+            println!("name:         {} {}", account.given_name, account.family_name);
+            println!("email:        {}", account.email.as_ref().map_or("-", |e| e.as_str()));
+            println!("affiliation:  {}", account.affiliation);
+            println!("state:        {}", account.state);
+            println!("created:      {}", account.created_at);
+            match services.accounts.locked_until(login.as_str()).await.map_err(describe)? {
+                Some(until) => println!("locked until: {until}"),
+                None => println!("locked:       no"),
+            }
+            let events = services.audit.recent(Some(login.as_str()), 10).await?;
+            println!("recent events:");
+            for e in events {
+                println!("  {} {} ip={} by={}", e.at, e.kind, e.ip.as_deref().unwrap_or("-"), e.actor);
+            }
+        }
+        AccountAction::Lock { login, minutes } => {
+            let until = services
+                .accounts
+                .lock(&login, minutes.map(|m| m * 60), "cli")
+                .await
+                .map_err(describe)?;
+            println!("{} locked until {until}", parse_login(&login)?);
+        }
+        AccountAction::Unlock { login } => {
+            services.accounts.unlock(&login, "cli").await.map_err(describe)?;
+            println!("{} unlocked", parse_login(&login)?);
+        }
+        AccountAction::Block { login } => {
+            let (account, ended) = services.blocking.block(&parse_login(&login)?, "cli").await.map_err(describe)?;
+            println!("{} blocked; {ended} session(s) ended", account.login);
+        }
+        AccountAction::Unblock { login } => {
+            let account = services.blocking.unblock(&parse_login(&login)?, "cli").await.map_err(describe)?;
+            println!("{} unblocked, state {}", account.login, account.state);
+        }
+    }
+    Ok(())
+}
+
+fn non_empty(value: &str, flag: &str) -> anyhow::Result<String> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().any(char::is_control) || v.chars().count() > 200 {
+        bail!("{flag} must be a non-empty name without control characters");
+    }
+    Ok(v.to_owned())
+}

@@ -1,0 +1,370 @@
+//! Settings: built-in defaults, then the configuration file, then `SESAME_…` environment
+//! variables. Unknown keys and bad values are refused with the key's full name.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use sesame_core::accounts::PolicySet;
+use sesame_core::credentials::hasher::Argon2Params;
+use sesame_core::lockout::LockoutPolicy;
+use sesame_core::session::SessionPolicy;
+use url::Url;
+
+/// The embedded defaults, also shipped as documentation.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A configuration problem; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Every setting of a Sesame instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP listener and public address.
+    pub server: ServerSettings,
+    /// Account database.
+    pub database: DatabaseSettings,
+    /// Ticket, session and counter store.
+    pub store: StoreSettings,
+    /// argon2id parameters and pool.
+    pub password_hashing: HashingSettings,
+    /// Password policy (default and per affiliation).
+    pub password_policy: PolicySet,
+    /// Lockout.
+    pub lockout: LockoutPolicy,
+    /// SSO session lifetimes.
+    pub session: SessionPolicy,
+    /// Look and wording of the pages.
+    pub ui: UiSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: String,
+    /// The URL people and applications use to reach Sesame (the CAS base is `<public_url>/cas`).
+    pub public_url: String,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (IP addresses or CIDR blocks).
+    pub trusted_proxies: Vec<String>,
+    /// Grace period for in-flight requests on SIGTERM.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`. Secret.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Apply pending migrations at start.
+    pub migrate_on_start: bool,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `memory://` (in-process, one instance only) or `redis://…`. Secret when it holds a password.
+    pub url: String,
+    /// Prefix of every Redis key (several deployments can share one Redis).
+    pub key_prefix: String,
+    /// Budget of one store operation, in milliseconds; past it the request gets a 503.
+    pub timeout_ms: u64,
+}
+
+/// `[password_hashing]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashingSettings {
+    /// argon2 memory, KiB.
+    pub memory_kib: u32,
+    /// argon2 passes.
+    pub iterations: u32,
+    /// argon2 lanes.
+    pub parallelism: u32,
+    /// Logins allowed to wait per hashing thread before 503.
+    pub queue_per_worker: usize,
+}
+
+impl HashingSettings {
+    /// The argon2 parameters.
+    pub fn argon2(&self) -> Argon2Params {
+        Argon2Params {
+            memory_kib: self.memory_kib,
+            iterations: self.iterations,
+            parallelism: self.parallelism,
+        }
+    }
+}
+
+/// `[ui]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiSettings {
+    /// Shown in titles and texts.
+    pub institution_name: String,
+    /// Directory overriding templates (`templates/`), static files (`static/`) and texts
+    /// (`messages/fr.toml`, `messages/en.toml`); empty for the built-in theme.
+    pub theme_dir: String,
+    /// Where the "help" links point; empty hides them.
+    pub helpdesk_url: String,
+    /// UTC offset used to show times to people ("try again at 14:05"), e.g. `+01:00`.
+    pub time_zone_offset: String,
+    /// Words no password may contain (institution name, city…).
+    pub context_words: Vec<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `sesame=debug,info`.
+    pub level: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        #[expect(clippy::expect_used, reason = "the embedded defaults are tested to parse")]
+        toml::from_str(DEFAULT_TOML).expect("embedded default.toml is valid")
+    }
+}
+
+/// Where the configuration file is: `--config`, else `./sesame.toml` if present, else none.
+pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+    match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let local = PathBuf::from("sesame.toml");
+            local.exists().then_some(local)
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults ← `file` ← environment, then validates.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or key at fault.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("SESAME_")
+                .ignore(&["config"])
+                .split("__"),
+        );
+        let settings: Settings = figment.extract().map_err(|e| describe_figment_error(&e))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that types alone cannot; the error names the key.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: &str| Err(ConfigError(format!("invalid value for `{key}`: {msg}")));
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return err("server.listen", "expected an address such as 127.0.0.1:8080");
+        }
+        match Url::parse(&self.server.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
+                    return err("server.public_url", "must not carry credentials, a query or a fragment");
+                }
+            }
+            _ => return err("server.public_url", "expected an http(s) URL such as https://sso.example.edu"),
+        }
+        for (i, p) in self.server.trusted_proxies.iter().enumerate() {
+            if parse_cidr(p).is_none() {
+                return err(&format!("server.trusted_proxies[{i}]"), "expected an IP address or CIDR block");
+            }
+        }
+        if !(self.database.url.starts_with("sqlite://")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return err("database.url", "expected sqlite://PATH or postgres://…");
+        }
+        if self.database.max_connections == 0 {
+            return err("database.max_connections", "must be at least 1");
+        }
+        if !(self.store.url == "memory://"
+            || self.store.url.starts_with("redis://")
+            || self.store.url.starts_with("rediss://"))
+        {
+            return err("store.url", "expected memory:// or redis://…");
+        }
+        if self.store.timeout_ms == 0 {
+            return err("store.timeout_ms", "must be at least 1");
+        }
+        if let Err(e) = sesame_core::credentials::hasher::PasswordHasher::validate_params(self.password_hashing.argon2()) {
+            return err("password_hashing", &e);
+        }
+        if let Err(e) = self.password_policy.validate() {
+            return err("password_policy", &e);
+        }
+        if let Err(e) = self.lockout.validate() {
+            return err("lockout", &e);
+        }
+        if let Err(e) = self.session.validate() {
+            return err("session", &e);
+        }
+        if parse_offset(&self.ui.time_zone_offset).is_none() {
+            return err("ui.time_zone_offset", "expected an offset such as +01:00");
+        }
+        if !self.ui.theme_dir.is_empty() && !Path::new(&self.ui.theme_dir).is_dir() {
+            return err("ui.theme_dir", "is not a directory");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return err("log.format", "expected text or json");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return err("log.level", "expected a filter such as info or sesame=debug,info");
+        }
+        Ok(())
+    }
+
+    /// Whether the public URL is https (then cookies are `Secure` and `__Host-` prefixed).
+    pub fn is_https(&self) -> bool {
+        self.server.public_url.starts_with("https://")
+    }
+
+    /// The public URL without a trailing slash.
+    pub fn public_base(&self) -> &str {
+        self.server.public_url.trim_end_matches('/')
+    }
+
+    /// The effective configuration as TOML, with secrets masked.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if serialisation fails.
+    pub fn to_masked_toml(&self) -> Result<String, ConfigError> {
+        let mut masked = self.clone();
+        masked.database.url = mask_url_password(&masked.database.url);
+        masked.store.url = mask_url_password(&masked.store.url);
+        toml::to_string_pretty(&masked).map_err(|e| ConfigError(e.to_string()))
+    }
+}
+
+/// Replaces the password of a URL's userinfo by `********`.
+pub fn mask_url_password(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            // set_password only fails for URLs that cannot have one, excluded by the guard.
+            let _ = u.set_password(Some("********"));
+            u.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+fn describe_figment_error(e: &figment::Error) -> ConfigError {
+    let mut out = Vec::new();
+    for err in e.clone() {
+        let key = if err.path.is_empty() {
+            String::new()
+        } else {
+            format!(" `{}`", err.path.join("."))
+        };
+        let source = err
+            .metadata
+            .as_ref()
+            .map(|m| format!(" (from {})", m.name))
+            .unwrap_or_default();
+        let kind = match &err.kind {
+            figment::error::Kind::UnknownField(field, _) => {
+                let prefix = if err.path.is_empty() { String::new() } else { format!("{}.", err.path.join(".")) };
+                format!("unknown key `{prefix}{field}`")
+            }
+            other => format!("invalid value for key{key}: {other}"),
+        };
+        out.push(format!("{kind}{source}"));
+    }
+    ConfigError(out.join("; "))
+}
+
+/// Parses `10.0.0.0/8`, `::1` or `192.168.1.10` into (network, prefix length).
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a.parse::<IpAddr>().ok()?, l.parse::<u8>().ok()?),
+        None => {
+            let a = s.parse::<IpAddr>().ok()?;
+            (a, if a.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((addr, len))
+}
+
+/// Parses `+01:00` / `-05:30` / `Z`.
+pub fn parse_offset(s: &str) -> Option<time::UtcOffset> {
+    if s == "Z" || s == "UTC" {
+        return Some(time::UtcOffset::UTC);
+    }
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (h, m) = s.get(1..)?.split_once(':')?;
+    let h: i8 = h.parse().ok()?;
+    let m: i8 = m.parse().ok()?;
+    time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid_and_embedded() {
+        let s = Settings::default();
+        s.validate().unwrap();
+        assert_eq!(s.database.url, "sqlite://data/sesame.db");
+        assert_eq!(s.store.url, "memory://");
+        assert_eq!(s.server.listen, "127.0.0.1:8080");
+        assert_eq!(s.password_policy.default.min_length, 15);
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(
+            mask_url_password("postgres://sesame:hunter2@db/sesame"),
+            "postgres://sesame:********@db/sesame"
+        );
+        assert_eq!(mask_url_password("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn cidr_and_offsets_parse() {
+        assert_eq!(parse_cidr("10.0.0.0/8").map(|c| c.1), Some(8));
+        assert!(parse_cidr("10.0.0.0/33").is_none());
+        assert!(parse_cidr("nonsense").is_none());
+        assert_eq!(parse_offset("+01:00"), time::UtcOffset::from_hms(1, 0, 0).ok());
+        assert!(parse_offset("01:00").is_none());
+    }
+}

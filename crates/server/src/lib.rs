@@ -1,0 +1,124 @@
+//! The Sesame server: configuration, the HTTP application, page rendering and the operator
+//! commands. The only crate that knows actix-web; it knows storage only through the ports of
+//! `sesame-core`.
+
+pub mod cli;
+pub mod config;
+pub mod routes;
+pub mod services;
+pub mod telemetry;
+pub mod templates;
+pub mod web;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::{web as aw, App, HttpServer};
+
+use crate::config::Settings;
+use crate::services::{Overrides, Services, StartupError};
+use crate::templates::Renderer;
+use crate::web::AppState;
+
+/// A bound, ready-to-run Sesame HTTP server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: Services,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects storage, binds `settings.server.listen` and builds the server.
+    ///
+    /// # Errors
+    /// [`StartupError`] when storage, theme or listener fail.
+    pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(&settings.server.listen)
+            .map_err(|e| StartupError::Store(format!("server.listen {}: {e}", settings.server.listen)))?;
+        Self::build_with_listener(settings, overrides, listener).await
+    }
+
+    /// As [`Application::build`], on an already bound listener (tests bind port 0).
+    ///
+    /// # Errors
+    /// [`StartupError`] when storage or theme fail.
+    pub async fn build_with_listener(
+        settings: Settings,
+        overrides: Overrides,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        let services = Services::build(&settings, &overrides, settings.database.migrate_on_start).await?;
+        let renderer =
+            Renderer::load(services::theme_dir(&settings)).map_err(|e| StartupError::Theme(e.to_string()))?;
+        let port = listener.local_addr().map_err(|e| StartupError::Store(e.to_string()))?.port();
+        let state = aw::Data::new(AppState::new(settings.clone(), services.clone(), renderer));
+        let workers = if settings.server.workers == 0 {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        } else {
+            settings.server.workers
+        };
+        let https = settings.is_https();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(aw::FormConfig::default().limit(16 * 1024))
+                .app_data(aw::QueryConfig::default())
+                .wrap(security_headers(https))
+                .wrap(from_fn(web::access_log))
+                .configure(routes::configure)
+        })
+        .workers(workers)
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .listen(listener)
+        .map_err(|e| StartupError::Store(e.to_string()))?
+        .run();
+        Ok(Self { port, server, services })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The services behind the server (tests reach the same store and database).
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until SIGTERM/SIGINT (graceful: in-flight requests finish) or until stopped.
+    ///
+    /// # Errors
+    /// I/O errors of the server.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Headers every response carries unless the route set its own (security spec A45).
+fn security_headers(https: bool) -> DefaultHeaders {
+    let mut headers = DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"))
+        .add(("Cache-Control", "no-store"))
+        .add(("Pragma", "no-cache"));
+    if https {
+        headers = headers.add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"));
+    }
+    headers
+}
+

@@ -1,0 +1,319 @@
+//! `GET|POST /cas/login`: the central login page (CAS Protocol 3.0 §2.1–2.2 for the URL and
+//! parameters; the CAS service flow itself lands with the CAS issue).
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use sesame_core::account::AccountState;
+use sesame_core::authn::LoginAttempt;
+use sesame_core::credentials::Password;
+use sesame_core::error::AuthError;
+use sesame_core::i18n::Lang;
+use sesame_core::random;
+use sesame_core::session::SsoSession;
+
+use actix_web::cookie::time::Duration as CookieDuration;
+
+use crate::web::{AppState, LANG_COOKIE};
+
+/// How long a login form stays valid.
+const LOGIN_TICKET_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// Query parameters of `GET /cas/login`.
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    service: Option<String>,
+    renew: Option<String>,
+    lang: Option<String>,
+}
+
+/// The login form.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: Option<String>,
+    password: Option<String>,
+    lt: Option<String>,
+    remember_me: Option<String>,
+    lang: Option<String>,
+}
+
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+fn login_ticket_key(lt: &str) -> String {
+    format!("lt:{}", random::sha256_hex(lt))
+}
+
+/// The live session of this browser whose account may still use it, if any. A blocked or
+/// disabled account's session is closed here, so blocking holds even where the blocking
+/// process could not reach the session store (embedded mode with the CLI).
+pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(String, SsoSession)> {
+    let cookie = req.cookie(&state.sso_cookie_name)?;
+    let value = cookie.value().to_owned();
+    let session = match state.services.sessions.get(&value).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "session store unavailable while reading a session");
+            return None;
+        }
+    };
+    match state.services.accounts_repo.find_by_login(&session.login).await {
+        Ok(Some(account)) if account.state == AccountState::Active => Some((value, session)),
+        Ok(_) => {
+            if let Err(e) = state.services.sessions.close(&value).await {
+                tracing::warn!(error = %e, "could not close the session of an unusable account");
+            }
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "database unavailable while reading a session");
+            None
+        }
+    }
+}
+
+/// `GET /cas/login`
+pub async fn show_login(state: web::Data<AppState>, req: HttpRequest, query: web::Query<LoginQuery>) -> HttpResponse {
+    let lang = state.lang(&req, query.lang.as_deref());
+    let mut response = if query.service.is_some() {
+        // No service is registered until the CAS service registry lands: refuse every one,
+        // with no redirect and no ticket (security spec A08).
+        state.error_page(StatusCode::FORBIDDEN, lang, &req, "service_not_allowed_title", "service_not_allowed_text")
+    } else {
+        let renew = query.renew.as_deref().is_some_and(|r| r == "true");
+        match (renew, current_session(&state, &req).await) {
+            (false, Some((cookie, session))) => logged_in_page(&state, &req, lang, &cookie, &session),
+            _ => login_form(&state, &req, lang, StatusCode::OK, None, "").await,
+        }
+    };
+    remember_lang(&state, &mut response, query.lang.as_deref());
+    response
+}
+
+/// Sticks an explicit language choice in a cookie.
+fn remember_lang(state: &AppState, response: &mut HttpResponse, explicit: Option<&str>) {
+    if let Some(lang) = explicit.and_then(Lang::from_tag) {
+        let cookie = actix_web::cookie::Cookie::build(LANG_COOKIE, lang.tag())
+            .path("/")
+            .http_only(true)
+            .secure(state.settings.is_https())
+            .same_site(actix_web::cookie::SameSite::Lax)
+            .max_age(CookieDuration::days(365))
+            .finish();
+        if let Err(e) = response.add_cookie(&cookie) {
+            tracing::warn!(error = %e, "could not set the language cookie");
+        }
+    }
+}
+
+/// The token that the logged-in page's logout form carries: derived from the session cookie,
+/// which a cross-site attacker does not know.
+pub fn logout_csrf_token(cookie_value: &str) -> String {
+    random::sha256_hex(&format!("logout-csrf:{cookie_value}"))
+}
+
+fn logged_in_page(state: &AppState, req: &HttpRequest, lang: Lang, cookie: &str, session: &SsoSession) -> HttpResponse {
+    state.page(
+        StatusCode::OK,
+        "logged_in.html",
+        lang,
+        req,
+        minijinja::context! {
+            login => session.login.as_str(),
+            csrf => logout_csrf_token(cookie),
+        },
+    )
+}
+
+async fn login_form(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    status: StatusCode,
+    error: Option<String>,
+    username: &str,
+) -> HttpResponse {
+    let lt = format!("LT-{}", random::token());
+    if let Err(e) = state
+        .services
+        .store
+        .put_new(&login_ticket_key(&lt), "1", LOGIN_TICKET_TTL)
+        .await
+    {
+        tracing::error!(error = %e, "cannot issue a login form: store unavailable");
+        return unavailable(state, req, lang);
+    }
+    let form_action = match req.query_string() {
+        "" => format!("{}/cas/login", state.base()),
+        q => format!("{}/cas/login?{q}", state.base()),
+    };
+    state.page(
+        status,
+        "login.html",
+        lang,
+        req,
+        minijinja::context! {
+            lt => lt,
+            error => error,
+            username => username,
+            form_action => form_action,
+        },
+    )
+}
+
+fn unavailable(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
+    let mut res = state.error_page(StatusCode::SERVICE_UNAVAILABLE, lang, req, "error_title", "error_unavailable");
+    res.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static("5"),
+    );
+    res
+}
+
+/// Whether a cross-site page sent this POST. Browsers send `Origin` on POSTs; when it is
+/// present it must be ours (A41). SameSite=Lax and the single-use login ticket cover the rest.
+fn is_cross_site(state: &AppState, req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get("origin") else {
+        return false;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return true;
+    };
+    let Ok(ours) = url::Url::parse(state.base()) else {
+        return true;
+    };
+    origin != ours.origin().ascii_serialization()
+}
+
+/// `POST /cas/login`
+pub async fn submit_login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
+    let form = form.into_inner();
+    let lang = state.lang(&req, form.lang.as_deref());
+    if is_cross_site(&state, &req) {
+        return state.error_page(StatusCode::FORBIDDEN, lang, &req, "error_title", "error_form_expired");
+    }
+    let username = form.username.unwrap_or_default();
+    let shown_username: String = username.chars().take(256).collect();
+    // The login ticket is single-use: a replayed or forged form is refused before any
+    // credential is looked at.
+    let lt_valid = match form.lt.as_deref() {
+        Some(lt) if !lt.is_empty() && lt.len() <= 128 => {
+            match state.services.store.take(&login_ticket_key(lt)).await {
+                Ok(found) => found.is_some(),
+                Err(e) => {
+                    tracing::error!(error = %e, "store unavailable while checking a login ticket");
+                    return unavailable(&state, &req, lang);
+                }
+            }
+        }
+        _ => false,
+    };
+    if !lt_valid {
+        let msg = state.renderer.text(lang, "error_form_expired");
+        return login_form(&state, &req, lang, StatusCode::FORBIDDEN, Some(msg), &shown_username).await;
+    }
+    if username.trim().is_empty() {
+        let msg = state.renderer.text(lang, "error_missing_fields");
+        return login_form(&state, &req, lang, StatusCode::BAD_REQUEST, Some(msg), "").await;
+    }
+    let remember_me = form.remember_me.as_deref().is_some_and(|v| v == "true" || v == "on");
+    let attempt = LoginAttempt {
+        login: username,
+        password: Password::new(form.password.as_deref().unwrap_or_default()),
+        client_ip: state.client_ip(&req),
+    };
+    match state.services.authenticator.login(attempt).await {
+        Ok(authenticated) => {
+            // A session the browser already had is ended, and a new identifier issued: the
+            // browser never keeps an identifier that existed before the login (A40).
+            if let Some(old) = req.cookie(&state.sso_cookie_name) {
+                if let Err(e) = state.services.sessions.close(old.value()).await {
+                    tracing::warn!(error = %e, "could not close the previous session");
+                }
+            }
+            let opened = match state
+                .services
+                .sessions
+                .open(authenticated.account.id, authenticated.account.login.clone(), remember_me)
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not open an SSO session");
+                    return unavailable(&state, &req, lang);
+                }
+            };
+            let persistent = remember_me.then_some(state.services.sessions.policy().remember_me_secs);
+            let target = match req.query_string() {
+                "" => format!("{}/cas/login", state.base()),
+                q => format!("{}/cas/login?{q}", state.base()),
+            };
+            // 303: the browser follows with a GET and never re-posts the credentials (A46).
+            HttpResponse::SeeOther()
+                .insert_header(("Location", target))
+                .cookie(state.sso_cookie(opened.cookie_value, persistent))
+                .finish()
+        }
+        Err(err) => login_failure(&state, &req, lang, err, &shown_username).await,
+    }
+}
+
+async fn login_failure(state: &AppState, req: &HttpRequest, lang: Lang, err: AuthError, username: &str) -> HttpResponse {
+    let text = |key: &str| state.renderer.text(lang, key);
+    let (status, message, retry_after) = match err {
+        AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, text("error_invalid_credentials"), None),
+        AuthError::Locked { until } => (
+            StatusCode::UNAUTHORIZED,
+            text("error_locked").replace("{time}", &state.local_time(until)),
+            None,
+        ),
+        AuthError::Throttled { until } => {
+            let secs = (until - state.services.clock.now()).whole_seconds().max(1);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                text("error_throttled").replace("{time}", &state.local_time(until)),
+                Some(secs.to_string()),
+            )
+        }
+        AuthError::Blocked => (StatusCode::FORBIDDEN, text("error_blocked"), None),
+        AuthError::Disabled => (StatusCode::FORBIDDEN, text("error_disabled"), None),
+        AuthError::PasswordTooLong => (StatusCode::BAD_REQUEST, text("error_password_too_long"), None),
+        AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, text("error_busy"), Some("1".to_owned())),
+        AuthError::Store(e) => {
+            tracing::error!(error = %e, "login failed: store unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, text("error_unavailable"), Some("5".to_owned()))
+        }
+        AuthError::Repo(e) => {
+            tracing::error!(error = %e, "login failed: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, text("error_unavailable"), Some("5".to_owned()))
+        }
+        AuthError::Hashing(e) => {
+            tracing::error!(error = %e, "login failed: hashing error");
+            (StatusCode::INTERNAL_SERVER_ERROR, text("error_unavailable"), None)
+        }
+    };
+    let mut res = if status == StatusCode::SERVICE_UNAVAILABLE {
+        // The store may be the thing that failed: do not try to issue a new form.
+        state.page(
+            status,
+            "error.html",
+            lang,
+            req,
+            minijinja::context! { title => text("error_title"), message => message },
+        )
+    } else {
+        login_form(state, req, lang, status, Some(message), username).await
+    };
+    if let Some(secs) = retry_after {
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs) {
+            res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+    }
+    res
+}

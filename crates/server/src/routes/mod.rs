@@ -1,0 +1,35 @@
+//! HTTP routes, one module per endpoint group.
+
+pub mod assets;
+pub mod health;
+pub mod login;
+pub mod logout;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::web::AppState;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(root))
+        .route("/cas/login", web::get().to(login::show_login))
+        .route("/cas/login", web::post().to(login::submit_login))
+        .route("/cas/logout", web::get().to(logout::logout))
+        .route("/cas/logout", web::post().to(logout::logout_form))
+        .route("/health/live", web::get().to(health::live))
+        .route("/health/ready", web::get().to(health::ready))
+        .route("/static/{name}", web::get().to(assets::static_file))
+        .default_service(web::to(not_found));
+}
+
+async fn root(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", format!("{}/cas/login", state.base())))
+        .finish()
+}
+
+async fn not_found(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let lang = state.lang(&req, None);
+    state.error_page(StatusCode::NOT_FOUND, lang, &req, "not_found_title", "not_found_text")
+}

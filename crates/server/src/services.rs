@@ -1,0 +1,159 @@
+//! Builds the domain services from the settings: shared by `sesame serve` and the operator
+//! commands, so the CLI applies exactly the rules the web applies.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sesame_core::accounts::{AccountService, AccountServiceParts};
+use sesame_core::authn::Authenticator;
+use sesame_core::clock::{Clock, SystemClock};
+use sesame_core::credentials::hasher::PasswordHasher;
+use sesame_core::credentials::pool::HashingPool;
+use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore};
+use sesame_core::session::SessionManager;
+use sesame_lifecycle::blocking::AccountBlocking;
+use sesame_store::{Database, MemoryStore, RedisStore};
+
+use crate::config::Settings;
+
+/// Why the services could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(String),
+    /// The store could not be reached.
+    #[error("store: {0}")]
+    Store(String),
+    /// The argon2 parameters were refused.
+    #[error("password_hashing: {0}")]
+    Hashing(String),
+    /// The theme could not be loaded.
+    #[error("ui.theme_dir: {0}")]
+    Theme(String),
+}
+
+/// Everything a request or a command needs.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Account database.
+    pub accounts_repo: Arc<dyn AccountRepo>,
+    /// Audit trail.
+    pub audit: Arc<dyn AuditLog>,
+    /// Ticket/session/counter store.
+    pub store: Arc<dyn EphemeralStore>,
+    /// The login procedure.
+    pub authenticator: Authenticator,
+    /// SSO sessions.
+    pub sessions: SessionManager,
+    /// Account administration.
+    pub accounts: AccountService,
+    /// Blocking.
+    pub blocking: AccountBlocking,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// The hashing pool.
+    pub pool: HashingPool,
+}
+
+/// Options that only tests and tools set.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Replace the system clock (tests move time with a `ManualClock`).
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl Services {
+    /// Connects storage (migrating if configured) and wires the services.
+    ///
+    /// # Errors
+    /// [`StartupError`] naming what failed.
+    pub async fn build(settings: &Settings, overrides: &Overrides, migrate: bool) -> Result<Self, StartupError> {
+        let database = Database::connect(&settings.database.url, settings.database.max_connections)
+            .await
+            .map_err(|e| StartupError::Database(e.to_string()))?;
+        if migrate {
+            let applied = database
+                .run_migrations()
+                .await
+                .map_err(|e| StartupError::Database(e.to_string()))?;
+            if !applied.is_empty() {
+                tracing::info!(migrations = ?applied, "database migrations applied");
+            }
+        }
+        let store: Arc<dyn EphemeralStore> = if settings.store.url == "memory://" {
+            Arc::new(MemoryStore::new())
+        } else {
+            let redis = RedisStore::connect(
+                &settings.store.url,
+                &settings.store.key_prefix,
+                Duration::from_millis(settings.store.timeout_ms),
+            )
+            .await
+            .map_err(|e| StartupError::Store(e.to_string()))?;
+            match redis.eviction_policy().await {
+                Ok(policy) if policy == "noeviction" => {}
+                Ok(policy) => tracing::warn!(
+                    redis.maxmemory_policy = %policy,
+                    "Redis may evict keys (tickets, lock counters) under memory pressure; set maxmemory-policy noeviction"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not read Redis maxmemory-policy"),
+            }
+            Arc::new(redis)
+        };
+        let clock = overrides.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        let hasher = Arc::new(
+            PasswordHasher::new(settings.password_hashing.argon2()).map_err(|e| StartupError::Hashing(e.to_string()))?,
+        );
+        let pool = HashingPool::sized_to_cores(settings.password_hashing.queue_per_worker);
+        let database = Arc::new(database);
+        let accounts_repo: Arc<dyn AccountRepo> = database.clone();
+        let audit: Arc<dyn AuditLog> = database;
+        let authenticator = Authenticator::new(
+            Arc::clone(&accounts_repo),
+            Arc::clone(&audit),
+            Arc::clone(&store),
+            Arc::clone(&hasher),
+            pool.clone(),
+            settings.lockout,
+            Arc::clone(&clock),
+        );
+        let sessions = SessionManager::new(Arc::clone(&store), Arc::clone(&clock), settings.session);
+        let accounts = AccountService::new(AccountServiceParts {
+            accounts: Arc::clone(&accounts_repo),
+            audit: Arc::clone(&audit),
+            store: Arc::clone(&store),
+            hasher,
+            pool: pool.clone(),
+            policies: settings.password_policy.clone(),
+            lockout: settings.lockout,
+            clock: Arc::clone(&clock),
+            context_words: context_words(settings),
+        });
+        let blocking = AccountBlocking::new(accounts.clone(), sessions.clone());
+        Ok(Self {
+            accounts_repo,
+            audit,
+            store,
+            authenticator,
+            sessions,
+            accounts,
+            blocking,
+            clock,
+            pool,
+        })
+    }
+}
+
+fn context_words(settings: &Settings) -> Vec<String> {
+    let mut words = settings.ui.context_words.clone();
+    words.push(settings.ui.institution_name.clone());
+    words.push("sesame".to_owned());
+    words
+}
+
+/// The theme directory, if one is configured.
+pub fn theme_dir(settings: &Settings) -> Option<&Path> {
+    (!settings.ui.theme_dir.is_empty()).then(|| Path::new(settings.ui.theme_dir.as_str()))
+}

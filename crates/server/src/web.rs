@@ -1,0 +1,250 @@
+//! What every route shares: state, language choice, client address, cookies, page rendering
+//! and the access log.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse};
+use sesame_core::i18n::Lang;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::config::{parse_cidr, parse_offset, Settings};
+use crate::services::Services;
+use crate::templates::Renderer;
+
+/// Name of the language cookie set by the visible language switch.
+pub const LANG_COOKIE: &str = "sesame_lang";
+
+/// Shared by all requests.
+#[derive(Debug)]
+pub struct AppState {
+    /// Settings in force.
+    pub settings: Settings,
+    /// Domain services.
+    pub services: Services,
+    /// Templates and texts.
+    pub renderer: Renderer,
+    /// Name of the SSO cookie (`__Host-` prefixed over https).
+    pub sso_cookie_name: String,
+    trusted_proxies: Vec<(IpAddr, u8)>,
+    offset: UtcOffset,
+}
+
+impl AppState {
+    /// State for these settings.
+    pub fn new(settings: Settings, services: Services, renderer: Renderer) -> Self {
+        let sso_cookie_name = if settings.is_https() {
+            "__Host-sesame_tgc".to_owned()
+        } else {
+            "sesame_tgc".to_owned()
+        };
+        let trusted_proxies = settings
+            .server
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| parse_cidr(p))
+            .collect();
+        let offset = parse_offset(&settings.ui.time_zone_offset).unwrap_or(UtcOffset::UTC);
+        Self {
+            settings,
+            services,
+            renderer,
+            sso_cookie_name,
+            trusted_proxies,
+            offset,
+        }
+    }
+
+    /// The public base URL, without trailing slash.
+    pub fn base(&self) -> &str {
+        self.settings.public_base()
+    }
+
+    /// The path part of the public URL without trailing slash (`""` at the root, `/sso`
+    /// under a prefix): pages link relatively, so they work behind any proxy host name.
+    pub fn base_path(&self) -> String {
+        url::Url::parse(self.base())
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The language of this request: `?lang=`, then the language cookie, then
+    /// `Accept-Language`, then French.
+    pub fn lang(&self, req: &HttpRequest, explicit: Option<&str>) -> Lang {
+        explicit
+            .and_then(Lang::from_tag)
+            .or_else(|| req.cookie(LANG_COOKIE).and_then(|c| Lang::from_tag(c.value())))
+            .or_else(|| {
+                req.headers()
+                    .get("accept-language")
+                    .and_then(|v| v.to_str().ok())
+                    .map(Lang::negotiate)
+            })
+            .unwrap_or_default()
+    }
+
+    /// The client's address. `X-Forwarded-For` is believed only when the peer is a configured
+    /// trusted proxy, and then only up to the first address that is not one (A56).
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in forwarded.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) if self.is_trusted(ip) => {}
+                Ok(ip) => return Some(ip),
+                Err(_) => return Some(peer),
+            }
+        }
+        Some(peer)
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|(net, len)| in_cidr(ip, *net, *len))
+    }
+
+    /// `HH:MM` in the institution's time zone.
+    pub fn local_time(&self, at: OffsetDateTime) -> String {
+        let local = at.to_offset(self.offset);
+        format!("{:02}:{:02}", local.hour(), local.minute())
+    }
+
+    /// The SSO cookie for a new session: HttpOnly, SameSite=Lax, Path=/, Secure and
+    /// `__Host-` over https; persistent only for "remember me".
+    pub fn sso_cookie(&self, value: String, persistent_secs: Option<u64>) -> Cookie<'static> {
+        let mut cookie = Cookie::build(self.sso_cookie_name.clone(), value)
+            .path("/")
+            .http_only(true)
+            .secure(self.settings.is_https())
+            .same_site(SameSite::Lax)
+            .finish();
+        if let Some(secs) = persistent_secs {
+            cookie.set_max_age(CookieDuration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)));
+        }
+        cookie
+    }
+
+    /// A cookie that deletes the SSO cookie.
+    pub fn sso_cookie_removal(&self) -> Cookie<'static> {
+        let mut cookie = self.sso_cookie(String::new(), None);
+        cookie.make_removal();
+        cookie
+    }
+
+    /// Renders a page. A rendering failure (broken theme) becomes a plain 500.
+    pub fn page(&self, status: StatusCode, template: &str, lang: Lang, req: &HttpRequest, ctx: minijinja::Value) -> HttpResponse {
+        let other = match lang {
+            Lang::Fr => Lang::En,
+            Lang::En => Lang::Fr,
+        };
+        let base_ctx = minijinja::context! {
+            lang => lang.tag(),
+            other_lang => other.tag(),
+            lang_switch_url => lang_switch_url(req, other),
+            base => self.base_path(),
+            institution => self.settings.ui.institution_name,
+            helpdesk_url => self.settings.ui.helpdesk_url,
+            t => self.renderer.texts(lang),
+        };
+        let merged = minijinja::context! { ..ctx, ..base_ctx };
+        match self.renderer.render(template, merged) {
+            Ok(html) => HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .body(html),
+            Err(e) => {
+                tracing::error!(error = %e, "page rendering failed");
+                HttpResponse::InternalServerError()
+                    .content_type("text/plain; charset=utf-8")
+                    .body("Internal error")
+            }
+        }
+    }
+
+    /// An error page with a title and message key.
+    pub fn error_page(&self, status: StatusCode, lang: Lang, req: &HttpRequest, title_key: &str, message_key: &str) -> HttpResponse {
+        self.page(
+            status,
+            "error.html",
+            lang,
+            req,
+            minijinja::context! {
+                title => self.renderer.text(lang, title_key),
+                message => self.renderer.text(lang, message_key),
+            },
+        )
+    }
+}
+
+/// The current path with `lang` set to `to`, other query parameters kept.
+fn lang_switch_url(req: &HttpRequest, to: Lang) -> String {
+    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k != "lang")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    pairs.push(("lang".to_owned(), to.tag().to_owned()));
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{}?{query}", req.path())
+}
+
+fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            (u32::from(a) & mask) == (u32::from(n) & mask)
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            (u128::from(a) & mask) == (u128::from(n) & mask)
+        }
+        _ => false,
+    }
+}
+
+/// One log line per request: method, path (never the query string, which carries tickets
+/// and codes), status and duration.
+pub async fn access_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let res = next.call(req).await?;
+    let status = res.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(http.method = %method, http.path = ?path, http.status = status, duration_ms, "request");
+    } else {
+        tracing::info!(http.method = %method, http.path = ?path, http.status = status, duration_ms, "request");
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_membership() {
+        let net: IpAddr = "10.0.0.0".parse().unwrap();
+        assert!(in_cidr("10.1.2.3".parse().unwrap(), net, 8));
+        assert!(!in_cidr("11.1.2.3".parse().unwrap(), net, 8));
+        assert!(in_cidr("::1".parse().unwrap(), "::1".parse().unwrap(), 128));
+        assert!(!in_cidr("::1".parse().unwrap(), net, 8));
+    }
+}

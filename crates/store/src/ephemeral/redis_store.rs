@@ -1,0 +1,365 @@
+//! The Redis store: shared by every Sesame instance of a deployment.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncConnectionConfig, Cmd, RedisResult, Script, cmd};
+use sesame_core::error::StoreError;
+use sesame_core::ports::{AttemptReservation, EphemeralStore};
+use time::OffsetDateTime;
+
+use super::{
+    counter_gc_secs, from_unix, lock_gc_secs, lock_key, now_secs, ttl_millis, until_secs,
+    window_secs,
+};
+use crate::error::{StoreSetupError, store_error};
+
+/// Reconnection attempts per outage cycle before a request sees the failure (the next request
+/// starts a new cycle).
+const RECONNECT_RETRIES: usize = 3;
+/// Longest pause between two reconnection attempts, in milliseconds.
+const RECONNECT_MAX_DELAY_MS: u64 = 500;
+
+/// The Lua scripts, loaded once per store and cached by Redis (`EVALSHA`).
+struct Scripts {
+    reserve_attempt: Script,
+    forgive_attempt: Script,
+    set_add: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            reserve_attempt: Script::new(include_str!("lua/reserve_attempt.lua")),
+            forgive_attempt: Script::new(include_str!("lua/forgive_attempt.lua")),
+            set_add: Script::new(include_str!("lua/set_add.lua")),
+        }
+    }
+}
+
+/// Tickets, sessions, counters and locks in Redis, shared by every instance.
+///
+/// Every key is the deployment's prefix followed by the key the core gives. Every operation is
+/// one atomic round trip (a command or a Lua script) bounded by the operation timeout; a timeout
+/// or a connection error is [`StoreError::Unavailable`] and is never retried (a `take` whose
+/// answer was lost may have consumed the ticket: it counts as failed). The connection is
+/// re-established in the background after Redis comes back.
+///
+/// Redis must be 6.2 or newer and should run with `maxmemory-policy noeviction` (see
+/// [`RedisStore::eviction_policy`]): an evicted counter or ticket would silently reset a lockout
+/// or break single use.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    op_timeout: Duration,
+    scripts: Arc<Scripts>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: not kept, not shown.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("op_timeout", &self.op_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to Redis at `url` (`redis://[user:password@]host[:port][/db]`, or `rediss://`
+    /// for TLS if the `redis` crate was built with it), checks that it answers and is recent
+    /// enough, and returns a store whose keys all start with `key_prefix` (for example
+    /// `sesame:`) and whose operations each fail after `op_timeout`.
+    ///
+    /// # Errors
+    /// [`StoreSetupError::Redis`] for a bad URL or a refused connection,
+    /// [`StoreSetupError::RedisTimeout`] if Redis does not answer in time (the budget is
+    /// `op_timeout`, at least 1 s), [`StoreSetupError::RedisTooOld`] before Redis 6.2.
+    pub async fn connect(
+        url: &str,
+        key_prefix: &str,
+        op_timeout: Duration,
+    ) -> Result<Self, StoreSetupError> {
+        let client = redis::Client::open(url).map_err(|e| StoreSetupError::Redis(Box::new(e)))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(op_timeout)
+            .set_response_timeout(op_timeout)
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(RECONNECT_MAX_DELAY_MS);
+        let budget = op_timeout.max(Duration::from_secs(1));
+        let setup = async {
+            // One plain attempt first, so a refused connection fails at once instead of after
+            // the manager's reconnection retries.
+            let probe = AsyncConnectionConfig::new()
+                .set_connection_timeout(op_timeout)
+                .set_response_timeout(op_timeout);
+            drop(
+                client
+                    .get_multiplexed_async_connection_with_config(&probe)
+                    .await?,
+            );
+            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            let info: String = cmd("INFO").arg("server").query_async(&mut conn).await?;
+            RedisResult::Ok((conn, info))
+        };
+        let (conn, info) = tokio::time::timeout(budget, setup)
+            .await
+            .map_err(|_| StoreSetupError::RedisTimeout(budget))?
+            .map_err(|e| StoreSetupError::Redis(Box::new(e)))?;
+        if let Some(version) = server_version(&info) {
+            if !supports_getdel(&version) {
+                return Err(StoreSetupError::RedisTooOld(version));
+            }
+        }
+        Ok(Self {
+            conn,
+            prefix: Arc::from(key_prefix),
+            op_timeout,
+            scripts: Arc::new(Scripts::new()),
+        })
+    }
+
+    /// Redis's `maxmemory-policy`, so the server can warn unless it is `noeviction`; `"unknown"`
+    /// if Redis refuses `CONFIG GET` (managed services often disable it).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if Redis cannot be reached.
+    pub async fn eviction_policy(&self) -> Result<String, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut config = cmd("CONFIG");
+        config.arg("GET").arg("maxmemory-policy");
+        let answer: RedisResult<HashMap<String, String>> = tokio::time::timeout(
+            self.op_timeout,
+            config.query_async(&mut conn),
+        )
+        .await
+        .map_err(|_| self.timed_out("CONFIG GET"))?;
+        match answer {
+            Ok(values) => Ok(values
+                .get("maxmemory-policy")
+                .cloned()
+                .unwrap_or_else(|| "unknown".to_owned())),
+            // The server answered with an error (command renamed away, ACL `NOPERM`).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError
+                ) =>
+            {
+                Ok("unknown".to_owned())
+            }
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+
+    /// The full Redis key of `key`.
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn timed_out(&self, what: &str) -> StoreError {
+        StoreError::Unavailable(format!(
+            "Redis did not answer {what} within {:?}",
+            self.op_timeout
+        ))
+    }
+
+    /// Awaits one Redis round trip within the operation timeout.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        round_trip: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.op_timeout, round_trip).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(store_error(&e)),
+            Err(_) => Err(self.timed_out(what)),
+        }
+    }
+
+    /// Sends one command (`what` names it in errors).
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        command: Cmd,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(what, command.query_async(&mut conn)).await
+    }
+}
+
+/// `redis_version` from the answer to `INFO server`.
+fn server_version(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Whether a Redis version has `GETDEL` (6.2 or newer).
+fn supports_getdel(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= (6, 2)
+}
+
+#[async_trait]
+impl EphemeralStore for RedisStore {
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut command = cmd("SET");
+        command
+            .arg(self.key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_millis(ttl));
+        self.query("SET", command).await
+    }
+
+    async fn put_new(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut command = cmd("SET");
+        command
+            .arg(self.key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_millis(ttl));
+        let stored: Option<String> = self.query("SET", command).await?;
+        Ok(stored.is_some())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut command = cmd("GET");
+        command.arg(self.key(key));
+        self.query("GET", command).await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut command = cmd("GETDEL");
+        command.arg(self.key(key));
+        self.query("GETDEL", command).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let mut command = cmd("DEL");
+        command.arg(self.key(key));
+        let deleted: i64 = self.query("DEL", command).await?;
+        Ok(deleted > 0)
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.set_add.key(self.key(key));
+        invocation.arg(member).arg(ttl_millis(ttl));
+        self.bounded("set_add", invocation.invoke_async::<()>(&mut conn))
+            .await
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let mut command = cmd("SREM");
+        command.arg(self.key(key)).arg(member);
+        let _removed: i64 = self.query("SREM", command).await?;
+        Ok(())
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let mut command = cmd("SMEMBERS");
+        command.arg(self.key(key));
+        self.query("SMEMBERS", command).await
+    }
+
+    async fn reserve_attempt(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Result<AttemptReservation, StoreError> {
+        let window = window_secs(window);
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.reserve_attempt.key(self.key(key));
+        invocation
+            .key(self.key(&lock_key(key)))
+            .arg(now_secs(now))
+            .arg(window)
+            .arg(counter_gc_secs(window));
+        let (locked, value): (i64, i64) = self
+            .bounded("reserve_attempt", invocation.invoke_async(&mut conn))
+            .await?;
+        if locked == 1 {
+            return Ok(AttemptReservation {
+                attempt: 0,
+                locked_until: Some(from_unix(value)?),
+            });
+        }
+        let attempt = u32::try_from(value)
+            .map_err(|_| StoreError::Corrupt(format!("attempt counter out of range: {value}")))?;
+        Ok(AttemptReservation {
+            attempt,
+            locked_until: None,
+        })
+    }
+
+    async fn lock_attempts(
+        &self,
+        key: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let until = until_secs(until);
+        // One command, so atomic: the lock ends at `until`, the key a margin later.
+        let mut command = cmd("SET");
+        command
+            .arg(self.key(&lock_key(key)))
+            .arg(until)
+            .arg("EX")
+            .arg(lock_gc_secs(until, now_secs(now)));
+        self.query("SET", command).await
+    }
+
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
+        // A multi-key DEL is atomic: counter and lock go together.
+        let mut command = cmd("DEL");
+        command.arg(self.key(key)).arg(self.key(&lock_key(key)));
+        let _deleted: i64 = self.query("DEL", command).await?;
+        Ok(())
+    }
+
+    async fn forgive_attempt(&self, key: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let invocation = self.scripts.forgive_attempt.key(self.key(key));
+        self.bounded("forgive_attempt", invocation.invoke_async::<()>(&mut conn))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _pong: String = self.query("PING", cmd("PING")).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_before_6_2_lack_getdel() {
+        for (version, ok) in [
+            ("7.0.15", true),
+            ("6.2.0", true),
+            ("6.0.16", false),
+            ("5.0.7", false),
+            ("10.1", true),
+        ] {
+            assert_eq!(supports_getdel(version), ok, "{version}");
+        }
+        assert_eq!(
+            server_version("# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n"),
+            Some("7.0.15".to_owned())
+        );
+    }
+}

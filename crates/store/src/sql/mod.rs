@@ -1,0 +1,127 @@
+//! The SQL database: [`Database`], and the core's durable ports implemented on it.
+//!
+//! Diesel is synchronous; every query runs on tokio's blocking pool (with the caller's tracing
+//! span) so the async ports never block a worker thread. Each query is written once with the
+//! DSL against [`DbConnection`] and serves both backends.
+
+mod accounts;
+mod audit;
+
+use std::fmt;
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use sesame_core::error::RepoError;
+use time::OffsetDateTime;
+
+use crate::conn::{self, DatabaseBackend, DbConnection, DbPool, Target};
+use crate::error::{StoreSetupError, repo_error};
+use crate::migrations;
+use crate::models::to_unix;
+use crate::schema::login_locks;
+
+/// The account database (PostgreSQL or SQLite) behind a connection pool.
+///
+/// Cheap to clone: clones share the pool. Implements
+/// [`AccountRepo`](sesame_core::ports::AccountRepo) and [`AuditLog`](sesame_core::ports::AuditLog).
+#[derive(Clone)]
+pub struct Database {
+    pool: DbPool,
+    target: Arc<Target>,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.pool.state();
+        f.debug_struct("Database")
+            .field("backend", &self.target.backend())
+            .field("connections", &state.connections)
+            .field("idle_connections", &state.idle_connections)
+            .finish()
+    }
+}
+
+impl Database {
+    /// Opens a pool of at most `max_connections` (at least 1) to the database at `url`:
+    /// `postgres://…` / `postgresql://…` (libpq URL) or `sqlite://<path>` (the file and its
+    /// directory are created if missing).
+    ///
+    /// One connection is opened at once, so a wrong URL or password fails here. Later, a
+    /// request waits at most 2 s for a connection before failing with
+    /// [`RepoError::Unavailable`].
+    ///
+    /// # Errors
+    /// [`StoreSetupError::UnsupportedUrl`], [`StoreSetupError::CreateDir`] or
+    /// [`StoreSetupError::Connect`].
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreSetupError> {
+        let target = Target::parse(url)?;
+        let for_pool = target.clone();
+        let pool = tokio::task::spawn_blocking(move || conn::build_pool(for_pool, max_connections))
+            .await
+            .map_err(|e| StoreSetupError::Task(Box::new(e)))??;
+        Ok(Self {
+            pool,
+            target: Arc::new(target),
+        })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.target.backend()
+    }
+
+    /// Applies the pending schema migrations and returns their names (empty when the schema is
+    /// current). Runs on a dedicated connection without statement timeout; on PostgreSQL an
+    /// advisory lock makes concurrent callers (several instances booting) wait for each other.
+    ///
+    /// # Errors
+    /// [`StoreSetupError::Connect`] or [`StoreSetupError::Migrate`].
+    pub async fn run_migrations(&self) -> Result<Vec<String>, StoreSetupError> {
+        let target = Arc::clone(&self.target);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = target
+                .establish()
+                .map_err(|e| StoreSetupError::Connect(Box::new(e)))?;
+            conn::prepare(&mut conn, false).map_err(|e| StoreSetupError::Connect(Box::new(e)))?;
+            migrations::run_pending(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreSetupError::Task(Box::new(e)))?
+    }
+
+    /// Deletes the durable login locks that ended before `now` and returns how many there were.
+    ///
+    /// A lock row stays after it ends (until an operator lifts it), and any login string can be
+    /// locked, so a periodic purge keeps the table small.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] if the database fails.
+    pub async fn purge_expired_login_locks(&self, now: OffsetDateTime) -> Result<usize, RepoError> {
+        let now = to_unix(now);
+        self.run(move |conn| {
+            diesel::delete(login_locks::table.filter(login_locks::locked_until.le(now)))
+                .execute(conn)
+                .map_err(repo_error)
+        })
+        .await
+    }
+
+    /// Runs `op` with a pooled connection on the blocking pool, in the caller's span.
+    async fn run<T, F>(&self, op: F) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, RepoError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool
+                .get()
+                .map_err(|e| RepoError::Unavailable(format!("no database connection: {e}")))?;
+            op(&mut conn)
+        })
+        .await
+        .map_err(|e| RepoError::Unavailable(format!("database task failed: {e}")))?
+    }
+}

@@ -1,0 +1,570 @@
+//! `EphemeralStore`: the same bodies on `MemoryStore` and `RedisStore`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sesame_core::error::StoreError;
+use sesame_core::ports::{AttemptReservation, EphemeralStore};
+use sesame_store::testing::{random_prefix, skip_or_fail, test_redis_url};
+use sesame_store::{RedisStore, StoreSetupError};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Redis operation timeout in tests.
+const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A fixed point in time; tests move from it explicitly.
+const T0: OffsetDateTime = datetime!(2026-11-22 10:00:00 UTC);
+
+/// The lockout window of the tests (15 minutes, as in the security spec).
+const WINDOW: Duration = Duration::from_secs(900);
+
+fn at(secs: i64) -> OffsetDateTime {
+    T0 + time::Duration::seconds(secs)
+}
+
+fn counted(attempt: u32) -> AttemptReservation {
+    AttemptReservation {
+        attempt,
+        locked_until: None,
+    }
+}
+
+fn locked(until: OffsetDateTime) -> AttemptReservation {
+    AttemptReservation {
+        attempt: 0,
+        locked_until: Some(until),
+    }
+}
+
+/// A Redis store with a prefix of its own, or `None` (test skipped) if Redis does not answer.
+async fn redis_store() -> Option<RedisStore> {
+    match RedisStore::connect(&test_redis_url(), &random_prefix(), OP_TIMEOUT).await {
+        Ok(store) => Some(store),
+        Err(e) => {
+            skip_or_fail("Redis", &e);
+            None
+        }
+    }
+}
+
+/// Generates, for each body `name(store)`, the tests `memory::name` and `redis::name`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(std::sync::Arc::new(sesame_store::MemoryStore::new())).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(store) = super::redis_store().await else {
+                        return;
+                    };
+                    super::$name(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_value_is_put_read_and_replaced,
+    take_returns_a_value_once,
+    exactly_one_of_100_concurrent_takes_gets_the_value,
+    put_new_stores_only_when_the_key_is_absent,
+    exactly_one_of_100_concurrent_put_new_wins,
+    delete_reports_whether_the_key_existed,
+    values_and_sets_expire_after_their_ttl,
+    set_add_extends_but_never_shortens_the_lifetime_of_a_set,
+    set_members_are_added_removed_and_listed,
+    attempts_are_counted_from_1_to_n,
+    counters_of_different_keys_are_independent,
+    a_new_window_starts_once_the_window_has_passed,
+    a_lock_holds_until_now_passes_its_end_then_the_counter_is_forgotten,
+    a_lock_ending_within_a_second_is_rounded_up,
+    ranks_of_200_concurrent_attempts_are_1_to_200_each_once,
+    clearing_forgets_the_counter_and_the_lock,
+    forgiving_gives_back_one_attempt_but_never_goes_below_zero,
+    using_a_key_as_the_wrong_kind_is_corrupt_data,
+    the_store_answers_ping,
+);
+
+async fn a_value_is_put_read_and_replaced(store: Arc<dyn EphemeralStore>) {
+    assert_eq!(store.get("k").await.unwrap(), None);
+    store.put("k", "v1", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some("v1"));
+    store.put("k", "v2", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some("v2"));
+    // Reading does not consume.
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some("v2"));
+    // Any text survives the round trip.
+    let odd = "é\u{0}\n {\"json\": [1]} ∞";
+    store.put("odd", odd, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.get("odd").await.unwrap().as_deref(), Some(odd));
+}
+
+async fn take_returns_a_value_once(store: Arc<dyn EphemeralStore>) {
+    store.put("ST-1", "alice", Duration::from_secs(10)).await.unwrap();
+    assert_eq!(store.take("ST-1").await.unwrap().as_deref(), Some("alice"));
+    assert_eq!(store.take("ST-1").await.unwrap(), None);
+    assert_eq!(store.get("ST-1").await.unwrap(), None);
+    assert_eq!(store.take("never-there").await.unwrap(), None);
+}
+
+async fn exactly_one_of_100_concurrent_takes_gets_the_value(store: Arc<dyn EphemeralStore>) {
+    store.put("ST-race", "alice", Duration::from_secs(10)).await.unwrap();
+    let takers: Vec<_> = (0..100)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.take("ST-race").await })
+        })
+        .collect();
+    let mut winners = 0;
+    for taker in takers {
+        if let Some(value) = taker.await.unwrap().unwrap() {
+            assert_eq!(value, "alice");
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn put_new_stores_only_when_the_key_is_absent(store: Arc<dyn EphemeralStore>) {
+    assert!(store.put_new("n", "first", Duration::from_secs(60)).await.unwrap());
+    assert!(!store.put_new("n", "second", Duration::from_secs(60)).await.unwrap());
+    assert_eq!(store.get("n").await.unwrap().as_deref(), Some("first"));
+    store.delete("n").await.unwrap();
+    assert!(store.put_new("n", "third", Duration::from_secs(60)).await.unwrap());
+    assert_eq!(store.get("n").await.unwrap().as_deref(), Some("third"));
+}
+
+async fn exactly_one_of_100_concurrent_put_new_wins(store: Arc<dyn EphemeralStore>) {
+    let writers: Vec<_> = (0..100)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let value = format!("writer-{i}");
+                let won = store
+                    .put_new("claim", &value, Duration::from_secs(60))
+                    .await?;
+                Ok::<_, StoreError>(won.then_some(value))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for writer in writers {
+        winners.extend(writer.await.unwrap().unwrap());
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(store.get("claim").await.unwrap(), winners.pop());
+}
+
+async fn delete_reports_whether_the_key_existed(store: Arc<dyn EphemeralStore>) {
+    assert!(!store.delete("d").await.unwrap());
+    store.put("d", "v", Duration::from_secs(60)).await.unwrap();
+    assert!(store.delete("d").await.unwrap());
+    assert!(!store.delete("d").await.unwrap());
+    assert_eq!(store.get("d").await.unwrap(), None);
+    // Sets too.
+    store.set_add("ds", "m", Duration::from_secs(60)).await.unwrap();
+    assert!(store.delete("ds").await.unwrap());
+    assert!(store.set_members("ds").await.unwrap().is_empty());
+}
+
+async fn values_and_sets_expire_after_their_ttl(store: Arc<dyn EphemeralStore>) {
+    let short = Duration::from_millis(300);
+    store.put("v", "x", short).await.unwrap();
+    store.put("t", "x", short).await.unwrap();
+    assert!(store.put_new("n", "x", short).await.unwrap());
+    store.set_add("s", "m", short).await.unwrap();
+    store.put("long", "x", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.get("v").await.unwrap().as_deref(), Some("x"));
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(store.get("v").await.unwrap(), None);
+    assert_eq!(store.take("t").await.unwrap(), None);
+    assert!(!store.delete("v").await.unwrap());
+    assert!(store.set_members("s").await.unwrap().is_empty());
+    assert!(store.put_new("n", "again", short).await.unwrap());
+    assert_eq!(store.get("long").await.unwrap().as_deref(), Some("x"));
+}
+
+async fn set_add_extends_but_never_shortens_the_lifetime_of_a_set(store: Arc<dyn EphemeralStore>) {
+    // Extended: a short set gets a long member.
+    store.set_add("grows", "a", Duration::from_millis(300)).await.unwrap();
+    store.set_add("grows", "b", Duration::from_secs(60)).await.unwrap();
+    // Not shortened: a long set gets a short member.
+    store.set_add("stays", "a", Duration::from_secs(60)).await.unwrap();
+    store.set_add("stays", "b", Duration::from_millis(100)).await.unwrap();
+    // Control: a short set alone expires.
+    store.set_add("short", "a", Duration::from_millis(300)).await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for key in ["grows", "stays"] {
+        let mut members = store.set_members(key).await.unwrap();
+        members.sort();
+        assert_eq!(members, ["a", "b"], "{key}");
+    }
+    assert!(store.set_members("short").await.unwrap().is_empty());
+}
+
+async fn set_members_are_added_removed_and_listed(store: Arc<dyn EphemeralStore>) {
+    let ttl = Duration::from_secs(60);
+    assert!(store.set_members("sessions").await.unwrap().is_empty());
+    for member in ["x", "y", "z", "x"] {
+        store.set_add("sessions", member, ttl).await.unwrap();
+    }
+    let mut members = store.set_members("sessions").await.unwrap();
+    members.sort();
+    assert_eq!(members, ["x", "y", "z"]);
+
+    store.set_remove("sessions", "y").await.unwrap();
+    store.set_remove("sessions", "not-a-member").await.unwrap();
+    store.set_remove("no-such-set", "x").await.unwrap();
+    let mut members = store.set_members("sessions").await.unwrap();
+    members.sort();
+    assert_eq!(members, ["x", "z"]);
+
+    store.set_remove("sessions", "x").await.unwrap();
+    store.set_remove("sessions", "z").await.unwrap();
+    assert!(store.set_members("sessions").await.unwrap().is_empty());
+    // An emptied set is gone: it can be used as a new one.
+    store.set_add("sessions", "w", ttl).await.unwrap();
+    assert_eq!(store.set_members("sessions").await.unwrap(), ["w"]);
+}
+
+async fn attempts_are_counted_from_1_to_n(store: Arc<dyn EphemeralStore>) {
+    for n in 1..=7 {
+        let r = store
+            .reserve_attempt("lockout:login:alice", at(i64::from(n)), WINDOW)
+            .await
+            .unwrap();
+        assert_eq!(r, counted(n));
+    }
+}
+
+async fn counters_of_different_keys_are_independent(store: Arc<dyn EphemeralStore>) {
+    for _ in 0..3 {
+        store.reserve_attempt("a", T0, WINDOW).await.unwrap();
+    }
+    store.lock_attempts("a", at(900), T0).await.unwrap();
+    assert_eq!(store.reserve_attempt("b", T0, WINDOW).await.unwrap(), counted(1));
+    store.clear_attempts("b").await.unwrap();
+    assert_eq!(store.reserve_attempt("a", T0, WINDOW).await.unwrap(), locked(at(900)));
+}
+
+async fn a_new_window_starts_once_the_window_has_passed(store: Arc<dyn EphemeralStore>) {
+    let key = "lockout:login:bob";
+    // The window starts with the first counted attempt, not on a fixed grid.
+    assert_eq!(store.reserve_attempt(key, at(100), WINDOW).await.unwrap(), counted(1));
+    assert_eq!(store.reserve_attempt(key, at(500), WINDOW).await.unwrap(), counted(2));
+    assert_eq!(store.reserve_attempt(key, at(999), WINDOW).await.unwrap(), counted(3));
+    // 900 s after the first attempt: a new window, starting now.
+    assert_eq!(store.reserve_attempt(key, at(1000), WINDOW).await.unwrap(), counted(1));
+    assert_eq!(store.reserve_attempt(key, at(1899), WINDOW).await.unwrap(), counted(2));
+    assert_eq!(store.reserve_attempt(key, at(1900), WINDOW).await.unwrap(), counted(1));
+    // Far in the future, too.
+    assert_eq!(
+        store.reserve_attempt(key, at(86_400 * 365), WINDOW).await.unwrap(),
+        counted(1)
+    );
+}
+
+async fn a_lock_holds_until_now_passes_its_end_then_the_counter_is_forgotten(
+    store: Arc<dyn EphemeralStore>,
+) {
+    let key = "lockout:login:carol";
+    for n in 1..=5 {
+        assert_eq!(store.reserve_attempt(key, T0, WINDOW).await.unwrap(), counted(n));
+    }
+    store.lock_attempts(key, at(900), T0).await.unwrap();
+    // While locked, attempts are refused and not counted.
+    for now in [1, 450, 899] {
+        assert_eq!(
+            store.reserve_attempt(key, at(now), WINDOW).await.unwrap(),
+            locked(at(900)),
+            "at +{now}s"
+        );
+    }
+    // Once the lock has ended, it is forgotten with the attempts that led to it.
+    assert_eq!(store.reserve_attempt(key, at(900), WINDOW).await.unwrap(), counted(1));
+    assert_eq!(store.reserve_attempt(key, at(901), WINDOW).await.unwrap(), counted(2));
+
+    // A new lock replaces the previous one, even if it ends sooner.
+    store.lock_attempts(key, at(5000), at(901)).await.unwrap();
+    store.lock_attempts(key, at(2000), at(901)).await.unwrap();
+    assert_eq!(store.reserve_attempt(key, at(1999), WINDOW).await.unwrap(), locked(at(2000)));
+    assert_eq!(store.reserve_attempt(key, at(2000), WINDOW).await.unwrap(), counted(1));
+
+    // A lock that has already ended when written just resets the counter.
+    store.reserve_attempt(key, at(2001), WINDOW).await.unwrap();
+    store.lock_attempts(key, at(2001), at(2002)).await.unwrap();
+    assert_eq!(store.reserve_attempt(key, at(2002), WINDOW).await.unwrap(), counted(1));
+}
+
+async fn a_lock_ending_within_a_second_is_rounded_up(store: Arc<dyn EphemeralStore>) {
+    let key = "lockout:login:dave";
+    let until = at(900) + time::Duration::milliseconds(250);
+    store.lock_attempts(key, until, T0).await.unwrap();
+    // Never ends early: still locked at +900.9 s, reported as ending at +901 s.
+    let almost = at(900) + time::Duration::milliseconds(900);
+    assert_eq!(store.reserve_attempt(key, almost, WINDOW).await.unwrap(), locked(at(901)));
+    assert_eq!(store.reserve_attempt(key, at(901), WINDOW).await.unwrap(), counted(1));
+}
+
+async fn ranks_of_200_concurrent_attempts_are_1_to_200_each_once(store: Arc<dyn EphemeralStore>) {
+    let attempts: Vec<_> = (0..200)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.reserve_attempt("lockout:ip:x", T0, WINDOW).await })
+        })
+        .collect();
+    let mut ranks = Vec::new();
+    for attempt in attempts {
+        let r = attempt.await.unwrap().unwrap();
+        assert_eq!(r.locked_until, None);
+        ranks.push(r.attempt);
+    }
+    ranks.sort_unstable();
+    assert_eq!(ranks, (1..=200).collect::<Vec<u32>>());
+}
+
+async fn clearing_forgets_the_counter_and_the_lock(store: Arc<dyn EphemeralStore>) {
+    let key = "lockout:login:erin";
+    for _ in 0..3 {
+        store.reserve_attempt(key, T0, WINDOW).await.unwrap();
+    }
+    store.clear_attempts(key).await.unwrap();
+    assert_eq!(store.reserve_attempt(key, at(1), WINDOW).await.unwrap(), counted(1));
+
+    store.lock_attempts(key, at(900), at(1)).await.unwrap();
+    store.clear_attempts(key).await.unwrap();
+    assert_eq!(store.reserve_attempt(key, at(2), WINDOW).await.unwrap(), counted(1));
+    // Clearing nothing is fine.
+    store.clear_attempts("never-counted").await.unwrap();
+}
+
+async fn forgiving_gives_back_one_attempt_but_never_goes_below_zero(
+    store: Arc<dyn EphemeralStore>,
+) {
+    let key = "lockout:ip:y";
+    store.reserve_attempt(key, T0, WINDOW).await.unwrap();
+    store.reserve_attempt(key, T0, WINDOW).await.unwrap();
+    store.forgive_attempt(key).await.unwrap();
+    assert_eq!(store.reserve_attempt(key, at(1), WINDOW).await.unwrap(), counted(2));
+    for _ in 0..5 {
+        store.forgive_attempt(key).await.unwrap();
+    }
+    assert_eq!(store.reserve_attempt(key, at(2), WINDOW).await.unwrap(), counted(1));
+    // Forgiving an unknown counter does nothing.
+    store.forgive_attempt("never-counted").await.unwrap();
+    assert_eq!(
+        store.reserve_attempt("never-counted", at(3), WINDOW).await.unwrap(),
+        counted(1)
+    );
+}
+
+async fn using_a_key_as_the_wrong_kind_is_corrupt_data(store: Arc<dyn EphemeralStore>) {
+    let ttl = Duration::from_secs(60);
+    store.set_add("a-set", "m", ttl).await.unwrap();
+    store.put("a-string", "v", ttl).await.unwrap();
+    store.reserve_attempt("a-counter", T0, WINDOW).await.unwrap();
+
+    let corrupt = |r: Result<(), StoreError>, what: &str| {
+        assert!(matches!(r, Err(StoreError::Corrupt(_))), "{what}: {r:?}");
+    };
+    corrupt(store.get("a-set").await.map(drop), "get on a set");
+    corrupt(store.take("a-set").await.map(drop), "take on a set");
+    corrupt(store.set_add("a-string", "m", ttl).await, "set_add on a string");
+    corrupt(store.set_members("a-string").await.map(drop), "members of a string");
+    corrupt(
+        store.reserve_attempt("a-string", T0, WINDOW).await.map(drop),
+        "reserve on a string",
+    );
+    corrupt(store.get("a-counter").await.map(drop), "get on a counter");
+    // Nothing was consumed by the refused take.
+    assert_eq!(store.set_members("a-set").await.unwrap(), ["m"]);
+    // `put` replaces whatever was there.
+    store.put("a-set", "now a string", ttl).await.unwrap();
+    assert_eq!(store.get("a-set").await.unwrap().as_deref(), Some("now a string"));
+}
+
+async fn the_store_answers_ping(store: Arc<dyn EphemeralStore>) {
+    store.ping().await.unwrap();
+}
+
+// --- Redis only ---
+
+#[tokio::test]
+async fn redis_keys_carry_the_prefix_and_prefixes_do_not_see_each_other() {
+    let Some(a) = redis_store().await else { return };
+    let Some(b) = redis_store().await else { return };
+    a.put("shared-name", "from a", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(b.get("shared-name").await.unwrap(), None);
+    b.put("shared-name", "from b", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(a.get("shared-name").await.unwrap().as_deref(), Some("from a"));
+    assert!(format!("{a:?}").contains("sesame-test:"));
+}
+
+#[tokio::test]
+async fn redis_reports_its_eviction_policy() {
+    let Some(store) = redis_store().await else { return };
+    let policy = store.eviction_policy().await.unwrap();
+    assert!(!policy.is_empty());
+    eprintln!("maxmemory-policy: {policy}");
+}
+
+#[tokio::test]
+async fn a_redis_that_never_answers_fails_setup_within_the_budget() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let started = Instant::now();
+    let result = RedisStore::connect(&url, "p:", Duration::from_millis(300)).await;
+    assert!(
+        matches!(
+            result,
+            Err(StoreSetupError::RedisTimeout(_) | StoreSetupError::Redis(_))
+        ),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+/// A TCP proxy to Redis that can stall traffic (as a network partition or a slow link does)
+/// and cut every connection (as a Redis restart does).
+struct Proxy {
+    url: String,
+    stalled: Arc<AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let stalled = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (flag, tasks) = (Arc::clone(&stalled), Arc::clone(&connections));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = TcpStream::connect(&upstream).await.unwrap();
+                let flag = Arc::clone(&flag);
+                let task = tokio::spawn(async move {
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::select! {
+                        () = pump(client_read, server_write, Arc::clone(&flag)) => {}
+                        () = pump(server_read, client_write, flag) => {}
+                    }
+                });
+                tasks.lock().unwrap().push(task);
+            }
+        });
+        Self {
+            url,
+            stalled,
+            connections,
+        }
+    }
+
+    fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+
+    fn cut_all(&self) {
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// Copies bytes one way, holding them back (not dropping them) while stalled.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0_u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stalls_and_restarts_give_quick_unavailable_errors_and_then_recover() {
+    let redis_url = test_redis_url();
+    // Reachable at all?
+    let Some(_direct) = redis_store().await else { return };
+    let upstream = redis_url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .to_owned();
+    let proxy = Proxy::start(upstream).await;
+    let timeout = Duration::from_millis(300);
+    let store = RedisStore::connect(&proxy.url, &random_prefix(), timeout)
+        .await
+        .unwrap();
+    store.put("ST-1", "alice", Duration::from_secs(60)).await.unwrap();
+    store.put("ST-2", "bob", Duration::from_secs(60)).await.unwrap();
+
+    // Stalled link: each operation fails within its timeout, as Unavailable.
+    proxy.stall(true);
+    let started = Instant::now();
+    let r = store.get("ST-1").await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    let r = store.reserve_attempt("k", T0, WINDOW).await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+
+    // Link back: late answers to the abandoned requests do not get mixed up with new ones.
+    proxy.stall(false);
+    assert_eq!(store.get("ST-2").await.unwrap().as_deref(), Some("bob"));
+    assert_eq!(store.get("ST-1").await.unwrap().as_deref(), Some("alice"));
+
+    // Connections cut (Redis restarted): the store reconnects by itself.
+    proxy.cut_all();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.get("ST-2").await {
+            Ok(value) => {
+                assert_eq!(value.as_deref(), Some("bob"));
+                break;
+            }
+            Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("no recovery: {e}"),
+        }
+    }
+    assert_eq!(store.take("ST-1").await.unwrap().as_deref(), Some("alice"));
+    assert_eq!(store.take("ST-1").await.unwrap(), None);
+}

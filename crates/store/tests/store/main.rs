@@ -1,0 +1,8 @@
+//! The storage tests: every repository test body runs on SQLite and PostgreSQL, every
+//! ephemeral-store test body on `MemoryStore` and Redis (see the crate README for the
+//! skip-or-fail rule when a service is not running).
+
+#[cfg(test)]
+mod ephemeral;
+#[cfg(test)]
+mod repo;

@@ -1,0 +1,197 @@
+//! The `sesame` command line, run as a real process against the test's database.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use sesame_tests::{browser, unique_login, Backend, TestApp, GOOD_PASSWORD};
+
+/// The `sesame` binary next to this test binary (`make test` builds it first).
+fn sesame_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("SESAME_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("sesame");
+    assert!(bin.exists(), "build the binary first: cargo build --bin sesame (looked for {})", bin.display());
+    bin
+}
+
+struct Cli {
+    config: PathBuf,
+}
+
+impl Cli {
+    fn for_app(app: &TestApp) -> Self {
+        let config = std::env::temp_dir().join(format!("sesame-cli-{}.toml", sesame_core::random::alphanumeric(10)));
+        let store = match sesame_tests::backend() {
+            Backend::Embedded => "url = \"memory://\"".to_owned(),
+            Backend::Production => format!(
+                "url = \"{}\"\nkey_prefix = \"{}\"",
+                app.settings.store.url, app.settings.store.key_prefix
+            ),
+        };
+        let text = format!(
+            "[database]\nurl = \"{}\"\n\n[store]\n{store}\n\n[password_hashing]\nmemory_kib = 256\niterations = 1\n\n[log]\nlevel = \"warn\"\n",
+            app.settings.database.url
+        );
+        std::fs::write(&config, text).unwrap();
+        Self { config }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(sesame_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("LANG", "fr_FR.UTF-8")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[tokio::test]
+async fn an_operator_creates_an_account_sets_its_password_and_the_person_logs_in() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::for_app(&app);
+    let login = unique_login("jean-eric");
+
+    let out = cli.run(
+        &["account", "add", &login, "--email", &format!("{login}@univ.example.org"), "--given-name", "Jean-Éric", "--family-name", "Obrien", "--affiliation", "faculty"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("state provisioned"));
+
+    let again = cli.run(&["account", "add", &login, "--given-name", "X", "--family-name", "Y"], None);
+    assert!(!again.status.success(), "duplicate login refused");
+
+    // Each broken rule gets its own message, and nothing is stored.
+    let weak = cli.run(&["account", "set-password", &login], Some("short1\n"));
+    assert!(!weak.status.success());
+    let msg = text(&weak);
+    assert!(msg.contains("au moins 15 caractères"), "{msg}");
+    let personal = cli.run(&["account", "set-password", &login], Some(&format!("{login}-2025-and-more\n")));
+    assert!(!personal.status.success());
+    assert!(text(&personal).contains("identifiant"), "{}", text(&personal));
+    assert_eq!(app.login_with(&browser(), &login, "short1", false).await.status(), 401);
+
+    let ok = cli.run(&["account", "set-password", &login], Some(&format!("{GOOD_PASSWORD}\n")));
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("state active"));
+    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 303);
+
+    let show = cli.run(&["account", "show", &login], None);
+    let shown = text(&show);
+    assert!(show.status.success());
+    assert!(shown.contains("faculty") && shown.contains("state:        active") && shown.contains("login.succeeded"), "{shown}");
+    assert!(!shown.contains("argon2"), "never print the hash");
+}
+
+#[tokio::test]
+async fn block_and_unblock_from_the_command_line() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::for_app(&app);
+    let login = unique_login("helpdesk");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let client = browser();
+    assert_eq!(app.login_with(&client, &login, GOOD_PASSWORD, false).await.status(), 303);
+
+    let out = cli.run(&["account", "block", &login], None);
+    assert!(out.status.success(), "{}", text(&out));
+    // Whether or not the CLI could reach the session store, the session is dead at its next use.
+    let html = client.get(format!("{}/cas/login", app.address)).send().await.unwrap().text().await.unwrap();
+    assert!(!html.contains("id=\"current-user\""));
+    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 403);
+
+    let out = cli.run(&["account", "unblock", &login], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 303);
+}
+
+#[tokio::test]
+async fn lock_and_unlock_from_the_command_line() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::for_app(&app);
+    let login = unique_login("locked");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    for _ in 0..5 {
+        app.login_with(&browser(), &login, "wrong password here", false).await;
+    }
+    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 401);
+    let show = cli.run(&["account", "show", &login], None);
+    assert!(text(&show).contains("locked until"), "{}", text(&show));
+    let out = cli.run(&["account", "unlock", &login], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 303);
+
+    let out = cli.run(&["account", "lock", &login, "--minutes", "30"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 401);
+}
+
+#[test]
+fn config_check_masks_secrets_and_bad_keys_are_named() {
+    let dir = std::env::temp_dir().join(format!("sesame-cfg-{}", sesame_core::random::alphanumeric(10)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[database]\nurl = \"postgres://sesame:hunter2secret@db.example/sesame\"\n").unwrap();
+    let out = Command::new(sesame_bin()).args(["--config"]).arg(&good).args(["config", "check"]).output().unwrap();
+    let printed = text(&out);
+    assert!(out.status.success(), "{printed}");
+    assert!(printed.contains("postgres://sesame:********@db.example/sesame"));
+    assert!(!printed.contains("hunter2secret"));
+    assert!(printed.contains("min_length = 15"));
+
+    let bad_key = dir.join("bad-key.toml");
+    std::fs::write(&bad_key, "[lockout]\nthreshhold = 5\n").unwrap();
+    let out = Command::new(sesame_bin()).args(["--config"]).arg(&bad_key).args(["config", "check"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("lockout.threshhold"), "{}", text(&out));
+
+    let bad_value = dir.join("bad-value.toml");
+    std::fs::write(&bad_value, "[server]\npublic_url = \"not a url\"\n").unwrap();
+    let out = Command::new(sesame_bin()).args(["--config"]).arg(&bad_value).args(["config", "check"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("server.public_url"), "{}", text(&out));
+
+    let out = Command::new(sesame_bin())
+        .args(["--config"])
+        .arg(&good)
+        .args(["config", "check"])
+        .env("SESAME_LOCKOUT__THRESHOLD", "zero")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("lockout.threshold"), "{}", text(&out));
+
+    let out = Command::new(sesame_bin())
+        .args(["--config"])
+        .arg(&good)
+        .args(["config", "check"])
+        .env("SESAME_LOCKOUT__THRESHOLD", "7")
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("threshold = 7"), "{}", text(&out));
+    std::fs::remove_dir_all(dir).unwrap();
+}

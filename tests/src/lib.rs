@@ -1,0 +1,321 @@
+//! The end-to-end harness: spawns the real Sesame application on a random port against a
+//! fresh database (SQLite file, or a PostgreSQL schema) and store (in-process, or Redis with
+//! a random key prefix), and drives it over HTTP.
+//!
+//! `TEST_BACKEND=sqlite` (default) or `TEST_BACKEND=postgres` (with `TEST_DATABASE_URL`,
+//! `TEST_REDIS_URL`) picks the backend; the whole suite runs on both in CI.
+
+use std::sync::{Arc, LazyLock};
+
+use sesame_core::account::{Account, AccountState, NewAccount};
+use sesame_core::clock::ManualClock;
+use sesame_core::credentials::Password;
+use sesame_core::ids::{Affiliation, Email, LoginName};
+use sesame_server::config::Settings;
+use sesame_server::services::{Overrides, Services};
+use sesame_server::Application;
+
+/// Which storage the suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite + in-process store (the embedded default).
+    Embedded,
+    /// PostgreSQL + Redis (production).
+    Production,
+}
+
+/// The backend chosen by `TEST_BACKEND`.
+pub fn backend() -> Backend {
+    match std::env::var("TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Production,
+        _ => Backend::Embedded,
+    }
+}
+
+/// PostgreSQL for the production backend.
+pub fn test_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Redis for the production backend.
+pub fn test_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Test logs go to stderr with `TEST_LOG=1`; otherwise to a per-process file under
+/// `target/test-logs/` so the log-hygiene check can read what the suite logged.
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    let level = std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_test_writer()
+            .try_init();
+    }
+});
+
+/// Cheap argon2 so the suite is fast; production parameters have their own tests.
+pub fn fast_settings() -> Settings {
+    let mut s = Settings::default();
+    s.password_hashing.memory_kib = 256;
+    s.password_hashing.iterations = 1;
+    s.password_hashing.parallelism = 1;
+    s.server.listen = "127.0.0.1:0".to_owned();
+    s.server.workers = 2;
+    s.server.shutdown_timeout_secs = 1;
+    s.database.max_connections = 4;
+    s
+}
+
+/// Keeps the per-test database alive for the test's duration and removes it after.
+#[derive(Debug)]
+pub enum DbGuard {
+    /// A temporary SQLite file.
+    Sqlite(sesame_store::testing::SqliteFileGuard),
+    /// A PostgreSQL schema.
+    Postgres(sesame_store::testing::PgSchemaGuard),
+}
+
+/// A running Sesame.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The bound port.
+    pub port: u16,
+    /// A browser-like client: cookies kept, redirects not followed.
+    pub client: reqwest::Client,
+    /// The clock the app reads; move it with `advance`.
+    pub clock: Arc<ManualClock>,
+    /// The app's services (same database and store).
+    pub services: Services,
+    /// The settings it runs with.
+    pub settings: Settings,
+    _db: Arc<DbGuard>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Builds a [`TestApp`].
+pub struct TestAppBuilder {
+    tweaks: Vec<Box<dyn FnOnce(&mut Settings) + Send>>,
+}
+
+impl Default for TestAppBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestAppBuilder {
+    /// No tweaks yet.
+    pub fn new() -> Self {
+        Self { tweaks: Vec::new() }
+    }
+
+    /// Changes settings before the app starts.
+    #[must_use]
+    pub fn with(mut self, tweak: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        self.tweaks.push(Box::new(tweak));
+        self
+    }
+
+    /// Starts the app on a fresh database and store.
+    ///
+    /// # Panics
+    /// When the backend cannot be reached: the test must fail, not pass vacuously.
+    pub async fn spawn(self) -> TestApp {
+        LazyLock::force(&TRACING);
+        let mut settings = fast_settings();
+        let guard = match backend() {
+            Backend::Embedded => {
+                let (url, guard) = sesame_store::testing::fresh_sqlite();
+                settings.database.url = url;
+                settings.store.url = "memory://".to_owned();
+                DbGuard::Sqlite(guard)
+            }
+            Backend::Production => {
+                let (url, guard) = sesame_store::testing::fresh_postgres(&test_database_url())
+                    .await
+                    .expect("PostgreSQL must be reachable for TEST_BACKEND=postgres");
+                settings.database.url = url;
+                settings.store.url = test_redis_url();
+                settings.store.key_prefix = sesame_store::testing::random_prefix();
+                DbGuard::Postgres(guard)
+            }
+        };
+        for tweak in self.tweaks {
+            tweak(&mut settings);
+        }
+        start(settings, Arc::new(guard), Arc::new(ManualClock::starting_now())).await
+    }
+}
+
+async fn start(mut settings: Settings, db: Arc<DbGuard>, clock: Arc<ManualClock>) -> TestApp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a random port");
+    let port = listener.local_addr().expect("local addr").port();
+    let scheme = if settings.server.public_url.starts_with("https://") { "https" } else { "http" };
+    settings.server.public_url = format!("{scheme}://127.0.0.1:{port}");
+    let overrides = Overrides {
+        clock: Some(clock.clone()),
+    };
+    let app = Application::build_with_listener(settings.clone(), overrides, listener)
+        .await
+        .expect("the application starts");
+    let services = app.services().clone();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: browser(),
+        clock,
+        services,
+        settings,
+        _db: db,
+        server,
+    }
+}
+
+/// A client that keeps cookies and does not follow redirects, as a test browser.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("build the HTTP client")
+}
+
+/// A unique login for this test.
+pub fn unique_login(stem: &str) -> String {
+    format!("{stem}.{}", sesame_core::random::alphanumeric(8).to_lowercase())
+}
+
+/// A password that passes the default policy.
+pub const GOOD_PASSWORD: &str = "violet tramway under the harbour";
+
+impl TestApp {
+    /// Starts an app with default test settings.
+    pub async fn spawn() -> Self {
+        TestAppBuilder::new().spawn().await
+    }
+
+    /// A builder, to change settings first.
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::new()
+    }
+
+    /// A second instance sharing this one's database, store and clock (meaningful on the
+    /// production backend, where they share PostgreSQL and Redis).
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let mut settings = self.settings.clone();
+        settings.server.public_url = "http://127.0.0.1:1".to_owned();
+        start(settings, Arc::clone(&self._db), Arc::clone(&self.clock)).await
+    }
+
+    /// Creates an active account with this password (set through the policy).
+    pub async fn create_user(&self, login: &str, password: &str) -> Account {
+        self.create_user_with(login, password, Affiliation::Staff).await
+    }
+
+    /// As `create_user`, with an affiliation.
+    pub async fn create_user_with(&self, login: &str, password: &str, affiliation: Affiliation) -> Account {
+        let login = LoginName::parse(login).expect("valid login");
+        let new = NewAccount {
+            email: Some(Email::parse(&format!("{login}@univ.example.org")).expect("valid e-mail")),
+            login: login.clone(),
+            given_name: "Test".to_owned(),
+            family_name: "Person".to_owned(),
+            affiliation,
+            state: AccountState::Provisioned,
+        };
+        self.services.accounts.create(new, "test").await.expect("create account");
+        self.services
+            .accounts
+            .set_password(&login, Password::new(password), "test")
+            .await
+            .expect("set password")
+    }
+
+    /// `GET /cas/login` with the app's browser; returns the page and its login ticket.
+    pub async fn login_page(&self) -> (reqwest::StatusCode, String, String) {
+        get_login_page(&self.client, &self.address).await
+    }
+
+    /// Fills and posts the login form with the app's browser.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.login_with(&self.client, username, password, false).await
+    }
+
+    /// Fills and posts the login form with `client`.
+    pub async fn login_with(&self, client: &reqwest::Client, username: &str, password: &str, remember_me: bool) -> reqwest::Response {
+        let (_, _, lt) = get_login_page(client, &self.address).await;
+        self.post_login(client, &lt, username, password, remember_me).await
+    }
+
+    /// Posts the login form with a given login ticket.
+    pub async fn post_login(&self, client: &reqwest::Client, lt: &str, username: &str, password: &str, remember_me: bool) -> reqwest::Response {
+        let mut form = vec![("lt", lt), ("username", username), ("password", password)];
+        if remember_me {
+            form.push(("remember_me", "true"));
+        }
+        client
+            .post(format!("{}/cas/login", self.address))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST /cas/login")
+    }
+
+    /// A fresh login ticket, fetched by a cookie-less client.
+    pub async fn fresh_lt(&self) -> String {
+        get_login_page(&reqwest::Client::new(), &self.address).await.2
+    }
+
+    /// The audit events of a login, newest first.
+    pub async fn audit_kinds(&self, login: &str) -> Vec<String> {
+        let folded = sesame_core::ids::fold_identifier(login);
+        self.services
+            .audit
+            .recent(Some(&folded), 10_000)
+            .await
+            .expect("read audit")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+}
+
+/// `GET /cas/login` with `client`; returns status, body and the login ticket.
+pub async fn get_login_page(client: &reqwest::Client, address: &str) -> (reqwest::StatusCode, String, String) {
+    let res = client
+        .get(format!("{address}/cas/login"))
+        .send()
+        .await
+        .expect("GET /cas/login");
+    let status = res.status();
+    let body = res.text().await.expect("body");
+    let lt = extract_lt(&body).unwrap_or_default();
+    (status, body, lt)
+}
+
+/// The login ticket of a login page.
+pub fn extract_lt(html: &str) -> Option<String> {
+    let start = html.find("name=\"lt\" value=\"")? + "name=\"lt\" value=\"".len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+/// The `Set-Cookie` headers of a response.
+pub fn set_cookies(res: &reqwest::Response) -> Vec<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect()
+}
