@@ -31,6 +31,7 @@ fn start_chromedriver() -> Option<Driver> {
 }
 
 async fn connect(driver: &Driver, width: u32) -> fantoccini::Client {
+    sesame_tests::init_test_process();
     let mut caps = serde_json::Map::new();
     let profile = std::env::temp_dir().join(format!("sesame-chromium-{}", sesame_core::random::alphanumeric(8)));
     caps.insert(
@@ -42,7 +43,10 @@ async fn connect(driver: &Driver, width: u32) -> fantoccini::Client {
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", format!("--window-size={width},900"),
                 format!("--user-data-dir={}", profile.display()),
-            ]
+                "--lang=fr-FR",
+            ],
+            "prefs": { "intl.accept_languages": "fr-FR,fr" },
+            "mobileEmulation": { "deviceMetrics": { "width": width, "height": 800, "pixelRatio": 1.0 } }
         }),
     );
     let url = format!("http://127.0.0.1:{}", driver.port);
@@ -111,7 +115,13 @@ async fn a_wrong_password_shows_the_generic_error_in_the_browser_at_phone_width(
     c.find(Locator::Id("username")).await.unwrap().send_keys("nobody.here").await.unwrap();
     c.find(Locator::Id("password")).await.unwrap().send_keys("wrong password").await.unwrap();
     c.find(Locator::Css("button[type=submit].primary")).await.unwrap().click().await.unwrap();
-    let alert = c.wait().for_element(Locator::Id("login-error")).await.unwrap();
+    let alert = c.wait().for_element(Locator::Id("login-error")).await;
+    if alert.is_err() {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write("/tmp/sesame-phone.png", png).unwrap();
+        panic!("no error shown: {}", c.source().await.unwrap());
+    }
+    let alert = alert.unwrap();
     assert_eq!(alert.text().await.unwrap(), "Identifiant ou mot de passe incorrect.");
     // Nothing overflows horizontally at 375 px.
     let overflow = c

@@ -102,7 +102,8 @@ async fn login_issues_a_new_session_id_and_ignores_one_planted_before() {
     assert!(with_cookie(&app, "sesame_tgc", &first).await);
 
     // Logging in again replaces the id and kills the previous one.
-    let res = app.login_with(&client, &login, GOOD_PASSWORD, false).await;
+    let lt = app.fresh_lt().await;
+    let res = app.post_login(&client, &lt, &login, GOOD_PASSWORD, false).await;
     let second = cookie_value(&set_cookies(&res)[0]);
     assert_ne!(first, second);
     assert!(!with_cookie(&app, "sesame_tgc", &first).await);

@@ -42,9 +42,16 @@ pub fn test_redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// Process-wide test setup (TLS provider, logging); idempotent.
+pub fn init_test_process() {
+    LazyLock::force(&TRACING);
+}
+
 /// Test logs go to stderr with `TEST_LOG=1`; otherwise to a per-process file under
 /// `target/test-logs/` so the log-hygiene check can read what the suite logged.
 static TRACING: LazyLock<()> = LazyLock::new(|| {
+    // Two TLS back ends are linked (reqwest and fantoccini pull in both): pick one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let level = std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt()

@@ -148,9 +148,13 @@ impl Authenticator {
             .store
             .reserve_attempt(&login_key, now, self.lockout.window())
             .await?;
-        if reservation.locked_until.is_some() && db_lock.is_none() {
+        if reservation.locked_until.is_some()
+            && db_lock.is_none()
+            && self.accounts.login_locked_until(&login_key).await?.is_none()
+        {
             // Locks are written to the database before the store, so a store lock with no
-            // database lock was lifted by an operator whose process could not reach this
+            // database lock (read again now: the first read may predate a lock being taken
+            // concurrently) was lifted by an operator whose process could not reach this
             // store (embedded mode): honour the database.
             self.store.clear_attempts(&login_key).await?;
             reservation = self

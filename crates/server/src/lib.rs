@@ -111,7 +111,7 @@ fn security_headers(https: bool) -> DefaultHeaders {
         ))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
-        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Referrer-Policy", "same-origin"))
         .add(("Cross-Origin-Opener-Policy", "same-origin"))
         .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"))
         .add(("Cache-Control", "no-store"))

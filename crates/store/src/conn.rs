@@ -256,7 +256,13 @@ mod tests {
             Ok(Target::Sqlite(p)) => assert_eq!(p, PathBuf::from("/var/lib/sesame/sesame.db")),
             other => panic!("{other:?}"),
         }
-        for bad in ["mysql://x", "sqlite://", "sqlite://:memory:", "", "data/sesame.db"] {
+        for bad in [
+            "mysql://x",
+            "sqlite://",
+            "sqlite://:memory:",
+            "",
+            "data/sesame.db",
+        ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
     }

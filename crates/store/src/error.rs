@@ -21,9 +21,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreSetupError {
     /// The URL names no supported backend.
-    #[error(
-        "unsupported database URL: expected postgres://…, postgresql://… or sqlite://<path>"
-    )]
+    #[error("unsupported database URL: expected postgres://…, postgresql://… or sqlite://<path>")]
     UnsupportedUrl,
     /// The directory of the SQLite file could not be created.
     #[error("cannot create the directory {path} for the SQLite database")]

@@ -5,7 +5,7 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::conn::DbConnection;
 use crate::error::{BoxError, StoreSetupError};

@@ -113,8 +113,11 @@ impl Drop for PgSchemaGuard {
         let dropped = PgConnection::establish(&with_query(&self.base_url, "connect_timeout=2"))
             .map_err(|e| e.to_string())
             .and_then(|mut conn| {
-                conn.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema))
-                    .map_err(|e| e.to_string())
+                conn.batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                    self.schema
+                ))
+                .map_err(|e| e.to_string())
             });
         if let Err(e) = dropped {
             eprintln!("warning: could not drop test schema {}: {e}", self.schema);

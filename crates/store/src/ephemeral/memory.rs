@@ -324,14 +324,16 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn forgive_attempt(&self, key: &str) -> Result<(), StoreError> {
-        self.with(|inner, now| match inner.live(key, now).map(|e| &mut e.value) {
-            None => Ok(()),
-            Some(Value::Counter { count, .. }) => {
-                *count = count.saturating_sub(1);
-                Ok(())
-            }
-            Some(_) => Err(wrong_type()),
-        })
+        self.with(
+            |inner, now| match inner.live(key, now).map(|e| &mut e.value) {
+                None => Ok(()),
+                Some(Value::Counter { count, .. }) => {
+                    *count = count.saturating_sub(1);
+                    Ok(())
+                }
+                Some(_) => Err(wrong_type()),
+            },
+        )
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -364,6 +366,9 @@ mod tests {
         let store = MemoryStore::new();
         store.with(|inner, now| inner.put("ticket", "secret-value", Duration::from_secs(9), now));
         let shown = format!("{store:?}");
-        assert!(!shown.contains("secret") && !shown.contains("ticket"), "{shown}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("ticket"),
+            "{shown}"
+        );
     }
 }

@@ -31,7 +31,9 @@ fn ttl_millis(ttl: Duration) -> u64 {
 /// A counting window in whole seconds: rounded up, at least 1 s.
 fn window_secs(window: Duration) -> i64 {
     let secs = window.as_nanos().div_ceil(1_000_000_000);
-    i64::try_from(secs).unwrap_or(i64::MAX).clamp(1, i64::MAX / 4)
+    i64::try_from(secs)
+        .unwrap_or(i64::MAX)
+        .clamp(1, i64::MAX / 4)
 }
 
 /// The caller's `now` in unix seconds, rounded down.
@@ -42,12 +44,19 @@ fn now_secs(now: OffsetDateTime) -> i64 {
 /// A lock end in unix seconds, rounded up so a lock never ends early.
 fn until_secs(until: OffsetDateTime) -> i64 {
     let secs = until.unix_timestamp();
-    if until.nanosecond() > 0 { secs + 1 } else { secs }
+    if until.nanosecond() > 0 {
+        secs + 1
+    } else {
+        secs
+    }
 }
 
 /// How long the store keeps a lock ending at `until` (seconds, from `now`).
 fn lock_gc_secs(until: i64, now: i64) -> i64 {
-    until.saturating_sub(now).max(0).saturating_add(GC_MARGIN_SECS)
+    until
+        .saturating_sub(now)
+        .max(0)
+        .saturating_add(GC_MARGIN_SECS)
 }
 
 /// How long the store keeps a counter after an attempt (seconds).
@@ -57,9 +66,8 @@ fn counter_gc_secs(window: i64) -> i64 {
 
 /// Converts a stored lock end back into a time.
 fn from_unix(secs: i64) -> Result<OffsetDateTime, sesame_core::error::StoreError> {
-    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| {
-        sesame_core::error::StoreError::Corrupt(format!("lock end out of range: {e}"))
-    })
+    OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|e| sesame_core::error::StoreError::Corrupt(format!("lock end out of range: {e}")))
 }
 
 /// The key of the lock that goes with counter `key` (without the deployment prefix).

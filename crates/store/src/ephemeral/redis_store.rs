@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncConnectionConfig, Cmd, RedisResult, Script, cmd};
+use redis::{cmd, AsyncConnectionConfig, Cmd, RedisResult, Script};
 use sesame_core::error::StoreError;
 use sesame_core::ports::{AttemptReservation, EphemeralStore};
 use time::OffsetDateTime;
@@ -17,7 +17,7 @@ use super::{
     counter_gc_secs, from_unix, lock_gc_secs, lock_key, now_secs, ttl_millis, until_secs,
     window_secs,
 };
-use crate::error::{StoreSetupError, store_error};
+use crate::error::{store_error, StoreSetupError};
 
 /// Reconnection attempts per outage cycle before a request sees the failure (the next request
 /// starts a new cycle).
@@ -134,12 +134,10 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let mut config = cmd("CONFIG");
         config.arg("GET").arg("maxmemory-policy");
-        let answer: RedisResult<HashMap<String, String>> = tokio::time::timeout(
-            self.op_timeout,
-            config.query_async(&mut conn),
-        )
-        .await
-        .map_err(|_| self.timed_out("CONFIG GET"))?;
+        let answer: RedisResult<HashMap<String, String>> =
+            tokio::time::timeout(self.op_timeout, config.query_async(&mut conn))
+                .await
+                .map_err(|_| self.timed_out("CONFIG GET"))?;
         match answer {
             Ok(values) => Ok(values
                 .get("maxmemory-policy")

@@ -14,7 +14,11 @@ pub(crate) fn to_unix(t: OffsetDateTime) -> i64 {
 /// A stored time limit (lock end): unix seconds, rounded *up*, so a limit never ends early.
 pub(crate) fn to_unix_ceil(t: OffsetDateTime) -> i64 {
     let secs = t.unix_timestamp();
-    if t.nanosecond() > 0 { secs + 1 } else { secs }
+    if t.nanosecond() > 0 {
+        secs + 1
+    } else {
+        secs
+    }
 }
 
 /// Reads a stored time back.

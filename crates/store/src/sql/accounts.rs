@@ -31,7 +31,10 @@ impl AccountRepo for Database {
         .await
     }
 
-    async fn find_credential(&self, identifier: &str) -> Result<Option<AccountCredential>, RepoError> {
+    async fn find_credential(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<AccountCredential>, RepoError> {
         let identifier = identifier.to_owned();
         self.run(move |conn| {
             let found = accounts::table
@@ -77,7 +80,12 @@ impl AccountRepo for Database {
         .await
     }
 
-    async fn set_state(&self, id: AccountId, state: AccountState, now: OffsetDateTime) -> Result<(), RepoError> {
+    async fn set_state(
+        &self,
+        id: AccountId,
+        state: AccountState,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError> {
         let id = id.to_string();
         let now = to_unix(now);
         self.run(move |conn| {
@@ -96,7 +104,12 @@ impl AccountRepo for Database {
         .await
     }
 
-    async fn set_password_hash(&self, id: AccountId, phc: &str, now: OffsetDateTime) -> Result<(), RepoError> {
+    async fn set_password_hash(
+        &self,
+        id: AccountId,
+        phc: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError> {
         let id = id.to_string();
         let phc = phc.to_owned();
         let now = to_unix(now);
@@ -107,7 +120,10 @@ impl AccountRepo for Database {
         .await
     }
 
-    async fn login_locked_until(&self, login_key: &str) -> Result<Option<OffsetDateTime>, RepoError> {
+    async fn login_locked_until(
+        &self,
+        login_key: &str,
+    ) -> Result<Option<OffsetDateTime>, RepoError> {
         let login_key = login_key.to_owned();
         self.run(move |conn| {
             login_locks::table
@@ -122,7 +138,11 @@ impl AccountRepo for Database {
         .await
     }
 
-    async fn set_login_lock(&self, login_key: &str, until: Option<OffsetDateTime>) -> Result<(), RepoError> {
+    async fn set_login_lock(
+        &self,
+        login_key: &str,
+        until: Option<OffsetDateTime>,
+    ) -> Result<(), RepoError> {
         let login_key = login_key.to_owned();
         self.run(move |conn| {
             match until {

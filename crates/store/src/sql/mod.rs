@@ -15,7 +15,7 @@ use sesame_core::error::RepoError;
 use time::OffsetDateTime;
 
 use crate::conn::{self, DatabaseBackend, DbConnection, DbPool, Target};
-use crate::error::{StoreSetupError, repo_error};
+use crate::error::{repo_error, StoreSetupError};
 use crate::migrations;
 use crate::models::to_unix;
 use crate::schema::login_locks;

@@ -1,15 +1,15 @@
 //! `EphemeralStore`: the same bodies on `MemoryStore` and `RedisStore`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sesame_core::error::StoreError;
 use sesame_core::ports::{AttemptReservation, EphemeralStore};
 use sesame_store::testing::{random_prefix, skip_or_fail, test_redis_url};
 use sesame_store::{RedisStore, StoreSetupError};
-use time::OffsetDateTime;
 use time::macros::datetime;
+use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -108,12 +108,18 @@ async fn a_value_is_put_read_and_replaced(store: Arc<dyn EphemeralStore>) {
     assert_eq!(store.get("k").await.unwrap().as_deref(), Some("v2"));
     // Any text survives the round trip.
     let odd = "é\u{0}\n {\"json\": [1]} ∞";
-    store.put("odd", odd, Duration::from_secs(60)).await.unwrap();
+    store
+        .put("odd", odd, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(store.get("odd").await.unwrap().as_deref(), Some(odd));
 }
 
 async fn take_returns_a_value_once(store: Arc<dyn EphemeralStore>) {
-    store.put("ST-1", "alice", Duration::from_secs(10)).await.unwrap();
+    store
+        .put("ST-1", "alice", Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(store.take("ST-1").await.unwrap().as_deref(), Some("alice"));
     assert_eq!(store.take("ST-1").await.unwrap(), None);
     assert_eq!(store.get("ST-1").await.unwrap(), None);
@@ -121,7 +127,10 @@ async fn take_returns_a_value_once(store: Arc<dyn EphemeralStore>) {
 }
 
 async fn exactly_one_of_100_concurrent_takes_gets_the_value(store: Arc<dyn EphemeralStore>) {
-    store.put("ST-race", "alice", Duration::from_secs(10)).await.unwrap();
+    store
+        .put("ST-race", "alice", Duration::from_secs(10))
+        .await
+        .unwrap();
     let takers: Vec<_> = (0..100)
         .map(|_| {
             let store = Arc::clone(&store);
@@ -139,11 +148,20 @@ async fn exactly_one_of_100_concurrent_takes_gets_the_value(store: Arc<dyn Ephem
 }
 
 async fn put_new_stores_only_when_the_key_is_absent(store: Arc<dyn EphemeralStore>) {
-    assert!(store.put_new("n", "first", Duration::from_secs(60)).await.unwrap());
-    assert!(!store.put_new("n", "second", Duration::from_secs(60)).await.unwrap());
+    assert!(store
+        .put_new("n", "first", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert!(!store
+        .put_new("n", "second", Duration::from_secs(60))
+        .await
+        .unwrap());
     assert_eq!(store.get("n").await.unwrap().as_deref(), Some("first"));
     store.delete("n").await.unwrap();
-    assert!(store.put_new("n", "third", Duration::from_secs(60)).await.unwrap());
+    assert!(store
+        .put_new("n", "third", Duration::from_secs(60))
+        .await
+        .unwrap());
     assert_eq!(store.get("n").await.unwrap().as_deref(), Some("third"));
 }
 
@@ -175,7 +193,10 @@ async fn delete_reports_whether_the_key_existed(store: Arc<dyn EphemeralStore>) 
     assert!(!store.delete("d").await.unwrap());
     assert_eq!(store.get("d").await.unwrap(), None);
     // Sets too.
-    store.set_add("ds", "m", Duration::from_secs(60)).await.unwrap();
+    store
+        .set_add("ds", "m", Duration::from_secs(60))
+        .await
+        .unwrap();
     assert!(store.delete("ds").await.unwrap());
     assert!(store.set_members("ds").await.unwrap().is_empty());
 }
@@ -186,7 +207,10 @@ async fn values_and_sets_expire_after_their_ttl(store: Arc<dyn EphemeralStore>) 
     store.put("t", "x", short).await.unwrap();
     assert!(store.put_new("n", "x", short).await.unwrap());
     store.set_add("s", "m", short).await.unwrap();
-    store.put("long", "x", Duration::from_secs(60)).await.unwrap();
+    store
+        .put("long", "x", Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(store.get("v").await.unwrap().as_deref(), Some("x"));
 
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -200,13 +224,28 @@ async fn values_and_sets_expire_after_their_ttl(store: Arc<dyn EphemeralStore>) 
 
 async fn set_add_extends_but_never_shortens_the_lifetime_of_a_set(store: Arc<dyn EphemeralStore>) {
     // Extended: a short set gets a long member.
-    store.set_add("grows", "a", Duration::from_millis(300)).await.unwrap();
-    store.set_add("grows", "b", Duration::from_secs(60)).await.unwrap();
+    store
+        .set_add("grows", "a", Duration::from_millis(300))
+        .await
+        .unwrap();
+    store
+        .set_add("grows", "b", Duration::from_secs(60))
+        .await
+        .unwrap();
     // Not shortened: a long set gets a short member.
-    store.set_add("stays", "a", Duration::from_secs(60)).await.unwrap();
-    store.set_add("stays", "b", Duration::from_millis(100)).await.unwrap();
+    store
+        .set_add("stays", "a", Duration::from_secs(60))
+        .await
+        .unwrap();
+    store
+        .set_add("stays", "b", Duration::from_millis(100))
+        .await
+        .unwrap();
     // Control: a short set alone expires.
-    store.set_add("short", "a", Duration::from_millis(300)).await.unwrap();
+    store
+        .set_add("short", "a", Duration::from_millis(300))
+        .await
+        .unwrap();
 
     tokio::time::sleep(Duration::from_millis(700)).await;
     for key in ["grows", "stays"] {
@@ -257,24 +296,51 @@ async fn counters_of_different_keys_are_independent(store: Arc<dyn EphemeralStor
         store.reserve_attempt("a", T0, WINDOW).await.unwrap();
     }
     store.lock_attempts("a", at(900), T0).await.unwrap();
-    assert_eq!(store.reserve_attempt("b", T0, WINDOW).await.unwrap(), counted(1));
+    assert_eq!(
+        store.reserve_attempt("b", T0, WINDOW).await.unwrap(),
+        counted(1)
+    );
     store.clear_attempts("b").await.unwrap();
-    assert_eq!(store.reserve_attempt("a", T0, WINDOW).await.unwrap(), locked(at(900)));
+    assert_eq!(
+        store.reserve_attempt("a", T0, WINDOW).await.unwrap(),
+        locked(at(900))
+    );
 }
 
 async fn a_new_window_starts_once_the_window_has_passed(store: Arc<dyn EphemeralStore>) {
     let key = "lockout:login:bob";
     // The window starts with the first counted attempt, not on a fixed grid.
-    assert_eq!(store.reserve_attempt(key, at(100), WINDOW).await.unwrap(), counted(1));
-    assert_eq!(store.reserve_attempt(key, at(500), WINDOW).await.unwrap(), counted(2));
-    assert_eq!(store.reserve_attempt(key, at(999), WINDOW).await.unwrap(), counted(3));
+    assert_eq!(
+        store.reserve_attempt(key, at(100), WINDOW).await.unwrap(),
+        counted(1)
+    );
+    assert_eq!(
+        store.reserve_attempt(key, at(500), WINDOW).await.unwrap(),
+        counted(2)
+    );
+    assert_eq!(
+        store.reserve_attempt(key, at(999), WINDOW).await.unwrap(),
+        counted(3)
+    );
     // 900 s after the first attempt: a new window, starting now.
-    assert_eq!(store.reserve_attempt(key, at(1000), WINDOW).await.unwrap(), counted(1));
-    assert_eq!(store.reserve_attempt(key, at(1899), WINDOW).await.unwrap(), counted(2));
-    assert_eq!(store.reserve_attempt(key, at(1900), WINDOW).await.unwrap(), counted(1));
+    assert_eq!(
+        store.reserve_attempt(key, at(1000), WINDOW).await.unwrap(),
+        counted(1)
+    );
+    assert_eq!(
+        store.reserve_attempt(key, at(1899), WINDOW).await.unwrap(),
+        counted(2)
+    );
+    assert_eq!(
+        store.reserve_attempt(key, at(1900), WINDOW).await.unwrap(),
+        counted(1)
+    );
     // Far in the future, too.
     assert_eq!(
-        store.reserve_attempt(key, at(86_400 * 365), WINDOW).await.unwrap(),
+        store
+            .reserve_attempt(key, at(86_400 * 365), WINDOW)
+            .await
+            .unwrap(),
         counted(1)
     );
 }
@@ -284,7 +350,10 @@ async fn a_lock_holds_until_now_passes_its_end_then_the_counter_is_forgotten(
 ) {
     let key = "lockout:login:carol";
     for n in 1..=5 {
-        assert_eq!(store.reserve_attempt(key, T0, WINDOW).await.unwrap(), counted(n));
+        assert_eq!(
+            store.reserve_attempt(key, T0, WINDOW).await.unwrap(),
+            counted(n)
+        );
     }
     store.lock_attempts(key, at(900), T0).await.unwrap();
     // While locked, attempts are refused and not counted.
@@ -296,19 +365,34 @@ async fn a_lock_holds_until_now_passes_its_end_then_the_counter_is_forgotten(
         );
     }
     // Once the lock has ended, it is forgotten with the attempts that led to it.
-    assert_eq!(store.reserve_attempt(key, at(900), WINDOW).await.unwrap(), counted(1));
-    assert_eq!(store.reserve_attempt(key, at(901), WINDOW).await.unwrap(), counted(2));
+    assert_eq!(
+        store.reserve_attempt(key, at(900), WINDOW).await.unwrap(),
+        counted(1)
+    );
+    assert_eq!(
+        store.reserve_attempt(key, at(901), WINDOW).await.unwrap(),
+        counted(2)
+    );
 
     // A new lock replaces the previous one, even if it ends sooner.
     store.lock_attempts(key, at(5000), at(901)).await.unwrap();
     store.lock_attempts(key, at(2000), at(901)).await.unwrap();
-    assert_eq!(store.reserve_attempt(key, at(1999), WINDOW).await.unwrap(), locked(at(2000)));
-    assert_eq!(store.reserve_attempt(key, at(2000), WINDOW).await.unwrap(), counted(1));
+    assert_eq!(
+        store.reserve_attempt(key, at(1999), WINDOW).await.unwrap(),
+        locked(at(2000))
+    );
+    assert_eq!(
+        store.reserve_attempt(key, at(2000), WINDOW).await.unwrap(),
+        counted(1)
+    );
 
     // A lock that has already ended when written just resets the counter.
     store.reserve_attempt(key, at(2001), WINDOW).await.unwrap();
     store.lock_attempts(key, at(2001), at(2002)).await.unwrap();
-    assert_eq!(store.reserve_attempt(key, at(2002), WINDOW).await.unwrap(), counted(1));
+    assert_eq!(
+        store.reserve_attempt(key, at(2002), WINDOW).await.unwrap(),
+        counted(1)
+    );
 }
 
 async fn a_lock_ending_within_a_second_is_rounded_up(store: Arc<dyn EphemeralStore>) {
@@ -317,8 +401,14 @@ async fn a_lock_ending_within_a_second_is_rounded_up(store: Arc<dyn EphemeralSto
     store.lock_attempts(key, until, T0).await.unwrap();
     // Never ends early: still locked at +900.9 s, reported as ending at +901 s.
     let almost = at(900) + time::Duration::milliseconds(900);
-    assert_eq!(store.reserve_attempt(key, almost, WINDOW).await.unwrap(), locked(at(901)));
-    assert_eq!(store.reserve_attempt(key, at(901), WINDOW).await.unwrap(), counted(1));
+    assert_eq!(
+        store.reserve_attempt(key, almost, WINDOW).await.unwrap(),
+        locked(at(901))
+    );
+    assert_eq!(
+        store.reserve_attempt(key, at(901), WINDOW).await.unwrap(),
+        counted(1)
+    );
 }
 
 async fn ranks_of_200_concurrent_attempts_are_1_to_200_each_once(store: Arc<dyn EphemeralStore>) {
@@ -344,11 +434,17 @@ async fn clearing_forgets_the_counter_and_the_lock(store: Arc<dyn EphemeralStore
         store.reserve_attempt(key, T0, WINDOW).await.unwrap();
     }
     store.clear_attempts(key).await.unwrap();
-    assert_eq!(store.reserve_attempt(key, at(1), WINDOW).await.unwrap(), counted(1));
+    assert_eq!(
+        store.reserve_attempt(key, at(1), WINDOW).await.unwrap(),
+        counted(1)
+    );
 
     store.lock_attempts(key, at(900), at(1)).await.unwrap();
     store.clear_attempts(key).await.unwrap();
-    assert_eq!(store.reserve_attempt(key, at(2), WINDOW).await.unwrap(), counted(1));
+    assert_eq!(
+        store.reserve_attempt(key, at(2), WINDOW).await.unwrap(),
+        counted(1)
+    );
     // Clearing nothing is fine.
     store.clear_attempts("never-counted").await.unwrap();
 }
@@ -360,15 +456,24 @@ async fn forgiving_gives_back_one_attempt_but_never_goes_below_zero(
     store.reserve_attempt(key, T0, WINDOW).await.unwrap();
     store.reserve_attempt(key, T0, WINDOW).await.unwrap();
     store.forgive_attempt(key).await.unwrap();
-    assert_eq!(store.reserve_attempt(key, at(1), WINDOW).await.unwrap(), counted(2));
+    assert_eq!(
+        store.reserve_attempt(key, at(1), WINDOW).await.unwrap(),
+        counted(2)
+    );
     for _ in 0..5 {
         store.forgive_attempt(key).await.unwrap();
     }
-    assert_eq!(store.reserve_attempt(key, at(2), WINDOW).await.unwrap(), counted(1));
+    assert_eq!(
+        store.reserve_attempt(key, at(2), WINDOW).await.unwrap(),
+        counted(1)
+    );
     // Forgiving an unknown counter does nothing.
     store.forgive_attempt("never-counted").await.unwrap();
     assert_eq!(
-        store.reserve_attempt("never-counted", at(3), WINDOW).await.unwrap(),
+        store
+            .reserve_attempt("never-counted", at(3), WINDOW)
+            .await
+            .unwrap(),
         counted(1)
     );
 }
@@ -377,17 +482,29 @@ async fn using_a_key_as_the_wrong_kind_is_corrupt_data(store: Arc<dyn EphemeralS
     let ttl = Duration::from_secs(60);
     store.set_add("a-set", "m", ttl).await.unwrap();
     store.put("a-string", "v", ttl).await.unwrap();
-    store.reserve_attempt("a-counter", T0, WINDOW).await.unwrap();
+    store
+        .reserve_attempt("a-counter", T0, WINDOW)
+        .await
+        .unwrap();
 
     let corrupt = |r: Result<(), StoreError>, what: &str| {
         assert!(matches!(r, Err(StoreError::Corrupt(_))), "{what}: {r:?}");
     };
     corrupt(store.get("a-set").await.map(drop), "get on a set");
     corrupt(store.take("a-set").await.map(drop), "take on a set");
-    corrupt(store.set_add("a-string", "m", ttl).await, "set_add on a string");
-    corrupt(store.set_members("a-string").await.map(drop), "members of a string");
     corrupt(
-        store.reserve_attempt("a-string", T0, WINDOW).await.map(drop),
+        store.set_add("a-string", "m", ttl).await,
+        "set_add on a string",
+    );
+    corrupt(
+        store.set_members("a-string").await.map(drop),
+        "members of a string",
+    );
+    corrupt(
+        store
+            .reserve_attempt("a-string", T0, WINDOW)
+            .await
+            .map(drop),
         "reserve on a string",
     );
     corrupt(store.get("a-counter").await.map(drop), "get on a counter");
@@ -395,7 +512,10 @@ async fn using_a_key_as_the_wrong_kind_is_corrupt_data(store: Arc<dyn EphemeralS
     assert_eq!(store.set_members("a-set").await.unwrap(), ["m"]);
     // `put` replaces whatever was there.
     store.put("a-set", "now a string", ttl).await.unwrap();
-    assert_eq!(store.get("a-set").await.unwrap().as_deref(), Some("now a string"));
+    assert_eq!(
+        store.get("a-set").await.unwrap().as_deref(),
+        Some("now a string")
+    );
 }
 
 async fn the_store_answers_ping(store: Arc<dyn EphemeralStore>) {
@@ -408,16 +528,25 @@ async fn the_store_answers_ping(store: Arc<dyn EphemeralStore>) {
 async fn redis_keys_carry_the_prefix_and_prefixes_do_not_see_each_other() {
     let Some(a) = redis_store().await else { return };
     let Some(b) = redis_store().await else { return };
-    a.put("shared-name", "from a", Duration::from_secs(60)).await.unwrap();
+    a.put("shared-name", "from a", Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(b.get("shared-name").await.unwrap(), None);
-    b.put("shared-name", "from b", Duration::from_secs(60)).await.unwrap();
-    assert_eq!(a.get("shared-name").await.unwrap().as_deref(), Some("from a"));
+    b.put("shared-name", "from b", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.get("shared-name").await.unwrap().as_deref(),
+        Some("from a")
+    );
     assert!(format!("{a:?}").contains("sesame-test:"));
 }
 
 #[tokio::test]
 async fn redis_reports_its_eviction_policy() {
-    let Some(store) = redis_store().await else { return };
+    let Some(store) = redis_store().await else {
+        return;
+    };
     let policy = store.eviction_policy().await.unwrap();
     assert!(!policy.is_empty());
     eprintln!("maxmemory-policy: {policy}");
@@ -442,7 +571,11 @@ async fn a_redis_that_never_answers_fails_setup_within_the_budget() {
         ),
         "{result:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// A TCP proxy to Redis that can stall traffic (as a network partition or a slow link does)
@@ -518,7 +651,9 @@ async fn pump(
 async fn redis_stalls_and_restarts_give_quick_unavailable_errors_and_then_recover() {
     let redis_url = test_redis_url();
     // Reachable at all?
-    let Some(_direct) = redis_store().await else { return };
+    let Some(_direct) = redis_store().await else {
+        return;
+    };
     let upstream = redis_url
         .trim_start_matches("redis://")
         .split('/')
@@ -533,8 +668,14 @@ async fn redis_stalls_and_restarts_give_quick_unavailable_errors_and_then_recove
     let store = RedisStore::connect(&proxy.url, &random_prefix(), timeout)
         .await
         .unwrap();
-    store.put("ST-1", "alice", Duration::from_secs(60)).await.unwrap();
-    store.put("ST-2", "bob", Duration::from_secs(60)).await.unwrap();
+    store
+        .put("ST-1", "alice", Duration::from_secs(60))
+        .await
+        .unwrap();
+    store
+        .put("ST-2", "bob", Duration::from_secs(60))
+        .await
+        .unwrap();
 
     // Stalled link: each operation fails within its timeout, as Unavailable.
     proxy.stall(true);
@@ -543,7 +684,11 @@ async fn redis_stalls_and_restarts_give_quick_unavailable_errors_and_then_recove
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
     let r = store.reserve_attempt("k", T0, WINDOW).await;
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Link back: late answers to the abandoned requests do not get mixed up with new ones.
     proxy.stall(false);

@@ -12,11 +12,11 @@ use sesame_core::error::RepoError;
 use sesame_core::ids::{AccountId, Affiliation, Email, LoginName};
 use sesame_core::ports::{AccountRepo, AuditLog};
 use sesame_store::testing::{
-    PgSchemaGuard, SqliteFileGuard, fresh_postgres, fresh_sqlite, skip_or_fail, test_database_url,
+    fresh_postgres, fresh_sqlite, skip_or_fail, test_database_url, PgSchemaGuard, SqliteFileGuard,
 };
 use sesame_store::{Database, DatabaseBackend, StoreSetupError};
-use time::OffsetDateTime;
 use time::macros::datetime;
+use time::OffsetDateTime;
 
 /// The first migration, which every fresh database must get.
 const FOUNDATION: &str = "2026-11-22-000001_foundation";
@@ -210,7 +210,10 @@ async fn a_password_hash_is_stored_and_replaced(db: Database) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(found.password_hash.as_deref(), Some("$argon2id$v=19$second"));
+    assert_eq!(
+        found.password_hash.as_deref(),
+        Some("$argon2id$v=19$second")
+    );
     assert_eq!(found.account.updated_at, at(120));
 }
 
@@ -325,7 +328,9 @@ async fn ended_login_locks_are_purged(db: Database) {
         None
     );
     assert_eq!(
-        db.login_locked_until("lockout:login:current").await.unwrap(),
+        db.login_locked_until("lockout:login:current")
+            .await
+            .unwrap(),
         Some(at(900))
     );
 }
@@ -429,7 +434,11 @@ async fn a_database_that_never_answers_fails_fast() {
         matches!(result, Err(StoreSetupError::Connect(_))),
         "{result:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[derive(QueryableByName)]
@@ -509,7 +518,9 @@ async fn the_postgres_pool_recovers_when_its_connections_are_killed() {
     let mut seen = HashSet::new();
     for i in 0..6 {
         seen.insert(db.ping().await.map_err(|e| e.to_string()));
-        db.set_login_lock("lockout:login:x", Some(at(i))).await.unwrap();
+        db.set_login_lock("lockout:login:x", Some(at(i)))
+            .await
+            .unwrap();
     }
     assert_eq!(seen, HashSet::from([Ok(())]));
 }
