@@ -20,7 +20,11 @@ impl Drop for Driver {
 }
 
 fn start_chromedriver() -> Option<Driver> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -33,7 +37,10 @@ fn start_chromedriver() -> Option<Driver> {
 async fn connect(driver: &Driver, width: u32) -> fantoccini::Client {
     sesame_tests::init_test_process();
     let mut caps = serde_json::Map::new();
-    let profile = std::env::temp_dir().join(format!("sesame-chromium-{}", sesame_core::random::alphanumeric(8)));
+    let profile = std::env::temp_dir().join(format!(
+        "sesame-chromium-{}",
+        sesame_core::random::alphanumeric(8)
+    ));
     caps.insert(
         "goog:chromeOptions".to_owned(),
         serde_json::json!({
@@ -51,7 +58,12 @@ async fn connect(driver: &Driver, width: u32) -> fantoccini::Client {
     );
     let url = format!("http://127.0.0.1:{}", driver.port);
     for _ in 0..100 {
-        if let Ok(client) = ClientBuilder::rustls().expect("tls").capabilities(caps.clone()).connect(&url).await {
+        if let Ok(client) = ClientBuilder::rustls()
+            .expect("tls")
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
             return client;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -63,8 +75,13 @@ fn driver_or_skip() -> Option<Driver> {
     match start_chromedriver() {
         Some(d) => Some(d),
         None => {
-            assert!(std::env::var("CI").is_err(), "chromedriver must be installed in CI");
-            eprintln!("skipped: chromedriver is not installed (apt-get install chromium chromium-driver)");
+            assert!(
+                std::env::var("CI").is_err(),
+                "chromedriver must be installed in CI"
+            );
+            eprintln!(
+                "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+            );
             None
         }
     }
@@ -72,7 +89,9 @@ fn driver_or_skip() -> Option<Driver> {
 
 #[tokio::test]
 async fn a_person_logs_in_and_out_in_a_real_browser() {
-    let Some(driver) = driver_or_skip() else { return };
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
     let app = TestApp::spawn().await;
     let login = unique_login("browser");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -80,41 +99,92 @@ async fn a_person_logs_in_and_out_in_a_real_browser() {
 
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
     assert_eq!(c.title().await.unwrap(), "Connexion · Sesame");
-    c.find(Locator::Id("username")).await.unwrap().send_keys(&login).await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(&login)
+        .await
+        .unwrap();
     let password = c.find(Locator::Id("password")).await.unwrap();
     password.send_keys(GOOD_PASSWORD).await.unwrap();
 
     // The show/hide toggle is there once the script ran, and switches the field type.
-    let toggle = c.find(Locator::Css("button.toggle-password")).await.unwrap();
+    let toggle = c
+        .find(Locator::Css("button.toggle-password"))
+        .await
+        .unwrap();
     assert!(toggle.is_displayed().await.unwrap());
     toggle.click().await.unwrap();
-    assert_eq!(password.attr("type").await.unwrap().as_deref(), Some("text"));
+    assert_eq!(
+        password.attr("type").await.unwrap().as_deref(),
+        Some("text")
+    );
     toggle.click().await.unwrap();
-    assert_eq!(password.attr("type").await.unwrap().as_deref(), Some("password"));
+    assert_eq!(
+        password.attr("type").await.unwrap().as_deref(),
+        Some("password")
+    );
     let remember = c.find(Locator::Id("remember_me")).await.unwrap();
-    assert!(!remember.is_selected().await.unwrap(), "remember me unchecked by default");
+    assert!(
+        !remember.is_selected().await.unwrap(),
+        "remember me unchecked by default"
+    );
 
-    c.find(Locator::Css("button[type=submit].primary")).await.unwrap().click().await.unwrap();
-    let who = c.wait().for_element(Locator::Id("current-user")).await.unwrap();
+    c.find(Locator::Css("button[type=submit].primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let who = c
+        .wait()
+        .for_element(Locator::Id("current-user"))
+        .await
+        .unwrap();
     assert_eq!(who.text().await.unwrap(), login);
 
-    c.find(Locator::Css("form[action$='/cas/logout'] button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("form[action$='/cas/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let h1 = c.wait().for_element(Locator::Css("h1")).await.unwrap();
     assert_eq!(h1.text().await.unwrap(), "Vous êtes déconnecté");
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
-    assert!(c.find(Locator::Id("username")).await.is_ok(), "back to the login form");
+    assert!(
+        c.find(Locator::Id("username")).await.is_ok(),
+        "back to the login form"
+    );
     c.close().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_wrong_password_shows_the_generic_error_in_the_browser_at_phone_width() {
-    let Some(driver) = driver_or_skip() else { return };
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
     let app = TestApp::spawn().await;
     let c = connect(&driver, 375).await;
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
-    c.find(Locator::Id("username")).await.unwrap().send_keys("nobody.here").await.unwrap();
-    c.find(Locator::Id("password")).await.unwrap().send_keys("wrong password").await.unwrap();
-    c.find(Locator::Css("button[type=submit].primary")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("nobody.here")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("wrong password")
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit].primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let alert = c.wait().for_element(Locator::Id("login-error")).await;
     if alert.is_err() {
         let png = c.screenshot().await.unwrap();
@@ -122,14 +192,26 @@ async fn a_wrong_password_shows_the_generic_error_in_the_browser_at_phone_width(
         panic!("no error shown: {}", c.source().await.unwrap());
     }
     let alert = alert.unwrap();
-    assert_eq!(alert.text().await.unwrap(), "Identifiant ou mot de passe incorrect.");
+    assert_eq!(
+        alert.text().await.unwrap(),
+        "Identifiant ou mot de passe incorrect."
+    );
     // Nothing overflows horizontally at 375 px.
     let overflow = c
-        .execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![])
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(overflow, serde_json::Value::Bool(true));
-    let typed = c.find(Locator::Id("username")).await.unwrap().prop("value").await.unwrap();
+    let typed = c
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
     assert_eq!(typed.as_deref(), Some("nobody.here"), "the login is kept");
     c.close().await.unwrap();
 }

@@ -14,7 +14,11 @@ fn sesame_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("sesame");
-    assert!(bin.exists(), "build the binary first: cargo build --bin sesame (looked for {})", bin.display());
+    assert!(
+        bin.exists(),
+        "build the binary first: cargo build --bin sesame (looked for {})",
+        bin.display()
+    );
     bin
 }
 
@@ -24,7 +28,10 @@ struct Cli {
 
 impl Cli {
     fn for_app(app: &TestApp) -> Self {
-        let config = std::env::temp_dir().join(format!("sesame-cli-{}.toml", sesame_core::random::alphanumeric(10)));
+        let config = std::env::temp_dir().join(format!(
+            "sesame-cli-{}.toml",
+            sesame_core::random::alphanumeric(10)
+        ));
         let store = match sesame_tests::backend() {
             Backend::Embedded => "url = \"memory://\"".to_owned(),
             Backend::Production => format!(
@@ -67,7 +74,11 @@ impl Drop for Cli {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[tokio::test]
@@ -77,13 +88,36 @@ async fn an_operator_creates_an_account_sets_its_password_and_the_person_logs_in
     let login = unique_login("jean-eric");
 
     let out = cli.run(
-        &["account", "add", &login, "--email", &format!("{login}@univ.example.org"), "--given-name", "Jean-Éric", "--family-name", "Obrien", "--affiliation", "faculty"],
+        &[
+            "account",
+            "add",
+            &login,
+            "--email",
+            &format!("{login}@univ.example.org"),
+            "--given-name",
+            "Jean-Éric",
+            "--family-name",
+            "Obrien",
+            "--affiliation",
+            "faculty",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("state provisioned"));
 
-    let again = cli.run(&["account", "add", &login, "--given-name", "X", "--family-name", "Y"], None);
+    let again = cli.run(
+        &[
+            "account",
+            "add",
+            &login,
+            "--given-name",
+            "X",
+            "--family-name",
+            "Y",
+        ],
+        None,
+    );
     assert!(!again.status.success(), "duplicate login refused");
 
     // Each broken rule gets its own message, and nothing is stored.
@@ -91,20 +125,45 @@ async fn an_operator_creates_an_account_sets_its_password_and_the_person_logs_in
     assert!(!weak.status.success());
     let msg = text(&weak);
     assert!(msg.contains("au moins 15 caractères"), "{msg}");
-    let personal = cli.run(&["account", "set-password", &login], Some(&format!("{login}-2025-and-more\n")));
+    let personal = cli.run(
+        &["account", "set-password", &login],
+        Some(&format!("{login}-2025-and-more\n")),
+    );
     assert!(!personal.status.success());
-    assert!(text(&personal).contains("identifiant"), "{}", text(&personal));
-    assert_eq!(app.login_with(&browser(), &login, "short1", false).await.status(), 401);
+    assert!(
+        text(&personal).contains("identifiant"),
+        "{}",
+        text(&personal)
+    );
+    assert_eq!(
+        app.login_with(&browser(), &login, "short1", false)
+            .await
+            .status(),
+        401
+    );
 
-    let ok = cli.run(&["account", "set-password", &login], Some(&format!("{GOOD_PASSWORD}\n")));
+    let ok = cli.run(
+        &["account", "set-password", &login],
+        Some(&format!("{GOOD_PASSWORD}\n")),
+    );
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("state active"));
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 303);
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
 
     let show = cli.run(&["account", "show", &login], None);
     let shown = text(&show);
     assert!(show.status.success());
-    assert!(shown.contains("faculty") && shown.contains("state:        active") && shown.contains("login.succeeded"), "{shown}");
+    assert!(
+        shown.contains("faculty")
+            && shown.contains("state:        active")
+            && shown.contains("login.succeeded"),
+        "{shown}"
+    );
     assert!(!shown.contains("argon2"), "never print the hash");
 }
 
@@ -115,18 +174,40 @@ async fn block_and_unblock_from_the_command_line() {
     let login = unique_login("helpdesk");
     app.create_user(&login, GOOD_PASSWORD).await;
     let client = browser();
-    assert_eq!(app.login_with(&client, &login, GOOD_PASSWORD, false).await.status(), 303);
+    assert_eq!(
+        app.login_with(&client, &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
 
     let out = cli.run(&["account", "block", &login], None);
     assert!(out.status.success(), "{}", text(&out));
     // Whether or not the CLI could reach the session store, the session is dead at its next use.
-    let html = client.get(format!("{}/cas/login", app.address)).send().await.unwrap().text().await.unwrap();
+    let html = client
+        .get(format!("{}/cas/login", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!html.contains("id=\"current-user\""));
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 403);
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        403
+    );
 
     let out = cli.run(&["account", "unblock", &login], None);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 303);
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
 }
 
 #[tokio::test]
@@ -136,27 +217,55 @@ async fn lock_and_unlock_from_the_command_line() {
     let login = unique_login("locked");
     app.create_user(&login, GOOD_PASSWORD).await;
     for _ in 0..5 {
-        app.login_with(&browser(), &login, "wrong password here", false).await;
+        app.login_with(&browser(), &login, "wrong password here", false)
+            .await;
     }
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 401);
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        401
+    );
     let show = cli.run(&["account", "show", &login], None);
     assert!(text(&show).contains("locked until"), "{}", text(&show));
     let out = cli.run(&["account", "unlock", &login], None);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 303);
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
 
     let out = cli.run(&["account", "lock", &login, "--minutes", "30"], None);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 401);
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        401
+    );
 }
 
 #[test]
 fn config_check_masks_secrets_and_bad_keys_are_named() {
-    let dir = std::env::temp_dir().join(format!("sesame-cfg-{}", sesame_core::random::alphanumeric(10)));
+    let dir = std::env::temp_dir().join(format!(
+        "sesame-cfg-{}",
+        sesame_core::random::alphanumeric(10)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let good = dir.join("good.toml");
-    std::fs::write(&good, "[database]\nurl = \"postgres://sesame:hunter2secret@db.example/sesame\"\n").unwrap();
-    let out = Command::new(sesame_bin()).args(["--config"]).arg(&good).args(["config", "check"]).output().unwrap();
+    std::fs::write(
+        &good,
+        "[database]\nurl = \"postgres://sesame:hunter2secret@db.example/sesame\"\n",
+    )
+    .unwrap();
+    let out = Command::new(sesame_bin())
+        .args(["--config"])
+        .arg(&good)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
     let printed = text(&out);
     assert!(out.status.success(), "{printed}");
     assert!(printed.contains("postgres://sesame:********@db.example/sesame"));
@@ -165,13 +274,23 @@ fn config_check_masks_secrets_and_bad_keys_are_named() {
 
     let bad_key = dir.join("bad-key.toml");
     std::fs::write(&bad_key, "[lockout]\nthreshhold = 5\n").unwrap();
-    let out = Command::new(sesame_bin()).args(["--config"]).arg(&bad_key).args(["config", "check"]).output().unwrap();
+    let out = Command::new(sesame_bin())
+        .args(["--config"])
+        .arg(&bad_key)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(text(&out).contains("lockout.threshhold"), "{}", text(&out));
 
     let bad_value = dir.join("bad-value.toml");
     std::fs::write(&bad_value, "[server]\npublic_url = \"not a url\"\n").unwrap();
-    let out = Command::new(sesame_bin()).args(["--config"]).arg(&bad_value).args(["config", "check"]).output().unwrap();
+    let out = Command::new(sesame_bin())
+        .args(["--config"])
+        .arg(&bad_value)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(text(&out).contains("server.public_url"), "{}", text(&out));
 

@@ -8,9 +8,13 @@ use sesame_tests::TestApp;
 #[tokio::test]
 async fn live_and_ready_answer_when_everything_is_up() {
     let app = TestApp::spawn().await;
-    let live = reqwest::get(format!("{}/health/live", app.address)).await.unwrap();
+    let live = reqwest::get(format!("{}/health/live", app.address))
+        .await
+        .unwrap();
     assert_eq!(live.status(), 200);
-    let ready = reqwest::get(format!("{}/health/ready", app.address)).await.unwrap();
+    let ready = reqwest::get(format!("{}/health/ready", app.address))
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["database"], "up");
@@ -25,7 +29,16 @@ struct RedisServer {
 impl RedisServer {
     fn start(port: u16) -> Option<Self> {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -50,11 +63,17 @@ impl RedisServer {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn ready_status(app: &TestApp) -> (u16, serde_json::Value) {
-    let res = reqwest::get(format!("{}/health/ready", app.address)).await.unwrap();
+    let res = reqwest::get(format!("{}/health/ready", app.address))
+        .await
+        .unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap())
 }
@@ -63,7 +82,10 @@ async fn ready_status(app: &TestApp) -> (u16, serde_json::Value) {
 async fn readiness_goes_red_while_redis_is_down_and_green_when_it_is_back() {
     let port = free_port();
     let Some(redis) = RedisServer::start(port) else {
-        assert!(std::env::var("CI").is_err(), "redis-server must be installed in CI");
+        assert!(
+            std::env::var("CI").is_err(),
+            "redis-server must be installed in CI"
+        );
         eprintln!("skipped: redis-server is not installed");
         return;
     };
@@ -82,10 +104,14 @@ async fn readiness_goes_red_while_redis_is_down_and_green_when_it_is_back() {
     assert_eq!(status, 503);
     assert_eq!(body["checks"]["store"], "down");
     assert_eq!(body["checks"]["database"], "up");
-    let live = reqwest::get(format!("{}/health/live", app.address)).await.unwrap();
+    let live = reqwest::get(format!("{}/health/live", app.address))
+        .await
+        .unwrap();
     assert_eq!(live.status(), 200, "liveness stays green");
     // A login needs the store: it must fail closed with 503, not open a session.
-    let login_page = reqwest::get(format!("{}/cas/login", app.address)).await.unwrap();
+    let login_page = reqwest::get(format!("{}/cas/login", app.address))
+        .await
+        .unwrap();
     assert_eq!(login_page.status(), 503);
 
     let redis = RedisServer::start(port).expect("restart redis-server");

@@ -29,23 +29,34 @@ async fn two_hundred_concurrent_wrong_passwords_lock_at_exactly_the_threshold() 
     .await;
     assert!(responses.iter().all(|r| r.status() == 401));
     let kinds = app.audit_kinds(&login).await;
-    assert_eq!(count(&kinds, "login.failed"), 5, "exactly the threshold reached the password check");
+    assert_eq!(
+        count(&kinds, "login.failed"),
+        5,
+        "exactly the threshold reached the password check"
+    );
     assert_eq!(count(&kinds, "login.locked"), 1);
     assert_eq!(count(&kinds, "login.refused_locked"), 195);
 
     // The right password while locked gets the lock message, is not checked, opens nothing.
-    let res = app.login_with(&browser(), &login, GOOD_PASSWORD, false).await;
+    let res = app
+        .login_with(&browser(), &login, GOOD_PASSWORD, false)
+        .await;
     assert_eq!(res.status(), 401);
     assert!(set_cookies(&res).is_empty());
     let body = res.text().await.unwrap();
-    assert!(body.contains("temporairement verrouillée. Réessayez à"), "{body}");
+    assert!(
+        body.contains("temporairement verrouillée. Réessayez à"),
+        "{body}"
+    );
     let kinds = app.audit_kinds(&login).await;
     assert_eq!(count(&kinds, "login.failed"), 5);
     assert_eq!(count(&kinds, "login.succeeded"), 0);
 
     // The lock ends by itself.
     app.clock.advance(Duration::minutes(16));
-    let res = app.login_with(&browser(), &login, GOOD_PASSWORD, false).await;
+    let res = app
+        .login_with(&browser(), &login, GOOD_PASSWORD, false)
+        .await;
     assert_eq!(res.status(), 303);
 }
 
@@ -54,10 +65,21 @@ async fn an_unknown_login_locks_like_a_known_one() {
     let app = TestApp::spawn().await;
     let nobody = unique_login("ghost");
     for _ in 0..4 {
-        assert_eq!(app.login_with(&browser(), &nobody, "wrong password here", false).await.status(), 401);
+        assert_eq!(
+            app.login_with(&browser(), &nobody, "wrong password here", false)
+                .await
+                .status(),
+            401
+        );
     }
-    let fifth = app.login_with(&browser(), &nobody, "wrong password here", false).await;
-    assert!(fifth.text().await.unwrap().contains("temporairement verrouillée"));
+    let fifth = app
+        .login_with(&browser(), &nobody, "wrong password here", false)
+        .await;
+    assert!(fifth
+        .text()
+        .await
+        .unwrap()
+        .contains("temporairement verrouillée"));
 }
 
 #[tokio::test]
@@ -73,10 +95,17 @@ async fn case_and_width_variants_share_one_counter() {
         login.clone(),
     ];
     for v in &variants {
-        app.login_with(&browser(), v, "wrong password here", false).await;
+        app.login_with(&browser(), v, "wrong password here", false)
+            .await;
     }
-    let res = app.login_with(&browser(), &login, GOOD_PASSWORD, false).await;
-    assert_eq!(res.status(), 401, "five failures over variants lock the one login");
+    let res = app
+        .login_with(&browser(), &login, GOOD_PASSWORD, false)
+        .await;
+    assert_eq!(
+        res.status(),
+        401,
+        "five failures over variants lock the one login"
+    );
 }
 
 #[tokio::test]
@@ -85,19 +114,36 @@ async fn a_success_resets_the_counter() {
     let login = unique_login("reset");
     app.create_user(&login, GOOD_PASSWORD).await;
     for _ in 0..4 {
-        app.login_with(&browser(), &login, "wrong password here", false).await;
+        app.login_with(&browser(), &login, "wrong password here", false)
+            .await;
     }
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 303);
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
     for _ in 0..4 {
-        app.login_with(&browser(), &login, "wrong password here", false).await;
+        app.login_with(&browser(), &login, "wrong password here", false)
+            .await;
     }
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 303);
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
 }
 
 #[tokio::test]
 async fn spraying_from_one_address_trips_the_address_throttle_not_the_accounts() {
-    let app = TestApp::builder().with(|s| s.lockout.ip_threshold = 10).spawn().await;
-    let logins: Vec<String> = (0..30).map(|i| unique_login(&format!("spray{i}"))).collect();
+    let app = TestApp::builder()
+        .with(|s| s.lockout.ip_threshold = 10)
+        .spawn()
+        .await;
+    let logins: Vec<String> = (0..30)
+        .map(|i| unique_login(&format!("spray{i}")))
+        .collect();
     for l in &logins {
         app.create_user(l, GOOD_PASSWORD).await;
     }
@@ -108,7 +154,11 @@ async fn spraying_from_one_address_trips_the_address_throttle_not_the_accounts()
         let res = browser()
             .post(format!("{}/cas/login", app.address))
             .header("X-Forwarded-For", format!("203.0.113.{i}"))
-            .form(&[("lt", lt.as_str()), ("username", l.as_str()), ("password", "Summer2026!")])
+            .form(&[
+                ("lt", lt.as_str()),
+                ("username", l.as_str()),
+                ("password", "Summer2026!"),
+            ])
             .send()
             .await
             .unwrap();
@@ -124,7 +174,12 @@ async fn spraying_from_one_address_trips_the_address_throttle_not_the_accounts()
         assert_eq!(count(&app.audit_kinds(l).await, "login.failed"), 0);
     }
     app.clock.advance(Duration::minutes(16));
-    assert_eq!(app.login_with(&browser(), &logins[29], GOOD_PASSWORD, false).await.status(), 303);
+    assert_eq!(
+        app.login_with(&browser(), &logins[29], GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
 }
 
 #[tokio::test]
@@ -140,22 +195,30 @@ async fn many_addresses_on_one_account_still_lock_it() {
         let res = browser()
             .post(format!("{}/cas/login", app.address))
             .header("X-Forwarded-For", format!("198.51.100.{i}"))
-            .form(&[("lt", lt.as_str()), ("username", login.as_str()), ("password", "wrong password here")])
+            .form(&[
+                ("lt", lt.as_str()),
+                ("username", login.as_str()),
+                ("password", "wrong password here"),
+            ])
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), 401);
     }
-    let res = app.login_with(&browser(), &login, GOOD_PASSWORD, false).await;
-    assert!(res.text().await.unwrap().contains("temporairement verrouillée"));
-    let events = app
-        .services
-        .audit
-        .recent(Some(&login), 100)
+    let res = app
+        .login_with(&browser(), &login, GOOD_PASSWORD, false)
+        .await;
+    assert!(res
+        .text()
         .await
-        .unwrap();
+        .unwrap()
+        .contains("temporairement verrouillée"));
+    let events = app.services.audit.recent(Some(&login), 100).await.unwrap();
     let ips: std::collections::BTreeSet<_> = events.iter().filter_map(|e| e.ip.clone()).collect();
-    assert!(ips.contains("198.51.100.0") && ips.contains("198.51.100.4"), "trusted proxy's X-Forwarded-For used: {ips:?}");
+    assert!(
+        ips.contains("198.51.100.0") && ips.contains("198.51.100.4"),
+        "trusted proxy's X-Forwarded-For used: {ips:?}"
+    );
 }
 
 #[tokio::test]
@@ -164,12 +227,29 @@ async fn an_operator_unlock_lifts_the_lock_at_once() {
     let login = unique_login("unlockme");
     app.create_user(&login, GOOD_PASSWORD).await;
     for _ in 0..5 {
-        app.login_with(&browser(), &login, "wrong password here", false).await;
+        app.login_with(&browser(), &login, "wrong password here", false)
+            .await;
     }
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 401);
-    assert!(app.services.accounts.locked_until(&login).await.unwrap().is_some());
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        401
+    );
+    assert!(app
+        .services
+        .accounts
+        .locked_until(&login)
+        .await
+        .unwrap()
+        .is_some());
     app.services.accounts.unlock(&login, "test").await.unwrap();
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 303);
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
 }
 
 #[tokio::test]
@@ -190,11 +270,16 @@ async fn a_saturated_hashing_pool_answers_503_with_retry_after() {
     let responses = join_all(lts.iter().enumerate().map(|(i, lt)| {
         let login = format!("nobody{i}");
         let client = client.clone();
-        async move { app.post_login(&client, lt, &login, "whatever password", false).await }
+        async move {
+            app.post_login(&client, lt, &login, "whatever password", false)
+                .await
+        }
     }))
     .await;
     let busy: Vec<_> = responses.iter().filter(|r| r.status() == 503).collect();
     assert!(!busy.is_empty(), "some logins must be refused");
     assert!(busy.iter().all(|r| r.headers()["retry-after"] == "1"));
-    assert!(responses.iter().all(|r| r.status() == 503 || r.status() == 401));
+    assert!(responses
+        .iter()
+        .all(|r| r.status() == 503 || r.status() == 401));
 }

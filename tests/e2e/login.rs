@@ -14,20 +14,42 @@ async fn a_person_logs_in_and_the_login_page_then_says_who_they_are() {
     assert!(html.contains("lang=\"fr\""), "French by default");
     assert!(html.contains("<label for=\"username\">Identifiant</label>"));
     assert!(html.contains("<label for=\"password\">Mot de passe</label>"));
-    assert!(html.contains("type=\"checkbox\" value=\"true\""), "remember-me checkbox");
-    assert!(!html.contains("checked"), "remember-me is unchecked by default");
+    assert!(
+        html.contains("type=\"checkbox\" value=\"true\""),
+        "remember-me checkbox"
+    );
+    assert!(
+        !html.contains("checked"),
+        "remember-me is unchecked by default"
+    );
     assert!(lt.starts_with("LT-") && lt.len() > 40);
 
-    let res = app.post_login(&app.client, &lt, &login, GOOD_PASSWORD, false).await;
+    let res = app
+        .post_login(&app.client, &lt, &login, GOOD_PASSWORD, false)
+        .await;
     assert_eq!(res.status(), 303, "credentials POST answers 303, never 307");
-    assert_eq!(res.headers()["location"], format!("{}/cas/login", app.address));
+    assert_eq!(
+        res.headers()["location"],
+        format!("{}/cas/login", app.address)
+    );
 
-    let res = app.client.get(format!("{}/cas/login", app.address)).send().await.unwrap();
+    let res = app
+        .client
+        .get(format!("{}/cas/login", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
-    assert!(html.contains(&format!("<strong id=\"current-user\">{login}</strong>")), "{html}");
+    assert!(
+        html.contains(&format!("<strong id=\"current-user\">{login}</strong>")),
+        "{html}"
+    );
     assert!(html.contains("Se déconnecter"));
-    assert_eq!(app.audit_kinds(&login).await.first().map(String::as_str), Some("login.succeeded"));
+    assert_eq!(
+        app.audit_kinds(&login).await.first().map(String::as_str),
+        Some("login.succeeded")
+    );
 }
 
 #[tokio::test]
@@ -37,8 +59,12 @@ async fn unknown_login_and_wrong_password_get_the_same_answer() {
     let nobody = unique_login("nobody");
     app.create_user(&login, GOOD_PASSWORD).await;
 
-    let wrong = app.login_with(&browser(), &login, "not the password at all", false).await;
-    let unknown = app.login_with(&browser(), &nobody, "not the password at all", false).await;
+    let wrong = app
+        .login_with(&browser(), &login, "not the password at all", false)
+        .await;
+    let unknown = app
+        .login_with(&browser(), &nobody, "not the password at all", false)
+        .await;
     let empty = app.login_with(&browser(), &login, "", false).await;
 
     let header_names = |res: &reqwest::Response| {
@@ -71,17 +97,30 @@ async fn a_login_ticket_is_single_use_and_required() {
     app.create_user(&login, GOOD_PASSWORD).await;
     let lt = app.fresh_lt().await;
 
-    let first = app.post_login(&browser(), &lt, &login, "wrong password here", false).await;
+    let first = app
+        .post_login(&browser(), &lt, &login, "wrong password here", false)
+        .await;
     assert_eq!(first.status(), 401);
-    let replay = app.post_login(&browser(), &lt, &login, GOOD_PASSWORD, false).await;
+    let replay = app
+        .post_login(&browser(), &lt, &login, GOOD_PASSWORD, false)
+        .await;
     assert_eq!(replay.status(), 403, "a used login ticket is refused");
     assert!(set_cookies(&replay).is_empty());
-    let forged = app.post_login(&browser(), "LT-forged", &login, GOOD_PASSWORD, false).await;
+    let forged = app
+        .post_login(&browser(), "LT-forged", &login, GOOD_PASSWORD, false)
+        .await;
     assert_eq!(forged.status(), 403);
     let body = forged.text().await.unwrap();
     assert!(body.contains("Le formulaire a expiré"));
     // Only the first reached the password check.
-    assert_eq!(app.audit_kinds(&login).await.iter().filter(|k| k.starts_with("login.")).count(), 1);
+    assert_eq!(
+        app.audit_kinds(&login)
+            .await
+            .iter()
+            .filter(|k| k.starts_with("login."))
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -93,13 +132,21 @@ async fn a_cross_site_post_is_refused() {
     let res = browser()
         .post(format!("{}/cas/login", app.address))
         .header("Origin", "https://evil.example")
-        .form(&[("lt", lt.as_str()), ("username", login.as_str()), ("password", GOOD_PASSWORD)])
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
     assert!(set_cookies(&res).is_empty());
-    assert!(app.audit_kinds(&login).await.iter().all(|k| !k.starts_with("login.")));
+    assert!(app
+        .audit_kinds(&login)
+        .await
+        .iter()
+        .all(|k| !k.starts_with("login.")));
 }
 
 #[tokio::test]
@@ -107,8 +154,14 @@ async fn login_variants_reach_the_same_account() {
     let app = TestApp::spawn().await;
     let login = unique_login("eve");
     app.create_user(&login, GOOD_PASSWORD).await;
-    for variant in [login.to_uppercase(), format!(" {login} "), format!("{login}@univ.example.org")] {
-        let res = app.login_with(&browser(), &variant, GOOD_PASSWORD, false).await;
+    for variant in [
+        login.to_uppercase(),
+        format!(" {login} "),
+        format!("{login}@univ.example.org"),
+    ] {
+        let res = app
+            .login_with(&browser(), &variant, GOOD_PASSWORD, false)
+            .await;
         assert_eq!(res.status(), 303, "{variant:?}");
     }
 }
@@ -117,14 +170,24 @@ async fn login_variants_reach_the_same_account() {
 async fn pages_carry_security_headers_and_escape_what_they_echo() {
     let app = TestApp::spawn().await;
     let res = app
-        .login_with(&browser(), "<script>alert(1)</script>\"onmouseover=", "x", false)
+        .login_with(
+            &browser(),
+            "<script>alert(1)</script>\"onmouseover=",
+            "x",
+            false,
+        )
         .await;
     let headers = res.headers().clone();
     let html = res.text().await.unwrap();
     assert!(!html.contains("<script>alert(1)"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;"));
     let csp = headers["content-security-policy"].to_str().unwrap();
-    for directive in ["frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'", "script-src 'self'"] {
+    for directive in [
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "script-src 'self'",
+    ] {
         assert!(csp.contains(directive), "{directive} in {csp}");
     }
     assert_eq!(headers["x-content-type-options"], "nosniff");
@@ -139,8 +202,15 @@ async fn https_deployments_send_strict_transport_security() {
         .with(|s| s.server.public_url = "https://127.0.0.1".to_owned())
         .spawn()
         .await;
-    let res = browser().get(format!("{}/cas/login", app.address)).send().await.unwrap();
-    let hsts = res.headers()["strict-transport-security"].to_str().unwrap().to_owned();
+    let res = browser()
+        .get(format!("{}/cas/login", app.address))
+        .send()
+        .await
+        .unwrap();
+    let hsts = res.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(hsts.contains("max-age=31536000"));
 }
 
@@ -157,26 +227,44 @@ async fn english_is_chosen_from_accept_language_or_the_switch() {
     assert!(html.contains("lang=\"en\"") && html.contains(">Password</label>"));
 
     let client = browser();
-    let res = client.get(format!("{}/cas/login?lang=en", app.address)).send().await.unwrap();
+    let res = client
+        .get(format!("{}/cas/login?lang=en", app.address))
+        .send()
+        .await
+        .unwrap();
     assert!(res.text().await.unwrap().contains(">Remember me</label>"));
     // The choice sticks through the cookie.
-    let res = client.get(format!("{}/cas/login", app.address)).send().await.unwrap();
+    let res = client
+        .get(format!("{}/cas/login", app.address))
+        .send()
+        .await
+        .unwrap();
     let html = res.text().await.unwrap();
     assert!(html.contains(">Remember me</label>"));
-    assert!(html.contains("login?lang=fr\" lang=\"fr\""), "visible switch back to French");
+    assert!(
+        html.contains("login?lang=fr\" lang=\"fr\""),
+        "visible switch back to French"
+    );
 }
 
 #[tokio::test]
 async fn an_unregistered_service_gets_an_error_page_and_no_redirect() {
     let app = TestApp::spawn().await;
     let res = browser()
-        .get(format!("{}/cas/login?service=https%3A%2F%2Fevil.example%2F", app.address))
+        .get(format!(
+            "{}/cas/login?service=https%3A%2F%2Fevil.example%2F",
+            app.address
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
     assert!(res.headers().get("location").is_none());
-    assert!(res.text().await.unwrap().contains("Application non autorisée"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Application non autorisée"));
 }
 
 #[tokio::test]
@@ -186,7 +274,11 @@ async fn an_oversized_body_is_refused_before_any_hashing() {
     let huge = "a".repeat(1024 * 1024);
     let res = browser()
         .post(format!("{}/cas/login", app.address))
-        .form(&[("lt", lt.as_str()), ("username", "someone"), ("password", huge.as_str())])
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", "someone"),
+            ("password", huge.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -213,11 +305,25 @@ async fn a_blocked_account_cannot_log_in_even_with_the_right_password() {
     let app = TestApp::spawn().await;
     let login = unique_login("frank");
     let account = app.create_user(&login, GOOD_PASSWORD).await;
-    app.services.blocking.block(&account.login, "test").await.unwrap();
+    app.services
+        .blocking
+        .block(&account.login, "test")
+        .await
+        .unwrap();
     let res = app.login(&login, GOOD_PASSWORD).await;
     assert_eq!(res.status(), 403);
     assert!(set_cookies(&res).is_empty());
-    assert!(res.text().await.unwrap().contains("Votre compte est bloqué"));
-    let wrong = app.login_with(&browser(), &login, "wrong password here", false).await;
-    assert_eq!(wrong.status(), 401, "a wrong password does not reveal the block");
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Votre compte est bloqué"));
+    let wrong = app
+        .login_with(&browser(), &login, "wrong password here", false)
+        .await;
+    assert_eq!(
+        wrong.status(),
+        401,
+        "a wrong password does not reveal the block"
+    );
 }

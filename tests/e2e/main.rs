@@ -1,5 +1,10 @@
 //! One test binary for the whole end-to-end suite.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions: a panic is how they report a failure"
+)]
+
 mod browser;
 mod cli;
 mod health;

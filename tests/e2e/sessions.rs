@@ -4,7 +4,14 @@ use sesame_tests::{browser, set_cookies, unique_login, TestApp, GOOD_PASSWORD};
 use time::Duration;
 
 fn cookie_value(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
 }
 
 async fn is_logged_in(app: &TestApp, client: &reqwest::Client) -> bool {
@@ -42,10 +49,19 @@ async fn the_session_cookie_is_httponly_lax_and_a_browser_session_cookie_by_defa
     assert_eq!(cookies.len(), 1, "{cookies:?}");
     let c = &cookies[0];
     assert!(c.starts_with("sesame_tgc="), "{c}");
-    assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"), "{c}");
-    assert!(!c.contains("Max-Age") && !c.contains("Expires"), "no persistence without remember-me: {c}");
+    assert!(
+        c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"),
+        "{c}"
+    );
+    assert!(
+        !c.contains("Max-Age") && !c.contains("Expires"),
+        "no persistence without remember-me: {c}"
+    );
     let value = cookie_value(c);
-    assert!(value.len() >= 43 && value.bytes().all(|b| b.is_ascii_alphanumeric()), "≥128 random bits");
+    assert!(
+        value.len() >= 43 && value.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "≥128 random bits"
+    );
 }
 
 #[tokio::test]
@@ -74,9 +90,14 @@ async fn over_https_the_cookie_is_secure_and_host_prefixed() {
     let login = unique_login("secure");
     app.create_user(&login, GOOD_PASSWORD).await;
     // No Origin header: the test talks plain http to an app that believes it is behind https.
-    let res = app.login_with(&browser(), &login, GOOD_PASSWORD, false).await;
+    let res = app
+        .login_with(&browser(), &login, GOOD_PASSWORD, false)
+        .await;
     let c = &set_cookies(&res)[0];
-    assert!(c.starts_with("__Host-sesame_tgc=") && c.contains("Secure") && c.contains("Path=/"), "{c}");
+    assert!(
+        c.starts_with("__Host-sesame_tgc=") && c.contains("Secure") && c.contains("Path=/"),
+        "{c}"
+    );
     assert!(!c.contains("Domain"), "{c}");
 }
 
@@ -91,19 +112,28 @@ async fn login_issues_a_new_session_id_and_ignores_one_planted_before() {
     let res = client
         .post(format!("{}/cas/login", app.address))
         .header("Cookie", format!("sesame_tgc={planted}"))
-        .form(&[("lt", lt.as_str()), ("username", login.as_str()), ("password", GOOD_PASSWORD)])
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
     let first = cookie_value(&set_cookies(&res)[0]);
     assert_ne!(first, planted);
-    assert!(!with_cookie(&app, "sesame_tgc", planted).await, "the planted value opens nothing");
+    assert!(
+        !with_cookie(&app, "sesame_tgc", planted).await,
+        "the planted value opens nothing"
+    );
     assert!(with_cookie(&app, "sesame_tgc", &first).await);
 
     // Logging in again replaces the id and kills the previous one.
     let lt = app.fresh_lt().await;
-    let res = app.post_login(&client, &lt, &login, GOOD_PASSWORD, false).await;
+    let res = app
+        .post_login(&client, &lt, &login, GOOD_PASSWORD, false)
+        .await;
     let second = cookie_value(&set_cookies(&res)[0]);
     assert_ne!(first, second);
     assert!(!with_cookie(&app, "sesame_tgc", &first).await);
@@ -119,13 +149,26 @@ async fn logout_destroys_the_session_so_a_copied_cookie_is_dead() {
     let copied = cookie_value(&set_cookies(&res)[0]);
     assert!(is_logged_in(&app, &app.client).await);
 
-    let res = app.client.get(format!("{}/cas/logout", app.address)).send().await.unwrap();
+    let res = app
+        .client
+        .get(format!("{}/cas/logout", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let removal = set_cookies(&res);
-    assert!(removal.iter().any(|c| c.starts_with("sesame_tgc=;") && c.contains("Max-Age=0")), "{removal:?}");
+    assert!(
+        removal
+            .iter()
+            .any(|c| c.starts_with("sesame_tgc=;") && c.contains("Max-Age=0")),
+        "{removal:?}"
+    );
     assert!(res.text().await.unwrap().contains("Vous êtes déconnecté"));
     assert!(!is_logged_in(&app, &app.client).await);
-    assert!(!with_cookie(&app, "sesame_tgc", &copied).await, "server-side session gone");
+    assert!(
+        !with_cookie(&app, "sesame_tgc", &copied).await,
+        "server-side session gone"
+    );
     assert!(app.audit_kinds(&login).await.iter().any(|k| k == "logout"));
 }
 
@@ -144,7 +187,15 @@ async fn the_logout_button_needs_its_token() {
         .unwrap();
     assert_eq!(forged.status(), 403);
     assert!(is_logged_in(&app, &app.client).await);
-    let html = app.client.get(format!("{}/cas/login", app.address)).send().await.unwrap().text().await.unwrap();
+    let html = app
+        .client
+        .get(format!("{}/cas/login", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let start = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
     let token = &html[start..start + 64];
     let res = app
@@ -175,7 +226,12 @@ async fn an_idle_session_expires_and_a_busy_one_hits_its_absolute_lifetime() {
         if i == 2 {
             assert!(!is_logged_in(&app, &idle).await, "idle for more than 2 h");
         }
-        assert_eq!(is_logged_in(&app, &busy).await, i < 8, "after {} min", i * 65);
+        assert_eq!(
+            is_logged_in(&app, &busy).await,
+            i < 8,
+            "after {} min",
+            i * 65
+        );
     }
     // Logging in again starts both clocks afresh.
     app.login_with(&busy, &login, GOOD_PASSWORD, false).await;
@@ -189,7 +245,12 @@ async fn blocking_an_account_ends_its_sessions() {
     let account = app.create_user(&login, GOOD_PASSWORD).await;
     app.login(&login, GOOD_PASSWORD).await;
     assert!(is_logged_in(&app, &app.client).await);
-    let (_, ended) = app.services.blocking.block(&account.login, "test").await.unwrap();
+    let (_, ended) = app
+        .services
+        .blocking
+        .block(&account.login, "test")
+        .await
+        .unwrap();
     assert_eq!(ended, 1);
     assert!(!is_logged_in(&app, &app.client).await);
 }
@@ -206,12 +267,18 @@ async fn a_session_opened_on_one_instance_is_seen_and_closed_by_another() {
     a.create_user(&login, GOOD_PASSWORD).await;
     let res = a.login(&login, GOOD_PASSWORD).await;
     let value = cookie_value(&set_cookies(&res)[0]);
-    assert!(with_cookie(&b, "sesame_tgc", &value).await, "instance B sees A's session");
+    assert!(
+        with_cookie(&b, "sesame_tgc", &value).await,
+        "instance B sees A's session"
+    );
     reqwest::Client::new()
         .get(format!("{}/cas/logout", b.address))
         .header("Cookie", format!("sesame_tgc={value}"))
         .send()
         .await
         .unwrap();
-    assert!(!with_cookie(&a, "sesame_tgc", &value).await, "logout on B ends it on A");
+    assert!(
+        !with_cookie(&a, "sesame_tgc", &value).await,
+        "logout on B ends it on A"
+    );
 }

@@ -34,7 +34,8 @@ pub fn backend() -> Backend {
 
 /// PostgreSQL for the production backend.
 pub fn test_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// Redis for the production backend.
@@ -108,9 +109,12 @@ impl Drop for TestApp {
     }
 }
 
+/// A change to the settings, applied before the app starts.
+type SettingsTweak = Box<dyn FnOnce(&mut Settings) + Send>;
+
 /// Builds a [`TestApp`].
 pub struct TestAppBuilder {
-    tweaks: Vec<Box<dyn FnOnce(&mut Settings) + Send>>,
+    tweaks: Vec<SettingsTweak>,
 }
 
 impl Default for TestAppBuilder {
@@ -159,14 +163,23 @@ impl TestAppBuilder {
         for tweak in self.tweaks {
             tweak(&mut settings);
         }
-        start(settings, Arc::new(guard), Arc::new(ManualClock::starting_now())).await
+        start(
+            settings,
+            Arc::new(guard),
+            Arc::new(ManualClock::starting_now()),
+        )
+        .await
     }
 }
 
 async fn start(mut settings: Settings, db: Arc<DbGuard>, clock: Arc<ManualClock>) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a random port");
     let port = listener.local_addr().expect("local addr").port();
-    let scheme = if settings.server.public_url.starts_with("https://") { "https" } else { "http" };
+    let scheme = if settings.server.public_url.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
     settings.server.public_url = format!("{scheme}://127.0.0.1:{port}");
     let overrides = Overrides {
         clock: Some(clock.clone()),
@@ -199,7 +212,10 @@ pub fn browser() -> reqwest::Client {
 
 /// A unique login for this test.
 pub fn unique_login(stem: &str) -> String {
-    format!("{stem}.{}", sesame_core::random::alphanumeric(8).to_lowercase())
+    format!(
+        "{stem}.{}",
+        sesame_core::random::alphanumeric(8).to_lowercase()
+    )
 }
 
 /// A password that passes the default policy.
@@ -226,11 +242,17 @@ impl TestApp {
 
     /// Creates an active account with this password (set through the policy).
     pub async fn create_user(&self, login: &str, password: &str) -> Account {
-        self.create_user_with(login, password, Affiliation::Staff).await
+        self.create_user_with(login, password, Affiliation::Staff)
+            .await
     }
 
     /// As `create_user`, with an affiliation.
-    pub async fn create_user_with(&self, login: &str, password: &str, affiliation: Affiliation) -> Account {
+    pub async fn create_user_with(
+        &self,
+        login: &str,
+        password: &str,
+        affiliation: Affiliation,
+    ) -> Account {
         let login = LoginName::parse(login).expect("valid login");
         let new = NewAccount {
             email: Some(Email::parse(&format!("{login}@univ.example.org")).expect("valid e-mail")),
@@ -240,7 +262,11 @@ impl TestApp {
             affiliation,
             state: AccountState::Provisioned,
         };
-        self.services.accounts.create(new, "test").await.expect("create account");
+        self.services
+            .accounts
+            .create(new, "test")
+            .await
+            .expect("create account");
         self.services
             .accounts
             .set_password(&login, Password::new(password), "test")
@@ -255,17 +281,32 @@ impl TestApp {
 
     /// Fills and posts the login form with the app's browser.
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
-        self.login_with(&self.client, username, password, false).await
+        self.login_with(&self.client, username, password, false)
+            .await
     }
 
     /// Fills and posts the login form with `client`.
-    pub async fn login_with(&self, client: &reqwest::Client, username: &str, password: &str, remember_me: bool) -> reqwest::Response {
+    pub async fn login_with(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        password: &str,
+        remember_me: bool,
+    ) -> reqwest::Response {
         let (_, _, lt) = get_login_page(client, &self.address).await;
-        self.post_login(client, &lt, username, password, remember_me).await
+        self.post_login(client, &lt, username, password, remember_me)
+            .await
     }
 
     /// Posts the login form with a given login ticket.
-    pub async fn post_login(&self, client: &reqwest::Client, lt: &str, username: &str, password: &str, remember_me: bool) -> reqwest::Response {
+    pub async fn post_login(
+        &self,
+        client: &reqwest::Client,
+        lt: &str,
+        username: &str,
+        password: &str,
+        remember_me: bool,
+    ) -> reqwest::Response {
         let mut form = vec![("lt", lt), ("username", username), ("password", password)];
         if remember_me {
             form.push(("remember_me", "true"));
@@ -280,7 +321,9 @@ impl TestApp {
 
     /// A fresh login ticket, fetched by a cookie-less client.
     pub async fn fresh_lt(&self) -> String {
-        get_login_page(&reqwest::Client::new(), &self.address).await.2
+        get_login_page(&reqwest::Client::new(), &self.address)
+            .await
+            .2
     }
 
     /// The audit events of a login, newest first.
@@ -298,7 +341,10 @@ impl TestApp {
 }
 
 /// `GET /cas/login` with `client`; returns status, body and the login ticket.
-pub async fn get_login_page(client: &reqwest::Client, address: &str) -> (reqwest::StatusCode, String, String) {
+pub async fn get_login_page(
+    client: &reqwest::Client,
+    address: &str,
+) -> (reqwest::StatusCode, String, String) {
     let res = client
         .get(format!("{address}/cas/login"))
         .send()

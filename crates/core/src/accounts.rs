@@ -33,7 +33,9 @@ pub struct PolicySet {
 impl PolicySet {
     /// The policy that applies to `affiliation`.
     pub fn for_affiliation(&self, affiliation: Affiliation) -> &PasswordPolicy {
-        self.by_affiliation.get(&affiliation).unwrap_or(&self.default)
+        self.by_affiliation
+            .get(&affiliation)
+            .unwrap_or(&self.default)
     }
 
     /// Checks every policy; the error names the affiliation and field.
@@ -43,7 +45,8 @@ impl PolicySet {
     pub fn validate(&self) -> Result<(), String> {
         self.default.validate()?;
         for (aff, p) in &self.by_affiliation {
-            p.validate().map_err(|e| format!("by_affiliation.{aff}: {e}"))?;
+            p.validate()
+                .map_err(|e| format!("by_affiliation.{aff}: {e}"))?;
         }
         Ok(())
     }
@@ -130,7 +133,10 @@ impl AccountService {
     /// # Errors
     /// [`AccountError::NotFound`] if there is none.
     pub async fn get(&self, login: &LoginName) -> Result<Account, AccountError> {
-        self.accounts.find_by_login(login).await?.ok_or(AccountError::NotFound)
+        self.accounts
+            .find_by_login(login)
+            .await?
+            .ok_or(AccountError::NotFound)
     }
 
     /// Checks `password` against the policy of `account`'s affiliation.
@@ -155,7 +161,12 @@ impl AccountService {
     ///
     /// # Errors
     /// [`AccountError::Policy`], [`AccountError::NotFound`], [`AccountError::Busy`].
-    pub async fn set_password(&self, login: &LoginName, password: Password, actor: &str) -> Result<Account, AccountError> {
+    pub async fn set_password(
+        &self,
+        login: &LoginName,
+        password: Password,
+        actor: &str,
+    ) -> Result<Account, AccountError> {
         let mut account = self.get(login).await?;
         self.check_policy(&account, &password)?;
         let hasher = Arc::clone(&self.hasher);
@@ -167,7 +178,9 @@ impl AccountService {
             .map_err(|e| AccountError::Hashing(e.to_string()))?
             .map_err(|e| AccountError::Hashing(e.to_string()))?;
         let now = self.clock.now();
-        self.accounts.set_password_hash(account.id, &phc, now).await?;
+        self.accounts
+            .set_password_hash(account.id, &phc, now)
+            .await?;
         self.audit
             .record(
                 AuditEvent::new(AuditKind::PasswordChanged, now, actor)
@@ -176,7 +189,9 @@ impl AccountService {
             )
             .await?;
         if account.state == AccountState::Provisioned {
-            account = self.set_state(&account, AccountState::Active, actor).await?;
+            account = self
+                .set_state(&account, AccountState::Active, actor)
+                .await?;
         }
         Ok(account)
     }
@@ -185,7 +200,12 @@ impl AccountService {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn set_state(&self, account: &Account, state: AccountState, actor: &str) -> Result<Account, AccountError> {
+    pub async fn set_state(
+        &self,
+        account: &Account,
+        state: AccountState,
+        actor: &str,
+    ) -> Result<Account, AccountError> {
         let now = self.clock.now();
         self.accounts.set_state(account.id, state, now).await?;
         self.audit
@@ -193,7 +213,9 @@ impl AccountService {
                 AuditEvent::new(AuditKind::AccountStateChanged, now, actor)
                     .login(account.login.as_str())
                     .account(account.id)
-                    .detail(serde_json::json!({ "from": account.state.as_str(), "to": state.as_str() })),
+                    .detail(
+                        serde_json::json!({ "from": account.state.as_str(), "to": state.as_str() }),
+                    ),
             )
             .await?;
         Ok(Account {
@@ -218,7 +240,12 @@ impl AccountService {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn lock(&self, login: &str, secs: Option<u64>, actor: &str) -> Result<OffsetDateTime, AccountError> {
+    pub async fn lock(
+        &self,
+        login: &str,
+        secs: Option<u64>,
+        actor: &str,
+    ) -> Result<OffsetDateTime, AccountError> {
         let now = self.clock.now();
         let until = now + std::time::Duration::from_secs(secs.unwrap_or(self.lockout.lock_secs));
         let key = lockout::login_key(login);
@@ -227,7 +254,10 @@ impl AccountService {
         self.accounts.set_login_lock(&key, Some(until)).await?;
         self.store.lock_attempts(&key, until, now).await?;
         self.audit
-            .record(AuditEvent::new(AuditKind::LoginLocked, now, actor).login(&crate::ids::fold_identifier(login)))
+            .record(
+                AuditEvent::new(AuditKind::LoginLocked, now, actor)
+                    .login(&crate::ids::fold_identifier(login)),
+            )
             .await?;
         Ok(until)
     }
@@ -242,7 +272,10 @@ impl AccountService {
         self.store.clear_attempts(&key).await?;
         self.accounts.set_login_lock(&key, None).await?;
         self.audit
-            .record(AuditEvent::new(AuditKind::LoginUnlocked, now, actor).login(&crate::ids::fold_identifier(login)))
+            .record(
+                AuditEvent::new(AuditKind::LoginUnlocked, now, actor)
+                    .login(&crate::ids::fold_identifier(login)),
+            )
             .await?;
         Ok(())
     }

@@ -63,7 +63,6 @@ const MAX_LOGIN_BYTES: usize = 1024;
 
 impl Authenticator {
     /// An authenticator over the given ports.
-    #[expect(clippy::too_many_arguments, reason = "plain wiring of independent ports")]
     pub fn new(
         accounts: Arc<dyn AccountRepo>,
         audit: Arc<dyn AuditLog>,
@@ -113,13 +112,15 @@ impl Authenticator {
                 .reserve_attempt(key, now, self.lockout.ip_window())
                 .await?;
             if let Some(until) = r.locked_until {
-                self.record(AuditKind::LoginRefusedThrottled, now, &folded, None, ip).await?;
+                self.record(AuditKind::LoginRefusedThrottled, now, &folded, None, ip)
+                    .await?;
                 return Err(AuthError::Throttled { until });
             }
             if r.attempt > self.lockout.ip_threshold {
                 let until = self.lockout.ip_throttle_until(now);
                 self.store.lock_attempts(key, until, now).await?;
-                self.record(AuditKind::LoginRefusedThrottled, now, &folded, None, ip).await?;
+                self.record(AuditKind::LoginRefusedThrottled, now, &folded, None, ip)
+                    .await?;
                 return Err(AuthError::Throttled { until });
             }
         }
@@ -141,7 +142,8 @@ impl Authenticator {
         };
         let db_lock = self.accounts.login_locked_until(&login_key).await?;
         if let Some(until) = db_lock.filter(|u| *u > now) {
-            self.record(AuditKind::LoginRefusedLocked, now, &folded, None, ip).await?;
+            self.record(AuditKind::LoginRefusedLocked, now, &folded, None, ip)
+                .await?;
             return Err(AuthError::Locked { until });
         }
         let mut reservation = self
@@ -150,7 +152,11 @@ impl Authenticator {
             .await?;
         if reservation.locked_until.is_some()
             && db_lock.is_none()
-            && self.accounts.login_locked_until(&login_key).await?.is_none()
+            && self
+                .accounts
+                .login_locked_until(&login_key)
+                .await?
+                .is_none()
         {
             // Locks are written to the database before the store, so a store lock with no
             // database lock (read again now: the first read may predate a lock being taken
@@ -163,13 +169,15 @@ impl Authenticator {
                 .await?;
         }
         if let Some(until) = reservation.locked_until {
-            self.record(AuditKind::LoginRefusedLocked, now, &folded, None, ip).await?;
+            self.record(AuditKind::LoginRefusedLocked, now, &folded, None, ip)
+                .await?;
             return Err(AuthError::Locked { until });
         }
         if reservation.attempt > self.lockout.threshold {
             // Lost the race for the last allowed attempts: the lock is being taken by the
             // attempt that reached the threshold.
-            self.record(AuditKind::LoginRefusedLocked, now, &folded, None, ip).await?;
+            self.record(AuditKind::LoginRefusedLocked, now, &folded, None, ip)
+                .await?;
             return Err(AuthError::Locked {
                 until: self.lockout.lock_until(now),
             });
@@ -188,12 +196,16 @@ impl Authenticator {
             Some(found) if verification.matched => found.account,
             other => {
                 let account_id = other.map(|f| f.account.id);
-                self.record(AuditKind::LoginFailed, now, &folded, account_id, ip).await?;
+                self.record(AuditKind::LoginFailed, now, &folded, account_id, ip)
+                    .await?;
                 if reservation.attempt >= self.lockout.threshold {
                     let until = self.lockout.lock_until(now);
-                    self.accounts.set_login_lock(&login_key, Some(until)).await?;
+                    self.accounts
+                        .set_login_lock(&login_key, Some(until))
+                        .await?;
                     self.store.lock_attempts(&login_key, until, now).await?;
-                    self.record(AuditKind::LoginLocked, now, &folded, account_id, ip).await?;
+                    self.record(AuditKind::LoginLocked, now, &folded, account_id, ip)
+                        .await?;
                     return Err(AuthError::Locked { until });
                 }
                 return Err(AuthError::InvalidCredentials);
@@ -207,18 +219,39 @@ impl Authenticator {
         match account.state {
             AccountState::Active => {}
             AccountState::Blocked => {
-                self.record(AuditKind::LoginRefusedState, now, &folded, Some(account.id), ip).await?;
+                self.record(
+                    AuditKind::LoginRefusedState,
+                    now,
+                    &folded,
+                    Some(account.id),
+                    ip,
+                )
+                .await?;
                 return Err(AuthError::Blocked);
             }
             AccountState::Provisioned | AccountState::Disabled => {
-                self.record(AuditKind::LoginRefusedState, now, &folded, Some(account.id), ip).await?;
+                self.record(
+                    AuditKind::LoginRefusedState,
+                    now,
+                    &folded,
+                    Some(account.id),
+                    ip,
+                )
+                .await?;
                 return Err(AuthError::Disabled);
             }
         }
         if verification.needs_rehash {
             self.rehash(&account, attempt.password, now).await;
         }
-        self.record(AuditKind::LoginSucceeded, now, &folded, Some(account.id), ip).await?;
+        self.record(
+            AuditKind::LoginSucceeded,
+            now,
+            &folded,
+            Some(account.id),
+            ip,
+        )
+        .await?;
         Ok(Authenticated { account, at: now })
     }
 

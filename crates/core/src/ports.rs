@@ -22,7 +22,10 @@ pub trait AccountRepo: Send + Sync + std::fmt::Debug {
 
     /// The account whose login (or institutional e-mail) equals `identifier`, with its
     /// password hash, in one query (this is on the login path).
-    async fn find_credential(&self, identifier: &str) -> Result<Option<AccountCredential>, RepoError>;
+    async fn find_credential(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<AccountCredential>, RepoError>;
 
     /// The account with this login.
     async fn find_by_login(&self, login: &LoginName) -> Result<Option<Account>, RepoError>;
@@ -31,20 +34,37 @@ pub trait AccountRepo: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// [`RepoError::NotFound`] if there is no such account.
-    async fn set_state(&self, id: AccountId, state: AccountState, now: OffsetDateTime) -> Result<(), RepoError>;
+    async fn set_state(
+        &self,
+        id: AccountId,
+        state: AccountState,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError>;
 
     /// Stores a new password hash.
     ///
     /// # Errors
     /// [`RepoError::NotFound`] if there is no such account.
-    async fn set_password_hash(&self, id: AccountId, phc: &str, now: OffsetDateTime) -> Result<(), RepoError>;
+    async fn set_password_hash(
+        &self,
+        id: AccountId,
+        phc: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError>;
 
     /// Until when `login_key` is locked, as written by [`AccountRepo::set_login_lock`]
     /// (security decision 2: a lock survives the loss of the counter store).
-    async fn login_locked_until(&self, login_key: &str) -> Result<Option<OffsetDateTime>, RepoError>;
+    async fn login_locked_until(
+        &self,
+        login_key: &str,
+    ) -> Result<Option<OffsetDateTime>, RepoError>;
 
     /// Records (`Some`) or lifts (`None`) the lock of a login string.
-    async fn set_login_lock(&self, login_key: &str, until: Option<OffsetDateTime>) -> Result<(), RepoError>;
+    async fn set_login_lock(
+        &self,
+        login_key: &str,
+        until: Option<OffsetDateTime>,
+    ) -> Result<(), RepoError>;
 
     /// Round trip to the database, for readiness.
     async fn ping(&self) -> Result<(), RepoError>;
@@ -115,7 +135,12 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     ) -> Result<AttemptReservation, StoreError>;
 
     /// Locks `key` until `until` (counted from the caller's `now`).
-    async fn lock_attempts(&self, key: &str, until: OffsetDateTime, now: OffsetDateTime) -> Result<(), StoreError>;
+    async fn lock_attempts(
+        &self,
+        key: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 
     /// Forgets the counter and any lock of `key`.
     async fn clear_attempts(&self, key: &str) -> Result<(), StoreError>;

@@ -114,8 +114,16 @@ fn account_sessions_key(id: AccountId) -> String {
 
 impl SessionManager {
     /// A manager over `store`.
-    pub fn new(store: Arc<dyn EphemeralStore>, clock: Arc<dyn Clock>, policy: SessionPolicy) -> Self {
-        Self { store, clock, policy }
+    pub fn new(
+        store: Arc<dyn EphemeralStore>,
+        clock: Arc<dyn Clock>,
+        policy: SessionPolicy,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            policy,
+        }
     }
 
     /// The lifetimes in force.
@@ -128,7 +136,12 @@ impl SessionManager {
     ///
     /// # Errors
     /// [`StoreError`] if the store fails.
-    pub async fn open(&self, account_id: AccountId, login: LoginName, remember_me: bool) -> Result<OpenedSession, StoreError> {
+    pub async fn open(
+        &self,
+        account_id: AccountId,
+        login: LoginName,
+        remember_me: bool,
+    ) -> Result<OpenedSession, StoreError> {
         let now = self.clock.now();
         let lifetime = if remember_me {
             self.policy.remember_me_secs
@@ -148,9 +161,16 @@ impl SessionManager {
         let ttl = self.ttl(&session, now);
         self.store.put(&key, &encode(&session)?, ttl).await?;
         self.store
-            .set_add(&account_sessions_key(account_id), &key, Duration::from_secs(lifetime))
+            .set_add(
+                &account_sessions_key(account_id),
+                &key,
+                Duration::from_secs(lifetime),
+            )
             .await?;
-        Ok(OpenedSession { cookie_value, session })
+        Ok(OpenedSession {
+            cookie_value,
+            session,
+        })
     }
 
     /// The live session designated by `cookie_value`, touching it for the idle timeout.
@@ -176,7 +196,9 @@ impl SessionManager {
         }
         if now - session.last_seen_at >= TOUCH_INTERVAL {
             session.last_seen_at = now;
-            self.store.put(&key, &encode(&session)?, self.ttl(&session, now)).await?;
+            self.store
+                .put(&key, &encode(&session)?, self.ttl(&session, now))
+                .await?;
         }
         Ok(Some(session))
     }
@@ -226,8 +248,14 @@ impl SessionManager {
 
     fn ttl(&self, s: &SsoSession, now: OffsetDateTime) -> Duration {
         let to_end = (s.expires_at - now).max(time::Duration::ZERO);
-        let idle = time::Duration::seconds(i64::try_from(self.policy.idle_timeout_secs).unwrap_or(i64::MAX));
-        let logical = if s.remember_me { to_end } else { to_end.min(idle) };
+        let idle = time::Duration::seconds(
+            i64::try_from(self.policy.idle_timeout_secs).unwrap_or(i64::MAX),
+        );
+        let logical = if s.remember_me {
+            to_end
+        } else {
+            to_end.min(idle)
+        };
         // The store TTL only collects garbage; keep a margin so the clock decides.
         Duration::try_from(logical).unwrap_or_default() + Duration::from_secs(60)
     }

@@ -26,12 +26,18 @@ impl AccountBlocking {
     ///
     /// # Errors
     /// [`AccountError::NotFound`]; [`AccountError::BadTransition`] for a disabled account.
-    pub async fn block(&self, login: &LoginName, actor: &str) -> Result<(Account, usize), AccountError> {
+    pub async fn block(
+        &self,
+        login: &LoginName,
+        actor: &str,
+    ) -> Result<(Account, usize), AccountError> {
         let account = self.accounts.get(login).await?;
         let account = match account.state {
             AccountState::Blocked => account,
             AccountState::Active | AccountState::Provisioned => {
-                self.accounts.set_state(&account, AccountState::Blocked, actor).await?
+                self.accounts
+                    .set_state(&account, AccountState::Blocked, actor)
+                    .await?
             }
             AccountState::Disabled => {
                 return Err(AccountError::BadTransition {
@@ -56,6 +62,8 @@ impl AccountBlocking {
                 to: AccountState::Active.as_str(),
             });
         }
-        self.accounts.set_state(&account, AccountState::Active, actor).await
+        self.accounts
+            .set_state(&account, AccountState::Active, actor)
+            .await
     }
 }

@@ -135,7 +135,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Config { action: ConfigAction::Check } => {
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
             match &file {
                 Some(f) => println!("# configuration file: {}", f.display()),
                 None => println!("# no configuration file: built-in defaults and environment"),
@@ -155,8 +157,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::telemetry::init(&settings.log);
     let public_url = settings.server.public_url.clone();
     let listen = settings.server.listen.clone();
-    let store_kind = if settings.store.url == "memory://" { "in-process" } else { "redis" };
-    let db_kind = if settings.database.url.starts_with("sqlite://") { "sqlite" } else { "postgresql" };
+    let store_kind = if settings.store.url == "memory://" {
+        "in-process"
+    } else {
+        "redis"
+    };
+    let db_kind = if settings.database.url.starts_with("sqlite://") {
+        "sqlite"
+    } else {
+        "postgresql"
+    };
     let app = Application::build(settings, Overrides::default()).await?;
     tracing::info!(%listen, %public_url, database = db_kind, store = store_kind, "sesame listening");
     app.run_until_stopped().await?;
@@ -175,7 +185,10 @@ fn describe(e: AccountError) -> anyhow::Error {
     match e {
         AccountError::Policy(violations) => {
             let lang = cli_lang();
-            let lines: Vec<String> = violations.iter().map(|v| format!("  - {}", v.message(lang))).collect();
+            let lines: Vec<String> = violations
+                .iter()
+                .map(|v| format!("  - {}", v.message(lang)))
+                .collect();
             anyhow::anyhow!("the password was refused:\n{}", lines.join("\n"))
         }
         other => anyhow::Error::new(other),
@@ -205,43 +218,86 @@ fn read_password() -> anyhow::Result<String> {
 async fn account(services: &Services, action: AccountAction) -> anyhow::Result<()> {
     let parse_login = |raw: &str| LoginName::parse(raw).with_context(|| format!("login {raw:?}"));
     match action {
-        AccountAction::Add { login, email, given_name, family_name, affiliation } => {
+        AccountAction::Add {
+            login,
+            email,
+            given_name,
+            family_name,
+            affiliation,
+        } => {
             let new = NewAccount {
                 login: parse_login(&login)?,
-                email: email.as_deref().map(Email::parse).transpose().context("--email")?,
+                email: email
+                    .as_deref()
+                    .map(Email::parse)
+                    .transpose()
+                    .context("--email")?,
                 given_name: non_empty(&given_name, "--given-name")?,
                 family_name: non_empty(&family_name, "--family-name")?,
-                affiliation: affiliation.parse::<Affiliation>().context("--affiliation")?,
+                affiliation: affiliation
+                    .parse::<Affiliation>()
+                    .context("--affiliation")?,
                 state: AccountState::Provisioned,
             };
-            let account = services.accounts.create(new, "cli").await.map_err(describe)?;
-            println!("created {} ({}), state {}", account.login, account.id, account.state);
+            let account = services
+                .accounts
+                .create(new, "cli")
+                .await
+                .map_err(describe)?;
+            println!(
+                "created {} ({}), state {}",
+                account.login, account.id, account.state
+            );
             println!("next: sesame account set-password {}", account.login);
         }
         AccountAction::SetPassword { login } => {
             let login = parse_login(&login)?;
             let password = Password::new(&read_password()?);
-            let account = services.accounts.set_password(&login, password, "cli").await.map_err(describe)?;
-            println!("password set for {}, state {}", account.login, account.state);
+            let account = services
+                .accounts
+                .set_password(&login, password, "cli")
+                .await
+                .map_err(describe)?;
+            println!(
+                "password set for {}, state {}",
+                account.login, account.state
+            );
         }
         AccountAction::Show { login } => {
             let login = parse_login(&login)?;
             let account = services.accounts.get(&login).await.map_err(describe)?;
             println!("login:        {}", account.login);
             println!("id:           {}", account.id);
-            println!("name:         {} {}", account.given_name, account.family_name);
-            println!("email:        {}", account.email.as_ref().map_or("-", |e| e.as_str()));
+            println!(
+                "name:         {} {}",
+                account.given_name, account.family_name
+            );
+            println!(
+                "email:        {}",
+                account.email.as_ref().map_or("-", |e| e.as_str())
+            );
             println!("affiliation:  {}", account.affiliation);
             println!("state:        {}", account.state);
             println!("created:      {}", account.created_at);
-            match services.accounts.locked_until(login.as_str()).await.map_err(describe)? {
+            match services
+                .accounts
+                .locked_until(login.as_str())
+                .await
+                .map_err(describe)?
+            {
                 Some(until) => println!("locked until: {until}"),
                 None => println!("locked:       no"),
             }
             let events = services.audit.recent(Some(login.as_str()), 10).await?;
             println!("recent events:");
             for e in events {
-                println!("  {} {} ip={} by={}", e.at, e.kind, e.ip.as_deref().unwrap_or("-"), e.actor);
+                println!(
+                    "  {} {} ip={} by={}",
+                    e.at,
+                    e.kind,
+                    e.ip.as_deref().unwrap_or("-"),
+                    e.actor
+                );
             }
         }
         AccountAction::Lock { login, minutes } => {
@@ -253,15 +309,27 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             println!("{} locked until {until}", parse_login(&login)?);
         }
         AccountAction::Unlock { login } => {
-            services.accounts.unlock(&login, "cli").await.map_err(describe)?;
+            services
+                .accounts
+                .unlock(&login, "cli")
+                .await
+                .map_err(describe)?;
             println!("{} unlocked", parse_login(&login)?);
         }
         AccountAction::Block { login } => {
-            let (account, ended) = services.blocking.block(&parse_login(&login)?, "cli").await.map_err(describe)?;
+            let (account, ended) = services
+                .blocking
+                .block(&parse_login(&login)?, "cli")
+                .await
+                .map_err(describe)?;
             println!("{} blocked; {ended} session(s) ended", account.login);
         }
         AccountAction::Unblock { login } => {
-            let account = services.blocking.unblock(&parse_login(&login)?, "cli").await.map_err(describe)?;
+            let account = services
+                .blocking
+                .unblock(&parse_login(&login)?, "cli")
+                .await
+                .map_err(describe)?;
             println!("{} unblocked, state {}", account.login, account.state);
         }
     }

@@ -139,7 +139,10 @@ pub struct LogSettings {
 
 impl Default for Settings {
     fn default() -> Self {
-        #[expect(clippy::expect_used, reason = "the embedded defaults are tested to parse")]
+        #[expect(
+            clippy::expect_used,
+            reason = "the embedded defaults are tested to parse"
+        )]
         toml::from_str(DEFAULT_TOML).expect("embedded default.toml is valid")
     }
 }
@@ -171,11 +174,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(
-            Env::prefixed("SESAME_")
-                .ignore(&["config"])
-                .split("__"),
-        );
+        figment = figment.merge(Env::prefixed("SESAME_").ignore(&["config"]).split("__"));
         let settings: Settings = figment.extract().map_err(|e| describe_figment_error(&e))?;
         settings.validate()?;
         Ok(settings)
@@ -186,21 +185,36 @@ impl Settings {
     /// # Errors
     /// [`ConfigError`] naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |key: &str, msg: &str| Err(ConfigError(format!("invalid value for `{key}`: {msg}")));
+        let err =
+            |key: &str, msg: &str| Err(ConfigError(format!("invalid value for `{key}`: {msg}")));
         if self.server.listen.parse::<SocketAddr>().is_err() {
-            return err("server.listen", "expected an address such as 127.0.0.1:8080");
+            return err(
+                "server.listen",
+                "expected an address such as 127.0.0.1:8080",
+            );
         }
         match Url::parse(&self.server.public_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
                 if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
-                    return err("server.public_url", "must not carry credentials, a query or a fragment");
+                    return err(
+                        "server.public_url",
+                        "must not carry credentials, a query or a fragment",
+                    );
                 }
             }
-            _ => return err("server.public_url", "expected an http(s) URL such as https://sso.example.edu"),
+            _ => {
+                return err(
+                    "server.public_url",
+                    "expected an http(s) URL such as https://sso.example.edu",
+                )
+            }
         }
         for (i, p) in self.server.trusted_proxies.iter().enumerate() {
             if parse_cidr(p).is_none() {
-                return err(&format!("server.trusted_proxies[{i}]"), "expected an IP address or CIDR block");
+                return err(
+                    &format!("server.trusted_proxies[{i}]"),
+                    "expected an IP address or CIDR block",
+                );
             }
         }
         if !(self.database.url.starts_with("sqlite://")
@@ -221,7 +235,9 @@ impl Settings {
         if self.store.timeout_ms == 0 {
             return err("store.timeout_ms", "must be at least 1");
         }
-        if let Err(e) = sesame_core::credentials::hasher::PasswordHasher::validate_params(self.password_hashing.argon2()) {
+        if let Err(e) = sesame_core::credentials::hasher::PasswordHasher::validate_params(
+            self.password_hashing.argon2(),
+        ) {
             return err("password_hashing", &e);
         }
         if let Err(e) = self.password_policy.validate() {
@@ -243,7 +259,10 @@ impl Settings {
             return err("log.format", "expected text or json");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return err("log.level", "expected a filter such as info or sesame=debug,info");
+            return err(
+                "log.level",
+                "expected a filter such as info or sesame=debug,info",
+            );
         }
         Ok(())
     }
@@ -297,7 +316,11 @@ fn describe_figment_error(e: &figment::Error) -> ConfigError {
             .unwrap_or_default();
         let kind = match &err.kind {
             figment::error::Kind::UnknownField(field, _) => {
-                let prefix = if err.path.is_empty() { String::new() } else { format!("{}.", err.path.join(".")) };
+                let prefix = if err.path.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}.", err.path.join("."))
+                };
                 format!("unknown key `{prefix}{field}`")
             }
             other => format!("invalid value for key{key}: {other}"),
@@ -356,7 +379,10 @@ mod tests {
             mask_url_password("postgres://sesame:hunter2@db/sesame"),
             "postgres://sesame:********@db/sesame"
         );
-        assert_eq!(mask_url_password("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(
+            mask_url_password("sqlite://data/x.db"),
+            "sqlite://data/x.db"
+        );
     }
 
     #[test]
@@ -364,7 +390,10 @@ mod tests {
         assert_eq!(parse_cidr("10.0.0.0/8").map(|c| c.1), Some(8));
         assert!(parse_cidr("10.0.0.0/33").is_none());
         assert!(parse_cidr("nonsense").is_none());
-        assert_eq!(parse_offset("+01:00"), time::UtcOffset::from_hms(1, 0, 0).ok());
+        assert_eq!(
+            parse_offset("+01:00"),
+            time::UtcOffset::from_hms(1, 0, 0).ok()
+        );
         assert!(parse_offset("01:00").is_none());
     }
 }

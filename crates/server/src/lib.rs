@@ -30,7 +30,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,8 +42,9 @@ impl Application {
     /// # Errors
     /// [`StartupError`] when storage, theme or listener fail.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartupError> {
-        let listener = TcpListener::bind(&settings.server.listen)
-            .map_err(|e| StartupError::Store(format!("server.listen {}: {e}", settings.server.listen)))?;
+        let listener = TcpListener::bind(&settings.server.listen).map_err(|e| {
+            StartupError::Store(format!("server.listen {}: {e}", settings.server.listen))
+        })?;
         Self::build_with_listener(settings, overrides, listener).await
     }
 
@@ -54,10 +57,14 @@ impl Application {
         overrides: Overrides,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
-        let services = Services::build(&settings, &overrides, settings.database.migrate_on_start).await?;
-        let renderer =
-            Renderer::load(services::theme_dir(&settings)).map_err(|e| StartupError::Theme(e.to_string()))?;
-        let port = listener.local_addr().map_err(|e| StartupError::Store(e.to_string()))?.port();
+        let services =
+            Services::build(&settings, &overrides, settings.database.migrate_on_start).await?;
+        let renderer = Renderer::load(services::theme_dir(&settings))
+            .map_err(|e| StartupError::Theme(e.to_string()))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartupError::Store(e.to_string()))?
+            .port();
         let state = aw::Data::new(AppState::new(settings.clone(), services.clone(), renderer));
         let workers = if settings.server.workers == 0 {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -79,7 +86,11 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartupError::Store(e.to_string()))?
         .run();
-        Ok(Self { port, server, services })
+        Ok(Self {
+            port,
+            server,
+            services,
+        })
     }
 
     /// The bound port.
@@ -113,12 +124,17 @@ fn security_headers(https: bool) -> DefaultHeaders {
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))
         .add(("Cross-Origin-Opener-Policy", "same-origin"))
-        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+        ))
         .add(("Cache-Control", "no-store"))
         .add(("Pragma", "no-cache"));
     if https {
-        headers = headers.add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"));
+        headers = headers.add((
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+        ));
     }
     headers
 }
-

@@ -69,7 +69,11 @@ impl Services {
     ///
     /// # Errors
     /// [`StartupError`] naming what failed.
-    pub async fn build(settings: &Settings, overrides: &Overrides, migrate: bool) -> Result<Self, StartupError> {
+    pub async fn build(
+        settings: &Settings,
+        overrides: &Overrides,
+        migrate: bool,
+    ) -> Result<Self, StartupError> {
         let database = Database::connect(&settings.database.url, settings.database.max_connections)
             .await
             .map_err(|e| StartupError::Database(e.to_string()))?;
@@ -102,9 +106,13 @@ impl Services {
             }
             Arc::new(redis)
         };
-        let clock = overrides.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        let clock = overrides
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
         let hasher = Arc::new(
-            PasswordHasher::new(settings.password_hashing.argon2()).map_err(|e| StartupError::Hashing(e.to_string()))?,
+            PasswordHasher::new(settings.password_hashing.argon2())
+                .map_err(|e| StartupError::Hashing(e.to_string()))?,
         );
         let pool = HashingPool::sized_to_cores(settings.password_hashing.queue_per_worker);
         let database = Arc::new(database);
@@ -119,7 +127,8 @@ impl Services {
             settings.lockout,
             Arc::clone(&clock),
         );
-        let sessions = SessionManager::new(Arc::clone(&store), Arc::clone(&clock), settings.session);
+        let sessions =
+            SessionManager::new(Arc::clone(&store), Arc::clone(&clock), settings.session);
         let accounts = AccountService::new(AccountServiceParts {
             accounts: Arc::clone(&accounts_repo),
             audit: Arc::clone(&audit),

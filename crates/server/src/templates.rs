@@ -13,16 +13,34 @@ use sesame_core::i18n::Lang;
 const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
-    ("logged_in.html", include_str!("../templates/logged_in.html")),
-    ("logged_out.html", include_str!("../templates/logged_out.html")),
+    (
+        "logged_in.html",
+        include_str!("../templates/logged_in.html"),
+    ),
+    (
+        "logged_out.html",
+        include_str!("../templates/logged_out.html"),
+    ),
     ("error.html", include_str!("../templates/error.html")),
 ];
 
 /// Built-in static files: (name, content type, bytes).
 pub const EMBEDDED_STATIC: &[(&str, &str, &[u8])] = &[
-    ("sesame.css", "text/css; charset=utf-8", include_bytes!("../static/sesame.css")),
-    ("sesame.js", "text/javascript; charset=utf-8", include_bytes!("../static/sesame.js")),
-    ("logo.svg", "image/svg+xml", include_bytes!("../static/logo.svg")),
+    (
+        "sesame.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../static/sesame.css"),
+    ),
+    (
+        "sesame.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/sesame.js"),
+    ),
+    (
+        "logo.svg",
+        "image/svg+xml",
+        include_bytes!("../static/logo.svg"),
+    ),
 ];
 
 const MESSAGES_FR: &str = include_str!("../messages/fr.toml");
@@ -68,14 +86,16 @@ impl Renderer {
         }
         let mut messages = BTreeMap::new();
         for (lang, builtin) in [(Lang::Fr, MESSAGES_FR), (Lang::En, MESSAGES_EN)] {
-            let mut table: BTreeMap<String, String> =
-                toml::from_str(builtin).map_err(|e| ThemeError(format!("built-in messages: {e}")))?;
-            if let Some(path) = theme_dir.map(|d| d.join("messages").join(format!("{}.toml", lang.tag()))) {
+            let mut table: BTreeMap<String, String> = toml::from_str(builtin)
+                .map_err(|e| ThemeError(format!("built-in messages: {e}")))?;
+            if let Some(path) =
+                theme_dir.map(|d| d.join("messages").join(format!("{}.toml", lang.tag())))
+            {
                 if path.is_file() {
                     let text = std::fs::read_to_string(&path)
                         .map_err(|e| ThemeError(format!("{}: {e}", path.display())))?;
-                    let overrides: BTreeMap<String, String> =
-                        toml::from_str(&text).map_err(|e| ThemeError(format!("{}: {e}", path.display())))?;
+                    let overrides: BTreeMap<String, String> = toml::from_str(&text)
+                        .map_err(|e| ThemeError(format!("{}: {e}", path.display())))?;
                     table.extend(overrides);
                 }
             }
@@ -155,10 +175,17 @@ mod tests {
 
     #[test]
     fn a_theme_directory_overrides_texts_and_static_files() {
-        let dir = std::env::temp_dir().join(format!("sesame-theme-{}", sesame_core::random::alphanumeric(8)));
+        let dir = std::env::temp_dir().join(format!(
+            "sesame-theme-{}",
+            sesame_core::random::alphanumeric(8)
+        ));
         std::fs::create_dir_all(dir.join("messages")).unwrap();
         std::fs::create_dir_all(dir.join("static")).unwrap();
-        std::fs::write(dir.join("messages/fr.toml"), "login_title = \"Bienvenue à l'ENT\"\n").unwrap();
+        std::fs::write(
+            dir.join("messages/fr.toml"),
+            "login_title = \"Bienvenue à l'ENT\"\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("static/sesame.css"), "body{color:red}").unwrap();
         let r = Renderer::load(Some(&dir)).unwrap();
         assert_eq!(r.text(Lang::Fr, "login_title"), "Bienvenue à l'ENT");

@@ -78,7 +78,10 @@ impl AppState {
     pub fn lang(&self, req: &HttpRequest, explicit: Option<&str>) -> Lang {
         explicit
             .and_then(Lang::from_tag)
-            .or_else(|| req.cookie(LANG_COOKIE).and_then(|c| Lang::from_tag(c.value())))
+            .or_else(|| {
+                req.cookie(LANG_COOKIE)
+                    .and_then(|c| Lang::from_tag(c.value()))
+            })
             .or_else(|| {
                 req.headers()
                     .get("accept-language")
@@ -113,7 +116,9 @@ impl AppState {
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|(net, len)| in_cidr(ip, *net, *len))
+        self.trusted_proxies
+            .iter()
+            .any(|(net, len)| in_cidr(ip, *net, *len))
     }
 
     /// `HH:MM` in the institution's time zone.
@@ -132,7 +137,9 @@ impl AppState {
             .same_site(SameSite::Lax)
             .finish();
         if let Some(secs) = persistent_secs {
-            cookie.set_max_age(CookieDuration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)));
+            cookie.set_max_age(CookieDuration::seconds(
+                i64::try_from(secs).unwrap_or(i64::MAX),
+            ));
         }
         cookie
     }
@@ -145,7 +152,14 @@ impl AppState {
     }
 
     /// Renders a page. A rendering failure (broken theme) becomes a plain 500.
-    pub fn page(&self, status: StatusCode, template: &str, lang: Lang, req: &HttpRequest, ctx: minijinja::Value) -> HttpResponse {
+    pub fn page(
+        &self,
+        status: StatusCode,
+        template: &str,
+        lang: Lang,
+        req: &HttpRequest,
+        ctx: minijinja::Value,
+    ) -> HttpResponse {
         let other = match lang {
             Lang::Fr => Lang::En,
             Lang::En => Lang::Fr,
@@ -174,7 +188,14 @@ impl AppState {
     }
 
     /// An error page with a title and message key.
-    pub fn error_page(&self, status: StatusCode, lang: Lang, req: &HttpRequest, title_key: &str, message_key: &str) -> HttpResponse {
+    pub fn error_page(
+        &self,
+        status: StatusCode,
+        lang: Lang,
+        req: &HttpRequest,
+        title_key: &str,
+        message_key: &str,
+    ) -> HttpResponse {
         self.page(
             status,
             "error.html",
@@ -190,10 +211,11 @@ impl AppState {
 
 /// The current path with `lang` set to `to`, other query parameters kept.
 fn lang_switch_url(req: &HttpRequest, to: Lang) -> String {
-    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .filter(|(k, _)| k != "lang")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let mut pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .filter(|(k, _)| k != "lang")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
     pairs.push(("lang".to_owned(), to.tag().to_owned()));
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
@@ -204,11 +226,19 @@ fn lang_switch_url(req: &HttpRequest, to: Lang) -> String {
 fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             (u32::from(a) & mask) == (u32::from(n) & mask)
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             (u128::from(a) & mask) == (u128::from(n) & mask)
         }
         _ => false,

@@ -127,9 +127,9 @@ impl Target {
         };
         match path.parent() {
             Some(dir) if dir != Path::new("") => {
-                std::fs::create_dir_all(dir).map_err(|source| StoreSetupError::CreateDir {
+                std::fs::create_dir_all(dir).map_err(|error| StoreSetupError::CreateDir {
                     path: dir.to_owned(),
-                    source,
+                    error,
                 })
             }
             _ => Ok(()),

@@ -2,11 +2,11 @@
 //!
 //! Policy: setting a store up ([`crate::Database::connect`], [`crate::Database::run_migrations`],
 //! [`crate::RedisStore::connect`]) fails with [`StoreSetupError`], which names what could not be
-//! done and keeps the driver's error as its source; `main` reports it and exits. Once running,
+//! done and includes the driver's explanation; `main` reports it and exits. Once running,
 //! every fault becomes the core's [`RepoError`] or [`StoreError`]: unique violations are
 //! [`RepoError::Conflict`], rows that cannot be read back are `Corrupt`, and everything else
 //! (pool timeout, lost connection, statement timeout, Redis timeout) is `Unavailable`, which the
-//! server answers with 503. Messages never contain keys, values or connection strings.
+//! server answers with 503. Messages never contain store keys, values or passwords.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,33 +14,35 @@ use std::time::Duration;
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
 use sesame_core::error::{RepoError, StoreError};
 
-/// A boxed driver error, kept as the source of a [`StoreSetupError`].
+/// A boxed driver error, carried by a [`StoreSetupError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a store could not be set up (connect or migrate).
+///
+/// The message includes the driver's explanation (callers often only keep `to_string()`), so
+/// the variants carry no separate `source`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreSetupError {
     /// The URL names no supported backend.
     #[error("unsupported database URL: expected postgres://…, postgresql://… or sqlite://<path>")]
     UnsupportedUrl,
     /// The directory of the SQLite file could not be created.
-    #[error("cannot create the directory {path} for the SQLite database")]
+    #[error("cannot create the directory {path} for the SQLite database: {error}")]
     CreateDir {
         /// The directory.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// No connection to the database could be opened.
-    #[error("cannot connect to the database")]
-    Connect(#[source] BoxError),
+    #[error("cannot connect to the database: {0}")]
+    Connect(BoxError),
     /// Applying the migrations failed.
-    #[error("running the database migrations failed")]
-    Migrate(#[source] BoxError),
+    #[error("running the database migrations failed: {0}")]
+    Migrate(BoxError),
     /// The Redis URL is malformed or Redis refused the connection.
-    #[error("cannot connect to Redis")]
-    Redis(#[source] BoxError),
+    #[error("cannot connect to Redis: {0}")]
+    Redis(BoxError),
     /// Redis did not answer in time.
     #[error("Redis did not answer within {0:?}")]
     RedisTimeout(Duration),
@@ -48,8 +50,8 @@ pub enum StoreSetupError {
     #[error("Redis {0} is too old: Sesame needs Redis 6.2 or newer (GETDEL)")]
     RedisTooOld(String),
     /// A blocking task died.
-    #[error("a background task failed")]
-    Task(#[source] BoxError),
+    #[error("a background task failed: {0}")]
+    Task(BoxError),
 }
 
 /// Converts a diesel error into the core's repository error.

@@ -99,9 +99,14 @@ impl PasswordHasher {
     /// # Errors
     /// argon2's reason, as text.
     pub fn validate_params(params: Argon2Params) -> Result<(), String> {
-        Params::new(params.memory_kib, params.iterations, params.parallelism, None)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            None,
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     }
 
     /// The parameters in force.
@@ -126,13 +131,20 @@ impl PasswordHasher {
     ///
     /// # Errors
     /// [`HashError::Malformed`] if `stored` is not a readable PHC string.
-    pub fn verify(&self, password: &Password, stored: Option<&str>) -> Result<Verification, HashError> {
+    pub fn verify(
+        &self,
+        password: &Password,
+        stored: Option<&str>,
+    ) -> Result<Verification, HashError> {
         let (phc, real) = match stored {
             Some(s) => (s, true),
             None => (self.dummy_hash.as_str(), false),
         };
         let parsed = PasswordHash::new(phc).map_err(|e| HashError::Malformed(e.to_string()))?;
-        let matched = match self.verifier_for(&parsed)?.verify_password(password.expose().as_bytes(), &parsed) {
+        let matched = match self
+            .verifier_for(&parsed)?
+            .verify_password(password.expose().as_bytes(), &parsed)
+        {
             Ok(()) => real,
             Err(argon2::password_hash::Error::Password) => false,
             Err(e) => return Err(HashError::Argon2(e.to_string())),
@@ -147,7 +159,8 @@ impl PasswordHasher {
     /// parameters still verify.
     fn verifier_for(&self, parsed: &PasswordHash<'_>) -> Result<Argon2<'static>, HashError> {
         let params = Params::try_from(parsed).map_err(|e| HashError::Malformed(e.to_string()))?;
-        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| HashError::Malformed(e.to_string()))?;
+        let algorithm = Algorithm::try_from(parsed.algorithm)
+            .map_err(|e| HashError::Malformed(e.to_string()))?;
         let version = parsed
             .version
             .map(Version::try_from)
@@ -183,18 +196,41 @@ mod tests {
     #[test]
     fn correct_password_verifies_and_wrong_does_not() {
         let h = PasswordHasher::new(cheap()).unwrap();
-        let phc = h.hash(&Password::new("correct horse battery staple")).unwrap();
+        let phc = h
+            .hash(&Password::new("correct horse battery staple"))
+            .unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-        assert!(h.verify(&Password::new("correct horse battery staple"), Some(&phc)).unwrap().matched);
-        assert!(!h.verify(&Password::new("correct horse battery stapl"), Some(&phc)).unwrap().matched);
-        assert!(!h.verify(&Password::new("correct horse battery staplex"), Some(&phc)).unwrap().matched);
+        assert!(
+            h.verify(&Password::new("correct horse battery staple"), Some(&phc))
+                .unwrap()
+                .matched
+        );
+        assert!(
+            !h.verify(&Password::new("correct horse battery stapl"), Some(&phc))
+                .unwrap()
+                .matched
+        );
+        assert!(
+            !h.verify(&Password::new("correct horse battery staplex"), Some(&phc))
+                .unwrap()
+                .matched
+        );
     }
 
     #[test]
     fn nfc_and_nfd_spellings_verify_alike() {
         let h = PasswordHasher::new(cheap()).unwrap();
-        let phc = h.hash(&Password::new("m\u{e9}lodie-des-c\u{e9}vennes")).unwrap();
-        assert!(h.verify(&Password::new("me\u{301}lodie-des-ce\u{301}vennes"), Some(&phc)).unwrap().matched);
+        let phc = h
+            .hash(&Password::new("m\u{e9}lodie-des-c\u{e9}vennes"))
+            .unwrap();
+        assert!(
+            h.verify(
+                &Password::new("me\u{301}lodie-des-ce\u{301}vennes"),
+                Some(&phc)
+            )
+            .unwrap()
+            .matched
+        );
     }
 
     #[test]
@@ -208,11 +244,21 @@ mod tests {
     fn hashes_made_under_other_parameters_verify_and_ask_for_rehash() {
         let old = PasswordHasher::new(cheap()).unwrap();
         let phc = old.hash(&Password::new("pw-for-rehash-test")).unwrap();
-        let new = PasswordHasher::new(Argon2Params { memory_kib: 128, ..cheap() }).unwrap();
-        let v = new.verify(&Password::new("pw-for-rehash-test"), Some(&phc)).unwrap();
+        let new = PasswordHasher::new(Argon2Params {
+            memory_kib: 128,
+            ..cheap()
+        })
+        .unwrap();
+        let v = new
+            .verify(&Password::new("pw-for-rehash-test"), Some(&phc))
+            .unwrap();
         assert!(v.matched && v.needs_rehash);
         let fresh = new.hash(&Password::new("pw-for-rehash-test")).unwrap();
-        assert!(!new.verify(&Password::new("pw-for-rehash-test"), Some(&fresh)).unwrap().needs_rehash);
+        assert!(
+            !new.verify(&Password::new("pw-for-rehash-test"), Some(&fresh))
+                .unwrap()
+                .needs_rehash
+        );
     }
 
     #[test]

@@ -63,7 +63,11 @@ impl HashingPool {
     /// # Errors
     /// [`PoolBusy`] when `workers + queue` jobs are already admitted.
     pub fn try_enter(&self) -> Result<PoolSlot, PoolBusy> {
-        let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| PoolBusy)?;
+        let admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PoolBusy)?;
         Ok(PoolSlot {
             running: Arc::clone(&self.running),
             _admitted: admitted,

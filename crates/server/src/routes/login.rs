@@ -41,7 +41,9 @@ pub struct LoginForm {
 
 impl std::fmt::Debug for LoginForm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginForm").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("LoginForm")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,7 +65,12 @@ pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(Str
             return None;
         }
     };
-    match state.services.accounts_repo.find_by_login(&session.login).await {
+    match state
+        .services
+        .accounts_repo
+        .find_by_login(&session.login)
+        .await
+    {
         Ok(Some(account)) if account.state == AccountState::Active => Some((value, session)),
         Ok(_) => {
             if let Err(e) = state.services.sessions.close(&value).await {
@@ -79,16 +86,28 @@ pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(Str
 }
 
 /// `GET /cas/login`
-pub async fn show_login(state: web::Data<AppState>, req: HttpRequest, query: web::Query<LoginQuery>) -> HttpResponse {
+pub async fn show_login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<LoginQuery>,
+) -> HttpResponse {
     let lang = state.lang(&req, query.lang.as_deref());
     let mut response = if query.service.is_some() {
         // No service is registered until the CAS service registry lands: refuse every one,
         // with no redirect and no ticket (security spec A08).
-        state.error_page(StatusCode::FORBIDDEN, lang, &req, "service_not_allowed_title", "service_not_allowed_text")
+        state.error_page(
+            StatusCode::FORBIDDEN,
+            lang,
+            &req,
+            "service_not_allowed_title",
+            "service_not_allowed_text",
+        )
     } else {
         let renew = query.renew.as_deref().is_some_and(|r| r == "true");
         match (renew, current_session(&state, &req).await) {
-            (false, Some((cookie, session))) => logged_in_page(&state, &req, lang, &cookie, &session),
+            (false, Some((cookie, session))) => {
+                logged_in_page(&state, &req, lang, &cookie, &session)
+            }
             _ => login_form(&state, &req, lang, StatusCode::OK, None, "").await,
         }
     };
@@ -118,7 +137,13 @@ pub fn logout_csrf_token(cookie_value: &str) -> String {
     random::sha256_hex(&format!("logout-csrf:{cookie_value}"))
 }
 
-fn logged_in_page(state: &AppState, req: &HttpRequest, lang: Lang, cookie: &str, session: &SsoSession) -> HttpResponse {
+fn logged_in_page(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    cookie: &str,
+    session: &SsoSession,
+) -> HttpResponse {
     state.page(
         StatusCode::OK,
         "logged_in.html",
@@ -168,7 +193,13 @@ async fn login_form(
 }
 
 fn unavailable(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    let mut res = state.error_page(StatusCode::SERVICE_UNAVAILABLE, lang, req, "error_title", "error_unavailable");
+    let mut res = state.error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang,
+        req,
+        "error_title",
+        "error_unavailable",
+    );
     res.headers_mut().insert(
         actix_web::http::header::RETRY_AFTER,
         actix_web::http::header::HeaderValue::from_static("5"),
@@ -192,11 +223,21 @@ fn is_cross_site(state: &AppState, req: &HttpRequest) -> bool {
 }
 
 /// `POST /cas/login`
-pub async fn submit_login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
+pub async fn submit_login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> HttpResponse {
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
     if is_cross_site(&state, &req) {
-        return state.error_page(StatusCode::FORBIDDEN, lang, &req, "error_title", "error_form_expired");
+        return state.error_page(
+            StatusCode::FORBIDDEN,
+            lang,
+            &req,
+            "error_title",
+            "error_form_expired",
+        );
     }
     let username = form.username.unwrap_or_default();
     let shown_username: String = username.chars().take(256).collect();
@@ -216,13 +257,24 @@ pub async fn submit_login(state: web::Data<AppState>, req: HttpRequest, form: we
     };
     if !lt_valid {
         let msg = state.renderer.text(lang, "error_form_expired");
-        return login_form(&state, &req, lang, StatusCode::FORBIDDEN, Some(msg), &shown_username).await;
+        return login_form(
+            &state,
+            &req,
+            lang,
+            StatusCode::FORBIDDEN,
+            Some(msg),
+            &shown_username,
+        )
+        .await;
     }
     if username.trim().is_empty() {
         let msg = state.renderer.text(lang, "error_missing_fields");
         return login_form(&state, &req, lang, StatusCode::BAD_REQUEST, Some(msg), "").await;
     }
-    let remember_me = form.remember_me.as_deref().is_some_and(|v| v == "true" || v == "on");
+    let remember_me = form
+        .remember_me
+        .as_deref()
+        .is_some_and(|v| v == "true" || v == "on");
     let attempt = LoginAttempt {
         login: username,
         password: Password::new(form.password.as_deref().unwrap_or_default()),
@@ -240,7 +292,11 @@ pub async fn submit_login(state: web::Data<AppState>, req: HttpRequest, form: we
             let opened = match state
                 .services
                 .sessions
-                .open(authenticated.account.id, authenticated.account.login.clone(), remember_me)
+                .open(
+                    authenticated.account.id,
+                    authenticated.account.login.clone(),
+                    remember_me,
+                )
                 .await
             {
                 Ok(o) => o,
@@ -249,7 +305,8 @@ pub async fn submit_login(state: web::Data<AppState>, req: HttpRequest, form: we
                     return unavailable(&state, &req, lang);
                 }
             };
-            let persistent = remember_me.then_some(state.services.sessions.policy().remember_me_secs);
+            let persistent =
+                remember_me.then_some(state.services.sessions.policy().remember_me_secs);
             let target = match req.query_string() {
                 "" => format!("{}/cas/login", state.base()),
                 q => format!("{}/cas/login?{q}", state.base()),
@@ -264,10 +321,20 @@ pub async fn submit_login(state: web::Data<AppState>, req: HttpRequest, form: we
     }
 }
 
-async fn login_failure(state: &AppState, req: &HttpRequest, lang: Lang, err: AuthError, username: &str) -> HttpResponse {
+async fn login_failure(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    err: AuthError,
+    username: &str,
+) -> HttpResponse {
     let text = |key: &str| state.renderer.text(lang, key);
     let (status, message, retry_after) = match err {
-        AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, text("error_invalid_credentials"), None),
+        AuthError::InvalidCredentials => (
+            StatusCode::UNAUTHORIZED,
+            text("error_invalid_credentials"),
+            None,
+        ),
         AuthError::Locked { until } => (
             StatusCode::UNAUTHORIZED,
             text("error_locked").replace("{time}", &state.local_time(until)),
@@ -283,19 +350,39 @@ async fn login_failure(state: &AppState, req: &HttpRequest, lang: Lang, err: Aut
         }
         AuthError::Blocked => (StatusCode::FORBIDDEN, text("error_blocked"), None),
         AuthError::Disabled => (StatusCode::FORBIDDEN, text("error_disabled"), None),
-        AuthError::PasswordTooLong => (StatusCode::BAD_REQUEST, text("error_password_too_long"), None),
-        AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, text("error_busy"), Some("1".to_owned())),
+        AuthError::PasswordTooLong => (
+            StatusCode::BAD_REQUEST,
+            text("error_password_too_long"),
+            None,
+        ),
+        AuthError::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            text("error_busy"),
+            Some("1".to_owned()),
+        ),
         AuthError::Store(e) => {
             tracing::error!(error = %e, "login failed: store unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, text("error_unavailable"), Some("5".to_owned()))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                text("error_unavailable"),
+                Some("5".to_owned()),
+            )
         }
         AuthError::Repo(e) => {
             tracing::error!(error = %e, "login failed: database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, text("error_unavailable"), Some("5".to_owned()))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                text("error_unavailable"),
+                Some("5".to_owned()),
+            )
         }
         AuthError::Hashing(e) => {
             tracing::error!(error = %e, "login failed: hashing error");
-            (StatusCode::INTERNAL_SERVER_ERROR, text("error_unavailable"), None)
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                text("error_unavailable"),
+                None,
+            )
         }
     };
     let mut res = if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -312,7 +399,8 @@ async fn login_failure(state: &AppState, req: &HttpRequest, lang: Lang, err: Aut
     };
     if let Some(secs) = retry_after {
         if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs) {
-            res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+            res.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, v);
         }
     }
     res

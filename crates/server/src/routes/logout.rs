@@ -23,16 +23,30 @@ pub struct LogoutForm {
 }
 
 /// `GET /cas/logout`
-pub async fn logout(state: web::Data<AppState>, req: HttpRequest, query: web::Query<LogoutQuery>) -> HttpResponse {
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<LogoutQuery>,
+) -> HttpResponse {
     end_session(&state, &req, query.lang.as_deref()).await
 }
 
 /// `POST /cas/logout`
-pub async fn logout_form(state: web::Data<AppState>, req: HttpRequest, form: web::Form<LogoutForm>) -> HttpResponse {
+pub async fn logout_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<LogoutForm>,
+) -> HttpResponse {
     if let Some(cookie) = req.cookie(&state.sso_cookie_name) {
         if form.csrf.as_deref() != Some(logout_csrf_token(cookie.value()).as_str()) {
             let lang = state.lang(&req, None);
-            return state.error_page(StatusCode::FORBIDDEN, lang, &req, "error_title", "error_form_expired");
+            return state.error_page(
+                StatusCode::FORBIDDEN,
+                lang,
+                &req,
+                "error_title",
+                "error_form_expired",
+            );
         }
     }
     end_session(&state, &req, None).await
@@ -55,7 +69,13 @@ async fn end_session(state: &AppState, req: &HttpRequest, lang: Option<&str>) ->
             Err(e) => {
                 // Never tell someone they are logged out when the session may live on.
                 tracing::error!(error = %e, "logout failed: store unavailable");
-                let mut res = state.error_page(StatusCode::SERVICE_UNAVAILABLE, lang, req, "error_title", "error_unavailable");
+                let mut res = state.error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    lang,
+                    req,
+                    "error_title",
+                    "error_unavailable",
+                );
                 res.headers_mut().insert(
                     actix_web::http::header::RETRY_AFTER,
                     actix_web::http::header::HeaderValue::from_static("5"),
@@ -64,7 +84,13 @@ async fn end_session(state: &AppState, req: &HttpRequest, lang: Option<&str>) ->
             }
         }
     }
-    let mut res = state.page(StatusCode::OK, "logged_out.html", lang, req, minijinja::context! {});
+    let mut res = state.page(
+        StatusCode::OK,
+        "logged_out.html",
+        lang,
+        req,
+        minijinja::context! {},
+    );
     if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
         tracing::warn!(error = %e, "could not clear the SSO cookie");
     }

@@ -31,5 +31,11 @@ async fn root(state: web::Data<AppState>) -> HttpResponse {
 
 async fn not_found(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let lang = state.lang(&req, None);
-    state.error_page(StatusCode::NOT_FOUND, lang, &req, "not_found_title", "not_found_text")
+    state.error_page(
+        StatusCode::NOT_FOUND,
+        lang,
+        &req,
+        "not_found_title",
+        "not_found_text",
+    )
 }
