@@ -149,8 +149,10 @@ async fn a_person_logs_in_and_out_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let h1 = c.wait().for_element(Locator::Css("h1")).await.unwrap();
-    assert_eq!(h1.text().await.unwrap(), "Vous êtes déconnecté");
+    c.wait()
+        .for_element(Locator::XPath("//h1[text()='Vous êtes déconnecté']"))
+        .await
+        .unwrap();
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
     assert!(
         c.find(Locator::Id("username")).await.is_ok(),

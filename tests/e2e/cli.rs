@@ -314,3 +314,71 @@ fn config_check_masks_secrets_and_bad_keys_are_named() {
     assert!(text(&out).contains("threshold = 7"), "{}", text(&out));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn with_no_configuration_serve_runs_the_embedded_default_and_stops_cleanly_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!(
+        "sesame-serve-{}",
+        sesame_core::random::alphanumeric(10)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(sesame_bin())
+        .arg("serve")
+        .current_dir(&dir)
+        .env("SESAME_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "SESAME_SERVER__PUBLIC_URL",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("SESAME_PASSWORD_HASHING__MEMORY_KIB", "256")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(res) = reqwest::get(format!("http://127.0.0.1:{port}/health/ready")).await {
+            ready = res.status() == 200;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "sesame serve answers ready");
+    assert!(
+        dir.join("data/sesame.db").exists(),
+        "SQLite database at ./data/sesame.db"
+    );
+    let page = reqwest::get(format!("http://127.0.0.1:{port}/cas/login"))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut exited = None;
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let status = exited.expect("sesame exits after SIGTERM");
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(status.success(), "graceful exit: {log}");
+    assert!(log.contains("sesame stopped"), "{log}");
+    assert!(
+        log.contains("database=\"sqlite\"") && log.contains("store=\"in-process\""),
+        "{log}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

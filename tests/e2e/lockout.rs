@@ -283,3 +283,50 @@ async fn a_saturated_hashing_pool_answers_503_with_retry_after() {
         .iter()
         .all(|r| r.status() == 503 || r.status() == 401));
 }
+
+#[tokio::test]
+async fn two_instances_share_one_counter() {
+    if sesame_tests::backend() != sesame_tests::Backend::Production {
+        eprintln!("skipped: two instances share counters only on PostgreSQL + Redis");
+        return;
+    }
+    let a = TestApp::builder()
+        .with(|s| {
+            s.password_hashing.queue_per_worker = 100;
+            s.lockout.ip_threshold = 10_000;
+        })
+        .spawn()
+        .await;
+    let b = a.spawn_sibling().await;
+    let login = unique_login("shared");
+    a.create_user(&login, GOOD_PASSWORD).await;
+    let lts_a = join_all((0..50).map(|_| a.fresh_lt())).await;
+    let lts_b = join_all((0..50).map(|_| b.fresh_lt())).await;
+    let client = browser();
+    let on_a = lts_a
+        .iter()
+        .map(|lt| a.post_login(&client, lt, &login, "wrong password here", false));
+    let on_b = lts_b
+        .iter()
+        .map(|lt| b.post_login(&client, lt, &login, "wrong password here", false));
+    let (ra, rb) = futures::join!(join_all(on_a), join_all(on_b));
+    assert!(ra.iter().chain(rb.iter()).all(|r| r.status() == 401));
+    let kinds = a.audit_kinds(&login).await;
+    assert_eq!(
+        count(&kinds, "login.failed"),
+        5,
+        "exactly the threshold over both instances"
+    );
+    assert_eq!(
+        b.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        a.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        401
+    );
+}

@@ -10,4 +10,5 @@ mod cli;
 mod health;
 mod lockout;
 mod login;
+mod policy;
 mod sessions;

@@ -105,14 +105,20 @@ impl RedisStore {
                     .await?,
             );
             let mut conn = ConnectionManager::new_with_config(client, config).await?;
-            let info: String = cmd("INFO").arg("server").query_async(&mut conn).await?;
+            let info: Option<String> = match cmd("INFO").arg("server").query_async(&mut conn).await
+            {
+                Ok(info) => Some(info),
+                // `INFO` disabled (ACL, renamed command): the version cannot be checked.
+                Err(e) if refused_by_server(&e) => None,
+                Err(e) => return Err(e),
+            };
             RedisResult::Ok((conn, info))
         };
         let (conn, info) = tokio::time::timeout(budget, setup)
             .await
             .map_err(|_| StoreSetupError::RedisTimeout(budget))?
             .map_err(|e| StoreSetupError::Redis(Box::new(e)))?;
-        if let Some(version) = server_version(&info) {
+        if let Some(version) = info.as_deref().and_then(server_version) {
             if !supports_getdel(&version) {
                 return Err(StoreSetupError::RedisTooOld(version));
             }
@@ -143,15 +149,7 @@ impl RedisStore {
                 .get("maxmemory-policy")
                 .cloned()
                 .unwrap_or_else(|| "unknown".to_owned())),
-            // The server answered with an error (command renamed away, ACL `NOPERM`).
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError
-                ) =>
-            {
-                Ok("unknown".to_owned())
-            }
+            Err(e) if refused_by_server(&e) => Ok("unknown".to_owned()),
             Err(e) => Err(store_error(&e)),
         }
     }
@@ -190,6 +188,15 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         self.bounded(what, command.query_async(&mut conn)).await
     }
+}
+
+/// Whether Redis answered with an error (command renamed away, ACL `NOPERM`) rather than not
+/// answering at all.
+fn refused_by_server(error: &redis::RedisError) -> bool {
+    matches!(
+        error.kind(),
+        redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError
+    )
 }
 
 /// `redis_version` from the answer to `INFO server`.
