@@ -94,6 +94,7 @@ else
 fi
 run_tests --workspace --exclude sesame-tests
 
+rm -rf target/test-logs
 echo "== end-to-end suite on SQLite + in-process store"
 TEST_BACKEND=sqlite run_tests -p sesame-tests
 
@@ -103,4 +104,6 @@ if [ "$production" = yes ]; then
 else
   echo "SKIPPED: the PostgreSQL + Redis half of the suite (no running server and no postgresql/redis-server binaries to start one)"
 fi
+echo "== log hygiene (security spec A59)"
+bash tests/check-log-hygiene.sh
 echo "== all test runs passed"

@@ -48,16 +48,29 @@ pub fn init_test_process() {
     LazyLock::force(&TRACING);
 }
 
-/// Test logs go to stderr with `TEST_LOG=1`; otherwise to a per-process file under
-/// `target/test-logs/` so the log-hygiene check can read what the suite logged.
+/// Test logs go to stderr with `TEST_LOG=1`; otherwise to `target/test-logs/e2e-<pid>.log`,
+/// which `tests/check-log-hygiene.sh` searches for secrets after the suite (security spec A59).
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     // Two TLS back ends are linked (reqwest and fantoccini pull in both): pick one.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let level = std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
+    let level = std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info,sesame=debug".to_owned());
+    let filter = tracing_subscriber::EnvFilter::new(level);
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_env_filter(filter)
             .with_test_writer()
+            .try_init();
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
+    let file = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::File::create(dir.join(format!("e2e-{}.log", std::process::id())))
+    });
+    if let Ok(file) = file {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
             .try_init();
     }
 });

@@ -290,6 +290,8 @@ impl Authenticator {
         account: Option<crate::ids::AccountId>,
         ip: Option<IpAddr>,
     ) -> Result<(), AuthError> {
+        // The login is in the enclosing span, Debug-formatted (escaped).
+        tracing::info!(audit.kind = kind.as_str(), client.ip = ?ip, "authentication event");
         let mut event = AuditEvent::new(kind, at, "self").login(login).ip(ip);
         if let Some(id) = account {
             event = event.account(id);
