@@ -63,9 +63,8 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
         return;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
-    let file = std::fs::create_dir_all(&dir).and_then(|()| {
-        std::fs::File::create(dir.join(format!("e2e-{}.log", std::process::id())))
-    });
+    let file = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::File::create(dir.join(format!("e2e-{}.log", std::process::id()))));
     if let Ok(file) = file {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)

@@ -66,6 +66,9 @@ pub trait AccountRepo: Send + Sync + std::fmt::Debug {
         until: Option<OffsetDateTime>,
     ) -> Result<(), RepoError>;
 
+    /// Deletes lock records that ended at or before `now`; returns how many.
+    async fn purge_expired_login_locks(&self, now: OffsetDateTime) -> Result<usize, RepoError>;
+
     /// Round trip to the database, for readiness.
     async fn ping(&self) -> Result<(), RepoError>;
 }

@@ -71,6 +71,7 @@ impl Application {
         } else {
             settings.server.workers
         };
+        spawn_housekeeping(&services);
         let https = settings.is_https();
         let server = HttpServer::new(move || {
             App::new()
@@ -137,4 +138,21 @@ fn security_headers(https: bool) -> DefaultHeaders {
         ));
     }
     headers
+}
+
+/// Hourly cleanup of records that only matter until they expire (ended login locks).
+fn spawn_housekeeping(services: &Services) {
+    let repo = std::sync::Arc::clone(&services.accounts_repo);
+    let clock = std::sync::Arc::clone(&services.clock);
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            match repo.purge_expired_login_locks(clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired login locks removed"),
+                Err(e) => tracing::warn!(error = %e, "could not purge expired login locks"),
+            }
+        }
+    });
 }

@@ -156,6 +156,10 @@ impl AccountRepo for Database {
         .await
     }
 
+    async fn purge_expired_login_locks(&self, now: OffsetDateTime) -> Result<usize, RepoError> {
+        Database::purge_expired_login_locks(self, now).await
+    }
+
     async fn ping(&self) -> Result<(), RepoError> {
         self.run(|conn| {
             diesel::select(1_i64.into_sql::<diesel::sql_types::BigInt>())
