@@ -281,7 +281,11 @@ fn config_check_masks_secrets_and_bad_keys_are_named() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(text(&out).contains("lockout.threshhold"), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown key `lockout.threshhold`"),
+        "{}",
+        text(&out)
+    );
 
     let bad_value = dir.join("bad-value.toml");
     std::fs::write(&bad_value, "[server]\npublic_url = \"not a url\"\n").unwrap();

@@ -6,6 +6,7 @@
 )]
 
 mod browser;
+mod cas;
 mod cli;
 mod health;
 mod lockout;

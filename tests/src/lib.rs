@@ -384,3 +384,119 @@ pub fn set_cookies(res: &reqwest::Response) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// One HTTP request received by a [`RecordingServer`].
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// `GET`, `POST`…
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// The body, as text.
+    pub body: String,
+}
+
+/// A tiny HTTP server standing for a relying application: it answers 200 to everything and
+/// records what it received (single-logout POSTs, proxy callbacks).
+#[derive(Debug, Clone)]
+pub struct RecordingServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    requests: Arc<std::sync::Mutex<Vec<RecordedRequest>>>,
+}
+
+impl RecordingServer {
+    /// Starts one on a random port.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!(
+            "http://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&requests);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let sink = Arc::clone(&sink);
+                tokio::spawn(async move {
+                    if let Some(r) = read_request(stream).await {
+                        sink.lock().expect("lock").push(r);
+                    }
+                });
+            }
+        });
+        Self { base, requests }
+    }
+
+    /// What it received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    /// Waits (up to 5 s) until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<RecordedRequest> {
+        for _ in 0..100 {
+            let got = self.requests();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.requests()
+    }
+}
+
+async fn read_request(mut stream: tokio::net::TcpStream) -> Option<RecordedRequest> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.lines();
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_owned();
+    let target = first.next()?.to_owned();
+    let length = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+    let _ = stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK")
+        .await;
+    Some(RecordedRequest {
+        method,
+        target,
+        body,
+    })
+}
+
+/// A registered CAS service matching `url_prefix`, from its TOML form.
+pub fn cas_service(
+    id: &str,
+    url_prefix: &str,
+    extra_toml: &str,
+) -> sesame_protocol::services::RegisteredService {
+    let text =
+        format!("id = \"{id}\"\nname = \"{id}\"\nurl_prefix = \"{url_prefix}\"\n{extra_toml}\n");
+    toml::from_str(&text).expect("valid service definition")
+}

@@ -104,8 +104,23 @@ pub struct SessionManager {
 /// minute of slack on the idle timeout is worth avoiding that.
 const TOUCH_INTERVAL: time::Duration = time::Duration::seconds(60);
 
+/// The public handle of a session: the SHA-256 of its cookie value. Tickets record it so
+/// that validation can check the session still lives, and logout can find what the session
+/// touched, without anyone holding the cookie itself.
+pub fn session_handle(cookie_value: &str) -> String {
+    random::sha256_hex(cookie_value)
+}
+
 fn session_key(cookie_value: &str) -> String {
-    format!("sso:{}", random::sha256_hex(cookie_value))
+    key_of_handle(&session_handle(cookie_value))
+}
+
+fn key_of_handle(handle: &str) -> String {
+    format!("sso:{handle}")
+}
+
+fn attached_key(handle: &str) -> String {
+    format!("sso-attached:{handle}")
 }
 
 fn account_sessions_key(id: AccountId) -> String {
@@ -190,7 +205,7 @@ impl SessionManager {
         let mut session: SsoSession =
             serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = self.clock.now();
-        if !self.is_live(&session, now) {
+        if !self.is_live_at(&session, now) {
             self.store.delete(&key).await?;
             return Ok(None);
         }
@@ -237,7 +252,50 @@ impl SessionManager {
         Ok(closed)
     }
 
-    fn is_live(&self, s: &SsoSession, now: OffsetDateTime) -> bool {
+    /// Whether the session with this handle is still live (not ended, not expired). Does
+    /// not touch it.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn is_live(&self, handle: &str) -> Result<bool, StoreError> {
+        let Some(raw) = self.store.get(&key_of_handle(handle)).await? else {
+            return Ok(false);
+        };
+        let session: SsoSession =
+            serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(self.is_live_at(&session, self.clock.now()))
+    }
+
+    /// Records `item` (e.g. a service that got a ticket) against the session, for single
+    /// logout. Kept as long as the session can live.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn attach(
+        &self,
+        handle: &str,
+        session: &SsoSession,
+        item: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let ttl = Duration::try_from((session.expires_at - now).max(time::Duration::ZERO))
+            .unwrap_or_default()
+            + Duration::from_secs(60);
+        self.store.set_add(&attached_key(handle), item, ttl).await
+    }
+
+    /// Removes and returns everything attached to the session.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn take_attached(&self, handle: &str) -> Result<Vec<String>, StoreError> {
+        let key = attached_key(handle);
+        let items = self.store.set_members(&key).await?;
+        self.store.delete(&key).await?;
+        Ok(items)
+    }
+
+    fn is_live_at(&self, s: &SsoSession, now: OffsetDateTime) -> bool {
         if now >= s.expires_at {
             return false;
         }

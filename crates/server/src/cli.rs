@@ -301,20 +301,22 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             }
         }
         AccountAction::Lock { login, minutes } => {
+            let login = parse_login(&login)?.to_string();
             let until = services
                 .accounts
                 .lock(&login, minutes.map(|m| m * 60), "cli")
                 .await
                 .map_err(describe)?;
-            println!("{} locked until {until}", parse_login(&login)?);
+            println!("{login} locked until {until}");
         }
         AccountAction::Unlock { login } => {
+            let login = parse_login(&login)?.to_string();
             services
                 .accounts
                 .unlock(&login, "cli")
                 .await
                 .map_err(describe)?;
-            println!("{} unlocked", parse_login(&login)?);
+            println!("{login} unlocked");
         }
         AccountAction::Block { login } => {
             let (account, ended) = services

@@ -11,6 +11,8 @@ use sesame_core::accounts::PolicySet;
 use sesame_core::credentials::hasher::Argon2Params;
 use sesame_core::lockout::LockoutPolicy;
 use sesame_core::session::SessionPolicy;
+use sesame_protocol::cas::tickets::CasTicketPolicy;
+use sesame_protocol::services::{RegisteredService, ServiceRegistry};
 use url::Url;
 
 /// The embedded defaults, also shipped as documentation.
@@ -39,6 +41,8 @@ pub struct Settings {
     pub lockout: LockoutPolicy,
     /// SSO session lifetimes.
     pub session: SessionPolicy,
+    /// CAS tickets and registered services.
+    pub cas: CasSettings,
     /// Look and wording of the pages.
     pub ui: UiSettings,
     /// Logging.
@@ -106,6 +110,33 @@ impl HashingSettings {
             memory_kib: self.memory_kib,
             iterations: self.iterations,
             parallelism: self.parallelism,
+        }
+    }
+}
+
+/// `[cas]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasSettings {
+    /// Lifetime of a service ticket, seconds.
+    pub service_ticket_ttl_secs: u64,
+    /// Lifetime of a proxy ticket, seconds.
+    pub proxy_ticket_ttl_secs: u64,
+    /// Lifetime of a proxy-granting ticket, seconds.
+    pub proxy_granting_ticket_ttl_secs: u64,
+    /// Hosts whose `pgtUrl` may be plain http (development only).
+    pub proxy_callback_http_hosts: Vec<String>,
+    /// The applications allowed to use Sesame over CAS.
+    pub services: Vec<RegisteredService>,
+}
+
+impl CasSettings {
+    /// The ticket lifetimes.
+    pub fn ticket_policy(&self) -> CasTicketPolicy {
+        CasTicketPolicy {
+            service_ticket_ttl_secs: self.service_ticket_ttl_secs,
+            proxy_ticket_ttl_secs: self.proxy_ticket_ttl_secs,
+            proxy_granting_ticket_ttl_secs: self.proxy_granting_ticket_ttl_secs,
         }
     }
 }
@@ -226,11 +257,11 @@ impl Settings {
         if self.database.max_connections == 0 {
             return err("database.max_connections", "must be at least 1");
         }
-        if !(self.store.url == "memory://"
-            || self.store.url.starts_with("redis://")
-            || self.store.url.starts_with("rediss://"))
-        {
-            return err("store.url", "expected memory:// or redis://…");
+        if !(self.store.url == "memory://" || self.store.url.starts_with("redis://")) {
+            return err(
+                "store.url",
+                "expected memory:// or redis://… (TLS to Redis, rediss://, is not supported yet)",
+            );
         }
         if self.store.timeout_ms == 0 {
             return err("store.timeout_ms", "must be at least 1");
@@ -248,6 +279,28 @@ impl Settings {
         }
         if let Err(e) = self.session.validate() {
             return err("session", &e);
+        }
+        for (key, v) in [
+            (
+                "cas.service_ticket_ttl_secs",
+                self.cas.service_ticket_ttl_secs,
+            ),
+            ("cas.proxy_ticket_ttl_secs", self.cas.proxy_ticket_ttl_secs),
+        ] {
+            if v == 0 || v > 300 {
+                return err(key, "must be between 1 and 300 seconds");
+            }
+        }
+        if self.cas.proxy_granting_ticket_ttl_secs == 0
+            || self.cas.proxy_granting_ticket_ttl_secs > 86_400
+        {
+            return err(
+                "cas.proxy_granting_ticket_ttl_secs",
+                "must be between 1 and 86400 seconds",
+            );
+        }
+        if let Err(e) = ServiceRegistry::new(self.cas.services.clone()) {
+            return err("cas.services", &e.to_string());
         }
         if parse_offset(&self.ui.time_zone_offset).is_none() {
             return err("ui.time_zone_offset", "expected an offset such as +01:00");
@@ -315,13 +368,14 @@ fn describe_figment_error(e: &figment::Error) -> ConfigError {
             .map(|m| format!(" (from {})", m.name))
             .unwrap_or_default();
         let kind = match &err.kind {
+            // figment's path already ends with the unknown field.
             figment::error::Kind::UnknownField(field, _) => {
-                let prefix = if err.path.is_empty() {
-                    String::new()
+                let path = if err.path.is_empty() {
+                    field.clone()
                 } else {
-                    format!("{}.", err.path.join("."))
+                    err.path.join(".")
                 };
-                format!("unknown key `{prefix}{field}`")
+                format!("unknown key `{path}`")
             }
             other => format!("invalid value for key{key}: {other}"),
         };

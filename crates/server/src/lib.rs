@@ -2,8 +2,10 @@
 //! commands. The only crate that knows actix-web; it knows storage only through the ports of
 //! `sesame-core`.
 
+pub mod cas_flow;
 pub mod cli;
 pub mod config;
+pub mod proxy_callback;
 pub mod routes;
 pub mod services;
 pub mod telemetry;
@@ -104,7 +106,8 @@ impl Application {
         &self.services
     }
 
-    /// Serves until SIGTERM/SIGINT (graceful: in-flight requests finish) or until stopped.
+    /// Serves until stopped. SIGTERM is graceful: the listener closes and in-flight requests
+    /// get `server.shutdown_timeout_secs` to finish; SIGINT and SIGQUIT stop at once.
     ///
     /// # Errors
     /// I/O errors of the server.

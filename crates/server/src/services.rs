@@ -13,6 +13,8 @@ use sesame_core::credentials::pool::HashingPool;
 use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore};
 use sesame_core::session::SessionManager;
 use sesame_lifecycle::blocking::AccountBlocking;
+use sesame_protocol::cas::tickets::CasTickets;
+use sesame_protocol::services::ServiceRegistry;
 use sesame_store::{Database, MemoryStore, RedisStore};
 
 use crate::config::Settings;
@@ -20,6 +22,9 @@ use crate::config::Settings;
 /// Why the services could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// The listener could not be bound.
+    #[error("server.listen: {0}")]
+    Listen(String),
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(String),
@@ -29,6 +34,9 @@ pub enum StartupError {
     /// The argon2 parameters were refused.
     #[error("password_hashing: {0}")]
     Hashing(String),
+    /// The CAS service registry is invalid.
+    #[error("cas.services: {0}")]
+    Registry(String),
     /// The theme could not be loaded.
     #[error("ui.theme_dir: {0}")]
     Theme(String),
@@ -55,6 +63,10 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// The hashing pool.
     pub pool: HashingPool,
+    /// CAS tickets.
+    pub cas: CasTickets,
+    /// Registered CAS services.
+    pub registry: Arc<ServiceRegistry>,
 }
 
 /// Options that only tests and tools set.
@@ -141,6 +153,15 @@ impl Services {
             context_words: context_words(settings),
         });
         let blocking = AccountBlocking::new(accounts.clone(), sessions.clone());
+        let registry = Arc::new(
+            ServiceRegistry::new(settings.cas.services.clone())
+                .map_err(|e| StartupError::Registry(e.to_string()))?,
+        );
+        let cas = CasTickets::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            settings.cas.ticket_policy(),
+        );
         Ok(Self {
             accounts_repo,
             audit,
@@ -151,6 +172,8 @@ impl Services {
             blocking,
             clock,
             pool,
+            cas,
+            registry,
         })
     }
 }

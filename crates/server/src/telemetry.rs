@@ -1,6 +1,6 @@
 //! Logging: tracing to standard error, as text or JSON lines.
 //!
-//! Never logged (docs/LOGGING.md): passwords, cookie values, tickets, codes, tokens, query
+//! Never logged (docs/operations.md, "Logs"): passwords, cookie values, tickets, codes, tokens, query
 //! strings. Logins are logged through `Debug` so control characters are escaped.
 
 use std::io::IsTerminal;

@@ -22,6 +22,7 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/logged_out.html"),
     ),
     ("error.html", include_str!("../templates/error.html")),
+    ("autopost.html", include_str!("../templates/autopost.html")),
 ];
 
 /// Built-in static files: (name, content type, bytes).

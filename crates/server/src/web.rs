@@ -258,9 +258,9 @@ pub async fn access_log(
     let status = res.status().as_u16();
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
-        tracing::warn!(http.method = %method, http.path = ?path, http.status = status, duration_ms, "request");
+        tracing::warn!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
     } else {
-        tracing::info!(http.method = %method, http.path = ?path, http.status = status, duration_ms, "request");
+        tracing::info!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
     }
     Ok(res)
 }

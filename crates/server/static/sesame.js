@@ -14,3 +14,9 @@
     });
   });
 })();
+// method=POST service responses: post the ticket at once (the button is there without JS).
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-autosubmit]");
+  if (form) { form.submit(); }
+})();

@@ -16,6 +16,7 @@ use sesame_core::session::SsoSession;
 
 use actix_web::cookie::time::Duration as CookieDuration;
 
+use crate::cas_flow;
 use crate::web::{AppState, LANG_COOKIE};
 
 /// How long a login form stays valid.
@@ -26,7 +27,27 @@ const LOGIN_TICKET_TTL: Duration = Duration::from_secs(30 * 60);
 pub struct LoginQuery {
     service: Option<String>,
     renew: Option<String>,
+    gateway: Option<String>,
+    method: Option<String>,
     lang: Option<String>,
+}
+
+impl LoginQuery {
+    fn renew(&self) -> bool {
+        self.renew
+            .as_deref()
+            .is_some_and(|v| v == "true" || v == "1")
+    }
+    fn gateway(&self) -> bool {
+        self.gateway
+            .as_deref()
+            .is_some_and(|v| v == "true" || v == "1")
+    }
+    fn method_post(&self) -> bool {
+        self.method
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("post"))
+    }
 }
 
 /// The login form.
@@ -92,24 +113,51 @@ pub async fn show_login(
     query: web::Query<LoginQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, query.lang.as_deref());
-    let mut response = if query.service.is_some() {
-        // No service is registered until the CAS service registry lands: refuse every one,
-        // with no redirect and no ticket (security spec A08).
-        state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "service_not_allowed_title",
-            "service_not_allowed_text",
-        )
-    } else {
-        let renew = query.renew.as_deref().is_some_and(|r| r == "true");
-        match (renew, current_session(&state, &req).await) {
+    let mut response = match query.service.as_deref() {
+        Some(service_url) => match state.services.registry.find(service_url).cloned() {
+            // An unregistered or malformed service gets an error page: no ticket, no
+            // redirect (security spec A08, A09).
+            None => state.error_page(
+                StatusCode::FORBIDDEN,
+                lang,
+                &req,
+                "service_not_allowed_title",
+                "service_not_allowed_text",
+            ),
+            Some(service) => {
+                let session = if query.renew() || !service.sso {
+                    None
+                } else {
+                    current_session(&state, &req).await
+                };
+                match session {
+                    Some((cookie, session)) => {
+                        cas_flow::issue_and_redirect(
+                            &state,
+                            &req,
+                            lang,
+                            service_url,
+                            &service,
+                            &cookie,
+                            &session,
+                            false,
+                            query.method_post(),
+                        )
+                        .await
+                    }
+                    None if query.gateway() && !query.renew() => {
+                        cas_flow::redirect_without_ticket(service_url)
+                    }
+                    None => login_form(&state, &req, lang, StatusCode::OK, None, "").await,
+                }
+            }
+        },
+        None => match (query.renew(), current_session(&state, &req).await) {
             (false, Some((cookie, session))) => {
                 logged_in_page(&state, &req, lang, &cookie, &session)
             }
             _ => login_form(&state, &req, lang, StatusCode::OK, None, "").await,
-        }
+        },
     };
     remember_lang(&state, &mut response, query.lang.as_deref());
     response
@@ -226,9 +274,28 @@ fn is_cross_site(state: &AppState, req: &HttpRequest) -> bool {
 pub async fn submit_login(
     state: web::Data<AppState>,
     req: HttpRequest,
+    query: web::Query<LoginQuery>,
     form: web::Form<LoginForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
+    // The service is checked before the credentials: an unregistered one never gets a
+    // ticket, whatever the password.
+    let service = match query.service.as_deref() {
+        Some(url) => match state.services.registry.find(url).cloned() {
+            Some(s) => Some((url.to_owned(), s)),
+            None => {
+                let lang = state.lang(&req, form.lang.as_deref());
+                return state.error_page(
+                    StatusCode::FORBIDDEN,
+                    lang,
+                    &req,
+                    "service_not_allowed_title",
+                    "service_not_allowed_text",
+                );
+            }
+        },
+        None => None,
+    };
     let lang = state.lang(&req, form.lang.as_deref());
     if is_cross_site(&state, &req) {
         return state.error_page(
@@ -307,15 +374,33 @@ pub async fn submit_login(
             };
             let persistent =
                 remember_me.then_some(state.services.sessions.policy().remember_me_secs);
-            let target = match req.query_string() {
-                "" => format!("{}/cas/login", state.base()),
-                q => format!("{}/cas/login?{q}", state.base()),
+            let cookie = state.sso_cookie(opened.cookie_value.clone(), persistent);
+            let mut response = match &service {
+                Some((url, registered)) => {
+                    cas_flow::issue_and_redirect(
+                        &state,
+                        &req,
+                        lang,
+                        url,
+                        registered,
+                        &opened.cookie_value,
+                        &opened.session,
+                        true,
+                        query.method_post(),
+                    )
+                    .await
+                }
+                None => {
+                    // 303: the browser follows with a GET and never re-posts the credentials (A46).
+                    HttpResponse::SeeOther()
+                        .insert_header(("Location", format!("{}/cas/login", state.base())))
+                        .finish()
+                }
             };
-            // 303: the browser follows with a GET and never re-posts the credentials (A46).
-            HttpResponse::SeeOther()
-                .insert_header(("Location", target))
-                .cookie(state.sso_cookie(opened.cookie_value, persistent))
-                .finish()
+            if let Err(e) = response.add_cookie(&cookie) {
+                tracing::error!(error = %e, "could not set the SSO cookie");
+            }
+            response
         }
         Err(err) => login_failure(&state, &req, lang, err, &shown_username).await,
     }

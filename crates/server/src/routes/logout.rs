@@ -14,6 +14,7 @@ use crate::web::AppState;
 #[derive(Debug, Deserialize)]
 pub struct LogoutQuery {
     lang: Option<String>,
+    service: Option<String>,
 }
 
 /// Form of `POST /cas/logout` (the button on the logged-in page).
@@ -28,7 +29,24 @@ pub async fn logout(
     req: HttpRequest,
     query: web::Query<LogoutQuery>,
 ) -> HttpResponse {
-    end_session(&state, &req, query.lang.as_deref()).await
+    let mut res = end_session(&state, &req, query.lang.as_deref()).await;
+    // Back to the application only if it is registered: no open redirect (A10).
+    if res.status() == StatusCode::OK {
+        if let Some(service) = query
+            .service
+            .as_deref()
+            .filter(|s| state.services.registry.find(s).is_some())
+        {
+            let mut redirect = HttpResponse::SeeOther()
+                .insert_header(("Location", service.to_owned()))
+                .finish();
+            if let Err(e) = redirect.add_cookie(&state.sso_cookie_removal()) {
+                tracing::warn!(error = %e, "could not clear the SSO cookie");
+            }
+            res = redirect;
+        }
+    }
+    res
 }
 
 /// `POST /cas/logout`
@@ -57,6 +75,16 @@ async fn end_session(state: &AppState, req: &HttpRequest, lang: Option<&str>) ->
     if let Some(cookie) = req.cookie(&state.sso_cookie_name) {
         match state.services.sessions.close(cookie.value()).await {
             Ok(Some(session)) => {
+                let handle = sesame_core::session::session_handle(cookie.value());
+                match state.services.sessions.take_attached(&handle).await {
+                    Ok(items) => crate::cas_flow::send_single_logout(state, items),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not read the services of an ended session")
+                    }
+                }
+                if let Err(e) = state.services.cas.revoke_session_tickets(&handle).await {
+                    tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
+                }
                 let event = AuditEvent::new(AuditKind::Logout, state.services.clock.now(), "self")
                     .login(session.login.as_str())
                     .account(session.account_id)

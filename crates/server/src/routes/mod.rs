@@ -1,6 +1,7 @@
 //! HTTP routes, one module per endpoint group.
 
 pub mod assets;
+pub mod cas;
 pub mod health;
 pub mod login;
 pub mod logout;
@@ -17,6 +18,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/cas/login", web::post().to(login::submit_login))
         .route("/cas/logout", web::get().to(logout::logout))
         .route("/cas/logout", web::post().to(logout::logout_form))
+        .route("/cas/validate", web::get().to(cas::validate_v1))
+        .route(
+            "/cas/serviceValidate",
+            web::get().to(cas::service_validate_v2),
+        )
+        .route("/cas/proxyValidate", web::get().to(cas::proxy_validate_v2))
+        .route(
+            "/cas/p3/serviceValidate",
+            web::get().to(cas::service_validate_v3),
+        )
+        .route(
+            "/cas/p3/proxyValidate",
+            web::get().to(cas::proxy_validate_v3),
+        )
+        .route("/cas/proxy", web::get().to(cas::proxy))
+        .route("/cas/samlValidate", web::post().to(cas::saml_validate))
         .route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
         .route("/static/{name}", web::get().to(assets::static_file))

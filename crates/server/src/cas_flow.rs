@@ -1,0 +1,179 @@
+//! Issuing a service ticket and sending the browser back to the service
+//! (CAS Protocol 3.0 §2.1.1 `service`, §2.1.2 `method=POST`, §2.2.4 response).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use sesame_core::i18n::Lang;
+use sesame_core::session::{session_handle, SsoSession};
+use sesame_protocol::cas::tickets::TicketGrant;
+use sesame_protocol::services::RegisteredService;
+
+use crate::web::AppState;
+
+/// What a session remembers of each ticket it issued, for single logout.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IssuedTicket {
+    /// Registry id of the service.
+    pub service_id: String,
+    /// The service URL the ticket was issued for.
+    pub service: String,
+    /// The ticket (the SAML `SessionIndex` of the logout request).
+    pub ticket: String,
+}
+
+/// `service` with `ticket=<st>` added to its query.
+pub fn service_url_with_ticket(service: &str, ticket: &str) -> Option<String> {
+    let mut url = url::Url::parse(service).ok()?;
+    url.query_pairs_mut().append_pair("ticket", ticket);
+    Some(url.to_string())
+}
+
+/// Issues a service ticket for `service_url` from the session and answers with the redirect
+/// (303 after a POST of credentials, 302 otherwise) or, for `method=POST`, a page that posts
+/// the ticket to the service.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per login path; a struct would only rename them"
+)]
+pub async fn issue_and_redirect(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    service_url: &str,
+    service: &RegisteredService,
+    cookie_value: &str,
+    session: &SsoSession,
+    from_new_login: bool,
+    method_post: bool,
+) -> HttpResponse {
+    let handle = session_handle(cookie_value);
+    let grant = TicketGrant {
+        service: service_url.to_owned(),
+        service_id: service.id.clone(),
+        account_id: session.account_id,
+        login: session.login.to_string(),
+        authenticated_at: session.authenticated_at,
+        from_new_login,
+        remember_me: session.remember_me,
+        session_key: handle.clone(),
+        proxies: Vec::new(),
+        issued_at: state.services.clock.now(),
+    };
+    let ticket = match state.services.cas.issue_service_ticket(grant).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "could not issue a service ticket");
+            return unavailable(state, req, lang);
+        }
+    };
+    let issued = IssuedTicket {
+        service_id: service.id.clone(),
+        service: service_url.to_owned(),
+        ticket: ticket.clone(),
+    };
+    let attached = serde_json::to_string(&issued).unwrap_or_default();
+    if let Err(e) = state
+        .services
+        .sessions
+        .attach(&handle, session, &attached)
+        .await
+    {
+        tracing::error!(error = %e, "could not record a service for single logout");
+        return unavailable(state, req, lang);
+    }
+    tracing::info!(service.id = %service.id, user.login = ?session.login.as_str(), from_new_login, "service ticket issued");
+    if method_post {
+        return state.page(
+            StatusCode::OK,
+            "autopost.html",
+            lang,
+            req,
+            minijinja::context! { action => service_url, ticket => ticket, service_name => service.name },
+        );
+    }
+    let Some(location) = service_url_with_ticket(service_url, &ticket) else {
+        return unavailable(state, req, lang);
+    };
+    let mut res = if from_new_login {
+        HttpResponse::SeeOther()
+    } else {
+        HttpResponse::Found()
+    };
+    res.insert_header(("Location", location)).finish()
+}
+
+/// `service` without a ticket (gateway with no session).
+pub fn redirect_without_ticket(service_url: &str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("Location", service_url.to_owned()))
+        .finish()
+}
+
+fn unavailable(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
+    let mut res = state.error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang,
+        req,
+        "error_title",
+        "error_unavailable",
+    );
+    res.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static("5"),
+    );
+    res
+}
+
+/// Sends the back-channel logout requests of an ended session (CAS Protocol 3.0 §2.3.3),
+/// in the background: logging out never waits for a slow application.
+pub fn send_single_logout(state: &AppState, items: Vec<String>) {
+    let now = state.services.clock.now();
+    let mut requests = Vec::new();
+    for item in items {
+        let Ok(issued) = serde_json::from_str::<IssuedTicket>(&item) else {
+            continue;
+        };
+        let Some(service) = state.services.registry.get(&issued.service_id) else {
+            continue;
+        };
+        if service.logout_type != sesame_protocol::services::LogoutType::BackChannel {
+            continue;
+        }
+        let target = service.logout_url.clone().unwrap_or(issued.service.clone());
+        let id = format!("LR-{}", sesame_core::random::alphanumeric(32));
+        let body = sesame_protocol::cas::slo::logout_request(&issued.ticket, now, &id);
+        requests.push((service.id.clone(), target, body));
+    }
+    if requests.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let client = match reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the single-logout client");
+                return;
+            }
+        };
+        for (service_id, target, body) in requests {
+            match client
+                .post(&target)
+                .form(&[("logoutRequest", body)])
+                .send()
+                .await
+            {
+                Ok(res) => {
+                    tracing::info!(service.id = %service_id, http.status = res.status().as_u16(), "single logout sent")
+                }
+                Err(e) => {
+                    tracing::warn!(service.id = %service_id, error = %e.without_url(), "single logout failed")
+                }
+            }
+        }
+    });
+}

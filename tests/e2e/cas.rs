@@ -1,0 +1,696 @@
+//! CAS protocol 1.0 / 2.0 / 3.0 against the real server (security spec A08–A18, A44, A61,
+//! C04, C10).
+
+use futures::future::join_all;
+use sesame_tests::{
+    browser, cas_service, set_cookies, unique_login, RecordingServer, TestApp, GOOD_PASSWORD,
+};
+use time::Duration;
+
+const APP: &str = "https://app.example.org/moodle/";
+const OTHER: &str = "https://mail.example.org/";
+
+async fn cas_app() -> TestApp {
+    TestApp::builder()
+        .with(|s| {
+            s.cas.services.push(cas_service(
+                "moodle",
+                APP,
+                "attributes = [\"mail\", \"givenName\", \"sn\", \"eduPersonAffiliation\"]",
+            ));
+            s.cas.services.push(cas_service("webmail", OTHER, ""));
+        })
+        .spawn()
+        .await
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn ticket_of(location: &str) -> String {
+    let url = url::Url::parse(location).unwrap();
+    url.query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// Logs in through `/cas/login?service=…` with `client` and returns the service ticket.
+async fn login_for_service(
+    app: &TestApp,
+    client: &reqwest::Client,
+    login: &str,
+    service: &str,
+) -> String {
+    let page = client
+        .get(format!(
+            "{}/cas/login?service={}",
+            app.address,
+            enc(service)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lt = sesame_tests::extract_lt(&page).expect("a login form");
+    let res = client
+        .post(format!(
+            "{}/cas/login?service={}",
+            app.address,
+            enc(service)
+        ))
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "credentials POST answers 303");
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(service), "{location}");
+    ticket_of(&location)
+}
+
+async fn validate(app: &TestApp, path: &str, service: &str, ticket: &str) -> String {
+    reqwest::Client::new()
+        .get(format!(
+            "{}{path}?service={}&ticket={}",
+            app.address,
+            enc(service),
+            enc(ticket)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Parses a CAS XML response strictly and returns (success user, failure code).
+fn outcome(xml: &str) -> (Option<String>, Option<String>) {
+    let doc = roxmltree::Document::parse(xml)
+        .unwrap_or_else(|e| panic!("not well-formed XML ({e}): {xml}"));
+    let user = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "user")
+        .and_then(|n| n.text())
+        .map(str::to_owned);
+    let code = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "authenticationFailure")
+        .and_then(|n| n.attribute("code"))
+        .map(str::to_owned);
+    (user, code)
+}
+
+fn attribute(xml: &str, name: &str) -> Option<String> {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    doc.descendants()
+        .find(|n| n.tag_name().name() == name)
+        .and_then(|n| n.text())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_person_logs_in_for_a_service_which_validates_the_ticket_once() {
+    let app = cas_app().await;
+    let login = unique_login("cas");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let service = format!("{APP}login/index.php?id=3");
+    let st = login_for_service(&app, &app.client, &login, &service).await;
+    assert!(st.starts_with("ST-") && st.len() >= 30, "{st}");
+
+    let xml = validate(&app, "/cas/p3/serviceValidate", &service, &st).await;
+    assert_eq!(outcome(&xml), (Some(login.clone()), None), "{xml}");
+    assert_eq!(
+        attribute(&xml, "mail").as_deref(),
+        Some(format!("{login}@univ.example.org").as_str())
+    );
+    assert_eq!(
+        attribute(&xml, "eduPersonAffiliation").as_deref(),
+        Some("staff")
+    );
+    assert_eq!(attribute(&xml, "isFromNewLogin").as_deref(), Some("true"));
+    assert_eq!(
+        attribute(&xml, "longTermAuthenticationRequestTokenUsed").as_deref(),
+        Some("false")
+    );
+
+    for path in [
+        "/cas/p3/serviceValidate",
+        "/cas/serviceValidate",
+        "/cas/validate",
+    ] {
+        let again = validate(&app, path, &service, &st).await;
+        if path == "/cas/validate" {
+            assert_eq!(again, "no\n\n");
+        } else {
+            assert_eq!(
+                outcome(&again).1.as_deref(),
+                Some("INVALID_TICKET"),
+                "{path}: {again}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn single_sign_on_gives_a_second_service_a_ticket_without_credentials() {
+    let app = cas_app().await;
+    let login = unique_login("sso");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    login_for_service(&app, &app.client, &login, APP).await;
+
+    let res = app
+        .client
+        .get(format!("{}/cas/login?service={}", app.address, enc(OTHER)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let st = ticket_of(res.headers()["location"].to_str().unwrap());
+    // CAS 2.0 has no attributes; CAS 1.0 answers yes.
+    let xml = validate(&app, "/cas/serviceValidate", OTHER, &st).await;
+    assert_eq!(outcome(&xml).0.as_deref(), Some(login.as_str()));
+    assert!(!xml.contains("<cas:attributes>"), "{xml}");
+
+    // renew=true asks for credentials again, and an SSO ticket does not satisfy it (A15).
+    let res = app
+        .client
+        .get(format!(
+            "{}/cas/login?service={}&renew=true",
+            app.address,
+            enc(OTHER)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("name=\"lt\""));
+    let res = app
+        .client
+        .get(format!("{}/cas/login?service={}", app.address, enc(OTHER)))
+        .send()
+        .await
+        .unwrap();
+    let st = ticket_of(res.headers()["location"].to_str().unwrap());
+    let xml = reqwest::get(format!(
+        "{}/cas/serviceValidate?service={}&ticket={st}&renew=true",
+        app.address,
+        enc(OTHER)
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(outcome(&xml).1.as_deref(), Some("INVALID_TICKET"), "{xml}");
+}
+
+#[tokio::test]
+async fn cas_1_validate_answers_yes_then_no() {
+    let app = cas_app().await;
+    let login = unique_login("v1");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let st = login_for_service(&app, &app.client, &login, OTHER).await;
+    assert_eq!(
+        validate(&app, "/cas/validate", OTHER, &st).await,
+        format!("yes\n{login}\n")
+    );
+    assert_eq!(validate(&app, "/cas/validate", OTHER, &st).await, "no\n\n");
+}
+
+#[tokio::test]
+async fn json_format_is_available_and_escapes_what_it_echoes() {
+    let app = cas_app().await;
+    let login = unique_login("json");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let st = login_for_service(&app, &app.client, &login, APP).await;
+    let body: serde_json::Value = reqwest::get(format!(
+        "{}/cas/p3/serviceValidate?service={}&ticket={st}&format=JSON",
+        app.address,
+        enc(APP)
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        body["serviceResponse"]["authenticationSuccess"]["user"],
+        login.as_str()
+    );
+    let evil = "ST-1\"}},\"authenticationSuccess\":{\"user\":\"admin";
+    let body: serde_json::Value = reqwest::get(format!(
+        "{}/cas/p3/serviceValidate?service={}&ticket={}&format=JSON",
+        app.address,
+        enc(APP),
+        enc(evil)
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        body["serviceResponse"]["authenticationSuccess"].is_null(),
+        "{body}"
+    );
+    assert!(body["serviceResponse"]["authenticationFailure"]["code"].is_string());
+}
+
+#[tokio::test]
+async fn unregistered_and_look_alike_services_get_no_ticket_and_no_redirect() {
+    let app = cas_app().await;
+    let login = unique_login("evil");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    app.login(&login, GOOD_PASSWORD).await; // an SSO session exists: still nothing for them
+    for service in [
+        "https://evil.example/",
+        "https://app.example.org.evil.com/moodle/",
+        "https://app.example.org@evil.com/moodle/",
+        "https://a@b@evil.com/moodle/",
+        "//evil.com/moodle/",
+        "https:/\\evil.com/moodle/",
+        "https://app.example.org/moodle/../admin",
+        "https://app.example.org/moodle/%2E%2E/admin",
+        "https://app.example.org/moodle/%252E%252E/admin",
+        "https://app.example.org/moodle/..;/admin",
+        "https://app.example.org/moodle/\tx",
+        "https://app.example.org/moodle/\nx",
+        "javascript:alert(1)//app.example.org/moodle/",
+        "data:text/html,app.example.org/moodle/",
+        "http://app.example.org/moodle/",
+        "https://app.example.org/moodle2/",
+    ] {
+        let res = app
+            .client
+            .get(format!(
+                "{}/cas/login?service={}",
+                app.address,
+                enc(service)
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{service:?}");
+        assert!(res.headers().get("location").is_none(), "{service:?}");
+        assert!(!res.text().await.unwrap().contains("ST-"), "{service:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_ticket_for_one_service_fails_for_another_and_is_burned() {
+    let app = cas_app().await;
+    let login = unique_login("swap");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let st = login_for_service(&app, &app.client, &login, APP).await;
+    let xml = validate(&app, "/cas/serviceValidate", OTHER, &st).await;
+    assert_eq!(outcome(&xml).1.as_deref(), Some("INVALID_SERVICE"), "{xml}");
+    let xml = validate(&app, "/cas/serviceValidate", APP, &st).await;
+    assert_eq!(outcome(&xml).1.as_deref(), Some("INVALID_TICKET"), "{xml}");
+}
+
+#[tokio::test]
+async fn a_ticket_expires_after_ten_seconds() {
+    let app = cas_app().await;
+    let login = unique_login("expiry");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let st = login_for_service(&app, &app.client, &login, APP).await;
+    app.clock.advance(Duration::seconds(11));
+    let xml = validate(&app, "/cas/serviceValidate", APP, &st).await;
+    assert_eq!(outcome(&xml).1.as_deref(), Some("INVALID_TICKET"), "{xml}");
+}
+
+#[tokio::test]
+async fn injected_markup_in_a_ticket_comes_out_escaped() {
+    let app = cas_app().await;
+    let evil = "ST-1</cas:authenticationFailure><cas:authenticationSuccess><cas:user>admin</cas:user></cas:authenticationSuccess><x>";
+    let xml = validate(&app, "/cas/serviceValidate", APP, evil).await;
+    let (user, code) = outcome(&xml);
+    assert_eq!(user, None, "{xml}");
+    assert!(code.is_some(), "{xml}");
+}
+
+#[tokio::test]
+async fn gateway_without_a_session_returns_to_the_service_without_a_ticket() {
+    let app = cas_app().await;
+    let res = browser()
+        .get(format!(
+            "{}/cas/login?service={}&gateway=true",
+            app.address,
+            enc(APP)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers()["location"], APP);
+}
+
+#[tokio::test]
+async fn method_post_hands_the_ticket_over_in_a_form() {
+    let app = cas_app().await;
+    let login = unique_login("post");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    login_for_service(&app, &app.client, &login, APP).await;
+    let res = app
+        .client
+        .get(format!(
+            "{}/cas/login?service={}&method=POST",
+            app.address,
+            enc(OTHER)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("method=\"post\"") && html.contains("name=\"ticket\" value=\"ST-"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn remember_me_is_flagged_to_the_service() {
+    let app = cas_app().await;
+    let login = unique_login("longterm");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let client = browser();
+    app.login_with(&client, &login, GOOD_PASSWORD, true).await;
+    let res = client
+        .get(format!("{}/cas/login?service={}", app.address, enc(APP)))
+        .send()
+        .await
+        .unwrap();
+    let st = ticket_of(res.headers()["location"].to_str().unwrap());
+    let xml = validate(&app, "/cas/p3/serviceValidate", APP, &st).await;
+    assert_eq!(
+        attribute(&xml, "longTermAuthenticationRequestTokenUsed").as_deref(),
+        Some("true"),
+        "{xml}"
+    );
+    assert_eq!(
+        attribute(&xml, "isFromNewLogin").as_deref(),
+        Some("false"),
+        "{xml}"
+    );
+}
+
+#[tokio::test]
+async fn logout_kills_unvalidated_tickets_and_notifies_services() {
+    let rp = RecordingServer::start().await;
+    let rp_base = format!("{}/", rp.base);
+    let app = TestApp::builder()
+        .with({
+            let rp_base = rp_base.clone();
+            move |s| s.cas.services.push(cas_service("rp", &rp_base, ""))
+        })
+        .spawn()
+        .await;
+    let login = unique_login("slo");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let first = login_for_service(&app, &app.client, &login, &rp_base).await;
+    let xml = validate(&app, "/cas/serviceValidate", &rp_base, &first).await;
+    assert!(outcome(&xml).0.is_some());
+    let res = app
+        .client
+        .get(format!(
+            "{}/cas/login?service={}",
+            app.address,
+            enc(&rp_base)
+        ))
+        .send()
+        .await
+        .unwrap();
+    let pending = ticket_of(res.headers()["location"].to_str().unwrap());
+
+    let res = app
+        .client
+        .get(format!(
+            "{}/cas/logout?service={}",
+            app.address,
+            enc(&rp_base)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "back to the registered service");
+    assert_eq!(res.headers()["location"], rp_base.as_str());
+    let xml = validate(&app, "/cas/serviceValidate", &rp_base, &pending).await;
+    assert_eq!(
+        outcome(&xml).1.as_deref(),
+        Some("INVALID_TICKET"),
+        "no ticket outlives its session: {xml}"
+    );
+
+    let received = rp.wait_for(2).await;
+    let slo: Vec<_> = received.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(
+        slo.len(),
+        2,
+        "one logout request per ticket issued: {received:?}"
+    );
+    let bodies: String = slo.iter().map(|r| r.body.clone()).collect();
+    assert!(
+        bodies.contains("logoutRequest=") && bodies.contains(&enc(&first)),
+        "{bodies}"
+    );
+}
+
+#[tokio::test]
+async fn logout_never_redirects_to_an_unregistered_url() {
+    let app = cas_app().await;
+    for query in [
+        "service=https%3A%2F%2Fevil.example%2F",
+        "url=https%3A%2F%2Fevil.example%2F",
+    ] {
+        let res = browser()
+            .get(format!("{}/cas/logout?{query}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{query}");
+        assert!(res.headers().get("location").is_none());
+    }
+}
+
+#[tokio::test]
+async fn proxy_tickets_work_through_a_verified_callback_and_only_where_allowed() {
+    let rp = RecordingServer::start().await;
+    let rp_base = format!("{}/", rp.base);
+    let app = TestApp::builder()
+        .with({
+            let rp_base = rp_base.clone();
+            move |s| {
+                s.cas
+                    .services
+                    .push(cas_service("portal", &rp_base, "allow_proxy = true"));
+                s.cas.services.push(cas_service("webmail", OTHER, ""));
+                s.cas.proxy_callback_http_hosts = vec!["127.0.0.1".to_owned()];
+            }
+        })
+        .spawn()
+        .await;
+    let login = unique_login("proxy");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let st = login_for_service(&app, &app.client, &login, &rp_base).await;
+    let pgt_url = format!("{rp_base}pgtCallback");
+    let xml = reqwest::get(format!(
+        "{}/cas/serviceValidate?service={}&ticket={st}&pgtUrl={}",
+        app.address,
+        enc(&rp_base),
+        enc(&pgt_url)
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let iou = attribute(&xml, "proxyGrantingTicket").expect("a PGT IOU");
+    let callback = rp
+        .wait_for(1)
+        .await
+        .into_iter()
+        .find(|r| r.target.contains("pgtIou"))
+        .expect("callback");
+    let cb = url::Url::parse(&format!("http://x{}", callback.target)).unwrap();
+    let pairs: std::collections::HashMap<_, _> = cb.query_pairs().into_owned().collect();
+    assert_eq!(pairs["pgtIou"], iou);
+    let pgt = pairs["pgtId"].clone();
+    assert!(pgt.starts_with("PGT-"));
+
+    let xml = reqwest::get(format!(
+        "{}/cas/proxy?pgt={pgt}&targetService={}",
+        app.address,
+        enc(OTHER)
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let pt = attribute(&xml, "proxyTicket").expect("a proxy ticket");
+    assert!(pt.starts_with("PT-"));
+    // A proxy ticket is refused where only service tickets are accepted (A14)…
+    let refused = validate(&app, "/cas/serviceValidate", OTHER, &pt).await;
+    assert!(outcome(&refused).1.is_some(), "{refused}");
+    // …and since that attempt burned nothing, a fresh one validates at /proxyValidate with the chain.
+    let xml = reqwest::get(format!(
+        "{}/cas/proxy?pgt={pgt}&targetService={}",
+        app.address,
+        enc(OTHER)
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let pt = attribute(&xml, "proxyTicket").unwrap();
+    let xml = validate(&app, "/cas/proxyValidate", OTHER, &pt).await;
+    assert_eq!(outcome(&xml).0.as_deref(), Some(login.as_str()), "{xml}");
+    assert_eq!(
+        attribute(&xml, "proxy").as_deref(),
+        Some(pgt_url.as_str()),
+        "{xml}"
+    );
+}
+
+#[tokio::test]
+async fn a_callback_to_an_unacceptable_url_gets_no_proxy_granting_ticket() {
+    let app = TestApp::builder()
+        .with(|s| {
+            s.cas.services.push(cas_service(
+                "portal",
+                "https://portal.example.org/",
+                "allow_proxy = true",
+            ))
+        })
+        .spawn()
+        .await;
+    let login = unique_login("pgtbad");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    for pgt_url in [
+        "http://portal.example.org/cb",
+        "https://127.0.0.1/cb",
+        "https://169.254.169.254/latest",
+        "https://10.0.0.1/cb",
+        "https://evil.example/cb",
+    ] {
+        let st = login_for_service(&app, &browser(), &login, "https://portal.example.org/").await;
+        let xml = reqwest::get(format!(
+            "{}/cas/serviceValidate?service={}&ticket={st}&pgtUrl={}",
+            app.address,
+            enc("https://portal.example.org/"),
+            enc(pgt_url)
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+        assert!(
+            attribute(&xml, "proxyGrantingTicket").is_none(),
+            "{pgt_url}: {xml}"
+        );
+        assert_eq!(
+            outcome(&xml).1.as_deref(),
+            Some("INVALID_PROXY_CALLBACK"),
+            "{pgt_url}: {xml}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn saml_validate_accepts_a_ticket_and_refuses_entities() {
+    let app = cas_app().await;
+    let login = unique_login("saml");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let st = login_for_service(&app, &app.client, &login, APP).await;
+    let envelope = |artifact: &str| {
+        format!(
+            "<SOAP-ENV:Envelope xmlns:SOAP-ENV=\"http://schemas.xmlsoap.org/soap/envelope/\"><SOAP-ENV:Header/><SOAP-ENV:Body>\
+             <samlp:Request xmlns:samlp=\"urn:oasis:names:tc:SAML:1.0:protocol\" MajorVersion=\"1\" MinorVersion=\"1\" RequestID=\"_1\" IssueInstant=\"2026-11-22T10:00:00Z\">\
+             <samlp:AssertionArtifact>{artifact}</samlp:AssertionArtifact></samlp:Request></SOAP-ENV:Body></SOAP-ENV:Envelope>"
+        )
+    };
+    let post = |body: String| {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/cas/samlValidate?TARGET={}",
+                app.address,
+                enc(APP)
+            ))
+            .header("Content-Type", "text/xml")
+            .body(body)
+            .send()
+    };
+    let xml = post(envelope(&st)).await.unwrap().text().await.unwrap();
+    assert!(
+        xml.contains("samlp:Success") && xml.contains(&login),
+        "{xml}"
+    );
+    let again = post(envelope(&st)).await.unwrap().text().await.unwrap();
+    assert!(!again.contains("samlp:Success"), "{again}");
+
+    let xxe = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>{}",
+        envelope("&xxe;")
+    );
+    let res = post(xxe).await.unwrap().text().await.unwrap();
+    assert!(
+        !res.contains("samlp:Success") && !res.contains("root:"),
+        "{res}"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_validations_of_one_ticket_succeed_once() {
+    let app = cas_app().await;
+    let sibling = if sesame_tests::backend() == sesame_tests::Backend::Production {
+        Some(app.spawn_sibling().await)
+    } else {
+        None
+    };
+    let login = unique_login("race");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let st = login_for_service(&app, &app.client, &login, APP).await;
+    let validations = (0..100).map(|i| {
+        let target = match (&sibling, i % 2) {
+            (Some(b), 1) => b,
+            _ => &app,
+        };
+        validate(target, "/cas/serviceValidate", APP, &st)
+    });
+    let results = join_all(validations).await;
+    let successes = results.iter().filter(|x| outcome(x).0.is_some()).count();
+    let invalid = results
+        .iter()
+        .filter(|x| outcome(x).1.as_deref() == Some("INVALID_TICKET"))
+        .count();
+    assert_eq!((successes, invalid), (1, 99));
+}
+
+#[tokio::test]
+async fn a_blocked_account_tickets_stop_validating() {
+    let app = cas_app().await;
+    let login = unique_login("blockst");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    let st = login_for_service(&app, &app.client, &login, APP).await;
+    app.services
+        .blocking
+        .block(&account.login, "test")
+        .await
+        .unwrap();
+    let xml = validate(&app, "/cas/serviceValidate", APP, &st).await;
+    assert_eq!(outcome(&xml).1.as_deref(), Some("INVALID_TICKET"), "{xml}");
+    assert!(set_cookies(&app.login(&login, GOOD_PASSWORD).await).is_empty());
+}
