@@ -16,7 +16,7 @@ async fn cas_app() -> TestApp {
             s.cas.services.push(cas_service(
                 "moodle",
                 APP,
-                "attributes = [\"mail\", \"givenName\", \"sn\", \"eduPersonAffiliation\"]",
+                "attributes = [\"mail\", \"givenName\", \"sn\", \"eduPersonAffiliation\", \"eduPersonPrincipalName\", \"supannAliasLogin\"]",
             ));
             s.cas.services.push(cas_service("webmail", OTHER, ""));
         })

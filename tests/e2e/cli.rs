@@ -75,13 +75,14 @@ impl Drop for Cli {
 
 fn text(o: &Output) -> String {
     format!(
-        "{}{}",
+        "[{}] {}{}",
+        o.status,
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_creates_an_account_sets_its_password_and_the_person_logs_in() {
     let app = TestApp::spawn().await;
     let cli = Cli::for_app(&app);
@@ -157,7 +158,7 @@ async fn an_operator_creates_an_account_sets_its_password_and_the_person_logs_in
 
     let show = cli.run(&["account", "show", &login], None);
     let shown = text(&show);
-    assert!(show.status.success());
+    assert!(show.status.success(), "{shown}");
     assert!(
         shown.contains("faculty")
             && shown.contains("state:        active")
@@ -167,7 +168,7 @@ async fn an_operator_creates_an_account_sets_its_password_and_the_person_logs_in
     assert!(!shown.contains("argon2"), "never print the hash");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_and_unblock_from_the_command_line() {
     let app = TestApp::spawn().await;
     let cli = Cli::for_app(&app);
@@ -210,7 +211,7 @@ async fn block_and_unblock_from_the_command_line() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_and_unlock_from_the_command_line() {
     let app = TestApp::spawn().await;
     let cli = Cli::for_app(&app);
@@ -319,7 +320,7 @@ fn config_check_masks_secrets_and_bad_keys_are_named() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_configuration_serve_runs_the_embedded_default_and_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(format!(
         "sesame-serve-{}",
@@ -385,4 +386,66 @@ async fn with_no_configuration_serve_runs_the_embedded_default_and_stops_cleanly
         "{log}"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_from_the_command_line_sends_single_logout_to_the_applications() {
+    if sesame_tests::backend() != Backend::Production {
+        eprintln!("skipped: the CLI reaches the server's sessions only through a shared Redis");
+        return;
+    }
+    let rp = sesame_tests::RecordingServer::start().await;
+    let rp_base = format!("{}/", rp.base);
+    let app = TestApp::builder()
+        .with({
+            let rp_base = rp_base.clone();
+            move |s| {
+                s.cas
+                    .services
+                    .push(sesame_tests::cas_service("rp", &rp_base, ""))
+            }
+        })
+        .spawn()
+        .await;
+    let cli = Cli::for_app(&app);
+    // The CLI needs the same registry to know where logout requests go.
+    let registry =
+        format!("\n[[cas.services]]\nid = \"rp\"\nname = \"rp\"\nurl_prefix = \"{rp_base}\"\n");
+    let config_text = std::fs::read_to_string(&cli.config).unwrap().replace(
+        "[password_hashing]",
+        &format!("{registry}\n[password_hashing]"),
+    );
+    std::fs::write(&cli.config, config_text).unwrap();
+
+    let login = unique_login("blockslo");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let lt = app.fresh_lt().await;
+    let service = url::form_urlencoded::byte_serialize(rp_base.as_bytes()).collect::<String>();
+    let res = app
+        .client
+        .post(format!("{}/cas/login?service={service}", app.address))
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+
+    let out = cli.run(&["account", "block", &login], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 session(s) ended, 1 application(s)"),
+        "{}",
+        text(&out)
+    );
+    let received = rp.wait_for(1).await;
+    assert!(
+        received
+            .iter()
+            .any(|r| r.method == "POST" && r.body.starts_with("logoutRequest=")),
+        "{received:?}"
+    );
 }

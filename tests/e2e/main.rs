@@ -9,6 +9,7 @@ mod browser;
 mod cas;
 mod cli;
 mod health;
+mod interop;
 mod lockout;
 mod login;
 mod policy;

@@ -251,7 +251,7 @@ async fn blocking_an_account_ends_its_sessions() {
         .block(&account.login, "test")
         .await
         .unwrap();
-    assert_eq!(ended, 1);
+    assert_eq!(ended.len(), 1);
     assert!(!is_logged_in(&app, &app.client).await);
 }
 

@@ -66,6 +66,11 @@ pub trait AccountRepo: Send + Sync + std::fmt::Debug {
         until: Option<OffsetDateTime>,
     ) -> Result<(), RepoError>;
 
+    /// Waits (briefly) until no connection is being opened or used, so the process can
+    /// exit without a database library still at work on another thread (libpq with TLS
+    /// crashes when the process exits under it). Called before a command or the server ends.
+    async fn quiesce(&self) {}
+
     /// Deletes lock records that ended at or before `now`; returns how many.
     async fn purge_expired_login_locks(&self, now: OffsetDateTime) -> Result<usize, RepoError>;
 

@@ -236,16 +236,19 @@ impl SessionManager {
     }
 
     /// Ends every session of an account (block, password reset, "log out everywhere").
-    /// Returns how many were live.
+    /// Returns the handles of the sessions that were live, so their services can be sent
+    /// single-logout requests.
     ///
     /// # Errors
     /// [`StoreError`] if the store fails.
-    pub async fn close_all_for(&self, account_id: AccountId) -> Result<usize, StoreError> {
+    pub async fn close_all_for(&self, account_id: AccountId) -> Result<Vec<String>, StoreError> {
         let set = account_sessions_key(account_id);
-        let mut closed = 0;
+        let mut closed = Vec::new();
         for key in self.store.set_members(&set).await? {
             if self.store.delete(&key).await? {
-                closed += 1;
+                if let Some(handle) = key.strip_prefix("sso:") {
+                    closed.push(handle.to_owned());
+                }
             }
             self.store.set_remove(&set, &key).await?;
         }

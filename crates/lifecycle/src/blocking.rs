@@ -22,7 +22,8 @@ impl AccountBlocking {
     }
 
     /// Blocks the account and ends every SSO session it has, on every instance (they share
-    /// the store). Returns the account and the number of sessions ended.
+    /// the store). Returns the account and the handles of the sessions ended (for single
+    /// logout).
     ///
     /// # Errors
     /// [`AccountError::NotFound`]; [`AccountError::BadTransition`] for a disabled account.
@@ -30,7 +31,7 @@ impl AccountBlocking {
         &self,
         login: &LoginName,
         actor: &str,
-    ) -> Result<(Account, usize), AccountError> {
+    ) -> Result<(Account, Vec<String>), AccountError> {
         let account = self.accounts.get(login).await?;
         let account = match account.state {
             AccountState::Blocked => account,

@@ -125,55 +125,94 @@ fn unavailable(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse 
     res
 }
 
-/// Sends the back-channel logout requests of an ended session (CAS Protocol 3.0 §2.3.3),
-/// in the background: logging out never waits for a slow application.
-pub fn send_single_logout(state: &AppState, items: Vec<String>) {
-    let now = state.services.clock.now();
-    let mut requests = Vec::new();
+/// One back-channel logout request to deliver.
+#[derive(Debug, Clone)]
+pub struct LogoutDelivery {
+    service_id: String,
+    target: String,
+    body: String,
+}
+
+/// The back-channel logout requests owed for what an ended session attached (CAS Protocol
+/// 3.0 §2.3.3): one per ticket issued to a service whose `logout_type` is `back_channel`.
+pub fn logout_deliveries(
+    registry: &sesame_protocol::services::ServiceRegistry,
+    now: time::OffsetDateTime,
+    items: &[String],
+) -> Vec<LogoutDelivery> {
+    let mut deliveries = Vec::new();
     for item in items {
-        let Ok(issued) = serde_json::from_str::<IssuedTicket>(&item) else {
+        let Ok(issued) = serde_json::from_str::<IssuedTicket>(item) else {
             continue;
         };
-        let Some(service) = state.services.registry.get(&issued.service_id) else {
+        let Some(service) = registry.get(&issued.service_id) else {
             continue;
         };
         if service.logout_type != sesame_protocol::services::LogoutType::BackChannel {
             continue;
         }
-        let target = service.logout_url.clone().unwrap_or(issued.service.clone());
-        let id = format!("LR-{}", sesame_core::random::alphanumeric(32));
-        let body = sesame_protocol::cas::slo::logout_request(&issued.ticket, now, &id);
-        requests.push((service.id.clone(), target, body));
+        let id = sesame_protocol::cas::slo::new_logout_request_id();
+        deliveries.push(LogoutDelivery {
+            service_id: service.id.clone(),
+            target: service
+                .logout_url
+                .clone()
+                .unwrap_or_else(|| issued.service.clone()),
+            body: sesame_protocol::cas::slo::logout_request(&issued.ticket, now, &id),
+        });
     }
-    if requests.is_empty() {
-        return;
-    }
-    tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the single-logout client");
-                return;
-            }
-        };
-        for (service_id, target, body) in requests {
-            match client
-                .post(&target)
-                .form(&[("logoutRequest", body)])
-                .send()
-                .await
-            {
-                Ok(res) => {
-                    tracing::info!(service.id = %service_id, http.status = res.status().as_u16(), "single logout sent")
+    deliveries
+}
+
+/// Tries per request, and the pause before each retry.
+const SLO_ATTEMPTS: u32 = 3;
+const SLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Delivers logout requests: each gets up to three tries with a growing pause, a 5 s timeout
+/// per try, and any 2xx answer counts as delivered.
+pub async fn deliver_logouts(deliveries: Vec<LogoutDelivery>) {
+    let client = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(SLO_TIMEOUT)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the single-logout client");
+            return;
+        }
+    };
+    let sends = deliveries.into_iter().map(|d| {
+        let client = client.clone();
+        async move {
+            for attempt in 1..=SLO_ATTEMPTS {
+                let outcome = client
+                    .post(&d.target)
+                    .form(&[(sesame_protocol::cas::slo::LOGOUT_REQUEST_FIELD, d.body.as_str())])
+                    .send()
+                    .await;
+                match outcome {
+                    Ok(res) if res.status().is_success() => {
+                        tracing::info!(service.id = %d.service_id, attempt, "single logout delivered");
+                        return;
+                    }
+                    Ok(res) => tracing::warn!(service.id = %d.service_id, attempt, http.status = res.status().as_u16(), "single logout refused"),
+                    Err(e) => tracing::warn!(service.id = %d.service_id, attempt, error = %e.without_url(), "single logout failed"),
                 }
-                Err(e) => {
-                    tracing::warn!(service.id = %service_id, error = %e.without_url(), "single logout failed")
+                if attempt < SLO_ATTEMPTS {
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt))).await;
                 }
             }
         }
     });
+    futures::future::join_all(sends).await;
+}
+
+/// Sends the back-channel logout requests of an ended session in the background: logging
+/// out never waits for a slow application.
+pub fn send_single_logout(state: &AppState, items: &[String]) {
+    let deliveries = logout_deliveries(&state.services.registry, state.services.clock.now(), items);
+    if !deliveries.is_empty() {
+        tokio::spawn(deliver_logouts(deliveries));
+    }
 }

@@ -126,7 +126,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = sesame_store::Database::connect(&settings.database.url, 1)
                 .await
                 .context("database.url")?;
-            let applied = db.run_migrations().await.context("applying migrations")?;
+            let applied = db.run_migrations().await.context("applying migrations");
+            db.quiesce().await;
+            let applied = applied?;
             if applied.is_empty() {
                 println!("database is up to date");
             }
@@ -148,7 +150,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Account { action } => {
             let services = Services::build(&settings, &Overrides::default(), true).await?;
-            account(&services, action).await
+            let outcome = account(&services, action).await;
+            services.accounts_repo.quiesce().await;
+            outcome
         }
     }
 }
@@ -169,7 +173,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let app = Application::build(settings, Overrides::default()).await?;
     tracing::info!(%listen, %public_url, database = db_kind, store = store_kind, "sesame listening");
+    let repo = std::sync::Arc::clone(&app.services().accounts_repo);
     app.run_until_stopped().await?;
+    repo.quiesce().await;
     tracing::info!("sesame stopped");
     Ok(())
 }
@@ -324,7 +330,23 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 .block(&parse_login(&login)?, "cli")
                 .await
                 .map_err(describe)?;
-            println!("{} blocked; {ended} session(s) ended", account.login);
+            // The applications that got tickets from those sessions are told at once.
+            let mut items = Vec::new();
+            for handle in &ended {
+                items.extend(services.sessions.take_attached(handle).await?);
+            }
+            let deliveries = crate::cas_flow::logout_deliveries(
+                &services.registry,
+                services.clock.now(),
+                &items,
+            );
+            let notified = deliveries.len();
+            crate::cas_flow::deliver_logouts(deliveries).await;
+            println!(
+                "{} blocked; {} session(s) ended, {notified} application(s) sent a logout request",
+                account.login,
+                ended.len()
+            );
         }
         AccountAction::Unblock { login } => {
             let account = services

@@ -126,6 +126,9 @@ pub struct CasSettings {
     pub proxy_granting_ticket_ttl_secs: u64,
     /// Hosts whose `pgtUrl` may be plain http (development only).
     pub proxy_callback_http_hosts: Vec<String>,
+    /// Domain of `eduPersonPrincipalName` (`login@scope`); empty: the institutional
+    /// e-mail's domain.
+    pub principal_scope: String,
     /// The applications allowed to use Sesame over CAS.
     pub services: Vec<RegisteredService>,
 }

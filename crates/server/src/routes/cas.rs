@@ -133,15 +133,38 @@ async fn load_attributes(
             ));
         }
     };
-    Ok(released_attributes(&account, &service.attributes))
+    Ok(released_attributes(
+        &account,
+        &service.attributes,
+        &state.settings.cas.principal_scope,
+    ))
 }
 
-/// The attributes a service is allowed, by their usual LDAP / SUPANN names.
-pub fn released_attributes(account: &Account, allowed: &[String]) -> Vec<(String, Vec<String>)> {
+/// The attributes a service is allowed, by their usual LDAP / eduPerson / SUPANN names.
+/// `scope` is the `eduPersonPrincipalName` domain; empty means the domain of the account's
+/// institutional e-mail.
+pub fn released_attributes(
+    account: &Account,
+    allowed: &[String],
+    scope: &str,
+) -> Vec<(String, Vec<String>)> {
+    let scope = if scope.is_empty() {
+        account
+            .email
+            .as_ref()
+            .and_then(|e| e.as_str().split_once('@'))
+            .map(|(_, domain)| domain.to_owned())
+    } else {
+        Some(scope.to_owned())
+    };
     let mut out = Vec::new();
     for name in allowed {
         let values = match name.as_str() {
-            "uid" => vec![account.login.to_string()],
+            "uid" | "supannAliasLogin" => vec![account.login.to_string()],
+            "eduPersonPrincipalName" => scope
+                .iter()
+                .map(|d| format!("{}@{d}", account.login))
+                .collect(),
             "mail" | "email" => account.email.iter().map(ToString::to_string).collect(),
             "givenName" => vec![account.given_name.clone()],
             "sn" => vec![account.family_name.clone()],

@@ -77,7 +77,7 @@ async fn end_session(state: &AppState, req: &HttpRequest, lang: Option<&str>) ->
             Ok(Some(session)) => {
                 let handle = sesame_core::session::session_handle(cookie.value());
                 match state.services.sessions.take_attached(&handle).await {
-                    Ok(items) => crate::cas_flow::send_single_logout(state, items),
+                    Ok(items) => crate::cas_flow::send_single_logout(state, &items),
                     Err(e) => {
                         tracing::error!(error = %e, "could not read the services of an ended session")
                     }

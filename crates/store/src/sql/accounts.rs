@@ -156,6 +156,10 @@ impl AccountRepo for Database {
         .await
     }
 
+    async fn quiesce(&self) {
+        Database::quiesce(self).await;
+    }
+
     async fn purge_expired_login_locks(&self, now: OffsetDateTime) -> Result<usize, RepoError> {
         Database::purge_expired_login_locks(self, now).await
     }

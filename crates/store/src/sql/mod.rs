@@ -106,6 +106,22 @@ impl Database {
         .await
     }
 
+    /// Waits up to 2 s until every connection of the pool is idle (none being opened by the
+    /// pool's worker threads, none checked out), then a little longer for those workers to
+    /// let go of the pool, so that dropping it closes the connections on this thread.
+    pub async fn quiesce(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let state = self.pool.state();
+            if state.connections == state.idle_connections || std::time::Instant::now() >= deadline
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
     /// Runs `op` with a pooled connection on the blocking pool, in the caller's span.
     async fn run<T, F>(&self, op: F) -> Result<T, RepoError>
     where
