@@ -57,6 +57,17 @@ async fn login_for_service(
         .await
         .unwrap();
     let lt = sesame_tests::extract_lt(&page).expect("a login form");
+    let expected_name = if service.starts_with(APP) {
+        Some("moodle")
+    } else {
+        None
+    };
+    if let Some(name) = expected_name {
+        assert!(
+            page.contains(&format!("<strong id=\"service-name\">{name}</strong>")),
+            "{page}"
+        );
+    }
     let res = client
         .post(format!(
             "{}/cas/login?service={}",
@@ -693,4 +704,219 @@ async fn a_blocked_account_tickets_stop_validating() {
     let xml = validate(&app, "/cas/serviceValidate", APP, &st).await;
     assert_eq!(outcome(&xml).1.as_deref(), Some("INVALID_TICKET"), "{xml}");
     assert!(set_cookies(&app.login(&login, GOOD_PASSWORD).await).is_empty());
+}
+
+#[tokio::test]
+async fn every_validation_error_code_is_reachable() {
+    let app = TestApp::builder()
+        .with(|s| {
+            s.cas.services.push(cas_service("moodle", APP, ""));
+            s.cas.services.push(cas_service("webmail", OTHER, ""));
+        })
+        .spawn()
+        .await;
+    let login = unique_login("codes");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let code = |xml: String| outcome(&xml).1;
+
+    // INVALID_REQUEST: a required parameter is missing.
+    let xml = reqwest::get(format!(
+        "{}/cas/serviceValidate?service={}",
+        app.address,
+        enc(APP)
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(code(xml).as_deref(), Some("INVALID_REQUEST"));
+    // INVALID_TICKET_SPEC: not a service ticket at all.
+    let xml = validate(&app, "/cas/serviceValidate", APP, "PGT-123456").await;
+    assert_eq!(code(xml).as_deref(), Some("INVALID_TICKET_SPEC"));
+    // INVALID_TICKET: well-formed but unknown.
+    let xml = validate(
+        &app,
+        "/cas/serviceValidate",
+        APP,
+        "ST-0123456789abcdefghijklmnopqrstuvwxyz",
+    )
+    .await;
+    assert_eq!(code(xml).as_deref(), Some("INVALID_TICKET"));
+    // UNAUTHORIZED_SERVICE_PROXY: a pgtUrl from a service that may not proxy.
+    let st = login_for_service(&app, &browser(), &login, APP).await;
+    let xml = reqwest::get(format!(
+        "{}/cas/serviceValidate?service={}&ticket={st}&pgtUrl={}",
+        app.address,
+        enc(APP),
+        enc(&format!("{APP}cb"))
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(code(xml).as_deref(), Some("UNAUTHORIZED_SERVICE_PROXY"));
+    // /proxy: unknown PGT, and an unregistered target.
+    let xml = reqwest::get(format!(
+        "{}/cas/proxy?pgt=PGT-nope&targetService={}",
+        app.address,
+        enc(OTHER)
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        xml.contains("proxyFailure") && !xml.contains("proxySuccess"),
+        "{xml}"
+    );
+    let xml = reqwest::get(format!(
+        "{}/cas/proxy?pgt=PGT-nope&targetService={}",
+        app.address,
+        enc("https://evil.example/")
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(xml.contains("UNAUTHORIZED_SERVICE"), "{xml}");
+    // A repeated parameter is refused outright (A57).
+    let res = reqwest::get(format!(
+        "{}/cas/serviceValidate?service={}&service={}&ticket=ST-1",
+        app.address,
+        enc(APP),
+        enc(OTHER)
+    ))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn fifty_services_on_two_instances_all_get_single_logout() {
+    let rp = RecordingServer::start().await;
+    let rp_base = format!("{}/", rp.base);
+    let a = TestApp::builder()
+        .with({
+            let rp_base = rp_base.clone();
+            move |s| s.cas.services.push(cas_service("apps", &rp_base, ""))
+        })
+        .spawn()
+        .await;
+    let b = if sesame_tests::backend() == sesame_tests::Backend::Production {
+        Some(a.spawn_sibling().await)
+    } else {
+        None
+    };
+    let login = unique_login("fifty");
+    a.create_user(&login, GOOD_PASSWORD).await;
+    let res = a.login(&login, GOOD_PASSWORD).await;
+    let cookie = set_cookies(&res)[0].split(';').next().unwrap().to_owned();
+    let logins = (0..50).map(|i| {
+        let target = match (&b, i % 2) {
+            (Some(b), 1) => b,
+            _ => &a,
+        };
+        let service = format!("{rp_base}app{i}/");
+        let cookie = cookie.clone();
+        async move {
+            let res = browser()
+                .get(format!(
+                    "{}/cas/login?service={}",
+                    target.address,
+                    enc(&service)
+                ))
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 302);
+        }
+    });
+    join_all(logins).await;
+    let res = browser()
+        .get(format!("{}/cas/logout", a.address))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let received = rp.wait_for(50).await;
+    let mut paths: Vec<_> = received
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.target.clone())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), 50, "one logout request per service, none lost");
+}
+
+#[tokio::test]
+async fn an_https_proxy_callback_is_called_only_when_its_certificate_verifies() {
+    let (rp, ca_pem) = RecordingServer::start_tls().await;
+    let rp_base = format!("{}/", rp.base);
+    let ca_file = std::env::temp_dir().join(format!(
+        "sesame-ca-{}.pem",
+        sesame_core::random::alphanumeric(8)
+    ));
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let trusting = |trust: bool| {
+        let rp_base = rp_base.clone();
+        let ca = ca_file.display().to_string();
+        move |s: &mut sesame_server::config::Settings| {
+            s.cas
+                .services
+                .push(cas_service("portal", &rp_base, "allow_proxy = true"));
+            // localhost resolves to loopback: allowed for this host only; https still required.
+            s.cas.proxy_callback_internal_hosts = vec!["localhost".to_owned()];
+            if trust {
+                s.cas.proxy_callback_ca_file = ca;
+            }
+        }
+    };
+    let pgt_url = format!("{rp_base}pgtCallback");
+    for trust in [false, true] {
+        let app = TestApp::builder().with(trusting(trust)).spawn().await;
+        let login = unique_login("tlscb");
+        app.create_user(&login, GOOD_PASSWORD).await;
+        let st = login_for_service(&app, &browser(), &login, &rp_base).await;
+        let xml = reqwest::get(format!(
+            "{}/cas/proxyValidate?service={}&ticket={st}&pgtUrl={}",
+            app.address,
+            enc(&rp_base),
+            enc(&pgt_url)
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+        if trust {
+            let iou = attribute(&xml, "proxyGrantingTicket")
+                .unwrap_or_else(|| panic!("a PGT IOU: {xml}"));
+            let calls = rp.wait_for(1).await;
+            assert!(
+                calls
+                    .iter()
+                    .any(|c| c.target.contains(&enc(&iou)) || c.target.contains(&iou)),
+                "{calls:?}"
+            );
+        } else {
+            // The certificate is not trusted (as a self-signed one would not be): no PGT, no call.
+            assert_eq!(
+                outcome(&xml).1.as_deref(),
+                Some("INVALID_PROXY_CALLBACK"),
+                "{xml}"
+            );
+            assert!(
+                rp.requests().is_empty(),
+                "the TLS handshake failed before any request"
+            );
+        }
+    }
+    std::fs::remove_file(ca_file).unwrap();
 }

@@ -430,6 +430,58 @@ impl RecordingServer {
         Self { base, requests }
     }
 
+    /// Starts one serving https on `localhost` with a certificate from a throwaway CA;
+    /// returns the server (its base is `https://localhost:<port>`) and the CA's PEM.
+    pub async fn start_tls() -> (Self, String) {
+        init_test_process();
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Sesame test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+        let leaf_params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("leaf params");
+        let leaf = leaf_params
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf certificate");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .expect("TLS config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!(
+            "https://localhost:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&requests);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let sink = Arc::clone(&sink);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    if let Some(r) = read_request(tls).await {
+                        sink.lock().expect("lock").push(r);
+                    }
+                });
+            }
+        });
+        (Self { base, requests }, ca.pem())
+    }
+
     /// What it received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.requests.lock().expect("lock").clone()
@@ -448,7 +500,10 @@ impl RecordingServer {
     }
 }
 
-async fn read_request(mut stream: tokio::net::TcpStream) -> Option<RecordedRequest> {
+async fn read_request<S>(mut stream: S) -> Option<RecordedRequest>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];

@@ -126,6 +126,11 @@ pub struct CasSettings {
     pub proxy_granting_ticket_ttl_secs: u64,
     /// Hosts whose `pgtUrl` may be plain http (development only).
     pub proxy_callback_http_hosts: Vec<String>,
+    /// Hosts whose `pgtUrl` may resolve to internal addresses (https still required).
+    pub proxy_callback_internal_hosts: Vec<String>,
+    /// Extra trusted CA certificates (PEM file) for `pgtUrl` callbacks; empty: the public
+    /// web PKI only.
+    pub proxy_callback_ca_file: String,
     /// Domain of `eduPersonPrincipalName` (`login@scope`); empty: the institutional
     /// e-mail's domain.
     pub principal_scope: String,
@@ -301,6 +306,16 @@ impl Settings {
                 "cas.proxy_granting_ticket_ttl_secs",
                 "must be between 1 and 86400 seconds",
             );
+        }
+        if !self.cas.proxy_callback_ca_file.is_empty() {
+            let pem = std::fs::read(&self.cas.proxy_callback_ca_file).map_err(|e| {
+                ConfigError(format!(
+                    "invalid value for `cas.proxy_callback_ca_file`: {e}"
+                ))
+            })?;
+            if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |c| c.is_empty()) {
+                return err("cas.proxy_callback_ca_file", "holds no PEM certificate");
+            }
         }
         if let Err(e) = ServiceRegistry::new(self.cas.services.clone()) {
             return err("cas.services", &e.to_string());

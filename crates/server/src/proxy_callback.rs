@@ -79,12 +79,19 @@ pub async fn grant_proxy_granting_ticket(
     if url.scheme() != "https" && !dev_host {
         return Err(refuse("pgtUrl must be https"));
     }
+    let internal_allowed = dev_host
+        || state
+            .settings
+            .cas
+            .proxy_callback_internal_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&host));
     let port = url.port_or_known_default().unwrap_or(443);
     let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|_| refuse("pgtUrl host does not resolve"))?
         .collect();
-    if addrs.is_empty() || (!dev_host && addrs.iter().any(|a| is_internal(a.ip()))) {
+    if addrs.is_empty() || (!internal_allowed && addrs.iter().any(|a| is_internal(a.ip()))) {
         return Err(refuse("pgtUrl resolves to an internal address"));
     }
 
@@ -115,6 +122,22 @@ pub async fn grant_proxy_granting_ticket(
         .https_only(!dev_host);
     for addr in &addrs {
         client = client.resolve(&host, *addr);
+    }
+    if !state.settings.cas.proxy_callback_ca_file.is_empty() {
+        match std::fs::read(&state.settings.cas.proxy_callback_ca_file)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(certs) => {
+                for cert in certs {
+                    client = client.add_root_certificate(cert);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read cas.proxy_callback_ca_file");
+                return Err(refuse("proxy callback failed"));
+            }
+        }
     }
     let outcome = match client.build() {
         Ok(client) => client.get(callback).send().await.map(|r| r.status()),

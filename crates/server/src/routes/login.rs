@@ -222,6 +222,10 @@ async fn login_form(
         tracing::error!(error = %e, "cannot issue a login form: store unavailable");
         return unavailable(state, req, lang);
     }
+    // Tell people which application they are logging in to (registered ones only reach here).
+    let service_name = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "service")
+        .and_then(|(_, v)| state.services.registry.find(&v).map(|s| s.name.clone()));
     let form_action = match req.query_string() {
         "" => format!("{}/cas/login", state.base()),
         q => format!("{}/cas/login?{q}", state.base()),
@@ -236,6 +240,7 @@ async fn login_form(
             error => error,
             username => username,
             form_action => form_action,
+            service_name => service_name,
         },
     )
 }
