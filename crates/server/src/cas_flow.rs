@@ -64,7 +64,7 @@ pub async fn issue_and_redirect(
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "could not issue a service ticket");
-            return unavailable(state, req, lang);
+            return state.unavailable(req, lang);
         }
     };
     let issued = IssuedTicket {
@@ -80,7 +80,7 @@ pub async fn issue_and_redirect(
         .await
     {
         tracing::error!(error = %e, "could not record a service for single logout");
-        return unavailable(state, req, lang);
+        return state.unavailable(req, lang);
     }
     tracing::info!(service.id = %service.id, user.login = ?session.login.as_str(), from_new_login, "service ticket issued");
     if method_post {
@@ -93,7 +93,7 @@ pub async fn issue_and_redirect(
         );
     }
     let Some(location) = service_url_with_ticket(service_url, &ticket) else {
-        return unavailable(state, req, lang);
+        return state.unavailable(req, lang);
     };
     let mut res = if from_new_login {
         HttpResponse::SeeOther()
@@ -108,21 +108,6 @@ pub fn redirect_without_ticket(service_url: &str) -> HttpResponse {
     HttpResponse::Found()
         .insert_header(("Location", service_url.to_owned()))
         .finish()
-}
-
-fn unavailable(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    let mut res = state.error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        lang,
-        req,
-        "error_title",
-        "error_unavailable",
-    );
-    res.headers_mut().insert(
-        actix_web::http::header::RETRY_AFTER,
-        actix_web::http::header::HeaderValue::from_static("5"),
-    );
-    res
 }
 
 /// One back-channel logout request to deliver.

@@ -187,6 +187,23 @@ impl AppState {
         }
     }
 
+    /// The "temporarily unavailable" page: 503 with `Retry-After`, for when the store or
+    /// the database fails. Nothing is claimed to have happened.
+    pub fn unavailable(&self, req: &HttpRequest, lang: Lang) -> HttpResponse {
+        let mut res = self.error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            lang,
+            req,
+            "error_title",
+            "error_unavailable",
+        );
+        res.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from_static("5"),
+        );
+        res
+    }
+
     /// An error page with a title and message key.
     pub fn error_page(
         &self,

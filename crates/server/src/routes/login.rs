@@ -220,7 +220,7 @@ async fn login_form(
         .await
     {
         tracing::error!(error = %e, "cannot issue a login form: store unavailable");
-        return unavailable(state, req, lang);
+        return state.unavailable(req, lang);
     }
     // Tell people which application they are logging in to (registered ones only reach here).
     let service_name = url::form_urlencoded::parse(req.query_string().as_bytes())
@@ -243,21 +243,6 @@ async fn login_form(
             service_name => service_name,
         },
     )
-}
-
-fn unavailable(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    let mut res = state.error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        lang,
-        req,
-        "error_title",
-        "error_unavailable",
-    );
-    res.headers_mut().insert(
-        actix_web::http::header::RETRY_AFTER,
-        actix_web::http::header::HeaderValue::from_static("5"),
-    );
-    res
 }
 
 /// Whether a cross-site page sent this POST. Browsers send `Origin` on POSTs; when it is
@@ -321,7 +306,7 @@ pub async fn submit_login(
                 Ok(found) => found.is_some(),
                 Err(e) => {
                     tracing::error!(error = %e, "store unavailable while checking a login ticket");
-                    return unavailable(&state, &req, lang);
+                    return state.unavailable(&req, lang);
                 }
             }
         }
@@ -374,7 +359,7 @@ pub async fn submit_login(
                 Ok(o) => o,
                 Err(e) => {
                     tracing::error!(error = %e, "could not open an SSO session");
-                    return unavailable(&state, &req, lang);
+                    return state.unavailable(&req, lang);
                 }
             };
             let persistent =

@@ -97,18 +97,7 @@ async fn end_session(state: &AppState, req: &HttpRequest, lang: Option<&str>) ->
             Err(e) => {
                 // Never tell someone they are logged out when the session may live on.
                 tracing::error!(error = %e, "logout failed: store unavailable");
-                let mut res = state.error_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    lang,
-                    req,
-                    "error_title",
-                    "error_unavailable",
-                );
-                res.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    actix_web::http::header::HeaderValue::from_static("5"),
-                );
-                return res;
+                return state.unavailable(req, lang);
             }
         }
     }
