@@ -194,6 +194,12 @@ async fn pages_carry_security_headers_and_escape_what_they_echo() {
     assert_eq!(headers["referrer-policy"], "same-origin");
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(headers["x-frame-options"], "DENY");
+    let request_id = headers["x-request-id"].to_str().unwrap();
+    assert_eq!(
+        request_id.len(),
+        16,
+        "every response names its request for the helpdesk"
+    );
 }
 
 #[tokio::test]

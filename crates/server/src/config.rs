@@ -445,6 +445,29 @@ mod tests {
         assert_eq!(s.password_policy.default.min_length, 15);
     }
 
+    /// Every key of the built-in defaults is documented in docs/configuration.md, with its
+    /// environment variable: a key added to the code without its line there fails here.
+    #[test]
+    fn every_key_is_in_the_configuration_reference() {
+        let reference = include_str!("../../../docs/configuration.md");
+        let defaults: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let mut missing = Vec::new();
+        for (section, table) in &defaults {
+            let Some(table) = table.as_table() else {
+                continue;
+            };
+            for key in table.keys() {
+                let env = format!("SESAME_{}__{}", section.to_uppercase(), key.to_uppercase());
+                if !reference.contains(&format!("`{key}`"))
+                    || (key != "services" && !reference.contains(&env))
+                {
+                    missing.push(format!("{section}.{key}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undocumented keys: {missing:?}");
+    }
+
     #[test]
     fn passwords_in_urls_are_masked() {
         assert_eq!(

@@ -262,18 +262,31 @@ fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     }
 }
 
-/// One log line per request: method, path (never the query string, which carries tickets
-/// and codes), status and duration.
+/// Every request runs in a span carrying a fresh `request.id` (also sent back as
+/// `X-Request-Id`, so a person can quote it to the helpdesk), and ends with one log line:
+/// method, path (never the query string, which carries tickets and codes), status and
+/// duration.
 pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use tracing::Instrument;
+
     let started = Instant::now();
+    let request_id = sesame_core::random::alphanumeric(16);
+    let span = tracing::info_span!("request", request.id = %request_id);
     let method = req.method().to_string();
     let path = req.path().to_owned();
-    let res = next.call(req).await?;
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+            value,
+        );
+    }
     let status = res.status().as_u16();
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let _entered = span.enter();
     if status >= 500 {
         tracing::warn!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
     } else {
