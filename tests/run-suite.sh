@@ -84,6 +84,11 @@ else
   run_tests() { "$CARGO" test --no-fail-fast "$@"; }
 fi
 
+# The accessibility test injects axe-core (npm) into the pages.
+if [ ! -f tests/a11y/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null; then
+  npm install --prefix tests/a11y --no-audit --no-fund --silent || true
+fi
+
 # The CLI tests run the real binary.
 "$CARGO" build --bin sesame
 

@@ -217,3 +217,127 @@ async fn a_wrong_password_shows_the_generic_error_in_the_browser_at_phone_width(
     assert_eq!(typed.as_deref(), Some("nobody.here"), "the login is kept");
     c.close().await.unwrap();
 }
+
+/// Runs axe-core (npm, tests/a11y) in the page and returns its serious and critical
+/// violations, as `id: help (n nodes)` lines.
+async fn serious_accessibility_violations(c: &fantoccini::Client) -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/a11y/node_modules/axe-core/axe.min.js"
+    );
+    let source = std::fs::read_to_string(path)
+        .expect("axe-core is installed: npm install --prefix tests/a11y");
+    c.execute(&source, vec![]).await.unwrap();
+    let result = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             axe.run(document, { resultTypes: ['violations'] }).then(r => done(r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }))));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    result
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .map(|v| format!("{}: {} ({} nodes)", v["id"], v["help"], v["nodes"]))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_pages_have_no_serious_accessibility_violations() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let login = unique_login("a11y");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let c = connect(&driver, 375).await;
+    // The login form, then the same form showing an error.
+    c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "login page"
+    );
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(&login)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("wrong password")
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit].primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("login-error"))
+        .await
+        .unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "login error page"
+    );
+    // Keyboard only: tab to the fields, type, Enter.
+    c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
+    let username = c.find(Locator::Id("username")).await.unwrap();
+    username.send_keys(&login).await.unwrap();
+    username.send_keys("\u{e004}").await.unwrap(); // Tab
+    let active = c.active_element().await.unwrap();
+    assert_eq!(
+        active.attr("id").await.unwrap().as_deref(),
+        Some("password"),
+        "Tab moves to the password"
+    );
+    active.send_keys(GOOD_PASSWORD).await.unwrap();
+    active.send_keys("\u{e007}").await.unwrap(); // Enter
+    c.wait()
+        .for_element(Locator::Id("current-user"))
+        .await
+        .unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "logged-in page"
+    );
+    // The logged-out and error pages.
+    c.goto(&format!("{}/cas/logout", app.address))
+        .await
+        .unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "logged-out page"
+    );
+    c.goto(&format!(
+        "{}/cas/login?service=https%3A%2F%2Fevil.example%2F",
+        app.address
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "error page"
+    );
+    // The check itself can fail: an unlabelled field is reported.
+    c.execute(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', '<input type=text>');",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let found = serious_accessibility_violations(&c).await;
+    assert!(found.iter().any(|v| v.contains("label")), "{found:?}");
+    c.close().await.unwrap();
+}
