@@ -317,6 +317,21 @@ fn config_check_masks_secrets_and_bad_keys_are_named() {
         .output()
         .unwrap();
     assert!(text(&out).contains("threshold = 7"), "{}", text(&out));
+    // A secret can come from a file named by SESAME_…_FILE, and is still masked.
+    let secret = dir.join("db-url");
+    std::fs::write(&secret, "postgres://sesame:fromafile99@db.example/sesame\n").unwrap();
+    let out = Command::new(sesame_bin())
+        .args(["config", "check"])
+        .env("SESAME_DATABASE__URL_FILE", &secret)
+        .output()
+        .unwrap();
+    let printed = text(&out);
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains("postgres://sesame:********@db.example/sesame")
+            && !printed.contains("fromafile99"),
+        "{printed}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

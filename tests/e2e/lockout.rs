@@ -330,3 +330,43 @@ async fn two_instances_share_one_counter() {
         401
     );
 }
+
+#[tokio::test]
+async fn failures_before_the_lock_are_answered_ever_more_slowly() {
+    let app = TestApp::builder()
+        .with(|s| {
+            s.lockout.failure_delay_ms = 400;
+            s.lockout.max_failure_delay_ms = 800;
+        })
+        .spawn()
+        .await;
+    let login = unique_login("slow");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let mut elapsed = Vec::new();
+    for _ in 0..3 {
+        let lt = app.fresh_lt().await;
+        let started = std::time::Instant::now();
+        let res = app
+            .post_login(&browser(), &lt, &login, "wrong password here", false)
+            .await;
+        assert_eq!(res.status(), 401);
+        elapsed.push(started.elapsed());
+    }
+    // A deliberate wait, so only lower bounds are checked.
+    assert!(
+        elapsed[1] >= std::time::Duration::from_millis(400),
+        "{elapsed:?}"
+    );
+    assert!(
+        elapsed[2] >= std::time::Duration::from_millis(800),
+        "{elapsed:?}"
+    );
+    // A success is not delayed and resets the count.
+    let lt = app.fresh_lt().await;
+    assert_eq!(
+        app.post_login(&browser(), &lt, &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
+}

@@ -84,6 +84,8 @@ pub fn fast_settings() -> Settings {
     s.server.workers = 2;
     s.server.shutdown_timeout_secs = 1;
     s.database.max_connections = 4;
+    // Growing delays before the lock have their own test.
+    s.lockout.failure_delay_ms = 0;
     s
 }
 

@@ -7,8 +7,9 @@
 //!    before argon2, whether the password is right or not;
 //! 3. load the account and verify, against a dummy hash if there is no account, so an
 //!    unknown login costs what a wrong password costs;
-//! 4. on failure, lock the login once it reaches the threshold; on success, clear its
-//!    counter, give the address its attempt back, and rehash if the parameters changed.
+//! 4. on failure, lock the login once it reaches the threshold, and before that answer after
+//!    a delay that doubles with each failure; on success, clear its counter, give the
+//!    address its attempt back, and rehash if the parameters changed.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -208,6 +209,7 @@ impl Authenticator {
                         .await?;
                     return Err(AuthError::Locked { until });
                 }
+                tokio::time::sleep(self.lockout.failure_delay(reservation.attempt)).await;
                 return Err(AuthError::InvalidCredentials);
             }
         };

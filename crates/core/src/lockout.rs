@@ -28,6 +28,11 @@ pub struct LockoutPolicy {
     pub ip_threshold: u32,
     /// Per-address window and throttle duration, in seconds (default 900).
     pub ip_window_secs: u64,
+    /// Delay before answering the second failure in a window, in milliseconds; it doubles
+    /// with each further failure (default 500: 0.5 s, 1 s, 2 s… before the lock).
+    pub failure_delay_ms: u64,
+    /// Longest such delay, in milliseconds (default 4000).
+    pub max_failure_delay_ms: u64,
 }
 
 impl Default for LockoutPolicy {
@@ -38,6 +43,8 @@ impl Default for LockoutPolicy {
             lock_secs: 900,
             ip_threshold: 100,
             ip_window_secs: 900,
+            failure_delay_ms: 500,
+            max_failure_delay_ms: 4000,
         }
     }
 }
@@ -64,6 +71,21 @@ impl LockoutPolicy {
             }
         }
         Ok(())
+    }
+
+    /// How long to wait before answering the `attempt`-th failure of a window: nothing for
+    /// the first, then `failure_delay_ms` doubling each time, at most `max_failure_delay_ms`
+    /// (security spec decision 1, "growing delays"). The wait holds no hashing slot.
+    pub fn failure_delay(&self, attempt: u32) -> Duration {
+        if attempt < 2 || self.failure_delay_ms == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u64 << (attempt - 2).min(16);
+        Duration::from_millis(
+            self.failure_delay_ms
+                .saturating_mul(factor)
+                .min(self.max_failure_delay_ms),
+        )
     }
 
     /// The per-login counting window.
@@ -114,5 +136,20 @@ mod tests {
         assert_eq!((p.threshold, p.window_secs, p.lock_secs), (5, 900, 900));
         assert!(p.validate().is_ok());
         assert!(LockoutPolicy { threshold: 0, ..p }.validate().is_err());
+    }
+
+    #[test]
+    fn failure_delays_grow_and_are_capped() {
+        let p = LockoutPolicy::default();
+        let ms = |n| p.failure_delay(n).as_millis();
+        assert_eq!(
+            [ms(1), ms(2), ms(3), ms(4), ms(5), ms(40)],
+            [0, 500, 1000, 2000, 4000, 4000]
+        );
+        let off = LockoutPolicy {
+            failure_delay_ms: 0,
+            ..p
+        };
+        assert_eq!(off.failure_delay(4), Duration::ZERO);
     }
 }

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
 
 pub mod cas;
+pub mod oidc;
 pub mod services;

@@ -160,8 +160,9 @@ pub struct UiSettings {
     pub theme_dir: String,
     /// Where the "help" links point; empty hides them.
     pub helpdesk_url: String,
-    /// UTC offset used to show times to people ("try again at 14:05"), e.g. `+01:00`.
-    pub time_zone_offset: String,
+    /// IANA time zone used to show times to people ("try again at 14:05"), e.g.
+    /// `Europe/Paris` (daylight saving included).
+    pub time_zone: String,
     /// Words no password may contain (institution name, city…).
     pub context_words: Vec<String>,
 }
@@ -213,7 +214,27 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("SESAME_").ignore(&["config"]).split("__"));
+        figment = figment.merge(
+            Env::prefixed("SESAME_")
+                .ignore(&["config"])
+                .filter(|key| !key.as_str().to_ascii_lowercase().ends_with("_file"))
+                .split("__"),
+        );
+        // `SESAME_<SECTION>__<KEY>_FILE=/run/secrets/…`: the value is read from the file, so
+        // secrets (database and Redis passwords) need not sit in the environment.
+        for (var, path) in std::env::vars() {
+            let Some(name) = var
+                .strip_prefix("SESAME_")
+                .and_then(|v| v.strip_suffix("_FILE"))
+            else {
+                continue;
+            };
+            let key = name.to_lowercase().replace("__", ".");
+            let value = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError(format!("{var}: cannot read {path}: {e}")))?;
+            let value = value.trim_end_matches(['\n', '\r']).to_owned();
+            figment = figment.merge(Serialized::default(&key, value));
+        }
         let settings: Settings = figment.extract().map_err(|e| describe_figment_error(&e))?;
         settings.validate()?;
         Ok(settings)
@@ -320,8 +341,11 @@ impl Settings {
         if let Err(e) = ServiceRegistry::new(self.cas.services.clone()) {
             return err("cas.services", &e.to_string());
         }
-        if parse_offset(&self.ui.time_zone_offset).is_none() {
-            return err("ui.time_zone_offset", "expected an offset such as +01:00");
+        if time_tz::timezones::get_by_name(&self.ui.time_zone).is_none() {
+            return err(
+                "ui.time_zone",
+                "expected an IANA time zone such as Europe/Paris or UTC",
+            );
         }
         if !self.ui.theme_dir.is_empty() && !Path::new(&self.ui.theme_dir).is_dir() {
             return err("ui.theme_dir", "is not a directory");
@@ -415,22 +439,6 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     (len <= max).then_some((addr, len))
 }
 
-/// Parses `+01:00` / `-05:30` / `Z`.
-pub fn parse_offset(s: &str) -> Option<time::UtcOffset> {
-    if s == "Z" || s == "UTC" {
-        return Some(time::UtcOffset::UTC);
-    }
-    let sign = match s.as_bytes().first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let (h, m) = s.get(1..)?.split_once(':')?;
-    let h: i8 = h.parse().ok()?;
-    let m: i8 = m.parse().ok()?;
-    time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,14 +489,9 @@ mod tests {
     }
 
     #[test]
-    fn cidr_and_offsets_parse() {
+    fn cidr_blocks_parse() {
         assert_eq!(parse_cidr("10.0.0.0/8").map(|c| c.1), Some(8));
         assert!(parse_cidr("10.0.0.0/33").is_none());
         assert!(parse_cidr("nonsense").is_none());
-        assert_eq!(
-            parse_offset("+01:00"),
-            time::UtcOffset::from_hms(1, 0, 0).ok()
-        );
-        assert!(parse_offset("01:00").is_none());
     }
 }

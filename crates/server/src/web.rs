@@ -11,9 +11,10 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse};
 use sesame_core::i18n::Lang;
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
+use time_tz::{OffsetDateTimeExt, Tz};
 
-use crate::config::{parse_cidr, parse_offset, Settings};
+use crate::config::{parse_cidr, Settings};
 use crate::services::Services;
 use crate::templates::Renderer;
 
@@ -32,7 +33,7 @@ pub struct AppState {
     /// Name of the SSO cookie (`__Host-` prefixed over https).
     pub sso_cookie_name: String,
     trusted_proxies: Vec<(IpAddr, u8)>,
-    offset: UtcOffset,
+    time_zone: &'static Tz,
 }
 
 impl AppState {
@@ -49,14 +50,15 @@ impl AppState {
             .iter()
             .filter_map(|p| parse_cidr(p))
             .collect();
-        let offset = parse_offset(&settings.ui.time_zone_offset).unwrap_or(UtcOffset::UTC);
+        let time_zone = time_tz::timezones::get_by_name(&settings.ui.time_zone)
+            .unwrap_or(time_tz::timezones::db::UTC);
         Self {
             settings,
             services,
             renderer,
             sso_cookie_name,
             trusted_proxies,
-            offset,
+            time_zone,
         }
     }
 
@@ -121,9 +123,9 @@ impl AppState {
             .any(|(net, len)| in_cidr(ip, *net, *len))
     }
 
-    /// `HH:MM` in the institution's time zone.
+    /// `HH:MM` in the institution's time zone (daylight saving included).
     pub fn local_time(&self, at: OffsetDateTime) -> String {
-        let local = at.to_offset(self.offset);
+        let local = at.to_timezone(self.time_zone);
         format!("{:02}:{:02}", local.hour(), local.minute())
     }
 
@@ -298,6 +300,21 @@ pub async fn access_log(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_shown_in_the_institution_time_zone_with_daylight_saving() {
+        let mut settings = Settings::default();
+        settings.ui.time_zone = "Europe/Paris".to_owned();
+        let tz = time_tz::timezones::get_by_name(&settings.ui.time_zone).unwrap();
+        let winter = time::macros::datetime!(2026-01-15 13:05 UTC);
+        let summer = time::macros::datetime!(2026-07-15 13:05 UTC);
+        let hm = |at: OffsetDateTime| {
+            let l = at.to_timezone(tz);
+            format!("{:02}:{:02}", l.hour(), l.minute())
+        };
+        assert_eq!(hm(winter), "14:05");
+        assert_eq!(hm(summer), "15:05");
+    }
 
     #[test]
     fn cidr_membership() {
