@@ -1,8 +1,9 @@
-//! `GET|POST /cas/login`: the central login page (CAS Protocol 3.0 §2.1–2.2 for the URL and
-//! parameters; the CAS service flow itself lands with the CAS issue).
+//! `GET|POST /cas/login`: the central login page and the CAS credential requestor and
+//! acceptor (CAS Protocol 3.0 §2.1–2.2: `service`, `renew`, `gateway`, `method=POST`).
 
 use std::time::Duration;
 
+use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -13,8 +14,6 @@ use sesame_core::error::AuthError;
 use sesame_core::i18n::Lang;
 use sesame_core::random;
 use sesame_core::session::SsoSession;
-
-use actix_web::cookie::time::Duration as CookieDuration;
 
 use crate::cas_flow;
 use crate::web::{AppState, LANG_COOKIE};
@@ -32,16 +31,16 @@ pub struct LoginQuery {
     lang: Option<String>,
 }
 
+fn is_true(v: Option<&str>) -> bool {
+    v.is_some_and(|v| v == "true" || v == "1")
+}
+
 impl LoginQuery {
     fn renew(&self) -> bool {
-        self.renew
-            .as_deref()
-            .is_some_and(|v| v == "true" || v == "1")
+        is_true(self.renew.as_deref())
     }
     fn gateway(&self) -> bool {
-        self.gateway
-            .as_deref()
-            .is_some_and(|v| v == "true" || v == "1")
+        is_true(self.gateway.as_deref())
     }
     fn method_post(&self) -> bool {
         self.method
