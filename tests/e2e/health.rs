@@ -94,6 +94,11 @@ async fn readiness_goes_red_while_redis_is_down_and_green_when_it_is_back() {
         .with(move |s| {
             s.store.url = format!("redis://127.0.0.1:{port}");
             s.store.key_prefix = sesame_store::testing::random_prefix();
+            s.cas.services.push(sesame_tests::cas_service(
+                "app",
+                "https://app.example.org/",
+                "",
+            ));
         })
         .spawn()
         .await;
@@ -113,6 +118,21 @@ async fn readiness_goes_red_while_redis_is_down_and_green_when_it_is_back() {
         .await
         .unwrap();
     assert_eq!(login_page.status(), 503);
+    assert!(login_page.headers().contains_key("retry-after"));
+    // A ticket cannot be checked without the store: INTERNAL_ERROR, never a success (F01).
+    let xml = reqwest::get(format!(
+        "{}/cas/serviceValidate?service=https%3A%2F%2Fapp.example.org%2F&ticket=ST-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL",
+        app.address
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        xml.contains("code=\"INTERNAL_ERROR\"") && !xml.contains("authenticationSuccess"),
+        "{xml}"
+    );
 
     let redis = RedisServer::start(port).expect("restart redis-server");
     redis.wait_until_up().await;
