@@ -108,7 +108,10 @@ impl Target {
     /// Opens one unpooled connection (not yet prepared, see [`prepare`]).
     pub(crate) fn establish(&self) -> Result<DbConnection, ConnectionError> {
         match self {
-            Self::Postgresql(url) => PgConnection::establish(url).map(DbConnection::Postgresql),
+            Self::Postgresql(url) => {
+                init_openssl_without_exit_cleanup();
+                PgConnection::establish(url).map(DbConnection::Postgresql)
+            }
             Self::Sqlite(path) => {
                 let path = path.to_str().ok_or_else(|| {
                     ConnectionError::InvalidConnectionUrl(
@@ -284,4 +287,17 @@ mod tests {
         let target = Target::parse("postgres://user:secret@h/db").unwrap();
         assert!(!format!("{target:?}").contains("secret"));
     }
+}
+
+/// Initialises OpenSSL (which libpq uses for TLS) before libpq does, telling it not to
+/// register its `atexit` cleanup.
+///
+/// That cleanup frees OpenSSL's global state when the process exits while other threads
+/// (the async runtime's blocking threads, still winding down) free their per-thread OpenSSL
+/// state: a double free, seen as a crash at exit after a run that did everything right. With
+/// no cleanup at exit, the kernel reclaims that memory instead. Idempotent and cheap.
+pub(crate) fn init_openssl_without_exit_cleanup() {
+    // openssl-sys' `init` passes OPENSSL_INIT_NO_ATEXIT on OpenSSL ≥ 1.1.1b; it must run
+    // before libpq's first call into OpenSSL, which is why every libpq connect goes here.
+    openssl_sys::init();
 }

@@ -76,7 +76,7 @@ pub async fn fresh_postgres(base_url: &str) -> Result<(String, PgSchemaGuard), S
     let base = base_url.to_owned();
     let name = schema.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = PgConnection::establish(&with_query(&base, "connect_timeout=2"))
+        let mut conn = pg_establish(&with_query(&base, "connect_timeout=2"))
             .map_err(|e| StoreSetupError::Connect(Box::new(e)))?;
         conn.batch_execute(&format!("CREATE SCHEMA \"{name}\""))
             .map_err(|e| StoreSetupError::Connect(Box::new(e)))
@@ -110,7 +110,7 @@ impl PgSchemaGuard {
 impl Drop for PgSchemaGuard {
     fn drop(&mut self) {
         // Best effort, synchronous: a leftover is removed by `sweep_stale_schemas` later.
-        let dropped = PgConnection::establish(&with_query(&self.base_url, "connect_timeout=2"))
+        let dropped = pg_establish(&with_query(&self.base_url, "connect_timeout=2"))
             .map_err(|e| e.to_string())
             .and_then(|mut conn| {
                 conn.batch_execute(&format!(
@@ -137,8 +137,8 @@ pub fn sweep_stale_schemas(base_url: &str, older_than: Duration) -> Result<usize
         nspname: String,
     }
     let connect = |e: &dyn std::fmt::Display| StoreSetupError::Connect(e.to_string().into());
-    let mut conn = PgConnection::establish(&with_query(base_url, "connect_timeout=2"))
-        .map_err(|e| connect(&e))?;
+    let mut conn =
+        pg_establish(&with_query(base_url, "connect_timeout=2")).map_err(|e| connect(&e))?;
     let schemas: Vec<Schema> =
         diesel::sql_query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")
             .load(&mut conn)
@@ -196,4 +196,10 @@ fn unix_now() -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
+}
+
+/// A direct libpq connection (OpenSSL initialised first, see `conn.rs`).
+fn pg_establish(url: &str) -> diesel::ConnectionResult<PgConnection> {
+    crate::conn::init_openssl_without_exit_cleanup();
+    PgConnection::establish(url)
 }
