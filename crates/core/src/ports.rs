@@ -159,3 +159,102 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     /// Round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// A JWT signing key as stored (OpenID Connect ID tokens, access tokens, logout tokens).
+///
+/// A key is *published* (in the JWKS) from its creation until `publish_until`, and *signs*
+/// from `active_from` until `retired_at`. A rotation inserts a key whose `active_from` lies a
+/// little ahead, so that every instance publishes it before any instance signs with it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// Key id (`kid`), unique.
+    pub kid: String,
+    /// JOSE algorithm: `RS256`, `ES256` or `EdDSA`.
+    pub alg: String,
+    /// The private key, PKCS#8 DER. Never printed.
+    pub private_pkcs8_der: Vec<u8>,
+    /// The public key as a JWK (JSON object text, with `kid`, `alg`, `use`).
+    pub public_jwk: String,
+    /// When it was generated.
+    pub created_at: OffsetDateTime,
+    /// From when it may sign.
+    pub active_from: OffsetDateTime,
+    /// Since when it no longer signs (a newer key of its algorithm took over).
+    pub retired_at: Option<OffsetDateTime>,
+    /// After this it is no longer published (every token it signed has expired).
+    pub publish_until: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
+            .field("active_from", &self.active_from)
+            .field("retired_at", &self.retired_at)
+            .field("publish_until", &self.publish_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Durable storage of signing keys (the SQL database).
+#[async_trait]
+pub trait SigningKeyRepo: Send + Sync + std::fmt::Debug {
+    /// Inserts a key.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] if the `kid` exists.
+    async fn insert_signing_key(&self, key: SigningKeyRecord) -> Result<(), RepoError>;
+
+    /// Every stored key, newest (`created_at`, then `kid`) first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, RepoError>;
+
+    /// Marks every key of `alg` other than `except_kid` that is not yet retired as retired at
+    /// `retired_at` and published until `publish_until`; returns how many.
+    async fn retire_signing_keys(
+        &self,
+        alg: &str,
+        except_kid: &str,
+        retired_at: OffsetDateTime,
+        publish_until: OffsetDateTime,
+    ) -> Result<usize, RepoError>;
+
+    /// Deletes keys whose `publish_until` is at or before `now`; returns how many.
+    async fn purge_unpublished_signing_keys(&self, now: OffsetDateTime)
+        -> Result<usize, RepoError>;
+}
+
+/// What a person allowed an OpenID Connect client to receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    /// The person.
+    pub account_id: AccountId,
+    /// The client.
+    pub client_id: String,
+    /// The scopes granted (sorted, no duplicates).
+    pub scopes: Vec<String>,
+    /// When they were (last) granted.
+    pub granted_at: OffsetDateTime,
+}
+
+/// Durable consent records (the SQL database).
+#[async_trait]
+pub trait ConsentRepo: Send + Sync + std::fmt::Debug {
+    /// The consent of `account_id` for `client_id`, if any.
+    async fn find_consent(
+        &self,
+        account_id: AccountId,
+        client_id: &str,
+    ) -> Result<Option<Consent>, RepoError>;
+
+    /// Records a consent, replacing any earlier one for the same account and client.
+    async fn save_consent(&self, consent: Consent) -> Result<(), RepoError>;
+
+    /// Every consent of an account, by client id.
+    async fn consents_of(&self, account_id: AccountId) -> Result<Vec<Consent>, RepoError>;
+
+    /// Withdraws a consent; `true` if there was one.
+    async fn revoke_consent(&self, account_id: AccountId, client_id: &str)
+        -> Result<bool, RepoError>;
+}
