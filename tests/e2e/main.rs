@@ -12,5 +12,6 @@ mod health;
 mod interop;
 mod lockout;
 mod login;
+mod oidc;
 mod policy;
 mod sessions;

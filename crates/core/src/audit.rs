@@ -32,6 +32,16 @@ pub enum AuditKind {
     PasswordRehashed,
     /// Account state changed (block, unblock, activate, disable).
     AccountStateChanged,
+    /// A person allowed an OpenID Connect client to receive some scopes.
+    ConsentGranted,
+    /// A person refused an OpenID Connect client.
+    ConsentRefused,
+    /// A person withdrew a consent.
+    ConsentRevoked,
+    /// An authorization code or refresh token was presented twice: its grant was revoked.
+    TokenReuseDetected,
+    /// A new signing key was made current.
+    SigningKeyRotated,
 }
 
 impl AuditKind {
@@ -50,6 +60,11 @@ impl AuditKind {
             Self::PasswordChanged => "account.password_changed",
             Self::PasswordRehashed => "account.password_rehashed",
             Self::AccountStateChanged => "account.state_changed",
+            Self::ConsentGranted => "oidc.consent_granted",
+            Self::ConsentRefused => "oidc.consent_refused",
+            Self::ConsentRevoked => "oidc.consent_revoked",
+            Self::TokenReuseDetected => "oidc.token_reuse_detected",
+            Self::SigningKeyRotated => "oidc.signing_key_rotated",
         }
     }
 }

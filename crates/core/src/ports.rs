@@ -30,6 +30,9 @@ pub trait AccountRepo: Send + Sync + std::fmt::Debug {
     /// The account with this login.
     async fn find_by_login(&self, login: &LoginName) -> Result<Option<Account>, RepoError>;
 
+    /// The account with this id (the OpenID Connect `sub`).
+    async fn find_by_id(&self, id: AccountId) -> Result<Option<Account>, RepoError>;
+
     /// Changes the state.
     ///
     /// # Errors
@@ -255,6 +258,9 @@ pub trait ConsentRepo: Send + Sync + std::fmt::Debug {
     async fn consents_of(&self, account_id: AccountId) -> Result<Vec<Consent>, RepoError>;
 
     /// Withdraws a consent; `true` if there was one.
-    async fn revoke_consent(&self, account_id: AccountId, client_id: &str)
-        -> Result<bool, RepoError>;
+    async fn revoke_consent(
+        &self,
+        account_id: AccountId,
+        client_id: &str,
+    ) -> Result<bool, RepoError>;
 }

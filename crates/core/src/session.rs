@@ -83,6 +83,17 @@ pub struct SsoSession {
     pub remember_me: bool,
 }
 
+/// An SSO session that just ended, with what it had given out (for single logout).
+#[derive(Debug, Clone)]
+pub struct EndedSession {
+    /// Its store handle.
+    pub handle: String,
+    /// Whose it was.
+    pub account_id: AccountId,
+    /// What was attached to it (services that got tickets, clients that got codes).
+    pub attached: Vec<String>,
+}
+
 /// A freshly opened session and the cookie value that designates it.
 #[derive(Debug)]
 pub struct OpenedSession {

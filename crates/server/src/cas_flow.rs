@@ -115,7 +115,21 @@ pub fn redirect_without_ticket(service_url: &str) -> HttpResponse {
 pub struct LogoutDelivery {
     service_id: String,
     target: String,
+    /// The form field that carries `body`: `logoutRequest` (CAS) or `logout_token` (OIDC).
+    field: &'static str,
     body: String,
+}
+
+impl LogoutDelivery {
+    /// A delivery of `body` in form field `field` to `target`, on behalf of `service_id`.
+    pub fn new(service_id: String, target: String, field: &'static str, body: String) -> Self {
+        Self {
+            service_id,
+            target,
+            field,
+            body,
+        }
+    }
 }
 
 /// The back-channel logout requests owed for what an ended session attached (CAS Protocol
@@ -143,6 +157,7 @@ pub fn logout_deliveries(
                 .logout_url
                 .clone()
                 .unwrap_or_else(|| issued.service.clone()),
+            field: sesame_protocol::cas::slo::LOGOUT_REQUEST_FIELD,
             body: sesame_protocol::cas::slo::logout_request(&issued.ticket, now, &id),
         });
     }
@@ -173,7 +188,7 @@ pub async fn deliver_logouts(deliveries: Vec<LogoutDelivery>) {
             for attempt in 1..=SLO_ATTEMPTS {
                 let outcome = client
                     .post(&d.target)
-                    .form(&[(sesame_protocol::cas::slo::LOGOUT_REQUEST_FIELD, d.body.as_str())])
+                    .form(&[(d.field, d.body.as_str())])
                     .send()
                     .await;
                 match outcome {
@@ -193,11 +208,32 @@ pub async fn deliver_logouts(deliveries: Vec<LogoutDelivery>) {
     futures::future::join_all(sends).await;
 }
 
-/// Sends the back-channel logout requests of an ended session in the background: logging
-/// out never waits for a slow application.
-pub fn send_single_logout(state: &AppState, items: &[String]) {
-    let deliveries = logout_deliveries(&state.services.registry, state.services.clock.now(), items);
-    if !deliveries.is_empty() {
+/// Ends what an ended SSO session gave out: revokes its OpenID Connect grants, then sends
+/// the back-channel logout requests (CAS) and logout tokens (OIDC) in the background:
+/// logging out never waits for a slow application.
+pub async fn send_single_logout(
+    services: &crate::services::Services,
+    ended: &sesame_core::session::EndedSession,
+) -> usize {
+    let mut deliveries =
+        logout_deliveries(&services.registry, services.clock.now(), &ended.attached);
+    deliveries.extend(crate::oidc_flow::end_session(services, ended).await);
+    let count = deliveries.len();
+    if count > 0 {
         tokio::spawn(deliver_logouts(deliveries));
     }
+    count
+}
+
+/// As [`send_single_logout`], but waits for the deliveries (the CLI exits right after).
+pub async fn send_single_logout_now(
+    services: &crate::services::Services,
+    ended: &sesame_core::session::EndedSession,
+) -> usize {
+    let mut deliveries =
+        logout_deliveries(&services.registry, services.clock.now(), &ended.attached);
+    deliveries.extend(crate::oidc_flow::end_session(services, ended).await);
+    let count = deliveries.len();
+    deliver_logouts(deliveries).await;
+    count
 }

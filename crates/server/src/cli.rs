@@ -47,6 +47,41 @@ pub enum Command {
         #[command(subcommand)]
         action: AccountAction,
     },
+    /// OpenID Connect signing keys.
+    Keys {
+        /// What to do with the keys.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// OpenID Connect client tools.
+    Oidc {
+        /// What to do.
+        #[command(subcommand)]
+        action: OidcAction,
+    },
+}
+
+/// `sesame keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// List the signing keys: which one signs, which are only published.
+    List,
+    /// Make a new key current. It is published at once and signs after
+    /// `oidc.key_activation_delay_secs`; the old key stays published until every token it
+    /// signed has expired.
+    Rotate {
+        /// RS256, ES256 or EdDSA.
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+    },
+}
+
+/// `sesame oidc …`
+#[derive(Debug, Subcommand)]
+pub enum OidcAction {
+    /// Generate a client secret: prints the secret (give it to the application) and the
+    /// `client_secret_sha256` to put in `[[oidc.clients]]`. Sesame never stores the secret.
+    NewSecret,
 }
 
 /// `sesame config …`
@@ -153,6 +188,70 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = account(&services, action).await;
             services.accounts_repo.quiesce().await;
             outcome
+        }
+        Command::Keys { action } => {
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            let outcome = keys(&settings, &services, action).await;
+            services.accounts_repo.quiesce().await;
+            outcome
+        }
+        Command::Oidc {
+            action: OidcAction::NewSecret,
+        } => {
+            let (secret, digest) = sesame_protocol::oidc::clients::generate_client_secret();
+            println!("client_secret = {secret}");
+            println!("client_secret_sha256 = \"{digest}\"");
+            Ok(())
+        }
+    }
+}
+
+async fn keys(settings: &Settings, services: &Services, action: KeysAction) -> anyhow::Result<()> {
+    let keys = services.oidc.tokens.keys();
+    match action {
+        KeysAction::List => {
+            let set = keys.key_set();
+            for key in set.published() {
+                let signing = set.current(key.alg()).is_some_and(|c| c.kid() == key.kid());
+                let status = if signing {
+                    "signing".to_owned()
+                } else if key.active_from() > set.now() {
+                    format!("published, signs from {}", key.active_from())
+                } else {
+                    match key.publish_until() {
+                        Some(until) => format!("retired, published until {until}"),
+                        None => "published".to_owned(),
+                    }
+                };
+                println!("{} {:<6} {status}", key.kid(), key.alg().as_str());
+            }
+            Ok(())
+        }
+        KeysAction::Rotate { alg } => {
+            let alg: sesame_protocol::oidc::clients::SigningAlg =
+                serde_json::from_value(serde_json::Value::from(alg.as_str()))
+                    .map_err(|_| anyhow::anyhow!("--alg must be RS256, ES256 or EdDSA"))?;
+            if !settings.oidc.signing_algorithms.contains(&alg) {
+                bail!("{} is not in oidc.signing_algorithms", alg.as_str());
+            }
+            let delay = std::time::Duration::from_secs(settings.oidc.key_activation_delay_secs);
+            let kid = keys
+                .rotate(alg, delay, settings.oidc.retired_key_publication())
+                .await
+                .context("rotating the key")?;
+            let event = sesame_core::audit::AuditEvent::new(
+                sesame_core::audit::AuditKind::SigningKeyRotated,
+                services.clock.now(),
+                "cli",
+            )
+            .detail(serde_json::json!({ "kid": kid, "alg": alg.as_str() }));
+            services.audit.record(event).await?;
+            println!(
+                "new {} key {kid}: published now, signs in {} s",
+                alg.as_str(),
+                delay.as_secs()
+            );
+            Ok(())
         }
     }
 }
@@ -330,18 +429,16 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 .block(&parse_login(&login)?, "cli")
                 .await
                 .map_err(describe)?;
-            // The applications that got tickets from those sessions are told at once.
-            let mut items = Vec::new();
+            // The applications that got tickets or codes from those sessions are told at once.
+            let mut notified = 0;
             for handle in &ended {
-                items.extend(services.sessions.take_attached(handle).await?);
+                let ended = sesame_core::session::EndedSession {
+                    handle: handle.clone(),
+                    account_id: account.id,
+                    attached: services.sessions.take_attached(handle).await?,
+                };
+                notified += crate::cas_flow::send_single_logout_now(services, &ended).await;
             }
-            let deliveries = crate::cas_flow::logout_deliveries(
-                &services.registry,
-                services.clock.now(),
-                &items,
-            );
-            let notified = deliveries.len();
-            crate::cas_flow::deliver_logouts(deliveries).await;
             println!(
                 "{} blocked; {} session(s) ended, {notified} application(s) sent a logout request",
                 account.login,

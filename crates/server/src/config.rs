@@ -12,6 +12,8 @@ use sesame_core::credentials::hasher::Argon2Params;
 use sesame_core::lockout::LockoutPolicy;
 use sesame_core::session::SessionPolicy;
 use sesame_protocol::cas::tickets::CasTicketPolicy;
+use sesame_protocol::oidc::clients::{ClientRegistry, OidcClient, SigningAlg};
+use sesame_protocol::oidc::grants::TokenPolicy;
 use sesame_protocol::services::{RegisteredService, ServiceRegistry};
 use url::Url;
 
@@ -43,6 +45,8 @@ pub struct Settings {
     pub session: SessionPolicy,
     /// CAS tickets and registered services.
     pub cas: CasSettings,
+    /// OpenID Connect provider: token lifetimes, signing keys, registered clients.
+    pub oidc: OidcSettings,
     /// Look and wording of the pages.
     pub ui: UiSettings,
     /// Logging.
@@ -136,6 +140,46 @@ pub struct CasSettings {
     pub principal_scope: String,
     /// The applications allowed to use Sesame over CAS.
     pub services: Vec<RegisteredService>,
+}
+
+/// `[oidc]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// Lifetime of an access token (a JWT, RFC 9068), seconds.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of an ID token, seconds.
+    pub id_token_ttl_secs: u64,
+    /// A refresh token unused for this long expires, seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// A chain of refresh tokens ends this long after the login, seconds.
+    pub refresh_token_max_secs: u64,
+    /// Algorithms Sesame keeps a signing key for (`RS256` always).
+    pub signing_algorithms: Vec<SigningAlg>,
+    /// How long after `sesame keys rotate` the new key starts signing, seconds: every
+    /// instance reloads the keys (and publishes the new one) within this time.
+    pub key_activation_delay_secs: u64,
+    /// How often each instance rereads the signing keys, seconds.
+    pub key_reload_secs: u64,
+    /// The relying parties, as `[[oidc.clients]]` tables (see docs/oidc.md).
+    pub clients: Vec<OidcClient>,
+}
+
+impl OidcSettings {
+    /// Lifetimes for the token service.
+    pub fn token_policy(&self) -> TokenPolicy {
+        TokenPolicy {
+            access_token_ttl: std::time::Duration::from_secs(self.access_token_ttl_secs),
+            refresh_token_ttl: std::time::Duration::from_secs(self.refresh_token_ttl_secs),
+            refresh_family_max: std::time::Duration::from_secs(self.refresh_token_max_secs),
+        }
+    }
+
+    /// How long a retired key stays published: longer than any token it signed lives.
+    pub fn retired_key_publication(&self) -> std::time::Duration {
+        let longest = self.access_token_ttl_secs.max(self.id_token_ttl_secs);
+        std::time::Duration::from_secs(longest.saturating_add(3600))
+    }
 }
 
 impl CasSettings {
@@ -341,6 +385,7 @@ impl Settings {
         if let Err(e) = ServiceRegistry::new(self.cas.services.clone()) {
             return err("cas.services", &e.to_string());
         }
+        self.validate_oidc()?;
         if time_tz::timezones::get_by_name(&self.ui.time_zone).is_none() {
             return err(
                 "ui.time_zone",
@@ -363,6 +408,78 @@ impl Settings {
     }
 
     /// Whether the public URL is https (then cookies are `Secure` and `__Host-` prefixed).
+    fn validate_oidc(&self) -> Result<(), ConfigError> {
+        let err =
+            |key: &str, msg: &str| Err(ConfigError(format!("invalid value for `{key}`: {msg}")));
+        let o = &self.oidc;
+        for (key, v, max) in [
+            (
+                "oidc.access_token_ttl_secs",
+                o.access_token_ttl_secs,
+                86_400,
+            ),
+            ("oidc.id_token_ttl_secs", o.id_token_ttl_secs, 86_400),
+            (
+                "oidc.refresh_token_ttl_secs",
+                o.refresh_token_ttl_secs,
+                31_536_000,
+            ),
+            (
+                "oidc.refresh_token_max_secs",
+                o.refresh_token_max_secs,
+                31_536_000,
+            ),
+            ("oidc.key_reload_secs", o.key_reload_secs, 86_400),
+        ] {
+            if v == 0 || v > max {
+                return err(key, &format!("must be between 1 and {max} seconds"));
+            }
+        }
+        if o.refresh_token_max_secs < o.refresh_token_ttl_secs {
+            return err(
+                "oidc.refresh_token_max_secs",
+                "must be at least oidc.refresh_token_ttl_secs",
+            );
+        }
+        if o.key_activation_delay_secs < o.key_reload_secs {
+            return err(
+                "oidc.key_activation_delay_secs",
+                "must be at least oidc.key_reload_secs, so every instance publishes a new key before it signs",
+            );
+        }
+        if !o.signing_algorithms.contains(&SigningAlg::RS256) {
+            return err("oidc.signing_algorithms", "must include RS256");
+        }
+        if let Err(e) = ClientRegistry::new(o.clients.clone()) {
+            return err("oidc.clients", &e.to_string());
+        }
+        for client in &o.clients {
+            if client.client_credentials && client.public {
+                return err(
+                    "oidc.clients",
+                    &format!(
+                        "client {}: a public client cannot use client_credentials",
+                        client.client_id
+                    ),
+                );
+            }
+            if !o
+                .signing_algorithms
+                .contains(&client.id_token_signed_response_alg)
+            {
+                return err(
+                    "oidc.clients",
+                    &format!(
+                        "client {} asks for {} ID tokens, which is not in oidc.signing_algorithms",
+                        client.client_id,
+                        client.id_token_signed_response_alg.as_str()
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
     pub fn is_https(&self) -> bool {
         self.server.public_url.starts_with("https://")
     }
@@ -467,7 +584,8 @@ mod tests {
             for key in table.keys() {
                 let env = format!("SESAME_{}__{}", section.to_uppercase(), key.to_uppercase());
                 if !reference.contains(&format!("`{key}`"))
-                    || (key != "services" && !reference.contains(&env))
+                    || (!matches!(key.as_str(), "services" | "clients")
+                        && !reference.contains(&env))
                 {
                     missing.push(format!("{section}.{key}"));
                 }

@@ -5,6 +5,7 @@
 pub mod cas_flow;
 pub mod cli;
 pub mod config;
+pub mod oidc_flow;
 pub mod proxy_callback;
 pub mod routes;
 pub mod services;
@@ -73,7 +74,10 @@ impl Application {
         } else {
             settings.server.workers
         };
-        spawn_housekeeping(&services);
+        spawn_housekeeping(
+            &services,
+            std::time::Duration::from_secs(settings.oidc.key_reload_secs),
+        );
         let https = settings.is_https();
         let server = HttpServer::new(move || {
             App::new()
@@ -143,10 +147,13 @@ fn security_headers(https: bool) -> DefaultHeaders {
     headers
 }
 
-/// Hourly cleanup of records that only matter until they expire (ended login locks).
-fn spawn_housekeeping(services: &Services) {
+/// Background upkeep: hourly cleanup of records that only matter until they expire (ended
+/// login locks, signing keys no longer published), and a periodic reread of the signing keys
+/// so that a key rotated on one instance is published and used by all.
+fn spawn_housekeeping(services: &Services, key_reload: std::time::Duration) {
     let repo = std::sync::Arc::clone(&services.accounts_repo);
     let clock = std::sync::Arc::clone(&services.clock);
+    let keys = std::sync::Arc::clone(services.oidc.tokens.keys());
     tokio::spawn(async move {
         let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
@@ -155,6 +162,20 @@ fn spawn_housekeeping(services: &Services) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "expired login locks removed"),
                 Err(e) => tracing::warn!(error = %e, "could not purge expired login locks"),
+            }
+            if let Err(e) = keys.purge().await {
+                tracing::warn!(error = %e, "could not purge unpublished signing keys");
+            }
+        }
+    });
+    let keys = std::sync::Arc::clone(services.oidc.tokens.keys());
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(key_reload);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(e) = keys.reload().await {
+                tracing::warn!(error = %e, "could not reread the signing keys");
             }
         }
     });

@@ -10,10 +10,16 @@ use sesame_core::authn::Authenticator;
 use sesame_core::clock::{Clock, SystemClock};
 use sesame_core::credentials::hasher::PasswordHasher;
 use sesame_core::credentials::pool::HashingPool;
-use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore};
+use sesame_core::ports::{AccountRepo, AuditLog, ConsentRepo, EphemeralStore, SigningKeyRepo};
 use sesame_core::session::SessionManager;
 use sesame_lifecycle::blocking::AccountBlocking;
 use sesame_protocol::cas::tickets::CasTickets;
+use sesame_protocol::oidc::clients::ClientRegistry;
+use sesame_protocol::oidc::codes::AuthorizationCodes;
+use sesame_protocol::oidc::discovery::DiscoveryDocument;
+use sesame_protocol::oidc::grants::Grants;
+use sesame_protocol::oidc::keys::SigningKeys;
+use sesame_protocol::oidc::tokens::{TokenService, TokenServiceParts};
 use sesame_protocol::services::ServiceRegistry;
 use sesame_store::{Database, MemoryStore, RedisStore};
 
@@ -40,6 +46,24 @@ pub enum StartupError {
     /// The theme could not be loaded.
     #[error("ui.theme_dir: {0}")]
     Theme(String),
+    /// The OpenID Connect clients or signing keys could not be set up.
+    #[error("oidc: {0}")]
+    Oidc(String),
+}
+
+/// The OpenID Provider's parts.
+#[derive(Debug, Clone)]
+pub struct OidcServices {
+    /// Registered clients.
+    pub clients: Arc<ClientRegistry>,
+    /// Authorization codes.
+    pub codes: AuthorizationCodes,
+    /// Access, ID and refresh tokens.
+    pub tokens: TokenService,
+    /// Consents.
+    pub consents: Arc<dyn ConsentRepo>,
+    /// The discovery document, serialised once.
+    pub discovery_json: Arc<String>,
 }
 
 /// Everything a request or a command needs.
@@ -67,6 +91,8 @@ pub struct Services {
     pub cas: CasTickets,
     /// Registered CAS services.
     pub registry: Arc<ServiceRegistry>,
+    /// The OpenID Provider.
+    pub oidc: OidcServices,
 }
 
 /// Options that only tests and tools set.
@@ -129,7 +155,9 @@ impl Services {
         let pool = HashingPool::sized_to_cores(settings.password_hashing.queue_per_worker);
         let database = Arc::new(database);
         let accounts_repo: Arc<dyn AccountRepo> = database.clone();
-        let audit: Arc<dyn AuditLog> = database;
+        let audit: Arc<dyn AuditLog> = database.clone();
+        let key_repo: Arc<dyn SigningKeyRepo> = database.clone();
+        let consents: Arc<dyn ConsentRepo> = database;
         let authenticator = Authenticator::new(
             Arc::clone(&accounts_repo),
             Arc::clone(&audit),
@@ -162,6 +190,7 @@ impl Services {
             Arc::clone(&clock),
             settings.cas.ticket_policy(),
         );
+        let oidc = build_oidc(settings, &store, &clock, key_repo, consents).await?;
         Ok(Self {
             accounts_repo,
             audit,
@@ -174,8 +203,50 @@ impl Services {
             pool,
             cas,
             registry,
+            oidc,
         })
     }
+}
+
+async fn build_oidc(
+    settings: &Settings,
+    store: &Arc<dyn EphemeralStore>,
+    clock: &Arc<dyn Clock>,
+    key_repo: Arc<dyn SigningKeyRepo>,
+    consents: Arc<dyn ConsentRepo>,
+) -> Result<OidcServices, StartupError> {
+    let o = &settings.oidc;
+    let clients = Arc::new(
+        ClientRegistry::new(o.clients.clone()).map_err(|e| StartupError::Oidc(e.to_string()))?,
+    );
+    let keys = Arc::new(
+        SigningKeys::load_or_create(key_repo, Arc::clone(clock), &o.signing_algorithms)
+            .await
+            .map_err(|e| StartupError::Oidc(format!("signing keys: {e}")))?,
+    );
+    let issuer = settings.public_base().to_owned();
+    let discovery = DiscoveryDocument::new(&issuer)
+        .map_err(|e| StartupError::Oidc(e.to_string()))?
+        .with_signing_algorithms(&o.signing_algorithms);
+    let discovery_json =
+        Arc::new(serde_json::to_string(&discovery).map_err(|e| StartupError::Oidc(e.to_string()))?);
+    let grants = Grants::new(Arc::clone(store), Arc::clone(clock), o.token_policy());
+    let tokens = TokenService::new(TokenServiceParts {
+        store: Arc::clone(store),
+        clock: Arc::clone(clock),
+        keys,
+        grants,
+        issuer,
+        access_token_ttl: Duration::from_secs(o.access_token_ttl_secs),
+        id_token_ttl: Duration::from_secs(o.id_token_ttl_secs),
+    });
+    Ok(OidcServices {
+        clients,
+        codes: AuthorizationCodes::new(Arc::clone(store), Arc::clone(clock)),
+        tokens,
+        consents,
+        discovery_json,
+    })
 }
 
 fn context_words(settings: &Settings) -> Vec<String> {

@@ -23,6 +23,11 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
     ),
     ("error.html", include_str!("../templates/error.html")),
     ("autopost.html", include_str!("../templates/autopost.html")),
+    ("consent.html", include_str!("../templates/consent.html")),
+    (
+        "logout_confirm.html",
+        include_str!("../templates/logout_confirm.html"),
+    ),
 ];
 
 /// Built-in static files: (name, content type, bytes).

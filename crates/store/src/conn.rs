@@ -237,6 +237,19 @@ pub(crate) fn build_pool(target: Target, max_connections: u32) -> Result<DbPool,
         .map_err(|e| StoreSetupError::Connect(Box::new(e)))
 }
 
+/// Initialises OpenSSL (which libpq uses for TLS) before libpq does, telling it not to
+/// register its `atexit` cleanup.
+///
+/// That cleanup frees OpenSSL's global state when the process exits while other threads
+/// (the async runtime's blocking threads, still winding down) free their per-thread OpenSSL
+/// state: a double free, seen as a crash at exit after a run that did everything right. With
+/// no cleanup at exit, the kernel reclaims that memory instead. Idempotent and cheap.
+pub(crate) fn init_openssl_without_exit_cleanup() {
+    // openssl-sys' `init` passes OPENSSL_INIT_NO_ATEXIT on OpenSSL ≥ 1.1.1b; it must run
+    // before libpq's first call into OpenSSL, which is why every libpq connect goes here.
+    openssl_sys::init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,17 +300,4 @@ mod tests {
         let target = Target::parse("postgres://user:secret@h/db").unwrap();
         assert!(!format!("{target:?}").contains("secret"));
     }
-}
-
-/// Initialises OpenSSL (which libpq uses for TLS) before libpq does, telling it not to
-/// register its `atexit` cleanup.
-///
-/// That cleanup frees OpenSSL's global state when the process exits while other threads
-/// (the async runtime's blocking threads, still winding down) free their per-thread OpenSSL
-/// state: a double free, seen as a crash at exit after a run that did everything right. With
-/// no cleanup at exit, the kernel reclaims that memory instead. Idempotent and cheap.
-pub(crate) fn init_openssl_without_exit_cleanup() {
-    // openssl-sys' `init` passes OPENSSL_INIT_NO_ATEXIT on OpenSSL ≥ 1.1.1b; it must run
-    // before libpq's first call into OpenSSL, which is why every libpq connect goes here.
-    openssl_sys::init();
 }

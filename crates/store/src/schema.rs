@@ -42,6 +42,36 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(credentials -> accounts (account_id));
+diesel::table! {
+    oauth_consents (account_id, client_id) {
+        account_id -> Text,
+        client_id -> Text,
+        scopes -> Text,
+        granted_at -> Int8,
+    }
+}
 
-diesel::allow_tables_to_appear_in_same_query!(accounts, audit_events, credentials, login_locks,);
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_pkcs8_der -> Bytea,
+        public_jwk -> Text,
+        created_at -> Int8,
+        active_from -> Int8,
+        retired_at -> Nullable<Int8>,
+        publish_until -> Nullable<Int8>,
+    }
+}
+
+diesel::joinable!(credentials -> accounts (account_id));
+diesel::joinable!(oauth_consents -> accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    audit_events,
+    credentials,
+    login_locks,
+    oauth_consents,
+    signing_keys,
+);

@@ -14,6 +14,10 @@
 //!   hash would add nothing for such secrets.
 //! * Public clients (`public = true`) have no secret, authenticate with `none`, and must use
 //!   PKCE.
+//! * `private_key_jwt` clients (RFC 7523) register their public keys inline as a JWKS
+//!   (`jwks`), which must hold at least one usable signing key and no private key material
+//!   ([`super::client_assertion`]). A `jwks` on a client using another method is refused,
+//!   like an unused secret, so that nobody believes it is checked.
 
 use std::collections::HashMap;
 
@@ -22,6 +26,7 @@ use sesame_core::random;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::client_assertion::{parse_client_jwks, JwksProblem};
 use super::is_scope_token;
 use crate::services::{parse_service_url, ServiceUrlError};
 
@@ -117,6 +122,14 @@ pub struct OidcClient {
     /// Where OpenID Connect Back-Channel Logout 1.0 tokens are POSTed, if anywhere.
     #[serde(default)]
     pub backchannel_logout_uri: Option<String>,
+    /// The client's public keys, as JWK Set JSON text (RFC 7517 §5): required for
+    /// `private_key_jwt`, refused otherwise.
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// May use the `client_credentials` grant (a service acting for itself, e.g. a
+    /// provisioning job); confidential clients only.
+    #[serde(default)]
+    pub client_credentials: bool,
 }
 
 impl OidcClient {
@@ -173,6 +186,15 @@ pub enum ClientProblem {
     /// Not 64 hexadecimal characters.
     #[error("must be the SHA-256 of the secret as 64 hexadecimal characters")]
     BadSecretHash,
+    /// `private_key_jwt` without `jwks`.
+    #[error("required by token_endpoint_auth_method = \"private_key_jwt\"")]
+    MissingJwks,
+    /// A `jwks` on a client that does not use `private_key_jwt`.
+    #[error("only used with token_endpoint_auth_method = \"private_key_jwt\"; remove it")]
+    UnusedJwks,
+    /// An unusable `jwks`.
+    #[error("{0}")]
+    BadJwks(JwksProblem),
 }
 
 /// A configuration error, naming the client and the field.
@@ -266,6 +288,14 @@ fn check_client(client: &OidcClient) -> Result<(), (&'static str, ClientProblem)
             Err(("client_secret_sha256", ClientProblem::UnusedSecret))
         }
         (None, TokenEndpointAuthMethod::PrivateKeyJwt | TokenEndpointAuthMethod::None) => Ok(()),
+    }?;
+    match (&client.jwks, method) {
+        (None, TokenEndpointAuthMethod::PrivateKeyJwt) => Err(("jwks", ClientProblem::MissingJwks)),
+        (Some(jwks), TokenEndpointAuthMethod::PrivateKeyJwt) => parse_client_jwks(jwks)
+            .map(|_| ())
+            .map_err(|p| ("jwks", ClientProblem::BadJwks(p))),
+        (Some(_), _) => Err(("jwks", ClientProblem::UnusedJwks)),
+        (None, _) => Ok(()),
     }
 }
 
@@ -348,8 +378,13 @@ pub(crate) mod tests {
             token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
             id_token_signed_response_alg: SigningAlg::RS256,
             backchannel_logout_uri: None,
+            jwks: None,
+            client_credentials: false,
         }
     }
+
+    /// A JWKS with one public P-256 key (RFC 7517 Appendix A.1).
+    pub(crate) const EC_JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","use":"enc","kid":"1"},{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","use":"sig","kid":"2"}]}"#;
 
     pub(crate) fn public(id: &str) -> OidcClient {
         OidcClient {
@@ -378,6 +413,7 @@ pub(crate) mod tests {
             ],
             post_logout_redirect_uris: vec!["https://jwt.example.org/".to_owned()],
             backchannel_logout_uri: Some("https://jwt.example.org/bcl".to_owned()),
+            jwks: Some(EC_JWKS.to_owned()),
             ..confidential("jwt")
         };
         let registry =
@@ -518,6 +554,47 @@ pub(crate) mod tests {
                 ..confidential("c")
             }),
             ("client_secret_sha256", ClientProblem::UnusedSecret)
+        );
+    }
+
+    #[test]
+    fn private_key_jwt_clients_need_a_usable_jwks() {
+        let jwt = |jwks: Option<&str>| OidcClient {
+            client_secret_sha256: None,
+            token_endpoint_auth_method: TokenEndpointAuthMethod::PrivateKeyJwt,
+            jwks: jwks.map(str::to_owned),
+            ..confidential("j")
+        };
+        assert!(ClientRegistry::new(vec![jwt(Some(EC_JWKS))]).is_ok());
+        assert_eq!(problem(jwt(None)), ("jwks", ClientProblem::MissingJwks));
+        assert_eq!(
+            problem(jwt(Some("not json"))),
+            ("jwks", ClientProblem::BadJwks(JwksProblem::NotAJwks))
+        );
+        assert_eq!(
+            problem(jwt(Some(r#"{"keys":[]}"#))),
+            ("jwks", ClientProblem::BadJwks(JwksProblem::NoUsableKey))
+        );
+        assert_eq!(
+            problem(jwt(Some(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#))),
+            (
+                "jwks",
+                ClientProblem::BadJwks(JwksProblem::PrivateKeyMaterial(0))
+            )
+        );
+        assert_eq!(
+            problem(OidcClient {
+                jwks: Some(EC_JWKS.to_owned()),
+                ..confidential("c")
+            }),
+            ("jwks", ClientProblem::UnusedJwks)
+        );
+        assert_eq!(
+            problem(OidcClient {
+                jwks: Some(EC_JWKS.to_owned()),
+                ..public("p")
+            }),
+            ("jwks", ClientProblem::UnusedJwks)
         );
     }
 

@@ -161,6 +161,10 @@ pub struct CodeGrant {
     /// When the code was issued; set by [`AuthorizationCodes::issue`] (unix milliseconds).
     #[serde(with = "time::serde::timestamp::milliseconds_i64")]
     pub issued_at: OffsetDateTime,
+    /// The claims released for the granted scopes, read at `/authorize` so that the token
+    /// endpoint needs no database read.
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One authorization-code redemption, as the token endpoint received it, after client
@@ -341,6 +345,7 @@ mod tests {
             session_handle: "handle".to_owned(),
             code_challenge: challenge.map(str::to_owned),
             issued_at: OffsetDateTime::UNIX_EPOCH,
+            claims: serde_json::Map::new(),
         }
     }
 

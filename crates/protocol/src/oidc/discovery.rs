@@ -17,6 +17,10 @@ pub const USERINFO_PATH: &str = "/userinfo";
 pub const JWKS_PATH: &str = "/jwks";
 /// RP-initiated logout path.
 pub const END_SESSION_PATH: &str = "/logout";
+/// Token introspection (RFC 7662) path.
+pub const INTROSPECTION_PATH: &str = "/introspect";
+/// Token revocation (RFC 7009) path.
+pub const REVOCATION_PATH: &str = "/revoke";
 
 /// The discovery document (only the members Sesame sets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,6 +37,10 @@ pub struct DiscoveryDocument {
     pub jwks_uri: String,
     /// `/logout`.
     pub end_session_endpoint: String,
+    /// `/introspect` (RFC 7662).
+    pub introspection_endpoint: String,
+    /// `/revoke` (RFC 7009).
+    pub revocation_endpoint: String,
     /// Scopes.
     pub scopes_supported: Vec<&'static str>,
     /// `["code"]` only.
@@ -47,6 +55,12 @@ pub struct DiscoveryDocument {
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
     /// The client authentication methods.
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// The same methods, at the introspection endpoint (public clients excluded).
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// The same methods, at the revocation endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Algorithms accepted in `private_key_jwt` client assertions.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     /// `["S256"]` only.
     pub code_challenge_methods_supported: Vec<&'static str>,
     /// Claims that may appear in ID tokens and UserInfo.
@@ -65,6 +79,8 @@ pub struct DiscoveryDocument {
     pub backchannel_logout_supported: bool,
     /// `true`: the logout token carries `sid`.
     pub backchannel_logout_session_supported: bool,
+    /// `false`: front-channel logout is not offered (back-channel is).
+    pub frontchannel_logout_supported: bool,
 }
 
 /// Why the issuer cannot be published.
@@ -100,10 +116,16 @@ impl DiscoveryDocument {
             userinfo_endpoint: at(USERINFO_PATH),
             jwks_uri: at(JWKS_PATH),
             end_session_endpoint: at(END_SESSION_PATH),
-            scopes_supported: vec!["openid", "profile", "email", "offline_access"],
+            introspection_endpoint: at(INTROSPECTION_PATH),
+            revocation_endpoint: at(REVOCATION_PATH),
+            scopes_supported: vec!["openid", "profile", "email", "groups", "offline_access"],
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],
-            grant_types_supported: vec!["authorization_code", "refresh_token"],
+            grant_types_supported: vec![
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+            ],
             subject_types_supported: vec!["public"],
             id_token_signing_alg_values_supported: [
                 SigningAlg::RS256,
@@ -119,6 +141,24 @@ impl DiscoveryDocument {
                 TokenEndpointAuthMethod::None,
             ]
             .map(TokenEndpointAuthMethod::as_str)
+            .to_vec(),
+            introspection_endpoint_auth_methods_supported: CONFIDENTIAL_METHODS
+                .map(TokenEndpointAuthMethod::as_str)
+                .to_vec(),
+            revocation_endpoint_auth_methods_supported: [
+                TokenEndpointAuthMethod::ClientSecretBasic,
+                TokenEndpointAuthMethod::ClientSecretPost,
+                TokenEndpointAuthMethod::PrivateKeyJwt,
+                TokenEndpointAuthMethod::None,
+            ]
+            .map(TokenEndpointAuthMethod::as_str)
+            .to_vec(),
+            token_endpoint_auth_signing_alg_values_supported: [
+                SigningAlg::RS256,
+                SigningAlg::ES256,
+                SigningAlg::EdDSA,
+            ]
+            .map(SigningAlg::as_str)
             .to_vec(),
             code_challenge_methods_supported: vec![super::pkce::S256],
             claims_supported: vec![
@@ -138,6 +178,9 @@ impl DiscoveryDocument {
                 "preferred_username",
                 "email",
                 "email_verified",
+                "locale",
+                "groups",
+                "eduperson_affiliation",
             ],
             prompt_values_supported: vec!["none", "login", "consent", "select_account"],
             claims_parameter_supported: false,
@@ -146,9 +189,23 @@ impl DiscoveryDocument {
             authorization_response_iss_parameter_supported: true,
             backchannel_logout_supported: true,
             backchannel_logout_session_supported: true,
+            frontchannel_logout_supported: false,
         })
     }
+
+    /// Lists only `algs` as ID token signing algorithms (those Sesame keeps keys for).
+    #[must_use]
+    pub fn with_signing_algorithms(mut self, algs: &[SigningAlg]) -> Self {
+        self.id_token_signing_alg_values_supported = algs.iter().map(|a| a.as_str()).collect();
+        self
+    }
 }
+
+const CONFIDENTIAL_METHODS: [TokenEndpointAuthMethod; 3] = [
+    TokenEndpointAuthMethod::ClientSecretBasic,
+    TokenEndpointAuthMethod::ClientSecretPost,
+    TokenEndpointAuthMethod::PrivateKeyJwt,
+];
 
 #[cfg(test)]
 mod tests {

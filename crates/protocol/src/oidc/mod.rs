@@ -1,14 +1,20 @@
 //! OpenID Connect (OpenID Connect Core 1.0 §3.1, the authorization code flow, over RFC 6749
 //! §4.1 with PKCE, RFC 7636, as RFC 9700 asks): the client registry, `/authorize` request
-//! parsing and its error redirects, PKCE, and authorization codes over the shared store. The
-//! server crate maps these to routes. ID tokens, signing keys and the token endpoint's
-//! responses are not here yet.
+//! parsing and its error redirects, PKCE, and authorization codes over the shared store;
+//! signing keys, their rotation and the JWKS, JWT signing and verification ([`keys`]), the
+//! claims of ID, access and logout tokens ([`claims`]), and `private_key_jwt` client
+//! authentication ([`client_assertion`]). The server crate maps these to routes.
 
 pub mod authorize;
+pub mod claims;
+pub mod client_assertion;
 pub mod clients;
 pub mod codes;
 pub mod discovery;
+pub mod grants;
+pub mod keys;
 pub mod pkce;
+pub mod tokens;
 
 /// Longest value accepted for any `/authorize` or token-endpoint parameter, in bytes.
 pub const MAX_PARAMETER_BYTES: usize = 4096;

@@ -29,6 +29,8 @@ pub struct LoginQuery {
     gateway: Option<String>,
     method: Option<String>,
     lang: Option<String>,
+    /// A parked OpenID Connect authorization request to resume after the login.
+    authz: Option<String>,
 }
 
 fn is_true(v: Option<&str>) -> bool {
@@ -36,6 +38,13 @@ fn is_true(v: Option<&str>) -> bool {
 }
 
 impl LoginQuery {
+    /// Where to continue an OpenID Connect request after the login, if this login serves one.
+    fn oidc_continuation(&self, state: &AppState) -> Option<String> {
+        let id = self.authz.as_deref()?;
+        crate::routes::oidc::authorize::is_pending_id(id)
+            .then(|| format!("{}/authorize/continue?authz={id}", state.base()))
+    }
+
     fn renew(&self) -> bool {
         is_true(self.renew.as_deref())
     }
@@ -152,6 +161,12 @@ pub async fn show_login(
             }
         },
         None => match (query.renew(), current_session(&state, &req).await) {
+            (false, Some(_)) if query.oidc_continuation(&state).is_some() => HttpResponse::Found()
+                .insert_header((
+                    "Location",
+                    query.oidc_continuation(&state).unwrap_or_default(),
+                ))
+                .finish(),
             (false, Some((cookie, session))) => {
                 logged_in_page(&state, &req, lang, &cookie, &session)
             }
@@ -222,9 +237,18 @@ async fn login_form(
         return state.unavailable(req, lang);
     }
     // Tell people which application they are logging in to (registered ones only reach here).
-    let service_name = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == "service")
-        .and_then(|(_, v)| state.services.registry.find(&v).map(|s| s.name.clone()));
+    let param = |name: &str| {
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let service_name = match param("service") {
+        Some(v) => state.services.registry.find(&v).map(|s| s.name.clone()),
+        None => match param("authz") {
+            Some(id) => crate::routes::oidc::authorize::pending_client_name(state, &id).await,
+            None => None,
+        },
+    };
     let form_action = match req.query_string() {
         "" => format!("{}/cas/login", state.base()),
         q => format!("{}/cas/login?{q}", state.base()),
@@ -246,7 +270,7 @@ async fn login_form(
 
 /// Whether a cross-site page sent this POST. Browsers send `Origin` on POSTs; when it is
 /// present it must be ours (A41). SameSite=Lax and the single-use login ticket cover the rest.
-fn is_cross_site(state: &AppState, req: &HttpRequest) -> bool {
+pub fn is_cross_site(state: &AppState, req: &HttpRequest) -> bool {
     let Some(origin) = req.headers().get("origin") else {
         return false;
     };
@@ -381,8 +405,11 @@ pub async fn submit_login(
                 }
                 None => {
                     // 303: the browser follows with a GET and never re-posts the credentials (A46).
+                    let next = query
+                        .oidc_continuation(&state)
+                        .unwrap_or_else(|| format!("{}/cas/login", state.base()));
                     HttpResponse::SeeOther()
-                        .insert_header(("Location", format!("{}/cas/login", state.base())))
+                        .insert_header(("Location", next))
                         .finish()
                 }
             };

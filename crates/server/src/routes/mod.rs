@@ -5,6 +5,7 @@ pub mod cas;
 pub mod health;
 pub mod login;
 pub mod logout;
+pub mod oidc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -34,6 +35,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/cas/proxy", web::get().to(cas::proxy))
         .route("/cas/samlValidate", web::post().to(cas::saml_validate))
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(oidc::discovery::configuration),
+        )
+        .route("/jwks", web::get().to(oidc::discovery::jwks))
+        .route("/authorize", web::get().to(oidc::authorize::authorize_get))
+        .route(
+            "/authorize",
+            web::post().to(oidc::authorize::authorize_post),
+        )
+        .route(
+            "/authorize/continue",
+            web::get().to(oidc::authorize::resume),
+        )
+        .route(
+            "/authorize/consent",
+            web::post().to(oidc::authorize::consent),
+        )
+        .route("/token", web::post().to(oidc::token::token))
+        .route("/userinfo", web::get().to(oidc::resource::userinfo_get))
+        .route("/userinfo", web::post().to(oidc::resource::userinfo_post))
+        .route("/introspect", web::post().to(oidc::resource::introspect))
+        .route("/revoke", web::post().to(oidc::resource::revoke))
+        .route("/logout", web::get().to(oidc::logout::end_session_get))
+        .route("/logout", web::post().to(oidc::logout::end_session_post))
         .route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
         .route("/static/{name}", web::get().to(assets::static_file))

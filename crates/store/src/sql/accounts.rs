@@ -80,6 +80,21 @@ impl AccountRepo for Database {
         .await
     }
 
+    async fn find_by_id(&self, id: AccountId) -> Result<Option<Account>, RepoError> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            accounts::table
+                .find(&id)
+                .select(AccountRow::as_select())
+                .first(conn)
+                .optional()
+                .map_err(repo_error)?
+                .map(AccountRow::into_account)
+                .transpose()
+        })
+        .await
+    }
+
     async fn set_state(
         &self,
         id: AccountId,

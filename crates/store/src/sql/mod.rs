@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+mod oidc;
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,7 +24,9 @@ use crate::schema::login_locks;
 /// The account database (PostgreSQL or SQLite) behind a connection pool.
 ///
 /// Cheap to clone: clones share the pool. Implements
-/// [`AccountRepo`](sesame_core::ports::AccountRepo) and [`AuditLog`](sesame_core::ports::AuditLog).
+/// [`AccountRepo`](sesame_core::ports::AccountRepo), [`AuditLog`](sesame_core::ports::AuditLog),
+/// [`SigningKeyRepo`](sesame_core::ports::SigningKeyRepo) and
+/// [`ConsentRepo`](sesame_core::ports::ConsentRepo).
 #[derive(Clone)]
 pub struct Database {
     pool: DbPool,

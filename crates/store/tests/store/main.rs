@@ -5,4 +5,6 @@
 #[cfg(test)]
 mod ephemeral;
 #[cfg(test)]
+mod oidc;
+#[cfg(test)]
 mod repo;

@@ -1,0 +1,992 @@
+//! OAuth grants over the shared store: refresh-token families with rotation and reuse
+//! detection (RFC 6749 §6 and §10.4, RFC 9700 §4.14.2), revocation (RFC 7009), grant
+//! revocation on authorization-code reuse (OpenID Connect Core 1.0 §3.1.3.2, RFC 6749
+//! §4.1.2) and on logout (OpenID Connect Back-Channel Logout 1.0 §2.7).
+//!
+//! * A [`Grant`] is what one authorization-code redemption (or one `client_credentials`
+//!   request) granted; every token issued from it carries its `grant_id`.
+//! * A refresh token is [`REFRESH_TOKEN_CHARS`] characters `[A-Za-z0-9]` from the OS CSPRNG
+//!   (≈ 256 bits). The store keys it by its SHA-256 only, so a dump of Redis (or of its
+//!   persistence files, or a replica) yields no token that can be presented: the raw value
+//!   exists only in the client's hands. Store keys:
+//!   - `oidc:rtf:<family id>` → the family: its [`Grant`] and when the chain must end;
+//!   - `oidc:rt:<sha256(token)>` → the token: its family, grant, client and expiry. Kept
+//!     until the token expires, *after* it was used, to recognise a reuse;
+//!   - `oidc:rt-live:<sha256(token)>` → present while the token is unused. Rotation `take`s
+//!     it: the store's atomic read-and-delete decides which of any number of concurrent
+//!     presentations (on any instance) wins;
+//!   - `oidc:grant-revoked:<grant id>` → the grant is revoked. It lives longer than any token
+//!     of the grant can ([`Grants::revoke_grant`]);
+//!   - `oidc:at-revoked:<jti>` → a single access token (JWT) is revoked, until its `exp`;
+//!   - `oidc:session-grants:<session handle>` → the grants issued on one SSO session.
+//! * Rotation (RFC 9700 §4.14.2): each use of a refresh token returns the next one of its
+//!   family and ends the used one. A used token presented again (while it would still be
+//!   valid) means two parties held it, so the whole grant is revoked: the attacker's and the
+//!   legitimate client's tokens alike. Two *concurrent* refreshes with the same token count as
+//!   reuse too: one wins, the other revokes the grant.
+//! * Lifetimes (by the [`Clock`]; store TTLs are longer and only collect garbage): each
+//!   refresh token lives [`TokenPolicy::refresh_token_ttl`] unused (idle lifetime); a chain
+//!   ends [`TokenPolicy::refresh_family_max`] after its grant was issued, however often it is
+//!   rotated.
+//! * Time decisions use the caller's clock; a used token presented after it would have
+//!   expired is merely unknown (the attacker gains nothing from it, and remembering every
+//!   used token for the chain's whole life would cost store memory for no security gain).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sesame_core::clock::Clock;
+use sesame_core::error::StoreError;
+use sesame_core::ids::AccountId;
+use sesame_core::ports::EphemeralStore;
+use sesame_core::random;
+use time::OffsetDateTime;
+
+use super::codes::{TokenError, TokenErrorCode};
+
+/// Characters of a refresh token (43 × log2(62) ≈ 256 bits, decision 7).
+pub const REFRESH_TOKEN_CHARS: usize = 43;
+
+/// Longest string looked up as a refresh token; longer or non-alphanumeric input is refused
+/// without a store round trip.
+pub const MAX_REFRESH_TOKEN_CHARS: usize = 128;
+
+/// Added to every store TTL, which only collects garbage (time decisions use the [`Clock`]);
+/// covers clock differences between instances and the store.
+pub const GRANT_TTL_MARGIN: Duration = Duration::from_secs(300);
+
+/// Default lifetime of an access token: 5 minutes.
+pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// Default idle lifetime of a refresh token: 8 hours.
+pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// Default absolute lifetime of a refresh-token chain: 30 days.
+pub const DEFAULT_REFRESH_FAMILY_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Lifetimes of the tokens of a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// Lifetime of an access token (default 5 min).
+    pub access_token_ttl: Duration,
+    /// How long each refresh token stays usable if not used (default 8 h).
+    pub refresh_token_ttl: Duration,
+    /// Absolute lifetime of a chain of refresh tokens, from the grant's issue (default 30
+    /// days).
+    pub refresh_family_max: Duration,
+}
+
+impl Default for TokenPolicy {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            refresh_family_max: DEFAULT_REFRESH_FAMILY_MAX,
+        }
+    }
+}
+
+/// What a token chain was granted: one per authorization-code redemption or
+/// `client_credentials` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Identifies the grant (random; from `CodeGrant::grant_id` for the code flow).
+    pub grant_id: String,
+    /// The client the grant was issued to.
+    pub client_id: String,
+    /// The person; `None` for `client_credentials`.
+    pub account_id: Option<AccountId>,
+    /// The person's login.
+    pub login: Option<String>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// When credentials were last entered (`auth_time`; unix seconds in the store).
+    #[serde(with = "time::serde::timestamp::option")]
+    pub auth_time: Option<OffsetDateTime>,
+    /// Authentication methods (`amr`).
+    pub amr: Vec<String>,
+    /// Authentication context class (`acr`).
+    pub acr: Option<String>,
+    /// The SSO session handle; `None` for `client_credentials`.
+    pub session_handle: Option<String>,
+    /// Scope `offline_access` was granted: the grant survives the end of its SSO session.
+    pub offline: bool,
+    /// When the grant was made (unix milliseconds in the store). Its refresh-token chain ends
+    /// [`TokenPolicy::refresh_family_max`] later.
+    #[serde(with = "time::serde::timestamp::milliseconds_i64")]
+    pub issued_at: OffsetDateTime,
+    /// The claims released for the granted scopes (copied into each access token).
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A refresh-token family as stored under `oidc:rtf:<family id>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FamilyRecord {
+    grant: Grant,
+    /// When the chain ends, whatever its rotations.
+    #[serde(with = "time::serde::timestamp::milliseconds_i64")]
+    expires_at: OffsetDateTime,
+}
+
+/// One refresh token as stored under `oidc:rt:<sha256(token)>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RefreshRecord {
+    family_id: String,
+    grant_id: String,
+    client_id: String,
+    /// When this token stops being usable (idle lifetime, capped by the family's end).
+    #[serde(with = "time::serde::timestamp::milliseconds_i64")]
+    expires_at: OffsetDateTime,
+    /// When the family ends.
+    #[serde(with = "time::serde::timestamp::milliseconds_i64")]
+    family_expires_at: OffsetDateTime,
+}
+
+/// A member of `oidc:session-grants:<handle>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionGrant {
+    grant_id: String,
+    client_id: String,
+    offline: bool,
+}
+
+fn family_key(family_id: &str) -> String {
+    format!("oidc:rtf:{family_id}")
+}
+
+fn refresh_key(hash: &str) -> String {
+    format!("oidc:rt:{hash}")
+}
+
+fn live_key(hash: &str) -> String {
+    format!("oidc:rt-live:{hash}")
+}
+
+fn revoked_grant_key(grant_id: &str) -> String {
+    format!("oidc:grant-revoked:{grant_id}")
+}
+
+fn revoked_access_key(jti: &str) -> String {
+    format!("oidc:at-revoked:{jti}")
+}
+
+fn session_grants_key(session_handle: &str) -> String {
+    format!("oidc:session-grants:{session_handle}")
+}
+
+fn invalid_grant(description: &'static str) -> TokenError {
+    TokenError::Rejected {
+        code: TokenErrorCode::InvalidGrant,
+        description,
+    }
+}
+
+fn corrupt(e: &serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// `d` as a time span, saturating.
+fn span(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+/// The store TTL for something that must live until `until`: the time left plus the margin.
+fn ttl_until(until: OffsetDateTime, now: OffsetDateTime) -> Duration {
+    Duration::try_from(until - now)
+        .unwrap_or(Duration::ZERO)
+        .saturating_add(GRANT_TTL_MARGIN)
+}
+
+fn well_formed(presented: &str) -> bool {
+    !presented.is_empty()
+        && presented.len() <= MAX_REFRESH_TOKEN_CHARS
+        && presented.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Refresh tokens, grant and access-token revocation, in the shared store.
+#[derive(Debug, Clone)]
+pub struct Grants {
+    store: Arc<dyn EphemeralStore>,
+    clock: Arc<dyn Clock>,
+    policy: TokenPolicy,
+}
+
+impl Grants {
+    /// Grants in `store`, timed by `clock`, with the lifetimes of `policy`.
+    pub fn new(store: Arc<dyn EphemeralStore>, clock: Arc<dyn Clock>, policy: TokenPolicy) -> Self {
+        Self {
+            store,
+            clock,
+            policy,
+        }
+    }
+
+    /// The lifetimes in force.
+    pub fn policy(&self) -> &TokenPolicy {
+        &self.policy
+    }
+
+    /// How long a revocation marker must live: past the end of the longest chain, plus the
+    /// last access token issued from it.
+    fn revocation_ttl(&self) -> Duration {
+        self.policy
+            .refresh_family_max
+            .saturating_add(self.policy.access_token_ttl)
+            .saturating_add(GRANT_TTL_MARGIN)
+    }
+
+    /// Remembers that `grant` was issued on its SSO session, so that
+    /// [`Grants::revoke_session_grants`] finds it at logout. Does nothing for grants without
+    /// a session. The token endpoint calls this on every code redemption (with or without a
+    /// refresh token) *before* it checks that the session still lives: a logout racing the
+    /// redemption then either sees the grant or ends the session first.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn record_grant(&self, grant: &Grant) -> Result<(), StoreError> {
+        let Some(handle) = &grant.session_handle else {
+            return Ok(());
+        };
+        let member = serde_json::to_string(&SessionGrant {
+            grant_id: grant.grant_id.clone(),
+            client_id: grant.client_id.clone(),
+            offline: grant.offline,
+        })
+        .map_err(|e| corrupt(&e))?;
+        self.store
+            .set_add(&session_grants_key(handle), &member, self.revocation_ttl())
+            .await
+    }
+
+    /// Writes one refresh token of family `family_id`; returns the raw token.
+    async fn store_refresh_token(
+        &self,
+        family_id: &str,
+        grant_id: &str,
+        client_id: &str,
+        family_expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<String, StoreError> {
+        let token = random::alphanumeric(REFRESH_TOKEN_CHARS);
+        let hash = random::sha256_hex(&token);
+        let expires_at = now
+            .checked_add(span(self.policy.refresh_token_ttl))
+            .map_or(family_expires_at, |idle| idle.min(family_expires_at));
+        let record = RefreshRecord {
+            family_id: family_id.to_owned(),
+            grant_id: grant_id.to_owned(),
+            client_id: client_id.to_owned(),
+            expires_at,
+            family_expires_at,
+        };
+        let raw = serde_json::to_string(&record).map_err(|e| corrupt(&e))?;
+        let ttl = ttl_until(expires_at, now);
+        // The record first: a live marker without its record would be refused anyway.
+        if !self.store.put_new(&refresh_key(&hash), &raw, ttl).await? {
+            return Err(StoreError::Corrupt("refresh token collision".to_owned()));
+        }
+        self.store.put(&live_key(&hash), family_id, ttl).await?;
+        Ok(token)
+    }
+
+    /// Starts a refresh-token family for `grant` and returns its first token (the raw value,
+    /// [`REFRESH_TOKEN_CHARS`] characters, ≈ 256 random bits). Also records the grant on its
+    /// session ([`Grants::record_grant`]).
+    ///
+    /// The chain ends [`TokenPolicy::refresh_family_max`] after `grant.issued_at` (or now, if
+    /// that lies in the future), so a revocation marker of the grant outlives every token of
+    /// it. A token issued for a grant already revoked or past its end is refused when used.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails; no usable token exists then.
+    pub async fn issue_refresh_token(&self, grant: &Grant) -> Result<String, StoreError> {
+        let now = self.clock.now();
+        let started = grant.issued_at.min(now);
+        let family_expires_at = started
+            .checked_add(span(self.policy.refresh_family_max))
+            .unwrap_or(now);
+        let family_id = random::token();
+        let family = FamilyRecord {
+            grant: grant.clone(),
+            expires_at: family_expires_at,
+        };
+        let raw = serde_json::to_string(&family).map_err(|e| corrupt(&e))?;
+        if !self
+            .store
+            .put_new(
+                &family_key(&family_id),
+                &raw,
+                ttl_until(family_expires_at, now),
+            )
+            .await?
+        {
+            return Err(StoreError::Corrupt("refresh family collision".to_owned()));
+        }
+        self.record_grant(grant).await?;
+        self.store_refresh_token(
+            &family_id,
+            &grant.grant_id,
+            &grant.client_id,
+            family_expires_at,
+            now,
+        )
+        .await
+    }
+
+    /// Redeems refresh token `presented` for the authenticated client `client_id` (RFC 6749
+    /// §6): returns its grant and the next refresh token of its family. In this order:
+    ///
+    /// 1. not `[A-Za-z0-9]{1,128}` or unknown ⇒ `invalid_grant`, without a store write;
+    /// 2. issued to another client ⇒ `invalid_grant`, and the token is **not** consumed (a
+    ///    client cannot burn another client's token);
+    /// 3. expired (idle lifetime) or its chain past [`TokenPolicy::refresh_family_max`] ⇒
+    ///    `invalid_grant`;
+    /// 4. grant revoked ⇒ `invalid_grant`;
+    /// 5. the token is taken (atomic: of concurrent presentations exactly one gets past this
+    ///    step); already used ⇒ the whole grant is revoked ([`Grants::revoke_grant`]) and
+    ///    `invalid_grant`.
+    ///
+    /// The caller then checks, for a grant that is not `offline`, that its SSO session still
+    /// lives (the session's end revokes such grants, [`Grants::revoke_session_grants`]).
+    ///
+    /// # Errors
+    /// As above; [`TokenError::Store`] if the store fails (the presented token may then be
+    /// spent).
+    pub async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        client_id: &str,
+    ) -> Result<(Grant, String), TokenError> {
+        if !well_formed(presented) {
+            return Err(invalid_grant("invalid refresh token"));
+        }
+        let hash = random::sha256_hex(presented);
+        let Some(raw) = self.store.get(&refresh_key(&hash)).await? else {
+            return Err(invalid_grant("invalid refresh token"));
+        };
+        let record: RefreshRecord = serde_json::from_str(&raw).map_err(|e| corrupt(&e))?;
+        // Reading before taking lets a wrong client be refused without spending the token;
+        // the take below is still what decides who uses it.
+        if record.client_id != client_id {
+            return Err(invalid_grant("invalid refresh token"));
+        }
+        let now = self.clock.now();
+        if record.family_expires_at < now {
+            return Err(invalid_grant(
+                "refresh token chain reached its maximum lifetime",
+            ));
+        }
+        if record.expires_at < now {
+            return Err(invalid_grant("refresh token expired"));
+        }
+        // Checked before the take: once a presentation has taken the token, the revocation
+        // that concurrent presentations of the same token trigger (below) must not make it
+        // fail as well, or of several racing presentations none might succeed. A revocation
+        // landing between this check and the take leaves the next token refused at its use,
+        // like a revocation just after the rotation.
+        if self.is_grant_revoked(&record.grant_id).await? {
+            return Err(invalid_grant("the grant was revoked"));
+        }
+        if self.store.take(&live_key(&hash)).await?.is_none() {
+            // The live marker and the record share one TTL and the clock said the token has
+            // not expired: someone else used this token.
+            self.revoke_grant(&record.grant_id).await?;
+            return Err(invalid_grant(
+                "refresh token already used: every token of the grant is revoked",
+            ));
+        }
+        let Some(raw) = self.store.get(&family_key(&record.family_id)).await? else {
+            return Err(invalid_grant("invalid refresh token"));
+        };
+        let family: FamilyRecord = serde_json::from_str(&raw).map_err(|e| corrupt(&e))?;
+        if family.grant.grant_id != record.grant_id || family.grant.client_id != client_id {
+            return Err(
+                StoreError::Corrupt("refresh token does not match its family".to_owned()).into(),
+            );
+        }
+        let next = self
+            .store_refresh_token(
+                &record.family_id,
+                &record.grant_id,
+                client_id,
+                family.expires_at,
+                now,
+            )
+            .await?;
+        Ok((family.grant, next))
+    }
+
+    /// RFC 7009 §2.1: revokes refresh token `presented` of client `client_id`, and with it
+    /// its whole grant (every refresh and access token of it, as §2.1 recommends). `false`
+    /// if the token is malformed, unknown or belongs to another client (the endpoint answers
+    /// 200 all the same, §2.2); in the last case nothing changes.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn revoke_refresh_token(
+        &self,
+        presented: &str,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        if !well_formed(presented) {
+            return Ok(false);
+        }
+        let hash = random::sha256_hex(presented);
+        let Some(raw) = self.store.get(&refresh_key(&hash)).await? else {
+            return Ok(false);
+        };
+        let record: RefreshRecord = serde_json::from_str(&raw).map_err(|e| corrupt(&e))?;
+        if record.client_id != client_id {
+            return Ok(false);
+        }
+        self.revoke_grant(&record.grant_id).await?;
+        self.store.delete(&live_key(&hash)).await?;
+        Ok(true)
+    }
+
+    /// Revokes everything issued under `grant_id` (code reuse, refresh-token reuse, logout,
+    /// RFC 7009): its refresh tokens are refused from now on, and resource servers, the
+    /// UserInfo and introspection endpoints must refuse its access tokens
+    /// ([`Grants::is_grant_revoked`]). Idempotent.
+    ///
+    /// The marker lives [`TokenPolicy::refresh_family_max`] plus an access token's lifetime
+    /// (plus a margin): every chain of the grant ends `refresh_family_max` after the grant's
+    /// issue, which precedes the revocation, so no token of the grant outlives it.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails: the grant may then not be revoked.
+    pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.store
+            .put(
+                &revoked_grant_key(grant_id),
+                &now.unix_timestamp().to_string(),
+                self.revocation_ttl(),
+            )
+            .await
+    }
+
+    /// Whether `grant_id` was revoked.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails (never answered as "not revoked").
+    pub async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .get(&revoked_grant_key(grant_id))
+            .await?
+            .is_some())
+    }
+
+    /// Revokes one access token, a JWT verified locally, by its `jti`: a deny-list entry until
+    /// `expires_at` (its `exp`), after which the token is refused as expired anyway.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        if expires_at <= now {
+            return Ok(());
+        }
+        let exp_ms = (expires_at.unix_timestamp_nanos() / 1_000_000).to_string();
+        self.store
+            .put(
+                &revoked_access_key(jti),
+                &exp_ms,
+                ttl_until(expires_at, now),
+            )
+            .await
+    }
+
+    /// Whether the access token `jti` is on the deny list (until its `exp`).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails (never answered as "not revoked").
+    pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let Some(raw) = self.store.get(&revoked_access_key(jti)).await? else {
+            return Ok(false);
+        };
+        let exp_ms: i128 = raw
+            .parse()
+            .map_err(|_| StoreError::Corrupt("access-token deny-list entry".to_owned()))?;
+        Ok(self.clock.now().unix_timestamp_nanos() / 1_000_000 < exp_ms)
+    }
+
+    /// At the end of SSO session `session_handle` (logout): revokes its grants that are not
+    /// `offline` (Back-Channel Logout 1.0 §2.7: offline grants survive the session) and
+    /// returns the ids of every client that had a grant on it, offline or not, sorted and
+    /// without duplicates, to send logout tokens to. Forgets the session's grants, so a
+    /// second call returns nothing.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails. An unreadable member does not stop the others
+    /// from being revoked; it is reported as [`StoreError::Corrupt`] afterwards.
+    pub async fn revoke_session_grants(
+        &self,
+        session_handle: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let key = session_grants_key(session_handle);
+        let mut clients = BTreeSet::new();
+        let mut unreadable = None;
+        for member in self.store.set_members(&key).await? {
+            match serde_json::from_str::<SessionGrant>(&member) {
+                Ok(entry) => {
+                    if !entry.offline {
+                        self.revoke_grant(&entry.grant_id).await?;
+                    }
+                    clients.insert(entry.client_id);
+                }
+                Err(e) => unreadable = Some(corrupt(&e)),
+            }
+        }
+        if let Some(e) = unreadable {
+            return Err(e);
+        }
+        self.store.delete(&key).await?;
+        Ok(clients.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sesame_core::clock::ManualClock;
+    use sesame_store::testing::{random_prefix, skip_or_fail, test_redis_url};
+    use sesame_store::{MemoryStore, RedisStore};
+    use time::macros::datetime;
+
+    use super::*;
+
+    const START: OffsetDateTime = datetime!(2026-03-02 08:00 UTC);
+
+    struct Fixture {
+        grants: Grants,
+        clock: Arc<ManualClock>,
+        store: Arc<dyn EphemeralStore>,
+    }
+
+    fn fixture_on(store: Arc<dyn EphemeralStore>, policy: TokenPolicy) -> Fixture {
+        let clock = Arc::new(ManualClock::starting_at(START));
+        Fixture {
+            grants: Grants::new(store.clone(), clock.clone(), policy),
+            clock,
+            store,
+        }
+    }
+
+    fn fixture() -> Fixture {
+        fixture_on(Arc::new(MemoryStore::new()), TokenPolicy::default())
+    }
+
+    fn grant(client_id: &str, session: Option<&str>, offline: bool) -> Grant {
+        Grant {
+            grant_id: random::token(),
+            client_id: client_id.to_owned(),
+            account_id: Some(AccountId::new_random()),
+            login: Some("alice.martin".to_owned()),
+            scopes: vec!["openid".to_owned(), "profile".to_owned()],
+            auth_time: Some(datetime!(2026-03-02 07:59 UTC)),
+            amr: vec!["pwd".to_owned()],
+            acr: None,
+            session_handle: session.map(str::to_owned),
+            offline,
+            issued_at: START,
+            claims: serde_json::Map::new(),
+        }
+    }
+
+    fn rejected(result: Result<(Grant, String), TokenError>) -> TokenErrorCode {
+        match result {
+            Err(e @ TokenError::Rejected { .. }) => e.code().unwrap(),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn rotation_yields_a_new_token_and_the_old_one_then_fails() {
+        let f = fixture();
+        let g = grant("moodle", Some("h1"), false);
+        let first = f.grants.issue_refresh_token(&g).await.unwrap();
+        assert_eq!(first.len(), REFRESH_TOKEN_CHARS);
+        assert!(first.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let (got, second) = f
+            .grants
+            .rotate_refresh_token(&first, "moodle")
+            .await
+            .unwrap();
+        assert_eq!(got, g);
+        assert_ne!(second, first);
+        assert_eq!(second.len(), REFRESH_TOKEN_CHARS);
+        assert_eq!(
+            rejected(f.grants.rotate_refresh_token(&first, "moodle").await),
+            TokenErrorCode::InvalidGrant
+        );
+    }
+
+    #[tokio::test]
+    async fn chain_of_rotations_keeps_the_grant() {
+        let f = fixture();
+        let g = grant("moodle", None, true);
+        let mut token = f.grants.issue_refresh_token(&g).await.unwrap();
+        for _ in 0..10 {
+            f.clock.advance(time::Duration::minutes(5));
+            let (got, next) = f
+                .grants
+                .rotate_refresh_token(&token, "moodle")
+                .await
+                .unwrap();
+            assert_eq!(got, g);
+            token = next;
+        }
+        assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn reuse_of_an_old_token_revokes_the_grant_and_the_new_token() {
+        let f = fixture();
+        let g = grant("moodle", Some("h1"), false);
+        let first = f.grants.issue_refresh_token(&g).await.unwrap();
+        let (_, second) = f
+            .grants
+            .rotate_refresh_token(&first, "moodle")
+            .await
+            .unwrap();
+        assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+        f.clock.advance(time::Duration::hours(1));
+        // The attacker (or the client) presents the used token again.
+        assert_eq!(
+            rejected(f.grants.rotate_refresh_token(&first, "moodle").await),
+            TokenErrorCode::InvalidGrant
+        );
+        assert!(f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+        // The token the other party holds is dead too.
+        assert_eq!(
+            rejected(f.grants.rotate_refresh_token(&second, "moodle").await),
+            TokenErrorCode::InvalidGrant
+        );
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_are_hashed_at_rest() {
+        let f = fixture();
+        let g = grant("moodle", Some("h1"), false);
+        let token = f.grants.issue_refresh_token(&g).await.unwrap();
+        for key in [format!("oidc:rt:{token}"), format!("oidc:rt-live:{token}")] {
+            assert!(f.store.get(&key).await.unwrap().is_none());
+        }
+        let hash = random::sha256_hex(&token);
+        let record = f
+            .store
+            .get(&format!("oidc:rt:{hash}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!record.contains(&token));
+        let record: RefreshRecord = serde_json::from_str(&record).unwrap();
+        let family = f
+            .store
+            .get(&family_key(&record.family_id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!family.contains(&token));
+        let live = f
+            .store
+            .get(&format!("oidc:rt-live:{hash}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!live.contains(&token));
+    }
+
+    #[tokio::test]
+    async fn wrong_client_gets_invalid_grant_and_does_not_consume_the_token() {
+        let f = fixture();
+        let g = grant("moodle", Some("h1"), false);
+        let token = f.grants.issue_refresh_token(&g).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                rejected(f.grants.rotate_refresh_token(&token, "evil").await),
+                TokenErrorCode::InvalidGrant
+            );
+        }
+        assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+        let (got, _) = f
+            .grants
+            .rotate_refresh_token(&token, "moodle")
+            .await
+            .unwrap();
+        assert_eq!(got.grant_id, g.grant_id);
+    }
+
+    #[tokio::test]
+    async fn malformed_or_unknown_tokens_are_invalid_grant() {
+        let f = fixture();
+        for fake in [
+            String::new(),
+            "x".repeat(MAX_REFRESH_TOKEN_CHARS + 1),
+            "abc def".to_owned(),
+            "abc%00".to_owned(),
+            random::alphanumeric(REFRESH_TOKEN_CHARS),
+        ] {
+            assert_eq!(
+                rejected(f.grants.rotate_refresh_token(&fake, "moodle").await),
+                TokenErrorCode::InvalidGrant
+            );
+            assert!(!f
+                .grants
+                .revoke_refresh_token(&fake, "moodle")
+                .await
+                .unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_refresh_token_fails_without_revoking() {
+        let f = fixture();
+        let g = grant("moodle", Some("h1"), false);
+        let at_limit = f.grants.issue_refresh_token(&g).await.unwrap();
+        let past_limit = f.grants.issue_refresh_token(&g).await.unwrap();
+        f.clock.advance(span(DEFAULT_REFRESH_TOKEN_TTL));
+        let (_, next) = f
+            .grants
+            .rotate_refresh_token(&at_limit, "moodle")
+            .await
+            .unwrap();
+        f.clock.advance(time::Duration::milliseconds(1));
+        assert_eq!(
+            rejected(f.grants.rotate_refresh_token(&past_limit, "moodle").await),
+            TokenErrorCode::InvalidGrant
+        );
+        assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+        // The idle lifetime restarts with each rotation.
+        f.grants
+            .rotate_refresh_token(&next, "moodle")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn family_ends_at_its_maximum_lifetime_however_often_rotated() {
+        let f = fixture();
+        let g = grant("moodle", None, true);
+        let mut token = f.grants.issue_refresh_token(&g).await.unwrap();
+        let end = START + span(DEFAULT_REFRESH_FAMILY_MAX);
+        let step = time::Duration::hours(7);
+        while f.clock.now() + step <= end {
+            f.clock.advance(step);
+            token = f
+                .grants
+                .rotate_refresh_token(&token, "moodle")
+                .await
+                .unwrap()
+                .1;
+        }
+        // Less than the idle lifetime later, but past the chain's end.
+        f.clock
+            .advance(end - f.clock.now() + time::Duration::seconds(1));
+        assert!(f.clock.now() < end + step);
+        assert_eq!(
+            rejected(f.grants.rotate_refresh_token(&token, "moodle").await),
+            TokenErrorCode::InvalidGrant
+        );
+        assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn family_lifetime_counts_from_the_grant() {
+        let f = fixture();
+        let g = grant("moodle", None, true);
+        f.clock
+            .advance(span(DEFAULT_REFRESH_FAMILY_MAX) + time::Duration::seconds(1));
+        let late = f.grants.issue_refresh_token(&g).await.unwrap();
+        assert_eq!(
+            rejected(f.grants.rotate_refresh_token(&late, "moodle").await),
+            TokenErrorCode::InvalidGrant
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_refresh_token_revokes_the_grant_of_its_own_client_only() {
+        let f = fixture();
+        let g = grant("moodle", Some("h1"), false);
+        let token = f.grants.issue_refresh_token(&g).await.unwrap();
+        let sibling = f.grants.issue_refresh_token(&g).await.unwrap();
+        assert!(!f.grants.revoke_refresh_token(&token, "evil").await.unwrap());
+        assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+        assert!(f
+            .grants
+            .revoke_refresh_token(&token, "moodle")
+            .await
+            .unwrap());
+        assert!(f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+        for t in [&token, &sibling] {
+            assert_eq!(
+                rejected(f.grants.rotate_refresh_token(t, "moodle").await),
+                TokenErrorCode::InvalidGrant
+            );
+        }
+        // Idempotent.
+        f.grants.revoke_grant(&g.grant_id).await.unwrap();
+        assert!(f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn revoked_grant_refuses_its_refresh_tokens() {
+        let f = fixture();
+        let g = grant("moodle", Some("h1"), false);
+        let other = grant("moodle", Some("h1"), false);
+        let token = f.grants.issue_refresh_token(&g).await.unwrap();
+        let other_token = f.grants.issue_refresh_token(&other).await.unwrap();
+        f.grants.revoke_grant(&g.grant_id).await.unwrap();
+        assert_eq!(
+            rejected(f.grants.rotate_refresh_token(&token, "moodle").await),
+            TokenErrorCode::InvalidGrant
+        );
+        assert!(f
+            .grants
+            .rotate_refresh_token(&other_token, "moodle")
+            .await
+            .is_ok());
+        assert!(!f.grants.is_grant_revoked(&other.grant_id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn access_token_deny_list_expires_after_exp() {
+        let f = fixture();
+        let exp = START + time::Duration::minutes(5);
+        assert!(!f.grants.is_access_token_revoked("jti-1").await.unwrap());
+        f.grants.revoke_access_token("jti-1", exp).await.unwrap();
+        assert!(f.grants.is_access_token_revoked("jti-1").await.unwrap());
+        assert!(!f.grants.is_access_token_revoked("jti-2").await.unwrap());
+        f.clock
+            .advance(time::Duration::minutes(5) - time::Duration::milliseconds(1));
+        assert!(f.grants.is_access_token_revoked("jti-1").await.unwrap());
+        f.clock.advance(time::Duration::milliseconds(1));
+        assert!(!f.grants.is_access_token_revoked("jti-1").await.unwrap());
+        // Revoking a token already expired stores nothing.
+        f.grants.revoke_access_token("jti-3", START).await.unwrap();
+        assert!(f
+            .store
+            .get("oidc:at-revoked:jti-3")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn revoke_session_grants_revokes_non_offline_only_and_returns_client_ids() {
+        let f = fixture();
+        let moodle = grant("moodle", Some("h1"), false);
+        let moodle_again = grant("moodle", Some("h1"), false);
+        let nextcloud = grant("nextcloud", Some("h1"), true);
+        let gitlab = grant("gitlab", Some("h1"), false);
+        let elsewhere = grant("wiki", Some("h2"), false);
+        let service = Grant {
+            account_id: None,
+            login: None,
+            session_handle: None,
+            ..grant("batch", None, false)
+        };
+        let moodle_rt = f.grants.issue_refresh_token(&moodle).await.unwrap();
+        f.grants.issue_refresh_token(&moodle_again).await.unwrap();
+        let nextcloud_rt = f.grants.issue_refresh_token(&nextcloud).await.unwrap();
+        // A grant without refresh token is recorded by the token endpoint.
+        f.grants.record_grant(&gitlab).await.unwrap();
+        f.grants.record_grant(&gitlab).await.unwrap();
+        f.grants.issue_refresh_token(&elsewhere).await.unwrap();
+        f.grants.issue_refresh_token(&service).await.unwrap();
+
+        let clients = f.grants.revoke_session_grants("h1").await.unwrap();
+        assert_eq!(clients, ["gitlab", "moodle", "nextcloud"]);
+        for g in [&moodle, &moodle_again, &gitlab] {
+            assert!(f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+        }
+        for g in [&nextcloud, &elsewhere, &service] {
+            assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+        }
+        assert_eq!(
+            rejected(f.grants.rotate_refresh_token(&moodle_rt, "moodle").await),
+            TokenErrorCode::InvalidGrant
+        );
+        assert!(f
+            .grants
+            .rotate_refresh_token(&nextcloud_rt, "nextcloud")
+            .await
+            .is_ok());
+        assert!(f
+            .grants
+            .revoke_session_grants("h1")
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(f
+            .grants
+            .revoke_session_grants("unknown")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    async fn fifty_concurrent_rotations_succeed_once(f: Fixture) {
+        let g = grant("moodle", Some("h1"), false);
+        let token = f.grants.issue_refresh_token(&g).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let grants = f.grants.clone();
+            let token = token.clone();
+            tasks.push(tokio::spawn(async move {
+                grants.rotate_refresh_token(&token, "moodle").await
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok((got, next)) => {
+                    assert_eq!(got, g);
+                    winners.push(next);
+                }
+                Err(e) => assert_eq!(e.code(), Some(TokenErrorCode::InvalidGrant), "{e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1);
+        // Every loser saw a used token: the grant is revoked (RFC 9700 §4.14.2).
+        assert!(f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
+        assert_eq!(
+            rejected(f.grants.rotate_refresh_token(&winners[0], "moodle").await),
+            TokenErrorCode::InvalidGrant
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+    async fn fifty_concurrent_rotations_succeed_once_in_memory() {
+        fifty_concurrent_rotations_succeed_once(fixture()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+    async fn fifty_concurrent_rotations_succeed_once_on_redis() {
+        let store =
+            match RedisStore::connect(&test_redis_url(), &random_prefix(), Duration::from_secs(2))
+                .await
+            {
+                Ok(store) => store,
+                Err(e) => {
+                    skip_or_fail("Redis", &e);
+                    return;
+                }
+            };
+        // Short lifetimes, so the test's keys leave Redis within minutes.
+        let policy = TokenPolicy {
+            access_token_ttl: Duration::from_secs(10),
+            refresh_token_ttl: Duration::from_secs(30),
+            refresh_family_max: Duration::from_secs(60),
+        };
+        fifty_concurrent_rotations_succeed_once(fixture_on(Arc::new(store), policy)).await;
+    }
+}

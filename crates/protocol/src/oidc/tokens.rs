@@ -1,0 +1,371 @@
+//! What the token endpoint hands out, and how the other endpoints recognise it (OpenID
+//! Connect Core 1.0 §3.1.3, RFC 6749 §5.1, RFC 6750, RFC 7662, RFC 7009).
+//!
+//! * **Access tokens are opaque** 256-bit random strings, kept in the shared store under
+//!   their SHA-256 (`oidc:at:<hash>`) with what they grant. Resource servers check them at
+//!   the introspection endpoint, and the UserInfo endpoint reads them with one store round
+//!   trip. Why not JWTs (RFC 9068): an opaque token is revoked the moment it is revoked (a
+//!   JWT stays valid until it expires), it carries no personal data to every API it is sent
+//!   to, and issuing one costs a store write instead of an RSA signature, which keeps the
+//!   `client_credentials` and `refresh_token` grants fast.
+//! * **ID tokens** are JWTs signed with the client's algorithm (`RS256` by default) by the
+//!   current key of [`SigningKeys`]; they carry `at_hash` when issued with an access token.
+//! * **Refresh tokens** are [`Grants`]' business (rotation and reuse detection).
+//! * Revoking a grant (code reuse, refresh-token reuse, logout) kills its access tokens
+//!   too: reading an access token checks its grant's revocation marker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sesame_core::account::Account;
+use sesame_core::clock::Clock;
+use sesame_core::error::StoreError;
+use sesame_core::ids::AccountId;
+use sesame_core::ports::EphemeralStore;
+use sesame_core::random;
+
+use super::claims::{IdTokenClaims, LogoutTokenClaims};
+use super::clients::OidcClient;
+use super::grants::{Grant, Grants};
+use super::keys::{at_hash, KeyError, SigningKeys};
+
+/// Characters of an access token (43 × log2(62) ≈ 256 bits).
+pub const ACCESS_TOKEN_CHARS: usize = 43;
+
+/// Longest string looked up as an access token; longer input costs no store round trip.
+pub const MAX_TOKEN_CHARS: usize = 512;
+
+/// Lifetime of a logout token, seconds (Back-Channel Logout 1.0 §2.4 wants it short).
+pub const LOGOUT_TOKEN_TTL_SECS: i64 = 120;
+
+/// The scope that releases the affiliation claims.
+pub const GROUPS_SCOPE: &str = "groups";
+
+/// What an access token stands for, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessTokenRecord {
+    /// The grant it was issued under.
+    pub grant_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The person, for tokens issued on a login (none for `client_credentials`).
+    pub account_id: Option<AccountId>,
+    /// The person's login.
+    pub login: Option<String>,
+    /// Scopes it carries.
+    pub scopes: Vec<String>,
+    /// The claims UserInfo releases (already limited to the scopes).
+    pub claims: Map<String, Value>,
+    /// The OpenID Connect session id (`sid`), for tokens issued on a login.
+    pub sid: Option<String>,
+    /// Issued at, unix seconds.
+    pub issued_at: i64,
+    /// Expires at, unix seconds.
+    pub expires_at: i64,
+}
+
+impl AccessTokenRecord {
+    /// The `sub` of the token: the account, or the client itself for `client_credentials`.
+    pub fn subject(&self) -> String {
+        self.account_id
+            .map_or_else(|| self.client_id.clone(), |id| id.to_string())
+    }
+}
+
+/// Why a token could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Signing failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Issues and recognises tokens.
+#[derive(Debug, Clone)]
+pub struct TokenService {
+    store: Arc<dyn EphemeralStore>,
+    clock: Arc<dyn Clock>,
+    keys: Arc<SigningKeys>,
+    grants: Grants,
+    issuer: String,
+    access_token_ttl: Duration,
+    id_token_ttl: Duration,
+}
+
+/// The settings of a [`TokenService`].
+#[derive(Debug, Clone)]
+pub struct TokenServiceParts {
+    /// Shared store.
+    pub store: Arc<dyn EphemeralStore>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Signing keys.
+    pub keys: Arc<SigningKeys>,
+    /// Refresh tokens and grant revocation.
+    pub grants: Grants,
+    /// The issuer (the public URL).
+    pub issuer: String,
+    /// Lifetime of an access token.
+    pub access_token_ttl: Duration,
+    /// Lifetime of an ID token.
+    pub id_token_ttl: Duration,
+}
+
+fn access_key(hash: &str) -> String {
+    format!("oidc:at:{hash}")
+}
+
+/// The OpenID Connect `sid` of an SSO session: derived from its store handle, from which
+/// neither the cookie nor the handle can be recovered.
+pub fn session_id(session_handle: &str) -> String {
+    let digest = random::sha256_hex(&format!("oidc-sid:{session_handle}"));
+    digest.chars().take(32).collect()
+}
+
+/// The claims a person's account releases for `scopes` (OpenID Connect Core §5.4):
+/// `profile` → names, `preferred_username`, `locale`; `email` → `email`, `email_verified`
+/// (institutional addresses are verified by construction); [`GROUPS_SCOPE`] → `groups` and
+/// `eduperson_affiliation`.
+pub fn released_claims(account: &Account, scopes: &[String], locale: &str) -> Map<String, Value> {
+    let has = |s: &str| scopes.iter().any(|x| x == s);
+    let mut claims = Map::new();
+    if has("profile") {
+        let name = format!("{} {}", account.given_name, account.family_name);
+        claims.insert("name".to_owned(), Value::from(name.trim()));
+        claims.insert(
+            "given_name".to_owned(),
+            Value::from(account.given_name.as_str()),
+        );
+        claims.insert(
+            "family_name".to_owned(),
+            Value::from(account.family_name.as_str()),
+        );
+        claims.insert(
+            "preferred_username".to_owned(),
+            Value::from(account.login.as_str()),
+        );
+        claims.insert("locale".to_owned(), Value::from(locale));
+    }
+    if has("email") {
+        if let Some(email) = &account.email {
+            claims.insert("email".to_owned(), Value::from(email.as_str()));
+            claims.insert("email_verified".to_owned(), Value::from(true));
+        }
+    }
+    if has(GROUPS_SCOPE) {
+        let affiliation = account.affiliation.as_str();
+        claims.insert("groups".to_owned(), Value::from(vec![affiliation]));
+        claims.insert(
+            "eduperson_affiliation".to_owned(),
+            Value::from(vec![affiliation]),
+        );
+    }
+    claims
+}
+
+impl TokenService {
+    /// A token service.
+    pub fn new(parts: TokenServiceParts) -> Self {
+        Self {
+            store: parts.store,
+            clock: parts.clock,
+            keys: parts.keys,
+            grants: parts.grants,
+            issuer: parts.issuer,
+            access_token_ttl: parts.access_token_ttl,
+            id_token_ttl: parts.id_token_ttl,
+        }
+    }
+
+    /// The refresh-token service.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &Arc<SigningKeys> {
+        &self.keys
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Lifetime of access tokens, in seconds (the `expires_in` of token responses).
+    pub fn access_token_ttl_secs(&self) -> u64 {
+        self.access_token_ttl.as_secs()
+    }
+
+    /// Issues an access token for `grant`, releasing `claims` at UserInfo.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; no token exists then.
+    pub async fn issue_access_token(
+        &self,
+        grant: &Grant,
+        claims: Map<String, Value>,
+    ) -> Result<String, StoreError> {
+        let now = self.clock.now();
+        let ttl = self.access_token_ttl;
+        let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        let record = AccessTokenRecord {
+            grant_id: grant.grant_id.clone(),
+            client_id: grant.client_id.clone(),
+            account_id: grant.account_id,
+            login: grant.login.clone(),
+            scopes: grant.scopes.clone(),
+            claims,
+            sid: grant.session_handle.as_deref().map(session_id),
+            issued_at: now.unix_timestamp(),
+            expires_at: now.unix_timestamp().saturating_add(ttl_secs),
+        };
+        let token = random::alphanumeric(ACCESS_TOKEN_CHARS);
+        let hash = random::sha256_hex(&token);
+        let raw = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if !self.store.put_new(&access_key(&hash), &raw, ttl).await? {
+            return Err(StoreError::Corrupt("access token collision".to_owned()));
+        }
+        Ok(token)
+    }
+
+    /// The live access token `presented`, if it is one.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails (never answered as "inactive").
+    pub async fn access_token(
+        &self,
+        presented: &str,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        if presented.is_empty()
+            || presented.len() > MAX_TOKEN_CHARS
+            || !presented.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Ok(None);
+        }
+        let Some(raw) = self
+            .store
+            .get(&access_key(&random::sha256_hex(presented)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let record: AccessTokenRecord =
+            serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if record.expires_at <= self.clock.now().unix_timestamp() {
+            return Ok(None);
+        }
+        // A grant is revoked as a whole (code or refresh-token reuse, logout, block): its
+        // access tokens die with it, at once.
+        if record.account_id.is_some() && self.grants.is_grant_revoked(&record.grant_id).await? {
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+
+    /// Revokes the access token `presented` if it was issued to `client_id` (RFC 7009 §2.1:
+    /// a client revokes only its own tokens); `true` if one was revoked.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub async fn revoke_access_token(
+        &self,
+        presented: &str,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        match self.access_token(presented).await? {
+            Some(record) if record.client_id == client_id => {
+                self.store
+                    .delete(&access_key(&random::sha256_hex(presented)))
+                    .await
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Revokes a whole grant: its refresh tokens and every access token issued under it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError> {
+        self.grants.revoke_grant(grant_id).await
+    }
+
+    /// Revokes the grants made from an SSO session that ended, except `offline_access` ones.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub async fn revoke_session(&self, session_handle: &str) -> Result<(), StoreError> {
+        self.grants
+            .revoke_session_grants(session_handle)
+            .await
+            .map(|_| ())
+    }
+
+    /// Signs an ID token for `grant` (OpenID Connect Core §2, §3.1.3.6), with `at_hash`
+    /// when `access_token` is given.
+    ///
+    /// # Errors
+    /// [`KeyError`] when no key of the client's algorithm is current.
+    pub fn id_token(
+        &self,
+        client: &OidcClient,
+        grant: &Grant,
+        nonce: Option<&str>,
+        access_token: Option<&str>,
+        claims: Map<String, Value>,
+    ) -> Result<String, KeyError> {
+        let now = self.clock.now().unix_timestamp();
+        let ttl = i64::try_from(self.id_token_ttl.as_secs()).unwrap_or(i64::MAX);
+        let alg = client.id_token_signed_response_alg;
+        let claims = IdTokenClaims {
+            iss: self.issuer.clone(),
+            sub: grant
+                .account_id
+                .map_or_else(|| client.client_id.clone(), |id| id.to_string()),
+            aud: client.client_id.clone(),
+            exp: now.saturating_add(ttl),
+            iat: now,
+            auth_time: grant.auth_time.map(time::OffsetDateTime::unix_timestamp),
+            nonce: nonce.map(str::to_owned),
+            acr: grant.acr.clone(),
+            amr: grant.amr.clone(),
+            at_hash: access_token.map(|t| at_hash(t, alg)),
+            sid: grant.session_handle.as_deref().map(session_id),
+            azp: Some(client.client_id.clone()),
+            extra: claims,
+        };
+        self.keys.key_set().sign(alg, "JWT", &claims)
+    }
+
+    /// Signs a Back-Channel Logout 1.0 logout token for `client` about account `sub` and
+    /// session `sid`.
+    ///
+    /// # Errors
+    /// [`KeyError`] when no key of the client's algorithm is current.
+    pub fn logout_token(
+        &self,
+        client: &OidcClient,
+        sub: &str,
+        sid: &str,
+    ) -> Result<String, KeyError> {
+        let now = self.clock.now().unix_timestamp();
+        let claims = LogoutTokenClaims::new(
+            self.issuer.clone(),
+            Some(sub.to_owned()),
+            client.client_id.clone(),
+            now,
+            now.saturating_add(LOGOUT_TOKEN_TTL_SECS),
+            random::token(),
+            Some(sid.to_owned()),
+        );
+        self.keys
+            .key_set()
+            .sign(client.id_token_signed_response_alg, "logout+jwt", &claims)
+    }
+}

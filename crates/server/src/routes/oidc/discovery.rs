@@ -1,0 +1,25 @@
+//! `GET /.well-known/openid-configuration` and `GET /jwks`.
+
+use actix_web::{web, HttpResponse};
+
+use crate::web::AppState;
+
+/// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4). Public and
+/// the same for everyone, so caches may keep it for an hour.
+pub async fn configuration(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .content_type("application/json")
+        .body(state.services.oidc.discovery_json.as_str().to_owned())
+}
+
+/// `GET /jwks`: every published signing key (RFC 7517). A key is published before it signs
+/// and after it stops, so clients that cache this for a few minutes always find the key.
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .content_type("application/json")
+        .body(state.services.oidc.tokens.keys().key_set().jwks_json())
+}

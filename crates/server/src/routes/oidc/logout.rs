@@ -1,0 +1,144 @@
+//! `GET|POST /logout`: OpenID Connect RP-Initiated Logout 1.0.
+//!
+//! * `post_logout_redirect_uri` is followed only when it is registered, byte for byte, for
+//!   the client named by `id_token_hint` (or `client_id`, which must then agree).
+//! * Without a valid `id_token_hint` for the browser's current session, the person is asked
+//!   to confirm (§2: a request from anywhere must not silently log someone out); the form
+//!   carries a token derived from the session cookie.
+//! * Ending the session is the same as `/cas/logout`: CAS services and OIDC clients with a
+//!   back-channel URI are told, grants are revoked.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use sesame_protocol::oidc::claims::IdTokenClaims;
+use sesame_protocol::oidc::keys::VerifyOptions;
+use sesame_protocol::oidc::tokens::session_id;
+
+use super::FormParams;
+use crate::routes::login::{current_session, logout_csrf_token};
+use crate::routes::logout::end_session;
+use crate::web::AppState;
+
+/// `GET /logout`
+pub async fn end_session_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let params = FormParams::parse(req.query_string().as_bytes());
+    handle(&state, &req, &params, false).await
+}
+
+/// `POST /logout` (also the confirmation form).
+pub async fn end_session_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let params = FormParams::parse(&body);
+    handle(&state, &req, &params, true).await
+}
+
+fn bad_request(state: &AppState, req: &HttpRequest) -> HttpResponse {
+    let lang = state.lang(req, None);
+    state.error_page(
+        StatusCode::BAD_REQUEST,
+        lang,
+        req,
+        "oidc_bad_request_title",
+        "oidc_logout_bad_request_text",
+    )
+}
+
+async fn handle(
+    state: &AppState,
+    req: &HttpRequest,
+    params: &FormParams,
+    posted: bool,
+) -> HttpResponse {
+    if params.malformed().is_some() {
+        return bad_request(state, req);
+    }
+    let oidc = &state.services.oidc;
+    // The hint may have expired (§2): its signature and issuer are what count.
+    let hint = match params.one("id_token_hint") {
+        Some(raw) => {
+            let options = VerifyOptions {
+                issuer: state.base().to_owned(),
+                audience: None,
+                check_exp: false,
+            };
+            match oidc
+                .tokens
+                .keys()
+                .key_set()
+                .verify::<IdTokenClaims>(raw, &options)
+            {
+                Ok(claims) => Some(claims),
+                Err(_) => return bad_request(state, req),
+            }
+        }
+        None => None,
+    };
+    let client_id = match (
+        hint.as_ref().map(|h| h.aud.as_str()),
+        params.one("client_id"),
+    ) {
+        (Some(a), Some(b)) if a != b => return bad_request(state, req),
+        (Some(a), _) | (None, Some(a)) => Some(a.to_owned()),
+        (None, None) => None,
+    };
+    let client = client_id.as_deref().and_then(|id| oidc.clients.get(id));
+    let redirect = match params.one("post_logout_redirect_uri") {
+        Some(uri) => match client {
+            Some(c) if c.has_post_logout_redirect_uri(uri) => {
+                let Ok(mut url) = url::Url::parse(uri) else {
+                    return bad_request(state, req);
+                };
+                if let Some(s) = params.one("state") {
+                    url.query_pairs_mut().append_pair("state", s);
+                }
+                Some(url.to_string())
+            }
+            // Never redirect to an address not registered for the client (no open redirect).
+            _ => return bad_request(state, req),
+        },
+        None => None,
+    };
+    let session = current_session(state, req).await;
+    if let Some((cookie, _)) = &session {
+        let hinted_this_session = hint.as_ref().is_some_and(|h| {
+            h.sid.as_deref()
+                == Some(session_id(&sesame_core::session::session_handle(cookie)).as_str())
+        });
+        let confirmed = posted && params.one("csrf") == Some(logout_csrf_token(cookie).as_str());
+        if !hinted_this_session && !confirmed {
+            let lang = state.lang(req, params.one("ui_locales"));
+            return state.page(
+                StatusCode::OK,
+                "logout_confirm.html",
+                lang,
+                req,
+                minijinja::context! {
+                    csrf => logout_csrf_token(cookie),
+                    client_name => client.map(|c| c.name.clone()),
+                    client_id => client_id,
+                    post_logout_redirect_uri => params.one("post_logout_redirect_uri"),
+                    state => params.one("state"),
+                },
+            );
+        }
+    }
+    let page = end_session(state, req, None).await;
+    if page.status() != StatusCode::OK {
+        return page;
+    }
+    match redirect {
+        Some(location) => {
+            let mut res = HttpResponse::SeeOther()
+                .insert_header(("Location", location))
+                .finish();
+            if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
+                tracing::warn!(error = %e, "could not clear the SSO cookie");
+            }
+            res
+        }
+        None => page,
+    }
+}
