@@ -464,3 +464,64 @@ async fn blocking_from_the_command_line_sends_single_logout_to_the_applications(
         "{received:?}"
     );
 }
+
+#[tokio::test]
+async fn keys_rotate_publishes_a_new_key_that_the_server_serves_and_audits() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::for_app(&app);
+    let before = cli.run(&["keys", "list"], None);
+    assert!(before.status.success(), "{before:?}");
+    let listing = String::from_utf8_lossy(&before.stdout).into_owned();
+    assert_eq!(listing.matches("signing").count(), 3, "{listing}");
+    let rotated = cli.run(&["keys", "rotate", "--alg", "ES256"], None);
+    assert!(rotated.status.success(), "{rotated:?}");
+    let out = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    let kid = out
+        .split_whitespace()
+        .nth(3)
+        .expect("new <alg> key <kid>: …")
+        .trim_end_matches(':')
+        .to_owned();
+    let after = String::from_utf8_lossy(&cli.run(&["keys", "list"], None).stdout).into_owned();
+    assert!(
+        after.contains(&format!("{kid} ES256  published, signs from")),
+        "{after}"
+    );
+    // The running server picks the key up at its next reload and publishes it.
+    app.services.oidc.tokens.keys().reload().await.unwrap();
+    let jwks = browser()
+        .get(format!("{}/jwks", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(jwks.contains(&kid));
+    let recent = app.services.audit.recent(None, 10).await.unwrap();
+    assert!(recent.iter().any(|e| e.kind == "oidc.signing_key_rotated"));
+    // An algorithm Sesame does not keep keys for is refused, and nothing changes.
+    let bad = cli.run(&["keys", "rotate", "--alg", "HS256"], None);
+    assert!(!bad.status.success());
+    let unchanged = String::from_utf8_lossy(&cli.run(&["keys", "list"], None).stdout).into_owned();
+    assert_eq!(unchanged.lines().count(), after.lines().count());
+}
+
+#[tokio::test]
+async fn oidc_new_secret_prints_a_secret_and_its_digest() {
+    let app = TestApp::spawn().await;
+    let out = Cli::for_app(&app).run(&["oidc", "new-secret"], None);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret = "))
+        .unwrap();
+    let digest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret_sha256 = "))
+        .unwrap()
+        .trim_matches('"');
+    assert!(secret.len() >= 43);
+    assert_eq!(sesame_core::random::sha256_hex(secret), digest);
+}

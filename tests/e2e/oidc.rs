@@ -639,3 +639,83 @@ async fn discovery_and_jwks_publish_a_rotated_key_before_it_signs() {
     let (_, t) = exchange(&app, &code, "app").await;
     assert_eq!(kid_of(t["id_token"].as_str().unwrap()), new_kid);
 }
+
+#[tokio::test]
+async fn a_person_withdraws_a_consent_and_the_application_loses_its_tokens() {
+    let app = oidc_app(vec![confidential("notes", "")]).await;
+    let login = unique_login("withdraw");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    let url = format!(
+        "{}/authorize?response_type=code&client_id=notes&redirect_uri={}&scope=openid%20email%20offline_access",
+        app.address,
+        enc(CB)
+    );
+    let location = run_browser(&app, &b, &url, Some((&login, GOOD_PASSWORD)), true).await;
+    let (status, tokens) = exchange(&app, &query_param(&location, "code").unwrap(), "notes").await;
+    assert_eq!(status, 200);
+    let page = b
+        .get(format!("{}/account/applications", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("App notes"), "{page}");
+    let csrf = hidden_field(&page, "csrf").unwrap();
+    // A forged form (no token) changes nothing.
+    let res = b
+        .post(format!("{}/account/applications/revoke", app.address))
+        .form(&[("client_id", "notes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        userinfo(&app, tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    let res = b
+        .post(format!("{}/account/applications/revoke", app.address))
+        .form(&[("client_id", "notes"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    // Even the offline grant is gone, and the next authorization asks again.
+    assert_eq!(
+        userinfo(&app, tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
+    let (status, _) = token_request(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+        Some(("notes", SECRET)),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let page = b
+        .get(format!("{}/account/applications", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("no-applications"));
+    let again = b.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert!(again.text().await.unwrap().contains("authorize/consent"));
+    assert!(app
+        .audit_kinds(&login)
+        .await
+        .contains(&"oidc.consent_revoked".to_owned()));
+}

@@ -216,10 +216,10 @@ async fn keys(settings: &Settings, services: &Services, action: KeysAction) -> a
                 let status = if signing {
                     "signing".to_owned()
                 } else if key.active_from() > set.now() {
-                    format!("published, signs from {}", key.active_from())
+                    format!("published, signs from {}", rfc3339(key.active_from()))
                 } else {
                     match key.publish_until() {
-                        Some(until) => format!("retired, published until {until}"),
+                        Some(until) => format!("retired, published until {}", rfc3339(until)),
                         None => "published".to_owned(),
                     }
                 };
@@ -277,6 +277,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     repo.quiesce().await;
     tracing::info!("sesame stopped");
     Ok(())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 fn cli_lang() -> Lang {

@@ -25,6 +25,10 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
     ("autopost.html", include_str!("../templates/autopost.html")),
     ("consent.html", include_str!("../templates/consent.html")),
     (
+        "applications.html",
+        include_str!("../templates/applications.html"),
+    ),
+    (
         "logout_confirm.html",
         include_str!("../templates/logout_confirm.html"),
     ),

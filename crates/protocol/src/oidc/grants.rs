@@ -177,6 +177,10 @@ fn session_grants_key(session_handle: &str) -> String {
     format!("oidc:session-grants:{session_handle}")
 }
 
+fn consent_grants_key(account_id: &AccountId, client_id: &str) -> String {
+    format!("oidc:consent-grants:{account_id}:{client_id}")
+}
+
 fn invalid_grant(description: &'static str) -> TokenError {
     TokenError::Rejected {
         code: TokenErrorCode::InvalidGrant,
@@ -247,6 +251,16 @@ impl Grants {
     /// # Errors
     /// [`StoreError`] if the store fails.
     pub async fn record_grant(&self, grant: &Grant) -> Result<(), StoreError> {
+        // Grants of a person for a client, so that withdrawing the consent ends them.
+        if let Some(account_id) = &grant.account_id {
+            self.store
+                .set_add(
+                    &consent_grants_key(account_id, &grant.client_id),
+                    &grant.grant_id,
+                    self.revocation_ttl(),
+                )
+                .await?;
+        }
         let Some(handle) = &grant.session_handle else {
             return Ok(());
         };
@@ -551,6 +565,25 @@ impl Grants {
         }
         self.store.delete(&key).await?;
         Ok(clients.into_iter().collect())
+    }
+
+    /// Revokes every grant `account_id` gave `client_id` (offline ones included): the person
+    /// withdrew their consent. Returns how many grants were revoked.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn revoke_consent_grants(
+        &self,
+        account_id: &AccountId,
+        client_id: &str,
+    ) -> Result<usize, StoreError> {
+        let key = consent_grants_key(account_id, client_id);
+        let grants = self.store.set_members(&key).await?;
+        for grant_id in &grants {
+            self.revoke_grant(grant_id).await?;
+        }
+        self.store.delete(&key).await?;
+        Ok(grants.len())
     }
 }
 

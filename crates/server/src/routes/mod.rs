@@ -1,5 +1,6 @@
 //! HTTP routes, one module per endpoint group.
 
+pub mod account;
 pub mod assets;
 pub mod cas;
 pub mod health;
@@ -60,6 +61,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/revoke", web::post().to(oidc::resource::revoke))
         .route("/logout", web::get().to(oidc::logout::end_session_get))
         .route("/logout", web::post().to(oidc::logout::end_session_post))
+        .route(
+            "/account/applications",
+            web::get().to(account::applications),
+        )
+        .route(
+            "/account/applications/revoke",
+            web::post().to(account::revoke),
+        )
         .route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
         .route("/static/{name}", web::get().to(assets::static_file))
