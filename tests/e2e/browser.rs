@@ -341,3 +341,97 @@ async fn the_pages_have_no_serious_accessibility_violations() {
     assert!(found.iter().any(|v| v.contains("label")), "{found:?}");
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_oidc_login_with_consent_and_the_applications_page_in_a_real_browser() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let client: sesame_protocol::oidc::clients::OidcClient = toml::from_str(&format!(
+        "client_id = \"notes\"\nname = \"Notes\"\nredirect_uris = [\"http://127.0.0.1:9/cb\"]\nscopes = [\"profile\", \"email\"]\nclient_secret_sha256 = \"{}\"\n",
+        sesame_core::random::sha256_hex("secret")
+    ))
+    .unwrap();
+    let app = TestApp::builder()
+        .with(move |s| s.oidc.clients = vec![client])
+        .spawn()
+        .await;
+    let login = unique_login("consent");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let c = connect(&driver, 375).await;
+    c.goto(&format!(
+        "{}/authorize?response_type=code&client_id=notes&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=openid%20profile%20email&state=st",
+        app.address
+    ))
+    .await
+    .unwrap();
+    // The login page names the application.
+    let name = c.find(Locator::Id("service-name")).await.unwrap();
+    assert_eq!(name.text().await.unwrap(), "Notes");
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(&login)
+        .await
+        .unwrap();
+    let password = c.find(Locator::Id("password")).await.unwrap();
+    password.send_keys(GOOD_PASSWORD).await.unwrap();
+    password.send_keys("\u{e007}").await.unwrap(); // Enter
+    c.wait()
+        .for_element(Locator::Id("consent-allow"))
+        .await
+        .unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "consent page"
+    );
+    let scopes = c
+        .find(Locator::Id("consent-scopes"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(scopes.contains("adresse électronique"), "{scopes}");
+    c.find(Locator::Id("consent-allow"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The browser is sent to the application (which is not running) with a code.
+    let mut landed = String::new();
+    for _ in 0..50 {
+        landed = c.current_url().await.unwrap().to_string();
+        if landed.starts_with("http://127.0.0.1:9/cb") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        landed.contains("code=") && landed.contains("state=st"),
+        "{landed}"
+    );
+    c.goto(&format!("{}/account/applications", app.address))
+        .await
+        .unwrap();
+    let listed = c.find(Locator::Id("applications")).await.unwrap();
+    assert!(listed.text().await.unwrap().contains("Notes"));
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "applications page"
+    );
+    c.goto(&format!("{}/logout", app.address)).await.unwrap();
+    c.wait()
+        .for_element(Locator::Id("logout-confirm"))
+        .await
+        .unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "logout confirmation page"
+    );
+    c.close().await.unwrap();
+}

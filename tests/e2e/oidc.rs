@@ -432,8 +432,51 @@ async fn c05_a_code_redeemed_twenty_times_at_once_succeeds_once() {
     let app = oidc_app(vec![confidential("app", "first_party = true")]).await;
     let (_, code) = code_for(&app, &browser(), "app", "openid").await;
     let results = join_all((0..20).map(|_| exchange(&app, &code, "app"))).await;
-    let successes = results.iter().filter(|(s, _)| *s == 200).count();
-    assert_eq!(successes, 1, "{results:?}");
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    // The others were reuses of the code: by policy the winner's tokens are revoked too.
+    let access = winners[0]["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&app, access).await.status(), 401);
+}
+
+#[tokio::test]
+async fn c06_twenty_parallel_refreshes_with_one_token_succeed_at_most_once_and_revoke_the_family() {
+    let app = oidc_app(vec![confidential("app", "first_party = true")]).await;
+    let (_, code) = code_for(&app, &browser(), "app", "openid").await;
+    let (_, tokens) = exchange(&app, &code, "app").await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let results =
+        join_all((0..20).map(|_| token_request(&app, &form, Some(("app", SECRET))))).await;
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert!(winners.len() <= 1, "{results:?}");
+    for w in winners {
+        let next = w["refresh_token"].as_str().unwrap();
+        let (status, _) = token_request(
+            &app,
+            &[("grant_type", "refresh_token"), ("refresh_token", next)],
+            Some(("app", SECRET)),
+        )
+        .await;
+        assert_eq!(status, 400, "the family was revoked by the reuse");
+        assert_eq!(
+            userinfo(&app, w["access_token"].as_str().unwrap())
+                .await
+                .status(),
+            401
+        );
+    }
 }
 
 #[tokio::test]
@@ -718,4 +761,70 @@ async fn a_person_withdraws_a_consent_and_the_application_loses_its_tokens() {
         .audit_kinds(&login)
         .await
         .contains(&"oidc.consent_revoked".to_owned()));
+}
+
+#[tokio::test]
+async fn a37_a_forged_id_token_hint_never_redirects_and_the_person_is_asked() {
+    let app = oidc_app(vec![confidential(
+        "app",
+        "first_party = true\npost_logout_redirect_uris = [\"https://app.example.org/bye\"]",
+    )])
+    .await;
+    let b = browser();
+    let (_, code) = code_for(&app, &b, "app", "openid").await;
+    let (_, tokens) = exchange(&app, &code, "app").await;
+    let genuine = tokens["id_token"].as_str().unwrap().to_owned();
+    let parts: Vec<&str> = genuine.split('.').collect();
+    let b64 = |v: &Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let mut claims: Value = serde_json::from_slice(&base64_url_decode(parts[1])).unwrap();
+    let unsigned = format!("{}.{}.", b64(&serde_json::json!({"alg": "none"})), parts[1]);
+    let hs256 = format!(
+        "{}.{}.{}",
+        b64(&serde_json::json!({"alg": "HS256", "typ": "JWT"})),
+        parts[1],
+        parts[2]
+    );
+    claims["iss"] = Value::from("https://evil.example.net");
+    let wrong_issuer = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
+    for forged in [unsigned, hs256, wrong_issuer] {
+        let res = b
+            .get(format!(
+                "{}/logout?id_token_hint={}&post_logout_redirect_uri={}&state=x",
+                app.address,
+                enc(&forged),
+                enc("https://app.example.org/bye")
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.headers().get("location").is_none());
+        assert!(res.text().await.unwrap().contains("logout-confirm"));
+    }
+    // Still logged in: nothing was ended by the forged requests.
+    let again = format!(
+        "{}/authorize?response_type=code&client_id=app&redirect_uri={}&scope=openid",
+        app.address,
+        enc(CB)
+    );
+    assert!(query_param(&run_browser(&app, &b, &again, None, false).await, "code").is_some());
+    // The genuine hint logs out at once and goes back to the application.
+    let res = b
+        .get(format!(
+            "{}/logout?id_token_hint={}&post_logout_redirect_uri={}&state=x",
+            app.address,
+            enc(&genuine),
+            enc("https://app.example.org/bye")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"].to_str().unwrap(),
+        "https://app.example.org/bye?state=x"
+    );
 }

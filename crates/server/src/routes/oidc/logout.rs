@@ -4,7 +4,8 @@
 //!   the client named by `id_token_hint` (or `client_id`, which must then agree).
 //! * Without a valid `id_token_hint` for the browser's current session, the person is asked
 //!   to confirm (§2: a request from anywhere must not silently log someone out); the form
-//!   carries a token derived from the session cookie.
+//!   carries a token derived from the session cookie. A hint that does not verify (alg
+//!   `none`, HMAC, foreign key, wrong issuer) is ignored and disables the redirect.
 //! * Ending the session is the same as `/cas/logout`: CAS services and OIDC clients with a
 //!   back-channel URI are told, grants are revoked.
 
@@ -56,26 +57,25 @@ async fn handle(
         return bad_request(state, req);
     }
     let oidc = &state.services.oidc;
-    // The hint may have expired (§2): its signature and issuer are what count.
-    let hint = match params.one("id_token_hint") {
-        Some(raw) => {
-            let options = VerifyOptions {
-                issuer: state.base().to_owned(),
-                audience: None,
-                check_exp: false,
-            };
-            match oidc
-                .tokens
-                .keys()
-                .key_set()
-                .verify::<IdTokenClaims>(raw, &options)
-            {
-                Ok(claims) => Some(claims),
-                Err(_) => return bad_request(state, req),
-            }
-        }
-        None => None,
-    };
+    // The hint may have expired (§2): its signature and issuer are what count. A hint that
+    // does not verify is ignored, and then nothing is trusted: no redirect, the person is
+    // asked (A37).
+    let mut hint_refused = false;
+    let hint = params.one("id_token_hint").and_then(|raw| {
+        let options = VerifyOptions {
+            issuer: state.base().to_owned(),
+            audience: None,
+            check_exp: false,
+        };
+        let verified = oidc
+            .tokens
+            .keys()
+            .key_set()
+            .verify::<IdTokenClaims>(raw, &options)
+            .ok();
+        hint_refused = verified.is_none();
+        verified
+    });
     let client_id = match (
         hint.as_ref().map(|h| h.aud.as_str()),
         params.one("client_id"),
@@ -86,6 +86,7 @@ async fn handle(
     };
     let client = client_id.as_deref().and_then(|id| oidc.clients.get(id));
     let redirect = match params.one("post_logout_redirect_uri") {
+        Some(_) if hint_refused => None,
         Some(uri) => match client {
             Some(c) if c.has_post_logout_redirect_uri(uri) => {
                 let Ok(mut url) = url::Url::parse(uri) else {
