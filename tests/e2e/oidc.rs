@@ -828,3 +828,33 @@ async fn a37_a_forged_id_token_hint_never_redirects_and_the_person_is_asked() {
         "https://app.example.org/bye?state=x"
     );
 }
+
+#[tokio::test]
+async fn the_login_page_names_the_client_and_takes_the_login_hint() {
+    let app = oidc_app(vec![confidential("moodle", "")]).await;
+    let b = browser();
+    let res = b
+        .get(format!(
+            "{}/authorize?response_type=code&client_id=moodle&redirect_uri={}&scope=openid&login_hint=jean.dupont&ui_locales=en",
+            app.address,
+            enc(CB)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let login_url = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(login_url.contains("/cas/login?authz="), "{login_url}");
+    assert!(login_url.contains("lang=en"), "{login_url}");
+    let page = b
+        .get(&login_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("App moodle"), "{page}");
+    assert!(page.contains("value=\"jean.dupont\""), "{page}");
+    assert!(page.contains("lang=\"en\""));
+}

@@ -242,10 +242,20 @@ async fn login_form(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
+    let mut username = username.to_owned();
     let service_name = match param("service") {
         Some(v) => state.services.registry.find(&v).map(|s| s.name.clone()),
         None => match param("authz") {
-            Some(id) => crate::routes::oidc::authorize::pending_client_name(state, &id).await,
+            Some(id) => match crate::routes::oidc::authorize::pending_display(state, &id).await {
+                Some((name, hint)) => {
+                    // OpenID Connect `login_hint`: a suggestion, only when nothing was typed.
+                    if username.is_empty() {
+                        username = hint.unwrap_or_default();
+                    }
+                    Some(name)
+                }
+                None => None,
+            },
             None => None,
         },
     };

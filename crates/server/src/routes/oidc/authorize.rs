@@ -47,24 +47,26 @@ pub fn is_pending_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// The client a parked request is for, to name it on the login page.
-pub async fn pending_client_name(state: &AppState, id: &str) -> Option<String> {
+/// What the login page shows for a parked request: the client's name, and the
+/// `login_hint` to prefill the login field with.
+pub async fn pending_display(state: &AppState, id: &str) -> Option<(String, Option<String>)> {
     if !is_pending_id(id) {
         return None;
     }
     let raw = state.services.store.get(&pending_key(id)).await.ok()??;
     let pending: Pending = serde_json::from_str(&raw).ok()?;
-    let client_id = pending
-        .params
-        .iter()
-        .find(|(k, _)| k == "client_id")
-        .map(|(_, v)| v.as_str())?;
-    state
-        .services
-        .oidc
-        .clients
-        .get(client_id)
-        .map(|c| c.name.clone())
+    let param = |name: &str| {
+        pending
+            .params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let client = state.services.oidc.clients.get(param("client_id")?)?;
+    let hint = param("login_hint")
+        .filter(|h| h.chars().count() <= 256 && !h.chars().any(char::is_control))
+        .map(str::to_owned);
+    Some((client.name.clone(), hint))
 }
 
 /// `GET /authorize`
