@@ -508,9 +508,9 @@ async fn keys_rotate_publishes_a_new_key_that_the_server_serves_and_audits() {
 }
 
 #[tokio::test]
-async fn oidc_new_secret_prints_a_secret_and_its_digest() {
+async fn client_secret_prints_a_secret_and_its_digest() {
     let app = TestApp::spawn().await;
-    let out = Cli::for_app(&app).run(&["oidc", "new-secret"], None);
+    let out = Cli::for_app(&app).run(&["client", "secret"], None);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let secret = text

@@ -8,10 +8,12 @@
 mod browser;
 mod cas;
 mod cli;
+mod headers;
 mod health;
 mod interop;
 mod lockout;
 mod login;
 mod oidc;
+mod oidc_flows;
 mod policy;
 mod sessions;

@@ -2,10 +2,11 @@
 //! where a relying party would use one (security spec A20–A39, C05–C06).
 
 use futures::future::join_all;
-use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims};
+use openidconnect::core::{CoreClient, CoreResponseType, CoreUserInfoClaims};
 use openidconnect::{
-    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PostLogoutRedirectUrl,
+    ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 use serde_json::Value;
 use sesame_protocol::oidc::clients::OidcClient;
@@ -189,15 +190,26 @@ async fn userinfo(app: &TestApp, access_token: &str) -> reqwest::Response {
 }
 
 #[tokio::test]
-async fn an_oidc_library_logs_a_person_in_with_pkce_consent_id_token_and_userinfo() {
-    let app = oidc_app(vec![confidential("moodle", "")]).await;
+async fn an_oidc_library_logs_a_person_in_with_pkce_consent_id_token_userinfo_refresh_and_logout() {
+    let app = oidc_app(vec![confidential(
+        "moodle",
+        "post_logout_redirect_uris = [\"https://app.example.org/bye\"]",
+    )])
+    .await;
     let login = unique_login("lib");
     app.create_user(&login, GOOD_PASSWORD).await;
     let http = http_client();
-    let metadata =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(app.address.clone()).unwrap(), &http)
-            .await
-            .expect("discovery works for a standard library");
+    let metadata = ProviderMetadataWithLogout::discover_async(
+        IssuerUrl::new(app.address.clone()).unwrap(),
+        &http,
+    )
+    .await
+    .expect("discovery works for a standard library");
+    let end_session = metadata
+        .additional_metadata()
+        .end_session_endpoint
+        .clone()
+        .expect("an end_session_endpoint");
     let rp = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new("moodle".to_owned()),
@@ -215,9 +227,10 @@ async fn an_oidc_library_logs_a_person_in_with_pkce_consent_id_token_and_userinf
         .add_scope(Scope::new("email".to_owned()))
         .set_pkce_challenge(challenge)
         .url();
+    let session_browser = browser();
     let location = run_browser(
         &app,
-        &browser(),
+        &session_browser,
         url.as_str(),
         Some((&login, GOOD_PASSWORD)),
         true,
@@ -256,7 +269,50 @@ async fn an_oidc_library_logs_a_person_in_with_pkce_consent_id_token_and_userinf
         info.email().unwrap().as_str(),
         format!("{login}@univ.example.org")
     );
-    assert!(tokens.refresh_token().is_some());
+    // Refresh through the library: a new access token that works, and a rotated refresh token.
+    let refreshed = rp
+        .exchange_refresh_token(tokens.refresh_token().expect("a refresh token"))
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("refresh");
+    assert_ne!(
+        refreshed.refresh_token().unwrap().secret(),
+        tokens.refresh_token().unwrap().secret()
+    );
+    let info: CoreUserInfoClaims = rp
+        .user_info(refreshed.access_token().clone(), None)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("userinfo with the refreshed token");
+    assert_eq!(info.subject(), claims.subject());
+    // RP-initiated logout built by the library: back to the application with its state, and
+    // the tokens of that session are dead.
+    let logout_url = LogoutRequest::from(end_session)
+        .set_id_token_hint(id_token)
+        .set_client_id(ClientId::new("moodle".to_owned()))
+        .set_post_logout_redirect_uri(
+            PostLogoutRedirectUrl::new("https://app.example.org/bye".to_owned()).unwrap(),
+        )
+        .set_state(CsrfToken::new("bye-state".to_owned()))
+        .http_get_url();
+    let res = session_browser
+        .get(logout_url.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"].to_str().unwrap(),
+        "https://app.example.org/bye?state=bye-state"
+    );
+    assert_eq!(
+        userinfo(&app, refreshed.access_token().secret())
+            .await
+            .status(),
+        401
+    );
     // The consent is remembered: the next authorization goes straight back.
     let (url, _, _) = rp
         .authorize_url(

@@ -54,10 +54,10 @@ pub enum Command {
         action: KeysAction,
     },
     /// OpenID Connect client tools.
-    Oidc {
+    Client {
         /// What to do.
         #[command(subcommand)]
-        action: OidcAction,
+        action: ClientAction,
     },
 }
 
@@ -76,12 +76,12 @@ pub enum KeysAction {
     },
 }
 
-/// `sesame oidc …`
+/// `sesame client …`
 #[derive(Debug, Subcommand)]
-pub enum OidcAction {
+pub enum ClientAction {
     /// Generate a client secret: prints the secret (give it to the application) and the
     /// `client_secret_sha256` to put in `[[oidc.clients]]`. Sesame never stores the secret.
-    NewSecret,
+    Secret,
 }
 
 /// `sesame config …`
@@ -195,8 +195,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             services.accounts_repo.quiesce().await;
             outcome
         }
-        Command::Oidc {
-            action: OidcAction::NewSecret,
+        Command::Client {
+            action: ClientAction::Secret,
         } => {
             let (secret, digest) = sesame_protocol::oidc::clients::generate_client_secret();
             println!("client_secret = {secret}");

@@ -177,7 +177,12 @@ impl OidcSettings {
 
     /// How long a retired key stays published: longer than any token it signed lives.
     pub fn retired_key_publication(&self) -> std::time::Duration {
-        let longest = self.access_token_ttl_secs.max(self.id_token_ttl_secs);
+        // ID tokens are what the keys sign; a client may have its own lifetime.
+        let longest = self
+            .clients
+            .iter()
+            .filter_map(|c| c.id_token_ttl_secs)
+            .fold(self.id_token_ttl_secs, u64::max);
         std::time::Duration::from_secs(longest.saturating_add(3600))
     }
 }
@@ -441,10 +446,12 @@ impl Settings {
                 "must be at least oidc.refresh_token_ttl_secs",
             );
         }
-        if o.key_activation_delay_secs < o.key_reload_secs {
+        // Every instance rereads the keys within key_reload_secs and clients cache the JWKS
+        // for 60 s: a new key must be in their hands before it signs.
+        if o.key_activation_delay_secs < o.key_reload_secs.saturating_add(60) {
             return err(
                 "oidc.key_activation_delay_secs",
-                "must be at least oidc.key_reload_secs, so every instance publishes a new key before it signs",
+                "must be at least oidc.key_reload_secs + 60, so every instance and every client's JWKS cache has a new key before it signs",
             );
         }
         if !o.signing_algorithms.contains(&SigningAlg::RS256) {

@@ -130,6 +130,12 @@ pub struct OidcClient {
     /// provisioning job); confidential clients only.
     #[serde(default)]
     pub client_credentials: bool,
+    /// Lifetime of this client's access tokens, seconds; default `oidc.access_token_ttl_secs`.
+    #[serde(default)]
+    pub access_token_ttl_secs: Option<u64>,
+    /// Lifetime of this client's ID tokens, seconds; default `oidc.id_token_ttl_secs`.
+    #[serde(default)]
+    pub id_token_ttl_secs: Option<u64>,
 }
 
 impl OidcClient {
@@ -155,6 +161,9 @@ pub enum ClientProblem {
     /// Empty where a value is required.
     #[error("must not be empty")]
     Empty,
+    /// A token lifetime outside 1..=86400 seconds.
+    #[error("must be between 1 and 86400 seconds")]
+    BadLifetime,
     /// Another client has the same `client_id`.
     #[error("another client has this client_id")]
     Duplicate,
@@ -261,6 +270,14 @@ fn check_client(client: &OidcClient) -> Result<(), (&'static str, ClientProblem)
     }
     if let Some(bad) = client.scopes.iter().find(|s| !is_scope_token(s)) {
         return Err(("scopes", ClientProblem::BadScope(bad.clone())));
+    }
+    for (field, ttl) in [
+        ("access_token_ttl_secs", client.access_token_ttl_secs),
+        ("id_token_ttl_secs", client.id_token_ttl_secs),
+    ] {
+        if ttl.is_some_and(|t| t == 0 || t > 86_400) {
+            return Err((field, ClientProblem::BadLifetime));
+        }
     }
     let method = client.token_endpoint_auth_method;
     if client.public != (method == TokenEndpointAuthMethod::None) {
@@ -380,6 +397,8 @@ pub(crate) mod tests {
             backchannel_logout_uri: None,
             jwks: None,
             client_credentials: false,
+            access_token_ttl_secs: None,
+            id_token_ttl_secs: None,
         }
     }
 

@@ -373,6 +373,7 @@ impl Grants {
         &self,
         presented: &str,
         client_id: &str,
+        requested_scopes: Option<&[String]>,
     ) -> Result<(Grant, String), TokenError> {
         if !well_formed(presented) {
             return Err(invalid_grant("invalid refresh token"));
@@ -404,14 +405,6 @@ impl Grants {
         if self.is_grant_revoked(&record.grant_id).await? {
             return Err(invalid_grant("the grant was revoked"));
         }
-        if self.store.take(&live_key(&hash)).await?.is_none() {
-            // The live marker and the record share one TTL and the clock said the token has
-            // not expired: someone else used this token.
-            self.revoke_grant(&record.grant_id).await?;
-            return Err(invalid_grant(
-                "refresh token already used: every token of the grant is revoked",
-            ));
-        }
         let Some(raw) = self.store.get(&family_key(&record.family_id)).await? else {
             return Err(invalid_grant("invalid refresh token"));
         };
@@ -420,6 +413,24 @@ impl Grants {
             return Err(
                 StoreError::Corrupt("refresh token does not match its family".to_owned()).into(),
             );
+        }
+        // RFC 6749 §6: a refresh may narrow the scope, never widen it. Refused before the
+        // take, so a client that asked too much keeps its refresh token.
+        if let Some(requested) = requested_scopes {
+            if requested.iter().any(|s| !family.grant.scopes.contains(s)) {
+                return Err(TokenError::Rejected {
+                    code: TokenErrorCode::InvalidScope,
+                    description: "the scope exceeds what was granted",
+                });
+            }
+        }
+        if self.store.take(&live_key(&hash)).await?.is_none() {
+            // The live marker and the record share one TTL and the clock said the token has
+            // not expired: someone else used this token.
+            self.revoke_grant(&record.grant_id).await?;
+            return Err(invalid_grant(
+                "refresh token already used: every token of the grant is revoked",
+            ));
         }
         let next = self
             .store_refresh_token(
@@ -650,14 +661,14 @@ mod tests {
         assert!(first.bytes().all(|b| b.is_ascii_alphanumeric()));
         let (got, second) = f
             .grants
-            .rotate_refresh_token(&first, "moodle")
+            .rotate_refresh_token(&first, "moodle", None)
             .await
             .unwrap();
         assert_eq!(got, g);
         assert_ne!(second, first);
         assert_eq!(second.len(), REFRESH_TOKEN_CHARS);
         assert_eq!(
-            rejected(f.grants.rotate_refresh_token(&first, "moodle").await),
+            rejected(f.grants.rotate_refresh_token(&first, "moodle", None).await),
             TokenErrorCode::InvalidGrant
         );
     }
@@ -671,7 +682,7 @@ mod tests {
             f.clock.advance(time::Duration::minutes(5));
             let (got, next) = f
                 .grants
-                .rotate_refresh_token(&token, "moodle")
+                .rotate_refresh_token(&token, "moodle", None)
                 .await
                 .unwrap();
             assert_eq!(got, g);
@@ -687,20 +698,20 @@ mod tests {
         let first = f.grants.issue_refresh_token(&g).await.unwrap();
         let (_, second) = f
             .grants
-            .rotate_refresh_token(&first, "moodle")
+            .rotate_refresh_token(&first, "moodle", None)
             .await
             .unwrap();
         assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
         f.clock.advance(time::Duration::hours(1));
         // The attacker (or the client) presents the used token again.
         assert_eq!(
-            rejected(f.grants.rotate_refresh_token(&first, "moodle").await),
+            rejected(f.grants.rotate_refresh_token(&first, "moodle", None).await),
             TokenErrorCode::InvalidGrant
         );
         assert!(f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
         // The token the other party holds is dead too.
         assert_eq!(
-            rejected(f.grants.rotate_refresh_token(&second, "moodle").await),
+            rejected(f.grants.rotate_refresh_token(&second, "moodle", None).await),
             TokenErrorCode::InvalidGrant
         );
     }
@@ -745,14 +756,14 @@ mod tests {
         let token = f.grants.issue_refresh_token(&g).await.unwrap();
         for _ in 0..3 {
             assert_eq!(
-                rejected(f.grants.rotate_refresh_token(&token, "evil").await),
+                rejected(f.grants.rotate_refresh_token(&token, "evil", None).await),
                 TokenErrorCode::InvalidGrant
             );
         }
         assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
         let (got, _) = f
             .grants
-            .rotate_refresh_token(&token, "moodle")
+            .rotate_refresh_token(&token, "moodle", None)
             .await
             .unwrap();
         assert_eq!(got.grant_id, g.grant_id);
@@ -769,7 +780,7 @@ mod tests {
             random::alphanumeric(REFRESH_TOKEN_CHARS),
         ] {
             assert_eq!(
-                rejected(f.grants.rotate_refresh_token(&fake, "moodle").await),
+                rejected(f.grants.rotate_refresh_token(&fake, "moodle", None).await),
                 TokenErrorCode::InvalidGrant
             );
             assert!(!f
@@ -789,18 +800,22 @@ mod tests {
         f.clock.advance(span(DEFAULT_REFRESH_TOKEN_TTL));
         let (_, next) = f
             .grants
-            .rotate_refresh_token(&at_limit, "moodle")
+            .rotate_refresh_token(&at_limit, "moodle", None)
             .await
             .unwrap();
         f.clock.advance(time::Duration::milliseconds(1));
         assert_eq!(
-            rejected(f.grants.rotate_refresh_token(&past_limit, "moodle").await),
+            rejected(
+                f.grants
+                    .rotate_refresh_token(&past_limit, "moodle", None)
+                    .await
+            ),
             TokenErrorCode::InvalidGrant
         );
         assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
         // The idle lifetime restarts with each rotation.
         f.grants
-            .rotate_refresh_token(&next, "moodle")
+            .rotate_refresh_token(&next, "moodle", None)
             .await
             .unwrap();
     }
@@ -816,7 +831,7 @@ mod tests {
             f.clock.advance(step);
             token = f
                 .grants
-                .rotate_refresh_token(&token, "moodle")
+                .rotate_refresh_token(&token, "moodle", None)
                 .await
                 .unwrap()
                 .1;
@@ -826,7 +841,7 @@ mod tests {
             .advance(end - f.clock.now() + time::Duration::seconds(1));
         assert!(f.clock.now() < end + step);
         assert_eq!(
-            rejected(f.grants.rotate_refresh_token(&token, "moodle").await),
+            rejected(f.grants.rotate_refresh_token(&token, "moodle", None).await),
             TokenErrorCode::InvalidGrant
         );
         assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
@@ -840,7 +855,7 @@ mod tests {
             .advance(span(DEFAULT_REFRESH_FAMILY_MAX) + time::Duration::seconds(1));
         let late = f.grants.issue_refresh_token(&g).await.unwrap();
         assert_eq!(
-            rejected(f.grants.rotate_refresh_token(&late, "moodle").await),
+            rejected(f.grants.rotate_refresh_token(&late, "moodle", None).await),
             TokenErrorCode::InvalidGrant
         );
     }
@@ -861,7 +876,7 @@ mod tests {
         assert!(f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
         for t in [&token, &sibling] {
             assert_eq!(
-                rejected(f.grants.rotate_refresh_token(t, "moodle").await),
+                rejected(f.grants.rotate_refresh_token(t, "moodle", None).await),
                 TokenErrorCode::InvalidGrant
             );
         }
@@ -879,12 +894,12 @@ mod tests {
         let other_token = f.grants.issue_refresh_token(&other).await.unwrap();
         f.grants.revoke_grant(&g.grant_id).await.unwrap();
         assert_eq!(
-            rejected(f.grants.rotate_refresh_token(&token, "moodle").await),
+            rejected(f.grants.rotate_refresh_token(&token, "moodle", None).await),
             TokenErrorCode::InvalidGrant
         );
         assert!(f
             .grants
-            .rotate_refresh_token(&other_token, "moodle")
+            .rotate_refresh_token(&other_token, "moodle", None)
             .await
             .is_ok());
         assert!(!f.grants.is_grant_revoked(&other.grant_id).await.unwrap());
@@ -945,12 +960,16 @@ mod tests {
             assert!(!f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
         }
         assert_eq!(
-            rejected(f.grants.rotate_refresh_token(&moodle_rt, "moodle").await),
+            rejected(
+                f.grants
+                    .rotate_refresh_token(&moodle_rt, "moodle", None)
+                    .await
+            ),
             TokenErrorCode::InvalidGrant
         );
         assert!(f
             .grants
-            .rotate_refresh_token(&nextcloud_rt, "nextcloud")
+            .rotate_refresh_token(&nextcloud_rt, "nextcloud", None)
             .await
             .is_ok());
         assert!(f
@@ -975,7 +994,7 @@ mod tests {
             let grants = f.grants.clone();
             let token = token.clone();
             tasks.push(tokio::spawn(async move {
-                grants.rotate_refresh_token(&token, "moodle").await
+                grants.rotate_refresh_token(&token, "moodle", None).await
             }));
         }
         let mut winners = Vec::new();
@@ -992,7 +1011,11 @@ mod tests {
         // Every loser saw a used token: the grant is revoked (RFC 9700 §4.14.2).
         assert!(f.grants.is_grant_revoked(&g.grant_id).await.unwrap());
         assert_eq!(
-            rejected(f.grants.rotate_refresh_token(&winners[0], "moodle").await),
+            rejected(
+                f.grants
+                    .rotate_refresh_token(&winners[0], "moodle", None)
+                    .await
+            ),
             TokenErrorCode::InvalidGrant
         );
     }

@@ -168,6 +168,26 @@ pub fn released_claims(account: &Account, scopes: &[String], locale: &str) -> Ma
     claims
 }
 
+/// The scope that releases `claim`, per [`released_claims`].
+fn scope_of_claim(claim: &str) -> Option<&'static str> {
+    match claim {
+        "name" | "given_name" | "family_name" | "preferred_username" | "locale" => Some("profile"),
+        "email" | "email_verified" => Some("email"),
+        "groups" | "eduperson_affiliation" => Some(GROUPS_SCOPE),
+        _ => None,
+    }
+}
+
+/// `claims` without those whose scope is not in `scopes` (a refresh that narrows the scope
+/// narrows what UserInfo releases, RFC 6749 §6).
+pub fn claims_for_scopes(claims: &Map<String, Value>, scopes: &[String]) -> Map<String, Value> {
+    claims
+        .iter()
+        .filter(|(name, _)| scope_of_claim(name).is_some_and(|s| scopes.iter().any(|x| x == s)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 impl TokenService {
     /// A token service.
     pub fn new(parts: TokenServiceParts) -> Self {
@@ -197,9 +217,12 @@ impl TokenService {
         &self.issuer
     }
 
-    /// Lifetime of access tokens, in seconds (the `expires_in` of token responses).
-    pub fn access_token_ttl_secs(&self) -> u64 {
-        self.access_token_ttl.as_secs()
+    /// Lifetime of `client`'s access tokens, in seconds (the `expires_in` of token
+    /// responses).
+    pub fn access_token_ttl_secs(&self, client: &OidcClient) -> u64 {
+        client
+            .access_token_ttl_secs
+            .unwrap_or(self.access_token_ttl.as_secs())
     }
 
     /// Issues an access token for `grant`, releasing `claims` at UserInfo.
@@ -208,11 +231,14 @@ impl TokenService {
     /// [`StoreError`] when the store fails; no token exists then.
     pub async fn issue_access_token(
         &self,
+        client: &OidcClient,
         grant: &Grant,
         claims: Map<String, Value>,
     ) -> Result<String, StoreError> {
         let now = self.clock.now();
-        let ttl = self.access_token_ttl;
+        let ttl = client
+            .access_token_ttl_secs
+            .map_or(self.access_token_ttl, Duration::from_secs);
         let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         let record = AccessTokenRecord {
             grant_id: grant.grant_id.clone(),
@@ -321,7 +347,10 @@ impl TokenService {
         claims: Map<String, Value>,
     ) -> Result<String, KeyError> {
         let now = self.clock.now().unix_timestamp();
-        let ttl = i64::try_from(self.id_token_ttl.as_secs()).unwrap_or(i64::MAX);
+        let ttl_secs = client
+            .id_token_ttl_secs
+            .unwrap_or(self.id_token_ttl.as_secs());
+        let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX);
         let alg = client.id_token_signed_response_alg;
         let claims = IdTokenClaims {
             iss: self.issuer.clone(),
@@ -367,5 +396,203 @@ impl TokenService {
         self.keys
             .key_set()
             .sign(client.id_token_signed_response_alg, "logout+jwt", &claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sesame_core::account::AccountState;
+    use sesame_core::clock::ManualClock;
+    use sesame_core::ids::{Affiliation, Email, LoginName};
+    use sesame_core::ports::SigningKeyRepo;
+    use sesame_store::{Database, MemoryStore};
+    use time::macros::datetime;
+
+    use super::super::clients::tests::confidential;
+    use super::super::clients::SigningAlg;
+    use super::super::grants::TokenPolicy;
+    use super::*;
+
+    fn account() -> Account {
+        Account {
+            id: AccountId::new_random(),
+            login: LoginName::parse("jean.dupont").unwrap(),
+            email: Some(Email::parse("jean.dupont@univ.example.org").unwrap()),
+            given_name: "Jean".to_owned(),
+            family_name: "Dupont".to_owned(),
+            affiliation: Affiliation::Student,
+            state: AccountState::Active,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn scopes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a34_claims_follow_the_granted_scopes_only() {
+        let a = account();
+        let none = released_claims(&a, &scopes(&["openid"]), "fr");
+        assert!(none.is_empty());
+        let email = released_claims(&a, &scopes(&["openid", "email"]), "fr");
+        assert_eq!(email["email"], "jean.dupont@univ.example.org");
+        assert_eq!(email["email_verified"], true);
+        assert!(!email.contains_key("name"));
+        let all = released_claims(&a, &scopes(&["openid", "profile", "email", "groups"]), "en");
+        assert_eq!(all["name"], "Jean Dupont");
+        assert_eq!(all["preferred_username"], "jean.dupont");
+        assert_eq!(all["locale"], "en");
+        assert_eq!(all["groups"], serde_json::json!(["student"]));
+        let narrowed = claims_for_scopes(&all, &scopes(&["openid", "email"]));
+        assert_eq!(narrowed, email);
+    }
+
+    #[test]
+    fn the_session_id_reveals_nothing_of_the_handle_and_is_stable() {
+        let sid = session_id("handle-1");
+        assert_eq!(sid, session_id("handle-1"));
+        assert_ne!(sid, session_id("handle-2"));
+        assert_eq!(sid.len(), 32);
+        assert!(!sid.contains("handle"));
+    }
+
+    async fn service(
+        clock: Arc<ManualClock>,
+    ) -> (TokenService, sesame_store::testing::SqliteFileGuard) {
+        let (url, guard) = sesame_store::testing::fresh_sqlite();
+        let db = Database::connect(&url, 1).await.unwrap();
+        db.run_migrations().await.unwrap();
+        let repo: Arc<dyn SigningKeyRepo> = Arc::new(db);
+        let keys = SigningKeys::load_or_create(repo, clock.clone(), &[SigningAlg::RS256])
+            .await
+            .unwrap();
+        let store: Arc<dyn EphemeralStore> = Arc::new(MemoryStore::new());
+        let grants = Grants::new(store.clone(), clock.clone(), TokenPolicy::default());
+        let service = TokenService::new(TokenServiceParts {
+            store,
+            clock,
+            keys: Arc::new(keys),
+            grants,
+            issuer: "https://sso.example.org".to_owned(),
+            access_token_ttl: Duration::from_secs(300),
+            id_token_ttl: Duration::from_secs(300),
+        });
+        (service, guard)
+    }
+
+    fn grant(account_id: Option<AccountId>) -> Grant {
+        Grant {
+            grant_id: random::token(),
+            client_id: "app".to_owned(),
+            account_id,
+            login: account_id.map(|_| "jean.dupont".to_owned()),
+            scopes: scopes(&["openid", "email"]),
+            auth_time: None,
+            amr: Vec::new(),
+            acr: None,
+            session_handle: account_id.map(|_| "handle".to_owned()),
+            offline: false,
+            issued_at: datetime!(2026-03-02 08:00 UTC),
+            claims: Map::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn access_tokens_expire_are_revoked_by_their_client_only_and_die_with_their_grant() {
+        let clock = Arc::new(ManualClock::starting_at(datetime!(2026-03-02 08:00 UTC)));
+        let (tokens, _guard) = service(clock.clone()).await;
+        let client = confidential("app");
+        let g = grant(Some(AccountId::new_random()));
+        let token = tokens
+            .issue_access_token(&client, &g, Map::new())
+            .await
+            .unwrap();
+        assert_eq!(token.len(), ACCESS_TOKEN_CHARS);
+        let record = tokens.access_token(&token).await.unwrap().unwrap();
+        assert_eq!(record.client_id, "app");
+        assert_eq!(record.sid.as_deref(), Some(session_id("handle").as_str()));
+        // Malformed input costs nothing and finds nothing.
+        assert!(tokens.access_token("").await.unwrap().is_none());
+        assert!(tokens
+            .access_token(&"x".repeat(600))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(tokens.access_token("a.b-c").await.unwrap().is_none());
+        // Another client cannot revoke it.
+        assert!(!tokens.revoke_access_token(&token, "other").await.unwrap());
+        assert!(tokens.access_token(&token).await.unwrap().is_some());
+        // Its grant's revocation kills it.
+        tokens.revoke_grant(&g.grant_id).await.unwrap();
+        assert!(tokens.access_token(&token).await.unwrap().is_none());
+        // Expiry by the clock, with a per-client lifetime.
+        let short = OidcClient {
+            access_token_ttl_secs: Some(30),
+            ..confidential("app")
+        };
+        let g2 = grant(Some(AccountId::new_random()));
+        let token = tokens
+            .issue_access_token(&short, &g2, Map::new())
+            .await
+            .unwrap();
+        assert_eq!(tokens.access_token_ttl_secs(&short), 30);
+        clock.advance(time::Duration::seconds(29));
+        assert!(tokens.access_token(&token).await.unwrap().is_some());
+        clock.advance(time::Duration::seconds(1));
+        assert!(tokens.access_token(&token).await.unwrap().is_none());
+        // The client revokes its own.
+        let cc = grant(None);
+        let token = tokens
+            .issue_access_token(&client, &cc, Map::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            tokens
+                .access_token(&token)
+                .await
+                .unwrap()
+                .unwrap()
+                .subject(),
+            "app"
+        );
+        assert!(tokens.revoke_access_token(&token, "app").await.unwrap());
+        assert!(tokens.access_token(&token).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn id_tokens_carry_the_core_claims_and_verify_with_the_published_keys() {
+        let clock = Arc::new(ManualClock::starting_at(datetime!(2026-03-02 08:00 UTC)));
+        let (tokens, _guard) = service(clock).await;
+        let client = confidential("app");
+        let mut g = grant(Some(AccountId::new_random()));
+        g.auth_time = Some(datetime!(2026-03-02 07:59 UTC));
+        g.amr = vec!["pwd".to_owned()];
+        let jwt = tokens
+            .id_token(&client, &g, Some("n-0S6"), Some("access"), Map::new())
+            .unwrap();
+        let claims: IdTokenClaims = tokens
+            .keys()
+            .key_set()
+            .verify(
+                &jwt,
+                &super::super::keys::VerifyOptions {
+                    issuer: "https://sso.example.org".to_owned(),
+                    audience: Some("app".to_owned()),
+                    check_exp: true,
+                },
+            )
+            .unwrap();
+        assert_eq!(claims.sub, g.account_id.unwrap().to_string());
+        assert_eq!(claims.nonce.as_deref(), Some("n-0S6"));
+        assert_eq!(claims.exp - claims.iat, 300);
+        assert_eq!(
+            claims.auth_time,
+            Some(datetime!(2026-03-02 07:59 UTC).unix_timestamp())
+        );
+        assert_eq!(claims.at_hash, Some(at_hash("access", SigningAlg::RS256)));
+        assert_eq!(claims.sid, Some(session_id("handle")));
+        assert_eq!(claims.amr, vec!["pwd".to_owned()]);
     }
 }

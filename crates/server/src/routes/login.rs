@@ -414,6 +414,10 @@ pub async fn submit_login(
                     .await
                 }
                 None => {
+                    if let Some(id) = query.authz.as_deref() {
+                        let handle = sesame_core::session::session_handle(&opened.cookie_value);
+                        crate::routes::oidc::authorize::note_fresh_login(&state, id, &handle).await;
+                    }
                     // 303: the browser follows with a GET and never re-posts the credentials (A46).
                     let next = query
                         .oidc_continuation(&state)

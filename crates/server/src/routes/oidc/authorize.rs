@@ -33,9 +33,13 @@ const PENDING_TTL: Duration = Duration::from_secs(30 * 60);
 #[derive(Debug, Serialize, Deserialize)]
 struct Pending {
     params: Vec<(String, String)>,
-    /// When the request first arrived (unix seconds): `prompt=login` is satisfied by a login
-    /// after this.
+    /// When the request first arrived (unix seconds), for `max_age`.
     requested_at: i64,
+    /// The session opened by a login made for this request (its handle): what satisfies
+    /// `prompt=login`. Timestamps in whole seconds could not tell a login made just before
+    /// the request from one made for it.
+    #[serde(default)]
+    fresh_login: Option<String>,
 }
 
 fn pending_key(id: &str) -> String {
@@ -132,7 +136,28 @@ async fn start(state: &AppState, req: &HttpRequest, params: Vec<(String, String)
         Err(res) => return *res,
     };
     let requested_at = state.services.clock.now().unix_timestamp();
-    proceed(state, req, &request, params, requested_at, None).await
+    proceed(state, req, &request, params, requested_at, None, None).await
+}
+
+/// Records that the session `handle` was opened by a login made for parked request `id`.
+pub async fn note_fresh_login(state: &AppState, id: &str, handle: &str) {
+    let Ok(Some(mut pending)) = load_pending(state, id).await else {
+        return;
+    };
+    pending.fresh_login = Some(handle.to_owned());
+    match serde_json::to_string(&pending) {
+        Ok(raw) => {
+            if let Err(e) = state
+                .services
+                .store
+                .put(&pending_key(id), &raw, PENDING_TTL)
+                .await
+            {
+                tracing::warn!(error = %e, "could not note a login on a parked authorization request");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not encode a parked authorization request"),
+    }
 }
 
 /// Whether the session may answer this request without asking for credentials again.
@@ -140,12 +165,13 @@ fn session_suffices(
     state: &AppState,
     request: &AuthorizationRequest,
     session: &SsoSession,
-    requested_at: i64,
+    cookie: &str,
+    fresh_login: Option<&str>,
 ) -> bool {
-    let authenticated_at = session.authenticated_at.unix_timestamp();
-    if request.prompt.login && authenticated_at < requested_at {
+    if request.prompt.login && fresh_login != Some(session_handle(cookie).as_str()) {
         return false;
     }
+    let authenticated_at = session.authenticated_at.unix_timestamp();
     if let Some(max_age) = request.max_age {
         let age = state.services.clock.now().unix_timestamp() - authenticated_at;
         if u64::try_from(age).unwrap_or(0) > max_age {
@@ -162,9 +188,11 @@ async fn park(
     existing: Option<&str>,
 ) -> Result<String, ()> {
     let id = existing.map_or_else(|| random::alphanumeric(43), str::to_owned);
+    // A parked request waits for a new login: any earlier one no longer counts.
     let raw = serde_json::to_string(&Pending {
         params,
         requested_at,
+        fresh_login: None,
     })
     .map_err(|_| ())?;
     state
@@ -183,12 +211,13 @@ async fn proceed(
     params: Vec<(String, String)>,
     requested_at: i64,
     pending_id: Option<&str>,
+    fresh_login: Option<&str>,
 ) -> HttpResponse {
     let lang = request_lang(state, req, request);
     let session = current_session(state, req).await;
     let usable = session
         .as_ref()
-        .filter(|(_, s)| session_suffices(state, request, s, requested_at));
+        .filter(|(c, s)| session_suffices(state, request, s, c, fresh_login));
     let Some((cookie, session)) = usable else {
         if request.prompt.none {
             return found(
@@ -451,6 +480,7 @@ pub async fn resume(
         pending.params,
         pending.requested_at,
         Some(id),
+        pending.fresh_login.as_deref(),
     )
     .await
 }
@@ -498,6 +528,7 @@ pub async fn consent(
             pending.params,
             pending.requested_at,
             Some(id),
+            pending.fresh_login.as_deref(),
         )
         .await;
     };

@@ -15,10 +15,12 @@ pub async fn configuration(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /jwks`: every published signing key (RFC 7517). A key is published before it signs
-/// and after it stops, so clients that cache this for a few minutes always find the key.
+/// and after it stops. Clients may cache this for a minute: with every instance rereading
+/// the keys within `key_reload_secs` (≤ the activation delay, 60 s by default), a new key
+/// reaches a client's cache before the default 120 s activation delay ends.
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header(("Cache-Control", "public, max-age=300"))
+        .insert_header(("Cache-Control", "public, max-age=60"))
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .content_type("application/json")
         .body(state.services.oidc.tokens.keys().key_set().jwks_json())

@@ -120,8 +120,9 @@ async fn handle(
                     csrf => logout_csrf_token(cookie),
                     client_name => client.map(|c| c.name.clone()),
                     client_id => client_id,
-                    post_logout_redirect_uri => params.one("post_logout_redirect_uri"),
-                    state => params.one("state"),
+                    // Carried only when it will be honoured after confirmation.
+                    post_logout_redirect_uri => redirect.as_ref().and(params.one("post_logout_redirect_uri")),
+                    state => redirect.as_ref().and(params.one("state")),
                 },
             );
         }

@@ -160,7 +160,10 @@ async fn respond_with_tokens(
     with_id_token: bool,
 ) -> HttpResponse {
     let tokens = &state.services.oidc.tokens;
-    let access_token = match tokens.issue_access_token(grant, grant.claims.clone()).await {
+    let access_token = match tokens
+        .issue_access_token(client, grant, grant.claims.clone())
+        .await
+    {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "could not issue an access token");
@@ -204,7 +207,7 @@ async fn respond_with_tokens(
     body.insert("token_type".to_owned(), Value::from("Bearer"));
     body.insert(
         "expires_in".to_owned(),
-        Value::from(tokens.access_token_ttl_secs()),
+        Value::from(tokens.access_token_ttl_secs(client)),
     );
     body.insert("scope".to_owned(), Value::from(grant.scopes.join(" ")));
     tracing::info!(client.id = %client.client_id, "tokens issued");
@@ -241,7 +244,7 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
     let (mut grant, next) = match oidc
         .tokens
         .grants()
-        .rotate_refresh_token(presented, &client.client_id)
+        .rotate_refresh_token(presented, &client.client_id, narrower.as_deref())
         .await
     {
         Ok(pair) => pair,
@@ -283,19 +286,13 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
         }
     }
     if let Some(narrower) = narrower {
-        // RFC 6749 §6: a refresh may narrow the scope, never widen it.
-        if narrower.iter().any(|s| !grant.scopes.contains(s)) {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_scope",
-                "the scope exceeds what was granted",
-            );
-        }
+        // RFC 6749 §6: narrowing only (widening was refused by the rotation, token unspent).
+        grant.claims = sesame_protocol::oidc::tokens::claims_for_scopes(&grant.claims, &narrower);
         grant.scopes = narrower;
     }
     let tokens = &oidc.tokens;
     let access_token = match tokens
-        .issue_access_token(&grant, grant.claims.clone())
+        .issue_access_token(client, &grant, grant.claims.clone())
         .await
     {
         Ok(t) => t,
@@ -309,7 +306,7 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
     HttpResponse::Ok().json(json!({
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": tokens.access_token_ttl_secs(),
+        "expires_in": tokens.access_token_ttl_secs(client),
         "refresh_token": next,
         "scope": grant.scopes.join(" "),
     }))
