@@ -914,3 +914,61 @@ async fn the_login_page_names_the_client_and_takes_the_login_hint() {
     assert!(page.contains("value=\"jean.dupont\""), "{page}");
     assert!(page.contains("lang=\"en\""));
 }
+
+#[tokio::test]
+async fn a30_expired_codes_and_access_tokens_are_refused_and_old_keys_still_verify() {
+    let app = oidc_app(vec![confidential("app", "first_party = true")]).await;
+    let b = browser();
+    let (_, late_code) = code_for(&app, &b, "app", "openid").await;
+    let (_, code) = code_for(&app, &browser(), "app", "openid").await;
+    let (_, tokens) = exchange(&app, &code, "app").await;
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    app.clock.advance(time::Duration::seconds(61));
+    let (status, body) = exchange(&app, &late_code, "app").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(userinfo(&app, &access).await.status(), 200);
+    app.clock.advance(time::Duration::seconds(240));
+    assert_eq!(userinfo(&app, &access).await.status(), 401);
+    // A key rotation later, the ID token signed by the previous key still verifies against
+    // what Sesame publishes.
+    let keys = app.services.oidc.tokens.keys();
+    keys.rotate(
+        sesame_protocol::oidc::clients::SigningAlg::RS256,
+        std::time::Duration::from_secs(120),
+        std::time::Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    app.clock.advance(time::Duration::seconds(121));
+    keys.reload().await.unwrap();
+    let jwks: Value = http_client()
+        .get(format!("{}/jwks", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header: Value =
+        serde_json::from_slice(&base64_url_decode(id_token.split('.').next().unwrap())).unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the previous key is still published");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["app"]);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<Value>(
+        &id_token,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .expect("the old ID token verifies with the published previous key");
+}
