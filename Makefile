@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run build test test-unit test-e2e lint fmt migrate ci
+.PHONY: help run build test test-unit test-e2e lint fmt migrate ci security-coverage
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ build: ## Build the release binary (target/release/sesame)
 
 test: ## Run every test: unit, then end-to-end on SQLite + in-process and on PostgreSQL + Redis
 	bash tests/run-suite.sh
+
+security-coverage: ## Regenerate docs/security-coverage.md from the last test runs' reports
+	python3 tests/security-coverage.py
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -97,18 +97,28 @@ if [ "$production" = yes ]; then
 else
   echo "== unit and repository tests (SQLite, in-process; PostgreSQL/Redis parts skip themselves)"
 fi
+keep_report() {
+  mkdir -p target/test-reports
+  [ -f target/nextest/default/junit.xml ] && cp target/nextest/default/junit.xml "target/test-reports/$1.xml" || true
+}
+rm -rf target/test-reports
 run_tests --workspace --exclude sesame-tests
+keep_report unit
 
 rm -rf target/test-logs
 echo "== end-to-end suite on SQLite + in-process store"
 TEST_BACKEND=sqlite run_tests -p sesame-tests
+keep_report e2e-sqlite
 
 if [ "$production" = yes ]; then
   echo "== end-to-end suite on PostgreSQL + Redis"
   TEST_BACKEND=postgres run_tests -p sesame-tests
+  keep_report e2e-postgres
 else
   echo "SKIPPED: the PostgreSQL + Redis half of the suite (no running server and no postgresql/redis-server binaries to start one)"
 fi
 echo "== log hygiene (security spec A59)"
 bash tests/check-log-hygiene.sh
+echo "== security coverage (docs/security-coverage.md)"
+python3 tests/security-coverage.py --check
 echo "== all test runs passed"
