@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use sesame_tests::{browser, unique_login, Backend, TestApp, GOOD_PASSWORD};
 
 /// The `sesame` binary next to this test binary (`make test` builds it first).
-fn sesame_bin() -> PathBuf {
+pub(crate) fn sesame_bin() -> PathBuf {
     if let Ok(p) = std::env::var("SESAME_BIN") {
         return PathBuf::from(p);
     }
@@ -22,12 +22,12 @@ fn sesame_bin() -> PathBuf {
     bin
 }
 
-struct Cli {
-    config: PathBuf,
+pub(crate) struct Cli {
+    pub(crate) config: PathBuf,
 }
 
 impl Cli {
-    fn for_app(app: &TestApp) -> Self {
+    pub(crate) fn for_app(app: &TestApp) -> Self {
         let config = std::env::temp_dir().join(format!(
             "sesame-cli-{}.toml",
             sesame_core::random::alphanumeric(10)
@@ -47,7 +47,7 @@ impl Cli {
         Self { config }
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    pub(crate) fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(sesame_bin())
             .arg("--config")
             .arg(&self.config)
@@ -73,7 +73,7 @@ impl Drop for Cli {
     }
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "[{}] {}{}",
         o.status,

@@ -120,6 +120,15 @@ pub struct TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
+        // The per-test outbox made by `spawn` (a sibling recreates it if it still sends).
+        let outbox = std::path::Path::new(&self.settings.mail.outbox_dir);
+        if outbox.starts_with(std::env::temp_dir())
+            && outbox
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("sesame-outbox-"))
+        {
+            let _ = std::fs::remove_dir_all(outbox);
+        }
     }
 }
 
@@ -174,6 +183,15 @@ impl TestAppBuilder {
                 DbGuard::Postgres(guard)
             }
         };
+        // Each test reads its own outbox (see `TestApp::outbox`).
+        settings.mail.outbox_dir = std::env::temp_dir()
+            .join(format!(
+                "sesame-outbox-{}",
+                sesame_core::random::alphanumeric(12)
+            ))
+            .display()
+            .to_string();
+        settings.mail.from = "Université Exemple <no-reply@univ.example.org>".to_owned();
         for tweak in self.tweaks {
             tweak(&mut settings);
         }
@@ -556,4 +574,126 @@ pub fn cas_service(
     let text =
         format!("id = \"{id}\"\nname = \"{id}\"\nurl_prefix = \"{url_prefix}\"\n{extra_toml}\n");
     toml::from_str(&text).expect("valid service definition")
+}
+
+/// A mail found in the outbox, parsed.
+#[derive(Debug, Clone)]
+pub struct OutboxMail {
+    /// The file's name without `.eml`: the mail's id.
+    pub id: String,
+    /// The recipient's address.
+    pub to: String,
+    /// The sender's address.
+    pub from: String,
+    /// The decoded subject.
+    pub subject: String,
+    /// The text body.
+    pub text: String,
+    /// The HTML body, if any.
+    pub html: Option<String>,
+    /// The message as written.
+    pub raw: Vec<u8>,
+}
+
+impl OutboxMail {
+    /// Every `http(s)://` link of the text body, in order.
+    pub fn links(&self) -> Vec<String> {
+        self.text
+            .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')'))
+            .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .map(|w| w.trim_end_matches(['.', ',', ';']).to_owned())
+            .collect()
+    }
+
+    /// The one link of the text body that starts with `prefix` (e.g. the app's address),
+    /// checked to point to this test's server before a test follows it.
+    ///
+    /// # Panics
+    /// If there is none or more than one.
+    pub fn link_to(&self, prefix: &str) -> String {
+        let links: Vec<_> = self
+            .links()
+            .into_iter()
+            .filter(|l| l.starts_with(prefix))
+            .collect();
+        assert_eq!(links.len(), 1, "links to {prefix} in {:?}", self.text);
+        links.into_iter().next().unwrap_or_default()
+    }
+}
+
+/// Parses an `.eml` file's bytes.
+///
+/// # Panics
+/// If it is not a mail.
+pub fn parse_mail(id: &str, raw: Vec<u8>) -> OutboxMail {
+    let message = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .expect("the outbox holds a parseable mail");
+    let address = |a: Option<&mail_parser::Address<'_>>| {
+        a.and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    OutboxMail {
+        id: id.to_owned(),
+        to: address(message.to()),
+        from: address(message.from()),
+        subject: message.subject().unwrap_or_default().to_owned(),
+        text: message
+            .body_text(0)
+            .map(|t| t.into_owned())
+            .unwrap_or_default(),
+        html: message.body_html(0).map(|h| h.into_owned()),
+        raw: raw.clone(),
+    }
+}
+
+impl TestApp {
+    /// Delivers every mail due now (one pass of the app's mail worker, which the app also
+    /// runs by itself when a mail is queued), and returns what it did.
+    ///
+    /// # Panics
+    /// If the queue fails.
+    pub async fn deliver_mail(&self) -> sesame_mail::worker::DeliveryReport {
+        self.services
+            .mail
+            .worker
+            .run_once()
+            .await
+            .expect("the mail queue answers")
+    }
+
+    /// Every mail in this app's outbox, oldest first (call [`TestApp::deliver_mail`] first).
+    pub fn outbox(&self) -> Vec<OutboxMail> {
+        let dir = std::path::Path::new(&self.settings.mail.outbox_dir);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        // Ids are UUIDv7: by name is by creation.
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| {
+                let id = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                parse_mail(&id, std::fs::read(&p).expect("read the outbox"))
+            })
+            .collect()
+    }
+
+    /// Delivers due mail, then returns the mails in the outbox sent to `address`.
+    pub async fn mails_to(&self, address: &str) -> Vec<OutboxMail> {
+        self.deliver_mail().await;
+        self.outbox()
+            .into_iter()
+            .filter(|m| m.to.eq_ignore_ascii_case(address))
+            .collect()
+    }
 }

@@ -42,6 +42,10 @@ pub enum AuditKind {
     TokenReuseDetected,
     /// A new signing key was made current.
     SigningKeyRotated,
+    /// Names, affiliation or profile changed (the details list the fields, never values).
+    AccountUpdated,
+    /// A provisioning file was imported (the details hold the counts).
+    ImportCompleted,
 }
 
 impl AuditKind {
@@ -65,6 +69,8 @@ impl AuditKind {
             Self::ConsentRevoked => "oidc.consent_revoked",
             Self::TokenReuseDetected => "oidc.token_reuse_detected",
             Self::SigningKeyRotated => "oidc.signing_key_rotated",
+            Self::AccountUpdated => "account.updated",
+            Self::ImportCompleted => "import.completed",
         }
     }
 }

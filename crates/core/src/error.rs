@@ -121,3 +121,19 @@ impl From<RepoError> for AccountError {
         }
     }
 }
+
+/// Why a mail could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// A template of the mail's kind failed to render (a broken theme template).
+    #[error("mail template {template}: {reason}")]
+    Template {
+        /// The template's name.
+        template: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The queue (the database) failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}

@@ -28,6 +28,9 @@ pub enum IdentifierError {
     /// Not one of the known values.
     #[error("is not one of: {0}")]
     Unknown(&'static str),
+    /// Not 6 to 15 digits, optionally after a `+`.
+    #[error("is not a phone number (6 to 15 digits, optionally after +)")]
+    NotAPhoneNumber,
 }
 
 /// Folds what a person might type for the same login into one form: Unicode NFKC (so
@@ -234,6 +237,120 @@ impl FromStr for Affiliation {
     }
 }
 
+/// Longest HR or student identifier Sesame accepts (characters).
+pub const MAX_HR_ID_CHARS: usize = 64;
+
+/// A person's identifier in the HR or student system (staff number, student file number,
+/// INE): the key of provisioning imports. ASCII letters and digits, with `-`, `_`, `.` or `/`
+/// inside; stored upper-cased, so `0a12` and `0A12` are one person.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HrId(String);
+
+impl HrId {
+    /// Parses an identifier: trimmed, upper-cased, at most [`MAX_HR_ID_CHARS`] characters.
+    ///
+    /// # Errors
+    /// [`IdentifierError`] if it is empty, too long or holds another character.
+    pub fn parse(raw: &str) -> Result<Self, IdentifierError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(IdentifierError::Empty);
+        }
+        if trimmed.chars().count() > MAX_HR_ID_CHARS {
+            return Err(IdentifierError::TooLong);
+        }
+        if let Some(bad) = trimmed
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')))
+        {
+            return Err(IdentifierError::BadCharacter(bad));
+        }
+        Ok(Self(trimmed.to_ascii_uppercase()))
+    }
+
+    /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HrId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for HrId {
+    type Error = IdentifierError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<HrId> for String {
+    fn from(value: HrId) -> Self {
+        value.0
+    }
+}
+
+/// A mobile phone number, as digits with an optional leading `+` (spaces, dots, dashes and
+/// brackets people type are dropped: `06 12 34 56 78` is `0612345678`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MobilePhone(String);
+
+impl MobilePhone {
+    /// Parses a number: 6 to 15 digits once separators are removed (E.164 allows 15).
+    ///
+    /// # Errors
+    /// [`IdentifierError`] if it is empty, holds a letter or has too few or too many digits.
+    pub fn parse(raw: &str) -> Result<Self, IdentifierError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(IdentifierError::Empty);
+        }
+        let mut out = String::with_capacity(trimmed.len());
+        for (i, c) in trimmed.chars().enumerate() {
+            match c {
+                '0'..='9' => out.push(c),
+                '+' if i == 0 => out.push(c),
+                ' ' | '.' | '-' | '(' | ')' | '\u{a0}' => {}
+                other => return Err(IdentifierError::BadCharacter(other)),
+            }
+        }
+        let digits = out.trim_start_matches('+').len();
+        if !(6..=15).contains(&digits) {
+            return Err(IdentifierError::NotAPhoneNumber);
+        }
+        Ok(Self(out))
+    }
+
+    /// The number.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MobilePhone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for MobilePhone {
+    type Error = IdentifierError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<MobilePhone> for String {
+    fn from(value: MobilePhone) -> Self {
+        value.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +388,30 @@ mod tests {
         );
         for bad in ["bob", "bob@", "@x.org", "bob@x", "a b@x.org", "a@b@x.org"] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hr_ids_are_trimmed_and_upper_cased() {
+        assert_eq!(HrId::parse(" 0a12b ").unwrap().as_str(), "0A12B");
+        assert_eq!(HrId::parse("SOM-1234/5").unwrap().as_str(), "SOM-1234/5");
+        for bad in ["", "  ", "a b", "é1", "12;3", &"9".repeat(65)] {
+            assert!(HrId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn phone_numbers_lose_their_separators() {
+        assert_eq!(
+            MobilePhone::parse("06 12 34 56 78").unwrap().as_str(),
+            "0612345678"
+        );
+        assert_eq!(
+            MobilePhone::parse("+33 (0)6.12.34.56.78").unwrap().as_str(),
+            "+330612345678"
+        );
+        for bad in ["", "12345", "06 12 AB", "0612+345678", &"1".repeat(16)] {
+            assert!(MobilePhone::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -10,6 +10,8 @@ pub mod error;
 pub mod i18n;
 pub mod ids;
 pub mod lockout;
+pub mod mail;
+pub mod national_id;
 pub mod ports;
 pub mod random;
 pub mod session;

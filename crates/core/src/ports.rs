@@ -6,10 +6,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::account::{Account, AccountCredential, AccountState, NewAccount};
+use crate::account::{
+    Account, AccountChanges, AccountCredential, AccountProfile, AccountState, AccountWithProfile,
+    NewAccount,
+};
 use crate::audit::AuditEvent;
 use crate::error::{RepoError, StoreError};
-use crate::ids::{AccountId, LoginName};
+use crate::ids::{AccountId, Email, HrId, LoginName};
 
 /// Durable account storage (the SQL database).
 #[async_trait]
@@ -263,4 +266,137 @@ pub trait ConsentRepo: Send + Sync + std::fmt::Debug {
         account_id: AccountId,
         client_id: &str,
     ) -> Result<bool, RepoError>;
+}
+
+/// Account profiles (the HR link, identity-check data, recovery contacts, activation choices)
+/// and what provisioning from HR files needs (the SQL database).
+#[async_trait]
+pub trait ProfileRepo: Send + Sync + std::fmt::Debug {
+    /// Inserts an account with its profile, in one transaction.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] naming `login`, `email` or `hr_id` when one is taken.
+    async fn create_with_profile(
+        &self,
+        account: NewAccount,
+        profile: AccountProfile,
+        now: OffsetDateTime,
+    ) -> Result<AccountWithProfile, RepoError>;
+
+    /// The account with this id and its profile.
+    async fn find_with_profile(
+        &self,
+        id: AccountId,
+    ) -> Result<Option<AccountWithProfile>, RepoError>;
+
+    /// The account with this HR identifier and its profile.
+    async fn find_by_hr_id(&self, hr_id: &HrId) -> Result<Option<AccountWithProfile>, RepoError>;
+
+    /// Every account that has an HR identifier, with its profile, by HR identifier.
+    async fn accounts_with_hr_id(&self) -> Result<Vec<AccountWithProfile>, RepoError>;
+
+    /// Writes the fields `changes` sets (and `updated_at`), in one statement.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if there is no such account; [`RepoError::Conflict`] naming
+    /// `hr_id` if another account has that identifier.
+    async fn update_account(
+        &self,
+        id: AccountId,
+        changes: &AccountChanges,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError>;
+
+    /// Whether some account already has `login` as its login, or `email` as its institutional
+    /// e-mail.
+    async fn login_or_email_taken(
+        &self,
+        login: &LoginName,
+        email: Option<&Email>,
+    ) -> Result<bool, RepoError>;
+}
+
+/// The durable queue of outgoing mail (the SQL database). Several workers (one per instance)
+/// may share it: a claimed mail is leased to one worker until the lease ends, so no two
+/// workers send it at the same time.
+#[async_trait]
+pub trait MailQueue: Send + Sync + std::fmt::Debug {
+    /// Queues a mail, due at once; returns its id.
+    async fn enqueue(
+        &self,
+        mail: crate::mail::OutgoingMail,
+        now: OffsetDateTime,
+    ) -> Result<crate::mail::MailId, RepoError>;
+
+    /// Claims at most `limit` pending mails due at `now` whose lease (if any) has ended,
+    /// oldest due first: each one's attempt count goes up by one and it is leased until
+    /// `now + lease`. Concurrent callers never get the same mail.
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<crate::mail::QueuedMail>, RepoError>;
+
+    /// Records that the transport accepted the mail, and erases its bodies (they may hold
+    /// one-time links). Does nothing to a mail already sent.
+    async fn mark_sent(
+        &self,
+        id: crate::mail::MailId,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError>;
+
+    /// Records a failed attempt and makes the mail due again at `next_attempt_at`.
+    async fn schedule_retry(
+        &self,
+        id: crate::mail::MailId,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), RepoError>;
+
+    /// Gives the mail up after a failed attempt; it stays in the queue, marked failed.
+    async fn mark_failed(
+        &self,
+        id: crate::mail::MailId,
+        now: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), RepoError>;
+
+    /// Makes a failed mail pending again (due at `now`, attempts back to zero).
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if there is no failed mail with this id.
+    async fn requeue(&self, id: crate::mail::MailId, now: OffsetDateTime) -> Result<(), RepoError>;
+
+    /// One mail.
+    async fn find_mail(
+        &self,
+        id: crate::mail::MailId,
+    ) -> Result<Option<crate::mail::QueuedMail>, RepoError>;
+
+    /// The most recent mails (by creation), newest first, optionally only those in `status`;
+    /// `limit` is clamped to 0..=10 000.
+    async fn list_mails(
+        &self,
+        status: Option<crate::mail::MailStatus>,
+        limit: i64,
+    ) -> Result<Vec<crate::mail::QueuedMail>, RepoError>;
+
+    /// How many mails are pending, sent and failed.
+    async fn mail_counts(&self) -> Result<crate::mail::MailCounts, RepoError>;
+}
+
+/// Sends mail for the flows: renders a [`crate::mail::MailMessage`] with the (themable)
+/// templates of its kind and queues it. Returns once the mail is stored; delivery happens
+/// later, so a flow's answer never waits for a mail server (security spec A48, F15).
+#[async_trait]
+pub trait Mailer: Send + Sync + std::fmt::Debug {
+    /// Renders and queues `message`.
+    ///
+    /// # Errors
+    /// [`crate::error::MailError`] if a template fails or the queue cannot store it.
+    async fn send(
+        &self,
+        message: crate::mail::MailMessage,
+    ) -> Result<crate::mail::MailId, crate::error::MailError>;
 }

@@ -1,3 +1,6 @@
 #![doc = include_str!("../README.md")]
 
 pub mod blocking;
+pub mod error;
+pub mod import;
+pub mod login;

@@ -1,6 +1,8 @@
 //! The `sesame` command line: `serve`, `migrate`, `config check`, `account …`. Account
 //! commands go through the same services as the web, so the same rules apply.
 
+pub mod mail;
+
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
@@ -11,6 +13,11 @@ use sesame_core::credentials::Password;
 use sesame_core::error::AccountError;
 use sesame_core::i18n::Lang;
 use sesame_core::ids::{Affiliation, Email, LoginName};
+use sesame_lifecycle::import::plan::FullImport;
+use sesame_lifecycle::import::read::Format;
+use sesame_lifecycle::import::{
+    ImportOptions, ImportReport, ImportRules, Importer, ImporterParts, Mode, Outcome,
+};
 
 use crate::config::{self, Settings};
 use crate::services::{Overrides, Services};
@@ -59,6 +66,40 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientAction,
     },
+    /// Import people from an HR or student system (CSV or JSON, see docs/lifecycle.md): new
+    /// people get a provisioned account with a generated login, changed ones are updated.
+    /// Exits with status 1 if any line was rejected (the others are imported).
+    Import {
+        /// The file; `-` reads standard input.
+        file: PathBuf,
+        /// The file's format (default: json for a .json file, else csv).
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+        /// Also disable the people of the file's affiliations who are absent from it.
+        #[arg(long)]
+        full: bool,
+        /// Import nothing if any line is rejected.
+        #[arg(long)]
+        strict: bool,
+        /// Show what would be done and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The outgoing mail queue (see docs/mail.md).
+    Mail {
+        /// What to do with the queue.
+        #[command(subcommand)]
+        action: mail::MailAction,
+    },
+}
+
+/// `sesame import --format …`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// A header line, then one person per line (`,` or `;` separated).
+    Csv,
+    /// An array of objects.
+    Json,
 }
 
 /// `sesame keys …`
@@ -195,6 +236,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             services.accounts_repo.quiesce().await;
             outcome
         }
+        Command::Import {
+            file,
+            format,
+            full,
+            strict,
+            dry_run,
+        } => {
+            crate::telemetry::init(&settings.log);
+            let format = match format {
+                Some(ImportFormat::Json) => Format::Json,
+                Some(ImportFormat::Csv) => Format::Csv,
+                None if file
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("json")) =>
+                {
+                    Format::Json
+                }
+                None => Format::Csv,
+            };
+            let input = if file.as_os_str() == "-" {
+                let mut input = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut input)
+                    .context("reading standard input")?;
+                input
+            } else {
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let rules = settings.lifecycle.import_rules()?;
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            let options = ImportOptions {
+                format,
+                full,
+                strict,
+                dry_run,
+            };
+            let outcome = import(&services, rules, &input, options).await;
+            services.accounts_repo.quiesce().await;
+            outcome
+        }
         Command::Client {
             action: ClientAction::Secret,
         } => {
@@ -202,6 +283,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("client_secret = {secret}");
             println!("client_secret_sha256 = \"{digest}\"");
             Ok(())
+        }
+        Command::Mail { action } => {
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            let outcome = mail::run(&settings, &services, action).await;
+            services.accounts_repo.quiesce().await;
+            outcome
         }
     }
 }
@@ -389,6 +476,9 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             println!("affiliation:  {}", account.affiliation);
             println!("state:        {}", account.state);
             println!("created:      {}", account.created_at);
+            if let Some(found) = services.profiles.find_with_profile(account.id).await? {
+                print_profile(&found.profile);
+            }
             match services
                 .accounts
                 .locked_until(login.as_str())
@@ -460,6 +550,240 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+async fn import(
+    services: &Services,
+    rules: ImportRules,
+    input: &[u8],
+    options: ImportOptions,
+) -> anyhow::Result<()> {
+    let importer = Importer::new(ImporterParts {
+        profiles: std::sync::Arc::clone(&services.profiles),
+        accounts: services.accounts.clone(),
+        audit: std::sync::Arc::clone(&services.audit),
+        sessions: services.sessions.clone(),
+        clock: std::sync::Arc::clone(&services.clock),
+        rules,
+    });
+    let report = importer.run(input, options, "cli").await?;
+    // The applications that got tickets from a disabled person's sessions are told at once.
+    let mut notified = 0;
+    for outcome in &report.outcomes {
+        if let Outcome::Disabled {
+            account_id,
+            sessions_ended,
+            ..
+        } = outcome
+        {
+            for handle in sessions_ended {
+                let ended = sesame_core::session::EndedSession {
+                    handle: handle.clone(),
+                    account_id: *account_id,
+                    attached: services.sessions.take_attached(handle).await?,
+                };
+                notified += crate::cas_flow::send_single_logout_now(services, &ended).await;
+            }
+        }
+    }
+    print_import_report(&report, notified);
+    let counts = report.counts();
+    match report.mode {
+        Mode::RefusedStrict => bail!(
+            "--strict: nothing was imported because {} line(s) are rejected",
+            counts.rejected
+        ),
+        _ if counts.rejected > 0 => bail!(
+            "{} line(s) rejected{}",
+            counts.rejected,
+            if report.mode == Mode::Applied {
+                "; the other lines were imported"
+            } else {
+                ""
+            }
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn print_import_report(report: &ImportReport, notified: usize) {
+    let would = report.mode != Mode::Applied;
+    let verb = |done: &'static str, planned: &'static str| if would { planned } else { done };
+    for r in &report.rejections {
+        println!("line {}: rejected: {}", r.line, r.reason);
+    }
+    for outcome in &report.outcomes {
+        match outcome {
+            Outcome::Created {
+                line,
+                hr_id,
+                login,
+                email,
+            } => println!(
+                "line {line}: {} {login}{} (hr_id {hr_id}), state provisioned",
+                verb("created", "would create"),
+                email
+                    .as_ref()
+                    .map(|e| format!(" <{e}>"))
+                    .unwrap_or_default()
+            ),
+            Outcome::Updated {
+                line,
+                hr_id,
+                login,
+                fields,
+                reprovisioned,
+            } => {
+                let mut what = fields.join(", ");
+                if *reprovisioned {
+                    if !what.is_empty() {
+                        what.push_str("; ");
+                    }
+                    what.push_str("disabled, back to provisioned");
+                }
+                println!(
+                    "line {line}: {} {login} (hr_id {hr_id}): {what}",
+                    verb("updated", "would update")
+                );
+            }
+            Outcome::Unchanged { .. } => {}
+            Outcome::Disabled {
+                hr_id,
+                login,
+                sessions_ended,
+                session_error,
+                ..
+            } => {
+                let sessions = match session_error {
+                    Some(e) => format!(
+                        "; its sessions could not be ended here ({e}), they end at their next use"
+                    ),
+                    None if would => String::new(),
+                    None => format!("; {} session(s) ended", sessions_ended.len()),
+                };
+                println!(
+                    "{} {login} (hr_id {hr_id}): absent from the file{sessions}",
+                    verb("disabled", "would disable")
+                );
+            }
+        }
+    }
+    match &report.full {
+        FullImport::NotRequested => {}
+        FullImport::Source(affiliations) => {
+            let names: Vec<&str> = affiliations.iter().map(|a| a.as_str()).collect();
+            println!(
+                "--full: people of {} absent from the file {} disabled",
+                if names.is_empty() {
+                    "no affiliation".to_owned()
+                } else {
+                    names.join(", ")
+                },
+                verb("are", "would be")
+            );
+        }
+        FullImport::Skipped { lines } => {
+            let lines: Vec<String> = lines.iter().map(usize::to_string).collect();
+            println!(
+                "--full: nobody disabled, because line(s) {} have no readable hr_id (their people cannot be told from leavers); fix them and import again",
+                lines.join(", ")
+            );
+        }
+    }
+    if notified > 0 {
+        println!("{notified} application(s) sent a logout request");
+    }
+    let c = report.counts();
+    println!(
+        "summary: {} created, {} updated, {} unchanged, {} disabled, {} rejected",
+        c.created, c.updated, c.unchanged, c.disabled, c.rejected
+    );
+    match report.mode {
+        Mode::DryRun => println!("dry run: nothing was written"),
+        Mode::RefusedStrict => println!("--strict: nothing was written"),
+        Mode::Applied if report.nothing_changed() => {
+            println!("nothing changed: the accounts already match the file");
+        }
+        Mode::Applied => {}
+    }
+}
+
+/// The profile lines of `sesame account show`: contacts masked, the national ID never shown
+/// (only whether one is on file).
+fn print_profile(p: &sesame_core::account::AccountProfile) {
+    let on_file = |present: bool| if present { "on file" } else { "-" };
+    let verified = |v: bool| if v { "verified" } else { "not verified" };
+    println!(
+        "hr id:        {}",
+        p.hr_id.as_ref().map_or("-", |h| h.as_str())
+    );
+    println!("birth date:   {}", on_file(p.birth_date.is_some()));
+    println!("national id:  {}", on_file(p.national_id.is_some()));
+    match &p.recovery_email {
+        Some(c) => println!(
+            "recovery:     {} ({})",
+            mask_email(c.address.as_str()),
+            verified(c.verified)
+        ),
+        None => println!("recovery:     -"),
+    }
+    match &p.mobile {
+        Some(c) => println!(
+            "mobile:       {} ({})",
+            mask_phone(c.address.as_str()),
+            verified(c.verified)
+        ),
+        None => println!("mobile:       -"),
+    }
+    match &p.charter {
+        Some(c) => println!(
+            "charter:      {} accepted {}",
+            c.version,
+            rfc3339(c.accepted_at)
+        ),
+        None => println!("charter:      not accepted"),
+    }
+    println!(
+        "directory:    {}",
+        if p.directory_opt_in {
+            "listed"
+        } else {
+            "not listed"
+        }
+    );
+    match &p.mail_redirect {
+        Some(r) => println!(
+            "redirect:     {} ({}{})",
+            mask_email(r.address.as_str()),
+            verified(r.verified),
+            if r.keep_copy { ", keeps a copy" } else { "" }
+        ),
+        None => println!("redirect:     -"),
+    }
+}
+
+/// `j***@example.org`.
+fn mask_email(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+/// `******78`: the last two digits only.
+fn mask_phone(number: &str) -> String {
+    let shown: String = number
+        .chars()
+        .rev()
+        .take(2)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("******{shown}")
 }
 
 fn non_empty(value: &str, flag: &str) -> anyhow::Result<String> {

@@ -1,6 +1,7 @@
 //! Settings: built-in defaults, then the configuration file, then `SESAME_…` environment
 //! variables. Unknown keys and bad values are refused with the key's full name.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -9,8 +10,16 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use sesame_core::accounts::PolicySet;
 use sesame_core::credentials::hasher::Argon2Params;
+use sesame_core::ids::Affiliation;
 use sesame_core::lockout::LockoutPolicy;
+use sesame_core::mail::RetryPolicy;
+use sesame_core::national_id::NationalIdKey;
 use sesame_core::session::SessionPolicy;
+use sesame_lifecycle::import::ImportRules;
+use sesame_lifecycle::login::{EmailPattern, EmailPatterns};
+use sesame_mail::message::Sender;
+use sesame_mail::transport::{SmtpConfig, SmtpSecurity, TransportConfig, TransportKind};
+use sesame_mail::worker::WorkerSettings;
 use sesame_protocol::cas::tickets::CasTicketPolicy;
 use sesame_protocol::oidc::clients::{ClientRegistry, OidcClient, SigningAlg};
 use sesame_protocol::oidc::grants::TokenPolicy;
@@ -47,10 +56,14 @@ pub struct Settings {
     pub cas: CasSettings,
     /// OpenID Connect provider: token lifetimes, signing keys, registered clients.
     pub oidc: OidcSettings,
+    /// Account lifecycle: provisioning imports (e-mail patterns, national ID key).
+    pub lifecycle: LifecycleSettings,
     /// Look and wording of the pages.
     pub ui: UiSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Outgoing mail: transport (file outbox or SMTP), sender, retries.
+    pub mail: MailSettings,
 }
 
 /// `[server]`
@@ -198,6 +211,57 @@ impl CasSettings {
     }
 }
 
+/// `[lifecycle]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleSettings {
+    /// Institutional e-mail of new accounts: an address with `{login}` in it, e.g.
+    /// `{login}@univ.example.org`; empty: none.
+    pub email_pattern: String,
+    /// Per-affiliation patterns replacing `email_pattern` (an empty one: no institutional
+    /// e-mail for that affiliation).
+    pub email_patterns: BTreeMap<Affiliation, String>,
+    /// The HMAC key national ID numbers are hashed with (at least 32 bytes); empty: national
+    /// IDs are refused. Secret.
+    pub national_id_key: String,
+}
+
+impl LifecycleSettings {
+    /// What imports need: the e-mail patterns and the national ID key.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key at fault.
+    pub fn import_rules(&self) -> Result<ImportRules, ConfigError> {
+        let bad = |key: &str, e: &str| ConfigError(format!("invalid value for `{key}`: {e}"));
+        // Each pattern on its own first, so the error names its key.
+        for (key, raw) in
+            std::iter::once(("lifecycle.email_pattern".to_owned(), &self.email_pattern)).chain(
+                self.email_patterns
+                    .iter()
+                    .map(|(aff, raw)| (format!("lifecycle.email_patterns.{aff}"), raw)),
+            )
+        {
+            if !raw.trim().is_empty() {
+                EmailPattern::parse(raw).map_err(|e| bad(&key, &e))?;
+            }
+        }
+        let email = EmailPatterns::new(&self.email_pattern, &self.email_patterns)
+            .map_err(|e| bad("lifecycle.email_patterns", &e))?;
+        let national_id_key = if self.national_id_key.is_empty() {
+            None
+        } else {
+            Some(
+                NationalIdKey::new(&self.national_id_key)
+                    .map_err(|e| bad("lifecycle.national_id_key", &e.to_string()))?,
+            )
+        };
+        Ok(ImportRules {
+            email,
+            national_id_key,
+        })
+    }
+}
+
 /// `[ui]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -224,6 +288,179 @@ pub struct LogSettings {
     pub format: String,
     /// A tracing filter, e.g. `info` or `sesame=debug,info`.
     pub level: String,
+}
+
+/// `[mail]`
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// `outbox` (one `.eml` per mail in `outbox_dir`) or `smtp`.
+    pub transport: TransportKind,
+    /// The sender of every mail, `Name <address>` or an address.
+    pub from: String,
+    /// Directory of the outbox transport.
+    pub outbox_dir: String,
+    /// SMTP server host name (checked against its certificate).
+    pub smtp_host: String,
+    /// SMTP port; 0 for the usual one (587 STARTTLS, 465 TLS, 25 none).
+    pub smtp_port: u16,
+    /// `starttls`, `tls` or `none`.
+    pub smtp_security: SmtpSecurity,
+    /// SMTP AUTH login; empty: no AUTH.
+    pub smtp_username: String,
+    /// SMTP AUTH password. Secret.
+    pub smtp_password: String,
+    /// Extra CA certificates (PEM) trusted for the SMTP server; empty: the public web PKI.
+    pub smtp_ca_file: String,
+    /// Budget of one SMTP command (and of the connection), seconds.
+    pub timeout_secs: u64,
+    /// How often the worker looks for due mail, seconds (a queued mail also wakes it).
+    pub worker_interval_secs: u64,
+    /// Mails claimed at once by a worker.
+    pub batch_size: usize,
+    /// Waits between attempts, seconds; after the last one, a failure gives the mail up.
+    pub retry_delays_secs: Vec<u64>,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("transport", &self.transport)
+            .field("from", &self.from)
+            .field("outbox_dir", &self.outbox_dir)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_security", &self.smtp_security)
+            .field("smtp_username", &self.smtp_username)
+            .field("smtp_password", &"********")
+            .field("smtp_ca_file", &self.smtp_ca_file)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("worker_interval_secs", &self.worker_interval_secs)
+            .field("batch_size", &self.batch_size)
+            .field("retry_delays_secs", &self.retry_delays_secs)
+            .finish()
+    }
+}
+
+impl MailSettings {
+    /// The transport settings (reads `smtp_ca_file`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key at fault.
+    pub fn transport_config(&self) -> Result<TransportConfig, ConfigError> {
+        Ok(match self.transport {
+            TransportKind::Outbox => TransportConfig::Outbox {
+                dir: PathBuf::from(&self.outbox_dir),
+            },
+            TransportKind::Smtp => TransportConfig::Smtp(SmtpConfig {
+                host: self.smtp_host.trim().to_owned(),
+                port: self.smtp_port,
+                security: self.smtp_security,
+                username: (!self.smtp_username.is_empty()).then(|| self.smtp_username.clone()),
+                password: (!self.smtp_password.is_empty()).then(|| self.smtp_password.clone()),
+                ca_pem: if self.smtp_ca_file.is_empty() {
+                    None
+                } else {
+                    Some(std::fs::read(&self.smtp_ca_file).map_err(|e| {
+                        ConfigError(format!("invalid value for `mail.smtp_ca_file`: {e}"))
+                    })?)
+                },
+                timeout: std::time::Duration::from_secs(self.timeout_secs),
+            }),
+        })
+    }
+
+    /// The sender.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if `mail.from` is not an address.
+    pub fn sender(&self) -> Result<Sender, ConfigError> {
+        Sender::parse(&self.from)
+            .map_err(|e| ConfigError(format!("invalid value for `mail.from`: {e}")))
+    }
+
+    /// The worker's pace and retries.
+    pub fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            batch_size: self.batch_size,
+            retry: RetryPolicy {
+                delays: self
+                    .retry_delays_secs
+                    .iter()
+                    .copied()
+                    .map(std::time::Duration::from_secs)
+                    .collect(),
+            },
+            delivery_timeout: std::time::Duration::from_secs(self.timeout_secs),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: &str| {
+            Err(ConfigError(format!(
+                "invalid value for `mail.{key}`: {msg}"
+            )))
+        };
+        self.sender()?;
+        if self.transport == TransportKind::Outbox && self.outbox_dir.trim().is_empty() {
+            return err(
+                "outbox_dir",
+                "must not be empty with transport = \"outbox\"",
+            );
+        }
+        if self.transport == TransportKind::Smtp {
+            let host = self.smtp_host.trim();
+            if host.is_empty() {
+                return err("smtp_host", "must be set with transport = \"smtp\"");
+            }
+            if self.smtp_username.is_empty() != self.smtp_password.is_empty() {
+                return err(
+                    "smtp_username",
+                    "smtp_username and smtp_password go together (both set, or both empty)",
+                );
+            }
+            let loopback =
+                host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if self.smtp_security == SmtpSecurity::None
+                && !self.smtp_username.is_empty()
+                && !loopback
+            {
+                return err(
+                    "smtp_security",
+                    "a password is never sent unencrypted to another host: use starttls or tls",
+                );
+            }
+            let config = self.transport_config()?;
+            if let TransportConfig::Smtp(smtp) = &config {
+                sesame_mail::smtp::SmtpTransport::new(smtp, self.sender()?).map_err(|e| {
+                    ConfigError(format!("invalid value for `mail.smtp_ca_file`: {e}"))
+                })?;
+            }
+        }
+        if self.timeout_secs == 0 || self.timeout_secs > 300 {
+            return err("timeout_secs", "must be between 1 and 300 seconds");
+        }
+        if self.worker_interval_secs == 0 || self.worker_interval_secs > 3600 {
+            return err("worker_interval_secs", "must be between 1 and 3600 seconds");
+        }
+        if self.batch_size == 0 || self.batch_size > 1000 {
+            return err("batch_size", "must be between 1 and 1000");
+        }
+        if self.retry_delays_secs.len() > 50 {
+            return err("retry_delays_secs", "at most 50 delays");
+        }
+        if self
+            .retry_delays_secs
+            .iter()
+            .any(|d| *d == 0 || *d > 7 * 86_400)
+        {
+            return err(
+                "retry_delays_secs",
+                "each delay must be between 1 s and 7 days",
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for Settings {
@@ -391,6 +628,7 @@ impl Settings {
             return err("cas.services", &e.to_string());
         }
         self.validate_oidc()?;
+        self.lifecycle.import_rules()?;
         if time_tz::timezones::get_by_name(&self.ui.time_zone).is_none() {
             return err(
                 "ui.time_zone",
@@ -409,6 +647,7 @@ impl Settings {
                 "expected a filter such as info or sesame=debug,info",
             );
         }
+        self.mail.validate()?;
         Ok(())
     }
 
@@ -504,6 +743,12 @@ impl Settings {
         let mut masked = self.clone();
         masked.database.url = mask_url_password(&masked.database.url);
         masked.store.url = mask_url_password(&masked.store.url);
+        if !masked.mail.smtp_password.is_empty() {
+            masked.mail.smtp_password = "********".to_owned();
+        }
+        if !masked.lifecycle.national_id_key.is_empty() {
+            masked.lifecycle.national_id_key = "********".to_owned();
+        }
         toml::to_string_pretty(&masked).map_err(|e| ConfigError(e.to_string()))
     }
 }
@@ -618,5 +863,45 @@ mod tests {
         assert_eq!(parse_cidr("10.0.0.0/8").map(|c| c.1), Some(8));
         assert!(parse_cidr("10.0.0.0/33").is_none());
         assert!(parse_cidr("nonsense").is_none());
+    }
+
+    #[test]
+    fn mail_settings_are_checked_and_the_smtp_password_never_shown() {
+        let mut s = Settings::default();
+        assert_eq!(s.mail.transport, TransportKind::Outbox);
+        s.mail.transport = TransportKind::Smtp;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("mail.smtp_host"), "{e}");
+
+        s.mail.smtp_host = "smtp.univ.example".to_owned();
+        s.mail.smtp_username = "sesame".to_owned();
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("go together"), "{e}");
+        s.mail.smtp_password = "hunter2-relay".to_owned();
+        s.validate().unwrap();
+
+        // No password in clear to another host; a relay on loopback is fine.
+        s.mail.smtp_security = SmtpSecurity::None;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("mail.smtp_security"), "{e}");
+        s.mail.smtp_host = "127.0.0.1".to_owned();
+        s.validate().unwrap();
+
+        assert!(!format!("{s:?}").contains("hunter2-relay"));
+        let masked = s.to_masked_toml().unwrap();
+        assert!(!masked.contains("hunter2-relay"), "{masked}");
+        assert!(masked.contains("smtp_password = \"********\""), "{masked}");
+
+        s.mail.from = "not an address".to_owned();
+        assert!(s.validate().unwrap_err().to_string().contains("mail.from"));
+        s.mail.from = "Sesame <sesame@univ.example>".to_owned();
+        s.mail.retry_delays_secs = vec![60, 0];
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("mail.retry_delays_secs"), "{e}");
+        s.mail.retry_delays_secs = vec![];
+        s.validate().unwrap();
+        s.mail.smtp_ca_file = "/nonexistent/ca.pem".to_owned();
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("mail.smtp_ca_file"), "{e}");
     }
 }

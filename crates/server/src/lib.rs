@@ -78,6 +78,16 @@ impl Application {
             &services,
             std::time::Duration::from_secs(settings.oidc.key_reload_secs),
         );
+        if settings.mail.transport == sesame_mail::transport::TransportKind::Outbox {
+            sesame_mail::outbox::OutboxTransport::prepare(std::path::Path::new(
+                &settings.mail.outbox_dir,
+            ))
+            .map_err(|e| StartupError::Mail(e.to_string()))?;
+        }
+        // Delivers queued mail every interval, and at once when a flow queues one.
+        services.mail.worker.spawn(std::time::Duration::from_secs(
+            settings.mail.worker_interval_secs,
+        ));
         let https = settings.is_https();
         let server = HttpServer::new(move || {
             App::new()

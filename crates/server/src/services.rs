@@ -10,9 +10,16 @@ use sesame_core::authn::Authenticator;
 use sesame_core::clock::{Clock, SystemClock};
 use sesame_core::credentials::hasher::PasswordHasher;
 use sesame_core::credentials::pool::HashingPool;
-use sesame_core::ports::{AccountRepo, AuditLog, ConsentRepo, EphemeralStore, SigningKeyRepo};
+use sesame_core::ports::{
+    AccountRepo, AuditLog, ConsentRepo, EphemeralStore, MailQueue, Mailer, ProfileRepo,
+    SigningKeyRepo,
+};
 use sesame_core::session::SessionManager;
 use sesame_lifecycle::blocking::AccountBlocking;
+use sesame_mail::mailer::TemplatedMailer;
+use sesame_mail::templates::{MailTemplates, SiteInfo};
+use sesame_mail::transport::build_transport;
+use sesame_mail::worker::MailWorker;
 use sesame_protocol::cas::tickets::CasTickets;
 use sesame_protocol::oidc::clients::ClientRegistry;
 use sesame_protocol::oidc::codes::AuthorizationCodes;
@@ -49,6 +56,20 @@ pub enum StartupError {
     /// The OpenID Connect clients or signing keys could not be set up.
     #[error("oidc: {0}")]
     Oidc(String),
+    /// Mail (templates, sender, transport) could not be set up.
+    #[error("mail: {0}")]
+    Mail(String),
+}
+
+/// Outgoing mail: what flows send with, the queue, and the worker that delivers.
+#[derive(Debug, Clone)]
+pub struct MailServices {
+    /// Renders and queues mail (the port the flows use).
+    pub mailer: Arc<dyn Mailer>,
+    /// The durable queue (for the CLI and tests).
+    pub queue: Arc<dyn MailQueue>,
+    /// Delivers due mail; `sesame serve` runs it periodically, `sesame mail deliver` once.
+    pub worker: MailWorker,
 }
 
 /// The OpenID Provider's parts.
@@ -73,6 +94,8 @@ pub struct Services {
     pub accounts_repo: Arc<dyn AccountRepo>,
     /// Audit trail.
     pub audit: Arc<dyn AuditLog>,
+    /// Account profiles and HR lookups.
+    pub profiles: Arc<dyn ProfileRepo>,
     /// Ticket/session/counter store.
     pub store: Arc<dyn EphemeralStore>,
     /// The login procedure.
@@ -93,6 +116,8 @@ pub struct Services {
     pub registry: Arc<ServiceRegistry>,
     /// The OpenID Provider.
     pub oidc: OidcServices,
+    /// Outgoing mail.
+    pub mail: MailServices,
 }
 
 /// Options that only tests and tools set.
@@ -157,6 +182,8 @@ impl Services {
         let accounts_repo: Arc<dyn AccountRepo> = database.clone();
         let audit: Arc<dyn AuditLog> = database.clone();
         let key_repo: Arc<dyn SigningKeyRepo> = database.clone();
+        let profiles: Arc<dyn ProfileRepo> = database.clone();
+        let mail_queue: Arc<dyn MailQueue> = database.clone();
         let consents: Arc<dyn ConsentRepo> = database;
         let authenticator = Authenticator::new(
             Arc::clone(&accounts_repo),
@@ -191,9 +218,11 @@ impl Services {
             settings.cas.ticket_policy(),
         );
         let oidc = build_oidc(settings, &store, &clock, key_repo, consents).await?;
+        let mail = build_mail(settings, mail_queue, &clock)?;
         Ok(Self {
             accounts_repo,
             audit,
+            profiles,
             store,
             authenticator,
             sessions,
@@ -204,6 +233,7 @@ impl Services {
             cas,
             registry,
             oidc,
+            mail,
         })
     }
 }
@@ -259,4 +289,43 @@ fn context_words(settings: &Settings) -> Vec<String> {
 /// The theme directory, if one is configured.
 pub fn theme_dir(settings: &Settings) -> Option<&Path> {
     (!settings.ui.theme_dir.is_empty()).then(|| Path::new(settings.ui.theme_dir.as_str()))
+}
+
+/// Mail templates (themable), the transport of `[mail]`, the worker, and the mailer that
+/// queues and wakes it.
+fn build_mail(
+    settings: &Settings,
+    queue: Arc<dyn MailQueue>,
+    clock: &Arc<dyn Clock>,
+) -> Result<MailServices, StartupError> {
+    let m = &settings.mail;
+    let templates = MailTemplates::load(
+        theme_dir(settings),
+        SiteInfo {
+            institution: settings.ui.institution_name.clone(),
+            public_url: settings.public_base().to_owned(),
+            helpdesk_url: settings.ui.helpdesk_url.clone(),
+            time_zone: settings.ui.time_zone.clone(),
+        },
+    )
+    .map_err(|e| StartupError::Mail(e.to_string()))?;
+    let sender = m.sender().map_err(|e| StartupError::Mail(e.to_string()))?;
+    let transport_config = m
+        .transport_config()
+        .map_err(|e| StartupError::Mail(e.to_string()))?;
+    let transport = build_transport(&transport_config, &sender)
+        .map_err(|e| StartupError::Mail(e.to_string()))?;
+    let worker = MailWorker::new(
+        Arc::clone(&queue),
+        transport,
+        Arc::clone(clock),
+        m.worker_settings(),
+    );
+    let mailer = TemplatedMailer::new(templates, Arc::clone(&queue), Arc::clone(clock))
+        .waking(worker.waker());
+    Ok(MailServices {
+        mailer: Arc::new(mailer),
+        queue,
+        worker,
+    })
 }

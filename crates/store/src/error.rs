@@ -67,7 +67,8 @@ pub(crate) fn repo_error(error: diesel::result::Error) -> RepoError {
     }
 }
 
-/// Which unique key a violation is about: `login`, `email`, or the constraint as reported.
+/// Which unique key a violation is about: `login`, `email`, `hr_id`, or the constraint as
+/// reported.
 ///
 /// PostgreSQL names the constraint (`accounts_email_key`); SQLite only says
 /// `UNIQUE constraint failed: accounts.email` in the message.
@@ -77,6 +78,8 @@ fn conflicting_field(info: &(dyn DatabaseErrorInformation + Send + Sync)) -> Str
         "email".to_owned()
     } else if what.contains("accounts_login") || what.contains("accounts.login") {
         "login".to_owned()
+    } else if what.contains("account_profiles_hr_id") || what.contains("account_profiles.hr_id") {
+        "hr_id".to_owned()
     } else {
         what.to_owned()
     }

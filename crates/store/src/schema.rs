@@ -1,6 +1,27 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    account_profiles (account_id) {
+        account_id -> Text,
+        hr_id -> Nullable<Text>,
+        birth_date -> Nullable<Text>,
+        national_id_hash -> Nullable<Text>,
+        recovery_email -> Nullable<Text>,
+        recovery_email_verified -> Bool,
+        mobile -> Nullable<Text>,
+        mobile_verified -> Bool,
+        charter_version -> Nullable<Text>,
+        charter_accepted_at -> Nullable<Int8>,
+        directory_opt_in -> Bool,
+        mail_redirect -> Nullable<Text>,
+        mail_redirect_verified -> Bool,
+        mail_keep_copy -> Bool,
+        created_at -> Int8,
+        updated_at -> Int8,
+    }
+}
+
+diesel::table! {
     accounts (id) {
         id -> Text,
         login -> Text,
@@ -43,6 +64,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    mail_queue (id) {
+        id -> Text,
+        created_at -> Int8,
+        kind -> Text,
+        account_id -> Nullable<Text>,
+        recipient -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Nullable<Text>,
+        attempts -> Int4,
+        next_attempt_at -> Int8,
+        lease_until -> Nullable<Int8>,
+        sent_at -> Nullable<Int8>,
+        failed_at -> Nullable<Int8>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     oauth_consents (account_id, client_id) {
         account_id -> Text,
         client_id -> Text,
@@ -64,14 +104,18 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(account_profiles -> accounts (account_id));
 diesel::joinable!(credentials -> accounts (account_id));
+diesel::joinable!(mail_queue -> accounts (account_id));
 diesel::joinable!(oauth_consents -> accounts (account_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_profiles,
     accounts,
     audit_events,
     credentials,
     login_locks,
+    mail_queue,
     oauth_consents,
     signing_keys,
 );

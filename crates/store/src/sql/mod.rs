@@ -6,7 +6,9 @@
 
 mod accounts;
 mod audit;
+mod mail;
 mod oidc;
+mod profiles;
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,8 +27,10 @@ use crate::schema::login_locks;
 ///
 /// Cheap to clone: clones share the pool. Implements
 /// [`AccountRepo`](sesame_core::ports::AccountRepo), [`AuditLog`](sesame_core::ports::AuditLog),
-/// [`SigningKeyRepo`](sesame_core::ports::SigningKeyRepo) and
-/// [`ConsentRepo`](sesame_core::ports::ConsentRepo).
+/// [`SigningKeyRepo`](sesame_core::ports::SigningKeyRepo),
+/// [`ConsentRepo`](sesame_core::ports::ConsentRepo) and
+/// [`ProfileRepo`](sesame_core::ports::ProfileRepo).
+/// It is also the durable [`MailQueue`](sesame_core::ports::MailQueue).
 #[derive(Clone)]
 pub struct Database {
     pool: DbPool,

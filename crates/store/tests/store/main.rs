@@ -5,6 +5,10 @@
 #[cfg(test)]
 mod ephemeral;
 #[cfg(test)]
+mod mail;
+#[cfg(test)]
 mod oidc;
+#[cfg(test)]
+mod profiles;
 #[cfg(test)]
 mod repo;

@@ -1,0 +1,457 @@
+//! Outgoing mail: what a flow asks to send ([`MailMessage`]), the rendered mail that is queued
+//! ([`OutgoingMail`]), the queued record ([`QueuedMail`]) and when a failed delivery is tried
+//! again ([`RetryPolicy`]).
+//!
+//! A flow never talks to a mail server: it hands a [`MailMessage`] to the
+//! [`Mailer`](crate::ports::Mailer) port, which renders it and stores it in the durable
+//! [`MailQueue`](crate::ports::MailQueue). A worker delivers queued mails later, so an SMTP
+//! outage delays mail but loses none, and the person's request never waits for SMTP.
+//!
+//! Mail bodies carry one-time links: they are never logged, and `Debug` leaves them out.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::i18n::Lang;
+use crate::ids::{AccountId, Email, LoginName};
+
+/// What a mail is about; names its templates (`mail/<kind>/…`).
+///
+/// Add a variant with its templates in `sesame-mail` (a test checks that every kind renders in
+/// both languages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MailKind {
+    /// A notice that the account's password was changed (or reset).
+    PasswordChanged,
+    /// A test mail sent by an operator (`sesame mail test`) to check the settings.
+    Test,
+}
+
+impl MailKind {
+    /// Every kind.
+    pub const ALL: &'static [MailKind] = &[Self::PasswordChanged, Self::Test];
+
+    /// Stable name, as stored, logged and used for template names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordChanged => "password_changed",
+            Self::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for MailKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A mail a flow wants sent, before rendering: its kind, recipient, language and the values
+/// its templates use.
+#[derive(Clone, PartialEq)]
+pub struct MailMessage {
+    /// What it is about.
+    pub kind: MailKind,
+    /// The recipient.
+    pub to: Email,
+    /// The language to write it in.
+    pub lang: Lang,
+    /// The account it concerns, if any.
+    pub account_id: Option<AccountId>,
+    /// Values for the templates (`{{ login }}`, `{{ link }}`…). Times are RFC 3339 strings,
+    /// shown in the institution's time zone by the `datetime` filter.
+    pub values: Map<String, Value>,
+}
+
+impl fmt::Debug for MailMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailMessage")
+            .field("kind", &self.kind)
+            .field("to_domain", &email_domain(self.to.as_str()))
+            .field("lang", &self.lang)
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MailMessage {
+    /// A message of `kind` to `to` in `lang`, with no values yet.
+    pub fn new(kind: MailKind, to: Email, lang: Lang) -> Self {
+        Self {
+            kind,
+            to,
+            lang,
+            account_id: None,
+            values: Map::new(),
+        }
+    }
+
+    /// Records the account the mail concerns.
+    #[must_use]
+    pub fn account(mut self, id: AccountId) -> Self {
+        self.account_id = Some(id);
+        self
+    }
+
+    /// Adds a template value.
+    #[must_use]
+    pub fn value(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.values.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Adds a time value (RFC 3339, for the `datetime` filter).
+    #[must_use]
+    pub fn time(self, name: &str, at: OffsetDateTime) -> Self {
+        let text = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| at.to_string());
+        self.value(name, text)
+    }
+
+    /// The notice sent after a password change: the login, when, and from which address
+    /// (if known), so a person who did not do it can react.
+    pub fn password_changed(
+        to: Email,
+        lang: Lang,
+        account_id: AccountId,
+        login: &LoginName,
+        changed_at: OffsetDateTime,
+        ip: Option<&str>,
+    ) -> Self {
+        let message = Self::new(MailKind::PasswordChanged, to, lang)
+            .account(account_id)
+            .value("login", login.as_str())
+            .time("changed_at", changed_at);
+        match ip {
+            Some(ip) => message.value("ip", ip),
+            None => message,
+        }
+    }
+
+    /// The mail `sesame mail test` sends.
+    pub fn test(to: Email, lang: Lang, sent_at: OffsetDateTime) -> Self {
+        Self::new(MailKind::Test, to, lang).time("sent_at", sent_at)
+    }
+}
+
+/// A rendered mail, ready to queue.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    /// The recipient.
+    pub to: Email,
+    /// One line.
+    pub subject: String,
+    /// The plain-text body (always present).
+    pub text_body: String,
+    /// An HTML alternative, if the kind has one.
+    pub html_body: Option<String>,
+    /// What it is about ([`MailKind::as_str`]); kept as text so a mail queued by a newer
+    /// version can still be delivered by an older one.
+    pub kind: String,
+    /// The account it concerns, if any.
+    pub account_id: Option<AccountId>,
+}
+
+impl fmt::Debug for OutgoingMail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutgoingMail")
+            .field("kind", &self.kind)
+            .field("to_domain", &email_domain(self.to.as_str()))
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The identifier of a queued mail (a UUIDv7, so ids sort by creation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MailId(pub Uuid);
+
+impl MailId {
+    /// A fresh identifier, ordered after those made before it by this process.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for MailId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for MailId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for MailId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s.trim()).map(Self)
+    }
+}
+
+/// Where a queued mail stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MailStatus {
+    /// Waiting for its first or next attempt.
+    Pending,
+    /// Accepted by the transport (the mail server or the outbox).
+    Sent,
+    /// Given up: refused for good, or every retry failed. Kept for the operator.
+    Failed,
+}
+
+impl MailStatus {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for MailStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MailStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "sent" => Ok(Self::Sent),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!(
+                "unknown mail status {other:?}: pending, sent or failed"
+            )),
+        }
+    }
+}
+
+/// A mail as the queue keeps it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QueuedMail {
+    /// Its identifier (also the `Message-ID`'s left part).
+    pub id: MailId,
+    /// The mail. Once sent, its bodies are erased (they may hold one-time links).
+    pub mail: OutgoingMail,
+    /// When it was queued (also its `Date` header).
+    pub created_at: OffsetDateTime,
+    /// Delivery attempts started so far (a claim counts as one).
+    pub attempts: u32,
+    /// When it is due (next attempt).
+    pub next_attempt_at: OffsetDateTime,
+    /// When the transport accepted it.
+    pub sent_at: Option<OffsetDateTime>,
+    /// When it was given up.
+    pub failed_at: Option<OffsetDateTime>,
+    /// Why the last attempt failed (never a secret nor a body).
+    pub last_error: Option<String>,
+}
+
+impl QueuedMail {
+    /// Where it stands.
+    pub fn status(&self) -> MailStatus {
+        if self.sent_at.is_some() {
+            MailStatus::Sent
+        } else if self.failed_at.is_some() {
+            MailStatus::Failed
+        } else {
+            MailStatus::Pending
+        }
+    }
+}
+
+impl fmt::Debug for QueuedMail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueuedMail")
+            .field("id", &self.id)
+            .field("mail", &self.mail)
+            .field("created_at", &self.created_at)
+            .field("attempts", &self.attempts)
+            .field("next_attempt_at", &self.next_attempt_at)
+            .field("sent_at", &self.sent_at)
+            .field("failed_at", &self.failed_at)
+            .field("last_error", &self.last_error)
+            .finish()
+    }
+}
+
+/// How many mails the queue holds in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailCounts {
+    /// Waiting.
+    pub pending: u64,
+    /// Delivered.
+    pub sent: u64,
+    /// Given up.
+    pub failed: u64,
+}
+
+/// When a failed delivery is tried again: after the first failed attempt wait `delays[0]`,
+/// after the second `delays[1]`, and so on; once every delay is used, the next failure gives
+/// the mail up (it is kept, marked failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The waits between attempts.
+    pub delays: Vec<Duration>,
+}
+
+impl Default for RetryPolicy {
+    /// 1 min, 5 min, 15 min, 1 h, 4 h, 12 h: seven attempts over about 17 hours.
+    fn default() -> Self {
+        Self {
+            delays: [60, 300, 900, 3600, 14_400, 43_200]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The most attempts a mail gets.
+    pub fn max_attempts(&self) -> u32 {
+        u32::try_from(self.delays.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1)
+    }
+
+    /// When to try again after `attempts` failed attempts (the one that just failed
+    /// included), counted from `now`; `None` to give up.
+    pub fn next_attempt(&self, attempts: u32, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let index = usize::try_from(attempts.checked_sub(1)?).ok()?;
+        let delay = self.delays.get(index)?;
+        Some(now + *delay)
+    }
+}
+
+/// The domain of an address (what logs may show of a recipient).
+pub fn email_domain(address: &str) -> &str {
+    address.rsplit_once('@').map_or("", |(_, domain)| domain)
+}
+
+/// Removes the recipient's address (and its local part) from a transport's error message, so
+/// that logs show the recipient's domain at most.
+pub fn scrub_error(message: &str, to: &Email) -> String {
+    let address = to.as_str();
+    let redacted = format!("…@{}", email_domain(address));
+    let mut out = message.to_owned();
+    // Servers may echo the address with its original case.
+    for _ in 0..8 {
+        let lower = out.to_lowercase();
+        let Some(start) = lower.find(address) else {
+            break;
+        };
+        let end = start + address.len();
+        if lower.len() != out.len() || !out.is_char_boundary(start) || !out.is_char_boundary(end) {
+            out = out.replace(address, &redacted);
+            break;
+        }
+        out.replace_range(start..end, &redacted);
+    }
+    out.chars().filter(|c| !c.is_control()).take(500).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn retries_follow_the_delays_then_give_up() {
+        let policy = RetryPolicy::default();
+        let now = datetime!(2026-11-27 10:00 UTC);
+        assert_eq!(policy.max_attempts(), 7);
+        assert_eq!(
+            policy.next_attempt(1, now),
+            Some(datetime!(2026-11-27 10:01 UTC))
+        );
+        assert_eq!(
+            policy.next_attempt(2, now),
+            Some(datetime!(2026-11-27 10:05 UTC))
+        );
+        assert_eq!(
+            policy.next_attempt(6, now),
+            Some(datetime!(2026-11-27 22:00 UTC))
+        );
+        assert_eq!(policy.next_attempt(7, now), None);
+        assert_eq!(policy.next_attempt(0, now), None);
+        let none = RetryPolicy { delays: vec![] };
+        assert_eq!(none.max_attempts(), 1);
+        assert_eq!(none.next_attempt(1, now), None);
+    }
+
+    #[test]
+    fn debug_output_shows_neither_bodies_nor_the_full_address() {
+        let mail = OutgoingMail {
+            to: Email::parse("alice.martin@univ.example").unwrap(),
+            subject: "Réinitialisation".to_owned(),
+            text_body: "https://sso/reset?token=SECRET".to_owned(),
+            html_body: Some("<a href=\"https://sso/reset?token=SECRET\">".to_owned()),
+            kind: "password_reset".to_owned(),
+            account_id: None,
+        };
+        let debug = format!("{mail:?}");
+        assert!(!debug.contains("SECRET"), "{debug}");
+        assert!(!debug.contains("alice.martin"), "{debug}");
+        assert!(debug.contains("univ.example"), "{debug}");
+        let message = MailMessage::new(MailKind::Test, mail.to.clone(), Lang::Fr)
+            .value("link", "https://sso/reset?token=SECRET");
+        assert!(!format!("{message:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn errors_lose_the_recipient_address() {
+        let to = Email::parse("alice.martin@univ.example").unwrap();
+        assert_eq!(
+            scrub_error(
+                "permanent error (550): <Alice.Martin@univ.example>: unknown user",
+                &to
+            ),
+            "permanent error (550): <…@univ.example>: unknown user"
+        );
+        assert_eq!(scrub_error("line\r\nbreak", &to), "linebreak");
+    }
+
+    #[test]
+    fn the_password_changed_notice_carries_login_time_and_address() {
+        let to = Email::parse("alice@univ.example").unwrap();
+        let login = LoginName::parse("alice.martin").unwrap();
+        let id = AccountId::new_random();
+        let m = MailMessage::password_changed(
+            to,
+            Lang::En,
+            id,
+            &login,
+            datetime!(2026-11-27 10:00 UTC),
+            Some("192.0.2.1"),
+        );
+        assert_eq!(m.kind, MailKind::PasswordChanged);
+        assert_eq!(m.account_id, Some(id));
+        assert_eq!(m.values["login"], "alice.martin");
+        assert_eq!(m.values["changed_at"], "2026-11-27T10:00:00Z");
+        assert_eq!(m.values["ip"], "192.0.2.1");
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in [MailStatus::Pending, MailStatus::Sent, MailStatus::Failed] {
+            assert_eq!(s.as_str().parse::<MailStatus>(), Ok(s));
+        }
+        assert!("lost".parse::<MailStatus>().is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! Errors of the lifecycle crate.
+//!
+//! Policy: a problem with one line of a provisioning file is not an error but a
+//! [`Rejection`](crate::import::read::Rejection) in the report, so the rest of the file still
+//! goes in. [`ImportError`] is for what stops a whole import: a file that cannot be read as a
+//! whole (its message says what to fix), or a storage failure (carried as the core's
+//! [`RepoError`] / [`AccountError`], which the operator sees as is). No message repeats a
+//! national ID number.
+
+use sesame_core::error::{AccountError, RepoError};
+
+/// Why an import stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file is not UTF-8.
+    #[error("the file is not UTF-8 (first bad byte at offset {offset}); export it as UTF-8")]
+    NotUtf8 {
+        /// Byte offset of the first invalid sequence.
+        offset: usize,
+    },
+    /// The CSV file has no header line.
+    #[error("the CSV file has no header line naming its columns")]
+    NoHeader,
+    /// The CSV file cannot be read.
+    #[error("the CSV file cannot be read: {0}")]
+    Csv(String),
+    /// The JSON file is not an array.
+    #[error("the JSON file is not an array of objects: {0}")]
+    Json(String),
+    /// Header names that are not known columns.
+    #[error("unknown column(s): {} (known: hr_id, given_name, family_name, affiliation, birth_date, national_id, recovery_email, mobile)", .0.join(", "))]
+    UnknownColumns(Vec<String>),
+    /// Required columns absent from the header.
+    #[error("missing column(s): {}", .0.join(", "))]
+    MissingColumns(Vec<&'static str>),
+    /// A column named twice.
+    #[error("the column {0} appears twice")]
+    DuplicateColumn(&'static str),
+    /// National IDs in the file but no key to hash them.
+    #[error("the file has national IDs but lifecycle.national_id_key is not set, so they cannot be kept; set it (see docs/lifecycle.md) or remove the column")]
+    NationalIdKeyMissing,
+    /// Every numbered variant of a login is taken.
+    #[error("no free login for {0} (tried up to {0}{max})", max = crate::import::MAX_LOGIN_NUMBER)]
+    NoFreeLogin(String),
+    /// The database failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// An account operation failed.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+}

@@ -1,0 +1,203 @@
+//! [`ProfileRepo`] on the SQL database: `account_profiles`, beside `accounts`.
+//!
+//! An account without a profile row has an empty profile: reads use a left join, and the first
+//! change of a profile inserts its row.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use sesame_core::account::{AccountChanges, AccountProfile, AccountWithProfile, NewAccount};
+use sesame_core::error::RepoError;
+use sesame_core::ids::{AccountId, Email, HrId, LoginName};
+use sesame_core::ports::ProfileRepo;
+use time::OffsetDateTime;
+
+use super::Database;
+use crate::conn::DbConnection;
+use crate::error::repo_error;
+use crate::models::account::{
+    profile_as_changes, AccountChangeset, AccountRow, NewProfileRow, ProfileChangeset, ProfileRow,
+};
+use crate::models::to_unix;
+use crate::schema::{account_profiles, accounts};
+
+/// A row read back as an account with its profile.
+fn into_pair(
+    (account, profile): (AccountRow, Option<ProfileRow>),
+) -> Result<AccountWithProfile, RepoError> {
+    Ok(AccountWithProfile {
+        account: account.into_account()?,
+        profile: ProfileRow::into_profile(profile)?,
+    })
+}
+
+/// Writes the profile columns of `changes` for account `id`, inserting its row first if it
+/// has none (inside the caller's transaction).
+fn write_profile(
+    conn: &mut DbConnection,
+    id: &str,
+    changes: &AccountChanges,
+    now: i64,
+) -> QueryResult<()> {
+    let changeset = ProfileChangeset::from_changes(changes, now);
+    if changeset.is_empty() {
+        return Ok(());
+    }
+    let update = |conn: &mut DbConnection| {
+        diesel::update(account_profiles::table.find(id))
+            .set(&changeset)
+            .execute(conn)
+    };
+    if update(conn)? == 0 {
+        diesel::insert_into(account_profiles::table)
+            .values(NewProfileRow {
+                account_id: id,
+                created_at: now,
+                updated_at: now,
+            })
+            .execute(conn)?;
+        update(conn)?;
+    }
+    Ok(())
+}
+
+/// The account `id` with its profile.
+fn load_pair(
+    conn: &mut DbConnection,
+    id: &str,
+) -> QueryResult<Option<(AccountRow, Option<ProfileRow>)>> {
+    accounts::table
+        .left_join(account_profiles::table)
+        .filter(accounts::id.eq(id))
+        .select((AccountRow::as_select(), Option::<ProfileRow>::as_select()))
+        .first::<(AccountRow, Option<ProfileRow>)>(conn)
+        .optional()
+}
+
+#[async_trait]
+impl ProfileRepo for Database {
+    async fn create_with_profile(
+        &self,
+        account: NewAccount,
+        profile: AccountProfile,
+        now: OffsetDateTime,
+    ) -> Result<AccountWithProfile, RepoError> {
+        let now = to_unix(now);
+        let row = AccountRow::new(AccountId::new_random(), account, now);
+        let changes = profile_as_changes(profile);
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                diesel::insert_into(accounts::table)
+                    .values(&row)
+                    .execute(conn)?;
+                diesel::insert_into(account_profiles::table)
+                    .values(NewProfileRow {
+                        account_id: &row.id,
+                        created_at: now,
+                        updated_at: now,
+                    })
+                    .execute(conn)?;
+                write_profile(conn, &row.id, &changes, now)?;
+                load_pair(conn, &row.id)?.ok_or(DieselError::NotFound)
+            })
+            .map_err(repo_error)
+            .and_then(into_pair)
+        })
+        .await
+    }
+
+    async fn find_with_profile(
+        &self,
+        id: AccountId,
+    ) -> Result<Option<AccountWithProfile>, RepoError> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            load_pair(conn, &id)
+                .map_err(repo_error)?
+                .map(into_pair)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn find_by_hr_id(&self, hr_id: &HrId) -> Result<Option<AccountWithProfile>, RepoError> {
+        let hr_id = hr_id.as_str().to_owned();
+        self.run(move |conn| {
+            accounts::table
+                .inner_join(account_profiles::table)
+                .filter(account_profiles::hr_id.eq(&hr_id))
+                .select((AccountRow::as_select(), ProfileRow::as_select()))
+                .first::<(AccountRow, ProfileRow)>(conn)
+                .optional()
+                .map_err(repo_error)?
+                .map(|(a, p)| into_pair((a, Some(p))))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn accounts_with_hr_id(&self) -> Result<Vec<AccountWithProfile>, RepoError> {
+        self.run(move |conn| {
+            accounts::table
+                .inner_join(account_profiles::table)
+                .filter(account_profiles::hr_id.is_not_null())
+                .order(account_profiles::hr_id.asc())
+                .select((AccountRow::as_select(), ProfileRow::as_select()))
+                .load::<(AccountRow, ProfileRow)>(conn)
+                .map_err(repo_error)?
+                .into_iter()
+                .map(|(a, p)| into_pair((a, Some(p))))
+                .collect()
+        })
+        .await
+    }
+
+    async fn update_account(
+        &self,
+        id: AccountId,
+        changes: &AccountChanges,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError> {
+        let id = id.to_string();
+        let changes = changes.clone();
+        let now = to_unix(now);
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                // Checks the account exists and, on PostgreSQL, row-locks it for the rest.
+                let found = diesel::update(accounts::table.find(&id))
+                    .set(AccountChangeset::from_changes(&changes, now))
+                    .execute(conn)?;
+                if found == 0 {
+                    return Err(DieselError::NotFound);
+                }
+                write_profile(conn, &id, &changes, now)
+            })
+            .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn login_or_email_taken(
+        &self,
+        login: &LoginName,
+        email: Option<&Email>,
+    ) -> Result<bool, RepoError> {
+        let login = login.as_str().to_owned();
+        let email = email.map(|e| e.as_str().to_owned());
+        self.run(move |conn| {
+            let mut query = accounts::table
+                .select(accounts::id)
+                .filter(accounts::login.eq(login))
+                .into_boxed();
+            if let Some(email) = email {
+                query = query.or_filter(accounts::email.eq(email));
+            }
+            query
+                .first::<String>(conn)
+                .optional()
+                .map(|found| found.is_some())
+                .map_err(repo_error)
+        })
+        .await
+    }
+}

@@ -1,0 +1,334 @@
+//! `ProfileRepo` on `Database`: the same bodies on SQLite and PostgreSQL.
+
+use sesame_core::account::{
+    AccountChanges, AccountProfile, AccountState, CharterAcceptance, Contact, MailRedirect,
+    NewAccount,
+};
+use sesame_core::error::RepoError;
+use sesame_core::ids::{AccountId, Affiliation, Email, HrId, LoginName, MobilePhone};
+use sesame_core::national_id::{NationalId, NationalIdKey};
+use sesame_core::ports::{AccountRepo, ProfileRepo};
+use sesame_store::testing::{
+    fresh_postgres, fresh_sqlite, skip_or_fail, test_database_url, PgSchemaGuard, SqliteFileGuard,
+};
+use sesame_store::{Database, DatabaseBackend};
+use time::macros::{date, datetime};
+use time::OffsetDateTime;
+
+/// A fixed point in time; tests move from it explicitly.
+const T0: OffsetDateTime = datetime!(2026-11-27 10:00:00 UTC);
+
+/// The migration that adds the table under test.
+const PROFILE: &str = "2026-11-27-000002_account_profile";
+
+fn at(secs: i64) -> OffsetDateTime {
+    T0 + time::Duration::seconds(secs)
+}
+
+async fn migrated(db: Database) -> Database {
+    let applied = db.run_migrations().await.unwrap();
+    assert!(applied.iter().any(|m| m == PROFILE), "{applied:?}");
+    db
+}
+
+async fn sqlite_db() -> (Database, SqliteFileGuard) {
+    let (url, guard) = fresh_sqlite();
+    let db = Database::connect(&url, 4).await.unwrap();
+    assert_eq!(db.backend(), DatabaseBackend::Sqlite);
+    (migrated(db).await, guard)
+}
+
+async fn postgres_db() -> Option<(Database, PgSchemaGuard)> {
+    let (url, guard) = match fresh_postgres(&test_database_url()).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            skip_or_fail("PostgreSQL", &e);
+            return None;
+        }
+    };
+    let db = Database::connect(&url, 4).await.unwrap();
+    assert_eq!(db.backend(), DatabaseBackend::Postgresql);
+    Some((migrated(db).await, guard))
+}
+
+/// Generates, for each body `name(db: Database)`, the tests `sqlite::name` and `postgres::name`.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (db, _guard) = super::sqlite_db().await;
+                    super::$name(db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((db, _guard)) = super::postgres_db().await else {
+                        return;
+                    };
+                    super::$name(db).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    an_account_is_created_with_its_whole_profile_and_read_back,
+    an_account_made_without_a_profile_has_an_empty_one_until_changed,
+    changes_write_only_the_fields_they_set,
+    an_hr_id_belongs_to_one_account,
+    accounts_are_found_and_listed_by_hr_id,
+    a_login_or_email_in_use_is_taken,
+    changing_an_unknown_account_is_not_found,
+);
+
+fn new_account(login: &str, email: Option<&str>) -> NewAccount {
+    NewAccount {
+        login: LoginName::parse(login).unwrap(),
+        email: email.map(|e| Email::parse(e).unwrap()),
+        given_name: "Jean-Éric".to_owned(),
+        family_name: "O'Brien".to_owned(),
+        affiliation: Affiliation::Faculty,
+        state: AccountState::Provisioned,
+    }
+}
+
+fn hr(id: &str) -> HrId {
+    HrId::parse(id).unwrap()
+}
+
+fn full_profile() -> AccountProfile {
+    let key = NationalIdKey::new("a-store-test-key-of-32-bytes!!!!").unwrap();
+    AccountProfile {
+        hr_id: Some(hr("SOM-1001")),
+        birth_date: Some(date!(1970 - 10 - 20)),
+        national_id: Some(key.hash(&NationalId::parse("BE123456").unwrap())),
+        recovery_email: Some(Contact::unverified(
+            Email::parse("jeo@example.com").unwrap(),
+        )),
+        mobile: Some(Contact::verified(
+            MobilePhone::parse("06 12 34 56 78").unwrap(),
+        )),
+        charter: Some(CharterAcceptance {
+            version: "2026-09".to_owned(),
+            accepted_at: at(5),
+        }),
+        directory_opt_in: true,
+        mail_redirect: Some(MailRedirect {
+            address: Email::parse("jeo@example.net").unwrap(),
+            verified: false,
+            keep_copy: true,
+        }),
+    }
+}
+
+async fn an_account_is_created_with_its_whole_profile_and_read_back(db: Database) {
+    let created = db
+        .create_with_profile(
+            new_account(
+                "jean-eric.obrien",
+                Some("jean-eric.obrien@univ.example.org"),
+            ),
+            full_profile(),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.profile, full_profile());
+    assert_eq!(created.account.state, AccountState::Provisioned);
+    assert_eq!(created.account.given_name, "Jean-Éric");
+    let read = db
+        .find_with_profile(created.account.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read, created);
+    // The login path sees the account as any other.
+    let found = db
+        .find_credential("jean-eric.obrien")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.account, created.account);
+}
+
+async fn an_account_made_without_a_profile_has_an_empty_one_until_changed(db: Database) {
+    let account = db.create(new_account("alice", None), T0).await.unwrap();
+    let read = db.find_with_profile(account.id).await.unwrap().unwrap();
+    assert_eq!(read.profile, AccountProfile::default());
+    assert_eq!(db.accounts_with_hr_id().await.unwrap(), vec![]);
+    let changes = AccountChanges {
+        directory_opt_in: Some(true),
+        hr_id: Some(hr("42")),
+        ..AccountChanges::default()
+    };
+    db.update_account(account.id, &changes, at(10))
+        .await
+        .unwrap();
+    let read = db.find_with_profile(account.id).await.unwrap().unwrap();
+    assert!(read.profile.directory_opt_in);
+    assert_eq!(read.profile.hr_id, Some(hr("42")));
+    assert_eq!(read.account.updated_at, at(10));
+    assert_eq!(db.accounts_with_hr_id().await.unwrap().len(), 1);
+}
+
+async fn changes_write_only_the_fields_they_set(db: Database) {
+    let created = db
+        .create_with_profile(new_account("jeo", None), full_profile(), T0)
+        .await
+        .unwrap();
+    let changes = AccountChanges {
+        family_name: Some("O'Brien-Martin".to_owned()),
+        affiliation: Some(Affiliation::Staff),
+        birth_date: Some(date!(1971 - 01 - 02)),
+        mobile: Some(None),
+        mail_redirect: Some(None),
+        ..AccountChanges::default()
+    };
+    db.update_account(created.account.id, &changes, at(60))
+        .await
+        .unwrap();
+    let read = db
+        .find_with_profile(created.account.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.account.family_name, "O'Brien-Martin");
+    assert_eq!(read.account.given_name, "Jean-Éric");
+    assert_eq!(read.account.affiliation, Affiliation::Staff);
+    assert_eq!(read.account.updated_at, at(60));
+    let expected = AccountProfile {
+        birth_date: Some(date!(1971 - 01 - 02)),
+        mobile: None,
+        mail_redirect: None,
+        ..full_profile()
+    };
+    assert_eq!(read.profile, expected);
+    // A change of contacts only, with verification.
+    let changes = AccountChanges {
+        recovery_email: Some(Some(Contact::verified(
+            Email::parse("new@example.com").unwrap(),
+        ))),
+        ..AccountChanges::default()
+    };
+    db.update_account(created.account.id, &changes, at(70))
+        .await
+        .unwrap();
+    let read = db
+        .find_with_profile(created.account.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read.profile.recovery_email,
+        Some(Contact::verified(Email::parse("new@example.com").unwrap()))
+    );
+    assert_eq!(read.profile.national_id, full_profile().national_id);
+}
+
+async fn an_hr_id_belongs_to_one_account(db: Database) {
+    db.create_with_profile(new_account("one", None), full_profile(), T0)
+        .await
+        .unwrap();
+    let second = db
+        .create_with_profile(new_account("two", None), full_profile(), T0)
+        .await;
+    assert!(
+        matches!(&second, Err(RepoError::Conflict(what)) if what == "hr_id"),
+        "{second:?}"
+    );
+    // Nothing of the refused account was stored.
+    assert!(db.find_credential("two").await.unwrap().is_none());
+    let other = db
+        .create_with_profile(new_account("three", None), AccountProfile::default(), T0)
+        .await
+        .unwrap();
+    let steal = AccountChanges {
+        hr_id: Some(hr("som-1001")),
+        ..AccountChanges::default()
+    };
+    let stolen = db.update_account(other.account.id, &steal, at(1)).await;
+    assert!(
+        matches!(&stolen, Err(RepoError::Conflict(what)) if what == "hr_id"),
+        "{stolen:?}"
+    );
+    // Accounts without an HR identifier never collide.
+    db.create_with_profile(new_account("four", None), AccountProfile::default(), T0)
+        .await
+        .unwrap();
+}
+
+async fn accounts_are_found_and_listed_by_hr_id(db: Database) {
+    for (login, id) in [("b.person", "B2"), ("a.person", "A1")] {
+        db.create_with_profile(
+            new_account(login, None),
+            AccountProfile {
+                hr_id: Some(hr(id)),
+                ..AccountProfile::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    }
+    db.create(new_account("no.hr", None), T0).await.unwrap();
+    let found = db.find_by_hr_id(&hr("b2")).await.unwrap().unwrap();
+    assert_eq!(found.account.login.as_str(), "b.person");
+    assert!(db.find_by_hr_id(&hr("C3")).await.unwrap().is_none());
+    let listed: Vec<String> = db
+        .accounts_with_hr_id()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.account.login.to_string())
+        .collect();
+    assert_eq!(listed, ["a.person", "b.person"]);
+}
+
+async fn a_login_or_email_in_use_is_taken(db: Database) {
+    db.create(new_account("jean.dupont", Some("jd@univ.example.org")), T0)
+        .await
+        .unwrap();
+    let login = |l: &str| LoginName::parse(l).unwrap();
+    let email = |e: &str| Email::parse(e).unwrap();
+    assert!(db
+        .login_or_email_taken(&login("jean.dupont"), None)
+        .await
+        .unwrap());
+    assert!(!db
+        .login_or_email_taken(&login("jean.dupont2"), None)
+        .await
+        .unwrap());
+    assert!(db
+        .login_or_email_taken(&login("jean.dupont2"), Some(&email("jd@univ.example.org")))
+        .await
+        .unwrap());
+    assert!(!db
+        .login_or_email_taken(
+            &login("jean.dupont2"),
+            Some(&email("jean.dupont2@univ.example.org"))
+        )
+        .await
+        .unwrap());
+}
+
+async fn changing_an_unknown_account_is_not_found(db: Database) {
+    let changes = AccountChanges {
+        directory_opt_in: Some(true),
+        ..AccountChanges::default()
+    };
+    let result = db
+        .update_account(AccountId::new_random(), &changes, T0)
+        .await;
+    assert!(matches!(result, Err(RepoError::NotFound)), "{result:?}");
+    assert!(db
+        .find_with_profile(AccountId::new_random())
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -1,0 +1,403 @@
+//! `sesame import`: provisioning from HR and student files, run as a real process against the
+//! test's database.
+
+use std::process::Output;
+
+use sesame_core::account::AccountState;
+use sesame_core::ids::{HrId, LoginName};
+use sesame_core::national_id::{NationalId, NationalIdKey};
+use sesame_tests::{browser, Backend, TestApp, GOOD_PASSWORD};
+
+use crate::cli::{text, Cli};
+
+const NATIONAL_ID_KEY: &str = "e2e-national-id-key-0123456789abcdef";
+
+/// A CLI whose configuration gives imported staff `{login}@univ.example.org` (students
+/// `{login}@etu.univ.example.org`) and holds a national ID key; logs at `level`.
+fn import_cli(app: &TestApp, level: &str) -> Cli {
+    let cli = Cli::for_app(app);
+    let config = std::fs::read_to_string(&cli.config)
+        .unwrap()
+        .replace("level = \"warn\"", &format!("level = \"{level}\""));
+    let config = format!(
+        "{config}\n[lifecycle]\nemail_pattern = \"{{login}}@univ.example.org\"\nnational_id_key = \"{NATIONAL_ID_KEY}\"\n\n[lifecycle.email_patterns]\nstudent = \"{{login}}@etu.univ.example.org\"\n"
+    );
+    std::fs::write(&cli.config, config).unwrap();
+    cli
+}
+
+/// Writes `content` to a fresh file with this extension and returns its path.
+fn file(content: &str, extension: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "sesame-import-{}.{extension}",
+        sesame_core::random::alphanumeric(10)
+    ));
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+fn import(cli: &Cli, path: &std::path::Path, flags: &[&str]) -> (Output, String) {
+    let mut args = vec!["import", path.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let out = cli.run(&args, None);
+    let printed = text(&out);
+    (out, printed)
+}
+
+async fn state_of(app: &TestApp, login: &str) -> AccountState {
+    app.services
+        .accounts
+        .get(&LoginName::parse(login).unwrap())
+        .await
+        .unwrap()
+        .state
+}
+
+const HEADER: &str =
+    "hr_id,given_name,family_name,birth_date,affiliation,national_id,recovery_email,mobile\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_line_is_named_the_others_are_provisioned_and_a_second_import_changes_nothing() {
+    let app = TestApp::spawn().await;
+    // Someone already has the first login a new Jean Dupont would get.
+    app.create_user("jean.dupont", GOOD_PASSWORD).await;
+    let cli = import_cli(&app, "warn");
+    let csv = file(
+        &format!(
+            "{HEADER}\
+             1001,Jean-Éric,O'Brien,20-10-1970,faculty,AB123456,jeo@example.com,06 12 34 56 78\n\
+             1002,Jean,Dupont,31-02-1990,staff,,,\n\
+             1003,Jean,Dupont,1985-04-01,staff,,,\n\
+             1004,Jean,Dupont,02/03/1999,student,,jd@example.com,\n"
+        ),
+        "csv",
+    );
+    let (out, printed) = import(&cli, &csv, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a rejected line fails the run: {printed}"
+    );
+    assert!(
+        printed.contains("line 3: rejected: birth_date \"31-02-1990\" is not a date"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("1 line(s) rejected; the other lines were imported"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(
+            "line 2: created jean-eric.obrien <jean-eric.obrien@univ.example.org> (hr_id 1001), state provisioned"
+        ),
+        "{printed}"
+    );
+    // A collision gets the next free number, with the affiliation's e-mail pattern.
+    assert!(
+        printed.contains("line 4: created jean.dupont2 <jean.dupont2@univ.example.org>"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("line 5: created jean.dupont3 <jean.dupont3@etu.univ.example.org>"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("summary: 3 created, 0 updated, 0 unchanged, 0 disabled, 1 rejected"),
+        "{printed}"
+    );
+    for login in ["jean-eric.obrien", "jean.dupont2", "jean.dupont3"] {
+        assert_eq!(
+            state_of(&app, login).await,
+            AccountState::Provisioned,
+            "{login}"
+        );
+    }
+    let imported = app
+        .services
+        .profiles
+        .find_by_hr_id(&HrId::parse("1001").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(imported.account.login.as_str(), "jean-eric.obrien");
+    assert_eq!(imported.account.affiliation.as_str(), "faculty");
+    let recovery = imported.profile.recovery_email.unwrap();
+    assert_eq!(recovery.address.as_str(), "jeo@example.com");
+    assert!(!recovery.verified, "an address from HR is not proven");
+    assert_eq!(
+        imported.profile.mobile.unwrap().address.as_str(),
+        "0612345678"
+    );
+    let kinds = app.audit_kinds("jean-eric.obrien").await;
+    assert!(kinds.contains(&"account.created".to_owned()), "{kinds:?}");
+    // A provisioned account cannot log in.
+    assert_eq!(
+        app.login_with(&browser(), "jean-eric.obrien", GOOD_PASSWORD, false)
+            .await
+            .status(),
+        401
+    );
+
+    let (_, again) = import(&cli, &csv, &[]);
+    assert!(
+        again.contains("summary: 0 created, 0 updated, 3 unchanged, 0 disabled, 1 rejected"),
+        "{again}"
+    );
+    assert!(
+        again.contains("nothing changed: the accounts already match the file"),
+        "{again}"
+    );
+    std::fs::remove_file(csv).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_import_disables_the_absent_who_can_no_longer_log_in() {
+    let app = TestApp::spawn().await;
+    let cli = import_cli(&app, "warn");
+    let first = file(
+        &format!(
+            "{HEADER}\
+             2001,Marie,Curie,07-11-1967,staff,,,\n\
+             2002,Pierre,Curie,15-05-1959,staff,,,\n\
+             2003,Irène,Joliot,12-09-1997,student,,,\n"
+        ),
+        "csv",
+    );
+    let (out, printed) = import(&cli, &first, &[]);
+    assert!(out.status.success(), "{printed}");
+    let out = cli.run(
+        &["account", "set-password", "marie.curie"],
+        Some(&format!("{GOOD_PASSWORD}\n")),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let marie = browser();
+    assert_eq!(
+        app.login_with(&marie, "marie.curie", GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
+
+    // The next staff export: Marie has left, Pierre's name changed. Students are another
+    // source: Irène stays as she is.
+    let second = file(
+        &format!("{HEADER}2002,Pierre,Curie-Sklodowski,15-05-1959,staff,,,\n"),
+        "csv",
+    );
+    let (out, dry) = import(&cli, &second, &["--full", "--dry-run"]);
+    assert!(out.status.success(), "{dry}");
+    assert!(
+        dry.contains("would disable marie.curie (hr_id 2001): absent from the file")
+            && dry.contains("line 2: would update pierre.curie (hr_id 2002): family_name")
+            && dry.contains("dry run: nothing was written"),
+        "{dry}"
+    );
+    assert_eq!(state_of(&app, "marie.curie").await, AccountState::Active);
+
+    let (out, printed) = import(&cli, &second, &["--full"]);
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains("disabled marie.curie (hr_id 2001): absent from the file"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("--full: people of staff absent from the file are disabled"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("summary: 0 created, 1 updated, 0 unchanged, 1 disabled, 0 rejected"),
+        "{printed}"
+    );
+    assert_eq!(state_of(&app, "marie.curie").await, AccountState::Disabled);
+    if sesame_tests::backend() == Backend::Production {
+        // The CLI shares Redis with the server: it ends her session itself.
+        assert!(printed.contains("1 session(s) ended"), "{printed}");
+    }
+    // Either way, her open session is dead at its next use.
+    let page = marie
+        .get(format!("{}/cas/login", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("id=\"current-user\""));
+    assert_eq!(
+        state_of(&app, "irene.joliot").await,
+        AccountState::Provisioned
+    );
+    let pierre = app
+        .services
+        .accounts
+        .get(&LoginName::parse("pierre.curie").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(pierre.family_name, "Curie-Sklodowski");
+    assert_eq!(
+        pierre.login.as_str(),
+        "pierre.curie",
+        "a login never changes"
+    );
+
+    assert_eq!(
+        app.login_with(&browser(), "marie.curie", GOOD_PASSWORD, false)
+            .await
+            .status(),
+        403,
+        "a disabled account cannot log in"
+    );
+    let kinds = app.audit_kinds("marie.curie").await;
+    assert!(
+        kinds.contains(&"account.state_changed".to_owned())
+            && kinds.contains(&"login.refused_state".to_owned()),
+        "{kinds:?}"
+    );
+    assert!(app
+        .audit_kinds("pierre.curie")
+        .await
+        .contains(&"account.updated".to_owned()));
+    let recent = app.services.audit.recent(None, 50).await.unwrap();
+    assert!(recent.iter().any(|e| e.kind == "import.completed"));
+
+    // She comes back in a later export: provisioned again, to be activated anew.
+    let third = file(
+        &format!("{HEADER}2001,Marie,Curie,07-11-1967,staff,,,\n2002,Pierre,Curie-Sklodowski,15-05-1959,staff,,,\n"),
+        "csv",
+    );
+    let (_, printed) = import(&cli, &third, &["--full"]);
+    assert!(
+        printed.contains("line 2: updated marie.curie (hr_id 2001): disabled, back to provisioned"),
+        "{printed}"
+    );
+    assert_eq!(
+        state_of(&app, "marie.curie").await,
+        AccountState::Provisioned
+    );
+    for f in [first, second, third] {
+        std::fs::remove_file(f).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_imports_nothing_when_a_line_is_bad() {
+    let app = TestApp::spawn().await;
+    let cli = import_cli(&app, "warn");
+    let csv = file(
+        "hr_id;given_name;family_name;affiliation;recovery_email\n\
+         3001;Ada;Lovelace;staff;ada@example.com\n\
+         3002;Alan;Turing;staff;not an address\n",
+        "csv",
+    );
+    let (out, printed) = import(&cli, &csv, &["--strict"]);
+    assert!(!out.status.success());
+    assert!(
+        printed.contains("line 3: rejected: recovery_email \"not an address\"")
+            && printed.contains("--strict: nothing was imported because 1 line(s) are rejected"),
+        "{printed}"
+    );
+    assert!(app
+        .services
+        .profiles
+        .find_by_hr_id(&HrId::parse("3001").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(app
+        .services
+        .accounts_repo
+        .find_credential("ada.lovelace")
+        .await
+        .unwrap()
+        .is_none());
+    std::fs::remove_file(csv).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_file_imports_like_a_csv() {
+    let app = TestApp::spawn().await;
+    let cli = import_cli(&app, "warn");
+    let json = file(
+        r#"[
+  {"hr_id": 4001, "given_name": "Zoé", "family_name": "Lefèvre", "affiliation": "student",
+   "birth_date": "2004-05-06", "recovery_email": "zoe@example.com"},
+  {"hr_id": "4002", "given_name": "Luc", "family_name": "Roux", "affiliation": "janitor"}
+]"#,
+        "json",
+    );
+    let (_, printed) = import(&cli, &json, &[]);
+    assert!(
+        printed.contains(
+            "line 2: created zoe.lefevre <zoe.lefevre@etu.univ.example.org> (hr_id 4001)"
+        ) && printed.contains("line 4: rejected: affiliation \"janitor\""),
+        "{printed}"
+    );
+    assert_eq!(
+        state_of(&app, "zoe.lefevre").await,
+        AccountState::Provisioned
+    );
+    let (out, again) = import(&cli, &json, &["--format", "json"]);
+    assert!(!out.status.success());
+    assert!(
+        again.contains("0 created, 0 updated, 1 unchanged"),
+        "{again}"
+    );
+    std::fs::remove_file(json).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_national_id_is_kept_as_a_keyed_hash_never_shown_nor_logged() {
+    let app = TestApp::spawn().await;
+    let cli = import_cli(&app, "debug");
+    let csv = file(
+        &format!(
+            "{HEADER}\
+             5001,Nadia,Benali,20-10-1970,staff,ZX 987654,,\n\
+             5002,Omar,Idrissi,21-10-1971,staff,QW98765É,,\n"
+        ),
+        "csv",
+    );
+    let (_, printed) = import(&cli, &csv, &[]);
+    assert!(
+        printed.contains("created nadia.benali")
+            && printed.contains("line 3: rejected: national_id must be 4 to 32 letters and digits"),
+        "{printed}"
+    );
+    let show = cli.run(&["account", "show", "nadia.benali"], None);
+    let shown = text(&show);
+    assert!(shown.contains("national id:  on file"), "{shown}");
+    assert!(shown.contains("hr id:        5001"), "{shown}");
+    let config = cli.run(&["config", "check"], None);
+    let config = text(&config);
+    assert!(
+        config.contains("national_id_key = \"********\""),
+        "{config}"
+    );
+    for output in [&printed, &shown, &config] {
+        for secret in ["987654", "98765", NATIONAL_ID_KEY] {
+            assert!(!output.contains(secret), "{secret} leaked: {output}");
+        }
+    }
+    let stored = app
+        .services
+        .profiles
+        .find_by_hr_id(&HrId::parse("5001").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .profile
+        .national_id
+        .unwrap();
+    let key = NationalIdKey::new(NATIONAL_ID_KEY).unwrap();
+    assert!(key.matches(&NationalId::parse("zx987654").unwrap(), &stored));
+    assert!(!stored.as_stored().contains("987654"));
+    // Without a key, national IDs are refused as a whole.
+    let keyless = Cli::for_app(&app);
+    let (out, printed) = import(&keyless, &csv, &[]);
+    assert!(!out.status.success());
+    assert!(
+        printed.contains("lifecycle.national_id_key is not set"),
+        "{printed}"
+    );
+    std::fs::remove_file(csv).unwrap();
+}
