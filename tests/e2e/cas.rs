@@ -278,7 +278,7 @@ async fn json_format_is_available_and_escapes_what_it_echoes() {
 }
 
 #[tokio::test]
-async fn unregistered_and_look_alike_services_get_no_ticket_and_no_redirect() {
+async fn a09_unregistered_and_look_alike_services_get_no_ticket_and_no_redirect() {
     let app = cas_app().await;
     let login = unique_login("evil");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -318,7 +318,7 @@ async fn unregistered_and_look_alike_services_get_no_ticket_and_no_redirect() {
 }
 
 #[tokio::test]
-async fn a_ticket_for_one_service_fails_for_another_and_is_burned() {
+async fn a11_a_ticket_for_one_service_fails_for_another_and_is_burned() {
     let app = cas_app().await;
     let login = unique_login("swap");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -330,7 +330,7 @@ async fn a_ticket_for_one_service_fails_for_another_and_is_burned() {
 }
 
 #[tokio::test]
-async fn a_ticket_expires_after_ten_seconds() {
+async fn a13_a_ticket_expires_after_ten_seconds() {
     let app = cas_app().await;
     let login = unique_login("expiry");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -341,7 +341,7 @@ async fn a_ticket_expires_after_ten_seconds() {
 }
 
 #[tokio::test]
-async fn injected_markup_in_a_ticket_comes_out_escaped() {
+async fn a17_injected_markup_in_a_ticket_comes_out_escaped() {
     let app = cas_app().await;
     let evil = "ST-1</cas:authenticationFailure><cas:authenticationSuccess><cas:user>admin</cas:user></cas:authenticationSuccess><x>";
     let xml = validate(&app, "/cas/serviceValidate", APP, evil).await;
@@ -417,7 +417,7 @@ async fn remember_me_is_flagged_to_the_service() {
 }
 
 #[tokio::test]
-async fn logout_kills_unvalidated_tickets_and_notifies_services() {
+async fn a44_logout_kills_unvalidated_tickets_and_notifies_services() {
     let rp = RecordingServer::start().await;
     let rp_base = format!("{}/", rp.base);
     let app = TestApp::builder()
@@ -478,7 +478,7 @@ async fn logout_kills_unvalidated_tickets_and_notifies_services() {
 }
 
 #[tokio::test]
-async fn logout_never_redirects_to_an_unregistered_url() {
+async fn a10_logout_never_redirects_to_an_unregistered_url() {
     let app = cas_app().await;
     for query in [
         "service=https%3A%2F%2Fevil.example%2F",
@@ -576,7 +576,7 @@ async fn proxy_tickets_work_through_a_verified_callback_and_only_where_allowed()
 }
 
 #[tokio::test]
-async fn a_callback_to_an_unacceptable_url_gets_no_proxy_granting_ticket() {
+async fn a16_a_callback_to_an_unacceptable_url_gets_no_proxy_granting_ticket() {
     let app = TestApp::builder()
         .with(|s| {
             s.cas.services.push(cas_service(
@@ -621,7 +621,7 @@ async fn a_callback_to_an_unacceptable_url_gets_no_proxy_granting_ticket() {
 }
 
 #[tokio::test]
-async fn saml_validate_accepts_a_ticket_and_refuses_entities() {
+async fn a18_saml_validate_accepts_a_ticket_and_refuses_entities() {
     let app = cas_app().await;
     let login = unique_login("saml");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -664,7 +664,7 @@ async fn saml_validate_accepts_a_ticket_and_refuses_entities() {
 }
 
 #[tokio::test]
-async fn a_hundred_concurrent_validations_of_one_ticket_succeed_once() {
+async fn c04_a_hundred_concurrent_validations_of_one_ticket_succeed_once() {
     let app = cas_app().await;
     let sibling = if sesame_tests::backend() == sesame_tests::Backend::Production {
         Some(app.spawn_sibling().await)
@@ -796,7 +796,7 @@ async fn every_validation_error_code_is_reachable() {
 }
 
 #[tokio::test]
-async fn fifty_services_on_two_instances_all_get_single_logout() {
+async fn c09_fifty_services_on_two_instances_all_get_single_logout() {
     let rp = RecordingServer::start().await;
     let rp_base = format!("{}/", rp.base);
     let a = TestApp::builder()

@@ -9,7 +9,7 @@ fn count(kinds: &[String], kind: &str) -> usize {
 }
 
 #[tokio::test]
-async fn two_hundred_concurrent_wrong_passwords_lock_at_exactly_the_threshold() {
+async fn c01_two_hundred_concurrent_wrong_passwords_lock_at_exactly_the_threshold() {
     let app = TestApp::builder()
         .with(|s| {
             s.lockout.ip_threshold = 10_000;
@@ -83,7 +83,7 @@ async fn an_unknown_login_locks_like_a_known_one() {
 }
 
 #[tokio::test]
-async fn case_and_width_variants_share_one_counter() {
+async fn a04_case_and_width_variants_share_one_counter() {
     let app = TestApp::spawn().await;
     let login = unique_login("variant");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -136,7 +136,7 @@ async fn a_success_resets_the_counter() {
 }
 
 #[tokio::test]
-async fn spraying_from_one_address_trips_the_address_throttle_not_the_accounts() {
+async fn c14_spraying_from_one_address_trips_the_address_throttle_not_the_accounts() {
     let app = TestApp::builder()
         .with(|s| s.lockout.ip_threshold = 10)
         .spawn()
@@ -183,7 +183,7 @@ async fn spraying_from_one_address_trips_the_address_throttle_not_the_accounts()
 }
 
 #[tokio::test]
-async fn many_addresses_on_one_account_still_lock_it() {
+async fn c15_many_addresses_on_one_account_still_lock_it() {
     let app = TestApp::builder()
         .with(|s| s.server.trusted_proxies = vec!["127.0.0.1".to_owned()])
         .spawn()
@@ -253,7 +253,7 @@ async fn an_operator_unlock_lifts_the_lock_at_once() {
 }
 
 #[tokio::test]
-async fn a_saturated_hashing_pool_answers_503_with_retry_after() {
+async fn c12_a_saturated_hashing_pool_answers_503_with_retry_after() {
     let app = TestApp::builder()
         .with(|s| {
             // Real cost, no queue: more concurrent logins than cores must be refused.
@@ -285,7 +285,7 @@ async fn a_saturated_hashing_pool_answers_503_with_retry_after() {
 }
 
 #[tokio::test]
-async fn two_instances_share_one_counter() {
+async fn c02_two_instances_share_one_counter() {
     if sesame_tests::backend() != sesame_tests::Backend::Production {
         eprintln!("skipped: two instances share counters only on PostgreSQL + Redis");
         return;

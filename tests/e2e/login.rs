@@ -53,7 +53,7 @@ async fn a_person_logs_in_and_the_login_page_then_says_who_they_are() {
 }
 
 #[tokio::test]
-async fn unknown_login_and_wrong_password_get_the_same_answer() {
+async fn a01_unknown_login_and_wrong_password_get_the_same_answer() {
     let app = TestApp::spawn().await;
     let login = unique_login("bob");
     let nobody = unique_login("nobody");
@@ -91,7 +91,7 @@ async fn unknown_login_and_wrong_password_get_the_same_answer() {
 }
 
 #[tokio::test]
-async fn a_login_ticket_is_single_use_and_required() {
+async fn a41_a_login_ticket_is_single_use_and_required() {
     let app = TestApp::spawn().await;
     let login = unique_login("carol");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -124,7 +124,7 @@ async fn a_login_ticket_is_single_use_and_required() {
 }
 
 #[tokio::test]
-async fn a_cross_site_post_is_refused() {
+async fn a41_a_cross_site_post_is_refused() {
     let app = TestApp::spawn().await;
     let login = unique_login("dave");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -167,7 +167,7 @@ async fn login_variants_reach_the_same_account() {
 }
 
 #[tokio::test]
-async fn pages_carry_security_headers_and_escape_what_they_echo() {
+async fn a19_pages_carry_security_headers_and_escape_what_they_echo() {
     let app = TestApp::spawn().await;
     let res = app
         .login_with(
@@ -254,7 +254,7 @@ async fn english_is_chosen_from_accept_language_or_the_switch() {
 }
 
 #[tokio::test]
-async fn an_unregistered_service_gets_an_error_page_and_no_redirect() {
+async fn a08_an_unregistered_service_gets_an_error_page_and_no_redirect() {
     let app = TestApp::spawn().await;
     let res = browser()
         .get(format!(
@@ -293,7 +293,7 @@ async fn an_oversized_body_is_refused_before_any_hashing() {
 }
 
 #[tokio::test]
-async fn duplicate_parameters_are_refused() {
+async fn a57_duplicate_parameters_are_refused() {
     let app = TestApp::spawn().await;
     let lt = app.fresh_lt().await;
     let res = browser()

@@ -78,7 +78,7 @@ async fn each_affiliation_gets_its_own_policy() {
 }
 
 #[tokio::test]
-async fn the_default_policy_refuses_common_and_personal_passwords_and_takes_long_ones() {
+async fn a06_the_default_policy_refuses_common_and_personal_passwords_and_takes_long_ones() {
     let app = TestApp::spawn().await;
     let login = unique_login("policy");
     app.create_user(&login, GOOD_PASSWORD).await;

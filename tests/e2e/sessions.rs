@@ -40,7 +40,7 @@ async fn with_cookie(app: &TestApp, name: &str, value: &str) -> bool {
 }
 
 #[tokio::test]
-async fn the_session_cookie_is_httponly_lax_and_a_browser_session_cookie_by_default() {
+async fn a43_the_session_cookie_is_httponly_lax_and_a_browser_session_cookie_by_default() {
     let app = TestApp::spawn().await;
     let login = unique_login("cookie");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -65,7 +65,7 @@ async fn the_session_cookie_is_httponly_lax_and_a_browser_session_cookie_by_defa
 }
 
 #[tokio::test]
-async fn remember_me_makes_the_cookie_persistent_for_the_configured_time() {
+async fn a61_remember_me_makes_the_cookie_persistent_for_the_configured_time() {
     let app = TestApp::spawn().await;
     let login = unique_login("remember");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -82,7 +82,7 @@ async fn remember_me_makes_the_cookie_persistent_for_the_configured_time() {
 }
 
 #[tokio::test]
-async fn over_https_the_cookie_is_secure_and_host_prefixed() {
+async fn a43_over_https_the_cookie_is_secure_and_host_prefixed() {
     let app = TestApp::builder()
         .with(|s| s.server.public_url = "https://127.0.0.1".to_owned())
         .spawn()
@@ -102,7 +102,7 @@ async fn over_https_the_cookie_is_secure_and_host_prefixed() {
 }
 
 #[tokio::test]
-async fn login_issues_a_new_session_id_and_ignores_one_planted_before() {
+async fn a40_login_issues_a_new_session_id_and_ignores_one_planted_before() {
     let app = TestApp::spawn().await;
     let login = unique_login("fixation");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -141,7 +141,7 @@ async fn login_issues_a_new_session_id_and_ignores_one_planted_before() {
 }
 
 #[tokio::test]
-async fn logout_destroys_the_session_so_a_copied_cookie_is_dead() {
+async fn a44_logout_destroys_the_session_so_a_copied_cookie_is_dead() {
     let app = TestApp::spawn().await;
     let login = unique_login("logout");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -210,7 +210,7 @@ async fn the_logout_button_needs_its_token() {
 }
 
 #[tokio::test]
-async fn an_idle_session_expires_and_a_busy_one_hits_its_absolute_lifetime() {
+async fn a62_an_idle_session_expires_and_a_busy_one_hits_its_absolute_lifetime() {
     let app = TestApp::spawn().await;
     let login = unique_login("idle");
     app.create_user(&login, GOOD_PASSWORD).await;
@@ -239,7 +239,7 @@ async fn an_idle_session_expires_and_a_busy_one_hits_its_absolute_lifetime() {
 }
 
 #[tokio::test]
-async fn blocking_an_account_ends_its_sessions() {
+async fn a54_blocking_an_account_ends_its_sessions() {
     let app = TestApp::spawn().await;
     let login = unique_login("blocked");
     let account = app.create_user(&login, GOOD_PASSWORD).await;
