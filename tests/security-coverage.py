@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC_CANDIDATES = [
     os.path.join(ROOT, "..", "shared", "SECURITY.md"),
-    os.path.join(ROOT, "docs", "SECURITY-spec.md"),
+    os.path.join(ROOT, "docs", "security-spec.md"),
 ]
 ROW = re.compile(r"^\|\s*([ACF]\d\d)\s*\|\s*([^|]*)\|")
 NAME_ROWS = re.compile(r"^((?:[acf]\d\d_)+)")
@@ -32,7 +32,7 @@ def rows_of_spec():
                     if m:
                         rows.append((m.group(1), m.group(2).strip()))
             return rows, path
-    print("security coverage: the security spec (../shared/SECURITY.md) is not here; not regenerated")
+    print("security coverage: the security spec (docs/security-spec.md) is not here; not regenerated")
     sys.exit(0)
 
 
