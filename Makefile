@@ -31,3 +31,11 @@ migrate: ## Apply database migrations for the configuration in use
 
 ci: ## Exactly what CI runs
 	bash .ci/run
+
+.PHONY: bench bench-large
+
+bench: ## Benchmarks: release build, PostgreSQL + Redis, every scenario against its ceiling; writes docs/benchmarks.md
+	bash bench/run.sh
+
+bench-large: ## As bench, plus the login with 1,000,000 accounts
+	bash bench/run.sh --large

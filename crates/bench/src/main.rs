@@ -1,0 +1,918 @@
+//! `sesame-bench`: what `make bench` runs (issue 7).
+//!
+//! `sesame-bench run` creates a fresh PostgreSQL database and Redis key prefix, seeds accounts
+//! by COPY (one argon2id hash at the production parameters for every row), starts the release
+//! `sesame serve` on them, and drives each scenario with its own load generator, measuring in
+//! the same run the ceiling each scenario is bounded by. It prints the table and writes
+//! `docs/benchmarks.md`. `sesame-bench ceiling-server` is the minimal actix-web server of the
+//! HTTP ceilings (hello world, one Redis round trip), started by `run` as a child process.
+
+mod ceilings;
+mod gen;
+mod http;
+mod infra;
+mod procfs;
+mod report;
+mod scenarios;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command as ProcessCommand, ExitCode};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use clap::{Args, Parser, Subcommand};
+use sesame_core::clock::{Clock as _, SystemClock};
+use sesame_core::credentials::hasher::{Argon2Params, PasswordHasher};
+use sesame_core::credentials::Password;
+
+use crate::gen::{PhaseResult, PhaseSpec, Scenario};
+use crate::http::Conn;
+use crate::infra::{ConfigInput, PgServer, Process};
+use crate::report::{Basis, Ceiling, CeilingSample, Report, Row};
+use crate::scenarios::{
+    login_of, CasCycle, ClientCredentials, ExchangeCodes, Get, MintCodes, MintServiceTickets,
+    PasswordLogin, Queue, Refresh, Site, ValidateP3, PASSWORD,
+};
+
+/// Sesame benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "sesame-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every scenario and its ceiling; print the table and write the report.
+    Run(RunArgs),
+    /// The ceiling server (started by `run`).
+    CeilingServer(CeilingArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The release `sesame` binary.
+    #[arg(long)]
+    sesame: PathBuf,
+    /// The report to write.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    out: PathBuf,
+    /// Configuration and logs of the run.
+    #[arg(long, default_value = "target/bench")]
+    work_dir: PathBuf,
+    /// Accounts of the main run.
+    #[arg(long, default_value_t = 1_000)]
+    accounts: u32,
+    /// Also measure the login with `--large-accounts` accounts.
+    #[arg(long)]
+    large: bool,
+    /// Accounts of the large run.
+    #[arg(long, default_value_t = 1_000_000)]
+    large_accounts: u32,
+    /// Measurement window of each phase, seconds.
+    #[arg(long, default_value_t = 10)]
+    measure_secs: u64,
+    /// Measurement window of the login phases, seconds.
+    #[arg(long, default_value_t = 15)]
+    login_measure_secs: u64,
+    /// Warm-up before each window, seconds.
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    /// Connections of the HTTP scenarios and their ceilings.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Connections of the login scenarios.
+    #[arg(long, default_value_t = 8)]
+    login_connections: usize,
+    /// Threads of the load generator.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// PostgreSQL host (trust authentication).
+    #[arg(long, default_value = "127.0.0.1")]
+    pg_host: String,
+    /// PostgreSQL port.
+    #[arg(long, default_value_t = 5432)]
+    pg_port: u16,
+    /// PostgreSQL user.
+    #[arg(long, default_value = "postgres")]
+    pg_user: String,
+    /// Redis.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// Sesame's port.
+    #[arg(long, default_value_t = 18080)]
+    port: u16,
+    /// The ceiling server's port.
+    #[arg(long, default_value_t = 18081)]
+    ceiling_port: u16,
+    /// Sesame's `log.level`.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Only these scenarios (comma-separated: login, cas, p3, code, client-credentials,
+    /// refresh, discovery, jwks), e.g. to profile one; the report then lists only them.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct CeilingArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    listen: String,
+    /// Redis URL.
+    #[arg(long)]
+    redis: String,
+    /// Prefix of the key read.
+    #[arg(long)]
+    key_prefix: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Command::Run(args) = &cli.command {
+        // The load generator's threads; the ceiling server keeps tokio's default (one per
+        // core), like `sesame serve`.
+        builder.worker_threads(args.threads.max(1));
+    }
+    let runtime = match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::CeilingServer(a) => ceilings::serve(&a.listen, &a.redis, &a.key_prefix).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn say(text: &str) {
+    println!("== {text}");
+}
+
+fn summary(r: &PhaseResult, requests_per_op: u32) -> String {
+    format!(
+        "{:.1} ops/s ({:.1} req/s), p50 {:.2} ms, p99 {:.2} ms, server CPU {} ms/op, peak RSS {} MB, errors {}{}",
+        r.rate(),
+        r.rate() * f64::from(requests_per_op),
+        r.latency_ms(0.5),
+        r.latency_ms(0.99),
+        r.cpu_ms_per_op()
+            .map_or_else(|| "-".to_owned(), |v| format!("{v:.3}")),
+        r.server
+            .map_or_else(|| "-".to_owned(), |u| format!("{:.1}", u.peak_rss_kib as f64 / 1024.0)),
+        r.errors,
+        r.error_samples
+            .first()
+            .map_or_else(String::new, |e| format!(" (first: {e})"))
+    )
+}
+
+async fn in_process<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work).await?
+}
+
+/// What one run measures, and what its phases share.
+struct Bench {
+    cores: usize,
+    accounts: u32,
+    argon2: Argon2Params,
+    phc: String,
+    site: Arc<Site>,
+    sesame_addr: SocketAddr,
+    ceiling_addr: SocketAddr,
+    server: Process,
+    ceiling: Process,
+    http_spec: PhaseSpec,
+    login_spec: PhaseSpec,
+    queue_spec: PhaseSpec,
+    mint_spec: PhaseSpec,
+    ceiling_time: Duration,
+    sessions: Vec<String>,
+    ceilings: Vec<Ceiling>,
+    rows: Vec<Row>,
+    log_problems: (usize, Vec<String>),
+}
+
+/// Most tickets or codes minted ahead of a phase.
+const MINT_CAP: usize = 400_000;
+
+impl Bench {
+    async fn phase<S: Scenario>(
+        &mut self,
+        name: &str,
+        on_ceiling_server: bool,
+        spec: PhaseSpec,
+        scenario: S,
+        requests_per_op: u32,
+    ) -> anyhow::Result<PhaseResult> {
+        say(&format!(
+            "{name}: {} connections, {} s warm-up + {} s",
+            spec.connections,
+            spec.warmup.as_secs(),
+            spec.measure.as_secs()
+        ));
+        let (target, pid) = if on_ceiling_server {
+            (self.ceiling_addr, self.ceiling.pid())
+        } else {
+            (self.sesame_addr, self.server.pid())
+        };
+        let result = gen::drive(target, spec, Arc::new(scenario), Some(pid)).await?;
+        println!("   {}", summary(&result, requests_per_op));
+        self.check_alive()?;
+        self.collect_log()?;
+        Ok(result)
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        ensure!(
+            self.server.running(),
+            "sesame exited; see {}",
+            self.server.log.display()
+        );
+        ensure!(
+            self.ceiling.running(),
+            "the ceiling server exited; see {}",
+            self.ceiling.log.display()
+        );
+        Ok(())
+    }
+
+    fn collect_log(&mut self) -> anyhow::Result<()> {
+        let (count, samples) = self.server.drain_log()?;
+        self.log_problems.0 += count;
+        for s in samples {
+            if self.log_problems.1.len() < 5 {
+                self.log_problems.1.push(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a measurement to ceiling `name` (created with `how` at its first measurement);
+    /// returns its index.
+    fn record_ceiling(&mut self, name: &'static str, how: String, sample: CeilingSample) -> usize {
+        if let Some(i) = self.ceilings.iter().position(|c| c.name == name) {
+            if let Some(c) = self.ceilings.get_mut(i) {
+                c.samples.push(sample);
+            }
+            return i;
+        }
+        self.ceilings.push(Ceiling {
+            name,
+            how,
+            samples: vec![sample],
+        });
+        self.ceilings.len() - 1
+    }
+
+    async fn argon2_ceiling(&mut self, when: &str) -> anyhow::Result<usize> {
+        let (cores, time, argon2) = (self.cores, self.ceiling_time, self.argon2);
+        say(&format!(
+            "ceiling ({when}): argon2id verifications in-process, {cores} threads, {} s",
+            time.as_secs()
+        ));
+        let phc = self.phc.clone();
+        let measured =
+            in_process(move || ceilings::argon2_verifications(argon2, &phc, PASSWORD, cores, time))
+                .await?;
+        println!(
+            "   {:.1}/s, {:.2} ms CPU each",
+            measured.per_second, measured.cpu_ms_per_op
+        );
+        let how = format!(
+            "verifications in-process (argon2 crate), {cores} threads = the hashing pool, m = {} KiB, t = {}, p = {}",
+            argon2.memory_kib, argon2.iterations, argon2.parallelism
+        );
+        Ok(self.record_ceiling(
+            "argon2id",
+            how,
+            CeilingSample {
+                when: when.to_owned(),
+                per_second: measured.per_second,
+                cpu_ms_per_op: Some(measured.cpu_ms_per_op),
+                phase: None,
+            },
+        ))
+    }
+
+    async fn rs256_ceiling(&mut self, when: &str) -> anyhow::Result<usize> {
+        let (cores, time) = (self.cores, self.ceiling_time);
+        say(&format!(
+            "ceiling ({when}): RS256 signatures in-process (jsonwebtoken, aws_lc_rs), {cores} threads, {} s",
+            time.as_secs()
+        ));
+        let measured = in_process(move || ceilings::rs256_signatures(cores, time)).await?;
+        println!(
+            "   {:.1}/s, {:.3} ms CPU each",
+            measured.per_second, measured.cpu_ms_per_op
+        );
+        let how = format!(
+            "signatures of an ID-token-sized claim set in-process (jsonwebtoken, aws_lc_rs back end, RSA 2048), {cores} threads"
+        );
+        Ok(self.record_ceiling(
+            "RS256",
+            how,
+            CeilingSample {
+                when: when.to_owned(),
+                per_second: measured.per_second,
+                cpu_ms_per_op: Some(measured.cpu_ms_per_op),
+                phase: None,
+            },
+        ))
+    }
+
+    async fn http_ceiling(
+        &mut self,
+        when: &str,
+        name: &'static str,
+        (path, marker): (&'static str, &'static str),
+        how: &str,
+    ) -> anyhow::Result<usize> {
+        let phase = self
+            .phase(
+                &format!("ceiling ({when}): {name}"),
+                true,
+                self.http_spec,
+                Get { path, marker },
+                1,
+            )
+            .await?;
+        let how = format!(
+            "`sesame-bench ceiling-server`: actix-web, one worker per core, {how}; same generator and connections"
+        );
+        Ok(self.record_ceiling(
+            name,
+            how,
+            CeilingSample {
+                when: when.to_owned(),
+                per_second: phase.rate(),
+                cpu_ms_per_op: phase.cpu_ms_per_op(),
+                phase: Some(phase),
+            },
+        ))
+    }
+
+    async fn redis_ceiling(&mut self, when: &str) -> anyhow::Result<usize> {
+        self.http_ceiling(
+            when,
+            "Redis round trip",
+            ("/redis", "redis ok"),
+            "one Redis GET per request (connection manager on the main runtime, as Sesame's store)",
+        )
+        .await
+    }
+
+    async fn hello_ceiling(&mut self, when: &str) -> anyhow::Result<usize> {
+        self.http_ceiling(
+            when,
+            "hello world",
+            ("/hello", "hello world"),
+            "a constant text body",
+        )
+        .await
+    }
+
+    /// SSO sessions, one per connection, for the flows that start logged in.
+    async fn sessions(&mut self) -> anyhow::Result<Vec<String>> {
+        if self.sessions.is_empty() {
+            say(&format!(
+                "{} SSO sessions for the flows that start logged in",
+                self.http_spec.connections
+            ));
+            let mut conn = Conn::new(self.sesame_addr)?;
+            for i in 0..self.http_spec.connections {
+                let n = u32::try_from(i).unwrap_or(0) % self.accounts.max(1) + 1;
+                self.sessions
+                    .push(scenarios::log_in(&mut conn, &login_of(n)).await?);
+            }
+        }
+        Ok(self.sessions.clone())
+    }
+
+    async fn login(&mut self, ceiling: usize, accounts: u32) -> anyhow::Result<Row> {
+        let spec = self.login_spec;
+        let result = self
+            .phase(
+                &format!("password login, {accounts} accounts"),
+                false,
+                spec,
+                PasswordLogin { accounts },
+                2,
+            )
+            .await?;
+        Ok(Row {
+            scenario: format!(
+                "Password login, {} accounts",
+                report::thousands(u64::from(accounts))
+            ),
+            operation: "GET /cas/login (form, fresh `lt`) + POST /cas/login → 303 + SSO cookie; random account",
+            requests_per_op: 2,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Ops,
+            target: Some(0.90),
+        })
+    }
+
+    async fn cas_cycle(&mut self, ceiling: usize) -> anyhow::Result<()> {
+        let sessions = self.sessions().await?;
+        let spec = self.http_spec;
+        let scenario = CasCycle {
+            site: Arc::clone(&self.site),
+            sessions,
+        };
+        let result = self.phase("CAS cycle", false, spec, scenario, 2).await?;
+        self.rows.push(Row {
+            scenario: "CAS cycle".to_owned(),
+            operation:
+                "GET /cas/login?service= with the SSO cookie → 302 + ST; GET /cas/serviceValidate",
+            requests_per_op: 2,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Requests,
+            target: Some(0.50),
+        });
+        Ok(())
+    }
+
+    async fn p3_validate(&mut self, ceiling: usize) -> anyhow::Result<()> {
+        let sessions = self.sessions().await?;
+        let tickets: Queue = Arc::new(Mutex::new(Vec::new()));
+        let mint = MintServiceTickets {
+            site: Arc::clone(&self.site),
+            sessions,
+            out: Arc::clone(&tickets),
+            cap: MINT_CAP,
+        };
+        self.phase(
+            "minting service tickets for /p3/serviceValidate",
+            false,
+            self.mint_spec,
+            mint,
+            1,
+        )
+        .await?;
+        let spec = self.queue_spec;
+        let scenario = ValidateP3 {
+            site: Arc::clone(&self.site),
+            tickets,
+        };
+        let result = self
+            .phase("/cas/p3/serviceValidate", false, spec, scenario, 1)
+            .await?;
+        self.rows.push(Row {
+            scenario: "/cas/p3/serviceValidate alone".to_owned(),
+            operation: "GET /cas/p3/serviceValidate of a ticket minted beforehand (5 attributes, read from PostgreSQL)",
+            requests_per_op: 1,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Requests,
+            target: Some(0.60),
+        });
+        Ok(())
+    }
+
+    async fn code_exchange(&mut self, ceiling: usize) -> anyhow::Result<()> {
+        let sessions = self.sessions().await?;
+        let codes: Queue = Arc::new(Mutex::new(Vec::new()));
+        let mint = MintCodes {
+            site: Arc::clone(&self.site),
+            sessions,
+            out: Arc::clone(&codes),
+            cap: MINT_CAP,
+        };
+        self.phase(
+            "minting authorization codes",
+            false,
+            self.mint_spec,
+            mint,
+            1,
+        )
+        .await?;
+        let spec = self.queue_spec;
+        let scenario = ExchangeCodes {
+            site: Arc::clone(&self.site),
+            codes,
+        };
+        let result = self
+            .phase("authorization code exchange", false, spec, scenario, 1)
+            .await?;
+        self.rows.push(Row {
+            scenario: "OIDC code exchange at /token".to_owned(),
+            operation: "POST /token grant_type=authorization_code (client_secret_basic) of a code minted beforehand → ID token RS256 + access + refresh token",
+            requests_per_op: 1,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Ops,
+            target: Some(0.70),
+        });
+        Ok(())
+    }
+
+    async fn client_credentials(&mut self, ceiling: usize) -> anyhow::Result<()> {
+        let spec = self.http_spec;
+        let scenario = ClientCredentials {
+            authorization: self.site.svc_basic(),
+        };
+        let result = self
+            .phase("client_credentials grant", false, spec, scenario, 1)
+            .await?;
+        self.rows.push(Row {
+            scenario: "OIDC client_credentials grant".to_owned(),
+            operation:
+                "POST /token grant_type=client_credentials (client_secret_basic) → access token",
+            requests_per_op: 1,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Requests,
+            target: Some(0.50),
+        });
+        Ok(())
+    }
+
+    async fn refresh(&mut self, ceiling: usize) -> anyhow::Result<()> {
+        let sessions = self.sessions().await?;
+        say("one refresh token per connection");
+        let tokens: Queue = Arc::new(Mutex::new(Vec::new()));
+        let mut conn = Conn::new(self.sesame_addr)?;
+        for cookie in &sessions {
+            let token = scenarios::refresh_token_for(&mut conn, &self.site, cookie).await?;
+            tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(token);
+        }
+        drop(conn);
+        let spec = self.http_spec;
+        let scenario = Refresh {
+            authorization: self.site.rp_basic(),
+            tokens,
+        };
+        let result = self
+            .phase("refresh_token grant", false, spec, scenario, 1)
+            .await?;
+        self.rows.push(Row {
+            scenario: "OIDC refresh_token grant".to_owned(),
+            operation: "POST /token grant_type=refresh_token (rotating; the SSO session is checked) → access + refresh token",
+            requests_per_op: 1,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Requests,
+            target: Some(0.50),
+        });
+        Ok(())
+    }
+
+    async fn static_get(
+        &mut self,
+        ceiling: usize,
+        name: &str,
+        path: &'static str,
+        marker: &'static str,
+        operation: &'static str,
+    ) -> anyhow::Result<()> {
+        let spec = self.http_spec;
+        let result = self
+            .phase(name, false, spec, Get { path, marker }, 1)
+            .await?;
+        self.rows.push(Row {
+            scenario: name.to_owned(),
+            operation,
+            requests_per_op: 1,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Requests,
+            target: Some(0.80),
+        });
+        Ok(())
+    }
+}
+
+const SCENARIOS: [&str; 8] = [
+    "login",
+    "cas",
+    "p3",
+    "code",
+    "client-credentials",
+    "refresh",
+    "discovery",
+    "jwks",
+];
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "set-up, phases and tear-down of one run, in order"
+)]
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let began = Instant::now();
+    let wanted = |name: &str| args.only.iter().any(|o| o == name || o == "all");
+    for o in &args.only {
+        ensure!(
+            o == "all" || SCENARIOS.contains(&o.as_str()),
+            "--only: unknown scenario {o}; known: {}",
+            SCENARIOS.join(", ")
+        );
+    }
+    let machine = procfs::Machine::probe();
+    std::fs::create_dir_all(&args.work_dir)
+        .with_context(|| format!("creating {}", args.work_dir.display()))?;
+    let warmup = Duration::from_secs(args.warmup_secs);
+    let measure = Duration::from_secs(args.measure_secs);
+    let login_measure = Duration::from_secs(args.login_measure_secs);
+
+    say("one argon2id hash at the production parameters, for every account");
+    let argon2 = Argon2Params::default();
+    let phc = in_process(move || {
+        let hasher = PasswordHasher::new(argon2)?;
+        Ok(hasher.hash(&Password::new(PASSWORD))?)
+    })
+    .await?;
+
+    say("fresh PostgreSQL database and Redis key prefix");
+    let pg = PgServer {
+        host: args.pg_host.clone(),
+        port: args.pg_port,
+        user: args.pg_user.clone(),
+    };
+    let postgres = pg.fresh_database().await?;
+    let redis = infra::redis_version(&args.redis).await.context("Redis")?;
+    let key_prefix = format!(
+        "sesame-bench:{}:",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let site = Arc::new(Site::new());
+    let sesame_addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let ceiling_addr = SocketAddr::from(([127, 0, 0, 1], args.ceiling_port));
+    let config = args.work_dir.join("sesame.toml");
+    infra::write_config(
+        &config,
+        &ConfigInput {
+            listen: sesame_addr,
+            database_url: pg.url(infra::DATABASE),
+            redis_url: &args.redis,
+            key_prefix: &key_prefix,
+            argon2,
+            site: &site,
+            log_level: &args.log_level,
+        },
+    )?;
+    let sesame_command = |sub: &str| {
+        let mut c = ProcessCommand::new(&args.sesame);
+        c.arg("--config")
+            .arg(&config)
+            .arg(sub)
+            .env_remove("RUST_LOG");
+        c
+    };
+    let migrate_log = args.work_dir.join("migrate.log");
+    let mut migrate = Process::spawn(sesame_command("migrate"), migrate_log.clone())?;
+    let status = migrate.exited().await?;
+    ensure!(
+        status.success(),
+        "sesame migrate failed: {}",
+        std::fs::read_to_string(&migrate_log).unwrap_or_default()
+    );
+
+    say(&format!("seeding {} accounts by COPY", args.accounts));
+    let seeding = Instant::now();
+    pg.seed_accounts(1, args.accounts, &phc).await?;
+    let seed_time = seeding.elapsed();
+    println!("   {:.1} s", seed_time.as_secs_f64());
+
+    say("starting sesame serve (first start: signing keys are generated), then again");
+    let log = args.work_dir.join("sesame.log");
+    std::fs::write(&log, "")?;
+    let mut first = Process::spawn(sesame_command("serve"), log.clone())?;
+    let ready_limit = Duration::from_secs(60);
+    let first_ready =
+        infra::wait_ready(&mut first, sesame_addr, "/health/ready", ready_limit).await?;
+    first.stop(Duration::from_secs(35))?;
+    drop(first);
+    let mut server = Process::spawn(sesame_command("serve"), log.clone())?;
+    let restart_ready =
+        infra::wait_ready(&mut server, sesame_addr, "/health/ready", ready_limit).await?;
+    let idle_rss_kib = infra::idle_rss_kib(server.pid(), Duration::from_secs(2)).await?;
+    println!(
+        "   ready after {} ms (first start), {} ms (restart); RSS idle {:.1} MB",
+        first_ready.as_millis(),
+        restart_ready.as_millis(),
+        idle_rss_kib as f64 / 1024.0
+    );
+
+    let exe = std::env::current_exe().context("locating sesame-bench")?;
+    let mut ceiling_command = ProcessCommand::new(exe);
+    ceiling_command
+        .arg("ceiling-server")
+        .arg("--listen")
+        .arg(ceiling_addr.to_string())
+        .arg("--redis")
+        .arg(&args.redis)
+        .arg("--key-prefix")
+        .arg(&key_prefix);
+    let mut ceiling = Process::spawn(ceiling_command, args.work_dir.join("ceiling-server.log"))?;
+    infra::wait_ready(&mut ceiling, ceiling_addr, "/hello", ready_limit).await?;
+
+    let mut bench = Bench {
+        cores: machine.cpus,
+        accounts: args.accounts,
+        argon2,
+        phc,
+        site,
+        sesame_addr,
+        ceiling_addr,
+        server,
+        ceiling,
+        http_spec: PhaseSpec {
+            connections: args.connections,
+            warmup,
+            measure,
+        },
+        login_spec: PhaseSpec {
+            connections: args.login_connections,
+            warmup,
+            measure: login_measure,
+        },
+        // Fed by a queue: a short warm-up, and it may end early when the queue runs dry.
+        queue_spec: PhaseSpec {
+            connections: args.connections,
+            warmup: Duration::from_secs(1),
+            measure,
+        },
+        mint_spec: PhaseSpec {
+            connections: args.connections,
+            warmup: Duration::ZERO,
+            measure: measure + Duration::from_secs(5),
+        },
+        ceiling_time: Duration::from_secs(8),
+        sessions: Vec::new(),
+        ceilings: Vec::new(),
+        rows: Vec::new(),
+        log_problems: (0, Vec::new()),
+    };
+    bench.collect_log()?;
+
+    // Each group between two measurements of its ceiling. The login runs last: it is the
+    // phase that grows the server's memory, so the others show their own.
+    if ["cas", "p3", "client-credentials", "refresh"]
+        .iter()
+        .any(|n| wanted(n))
+    {
+        // The SSO sessions are opened first, so that their logins are not inside a window.
+        bench.sessions().await?;
+        let ceiling = bench.redis_ceiling("before").await?;
+        if wanted("cas") {
+            bench.cas_cycle(ceiling).await?;
+        }
+        if wanted("p3") {
+            bench.p3_validate(ceiling).await?;
+        }
+        if wanted("client-credentials") {
+            bench.client_credentials(ceiling).await?;
+        }
+        if wanted("refresh") {
+            bench.refresh(ceiling).await?;
+        }
+        bench.redis_ceiling("after").await?;
+    }
+    if wanted("code") {
+        let ceiling = bench.rs256_ceiling("before").await?;
+        bench.code_exchange(ceiling).await?;
+        bench.rs256_ceiling("after").await?;
+    }
+    if wanted("discovery") || wanted("jwks") {
+        let ceiling = bench.hello_ceiling("before").await?;
+        if wanted("discovery") {
+            bench
+                .static_get(
+                    ceiling,
+                    "OIDC discovery",
+                    "/.well-known/openid-configuration",
+                    "\"issuer\"",
+                    "GET /.well-known/openid-configuration",
+                )
+                .await?;
+        }
+        if wanted("jwks") {
+            bench
+                .static_get(ceiling, "OIDC JWKS", "/jwks", "\"keys\"", "GET /jwks")
+                .await?;
+        }
+        bench.hello_ceiling("after").await?;
+    }
+    let mut large = None;
+    if wanted("login") {
+        let ceiling = bench.argon2_ceiling("before").await?;
+        let row = bench.login(ceiling, args.accounts).await?;
+        bench.rows.insert(0, row);
+        bench.argon2_ceiling("after").await?;
+        if args.large && args.large_accounts > args.accounts {
+            say(&format!(
+                "seeding accounts up to {} by COPY",
+                args.large_accounts
+            ));
+            let seeding = Instant::now();
+            pg.seed_accounts(args.accounts + 1, args.large_accounts, &bench.phc)
+                .await?;
+            let seeded = seeding.elapsed();
+            println!("   {:.1} s", seeded.as_secs_f64());
+            let row = bench.login(ceiling, args.large_accounts).await?;
+            bench
+                .argon2_ceiling(&format!(
+                    "after the {} accounts",
+                    report::thousands(u64::from(args.large_accounts))
+                ))
+                .await?;
+            large = Some((args.large_accounts, seeded, row));
+        }
+    }
+
+    let hwm_kib = procfs::peak_rss_kib(bench.server.pid())?;
+    say("stopping; dropping the database and the Redis keys");
+    bench.server.stop(Duration::from_secs(35))?;
+    bench.ceiling.stop(Duration::from_secs(5))?;
+    pg.drop_database().await?;
+    let removed = infra::redis_cleanup(&args.redis, &key_prefix).await?;
+    println!("   {removed} Redis keys removed");
+
+    let now = SystemClock.now();
+    let date = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute()
+    );
+    let report = Report {
+        machine,
+        date,
+        postgres,
+        redis,
+        threads: args.threads.max(1),
+        connections: args.connections,
+        login_connections: args.login_connections,
+        warmup,
+        measure,
+        login_measure,
+        argon2,
+        log_level: args.log_level.clone(),
+        accounts: args.accounts,
+        seed_time,
+        first_ready,
+        restart_ready,
+        idle_rss_kib,
+        hwm_kib,
+        ceilings: bench.ceilings,
+        rows: bench.rows,
+        large,
+        server_log_problems: bench.log_problems,
+        total: began.elapsed(),
+        load_after: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+            .unwrap_or_default(),
+        command: if args.large {
+            "make bench-large"
+        } else {
+            "make bench"
+        },
+    };
+    print!("{}", report.console());
+    std::fs::write(&args.out, report.markdown())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("\nwrote {}", args.out.display());
+    // Missed targets are results; errors mean a flow is broken, which the run must not hide.
+    let errors: u64 = report
+        .rows
+        .iter()
+        .chain(report.large.iter().map(|(_, _, r)| r))
+        .map(|r| r.result.errors)
+        .sum();
+    ensure!(errors == 0, "{errors} operations failed; see the report");
+    Ok(())
+}
