@@ -10,6 +10,7 @@ use openidconnect::{
 };
 use serde_json::Value;
 use sesame_protocol::oidc::clients::OidcClient;
+use sesame_tests::oidc::{base64_url_decode, hidden_field, http_client, oidc_app, query_param};
 use sesame_tests::{browser, extract_lt, unique_login, RecordingServer, TestApp, GOOD_PASSWORD};
 
 const CB: &str = "https://app.example.org/oidc/callback";
@@ -30,35 +31,6 @@ fn confidential(id: &str, extra: &str) -> OidcClient {
             sesame_core::random::sha256_hex(SECRET)
         ),
     )
-}
-
-async fn oidc_app(clients: Vec<OidcClient>) -> TestApp {
-    TestApp::builder()
-        .with(move |s| s.oidc.clients = clients)
-        .spawn()
-        .await
-}
-
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn hidden_field(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')?;
-    Some(html[start..start + end].to_owned())
 }
 
 /// Follows `/authorize` in a browser until Sesame redirects to the client: logs in with
@@ -448,13 +420,6 @@ async fn a_cas_login_serves_oidc_without_a_second_login_and_logout_ends_both() {
     assert!(payload["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
     assert!(payload["sid"].is_string());
     assert!(payload.get("nonce").is_none());
-}
-
-fn base64_url_decode(s: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .unwrap()
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use sesame_core::random;
 use sesame_protocol::oidc::clients::{OidcClient, SigningAlg};
 use sesame_protocol::oidc::keys::{generate_signing_key, KeySet};
 use sesame_protocol::oidc::pkce::s256_challenge;
+use sesame_tests::oidc::{base64_url_decode, hidden_field, http_client, oidc_app, query_param};
 use sesame_tests::{browser, extract_lt, unique_login, TestApp, GOOD_PASSWORD};
 
 const CB: &str = "https://app.example.org/oidc/callback";
@@ -48,56 +49,6 @@ fn public_client(id: &str) -> OidcClient {
             "public = true\ntoken_endpoint_auth_method = \"none\"\nfirst_party = true\n{ALL_SCOPES}"
         ),
     )
-}
-
-async fn oidc_app(clients: Vec<OidcClient>) -> TestApp {
-    TestApp::builder()
-        .with(move |s| s.oidc.clients = clients)
-        .spawn()
-        .await
-}
-
-/// A client without cookies that does not follow redirects (a relying party's back end).
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-// ----- small helpers ---------------------------------------------------------------------
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn hidden_field(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')?;
-    Some(html_unescape(&html[start..start + end]))
-}
-
-/// Undoes the HTML escaping of an attribute value, as a browser does before posting it.
-fn html_unescape(value: &str) -> String {
-    value
-        .replace("&#x2f;", "/")
-        .replace("&#x27;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-fn base64_url_decode(s: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .unwrap()
 }
 
 /// The payload of a JWT, unverified.

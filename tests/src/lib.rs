@@ -5,6 +5,8 @@
 //! `TEST_BACKEND=sqlite` (default) or `TEST_BACKEND=postgres` (with `TEST_DATABASE_URL`,
 //! `TEST_REDIS_URL`) picks the backend; the whole suite runs on both in CI.
 
+pub mod oidc;
+
 use std::sync::{Arc, LazyLock};
 
 use sesame_core::account::{Account, AccountState, NewAccount};

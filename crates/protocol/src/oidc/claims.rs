@@ -1,11 +1,10 @@
 //! The claims of the JWTs Sesame signs, as plain serde data (times as Unix seconds):
 //!
 //! * [`IdTokenClaims`]: the ID token (OpenID Connect Core 1.0 §2, §3.1.3.6, §5.1);
-//! * [`AccessTokenClaims`]: a JWT access token (RFC 9068 §2.2), for deployments that want
-//!   self-contained access tokens;
 //! * [`LogoutTokenClaims`]: the logout token of OpenID Connect Back-Channel Logout 1.0 §2.4.
 //!
-//! Signing and verifying them is [`super::keys::KeySet`]'s business.
+//! Access tokens are opaque, not JWTs (see `tokens.rs`). Signing and verifying these is
+//! [`super::keys::KeySet`]'s business.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -51,41 +50,6 @@ pub struct IdTokenClaims {
     /// repeat the names above.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-/// Claims of a JWT access token (RFC 9068 §2.2); signed with header `typ` = `at+jwt`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessTokenClaims {
-    /// Issuer: Sesame's public base URL.
-    pub iss: String,
-    /// Subject: the account, or the client itself for `client_credentials`.
-    pub sub: String,
-    /// Audience: the resource server (or the client, absent a resource indicator).
-    pub aud: String,
-    /// Expiry, Unix seconds.
-    pub exp: i64,
-    /// Issue time, Unix seconds.
-    pub iat: i64,
-    /// Unique token id.
-    pub jti: String,
-    /// The client it was issued to.
-    pub client_id: String,
-    /// Granted scopes, space-separated.
-    pub scope: String,
-    /// When the person authenticated, Unix seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_time: Option<i64>,
-    /// Session id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    /// Authentication context class reference.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acr: Option<String>,
-    /// Authentication methods references, omitted when empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub amr: Vec<String>,
-    /// The grant it was issued under (Sesame's own claim): revoking the grant revokes it.
-    pub gid: String,
 }
 
 /// The empty JSON object of the back-channel logout event.
@@ -193,38 +157,6 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&with_amr).unwrap()["amr"],
             json!(["pwd"])
-        );
-    }
-
-    #[test]
-    fn access_token_claims_follow_rfc_9068() {
-        let claims = AccessTokenClaims {
-            iss: "https://sso.example.org".to_owned(),
-            sub: "42".to_owned(),
-            aud: "https://api.example.org".to_owned(),
-            exp: 2,
-            iat: 1,
-            jti: "j".to_owned(),
-            client_id: "moodle".to_owned(),
-            scope: "openid profile".to_owned(),
-            auth_time: None,
-            sid: None,
-            acr: None,
-            amr: Vec::new(),
-            gid: "g".to_owned(),
-        };
-        let value = serde_json::to_value(&claims).unwrap();
-        assert_eq!(
-            value,
-            json!({
-                "iss": "https://sso.example.org", "sub": "42", "aud": "https://api.example.org",
-                "exp": 2, "iat": 1, "jti": "j", "client_id": "moodle",
-                "scope": "openid profile", "gid": "g"
-            })
-        );
-        assert_eq!(
-            serde_json::from_value::<AccessTokenClaims>(value).unwrap(),
-            claims
         );
     }
 

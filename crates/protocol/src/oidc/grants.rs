@@ -17,7 +17,6 @@
 //!     presentations (on any instance) wins;
 //!   - `oidc:grant-revoked:<grant id>` → the grant is revoked. It lives longer than any token
 //!     of the grant can ([`Grants::revoke_grant`]);
-//!   - `oidc:at-revoked:<jti>` → a single access token (JWT) is revoked, until its `exp`;
 //!   - `oidc:session-grants:<session handle>` → the grants issued on one SSO session.
 //! * Rotation (RFC 9700 §4.14.2): each use of a refresh token returns the next one of its
 //!   family and ends the used one. A used token presented again (while it would still be
@@ -167,10 +166,6 @@ fn live_key(hash: &str) -> String {
 
 fn revoked_grant_key(grant_id: &str) -> String {
     format!("oidc:grant-revoked:{grant_id}")
-}
-
-fn revoked_access_key(jti: &str) -> String {
-    format!("oidc:at-revoked:{jti}")
 }
 
 fn session_grants_key(session_handle: &str) -> String {
@@ -504,44 +499,6 @@ impl Grants {
             .get(&revoked_grant_key(grant_id))
             .await?
             .is_some())
-    }
-
-    /// Revokes one access token, a JWT verified locally, by its `jti`: a deny-list entry until
-    /// `expires_at` (its `exp`), after which the token is refused as expired anyway.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the store fails.
-    pub async fn revoke_access_token(
-        &self,
-        jti: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        if expires_at <= now {
-            return Ok(());
-        }
-        let exp_ms = (expires_at.unix_timestamp_nanos() / 1_000_000).to_string();
-        self.store
-            .put(
-                &revoked_access_key(jti),
-                &exp_ms,
-                ttl_until(expires_at, now),
-            )
-            .await
-    }
-
-    /// Whether the access token `jti` is on the deny list (until its `exp`).
-    ///
-    /// # Errors
-    /// [`StoreError`] if the store fails (never answered as "not revoked").
-    pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let Some(raw) = self.store.get(&revoked_access_key(jti)).await? else {
-            return Ok(false);
-        };
-        let exp_ms: i128 = raw
-            .parse()
-            .map_err(|_| StoreError::Corrupt("access-token deny-list entry".to_owned()))?;
-        Ok(self.clock.now().unix_timestamp_nanos() / 1_000_000 < exp_ms)
     }
 
     /// At the end of SSO session `session_handle` (logout): revokes its grants that are not
@@ -903,29 +860,6 @@ mod tests {
             .await
             .is_ok());
         assert!(!f.grants.is_grant_revoked(&other.grant_id).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn access_token_deny_list_expires_after_exp() {
-        let f = fixture();
-        let exp = START + time::Duration::minutes(5);
-        assert!(!f.grants.is_access_token_revoked("jti-1").await.unwrap());
-        f.grants.revoke_access_token("jti-1", exp).await.unwrap();
-        assert!(f.grants.is_access_token_revoked("jti-1").await.unwrap());
-        assert!(!f.grants.is_access_token_revoked("jti-2").await.unwrap());
-        f.clock
-            .advance(time::Duration::minutes(5) - time::Duration::milliseconds(1));
-        assert!(f.grants.is_access_token_revoked("jti-1").await.unwrap());
-        f.clock.advance(time::Duration::milliseconds(1));
-        assert!(!f.grants.is_access_token_revoked("jti-1").await.unwrap());
-        // Revoking a token already expired stores nothing.
-        f.grants.revoke_access_token("jti-3", START).await.unwrap();
-        assert!(f
-            .store
-            .get("oidc:at-revoked:jti-3")
-            .await
-            .unwrap()
-            .is_none());
     }
 
     #[tokio::test]
