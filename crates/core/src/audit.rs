@@ -46,6 +46,14 @@ pub enum AuditKind {
     AccountUpdated,
     /// A provisioning file was imported (the details hold the counts).
     ImportCompleted,
+    /// An admin API key was made (the details name it and its scopes, never the key).
+    ApiKeyCreated,
+    /// An admin API key was revoked.
+    ApiKeyRevoked,
+    /// An operator ended every SSO session of an account.
+    SessionsEnded,
+    /// Why an operator blocked an account (beside the state change it goes with).
+    BlockReasonNoted,
 }
 
 impl AuditKind {
@@ -71,6 +79,10 @@ impl AuditKind {
             Self::SigningKeyRotated => "oidc.signing_key_rotated",
             Self::AccountUpdated => "account.updated",
             Self::ImportCompleted => "import.completed",
+            Self::ApiKeyCreated => "api_key.created",
+            Self::ApiKeyRevoked => "api_key.revoked",
+            Self::SessionsEnded => "account.sessions_ended",
+            Self::BlockReasonNoted => "account.block_reason",
         }
     }
 }
@@ -89,7 +101,7 @@ pub struct AuditEvent {
     pub account_id: Option<AccountId>,
     /// Client address, as decided by the trusted-proxy rules.
     pub ip: Option<String>,
-    /// Who acted: `self`, `cli`, `admin:<name>`.
+    /// Who acted: `self`, `cli`, `api:<key name>`.
     pub actor: String,
     /// Free-form JSON details; never secrets.
     pub detail: serde_json::Value,

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod authn;
 pub mod clock;

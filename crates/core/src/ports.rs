@@ -82,6 +82,18 @@ pub trait AccountRepo: Send + Sync + std::fmt::Debug {
 
     /// Round trip to the database, for readiness.
     async fn ping(&self) -> Result<(), RepoError>;
+
+    /// Sets (or, with `None`, removes) the institutional e-mail.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if there is no such account; [`RepoError::Conflict`] naming
+    /// `email` if another account has it.
+    async fn set_email(
+        &self,
+        id: AccountId,
+        email: Option<&Email>,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError>;
 }
 
 /// Durable audit trail (the SQL database). Writes are never dropped silently: an error here
@@ -399,4 +411,34 @@ pub trait Mailer: Send + Sync + std::fmt::Debug {
         &self,
         message: crate::mail::MailMessage,
     ) -> Result<crate::mail::MailId, crate::error::MailError>;
+}
+
+/// Durable storage of the admin API's keys (the SQL database). Never the keys themselves:
+/// their SHA-256.
+#[async_trait]
+pub trait ApiKeyRepo: Send + Sync + std::fmt::Debug {
+    /// Inserts a key.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] if the id exists.
+    async fn insert_api_key(&self, key: crate::api_keys::ApiKeyRecord) -> Result<(), RepoError>;
+
+    /// The key with this id.
+    async fn find_api_key(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::api_keys::ApiKeyRecord>, RepoError>;
+
+    /// Every key, newest first.
+    async fn api_keys(&self) -> Result<Vec<crate::api_keys::ApiKeyRecord>, RepoError>;
+
+    /// Marks the key revoked at `now` (a revoked key stays revoked: its first revocation
+    /// time is kept).
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if there is no such key.
+    async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> Result<(), RepoError>;
+
+    /// Records that the key was used at `now`.
+    async fn touch_api_key(&self, id: &str, now: OffsetDateTime) -> Result<(), RepoError>;
 }

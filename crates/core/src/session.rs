@@ -309,6 +309,38 @@ impl SessionManager {
         Ok(items)
     }
 
+    /// The live sessions of an account with their handles, oldest login first, for an
+    /// operator to see (nothing is touched: listing does not extend them).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn sessions_of(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Vec<(String, SsoSession)>, StoreError> {
+        let now = self.clock.now();
+        let mut live = Vec::new();
+        for key in self
+            .store
+            .set_members(&account_sessions_key(account_id))
+            .await?
+        {
+            let Some(handle) = key.strip_prefix("sso:") else {
+                continue;
+            };
+            let Some(raw) = self.store.get(&key).await? else {
+                continue;
+            };
+            let session: SsoSession =
+                serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if self.is_live_at(&session, now) {
+                live.push((handle.to_owned(), session));
+            }
+        }
+        live.sort_by_key(|(_, s)| s.authenticated_at);
+        Ok(live)
+    }
+
     fn is_live_at(&self, s: &SsoSession, now: OffsetDateTime) -> bool {
         if now >= s.expires_at {
             return false;

@@ -1,6 +1,7 @@
 //! The `sesame` command line: `serve`, `migrate`, `config check`, `account …`. Account
 //! commands go through the same services as the web, so the same rules apply.
 
+pub mod api_key;
 pub mod mail;
 
 use std::io::{IsTerminal, Read};
@@ -8,16 +9,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use sesame_core::account::{AccountState, NewAccount};
 use sesame_core::credentials::Password;
 use sesame_core::error::AccountError;
 use sesame_core::i18n::Lang;
 use sesame_core::ids::{Affiliation, Email, LoginName};
-use sesame_lifecycle::import::plan::FullImport;
+use sesame_lifecycle::admin::{person_name, AccountRequest};
 use sesame_lifecycle::import::read::Format;
-use sesame_lifecycle::import::{
-    ImportOptions, ImportReport, ImportRules, Importer, ImporterParts, Mode, Outcome,
-};
+use sesame_lifecycle::import::{ImportOptions, ImportRules, Mode};
 
 use crate::config::{self, Settings};
 use crate::services::{Overrides, Services};
@@ -84,6 +82,12 @@ pub enum Command {
         /// Show what would be done and change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Keys of the admin HTTP API (see docs/admin-api.md).
+    ApiKey {
+        /// What to do with the keys.
+        #[command(subcommand)]
+        action: api_key::ApiKeyAction,
     },
     /// The outgoing mail queue (see docs/mail.md).
     Mail {
@@ -180,6 +184,9 @@ pub enum AccountAction {
     Block {
         /// Login.
         login: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Unblock a blocked account.
     Unblock {
@@ -283,6 +290,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("client_secret = {secret}");
             println!("client_secret_sha256 = \"{digest}\"");
             Ok(())
+        }
+        Command::ApiKey { action } => {
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            let outcome = api_key::run(&services, action).await;
+            services.accounts_repo.quiesce().await;
+            outcome
         }
         Command::Mail { action } => {
             let services = Services::build(&settings, &Overrides::default(), true).await?;
@@ -422,25 +435,27 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             family_name,
             affiliation,
         } => {
-            let new = NewAccount {
+            let request = AccountRequest {
                 login: parse_login(&login)?,
                 email: email
                     .as_deref()
                     .map(Email::parse)
                     .transpose()
                     .context("--email")?,
-                given_name: non_empty(&given_name, "--given-name")?,
-                family_name: non_empty(&family_name, "--family-name")?,
+                given_name: person_name(&given_name).context("--given-name")?,
+                family_name: person_name(&family_name).context("--family-name")?,
                 affiliation: affiliation
                     .parse::<Affiliation>()
                     .context("--affiliation")?,
-                state: AccountState::Provisioned,
+                recovery_email: None,
+                mobile: None,
             };
             let account = services
-                .accounts
-                .create(new, "cli")
+                .admin
+                .create(request, "cli")
                 .await
-                .map_err(describe)?;
+                .map_err(describe)?
+                .account;
             println!(
                 "created {} ({}), state {}",
                 account.login, account.id, account.state
@@ -518,26 +533,18 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 .map_err(describe)?;
             println!("{login} unlocked");
         }
-        AccountAction::Block { login } => {
-            let (account, ended) = services
-                .blocking
-                .block(&parse_login(&login)?, "cli")
-                .await
-                .map_err(describe)?;
-            // The applications that got tickets or codes from those sessions are told at once.
-            let mut notified = 0;
-            for handle in &ended {
-                let ended = sesame_core::session::EndedSession {
-                    handle: handle.clone(),
-                    account_id: account.id,
-                    attached: services.sessions.take_attached(handle).await?,
-                };
-                notified += crate::cas_flow::send_single_logout_now(services, &ended).await;
-            }
+        AccountAction::Block { login, reason } => {
+            let blocked = crate::operations::block_account(
+                services,
+                &parse_login(&login)?,
+                reason.as_deref(),
+                "cli",
+            )
+            .await
+            .map_err(describe)?;
             println!(
-                "{} blocked; {} session(s) ended, {notified} application(s) sent a logout request",
-                account.login,
-                ended.len()
+                "{} blocked; {} session(s) ended, {} application(s) sent a logout request",
+                blocked.account.login, blocked.sessions_ended, blocked.applications_notified
             );
         }
         AccountAction::Unblock { login } => {
@@ -558,35 +565,11 @@ async fn import(
     input: &[u8],
     options: ImportOptions,
 ) -> anyhow::Result<()> {
-    let importer = Importer::new(ImporterParts {
-        profiles: std::sync::Arc::clone(&services.profiles),
-        accounts: services.accounts.clone(),
-        audit: std::sync::Arc::clone(&services.audit),
-        sessions: services.sessions.clone(),
-        clock: std::sync::Arc::clone(&services.clock),
-        rules,
-    });
-    let report = importer.run(input, options, "cli").await?;
-    // The applications that got tickets from a disabled person's sessions are told at once.
-    let mut notified = 0;
-    for outcome in &report.outcomes {
-        if let Outcome::Disabled {
-            account_id,
-            sessions_ended,
-            ..
-        } = outcome
-        {
-            for handle in sessions_ended {
-                let ended = sesame_core::session::EndedSession {
-                    handle: handle.clone(),
-                    account_id: *account_id,
-                    attached: services.sessions.take_attached(handle).await?,
-                };
-                notified += crate::cas_flow::send_single_logout_now(services, &ended).await;
-            }
-        }
+    let (report, notified) =
+        crate::operations::import(services, rules, input, options, "cli").await?;
+    for line in crate::operations::import_report_lines(&report, notified) {
+        println!("{line}");
     }
-    print_import_report(&report, notified);
     let counts = report.counts();
     match report.mode {
         Mode::RefusedStrict => bail!(
@@ -603,108 +586,6 @@ async fn import(
             }
         ),
         _ => Ok(()),
-    }
-}
-
-fn print_import_report(report: &ImportReport, notified: usize) {
-    let would = report.mode != Mode::Applied;
-    let verb = |done: &'static str, planned: &'static str| if would { planned } else { done };
-    for r in &report.rejections {
-        println!("line {}: rejected: {}", r.line, r.reason);
-    }
-    for outcome in &report.outcomes {
-        match outcome {
-            Outcome::Created {
-                line,
-                hr_id,
-                login,
-                email,
-            } => println!(
-                "line {line}: {} {login}{} (hr_id {hr_id}), state provisioned",
-                verb("created", "would create"),
-                email
-                    .as_ref()
-                    .map(|e| format!(" <{e}>"))
-                    .unwrap_or_default()
-            ),
-            Outcome::Updated {
-                line,
-                hr_id,
-                login,
-                fields,
-                reprovisioned,
-            } => {
-                let mut what = fields.join(", ");
-                if *reprovisioned {
-                    if !what.is_empty() {
-                        what.push_str("; ");
-                    }
-                    what.push_str("disabled, back to provisioned");
-                }
-                println!(
-                    "line {line}: {} {login} (hr_id {hr_id}): {what}",
-                    verb("updated", "would update")
-                );
-            }
-            Outcome::Unchanged { .. } => {}
-            Outcome::Disabled {
-                hr_id,
-                login,
-                sessions_ended,
-                session_error,
-                ..
-            } => {
-                let sessions = match session_error {
-                    Some(e) => format!(
-                        "; its sessions could not be ended here ({e}), they end at their next use"
-                    ),
-                    None if would => String::new(),
-                    None => format!("; {} session(s) ended", sessions_ended.len()),
-                };
-                println!(
-                    "{} {login} (hr_id {hr_id}): absent from the file{sessions}",
-                    verb("disabled", "would disable")
-                );
-            }
-        }
-    }
-    match &report.full {
-        FullImport::NotRequested => {}
-        FullImport::Source(affiliations) => {
-            let names: Vec<&str> = affiliations.iter().map(|a| a.as_str()).collect();
-            println!(
-                "--full: people of {} absent from the file {} disabled",
-                if names.is_empty() {
-                    "no affiliation".to_owned()
-                } else {
-                    names.join(", ")
-                },
-                verb("are", "would be")
-            );
-        }
-        FullImport::Skipped { lines } => {
-            let lines: Vec<String> = lines.iter().map(usize::to_string).collect();
-            println!(
-                "--full: nobody disabled, because line(s) {} have no readable hr_id (their people cannot be told from leavers); fix them and import again",
-                lines.join(", ")
-            );
-        }
-    }
-    if notified > 0 {
-        println!("{notified} application(s) sent a logout request");
-    }
-    let c = report.counts();
-    println!(
-        "summary: {} created, {} updated, {} unchanged, {} disabled, {} rejected",
-        c.created, c.updated, c.unchanged, c.disabled, c.rejected
-    );
-    match report.mode {
-        Mode::DryRun => println!("dry run: nothing was written"),
-        Mode::RefusedStrict => println!("--strict: nothing was written"),
-        Mode::Applied if report.nothing_changed() => {
-            println!("nothing changed: the accounts already match the file");
-        }
-        Mode::Applied => {}
     }
 }
 
@@ -784,12 +665,4 @@ fn mask_phone(number: &str) -> String {
         .rev()
         .collect();
     format!("******{shown}")
-}
-
-fn non_empty(value: &str, flag: &str) -> anyhow::Result<String> {
-    let v = value.trim();
-    if v.is_empty() || v.chars().any(char::is_control) || v.chars().count() > 200 {
-        bail!("{flag} must be a non-empty name without control characters");
-    }
-    Ok(v.to_owned())
 }

@@ -64,6 +64,30 @@ pub struct Settings {
     pub log: LogSettings,
     /// Outgoing mail: transport (file outbox or SMTP), sender, retries.
     pub mail: MailSettings,
+    /// The admin HTTP API (provisioning systems, helpdesk tools).
+    #[serde(default)]
+    pub admin_api: AdminApiSettings,
+}
+
+/// `[admin_api]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminApiSettings {
+    /// Serve `/admin/api/v1/…` (API keys still required on every call).
+    pub enabled: bool,
+    /// A separate address for the admin API (e.g. `127.0.0.1:8081`, reachable from the
+    /// internal network only); then the public listener answers 404 there. Empty: the API is
+    /// on the public listener, behind its API keys.
+    pub listen: String,
+}
+
+impl Default for AdminApiSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: String::new(),
+        }
+    }
 }
 
 /// `[server]`
@@ -648,6 +672,23 @@ impl Settings {
             );
         }
         self.mail.validate()?;
+        if !self.admin_api.listen.is_empty() {
+            match self.admin_api.listen.parse::<SocketAddr>() {
+                Ok(addr) if addr.to_string() == self.server.listen => {
+                    return err(
+                        "admin_api.listen",
+                        "must differ from server.listen (leave it empty to serve the API there)",
+                    );
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    return err(
+                        "admin_api.listen",
+                        "expected an address such as 127.0.0.1:8081, or empty",
+                    )
+                }
+            }
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@ pub mod cas_flow;
 pub mod cli;
 pub mod config;
 pub mod oidc_flow;
+pub mod operations;
 pub mod proxy_callback;
 pub mod routes;
 pub mod services;

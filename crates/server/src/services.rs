@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sesame_core::accounts::{AccountService, AccountServiceParts};
+use sesame_core::api_keys::ApiKeys;
 use sesame_core::authn::Authenticator;
 use sesame_core::clock::{Clock, SystemClock};
 use sesame_core::credentials::hasher::PasswordHasher;
 use sesame_core::credentials::pool::HashingPool;
+use sesame_core::ports::ApiKeyRepo;
 use sesame_core::ports::{
     AccountRepo, AuditLog, ConsentRepo, EphemeralStore, MailQueue, Mailer, ProfileRepo,
     SigningKeyRepo,
 };
 use sesame_core::session::SessionManager;
+use sesame_lifecycle::admin::{AccountAdmin, AccountAdminParts};
 use sesame_lifecycle::blocking::AccountBlocking;
 use sesame_mail::mailer::TemplatedMailer;
 use sesame_mail::templates::{MailTemplates, SiteInfo};
@@ -118,6 +121,10 @@ pub struct Services {
     pub oidc: OidcServices,
     /// Outgoing mail.
     pub mail: MailServices,
+    /// Account administration shared by the CLI and the admin API.
+    pub admin: AccountAdmin,
+    /// The admin API's keys.
+    pub api_keys: ApiKeys,
 }
 
 /// Options that only tests and tools set.
@@ -184,6 +191,7 @@ impl Services {
         let key_repo: Arc<dyn SigningKeyRepo> = database.clone();
         let profiles: Arc<dyn ProfileRepo> = database.clone();
         let mail_queue: Arc<dyn MailQueue> = database.clone();
+        let api_key_repo: Arc<dyn ApiKeyRepo> = database.clone();
         let consents: Arc<dyn ConsentRepo> = database;
         let authenticator = Authenticator::new(
             Arc::clone(&accounts_repo),
@@ -219,6 +227,16 @@ impl Services {
         );
         let oidc = build_oidc(settings, &store, &clock, key_repo, consents).await?;
         let mail = build_mail(settings, mail_queue, &clock)?;
+        let admin = AccountAdmin::new(AccountAdminParts {
+            accounts: accounts.clone(),
+            accounts_repo: Arc::clone(&accounts_repo),
+            profiles: Arc::clone(&profiles),
+            audit: Arc::clone(&audit),
+            sessions: sessions.clone(),
+            blocking: blocking.clone(),
+            clock: Arc::clone(&clock),
+        });
+        let api_keys = ApiKeys::new(api_key_repo, Arc::clone(&audit), Arc::clone(&clock));
         Ok(Self {
             accounts_repo,
             audit,
@@ -234,6 +252,8 @@ impl Services {
             registry,
             oidc,
             mail,
+            admin,
+            api_keys,
         })
     }
 }

@@ -36,6 +36,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Text,
+        key_sha256 -> Text,
+        scopes -> Text,
+        created_at -> Int8,
+        expires_at -> Nullable<Int8>,
+        revoked_at -> Nullable<Int8>,
+        last_used_at -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Text,
         at -> Int8,
@@ -112,6 +125,7 @@ diesel::joinable!(oauth_consents -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(
     account_profiles,
     accounts,
+    api_keys,
     audit_events,
     credentials,
     login_locks,

@@ -1,6 +1,7 @@
 //! Row structs (what diesel reads and writes) and their conversions to the core's types.
 
 pub(crate) mod account;
+pub(crate) mod api_key;
 pub(crate) mod audit;
 pub(crate) mod mail;
 pub(crate) mod oidc;

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use sesame_core::account::{Account, AccountCredential, AccountState, NewAccount};
 use sesame_core::error::RepoError;
-use sesame_core::ids::{AccountId, LoginName};
+use sesame_core::ids::{AccountId, Email, LoginName};
 use sesame_core::ports::AccountRepo;
 use time::OffsetDateTime;
 
@@ -185,6 +185,28 @@ impl AccountRepo for Database {
                 .get_result::<i64>(conn)
                 .map(drop)
                 .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn set_email(
+        &self,
+        id: AccountId,
+        email: Option<&Email>,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError> {
+        let id = id.to_string();
+        let email = email.map(|e| e.as_str().to_owned());
+        let now = to_unix(now);
+        self.run(move |conn| {
+            let changed = diesel::update(accounts::table.find(&id))
+                .set((accounts::email.eq(email), accounts::updated_at.eq(now)))
+                .execute(conn)
+                .map_err(repo_error)?;
+            if changed == 0 {
+                return Err(RepoError::NotFound);
+            }
+            Ok(())
         })
         .await
     }

@@ -5,6 +5,7 @@
 //! DSL against [`DbConnection`] and serves both backends.
 
 mod accounts;
+mod api_keys;
 mod audit;
 mod mail;
 mod oidc;
@@ -30,7 +31,8 @@ use crate::schema::login_locks;
 /// [`SigningKeyRepo`](sesame_core::ports::SigningKeyRepo),
 /// [`ConsentRepo`](sesame_core::ports::ConsentRepo) and
 /// [`ProfileRepo`](sesame_core::ports::ProfileRepo).
-/// It is also the durable [`MailQueue`](sesame_core::ports::MailQueue).
+/// It is also the durable [`MailQueue`](sesame_core::ports::MailQueue) and holds the admin
+/// API's keys ([`ApiKeyRepo`](sesame_core::ports::ApiKeyRepo)).
 #[derive(Clone)]
 pub struct Database {
     pool: DbPool,

@@ -1,0 +1,343 @@
+//! Account administration shared by the `sesame` command line and the admin HTTP API:
+//! create, update, disable, block with a reason, list and end sessions. Both front ends call
+//! these, so the same rules and the same audit events apply whichever an operator uses.
+
+use std::sync::Arc;
+
+use sesame_core::account::{
+    Account, AccountChanges, AccountProfile, AccountState, AccountWithProfile, Contact, NewAccount,
+};
+use sesame_core::accounts::AccountService;
+use sesame_core::audit::{AuditEvent, AuditKind};
+use sesame_core::clock::Clock;
+use sesame_core::error::AccountError;
+use sesame_core::ids::{Affiliation, Email, LoginName, MobilePhone};
+use sesame_core::ports::{AccountRepo, AuditLog, ProfileRepo};
+use sesame_core::session::{SessionManager, SsoSession};
+
+use crate::blocking::AccountBlocking;
+use crate::import::read::MAX_NAME_CHARS;
+
+/// Longest block reason kept, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A given or family name that is empty, too long or has control characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "must be a non-empty name of at most {MAX_NAME_CHARS} characters, without control characters"
+)]
+pub struct InvalidName;
+
+/// A given or family name, trimmed; the rule imports apply too.
+///
+/// # Errors
+/// [`InvalidName`].
+pub fn person_name(raw: &str) -> Result<String, InvalidName> {
+    let name = raw.trim();
+    if name.is_empty()
+        || name.chars().any(char::is_control)
+        || name.chars().count() > MAX_NAME_CHARS
+    {
+        return Err(InvalidName);
+    }
+    Ok(name.to_owned())
+}
+
+/// A new account, as an operator describes it (fields already parsed).
+#[derive(Debug, Clone)]
+pub struct AccountRequest {
+    /// Login.
+    pub login: LoginName,
+    /// Institutional e-mail.
+    pub email: Option<Email>,
+    /// Given name (see [`person_name`]).
+    pub given_name: String,
+    /// Family name (see [`person_name`]).
+    pub family_name: String,
+    /// Affiliation.
+    pub affiliation: Affiliation,
+    /// Personal e-mail for activation and recovery (not yet verified).
+    pub recovery_email: Option<Email>,
+    /// Mobile phone for recovery (not yet verified).
+    pub mobile: Option<MobilePhone>,
+}
+
+/// A change an operator asks for: each `Some` is written; for the fields that can be removed,
+/// `Some(None)` removes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountUpdate {
+    /// New given name (see [`person_name`]).
+    pub given_name: Option<String>,
+    /// New family name (see [`person_name`]).
+    pub family_name: Option<String>,
+    /// New (or no) institutional e-mail.
+    pub email: Option<Option<Email>>,
+    /// New affiliation.
+    pub affiliation: Option<Affiliation>,
+    /// New (or no) recovery e-mail (not yet verified).
+    pub recovery_email: Option<Option<Email>>,
+    /// New (or no) mobile (not yet verified).
+    pub mobile: Option<Option<MobilePhone>>,
+}
+
+/// Wiring for [`AccountAdmin::new`].
+#[derive(Debug, Clone)]
+pub struct AccountAdminParts {
+    /// Account operations (state changes, audited).
+    pub accounts: AccountService,
+    /// Account database (e-mail changes).
+    pub accounts_repo: Arc<dyn AccountRepo>,
+    /// Profiles.
+    pub profiles: Arc<dyn ProfileRepo>,
+    /// Audit trail.
+    pub audit: Arc<dyn AuditLog>,
+    /// SSO sessions.
+    pub sessions: SessionManager,
+    /// Blocking.
+    pub blocking: AccountBlocking,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Account administration for operators.
+#[derive(Debug, Clone)]
+pub struct AccountAdmin {
+    parts: AccountAdminParts,
+}
+
+impl AccountAdmin {
+    /// Administration over the given parts.
+    pub fn new(parts: AccountAdminParts) -> Self {
+        Self { parts }
+    }
+
+    /// The account with this login and its profile.
+    ///
+    /// # Errors
+    /// [`AccountError::NotFound`], or a storage failure.
+    pub async fn get(&self, login: &LoginName) -> Result<AccountWithProfile, AccountError> {
+        let account = self.parts.accounts.get(login).await?;
+        self.parts
+            .profiles
+            .find_with_profile(account.id)
+            .await?
+            .ok_or(AccountError::NotFound)
+    }
+
+    /// Creates an account in state `provisioned` (it can log in once a password is set or
+    /// it is activated), with its recovery contacts if given.
+    ///
+    /// # Errors
+    /// [`AccountError::Conflict`] naming `login` or `email` when taken, or a storage failure.
+    pub async fn create(
+        &self,
+        request: AccountRequest,
+        actor: &str,
+    ) -> Result<AccountWithProfile, AccountError> {
+        let now = self.parts.clock.now();
+        let affiliation = request.affiliation;
+        let new = NewAccount {
+            login: request.login,
+            email: request.email,
+            given_name: request.given_name,
+            family_name: request.family_name,
+            affiliation,
+            state: AccountState::Provisioned,
+        };
+        let profile = AccountProfile {
+            recovery_email: request.recovery_email.map(Contact::unverified),
+            mobile: request.mobile.map(Contact::unverified),
+            ..AccountProfile::default()
+        };
+        let created = self
+            .parts
+            .profiles
+            .create_with_profile(new, profile, now)
+            .await?;
+        self.parts
+            .audit
+            .record(
+                AuditEvent::new(AuditKind::AccountCreated, now, actor)
+                    .login(created.account.login.as_str())
+                    .account(created.account.id)
+                    .detail(serde_json::json!({
+                        "state": created.account.state.as_str(),
+                        "affiliation": affiliation.as_str(),
+                    })),
+            )
+            .await?;
+        Ok(created)
+    }
+
+    /// Writes the fields `update` sets, as one audit event listing their names (never their
+    /// values). Nothing set: nothing written, no event.
+    ///
+    /// # Errors
+    /// [`AccountError::NotFound`], [`AccountError::Conflict`] naming `email` if another
+    /// account has it, or a storage failure.
+    pub async fn update(
+        &self,
+        login: &LoginName,
+        update: AccountUpdate,
+        actor: &str,
+    ) -> Result<AccountWithProfile, AccountError> {
+        let account = self.parts.accounts.get(login).await?;
+        let now = self.parts.clock.now();
+        let changes = AccountChanges {
+            given_name: update.given_name,
+            family_name: update.family_name,
+            affiliation: update.affiliation,
+            recovery_email: update
+                .recovery_email
+                .map(|contact| contact.map(Contact::unverified)),
+            mobile: update
+                .mobile
+                .map(|contact| contact.map(Contact::unverified)),
+            ..AccountChanges::default()
+        };
+        let mut fields = changes.field_names();
+        if let Some(email) = &update.email {
+            self.parts
+                .accounts_repo
+                .set_email(account.id, email.as_ref(), now)
+                .await?;
+            fields.insert(0, "email");
+        }
+        if !changes.is_empty() {
+            self.parts
+                .profiles
+                .update_account(account.id, &changes, now)
+                .await?;
+        }
+        if !fields.is_empty() {
+            self.parts
+                .audit
+                .record(
+                    AuditEvent::new(AuditKind::AccountUpdated, now, actor)
+                        .login(account.login.as_str())
+                        .account(account.id)
+                        .detail(serde_json::json!({ "fields": fields })),
+                )
+                .await?;
+        }
+        self.parts
+            .profiles
+            .find_with_profile(account.id)
+            .await?
+            .ok_or(AccountError::NotFound)
+    }
+
+    /// Disables an account (the person left) and ends its sessions. Returns the account and
+    /// the handles of the sessions ended (for single logout). Disabling a disabled account
+    /// changes nothing.
+    ///
+    /// # Errors
+    /// [`AccountError::NotFound`], or a storage failure.
+    pub async fn disable(
+        &self,
+        login: &LoginName,
+        actor: &str,
+    ) -> Result<(Account, Vec<String>), AccountError> {
+        let account = self.parts.accounts.get(login).await?;
+        let account = if account.state == AccountState::Disabled {
+            account
+        } else {
+            self.parts
+                .accounts
+                .set_state(&account, AccountState::Disabled, actor)
+                .await?
+        };
+        let ended = self.parts.sessions.close_all_for(account.id).await?;
+        Ok((account, ended))
+    }
+
+    /// Blocks an account and ends its sessions (see [`AccountBlocking::block`]); the reason,
+    /// if given, is recorded in the audit trail beside the state change.
+    ///
+    /// # Errors
+    /// As [`AccountBlocking::block`].
+    pub async fn block(
+        &self,
+        login: &LoginName,
+        reason: Option<&str>,
+        actor: &str,
+    ) -> Result<(Account, Vec<String>), AccountError> {
+        let (account, ended) = self.parts.blocking.block(login, actor).await?;
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if let Some(reason) = reason {
+            let reason: String = reason
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_REASON_CHARS)
+                .collect();
+            self.parts
+                .audit
+                .record(
+                    AuditEvent::new(AuditKind::BlockReasonNoted, self.parts.clock.now(), actor)
+                        .login(account.login.as_str())
+                        .account(account.id)
+                        .detail(serde_json::json!({ "reason": reason })),
+                )
+                .await?;
+        }
+        Ok((account, ended))
+    }
+
+    /// Unblocks a blocked account (see [`AccountBlocking::unblock`]).
+    ///
+    /// # Errors
+    /// As [`AccountBlocking::unblock`].
+    pub async fn unblock(&self, login: &LoginName, actor: &str) -> Result<Account, AccountError> {
+        self.parts.blocking.unblock(login, actor).await
+    }
+
+    /// The live SSO sessions of an account, with their handles.
+    ///
+    /// # Errors
+    /// [`AccountError::NotFound`], or a storage failure.
+    pub async fn sessions(
+        &self,
+        login: &LoginName,
+    ) -> Result<(Account, Vec<(String, SsoSession)>), AccountError> {
+        let account = self.parts.accounts.get(login).await?;
+        let sessions = self.parts.sessions.sessions_of(account.id).await?;
+        Ok((account, sessions))
+    }
+
+    /// Ends every SSO session of an account ("log out everywhere", a lost phone). Returns
+    /// the account and the handles of the sessions ended (for single logout).
+    ///
+    /// # Errors
+    /// [`AccountError::NotFound`], or a storage failure.
+    pub async fn end_sessions(
+        &self,
+        login: &LoginName,
+        actor: &str,
+    ) -> Result<(Account, Vec<String>), AccountError> {
+        let account = self.parts.accounts.get(login).await?;
+        let ended = self.parts.sessions.close_all_for(account.id).await?;
+        self.parts
+            .audit
+            .record(
+                AuditEvent::new(AuditKind::SessionsEnded, self.parts.clock.now(), actor)
+                    .login(account.login.as_str())
+                    .account(account.id)
+                    .detail(serde_json::json!({ "sessions": ended.len() })),
+            )
+            .await?;
+        Ok((account, ended))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(person_name("  Jean-Éric ").unwrap(), "Jean-Éric");
+        assert!(person_name("   ").is_err());
+        assert!(person_name("a\u{7}b").is_err());
+        assert!(person_name(&"x".repeat(MAX_NAME_CHARS + 1)).is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! Operator actions shared by the `sesame` command line and the admin HTTP API: the domain
+//! operation, then what only the server can do (single logout to the applications that got
+//! tickets or codes from the sessions the operation ended).
+
+use std::sync::Arc;
+
+use sesame_core::account::Account;
+use sesame_core::error::{AccountError, StoreError};
+use sesame_core::ids::{AccountId, LoginName};
+use sesame_core::session::EndedSession;
+use sesame_lifecycle::error::ImportError;
+use sesame_lifecycle::import::plan::FullImport;
+use sesame_lifecycle::import::{
+    ImportOptions, ImportReport, ImportRules, Importer, ImporterParts, Mode, Outcome,
+};
+
+use crate::services::Services;
+
+/// An account whose sessions an operation ended.
+#[derive(Debug)]
+pub struct SessionsEnded {
+    /// The account, as it is now.
+    pub account: Account,
+    /// How many live sessions were ended.
+    pub sessions_ended: usize,
+    /// How many applications were sent a logout request.
+    pub applications_notified: usize,
+}
+
+/// Sends single-logout requests for sessions just ended; returns how many applications were
+/// told.
+///
+/// # Errors
+/// [`StoreError`] if what the sessions had given out cannot be read.
+pub async fn notify_ended_sessions(
+    services: &Services,
+    account_id: AccountId,
+    handles: &[String],
+) -> Result<usize, StoreError> {
+    let mut notified = 0;
+    for handle in handles {
+        let ended = EndedSession {
+            handle: handle.clone(),
+            account_id,
+            attached: services.sessions.take_attached(handle).await?,
+        };
+        notified += crate::cas_flow::send_single_logout_now(services, &ended).await;
+    }
+    Ok(notified)
+}
+
+async fn with_logout(
+    services: &Services,
+    (account, handles): (Account, Vec<String>),
+) -> Result<SessionsEnded, AccountError> {
+    let applications_notified = notify_ended_sessions(services, account.id, &handles).await?;
+    Ok(SessionsEnded {
+        account,
+        sessions_ended: handles.len(),
+        applications_notified,
+    })
+}
+
+/// Blocks an account, ends its sessions everywhere and logs it out of its applications.
+///
+/// # Errors
+/// [`AccountError::NotFound`], [`AccountError::BadTransition`] for a disabled account, or a
+/// storage failure.
+pub async fn block_account(
+    services: &Services,
+    login: &LoginName,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<SessionsEnded, AccountError> {
+    let blocked = services.admin.block(login, reason, actor).await?;
+    with_logout(services, blocked).await
+}
+
+/// Disables an account, ends its sessions everywhere and logs it out of its applications.
+///
+/// # Errors
+/// [`AccountError::NotFound`], or a storage failure.
+pub async fn disable_account(
+    services: &Services,
+    login: &LoginName,
+    actor: &str,
+) -> Result<SessionsEnded, AccountError> {
+    let disabled = services.admin.disable(login, actor).await?;
+    with_logout(services, disabled).await
+}
+
+/// Ends every session of an account and logs it out of its applications.
+///
+/// # Errors
+/// [`AccountError::NotFound`], or a storage failure.
+pub async fn end_sessions(
+    services: &Services,
+    login: &LoginName,
+    actor: &str,
+) -> Result<SessionsEnded, AccountError> {
+    let ended = services.admin.end_sessions(login, actor).await?;
+    with_logout(services, ended).await
+}
+
+/// Runs an import (see [`Importer::run`]) and logs the people it disabled out of their
+/// applications. Returns the report and how many applications were told.
+///
+/// # Errors
+/// [`ImportError`] for a file that cannot be read as a whole, or a storage failure.
+pub async fn import(
+    services: &Services,
+    rules: ImportRules,
+    input: &[u8],
+    options: ImportOptions,
+    actor: &str,
+) -> Result<(ImportReport, usize), ImportError> {
+    let importer = Importer::new(ImporterParts {
+        profiles: Arc::clone(&services.profiles),
+        accounts: services.accounts.clone(),
+        audit: Arc::clone(&services.audit),
+        sessions: services.sessions.clone(),
+        clock: Arc::clone(&services.clock),
+        rules,
+    });
+    let report = importer.run(input, options, actor).await?;
+    let mut notified = 0;
+    for outcome in &report.outcomes {
+        if let Outcome::Disabled {
+            account_id,
+            sessions_ended,
+            ..
+        } = outcome
+        {
+            notified += notify_ended_sessions(services, *account_id, sessions_ended)
+                .await
+                .map_err(AccountError::from)?;
+        }
+    }
+    Ok((report, notified))
+}
+
+/// The report of an import as the operator reads it: one line per rejected line and per
+/// change, then the summary. `sesame import` prints these lines; the admin API returns them.
+pub fn import_report_lines(report: &ImportReport, notified: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let would = report.mode != Mode::Applied;
+    let verb = |done: &'static str, planned: &'static str| if would { planned } else { done };
+    for r in &report.rejections {
+        lines.push(format!("line {}: rejected: {}", r.line, r.reason));
+    }
+    for outcome in &report.outcomes {
+        match outcome {
+            Outcome::Created {
+                line,
+                hr_id,
+                login,
+                email,
+            } => lines.push(format!(
+                "line {line}: {} {login}{} (hr_id {hr_id}), state provisioned",
+                verb("created", "would create"),
+                email
+                    .as_ref()
+                    .map(|e| format!(" <{e}>"))
+                    .unwrap_or_default()
+            )),
+            Outcome::Updated {
+                line,
+                hr_id,
+                login,
+                fields,
+                reprovisioned,
+            } => {
+                let mut what = fields.join(", ");
+                if *reprovisioned {
+                    if !what.is_empty() {
+                        what.push_str("; ");
+                    }
+                    what.push_str("disabled, back to provisioned");
+                }
+                lines.push(format!(
+                    "line {line}: {} {login} (hr_id {hr_id}): {what}",
+                    verb("updated", "would update")
+                ));
+            }
+            Outcome::Unchanged { .. } => {}
+            Outcome::Disabled {
+                hr_id,
+                login,
+                sessions_ended,
+                session_error,
+                ..
+            } => {
+                let sessions = match session_error {
+                    Some(e) => format!(
+                        "; its sessions could not be ended here ({e}), they end at their next use"
+                    ),
+                    None if would => String::new(),
+                    None => format!("; {} session(s) ended", sessions_ended.len()),
+                };
+                lines.push(format!(
+                    "{} {login} (hr_id {hr_id}): absent from the file{sessions}",
+                    verb("disabled", "would disable")
+                ));
+            }
+        }
+    }
+    match &report.full {
+        FullImport::NotRequested => {}
+        FullImport::Source(affiliations) => {
+            let names: Vec<&str> = affiliations.iter().map(|a| a.as_str()).collect();
+            lines.push(format!(
+                "--full: people of {} absent from the file {} disabled",
+                if names.is_empty() {
+                    "no affiliation".to_owned()
+                } else {
+                    names.join(", ")
+                },
+                verb("are", "would be")
+            ));
+        }
+        FullImport::Skipped { lines: unreadable } => {
+            let unreadable: Vec<String> = unreadable.iter().map(usize::to_string).collect();
+            lines.push(format!(
+                "--full: nobody disabled, because line(s) {} have no readable hr_id (their people cannot be told from leavers); fix them and import again",
+                unreadable.join(", ")
+            ));
+        }
+    }
+    if notified > 0 {
+        lines.push(format!("{notified} application(s) sent a logout request"));
+    }
+    let c = report.counts();
+    lines.push(format!(
+        "summary: {} created, {} updated, {} unchanged, {} disabled, {} rejected",
+        c.created, c.updated, c.unchanged, c.disabled, c.rejected
+    ));
+    match report.mode {
+        Mode::DryRun => lines.push("dry run: nothing was written".to_owned()),
+        Mode::RefusedStrict => lines.push("--strict: nothing was written".to_owned()),
+        Mode::Applied if report.nothing_changed() => {
+            lines.push("nothing changed: the accounts already match the file".to_owned());
+        }
+        Mode::Applied => {}
+    }
+    lines
+}
