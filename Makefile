@@ -39,3 +39,8 @@ bench: ## Benchmarks: release build, PostgreSQL + Redis, every scenario against 
 
 bench-large: ## As bench, plus the login with 1,000,000 accounts
 	bash bench/run.sh --large
+
+.PHONY: openapi
+
+openapi: ## Rewrite docs/admin-api.openapi.json from the code (an e2e test fails when it differs from what Sesame serves)
+	$(CARGO) run --quiet --bin sesame -- openapi > docs/admin-api.openapi.json

@@ -83,6 +83,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print the admin HTTP API's OpenAPI document (what `/admin/api/v1/openapi.json` serves).
+    Openapi,
     /// Keys of the admin HTTP API (see docs/admin-api.md).
     ApiKey {
         /// What to do with the keys.
@@ -200,6 +202,11 @@ pub enum AccountAction {
 /// # Errors
 /// Anything that makes the command fail; the message is for the operator.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The document depends on the code only: no configuration needed to print it.
+    if matches!(cli.command, Command::Openapi) {
+        print!("{}", crate::routes::admin::openapi::document_json()?);
+        return Ok(());
+    }
     let file = config::locate(cli.config.as_deref());
     let settings = Settings::load(file.as_deref())?;
     match cli.command {
@@ -291,6 +298,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("client_secret_sha256 = \"{digest}\"");
             Ok(())
         }
+        // Printed above, before any configuration is read.
+        Command::Openapi => Ok(()),
         Command::ApiKey { action } => {
             let services = Services::build(&settings, &Overrides::default(), true).await?;
             let outcome = api_key::run(&services, action).await;

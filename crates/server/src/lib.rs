@@ -30,6 +30,8 @@ pub struct Application {
     port: u16,
     server: Server,
     services: Services,
+    /// The admin API's own listener (`admin_api.listen`), when it has one.
+    admin: Option<(u16, Server)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -90,6 +92,8 @@ impl Application {
             settings.mail.worker_interval_secs,
         ));
         let https = settings.is_https();
+        let admin = admin_server(&settings, &state)?;
+        let admin_on_public = settings.admin_api.enabled && admin.is_none();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -97,6 +101,11 @@ impl Application {
                 .app_data(aw::QueryConfig::default())
                 .wrap(security_headers(https))
                 .wrap(from_fn(web::access_log))
+                .configure(|cfg| {
+                    if admin_on_public {
+                        routes::admin::configure(cfg);
+                    }
+                })
                 .configure(routes::configure)
         })
         .workers(workers)
@@ -108,7 +117,13 @@ impl Application {
             port,
             server,
             services,
+            admin,
         })
+    }
+
+    /// The admin API's own port, when `admin_api.listen` gives it one.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin.as_ref().map(|(port, _)| *port)
     }
 
     /// The bound port.
@@ -127,8 +142,50 @@ impl Application {
     /// # Errors
     /// I/O errors of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.admin {
+            Some((_, admin)) => {
+                let (public, admin) = futures::future::join(self.server, admin).await;
+                public.and(admin)
+            }
+            None => self.server.await,
+        }
     }
+}
+
+/// The admin API on its own listener (`admin_api.listen`): only `/admin/api/v1/…` answers
+/// there, and the public listener does not serve it (security spec A60).
+fn admin_server(
+    settings: &Settings,
+    state: &aw::Data<AppState>,
+) -> Result<Option<(u16, Server)>, StartupError> {
+    let a = &settings.admin_api;
+    if !a.enabled || a.listen.is_empty() {
+        return Ok(None);
+    }
+    let listener = TcpListener::bind(&a.listen)
+        .map_err(|e| StartupError::Listen(format!("admin_api.listen {}: {e}", a.listen)))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| StartupError::Listen(e.to_string()))?
+        .port();
+    let state = state.clone();
+    let https = settings.is_https();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(security_headers(https))
+            .wrap(from_fn(web::access_log))
+            .configure(routes::admin::configure)
+            .default_service(aw::to(routes::admin::not_found))
+    })
+    // Provisioning runs and helpdesk tools are few; the public workers serve people.
+    .workers(2)
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    .listen(listener)
+    .map_err(|e| StartupError::Listen(e.to_string()))?
+    .run();
+    tracing::info!(listen = %a.listen, "admin API on its own listener");
+    Ok(Some((port, server)))
 }
 
 /// Headers every response carries unless the route set its own (security spec A45).

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per endpoint group.
 
 pub mod account;
+pub mod admin;
 pub mod assets;
 pub mod cas;
 pub mod health;
