@@ -14,6 +14,7 @@ patterns=(
   'LT-[A-Za-z0-9]{20,}'                # login tickets
   'sesame_tgc=[A-Za-z0-9]{20,}'        # session cookies
   '\$argon2id\$'                       # password hashes
+  'sesame_ak_[A-Za-z0-9]{12}_[A-Za-z0-9_]{20,}'   # admin API keys
 )
 hits=0
 for p in "${patterns[@]}"; do
