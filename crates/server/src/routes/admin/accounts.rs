@@ -14,7 +14,7 @@ use sesame_core::ids::{Affiliation, Email, LoginName, MobilePhone};
 use sesame_lifecycle::admin::{person_name, AccountRequest, AccountUpdate};
 use utoipa::{IntoParams, ToSchema};
 
-use super::problem::Problem;
+use super::problem::{ApiError, Problem};
 use super::{authorize, json_body, path_login, respond, rfc3339};
 use crate::operations::SessionsEnded;
 use crate::web::AppState;
@@ -223,40 +223,40 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
 }
 
-fn bad_field(field: &str, e: &dyn std::fmt::Display) -> HttpResponse {
-    Problem::bad_request(format!("{field}: {e}")).response()
+fn bad_field(field: &str, e: &dyn std::fmt::Display) -> ApiError {
+    Problem::bad_request(format!("{field}: {e}")).into()
 }
 
-fn email(field: &str, raw: &str) -> Result<Email, HttpResponse> {
+fn email(field: &str, raw: &str) -> Result<Email, ApiError> {
     Email::parse(raw).map_err(|e| bad_field(field, &e))
 }
 
-fn mobile(raw: &str) -> Result<MobilePhone, HttpResponse> {
+fn mobile(raw: &str) -> Result<MobilePhone, ApiError> {
     MobilePhone::parse(raw).map_err(|e| bad_field("mobile", &e))
 }
 
-fn affiliation(raw: &str) -> Result<Affiliation, HttpResponse> {
+fn affiliation(raw: &str) -> Result<Affiliation, ApiError> {
     raw.parse::<Affiliation>()
         .map_err(|e| bad_field("affiliation", &e))
 }
 
-fn name(field: &str, raw: &str) -> Result<String, HttpResponse> {
+fn name(field: &str, raw: &str) -> Result<String, ApiError> {
     person_name(raw).map_err(|e| bad_field(field, &e))
 }
 
-async fn view(state: &AppState, login: &LoginName) -> Result<AccountView, HttpResponse> {
+async fn view(state: &AppState, login: &LoginName) -> Result<AccountView, ApiError> {
     let found = state
         .services
         .admin
         .get(login)
         .await
-        .map_err(|e| Problem::from(e).response())?;
+        .map_err(ApiError::from)?;
     let locked_until = state
         .services
         .accounts
         .locked_until(login.as_str())
         .await
-        .map_err(|e| Problem::from(e).response())?;
+        .map_err(ApiError::from)?;
     Ok(AccountView::new(
         &found.account,
         &found.profile,
@@ -291,7 +291,7 @@ async fn create(
     state: &AppState,
     req: &HttpRequest,
     body: &[u8],
-) -> Result<HttpResponse, HttpResponse> {
+) -> Result<HttpResponse, ApiError> {
     let key = authorize(state, req, Some(ApiScope::AccountsWrite)).await?;
     let input: AccountCreate = json_body(body, false)?;
     let request = AccountRequest {
@@ -316,7 +316,7 @@ async fn create(
         .admin
         .create(request, &key.actor())
         .await
-        .map_err(|e| Problem::from(e).response())?;
+        .map_err(ApiError::from)?;
     let view = AccountView::new(&created.account, &created.profile, None);
     Ok(HttpResponse::Created()
         .insert_header((
@@ -348,11 +348,7 @@ pub async fn get_account(
     respond(get(&state, &req, &login).await)
 }
 
-async fn get(
-    state: &AppState,
-    req: &HttpRequest,
-    login: &str,
-) -> Result<HttpResponse, HttpResponse> {
+async fn get(state: &AppState, req: &HttpRequest, login: &str) -> Result<HttpResponse, ApiError> {
     authorize(state, req, Some(ApiScope::AccountsRead)).await?;
     let login = path_login(login)?;
     Ok(HttpResponse::Ok().json(view(state, &login).await?))
@@ -389,7 +385,7 @@ async fn update(
     req: &HttpRequest,
     login: &str,
     body: &[u8],
-) -> Result<HttpResponse, HttpResponse> {
+) -> Result<HttpResponse, ApiError> {
     let key = authorize(state, req, Some(ApiScope::AccountsWrite)).await?;
     let login = path_login(login)?;
     let patch: AccountPatch = json_body(body, false)?;
@@ -423,7 +419,7 @@ async fn update(
         .admin
         .update(&login, update, &key.actor())
         .await
-        .map_err(|e| Problem::from(e).response())?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(view(state, &login).await?))
 }
 
@@ -454,12 +450,12 @@ async fn disable(
     state: &AppState,
     req: &HttpRequest,
     login: &str,
-) -> Result<HttpResponse, HttpResponse> {
+) -> Result<HttpResponse, ApiError> {
     let key = authorize(state, req, Some(ApiScope::AccountsWrite)).await?;
     let login = path_login(login)?;
     let done = crate::operations::disable_account(&state.services, &login, &key.actor())
         .await
-        .map_err(|e| Problem::from(e).response())?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(StateChange::from(done)))
 }
 
@@ -494,7 +490,7 @@ async fn block(
     req: &HttpRequest,
     login: &str,
     body: &[u8],
-) -> Result<HttpResponse, HttpResponse> {
+) -> Result<HttpResponse, ApiError> {
     let key = authorize(state, req, Some(ApiScope::AccountsWrite)).await?;
     let login = path_login(login)?;
     let request: BlockRequest = json_body(body, true)?;
@@ -505,7 +501,7 @@ async fn block(
         &key.actor(),
     )
     .await
-    .map_err(|e| Problem::from(e).response())?;
+    .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(StateChange::from(done)))
 }
 
@@ -536,7 +532,7 @@ async fn unblock(
     state: &AppState,
     req: &HttpRequest,
     login: &str,
-) -> Result<HttpResponse, HttpResponse> {
+) -> Result<HttpResponse, ApiError> {
     let key = authorize(state, req, Some(ApiScope::AccountsWrite)).await?;
     let login = path_login(login)?;
     let account = state
@@ -544,7 +540,7 @@ async fn unblock(
         .admin
         .unblock(&login, &key.actor())
         .await
-        .map_err(|e| Problem::from(e).response())?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(StateChange {
         login: account.login.to_string(),
         state: account.state.as_str().to_owned(),
@@ -576,28 +572,24 @@ pub async fn list_audit_events(
     respond(audit(&state, &req, &login).await)
 }
 
-async fn audit(
-    state: &AppState,
-    req: &HttpRequest,
-    login: &str,
-) -> Result<HttpResponse, HttpResponse> {
+async fn audit(state: &AppState, req: &HttpRequest, login: &str) -> Result<HttpResponse, ApiError> {
     authorize(state, req, Some(ApiScope::AccountsRead)).await?;
     let login = path_login(login)?;
     let query = web::Query::<AuditQuery>::from_query(req.query_string())
-        .map_err(|e| Problem::bad_request(e.to_string()).response())?;
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
     let account = state
         .services
         .accounts
         .get(&login)
         .await
-        .map_err(|e| Problem::from(e).response())?;
+        .map_err(ApiError::from)?;
     let events = state
         .services
         .audit
         .recent(Some(account.login.as_str()), limit)
         .await
-        .map_err(|e| Problem::from(e).response())?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(AuditEvents {
         login: account.login.to_string(),
         events: events.into_iter().map(AuditEventView::from).collect(),

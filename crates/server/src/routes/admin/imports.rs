@@ -13,7 +13,7 @@ use sesame_lifecycle::import::read::Format;
 use sesame_lifecycle::import::{ImportOptions, ImportReport, Mode, Outcome};
 use utoipa::{IntoParams, ToSchema};
 
-use super::problem::Problem;
+use super::problem::{ApiError, Problem};
 use super::{authorize, respond};
 use crate::web::AppState;
 
@@ -239,16 +239,16 @@ async fn import(
     state: &AppState,
     req: &HttpRequest,
     body: &[u8],
-) -> Result<HttpResponse, HttpResponse> {
+) -> Result<HttpResponse, ApiError> {
     let key = authorize(state, req, Some(ApiScope::Imports)).await?;
     let query = web::Query::<ImportQuery>::from_query(req.query_string())
-        .map_err(|e| Problem::bad_request(e.to_string()).response())?
+        .map_err(|e| Problem::bad_request(e.to_string()))?
         .into_inner();
     let format = match query.format.as_deref() {
         Some("csv") => Format::Csv,
         Some("json") => Format::Json,
         Some(_) => {
-            return Err(Problem::bad_request("format must be csv or json").response());
+            return Err(Problem::bad_request("format must be csv or json").into());
         }
         None => {
             let json = req
@@ -267,7 +267,7 @@ async fn import(
         .settings
         .lifecycle
         .import_rules()
-        .map_err(|e| Problem::internal(&e).response())?;
+        .map_err(|e| Problem::internal(&e))?;
     let options = ImportOptions {
         format,
         full: query.full,
@@ -277,6 +277,6 @@ async fn import(
     let (report, notified) =
         crate::operations::import(&state.services, rules, body, options, &key.actor())
             .await
-            .map_err(|e| Problem::from(e).response())?;
+            .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(ImportReportView::new(&report, notified)))
 }

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use sesame_core::api_keys::{ApiKeyError, ApiKeyRecord, ApiScope};
 use sesame_core::ids::LoginName;
 
-use self::problem::Problem;
+use self::problem::{ApiError, Problem};
 use crate::web::AppState;
 
 /// Where the API lives.
@@ -87,13 +87,13 @@ pub async fn not_found() -> HttpResponse {
 /// The key of this request, if it is valid and has `scope` (any valid key when `None`).
 ///
 /// # Errors
-/// The response to send: 401 with a `WWW-Authenticate` challenge for a missing, unknown,
+/// What to answer: 401 with a `WWW-Authenticate` challenge for a missing, unknown,
 /// revoked or expired key; 403 for a missing scope; 503 if the database fails.
 pub(crate) async fn authorize(
     state: &AppState,
     req: &HttpRequest,
     scope: Option<ApiScope>,
-) -> Result<ApiKeyRecord, HttpResponse> {
+) -> Result<ApiKeyRecord, ApiError> {
     let presented = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -104,40 +104,43 @@ pub(crate) async fn authorize(
         })
         .map(str::trim);
     let Some(presented) = presented.filter(|p| !p.is_empty()) else {
-        return Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send an API key as Authorization: Bearer <key>",
-        )
-        .challenge(&format!("Bearer realm=\"{REALM}\"")));
+        return Err(ApiError::challenged(
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send an API key as Authorization: Bearer <key>",
+            ),
+            format!("Bearer realm=\"{REALM}\""),
+        ));
     };
     let key = match state.services.api_keys.authenticate(presented).await {
         Ok(key) => key,
-        Err(ApiKeyError::Repo(e)) => return Err(Problem::from(e).response()),
+        Err(ApiKeyError::Repo(e)) => return Err(e.into()),
         Err(e) => {
             // The reason, never the key.
             tracing::info!(reason = %e, "admin API key refused");
-            return Err(
-                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()).challenge(
-                    &format!(
+            return Err(ApiError::challenged(
+                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
+                format!(
                     "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{e}\""
                 ),
-                ),
-            );
+            ));
         }
     };
     tracing::debug!(api_key.id = %key.id, api_key.name = %key.name, "admin API key accepted");
     if let Some(scope) = scope {
         if !key.allows(scope) {
             tracing::info!(api_key.id = %key.id, api_key.scope = %scope, "admin API key lacks a scope");
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("this key does not have the scope {scope}"),
-            )
-            .challenge(&format!(
-                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scope}\""
-            )));
+            return Err(ApiError::challenged(
+                Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("this key does not have the scope {scope}"),
+                ),
+                format!(
+                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scope}\""
+                ),
+            ));
         }
     }
     Ok(key)
@@ -146,27 +149,24 @@ pub(crate) async fn authorize(
 /// The login of the path.
 ///
 /// # Errors
-/// 404 problem: a string that is no valid login names no account.
-pub(crate) fn path_login(raw: &str) -> Result<LoginName, HttpResponse> {
+/// 404: a string that is no valid login names no account.
+pub(crate) fn path_login(raw: &str) -> Result<LoginName, ApiError> {
     LoginName::parse(raw)
-        .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "no such account").response())
+        .map_err(|_| Problem::new(StatusCode::NOT_FOUND, "not_found", "no such account").into())
 }
 
 /// A JSON body of type `T`; an empty body reads as `{}` when `empty_ok`.
 ///
 /// # Errors
-/// 400 problem naming what is wrong.
-pub(crate) fn json_body<T: DeserializeOwned>(
-    body: &[u8],
-    empty_ok: bool,
-) -> Result<T, HttpResponse> {
+/// 400 naming what is wrong.
+pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8], empty_ok: bool) -> Result<T, ApiError> {
     let body = if empty_ok && body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         body
     };
     serde_json::from_slice(body)
-        .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")).response())
+        .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")).into())
 }
 
 /// RFC 3339, as every time in the API is written.
@@ -176,6 +176,6 @@ pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 /// A response from a handler's result.
-pub(crate) fn respond(result: Result<HttpResponse, HttpResponse>) -> HttpResponse {
-    result.unwrap_or_else(|res| res)
+pub(crate) fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    result.unwrap_or_else(|e| e.response())
 }

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::problem::Problem;
+use super::problem::{ApiError, Problem};
 use super::{accounts, authorize, imports, respond, sessions};
 use crate::web::AppState;
 
@@ -79,9 +79,9 @@ pub async fn get_openapi(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
     respond(get(&state, &req).await)
 }
 
-async fn get(state: &AppState, req: &HttpRequest) -> Result<HttpResponse, HttpResponse> {
+async fn get(state: &AppState, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
     authorize(state, req, None).await?;
-    let json = document_json().map_err(|e| Problem::internal(&e).response())?;
+    let json = document_json().map_err(|e| Problem::internal(&e))?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(json))

@@ -97,6 +97,44 @@ impl Problem {
     }
 }
 
+/// An error answer of a handler: the problem and, for 401 and 403, the `WWW-Authenticate`
+/// challenge. Boxed, so a `Result` carrying it stays small on the happy path.
+#[derive(Debug)]
+pub struct ApiError {
+    problem: Box<Problem>,
+    challenge: Option<String>,
+}
+
+impl ApiError {
+    /// The problem with a challenge.
+    pub fn challenged(problem: Problem, challenge: String) -> Self {
+        Self {
+            problem: Box::new(problem),
+            challenge: Some(challenge),
+        }
+    }
+
+    /// The response carrying it.
+    pub fn response(&self) -> HttpResponse {
+        match &self.challenge {
+            Some(challenge) => self.problem.challenge(challenge),
+            None => self.problem.response(),
+        }
+    }
+}
+
+impl<E> From<E> for ApiError
+where
+    Problem: From<E>,
+{
+    fn from(e: E) -> Self {
+        Self {
+            problem: Box::new(Problem::from(e)),
+            challenge: None,
+        }
+    }
+}
+
 impl From<AccountError> for Problem {
     fn from(e: AccountError) -> Self {
         match e {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sesame_core::api_keys::ApiScope;
 use utoipa::ToSchema;
 
-use super::problem::Problem;
+use super::problem::{ApiError, Problem};
 use super::{authorize, path_login, respond, rfc3339};
 use crate::web::AppState;
 
@@ -71,11 +71,7 @@ pub async fn list_sessions(
     respond(list(&state, &req, &login).await)
 }
 
-async fn list(
-    state: &AppState,
-    req: &HttpRequest,
-    login: &str,
-) -> Result<HttpResponse, HttpResponse> {
+async fn list(state: &AppState, req: &HttpRequest, login: &str) -> Result<HttpResponse, ApiError> {
     authorize(state, req, Some(ApiScope::Sessions)).await?;
     let login = path_login(login)?;
     let (account, sessions) = state
@@ -83,7 +79,7 @@ async fn list(
         .admin
         .sessions(&login)
         .await
-        .map_err(|e| Problem::from(e).response())?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(SessionList {
         login: account.login.to_string(),
         sessions: sessions
@@ -122,16 +118,12 @@ pub async fn end_sessions(
     respond(end(&state, &req, &login).await)
 }
 
-async fn end(
-    state: &AppState,
-    req: &HttpRequest,
-    login: &str,
-) -> Result<HttpResponse, HttpResponse> {
+async fn end(state: &AppState, req: &HttpRequest, login: &str) -> Result<HttpResponse, ApiError> {
     let key = authorize(state, req, Some(ApiScope::Sessions)).await?;
     let login = path_login(login)?;
     let done = crate::operations::end_sessions(&state.services, &login, &key.actor())
         .await
-        .map_err(|e| Problem::from(e).response())?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(SessionsEndedView {
         login: done.account.login.to_string(),
         sessions_ended: done.sessions_ended,
