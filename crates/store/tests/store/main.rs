@@ -3,6 +3,8 @@
 //! skip-or-fail rule when a service is not running).
 
 #[cfg(test)]
+mod api_keys;
+#[cfg(test)]
 mod ephemeral;
 #[cfg(test)]
 mod mail;
