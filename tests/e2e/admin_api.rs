@@ -413,6 +413,16 @@ async fn an_import_names_its_bad_line_imports_the_rest_is_idempotent_strict_impo
          1003,Marc,Petit,staff,\n"
     );
 
+    // No key: refused before the file is read.
+    let (status, _, body) = send(
+        reqwest::Client::new()
+            .post(api(&app, "/imports"))
+            .header("Content-Type", "text/csv")
+            .body(csv.clone()),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+
     // Strict: nothing imported because line 3 is bad.
     let (status, body) = import(&app, &key, "?strict=true", &csv).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -5,6 +5,7 @@
     reason = "utoipa's path macro qualifies the IntoParams type it expands `params(...)` into"
 )]
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use sesame_core::api_keys::ApiScope;
@@ -16,6 +17,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::problem::{ApiError, Problem};
 use super::{authorize, respond};
 use crate::web::AppState;
+
+/// Largest provisioning file accepted (a 100 000-person CSV is about 15 MB).
+const IMPORT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// How to import.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -223,6 +227,7 @@ fn outcome_view(outcome: &Outcome) -> OutcomeView {
         (status = 400, description = "A query parameter is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `imports`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The file is over 32 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The file cannot be read as a whole (encoding, header, JSON)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["imports"]))
@@ -230,16 +235,37 @@ fn outcome_view(outcome: &Outcome) -> OutcomeView {
 pub async fn create_import(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> HttpResponse {
-    respond(import(&state, &req, &body).await)
+    respond(import(&state, &req, body).await)
+}
+
+/// Reads the body, at most `limit` bytes.
+async fn read_body(mut body: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    use futures::StreamExt;
+
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Problem::bad_request(format!("reading the body: {e}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the file is larger than {} MiB", limit / (1024 * 1024)),
+            )
+            .into());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 async fn import(
     state: &AppState,
     req: &HttpRequest,
-    body: &[u8],
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // The key is checked before the (possibly large) body is read.
     let key = authorize(state, req, Some(ApiScope::Imports)).await?;
     let query = web::Query::<ImportQuery>::from_query(req.query_string())
         .map_err(|e| Problem::bad_request(e.to_string()))?
@@ -274,8 +300,9 @@ async fn import(
         strict: query.strict,
         dry_run: query.dry_run,
     };
+    let body = read_body(body, IMPORT_BODY_LIMIT).await?;
     let (report, notified) =
-        crate::operations::import(&state.services, rules, body, options, &key.actor())
+        crate::operations::import(&state.services, rules, &body, options, &key.actor())
             .await
             .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(ImportReportView::new(&report, notified)))

@@ -28,9 +28,6 @@ pub const BASE_PATH: &str = "/admin/api/v1";
 /// Largest JSON body of an account call.
 const JSON_BODY_LIMIT: usize = 64 * 1024;
 
-/// Largest provisioning file posted to `/imports` (a 100 000-person CSV is about 15 MB).
-const IMPORT_BODY_LIMIT: usize = 32 * 1024 * 1024;
-
 /// The realm of the `WWW-Authenticate` challenges.
 const REALM: &str = "sesame-admin";
 
@@ -70,11 +67,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/accounts/{login}/sessions",
                 web::delete().to(sessions::end_sessions),
             )
-            .service(
-                web::resource("/imports")
-                    .app_data(web::PayloadConfig::new(IMPORT_BODY_LIMIT))
-                    .route(web::post().to(imports::create_import)),
-            )
+            .route("/imports", web::post().to(imports::create_import))
             .default_service(web::to(not_found)),
     );
 }

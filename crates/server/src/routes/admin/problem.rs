@@ -22,7 +22,8 @@ pub struct Problem {
     /// What happened this time.
     pub detail: String,
     /// A stable code to branch on: `unauthorized`, `forbidden`, `bad_request`,
-    /// `not_found`, `conflict`, `bad_transition`, `unprocessable`, `unavailable`, `internal`.
+    /// `not_found`, `conflict`, `bad_transition`, `unprocessable`, `too_large`, `unavailable`,
+    /// `internal`.
     pub code: String,
 }
 
@@ -37,6 +38,7 @@ impl Problem {
             "conflict" => "Already taken",
             "bad_transition" => "Not possible in the account's current state",
             "unprocessable" => "The content cannot be processed",
+            "too_large" => "The body is too large",
             "unavailable" => "Temporarily unavailable",
             _ => "Internal error",
         };
