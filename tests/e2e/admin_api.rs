@@ -851,3 +851,40 @@ async fn api_keys_are_made_listed_and_revoked_with_the_command_line() {
         .iter()
         .any(|e| e.kind == "api_key.revoked" && e.actor == "cli"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_disables_and_ends_sessions_through_the_same_operations_as_the_api() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::for_app(&app);
+    let login = unique_login("leaver");
+    app.create_user(&login, GOOD_PASSWORD).await;
+
+    let out = cli.run(&["account", "end-sessions", &login], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("session(s) ended"), "{}", text(&out));
+    let out = cli.run(
+        &["account", "block", &login, "--reason", "stolen laptop"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // A person who leaves while blocked is disabled all the same.
+    let out = cli.run(&["account", "disable", &login], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("disabled"), "{}", text(&out));
+    assert_eq!(
+        app.services
+            .accounts
+            .get(&LoginName::parse(&login).unwrap())
+            .await
+            .unwrap()
+            .state,
+        AccountState::Disabled
+    );
+    let events = app.services.audit.recent(Some(&login), 100).await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "account.sessions_ended" && e.actor == "cli"));
+    assert!(events.iter().any(|e| e.kind == "account.block_reason"
+        && e.actor == "cli"
+        && e.detail["reason"] == "stolen laptop"));
+}

@@ -195,6 +195,16 @@ pub enum AccountAction {
         /// Login.
         login: String,
     },
+    /// Disable an account (the person left) and end its sessions.
+    Disable {
+        /// Login.
+        login: String,
+    },
+    /// End every SSO session of an account ("log out everywhere"); it stays usable.
+    EndSessions {
+        /// Login.
+        login: String,
+    },
 }
 
 /// Runs a parsed command line.
@@ -554,6 +564,24 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             println!(
                 "{} blocked; {} session(s) ended, {} application(s) sent a logout request",
                 blocked.account.login, blocked.sessions_ended, blocked.applications_notified
+            );
+        }
+        AccountAction::Disable { login } => {
+            let done = crate::operations::disable_account(services, &parse_login(&login)?, "cli")
+                .await
+                .map_err(describe)?;
+            println!(
+                "{} disabled; {} session(s) ended, {} application(s) sent a logout request",
+                done.account.login, done.sessions_ended, done.applications_notified
+            );
+        }
+        AccountAction::EndSessions { login } => {
+            let done = crate::operations::end_sessions(services, &parse_login(&login)?, "cli")
+                .await
+                .map_err(describe)?;
+            println!(
+                "{}: {} session(s) ended, {} application(s) sent a logout request",
+                done.account.login, done.sessions_ended, done.applications_notified
             );
         }
         AccountAction::Unblock { login } => {
