@@ -46,6 +46,25 @@ pub enum AuditKind {
     AccountUpdated,
     /// A provisioning file was imported (the details hold the counts).
     ImportCompleted,
+    // --- activation ---
+    /// An identity check, code or link opened an activation (the details name the path).
+    ActivationStarted,
+    /// An identity check, code or link was refused (the details say which path, never why).
+    ActivationFailed,
+    /// One step of an activation was completed (the details name it).
+    ActivationStepCompleted,
+    /// An activation ended: the account is active.
+    ActivationCompleted,
+    /// An activation link was mailed.
+    ActivationLinkSent,
+    /// Activation codes were generated for an account.
+    ActivationCodeIssued,
+    /// A version of the IT charter was accepted.
+    CharterAccepted,
+    /// The forgotten-login page showed a login after an identity check.
+    LoginReminded,
+    /// A mail-redirect address was proven by its link.
+    MailRedirectVerified,
 }
 
 impl AuditKind {
@@ -71,6 +90,15 @@ impl AuditKind {
             Self::SigningKeyRotated => "oidc.signing_key_rotated",
             Self::AccountUpdated => "account.updated",
             Self::ImportCompleted => "import.completed",
+            Self::ActivationStarted => "activation.started",
+            Self::ActivationFailed => "activation.failed",
+            Self::ActivationStepCompleted => "activation.step_completed",
+            Self::ActivationCompleted => "activation.completed",
+            Self::ActivationLinkSent => "activation.link_sent",
+            Self::ActivationCodeIssued => "activation.code_issued",
+            Self::CharterAccepted => "account.charter_accepted",
+            Self::LoginReminded => "account.login_reminded",
+            Self::MailRedirectVerified => "account.mail_redirect_verified",
         }
     }
 }
