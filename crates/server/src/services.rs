@@ -15,6 +15,8 @@ use sesame_core::ports::{
     SigningKeyRepo,
 };
 use sesame_core::session::SessionManager;
+use sesame_lifecycle::activation::ports::ActivationTokenRepo;
+use sesame_lifecycle::activation::{Activation, ActivationParts};
 use sesame_lifecycle::blocking::AccountBlocking;
 use sesame_mail::mailer::TemplatedMailer;
 use sesame_mail::templates::{MailTemplates, SiteInfo};
@@ -118,6 +120,8 @@ pub struct Services {
     pub oidc: OidcServices,
     /// Outgoing mail.
     pub mail: MailServices,
+    /// Account activation, forgotten login, charter acceptance.
+    pub activation: Activation,
 }
 
 /// Options that only tests and tools set.
@@ -184,6 +188,7 @@ impl Services {
         let key_repo: Arc<dyn SigningKeyRepo> = database.clone();
         let profiles: Arc<dyn ProfileRepo> = database.clone();
         let mail_queue: Arc<dyn MailQueue> = database.clone();
+        let activation_tokens: Arc<dyn ActivationTokenRepo> = database.clone();
         let consents: Arc<dyn ConsentRepo> = database;
         let authenticator = Authenticator::new(
             Arc::clone(&accounts_repo),
@@ -219,6 +224,25 @@ impl Services {
         );
         let oidc = build_oidc(settings, &store, &clock, key_repo, consents).await?;
         let mail = build_mail(settings, mail_queue, &clock)?;
+        let activation = Activation::new(ActivationParts {
+            profiles: Arc::clone(&profiles),
+            accounts_repo: Arc::clone(&accounts_repo),
+            accounts: accounts.clone(),
+            audit: Arc::clone(&audit),
+            store: Arc::clone(&store),
+            tokens: activation_tokens,
+            mailer: Arc::clone(&mail.mailer),
+            clock: Arc::clone(&clock),
+            policy: settings.lifecycle.activation.clone(),
+            charter: settings.lifecycle.charter.clone(),
+            national_id_key: settings
+                .lifecycle
+                .import_rules()
+                .ok()
+                .and_then(|rules| rules.national_id_key),
+            public_url: settings.public_base().to_owned(),
+            time_zone: settings.ui.time_zone.clone(),
+        });
         Ok(Self {
             accounts_repo,
             audit,
@@ -234,6 +258,7 @@ impl Services {
             registry,
             oidc,
             mail,
+            activation,
         })
     }
 }

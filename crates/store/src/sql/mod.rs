@@ -5,6 +5,7 @@
 //! DSL against [`DbConnection`] and serves both backends.
 
 mod accounts;
+mod activation;
 mod audit;
 mod mail;
 mod oidc;
