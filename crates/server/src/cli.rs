@@ -1,6 +1,7 @@
 //! The `sesame` command line: `serve`, `migrate`, `config check`, `account …`. Account
 //! commands go through the same services as the web, so the same rules apply.
 
+pub mod activation;
 pub mod mail;
 
 use std::io::{IsTerminal, Read};
@@ -85,6 +86,9 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Make one-time activation codes for a class or a list of logins, to hand out (see
+    /// docs/lifecycle.md); prints them (`--format csv` for a mail merge).
+    ActivationCodes(activation::ActivationCodesArgs),
     /// The outgoing mail queue (see docs/mail.md).
     Mail {
         /// What to do with the queue.
@@ -283,6 +287,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("client_secret = {secret}");
             println!("client_secret_sha256 = \"{digest}\"");
             Ok(())
+        }
+        Command::ActivationCodes(args) => {
+            crate::telemetry::init(&settings.log);
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            let outcome = activation::run(&settings, &services, &args).await;
+            services.accounts_repo.quiesce().await;
+            outcome
         }
         Command::Mail { action } => {
             let services = Services::build(&settings, &Overrides::default(), true).await?;
@@ -587,6 +598,18 @@ async fn import(
         }
     }
     print_import_report(&report, notified);
+    if report.mode == Mode::Applied {
+        // New people with a recovery address get their activation link (queued; the
+        // server's mail worker sends it).
+        let mailed = services
+            .activation
+            .after_import(&report, "cli")
+            .await
+            .context("queuing activation links")?;
+        if mailed > 0 {
+            println!("activation links queued: {mailed}");
+        }
+    }
     let counts = report.counts();
     match report.mode {
         Mode::RefusedStrict => bail!(

@@ -39,7 +39,10 @@ pub fn normalise_code(typed: &str) -> String {
 /// The stored hash of a code: SHA-256 of the account id and the normalised code, so one
 /// code string never matches another person's account.
 pub fn code_hash(account_id: AccountId, code: &str) -> String {
-    random::sha256_hex(&format!("activation-code:{account_id}:{}", normalise_code(code)))
+    random::sha256_hex(&format!(
+        "activation-code:{account_id}:{}",
+        normalise_code(code)
+    ))
 }
 
 /// The stored hash of a link or redirect-proof token.

@@ -185,7 +185,11 @@ impl Activation {
     }
 
     /// Counts one attempt on `key`; `Some(until)` when the key is over its allowance.
-    async fn reserve(&self, key: &str, max: u32) -> Result<Option<OffsetDateTime>, ActivationError> {
+    async fn reserve(
+        &self,
+        key: &str,
+        max: u32,
+    ) -> Result<Option<OffsetDateTime>, ActivationError> {
         let now = self.now();
         let window = Duration::from_secs(self.parts.policy.failure_window_secs);
         let r = self.parts.store.reserve_attempt(key, now, window).await?;
@@ -302,10 +306,14 @@ impl Activation {
         };
         let birth_date = crate::import::read::parse_date(claim.birth_date.trim());
         let matched = matched.filter(|found| {
-            let birth_ok = found.profile.birth_date.is_some() && found.profile.birth_date == birth_date;
+            let birth_ok =
+                found.profile.birth_date.is_some() && found.profile.birth_date == birth_date;
             let national_ok = match &found.profile.national_id {
                 None => true,
-                Some(stored) => match (&self.parts.national_id_key, NationalId::parse(&claim.national_id)) {
+                Some(stored) => match (
+                    &self.parts.national_id_key,
+                    NationalId::parse(&claim.national_id),
+                ) {
                     (Some(key), Ok(typed)) => key.matches(&typed, stored),
                     _ => false,
                 },
@@ -325,7 +333,9 @@ impl Activation {
             self.audit(
                 AuditEvent::new(AuditKind::ActivationFailed, self.now(), "self")
                     .ip(ip)
-                    .detail(serde_json::json!({ "path": "identity", "purpose": purpose_name(purpose) })),
+                    .detail(
+                        serde_json::json!({ "path": "identity", "purpose": purpose_name(purpose) }),
+                    ),
             )
             .await?;
             return Err(ActivationError::Mismatch);
@@ -350,7 +360,13 @@ impl Activation {
             });
         }
         let flow_id = self
-            .start_flow(&account, ActivationPath::Identity, Some(email.as_str().to_owned()), None, ip)
+            .start_flow(
+                &account,
+                ActivationPath::Identity,
+                Some(email.as_str().to_owned()),
+                None,
+                ip,
+            )
             .await?;
         Ok(IdentityOutcome::Started { flow_id })
     }
@@ -431,7 +447,12 @@ impl Activation {
             Err(_) => None,
         };
         let outcome = match &account {
-            Some(a) if self.parts.policy.allows(a.affiliation, ActivationPath::Code) => {
+            Some(a)
+                if self
+                    .parts
+                    .policy
+                    .allows(a.affiliation, ActivationPath::Code) =>
+            {
                 self.parts
                     .tokens
                     .consume_token(TokenKind::Code, &code_hash(a.id, code), self.now())
@@ -490,7 +511,11 @@ impl Activation {
     ///
     /// # Errors
     /// [`ActivationError::Unavailable`].
-    pub async fn send_link(&self, account_id: AccountId, actor: &str) -> Result<bool, ActivationError> {
+    pub async fn send_link(
+        &self,
+        account_id: AccountId,
+        actor: &str,
+    ) -> Result<bool, ActivationError> {
         let Some(found) = self.parts.profiles.find_with_profile(account_id).await? else {
             return Ok(false);
         };
@@ -547,7 +572,11 @@ impl Activation {
     ///
     /// # Errors
     /// [`ActivationError::Unavailable`] (the mails queued before the failure stay queued).
-    pub async fn after_import(&self, report: &ImportReport, actor: &str) -> Result<usize, ActivationError> {
+    pub async fn after_import(
+        &self,
+        report: &ImportReport,
+        actor: &str,
+    ) -> Result<usize, ActivationError> {
         let mut sent = 0;
         for outcome in &report.outcomes {
             if let Outcome::Created { login, .. } = outcome {
@@ -627,8 +656,14 @@ impl Activation {
         };
         match account.state {
             AccountState::Provisioned => {
-                self.start_flow(&account, ActivationPath::EmailLink, proven.clone(), proven, ip)
-                    .await
+                self.start_flow(
+                    &account,
+                    ActivationPath::EmailLink,
+                    proven.clone(),
+                    proven,
+                    ip,
+                )
+                .await
             }
             AccountState::Active => Err(ActivationError::AlreadyActive {
                 login: account.login.as_str().to_owned(),
@@ -673,8 +708,11 @@ impl Activation {
             has_mailbox: account.email.is_some(),
             charter_version: None,
             directory_opt_in: profile.directory_opt_in,
-            recovery_email: recovery_email
-                .or_else(|| profile.recovery_email.map(|c| c.address.as_str().to_owned())),
+            recovery_email: recovery_email.or_else(|| {
+                profile
+                    .recovery_email
+                    .map(|c| c.address.as_str().to_owned())
+            }),
             proven_email,
             mobile: profile.mobile.map(|m| m.address.as_str().to_owned()),
             mail_redirect: None,
@@ -875,7 +913,12 @@ impl Activation {
         }
         // One activation of an account at a time, whatever path each flow came by.
         let guard = format!("act:commit:{}", account.id);
-        if !self.parts.store.put_new(&guard, "1", COMMIT_GUARD_TTL).await? {
+        if !self
+            .parts
+            .store
+            .put_new(&guard, "1", COMMIT_GUARD_TTL)
+            .await?
+        {
             return Err(ActivationError::FlowExpired);
         }
         let result = self.commit(&flow, account, password, ip).await;
@@ -937,10 +980,13 @@ impl Activation {
                 }
             });
         let changes = AccountChanges {
-            charter: flow.charter_version.clone().map(|version| CharterAcceptance {
-                version,
-                accepted_at: now,
-            }),
+            charter: flow
+                .charter_version
+                .clone()
+                .map(|version| CharterAcceptance {
+                    version,
+                    accepted_at: now,
+                }),
             directory_opt_in: Some(flow.directory_opt_in),
             recovery_email: recovery.clone().map(Some),
             mobile: flow
@@ -959,7 +1005,9 @@ impl Activation {
             AuditEvent::new(AuditKind::AccountUpdated, now, "self")
                 .login(account.login.as_str())
                 .account(account.id)
-                .detail(serde_json::json!({ "source": "activation", "fields": changes.field_names() })),
+                .detail(
+                    serde_json::json!({ "source": "activation", "fields": changes.field_names() }),
+                ),
         )
         .await?;
         let account = self
@@ -968,7 +1016,8 @@ impl Activation {
             .set_password(&account.login, password.clone(), "self")
             .await?;
         if let Some(redirect) = redirect.filter(|r| !r.verified) {
-            self.send_redirect_proof(&account, &redirect.address).await?;
+            self.send_redirect_proof(&account, &redirect.address)
+                .await?;
         }
         self.audit(
             AuditEvent::new(AuditKind::ActivationCompleted, self.now(), "self")
@@ -983,7 +1032,11 @@ impl Activation {
         })
     }
 
-    async fn send_redirect_proof(&self, account: &Account, address: &Email) -> Result<(), ActivationError> {
+    async fn send_redirect_proof(
+        &self,
+        account: &Account,
+        address: &Email,
+    ) -> Result<(), ActivationError> {
         let token = random::token();
         let now = self.now();
         let expires_at = now + REDIRECT_LINK_TTL;
@@ -1001,14 +1054,21 @@ impl Activation {
                 true,
             )
             .await?;
-        let message = MailMessage::new(MailKind::MailRedirectVerification, address.clone(), Lang::Fr)
-            .account(account.id)
-            .value("login", account.login.as_str())
-            .value(
-                "link",
-                format!("{}/activation/redirect?token={token}", self.parts.public_url),
-            )
-            .time("expires_at", expires_at);
+        let message = MailMessage::new(
+            MailKind::MailRedirectVerification,
+            address.clone(),
+            Lang::Fr,
+        )
+        .account(account.id)
+        .value("login", account.login.as_str())
+        .value(
+            "link",
+            format!(
+                "{}/activation/redirect?token={token}",
+                self.parts.public_url
+            ),
+        )
+        .time("expires_at", expires_at);
         self.parts.mailer.send(message).await?;
         Ok(())
     }
@@ -1113,7 +1173,9 @@ impl Activation {
                 .login(login)
                 .account(account_id)
                 .ip(ip)
-                .detail(serde_json::json!({ "version": self.parts.charter.version, "at": "login" })),
+                .detail(
+                    serde_json::json!({ "version": self.parts.charter.version, "at": "login" }),
+                ),
         )
         .await
     }

@@ -85,7 +85,9 @@ impl ActivationPolicy {
             return Err("flow_ttl_secs: between 60 and 86400".to_owned());
         }
         if self.max_failures_per_identifier == 0 || self.max_failures_per_ip == 0 {
-            return Err("max_failures_per_identifier and max_failures_per_ip: at least 1".to_owned());
+            return Err(
+                "max_failures_per_identifier and max_failures_per_ip: at least 1".to_owned(),
+            );
         }
         if self.failure_window_secs == 0 {
             return Err("failure_window_secs: at least 1".to_owned());

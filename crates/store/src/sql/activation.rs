@@ -10,9 +10,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use sesame_core::error::RepoError;
 use sesame_core::ids::AccountId;
-use sesame_lifecycle::activation::ports::{
-    ActivationTokenRepo, Consumption, NewToken, TokenKind,
-};
+use sesame_lifecycle::activation::ports::{ActivationTokenRepo, Consumption, NewToken, TokenKind};
 use time::OffsetDateTime;
 
 use super::Database;
