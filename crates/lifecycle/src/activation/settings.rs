@@ -100,8 +100,8 @@ impl ActivationPolicy {
 }
 
 /// `[lifecycle.charter]`: the IT charter every person accepts at activation, and again when
-/// its version changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// its version changes. None by default: an institution that has one sets its version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CharterPolicy {
     /// The version in force (any text, e.g. `2026-09`); empty: no charter step at all.
@@ -110,16 +110,6 @@ pub struct CharterPolicy {
     pub url: String,
     /// The charter's text (or its summary), shown on the page; may be empty.
     pub text: String,
-}
-
-impl Default for CharterPolicy {
-    fn default() -> Self {
-        Self {
-            version: "1".to_owned(),
-            url: String::new(),
-            text: String::new(),
-        }
-    }
 }
 
 impl CharterPolicy {
