@@ -432,8 +432,10 @@ async fn a47_activation_link_expires_at_2359_the_next_day() {
         &format!("{},Bob,{family}b,01-02-1980,staff,,{after}", unique_hr_id()),
     )
     .await;
-    let link_before = app.mails_to(&before).await[0].link_to(&format!("{}/activation/link", app.address));
-    let link_after = app.mails_to(&after).await[0].link_to(&format!("{}/activation/link", app.address));
+    let link_before =
+        app.mails_to(&before).await[0].link_to(&format!("{}/activation/link", app.address));
+    let link_after =
+        app.mails_to(&after).await[0].link_to(&format!("{}/activation/link", app.address));
 
     let deadline = app.services.activation.link_deadline(app.clock.now());
     let paris = time_tz::timezones::get_by_name("Europe/Paris").unwrap();
@@ -457,7 +459,10 @@ async fn a47_activation_link_expires_at_2359_the_next_day() {
     let res = follow_link(&sesame_tests::browser(), &link_after).await;
     assert_eq!(res.status(), 400);
     let page = res.text().await.unwrap();
-    assert!(unescaped(&page).contains("/activation/first-login"), "{page}");
+    assert!(
+        unescaped(&page).contains("/activation/first-login"),
+        "{page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,7 +479,8 @@ async fn a47_first_login_sends_a_new_link_that_kills_the_old_one_and_answers_the
         ),
     )
     .await;
-    let first = app.mails_to(&recovery).await[0].link_to(&format!("{}/activation/link", app.address));
+    let first =
+        app.mails_to(&recovery).await[0].link_to(&format!("{}/activation/link", app.address));
 
     let ask = |address: String| {
         let app = &app;
