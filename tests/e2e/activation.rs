@@ -1102,3 +1102,51 @@ async fn activation_codes_command_prints_csv_for_a_mail_merge() {
     assert!(!out.status.success());
     assert!(text(&out).contains(&staff), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sesame_import_queues_the_activation_link_of_new_people() {
+    let app = activation_app().await;
+    let cli = Cli::for_app(&app);
+    let config = std::fs::read_to_string(&cli.config).unwrap();
+    std::fs::write(
+        &cli.config,
+        format!(
+            "{config}\n[server]\npublic_url = \"{}\"\n\n[lifecycle]\nemail_pattern = \"{{login}}@univ.example.org\"\n",
+            app.address
+        ),
+    )
+    .unwrap();
+    let family = unique_name();
+    let recovery = format!("{}@perso.example.com", family.to_lowercase());
+    let file = std::env::temp_dir().join(format!(
+        "sesame-activation-{}.csv",
+        sesame_core::random::alphanumeric(10)
+    ));
+    std::fs::write(
+        &file,
+        format!(
+            "hr_id,given_name,family_name,affiliation,recovery_email\n{},Paul,{family},staff,{recovery}\n{},Eva,{family},pupil,\n",
+            unique_hr_id(),
+            unique_hr_id()
+        ),
+    )
+    .unwrap();
+    let out = cli.run(&["import", file.to_str().unwrap()], None);
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("activation links queued: 1"),
+        "{}",
+        text(&out)
+    );
+    // The server's mail worker sends it (once the test clock has caught up with the
+    // command's real one); the link activates.
+    app.clock.advance(Duration::seconds(60));
+    let mails = app.mails_to(&recovery).await;
+    assert_eq!(mails.len(), 1);
+    let link = mails[0].link_to(&format!("{}/activation/link", app.address));
+    let browser = sesame_tests::browser();
+    assert_eq!(follow_link(&browser, &link).await.status(), 303);
+    let (status, done) = complete_steps(&app, &browser, None).await;
+    assert_eq!(status, 200, "{done}");
+}
