@@ -5,25 +5,28 @@ use sesame_core::ids::AccountId;
 use sesame_core::random;
 
 /// Letters and digits that cannot be mistaken for one another on paper (no 0/O, 1/I/L).
-const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+const CODE_ALPHABET: &[u8; 31] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 /// Characters of a code: 31^10 ≈ 2^49.5, with at most a handful of guesses per window.
 pub const CODE_LEN: usize = 10;
 
-/// A fresh code, grouped for reading (`ABCDE-FGHJK`).
+/// A fresh code, grouped for reading (`ABCDE-FGHJK`), each character uniform over
+/// [`CODE_ALPHABET`].
 pub fn generate_code() -> String {
-    let raw: String = random::alphanumeric(CODE_LEN * 4)
+    // Each character of `random::alphanumeric` is uniform over 62 values; 62 = 2 × 31, so
+    // its index modulo 31 is uniform over the 31 letters of the alphabet.
+    let raw: Vec<u8> = random::alphanumeric(CODE_LEN)
         .bytes()
-        .filter_map(|b| {
-            let up = b.to_ascii_uppercase();
-            CODE_ALPHABET.contains(&up).then_some(char::from(up))
+        .map(|b| {
+            let index = match b {
+                b'A'..=b'Z' => b - b'A',
+                b'a'..=b'z' => b - b'a' + 26,
+                _ => b.wrapping_sub(b'0') + 52,
+            };
+            CODE_ALPHABET[usize::from(index) % CODE_ALPHABET.len()]
         })
-        .take(CODE_LEN)
         .collect();
-    if raw.len() < CODE_LEN {
-        // Very unlikely (40 draws without 10 usable ones): draw again.
-        return generate_code();
-    }
-    format!("{}-{}", &raw[..CODE_LEN / 2], &raw[CODE_LEN / 2..])
+    let text = String::from_utf8_lossy(&raw);
+    format!("{}-{}", &text[..CODE_LEN / 2], &text[CODE_LEN / 2..])
 }
 
 /// A code as typed, normalised: upper case, spaces and dashes dropped.
