@@ -5,6 +5,7 @@
     reason = "test helpers outside #[test] functions: a panic is how they report a failure"
 )]
 
+mod activation;
 mod admin_api;
 mod browser;
 mod cas;

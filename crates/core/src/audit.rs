@@ -54,6 +54,25 @@ pub enum AuditKind {
     SessionsEnded,
     /// Why an operator blocked an account (beside the state change it goes with).
     BlockReasonNoted,
+    // --- activation ---
+    /// An identity check, code or link opened an activation (the details name the path).
+    ActivationStarted,
+    /// An identity check, code or link was refused (the details say which path, never why).
+    ActivationFailed,
+    /// One step of an activation was completed (the details name it).
+    ActivationStepCompleted,
+    /// An activation ended: the account is active.
+    ActivationCompleted,
+    /// An activation link was mailed.
+    ActivationLinkSent,
+    /// Activation codes were generated for an account.
+    ActivationCodeIssued,
+    /// A version of the IT charter was accepted.
+    CharterAccepted,
+    /// The forgotten-login page showed a login after an identity check.
+    LoginReminded,
+    /// A mail-redirect address was proven by its link.
+    MailRedirectVerified,
 }
 
 impl AuditKind {
@@ -83,6 +102,15 @@ impl AuditKind {
             Self::ApiKeyRevoked => "api_key.revoked",
             Self::SessionsEnded => "account.sessions_ended",
             Self::BlockReasonNoted => "account.block_reason",
+            Self::ActivationStarted => "activation.started",
+            Self::ActivationFailed => "activation.failed",
+            Self::ActivationStepCompleted => "activation.step_completed",
+            Self::ActivationCompleted => "activation.completed",
+            Self::ActivationLinkSent => "activation.link_sent",
+            Self::ActivationCodeIssued => "activation.code_issued",
+            Self::CharterAccepted => "account.charter_accepted",
+            Self::LoginReminded => "account.login_reminded",
+            Self::MailRedirectVerified => "account.mail_redirect_verified",
         }
     }
 }

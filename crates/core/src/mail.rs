@@ -30,17 +30,28 @@ pub enum MailKind {
     PasswordChanged,
     /// A test mail sent by an operator (`sesame mail test`) to check the settings.
     Test,
+    /// The login and activation link of a provisioned account.
+    ActivationLink,
+    /// The link that proves a mail-redirect address chosen at activation.
+    MailRedirectVerification,
 }
 
 impl MailKind {
     /// Every kind.
-    pub const ALL: &'static [MailKind] = &[Self::PasswordChanged, Self::Test];
+    pub const ALL: &'static [MailKind] = &[
+        Self::PasswordChanged,
+        Self::Test,
+        Self::ActivationLink,
+        Self::MailRedirectVerification,
+    ];
 
     /// Stable name, as stored, logged and used for template names.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PasswordChanged => "password_changed",
             Self::Test => "test",
+            Self::ActivationLink => "activation_link",
+            Self::MailRedirectVerification => "mail_redirect_verification",
         }
     }
 }

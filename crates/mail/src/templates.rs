@@ -76,6 +76,39 @@ const EMBEDDED: &[(&str, &str)] = &[
         "mail/test/body.en.txt",
         include_str!("../templates/mail/test/body.en.txt"),
     ),
+    // --- activation ---
+    (
+        "mail/activation_link/subject.fr.txt",
+        include_str!("../templates/mail/activation_link/subject.fr.txt"),
+    ),
+    (
+        "mail/activation_link/subject.en.txt",
+        include_str!("../templates/mail/activation_link/subject.en.txt"),
+    ),
+    (
+        "mail/activation_link/body.fr.txt",
+        include_str!("../templates/mail/activation_link/body.fr.txt"),
+    ),
+    (
+        "mail/activation_link/body.en.txt",
+        include_str!("../templates/mail/activation_link/body.en.txt"),
+    ),
+    (
+        "mail/mail_redirect_verification/subject.fr.txt",
+        include_str!("../templates/mail/mail_redirect_verification/subject.fr.txt"),
+    ),
+    (
+        "mail/mail_redirect_verification/subject.en.txt",
+        include_str!("../templates/mail/mail_redirect_verification/subject.en.txt"),
+    ),
+    (
+        "mail/mail_redirect_verification/body.fr.txt",
+        include_str!("../templates/mail/mail_redirect_verification/body.fr.txt"),
+    ),
+    (
+        "mail/mail_redirect_verification/body.en.txt",
+        include_str!("../templates/mail/mail_redirect_verification/body.en.txt"),
+    ),
 ];
 
 /// The languages mails are written in.

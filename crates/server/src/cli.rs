@@ -1,6 +1,7 @@
 //! The `sesame` command line: `serve`, `migrate`, `config check`, `account …`. Account
 //! commands go through the same services as the web, so the same rules apply.
 
+pub mod activation;
 pub mod api_key;
 pub mod mail;
 
@@ -91,6 +92,9 @@ pub enum Command {
         #[command(subcommand)]
         action: api_key::ApiKeyAction,
     },
+    /// Make one-time activation codes for a class or a list of logins, to hand out (see
+    /// docs/lifecycle.md); prints them (`--format csv` for a mail merge).
+    ActivationCodes(activation::ActivationCodesArgs),
     /// The outgoing mail queue (see docs/mail.md).
     Mail {
         /// What to do with the queue.
@@ -313,6 +317,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiKey { action } => {
             let services = Services::build(&settings, &Overrides::default(), true).await?;
             let outcome = api_key::run(&services, action).await;
+            services.accounts_repo.quiesce().await;
+            outcome
+        }
+        Command::ActivationCodes(args) => {
+            crate::telemetry::init(&settings.log);
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            let outcome = activation::run(&settings, &services, &args).await;
             services.accounts_repo.quiesce().await;
             outcome
         }
@@ -602,10 +613,13 @@ async fn import(
     input: &[u8],
     options: ImportOptions,
 ) -> anyhow::Result<()> {
-    let (report, notified) =
-        crate::operations::import(services, rules, input, options, "cli").await?;
-    for line in crate::operations::import_report_lines(&report, notified) {
+    let done = crate::operations::import(services, rules, input, options, "cli").await?;
+    let report = done.report;
+    for line in crate::operations::import_report_lines(&report, done.notified) {
         println!("{line}");
+    }
+    if done.activation_links > 0 {
+        println!("activation links queued: {}", done.activation_links);
     }
     let counts = report.counts();
     match report.mode {

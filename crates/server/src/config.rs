@@ -248,6 +248,13 @@ pub struct LifecycleSettings {
     /// The HMAC key national ID numbers are hashed with (at least 32 bytes); empty: national
     /// IDs are refused. Secret.
     pub national_id_key: String,
+    /// `[lifecycle.activation]`: the activation paths open to each affiliation, code and
+    /// flow lifetimes, failure limits, challenge difficulty.
+    #[serde(default)]
+    pub activation: sesame_lifecycle::activation::settings::ActivationPolicy,
+    /// `[lifecycle.charter]`: the IT charter's version, link and text.
+    #[serde(default)]
+    pub charter: sesame_lifecycle::activation::settings::CharterPolicy,
 }
 
 impl LifecycleSettings {
@@ -653,6 +660,10 @@ impl Settings {
         }
         self.validate_oidc()?;
         self.lifecycle.import_rules()?;
+        self.lifecycle
+            .activation
+            .validate()
+            .map_err(|e| ConfigError(format!("invalid value for `lifecycle.activation.{e}`")))?;
         if time_tz::timezones::get_by_name(&self.ui.time_zone).is_none() {
             return err(
                 "ui.time_zone",

@@ -113,7 +113,7 @@ pub async fn import(
     input: &[u8],
     options: ImportOptions,
     actor: &str,
-) -> Result<(ImportReport, usize), ImportError> {
+) -> Result<ImportDone, ImportError> {
     let importer = Importer::new(ImporterParts {
         profiles: Arc::clone(&services.profiles),
         accounts: services.accounts.clone(),
@@ -136,7 +136,32 @@ pub async fn import(
                 .map_err(AccountError::from)?;
         }
     }
-    Ok((report, notified))
+    // New people with a recovery address get their activation link (queued; the mail
+    // worker sends it). The import itself is written: a failure here is reported, and the
+    // person can ask for a new link on the first-login page.
+    let mut activation_links = 0;
+    if report.mode == Mode::Applied {
+        match services.activation.after_import(&report, actor).await {
+            Ok(n) => activation_links = n,
+            Err(e) => tracing::warn!(error = %e, "queuing activation links after an import failed"),
+        }
+    }
+    Ok(ImportDone {
+        report,
+        notified,
+        activation_links,
+    })
+}
+
+/// What an import did, beyond its report.
+#[derive(Debug)]
+pub struct ImportDone {
+    /// The per-line report.
+    pub report: ImportReport,
+    /// Applications told that a disabled person's sessions ended.
+    pub notified: usize,
+    /// Activation links queued for the people created.
+    pub activation_links: usize,
 }
 
 /// The report of an import as the operator reads it: one line per rejected line and per

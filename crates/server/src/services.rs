@@ -17,6 +17,8 @@ use sesame_core::ports::{
     SigningKeyRepo,
 };
 use sesame_core::session::SessionManager;
+use sesame_lifecycle::activation::ports::ActivationTokenRepo;
+use sesame_lifecycle::activation::{Activation, ActivationParts};
 use sesame_lifecycle::admin::{AccountAdmin, AccountAdminParts};
 use sesame_lifecycle::blocking::AccountBlocking;
 use sesame_mail::mailer::TemplatedMailer;
@@ -125,6 +127,8 @@ pub struct Services {
     pub admin: AccountAdmin,
     /// The admin API's keys.
     pub api_keys: ApiKeys,
+    /// Account activation, forgotten login, charter acceptance.
+    pub activation: Activation,
 }
 
 /// Options that only tests and tools set.
@@ -192,6 +196,7 @@ impl Services {
         let profiles: Arc<dyn ProfileRepo> = database.clone();
         let mail_queue: Arc<dyn MailQueue> = database.clone();
         let api_key_repo: Arc<dyn ApiKeyRepo> = database.clone();
+        let activation_tokens: Arc<dyn ActivationTokenRepo> = database.clone();
         let consents: Arc<dyn ConsentRepo> = database;
         let authenticator = Authenticator::new(
             Arc::clone(&accounts_repo),
@@ -237,6 +242,25 @@ impl Services {
             clock: Arc::clone(&clock),
         });
         let api_keys = ApiKeys::new(api_key_repo, Arc::clone(&audit), Arc::clone(&clock));
+        let activation = Activation::new(ActivationParts {
+            profiles: Arc::clone(&profiles),
+            accounts_repo: Arc::clone(&accounts_repo),
+            accounts: accounts.clone(),
+            audit: Arc::clone(&audit),
+            store: Arc::clone(&store),
+            tokens: activation_tokens,
+            mailer: Arc::clone(&mail.mailer),
+            clock: Arc::clone(&clock),
+            policy: settings.lifecycle.activation.clone(),
+            charter: settings.lifecycle.charter.clone(),
+            national_id_key: settings
+                .lifecycle
+                .import_rules()
+                .ok()
+                .and_then(|rules| rules.national_id_key),
+            public_url: settings.public_base().to_owned(),
+            time_zone: settings.ui.time_zone.clone(),
+        });
         Ok(Self {
             accounts_repo,
             audit,
@@ -254,6 +278,7 @@ impl Services {
             mail,
             admin,
             api_keys,
+            activation,
         })
     }
 }

@@ -32,6 +32,36 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         "logout_confirm.html",
         include_str!("../templates/logout_confirm.html"),
     ),
+    // --- activation ---
+    (
+        "activation_start.html",
+        include_str!("../templates/activation_start.html"),
+    ),
+    (
+        "activation_identity.html",
+        include_str!("../templates/activation_identity.html"),
+    ),
+    (
+        "activation_code.html",
+        include_str!("../templates/activation_code.html"),
+    ),
+    (
+        "activation_first_login.html",
+        include_str!("../templates/activation_first_login.html"),
+    ),
+    (
+        "activation_confirm.html",
+        include_str!("../templates/activation_confirm.html"),
+    ),
+    (
+        "activation_result.html",
+        include_str!("../templates/activation_result.html"),
+    ),
+    (
+        "activation_step.html",
+        include_str!("../templates/activation_step.html"),
+    ),
+    ("charter.html", include_str!("../templates/charter.html")),
 ];
 
 /// Built-in static files: (name, content type, bytes).
@@ -50,6 +80,12 @@ pub const EMBEDDED_STATIC: &[(&str, &str, &[u8])] = &[
         "logo.svg",
         "image/svg+xml",
         include_bytes!("../static/logo.svg"),
+    ),
+    // --- activation ---
+    (
+        "activation.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/activation.js"),
     ),
 ];
 

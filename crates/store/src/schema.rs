@@ -133,3 +133,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_consents,
     signing_keys,
 );
+
+diesel::table! {
+    activation_tokens (token_hash) {
+        token_hash -> Text,
+        account_id -> Text,
+        kind -> Text,
+        created_at -> Int8,
+        expires_at -> Int8,
+        used_at -> Nullable<Int8>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(activation_tokens -> accounts (account_id));
+diesel::allow_tables_to_appear_in_same_query!(activation_tokens, accounts);

@@ -22,7 +22,7 @@ use crate::web::{AppState, LANG_COOKIE};
 const LOGIN_TICKET_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// Query parameters of `GET /cas/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct LoginQuery {
     service: Option<String>,
     renew: Option<String>,
@@ -38,6 +38,23 @@ fn is_true(v: Option<&str>) -> bool {
 }
 
 impl LoginQuery {
+    /// Parses a `/cas/login` query string (a parked login resumes with it).
+    pub(crate) fn parse(query_string: &str) -> Option<Self> {
+        web::Query::<Self>::from_query(query_string)
+            .ok()
+            .map(web::Query::into_inner)
+    }
+
+    /// The registered service this login is for, if any.
+    pub(crate) fn registered_service(
+        &self,
+        state: &AppState,
+    ) -> Option<(String, sesame_protocol::services::RegisteredService)> {
+        let url = self.service.as_deref()?;
+        let service = state.services.registry.find(url).cloned()?;
+        Some((url.to_owned(), service))
+    }
+
     /// Where to continue an OpenID Connect request after the login, if this login serves one.
     fn oidc_continuation(&self, state: &AppState) -> Option<String> {
         let id = self.authz.as_deref()?;
@@ -372,68 +389,99 @@ pub async fn submit_login(
     };
     match state.services.authenticator.login(attempt).await {
         Ok(authenticated) => {
-            // A session the browser already had is ended, and a new identifier issued: the
-            // browser never keeps an identifier that existed before the login (A40).
-            if let Some(old) = req.cookie(&state.sso_cookie_name) {
-                if let Err(e) = state.services.sessions.close(old.value()).await {
-                    tracing::warn!(error = %e, "could not close the previous session");
-                }
-            }
-            let opened = match state
-                .services
-                .sessions
-                .open(
-                    authenticated.account.id,
-                    authenticated.account.login.clone(),
-                    remember_me,
-                )
-                .await
+            // An action the person must take first (accept a new charter) parks the login.
+            if let Some(parked) = crate::routes::required_actions::intercept(
+                &state,
+                &req,
+                lang,
+                &authenticated.account,
+                remember_me,
+            )
+            .await
             {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not open an SSO session");
-                    return state.unavailable(&req, lang);
-                }
-            };
-            let persistent =
-                remember_me.then_some(state.services.sessions.policy().remember_me_secs);
-            let cookie = state.sso_cookie(opened.cookie_value.clone(), persistent);
-            let mut response = match &service {
-                Some((url, registered)) => {
-                    cas_flow::issue_and_redirect(
-                        &state,
-                        &req,
-                        lang,
-                        url,
-                        registered,
-                        &opened.cookie_value,
-                        &opened.session,
-                        true,
-                        query.method_post(),
-                    )
-                    .await
-                }
-                None => {
-                    if let Some(id) = query.authz.as_deref() {
-                        let handle = sesame_core::session::session_handle(&opened.cookie_value);
-                        crate::routes::oidc::authorize::note_fresh_login(&state, id, &handle).await;
-                    }
-                    // 303: the browser follows with a GET and never re-posts the credentials (A46).
-                    let next = query
-                        .oidc_continuation(&state)
-                        .unwrap_or_else(|| format!("{}/cas/login", state.base()));
-                    HttpResponse::SeeOther()
-                        .insert_header(("Location", next))
-                        .finish()
-                }
-            };
-            if let Err(e) = response.add_cookie(&cookie) {
-                tracing::error!(error = %e, "could not set the SSO cookie");
+                return parked;
             }
-            response
+            complete_login(
+                &state,
+                &req,
+                lang,
+                &query,
+                service,
+                authenticated.account,
+                remember_me,
+            )
+            .await
         }
         Err(err) => login_failure(&state, &req, lang, err, &shown_username).await,
     }
+}
+
+/// Ends a successful login: opens the SSO session (a new identifier, any previous session
+/// of this browser closed) and continues to the CAS service, the OpenID Connect request or
+/// the logged-in page. Also the end of a login parked by a required action.
+pub(crate) async fn complete_login(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    query: &LoginQuery,
+    service: Option<(String, sesame_protocol::services::RegisteredService)>,
+    account: sesame_core::account::Account,
+    remember_me: bool,
+) -> HttpResponse {
+    // A session the browser already had is ended, and a new identifier issued: the
+    // browser never keeps an identifier that existed before the login (A40).
+    if let Some(old) = req.cookie(&state.sso_cookie_name) {
+        if let Err(e) = state.services.sessions.close(old.value()).await {
+            tracing::warn!(error = %e, "could not close the previous session");
+        }
+    }
+    let opened = match state
+        .services
+        .sessions
+        .open(account.id, account.login.clone(), remember_me)
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "could not open an SSO session");
+            return state.unavailable(req, lang);
+        }
+    };
+    let persistent = remember_me.then_some(state.services.sessions.policy().remember_me_secs);
+    let cookie = state.sso_cookie(opened.cookie_value.clone(), persistent);
+    let mut response = match &service {
+        Some((url, registered)) => {
+            cas_flow::issue_and_redirect(
+                state,
+                req,
+                lang,
+                url,
+                registered,
+                &opened.cookie_value,
+                &opened.session,
+                true,
+                query.method_post(),
+            )
+            .await
+        }
+        None => {
+            if let Some(id) = query.authz.as_deref() {
+                let handle = sesame_core::session::session_handle(&opened.cookie_value);
+                crate::routes::oidc::authorize::note_fresh_login(state, id, &handle).await;
+            }
+            // 303: the browser follows with a GET and never re-posts the credentials (A46).
+            let next = query
+                .oidc_continuation(state)
+                .unwrap_or_else(|| format!("{}/cas/login", state.base()));
+            HttpResponse::SeeOther()
+                .insert_header(("Location", next))
+                .finish()
+        }
+    };
+    if let Err(e) = response.add_cookie(&cookie) {
+        tracing::error!(error = %e, "could not set the SSO cookie");
+    }
+    response
 }
 
 async fn login_failure(

@@ -1,13 +1,16 @@
 //! HTTP routes, one module per endpoint group.
 
 pub mod account;
+pub mod activation;
 pub mod admin;
 pub mod assets;
 pub mod cas;
+pub mod charter;
 pub mod health;
 pub mod login;
 pub mod logout;
 pub mod oidc;
+pub mod required_actions;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -73,6 +76,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
         .route("/static/{name}", web::get().to(assets::static_file))
+        .configure(activation::configure)
         .default_service(web::to(not_found));
 }
 

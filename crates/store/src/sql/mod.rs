@@ -5,6 +5,7 @@
 //! DSL against [`DbConnection`] and serves both backends.
 
 mod accounts;
+mod activation;
 mod api_keys;
 mod audit;
 mod mail;

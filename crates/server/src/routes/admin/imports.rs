@@ -301,9 +301,8 @@ async fn import(
         dry_run: query.dry_run,
     };
     let body = read_body(body, IMPORT_BODY_LIMIT).await?;
-    let (report, notified) =
-        crate::operations::import(&state.services, rules, &body, options, &key.actor())
-            .await
-            .map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(ImportReportView::new(&report, notified)))
+    let done = crate::operations::import(&state.services, rules, &body, options, &key.actor())
+        .await
+        .map_err(ApiError::from)?;
+    Ok(HttpResponse::Ok().json(ImportReportView::new(&done.report, done.notified)))
 }

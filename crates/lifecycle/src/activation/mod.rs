@@ -1,0 +1,1197 @@
+//! Account activation: a provisioned person proves who they are (identity check, a code
+//! handed out by the school, or a mailed link), then goes through the steps (charter,
+//! directory, recovery contacts, mail redirect, password) and the account becomes active.
+//! Also the forgotten-login check and the charter acceptance required after a version bump.
+//! See `docs/lifecycle.md`.
+
+pub mod challenge;
+pub mod codes;
+pub mod error;
+pub mod flow;
+pub mod ports;
+pub mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sesame_core::account::{
+    Account, AccountChanges, AccountState, CharterAcceptance, Contact, MailRedirect,
+};
+use sesame_core::accounts::AccountService;
+use sesame_core::audit::{AuditEvent, AuditKind};
+use sesame_core::clock::Clock;
+use sesame_core::i18n::Lang;
+use sesame_core::ids::{AccountId, Email, HrId, LoginName, MobilePhone};
+use sesame_core::mail::{MailKind, MailMessage};
+use sesame_core::national_id::{NationalId, NationalIdKey};
+use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore, Mailer, ProfileRepo};
+use sesame_core::random;
+use time::{OffsetDateTime, PrimitiveDateTime, Time};
+use time_tz::{OffsetDateTimeExt, PrimitiveDateTimeExt};
+
+use self::challenge::Challenge;
+use self::codes::{code_hash, token_hash};
+use self::error::ActivationError;
+use self::flow::{Advance, FlowState, Step, StepInput, StepProblem};
+use self::ports::{ActivationTokenRepo, Consumption, NewToken, TokenKind};
+use self::settings::{ActivationPath, ActivationPolicy, CharterPolicy};
+use crate::import::{ImportReport, Outcome};
+
+/// How long an identity-form challenge stays valid.
+const CHALLENGE_TTL: Duration = Duration::from_secs(30 * 60);
+/// How long a mail-redirect proof link stays valid.
+const REDIRECT_LINK_TTL: time::Duration = time::Duration::days(7);
+/// How long the final step holds its per-account guard.
+const COMMIT_GUARD_TTL: Duration = Duration::from_secs(60);
+
+/// Wiring for [`Activation::new`].
+#[derive(Debug, Clone)]
+pub struct ActivationParts {
+    /// Profiles (HR number lookups, the choices written at the end).
+    pub profiles: Arc<dyn ProfileRepo>,
+    /// Accounts (login lookups).
+    pub accounts_repo: Arc<dyn AccountRepo>,
+    /// Password policy, password setting and the audited state change.
+    pub accounts: AccountService,
+    /// Audit trail.
+    pub audit: Arc<dyn AuditLog>,
+    /// Flows, challenges, failure counters.
+    pub store: Arc<dyn EphemeralStore>,
+    /// Codes and links.
+    pub tokens: Arc<dyn ActivationTokenRepo>,
+    /// Mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+    /// `[lifecycle.activation]`.
+    pub policy: ActivationPolicy,
+    /// `[lifecycle.charter]`.
+    pub charter: CharterPolicy,
+    /// The key of national ID hashes (without it, a national ID on file never matches).
+    pub national_id_key: Option<NationalIdKey>,
+    /// `server.public_url`, without trailing slash (links in mails).
+    pub public_url: String,
+    /// `ui.time_zone` (links expire at 23:59 the next day there).
+    pub time_zone: String,
+}
+
+/// Activation, forgotten login and charter acceptance.
+#[derive(Debug, Clone)]
+pub struct Activation {
+    parts: Arc<ActivationParts>,
+}
+
+/// What a person typed on the identity form.
+#[derive(Debug, Default)]
+pub struct IdentityClaim {
+    /// HR or student number.
+    pub hr_id: String,
+    /// National ID number (never logged).
+    pub national_id: String,
+    /// Birth date, `dd-mm-yyyy` (other forms of the import accepted).
+    pub birth_date: String,
+    /// Personal e-mail.
+    pub email: String,
+    /// Personal e-mail again.
+    pub email_confirm: String,
+}
+
+/// The answer to the identity form's challenge.
+#[derive(Debug, Default)]
+pub struct ChallengeAnswer {
+    /// The challenge id the page carried.
+    pub id: String,
+    /// The proof-of-work nonce (filled by the page's script).
+    pub nonce: String,
+    /// The answer to the question (without JavaScript).
+    pub answer: String,
+}
+
+/// A challenge to show, with its id.
+#[derive(Debug, Clone)]
+pub struct IssuedChallenge {
+    /// Id (hidden field).
+    pub id: String,
+    /// Its content.
+    pub challenge: Challenge,
+}
+
+/// What the identity check is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityPurpose {
+    /// Start an activation.
+    Activation,
+    /// Show a forgotten login.
+    ForgotLogin,
+}
+
+/// A successful identity check.
+#[derive(Debug)]
+pub enum IdentityOutcome {
+    /// An activation started: the flow id to give the browser.
+    Started {
+        /// Flow id.
+        flow_id: String,
+    },
+    /// The login asked for on the forgotten-login page.
+    Login {
+        /// The login.
+        login: String,
+    },
+}
+
+fn flow_key(flow_id: &str) -> String {
+    format!("act:flow:{}", random::sha256_hex(flow_id))
+}
+
+fn challenge_key(id: &str) -> String {
+    format!("act:challenge:{}", random::sha256_hex(id))
+}
+
+impl Activation {
+    /// Activation over the given parts.
+    pub fn new(parts: ActivationParts) -> Self {
+        Self {
+            parts: Arc::new(parts),
+        }
+    }
+
+    /// `[lifecycle.activation]`.
+    pub fn policy(&self) -> &ActivationPolicy {
+        &self.parts.policy
+    }
+
+    /// `[lifecycle.charter]`.
+    pub fn charter(&self) -> &CharterPolicy {
+        &self.parts.charter
+    }
+
+    /// The password rules of an affiliation, to show before the password is typed.
+    pub fn password_rules(&self, flow: &FlowState, lang: Lang) -> Vec<String> {
+        self.parts
+            .accounts
+            .policies()
+            .for_affiliation(flow.affiliation)
+            .describe(lang)
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.parts.clock.now()
+    }
+
+    async fn audit(&self, event: AuditEvent) -> Result<(), ActivationError> {
+        self.parts.audit.record(event).await?;
+        Ok(())
+    }
+
+    /// Counts one attempt on `key`; `Some(until)` when the key is over its allowance.
+    async fn reserve(
+        &self,
+        key: &str,
+        max: u32,
+    ) -> Result<Option<OffsetDateTime>, ActivationError> {
+        let now = self.now();
+        let window = Duration::from_secs(self.parts.policy.failure_window_secs);
+        let r = self.parts.store.reserve_attempt(key, now, window).await?;
+        if let Some(until) = r.locked_until {
+            return Ok(Some(until));
+        }
+        if r.attempt > max {
+            let until = now + window;
+            self.parts.store.lock_attempts(key, until, now).await?;
+            return Ok(Some(until));
+        }
+        Ok(None)
+    }
+
+    /// Reserves one attempt for the client address and one for the identifier; an
+    /// attempt that succeeds gives them back ([`Activation::forgive`]).
+    async fn reserve_both(
+        &self,
+        ip_key: Option<&str>,
+        id_key: &str,
+    ) -> Result<(), ActivationError> {
+        if let Some(ip_key) = ip_key {
+            if let Some(until) = self
+                .reserve(ip_key, self.parts.policy.max_failures_per_ip)
+                .await?
+            {
+                return Err(ActivationError::Throttled { until });
+            }
+        }
+        if let Some(until) = self
+            .reserve(id_key, self.parts.policy.max_failures_per_identifier)
+            .await?
+        {
+            return Err(ActivationError::Throttled { until });
+        }
+        Ok(())
+    }
+
+    async fn forgive(&self, ip_key: Option<&str>, id_key: &str) -> Result<(), ActivationError> {
+        if let Some(ip_key) = ip_key {
+            self.parts.store.forgive_attempt(ip_key).await?;
+        }
+        self.parts.store.clear_attempts(id_key).await?;
+        Ok(())
+    }
+
+    // --- identity check -------------------------------------------------------------
+
+    /// A fresh challenge for the identity form.
+    ///
+    /// # Errors
+    /// [`ActivationError::Unavailable`] if the store fails.
+    pub async fn issue_challenge(&self) -> Result<IssuedChallenge, ActivationError> {
+        let id = random::token();
+        let challenge = Challenge::generate(self.parts.policy.challenge_bits);
+        let json = serde_json::to_string(&challenge)
+            .map_err(|e| ActivationError::Unavailable(e.to_string()))?;
+        self.parts
+            .store
+            .put(&challenge_key(&id), &json, CHALLENGE_TTL)
+            .await?;
+        Ok(IssuedChallenge { id, challenge })
+    }
+
+    /// Takes the challenge (it works once) and checks the answer.
+    async fn check_challenge(&self, answer: &ChallengeAnswer) -> Result<(), ActivationError> {
+        if answer.id.is_empty() || answer.id.len() > 128 {
+            return Err(ActivationError::ChallengeFailed);
+        }
+        let Some(stored) = self.parts.store.take(&challenge_key(&answer.id)).await? else {
+            return Err(ActivationError::ChallengeFailed);
+        };
+        let challenge: Challenge = serde_json::from_str(&stored)
+            .map_err(|e| ActivationError::Unavailable(e.to_string()))?;
+        if challenge.accepts_nonce(answer.nonce.trim()) || challenge.accepts_answer(&answer.answer)
+        {
+            Ok(())
+        } else {
+            Err(ActivationError::ChallengeFailed)
+        }
+    }
+
+    /// The identity check (activation and forgotten login): HR number, national ID, birth
+    /// date and personal e-mail twice, after the challenge, under the failure counters.
+    /// Every mismatch is [`ActivationError::Mismatch`].
+    ///
+    /// # Errors
+    /// [`ActivationError::Mismatch`], [`ActivationError::EmailsDiffer`],
+    /// [`ActivationError::ChallengeFailed`], [`ActivationError::Throttled`],
+    /// [`ActivationError::AlreadyActive`], [`ActivationError::Unavailable`].
+    #[tracing::instrument(skip_all, fields(purpose = ?purpose))]
+    pub async fn check_identity(
+        &self,
+        claim: &IdentityClaim,
+        answer: &ChallengeAnswer,
+        ip: Option<std::net::IpAddr>,
+        purpose: IdentityPurpose,
+    ) -> Result<IdentityOutcome, ActivationError> {
+        let email = Email::parse(&claim.email).map_err(|_| ActivationError::Mismatch);
+        if claim.email.trim().to_lowercase() != claim.email_confirm.trim().to_lowercase() {
+            return Err(ActivationError::EmailsDiffer);
+        }
+        self.check_challenge(answer).await?;
+        let hr_id = HrId::parse(&claim.hr_id).ok();
+        let ip_key = ip.map(|ip| format!("act:ip:{ip}"));
+        let id_key = format!(
+            "act:identity:{}",
+            random::sha256_hex(&claim.hr_id.trim().to_uppercase())
+        );
+        self.reserve_both(ip_key.as_deref(), &id_key).await?;
+        let matched = match &hr_id {
+            Some(hr_id) => self.parts.profiles.find_by_hr_id(hr_id).await?,
+            None => None,
+        };
+        let birth_date = crate::import::read::parse_date(claim.birth_date.trim());
+        let matched = matched.filter(|found| {
+            let birth_ok =
+                found.profile.birth_date.is_some() && found.profile.birth_date == birth_date;
+            let national_ok = match &found.profile.national_id {
+                None => true,
+                Some(stored) => match (
+                    &self.parts.national_id_key,
+                    NationalId::parse(&claim.national_id),
+                ) {
+                    (Some(key), Ok(typed)) => key.matches(&typed, stored),
+                    _ => false,
+                },
+            };
+            let path_ok = purpose == IdentityPurpose::ForgotLogin
+                || self
+                    .parts
+                    .policy
+                    .allows(found.account.affiliation, ActivationPath::Identity);
+            let state_ok = matches!(
+                found.account.state,
+                AccountState::Provisioned | AccountState::Active
+            );
+            birth_ok && national_ok && path_ok && state_ok
+        });
+        let (Some(found), Ok(email)) = (matched, email) else {
+            self.audit(
+                AuditEvent::new(AuditKind::ActivationFailed, self.now(), "self")
+                    .ip(ip)
+                    .detail(
+                        serde_json::json!({ "path": "identity", "purpose": purpose_name(purpose) }),
+                    ),
+            )
+            .await?;
+            return Err(ActivationError::Mismatch);
+        };
+        self.forgive(ip_key.as_deref(), &id_key).await?;
+        let account = found.account;
+        if purpose == IdentityPurpose::ForgotLogin {
+            self.audit(
+                AuditEvent::new(AuditKind::LoginReminded, self.now(), "self")
+                    .login(account.login.as_str())
+                    .account(account.id)
+                    .ip(ip),
+            )
+            .await?;
+            return Ok(IdentityOutcome::Login {
+                login: account.login.as_str().to_owned(),
+            });
+        }
+        if account.state == AccountState::Active {
+            return Err(ActivationError::AlreadyActive {
+                login: account.login.as_str().to_owned(),
+            });
+        }
+        let flow_id = self
+            .start_flow(
+                &account,
+                ActivationPath::Identity,
+                Some(email.as_str().to_owned()),
+                None,
+                ip,
+            )
+            .await?;
+        Ok(IdentityOutcome::Started { flow_id })
+    }
+
+    // --- codes ----------------------------------------------------------------------
+
+    /// Generates a code for the account `login` (replacing its unused ones); returns the
+    /// account and the code to hand out, and when it expires.
+    ///
+    /// # Errors
+    /// [`ActivationError::Mismatch`] if there is no such provisioned account of an
+    /// affiliation allowed to use codes; [`ActivationError::Unavailable`].
+    pub async fn issue_code(
+        &self,
+        login: &LoginName,
+        actor: &str,
+    ) -> Result<(Account, String, OffsetDateTime), ActivationError> {
+        let account = self
+            .parts
+            .accounts_repo
+            .find_by_login(login)
+            .await?
+            .ok_or(ActivationError::Mismatch)?;
+        if account.state != AccountState::Provisioned
+            || !self
+                .parts
+                .policy
+                .allows(account.affiliation, ActivationPath::Code)
+        {
+            return Err(ActivationError::Mismatch);
+        }
+        let code = codes::generate_code();
+        let now = self.now();
+        let expires_at = now + time::Duration::days(i64::from(self.parts.policy.code_ttl_days));
+        self.parts
+            .tokens
+            .insert_token(
+                NewToken {
+                    token_hash: code_hash(account.id, &code),
+                    account_id: account.id,
+                    kind: TokenKind::Code,
+                    created_at: now,
+                    expires_at,
+                    detail: None,
+                },
+                true,
+            )
+            .await?;
+        self.audit(
+            AuditEvent::new(AuditKind::ActivationCodeIssued, now, actor)
+                .login(account.login.as_str())
+                .account(account.id),
+        )
+        .await?;
+        Ok((account, code, expires_at))
+    }
+
+    /// Starts an activation with a login and a code: the code is consumed atomically (of 20
+    /// parallel submissions exactly one starts a flow, C07); failures count per login and
+    /// per address (A47).
+    ///
+    /// # Errors
+    /// [`ActivationError::InvalidCode`], [`ActivationError::Throttled`],
+    /// [`ActivationError::AlreadyActive`], [`ActivationError::Unavailable`].
+    #[tracing::instrument(skip_all)]
+    pub async fn start_with_code(
+        &self,
+        login: &str,
+        code: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<String, ActivationError> {
+        let folded = sesame_core::ids::fold_identifier(login);
+        let ip_key = ip.map(|ip| format!("act:ip:{ip}"));
+        let id_key = format!("act:code:{}", random::sha256_hex(&folded));
+        self.reserve_both(ip_key.as_deref(), &id_key).await?;
+        let account = match LoginName::parse(login) {
+            Ok(l) => self.parts.accounts_repo.find_by_login(&l).await?,
+            Err(_) => None,
+        };
+        let outcome = match &account {
+            Some(a)
+                if self
+                    .parts
+                    .policy
+                    .allows(a.affiliation, ActivationPath::Code) =>
+            {
+                self.parts
+                    .tokens
+                    .consume_token(TokenKind::Code, &code_hash(a.id, code), self.now())
+                    .await?
+            }
+            _ => Consumption::Invalid,
+        };
+        match (account, outcome) {
+            (Some(account), Consumption::Consumed { account_id, .. })
+                if account_id == account.id && account.state == AccountState::Provisioned =>
+            {
+                self.forgive(ip_key.as_deref(), &id_key).await?;
+                self.start_flow(&account, ActivationPath::Code, None, None, ip)
+                    .await
+            }
+            (Some(account), Consumption::AlreadyUsed { .. } | Consumption::Consumed { .. })
+                if account.state == AccountState::Active =>
+            {
+                // The code was right: say so, and give the login (the seeds' "second attempt").
+                self.forgive(ip_key.as_deref(), &id_key).await?;
+                Err(ActivationError::AlreadyActive {
+                    login: account.login.as_str().to_owned(),
+                })
+            }
+            (account, _) => {
+                let mut event = AuditEvent::new(AuditKind::ActivationFailed, self.now(), "self")
+                    .login(&folded)
+                    .ip(ip)
+                    .detail(serde_json::json!({ "path": "code" }));
+                if let Some(a) = &account {
+                    event = event.account(a.id);
+                }
+                self.audit(event).await?;
+                Err(ActivationError::InvalidCode)
+            }
+        }
+    }
+
+    // --- mailed links ---------------------------------------------------------------
+
+    /// When a link mailed now expires: 23:59 (:59) the next day in the institution's time zone.
+    pub fn link_deadline(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let tz = time_tz::timezones::get_by_name(&self.parts.time_zone)
+            .unwrap_or(time_tz::timezones::db::UTC);
+        let local = now.to_timezone(tz);
+        let next_day = local.date().next_day().unwrap_or(local.date());
+        let end = Time::from_hms(23, 59, 59).unwrap_or(Time::MIDNIGHT);
+        PrimitiveDateTime::new(next_day, end)
+            .assume_timezone_utc(tz)
+            .to_offset(time::UtcOffset::UTC)
+    }
+
+    /// Mails an activation link to the recovery address of a provisioned account whose
+    /// affiliation may use links (replacing any older link). Returns whether a mail was
+    /// queued.
+    ///
+    /// # Errors
+    /// [`ActivationError::Unavailable`].
+    pub async fn send_link(
+        &self,
+        account_id: AccountId,
+        actor: &str,
+    ) -> Result<bool, ActivationError> {
+        let Some(found) = self.parts.profiles.find_with_profile(account_id).await? else {
+            return Ok(false);
+        };
+        let account = found.account;
+        let Some(recovery) = found.profile.recovery_email else {
+            return Ok(false);
+        };
+        if account.state != AccountState::Provisioned
+            || !self
+                .parts
+                .policy
+                .allows(account.affiliation, ActivationPath::EmailLink)
+        {
+            return Ok(false);
+        }
+        let token = random::token();
+        let now = self.now();
+        let expires_at = self.link_deadline(now);
+        self.parts
+            .tokens
+            .insert_token(
+                NewToken {
+                    token_hash: token_hash(&token),
+                    account_id: account.id,
+                    kind: TokenKind::Link,
+                    created_at: now,
+                    expires_at,
+                    detail: Some(recovery.address.as_str().to_owned()),
+                },
+                true,
+            )
+            .await?;
+        let message = MailMessage::new(MailKind::ActivationLink, recovery.address, Lang::Fr)
+            .account(account.id)
+            .value("login", account.login.as_str())
+            .value("given_name", account.given_name.as_str())
+            .value(
+                "link",
+                format!("{}/activation/link?token={token}", self.parts.public_url),
+            )
+            .time("expires_at", expires_at);
+        self.parts.mailer.send(message).await?;
+        self.audit(
+            AuditEvent::new(AuditKind::ActivationLinkSent, now, actor)
+                .login(account.login.as_str())
+                .account(account.id),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// After an import: mails an activation link to each new person who has a recovery
+    /// address and may activate by link. Returns how many mails were queued.
+    ///
+    /// # Errors
+    /// [`ActivationError::Unavailable`] (the mails queued before the failure stay queued).
+    pub async fn after_import(
+        &self,
+        report: &ImportReport,
+        actor: &str,
+    ) -> Result<usize, ActivationError> {
+        let mut sent = 0;
+        for outcome in &report.outcomes {
+            if let Outcome::Created { login, .. } = outcome {
+                if let Some(account) = self.parts.accounts_repo.find_by_login(login).await? {
+                    if self.send_link(account.id, actor).await? {
+                        sent += 1;
+                    }
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// The "first login" page: sends a new link when `address` is the institutional address
+    /// (or login) of a provisioned account that may use links, within a daily budget. The
+    /// caller answers the same whatever happened.
+    ///
+    /// # Errors
+    /// [`ActivationError::Unavailable`].
+    pub async fn request_link(&self, address: &str) -> Result<(), ActivationError> {
+        let Some(found) = self.parts.accounts_repo.find_credential(address).await? else {
+            return Ok(());
+        };
+        let account = found.account;
+        if account.state != AccountState::Provisioned {
+            return Ok(());
+        }
+        let budget_key = format!("act:linkmail:{}", account.id);
+        let now = self.now();
+        let r = self
+            .parts
+            .store
+            .reserve_attempt(&budget_key, now, Duration::from_secs(86_400))
+            .await?;
+        if r.locked_until.is_some() || r.attempt > self.parts.policy.max_links_per_day {
+            tracing::info!(user.id = %account.id, "activation link not sent: daily budget spent");
+            return Ok(());
+        }
+        self.send_link(account.id, "self").await?;
+        Ok(())
+    }
+
+    /// Starts an activation from a mailed link: the link is consumed atomically.
+    ///
+    /// # Errors
+    /// [`ActivationError::InvalidLink`], [`ActivationError::AlreadyActive`],
+    /// [`ActivationError::Unavailable`].
+    pub async fn start_with_link(
+        &self,
+        token: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<String, ActivationError> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(ActivationError::InvalidLink);
+        }
+        let outcome = self
+            .parts
+            .tokens
+            .consume_token(TokenKind::Link, &token_hash(token), self.now())
+            .await?;
+        let (account_id, proven) = match outcome {
+            Consumption::Consumed { account_id, detail } => (account_id, detail),
+            Consumption::AlreadyUsed { account_id } => {
+                if let Some(a) = self.parts.accounts_repo.find_by_id(account_id).await? {
+                    if a.state == AccountState::Active {
+                        return Err(ActivationError::AlreadyActive {
+                            login: a.login.as_str().to_owned(),
+                        });
+                    }
+                }
+                return Err(self.link_failed(ip).await);
+            }
+            Consumption::Invalid => return Err(self.link_failed(ip).await),
+        };
+        let Some(account) = self.parts.accounts_repo.find_by_id(account_id).await? else {
+            return Err(self.link_failed(ip).await);
+        };
+        match account.state {
+            AccountState::Provisioned => {
+                self.start_flow(
+                    &account,
+                    ActivationPath::EmailLink,
+                    proven.clone(),
+                    proven,
+                    ip,
+                )
+                .await
+            }
+            AccountState::Active => Err(ActivationError::AlreadyActive {
+                login: account.login.as_str().to_owned(),
+            }),
+            AccountState::Blocked | AccountState::Disabled => Err(self.link_failed(ip).await),
+        }
+    }
+
+    async fn link_failed(&self, ip: Option<std::net::IpAddr>) -> ActivationError {
+        let event = AuditEvent::new(AuditKind::ActivationFailed, self.now(), "self")
+            .ip(ip)
+            .detail(serde_json::json!({ "path": "email_link" }));
+        match self.audit(event).await {
+            Ok(()) => ActivationError::InvalidLink,
+            Err(e) => e,
+        }
+    }
+
+    // --- the steps ------------------------------------------------------------------
+
+    async fn start_flow(
+        &self,
+        account: &Account,
+        path: ActivationPath,
+        recovery_email: Option<String>,
+        proven_email: Option<String>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<String, ActivationError> {
+        let profile = self
+            .parts
+            .profiles
+            .find_with_profile(account.id)
+            .await?
+            .map(|p| p.profile)
+            .unwrap_or_default();
+        let mut flow = FlowState {
+            account_id: account.id,
+            login: account.login.as_str().to_owned(),
+            affiliation: account.affiliation,
+            path,
+            step: Step::Directory,
+            has_mailbox: account.email.is_some(),
+            charter_version: None,
+            directory_opt_in: profile.directory_opt_in,
+            recovery_email: recovery_email.or_else(|| {
+                profile
+                    .recovery_email
+                    .map(|c| c.address.as_str().to_owned())
+            }),
+            proven_email,
+            mobile: profile.mobile.map(|m| m.address.as_str().to_owned()),
+            mail_redirect: None,
+            keep_copy: true,
+        };
+        flow.step = flow.first_step(self.charter_in_force());
+        let flow_id = self.store_flow(&flow).await?;
+        self.audit(
+            AuditEvent::new(AuditKind::ActivationStarted, self.now(), "self")
+                .login(account.login.as_str())
+                .account(account.id)
+                .ip(ip)
+                .detail(serde_json::json!({ "path": path_name(path) })),
+        )
+        .await?;
+        Ok(flow_id)
+    }
+
+    fn charter_in_force(&self) -> bool {
+        !self.parts.charter.version.is_empty()
+    }
+
+    async fn store_flow(&self, flow: &FlowState) -> Result<String, ActivationError> {
+        let flow_id = random::token();
+        let json =
+            serde_json::to_string(flow).map_err(|e| ActivationError::Unavailable(e.to_string()))?;
+        self.parts
+            .store
+            .put(
+                &flow_key(&flow_id),
+                &json,
+                Duration::from_secs(self.parts.policy.flow_ttl_secs),
+            )
+            .await?;
+        Ok(flow_id)
+    }
+
+    /// The flow behind `flow_id`, to render its current step (reading does not consume it).
+    ///
+    /// # Errors
+    /// [`ActivationError::FlowExpired`], [`ActivationError::Unavailable`].
+    pub async fn flow(&self, flow_id: &str) -> Result<FlowState, ActivationError> {
+        if flow_id.is_empty() || flow_id.len() > 128 {
+            return Err(ActivationError::FlowExpired);
+        }
+        let stored = self
+            .parts
+            .store
+            .get(&flow_key(flow_id))
+            .await?
+            .ok_or(ActivationError::FlowExpired)?;
+        serde_json::from_str(&stored).map_err(|e| ActivationError::Unavailable(e.to_string()))
+    }
+
+    /// Submits one step. The flow is taken from the store (so the same flow id never works
+    /// twice), the input checked against the current step, and the flow stored again under a
+    /// new id, or, after the password, the account activated.
+    ///
+    /// # Errors
+    /// [`ActivationError::FlowExpired`] (unknown, used or expired flow id),
+    /// [`ActivationError::WrongStep`] (the flow is left as it was),
+    /// [`ActivationError::AlreadyActive`], [`ActivationError::Unavailable`].
+    #[tracing::instrument(skip_all, fields(step = input.step().as_str()))]
+    pub async fn advance(
+        &self,
+        flow_id: &str,
+        input: StepInput,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Advance, ActivationError> {
+        if flow_id.is_empty() || flow_id.len() > 128 {
+            return Err(ActivationError::FlowExpired);
+        }
+        let key = flow_key(flow_id);
+        let stored = self
+            .parts
+            .store
+            .take(&key)
+            .await?
+            .ok_or(ActivationError::FlowExpired)?;
+        let mut flow: FlowState = serde_json::from_str(&stored)
+            .map_err(|e| ActivationError::Unavailable(e.to_string()))?;
+        if input.step() != flow.step {
+            self.parts
+                .store
+                .put(
+                    &key,
+                    &stored,
+                    Duration::from_secs(self.parts.policy.flow_ttl_secs),
+                )
+                .await?;
+            return Err(ActivationError::WrongStep);
+        }
+        let step = flow.step;
+        let problem = match input {
+            StepInput::Charter { accepted } => {
+                if accepted {
+                    flow.charter_version = Some(self.parts.charter.version.clone());
+                    None
+                } else {
+                    Some(StepProblem::CharterNotAccepted)
+                }
+            }
+            StepInput::Directory { opt_in } => {
+                flow.directory_opt_in = opt_in;
+                None
+            }
+            StepInput::Contacts {
+                recovery_email,
+                mobile,
+            } => match (
+                Email::parse(&recovery_email),
+                mobile.trim().is_empty() || MobilePhone::parse(&mobile).is_ok(),
+            ) {
+                (Err(_), _) => Some(StepProblem::BadRecoveryEmail),
+                (Ok(_), false) => Some(StepProblem::BadMobile),
+                (Ok(email), true) => {
+                    flow.recovery_email = Some(email.as_str().to_owned());
+                    flow.mobile = MobilePhone::parse(&mobile)
+                        .ok()
+                        .map(|m| m.as_str().to_owned());
+                    None
+                }
+            },
+            StepInput::Redirect { address, keep_copy } => {
+                if address.trim().is_empty() {
+                    flow.mail_redirect = None;
+                    flow.keep_copy = true;
+                    None
+                } else {
+                    match Email::parse(&address) {
+                        Ok(email) => {
+                            flow.mail_redirect = Some(email.as_str().to_owned());
+                            flow.keep_copy = keep_copy;
+                            None
+                        }
+                        Err(_) => Some(StepProblem::BadRedirect),
+                    }
+                }
+            }
+            StepInput::Password { password, confirm } => {
+                return self.finish(flow, &password, &confirm, ip).await;
+            }
+        };
+        if let Some(problem) = problem {
+            let flow_id = self.store_flow(&flow).await?;
+            return Ok(Advance::Rejected { flow_id, problem });
+        }
+        self.audit(
+            AuditEvent::new(AuditKind::ActivationStepCompleted, self.now(), "self")
+                .login(&flow.login)
+                .account(flow.account_id)
+                .ip(ip)
+                .detail(serde_json::json!({ "step": step.as_str() })),
+        )
+        .await?;
+        if step == Step::Charter {
+            self.audit(
+                AuditEvent::new(AuditKind::CharterAccepted, self.now(), "self")
+                    .login(&flow.login)
+                    .account(flow.account_id)
+                    .detail(serde_json::json!({ "version": self.parts.charter.version, "at": "activation" })),
+            )
+            .await?;
+        }
+        flow.step = flow
+            .step_after(step, self.charter_in_force())
+            .unwrap_or(Step::Password);
+        let flow_id = self.store_flow(&flow).await?;
+        Ok(Advance::Next { flow_id })
+    }
+
+    /// The password step: checks, then writes the choices, sets the password and activates.
+    async fn finish(
+        &self,
+        flow: FlowState,
+        password: &sesame_core::credentials::Password,
+        confirm: &sesame_core::credentials::Password,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Advance, ActivationError> {
+        let account = self
+            .parts
+            .accounts_repo
+            .find_by_id(flow.account_id)
+            .await?
+            .ok_or(ActivationError::FlowExpired)?;
+        let problem = if password.expose() != confirm.expose() {
+            Some(StepProblem::PasswordsDiffer)
+        } else {
+            match self.parts.accounts.check_policy(&account, password) {
+                Ok(()) => None,
+                Err(sesame_core::error::AccountError::Policy(v)) => Some(StepProblem::Policy(v)),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if let Some(problem) = problem {
+            let flow_id = self.store_flow(&flow).await?;
+            return Ok(Advance::Rejected { flow_id, problem });
+        }
+        // One activation of an account at a time, whatever path each flow came by.
+        let guard = format!("act:commit:{}", account.id);
+        if !self
+            .parts
+            .store
+            .put_new(&guard, "1", COMMIT_GUARD_TTL)
+            .await?
+        {
+            return Err(ActivationError::FlowExpired);
+        }
+        let result = self.commit(&flow, account, password, ip).await;
+        if let Err(e) = self.parts.store.delete(&guard).await {
+            tracing::warn!(error = %e, "could not release the activation guard");
+        }
+        result
+    }
+
+    async fn commit(
+        &self,
+        flow: &FlowState,
+        account: Account,
+        password: &sesame_core::credentials::Password,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Advance, ActivationError> {
+        // Read again under the guard: another flow may have finished meanwhile.
+        let account = self
+            .parts
+            .accounts_repo
+            .find_by_id(account.id)
+            .await?
+            .unwrap_or(account);
+        match account.state {
+            AccountState::Provisioned => {}
+            AccountState::Active => {
+                return Err(ActivationError::AlreadyActive {
+                    login: account.login.as_str().to_owned(),
+                })
+            }
+            AccountState::Blocked | AccountState::Disabled => {
+                return Err(ActivationError::FlowExpired)
+            }
+        }
+        let now = self.now();
+        let recovery = flow
+            .recovery_email
+            .as_deref()
+            .and_then(|e| Email::parse(e).ok())
+            .map(|address| {
+                let proven = flow.proven_email.as_deref() == Some(address.as_str());
+                Contact {
+                    address,
+                    verified: proven,
+                }
+            });
+        let redirect = flow
+            .mail_redirect
+            .as_deref()
+            .and_then(|e| Email::parse(e).ok())
+            .map(|address| {
+                let verified = recovery
+                    .as_ref()
+                    .is_some_and(|r| r.verified && r.address == address);
+                MailRedirect {
+                    address,
+                    verified,
+                    keep_copy: flow.keep_copy,
+                }
+            });
+        let changes = AccountChanges {
+            charter: flow
+                .charter_version
+                .clone()
+                .map(|version| CharterAcceptance {
+                    version,
+                    accepted_at: now,
+                }),
+            directory_opt_in: Some(flow.directory_opt_in),
+            recovery_email: recovery.clone().map(Some),
+            mobile: flow
+                .mobile
+                .as_deref()
+                .and_then(|m| MobilePhone::parse(m).ok())
+                .map(|m| Some(Contact::unverified(m))),
+            mail_redirect: Some(redirect.clone()),
+            ..AccountChanges::default()
+        };
+        self.parts
+            .profiles
+            .update_account(account.id, &changes, now)
+            .await?;
+        self.audit(
+            AuditEvent::new(AuditKind::AccountUpdated, now, "self")
+                .login(account.login.as_str())
+                .account(account.id)
+                .detail(
+                    serde_json::json!({ "source": "activation", "fields": changes.field_names() }),
+                ),
+        )
+        .await?;
+        let account = self
+            .parts
+            .accounts
+            .set_password(&account.login, password.clone(), "self")
+            .await?;
+        if let Some(redirect) = redirect.filter(|r| !r.verified) {
+            self.send_redirect_proof(&account, &redirect.address)
+                .await?;
+        }
+        self.audit(
+            AuditEvent::new(AuditKind::ActivationCompleted, self.now(), "self")
+                .login(account.login.as_str())
+                .account(account.id)
+                .ip(ip)
+                .detail(serde_json::json!({ "path": path_name(flow.path) })),
+        )
+        .await?;
+        Ok(Advance::Done {
+            login: account.login.as_str().to_owned(),
+        })
+    }
+
+    async fn send_redirect_proof(
+        &self,
+        account: &Account,
+        address: &Email,
+    ) -> Result<(), ActivationError> {
+        let token = random::token();
+        let now = self.now();
+        let expires_at = now + REDIRECT_LINK_TTL;
+        self.parts
+            .tokens
+            .insert_token(
+                NewToken {
+                    token_hash: token_hash(&token),
+                    account_id: account.id,
+                    kind: TokenKind::Redirect,
+                    created_at: now,
+                    expires_at,
+                    detail: Some(address.as_str().to_owned()),
+                },
+                true,
+            )
+            .await?;
+        let message = MailMessage::new(
+            MailKind::MailRedirectVerification,
+            address.clone(),
+            Lang::Fr,
+        )
+        .account(account.id)
+        .value("login", account.login.as_str())
+        .value(
+            "link",
+            format!(
+                "{}/activation/redirect?token={token}",
+                self.parts.public_url
+            ),
+        )
+        .time("expires_at", expires_at);
+        self.parts.mailer.send(message).await?;
+        Ok(())
+    }
+
+    /// Follows a mail-redirect proof link: marks the redirect verified if it still points to
+    /// the address the link was sent to. Returns the login.
+    ///
+    /// # Errors
+    /// [`ActivationError::InvalidLink`], [`ActivationError::Unavailable`].
+    pub async fn verify_redirect(&self, token: &str) -> Result<String, ActivationError> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(ActivationError::InvalidLink);
+        }
+        let Consumption::Consumed { account_id, detail } = self
+            .parts
+            .tokens
+            .consume_token(TokenKind::Redirect, &token_hash(token), self.now())
+            .await?
+        else {
+            return Err(ActivationError::InvalidLink);
+        };
+        let found = self
+            .parts
+            .profiles
+            .find_with_profile(account_id)
+            .await?
+            .ok_or(ActivationError::InvalidLink)?;
+        let Some(current) = found.profile.mail_redirect else {
+            return Err(ActivationError::InvalidLink);
+        };
+        if detail.as_deref() != Some(current.address.as_str()) {
+            return Err(ActivationError::InvalidLink);
+        }
+        let now = self.now();
+        let changes = AccountChanges {
+            mail_redirect: Some(Some(MailRedirect {
+                verified: true,
+                ..current
+            })),
+            ..AccountChanges::default()
+        };
+        self.parts
+            .profiles
+            .update_account(account_id, &changes, now)
+            .await?;
+        self.audit(
+            AuditEvent::new(AuditKind::MailRedirectVerified, now, "self")
+                .login(found.account.login.as_str())
+                .account(account_id),
+        )
+        .await?;
+        Ok(found.account.login.as_str().to_owned())
+    }
+
+    // --- charter after login --------------------------------------------------------
+
+    /// Whether the account must accept the charter in force before going on.
+    ///
+    /// # Errors
+    /// [`ActivationError::Unavailable`].
+    pub async fn charter_pending(&self, account_id: AccountId) -> Result<bool, ActivationError> {
+        if !self.charter_in_force() {
+            return Ok(false);
+        }
+        let profile = self
+            .parts
+            .profiles
+            .find_with_profile(account_id)
+            .await?
+            .map(|p| p.profile)
+            .unwrap_or_default();
+        Ok(self
+            .parts
+            .charter
+            .is_pending(profile.charter.as_ref().map(|c| c.version.as_str())))
+    }
+
+    /// Records that the account accepted the charter in force.
+    ///
+    /// # Errors
+    /// [`ActivationError::Unavailable`].
+    pub async fn accept_charter(
+        &self,
+        account_id: AccountId,
+        login: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<(), ActivationError> {
+        let now = self.now();
+        let changes = AccountChanges {
+            charter: Some(CharterAcceptance {
+                version: self.parts.charter.version.clone(),
+                accepted_at: now,
+            }),
+            ..AccountChanges::default()
+        };
+        self.parts
+            .profiles
+            .update_account(account_id, &changes, now)
+            .await?;
+        self.audit(
+            AuditEvent::new(AuditKind::CharterAccepted, now, "self")
+                .login(login)
+                .account(account_id)
+                .ip(ip)
+                .detail(
+                    serde_json::json!({ "version": self.parts.charter.version, "at": "login" }),
+                ),
+        )
+        .await
+    }
+}
+
+fn path_name(path: ActivationPath) -> &'static str {
+    match path {
+        ActivationPath::Identity => "identity",
+        ActivationPath::Code => "code",
+        ActivationPath::EmailLink => "email_link",
+    }
+}
+
+fn purpose_name(purpose: IdentityPurpose) -> &'static str {
+    match purpose {
+        IdentityPurpose::Activation => "activation",
+        IdentityPurpose::ForgotLogin => "forgot_login",
+    }
+}

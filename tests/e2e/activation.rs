@@ -1,0 +1,1152 @@
+//! Account activation end to end over HTTP (security spec A47, C07): the e-mailed link from
+//! an import, the code handed out by a school, the identity check, the steps, the forgotten
+//! login, the charter bump at login, and a CAS login once active.
+
+use futures::future::join_all;
+use std::sync::Arc;
+
+use sesame_core::account::{AccountChanges, AccountState, CharterAcceptance};
+use sesame_core::clock::Clock;
+use sesame_core::ids::{Affiliation, LoginName};
+use sesame_lifecycle::activation::challenge;
+use sesame_lifecycle::import::read::Format;
+use sesame_lifecycle::import::{ImportOptions, ImportReport, Importer, ImporterParts, Outcome};
+use sesame_tests::{cas_service, TestApp, GOOD_PASSWORD};
+use time::Duration;
+
+use crate::cli::{text, Cli};
+
+const NATIONAL_ID_KEY: &str = "e2e-activation-national-id-key-0123456789";
+const SERVICE: &str = "https://ent.example.org/portail/";
+const CHARTER: &str = "2026-09";
+/// The generic answer of the identity check, as in the seed (French is the default).
+const MISMATCH_FR: &str = "Informations erronées ou personnel/enseignant inexistant.";
+const CODE_ERROR_FR: &str = "Identifiant ou code d'activation incorrect, expiré ou déjà utilisé.";
+
+async fn activation_app() -> TestApp {
+    TestApp::builder()
+        .with(|s| {
+            s.lifecycle.email_pattern = "{login}@univ.example.org".to_owned();
+            // Pupils and parents have no institutional mailbox (no redirect step).
+            s.lifecycle
+                .email_patterns
+                .insert(Affiliation::Pupil, String::new());
+            s.lifecycle.national_id_key = NATIONAL_ID_KEY.to_owned();
+            s.lifecycle.activation.challenge_bits = 4;
+            s.lifecycle.charter.version = CHARTER.to_owned();
+            s.lifecycle.charter.text = "Usage loyal des moyens informatiques.".to_owned();
+            s.ui.time_zone = "Europe/Paris".to_owned();
+            s.cas.services.push(cas_service("ent", SERVICE, ""));
+        })
+        .spawn()
+        .await
+}
+
+fn unique_hr_id() -> String {
+    format!("E{}", sesame_core::random::alphanumeric(10).to_uppercase())
+}
+
+/// A family name unique to this test (logins are made from names).
+fn unique_name() -> String {
+    let letters: String = sesame_core::random::alphanumeric(24)
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .take(8)
+        .collect();
+    format!("Test{}", letters.to_lowercase())
+}
+
+/// Imports one person (the lifecycle importer, as `sesame import` runs it), then queues the
+/// activation links as the command does; returns the new login.
+async fn import_person(app: &TestApp, line: &str) -> String {
+    let csv = format!(
+        "hr_id,given_name,family_name,birth_date,affiliation,national_id,recovery_email\n{line}\n"
+    );
+    let report = importer(app)
+        .run(
+            csv.as_bytes(),
+            ImportOptions {
+                format: Format::Csv,
+                full: false,
+                strict: true,
+                dry_run: false,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    app.services
+        .activation
+        .after_import(&report, "test")
+        .await
+        .unwrap();
+    created_login(&report)
+}
+
+fn importer(app: &TestApp) -> Importer {
+    Importer::new(ImporterParts {
+        profiles: Arc::clone(&app.services.profiles),
+        accounts: app.services.accounts.clone(),
+        audit: Arc::clone(&app.services.audit),
+        sessions: app.services.sessions.clone(),
+        clock: Arc::clone(&app.services.clock),
+        rules: app.settings.lifecycle.import_rules().unwrap(),
+    })
+}
+
+fn created_login(report: &ImportReport) -> String {
+    match report.outcomes.first() {
+        Some(Outcome::Created { login, .. }) => login.as_str().to_owned(),
+        other => panic!("expected one created account, got {other:?}"),
+    }
+}
+
+async fn state_of(app: &TestApp, login: &str) -> AccountState {
+    app.services
+        .accounts
+        .get(&LoginName::parse(login).unwrap())
+        .await
+        .unwrap()
+        .state
+}
+
+/// The `value` of the input named `name` (first one).
+fn input_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let rest = &html[at..];
+    let start = rest.find("value=\"")? + "value=\"".len();
+    let end = rest[start..].find('"')? + start;
+    Some(
+        rest[start..end]
+            .replace("&#x40;", "@")
+            .replace("&#64;", "@"),
+    )
+}
+
+/// Page text with minijinja's HTML escapes undone, to compare with messages.
+fn unescaped(html: &str) -> String {
+    html.replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+fn data_attr(html: &str, name: &str) -> String {
+    let key = format!("{name}=\"");
+    let start = html
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} in {html}"))
+        + key.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+/// The login shown on a result page.
+fn shown_login(html: &str) -> Option<String> {
+    let key = "<strong id=\"login-shown\">";
+    let start = html.find(key)? + key.len();
+    let end = html[start..].find('<')? + start;
+    Some(html[start..end].to_owned())
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn get(client: &reqwest::Client, url: String) -> (reqwest::StatusCode, String) {
+    let res = client.get(url).send().await.unwrap();
+    let status = res.status();
+    (status, res.text().await.unwrap())
+}
+
+/// What a person types on the identity form.
+struct Identity<'a> {
+    hr_id: &'a str,
+    national_id: &'a str,
+    birth_date: &'a str,
+    email: &'a str,
+}
+
+/// Fills the identity form at `path` (solving its proof of work as the page's script does)
+/// and posts it.
+async fn post_identity(
+    app: &TestApp,
+    client: &reqwest::Client,
+    path: &str,
+    who: &Identity<'_>,
+) -> reqwest::Response {
+    let (status, page) = get(client, format!("{}{path}", app.address)).await;
+    assert_eq!(status, 200, "{page}");
+    let challenge_id = input_value(&page, "challenge_id").unwrap();
+    let prefix = data_attr(&page, "data-pow-prefix");
+    let bits: u32 = data_attr(&page, "data-pow-bits").parse().unwrap();
+    let nonce = challenge::solve(&prefix, bits);
+    client
+        .post(format!("{}{path}", app.address))
+        .form(&[
+            ("hr_id", who.hr_id),
+            ("national_id", who.national_id),
+            ("birth_date", who.birth_date),
+            ("email", who.email),
+            ("email_confirm", who.email),
+            ("challenge_id", challenge_id.as_str()),
+            ("pow_nonce", nonce.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Goes through every step of the activation in progress with `client`; returns the final
+/// page. `redirect` is the forwarding address chosen at the mailbox step.
+async fn complete_steps(
+    app: &TestApp,
+    client: &reqwest::Client,
+    redirect: Option<&str>,
+) -> (reqwest::StatusCode, String) {
+    let mut seen = Vec::new();
+    loop {
+        let (status, page) = get(client, format!("{}/activation/step", app.address)).await;
+        assert_eq!(status, 200, "{page}");
+        let step = input_value(&page, "step").unwrap();
+        seen.push(step.clone());
+        let mut form: Vec<(String, String)> = vec![("step".into(), step.clone())];
+        match step.as_str() {
+            "charter" => {
+                assert!(page.contains(CHARTER), "{page}");
+                form.push(("accept".into(), "true".into()));
+            }
+            "directory" => form.push(("opt_in".into(), "true".into())),
+            "contacts" => {
+                let email = input_value(&page, "recovery_email").unwrap_or_default();
+                form.push(("recovery_email".into(), email));
+                form.push(("mobile".into(), "06 12 34 56 78".into()));
+            }
+            "redirect" => {
+                form.push(("redirect".into(), redirect.unwrap_or_default().into()));
+                form.push(("keep_copy".into(), "true".into()));
+            }
+            "password" => {
+                // The rules are shown before the password is typed.
+                assert!(page.contains("id=\"password-rules\""), "{page}");
+                form.push(("password".into(), GOOD_PASSWORD.into()));
+                form.push(("password_confirm".into(), GOOD_PASSWORD.into()));
+            }
+            other => panic!("unknown step {other}"),
+        }
+        let res = client
+            .post(format!("{}/activation/step", app.address))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        if step == "password" {
+            assert_eq!(
+                seen,
+                ["charter", "directory", "contacts", "redirect", "password"]
+            );
+            let status = res.status();
+            return (status, res.text().await.unwrap());
+        }
+        assert_eq!(res.status(), 303, "step {step}");
+        assert!(location(&res).ends_with("/activation/step"));
+    }
+}
+
+/// Follows a mailed activation link: the GET shows a button (a mail scanner uses nothing
+/// up), the POST starts the activation.
+async fn follow_link(client: &reqwest::Client, link: &str) -> reqwest::Response {
+    let (status, page) = get(client, link.to_owned()).await;
+    assert_eq!(status, 200, "{page}");
+    let token = input_value(&page, "token").unwrap();
+    let action = link.split('?').next().unwrap();
+    client
+        .post(action)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Logs in for the CAS service and validates the ticket; returns the `cas:user`.
+async fn cas_login_and_validate(app: &TestApp, client: &reqwest::Client, login: &str) -> String {
+    let service = format!("{SERVICE}index.php");
+    let enc: String = url::form_urlencoded::byte_serialize(service.as_bytes()).collect();
+    let (_, page) = get(client, format!("{}/cas/login?service={enc}", app.address)).await;
+    let lt = sesame_tests::extract_lt(&page).expect("a login form");
+    let res = client
+        .post(format!("{}/cas/login?service={enc}", app.address))
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    validate_ticket_of(app, &location(&res), &enc).await
+}
+
+async fn validate_ticket_of(app: &TestApp, location: &str, enc_service: &str) -> String {
+    assert!(location.starts_with(SERVICE), "{location}");
+    let ticket = sesame_tests::oidc::query_param(location, "ticket").expect("a ticket");
+    let xml = reqwest::get(format!(
+        "{}/cas/p3/serviceValidate?service={enc_service}&ticket={ticket}",
+        app.address
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(xml.contains("<cas:authenticationSuccess>"), "{xml}");
+    let start = xml.find("<cas:user>").unwrap() + "<cas:user>".len();
+    let end = xml.find("</cas:user>").unwrap();
+    xml[start..end].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_person_activates_by_mailed_link_then_logs_in_to_cas() {
+    let app = activation_app().await;
+    let family = unique_name();
+    let recovery = format!("{}@perso.example.com", family.to_lowercase());
+    let login = import_person(
+        &app,
+        &format!(
+            "{},Anne,{family},20-10-1970,staff,AB123456,{recovery}",
+            unique_hr_id()
+        ),
+    )
+    .await;
+    assert_eq!(state_of(&app, &login).await, AccountState::Provisioned);
+
+    // The mail gives the login and a link to this server.
+    let mails = app.mails_to(&recovery).await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].text.contains(&login), "{}", mails[0].text);
+    let link = mails[0].link_to(&format!("{}/activation/link", app.address));
+
+    let browser = sesame_tests::browser();
+    let res = follow_link(&browser, &link).await;
+    assert_eq!(res.status(), 303);
+    // A mail-redirect address other than the (proven) recovery one gets a proof link.
+    let forward = format!("fwd-{}", recovery);
+    let (status, done) = complete_steps(&app, &browser, Some(&forward)).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        shown_login(&done).as_deref(),
+        Some(login.as_str()),
+        "{done}"
+    );
+    assert_eq!(state_of(&app, &login).await, AccountState::Active);
+
+    let account = app
+        .services
+        .accounts
+        .get(&LoginName::parse(&login).unwrap())
+        .await
+        .unwrap();
+    let profile = app
+        .services
+        .profiles
+        .find_with_profile(account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .profile;
+    assert_eq!(profile.charter.unwrap().version, CHARTER);
+    assert!(profile.directory_opt_in);
+    let recovery_contact = profile.recovery_email.unwrap();
+    assert_eq!(recovery_contact.address.as_str(), recovery);
+    assert!(recovery_contact.verified, "the link proved the address");
+    let redirect = profile.mail_redirect.unwrap();
+    assert_eq!(redirect.address.as_str(), forward);
+    assert!(!redirect.verified && redirect.keep_copy);
+
+    // Every transition is audited.
+    let kinds = app.audit_kinds(&login).await;
+    for kind in [
+        "activation.link_sent",
+        "activation.started",
+        "activation.step_completed",
+        "account.charter_accepted",
+        "account.password_changed",
+        "account.state_changed",
+        "activation.completed",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing in {kinds:?}"
+        );
+    }
+
+    // The forwarding address proves itself by its link.
+    let proofs = app.mails_to(&forward).await;
+    assert_eq!(proofs.len(), 1);
+    let proof = proofs[0].link_to(&format!("{}/activation/redirect", app.address));
+    let res = follow_link(&browser, &proof).await;
+    assert_eq!(res.status(), 200);
+    let verified = app
+        .services
+        .profiles
+        .find_with_profile(account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .profile
+        .mail_redirect
+        .unwrap();
+    assert!(verified.verified);
+    assert_eq!(
+        follow_link(&browser, &proof).await.status(),
+        400,
+        "single use"
+    );
+
+    // The activated person logs in to a CAS application and the ticket validates.
+    let user = cas_login_and_validate(&app, &sesame_tests::browser(), &login).await;
+    assert_eq!(user, login);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a47_activation_link_expires_at_2359_the_next_day() {
+    let app = activation_app().await;
+    let family = unique_name();
+    let before = format!("{}a@perso.example.com", family.to_lowercase());
+    let after = format!("{}b@perso.example.com", family.to_lowercase());
+    import_person(
+        &app,
+        &format!(
+            "{},Ana,{family}a,01-02-1980,staff,,{before}",
+            unique_hr_id()
+        ),
+    )
+    .await;
+    import_person(
+        &app,
+        &format!("{},Bob,{family}b,01-02-1980,staff,,{after}", unique_hr_id()),
+    )
+    .await;
+    let link_before =
+        app.mails_to(&before).await[0].link_to(&format!("{}/activation/link", app.address));
+    let link_after =
+        app.mails_to(&after).await[0].link_to(&format!("{}/activation/link", app.address));
+
+    let deadline = app.services.activation.link_deadline(app.clock.now());
+    let paris = time_tz::timezones::get_by_name("Europe/Paris").unwrap();
+    let local = time_tz::OffsetDateTimeExt::to_timezone(&deadline, paris);
+    assert_eq!((local.hour(), local.minute()), (23, 59));
+    assert_eq!(
+        local.date(),
+        time_tz::OffsetDateTimeExt::to_timezone(&app.clock.now(), paris)
+            .date()
+            .next_day()
+            .unwrap()
+    );
+
+    // Just before the deadline the link works…
+    app.clock
+        .advance(deadline - app.clock.now() - Duration::seconds(30));
+    let res = follow_link(&sesame_tests::browser(), &link_before).await;
+    assert_eq!(res.status(), 303, "valid until 23:59 the next day");
+    // …just after, it does not (generic text, a way to ask for a new one).
+    app.clock.advance(Duration::seconds(60));
+    let res = follow_link(&sesame_tests::browser(), &link_after).await;
+    assert_eq!(res.status(), 400);
+    let page = res.text().await.unwrap();
+    assert!(
+        unescaped(&page).contains("/activation/first-login"),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a47_first_login_sends_a_new_link_that_kills_the_old_one_and_answers_the_same_for_unknown_addresses(
+) {
+    let app = activation_app().await;
+    let family = unique_name();
+    let recovery = format!("{}@perso.example.com", family.to_lowercase());
+    let login = import_person(
+        &app,
+        &format!(
+            "{},Jean,{family},01-02-1980,faculty,,{recovery}",
+            unique_hr_id()
+        ),
+    )
+    .await;
+    let first =
+        app.mails_to(&recovery).await[0].link_to(&format!("{}/activation/link", app.address));
+
+    let ask = |address: String| {
+        let app = &app;
+        async move {
+            let client = sesame_tests::browser();
+            let (_, page) = get(&client, format!("{}/activation/first-login", app.address)).await;
+            let token = input_value(&page, "form_token").unwrap();
+            let res = client
+                .post(format!("{}/activation/first-login", app.address))
+                .form(&[
+                    ("address", address.as_str()),
+                    ("form_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    let known = ask(format!("{login}@univ.example.org")).await;
+    let unknown = ask("nobody.here@univ.example.org".to_owned()).await;
+    assert_eq!(known.0, 200);
+    assert_eq!(
+        known, unknown,
+        "the same answer whether or not the account exists"
+    );
+
+    let mails = app.mails_to(&recovery).await;
+    assert_eq!(mails.len(), 2);
+    let second = mails[1].link_to(&format!("{}/activation/link", app.address));
+    assert_ne!(first, second);
+    assert_eq!(
+        follow_link(&sesame_tests::browser(), &first).await.status(),
+        400,
+        "a newer link kills the older one"
+    );
+    assert_eq!(
+        follow_link(&sesame_tests::browser(), &second)
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_check_gives_one_generic_message_for_every_mismatch_then_activates_once() {
+    let app = activation_app().await;
+    let family = unique_name();
+    let hr_id = unique_hr_id();
+    let login = import_person(
+        &app,
+        &format!("{hr_id},Karim,{family},20-10-1970,staff,BK 123 456,"),
+    )
+    .await;
+    let right = Identity {
+        hr_id: &hr_id,
+        national_id: "BK123456",
+        birth_date: "20-10-1970",
+        email: "karim@perso.example.com",
+    };
+    let client = sesame_tests::browser();
+    for (what, wrong) in [
+        (
+            "unknown number",
+            Identity {
+                hr_id: "NOSUCH999",
+                ..right
+            },
+        ),
+        (
+            "wrong national id",
+            Identity {
+                national_id: "BK999999",
+                ..right
+            },
+        ),
+        (
+            "no national id",
+            Identity {
+                national_id: "",
+                ..right
+            },
+        ),
+        (
+            "wrong birth date",
+            Identity {
+                birth_date: "21-10-1970",
+                ..right
+            },
+        ),
+    ] {
+        let res = post_identity(&app, &client, "/activation/identity", &wrong).await;
+        assert_eq!(res.status(), 400, "{what}");
+        let page = res.text().await.unwrap();
+        assert!(unescaped(&page).contains(MISMATCH_FR), "{what}: {page}");
+        assert!(!page.contains(&login), "{what}");
+    }
+    // A challenge that is not solved is refused before anything is compared.
+    let (_, page) = get(&client, format!("{}/activation/identity", app.address)).await;
+    let challenge_id = input_value(&page, "challenge_id").unwrap();
+    let res = client
+        .post(format!("{}/activation/identity", app.address))
+        .form(&[
+            ("hr_id", hr_id.as_str()),
+            ("national_id", "BK123456"),
+            ("birth_date", "20-10-1970"),
+            ("email", right.email),
+            ("email_confirm", right.email),
+            ("challenge_id", challenge_id.as_str()),
+            ("challenge_answer", "999"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(!unescaped(&res.text().await.unwrap()).contains(MISMATCH_FR));
+
+    let res = post_identity(&app, &client, "/activation/identity", &right).await;
+    assert_eq!(res.status(), 303);
+    let (status, done) = complete_steps(&app, &client, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown_login(&done).as_deref(), Some(login.as_str()));
+    assert_eq!(state_of(&app, &login).await, AccountState::Active);
+
+    // A second attempt says the account is already active and shows the login.
+    let again = post_identity(
+        &app,
+        &sesame_tests::browser(),
+        "/activation/identity",
+        &right,
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    let page = again.text().await.unwrap();
+    assert!(page.contains("déjà activé"), "{page}");
+    assert_eq!(shown_login(&page).as_deref(), Some(login.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a47_identity_checks_are_rate_limited_per_identifier() {
+    let app = activation_app().await;
+    let hr_id = unique_hr_id();
+    import_person(
+        &app,
+        &format!("{hr_id},Lina,{},20-10-1970,staff,,", unique_name()),
+    )
+    .await;
+    let wrong = Identity {
+        hr_id: &hr_id,
+        national_id: "",
+        birth_date: "01-01-1900",
+        email: "lina@perso.example.com",
+    };
+    let client = sesame_tests::browser();
+    for _ in 0..5 {
+        let res = post_identity(&app, &client, "/activation/identity", &wrong).await;
+        assert_eq!(res.status(), 400);
+    }
+    // Even the right answer is refused while the identifier is throttled.
+    let right = Identity {
+        birth_date: "20-10-1970",
+        ..wrong
+    };
+    let res = post_identity(&app, &client, "/activation/identity", &right).await;
+    assert_eq!(res.status(), 429);
+    app.clock.advance(Duration::seconds(3601));
+    let res = post_identity(&app, &client, "/activation/identity", &right).await;
+    assert_eq!(res.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgotten_login_is_shown_after_the_identity_check() {
+    let app = activation_app().await;
+    let hr_id = unique_hr_id();
+    let login = import_person(
+        &app,
+        &format!("{hr_id},Zoé,{},05-06-2004,student,XY987654,", unique_name()),
+    )
+    .await;
+    let who = Identity {
+        hr_id: &hr_id,
+        national_id: "XY987654",
+        birth_date: "05-06-2004",
+        email: "zoe@perso.example.com",
+    };
+    let client = sesame_tests::browser();
+    let wrong = Identity {
+        birth_date: "06-06-2004",
+        ..who
+    };
+    let res = post_identity(&app, &client, "/forgot-login", &wrong).await;
+    assert_eq!(res.status(), 400);
+    assert!(unescaped(&res.text().await.unwrap()).contains(MISMATCH_FR));
+    let res = post_identity(&app, &client, "/forgot-login", &who).await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert_eq!(
+        shown_login(&page).as_deref(),
+        Some(login.as_str()),
+        "{page}"
+    );
+    assert!(app
+        .audit_kinds(&login)
+        .await
+        .iter()
+        .any(|k| k == "account.login_reminded"));
+}
+
+/// Imports a pupil and makes a code for them; returns (login, code).
+async fn pupil_with_code(app: &TestApp) -> (String, String) {
+    let login = import_person(
+        app,
+        &format!(
+            "{},Léo,{},03-03-2012,pupil,,",
+            unique_hr_id(),
+            unique_name()
+        ),
+    )
+    .await;
+    let (_, code, _) = app
+        .services
+        .activation
+        .issue_code(&LoginName::parse(&login).unwrap(), "test")
+        .await
+        .unwrap();
+    (login, code)
+}
+
+async fn post_code(
+    app: &TestApp,
+    client: &reqwest::Client,
+    login: &str,
+    code: &str,
+) -> reqwest::Response {
+    let (_, page) = get(client, format!("{}/activation/code", app.address)).await;
+    let token = input_value(&page, "form_token").unwrap();
+    client
+        .post(format!("{}/activation/code", app.address))
+        .form(&[
+            ("login", login),
+            ("code", code),
+            ("form_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a47_activation_code_reuse_is_rejected() {
+    let app = activation_app().await;
+    let (login, code) = pupil_with_code(&app).await;
+    let client = sesame_tests::browser();
+    // Typed in lower case without the dash: the same code.
+    let typed = code.to_lowercase().replace('-', "");
+    let res = post_code(&app, &client, &login, &typed).await;
+    assert_eq!(res.status(), 303);
+    // Used once (the activation is not finished yet): obsolete, generic answer.
+    let res = post_code(&app, &sesame_tests::browser(), &login, &code).await;
+    assert_eq!(res.status(), 400);
+    assert!(unescaped(&res.text().await.unwrap()).contains(CODE_ERROR_FR));
+
+    // Pupils have no institutional mailbox here: no redirect step.
+    let (_, page) = get(&client, format!("{}/activation/step", app.address)).await;
+    assert_eq!(input_value(&page, "step").as_deref(), Some("charter"));
+    for form in [
+        vec![("step", "charter"), ("accept", "true")],
+        vec![("step", "directory"), ("opt_in", "false")],
+        vec![
+            ("step", "contacts"),
+            ("recovery_email", "parent@perso.example.com"),
+            ("mobile", ""),
+        ],
+    ] {
+        let res = client
+            .post(format!("{}/activation/step", app.address))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+    }
+    // A password that breaks the policy is refused with the rules; the flow stays.
+    let res = client
+        .post(format!("{}/activation/step", app.address))
+        .form(&[
+            ("step", "password"),
+            ("password", "short"),
+            ("password_confirm", "short"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = client
+        .post(format!("{}/activation/step", app.address))
+        .form(&[
+            ("step", "password"),
+            ("password", GOOD_PASSWORD),
+            ("password_confirm", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(state_of(&app, &login).await, AccountState::Active);
+
+    // Once active, the same code says so and gives the login.
+    let res = post_code(&app, &sesame_tests::browser(), &login, &code).await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert_eq!(
+        shown_login(&page).as_deref(),
+        Some(login.as_str()),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a47_wrong_codes_are_rate_limited() {
+    let app = activation_app().await;
+    let (login, code) = pupil_with_code(&app).await;
+    let client = sesame_tests::browser();
+    for _ in 0..5 {
+        let res = post_code(&app, &client, &login, "AAAAA-BBBBB").await;
+        assert_eq!(res.status(), 400);
+    }
+    let res = post_code(&app, &client, &login, &code).await;
+    assert_eq!(
+        res.status(),
+        429,
+        "the right code waits for the window to end"
+    );
+    app.clock.advance(Duration::seconds(3601));
+    let res = post_code(&app, &client, &login, &code).await;
+    assert_eq!(res.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c07_parallel_code_submissions_one_wins() {
+    let app = activation_app().await;
+    let (login, code) = pupil_with_code(&app).await;
+    let mut prepared = Vec::new();
+    for _ in 0..20 {
+        let client = sesame_tests::browser();
+        let (_, page) = get(&client, format!("{}/activation/code", app.address)).await;
+        let token = input_value(&page, "form_token").unwrap();
+        prepared.push((client, token));
+    }
+    let responses = join_all(prepared.iter().map(|(client, token)| {
+        client
+            .post(format!("{}/activation/code", app.address))
+            .form(&[
+                ("login", login.as_str()),
+                ("code", code.as_str()),
+                ("form_token", token.as_str()),
+            ])
+            .send()
+    }))
+    .await;
+    let statuses: Vec<u16> = responses
+        .iter()
+        .map(|r| r.as_ref().unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [303, 400, 429].contains(s)),
+        "{statuses:?}"
+    );
+    // The winner's browser holds the one flow; it activates the account.
+    let winner = statuses.iter().position(|s| *s == 303).unwrap();
+    let (status, done) = complete_steps_without_mailbox(&app, &prepared[winner].0).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(state_of(&app, &login).await, AccountState::Active);
+}
+
+/// The steps of an account without institutional mailbox (no redirect step).
+async fn complete_steps_without_mailbox(
+    app: &TestApp,
+    client: &reqwest::Client,
+) -> (reqwest::StatusCode, String) {
+    for form in [
+        vec![("step", "charter"), ("accept", "true")],
+        vec![("step", "directory"), ("opt_in", "false")],
+        vec![
+            ("step", "contacts"),
+            ("recovery_email", "p@perso.example.com"),
+            ("mobile", ""),
+        ],
+        vec![
+            ("step", "password"),
+            ("password", GOOD_PASSWORD),
+            ("password_confirm", GOOD_PASSWORD),
+        ],
+    ] {
+        let res = client
+            .post(format!("{}/activation/step", app.address))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        if form[0].1 == "password" {
+            let status = res.status();
+            return (status, res.text().await.unwrap());
+        }
+        assert_eq!(res.status(), 303, "{form:?}");
+    }
+    unreachable!("the password step returns")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_cannot_be_skipped_or_replayed() {
+    let app = activation_app().await;
+    let (login, code) = pupil_with_code(&app).await;
+    let (client, jar) = browser_with_jar();
+    assert_eq!(post_code(&app, &client, &login, &code).await.status(), 303);
+    // Jumping to the password step is not applied: back to the current step.
+    let res = client
+        .post(format!("{}/activation/step", app.address))
+        .form(&[
+            ("step", "password"),
+            ("password", GOOD_PASSWORD),
+            ("password_confirm", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(state_of(&app, &login).await, AccountState::Provisioned);
+    let (_, page) = get(&client, format!("{}/activation/step", app.address)).await;
+    assert_eq!(input_value(&page, "step").as_deref(), Some("charter"));
+
+    // Replaying a step with the flow id it was posted with finds nothing.
+    let old_cookie = format!(
+        "{}={}",
+        sesame_server::routes::activation::FLOW_COOKIE,
+        flow_cookie_of(&app, &jar)
+    );
+    let res = client
+        .post(format!("{}/activation/step", app.address))
+        .form(&[("step", "charter"), ("accept", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/activation/step", app.address))
+        .header("cookie", old_cookie)
+        .form(&[("step", "charter"), ("accept", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400);
+}
+
+/// A browser whose cookie jar the test can read.
+fn browser_with_jar() -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(Arc::clone(&jar))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    (client, jar)
+}
+
+/// The flow id the browser currently holds.
+fn flow_cookie_of(app: &TestApp, jar: &reqwest::cookie::Jar) -> String {
+    use reqwest::cookie::CookieStore;
+    let url: url::Url = format!("{}/activation/step", app.address).parse().unwrap();
+    let header = jar.cookies(&url).unwrap();
+    let prefix = format!("{}=", sesame_server::routes::activation::FLOW_COOKIE);
+    header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|c| c.strip_prefix(prefix.as_str()))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charter_version_bump_must_be_accepted_at_the_next_login() {
+    let app = activation_app().await;
+    let login = sesame_tests::unique_login("charter");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    // The person accepted the previous version.
+    app.services
+        .profiles
+        .update_account(
+            account.id,
+            &AccountChanges {
+                charter: Some(CharterAcceptance {
+                    version: "2025-09".to_owned(),
+                    accepted_at: app.clock.now(),
+                }),
+                ..AccountChanges::default()
+            },
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    let client = sesame_tests::browser();
+    let service = format!("{SERVICE}index.php");
+    let enc: String = url::form_urlencoded::byte_serialize(service.as_bytes()).collect();
+    let (_, page) = get(&client, format!("{}/cas/login?service={enc}", app.address)).await;
+    let lt = sesame_tests::extract_lt(&page).unwrap();
+    let res = client
+        .post(format!("{}/cas/login?service={enc}", app.address))
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(location(&res).ends_with("/charter"), "{}", location(&res));
+    // No SSO session yet: going straight to the service asks for the password again.
+    let (_, page) = get(&client, format!("{}/cas/login?service={enc}", app.address)).await;
+    assert!(
+        sesame_tests::extract_lt(&page).is_some(),
+        "no ticket without the charter"
+    );
+
+    let (status, page) = get(&client, format!("{}/charter", app.address)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(CHARTER));
+    let res = client
+        .post(format!("{}/charter", app.address))
+        .form(&[("lang", "fr")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "the box must be ticked");
+    let res = client
+        .post(format!("{}/charter", app.address))
+        .form(&[("accept", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(validate_ticket_of(&app, &location(&res), &enc).await, login);
+    assert!(app
+        .audit_kinds(&login)
+        .await
+        .iter()
+        .any(|k| k == "account.charter_accepted"));
+
+    // Accepted: the next login goes straight to the service.
+    let user = cas_login_and_validate(&app, &sesame_tests::browser(), &login).await;
+    assert_eq!(user, login);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activation_codes_command_prints_csv_for_a_mail_merge() {
+    let app = activation_app().await;
+    let family = unique_name();
+    let hr_a = unique_hr_id();
+    let a = import_person(&app, &format!("{hr_a},Léa,{family},03-03-2012,pupil,,")).await;
+    let b = import_person(
+        &app,
+        &format!("{},Tom,{family},04-04-2012,pupil,,", unique_hr_id()),
+    )
+    .await;
+    let staff = import_person(
+        &app,
+        &format!("{},Eve,{family},04-04-1980,staff,,", unique_hr_id()),
+    )
+    .await;
+    let cli = Cli::for_app(&app);
+
+    let out = cli.run(
+        &[
+            "activation-codes",
+            "--affiliation",
+            "pupil",
+            "--login",
+            &a,
+            "--login",
+            &b,
+            "--format",
+            "csv",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("login,name,code,expires"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert_eq!(rows[0][0], a);
+    assert_eq!(rows[0][1], format!("Léa {family}"));
+    // The printed code activates (and is stored only hashed).
+    let code = rows[0][2].to_owned();
+    let res = post_code(&app, &sesame_tests::browser(), &a, &code).await;
+    assert_eq!(res.status(), 303);
+
+    // Someone of another affiliation is refused by name; the command fails.
+    let out = cli.run(
+        &[
+            "activation-codes",
+            "--affiliation",
+            "pupil",
+            "--login",
+            &staff,
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains(&staff), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sesame_import_queues_the_activation_link_of_new_people() {
+    let app = activation_app().await;
+    let cli = Cli::for_app(&app);
+    let config = std::fs::read_to_string(&cli.config).unwrap();
+    std::fs::write(
+        &cli.config,
+        format!(
+            "{config}\n[server]\npublic_url = \"{}\"\n\n[lifecycle]\nemail_pattern = \"{{login}}@univ.example.org\"\n",
+            app.address
+        ),
+    )
+    .unwrap();
+    let family = unique_name();
+    let recovery = format!("{}@perso.example.com", family.to_lowercase());
+    let file = std::env::temp_dir().join(format!(
+        "sesame-activation-{}.csv",
+        sesame_core::random::alphanumeric(10)
+    ));
+    std::fs::write(
+        &file,
+        format!(
+            "hr_id,given_name,family_name,affiliation,recovery_email\n{},Paul,{family},staff,{recovery}\n{},Eva,{family},pupil,\n",
+            unique_hr_id(),
+            unique_hr_id()
+        ),
+    )
+    .unwrap();
+    let out = cli.run(&["import", file.to_str().unwrap()], None);
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("activation links queued: 1"),
+        "{}",
+        text(&out)
+    );
+    // The server's mail worker sends it (once the test clock has caught up with the
+    // command's real one); the link activates.
+    app.clock.advance(Duration::seconds(60));
+    let mails = app.mails_to(&recovery).await;
+    assert_eq!(mails.len(), 1);
+    let link = mails[0].link_to(&format!("{}/activation/link", app.address));
+    let browser = sesame_tests::browser();
+    assert_eq!(follow_link(&browser, &link).await.status(), 303);
+    let (status, done) = complete_steps(&app, &browser, None).await;
+    assert_eq!(status, 200, "{done}");
+}
