@@ -64,6 +64,9 @@ pub struct Settings {
     pub log: LogSettings,
     /// Outgoing mail: transport (file outbox or SMTP), sender, retries.
     pub mail: MailSettings,
+    /// Outgoing SMS (reset codes, mobile verification): the gateway.
+    #[serde(default)]
+    pub sms: crate::recovery_settings::SmsSettings,
 }
 
 /// `[server]`
@@ -224,6 +227,9 @@ pub struct LifecycleSettings {
     /// The HMAC key national ID numbers are hashed with (at least 32 bytes); empty: national
     /// IDs are refused. Secret.
     pub national_id_key: String,
+    /// Forgotten password and verification links and codes.
+    #[serde(default)]
+    pub recovery: crate::recovery_settings::RecoverySettings,
 }
 
 impl LifecycleSettings {
@@ -648,6 +654,8 @@ impl Settings {
             );
         }
         self.mail.validate()?;
+        self.lifecycle.recovery.policy()?;
+        self.sms.gateway()?;
         Ok(())
     }
 
@@ -748,6 +756,9 @@ impl Settings {
         }
         if !masked.lifecycle.national_id_key.is_empty() {
             masked.lifecycle.national_id_key = "********".to_owned();
+        }
+        if !masked.sms.http_auth_value.is_empty() {
+            masked.sms.http_auth_value = "********".to_owned();
         }
         toml::to_string_pretty(&masked).map_err(|e| ConfigError(e.to_string()))
     }

@@ -15,12 +15,16 @@ use sesame_core::ports::{
     SigningKeyRepo,
 };
 use sesame_core::session::SessionManager;
+use sesame_core::sms::SmsSender;
 use sesame_lifecycle::blocking::AccountBlocking;
+use sesame_lifecycle::recovery::reset::{PasswordRecovery, RecoveryParts};
+use sesame_lifecycle::self_service::{SelfService, SelfServiceParts};
 use sesame_mail::mailer::TemplatedMailer;
 use sesame_mail::templates::{MailTemplates, SiteInfo};
 use sesame_mail::transport::build_transport;
 use sesame_mail::worker::MailWorker;
 use sesame_protocol::cas::tickets::CasTickets;
+use sesame_sms::sender::BackgroundSmsSender;
 use sesame_protocol::oidc::clients::ClientRegistry;
 use sesame_protocol::oidc::codes::AuthorizationCodes;
 use sesame_protocol::oidc::discovery::DiscoveryDocument;
@@ -59,6 +63,9 @@ pub enum StartupError {
     /// Mail (templates, sender, transport) could not be set up.
     #[error("mail: {0}")]
     Mail(String),
+    /// Recovery or the SMS gateway could not be set up.
+    #[error("{0}")]
+    Recovery(String),
 }
 
 /// Outgoing mail: what flows send with, the queue, and the worker that delivers.
@@ -118,6 +125,12 @@ pub struct Services {
     pub oidc: OidcServices,
     /// Outgoing mail.
     pub mail: MailServices,
+    /// Outgoing SMS.
+    pub sms: Arc<dyn SmsSender>,
+    /// Forgotten password.
+    pub recovery: PasswordRecovery,
+    /// The account page's operations.
+    pub self_service: SelfService,
 }
 
 /// Options that only tests and tools set.
@@ -219,6 +232,41 @@ impl Services {
         );
         let oidc = build_oidc(settings, &store, &clock, key_repo, consents).await?;
         let mail = build_mail(settings, mail_queue, &clock)?;
+        let recovery_policy = settings
+            .lifecycle
+            .recovery
+            .policy()
+            .map_err(|e| StartupError::Recovery(e.to_string()))?;
+        let sms: Arc<dyn SmsSender> = Arc::new(BackgroundSmsSender::new(
+            settings
+                .sms
+                .gateway()
+                .map_err(|e| StartupError::Recovery(e.to_string()))?,
+        ));
+        let recovery = PasswordRecovery::new(RecoveryParts {
+            accounts_repo: Arc::clone(&accounts_repo),
+            profiles: Arc::clone(&profiles),
+            audit: Arc::clone(&audit),
+            store: Arc::clone(&store),
+            mailer: Arc::clone(&mail.mailer),
+            sms: Arc::clone(&sms),
+            accounts: accounts.clone(),
+            sessions: sessions.clone(),
+            clock: Arc::clone(&clock),
+            policy: recovery_policy,
+        });
+        let self_service = SelfService::new(SelfServiceParts {
+            profiles: Arc::clone(&profiles),
+            audit: Arc::clone(&audit),
+            store: Arc::clone(&store),
+            mailer: Arc::clone(&mail.mailer),
+            sms: Arc::clone(&sms),
+            accounts: accounts.clone(),
+            authenticator: authenticator.clone(),
+            sessions: sessions.clone(),
+            clock: Arc::clone(&clock),
+            policy: recovery_policy,
+        });
         Ok(Self {
             accounts_repo,
             audit,
@@ -234,6 +282,9 @@ impl Services {
             registry,
             oidc,
             mail,
+            sms,
+            recovery,
+            self_service,
         })
     }
 }

@@ -1,12 +1,14 @@
 //! HTTP routes, one module per endpoint group.
 
 pub mod account;
+pub mod account_page;
 pub mod assets;
 pub mod cas;
 pub mod health;
 pub mod login;
 pub mod logout;
 pub mod oidc;
+pub mod password_reset;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -15,6 +17,8 @@ use crate::web::AppState;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(password_reset::configure)
+        .configure(account_page::configure);
     cfg.route("/", web::get().to(root))
         .route("/cas/login", web::get().to(login::show_login))
         .route("/cas/login", web::post().to(login::submit_login))
