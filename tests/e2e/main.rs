@@ -19,3 +19,5 @@ mod oidc;
 mod oidc_flows;
 mod policy;
 mod sessions;
+mod account_page;
+mod recovery;
