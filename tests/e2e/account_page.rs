@@ -37,7 +37,10 @@ async fn post_form(
     (res.status(), res.text().await.unwrap())
 }
 
-async fn logged_in_user(app: &TestApp, stem: &str) -> (String, sesame_core::account::Account, reqwest::Client) {
+async fn logged_in_user(
+    app: &TestApp,
+    stem: &str,
+) -> (String, sesame_core::account::Account, reqwest::Client) {
     let login = unique_login(stem);
     let account = app.create_user(&login, GOOD_PASSWORD).await;
     let client = browser();
@@ -55,10 +58,17 @@ async fn the_account_page_needs_a_session() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert!(res.headers()["location"].to_str().unwrap().ends_with("/cas/login"));
+    assert!(res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .ends_with("/cas/login"));
     let res = browser()
         .post(format!("{}/account/password", app.address))
-        .form(&[("current", GOOD_PASSWORD), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)])
+        .form(&[
+            ("current", GOOD_PASSWORD),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -71,7 +81,10 @@ async fn the_account_page_shows_the_profile_sessions_and_recent_sign_ins() {
     let (login, _, client) = logged_in_user(&app, "profile").await;
     let (status, page) = account_page(&app, &client).await;
     assert_eq!(status, 200);
-    assert!(page.contains(&format!("<dd id=\"login\">{login}</dd>")), "{page}");
+    assert!(
+        page.contains(&format!("<dd id=\"login\">{login}</dd>")),
+        "{page}"
+    );
     assert!(page.contains(&format!("{login}@univ.example.org")));
     assert!(page.contains("id=\"family-name\">Person<"));
     assert!(page.contains("Connexion"), "the sign-in is listed");
@@ -86,39 +99,87 @@ async fn forms_without_the_csrf_token_are_refused() {
     let (login, _, client) = logged_in_user(&app, "csrf").await;
     let res = client
         .post(format!("{}/account/password", app.address))
-        .form(&[("current", GOOD_PASSWORD), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD), ("csrf", "forged")])
+        .form(&[
+            ("current", GOOD_PASSWORD),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+            ("csrf", "forged"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
     let (status, _) = post_form(&app, &client, "/account/directory", &[("opt_in", "true")]).await;
     assert_eq!(status, 200);
-    let res = app.login_with(&browser(), &login, NEW_PASSWORD, false).await;
+    let res = app
+        .login_with(&browser(), &login, NEW_PASSWORD, false)
+        .await;
     assert_eq!(res.status(), 401, "the forged form changed nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a52_a_password_change_without_or_with_a_wrong_current_password_is_refused_and_counts_toward_lockout() {
+async fn a52_a_password_change_without_or_with_a_wrong_current_password_is_refused_and_counts_toward_lockout(
+) {
     let app = with_sms_outbox(TestApp::builder())
         .with(|s| s.lockout.threshold = 3)
         .spawn()
         .await;
     let (login, _, client) = logged_in_user(&app, "wrongcurrent").await;
-    let (status, body) = post_form(&app, &client, "/account/password", &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    let (status, body) = post_form(
+        &app,
+        &client,
+        "/account/password",
+        &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)],
+    )
+    .await;
     assert_eq!(status, 401, "no current password");
     assert!(body.contains("id=\"account-error\""));
     for _ in 0..2 {
-        let (status, _) = post_form(&app, &client, "/account/password", &[("current", "not my password at all"), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+        let (status, _) = post_form(
+            &app,
+            &client,
+            "/account/password",
+            &[
+                ("current", "not my password at all"),
+                ("password", NEW_PASSWORD),
+                ("confirm", NEW_PASSWORD),
+            ],
+        )
+        .await;
         assert_eq!(status, 401);
     }
     let kinds = app.audit_kinds(&login).await;
-    assert!(kinds.iter().filter(|k| *k == "login.failed").count() >= 3, "{kinds:?}");
+    assert!(
+        kinds.iter().filter(|k| *k == "login.failed").count() >= 3,
+        "{kinds:?}"
+    );
     // Three failures reached the threshold: even the right password is refused now.
-    let (status, body) = post_form(&app, &client, "/account/password", &[("current", GOOD_PASSWORD), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    let (status, body) = post_form(
+        &app,
+        &client,
+        "/account/password",
+        &[
+            ("current", GOOD_PASSWORD),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+        ],
+    )
+    .await;
     assert_eq!(status, 401, "{body}");
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 401);
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        401
+    );
     app.clock.advance(time::Duration::hours(2));
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 303, "the password never changed");
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303,
+        "the password never changed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,17 +191,47 @@ async fn a52_a_password_change_takes_effect_at_once_and_ends_the_other_sessions(
     app.login_with(&other, &login, GOOD_PASSWORD, true).await;
     assert!(is_logged_in(&app, &other).await);
 
-    let (status, body) = post_form(&app, &client, "/account/password", &[("current", GOOD_PASSWORD), ("password", NEW_PASSWORD), ("confirm", "a different confirmation")]).await;
+    let (status, body) = post_form(
+        &app,
+        &client,
+        "/account/password",
+        &[
+            ("current", GOOD_PASSWORD),
+            ("password", NEW_PASSWORD),
+            ("confirm", "a different confirmation"),
+        ],
+    )
+    .await;
     assert_eq!(status, 400, "the two new passwords must match");
     assert!(body.contains("id=\"account-error\""));
-    let (status, body) = post_form(&app, &client, "/account/password", &[("current", GOOD_PASSWORD), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).await;
+    let (status, body) = post_form(
+        &app,
+        &client,
+        "/account/password",
+        &[
+            ("current", GOOD_PASSWORD),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+        ],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("id=\"account-notice\""));
 
     assert!(!is_logged_in(&app, &other).await, "the other session ended");
     assert!(is_logged_in(&app, &client).await, "this one goes on");
-    assert_eq!(app.login_with(&browser(), &login, NEW_PASSWORD, false).await.status(), 303);
-    assert_eq!(app.login_with(&browser(), &login, GOOD_PASSWORD, false).await.status(), 401);
+    assert_eq!(
+        app.login_with(&browser(), &login, NEW_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        401
+    );
     let notices = app.mails_to(&recovery).await;
     assert_eq!(notices.len(), 1);
     assert!(notices[0].subject.contains("a été modifié"));
@@ -153,31 +244,75 @@ async fn a53_a_recovery_email_change_needs_the_current_password_and_waits_for_th
     let old = give_recovery_email(&app, &account).await;
     let new = format!("{login}@nouveau.example.net");
 
-    let (status, _) = post_form(&app, &client, "/account/recovery-email", &[("email", new.as_str())]).await;
+    let (status, _) = post_form(
+        &app,
+        &client,
+        "/account/recovery-email",
+        &[("email", new.as_str())],
+    )
+    .await;
     assert_eq!(status, 401, "without re-authentication");
-    let (status, _) = post_form(&app, &client, "/account/recovery-email", &[("email", new.as_str()), ("current", "wrong password here")]).await;
+    let (status, _) = post_form(
+        &app,
+        &client,
+        "/account/recovery-email",
+        &[("email", new.as_str()), ("current", "wrong password here")],
+    )
+    .await;
     assert_eq!(status, 401);
     assert!(app.mails_to(&new).await.is_empty());
 
-    let (status, body) = post_form(&app, &client, "/account/recovery-email", &[("email", new.as_str()), ("current", GOOD_PASSWORD)]).await;
+    let (status, body) = post_form(
+        &app,
+        &client,
+        "/account/recovery-email",
+        &[("email", new.as_str()), ("current", GOOD_PASSWORD)],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let profile = app.services.profiles.find_with_profile(account.id).await.unwrap().unwrap().profile;
-    assert_eq!(profile.recovery_email.unwrap().address.as_str(), old, "pending: nothing changed yet");
+    let profile = app
+        .services
+        .profiles
+        .find_with_profile(account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .profile;
+    assert_eq!(
+        profile.recovery_email.unwrap().address.as_str(),
+        old,
+        "pending: nothing changed yet"
+    );
 
     let mails = app.mails_to(&new).await;
     assert_eq!(mails.len(), 1);
     let link = mails[0].link_to(&format!("{}/account/verify", app.address));
     let res = browser().get(&link).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.text().await.unwrap().contains("id=\"address-verified\""));
-    let profile = app.services.profiles.find_with_profile(account.id).await.unwrap().unwrap().profile;
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("id=\"address-verified\""));
+    let profile = app
+        .services
+        .profiles
+        .find_with_profile(account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .profile;
     let recovery = profile.recovery_email.unwrap();
     assert_eq!(recovery.address.as_str(), new);
     assert!(recovery.verified);
     let to_old = app.mails_to(&old).await;
     assert_eq!(to_old.len(), 1, "the former address is told");
     assert!(to_old[0].subject.contains("récupération"));
-    assert_eq!(browser().get(&link).send().await.unwrap().status(), 400, "the link works once");
+    assert_eq!(
+        browser().get(&link).send().await.unwrap().status(),
+        400,
+        "the link works once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,20 +328,38 @@ async fn sessions_are_listed_and_one_can_be_revoked() {
     let other_item = items.iter().find(|i| !i.starts_with(" current")).unwrap();
     let handle = field(other_item, "handle");
 
-    let (status, body) = post_form(&app, &client, "/account/sessions/revoke", &[("handle", handle.as_str())]).await;
+    let (status, body) = post_form(
+        &app,
+        &client,
+        "/account/sessions/revoke",
+        &[("handle", handle.as_str())],
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(body.contains("id=\"account-notice\""));
     assert!(!is_logged_in(&app, &other).await);
     assert!(is_logged_in(&app, &client).await);
     assert_eq!(body.matches("name=\"handle\"").count(), 1);
-    assert!(app.audit_kinds(&login).await.contains(&"account.session_revoked".to_owned()));
+    assert!(app
+        .audit_kinds(&login)
+        .await
+        .contains(&"account.session_revoked".to_owned()));
 
     // Someone else's session cannot be ended from here.
     let (stranger_login, _, stranger) = logged_in_user(&app, "stranger").await;
     let (_, stranger_page) = account_page(&app, &stranger).await;
     let stranger_handle = field(&stranger_page, "handle");
-    post_form(&app, &client, "/account/sessions/revoke", &[("handle", stranger_handle.as_str())]).await;
-    assert!(is_logged_in(&app, &stranger).await, "{stranger_login} still logged in");
+    post_form(
+        &app,
+        &client,
+        "/account/sessions/revoke",
+        &[("handle", stranger_handle.as_str())],
+    )
+    .await;
+    assert!(
+        is_logged_in(&app, &stranger).await,
+        "{stranger_login} still logged in"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,9 +367,24 @@ async fn a_mobile_is_verified_by_an_sms_code() {
     let app = spawn_app().await;
     let (_, account, client) = logged_in_user(&app, "mobile").await;
     let number = format!("+336{}", sesame_core::random::digits(8));
-    let (status, _) = post_form(&app, &client, "/account/mobile", &[("mobile", number.as_str()), ("current", "wrong password here")]).await;
+    let (status, _) = post_form(
+        &app,
+        &client,
+        "/account/mobile",
+        &[
+            ("mobile", number.as_str()),
+            ("current", "wrong password here"),
+        ],
+    )
+    .await;
     assert_eq!(status, 401);
-    let (status, page) = post_form(&app, &client, "/account/mobile", &[("mobile", number.as_str()), ("current", GOOD_PASSWORD)]).await;
+    let (status, page) = post_form(
+        &app,
+        &client,
+        "/account/mobile",
+        &[("mobile", number.as_str()), ("current", GOOD_PASSWORD)],
+    )
+    .await;
     assert_eq!(status, 200, "{page}");
     let request_id = field(&page, "request_id");
     let csrf = field(&page, "csrf");
@@ -225,12 +393,25 @@ async fn a_mobile_is_verified_by_an_sms_code() {
     let post = |code: String| {
         let client = client.clone();
         let url = format!("{}/account/mobile/verify", app.address);
-        let form = vec![("csrf", csrf.clone()), ("request_id", request_id.clone()), ("code", code)];
+        let form = vec![
+            ("csrf", csrf.clone()),
+            ("request_id", request_id.clone()),
+            ("code", code),
+        ];
         async move { client.post(url).form(&form).send().await.unwrap().status() }
     };
     assert_eq!(post(wrong.to_owned()).await, 400);
     assert_eq!(post(code.clone()).await, 200);
-    let mobile = app.services.profiles.find_with_profile(account.id).await.unwrap().unwrap().profile.mobile.unwrap();
+    let mobile = app
+        .services
+        .profiles
+        .find_with_profile(account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .profile
+        .mobile
+        .unwrap();
     assert_eq!(mobile.address.as_str(), number);
     assert!(mobile.verified);
     assert_eq!(post(code).await, 400, "a code works once");
@@ -242,25 +423,70 @@ async fn a_mail_redirect_to_another_address_waits_for_its_link_and_the_directory
     let (login, account, client) = logged_in_user(&app, "redirect").await;
     let recovery = give_recovery_email(&app, &account).await;
     let elsewhere = format!("{login}@ailleurs.example.net");
-    let (status, _) = post_form(&app, &client, "/account/redirect", &[("address", elsewhere.as_str()), ("keep_copy", "true")]).await;
+    let (status, _) = post_form(
+        &app,
+        &client,
+        "/account/redirect",
+        &[("address", elsewhere.as_str()), ("keep_copy", "true")],
+    )
+    .await;
     assert_eq!(status, 200);
-    let profile = app.services.profiles.find_with_profile(account.id).await.unwrap().unwrap().profile;
+    let profile = app
+        .services
+        .profiles
+        .find_with_profile(account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .profile;
     assert!(profile.mail_redirect.is_none(), "pending");
-    let link = app.mails_to(&elsewhere).await[0].link_to(&format!("{}/account/verify", app.address));
+    let link =
+        app.mails_to(&elsewhere).await[0].link_to(&format!("{}/account/verify", app.address));
     assert_eq!(browser().get(&link).send().await.unwrap().status(), 200);
-    let redirect = app.services.profiles.find_with_profile(account.id).await.unwrap().unwrap().profile.mail_redirect.unwrap();
+    let redirect = app
+        .services
+        .profiles
+        .find_with_profile(account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .profile
+        .mail_redirect
+        .unwrap();
     assert_eq!(redirect.address.as_str(), elsewhere);
     assert!(redirect.verified && redirect.keep_copy);
 
     // The verified recovery address needs no link.
-    let (status, _) = post_form(&app, &client, "/account/redirect", &[("address", recovery.as_str())]).await;
+    let (status, _) = post_form(
+        &app,
+        &client,
+        "/account/redirect",
+        &[("address", recovery.as_str())],
+    )
+    .await;
     assert_eq!(status, 200);
-    let redirect = app.services.profiles.find_with_profile(account.id).await.unwrap().unwrap().profile.mail_redirect.unwrap();
+    let redirect = app
+        .services
+        .profiles
+        .find_with_profile(account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .profile
+        .mail_redirect
+        .unwrap();
     assert_eq!(redirect.address.as_str(), recovery);
     assert!(redirect.verified && !redirect.keep_copy);
 
     let (status, _) = post_form(&app, &client, "/account/directory", &[("opt_in", "true")]).await;
     assert_eq!(status, 200);
-    let profile = app.services.profiles.find_with_profile(account.id).await.unwrap().unwrap().profile;
+    let profile = app
+        .services
+        .profiles
+        .find_with_profile(account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .profile;
     assert!(profile.directory_opt_in);
 }

@@ -5,6 +5,7 @@
     reason = "test helpers outside #[test] functions: a panic is how they report a failure"
 )]
 
+mod account_page;
 mod browser;
 mod cas;
 mod cli;
@@ -18,6 +19,5 @@ mod mail;
 mod oidc;
 mod oidc_flows;
 mod policy;
-mod sessions;
-mod account_page;
 mod recovery;
+mod sessions;

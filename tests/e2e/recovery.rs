@@ -110,7 +110,9 @@ pub async fn give_mobile(app: &TestApp, account: &Account) -> String {
         .update_account(
             account.id,
             &AccountChanges {
-                mobile: Some(Some(Contact::verified(MobilePhone::parse(&number).unwrap()))),
+                mobile: Some(Some(Contact::verified(
+                    MobilePhone::parse(&number).unwrap(),
+                ))),
                 ..AccountChanges::default()
             },
             app.clock.now(),
@@ -181,7 +183,11 @@ async fn post_reset(
 ) -> (reqwest::StatusCode, String) {
     let res = client
         .post(format!("{}/password/reset", app.address))
-        .form(&[("token", token), ("password", password), ("confirm", confirm)])
+        .form(&[
+            ("token", token),
+            ("password", password),
+            ("confirm", confirm),
+        ])
         .send()
         .await
         .unwrap();
@@ -189,7 +195,11 @@ async fn post_reset(
 }
 
 /// Follows a mailed link: the form and its token.
-async fn open_link(app: &TestApp, client: &reqwest::Client, link: &str) -> (reqwest::StatusCode, String) {
+async fn open_link(
+    app: &TestApp,
+    client: &reqwest::Client,
+    link: &str,
+) -> (reqwest::StatusCode, String) {
     let res = client.get(link).send().await.unwrap();
     assert!(link.starts_with(&app.address), "{link}");
     (res.status(), res.text().await.unwrap())
@@ -210,7 +220,8 @@ async fn a49_forgot_by_mail_end_to_end_ends_the_old_session_and_the_new_password
     let recovery = give_recovery_email(&app, &account).await;
     // A session opened before the reset (maybe by whoever stole the password).
     let old_browser = browser();
-    app.login_with(&old_browser, &login, GOOD_PASSWORD, true).await;
+    app.login_with(&old_browser, &login, GOOD_PASSWORD, true)
+        .await;
     assert!(is_logged_in(&app, &old_browser).await);
 
     let person = browser();
@@ -221,7 +232,10 @@ async fn a49_forgot_by_mail_end_to_end_ends_the_old_session_and_the_new_password
     assert_eq!(links.len(), 1);
     let (status, form) = open_link(&app, &person, &links[0]).await;
     assert_eq!(status, 200);
-    assert!(form.contains("id=\"password-rules\""), "the policy is shown: {form}");
+    assert!(
+        form.contains("id=\"password-rules\""),
+        "the policy is shown: {form}"
+    );
     assert!(form.contains(&login));
     let token = field(&form, "token");
 
@@ -229,19 +243,31 @@ async fn a49_forgot_by_mail_end_to_end_ends_the_old_session_and_the_new_password
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("id=\"reset-done\""));
 
-    assert!(!is_logged_in(&app, &old_browser).await, "the old SSO session is gone");
+    assert!(
+        !is_logged_in(&app, &old_browser).await,
+        "the old SSO session is gone"
+    );
     assert!(can_log_in(&app, &login, NEW_PASSWORD).await);
     assert!(!can_log_in(&app, &login, GOOD_PASSWORD).await);
     let notices: Vec<_> = app
         .mails_to(&recovery)
         .await
         .into_iter()
-        .filter(|m| m.subject.contains("mot de passe de votre compte a été modifié"))
+        .filter(|m| {
+            m.subject
+                .contains("mot de passe de votre compte a été modifié")
+        })
         .collect();
     assert_eq!(notices.len(), 1, "one notice");
     let kinds = app.audit_kinds(&login).await;
-    assert!(kinds.contains(&"recovery.password_reset".to_owned()), "{kinds:?}");
-    assert!(kinds.contains(&"recovery.reset_requested".to_owned()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"recovery.password_reset".to_owned()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"recovery.reset_requested".to_owned()),
+        "{kinds:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +275,11 @@ async fn a49_forgot_by_mail_then_a_cas_login_with_the_new_password_gets_a_ticket
     let service = "https://moodle.example.org/login";
     let app = with_sms_outbox(TestApp::builder())
         .with(move |s| {
-            s.cas.services = vec![sesame_tests::cas_service("moodle", "https://moodle.example.org/", "")];
+            s.cas.services = vec![sesame_tests::cas_service(
+                "moodle",
+                "https://moodle.example.org/",
+                "",
+            )];
         })
         .spawn()
         .await;
@@ -259,9 +289,20 @@ async fn a49_forgot_by_mail_then_a_cas_login_with_the_new_password_gets_a_ticket
     let person = browser();
     ask_reset(&app, &person, &format!("{login}@univ.example.org"), "mail").await;
     let links = reset_links(&app, &recovery).await;
-    assert_eq!(links.len(), 1, "the institutional address names the account too");
+    assert_eq!(
+        links.len(),
+        1,
+        "the institutional address names the account too"
+    );
     let (_, form) = open_link(&app, &person, &links[0]).await;
-    let (status, _) = post_reset(&app, &person, &field(&form, "token"), NEW_PASSWORD, NEW_PASSWORD).await;
+    let (status, _) = post_reset(
+        &app,
+        &person,
+        &field(&form, "token"),
+        NEW_PASSWORD,
+        NEW_PASSWORD,
+    )
+    .await;
     assert_eq!(status, 200);
 
     let cas_browser = browser();
@@ -276,12 +317,19 @@ async fn a49_forgot_by_mail_then_a_cas_login_with_the_new_password_gets_a_ticket
     let lt = sesame_tests::extract_lt(&page).unwrap();
     let res = cas_browser
         .post(format!("{}/cas/login?service={service}", app.address))
-        .form(&[("lt", lt.as_str()), ("username", login.as_str()), ("password", NEW_PASSWORD)])
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login.as_str()),
+            ("password", NEW_PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
     let location = res.headers()["location"].to_str().unwrap().to_owned();
-    assert!(location.starts_with(service) && location.contains("ticket=ST-"), "{location}");
+    assert!(
+        location.starts_with(service) && location.contains("ticket=ST-"),
+        "{location}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,12 +370,24 @@ async fn a49_a_reset_link_works_once() {
     let link = reset_links(&app, &recovery).await.remove(0);
     let (_, form) = open_link(&app, &person, &link).await;
     let token = field(&form, "token");
-    assert_eq!(post_reset(&app, &person, &token, NEW_PASSWORD, NEW_PASSWORD).await.0, 200);
+    assert_eq!(
+        post_reset(&app, &person, &token, NEW_PASSWORD, NEW_PASSWORD)
+            .await
+            .0,
+        200
+    );
 
     let (status, body) = open_link(&app, &person, &link).await;
     assert_eq!(status, 400);
     assert!(body.contains("id=\"reset-invalid\""));
-    let (status, _) = post_reset(&app, &person, &token, "another long enough passphrase", "another long enough passphrase").await;
+    let (status, _) = post_reset(
+        &app,
+        &person,
+        &token,
+        "another long enough passphrase",
+        "another long enough passphrase",
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(can_log_in(&app, &login, NEW_PASSWORD).await);
 }
@@ -345,7 +405,14 @@ async fn a49_a_reset_link_expires_after_its_lifetime() {
     assert_eq!(status, 200);
     app.clock.advance(Duration::seconds(3601));
     assert_eq!(open_link(&app, &person, &link).await.0, 400);
-    let (status, _) = post_reset(&app, &person, &field(&form, "token"), NEW_PASSWORD, NEW_PASSWORD).await;
+    let (status, _) = post_reset(
+        &app,
+        &person,
+        &field(&form, "token"),
+        NEW_PASSWORD,
+        NEW_PASSWORD,
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(can_log_in(&app, &login, GOOD_PASSWORD).await);
 }
@@ -364,7 +431,18 @@ async fn a49_a_newer_link_kills_the_older_one() {
     assert_eq!(open_link(&app, &person, &links[0]).await.0, 400);
     let (status, form) = open_link(&app, &person, &links[1]).await;
     assert_eq!(status, 200);
-    assert_eq!(post_reset(&app, &person, &field(&form, "token"), NEW_PASSWORD, NEW_PASSWORD).await.0, 200);
+    assert_eq!(
+        post_reset(
+            &app,
+            &person,
+            &field(&form, "token"),
+            NEW_PASSWORD,
+            NEW_PASSWORD
+        )
+        .await
+        .0,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +466,12 @@ async fn a51_the_new_password_step_needs_a_verified_token() {
     // A request id from the SMS step is not a token either.
     let (_, code_page) = ask_reset(&app, &person, &login, "sms").await;
     let request_id = field(&code_page, "request_id");
-    assert_eq!(post_reset(&app, &person, &request_id, NEW_PASSWORD, NEW_PASSWORD).await.0, 400);
+    assert_eq!(
+        post_reset(&app, &person, &request_id, NEW_PASSWORD, NEW_PASSWORD)
+            .await
+            .0,
+        400
+    );
     assert!(can_log_in(&app, &login, GOOD_PASSWORD).await);
 }
 
@@ -403,11 +486,26 @@ async fn a51_a_mismatch_or_a_weak_password_keeps_the_link_usable() {
     let link = reset_links(&app, &recovery).await.remove(0);
     let (_, form) = open_link(&app, &person, &link).await;
     let token = field(&form, "token");
-    let (status, body) = post_reset(&app, &person, &token, NEW_PASSWORD, "something else entirely").await;
+    let (status, body) = post_reset(
+        &app,
+        &person,
+        &token,
+        NEW_PASSWORD,
+        "something else entirely",
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(body.contains("id=\"reset-errors\""));
-    assert_eq!(post_reset(&app, &person, &token, "short", "short").await.0, 400);
-    assert_eq!(post_reset(&app, &person, &token, NEW_PASSWORD, NEW_PASSWORD).await.0, 200);
+    assert_eq!(
+        post_reset(&app, &person, &token, "short", "short").await.0,
+        400
+    );
+    assert_eq!(
+        post_reset(&app, &person, &token, NEW_PASSWORD, NEW_PASSWORD)
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,7 +520,9 @@ async fn c07_twenty_parallel_submissions_of_one_reset_link_exactly_one_succeeds(
     let (_, form) = open_link(&app, &person, &link).await;
     let token = field(&form, "token");
 
-    let passwords: Vec<String> = (0..20).map(|i| format!("parallel harbour tramway number {i}")).collect();
+    let passwords: Vec<String> = (0..20)
+        .map(|i| format!("parallel harbour tramway number {i}"))
+        .collect();
     let sends = passwords.iter().map(|p| {
         let client = browser();
         let token = token.clone();
@@ -431,7 +531,11 @@ async fn c07_twenty_parallel_submissions_of_one_reset_link_exactly_one_succeeds(
         async move {
             let res = client
                 .post(format!("{address}/password/reset"))
-                .form(&[("token", token.as_str()), ("password", p.as_str()), ("confirm", p.as_str())])
+                .form(&[
+                    ("token", token.as_str()),
+                    ("password", p.as_str()),
+                    ("confirm", p.as_str()),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -442,7 +546,10 @@ async fn c07_twenty_parallel_submissions_of_one_reset_link_exactly_one_succeeds(
     let winners: Vec<_> = outcomes.iter().filter(|(_, s)| *s == 200).collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
     let winner = &winners[0].0;
-    assert!(can_log_in(&app, &login, winner).await, "the stored hash is the winner's");
+    assert!(
+        can_log_in(&app, &login, winner).await,
+        "the stored hash is the winner's"
+    );
     for (p, _) in outcomes.iter().filter(|(p, _)| p != winner).take(3) {
         assert!(!can_log_in(&app, &login, p).await);
     }
@@ -467,19 +574,34 @@ async fn a50_forgot_by_sms_end_to_end() {
     let code = nth_sms_code(&app, &number, 1).await;
     let res = person
         .post(format!("{}/password/code", app.address))
-        .form(&[("request_id", field(&page, "request_id").as_str()), ("code", code.as_str())])
+        .form(&[
+            ("request_id", field(&page, "request_id").as_str()),
+            ("code", code.as_str()),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     let form = res.text().await.unwrap();
     assert!(form.contains(&login));
-    let (status, _) = post_reset(&app, &person, &field(&form, "token"), NEW_PASSWORD, NEW_PASSWORD).await;
+    let (status, _) = post_reset(
+        &app,
+        &person,
+        &field(&form, "token"),
+        NEW_PASSWORD,
+        NEW_PASSWORD,
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(can_log_in(&app, &login, NEW_PASSWORD).await);
 }
 
-async fn post_code(app: &TestApp, client: &reqwest::Client, request_id: &str, code: &str) -> (reqwest::StatusCode, String) {
+async fn post_code(
+    app: &TestApp,
+    client: &reqwest::Client,
+    request_id: &str,
+    code: &str,
+) -> (reqwest::StatusCode, String) {
     let res = client
         .post(format!("{}/password/code", app.address))
         .form(&[("request_id", request_id), ("code", code)])
@@ -522,7 +644,10 @@ async fn a50_the_sixth_try_is_refused_even_with_the_right_code() {
     }
     let (status, body) = post_code(&app, &person, &request_id, &code).await;
     assert_eq!(status, 400);
-    assert!(body.contains("id=\"reset-invalid\""), "the code was invalidated");
+    assert!(
+        body.contains("id=\"reset-invalid\""),
+        "the code was invalidated"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -540,15 +665,28 @@ async fn a50_a_code_works_only_for_the_request_and_account_it_was_sent_for() {
     let bob_code = nth_sms_code(&app, &bob_number, 1).await;
     let alice_code = nth_sms_code(&app, &alice_number, 1).await;
     if bob_code != alice_code {
-        let (status, _) = post_code(&app, &attacker, &field(&alice_page, "request_id"), &bob_code).await;
+        let (status, _) = post_code(
+            &app,
+            &attacker,
+            &field(&alice_page, "request_id"),
+            &bob_code,
+        )
+        .await;
         assert_eq!(status, 400, "Bob's code does not open Alice's request");
     }
     // Bob's code opens Bob's request, for Bob only.
-    let (status, form) = post_code(&app, &attacker, &field(&bob_page, "request_id"), &bob_code).await;
+    let (status, form) =
+        post_code(&app, &attacker, &field(&bob_page, "request_id"), &bob_code).await;
     assert_eq!(status, 200);
     assert!(form.contains(&bob) && !form.contains(&alice));
     // And Alice's request still works with Alice's code.
-    let (status, form) = post_code(&app, &attacker, &field(&alice_page, "request_id"), &alice_code).await;
+    let (status, form) = post_code(
+        &app,
+        &attacker,
+        &field(&alice_page, "request_id"),
+        &alice_code,
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(form.contains(&alice));
 }

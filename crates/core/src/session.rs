@@ -284,7 +284,9 @@ impl SessionManager {
                 None => None,
             };
             match (session, key.strip_prefix("sso:")) {
-                (Some(s), Some(handle)) if s.account_id == account_id && self.is_live_at(&s, now) => {
+                (Some(s), Some(handle))
+                    if s.account_id == account_id && self.is_live_at(&s, now) =>
+                {
                     live.push((handle.to_owned(), s));
                 }
                 _ => self.store.set_remove(&set, &key).await?,

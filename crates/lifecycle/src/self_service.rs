@@ -61,6 +61,17 @@ pub enum Verified {
     MailRedirect(Email),
 }
 
+/// A password change as typed: the current password and the new one twice.
+#[derive(Debug)]
+pub struct PasswordChange {
+    /// The current password.
+    pub current: Password,
+    /// The new password.
+    pub new: Password,
+    /// The new password again.
+    pub confirmation: Password,
+}
+
 /// The account page's operations.
 #[derive(Debug, Clone)]
 pub struct SelfService {
@@ -98,7 +109,10 @@ impl SelfService {
     ///
     /// # Errors
     /// Database failures; [`RecoveryError::Refused`] if the account is gone.
-    pub async fn profile(&self, account_id: AccountId) -> Result<AccountWithProfile, RecoveryError> {
+    pub async fn profile(
+        &self,
+        account_id: AccountId,
+    ) -> Result<AccountWithProfile, RecoveryError> {
         self.parts
             .profiles
             .find_with_profile(account_id)
@@ -136,12 +150,15 @@ impl SelfService {
         &self,
         session: &SsoSession,
         session_handle: &str,
-        current: Password,
-        new: Password,
-        confirmation: &Password,
+        change: PasswordChange,
         lang: Lang,
         ip: Option<IpAddr>,
     ) -> Result<Vec<EndedSession>, RecoveryError> {
+        let PasswordChange {
+            current,
+            new,
+            confirmation,
+        } = change;
         self.reauthenticate(session, current, ip).await?;
         if new.expose() != confirmation.expose() {
             return Err(RecoveryError::Mismatch);
@@ -207,8 +224,15 @@ impl SelfService {
     ) -> Result<Email, RecoveryError> {
         self.reauthenticate(session, current, ip).await?;
         let address = Email::parse(address).map_err(|_| RecoveryError::InvalidAddress)?;
-        self.send_verification(session, LinkPurpose::RecoveryEmail, &address, false, verify_url, lang)
-            .await?;
+        self.send_verification(
+            session,
+            LinkPurpose::RecoveryEmail,
+            &address,
+            false,
+            verify_url,
+            lang,
+        )
+        .await?;
         Ok(address)
     }
 
@@ -488,7 +512,11 @@ impl SelfService {
         Ok(true)
     }
 
-    async fn update(&self, session: &SsoSession, changes: AccountChanges) -> Result<(), RecoveryError> {
+    async fn update(
+        &self,
+        session: &SsoSession,
+        changes: AccountChanges,
+    ) -> Result<(), RecoveryError> {
         let now = self.parts.clock.now();
         self.parts
             .profiles

@@ -24,7 +24,6 @@ use sesame_mail::templates::{MailTemplates, SiteInfo};
 use sesame_mail::transport::build_transport;
 use sesame_mail::worker::MailWorker;
 use sesame_protocol::cas::tickets::CasTickets;
-use sesame_sms::sender::BackgroundSmsSender;
 use sesame_protocol::oidc::clients::ClientRegistry;
 use sesame_protocol::oidc::codes::AuthorizationCodes;
 use sesame_protocol::oidc::discovery::DiscoveryDocument;
@@ -32,6 +31,7 @@ use sesame_protocol::oidc::grants::Grants;
 use sesame_protocol::oidc::keys::SigningKeys;
 use sesame_protocol::oidc::tokens::{TokenService, TokenServiceParts};
 use sesame_protocol::services::ServiceRegistry;
+use sesame_sms::sender::BackgroundSmsSender;
 use sesame_store::{Database, MemoryStore, RedisStore};
 
 use crate::config::Settings;

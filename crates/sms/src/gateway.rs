@@ -78,10 +78,12 @@ impl SmsGateway for OutboxGateway {
         let body = serde_json::json!({ "to": message.to.as_str(), "text": message.text });
         let dir = self.dir.clone();
         let name = format!("{}.json", uuid::Uuid::now_v7());
-        tokio::task::spawn_blocking(move || write_atomically(&dir, &name, body.to_string().as_bytes()))
-            .await
-            .map_err(|e| SmsGatewayError::Unavailable(format!("outbox task failed: {e}")))?
-            .map_err(|e| SmsGatewayError::Unavailable(format!("SMS outbox: {e}")))
+        tokio::task::spawn_blocking(move || {
+            write_atomically(&dir, &name, body.to_string().as_bytes())
+        })
+        .await
+        .map_err(|e| SmsGatewayError::Unavailable(format!("outbox task failed: {e}")))?
+        .map_err(|e| SmsGatewayError::Unavailable(format!("SMS outbox: {e}")))
     }
 
     fn name(&self) -> &'static str {

@@ -65,11 +65,19 @@ pub const CODE_DIGITS: usize = 6;
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 fn code_key(purpose: CodePurpose, request_id: &str) -> String {
-    format!("smscode:{}:{}", purpose.as_str(), random::sha256_hex(request_id))
+    format!(
+        "smscode:{}:{}",
+        purpose.as_str(),
+        random::sha256_hex(request_id)
+    )
 }
 
 fn tries_key(purpose: CodePurpose, request_id: &str) -> String {
-    format!("smscode-tries:{}:{}", purpose.as_str(), random::sha256_hex(request_id))
+    format!(
+        "smscode-tries:{}:{}",
+        purpose.as_str(),
+        random::sha256_hex(request_id)
+    )
 }
 
 fn code_hash(request_id: &str, code: &str) -> String {
@@ -113,7 +121,9 @@ impl SmsCodes {
         let now = self.clock.now();
         let record = CodeRecord {
             account_id: target.map(|(id, _)| id),
-            number: target.map(|(_, n)| n.as_str().to_owned()).unwrap_or_default(),
+            number: target
+                .map(|(_, n)| n.as_str().to_owned())
+                .unwrap_or_default(),
             code_hash: code_hash(&request_id, &code),
             expires_at: now + self.policy.sms_code_ttl,
         };

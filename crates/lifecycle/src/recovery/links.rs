@@ -97,10 +97,13 @@ impl OneTimeLinks {
             flag,
             expires_at,
         };
-        let text = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let text =
+            serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // The store's expiry only collects garbage: the clock decides.
         let keep = ttl + Duration::from_secs(60);
-        self.store.put(&link_key(purpose, &hash), &text, keep).await?;
+        self.store
+            .put(&link_key(purpose, &hash), &text, keep)
+            .await?;
         self.store
             .put(&current_key(purpose, account_id), &hash, keep)
             .await?;

@@ -244,7 +244,9 @@ impl PasswordRecovery {
             .await?
         {
             Ok(record) => {
-                let account_id = record.account_id.ok_or(RecoveryError::Refused(Refusal::Unknown))?;
+                let account_id = record
+                    .account_id
+                    .ok_or(RecoveryError::Refused(Refusal::Unknown))?;
                 let (token, _) = self
                     .links
                     .issue(
@@ -308,7 +310,11 @@ impl PasswordRecovery {
             return Err(RecoveryError::Mismatch);
         }
         self.parts.accounts.check_policy(&account, &password)?;
-        let record = match self.links.consume(LinkPurpose::PasswordReset, token).await? {
+        let record = match self
+            .links
+            .consume(LinkPurpose::PasswordReset, token)
+            .await?
+        {
             Ok(r) if r.account_id == account.id => r,
             Ok(_) | Err(_) => {
                 self.refused(Some(&account), Refusal::Unknown, "link", ip)
@@ -338,7 +344,10 @@ impl PasswordRecovery {
     }
 
     /// Ends every SSO session of the account and collects what they gave out.
-    async fn end_sessions(&self, account_id: AccountId) -> Result<Vec<EndedSession>, RecoveryError> {
+    async fn end_sessions(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Vec<EndedSession>, RecoveryError> {
         let handles = self.parts.sessions.close_all_for(account_id).await?;
         let mut ended = Vec::with_capacity(handles.len());
         for handle in handles {

@@ -18,7 +18,7 @@ use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
 use sesame_core::sms::mask_phone;
 use sesame_lifecycle::recovery::{RecoveryError, Refusal};
-use sesame_lifecycle::self_service::{mobile_sms_text, Verified};
+use sesame_lifecycle::self_service::{mobile_sms_text, PasswordChange, Verified};
 use time::OffsetDateTime;
 use time_tz::OffsetDateTimeExt;
 
@@ -30,7 +30,10 @@ use crate::web::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/account", web::get().to(show_account))
         .route("/account/password", web::post().to(change_password))
-        .route("/account/recovery-email", web::post().to(change_recovery_email))
+        .route(
+            "/account/recovery-email",
+            web::post().to(change_recovery_email),
+        )
         .route("/account/mobile", web::post().to(change_mobile))
         .route("/account/mobile/verify", web::post().to(verify_mobile))
         .route("/account/directory", web::post().to(set_directory))
@@ -119,7 +122,16 @@ pub async fn show_account(
     let Some((cookie, session)) = current_session(&state, &req).await else {
         return to_login(&state);
     };
-    render(&state, &req, lang, &cookie, &session, StatusCode::OK, Outcome::default()).await
+    render(
+        &state,
+        &req,
+        lang,
+        &cookie,
+        &session,
+        StatusCode::OK,
+        Outcome::default(),
+    )
+    .await
 }
 
 async fn render(
@@ -234,8 +246,7 @@ async fn guard(
         return Err(to_login(state));
     };
     let expected = account_csrf(&cookie);
-    if is_cross_site(state, req) || !csrf.is_some_and(|c| random::constant_time_eq(c, &expected))
-    {
+    if is_cross_site(state, req) || !csrf.is_some_and(|c| random::constant_time_eq(c, &expected)) {
         return Err(state.error_page(
             StatusCode::FORBIDDEN,
             lang,
@@ -343,9 +354,11 @@ pub async fn change_password(
         .change_password(
             &session,
             &handle,
-            Password::new(form.current.as_deref().unwrap_or_default()),
-            Password::new(form.password.as_deref().unwrap_or_default()),
-            &Password::new(form.confirm.as_deref().unwrap_or_default()),
+            PasswordChange {
+                current: Password::new(form.current.as_deref().unwrap_or_default()),
+                new: Password::new(form.password.as_deref().unwrap_or_default()),
+                confirmation: Password::new(form.confirm.as_deref().unwrap_or_default()),
+            },
             lang,
             state.client_ip(&req),
         )
@@ -354,7 +367,16 @@ pub async fn change_password(
         Ok(ended) => {
             end_sessions_everywhere(&state, session.account_id, ended, false).await;
             let text = state.renderer.text(lang, "account_password_changed");
-            render(&state, &req, lang, &cookie, &session, StatusCode::OK, Outcome::notice(text)).await
+            render(
+                &state,
+                &req,
+                lang,
+                &cookie,
+                &session,
+                StatusCode::OK,
+                Outcome::notice(text),
+            )
+            .await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
@@ -405,7 +427,16 @@ pub async fn change_recovery_email(
                 .renderer
                 .text(lang, "account_link_sent")
                 .replace("{address}", &mask_email(address.as_str()));
-            render(&state, &req, lang, &cookie, &session, StatusCode::OK, Outcome::notice(text)).await
+            render(
+                &state,
+                &req,
+                lang,
+                &cookie,
+                &session,
+                StatusCode::OK,
+                Outcome::notice(text),
+            )
+            .await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
@@ -450,7 +481,15 @@ pub async fn change_mobile(
         )
         .await
     {
-        Ok(request_id) => mobile_code_form(&state, &req, lang, &cookie, StatusCode::OK, &request_id, None),
+        Ok(request_id) => mobile_code_form(
+            &state,
+            &req,
+            lang,
+            &cookie,
+            StatusCode::OK,
+            &request_id,
+            None,
+        ),
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
 }
@@ -501,16 +540,37 @@ pub async fn verify_mobile(
     match state
         .services
         .self_service
-        .confirm_mobile(&session, request_id, form.code.as_deref().unwrap_or_default())
+        .confirm_mobile(
+            &session,
+            request_id,
+            form.code.as_deref().unwrap_or_default(),
+        )
         .await
     {
         Ok(_) => {
             let text = state.renderer.text(lang, "account_mobile_verified");
-            render(&state, &req, lang, &cookie, &session, StatusCode::OK, Outcome::notice(text)).await
+            render(
+                &state,
+                &req,
+                lang,
+                &cookie,
+                &session,
+                StatusCode::OK,
+                Outcome::notice(text),
+            )
+            .await
         }
         Err(RecoveryError::Refused(Refusal::WrongCode)) => {
             let msg = state.renderer.text(lang, "reset_error_code");
-            mobile_code_form(&state, &req, lang, &cookie, StatusCode::BAD_REQUEST, request_id, Some(msg))
+            mobile_code_form(
+                &state,
+                &req,
+                lang,
+                &cookie,
+                StatusCode::BAD_REQUEST,
+                request_id,
+                Some(msg),
+            )
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
@@ -534,7 +594,10 @@ pub async fn set_directory(
         Err(res) => return res,
     };
     let lang = state.lang(&req, None);
-    let opt_in = form.opt_in.as_deref().is_some_and(|v| v == "true" || v == "on");
+    let opt_in = form
+        .opt_in
+        .as_deref()
+        .is_some_and(|v| v == "true" || v == "on");
     match state
         .services
         .self_service
@@ -543,7 +606,16 @@ pub async fn set_directory(
     {
         Ok(()) => {
             let text = state.renderer.text(lang, "account_saved");
-            render(&state, &req, lang, &cookie, &session, StatusCode::OK, Outcome::notice(text)).await
+            render(
+                &state,
+                &req,
+                lang,
+                &cookie,
+                &session,
+                StatusCode::OK,
+                Outcome::notice(text),
+            )
+            .await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
@@ -568,7 +640,10 @@ pub async fn set_redirect(
         Err(res) => return res,
     };
     let lang = state.lang(&req, None);
-    let keep_copy = form.keep_copy.as_deref().is_some_and(|v| v == "true" || v == "on");
+    let keep_copy = form
+        .keep_copy
+        .as_deref()
+        .is_some_and(|v| v == "true" || v == "on");
     let address = form.address.as_deref().unwrap_or_default();
     let verify_url = format!("{}/account/verify", state.base());
     match state
@@ -586,7 +661,16 @@ pub async fn set_redirect(
             } else {
                 state.renderer.text(lang, "account_saved")
             };
-            render(&state, &req, lang, &cookie, &session, StatusCode::OK, Outcome::notice(text)).await
+            render(
+                &state,
+                &req,
+                lang,
+                &cookie,
+                &session,
+                StatusCode::OK,
+                Outcome::notice(text),
+            )
+            .await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
@@ -634,11 +718,29 @@ pub async fn revoke_session(
                 return res;
             }
             let text = state.renderer.text(lang, "account_session_revoked");
-            render(&state, &req, lang, &cookie, &session, StatusCode::OK, Outcome::notice(text)).await
+            render(
+                &state,
+                &req,
+                lang,
+                &cookie,
+                &session,
+                StatusCode::OK,
+                Outcome::notice(text),
+            )
+            .await
         }
         Ok(None) => {
             let text = state.renderer.text(lang, "account_session_gone");
-            render(&state, &req, lang, &cookie, &session, StatusCode::OK, Outcome::notice(text)).await
+            render(
+                &state,
+                &req,
+                lang,
+                &cookie,
+                &session,
+                StatusCode::OK,
+                Outcome::notice(text),
+            )
+            .await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
