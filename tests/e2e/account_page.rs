@@ -58,10 +58,10 @@ async fn the_account_page_needs_a_session() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert!(res.headers()["location"]
-        .to_str()
-        .unwrap()
-        .ends_with("/cas/login"));
+    assert_eq!(
+        res.headers()["location"].to_str().unwrap(),
+        format!("{}/cas/login?next=/account", app.address)
+    );
     let res = browser()
         .post(format!("{}/account/password", app.address))
         .form(&[
@@ -489,4 +489,59 @@ async fn a_mail_redirect_to_another_address_waits_for_its_link_and_the_directory
         .unwrap()
         .profile;
     assert!(profile.directory_opt_in);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_page_sends_the_person_back_to_the_account_page_and_nowhere_else() {
+    let app = spawn_app().await;
+    let login = unique_login("back");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let first = browser();
+    for (i, (next, expected)) in [
+        ("/account", format!("{}/account", app.address)),
+        (
+            "https://evil.example/account",
+            format!("{}/cas/login", app.address),
+        ),
+        (
+            "//evil.example/account",
+            format!("{}/cas/login", app.address),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let client = if i == 0 { first.clone() } else { browser() };
+        let url = format!("{}/cas/login?next={next}", app.address);
+        let page = client.get(&url).send().await.unwrap().text().await.unwrap();
+        let lt = sesame_tests::extract_lt(&page).unwrap();
+        let res = client
+            .post(&url)
+            .form(&[
+                ("lt", lt.as_str()),
+                ("username", login.as_str()),
+                ("password", GOOD_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        assert_eq!(
+            res.headers()["location"].to_str().unwrap(),
+            expected,
+            "{next}"
+        );
+    }
+    let (status, _) = account_page(&app, &first).await;
+    assert_eq!(status, 200);
+    // Already logged in: straight back.
+    let res = first
+        .get(format!("{}/cas/login?next=/account", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["location"].to_str().unwrap(),
+        format!("{}/account", app.address)
+    );
 }

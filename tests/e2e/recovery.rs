@@ -709,3 +709,55 @@ async fn a50_the_sms_budget_per_number_stops_sending() {
     tokio::time::sleep(StdDuration::from_millis(300)).await;
     assert_eq!(sms_to(&app, &number).len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a49_a_reset_sends_single_logout_to_the_applications_of_the_ended_sessions() {
+    let rp = sesame_tests::RecordingServer::start().await;
+    let rp_base = format!("{}/", rp.base);
+    let app = with_sms_outbox(TestApp::builder())
+        .with({
+            let rp_base = rp_base.clone();
+            move |s| {
+                s.cas
+                    .services
+                    .push(sesame_tests::cas_service("rp", &rp_base, ""))
+            }
+        })
+        .spawn()
+        .await;
+    let login = unique_login("resetslo");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    let recovery = give_recovery_email(&app, &account).await;
+    // The old session logs in to the application and gets a ticket.
+    let old_browser = browser();
+    app.login_with(&old_browser, &login, GOOD_PASSWORD, false)
+        .await;
+    let res = old_browser
+        .get(format!("{}/cas/login?service={rp_base}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("ticket=ST-"));
+
+    let person = browser();
+    ask_reset(&app, &person, &login, "mail").await;
+    let link = reset_links(&app, &recovery).await.remove(0);
+    let (_, form) = open_link(&app, &person, &link).await;
+    let (status, _) = post_reset(
+        &app,
+        &person,
+        &field(&form, "token"),
+        NEW_PASSWORD,
+        NEW_PASSWORD,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let received = rp.wait_for(1).await;
+    let slo: Vec<_> = received.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(slo.len(), 1, "{received:?}");
+    assert!(slo[0].body.contains("logoutRequest"), "{}", slo[0].body);
+}

@@ -80,11 +80,11 @@ pub struct SelfService {
     codes: SmsCodes,
 }
 
-/// The SMS text of a mobile verification (`{code}` is replaced).
-pub fn mobile_sms_text(lang: Lang, institution: &str) -> String {
+/// The SMS text of a mobile verification (`{code}` is replaced when it is sent).
+pub fn mobile_sms_text(lang: Lang, institution: &str, minutes: u64) -> String {
     match lang {
-        Lang::Fr => format!("{institution} : votre code de vérification du numéro de mobile est {{code}}. Il est valable 10 minutes."),
-        Lang::En => format!("{institution}: your mobile number verification code is {{code}}. It is valid for 10 minutes."),
+        Lang::Fr => format!("{institution} : votre code de vérification du numéro de mobile est {{code}}. Il est valable {minutes} minutes."),
+        Lang::En => format!("{institution}: your mobile number verification code is {{code}}. It is valid for {minutes} minutes."),
     }
 }
 

@@ -83,11 +83,11 @@ pub struct PasswordRecovery {
     codes: SmsCodes,
 }
 
-/// The SMS texts, per language (`{code}` is replaced).
-pub fn reset_sms_text(lang: Lang, institution: &str) -> String {
+/// The SMS text of a reset code, per language (`{code}` is replaced when it is sent).
+pub fn reset_sms_text(lang: Lang, institution: &str, minutes: u64) -> String {
     match lang {
-        Lang::Fr => format!("{institution} : votre code de réinitialisation du mot de passe est {{code}}. Il est valable 10 minutes. Ne le communiquez à personne."),
-        Lang::En => format!("{institution}: your password reset code is {{code}}. It is valid for 10 minutes. Never share it."),
+        Lang::Fr => format!("{institution} : votre code de réinitialisation du mot de passe est {{code}}. Il est valable {minutes} minutes. Ne le communiquez à personne."),
+        Lang::En => format!("{institution}: your password reset code is {{code}}. It is valid for {minutes} minutes. Never share it."),
     }
 }
 

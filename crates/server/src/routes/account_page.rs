@@ -86,9 +86,13 @@ impl Outcome {
     }
 }
 
+/// To the login page, and back to the account page after it.
 fn to_login(state: &AppState) -> HttpResponse {
     HttpResponse::SeeOther()
-        .insert_header(("Location", format!("{}/cas/login", state.base())))
+        .insert_header((
+            "Location",
+            format!("{}/cas/login?next=/account", state.base()),
+        ))
         .finish()
 }
 
@@ -468,7 +472,14 @@ pub async fn change_mobile(
         Err(res) => return res,
     };
     let lang = state.lang(&req, None);
-    let text = mobile_sms_text(lang, &state.settings.ui.institution_name);
+    let minutes = state
+        .services
+        .recovery
+        .policy()
+        .sms_code_ttl
+        .as_secs()
+        .div_ceil(60);
+    let text = mobile_sms_text(lang, &state.settings.ui.institution_name, minutes);
     match state
         .services
         .self_service

@@ -32,6 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/password/reset", web::post().to(submit_reset));
 }
 
+/// The least time a reset request takes to answer, whatever happened: a request for an
+/// existing account queues a mail (a database write) and one for an unknown account does
+/// not, and that difference must not show (A48).
+const REQUEST_ANSWER_FLOOR: Duration = Duration::from_millis(150);
+
 /// How long a request form stays valid.
 const FORM_TICKET_TTL: Duration = Duration::from_secs(30 * 60);
 
@@ -145,6 +150,7 @@ pub async fn submit_forgot(
     req: HttpRequest,
     form: web::Form<ForgotForm>,
 ) -> HttpResponse {
+    let started = tokio::time::Instant::now();
     let lang = state.lang(&req, form.lang.as_deref());
     if is_cross_site(&state, &req) {
         return forbidden(&state, &req, lang);
@@ -188,13 +194,12 @@ pub async fn submit_forgot(
         ip: state.client_ip(&req),
     };
     let reset_url = format!("{}/password/reset", state.base());
-    let sms_text = reset_sms_text(lang, &state.settings.ui.institution_name);
-    match state
-        .services
-        .recovery
-        .request(&request, &reset_url, &sms_text)
-        .await
-    {
+    let recovery = &state.services.recovery;
+    let minutes = recovery.policy().sms_code_ttl.as_secs().div_ceil(60);
+    let sms_text = reset_sms_text(lang, &state.settings.ui.institution_name, minutes);
+    let outcome = recovery.request(&request, &reset_url, &sms_text).await;
+    tokio::time::sleep_until(started + REQUEST_ANSWER_FLOOR).await;
+    match outcome {
         Ok(None) => state.page(
             StatusCode::OK,
             "reset_sent.html",
