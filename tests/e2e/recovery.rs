@@ -761,3 +761,16 @@ async fn a49_a_reset_sends_single_logout_to_the_applications_of_the_ended_sessio
     assert_eq!(slo.len(), 1, "{received:?}");
     assert!(slo[0].body.contains("logoutRequest"), "{}", slo[0].body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a50_the_default_log_only_gateway_answers_the_same_and_sends_nothing() {
+    // `sms.transport = "log"`: the log says an SMS went to a masked number, never its code
+    // (tests/check-log-hygiene.sh searches the suite's logs for codes).
+    let app = TestApp::spawn().await;
+    let login = unique_login("logsms");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    give_mobile(&app, &account).await;
+    let (status, page) = ask_reset(&app, &browser(), &login, "sms").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"reset-code-sent\""));
+}
