@@ -14,15 +14,15 @@ use time::Duration;
 /// A new password that passes the default policy.
 pub const NEW_PASSWORD: &str = "copper lantern over quiet dunes";
 
-/// An app whose SMS go to a per-test outbox directory.
+/// An app whose SMS go to a per-test outbox directory (inside the per-test mail outbox, which
+/// the harness removes when the app is dropped).
 pub fn with_sms_outbox(builder: TestAppBuilder) -> TestAppBuilder {
-    let dir = std::env::temp_dir().join(format!(
-        "sesame-sms-outbox-{}",
-        sesame_core::random::alphanumeric(12)
-    ));
-    builder.with(move |s| {
+    builder.with(|s| {
         s.sms.transport = SmsTransport::Outbox;
-        s.sms.outbox_dir = dir.display().to_string();
+        s.sms.outbox_dir = std::path::Path::new(&s.mail.outbox_dir)
+            .join("sms")
+            .display()
+            .to_string();
     })
 }
 
@@ -773,4 +773,67 @@ async fn a50_the_default_log_only_gateway_answers_the_same_and_sends_nothing() {
     let (status, page) = ask_reset(&app, &browser(), &login, "sms").await;
     assert_eq!(status, 200);
     assert!(page.contains("id=\"reset-code-sent\""));
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f15_with_the_mail_server_down_a_reset_answers_the_same_and_the_link_waits_in_the_queue() {
+    let port = closed_port();
+    let app = with_sms_outbox(TestApp::builder())
+        .with(move |s| {
+            s.mail.transport = sesame_mail::transport::TransportKind::Smtp;
+            s.mail.smtp_host = "127.0.0.1".to_owned();
+            s.mail.smtp_port = port;
+            s.mail.smtp_security = sesame_mail::transport::SmtpSecurity::None;
+            s.mail.timeout_secs = 1;
+        })
+        .spawn()
+        .await;
+    let login = unique_login("smtpdown");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    give_recovery_email(&app, &account).await;
+    let known = ask_reset(&app, &browser(), &login, "mail").await;
+    let unknown = ask_reset(&app, &browser(), &unique_login("nobody"), "mail").await;
+    assert_eq!(known, unknown);
+    assert_eq!(known.0, 200);
+    let report = app.deliver_mail().await;
+    assert_eq!(report.sent, 0);
+    let counts = app.services.mail.queue.mail_counts().await.unwrap();
+    assert_eq!(
+        counts.pending, 1,
+        "the link is queued durably, to be sent once SMTP is back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f16_with_the_sms_gateway_down_a_reset_answers_the_same() {
+    let port = closed_port();
+    let app = TestApp::builder()
+        .with(move |s| {
+            s.sms.transport = SmsTransport::Http;
+            s.sms.http_url = format!("http://127.0.0.1:{port}/send");
+            s.sms.timeout_secs = 1;
+        })
+        .spawn()
+        .await;
+    let login = unique_login("smsdown");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    give_mobile(&app, &account).await;
+    let (s1, b1) = ask_reset(&app, &browser(), &login, "sms").await;
+    let (s2, b2) = ask_reset(&app, &browser(), &unique_login("nobody"), "sms").await;
+    assert_eq!((s1, s2), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
+    assert_eq!(
+        b1.replace(&field(&b1, "request_id"), ""),
+        b2.replace(&field(&b2, "request_id"), "")
+    );
+    // The code's lifetime is not extended for the slow gateway: it still ends 10 minutes
+    // after the request.
+    app.clock.advance(Duration::seconds(601));
+    let (status, _) = post_code(&app, &browser(), &field(&b1, "request_id"), "123456").await;
+    assert_eq!(status, 400);
 }
