@@ -165,7 +165,7 @@ pub async fn ask_reset(
 }
 
 /// The reset links mailed to `address` so far, oldest first.
-async fn reset_links(app: &TestApp, address: &str) -> Vec<String> {
+pub async fn reset_links(app: &TestApp, address: &str) -> Vec<String> {
     app.mails_to(address)
         .await
         .into_iter()
@@ -174,7 +174,7 @@ async fn reset_links(app: &TestApp, address: &str) -> Vec<String> {
         .collect()
 }
 
-async fn post_reset(
+pub async fn post_reset(
     app: &TestApp,
     client: &reqwest::Client,
     token: &str,
@@ -195,7 +195,7 @@ async fn post_reset(
 }
 
 /// Follows a mailed link: the form and its token.
-async fn open_link(
+pub async fn open_link(
     app: &TestApp,
     client: &reqwest::Client,
     link: &str,
