@@ -837,3 +837,39 @@ async fn f16_with_the_sms_gateway_down_a_reset_answers_the_same() {
     let (status, _) = post_code(&app, &browser(), &field(&b1, "request_id"), "123456").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a50_the_http_gateway_posts_the_code_to_the_provider() {
+    let provider = sesame_tests::RecordingServer::start().await;
+    let url = format!("{}/v1/messages", provider.base);
+    let app = TestApp::builder()
+        .with(move |s| {
+            s.sms.transport = SmsTransport::Http;
+            s.sms.http_url = url;
+            s.sms.http_auth_header = "Authorization".to_owned();
+            s.sms.http_auth_value = "Bearer provider-key".to_owned();
+            s.sms.http_body_template = r#"{"recipient":"{to}","message":"{text}"}"#.to_owned();
+        })
+        .spawn()
+        .await;
+    let login = unique_login("httpsms");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    let number = give_mobile(&app, &account).await;
+    let person = browser();
+    let (_, page) = ask_reset(&app, &person, &login, "sms").await;
+    let received = provider.wait_for(1).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].method, "POST");
+    assert_eq!(received[0].target, "/v1/messages");
+    let body: serde_json::Value = serde_json::from_str(&received[0].body).unwrap();
+    assert_eq!(body["recipient"], number.as_str());
+    let message = body["message"].as_str().unwrap();
+    let code: String = message
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_owned();
+    let (status, form) = post_code(&app, &person, &field(&page, "request_id"), &code).await;
+    assert_eq!(status, 200);
+    assert!(form.contains(&login));
+}
