@@ -435,3 +435,87 @@ async fn an_oidc_login_with_consent_and_the_applications_page_in_a_real_browser(
     );
     c.close().await.unwrap();
 }
+
+/// No horizontal scrolling at the window's width.
+async fn fits_the_width(c: &fantoccini::Client) -> bool {
+    c.execute(
+        "return document.documentElement.scrollWidth <= window.innerWidth;",
+        vec![],
+    )
+    .await
+    .unwrap()
+        == serde_json::Value::Bool(true)
+}
+
+#[tokio::test]
+async fn the_account_and_reset_pages_are_accessible_at_phone_width() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let login = unique_login("a11yaccount");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let c = connect(&driver, 375).await;
+    // The forgotten-password pages.
+    c.goto(&format!("{}/password/forgot", app.address))
+        .await
+        .unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "forgotten-password page"
+    );
+    assert!(
+        fits_the_width(&c).await,
+        "forgotten-password page at 375 px"
+    );
+    c.find(Locator::Id("identifier"))
+        .await
+        .unwrap()
+        .send_keys(&login)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit].primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("reset-sent"))
+        .await
+        .unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "request sent page"
+    );
+    // The account page, reached through the login page and back.
+    c.goto(&format!("{}/account", app.address)).await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(&login)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(GOOD_PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit].primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("profile")).await.unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "account page"
+    );
+    assert!(fits_the_width(&c).await, "account page at 375 px");
+    c.close().await.unwrap();
+}

@@ -5,6 +5,7 @@
     reason = "test helpers outside #[test] functions: a panic is how they report a failure"
 )]
 
+mod account_page;
 mod activation;
 mod admin_api;
 mod browser;
@@ -20,4 +21,5 @@ mod mail;
 mod oidc;
 mod oidc_flows;
 mod policy;
+mod recovery;
 mod sessions;

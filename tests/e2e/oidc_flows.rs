@@ -1358,3 +1358,52 @@ async fn a34_a_narrowed_refresh_releases_only_the_claims_of_the_narrower_scope()
         assert!(info.get(absent).is_none(), "{absent} in {info}");
     }
 }
+
+// ----- password reset (A49) -------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a49_a_password_reset_revokes_every_refresh_token_offline_ones_included() {
+    use crate::recovery::{
+        ask_reset, field as form_field, give_recovery_email, open_link, post_reset, reset_links,
+        NEW_PASSWORD,
+    };
+    let app = oidc_app(vec![confidential("portal", "first_party = true")]).await;
+    let login = person(&app, "resetrt").await;
+    let account = app
+        .services
+        .accounts
+        .get(&sesame_core::ids::LoginName::parse(&login).unwrap())
+        .await
+        .unwrap();
+    let recovery = give_recovery_email(&app, &account).await;
+    let b = browser();
+    let tokens = tokens_for(&app, &b, "portal", &login, "openid offline_access").await;
+    let (status, _) = refresh(&app, "portal", str_of(&tokens, "refresh_token"), None).await;
+    assert_eq!(status, 200, "the refresh token works before the reset");
+    let tokens = tokens_for(&app, &b, "portal", &login, "openid offline_access").await;
+
+    let person_browser = browser();
+    ask_reset(&app, &person_browser, &login, "mail").await;
+    let link = reset_links(&app, &recovery).await.remove(0);
+    let (_, form) = open_link(&app, &person_browser, &link).await;
+    let (status, _) = post_reset(
+        &app,
+        &person_browser,
+        &form_field(&form, "token"),
+        NEW_PASSWORD,
+        NEW_PASSWORD,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let (status, body) = refresh(&app, "portal", str_of(&tokens, "refresh_token"), None).await;
+    assert_eq!(
+        status, 400,
+        "an offline refresh token dies with the reset: {body}"
+    );
+    assert_eq!(
+        userinfo_status(&app, str_of(&tokens, "access_token")).await,
+        401
+    );
+    assert!(!session_alive(&app, &b, "portal").await);
+}

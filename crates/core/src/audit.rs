@@ -73,6 +73,17 @@ pub enum AuditKind {
     LoginReminded,
     /// A mail-redirect address was proven by its link.
     MailRedirectVerified,
+    /// A password reset was asked for (by mail or SMS); recorded whether or not the account
+    /// exists, under the string typed.
+    PasswordResetRequested,
+    /// A password was reset with a recovery link or SMS code.
+    PasswordReset,
+    /// A reset link or SMS code was refused (unknown, used, expired, superseded, wrong).
+    PasswordResetRefused,
+    /// The person ended one of their own SSO sessions from the account page.
+    SessionRevoked,
+    /// A recovery e-mail, mobile or mail redirect was proven by its link or code.
+    ContactVerified,
 }
 
 impl AuditKind {
@@ -111,6 +122,11 @@ impl AuditKind {
             Self::CharterAccepted => "account.charter_accepted",
             Self::LoginReminded => "account.login_reminded",
             Self::MailRedirectVerified => "account.mail_redirect_verified",
+            Self::PasswordResetRequested => "recovery.reset_requested",
+            Self::PasswordReset => "recovery.password_reset",
+            Self::PasswordResetRefused => "recovery.reset_refused",
+            Self::SessionRevoked => "account.session_revoked",
+            Self::ContactVerified => "account.contact_verified",
         }
     }
 }

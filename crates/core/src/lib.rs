@@ -16,3 +16,4 @@ pub mod national_id;
 pub mod ports;
 pub mod random;
 pub mod session;
+pub mod sms;

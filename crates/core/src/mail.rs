@@ -34,6 +34,13 @@ pub enum MailKind {
     ActivationLink,
     /// The link that proves a mail-redirect address chosen at activation.
     MailRedirectVerification,
+    /// A password reset link, to the verified recovery address.
+    PasswordReset,
+    /// A link proving that the person receives at a new address (recovery e-mail or mail
+    /// redirect), to that address.
+    AddressVerification,
+    /// A notice to the former recovery address that another one replaced it.
+    RecoveryEmailChanged,
 }
 
 impl MailKind {
@@ -43,6 +50,9 @@ impl MailKind {
         Self::Test,
         Self::ActivationLink,
         Self::MailRedirectVerification,
+        Self::PasswordReset,
+        Self::AddressVerification,
+        Self::RecoveryEmailChanged,
     ];
 
     /// Stable name, as stored, logged and used for template names.
@@ -52,6 +62,9 @@ impl MailKind {
             Self::Test => "test",
             Self::ActivationLink => "activation_link",
             Self::MailRedirectVerification => "mail_redirect_verification",
+            Self::PasswordReset => "password_reset",
+            Self::AddressVerification => "address_verification",
+            Self::RecoveryEmailChanged => "recovery_email_changed",
         }
     }
 }
@@ -143,6 +156,57 @@ impl MailMessage {
             Some(ip) => message.value("ip", ip),
             None => message,
         }
+    }
+
+    /// A password reset link (`link`), valid until `expires_at`, for `login`.
+    pub fn password_reset(
+        to: Email,
+        lang: Lang,
+        account_id: AccountId,
+        login: &LoginName,
+        link: &str,
+        expires_at: OffsetDateTime,
+    ) -> Self {
+        Self::new(MailKind::PasswordReset, to, lang)
+            .account(account_id)
+            .value("login", login.as_str())
+            .value("link", link)
+            .time("expires_at", expires_at)
+    }
+
+    /// A link proving the person receives at `to`; `purpose` is `recovery` (recovery
+    /// e-mail) or `redirect` (mail redirect), for the wording.
+    pub fn address_verification(
+        to: Email,
+        lang: Lang,
+        account_id: AccountId,
+        login: &LoginName,
+        purpose: &str,
+        link: &str,
+        expires_at: OffsetDateTime,
+    ) -> Self {
+        Self::new(MailKind::AddressVerification, to, lang)
+            .account(account_id)
+            .value("login", login.as_str())
+            .value("purpose", purpose)
+            .value("link", link)
+            .time("expires_at", expires_at)
+    }
+
+    /// The notice to the former recovery address `to` that `new_address` replaced it.
+    pub fn recovery_email_changed(
+        to: Email,
+        lang: Lang,
+        account_id: AccountId,
+        login: &LoginName,
+        new_address: &Email,
+        changed_at: OffsetDateTime,
+    ) -> Self {
+        Self::new(MailKind::RecoveryEmailChanged, to, lang)
+            .account(account_id)
+            .value("login", login.as_str())
+            .value("new_address", mask_email(new_address.as_str()))
+            .time("changed_at", changed_at)
     }
 
     /// The mail `sesame mail test` sends.
@@ -346,6 +410,18 @@ impl RetryPolicy {
         let index = usize::try_from(attempts.checked_sub(1)?).ok()?;
         let delay = self.delays.get(index)?;
         Some(now + *delay)
+    }
+}
+
+/// An address with all but the first letter of its local part hidden (`j***@example.org`),
+/// as shown to someone who may not be its owner.
+pub fn mask_email(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
     }
 }
 

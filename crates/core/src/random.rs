@@ -37,6 +37,39 @@ pub fn token() -> String {
     alphanumeric(43)
 }
 
+/// A one-time code of `len` decimal digits (an SMS code), uniform (rejection sampling).
+///
+/// # Panics
+/// Panics if the operating system's random source fails, as [`alphanumeric`].
+pub fn digits(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 32];
+    while out.len() < len {
+        #[expect(
+            clippy::expect_used,
+            reason = "no safe way to continue without the OS random source"
+        )]
+        getrandom::getrandom(&mut buf).expect("the OS random number generator failed");
+        for byte in buf {
+            // 250 = 25 * 10: bytes at or above it would bias the distribution.
+            if byte < 250 {
+                out.push(char::from(b'0' + byte % 10));
+                if out.len() == len {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether two secrets (hashes of tokens or codes) are equal, in time that does not depend
+/// on where they first differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 /// Lowercase hex SHA-256 of `value`: how tokens are keyed at rest, so a dump of the store
 /// yields nothing that can be replayed as a cookie or ticket.
 pub fn sha256_hex(value: &str) -> String {

@@ -266,6 +266,63 @@ impl SessionManager {
         Ok(closed)
     }
 
+    /// The live sessions of an account, with their handles, oldest login first (the account
+    /// page lists them). Sessions that ended are dropped from the account's set on the way.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn sessions_of(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Vec<(String, SsoSession)>, StoreError> {
+        let set = account_sessions_key(account_id);
+        let now = self.clock.now();
+        let mut live = Vec::new();
+        for key in self.store.set_members(&set).await? {
+            let session = match self.store.get(&key).await? {
+                Some(raw) => serde_json::from_str::<SsoSession>(&raw).ok(),
+                None => None,
+            };
+            match (session, key.strip_prefix("sso:")) {
+                (Some(s), Some(handle))
+                    if s.account_id == account_id && self.is_live_at(&s, now) =>
+                {
+                    live.push((handle.to_owned(), s));
+                }
+                _ => self.store.set_remove(&set, &key).await?,
+            }
+        }
+        live.sort_by_key(|(_, s)| s.authenticated_at);
+        Ok(live)
+    }
+
+    /// Ends the session with this handle if it belongs to `account_id` (a person revoking
+    /// one of their sessions from the account page); returns it if it was live.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn close_handle(
+        &self,
+        account_id: AccountId,
+        handle: &str,
+    ) -> Result<Option<SsoSession>, StoreError> {
+        let key = key_of_handle(handle);
+        let set = account_sessions_key(account_id);
+        // Only a member of the account's own set may be ended: a handle of someone else's
+        // session is refused without touching it.
+        if !self.store.set_members(&set).await?.contains(&key) {
+            return Ok(None);
+        }
+        let Some(raw) = self.store.take(&key).await? else {
+            self.store.set_remove(&set, &key).await?;
+            return Ok(None);
+        };
+        self.store.set_remove(&set, &key).await?;
+        let session: SsoSession =
+            serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(session))
+    }
+
     /// Whether the session with this handle is still live (not ended, not expired). Does
     /// not touch it.
     ///
@@ -307,38 +364,6 @@ impl SessionManager {
         let items = self.store.set_members(&key).await?;
         self.store.delete(&key).await?;
         Ok(items)
-    }
-
-    /// The live sessions of an account with their handles, oldest login first, for an
-    /// operator to see (nothing is touched: listing does not extend them).
-    ///
-    /// # Errors
-    /// [`StoreError`] if the store fails.
-    pub async fn sessions_of(
-        &self,
-        account_id: AccountId,
-    ) -> Result<Vec<(String, SsoSession)>, StoreError> {
-        let now = self.clock.now();
-        let mut live = Vec::new();
-        for key in self
-            .store
-            .set_members(&account_sessions_key(account_id))
-            .await?
-        {
-            let Some(handle) = key.strip_prefix("sso:") else {
-                continue;
-            };
-            let Some(raw) = self.store.get(&key).await? else {
-                continue;
-            };
-            let session: SsoSession =
-                serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if self.is_live_at(&session, now) {
-                live.push((handle.to_owned(), session));
-            }
-        }
-        live.sort_by_key(|(_, s)| s.authenticated_at);
-        Ok(live)
     }
 
     fn is_live_at(&self, s: &SsoSession, now: OffsetDateTime) -> bool {

@@ -6,3 +6,5 @@ pub mod blocking;
 pub mod error;
 pub mod import;
 pub mod login;
+pub mod recovery;
+pub mod self_service;

@@ -109,6 +109,54 @@ const EMBEDDED: &[(&str, &str)] = &[
         "mail/mail_redirect_verification/body.en.txt",
         include_str!("../templates/mail/mail_redirect_verification/body.en.txt"),
     ),
+    (
+        "mail/password_reset/subject.fr.txt",
+        include_str!("../templates/mail/password_reset/subject.fr.txt"),
+    ),
+    (
+        "mail/password_reset/subject.en.txt",
+        include_str!("../templates/mail/password_reset/subject.en.txt"),
+    ),
+    (
+        "mail/password_reset/body.fr.txt",
+        include_str!("../templates/mail/password_reset/body.fr.txt"),
+    ),
+    (
+        "mail/password_reset/body.en.txt",
+        include_str!("../templates/mail/password_reset/body.en.txt"),
+    ),
+    (
+        "mail/address_verification/subject.fr.txt",
+        include_str!("../templates/mail/address_verification/subject.fr.txt"),
+    ),
+    (
+        "mail/address_verification/subject.en.txt",
+        include_str!("../templates/mail/address_verification/subject.en.txt"),
+    ),
+    (
+        "mail/address_verification/body.fr.txt",
+        include_str!("../templates/mail/address_verification/body.fr.txt"),
+    ),
+    (
+        "mail/address_verification/body.en.txt",
+        include_str!("../templates/mail/address_verification/body.en.txt"),
+    ),
+    (
+        "mail/recovery_email_changed/subject.fr.txt",
+        include_str!("../templates/mail/recovery_email_changed/subject.fr.txt"),
+    ),
+    (
+        "mail/recovery_email_changed/subject.en.txt",
+        include_str!("../templates/mail/recovery_email_changed/subject.en.txt"),
+    ),
+    (
+        "mail/recovery_email_changed/body.fr.txt",
+        include_str!("../templates/mail/recovery_email_changed/body.fr.txt"),
+    ),
+    (
+        "mail/recovery_email_changed/body.en.txt",
+        include_str!("../templates/mail/recovery_email_changed/body.en.txt"),
+    ),
 ];
 
 /// The languages mails are written in.

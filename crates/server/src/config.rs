@@ -67,6 +67,9 @@ pub struct Settings {
     /// The admin HTTP API (provisioning systems, helpdesk tools).
     #[serde(default)]
     pub admin_api: AdminApiSettings,
+    /// Outgoing SMS (reset codes, mobile verification): the gateway.
+    #[serde(default)]
+    pub sms: crate::recovery_settings::SmsSettings,
 }
 
 /// `[admin_api]`
@@ -255,6 +258,9 @@ pub struct LifecycleSettings {
     /// `[lifecycle.charter]`: the IT charter's version, link and text.
     #[serde(default)]
     pub charter: sesame_lifecycle::activation::settings::CharterPolicy,
+    /// Forgotten password and verification links and codes.
+    #[serde(default)]
+    pub recovery: crate::recovery_settings::RecoverySettings,
 }
 
 impl LifecycleSettings {
@@ -700,6 +706,8 @@ impl Settings {
                 }
             }
         }
+        self.lifecycle.recovery.policy()?;
+        self.sms.gateway()?;
         Ok(())
     }
 
@@ -800,6 +808,9 @@ impl Settings {
         }
         if !masked.lifecycle.national_id_key.is_empty() {
             masked.lifecycle.national_id_key = "********".to_owned();
+        }
+        if !masked.sms.http_auth_value.is_empty() {
+            masked.sms.http_auth_value = "********".to_owned();
         }
         toml::to_string_pretty(&masked).map_err(|e| ConfigError(e.to_string()))
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod oidc_flow;
 pub mod operations;
 pub mod proxy_callback;
+pub mod recovery_settings;
 pub mod routes;
 pub mod services;
 pub mod telemetry;

@@ -17,10 +17,13 @@ use sesame_core::ports::{
     SigningKeyRepo,
 };
 use sesame_core::session::SessionManager;
+use sesame_core::sms::SmsSender;
 use sesame_lifecycle::activation::ports::ActivationTokenRepo;
 use sesame_lifecycle::activation::{Activation, ActivationParts};
 use sesame_lifecycle::admin::{AccountAdmin, AccountAdminParts};
 use sesame_lifecycle::blocking::AccountBlocking;
+use sesame_lifecycle::recovery::reset::{PasswordRecovery, RecoveryParts};
+use sesame_lifecycle::self_service::{SelfService, SelfServiceParts};
 use sesame_mail::mailer::TemplatedMailer;
 use sesame_mail::templates::{MailTemplates, SiteInfo};
 use sesame_mail::transport::build_transport;
@@ -33,6 +36,7 @@ use sesame_protocol::oidc::grants::Grants;
 use sesame_protocol::oidc::keys::SigningKeys;
 use sesame_protocol::oidc::tokens::{TokenService, TokenServiceParts};
 use sesame_protocol::services::ServiceRegistry;
+use sesame_sms::sender::BackgroundSmsSender;
 use sesame_store::{Database, MemoryStore, RedisStore};
 
 use crate::config::Settings;
@@ -64,6 +68,9 @@ pub enum StartupError {
     /// Mail (templates, sender, transport) could not be set up.
     #[error("mail: {0}")]
     Mail(String),
+    /// Recovery or the SMS gateway could not be set up.
+    #[error("{0}")]
+    Recovery(String),
 }
 
 /// Outgoing mail: what flows send with, the queue, and the worker that delivers.
@@ -129,6 +136,12 @@ pub struct Services {
     pub api_keys: ApiKeys,
     /// Account activation, forgotten login, charter acceptance.
     pub activation: Activation,
+    /// Outgoing SMS.
+    pub sms: Arc<dyn SmsSender>,
+    /// Forgotten password.
+    pub recovery: PasswordRecovery,
+    /// The account page's operations.
+    pub self_service: SelfService,
 }
 
 /// Options that only tests and tools set.
@@ -261,6 +274,41 @@ impl Services {
             public_url: settings.public_base().to_owned(),
             time_zone: settings.ui.time_zone.clone(),
         });
+        let recovery_policy = settings
+            .lifecycle
+            .recovery
+            .policy()
+            .map_err(|e| StartupError::Recovery(e.to_string()))?;
+        let sms: Arc<dyn SmsSender> = Arc::new(BackgroundSmsSender::new(
+            settings
+                .sms
+                .gateway()
+                .map_err(|e| StartupError::Recovery(e.to_string()))?,
+        ));
+        let recovery = PasswordRecovery::new(RecoveryParts {
+            accounts_repo: Arc::clone(&accounts_repo),
+            profiles: Arc::clone(&profiles),
+            audit: Arc::clone(&audit),
+            store: Arc::clone(&store),
+            mailer: Arc::clone(&mail.mailer),
+            sms: Arc::clone(&sms),
+            accounts: accounts.clone(),
+            sessions: sessions.clone(),
+            clock: Arc::clone(&clock),
+            policy: recovery_policy,
+        });
+        let self_service = SelfService::new(SelfServiceParts {
+            profiles: Arc::clone(&profiles),
+            audit: Arc::clone(&audit),
+            store: Arc::clone(&store),
+            mailer: Arc::clone(&mail.mailer),
+            sms: Arc::clone(&sms),
+            accounts: accounts.clone(),
+            authenticator: authenticator.clone(),
+            sessions: sessions.clone(),
+            clock: Arc::clone(&clock),
+            policy: recovery_policy,
+        });
         Ok(Self {
             accounts_repo,
             audit,
@@ -279,6 +327,9 @@ impl Services {
             admin,
             api_keys,
             activation,
+            sms,
+            recovery,
+            self_service,
         })
     }
 }

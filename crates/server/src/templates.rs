@@ -62,6 +62,42 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/activation_step.html"),
     ),
     ("charter.html", include_str!("../templates/charter.html")),
+    (
+        "reset_forgot.html",
+        include_str!("../templates/reset_forgot.html"),
+    ),
+    (
+        "reset_sent.html",
+        include_str!("../templates/reset_sent.html"),
+    ),
+    (
+        "reset_code.html",
+        include_str!("../templates/reset_code.html"),
+    ),
+    (
+        "reset_new_password.html",
+        include_str!("../templates/reset_new_password.html"),
+    ),
+    (
+        "reset_done.html",
+        include_str!("../templates/reset_done.html"),
+    ),
+    (
+        "reset_invalid.html",
+        include_str!("../templates/reset_invalid.html"),
+    ),
+    (
+        "account_index.html",
+        include_str!("../templates/account_index.html"),
+    ),
+    (
+        "account_mobile_code.html",
+        include_str!("../templates/account_mobile_code.html"),
+    ),
+    (
+        "account_verified.html",
+        include_str!("../templates/account_verified.html"),
+    ),
 ];
 
 /// Built-in static files: (name, content type, bytes).

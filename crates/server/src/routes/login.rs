@@ -31,6 +31,8 @@ pub struct LoginQuery {
     lang: Option<String>,
     /// A parked OpenID Connect authorization request to resume after the login.
     authz: Option<String>,
+    /// A page of Sesame's own to go back to after the login (`/account…` only).
+    next: Option<String>,
 }
 
 fn is_true(v: Option<&str>) -> bool {
@@ -60,6 +62,18 @@ impl LoginQuery {
         let id = self.authz.as_deref()?;
         crate::routes::oidc::authorize::is_pending_id(id)
             .then(|| format!("{}/authorize/continue?authz={id}", state.base()))
+    }
+
+    /// Where to go back after a login started from one of Sesame's own pages: only paths
+    /// under `/account`, so `next` is never an open redirect.
+    fn local_next(&self, state: &AppState) -> Option<String> {
+        let next = self.next.as_deref()?;
+        let allowed = (next == "/account" || next.starts_with("/account/"))
+            && next.len() <= 64
+            && next
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'/' || b == b'-');
+        allowed.then(|| format!("{}{next}", state.base()))
     }
 
     fn renew(&self) -> bool {
@@ -183,6 +197,9 @@ pub async fn show_login(
                     "Location",
                     query.oidc_continuation(&state).unwrap_or_default(),
                 ))
+                .finish(),
+            (false, Some(_)) if query.local_next(&state).is_some() => HttpResponse::SeeOther()
+                .insert_header(("Location", query.local_next(&state).unwrap_or_default()))
                 .finish(),
             (false, Some((cookie, session))) => {
                 logged_in_page(&state, &req, lang, &cookie, &session)
@@ -472,6 +489,7 @@ pub(crate) async fn complete_login(
             // 303: the browser follows with a GET and never re-posts the credentials (A46).
             let next = query
                 .oidc_continuation(state)
+                .or_else(|| query.local_next(state))
                 .unwrap_or_else(|| format!("{}/cas/login", state.base()));
             HttpResponse::SeeOther()
                 .insert_header(("Location", next))

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per endpoint group.
 
 pub mod account;
+pub mod account_page;
 pub mod activation;
 pub mod admin;
 pub mod assets;
@@ -10,6 +11,7 @@ pub mod health;
 pub mod login;
 pub mod logout;
 pub mod oidc;
+pub mod password_reset;
 pub mod required_actions;
 
 use actix_web::http::StatusCode;
@@ -19,6 +21,8 @@ use crate::web::AppState;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(password_reset::configure)
+        .configure(account_page::configure);
     cfg.route("/", web::get().to(root))
         .route("/cas/login", web::get().to(login::show_login))
         .route("/cas/login", web::post().to(login::submit_login))

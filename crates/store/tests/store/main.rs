@@ -13,4 +13,6 @@ mod oidc;
 #[cfg(test)]
 mod profiles;
 #[cfg(test)]
+mod recovery;
+#[cfg(test)]
 mod repo;

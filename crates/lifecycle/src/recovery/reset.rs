@@ -1,0 +1,426 @@
+//! The password reset flow: request (by mail or SMS), the verified token, the new password.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use sesame_core::account::{Account, AccountState, AccountWithProfile};
+use sesame_core::accounts::AccountService;
+use sesame_core::audit::{AuditEvent, AuditKind};
+use sesame_core::clock::Clock;
+use sesame_core::credentials::Password;
+use sesame_core::i18n::Lang;
+use sesame_core::ids::{fold_identifier, AccountId, Email};
+use sesame_core::mail::MailMessage;
+use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore, Mailer, ProfileRepo};
+use sesame_core::session::{EndedSession, SessionManager};
+use sesame_core::sms::SmsSender;
+
+use super::codes::{CodePurpose, SmsCodes};
+use super::links::{LinkPurpose, OneTimeLinks};
+use super::{RecoveryError, RecoveryPolicy, Refusal};
+
+/// How the person wants to receive the means to reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetChannel {
+    /// A link to the verified recovery e-mail.
+    Mail,
+    /// A code by SMS to the verified mobile.
+    Sms,
+}
+
+/// A reset request as typed.
+#[derive(Debug, Clone)]
+pub struct ResetRequest {
+    /// Login or institutional address.
+    pub identifier: String,
+    /// Mail or SMS.
+    pub channel: ResetChannel,
+    /// The language of the mail or SMS.
+    pub lang: Lang,
+    /// The client address.
+    pub ip: Option<IpAddr>,
+}
+
+/// A completed reset: the account and the sessions it ended (for single logout).
+#[derive(Debug)]
+pub struct ResetDone {
+    /// The account, with its new password.
+    pub account: Account,
+    /// The SSO sessions that were ended.
+    pub ended: Vec<EndedSession>,
+}
+
+/// Everything the reset flow needs.
+#[derive(Debug, Clone)]
+pub struct RecoveryParts {
+    /// Accounts (lookup by login or institutional address).
+    pub accounts_repo: Arc<dyn AccountRepo>,
+    /// Profiles (recovery contacts).
+    pub profiles: Arc<dyn ProfileRepo>,
+    /// Audit trail.
+    pub audit: Arc<dyn AuditLog>,
+    /// Tokens and codes.
+    pub store: Arc<dyn EphemeralStore>,
+    /// Outgoing mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Outgoing SMS.
+    pub sms: Arc<dyn SmsSender>,
+    /// Password policy and hashing.
+    pub accounts: AccountService,
+    /// SSO sessions.
+    pub sessions: SessionManager,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Lifetimes and budgets.
+    pub policy: RecoveryPolicy,
+}
+
+/// The forgotten-password flow.
+#[derive(Debug, Clone)]
+pub struct PasswordRecovery {
+    parts: RecoveryParts,
+    links: OneTimeLinks,
+    codes: SmsCodes,
+}
+
+/// The SMS text of a reset code, per language (`{code}` is replaced when it is sent).
+pub fn reset_sms_text(lang: Lang, institution: &str, minutes: u64) -> String {
+    match lang {
+        Lang::Fr => format!("{institution} : votre code de réinitialisation du mot de passe est {{code}}. Il est valable {minutes} minutes. Ne le communiquez à personne."),
+        Lang::En => format!("{institution}: your password reset code is {{code}}. It is valid for {minutes} minutes. Never share it."),
+    }
+}
+
+impl PasswordRecovery {
+    /// The flow over its parts.
+    pub fn new(parts: RecoveryParts) -> Self {
+        let links = OneTimeLinks::new(Arc::clone(&parts.store), Arc::clone(&parts.clock));
+        let codes = SmsCodes::new(
+            Arc::clone(&parts.store),
+            Arc::clone(&parts.clock),
+            Arc::clone(&parts.sms),
+            parts.policy,
+        );
+        Self {
+            parts,
+            links,
+            codes,
+        }
+    }
+
+    /// The lifetimes and budgets in force.
+    pub fn policy(&self) -> RecoveryPolicy {
+        self.parts.policy
+    }
+
+    /// The account an identifier names, with its profile, if it is active.
+    async fn active_account(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<AccountWithProfile>, RecoveryError> {
+        let folded = fold_identifier(identifier);
+        if folded.is_empty() || folded.len() > 1024 {
+            return Ok(None);
+        }
+        let Some(found) = self.parts.accounts_repo.find_credential(&folded).await? else {
+            return Ok(None);
+        };
+        // Only active accounts reset: a provisioned one activates, a blocked one goes to the
+        // helpdesk, a disabled one is gone.
+        if found.account.state != AccountState::Active {
+            return Ok(None);
+        }
+        Ok(self
+            .parts
+            .profiles
+            .find_with_profile(found.account.id)
+            .await?)
+    }
+
+    /// Handles a request. By mail: when the account exists, is active and has a verified
+    /// recovery address, a link to `reset_url` (`?token=` appended) is queued; returns
+    /// `None`. By SMS: returns a request id in every case, and when the account has a
+    /// verified mobile a code is queued. The answer never says which case happened (A48).
+    ///
+    /// # Errors
+    /// Storage failures only.
+    pub async fn request(
+        &self,
+        request: &ResetRequest,
+        reset_url: &str,
+        sms_text: &str,
+    ) -> Result<Option<String>, RecoveryError> {
+        let account = self.active_account(&request.identifier).await?;
+        let now = self.parts.clock.now();
+        let mut sent = false;
+        let outcome = match request.channel {
+            ResetChannel::Mail => {
+                let target = account.as_ref().and_then(|a| {
+                    a.profile
+                        .recovery_email
+                        .as_ref()
+                        .filter(|c| c.verified)
+                        .map(|c| (a, c.address.clone()))
+                });
+                match target {
+                    Some((a, to)) => {
+                        let (token, expires_at) = self
+                            .links
+                            .issue(
+                                LinkPurpose::PasswordReset,
+                                a.account.id,
+                                "",
+                                false,
+                                self.parts.policy.link_ttl,
+                            )
+                            .await?;
+                        let link = format!("{reset_url}?token={token}");
+                        self.parts
+                            .mailer
+                            .send(MailMessage::password_reset(
+                                to,
+                                request.lang,
+                                a.account.id,
+                                &a.account.login,
+                                &link,
+                                expires_at,
+                            ))
+                            .await?;
+                        sent = true;
+                    }
+                    None => self.links.decoy().await?,
+                }
+                None
+            }
+            ResetChannel::Sms => {
+                let target = account.as_ref().and_then(|a| {
+                    a.profile
+                        .mobile
+                        .as_ref()
+                        .filter(|c| c.verified)
+                        .map(|c| (a.account.id, c.address.clone()))
+                });
+                let (request_id, queued) = self
+                    .codes
+                    .start(
+                        CodePurpose::PasswordReset,
+                        target.as_ref().map(|(id, n)| (*id, n)),
+                        sms_text,
+                    )
+                    .await?;
+                sent = queued;
+                Some(request_id)
+            }
+        };
+        let channel = match request.channel {
+            ResetChannel::Mail => "mail",
+            ResetChannel::Sms => "sms",
+        };
+        let mut event = AuditEvent::new(AuditKind::PasswordResetRequested, now, "self")
+            .login(&fold_identifier(&request.identifier))
+            .ip(request.ip)
+            .detail(serde_json::json!({ "channel": channel, "sent": sent }));
+        if let Some(a) = &account {
+            event = event.account(a.account.id);
+        }
+        self.parts.audit.record(event).await?;
+        Ok(outcome)
+    }
+
+    /// Exchanges a right SMS code for a reset token (the same kind the mailed link carries),
+    /// so the new-password step has one way in.
+    ///
+    /// # Errors
+    /// [`RecoveryError::Refused`] for a wrong, expired, used or spent code.
+    pub async fn verify_code(
+        &self,
+        request_id: &str,
+        code: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<String, RecoveryError> {
+        match self
+            .codes
+            .verify(CodePurpose::PasswordReset, request_id, code)
+            .await?
+        {
+            Ok(record) => {
+                let account_id = record
+                    .account_id
+                    .ok_or(RecoveryError::Refused(Refusal::Unknown))?;
+                let (token, _) = self
+                    .links
+                    .issue(
+                        LinkPurpose::PasswordReset,
+                        account_id,
+                        "",
+                        false,
+                        self.parts.policy.sms_code_ttl,
+                    )
+                    .await?;
+                Ok(token)
+            }
+            Err(refusal) => {
+                self.refused(None, refusal, "sms", ip).await?;
+                Err(RecoveryError::Refused(refusal))
+            }
+        }
+    }
+
+    /// The account a reset token is for, if the token is valid now (to show the form).
+    ///
+    /// # Errors
+    /// [`RecoveryError::Refused`] for an invalid token.
+    pub async fn check_token(&self, token: &str) -> Result<Account, RecoveryError> {
+        match self.links.check(LinkPurpose::PasswordReset, token).await? {
+            Ok(record) => self
+                .parts
+                .accounts_repo
+                .find_by_id(record.account_id)
+                .await?
+                .filter(|a| a.state == AccountState::Active)
+                .ok_or(RecoveryError::Refused(Refusal::Unknown)),
+            Err(refusal) => Err(RecoveryError::Refused(refusal)),
+        }
+    }
+
+    /// Sets the new password with a verified token: checks the policy (consuming nothing if
+    /// it fails), consumes the token (one winner among parallel submissions, C07), stores the
+    /// new hash, ends every SSO session of the account, queues the notice and records it.
+    ///
+    /// # Errors
+    /// [`RecoveryError::Refused`], [`RecoveryError::Mismatch`], [`RecoveryError::Policy`],
+    /// [`RecoveryError::Busy`], storage failures.
+    pub async fn reset(
+        &self,
+        token: &str,
+        password: Password,
+        confirmation: &Password,
+        lang: Lang,
+        ip: Option<IpAddr>,
+    ) -> Result<ResetDone, RecoveryError> {
+        let account = match self.check_token(token).await {
+            Ok(a) => a,
+            Err(RecoveryError::Refused(r)) => {
+                self.refused(None, r, "link", ip).await?;
+                return Err(RecoveryError::Refused(r));
+            }
+            Err(e) => return Err(e),
+        };
+        if password.expose() != confirmation.expose() {
+            return Err(RecoveryError::Mismatch);
+        }
+        self.parts.accounts.check_policy(&account, &password)?;
+        let record = match self
+            .links
+            .consume(LinkPurpose::PasswordReset, token)
+            .await?
+        {
+            Ok(r) if r.account_id == account.id => r,
+            Ok(_) | Err(_) => {
+                self.refused(Some(&account), Refusal::Unknown, "link", ip)
+                    .await?;
+                return Err(RecoveryError::Refused(Refusal::Unknown));
+            }
+        };
+        let account = self
+            .parts
+            .accounts
+            .set_password(&account.login, password, "self:reset")
+            .await?;
+        let ended = self.end_sessions(record.account_id).await?;
+        let now = self.parts.clock.now();
+        self.parts
+            .audit
+            .record(
+                AuditEvent::new(AuditKind::PasswordReset, now, "self")
+                    .login(account.login.as_str())
+                    .account(account.id)
+                    .ip(ip)
+                    .detail(serde_json::json!({ "sessions_ended": ended.len() })),
+            )
+            .await?;
+        self.notify(&account, lang, ip).await?;
+        Ok(ResetDone { account, ended })
+    }
+
+    /// Ends every SSO session of the account and collects what they gave out.
+    async fn end_sessions(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Vec<EndedSession>, RecoveryError> {
+        let handles = self.parts.sessions.close_all_for(account_id).await?;
+        let mut ended = Vec::with_capacity(handles.len());
+        for handle in handles {
+            let attached = self.parts.sessions.take_attached(&handle).await?;
+            ended.push(EndedSession {
+                handle,
+                account_id,
+                attached,
+            });
+        }
+        Ok(ended)
+    }
+
+    /// The "your password was changed" notice, to the verified recovery address, else the
+    /// institutional one.
+    async fn notify(
+        &self,
+        account: &Account,
+        lang: Lang,
+        ip: Option<IpAddr>,
+    ) -> Result<(), RecoveryError> {
+        if let Some(to) = notice_address(&self.parts.profiles, account).await? {
+            let ip = ip.map(|i| i.to_string());
+            self.parts
+                .mailer
+                .send(MailMessage::password_changed(
+                    to,
+                    lang,
+                    account.id,
+                    &account.login,
+                    self.parts.clock.now(),
+                    ip.as_deref(),
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn refused(
+        &self,
+        account: Option<&Account>,
+        refusal: Refusal,
+        via: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(), RecoveryError> {
+        let mut event = AuditEvent::new(
+            AuditKind::PasswordResetRefused,
+            self.parts.clock.now(),
+            "self",
+        )
+        .ip(ip)
+        .detail(serde_json::json!({ "reason": refusal.as_str(), "via": via }));
+        if let Some(a) = account {
+            event = event.login(a.login.as_str()).account(a.id);
+        }
+        self.parts.audit.record(event).await?;
+        Ok(())
+    }
+}
+
+/// Where notices about an account go: its verified recovery address, else its institutional
+/// one.
+///
+/// # Errors
+/// Database failures.
+pub async fn notice_address(
+    profiles: &Arc<dyn ProfileRepo>,
+    account: &Account,
+) -> Result<Option<Email>, RecoveryError> {
+    let profile = profiles.find_with_profile(account.id).await?;
+    let recovery = profile
+        .and_then(|p| p.profile.recovery_email)
+        .filter(|c| c.verified)
+        .map(|c| c.address);
+    Ok(recovery.or_else(|| account.email.clone()))
+}

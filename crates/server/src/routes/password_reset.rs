@@ -1,0 +1,485 @@
+//! `GET|POST /password/forgot`, `POST /password/code`, `GET|POST /password/reset`: the
+//! forgotten-password flow (security spec A48–A51, C07). The domain rules live in
+//! `sesame_lifecycle::recovery`; this module renders the steps.
+//!
+//! Steps: the request form (login or institutional address, mail or SMS) → the same answer
+//! whatever the account → (SMS) the code form → the new-password form, reachable only with
+//! a verified token (from the mailed link, or exchanged for a right code) → done.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use sesame_core::account::Account;
+use sesame_core::credentials::Password;
+use sesame_core::i18n::Lang;
+use sesame_core::ids::AccountId;
+use sesame_core::random;
+use sesame_core::session::EndedSession;
+use sesame_lifecycle::recovery::reset::{reset_sms_text, ResetChannel, ResetRequest};
+use sesame_lifecycle::recovery::RecoveryError;
+
+use crate::routes::login::is_cross_site;
+use crate::web::AppState;
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/password/forgot", web::get().to(show_forgot))
+        .route("/password/forgot", web::post().to(submit_forgot))
+        .route("/password/code", web::post().to(submit_code))
+        .route("/password/reset", web::get().to(show_reset))
+        .route("/password/reset", web::post().to(submit_reset));
+}
+
+/// The least time a reset request takes to answer, whatever happened: a request for an
+/// existing account queues a mail (a database write) and one for an unknown account does
+/// not, and that difference must not show (A48).
+const REQUEST_ANSWER_FLOOR: Duration = Duration::from_millis(150);
+
+/// How long a request form stays valid.
+const FORM_TICKET_TTL: Duration = Duration::from_secs(30 * 60);
+
+fn form_ticket_key(ticket: &str) -> String {
+    format!("reset-form:{}", random::sha256_hex(ticket))
+}
+
+/// A single-use form ticket, as the login form's `lt` (no cross-site or replayed requests).
+pub async fn issue_form_ticket(state: &AppState) -> Option<String> {
+    let ticket = format!("FT-{}", random::token());
+    match state
+        .services
+        .store
+        .put_new(&form_ticket_key(&ticket), "1", FORM_TICKET_TTL)
+        .await
+    {
+        Ok(_) => Some(ticket),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue a form: store unavailable");
+            None
+        }
+    }
+}
+
+async fn take_form_ticket(state: &AppState, ticket: Option<&str>) -> Result<bool, ()> {
+    match ticket {
+        Some(t) if !t.is_empty() && t.len() <= 128 => {
+            match state.services.store.take(&form_ticket_key(t)).await {
+                Ok(found) => Ok(found.is_some()),
+                Err(e) => {
+                    tracing::error!(error = %e, "store unavailable while checking a form ticket");
+                    Err(())
+                }
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
+fn forbidden(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
+    state.error_page(
+        StatusCode::FORBIDDEN,
+        lang,
+        req,
+        "error_title",
+        "error_form_expired",
+    )
+}
+
+/// Pages of this flow carry tokens in their URL or form: never sent on as a Referer (A49).
+fn no_referrer(mut res: HttpResponse) -> HttpResponse {
+    res.headers_mut().insert(
+        actix_web::http::header::REFERRER_POLICY,
+        actix_web::http::header::HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+/// Query of the pages (language switch).
+#[derive(Debug, Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+/// `GET /password/forgot`
+pub async fn show_forgot(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<LangQuery>,
+) -> HttpResponse {
+    let lang = state.lang(&req, query.lang.as_deref());
+    forgot_form(&state, &req, lang, StatusCode::OK, None, "").await
+}
+
+async fn forgot_form(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    status: StatusCode,
+    error: Option<String>,
+    identifier: &str,
+) -> HttpResponse {
+    let Some(ticket) = issue_form_ticket(state).await else {
+        return state.unavailable(req, lang);
+    };
+    state.page(
+        status,
+        "reset_forgot.html",
+        lang,
+        req,
+        minijinja::context! {
+            ft => ticket,
+            error => error,
+            identifier => identifier,
+        },
+    )
+}
+
+/// The request form.
+#[derive(Debug, Deserialize)]
+pub struct ForgotForm {
+    ft: Option<String>,
+    identifier: Option<String>,
+    channel: Option<String>,
+    lang: Option<String>,
+}
+
+/// `POST /password/forgot`: the same answer whether or not the account exists (A48).
+pub async fn submit_forgot(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ForgotForm>,
+) -> HttpResponse {
+    let started = tokio::time::Instant::now();
+    let lang = state.lang(&req, form.lang.as_deref());
+    if is_cross_site(&state, &req) {
+        return forbidden(&state, &req, lang);
+    }
+    let identifier: String = form
+        .identifier
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(256)
+        .collect();
+    match take_form_ticket(&state, form.ft.as_deref()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let msg = state.renderer.text(lang, "error_form_expired");
+            return forgot_form(
+                &state,
+                &req,
+                lang,
+                StatusCode::FORBIDDEN,
+                Some(msg),
+                &identifier,
+            )
+            .await;
+        }
+        Err(()) => return state.unavailable(&req, lang),
+    }
+    if identifier.is_empty() {
+        let msg = state.renderer.text(lang, "reset_error_identifier");
+        return forgot_form(&state, &req, lang, StatusCode::BAD_REQUEST, Some(msg), "").await;
+    }
+    let channel = match form.channel.as_deref() {
+        Some("sms") => ResetChannel::Sms,
+        _ => ResetChannel::Mail,
+    };
+    let request = ResetRequest {
+        identifier,
+        channel,
+        lang,
+        ip: state.client_ip(&req),
+    };
+    let reset_url = format!("{}/password/reset", state.base());
+    let recovery = &state.services.recovery;
+    let minutes = recovery.policy().sms_code_ttl.as_secs().div_ceil(60);
+    let sms_text = reset_sms_text(lang, &state.settings.ui.institution_name, minutes);
+    let outcome = recovery.request(&request, &reset_url, &sms_text).await;
+    tokio::time::sleep_until(started + REQUEST_ANSWER_FLOOR).await;
+    match outcome {
+        Ok(None) => state.page(
+            StatusCode::OK,
+            "reset_sent.html",
+            lang,
+            &req,
+            minijinja::context! {},
+        ),
+        Ok(Some(request_id)) => code_form(&state, &req, lang, StatusCode::OK, &request_id, None),
+        Err(e) => {
+            tracing::error!(error = %e, "password reset request failed");
+            state.unavailable(&req, lang)
+        }
+    }
+}
+
+fn code_form(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    status: StatusCode,
+    request_id: &str,
+    error: Option<String>,
+) -> HttpResponse {
+    no_referrer(state.page(
+        status,
+        "reset_code.html",
+        lang,
+        req,
+        minijinja::context! {
+            request_id => request_id,
+            error => error,
+            minutes => state.services.recovery.policy().sms_code_ttl.as_secs() / 60,
+        },
+    ))
+}
+
+/// The SMS code form.
+#[derive(Debug, Deserialize)]
+pub struct CodeForm {
+    request_id: Option<String>,
+    code: Option<String>,
+    lang: Option<String>,
+}
+
+/// `POST /password/code`: a right code opens the new-password step.
+pub async fn submit_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CodeForm>,
+) -> HttpResponse {
+    let lang = state.lang(&req, form.lang.as_deref());
+    if is_cross_site(&state, &req) {
+        return forbidden(&state, &req, lang);
+    }
+    let request_id = form.request_id.as_deref().unwrap_or_default();
+    let code = form.code.as_deref().unwrap_or_default();
+    let recovery = &state.services.recovery;
+    match recovery
+        .verify_code(request_id, code, state.client_ip(&req))
+        .await
+    {
+        Ok(token) => match recovery.check_token(&token).await {
+            Ok(account) => {
+                new_password_form(&state, &req, lang, StatusCode::OK, &token, &account, None)
+            }
+            Err(e) => refused_or_unavailable(&state, &req, lang, &e),
+        },
+        Err(RecoveryError::Refused(sesame_lifecycle::recovery::Refusal::WrongCode)) => {
+            let msg = state.renderer.text(lang, "reset_error_code");
+            code_form(
+                &state,
+                &req,
+                lang,
+                StatusCode::BAD_REQUEST,
+                request_id,
+                Some(msg),
+            )
+        }
+        Err(e) => refused_or_unavailable(&state, &req, lang, &e),
+    }
+}
+
+fn refused_or_unavailable(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    e: &RecoveryError,
+) -> HttpResponse {
+    match e {
+        RecoveryError::Refused(_) => no_referrer(state.page(
+            StatusCode::BAD_REQUEST,
+            "reset_invalid.html",
+            lang,
+            req,
+            minijinja::context! {},
+        )),
+        RecoveryError::Busy => state.error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            lang,
+            req,
+            "error_title",
+            "error_busy",
+        ),
+        other => {
+            tracing::error!(error = %other, "password reset failed");
+            state.unavailable(req, lang)
+        }
+    }
+}
+
+fn new_password_form(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    status: StatusCode,
+    token: &str,
+    account: &Account,
+    errors: Option<Vec<String>>,
+) -> HttpResponse {
+    let rules = state
+        .services
+        .accounts
+        .policies()
+        .for_affiliation(account.affiliation)
+        .describe(lang);
+    no_referrer(state.page(
+        status,
+        "reset_new_password.html",
+        lang,
+        req,
+        minijinja::context! {
+            token => token,
+            login => account.login.as_str(),
+            rules => rules,
+            errors => errors,
+        },
+    ))
+}
+
+/// Query of the mailed link.
+#[derive(Deserialize)]
+pub struct ResetQuery {
+    token: Option<String>,
+    lang: Option<String>,
+}
+
+impl std::fmt::Debug for ResetQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetQuery").finish_non_exhaustive()
+    }
+}
+
+/// `GET /password/reset?token=`: the mailed link. Shows the new-password form only for a
+/// valid token; consumes nothing.
+pub async fn show_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<ResetQuery>,
+) -> HttpResponse {
+    let lang = state.lang(&req, query.lang.as_deref());
+    let token = query.token.as_deref().unwrap_or_default();
+    match state.services.recovery.check_token(token).await {
+        Ok(account) => new_password_form(&state, &req, lang, StatusCode::OK, token, &account, None),
+        Err(e) => refused_or_unavailable(&state, &req, lang, &e),
+    }
+}
+
+/// The new-password form.
+#[derive(Deserialize)]
+pub struct ResetForm {
+    token: Option<String>,
+    password: Option<String>,
+    confirm: Option<String>,
+    lang: Option<String>,
+}
+
+impl std::fmt::Debug for ResetForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetForm").finish_non_exhaustive()
+    }
+}
+
+/// `POST /password/reset`: the new password, twice, with the verified token (A51).
+pub async fn submit_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ResetForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let lang = state.lang(&req, form.lang.as_deref());
+    if is_cross_site(&state, &req) {
+        return forbidden(&state, &req, lang);
+    }
+    let token = form.token.unwrap_or_default();
+    let password = Password::new(form.password.as_deref().unwrap_or_default());
+    let confirmation = Password::new(form.confirm.as_deref().unwrap_or_default());
+    let recovery = &state.services.recovery;
+    match recovery
+        .reset(&token, password, &confirmation, lang, state.client_ip(&req))
+        .await
+    {
+        Ok(done) => {
+            end_sessions_everywhere(&state, done.account.id, done.ended, true).await;
+            let mut res = state.page(
+                StatusCode::OK,
+                "reset_done.html",
+                lang,
+                &req,
+                minijinja::context! { login => done.account.login.as_str() },
+            );
+            if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
+                tracing::warn!(error = %e, "could not clear the SSO cookie");
+            }
+            no_referrer(res)
+        }
+        Err(RecoveryError::Mismatch) => {
+            let msg = state.renderer.text(lang, "reset_error_mismatch");
+            retry_new_password(&state, &req, lang, &token, vec![msg]).await
+        }
+        Err(RecoveryError::Policy(violations)) => {
+            let msgs = violations.iter().map(|v| v.message(lang)).collect();
+            retry_new_password(&state, &req, lang, &token, msgs).await
+        }
+        Err(e) => refused_or_unavailable(&state, &req, lang, &e),
+    }
+}
+
+async fn retry_new_password(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    token: &str,
+    errors: Vec<String>,
+) -> HttpResponse {
+    match state.services.recovery.check_token(token).await {
+        Ok(account) => new_password_form(
+            state,
+            req,
+            lang,
+            StatusCode::BAD_REQUEST,
+            token,
+            &account,
+            Some(errors),
+        ),
+        Err(e) => refused_or_unavailable(state, req, lang, &e),
+    }
+}
+
+/// After sessions of an account were ended (reset, password change, revoke): single logout
+/// to the applications they logged in to, their proxy tickets revoked; and, when
+/// `all_grants`, every OpenID Connect grant of the account revoked, offline ones included
+/// (a reset means the password may have leaked).
+pub async fn end_sessions_everywhere(
+    state: &AppState,
+    account_id: AccountId,
+    ended: Vec<EndedSession>,
+    all_grants: bool,
+) {
+    for session in &ended {
+        crate::cas_flow::send_single_logout(&state.services, session).await;
+        if let Err(e) = state
+            .services
+            .cas
+            .revoke_session_tickets(&session.handle)
+            .await
+        {
+            tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
+        }
+    }
+    if all_grants {
+        let oidc = &state.services.oidc;
+        for client in oidc.clients.clients() {
+            if let Err(e) = oidc
+                .tokens
+                .grants()
+                .revoke_consent_grants(&account_id, &client.client_id)
+                .await
+            {
+                tracing::error!(error = %e, client.id = %client.client_id, "could not revoke the grants of a reset account");
+            }
+        }
+    }
+}
