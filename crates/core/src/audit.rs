@@ -46,6 +46,17 @@ pub enum AuditKind {
     AccountUpdated,
     /// A provisioning file was imported (the details hold the counts).
     ImportCompleted,
+    // --- helpdesk ---
+    /// An operator blocked an account (the details hold the reason, never the note).
+    AccountBlocked,
+    /// An operator unblocked an account; its next login must change the password.
+    AccountUnblocked,
+    /// Someone sent the public assistance form (the details hold the reference).
+    AssistanceRequested,
+    /// An operator closed an assistance request.
+    AssistanceClosed,
+    /// A disabled account was deleted at the end of its retention period.
+    AccountDeleted,
 }
 
 impl AuditKind {
@@ -71,6 +82,11 @@ impl AuditKind {
             Self::SigningKeyRotated => "oidc.signing_key_rotated",
             Self::AccountUpdated => "account.updated",
             Self::ImportCompleted => "import.completed",
+            Self::AccountBlocked => "account.blocked",
+            Self::AccountUnblocked => "account.unblocked",
+            Self::AssistanceRequested => "assistance.requested",
+            Self::AssistanceClosed => "assistance.closed",
+            Self::AccountDeleted => "account.deleted",
         }
     }
 }

@@ -30,17 +30,29 @@ pub enum MailKind {
     PasswordChanged,
     /// A test mail sent by an operator (`sesame mail test`) to check the settings.
     Test,
+    // --- helpdesk ---
+    /// An assistance request from the public form, for the helpdesk.
+    AssistanceRequest,
+    /// The acknowledgement of an assistance request, to the sender's personal address.
+    AssistanceReceived,
 }
 
 impl MailKind {
     /// Every kind.
-    pub const ALL: &'static [MailKind] = &[Self::PasswordChanged, Self::Test];
+    pub const ALL: &'static [MailKind] = &[
+        Self::PasswordChanged,
+        Self::Test,
+        Self::AssistanceRequest,
+        Self::AssistanceReceived,
+    ];
 
     /// Stable name, as stored, logged and used for template names.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PasswordChanged => "password_changed",
             Self::Test => "test",
+            Self::AssistanceRequest => "assistance_request",
+            Self::AssistanceReceived => "assistance_received",
         }
     }
 }

@@ -2,5 +2,6 @@
 
 pub mod blocking;
 pub mod error;
+pub mod helpdesk;
 pub mod import;
 pub mod login;

@@ -76,6 +76,39 @@ const EMBEDDED: &[(&str, &str)] = &[
         "mail/test/body.en.txt",
         include_str!("../templates/mail/test/body.en.txt"),
     ),
+    // --- helpdesk ---
+    (
+        "mail/assistance_request/subject.fr.txt",
+        include_str!("../templates/mail/assistance_request/subject.fr.txt"),
+    ),
+    (
+        "mail/assistance_request/subject.en.txt",
+        include_str!("../templates/mail/assistance_request/subject.en.txt"),
+    ),
+    (
+        "mail/assistance_request/body.fr.txt",
+        include_str!("../templates/mail/assistance_request/body.fr.txt"),
+    ),
+    (
+        "mail/assistance_request/body.en.txt",
+        include_str!("../templates/mail/assistance_request/body.en.txt"),
+    ),
+    (
+        "mail/assistance_received/subject.fr.txt",
+        include_str!("../templates/mail/assistance_received/subject.fr.txt"),
+    ),
+    (
+        "mail/assistance_received/subject.en.txt",
+        include_str!("../templates/mail/assistance_received/subject.en.txt"),
+    ),
+    (
+        "mail/assistance_received/body.fr.txt",
+        include_str!("../templates/mail/assistance_received/body.fr.txt"),
+    ),
+    (
+        "mail/assistance_received/body.en.txt",
+        include_str!("../templates/mail/assistance_received/body.en.txt"),
+    ),
 ];
 
 /// The languages mails are written in.

@@ -11,11 +11,14 @@ use sesame_core::clock::{Clock, SystemClock};
 use sesame_core::credentials::hasher::PasswordHasher;
 use sesame_core::credentials::pool::HashingPool;
 use sesame_core::ports::{
-    AccountRepo, AuditLog, ConsentRepo, EphemeralStore, MailQueue, Mailer, ProfileRepo,
-    SigningKeyRepo,
+    AccountRepo, AuditLog, ConsentRepo, EphemeralStore, HelpdeskRepo, MailQueue, Mailer,
+    ProfileRepo, SigningKeyRepo,
 };
 use sesame_core::session::SessionManager;
 use sesame_lifecycle::blocking::AccountBlocking;
+use sesame_lifecycle::helpdesk::assistance::{AssistanceDesk, AssistanceDeskParts, AssistanceLimits};
+use sesame_lifecycle::helpdesk::retention::Retention;
+use sesame_lifecycle::helpdesk::{Helpdesk, HelpdeskParts};
 use sesame_mail::mailer::TemplatedMailer;
 use sesame_mail::templates::{MailTemplates, SiteInfo};
 use sesame_mail::transport::build_transport;
@@ -118,6 +121,20 @@ pub struct Services {
     pub oidc: OidcServices,
     /// Outgoing mail.
     pub mail: MailServices,
+    /// The helpdesk: blocks with reasons, unblocks, forced password changes, assistance
+    /// requests, retention.
+    pub helpdesk: HelpdeskServices,
+}
+
+/// The helpdesk's parts.
+#[derive(Debug, Clone)]
+pub struct HelpdeskServices {
+    /// Blocks, unblocks, forced password changes.
+    pub desk: Helpdesk,
+    /// The assistance form's requests.
+    pub assistance: AssistanceDesk,
+    /// Deletion of disabled accounts after the retention period.
+    pub retention: Retention,
 }
 
 /// Options that only tests and tools set.
@@ -184,6 +201,7 @@ impl Services {
         let key_repo: Arc<dyn SigningKeyRepo> = database.clone();
         let profiles: Arc<dyn ProfileRepo> = database.clone();
         let mail_queue: Arc<dyn MailQueue> = database.clone();
+        let helpdesk_repo: Arc<dyn HelpdeskRepo> = database.clone();
         let consents: Arc<dyn ConsentRepo> = database;
         let authenticator = Authenticator::new(
             Arc::clone(&accounts_repo),
@@ -200,7 +218,7 @@ impl Services {
             accounts: Arc::clone(&accounts_repo),
             audit: Arc::clone(&audit),
             store: Arc::clone(&store),
-            hasher,
+            hasher: Arc::clone(&hasher),
             pool: pool.clone(),
             policies: settings.password_policy.clone(),
             lockout: settings.lockout,
@@ -219,6 +237,22 @@ impl Services {
         );
         let oidc = build_oidc(settings, &store, &clock, key_repo, consents).await?;
         let mail = build_mail(settings, mail_queue, &clock)?;
+        let helpdesk = build_helpdesk(
+            settings,
+            HelpdeskParts {
+                accounts: accounts.clone(),
+                accounts_repo: Arc::clone(&accounts_repo),
+                profiles: Arc::clone(&profiles),
+                blocking: blocking.clone(),
+                repo: helpdesk_repo,
+                audit: Arc::clone(&audit),
+                mailer: Arc::clone(&mail.mailer),
+                hasher,
+                pool: pool.clone(),
+                clock: Arc::clone(&clock),
+            },
+            &store,
+        )?;
         Ok(Self {
             accounts_repo,
             audit,
@@ -234,8 +268,45 @@ impl Services {
             registry,
             oidc,
             mail,
+            helpdesk,
         })
     }
+}
+
+/// The helpdesk, the assistance desk and retention over the same parts.
+fn build_helpdesk(
+    settings: &Settings,
+    parts: HelpdeskParts,
+    store: &Arc<dyn EphemeralStore>,
+) -> Result<HelpdeskServices, StartupError> {
+    let h = &settings.helpdesk;
+    let assistance = AssistanceDesk::new(AssistanceDeskParts {
+        repo: Arc::clone(&parts.repo),
+        accounts: Arc::clone(&parts.accounts_repo),
+        audit: Arc::clone(&parts.audit),
+        store: Arc::clone(store),
+        mailer: Arc::clone(&parts.mailer),
+        clock: Arc::clone(&parts.clock),
+        helpdesk_address: h
+            .address()
+            .map_err(|e| StartupError::Mail(e.to_string()))?,
+        helpdesk_lang: h.mail_lang(),
+        limits: AssistanceLimits {
+            per_ip_per_hour: h.form_per_ip_per_hour,
+            acks_per_address_per_day: h.acks_per_address_per_day,
+        },
+    });
+    let retention = Retention::new(
+        Arc::clone(&parts.repo),
+        Arc::clone(&parts.audit),
+        Arc::clone(&parts.clock),
+        Duration::from_secs(u64::from(settings.lifecycle.retention_days) * 86_400),
+    );
+    Ok(HelpdeskServices {
+        desk: Helpdesk::new(parts),
+        assistance,
+        retention,
+    })
 }
 
 async fn build_oidc(

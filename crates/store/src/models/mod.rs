@@ -2,6 +2,7 @@
 
 pub(crate) mod account;
 pub(crate) mod audit;
+pub(crate) mod helpdesk;
 pub(crate) mod mail;
 pub(crate) mod oidc;
 

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+mod helpdesk;
 mod mail;
 mod oidc;
 mod profiles;
