@@ -1,6 +1,7 @@
 //! The `sesame` command line: `serve`, `migrate`, `config check`, `account …`. Account
 //! commands go through the same services as the web, so the same rules apply.
 
+pub mod helpdesk;
 pub mod mail;
 
 use std::io::{IsTerminal, Read};
@@ -91,6 +92,18 @@ pub enum Command {
         #[command(subcommand)]
         action: mail::MailAction,
     },
+    /// Assistance requests sent from the public form (see docs/lifecycle.md).
+    Helpdesk {
+        /// What to do with the requests.
+        #[command(subcommand)]
+        action: helpdesk::HelpdeskAction,
+    },
+    /// Deletion of disabled accounts after `lifecycle.retention_days`.
+    Retention {
+        /// What to do.
+        #[command(subcommand)]
+        action: helpdesk::RetentionAction,
+    },
 }
 
 /// `sesame import --format …`
@@ -151,6 +164,12 @@ pub enum AccountAction {
         /// staff, faculty, student, pupil, parent or affiliate.
         #[arg(long, default_value = "staff")]
         affiliation: String,
+        /// Personal e-mail for recovery (entered by an operator: taken as verified).
+        #[arg(long)]
+        recovery_email: Option<String>,
+        /// Mobile phone for recovery (entered by an operator: taken as verified).
+        #[arg(long)]
+        mobile: Option<String>,
     },
     /// Set the password (read from standard input when it is not a terminal) under the
     /// account's password policy; activates a provisioned account.
@@ -176,12 +195,19 @@ pub enum AccountAction {
         /// Login.
         login: String,
     },
-    /// Block an account (helpdesk) and end its sessions.
+    /// Block an account (helpdesk): no login, ticket or code from now on; its sessions end
+    /// and its applications get single logout.
     Block {
         /// Login.
         login: String,
+        /// phishing, suspicious or other.
+        #[arg(long)]
+        reason: String,
+        /// Why, in a few words (kept with the block, never shown to the person).
+        #[arg(long)]
+        note: Option<String>,
     },
-    /// Unblock a blocked account.
+    /// Unblock a blocked account; its next login must change the password first.
     Unblock {
         /// Login.
         login: String,
@@ -287,6 +313,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mail { action } => {
             let services = Services::build(&settings, &Overrides::default(), true).await?;
             let outcome = mail::run(&settings, &services, action).await;
+            services.accounts_repo.quiesce().await;
+            outcome
+        }
+        Command::Helpdesk { action } => {
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            let outcome = helpdesk::run(&services, action).await;
+            services.accounts_repo.quiesce().await;
+            outcome
+        }
+        Command::Retention { action } => {
+            crate::telemetry::init(&settings.log);
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            let outcome = helpdesk::retention(&services, action).await;
             services.accounts_repo.quiesce().await;
             outcome
         }
@@ -421,7 +460,20 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             given_name,
             family_name,
             affiliation,
+            recovery_email,
+            mobile,
         } => {
+            // Checked before anything is created, so a typo creates nothing.
+            let recovery_email = recovery_email
+                .as_deref()
+                .map(Email::parse)
+                .transpose()
+                .context("--recovery-email")?;
+            let mobile = mobile
+                .as_deref()
+                .map(sesame_core::ids::MobilePhone::parse)
+                .transpose()
+                .context("--mobile")?;
             let new = NewAccount {
                 login: parse_login(&login)?,
                 email: email
@@ -445,6 +497,39 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 "created {} ({}), state {}",
                 account.login, account.id, account.state
             );
+            if recovery_email.is_some() || mobile.is_some() {
+                let changes = sesame_core::account::AccountChanges {
+                    recovery_email: recovery_email
+                        .map(|e| Some(sesame_core::account::Contact::verified(e))),
+                    mobile: mobile.map(|m| Some(sesame_core::account::Contact::verified(m))),
+                    ..Default::default()
+                };
+                let now = services.clock.now();
+                services
+                    .profiles
+                    .update_account(account.id, &changes, now)
+                    .await?;
+                services
+                    .audit
+                    .record(
+                        sesame_core::audit::AuditEvent::new(
+                            sesame_core::audit::AuditKind::AccountUpdated,
+                            now,
+                            "cli",
+                        )
+                        .login(account.login.as_str())
+                        .account(account.id)
+                        .detail(serde_json::json!({
+                            "fields": changes.field_names(),
+                            "verified_by": "operator",
+                        })),
+                    )
+                    .await?;
+                println!(
+                    "recovery contacts set (verified): {}",
+                    changes.field_names().join(", ")
+                );
+            }
             println!("next: sesame account set-password {}", account.login);
         }
         AccountAction::SetPassword { login } => {
@@ -479,6 +564,7 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             if let Some(found) = services.profiles.find_with_profile(account.id).await? {
                 print_profile(&found.profile);
             }
+            print_helpdesk_state(services, &account).await?;
             match services
                 .accounts
                 .locked_until(login.as_str())
@@ -489,7 +575,7 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 None => println!("locked:       no"),
             }
             let events = services.audit.recent(Some(login.as_str()), 10).await?;
-            println!("recent events:");
+            println!("recent security events:");
             for e in events {
                 println!(
                     "  {} {} ip={} by={}",
@@ -518,35 +604,48 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 .map_err(describe)?;
             println!("{login} unlocked");
         }
-        AccountAction::Block { login } => {
-            let (account, ended) = services
-                .blocking
-                .block(&parse_login(&login)?, "cli")
-                .await
-                .map_err(describe)?;
-            // The applications that got tickets or codes from those sessions are told at once.
+        AccountAction::Block {
+            login,
+            reason,
+            note,
+        } => {
+            let reason = reason
+                .parse::<sesame_core::helpdesk::BlockReason>()
+                .context("--reason")?;
+            let blocked = services
+                .helpdesk
+                .desk
+                .block(&parse_login(&login)?, reason, note.as_deref(), "cli")
+                .await?;
+            // The applications that got tickets or codes from those sessions are told at once,
+            // and the proxy-granting tickets of those sessions die with them.
             let mut notified = 0;
-            for handle in &ended {
+            for handle in &blocked.sessions_ended {
                 let ended = sesame_core::session::EndedSession {
                     handle: handle.clone(),
-                    account_id: account.id,
+                    account_id: blocked.account.id,
                     attached: services.sessions.take_attached(handle).await?,
                 };
                 notified += crate::cas_flow::send_single_logout_now(services, &ended).await;
+                services.cas.revoke_session_tickets(handle).await?;
             }
             println!(
-                "{} blocked; {} session(s) ended, {notified} application(s) sent a logout request",
-                account.login,
-                ended.len()
+                "{} blocked ({}); {} session(s) ended, {notified} application(s) sent a logout request",
+                blocked.account.login,
+                blocked.record.reason,
+                blocked.sessions_ended.len()
             );
         }
         AccountAction::Unblock { login } => {
             let account = services
-                .blocking
+                .helpdesk
+                .desk
                 .unblock(&parse_login(&login)?, "cli")
-                .await
-                .map_err(describe)?;
-            println!("{} unblocked, state {}", account.login, account.state);
+                .await?;
+            println!(
+                "{} unblocked, state {}; the password must be changed at the next login",
+                account.login, account.state
+            );
         }
     }
     Ok(())
@@ -762,6 +861,37 @@ fn print_profile(p: &sesame_core::account::AccountProfile) {
     }
 }
 
+/// The helpdesk lines of `sesame account show`: the block and its reason, and whether the next
+/// login must change the password.
+async fn print_helpdesk_state(
+    services: &Services,
+    account: &sesame_core::account::Account,
+) -> anyhow::Result<()> {
+    let repo = services.helpdesk.desk.repo();
+    match repo.find_block(account.id).await? {
+        Some(b) => {
+            println!(
+                "blocked:      {} since {} by {}",
+                b.reason,
+                rfc3339(b.blocked_at),
+                b.blocked_by
+            );
+            if let Some(note) = &b.note {
+                println!("block note:   {note:?}");
+            }
+        }
+        None => println!("blocked:      no"),
+    }
+    match repo.password_change_required(account.id).await? {
+        Some(since) => println!(
+            "password:     must be changed at the next login (since {})",
+            rfc3339(since)
+        ),
+        None => println!("password:     no change required"),
+    }
+    Ok(())
+}
+
 /// `j***@example.org`.
 fn mask_email(address: &str) -> String {
     match address.split_once('@') {
@@ -773,17 +903,22 @@ fn mask_email(address: &str) -> String {
     }
 }
 
-/// `******78`: the last two digits only.
+/// `+33 6** ** ** 78`, `06** ** ** 78`: the country code or the first two digits, then only
+/// the last two.
 fn mask_phone(number: &str) -> String {
-    let shown: String = number
-        .chars()
-        .rev()
-        .take(2)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("******{shown}")
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() < 6 {
+        return "******".to_owned();
+    }
+    let (prefix, rest) = if number.starts_with("+33") || number.starts_with("+32") {
+        (format!("{} {}", &number[..3], chars[3]), &chars[4..])
+    } else if number.starts_with('+') {
+        (format!("{} ", chars[..3].iter().collect::<String>()), &chars[3..])
+    } else {
+        (chars[..2].iter().collect::<String>(), &chars[2..])
+    };
+    let last: String = rest[rest.len().saturating_sub(2)..].iter().collect();
+    format!("{prefix}** ** ** {last}")
 }
 
 fn non_empty(value: &str, flag: &str) -> anyhow::Result<String> {

@@ -32,6 +32,23 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         "logout_confirm.html",
         include_str!("../templates/logout_confirm.html"),
     ),
+    // --- helpdesk ---
+    (
+        "assistance.html",
+        include_str!("../templates/assistance.html"),
+    ),
+    (
+        "assistance_sent.html",
+        include_str!("../templates/assistance_sent.html"),
+    ),
+    (
+        "assistance_blocked.html",
+        include_str!("../templates/assistance_blocked.html"),
+    ),
+    (
+        "password_required.html",
+        include_str!("../templates/password_required.html"),
+    ),
 ];
 
 /// Built-in static files: (name, content type, bytes).

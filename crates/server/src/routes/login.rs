@@ -372,68 +372,203 @@ pub async fn submit_login(
     };
     match state.services.authenticator.login(attempt).await {
         Ok(authenticated) => {
-            // A session the browser already had is ended, and a new identifier issued: the
-            // browser never keeps an identifier that existed before the login (A40).
-            if let Some(old) = req.cookie(&state.sso_cookie_name) {
-                if let Err(e) = state.services.sessions.close(old.value()).await {
-                    tracing::warn!(error = %e, "could not close the previous session");
+            // Nothing is issued (no session, ticket or code) while an action is required.
+            match required_actions(&state, &authenticated.account).await {
+                Ok(actions) => {
+                    if let Some(first) = actions.first() {
+                        return crate::routes::password_required::park(
+                            &state,
+                            &req,
+                            lang,
+                            &authenticated.account,
+                            remember_me,
+                            *first,
+                        )
+                        .await;
+                    }
                 }
-            }
-            let opened = match state
-                .services
-                .sessions
-                .open(
-                    authenticated.account.id,
-                    authenticated.account.login.clone(),
-                    remember_me,
-                )
-                .await
-            {
-                Ok(o) => o,
                 Err(e) => {
-                    tracing::error!(error = %e, "could not open an SSO session");
+                    tracing::error!(error = %e, "could not read the required actions of a login");
                     return state.unavailable(&req, lang);
                 }
-            };
-            let persistent =
-                remember_me.then_some(state.services.sessions.policy().remember_me_secs);
-            let cookie = state.sso_cookie(opened.cookie_value.clone(), persistent);
-            let mut response = match &service {
-                Some((url, registered)) => {
-                    cas_flow::issue_and_redirect(
-                        &state,
-                        &req,
-                        lang,
-                        url,
-                        registered,
-                        &opened.cookie_value,
-                        &opened.session,
-                        true,
-                        query.method_post(),
-                    )
-                    .await
-                }
-                None => {
-                    if let Some(id) = query.authz.as_deref() {
-                        let handle = sesame_core::session::session_handle(&opened.cookie_value);
-                        crate::routes::oidc::authorize::note_fresh_login(&state, id, &handle).await;
-                    }
-                    // 303: the browser follows with a GET and never re-posts the credentials (A46).
-                    let next = query
-                        .oidc_continuation(&state)
-                        .unwrap_or_else(|| format!("{}/cas/login", state.base()));
-                    HttpResponse::SeeOther()
-                        .insert_header(("Location", next))
-                        .finish()
-                }
-            };
-            if let Err(e) = response.add_cookie(&cookie) {
-                tracing::error!(error = %e, "could not set the SSO cookie");
             }
-            response
+            open_session_and_continue(
+                &state,
+                &req,
+                lang,
+                &authenticated.account,
+                remember_me,
+                &query,
+                service.as_ref(),
+            )
+            .await
         }
         Err(err) => login_failure(&state, &req, lang, err, &shown_username).await,
     }
+}
+
+/// What must happen after a correct password and before anything is issued (session,
+/// ticket, code), in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequiredAction {
+    /// Change the password (set by an unblock: the old one may be known to someone else).
+    ChangePassword,
+}
+
+/// The actions `account` must complete before its login opens a session. A login with any
+/// is parked and sent to the first one's page; the page resumes the login once done.
+///
+/// # Errors
+/// Storage errors (the login then fails closed).
+pub async fn required_actions(
+    state: &AppState,
+    account: &sesame_core::account::Account,
+) -> Result<Vec<RequiredAction>, sesame_core::error::RepoError> {
+    let mut actions = Vec::new();
+    if state
+        .services
+        .helpdesk
+        .desk
+        .password_change_required(account)
+        .await?
+    {
+        actions.push(RequiredAction::ChangePassword);
+    }
+    Ok(actions)
+}
+
+/// Continues a login parked for its required actions, once they are done: as a fresh login
+/// with the query it was made with (`service`, `authz`, `method`…).
+pub async fn resume_parked_login(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account: &sesame_core::account::Account,
+    remember_me: bool,
+    query_string: &str,
+) -> HttpResponse {
+    let Ok(query) = web::Query::<LoginQuery>::from_query(query_string) else {
+        return login_form(state, req, lang, StatusCode::OK, None, "").await;
+    };
+    let service = query.service.as_deref().and_then(|url| {
+        state
+            .services
+            .registry
+            .find(url)
+            .cloned()
+            .map(|s| (url.to_owned(), s))
+    });
+    open_session_and_continue(
+        state,
+        req,
+        lang,
+        account,
+        remember_me,
+        &query,
+        service.as_ref(),
+    )
+    .await
+}
+
+/// Opens the SSO session of a login that passed every check and continues where it was
+/// going: a service ticket for a CAS service, the parked OpenID Connect request, or the
+/// logged-in page.
+async fn open_session_and_continue(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account: &sesame_core::account::Account,
+    remember_me: bool,
+    query: &LoginQuery,
+    service: Option<&(String, sesame_protocol::services::RegisteredService)>,
+) -> HttpResponse {
+    // A session the browser already had is ended, and a new identifier issued: the
+    // browser never keeps an identifier that existed before the login (A40).
+    if let Some(old) = req.cookie(&state.sso_cookie_name) {
+        if let Err(e) = state.services.sessions.close(old.value()).await {
+            tracing::warn!(error = %e, "could not close the previous session");
+        }
+    }
+    let opened = match state
+        .services
+        .sessions
+        .open(
+            account.id,
+            account.login.clone(),
+            remember_me,
+        )
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "could not open an SSO session");
+            return state.unavailable(req, lang);
+        }
+    };
+    // A block that committed while this login was being checked must not leave it a
+    // session (C11). The session is in the account's set before the state is read again,
+    // so either this read sees the block, or the block's ending of the account's sessions
+    // (which follows its state change) sees this session.
+    match state.services.accounts_repo.find_by_id(account.id).await {
+        Ok(Some(now)) if now.state == AccountState::Active => {}
+        outcome => {
+            if let Err(e) = state.services.sessions.close(&opened.cookie_value).await {
+                tracing::error!(error = %e, "could not close the session of an account blocked during its login");
+            }
+            return match outcome {
+                Ok(Some(now)) if now.state == AccountState::Blocked => {
+                    crate::routes::assistance::blocked_page(state, req, lang)
+                }
+                Ok(_) => state.error_page(
+                    StatusCode::FORBIDDEN,
+                    lang,
+                    req,
+                    "error_title",
+                    "error_disabled",
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "database unavailable after opening a session");
+                    state.unavailable(req, lang)
+                }
+            };
+        }
+    }
+    let persistent =
+        remember_me.then_some(state.services.sessions.policy().remember_me_secs);
+    let cookie = state.sso_cookie(opened.cookie_value.clone(), persistent);
+    let mut response = match service {
+        Some((url, registered)) => {
+            cas_flow::issue_and_redirect(
+                state,
+                req,
+                lang,
+                url,
+                registered,
+                &opened.cookie_value,
+                &opened.session,
+                true,
+                query.method_post(),
+            )
+            .await
+        }
+        None => {
+            if let Some(id) = query.authz.as_deref() {
+                let handle = sesame_core::session::session_handle(&opened.cookie_value);
+                crate::routes::oidc::authorize::note_fresh_login(state, id, &handle).await;
+            }
+            // 303: the browser follows with a GET and never re-posts the credentials (A46).
+            let next = query
+                .oidc_continuation(state)
+                .unwrap_or_else(|| format!("{}/cas/login", state.base()));
+            HttpResponse::SeeOther()
+                .insert_header(("Location", next))
+                .finish()
+        }
+    };
+    if let Err(e) = response.add_cookie(&cookie) {
+        tracing::error!(error = %e, "could not set the SSO cookie");
+    }
+    response
 }
 
 async fn login_failure(
@@ -443,6 +578,11 @@ async fn login_failure(
     err: AuthError,
     username: &str,
 ) -> HttpResponse {
+    if matches!(err, AuthError::Blocked) {
+        // Only a correct password gets here: it may learn that the account is blocked, and
+        // where to ask for help.
+        return crate::routes::assistance::blocked_page(state, req, lang);
+    }
     let text = |key: &str| state.renderer.text(lang, key);
     let (status, message, retry_after) = match err {
         AuthError::InvalidCredentials => (

@@ -2,11 +2,13 @@
 
 pub mod account;
 pub mod assets;
+pub mod assistance;
 pub mod cas;
 pub mod health;
 pub mod login;
 pub mod logout;
 pub mod oidc;
+pub mod password_required;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -72,6 +74,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
         .route("/static/{name}", web::get().to(assets::static_file))
+        .configure(assistance::configure)
+        .configure(password_required::configure)
         .default_service(web::to(not_found));
 }
 
