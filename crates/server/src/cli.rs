@@ -913,7 +913,10 @@ fn mask_phone(number: &str) -> String {
     let (prefix, rest) = if number.starts_with("+33") || number.starts_with("+32") {
         (format!("{} {}", &number[..3], chars[3]), &chars[4..])
     } else if number.starts_with('+') {
-        (format!("{} ", chars[..3].iter().collect::<String>()), &chars[3..])
+        (
+            format!("{} ", chars[..3].iter().collect::<String>()),
+            &chars[3..],
+        )
     } else {
         (chars[..2].iter().collect::<String>(), &chars[2..])
     };

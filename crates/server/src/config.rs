@@ -122,7 +122,10 @@ impl HelpdeskSettings {
             return err("helpdesk.lang", "expected fr or en");
         }
         if self.form_per_ip_per_hour == 0 || self.form_per_ip_per_hour > 1000 {
-            return err("helpdesk.form_per_ip_per_hour", "must be between 1 and 1000");
+            return err(
+                "helpdesk.form_per_ip_per_hour",
+                "must be between 1 and 1000",
+            );
         }
         if self.acks_per_address_per_day == 0 || self.acks_per_address_per_day > 100 {
             return err(

@@ -16,7 +16,9 @@ use sesame_core::ports::{
 };
 use sesame_core::session::SessionManager;
 use sesame_lifecycle::blocking::AccountBlocking;
-use sesame_lifecycle::helpdesk::assistance::{AssistanceDesk, AssistanceDeskParts, AssistanceLimits};
+use sesame_lifecycle::helpdesk::assistance::{
+    AssistanceDesk, AssistanceDeskParts, AssistanceLimits,
+};
 use sesame_lifecycle::helpdesk::retention::Retention;
 use sesame_lifecycle::helpdesk::{Helpdesk, HelpdeskParts};
 use sesame_mail::mailer::TemplatedMailer;
@@ -287,9 +289,7 @@ fn build_helpdesk(
         store: Arc::clone(store),
         mailer: Arc::clone(&parts.mailer),
         clock: Arc::clone(&parts.clock),
-        helpdesk_address: h
-            .address()
-            .map_err(|e| StartupError::Mail(e.to_string()))?,
+        helpdesk_address: h.address().map_err(|e| StartupError::Mail(e.to_string()))?,
         helpdesk_lang: h.mail_lang(),
         limits: AssistanceLimits {
             per_ip_per_hour: h.form_per_ip_per_hour,

@@ -349,8 +349,7 @@ impl AssistanceDesk {
                 tracing::error!(error = %e, "could not queue an assistance request for the helpdesk");
             }
         }
-        self.acknowledge(&request, &form.personal_email, lang)
-            .await;
+        self.acknowledge(&request, &form.personal_email, lang).await;
         Ok(request)
     }
 
@@ -366,7 +365,9 @@ impl AssistanceDesk {
         {
             Ok(r) if r.attempt <= p.limits.acks_per_address_per_day => {}
             Ok(_) => {
-                tracing::info!("assistance acknowledgement skipped: the address's daily budget is spent");
+                tracing::info!(
+                    "assistance acknowledgement skipped: the address's daily budget is spent"
+                );
                 return;
             }
             Err(e) => {

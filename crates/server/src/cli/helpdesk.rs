@@ -106,7 +106,9 @@ pub async fn run(services: &Services, action: HelpdeskAction) -> anyhow::Result<
             println!("institutional:  {:?}", r.institutional_email);
             match r.account_id {
                 Some(id) => match services.accounts_repo.find_by_id(id).await? {
-                    Some(a) => println!("account:        {} ({}), state {}", a.login, a.id, a.state),
+                    Some(a) => {
+                        println!("account:        {} ({}), state {}", a.login, a.id, a.state)
+                    }
                     None => println!("account:        -"),
                 },
                 None => println!("account:        none has this institutional address"),

@@ -492,11 +492,7 @@ async fn open_session_and_continue(
     let opened = match state
         .services
         .sessions
-        .open(
-            account.id,
-            account.login.clone(),
-            remember_me,
-        )
+        .open(account.id, account.login.clone(), remember_me)
         .await
     {
         Ok(o) => o,
@@ -533,8 +529,7 @@ async fn open_session_and_continue(
             };
         }
     }
-    let persistent =
-        remember_me.then_some(state.services.sessions.policy().remember_me_secs);
+    let persistent = remember_me.then_some(state.services.sessions.policy().remember_me_secs);
     let cookie = state.sso_cookie(opened.cookie_value.clone(), persistent);
     let mut response = match service {
         Some((url, registered)) => {

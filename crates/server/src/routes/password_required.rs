@@ -194,9 +194,12 @@ fn render(
     status: StatusCode,
     token: &str,
     account: &Account,
-    error: Option<String>,
-    violations: Vec<String>,
+    problem: Option<(String, Vec<String>)>,
 ) -> HttpResponse {
+    let (error, violations) = match problem {
+        Some((message, violations)) => (Some(message), violations),
+        None => (None, Vec::new()),
+    };
     let rules = state
         .services
         .accounts
@@ -225,16 +228,9 @@ pub async fn show_form(
 ) -> HttpResponse {
     let lang = state.lang(&req, query.lang.as_deref());
     match parked_login(&state, &req).await {
-        Ok(Some((token, _, account))) => render(
-            &state,
-            &req,
-            lang,
-            StatusCode::OK,
-            &token,
-            &account,
-            None,
-            Vec::new(),
-        ),
+        Ok(Some((token, _, account))) => {
+            render(&state, &req, lang, StatusCode::OK, &token, &account, None)
+        }
         Ok(None) => expired(&state, &req, lang),
         Err(e) => {
             tracing::error!(error = %e, "could not read a parked login");
@@ -283,8 +279,7 @@ pub async fn submit_form(
             StatusCode::BAD_REQUEST,
             &token,
             &account,
-            Some(msg),
-            Vec::new(),
+            Some((msg, Vec::new())),
         );
     }
     let outcome = state
@@ -368,8 +363,7 @@ pub async fn submit_form(
         status,
         &token,
         &account,
-        Some(message),
-        violations,
+        Some((message, violations)),
     )
 }
 

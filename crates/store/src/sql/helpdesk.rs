@@ -175,7 +175,10 @@ impl HelpdeskRepo for Database {
         .await
     }
 
-    async fn insert_assistance_request(&self, request: &AssistanceRequest) -> Result<(), RepoError> {
+    async fn insert_assistance_request(
+        &self,
+        request: &AssistanceRequest,
+    ) -> Result<(), RepoError> {
         let row = AssistanceRow::new(request);
         self.run(move |conn| {
             diesel::insert_into(assistance_requests::table)
