@@ -350,7 +350,7 @@ async fn a_blocked_person_asks_for_help_is_unblocked_and_must_change_the_passwor
     assert_eq!(form.status(), 200);
     let html = form.text().await.unwrap();
     assert!(
-        html.contains("au moins 15 caractères"),
+        html.contains("Au moins 15 caractères"),
         "the policy is shown: {html}"
     );
     let csrf = hidden_field(&html, "csrf").unwrap();
