@@ -690,10 +690,17 @@ async fn c11_a_block_racing_many_logins_leaves_nothing_issued_once_it_returns() 
             .unwrap();
         forms.push((client, extract_lt(&page).unwrap()));
     }
-    let logins = forms.iter().map(|(client, lt)| {
+    // The block starts once a tenth of the logins have answered, so that it lands in the
+    // middle of the burst: some logins finish before it, others are being checked while it
+    // commits, the rest start after it.
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let progress = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut tasks = Vec::new();
+    for (client, lt) in &forms {
         let url = format!("{}/cas/login?service={}", app.address, enc(APP));
-        let login = login.clone();
-        async move {
+        let (client, lt, login) = (client.clone(), lt.clone(), login.clone());
+        let (answered, progress) = (answered.clone(), progress.clone());
+        tasks.push(tokio::spawn(async move {
             let res = client
                 .post(url)
                 .form(&[
@@ -704,23 +711,33 @@ async fn c11_a_block_racing_many_logins_leaves_nothing_issued_once_it_returns() 
                 .send()
                 .await
                 .unwrap();
-            (
+            let outcome = (
                 res.status().as_u16(),
                 query_param(&location(&res), "ticket"),
-            )
+            );
+            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            progress.notify_one();
+            outcome
+        }));
+    }
+    loop {
+        let waiting = progress.notified();
+        if answered.load(std::sync::atomic::Ordering::SeqCst) >= LOGINS / 10 {
+            break;
         }
-    });
-    let block = async {
-        // Let the first logins get going, then block in the middle of the burst.
-        tokio::task::yield_now().await;
-        app.services
-            .helpdesk
-            .desk
-            .block(&account.login, BlockReason::Suspicious, None, "test")
-            .await
-            .unwrap();
-    };
-    let (outcomes, ()) = tokio::join!(join_all(logins), block);
+        waiting.await;
+    }
+    app.services
+        .helpdesk
+        .desk
+        .block(&account.login, BlockReason::Suspicious, None, "test")
+        .await
+        .unwrap();
+    let outcomes: Vec<(u16, Option<String>)> = join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
 
     // Whatever each login got before the block returned is dead now, and nothing new comes.
     let tickets: Vec<String> = outcomes.iter().filter_map(|(_, t)| t.clone()).collect();
