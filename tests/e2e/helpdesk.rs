@@ -989,3 +989,64 @@ async fn retention_deletes_only_disabled_accounts_past_the_period_and_keeps_the_
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a54_a_block_from_the_command_line_refuses_what_was_issued_even_in_embedded_mode() {
+    // The CLI is another process: with Redis it ends the sessions itself; with the in-process
+    // store it cannot reach them, and the server must ask the database.
+    let app = helpdesk_app().await;
+    let cli = Cli::for_app(&app);
+    let login = unique_login("a54cli");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let person = browser();
+    let res = post_login_for_service(&app, &person, &login, GOOD_PASSWORD).await;
+    let ticket = query_param(&location(&res), "ticket").unwrap();
+    let code = portal_code(&app, &person, None).await;
+    let (status, tokens) = token(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CB),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let unredeemed = portal_code(&app, &person, None).await;
+
+    let out = cli.run(
+        &["account", "block", &login, "--reason", "suspicious"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    assert!(validated_user(&validate(&app, &ticket).await).is_none());
+    let (status, _) = token(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &unredeemed),
+            ("redirect_uri", CB),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = token(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // Unblocking does not bring back what existed before the block: the old session is
+    // refused until, and after, the forced change.
+    let out = cli.run(&["account", "unblock", &login], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!session_gets_a_ticket(&app, &person).await);
+    let res = post_login_for_service(&app, &person, &login, GOOD_PASSWORD).await;
+    assert!(location(&res).contains("/password/required"));
+}

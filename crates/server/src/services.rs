@@ -246,6 +246,7 @@ impl Services {
                 accounts_repo: Arc::clone(&accounts_repo),
                 profiles: Arc::clone(&profiles),
                 blocking: blocking.clone(),
+                sessions: sessions.clone(),
                 repo: helpdesk_repo,
                 audit: Arc::clone(&audit),
                 mailer: Arc::clone(&mail.mailer),

@@ -23,6 +23,7 @@ use sesame_core::i18n::Lang;
 use sesame_core::ids::LoginName;
 use sesame_core::mail::MailMessage;
 use sesame_core::ports::{AccountRepo, AuditLog, HelpdeskRepo, Mailer, ProfileRepo};
+use sesame_core::session::SessionManager;
 
 use crate::blocking::AccountBlocking;
 
@@ -102,6 +103,8 @@ pub struct HelpdeskParts {
     pub profiles: Arc<dyn ProfileRepo>,
     /// Blocking and its session ending.
     pub blocking: AccountBlocking,
+    /// SSO sessions (a forced change ends those older than it).
+    pub sessions: SessionManager,
     /// The helpdesk's records.
     pub repo: Arc<dyn HelpdeskRepo>,
     /// Audit trail.
@@ -256,7 +259,9 @@ impl Helpdesk {
     /// The forced password change after an unblock: the current password (the one just
     /// typed at login) again, the new one twice. The new one must meet the policy and differ
     /// from the current one; once stored, the requirement is lifted and a notice goes to the
-    /// verified recovery address.
+    /// verified recovery address. Every SSO session the account still has is ended (they
+    /// predate the block: with the in-process store, an operator's block could not reach
+    /// them); their handles are returned for single logout.
     ///
     /// # Errors
     /// [`PasswordChangeError`] saying what to fix.
@@ -267,7 +272,7 @@ impl Helpdesk {
         new: &Password,
         confirm: &Password,
         ip: Option<std::net::IpAddr>,
-    ) -> Result<Account, PasswordChangeError> {
+    ) -> Result<(Account, Vec<String>), PasswordChangeError> {
         if !self.password_change_required(account).await? {
             return Err(PasswordChangeError::NotRequired);
         }
@@ -303,9 +308,15 @@ impl Helpdesk {
             .accounts
             .set_password(&account.login, new.clone(), "self")
             .await?;
+        let ended = self
+            .parts
+            .sessions
+            .close_all_for(account.id)
+            .await
+            .map_err(|e| PasswordChangeError::Helpdesk(e.into()))?;
         self.parts.repo.clear_password_change(account.id).await?;
         self.notify_password_changed(&account, ip).await;
-        Ok(account)
+        Ok((account, ended))
     }
 
     /// Sends the password-changed notice to the verified recovery address, if there is one.

@@ -100,7 +100,29 @@ pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(Str
         .find_by_login(&session.login)
         .await
     {
-        Ok(Some(account)) if account.state == AccountState::Active => Some((value, session)),
+        Ok(Some(account)) if account.state == AccountState::Active => {
+            // A session that lives while a password change is pending predates the block
+            // that led to it (no session opens until the change): it ends here.
+            match state
+                .services
+                .helpdesk
+                .desk
+                .password_change_required(&account)
+                .await
+            {
+                Ok(false) => Some((value, session)),
+                Ok(true) => {
+                    if let Err(e) = state.services.sessions.close(&value).await {
+                        tracing::warn!(error = %e, "could not close a session older than a block");
+                    }
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "database unavailable while reading a session");
+                    None
+                }
+            }
+        }
         Ok(_) => {
             if let Err(e) = state.services.sessions.close(&value).await {
                 tracing::warn!(error = %e, "could not close the session of an unusable account");
@@ -110,6 +132,44 @@ pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(Str
         Err(e) => {
             tracing::warn!(error = %e, "database unavailable while reading a session");
             None
+        }
+    }
+}
+
+/// Whether the account a ticket, code or token was issued to may still use it, as far as
+/// this process can tell without the database: with a shared store (Redis), a block ends the
+/// account's sessions everywhere, so a live session is enough. With the in-process store, an
+/// operator's block runs in another process and cannot end this process's sessions, so the
+/// database is asked (A54). Fails closed.
+pub async fn account_still_usable(
+    state: &AppState,
+    account_id: Option<sesame_core::ids::AccountId>,
+) -> bool {
+    if state.settings.store.url != "memory://" {
+        return true;
+    }
+    let Some(id) = account_id else {
+        return true;
+    };
+    let account = match state.services.accounts_repo.find_by_id(id).await {
+        Ok(Some(a)) if a.state == AccountState::Active => a,
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable while checking an account");
+            return false;
+        }
+    };
+    match state
+        .services
+        .helpdesk
+        .desk
+        .password_change_required(&account)
+        .await
+    {
+        Ok(required) => !required,
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable while checking an account");
+            false
         }
     }
 }

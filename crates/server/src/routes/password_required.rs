@@ -290,7 +290,29 @@ pub async fn submit_form(
         .await;
     let text = |key: &str| state.renderer.text(lang, key);
     let (status, message, violations) = match outcome {
-        Ok(_) => return finish(&state, &req, lang, &token, &parked).await,
+        Ok((changed, ended)) => {
+            // Sessions older than the block (see `change_required_password`) end with single
+            // logout, as at a logout.
+            for handle in ended {
+                match state.services.sessions.take_attached(&handle).await {
+                    Ok(attached) => {
+                        let ended = sesame_core::session::EndedSession {
+                            handle: handle.clone(),
+                            account_id: changed.id,
+                            attached,
+                        };
+                        crate::cas_flow::send_single_logout(&state.services, &ended).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not read the services of an ended session")
+                    }
+                }
+                if let Err(e) = state.services.cas.revoke_session_tickets(&handle).await {
+                    tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
+                }
+            }
+            return finish(&state, &req, lang, &token, &parked).await;
+        }
         Err(PasswordChangeError::WrongCurrent) => {
             let tries = state
                 .services
