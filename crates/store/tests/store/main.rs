@@ -5,6 +5,8 @@
 #[cfg(test)]
 mod ephemeral;
 #[cfg(test)]
+mod helpdesk;
+#[cfg(test)]
 mod mail;
 #[cfg(test)]
 mod oidc;
