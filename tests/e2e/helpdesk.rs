@@ -1050,3 +1050,92 @@ async fn a54_a_block_from_the_command_line_refuses_what_was_issued_even_in_embed
     let res = post_login_for_service(&app, &person, &login, GOOD_PASSWORD).await;
     assert!(location(&res).contains("/password/required"));
 }
+
+#[tokio::test]
+async fn after_an_unblock_an_openid_connect_login_changes_the_password_then_gets_its_code() {
+    let app = helpdesk_app().await;
+    let login = unique_login("oidcunblock");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    let desk = &app.services.helpdesk.desk;
+    desk.block(&account.login, BlockReason::Other, None, "test")
+        .await
+        .unwrap();
+    desk.unblock(&account.login, "test").await.unwrap();
+
+    let person = browser();
+    let mut url = url::Url::parse(&format!("{}/authorize", app.address)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "portal")
+        .append_pair("redirect_uri", CB)
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "s")
+        .append_pair("nonce", "n");
+    let res = person.get(url.as_str()).send().await.unwrap();
+    let to_login = location(&res);
+    let to_login = if to_login.starts_with("http") {
+        to_login
+    } else {
+        format!("{}{to_login}", app.address)
+    };
+    let authz = query_param(&to_login, "authz").unwrap();
+    let html = person
+        .get(&to_login)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lt = extract_lt(&html).unwrap();
+    let res = person
+        .post(format!("{}/cas/login?authz={authz}", app.address))
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let page = location(&res);
+    assert!(page.contains("/password/required"), "{page}");
+    let html = person
+        .get(&page)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_field(&html, "csrf").unwrap();
+    let res = person
+        .post(format!("{}/password/required", app.address))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current_password", GOOD_PASSWORD),
+            ("new_password", NEW_PASSWORD),
+            ("confirm_password", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let next = location(&res);
+    assert!(next.contains("/authorize/continue?authz="), "{next}");
+    // The authorization request resumes with the new session and reaches the client.
+    let code = portal_code(&app, &person, None).await;
+    let (status, tokens) = token(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CB),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let res = person.get(&next).send().await.unwrap();
+    assert!(location(&res).starts_with(CB), "{}", location(&res));
+}
