@@ -102,7 +102,11 @@ pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(Str
     {
         Ok(Some(account)) if account.state == AccountState::Active => {
             // A session that lives while a password change is pending predates the block
-            // that led to it (no session opens until the change): it ends here.
+            // that led to it (no session opens until the change): it ends here. Only the
+            // in-process store can hold one: with a shared store the block ended it.
+            if state.settings.store.url != "memory://" {
+                return Some((value, session));
+            }
             match state
                 .services
                 .helpdesk
