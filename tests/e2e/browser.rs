@@ -519,3 +519,143 @@ async fn the_account_and_reset_pages_are_accessible_at_phone_width() {
     assert!(fits_the_width(&c).await, "account page at 375 px");
     c.close().await.unwrap();
 }
+
+// --- helpdesk ---
+
+#[tokio::test]
+async fn a_blocked_person_finds_the_assistance_form_and_later_changes_the_password_at_phone_width()
+{
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let login = unique_login("a11yblock");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    app.services
+        .helpdesk
+        .desk
+        .block(
+            &account.login,
+            sesame_core::helpdesk::BlockReason::Phishing,
+            None,
+            "test",
+        )
+        .await
+        .unwrap();
+    let c = connect(&driver, 375).await;
+    let check = |name: &'static str| {
+        let c = c.clone();
+        async move {
+            assert_eq!(
+                serious_accessibility_violations(&c).await,
+                Vec::<String>::new(),
+                "{name}"
+            );
+            assert!(fits_the_width(&c).await, "{name} overflows at 375 px");
+        }
+    };
+    let type_into = |id: &'static str, value: String| {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Id(id))
+                .await
+                .unwrap()
+                .send_keys(&value)
+                .await
+                .unwrap();
+        }
+    };
+    let submit = || {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Css("button[type=submit].primary"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    };
+
+    // The right password: the blocked page, with the way to the form.
+    c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
+    type_into("username", login.clone()).await;
+    type_into("password", GOOD_PASSWORD.to_owned()).await;
+    submit().await;
+    c.wait()
+        .for_element(Locator::Id("blocked-message"))
+        .await
+        .unwrap();
+    check("blocked page").await;
+    c.find(Locator::Id("assistance-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("institutional_email"))
+        .await
+        .unwrap();
+    check("assistance form").await;
+    // Sent empty: every field says what is missing, and the summary links to them.
+    submit().await;
+    c.wait()
+        .for_element(Locator::Id("assistance-errors"))
+        .await
+        .unwrap();
+    check("assistance form with errors").await;
+    type_into(
+        "institutional_email",
+        account.email.clone().unwrap().to_string(),
+    )
+    .await;
+    type_into("personal_email", "perso@gmail.example".to_owned()).await;
+    type_into("phone", "06 12 34 56 78".to_owned()).await;
+    type_into("identity_hint", "12/03/1990".to_owned()).await;
+    type_into(
+        "description",
+        "Compte bloqué, merci de me rappeler.".to_owned(),
+    )
+    .await;
+    submit().await;
+    c.wait()
+        .for_element(Locator::Id("assistance-reference"))
+        .await
+        .unwrap();
+    check("assistance sent page").await;
+
+    // Unblocked: the next login asks for a new password first.
+    app.services
+        .helpdesk
+        .desk
+        .unblock(&account.login, "test")
+        .await
+        .unwrap();
+    c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
+    type_into("username", login.clone()).await;
+    type_into("password", GOOD_PASSWORD.to_owned()).await;
+    submit().await;
+    c.wait()
+        .for_element(Locator::Id("new_password"))
+        .await
+        .unwrap();
+    check("forced password change").await;
+    type_into("current_password", GOOD_PASSWORD.to_owned()).await;
+    type_into(
+        "new_password",
+        "seven lanterns over the quiet canal".to_owned(),
+    )
+    .await;
+    type_into(
+        "confirm_password",
+        "seven lanterns over the quiet canal".to_owned(),
+    )
+    .await;
+    submit().await;
+    c.wait()
+        .for_element(Locator::Id("current-user"))
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+}

@@ -182,7 +182,10 @@ async fn block_and_unblock_from_the_command_line() {
         303
     );
 
-    let out = cli.run(&["account", "block", &login], None);
+    let out = cli.run(
+        &["account", "block", &login, "--reason", "suspicious"],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out));
     // Whether or not the CLI could reach the session store, the session is dead at its next use.
     let html = client
@@ -449,7 +452,10 @@ async fn blocking_from_the_command_line_sends_single_logout_to_the_applications(
         .unwrap();
     assert_eq!(res.status(), 303);
 
-    let out = cli.run(&["account", "block", &login], None);
+    let out = cli.run(
+        &["account", "block", &login, "--reason", "suspicious"],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("1 session(s) ended, 1 application(s)"),

@@ -13,6 +13,7 @@ mod cas;
 mod cli;
 mod headers;
 mod health;
+mod helpdesk;
 mod import;
 mod interop;
 mod lockout;

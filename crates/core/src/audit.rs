@@ -52,8 +52,6 @@ pub enum AuditKind {
     ApiKeyRevoked,
     /// An operator ended every SSO session of an account.
     SessionsEnded,
-    /// Why an operator blocked an account (beside the state change it goes with).
-    BlockReasonNoted,
     // --- activation ---
     /// An identity check, code or link opened an activation (the details name the path).
     ActivationStarted,
@@ -84,6 +82,17 @@ pub enum AuditKind {
     SessionRevoked,
     /// A recovery e-mail, mobile or mail redirect was proven by its link or code.
     ContactVerified,
+    // --- helpdesk ---
+    /// An operator blocked an account (the details hold the reason, never the note).
+    AccountBlocked,
+    /// An operator unblocked an account; its next login must change the password.
+    AccountUnblocked,
+    /// Someone sent the public assistance form (the details hold the reference).
+    AssistanceRequested,
+    /// An operator closed an assistance request.
+    AssistanceClosed,
+    /// A disabled account was deleted at the end of its retention period.
+    AccountDeleted,
 }
 
 impl AuditKind {
@@ -112,7 +121,6 @@ impl AuditKind {
             Self::ApiKeyCreated => "api_key.created",
             Self::ApiKeyRevoked => "api_key.revoked",
             Self::SessionsEnded => "account.sessions_ended",
-            Self::BlockReasonNoted => "account.block_reason",
             Self::ActivationStarted => "activation.started",
             Self::ActivationFailed => "activation.failed",
             Self::ActivationStepCompleted => "activation.step_completed",
@@ -127,6 +135,11 @@ impl AuditKind {
             Self::PasswordResetRefused => "recovery.reset_refused",
             Self::SessionRevoked => "account.session_revoked",
             Self::ContactVerified => "account.contact_verified",
+            Self::AccountBlocked => "account.blocked",
+            Self::AccountUnblocked => "account.unblocked",
+            Self::AssistanceRequested => "assistance.requested",
+            Self::AssistanceClosed => "assistance.closed",
+            Self::AccountDeleted => "account.deleted",
         }
     }
 }

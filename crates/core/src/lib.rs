@@ -8,6 +8,7 @@ pub mod authn;
 pub mod clock;
 pub mod credentials;
 pub mod error;
+pub mod helpdesk;
 pub mod i18n;
 pub mod ids;
 pub mod lockout;

@@ -41,6 +41,11 @@ pub enum MailKind {
     AddressVerification,
     /// A notice to the former recovery address that another one replaced it.
     RecoveryEmailChanged,
+    // --- helpdesk ---
+    /// An assistance request from the public form, for the helpdesk.
+    AssistanceRequest,
+    /// The acknowledgement of an assistance request, to the sender's personal address.
+    AssistanceReceived,
 }
 
 impl MailKind {
@@ -53,6 +58,8 @@ impl MailKind {
         Self::PasswordReset,
         Self::AddressVerification,
         Self::RecoveryEmailChanged,
+        Self::AssistanceRequest,
+        Self::AssistanceReceived,
     ];
 
     /// Stable name, as stored, logged and used for template names.
@@ -65,6 +72,8 @@ impl MailKind {
             Self::PasswordReset => "password_reset",
             Self::AddressVerification => "address_verification",
             Self::RecoveryEmailChanged => "recovery_email_changed",
+            Self::AssistanceRequest => "assistance_request",
+            Self::AssistanceReceived => "assistance_received",
         }
     }
 }

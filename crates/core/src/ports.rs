@@ -442,3 +442,98 @@ pub trait ApiKeyRepo: Send + Sync + std::fmt::Debug {
     /// Records that the key was used at `now`.
     async fn touch_api_key(&self, id: &str, now: OffsetDateTime) -> Result<(), RepoError>;
 }
+
+/// The helpdesk's records (the SQL database): blocks with their reason, forced password
+/// changes, disable times, assistance requests, and the deletion of accounts past retention.
+#[async_trait]
+pub trait HelpdeskRepo: Send + Sync + std::fmt::Debug {
+    /// Records why `account_id` is blocked, replacing any earlier record.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if there is no such account.
+    async fn save_block(
+        &self,
+        account_id: AccountId,
+        block: &crate::helpdesk::BlockRecord,
+    ) -> Result<(), RepoError>;
+
+    /// The current block record of `account_id`, if any.
+    async fn find_block(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Option<crate::helpdesk::BlockRecord>, RepoError>;
+
+    /// Forgets the block record of `account_id` (the audit trail keeps its history).
+    async fn clear_block(&self, account_id: AccountId) -> Result<(), RepoError>;
+
+    /// Makes the next login of `account_id` change its password first. Keeps the earlier
+    /// requirement if there is one.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if there is no such account.
+    async fn require_password_change(
+        &self,
+        account_id: AccountId,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError>;
+
+    /// Since when `account_id` must change its password, if it must.
+    async fn password_change_required(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Option<OffsetDateTime>, RepoError>;
+
+    /// Lifts the requirement; `true` if there was one.
+    async fn clear_password_change(&self, account_id: AccountId) -> Result<bool, RepoError>;
+
+    /// Stores a new assistance request.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] naming `reference` if the reference is taken.
+    async fn insert_assistance_request(
+        &self,
+        request: &crate::helpdesk::AssistanceRequest,
+    ) -> Result<(), RepoError>;
+
+    /// One request, by reference.
+    async fn find_assistance_request(
+        &self,
+        reference: &str,
+    ) -> Result<Option<crate::helpdesk::AssistanceRequest>, RepoError>;
+
+    /// The most recent requests first, only the open ones if `open_only`; `limit` is clamped
+    /// to 0..=10 000.
+    async fn list_assistance_requests(
+        &self,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<crate::helpdesk::AssistanceRequest>, RepoError>;
+
+    /// Closes an open request; `false` if it was already closed.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] if there is no such request.
+    async fn close_assistance_request(
+        &self,
+        reference: &str,
+        closure: &crate::helpdesk::AssistanceClosure,
+    ) -> Result<bool, RepoError>;
+
+    /// The accounts in the disabled state that were disabled at or before `cutoff`, oldest
+    /// first, at most `limit`.
+    async fn disabled_before(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<crate::helpdesk::DisabledAccount>, RepoError>;
+
+    /// Deletes account `account_id` with everything that hangs on it (credentials, profile,
+    /// consents, helpdesk records), in one transaction, if it is still disabled and was
+    /// disabled at or before `cutoff`; `true` if it was deleted. Audit events are kept.
+    async fn delete_disabled_account(
+        &self,
+        account_id: AccountId,
+        cutoff: OffsetDateTime,
+    ) -> Result<bool, RepoError>;
+}

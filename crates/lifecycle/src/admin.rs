@@ -18,9 +18,6 @@ use sesame_core::session::{SessionManager, SsoSession};
 use crate::blocking::AccountBlocking;
 use crate::import::read::MAX_NAME_CHARS;
 
-/// Longest block reason kept, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
-
 /// A given or family name that is empty, too long or has control characters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -56,10 +53,13 @@ pub struct AccountRequest {
     pub family_name: String,
     /// Affiliation.
     pub affiliation: Affiliation,
-    /// Personal e-mail for activation and recovery (not yet verified).
+    /// Personal e-mail for activation and recovery.
     pub recovery_email: Option<Email>,
-    /// Mobile phone for recovery (not yet verified).
+    /// Mobile phone for recovery.
     pub mobile: Option<MobilePhone>,
+    /// The contacts were checked with the person (an operator at the helpdesk desk); else
+    /// they are stored unverified until proven by a link or code.
+    pub contacts_verified: bool,
 }
 
 /// A change an operator asks for: each `Some` is written; for the fields that can be removed,
@@ -144,9 +144,12 @@ impl AccountAdmin {
             affiliation,
             state: AccountState::Provisioned,
         };
+        let verified = request.contacts_verified;
         let profile = AccountProfile {
-            recovery_email: request.recovery_email.map(Contact::unverified),
-            mobile: request.mobile.map(Contact::unverified),
+            recovery_email: request
+                .recovery_email
+                .map(|address| Contact { address, verified }),
+            mobile: request.mobile.map(|address| Contact { address, verified }),
             ..AccountProfile::default()
         };
         let created = self
@@ -249,46 +252,6 @@ impl AccountAdmin {
         };
         let ended = self.parts.sessions.close_all_for(account.id).await?;
         Ok((account, ended))
-    }
-
-    /// Blocks an account and ends its sessions (see [`AccountBlocking::block`]); the reason,
-    /// if given, is recorded in the audit trail beside the state change.
-    ///
-    /// # Errors
-    /// As [`AccountBlocking::block`].
-    pub async fn block(
-        &self,
-        login: &LoginName,
-        reason: Option<&str>,
-        actor: &str,
-    ) -> Result<(Account, Vec<String>), AccountError> {
-        let (account, ended) = self.parts.blocking.block(login, actor).await?;
-        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-        if let Some(reason) = reason {
-            let reason: String = reason
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(MAX_REASON_CHARS)
-                .collect();
-            self.parts
-                .audit
-                .record(
-                    AuditEvent::new(AuditKind::BlockReasonNoted, self.parts.clock.now(), actor)
-                        .login(account.login.as_str())
-                        .account(account.id)
-                        .detail(serde_json::json!({ "reason": reason })),
-                )
-                .await?;
-        }
-        Ok((account, ended))
-    }
-
-    /// Unblocks a blocked account (see [`AccountBlocking::unblock`]).
-    ///
-    /// # Errors
-    /// As [`AccountBlocking::unblock`].
-    pub async fn unblock(&self, login: &LoginName, actor: &str) -> Result<Account, AccountError> {
-        self.parts.blocking.unblock(login, actor).await
     }
 
     /// The live SSO sessions of an account, with their handles.

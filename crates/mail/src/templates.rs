@@ -157,6 +157,39 @@ const EMBEDDED: &[(&str, &str)] = &[
         "mail/recovery_email_changed/body.en.txt",
         include_str!("../templates/mail/recovery_email_changed/body.en.txt"),
     ),
+    // --- helpdesk ---
+    (
+        "mail/assistance_request/subject.fr.txt",
+        include_str!("../templates/mail/assistance_request/subject.fr.txt"),
+    ),
+    (
+        "mail/assistance_request/subject.en.txt",
+        include_str!("../templates/mail/assistance_request/subject.en.txt"),
+    ),
+    (
+        "mail/assistance_request/body.fr.txt",
+        include_str!("../templates/mail/assistance_request/body.fr.txt"),
+    ),
+    (
+        "mail/assistance_request/body.en.txt",
+        include_str!("../templates/mail/assistance_request/body.en.txt"),
+    ),
+    (
+        "mail/assistance_received/subject.fr.txt",
+        include_str!("../templates/mail/assistance_received/subject.fr.txt"),
+    ),
+    (
+        "mail/assistance_received/subject.en.txt",
+        include_str!("../templates/mail/assistance_received/subject.en.txt"),
+    ),
+    (
+        "mail/assistance_received/body.fr.txt",
+        include_str!("../templates/mail/assistance_received/body.fr.txt"),
+    ),
+    (
+        "mail/assistance_received/body.en.txt",
+        include_str!("../templates/mail/assistance_received/body.en.txt"),
+    ),
 ];
 
 /// The languages mails are written in.

@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod api_key;
+pub mod helpdesk;
 pub mod mail;
 
 use std::io::{IsTerminal, Read};
@@ -101,6 +102,18 @@ pub enum Command {
         #[command(subcommand)]
         action: mail::MailAction,
     },
+    /// Assistance requests sent from the public form (see docs/lifecycle.md).
+    Helpdesk {
+        /// What to do with the requests.
+        #[command(subcommand)]
+        action: helpdesk::HelpdeskAction,
+    },
+    /// Deletion of disabled accounts after `lifecycle.retention_days`.
+    Retention {
+        /// What to do.
+        #[command(subcommand)]
+        action: helpdesk::RetentionAction,
+    },
 }
 
 /// `sesame import --format …`
@@ -161,6 +174,12 @@ pub enum AccountAction {
         /// staff, faculty, student, pupil, parent or affiliate.
         #[arg(long, default_value = "staff")]
         affiliation: String,
+        /// Personal e-mail for recovery (entered by an operator: taken as verified).
+        #[arg(long)]
+        recovery_email: Option<String>,
+        /// Mobile phone for recovery (entered by an operator: taken as verified).
+        #[arg(long)]
+        mobile: Option<String>,
     },
     /// Set the password (read from standard input when it is not a terminal) under the
     /// account's password policy; activates a provisioned account.
@@ -186,15 +205,19 @@ pub enum AccountAction {
         /// Login.
         login: String,
     },
-    /// Block an account (helpdesk) and end its sessions.
+    /// Block an account (helpdesk): no login, ticket or code from now on; its sessions end
+    /// and its applications get single logout.
     Block {
         /// Login.
         login: String,
-        /// Why (kept in the audit trail).
+        /// phishing, suspicious or other.
         #[arg(long)]
-        reason: Option<String>,
+        reason: String,
+        /// Why, in a few words (kept with the block, never shown to the person).
+        #[arg(long)]
+        note: Option<String>,
     },
-    /// Unblock a blocked account.
+    /// Unblock a blocked account; its next login must change the password first.
     Unblock {
         /// Login.
         login: String,
@@ -333,6 +356,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             services.accounts_repo.quiesce().await;
             outcome
         }
+        Command::Helpdesk { action } => {
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            let outcome = helpdesk::run(&services, action).await;
+            services.accounts_repo.quiesce().await;
+            outcome
+        }
+        Command::Retention { action } => {
+            crate::telemetry::init(&settings.log);
+            let services = Services::build(&settings, &Overrides::default(), true).await?;
+            let outcome = helpdesk::retention(&services, action).await;
+            services.accounts_repo.quiesce().await;
+            outcome
+        }
     }
 }
 
@@ -464,7 +500,20 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             given_name,
             family_name,
             affiliation,
+            recovery_email,
+            mobile,
         } => {
+            // Checked before anything is created, so a typo creates nothing.
+            let recovery_email = recovery_email
+                .as_deref()
+                .map(Email::parse)
+                .transpose()
+                .context("--recovery-email")?;
+            let mobile = mobile
+                .as_deref()
+                .map(sesame_core::ids::MobilePhone::parse)
+                .transpose()
+                .context("--mobile")?;
             let request = AccountRequest {
                 login: parse_login(&login)?,
                 email: email
@@ -477,8 +526,10 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 affiliation: affiliation
                     .parse::<Affiliation>()
                     .context("--affiliation")?,
-                recovery_email: None,
-                mobile: None,
+                recovery_email,
+                mobile,
+                // Entered by an operator who checked them with the person.
+                contacts_verified: true,
             };
             let account = services
                 .admin
@@ -524,6 +575,7 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             if let Some(found) = services.profiles.find_with_profile(account.id).await? {
                 print_profile(&found.profile);
             }
+            print_helpdesk_state(services, &account).await?;
             match services
                 .accounts
                 .locked_until(login.as_str())
@@ -534,7 +586,7 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 None => println!("locked:       no"),
             }
             let events = services.audit.recent(Some(login.as_str()), 10).await?;
-            println!("recent events:");
+            println!("recent security events:");
             for e in events {
                 println!(
                     "  {} {} ip={} by={}",
@@ -563,17 +615,24 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 .map_err(describe)?;
             println!("{login} unlocked");
         }
-        AccountAction::Block { login, reason } => {
+        AccountAction::Block {
+            login,
+            reason,
+            note,
+        } => {
+            let reason = reason
+                .parse::<sesame_core::helpdesk::BlockReason>()
+                .context("--reason")?;
             let blocked = crate::operations::block_account(
                 services,
                 &parse_login(&login)?,
-                reason.as_deref(),
+                reason,
+                note.as_deref(),
                 "cli",
             )
-            .await
-            .map_err(describe)?;
+            .await?;
             println!(
-                "{} blocked; {} session(s) ended, {} application(s) sent a logout request",
+                "{} blocked ({reason}); {} session(s) ended, {} application(s) sent a logout request",
                 blocked.account.login, blocked.sessions_ended, blocked.applications_notified
             );
         }
@@ -596,12 +655,12 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             );
         }
         AccountAction::Unblock { login } => {
-            let account = services
-                .blocking
-                .unblock(&parse_login(&login)?, "cli")
-                .await
-                .map_err(describe)?;
-            println!("{} unblocked, state {}", account.login, account.state);
+            let account =
+                crate::operations::unblock_account(services, &parse_login(&login)?, "cli").await?;
+            println!(
+                "{} unblocked, state {}; the password must be changed at the next login",
+                account.login, account.state
+            );
         }
     }
     Ok(())
@@ -694,6 +753,37 @@ fn print_profile(p: &sesame_core::account::AccountProfile) {
     }
 }
 
+/// The helpdesk lines of `sesame account show`: the block and its reason, and whether the next
+/// login must change the password.
+async fn print_helpdesk_state(
+    services: &Services,
+    account: &sesame_core::account::Account,
+) -> anyhow::Result<()> {
+    let repo = services.helpdesk.desk.repo();
+    match repo.find_block(account.id).await? {
+        Some(b) => {
+            println!(
+                "blocked:      {} since {} by {}",
+                b.reason,
+                rfc3339(b.blocked_at),
+                b.blocked_by
+            );
+            if let Some(note) = &b.note {
+                println!("block note:   {note:?}");
+            }
+        }
+        None => println!("blocked:      no"),
+    }
+    match repo.password_change_required(account.id).await? {
+        Some(since) => println!(
+            "password:     must be changed at the next login (since {})",
+            rfc3339(since)
+        ),
+        None => println!("password:     no change required"),
+    }
+    Ok(())
+}
+
 /// `j***@example.org`.
 fn mask_email(address: &str) -> String {
     match address.split_once('@') {
@@ -705,15 +795,23 @@ fn mask_email(address: &str) -> String {
     }
 }
 
-/// `******78`: the last two digits only.
+/// `+33 6** ** ** 78`, `06** ** ** 78`: the country code or the first two digits, then only
+/// the last two.
 fn mask_phone(number: &str) -> String {
-    let shown: String = number
-        .chars()
-        .rev()
-        .take(2)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("******{shown}")
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() < 6 {
+        return "******".to_owned();
+    }
+    let (prefix, rest) = if number.starts_with("+33") || number.starts_with("+32") {
+        (format!("{} {}", &number[..3], chars[3]), &chars[4..])
+    } else if number.starts_with('+') {
+        (
+            format!("{} ", chars[..3].iter().collect::<String>()),
+            &chars[3..],
+        )
+    } else {
+        (chars[..2].iter().collect::<String>(), &chars[2..])
+    };
+    let last: String = rest[rest.len().saturating_sub(2)..].iter().collect();
+    format!("{prefix}** ** ** {last}")
 }

@@ -70,6 +70,9 @@ pub struct Settings {
     /// Outgoing SMS (reset codes, mobile verification): the gateway.
     #[serde(default)]
     pub sms: crate::recovery_settings::SmsSettings,
+    /// The helpdesk: where assistance requests go, and the form's flood limits.
+    #[serde(default)]
+    pub helpdesk: HelpdeskSettings,
 }
 
 /// `[admin_api]`
@@ -90,6 +93,74 @@ impl Default for AdminApiSettings {
             enabled: true,
             listen: String::new(),
         }
+    }
+}
+
+/// `[helpdesk]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HelpdeskSettings {
+    /// Where assistance requests are mailed; empty: they are only stored (`sesame helpdesk
+    /// list` shows them).
+    pub address: String,
+    /// Language of the mails to the helpdesk: `fr` or `en`.
+    pub lang: String,
+    /// Requests accepted from one client address per hour.
+    pub form_per_ip_per_hour: u32,
+    /// Acknowledgements sent to one personal address per day.
+    pub acks_per_address_per_day: u32,
+}
+
+impl Default for HelpdeskSettings {
+    fn default() -> Self {
+        Self {
+            address: String::new(),
+            lang: "fr".to_owned(),
+            form_per_ip_per_hour: 5,
+            acks_per_address_per_day: 3,
+        }
+    }
+}
+
+impl HelpdeskSettings {
+    /// The helpdesk's address, if one is set.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if it is not an address.
+    pub fn address(&self) -> Result<Option<sesame_core::ids::Email>, ConfigError> {
+        if self.address.trim().is_empty() {
+            return Ok(None);
+        }
+        sesame_core::ids::Email::parse(&self.address)
+            .map(Some)
+            .map_err(|e| ConfigError(format!("invalid value for `helpdesk.address`: {e}")))
+    }
+
+    /// The language of the mails to the helpdesk.
+    pub fn mail_lang(&self) -> sesame_core::i18n::Lang {
+        sesame_core::i18n::Lang::from_tag(&self.lang).unwrap_or_default()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err =
+            |key: &str, msg: &str| Err(ConfigError(format!("invalid value for `{key}`: {msg}")));
+        self.address()?;
+        if sesame_core::i18n::Lang::from_tag(&self.lang).is_none() {
+            return err("helpdesk.lang", "expected fr or en");
+        }
+        if self.form_per_ip_per_hour == 0 || self.form_per_ip_per_hour > 1000 {
+            return err(
+                "helpdesk.form_per_ip_per_hour",
+                "must be between 1 and 1000",
+            );
+        }
+        if self.acks_per_address_per_day == 0 || self.acks_per_address_per_day > 100 {
+            return err(
+                "helpdesk.acks_per_address_per_day",
+                "must be between 1 and 100",
+            );
+        }
+        Ok(())
     }
 }
 
@@ -261,6 +332,15 @@ pub struct LifecycleSettings {
     /// Forgotten password and verification links and codes.
     #[serde(default)]
     pub recovery: crate::recovery_settings::RecoverySettings,
+    /// Days a disabled account is kept, counted from when it was disabled; then it is
+    /// deleted (the audit trail stays).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+/// `lifecycle.retention_days` when not set.
+fn default_retention_days() -> u32 {
+    365
 }
 
 impl LifecycleSettings {
@@ -708,6 +788,13 @@ impl Settings {
         }
         self.lifecycle.recovery.policy()?;
         self.sms.gateway()?;
+        if self.lifecycle.retention_days == 0 || self.lifecycle.retention_days > 36_500 {
+            return err(
+                "lifecycle.retention_days",
+                "must be between 1 and 36500 days",
+            );
+        }
+        self.helpdesk.validate()?;
         Ok(())
     }
 

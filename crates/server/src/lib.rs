@@ -82,6 +82,7 @@ impl Application {
             &services,
             std::time::Duration::from_secs(settings.oidc.key_reload_secs),
         );
+        spawn_retention(&services);
         if settings.mail.transport == sesame_mail::transport::TransportKind::Outbox {
             sesame_mail::outbox::OutboxTransport::prepare(std::path::Path::new(
                 &settings.mail.outbox_dir,
@@ -245,6 +246,32 @@ fn spawn_housekeeping(services: &Services, key_reload: std::time::Duration) {
             every.tick().await;
             if let Err(e) = keys.reload().await {
                 tracing::warn!(error = %e, "could not reread the signing keys");
+            }
+        }
+    });
+}
+
+/// Retention, once a day (the first pass an hour after start, so a restart loop does not
+/// delete in a burst): disabled accounts past `lifecycle.retention_days` are deleted. Several
+/// instances may run it; each deletion is checked again in its own transaction, so an account
+/// is deleted (and audited) once.
+fn spawn_retention(services: &Services) {
+    let retention = services.helpdesk.retention.clone();
+    tokio::spawn(async move {
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let mut every_day = tokio::time::interval_at(
+            tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
+            day,
+        );
+        loop {
+            every_day.tick().await;
+            match retention.run(false, "retention").await {
+                Ok(report) if report.deleted.is_empty() => {}
+                Ok(report) => tracing::info!(
+                    deleted = report.deleted.len(),
+                    "disabled accounts past the retention period deleted"
+                ),
+                Err(e) => tracing::warn!(error = %e, "retention run failed"),
             }
         }
     });

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use sesame_core::account::Account;
 use sesame_core::error::{AccountError, StoreError};
+use sesame_core::helpdesk::BlockReason;
 use sesame_core::ids::{AccountId, LoginName};
 use sesame_core::session::EndedSession;
 use sesame_lifecycle::error::ImportError;
+use sesame_lifecycle::helpdesk::HelpdeskError;
 use sesame_lifecycle::import::plan::FullImport;
 use sesame_lifecycle::import::{
     ImportOptions, ImportReport, ImportRules, Importer, ImporterParts, Mode, Outcome,
@@ -61,19 +63,45 @@ async fn with_logout(
     })
 }
 
-/// Blocks an account, ends its sessions everywhere and logs it out of its applications.
+/// Blocks an account (the reason and note kept with the block), ends its sessions
+/// everywhere, logs it out of its applications and revokes its sessions' proxy tickets.
 ///
 /// # Errors
-/// [`AccountError::NotFound`], [`AccountError::BadTransition`] for a disabled account, or a
-/// storage failure.
+/// [`HelpdeskError`]: no such account, a disabled account, a bad note, or a storage failure.
 pub async fn block_account(
     services: &Services,
     login: &LoginName,
-    reason: Option<&str>,
+    reason: BlockReason,
+    note: Option<&str>,
     actor: &str,
-) -> Result<SessionsEnded, AccountError> {
-    let blocked = services.admin.block(login, reason, actor).await?;
-    with_logout(services, blocked).await
+) -> Result<SessionsEnded, HelpdeskError> {
+    let blocked = services
+        .helpdesk
+        .desk
+        .block(login, reason, note, actor)
+        .await?;
+    let applications_notified =
+        notify_ended_sessions(services, blocked.account.id, &blocked.sessions_ended).await?;
+    for handle in &blocked.sessions_ended {
+        services.cas.revoke_session_tickets(handle).await?;
+    }
+    Ok(SessionsEnded {
+        account: blocked.account,
+        sessions_ended: blocked.sessions_ended.len(),
+        applications_notified,
+    })
+}
+
+/// Unblocks an account; its next login must change the password first.
+///
+/// # Errors
+/// [`HelpdeskError`]: no such account, not blocked, or a storage failure.
+pub async fn unblock_account(
+    services: &Services,
+    login: &LoginName,
+    actor: &str,
+) -> Result<Account, HelpdeskError> {
+    services.helpdesk.desk.unblock(login, actor).await
 }
 
 /// Disables an account, ends its sessions everywhere and logs it out of its applications.

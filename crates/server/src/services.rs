@@ -13,8 +13,8 @@ use sesame_core::credentials::hasher::PasswordHasher;
 use sesame_core::credentials::pool::HashingPool;
 use sesame_core::ports::ApiKeyRepo;
 use sesame_core::ports::{
-    AccountRepo, AuditLog, ConsentRepo, EphemeralStore, MailQueue, Mailer, ProfileRepo,
-    SigningKeyRepo,
+    AccountRepo, AuditLog, ConsentRepo, EphemeralStore, HelpdeskRepo, MailQueue, Mailer,
+    ProfileRepo, SigningKeyRepo,
 };
 use sesame_core::session::SessionManager;
 use sesame_core::sms::SmsSender;
@@ -22,6 +22,11 @@ use sesame_lifecycle::activation::ports::ActivationTokenRepo;
 use sesame_lifecycle::activation::{Activation, ActivationParts};
 use sesame_lifecycle::admin::{AccountAdmin, AccountAdminParts};
 use sesame_lifecycle::blocking::AccountBlocking;
+use sesame_lifecycle::helpdesk::assistance::{
+    AssistanceDesk, AssistanceDeskParts, AssistanceLimits,
+};
+use sesame_lifecycle::helpdesk::retention::Retention;
+use sesame_lifecycle::helpdesk::{Helpdesk, HelpdeskParts};
 use sesame_lifecycle::recovery::reset::{PasswordRecovery, RecoveryParts};
 use sesame_lifecycle::self_service::{SelfService, SelfServiceParts};
 use sesame_mail::mailer::TemplatedMailer;
@@ -142,6 +147,20 @@ pub struct Services {
     pub recovery: PasswordRecovery,
     /// The account page's operations.
     pub self_service: SelfService,
+    /// The helpdesk: blocks with reasons, unblocks, forced password changes, assistance
+    /// requests, retention.
+    pub helpdesk: HelpdeskServices,
+}
+
+/// The helpdesk's parts.
+#[derive(Debug, Clone)]
+pub struct HelpdeskServices {
+    /// Blocks, unblocks, forced password changes.
+    pub desk: Helpdesk,
+    /// The assistance form's requests.
+    pub assistance: AssistanceDesk,
+    /// Deletion of disabled accounts after the retention period.
+    pub retention: Retention,
 }
 
 /// Options that only tests and tools set.
@@ -210,6 +229,7 @@ impl Services {
         let mail_queue: Arc<dyn MailQueue> = database.clone();
         let api_key_repo: Arc<dyn ApiKeyRepo> = database.clone();
         let activation_tokens: Arc<dyn ActivationTokenRepo> = database.clone();
+        let helpdesk_repo: Arc<dyn HelpdeskRepo> = database.clone();
         let consents: Arc<dyn ConsentRepo> = database;
         let authenticator = Authenticator::new(
             Arc::clone(&accounts_repo),
@@ -226,7 +246,7 @@ impl Services {
             accounts: Arc::clone(&accounts_repo),
             audit: Arc::clone(&audit),
             store: Arc::clone(&store),
-            hasher,
+            hasher: Arc::clone(&hasher),
             pool: pool.clone(),
             policies: settings.password_policy.clone(),
             lockout: settings.lockout,
@@ -309,6 +329,23 @@ impl Services {
             clock: Arc::clone(&clock),
             policy: recovery_policy,
         });
+        let helpdesk = build_helpdesk(
+            settings,
+            HelpdeskParts {
+                accounts: accounts.clone(),
+                accounts_repo: Arc::clone(&accounts_repo),
+                profiles: Arc::clone(&profiles),
+                blocking: blocking.clone(),
+                sessions: sessions.clone(),
+                repo: helpdesk_repo,
+                audit: Arc::clone(&audit),
+                mailer: Arc::clone(&mail.mailer),
+                hasher,
+                pool: pool.clone(),
+                clock: Arc::clone(&clock),
+            },
+            &store,
+        )?;
         Ok(Self {
             accounts_repo,
             audit,
@@ -330,8 +367,43 @@ impl Services {
             sms,
             recovery,
             self_service,
+            helpdesk,
         })
     }
+}
+
+/// The helpdesk, the assistance desk and retention over the same parts.
+fn build_helpdesk(
+    settings: &Settings,
+    parts: HelpdeskParts,
+    store: &Arc<dyn EphemeralStore>,
+) -> Result<HelpdeskServices, StartupError> {
+    let h = &settings.helpdesk;
+    let assistance = AssistanceDesk::new(AssistanceDeskParts {
+        repo: Arc::clone(&parts.repo),
+        accounts: Arc::clone(&parts.accounts_repo),
+        audit: Arc::clone(&parts.audit),
+        store: Arc::clone(store),
+        mailer: Arc::clone(&parts.mailer),
+        clock: Arc::clone(&parts.clock),
+        helpdesk_address: h.address().map_err(|e| StartupError::Mail(e.to_string()))?,
+        helpdesk_lang: h.mail_lang(),
+        limits: AssistanceLimits {
+            per_ip_per_hour: h.form_per_ip_per_hour,
+            acks_per_address_per_day: h.acks_per_address_per_day,
+        },
+    });
+    let retention = Retention::new(
+        Arc::clone(&parts.repo),
+        Arc::clone(&parts.audit),
+        Arc::clone(&parts.clock),
+        Duration::from_secs(u64::from(settings.lifecycle.retention_days) * 86_400),
+    );
+    Ok(HelpdeskServices {
+        desk: Helpdesk::new(parts),
+        assistance,
+        retention,
+    })
 }
 
 async fn build_oidc(

@@ -98,6 +98,23 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         "account_verified.html",
         include_str!("../templates/account_verified.html"),
     ),
+    // --- helpdesk ---
+    (
+        "assistance.html",
+        include_str!("../templates/assistance.html"),
+    ),
+    (
+        "assistance_sent.html",
+        include_str!("../templates/assistance_sent.html"),
+    ),
+    (
+        "assistance_blocked.html",
+        include_str!("../templates/assistance_blocked.html"),
+    ),
+    (
+        "password_required.html",
+        include_str!("../templates/password_required.html"),
+    ),
 ];
 
 /// Built-in static files: (name, content type, bytes).

@@ -148,3 +148,60 @@ diesel::table! {
 
 diesel::joinable!(activation_tokens -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(activation_tokens, accounts);
+// --- helpdesk (2026-11-28-000003_helpdesk) ---
+
+diesel::table! {
+    account_blocks (account_id) {
+        account_id -> Text,
+        reason -> Text,
+        note -> Nullable<Text>,
+        blocked_by -> Text,
+        blocked_at -> Int8,
+    }
+}
+
+diesel::table! {
+    password_change_requirements (account_id) {
+        account_id -> Text,
+        required_since -> Int8,
+        required_by -> Text,
+    }
+}
+
+diesel::table! {
+    account_disablements (account_id) {
+        account_id -> Text,
+        disabled_at -> Int8,
+    }
+}
+
+diesel::table! {
+    assistance_requests (reference) {
+        reference -> Text,
+        created_at -> Int8,
+        institutional_email -> Text,
+        personal_email -> Text,
+        phone -> Text,
+        identity_hint -> Text,
+        description -> Text,
+        lang -> Text,
+        client_ip -> Nullable<Text>,
+        account_id -> Nullable<Text>,
+        closed_at -> Nullable<Int8>,
+        closed_by -> Nullable<Text>,
+        close_note -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(account_blocks -> accounts (account_id));
+diesel::joinable!(password_change_requirements -> accounts (account_id));
+diesel::joinable!(account_disablements -> accounts (account_id));
+diesel::joinable!(assistance_requests -> accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    account_blocks,
+    password_change_requirements,
+    account_disablements,
+    assistance_requests,
+    accounts,
+);

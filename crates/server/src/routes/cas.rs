@@ -98,6 +98,14 @@ async fn validate_ticket(
             ));
         }
     }
+    // In embedded mode an operator's block (another process) cannot reach this process's
+    // sessions: the database says whether the account may still use them (A54).
+    if !crate::routes::login::account_still_usable(state, Some(grant.account_id)).await {
+        return Err(CasError::new(
+            CasErrorCode::InvalidTicket,
+            "the account can no longer log in",
+        ));
+    }
     let Some(registered) = state.services.registry.get(&grant.service_id).cloned() else {
         return Err(CasError::new(
             CasErrorCode::InvalidService,

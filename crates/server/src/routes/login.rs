@@ -131,7 +131,33 @@ pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(Str
         .find_by_login(&session.login)
         .await
     {
-        Ok(Some(account)) if account.state == AccountState::Active => Some((value, session)),
+        Ok(Some(account)) if account.state == AccountState::Active => {
+            // A session that lives while a password change is pending predates the block
+            // that led to it (no session opens until the change): it ends here. Only the
+            // in-process store can hold one: with a shared store the block ended it.
+            if state.settings.store.url != "memory://" {
+                return Some((value, session));
+            }
+            match state
+                .services
+                .helpdesk
+                .desk
+                .password_change_required(&account)
+                .await
+            {
+                Ok(false) => Some((value, session)),
+                Ok(true) => {
+                    if let Err(e) = state.services.sessions.close(&value).await {
+                        tracing::warn!(error = %e, "could not close a session older than a block");
+                    }
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "database unavailable while reading a session");
+                    None
+                }
+            }
+        }
         Ok(_) => {
             if let Err(e) = state.services.sessions.close(&value).await {
                 tracing::warn!(error = %e, "could not close the session of an unusable account");
@@ -141,6 +167,44 @@ pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(Str
         Err(e) => {
             tracing::warn!(error = %e, "database unavailable while reading a session");
             None
+        }
+    }
+}
+
+/// Whether the account a ticket, code or token was issued to may still use it, as far as
+/// this process can tell without the database: with a shared store (Redis), a block ends the
+/// account's sessions everywhere, so a live session is enough. With the in-process store, an
+/// operator's block runs in another process and cannot end this process's sessions, so the
+/// database is asked (A54). Fails closed.
+pub async fn account_still_usable(
+    state: &AppState,
+    account_id: Option<sesame_core::ids::AccountId>,
+) -> bool {
+    if state.settings.store.url != "memory://" {
+        return true;
+    }
+    let Some(id) = account_id else {
+        return true;
+    };
+    let account = match state.services.accounts_repo.find_by_id(id).await {
+        Ok(Some(a)) if a.state == AccountState::Active => a,
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable while checking an account");
+            return false;
+        }
+    };
+    match state
+        .services
+        .helpdesk
+        .desk
+        .password_change_required(&account)
+        .await
+    {
+        Ok(required) => !required,
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable while checking an account");
+            false
         }
     }
 }
@@ -406,26 +470,47 @@ pub async fn submit_login(
     };
     match state.services.authenticator.login(attempt).await {
         Ok(authenticated) => {
-            // An action the person must take first (accept a new charter) parks the login.
+            // Nothing is issued (no session, ticket or code) while an action is required.
+            match required_actions(&state, &authenticated.account).await {
+                Ok(actions) => {
+                    if let Some(first) = actions.first() {
+                        return crate::routes::password_required::park(
+                            &state,
+                            &req,
+                            lang,
+                            &authenticated.account,
+                            remember_me,
+                            *first,
+                        )
+                        .await;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the required actions of a login");
+                    return state.unavailable(&req, lang);
+                }
+            }
+            // Then the actions that need a page of their own (accept a new charter).
             if let Some(parked) = crate::routes::required_actions::intercept(
                 &state,
                 &req,
                 lang,
                 &authenticated.account,
                 remember_me,
+                req.query_string(),
             )
             .await
             {
                 return parked;
             }
-            complete_login(
+            open_session_and_continue(
                 &state,
                 &req,
                 lang,
-                &query,
-                service,
-                authenticated.account,
+                &authenticated.account,
                 remember_me,
+                &query,
+                service.as_ref(),
             )
             .await
         }
@@ -433,9 +518,85 @@ pub async fn submit_login(
     }
 }
 
-/// Ends a successful login: opens the SSO session (a new identifier, any previous session
-/// of this browser closed) and continues to the CAS service, the OpenID Connect request or
-/// the logged-in page. Also the end of a login parked by a required action.
+/// What must happen after a correct password and before anything is issued (session,
+/// ticket, code), in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequiredAction {
+    /// Change the password (set by an unblock: the old one may be known to someone else).
+    ChangePassword,
+}
+
+/// The actions `account` must complete before its login opens a session. A login with any
+/// is parked and sent to the first one's page; the page resumes the login once done.
+///
+/// # Errors
+/// Storage errors (the login then fails closed).
+pub async fn required_actions(
+    state: &AppState,
+    account: &sesame_core::account::Account,
+) -> Result<Vec<RequiredAction>, sesame_core::error::RepoError> {
+    let mut actions = Vec::new();
+    if state
+        .services
+        .helpdesk
+        .desk
+        .password_change_required(account)
+        .await?
+    {
+        actions.push(RequiredAction::ChangePassword);
+    }
+    Ok(actions)
+}
+
+/// Continues a login parked for its required actions, once they are done: as a fresh login
+/// with the query it was made with (`service`, `authz`, `method`…).
+pub async fn resume_parked_login(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account: &sesame_core::account::Account,
+    remember_me: bool,
+    query_string: &str,
+) -> HttpResponse {
+    let Ok(query) = web::Query::<LoginQuery>::from_query(query_string) else {
+        return login_form(state, req, lang, StatusCode::OK, None, "").await;
+    };
+    let service = query.service.as_deref().and_then(|url| {
+        state
+            .services
+            .registry
+            .find(url)
+            .cloned()
+            .map(|s| (url.to_owned(), s))
+    });
+    // The password is changed; the charter may still be due.
+    if let Some(parked) = crate::routes::required_actions::intercept(
+        state,
+        req,
+        lang,
+        account,
+        remember_me,
+        query_string,
+    )
+    .await
+    {
+        return parked;
+    }
+    open_session_and_continue(
+        state,
+        req,
+        lang,
+        account,
+        remember_me,
+        &query,
+        service.as_ref(),
+    )
+    .await
+}
+
+/// Ends a login parked by a required action of [`crate::routes::required_actions`]: opens
+/// the SSO session and continues to the CAS service, the OpenID Connect request or the
+/// logged-in page.
 pub(crate) async fn complete_login(
     state: &AppState,
     req: &HttpRequest,
@@ -444,6 +605,30 @@ pub(crate) async fn complete_login(
     service: Option<(String, sesame_protocol::services::RegisteredService)>,
     account: sesame_core::account::Account,
     remember_me: bool,
+) -> HttpResponse {
+    open_session_and_continue(
+        state,
+        req,
+        lang,
+        &account,
+        remember_me,
+        query,
+        service.as_ref(),
+    )
+    .await
+}
+
+/// Opens the SSO session of a login that passed every check and continues where it was
+/// going: a service ticket for a CAS service, the parked OpenID Connect request, or the
+/// logged-in page.
+async fn open_session_and_continue(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account: &sesame_core::account::Account,
+    remember_me: bool,
+    query: &LoginQuery,
+    service: Option<&(String, sesame_protocol::services::RegisteredService)>,
 ) -> HttpResponse {
     // A session the browser already had is ended, and a new identifier issued: the
     // browser never keeps an identifier that existed before the login (A40).
@@ -464,9 +649,37 @@ pub(crate) async fn complete_login(
             return state.unavailable(req, lang);
         }
     };
+    // A block that committed while this login was being checked must not leave it a
+    // session (C11). The session is in the account's set before the state is read again,
+    // so either this read sees the block, or the block's ending of the account's sessions
+    // (which follows its state change) sees this session.
+    match state.services.accounts_repo.find_by_id(account.id).await {
+        Ok(Some(now)) if now.state == AccountState::Active => {}
+        outcome => {
+            if let Err(e) = state.services.sessions.close(&opened.cookie_value).await {
+                tracing::error!(error = %e, "could not close the session of an account blocked during its login");
+            }
+            return match outcome {
+                Ok(Some(now)) if now.state == AccountState::Blocked => {
+                    crate::routes::assistance::blocked_page(state, req, lang)
+                }
+                Ok(_) => state.error_page(
+                    StatusCode::FORBIDDEN,
+                    lang,
+                    req,
+                    "error_title",
+                    "error_disabled",
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "database unavailable after opening a session");
+                    state.unavailable(req, lang)
+                }
+            };
+        }
+    }
     let persistent = remember_me.then_some(state.services.sessions.policy().remember_me_secs);
     let cookie = state.sso_cookie(opened.cookie_value.clone(), persistent);
-    let mut response = match &service {
+    let mut response = match service {
         Some((url, registered)) => {
             cas_flow::issue_and_redirect(
                 state,
@@ -509,6 +722,11 @@ async fn login_failure(
     err: AuthError,
     username: &str,
 ) -> HttpResponse {
+    if matches!(err, AuthError::Blocked) {
+        // Only a correct password gets here: it may learn that the account is blocked, and
+        // where to ask for help.
+        return crate::routes::assistance::blocked_page(state, req, lang);
+    }
     let text = |key: &str| state.renderer.text(lang, key);
     let (status, message, retry_after) = match err {
         AuthError::InvalidCredentials => (

@@ -5,12 +5,14 @@ pub mod account_page;
 pub mod activation;
 pub mod admin;
 pub mod assets;
+pub mod assistance;
 pub mod cas;
 pub mod charter;
 pub mod health;
 pub mod login;
 pub mod logout;
 pub mod oidc;
+pub mod password_required;
 pub mod password_reset;
 pub mod required_actions;
 
@@ -81,6 +83,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/health/ready", web::get().to(health::ready))
         .route("/static/{name}", web::get().to(assets::static_file))
         .configure(activation::configure)
+        .configure(assistance::configure)
+        .configure(password_required::configure)
         .default_service(web::to(not_found));
 }
 

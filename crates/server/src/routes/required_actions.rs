@@ -117,6 +117,7 @@ pub async fn intercept(
     lang: Lang,
     account: &Account,
     remember_me: bool,
+    login_query: &str,
 ) -> Option<HttpResponse> {
     let actions = match due_actions(state, account).await {
         Ok(a) => a,
@@ -133,7 +134,7 @@ pub async fn intercept(
         account_id: account.id,
         login: account.login.as_str().to_owned(),
         remember_me,
-        query: req.query_string().to_owned(),
+        query: login_query.to_owned(),
         actions,
     };
     Some(match park(state, &parked).await {

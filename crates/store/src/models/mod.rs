@@ -3,6 +3,7 @@
 pub(crate) mod account;
 pub(crate) mod api_key;
 pub(crate) mod audit;
+pub(crate) mod helpdesk;
 pub(crate) mod mail;
 pub(crate) mod oidc;
 

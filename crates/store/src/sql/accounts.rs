@@ -104,17 +104,20 @@ impl AccountRepo for Database {
         let id = id.to_string();
         let now = to_unix(now);
         self.run(move |conn| {
-            let changed = diesel::update(accounts::table.find(&id))
-                .set((
-                    accounts::state.eq(state.as_str()),
-                    accounts::updated_at.eq(now),
-                ))
-                .execute(conn)
-                .map_err(repo_error)?;
-            if changed == 0 {
-                return Err(RepoError::NotFound);
-            }
-            Ok(())
+            conn.transaction(|conn| {
+                let changed = diesel::update(accounts::table.find(&id))
+                    .set((
+                        accounts::state.eq(state.as_str()),
+                        accounts::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                if changed == 0 {
+                    return Err(DieselError::NotFound);
+                }
+                // Retention counts from the time an account was disabled.
+                super::helpdesk::track_disablement(conn, &id, state, now)
+            })
+            .map_err(repo_error)
         })
         .await
     }

@@ -7,6 +7,8 @@ mod api_keys;
 #[cfg(test)]
 mod ephemeral;
 #[cfg(test)]
+mod helpdesk;
+#[cfg(test)]
 mod mail;
 #[cfg(test)]
 mod oidc;

@@ -5,6 +5,7 @@
     reason = "utoipa's path macro qualifies the IntoParams type it expands `params(...)` into"
 )]
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use sesame_core::account::{Account, AccountProfile};
@@ -149,9 +150,13 @@ where
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequest {
-    /// Why (kept in the audit trail; at most 500 characters).
+    /// Why: `phishing`, `suspicious` or `other` (the default).
     #[serde(default)]
     pub reason: Option<String>,
+    /// A few words for the helpdesk (kept with the block, never shown to the person; at
+    /// most 500 characters).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// The state an account is in after an action, and what the action ended.
@@ -310,6 +315,8 @@ async fn create(
             .map(|e| email("recovery_email", e))
             .transpose()?,
         mobile: input.mobile.as_deref().map(mobile).transpose()?,
+        // A provisioning system's addresses are proven by the person later.
+        contacts_verified: false,
     };
     let created = state
         .services
@@ -494,10 +501,21 @@ async fn block(
     let key = authorize(state, req, Some(ApiScope::AccountsWrite)).await?;
     let login = path_login(login)?;
     let request: BlockRequest = json_body(body, true)?;
+    let reason = match request.reason.as_deref() {
+        None => sesame_core::helpdesk::BlockReason::Other,
+        Some(raw) => raw.parse().map_err(|_| {
+            ApiError::from(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "reason must be phishing, suspicious or other",
+            ))
+        })?,
+    };
     let done = crate::operations::block_account(
         &state.services,
         &login,
-        request.reason.as_deref(),
+        reason,
+        request.note.as_deref(),
         &key.actor(),
     )
     .await
@@ -512,7 +530,7 @@ async fn block(
     tag = "accounts",
     params(("login" = String, Path, description = "The account's login")),
     responses(
-        (status = 200, description = "Unblocked", body = StateChange),
+        (status = 200, description = "Unblocked; the next login must change the password first", body = StateChange),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `accounts:write`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
@@ -535,10 +553,7 @@ async fn unblock(
 ) -> Result<HttpResponse, ApiError> {
     let key = authorize(state, req, Some(ApiScope::AccountsWrite)).await?;
     let login = path_login(login)?;
-    let account = state
-        .services
-        .admin
-        .unblock(&login, &key.actor())
+    let account = crate::operations::unblock_account(&state.services, &login, &key.actor())
         .await
         .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(StateChange {

@@ -170,6 +170,27 @@ impl From<AccountError> for Problem {
     }
 }
 
+impl From<sesame_lifecycle::helpdesk::HelpdeskError> for Problem {
+    fn from(e: sesame_lifecycle::helpdesk::HelpdeskError) -> Self {
+        use sesame_lifecycle::helpdesk::HelpdeskError;
+        match e {
+            HelpdeskError::Account(e) => Self::from(e),
+            HelpdeskError::Repo(e) => Self::from(e),
+            HelpdeskError::Store(e) => Self::from(e),
+            HelpdeskError::BadNote => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                HelpdeskError::BadNote.to_string(),
+            ),
+            HelpdeskError::NoSuchRequest(r) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no assistance request {r}"),
+            ),
+        }
+    }
+}
+
 impl From<RepoError> for Problem {
     fn from(e: RepoError) -> Self {
         Self::from(AccountError::from(e))

@@ -148,6 +148,13 @@ async fn authorization_code(
             return unavailable();
         }
     }
+    // In embedded mode an operator's block cannot reach this process's sessions (A54).
+    if !crate::routes::login::account_still_usable(state, Some(code.account_id)).await {
+        if let Err(e) = oidc.tokens.revoke_grant(&grant.grant_id).await {
+            tracing::error!(error = %e, "could not revoke a grant of an unusable account");
+        }
+        return invalid_grant("the account can no longer log in");
+    }
     respond_with_tokens(state, client, &grant, code.nonce.as_deref(), true, true).await
 }
 
@@ -269,6 +276,13 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
                 tracing::error!(error = %e, "store unavailable while checking a session");
                 return unavailable();
             }
+        }
+        // In embedded mode an operator's block cannot reach this process's sessions (A54).
+        if !crate::routes::login::account_still_usable(state, grant.account_id).await {
+            if let Err(e) = oidc.tokens.revoke_grant(&grant.grant_id).await {
+                tracing::error!(error = %e, "could not revoke a grant of an unusable account");
+            }
+            return invalid_grant("the account can no longer log in");
         }
     } else if let Some(account_id) = grant.account_id {
         match state.services.accounts_repo.find_by_id(account_id).await {

@@ -1,0 +1,306 @@
+//! `GET|POST /assistance`, `GET /assistance/sent`: the assistance form, which works without
+//! logging in (seed 004: a blocked person can no longer reach the service desk), and the page
+//! shown when a blocked account logs in with its correct password.
+//!
+//! The form is protected like the login form: a foreign `Origin` is refused and each form
+//! carries a single-use token from the store. Every well-formed request gets the same
+//! answer, whatever the institutional address is.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use sesame_core::i18n::Lang;
+use sesame_core::random;
+use sesame_lifecycle::helpdesk::assistance::{
+    self, AssistanceForm, Field, Problem, SubmitError, MAX_DESCRIPTION_CHARS,
+    MAX_IDENTITY_HINT_CHARS, MAX_PHONE_CHARS,
+};
+
+use crate::routes::login::is_cross_site;
+use crate::web::AppState;
+
+/// How long an assistance form stays valid (writing a description takes time).
+const FORM_TOKEN_TTL: Duration = Duration::from_secs(2 * 3600);
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/assistance", web::get().to(show_form))
+        .route("/assistance", web::post().to(submit_form))
+        .route("/assistance/sent", web::get().to(sent));
+}
+
+fn form_token_key(token: &str) -> String {
+    format!("assistance-form:{}", random::sha256_hex(token))
+}
+
+/// Query of the pages.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    lang: Option<String>,
+    reference: Option<String>,
+}
+
+/// The form as posted.
+#[derive(Debug, Deserialize)]
+pub struct AssistancePost {
+    token: Option<String>,
+    lang: Option<String>,
+    institutional_email: Option<String>,
+    personal_email: Option<String>,
+    phone: Option<String>,
+    identity_hint: Option<String>,
+    description: Option<String>,
+}
+
+/// The page a blocked account gets after typing its correct password: it says the account is
+/// blocked and points to the form. (A wrong password never gets here: it gets the generic
+/// error, so the state of an account is not told to someone without its password.)
+pub fn blocked_page(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
+    state.page(
+        StatusCode::FORBIDDEN,
+        "assistance_blocked.html",
+        lang,
+        req,
+        minijinja::context! {},
+    )
+}
+
+/// `GET /assistance`
+pub async fn show_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<PageQuery>,
+) -> HttpResponse {
+    let lang = state.lang(&req, query.lang.as_deref());
+    render_form(
+        &state,
+        &req,
+        lang,
+        StatusCode::OK,
+        &AssistanceForm::default(),
+        &[],
+        None,
+    )
+    .await
+}
+
+async fn render_form(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    status: StatusCode,
+    form: &AssistanceForm,
+    problems: &[(Field, Problem)],
+    message: Option<String>,
+) -> HttpResponse {
+    let token = random::token();
+    if let Err(e) = state
+        .services
+        .store
+        .put_new(&form_token_key(&token), "1", FORM_TOKEN_TTL)
+        .await
+    {
+        tracing::error!(error = %e, "cannot issue an assistance form: store unavailable");
+        return state.unavailable(req, lang);
+    }
+    let text = |key: &str| state.renderer.text(lang, key);
+    let error_of = |field: Field| {
+        problems
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, p)| match p {
+                Problem::Missing => text("assistance_error_missing"),
+                Problem::TooLong => text("assistance_error_too_long"),
+                Problem::Invalid => text("assistance_error_invalid"),
+                Problem::SameAddress => text("assistance_error_same_address"),
+            })
+    };
+    let field = |f: Field, kind: &str, max: usize, autocomplete: &str, value: &str| {
+        let key = format!("assistance_{}", f.name());
+        minijinja::context! {
+            name => f.name(),
+            label => text(&key),
+            hint => text(&format!("{key}_hint")),
+            kind => kind,
+            max => max,
+            autocomplete => autocomplete,
+            value => value,
+            error => error_of(f),
+        }
+    };
+    let fields = vec![
+        field(
+            Field::InstitutionalEmail,
+            "email",
+            254,
+            "email",
+            &form.institutional_email,
+        ),
+        field(Field::PersonalEmail, "email", 254, "", &form.personal_email),
+        field(Field::Phone, "tel", MAX_PHONE_CHARS, "tel", &form.phone),
+        field(
+            Field::IdentityHint,
+            "text",
+            MAX_IDENTITY_HINT_CHARS,
+            "",
+            &form.identity_hint,
+        ),
+        field(
+            Field::Description,
+            "textarea",
+            MAX_DESCRIPTION_CHARS,
+            "",
+            &form.description,
+        ),
+    ];
+    state.page(
+        status,
+        "assistance.html",
+        lang,
+        req,
+        minijinja::context! {
+            token => token,
+            fields => fields,
+            has_errors => !problems.is_empty(),
+            message => message,
+        },
+    )
+}
+
+/// Values kept to show the form again: bounded, so a huge post is not echoed back.
+fn bounded(value: Option<&str>, max: usize) -> String {
+    value.unwrap_or_default().chars().take(max).collect()
+}
+
+/// `POST /assistance`
+pub async fn submit_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    post: web::Form<AssistancePost>,
+) -> HttpResponse {
+    let post = post.into_inner();
+    let lang = state.lang(&req, post.lang.as_deref());
+    if is_cross_site(&state, &req) {
+        return state.error_page(
+            StatusCode::FORBIDDEN,
+            lang,
+            &req,
+            "error_title",
+            "error_form_expired",
+        );
+    }
+    // Each field is bounded a little above its limit: long enough to report "too long".
+    let form = AssistanceForm {
+        institutional_email: bounded(post.institutional_email.as_deref(), 300),
+        personal_email: bounded(post.personal_email.as_deref(), 300),
+        phone: bounded(post.phone.as_deref(), MAX_PHONE_CHARS + 1),
+        identity_hint: bounded(post.identity_hint.as_deref(), MAX_IDENTITY_HINT_CHARS + 1),
+        description: bounded(post.description.as_deref(), MAX_DESCRIPTION_CHARS + 1),
+    };
+    let token_valid = match post.token.as_deref() {
+        Some(t) if !t.is_empty() && t.len() <= 128 => {
+            match state.services.store.take(&form_token_key(t)).await {
+                Ok(found) => found.is_some(),
+                Err(e) => {
+                    tracing::error!(error = %e, "store unavailable while checking an assistance form");
+                    return state.unavailable(&req, lang);
+                }
+            }
+        }
+        _ => false,
+    };
+    if !token_valid {
+        let message = state.renderer.text(lang, "error_form_expired");
+        return render_form(
+            &state,
+            &req,
+            lang,
+            StatusCode::FORBIDDEN,
+            &form,
+            &[],
+            Some(message),
+        )
+        .await;
+    }
+    let checked = match assistance::check(&form) {
+        Ok(c) => c,
+        Err(problems) => {
+            return render_form(
+                &state,
+                &req,
+                lang,
+                StatusCode::BAD_REQUEST,
+                &form,
+                &problems,
+                None,
+            )
+            .await
+        }
+    };
+    match state
+        .services
+        .helpdesk
+        .assistance
+        .submit(checked, lang, state.client_ip(&req))
+        .await
+    {
+        Ok(request) => {
+            let location = format!(
+                "{}/assistance/sent?reference={}&lang={}",
+                state.base(),
+                request.reference,
+                lang.tag()
+            );
+            HttpResponse::SeeOther()
+                .insert_header(("Location", location))
+                .finish()
+        }
+        Err(SubmitError::TooMany) => {
+            let message = state.renderer.text(lang, "assistance_too_many");
+            let mut res = state.page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "error.html",
+                lang,
+                &req,
+                minijinja::context! { title => state.renderer.text(lang, "assistance_title"), message => message },
+            );
+            res.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_static("3600"),
+            );
+            res
+        }
+        Err(SubmitError::Helpdesk(e)) => {
+            tracing::error!(error = %e, "could not store an assistance request");
+            state.unavailable(&req, lang)
+        }
+    }
+}
+
+/// Whether `raw` looks like a reference Sesame hands out (anything else is not shown back).
+fn is_reference(raw: &str) -> bool {
+    raw.len() == 11
+        && raw.starts_with("AS-")
+        && raw[3..]
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// `GET /assistance/sent`
+pub async fn sent(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<PageQuery>,
+) -> HttpResponse {
+    let lang = state.lang(&req, query.lang.as_deref());
+    let reference = query.reference.as_deref().filter(|r| is_reference(r));
+    state.page(
+        StatusCode::OK,
+        "assistance_sent.html",
+        lang,
+        &req,
+        minijinja::context! { reference => reference },
+    )
+}
