@@ -18,4 +18,8 @@ mod mail;
 mod oidc;
 mod oidc_flows;
 mod policy;
+mod security_cas;
+mod security_login;
+mod security_oidc;
+mod security_pending;
 mod sessions;
