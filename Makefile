@@ -44,3 +44,10 @@ bench-large: ## As bench, plus the login with 1,000,000 accounts
 
 openapi: ## Rewrite docs/admin-api.openapi.json from the code (an e2e test fails when it differs from what Sesame serves)
 	$(CARGO) run --quiet --bin sesame -- openapi > docs/admin-api.openapi.json
+.PHONY: faults fuzz
+
+faults: ## Fault suite (security spec F rows): own PostgreSQL, Redis, SMTP and fault proxies, two instances under load; ~2 min
+	bash tests/run-faults.sh
+
+fuzz: ## Property tests of the parsers and writers with many cases (PROPTEST_CASES, default 20000)
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) nextest run --workspace --exclude sesame-tests -E 'test(/prop_/)'

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # After the end-to-end suite: every log line it produced is searched for secrets the tests
-# used (passwords, login tickets, session cookies, password hashes). Zero hits, or fail.
+# used (passwords, login tickets, session cookies, password hashes, full CAS tickets, OAuth
+# codes and tokens, Authorization values): security spec A59. Zero hits, or fail. The
+# verdict is also written as a JUnit test case named after the row, for the coverage report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 logs=(target/test-logs/*.log)
@@ -19,6 +21,9 @@ patterns=(
   'token=[A-Za-z0-9]{40,}'             # reset and verification links
   'FT-[A-Za-z0-9]{20,}'                # reset form tickets
   '(est|is) [0-9]{6}\.'                # SMS codes in their texts
+  '(ST|PT|PGT|PGTIOU)-[A-Za-z0-9]{40,}' # full CAS tickets (48 random characters)
+  '(code|refresh_token|access_token)[=":]+ ?[A-Za-z0-9]{40,}' # OAuth codes and tokens
+  'Authorization: *(Basic|Bearer) +[A-Za-z0-9+/=._-]{8,}'      # Authorization values
 )
 hits=0
 for p in "${patterns[@]}"; do
@@ -27,5 +32,13 @@ for p in "${patterns[@]}"; do
     hits=$((hits + 1))
   fi
 done
-if [ "$hits" -gt 0 ]; then exit 1; fi
+junit() {
+  mkdir -p target/test-reports
+  local body=""
+  [ "$1" = pass ] || body="<failure message=\"$2\"/>"
+  printf '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="log-hygiene"><testsuite name="log-hygiene" tests="1"><testcase classname="log-hygiene" name="a59_no_password_ticket_token_or_authorization_value_in_any_log">%s</testcase></testsuite></testsuites>\n' "$body" \
+    > target/test-reports/log-hygiene.xml
+}
+if [ "$hits" -gt 0 ]; then junit fail "$hits secret patterns found in the test logs"; exit 1; fi
+junit pass
 echo "log hygiene: $lines log lines from ${#logs[@]} test processes, 0 secrets found"

@@ -305,7 +305,7 @@ async fn a54_an_account_is_created_read_updated_blocked_with_its_live_session_en
         &app,
         &key,
         &format!("/accounts/{login}/block"),
-        &json!({"reason": "phishing victim, ticket 4711"}),
+        &json!({"reason": "phishing", "note": "phishing victim, ticket 4711"}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -361,13 +361,15 @@ async fn a54_an_account_is_created_read_updated_blocked_with_its_live_session_en
         "account.created",
         "account.updated",
         "account.state_changed",
-        "account.block_reason",
+        "account.blocked",
     ] {
         assert!(by_key(kind), "{kind} by the key in {body}");
     }
+    // The reason is in the audit trail; the note (it may name people) stays with the block.
     assert!(events
         .iter()
-        .any(|e| e["detail"]["reason"] == "phishing victim, ticket 4711"));
+        .any(|e| e["kind"] == "account.blocked" && e["detail"]["reason"] == "phishing"));
+    assert!(!body.to_string().contains("ticket 4711"), "{body}");
     let updated = events
         .iter()
         .find(|e| e["kind"] == "account.updated")
@@ -863,7 +865,15 @@ async fn the_command_line_disables_and_ends_sessions_through_the_same_operations
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("session(s) ended"), "{}", text(&out));
     let out = cli.run(
-        &["account", "block", &login, "--reason", "stolen laptop"],
+        &[
+            "account",
+            "block",
+            &login,
+            "--reason",
+            "other",
+            "--note",
+            "stolen laptop",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", text(&out));

@@ -846,7 +846,7 @@ async fn an_operator_adds_verified_recovery_contacts_and_show_masks_them() {
     assert!(shown.contains("charter:      not accepted"), "{shown}");
     assert!(shown.contains("blocked:      no"), "{shown}");
     assert!(
-        shown.contains("recent security events:") && shown.contains("account.updated"),
+        shown.contains("recent security events:") && shown.contains("account.created"),
         "{shown}"
     );
 }

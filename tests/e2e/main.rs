@@ -23,4 +23,8 @@ mod oidc;
 mod oidc_flows;
 mod policy;
 mod recovery;
+mod security_cas;
+mod security_login;
+mod security_oidc;
+mod security_pending;
 mod sessions;

@@ -8,12 +8,10 @@
 //! HTTP ceilings (hello world, one Redis round trip), started by `run` as a child process.
 
 mod ceilings;
-mod gen;
-mod http;
-mod infra;
-mod procfs;
 mod report;
-mod scenarios;
+
+// Shared with `make faults` (crates/faults) through the library.
+use sesame_bench::{gen, http, infra, procfs, scenarios};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -166,6 +166,7 @@ impl AccountAdmin {
                     .detail(serde_json::json!({
                         "state": created.account.state.as_str(),
                         "affiliation": affiliation.as_str(),
+                        "contacts_verified": verified,
                     })),
             )
             .await?;
