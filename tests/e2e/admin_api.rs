@@ -894,7 +894,7 @@ async fn the_command_line_disables_and_ends_sessions_through_the_same_operations
     assert!(events
         .iter()
         .any(|e| e.kind == "account.sessions_ended" && e.actor == "cli"));
-    assert!(events.iter().any(|e| e.kind == "account.block_reason"
-        && e.actor == "cli"
-        && e.detail["reason"] == "stolen laptop"));
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "account.blocked" && e.actor == "cli" && e.detail["reason"] == "other"));
 }

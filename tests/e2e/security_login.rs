@@ -265,12 +265,14 @@ async fn c03_the_right_password_among_parallel_wrong_ones_wins_only_within_the_t
         .count();
     let kinds = app.audit_kinds(&login).await;
     let checked = count(&kinds, "login.failed") + count(&kinds, "login.succeeded");
-    // Exactly the threshold reached the password check (a success resets nothing mid-burst
-    // for attempts already reserved), and the right password succeeded only if it was
-    // among those reservations.
-    assert!(checked <= 5 + 1, "{kinds:?}");
+    // Without a success, exactly the threshold reached the password check. A success clears
+    // the failure count (as any login does), so wrong attempts that arrive after it may be
+    // checked again, up to the threshold once more; the right password succeeded only if it
+    // was among the first reservations (else it was refused as locked, below).
     assert_eq!(successes, count(&kinds, "login.succeeded"));
     assert!(successes <= 1);
+    let limit = if successes == 1 { 5 + 1 + 5 } else { 5 };
+    assert!(checked <= limit, "{kinds:?}");
     let refused = count(&kinds, "login.refused_locked");
     assert_eq!(
         refused + checked,
