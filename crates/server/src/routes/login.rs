@@ -7,7 +7,7 @@ use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use sesame_core::account::AccountState;
+use sesame_core::account::{Account, AccountState};
 use sesame_core::authn::LoginAttempt;
 use sesame_core::credentials::Password;
 use sesame_core::error::AuthError;
@@ -84,6 +84,17 @@ fn login_ticket_key(lt: &str) -> String {
 /// disabled account's session is closed here, so blocking holds even where the blocking
 /// process could not reach the session store (embedded mode with the CLI).
 pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(String, SsoSession)> {
+    current_session_with_account(state, req)
+        .await
+        .map(|(cookie, session, _)| (cookie, session))
+}
+
+/// [`current_session`], with the account as read to check it (a service ticket captures the
+/// attributes released to its service from it).
+pub async fn current_session_with_account(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Option<(String, SsoSession, Account)> {
     let cookie = req.cookie(&state.sso_cookie_name)?;
     let value = cookie.value().to_owned();
     let session = match state.services.sessions.get(&value).await {
@@ -100,7 +111,9 @@ pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(Str
         .find_by_login(&session.login)
         .await
     {
-        Ok(Some(account)) if account.state == AccountState::Active => Some((value, session)),
+        Ok(Some(account)) if account.state == AccountState::Active => {
+            Some((value, session, account))
+        }
         Ok(_) => {
             if let Err(e) = state.services.sessions.close(&value).await {
                 tracing::warn!(error = %e, "could not close the session of an unusable account");
@@ -136,10 +149,10 @@ pub async fn show_login(
                 let session = if query.renew() || !service.sso {
                     None
                 } else {
-                    current_session(&state, &req).await
+                    current_session_with_account(&state, &req).await
                 };
                 match session {
-                    Some((cookie, session)) => {
+                    Some((cookie, session, account)) => {
                         cas_flow::issue_and_redirect(
                             &state,
                             &req,
@@ -148,6 +161,7 @@ pub async fn show_login(
                             &service,
                             &cookie,
                             &session,
+                            Some(&account),
                             false,
                             query.method_post(),
                         )
@@ -408,6 +422,7 @@ pub async fn submit_login(
                         registered,
                         &opened.cookie_value,
                         &opened.session,
+                        Some(&authenticated.account),
                         true,
                         query.method_post(),
                     )

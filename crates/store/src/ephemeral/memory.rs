@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sesame_core::error::StoreError;
-use sesame_core::ports::{AttemptReservation, EphemeralStore};
+use sesame_core::ports::{split_linked_value, AttemptReservation, EphemeralStore};
 use time::OffsetDateTime;
 
 use super::{
@@ -224,6 +224,28 @@ impl EphemeralStore for MemoryStore {
                 Some(Value::Text(value)) => Ok(Some(value)),
                 _ => Ok(None),
             }
+        })
+    }
+
+    async fn take_linked(&self, key: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.with(|inner, now| {
+            match inner.live(key, now).map(|e| &e.value) {
+                None => return Ok(None),
+                Some(Value::Text(_)) => {}
+                Some(_) => return Err(wrong_type()),
+            }
+            let Some(Value::Text(value)) = inner.entries.remove(key).map(|e| e.value) else {
+                return Ok(None);
+            };
+            let Some((link, payload)) = split_linked_value(&value) else {
+                return Ok(Some((value, None)));
+            };
+            let linked = match inner.live(link, now).map(|e| &e.value) {
+                None => None,
+                Some(Value::Text(linked)) => Some(linked.clone()),
+                Some(_) => return Err(wrong_type()),
+            };
+            Ok(Some((payload.to_owned(), linked)))
         })
     }
 

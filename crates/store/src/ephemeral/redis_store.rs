@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{cmd, AsyncConnectionConfig, Cmd, RedisResult, Script};
 use sesame_core::error::StoreError;
-use sesame_core::ports::{AttemptReservation, EphemeralStore};
+use sesame_core::ports::{split_linked_value, AttemptReservation, EphemeralStore};
 use time::OffsetDateTime;
 
 use super::{
@@ -30,6 +30,7 @@ struct Scripts {
     reserve_attempt: Script,
     forgive_attempt: Script,
     set_add: Script,
+    take_linked: Script,
 }
 
 impl Scripts {
@@ -38,6 +39,7 @@ impl Scripts {
             reserve_attempt: Script::new(include_str!("lua/reserve_attempt.lua")),
             forgive_attempt: Script::new(include_str!("lua/forgive_attempt.lua")),
             set_add: Script::new(include_str!("lua/set_add.lua")),
+            take_linked: Script::new(include_str!("lua/take_linked.lua")),
         }
     }
 }
@@ -248,6 +250,21 @@ impl EphemeralStore for RedisStore {
         let mut command = cmd("GETDEL");
         command.arg(self.key(key));
         self.query("GETDEL", command).await
+    }
+
+    async fn take_linked(&self, key: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.take_linked.key(self.key(key));
+        invocation.arg(&*self.prefix);
+        let taken: Option<(String, Option<String>)> = self
+            .bounded("take_linked", invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(
+            taken.map(|(value, linked)| match split_linked_value(&value) {
+                Some((_, payload)) => (payload.to_owned(), linked),
+                None => (value, None),
+            }),
+        )
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {

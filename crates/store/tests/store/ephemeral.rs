@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sesame_core::error::StoreError;
-use sesame_core::ports::{AttemptReservation, EphemeralStore};
+use sesame_core::ports::{linked_value, AttemptReservation, EphemeralStore};
 use sesame_store::testing::{random_prefix, skip_or_fail, test_redis_url};
 use sesame_store::{RedisStore, StoreSetupError};
 use time::macros::datetime;
@@ -79,6 +79,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     a_value_is_put_read_and_replaced,
     take_returns_a_value_once,
+    take_linked_takes_once_and_reads_the_linked_entry,
     exactly_one_of_100_concurrent_takes_gets_the_value,
     put_new_stores_only_when_the_key_is_absent,
     exactly_one_of_100_concurrent_put_new_wins,
@@ -124,6 +125,42 @@ async fn take_returns_a_value_once(store: Arc<dyn EphemeralStore>) {
     assert_eq!(store.take("ST-1").await.unwrap(), None);
     assert_eq!(store.get("ST-1").await.unwrap(), None);
     assert_eq!(store.take("never-there").await.unwrap(), None);
+}
+
+async fn take_linked_takes_once_and_reads_the_linked_entry(store: Arc<dyn EphemeralStore>) {
+    let ttl = Duration::from_secs(10);
+    store.put("session", "live", ttl).await.unwrap();
+    let payload = "{\"json\": \"with\\n and \\u0000\"}\nsecond line";
+    store
+        .put("ticket", &linked_value("session", payload), ttl)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_linked("ticket").await.unwrap(),
+        Some((payload.to_owned(), Some("live".to_owned())))
+    );
+    assert_eq!(
+        store.take_linked("ticket").await.unwrap(),
+        None,
+        "taken once"
+    );
+    assert_eq!(store.get("session").await.unwrap().as_deref(), Some("live"));
+    // The linked entry is gone: the payload still comes, without it.
+    store
+        .put("orphan", &linked_value("no-such-session", "p"), ttl)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_linked("orphan").await.unwrap(),
+        Some(("p".to_owned(), None))
+    );
+    // A value without a link is the whole payload.
+    store.put("plain", "no link", ttl).await.unwrap();
+    assert_eq!(
+        store.take_linked("plain").await.unwrap(),
+        Some(("no link".to_owned(), None))
+    );
+    assert_eq!(store.take_linked("never-there").await.unwrap(), None);
 }
 
 async fn exactly_one_of_100_concurrent_takes_gets_the_value(store: Arc<dyn EphemeralStore>) {
