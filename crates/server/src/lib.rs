@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod oidc_flow;
 pub mod proxy_callback;
+pub mod request_id;
 pub mod routes;
 pub mod services;
 pub mod telemetry;
