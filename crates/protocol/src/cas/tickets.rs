@@ -415,10 +415,11 @@ impl CasTickets {
         if !is_well_formed(req.ticket) {
             return Err(invalid_ticket("ticket not recognized"));
         }
-        let Some((raw, session)) = self.store.take_linked(&store_key(kind, req.ticket)).await?
+        let Some((raw, linked)) = self.store.take_linked(&store_key(kind, req.ticket)).await?
         else {
             return Err(invalid_ticket("ticket not recognized"));
         };
+        let session = linked.into_iter().next().flatten();
         let grant = decode_grant(&raw)?;
         let now = self.clock.now();
         if self.is_expired(kind, &grant, now) {
@@ -488,7 +489,7 @@ impl CasTickets {
         let value = match kind {
             // Consumed by `validate_with_session`: the session is read in the same step.
             TicketKind::Service | TicketKind::Proxy => {
-                linked_value(&session_store_key(&grant.session_key), &encode(&grant)?)
+                linked_value(&[&session_store_key(&grant.session_key)], &encode(&grant)?)
             }
             TicketKind::ProxyGranting | TicketKind::ProxyGrantingIou => encode(&grant)?,
         };
