@@ -980,7 +980,7 @@ async fn p3_releases_the_attributes_read_when_the_ticket_was_issued() {
                 given_name: Some("Renamed".to_owned()),
                 ..Default::default()
             },
-            time::OffsetDateTime::now_utc(),
+            sesame_core::clock::Clock::now(app.clock.as_ref()),
         )
         .await
         .unwrap();
