@@ -60,6 +60,10 @@ struct RunArgs {
     /// The report to write.
     #[arg(long, default_value = "docs/benchmarks.md")]
     out: PathBuf,
+    /// The analysis of the misses (profiles: what bounds each, what would lift it), written by
+    /// a person from a previous run's profiles and appended to the report as it is, if present.
+    #[arg(long, default_value = "bench/analysis.md")]
+    analysis: PathBuf,
     /// Configuration and logs of the run.
     #[arg(long, default_value = "target/bench")]
     work_dir: PathBuf,
@@ -903,7 +907,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     };
     print!("{}", report.console());
-    std::fs::write(&args.out, report.markdown())
+    let mut markdown = report.markdown();
+    match std::fs::read_to_string(&args.analysis) {
+        Ok(analysis) => {
+            markdown.push('\n');
+            markdown.push_str(&analysis);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", args.analysis.display())),
+    }
+    std::fs::write(&args.out, markdown)
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("\nwrote {}", args.out.display());
     // Missed targets are results; errors mean a flow is broken, which the run must not hide.
