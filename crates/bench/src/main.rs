@@ -486,7 +486,7 @@ impl Bench {
             .await?;
         self.rows.push(Row {
             scenario: "/cas/p3/serviceValidate alone".to_owned(),
-            operation: "GET /cas/p3/serviceValidate of a ticket minted beforehand (5 attributes, read from PostgreSQL)",
+            operation: "GET /cas/p3/serviceValidate of a ticket minted beforehand (5 attributes, captured in the ticket when it was minted)",
             requests_per_op: 1,
             connections: spec.connections,
             result,
