@@ -47,7 +47,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every scenario and its ceiling; print the table and write the report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The ceiling server (started by `run`).
     CeilingServer(CeilingArgs),
 }
@@ -152,7 +152,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run(*args).await,
             Command::CeilingServer(a) => ceilings::serve(&a.listen, &a.redis, &a.key_prefix).await,
         }
     });
