@@ -419,8 +419,17 @@ impl CasTickets {
         else {
             return Err(invalid_ticket("ticket not recognized"));
         };
-        let session = linked.into_iter().next().flatten();
         let grant = decode_grant(&raw)?;
+        let session = match linked.into_iter().next() {
+            Some(session) => session,
+            // A ticket stored before tickets linked to their session (an upgrade within its
+            // lifetime): its session is read apart.
+            None => {
+                self.store
+                    .get(&session_store_key(&grant.session_key))
+                    .await?
+            }
+        };
         let now = self.clock.now();
         if self.is_expired(kind, &grant, now) {
             return Err(invalid_ticket("ticket expired"));
@@ -640,6 +649,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(session, None);
+    }
+
+    #[tokio::test]
+    async fn a_ticket_stored_without_its_session_link_still_reads_the_session() {
+        let f = fixture();
+        let grant = TicketGrant {
+            issued_at: f.clock.now(),
+            ..f.grant(MOODLE, "old-handle", false)
+        };
+        f.store
+            .put(
+                &session_store_key("old-handle"),
+                "session",
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let st = "ST-storedbeforetheupgrade";
+        f.store
+            .put(
+                &store_key(TicketKind::Service, st),
+                &encode(&grant).unwrap(),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let (_, session) = f
+            .tickets
+            .validate_with_session(&req(st, MOODLE))
+            .await
+            .unwrap();
+        assert_eq!(session.as_deref(), Some("session"));
     }
 
     #[tokio::test]
