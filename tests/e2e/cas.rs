@@ -920,3 +920,86 @@ async fn an_https_proxy_callback_is_called_only_when_its_certificate_verifies() 
     }
     std::fs::remove_file(ca_file).unwrap();
 }
+
+/// A service ticket that came from an SSO session (no credentials typed for it).
+async fn sso_ticket(app: &TestApp, client: &reqwest::Client, service: &str) -> String {
+    let res = client
+        .get(format!(
+            "{}/cas/login?service={}",
+            app.address,
+            enc(service)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302, "a ticket from the SSO session");
+    ticket_of(res.headers()["location"].to_str().unwrap())
+}
+
+#[tokio::test]
+async fn a55_p3_tickets_issued_before_a_block_are_refused_after_it() {
+    let app = cas_app().await;
+    let login = unique_login("blockp3");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    let client = browser();
+    let from_login = login_for_service(&app, &client, &login, APP).await;
+    let from_sso = sso_ticket(&app, &client, APP).await;
+    app.services
+        .blocking
+        .block(&account.login, "test")
+        .await
+        .unwrap();
+    for st in [&from_login, &from_sso] {
+        for path in ["/cas/p3/serviceValidate", "/cas/serviceValidate"] {
+            let xml = validate(&app, path, APP, st).await;
+            assert_eq!(
+                outcome(&xml),
+                (None, Some("INVALID_TICKET".to_owned())),
+                "{path}: {xml}"
+            );
+            assert!(!xml.contains(&format!("{login}@")), "no attribute: {xml}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn p3_releases_the_attributes_read_when_the_ticket_was_issued() {
+    let app = cas_app().await;
+    let login = unique_login("capture");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    let client = browser();
+    login_for_service(&app, &client, &login, APP).await;
+    let st = sso_ticket(&app, &client, APP).await;
+    // Validation answers from the ticket: a change made after it was issued shows in the
+    // next ticket, not in this one.
+    app.services
+        .profiles
+        .update_account(
+            account.id,
+            &sesame_core::account::AccountChanges {
+                given_name: Some("Renamed".to_owned()),
+                ..Default::default()
+            },
+            sesame_core::clock::Clock::now(app.clock.as_ref()),
+        )
+        .await
+        .unwrap();
+    let xml = validate(&app, "/cas/p3/serviceValidate", APP, &st).await;
+    assert_eq!(outcome(&xml), (Some(login.clone()), None), "{xml}");
+    assert_eq!(
+        attribute(&xml, "givenName").as_deref(),
+        Some(account.given_name.as_str())
+    );
+    assert_eq!(
+        attribute(&xml, "mail").as_deref(),
+        Some(format!("{login}@univ.example.org").as_str())
+    );
+    let next = sso_ticket(&app, &client, APP).await;
+    let xml = validate(&app, "/cas/p3/serviceValidate", APP, &next).await;
+    assert_eq!(attribute(&xml, "givenName").as_deref(), Some("Renamed"));
+    // The webmail is released nothing, whatever the ticket holds.
+    let st = sso_ticket(&app, &client, OTHER).await;
+    let xml = validate(&app, "/cas/p3/serviceValidate", OTHER, &st).await;
+    assert_eq!(outcome(&xml), (Some(login), None), "{xml}");
+    assert_eq!(attribute(&xml, "mail"), None, "{xml}");
+}

@@ -45,7 +45,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every scenario and its ceiling; print the table and write the report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The ceiling server (started by `run`).
     CeilingServer(CeilingArgs),
 }
@@ -58,6 +58,10 @@ struct RunArgs {
     /// The report to write.
     #[arg(long, default_value = "docs/benchmarks.md")]
     out: PathBuf,
+    /// The analysis of the misses (profiles: what bounds each, what would lift it), written by
+    /// a person from a previous run's profiles and appended to the report as it is, if present.
+    #[arg(long, default_value = "bench/analysis.md")]
+    analysis: PathBuf,
     /// Configuration and logs of the run.
     #[arg(long, default_value = "target/bench")]
     work_dir: PathBuf,
@@ -146,7 +150,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run(*args).await,
             Command::CeilingServer(a) => ceilings::serve(&a.listen, &a.redis, &a.key_prefix).await,
         }
     });
@@ -480,7 +484,7 @@ impl Bench {
             .await?;
         self.rows.push(Row {
             scenario: "/cas/p3/serviceValidate alone".to_owned(),
-            operation: "GET /cas/p3/serviceValidate of a ticket minted beforehand (5 attributes, read from PostgreSQL)",
+            operation: "GET /cas/p3/serviceValidate of a ticket minted beforehand (5 attributes, captured in the ticket when it was minted)",
             requests_per_op: 1,
             connections: spec.connections,
             result,
@@ -901,7 +905,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     };
     print!("{}", report.console());
-    std::fs::write(&args.out, report.markdown())
+    let mut markdown = report.markdown();
+    match std::fs::read_to_string(&args.analysis) {
+        Ok(analysis) => {
+            markdown.push('\n');
+            markdown.push_str(&analysis);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", args.analysis.display())),
+    }
+    std::fs::write(&args.out, markdown)
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("\nwrote {}", args.out.display());
     // Missed targets are results; errors mean a flow is broken, which the run must not hide.

@@ -295,7 +295,7 @@ impl Scenario for MintServiceTickets {
     }
 }
 
-/// `/cas/p3/serviceValidate` of pre-minted tickets (attributes released, read from PostgreSQL).
+/// `/cas/p3/serviceValidate` of pre-minted tickets (5 attributes released, captured in the ticket).
 #[derive(Debug)]
 pub struct ValidateP3 {
     /// The registered service and clients.

@@ -116,6 +116,49 @@ pub struct AttemptReservation {
     pub locked_until: Option<OffsetDateTime>,
 }
 
+/// What [`EphemeralStore::take_linked`] and [`EphemeralStore::get_linked`] return: the
+/// payload, and the value of each linked entry (`None` if absent), in the order of the links.
+pub type Linked = (String, Vec<Option<String>>);
+
+/// A value for [`EphemeralStore::take_linked`] and [`EphemeralStore::get_linked`]: `payload`
+/// linked to the entries `links`. The format is the links separated by spaces, a newline, then
+/// the payload, so keys must hold neither (Sesame's keys are `[A-Za-z0-9:_-]`).
+pub fn linked_value(links: &[&str], payload: &str) -> String {
+    let mut value =
+        String::with_capacity(links.iter().map(|l| l.len() + 1).sum::<usize>() + payload.len());
+    for (i, link) in links.iter().enumerate() {
+        if i > 0 {
+            value.push(' ');
+        }
+        value.push_str(link);
+    }
+    value.push('\n');
+    value.push_str(payload);
+    value
+}
+
+/// The links and the payload of a value made by [`linked_value`]; no links and the whole
+/// value when it has no newline.
+pub fn split_linked_value(value: &str) -> (Vec<&str>, &str) {
+    match value.split_once('\n') {
+        Some((links, payload)) => (links.split_whitespace().collect(), payload),
+        None => (Vec::new(), value),
+    }
+}
+
+/// The default [`EphemeralStore::take_linked`]: reads the links one by one.
+async fn read_links<S: EphemeralStore + ?Sized>(
+    store: &S,
+    value: &str,
+) -> Result<Linked, StoreError> {
+    let (links, payload) = split_linked_value(value);
+    let mut linked = Vec::with_capacity(links.len());
+    for link in links {
+        linked.push(store.get(link).await?);
+    }
+    Ok((payload.to_owned(), linked))
+}
+
 /// Short-lived shared state: tickets, SSO sessions, counters, locks. Every operation is
 /// atomic, so several Sesame instances sharing one Redis behave as one. Keys are given
 /// without the deployment's prefix; implementations add it.
@@ -139,6 +182,48 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
 
     /// Deletes `key`; `true` if it existed.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// Reads and deletes `key` like [`EphemeralStore::take`] and, in the same atomic step
+    /// (one round trip), reads the entries the taken value links to. The value must have been
+    /// stored as [`linked_value`] made it. Returns the payload and the linked entries' values
+    /// in the order of the links (`None` for an absent one); a value without links is all
+    /// payload.
+    ///
+    /// For a ticket that is only good while its session lives: one round trip instead of a
+    /// take followed by a read. The default makes several calls; the stores do it in one.
+    async fn take_linked(&self, key: &str) -> Result<Option<Linked>, StoreError> {
+        let Some(value) = self.take(key).await? else {
+            return Ok(None);
+        };
+        read_links(self, &value).await.map(Some)
+    }
+
+    /// [`EphemeralStore::take_linked`] without the delete: reads `key` and the entries it
+    /// links to in one atomic step.
+    async fn get_linked(&self, key: &str) -> Result<Option<Linked>, StoreError> {
+        let Some(value) = self.get(key).await? else {
+            return Ok(None);
+        };
+        read_links(self, &value).await.map(Some)
+    }
+
+    /// Reads and deletes `key` like [`EphemeralStore::take`] and, only if it was there, stores
+    /// each `(key, value, ttl)` of `puts` (replacing), all in one atomic step: of concurrent
+    /// callers exactly one gets the value, and its writes exist as soon as it has it (a
+    /// single-use token handing over to its successor).
+    async fn take_and_put(
+        &self,
+        key: &str,
+        puts: &[(&str, &str, Duration)],
+    ) -> Result<Option<String>, StoreError> {
+        let Some(value) = self.take(key).await? else {
+            return Ok(None);
+        };
+        for (put_key, put_value, ttl) in puts {
+            self.put(put_key, put_value, *ttl).await?;
+        }
+        Ok(Some(value))
+    }
 
     /// Adds `member` to the set `key` and extends the set's lifetime to at least `ttl`.
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError>;

@@ -130,6 +130,13 @@ fn key_of_handle(handle: &str) -> String {
     format!("sso:{handle}")
 }
 
+/// The store key of the session with this handle: what a ticket links to
+/// ([`crate::ports::linked_value`]) so that taking the ticket also reads the session, for
+/// [`SessionManager::is_live_record`].
+pub fn session_store_key(handle: &str) -> String {
+    key_of_handle(handle)
+}
+
 fn attached_key(handle: &str) -> String {
     format!("sso-attached:{handle}")
 }
@@ -334,6 +341,21 @@ impl SessionManager {
         };
         let session: SsoSession =
             serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(self.is_live_at(&session, self.clock.now()))
+    }
+
+    /// Whether `record`, a session as the store holds it (read along with a ticket by
+    /// [`crate::ports::EphemeralStore::take_linked`]; `None` when absent), is live. Same
+    /// decision as [`SessionManager::is_live`], without a store round trip.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the record is unreadable.
+    pub fn is_live_record(&self, record: Option<&str>) -> Result<bool, StoreError> {
+        let Some(raw) = record else {
+            return Ok(false);
+        };
+        let session: SsoSession =
+            serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(self.is_live_at(&session, self.clock.now()))
     }
 

@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use sesame_core::account::Account;
 use sesame_core::i18n::Lang;
 use sesame_core::session::{session_handle, SsoSession};
 use sesame_protocol::cas::tickets::TicketGrant;
@@ -31,7 +32,9 @@ pub fn service_url_with_ticket(service: &str, ticket: &str) -> Option<String> {
 
 /// Issues a service ticket for `service_url` from the session and answers with the redirect
 /// (303 after a POST of credentials, 302 otherwise) or, for `method=POST`, a page that posts
-/// the ticket to the service.
+/// the ticket to the service. `account` is the session's account as just read (and checked
+/// active) by the caller: the ticket captures the attributes released to the service from
+/// it, so that validating it reads no database. Without it, validation reads the account.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site per login path; a struct would only rename them"
@@ -44,10 +47,18 @@ pub async fn issue_and_redirect(
     service: &RegisteredService,
     cookie_value: &str,
     session: &SsoSession,
+    account: Option<&Account>,
     from_new_login: bool,
     method_post: bool,
 ) -> HttpResponse {
     let handle = session_handle(cookie_value);
+    let attributes = account.map(|account| {
+        crate::routes::cas::released_attributes(
+            account,
+            &service.attributes,
+            &state.settings.cas.principal_scope,
+        )
+    });
     let grant = TicketGrant {
         service: service_url.to_owned(),
         service_id: service.id.clone(),
@@ -59,6 +70,7 @@ pub async fn issue_and_redirect(
         session_key: handle.clone(),
         proxies: Vec::new(),
         issued_at: state.services.clock.now(),
+        attributes,
     };
     let ticket = match state.services.cas.issue_service_ticket(grant).await {
         Ok(t) => t,

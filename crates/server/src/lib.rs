@@ -9,6 +9,7 @@ pub mod oidc_flow;
 pub mod operations;
 pub mod proxy_callback;
 pub mod recovery_settings;
+pub mod request_id;
 pub mod routes;
 pub mod services;
 pub mod telemetry;

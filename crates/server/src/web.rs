@@ -264,10 +264,22 @@ fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     }
 }
 
+/// Paths polled by machines (probes, relying parties refreshing metadata, browsers fetching
+/// assets): their access log line is at debug level, so that at the usual `info` they cost no
+/// span and no log write. Anything they log at `info` or above still shows.
+fn is_quiet_path(path: &str) -> bool {
+    path.starts_with("/health/")
+        || path.starts_with("/static/")
+        || path.starts_with("/.well-known/")
+        || path == "/jwks"
+}
+
 /// Every request runs in a span carrying a fresh `request.id` (also sent back as
 /// `X-Request-Id`, so a person can quote it to the helpdesk), and ends with one log line:
 /// method, path (never the query string, which carries tickets and codes), status and
-/// duration.
+/// duration. The line is at `info`, or at `debug` for the quiet paths ([`is_quiet_path`]).
+///
+/// This runs on every request, so it allocates nothing for a line that is filtered out.
 pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -275,22 +287,40 @@ pub async fn access_log(
     use tracing::Instrument;
 
     let started = Instant::now();
-    let request_id = sesame_core::random::alphanumeric(16);
-    let span = tracing::info_span!("request", request.id = %request_id);
-    let method = req.method().to_string();
-    let path = req.path().to_owned();
+    let request_id = crate::request_id::RequestId::next();
+    let quiet = is_quiet_path(req.path());
+    let logged = if quiet {
+        tracing::enabled!(tracing::Level::DEBUG)
+    } else {
+        tracing::enabled!(tracing::Level::INFO)
+    };
+    let span = match (logged, quiet) {
+        (false, _) => tracing::Span::none(),
+        (true, true) => tracing::debug_span!("request", request.id = %request_id),
+        (true, false) => tracing::info_span!("request", request.id = %request_id),
+    };
     let mut res = next.call(req).instrument(span.clone()).await?;
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(request_id.as_str()) {
         res.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("x-request-id"),
             value,
         );
     }
     let status = res.status().as_u16();
+    if !logged && status < 500 {
+        return Ok(res);
+    }
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let method = res.request().method();
+    let path = res.request().path();
     let _entered = span.enter();
-    if status >= 500 {
+    if status >= 500 && !logged {
+        // A quiet path's span was not made: the id goes in the line.
+        tracing::warn!(request.id = %request_id, http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
+    } else if status >= 500 {
         tracing::warn!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
+    } else if quiet {
+        tracing::debug!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
     } else {
         tracing::info!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
     }
@@ -314,6 +344,28 @@ mod tests {
         };
         assert_eq!(hm(winter), "14:05");
         assert_eq!(hm(summer), "15:05");
+    }
+
+    #[test]
+    fn only_machine_polled_paths_are_quiet() {
+        for quiet in [
+            "/health/live",
+            "/health/ready",
+            "/static/sesame.css",
+            "/.well-known/openid-configuration",
+            "/jwks",
+        ] {
+            assert!(is_quiet_path(quiet), "{quiet}");
+        }
+        for loud in [
+            "/cas/login",
+            "/token",
+            "/jwks/x",
+            "/healthz",
+            "/cas/p3/serviceValidate",
+        ] {
+            assert!(!is_quiet_path(loud), "{loud}");
+        }
     }
 
     #[test]

@@ -1,8 +1,17 @@
 //! argon2id hashing and verification, in PHC string format.
+//!
+//! argon2 needs `memory_kib` of working memory per hash (19 MiB at the default parameters).
+//! Allocated afresh for every hash, as the argon2 crate's own `hash_password` does, that
+//! memory is page-faulted in each time, and glibc keeps the freed buffers in per-thread
+//! arenas: under a burst of logins on tokio's blocking threads the process grew past 1.5 GB.
+//! So a thread may keep one buffer for good ([`keep_working_memory_on_this_thread`], which
+//! the hashing pool's few dedicated threads do) and every hash on it reuses that buffer.
+
+use std::cell::RefCell;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
 
 use super::Password;
@@ -27,6 +36,55 @@ impl Default for Argon2Params {
             parallelism: 1,
         }
     }
+}
+
+thread_local! {
+    /// The argon2 working memory this thread keeps between hashes: `None` on threads that did
+    /// not ask to keep one (they allocate per hash), empty until the thread's first hash.
+    static WORKING_MEMORY: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
+}
+
+/// Makes the calling thread keep the argon2 working memory of its first hash and reuse it for
+/// every later one. For long-lived threads that only hash (the hashing pool's workers): a
+/// buffer kept on a short-lived or general-purpose thread would be memory held for nothing.
+pub fn keep_working_memory_on_this_thread() {
+    WORKING_MEMORY.with(|memory| {
+        if let Ok(mut memory) = memory.try_borrow_mut() {
+            memory.get_or_insert_with(Vec::new);
+        }
+    });
+}
+
+/// Runs `fill` over `blocks` blocks of working memory: the thread's kept buffer when it has
+/// one big enough (or none yet, sized now), else a buffer allocated for this call only. A
+/// hash made under larger parameters than the kept buffer's (an old hash being verified)
+/// therefore does not make the thread keep more.
+fn with_working_memory<R>(blocks: usize, fill: impl FnOnce(&mut [Block]) -> R) -> R {
+    WORKING_MEMORY.with(|memory| {
+        let Ok(mut memory) = memory.try_borrow_mut() else {
+            return fill(&mut vec![Block::default(); blocks]);
+        };
+        match memory.as_mut() {
+            Some(kept) if kept.is_empty() => {
+                kept.resize(blocks, Block::default());
+                fill(kept)
+            }
+            Some(kept) if kept.len() >= blocks => fill(&mut kept[..blocks]),
+            _ => fill(&mut vec![Block::default(); blocks]),
+        }
+    })
+}
+
+/// argon2 of `password` and `salt` into `out` (whose length is the hash length).
+fn compute(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    with_working_memory(argon2.params().block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password, salt, out, blocks)
+    })
 }
 
 /// Why hashing or verification failed (never "wrong password": that is `Ok(false)`).
@@ -119,11 +177,29 @@ impl PasswordHasher {
     /// # Errors
     /// [`HashError::Argon2`] if argon2 fails.
     pub fn hash(&self, password: &Password) -> Result<String, HashError> {
+        let argon2_error = |e: &dyn std::fmt::Display| HashError::Argon2(e.to_string());
         let salt = SaltString::generate(&mut OsRng);
-        self.argon2
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| HashError::Argon2(e.to_string()))
+        let mut salt_bytes = [0_u8; 64];
+        let salt_bytes = salt
+            .as_salt()
+            .decode_b64(&mut salt_bytes)
+            .map_err(|e| argon2_error(&e))?;
+        let mut out = [0_u8; Params::DEFAULT_OUTPUT_LEN];
+        compute(
+            &self.argon2,
+            password.expose().as_bytes(),
+            salt_bytes,
+            &mut out,
+        )
+        .map_err(|e| argon2_error(&e))?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(self.argon2.params()).map_err(|e| argon2_error(&e))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(|e| argon2_error(&e))?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Verifies `password` against `stored` (a PHC string), or against the dummy hash when
@@ -140,15 +216,28 @@ impl PasswordHasher {
             Some(s) => (s, true),
             None => (self.dummy_hash.as_str(), false),
         };
-        let parsed = PasswordHash::new(phc).map_err(|e| HashError::Malformed(e.to_string()))?;
-        let matched = match self
-            .verifier_for(&parsed)?
-            .verify_password(password.expose().as_bytes(), &parsed)
-        {
-            Ok(()) => real,
-            Err(argon2::password_hash::Error::Password) => false,
-            Err(e) => return Err(HashError::Argon2(e.to_string())),
+        let malformed = |e: &dyn std::fmt::Display| HashError::Malformed(e.to_string());
+        let parsed = PasswordHash::new(phc).map_err(|e| malformed(&e))?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Err(HashError::Malformed("no salt or no hash".to_owned()));
         };
+        let mut salt_bytes = [0_u8; 64];
+        let salt_bytes = salt
+            .decode_b64(&mut salt_bytes)
+            .map_err(|e| malformed(&e))?;
+        let mut out = [0_u8; Output::MAX_LENGTH];
+        let out = out
+            .get_mut(..expected.len())
+            .ok_or_else(|| HashError::Malformed("hash too long".to_owned()))?;
+        compute(
+            &self.verifier_for(&parsed)?,
+            password.expose().as_bytes(),
+            salt_bytes,
+            out,
+        )
+        .map_err(|e| HashError::Argon2(e.to_string()))?;
+        // `Output`'s equality is constant-time.
+        let matched = real && Output::new(out).map_err(|e| malformed(&e))? == expected;
         Ok(Verification {
             matched,
             needs_rehash: real && self.is_outdated(&parsed),
@@ -262,10 +351,70 @@ mod tests {
     }
 
     #[test]
+    fn hashes_are_those_of_the_argon2_crate_both_ways() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let h = PasswordHasher::new(cheap()).unwrap();
+        let reference = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        );
+        let ours = h.hash(&Password::new("interop-password")).unwrap();
+        assert!(reference
+            .verify_password(b"interop-password", &PasswordHash::new(&ours).unwrap())
+            .is_ok());
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = reference
+            .hash_password(b"interop-password", &salt)
+            .unwrap()
+            .to_string();
+        let v = h
+            .verify(&Password::new("interop-password"), Some(&theirs))
+            .unwrap();
+        assert!(v.matched && !v.needs_rehash);
+        assert!(
+            !h.verify(&Password::new("interop-passwore"), Some(&theirs))
+                .unwrap()
+                .matched
+        );
+    }
+
+    fn kept_blocks() -> Option<usize> {
+        WORKING_MEMORY.with(|m| m.borrow().as_ref().map(Vec::len))
+    }
+
+    #[test]
+    fn a_keeping_thread_reuses_one_buffer_sized_by_its_first_hash() {
+        std::thread::spawn(|| {
+            let h = PasswordHasher::new(cheap()).unwrap();
+            assert_eq!(kept_blocks(), None, "threads keep nothing unless asked");
+            keep_working_memory_on_this_thread();
+            let phc = h.hash(&Password::new("pw")).unwrap();
+            assert_eq!(kept_blocks(), Some(64));
+            assert!(h.verify(&Password::new("pw"), Some(&phc)).unwrap().matched);
+            // A larger (older) hash gets a buffer of its own, and the thread keeps 64 blocks.
+            let larger = PasswordHasher::new(Argon2Params {
+                memory_kib: 256,
+                ..cheap()
+            })
+            .unwrap();
+            let big = larger.hash(&Password::new("pw")).unwrap();
+            assert!(h.verify(&Password::new("pw"), Some(&big)).unwrap().matched);
+            assert_eq!(kept_blocks(), Some(64));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     fn malformed_stored_hash_is_an_error_not_a_mismatch() {
         let h = PasswordHasher::new(cheap()).unwrap();
         assert!(matches!(
             h.verify(&Password::new("x"), Some("not-a-phc")),
+            Err(HashError::Malformed(_))
+        ));
+        assert!(matches!(
+            h.verify(&Password::new("x"), Some("$argon2id$v=19$m=64,t=1,p=1")),
             Err(HashError::Malformed(_))
         ));
     }

@@ -365,6 +365,7 @@ mod tests {
             session_key: "sso:x".to_owned(),
             proxies: Vec::new(),
             issued_at: datetime!(2026-03-02 08:00 UTC),
+            attributes: None,
         };
         let attrs = attributes();
         let xml = service_response_success(&Success::from_grant(&grant, &attrs, None, false));

@@ -569,6 +569,7 @@ mod tests {
             session_key: "sso:x".to_owned(),
             proxies: Vec::new(),
             issued_at: datetime!(2026-03-02 08:00 UTC),
+            attributes: None,
         };
         let now = datetime!(2026-03-02 08:00:01 UTC);
         let success = Saml11Success::from_grant(&grant, "sso.example.org", None, &[], now);

@@ -27,9 +27,9 @@ use serde::{Deserialize, Serialize};
 use sesame_core::clock::Clock;
 use sesame_core::error::StoreError;
 use sesame_core::ids::AccountId;
-use sesame_core::ports::EphemeralStore;
+use sesame_core::ports::{linked_value, EphemeralStore};
 use sesame_core::random;
-use sesame_core::session::REMEMBER_ME_MAX_SECS;
+use sesame_core::session::{session_store_key, REMEMBER_ME_MAX_SECS};
 use time::OffsetDateTime;
 
 pub use super::{CasError, CasErrorCode};
@@ -141,6 +141,13 @@ pub struct TicketGrant {
     /// in JSON). Whatever the caller puts here is replaced.
     #[serde(with = "time::serde::timestamp::milliseconds_i64")]
     pub issued_at: OffsetDateTime,
+    /// The attributes released to the service, captured when the service ticket was issued
+    /// (from the account read then), as an authorization code captures its claims: so that
+    /// `/p3/serviceValidate` answers without reading the database. `None` when not captured
+    /// (proxy-granting and proxy tickets, whose target service has its own release list):
+    /// the caller then reads the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Vec<(String, Vec<String>)>>,
 }
 
 /// Ticket lifetimes.
@@ -287,6 +294,11 @@ impl CasTickets {
         &self,
         grant: TicketGrant,
     ) -> Result<(String, String), StoreError> {
+        // The attributes were those of the validating service, not of the targets.
+        let grant = TicketGrant {
+            attributes: None,
+            ..grant
+        };
         let pgt = self.issue(TicketKind::ProxyGranting, grant).await?;
         Ok((pgt, new_ticket_id(TicketKind::ProxyGrantingIou)))
     }
@@ -328,6 +340,7 @@ impl CasTickets {
             service: target_service.to_owned(),
             service_id: target_service_id.to_owned(),
             from_new_login: false,
+            attributes: None,
             ..pgt_grant
         };
         Ok(self.issue(TicketKind::Proxy, grant).await?)
@@ -346,11 +359,27 @@ impl CasTickets {
     /// 6. `renew` and the ticket not from a new login ⇒ `INVALID_TICKET`.
     ///
     /// The caller then checks that the grant's SSO session still lives (`INVALID_TICKET`
-    /// otherwise).
+    /// otherwise): [`CasTickets::validate_with_session`] gives what it needs for that.
     ///
     /// # Errors
     /// As above; `INTERNAL_ERROR` if the store fails (never a success).
     pub async fn validate(&self, req: &ValidationRequest<'_>) -> Result<TicketGrant, CasError> {
+        self.validate_with_session(req)
+            .await
+            .map(|(grant, _)| grant)
+    }
+
+    /// [`CasTickets::validate`], also returning the ticket's SSO session record as the store
+    /// held it when the ticket was taken (`None` if it was gone), read in the same round
+    /// trip ([`EphemeralStore::take_linked`]); the caller decides with
+    /// `SessionManager::is_live_record` whether it still lives.
+    ///
+    /// # Errors
+    /// As [`CasTickets::validate`].
+    pub async fn validate_with_session(
+        &self,
+        req: &ValidationRequest<'_>,
+    ) -> Result<(TicketGrant, Option<String>), CasError> {
         if req.ticket.is_empty() || req.service.is_empty() {
             return Err(CasError::new(
                 CasErrorCode::InvalidRequest,
@@ -386,10 +415,21 @@ impl CasTickets {
         if !is_well_formed(req.ticket) {
             return Err(invalid_ticket("ticket not recognized"));
         }
-        let Some(raw) = self.store.take(&store_key(kind, req.ticket)).await? else {
+        let Some((raw, linked)) = self.store.take_linked(&store_key(kind, req.ticket)).await?
+        else {
             return Err(invalid_ticket("ticket not recognized"));
         };
         let grant = decode_grant(&raw)?;
+        let session = match linked.into_iter().next() {
+            Some(session) => session,
+            // A ticket stored before tickets linked to their session (an upgrade within its
+            // lifetime): its session is read apart.
+            None => {
+                self.store
+                    .get(&session_store_key(&grant.session_key))
+                    .await?
+            }
+        };
         let now = self.clock.now();
         if self.is_expired(kind, &grant, now) {
             return Err(invalid_ticket("ticket expired"));
@@ -405,7 +445,7 @@ impl CasTickets {
                 "renew was requested but the ticket was not issued from a new login",
             ));
         }
-        Ok(grant)
+        Ok((grant, session))
     }
 
     /// Kills the proxy-granting tickets issued under the SSO session `session_key` (logout,
@@ -455,9 +495,16 @@ impl CasTickets {
                 .set_add(&pgts_of(&grant.session_key), &key, store_ttl(ttl_secs))
                 .await?;
         }
+        let value = match kind {
+            // Consumed by `validate_with_session`: the session is read in the same step.
+            TicketKind::Service | TicketKind::Proxy => {
+                linked_value(&[&session_store_key(&grant.session_key)], &encode(&grant)?)
+            }
+            TicketKind::ProxyGranting | TicketKind::ProxyGrantingIou => encode(&grant)?,
+        };
         if !self
             .store
-            .put_new(&key, &encode(&grant)?, store_ttl(ttl_secs))
+            .put_new(&key, &value, store_ttl(ttl_secs))
             .await?
         {
             return Err(StoreError::Corrupt("ticket id collision".to_owned()));
@@ -521,6 +568,7 @@ mod tests {
                 session_key: session_key.to_owned(),
                 proxies: Vec::new(),
                 issued_at: OffsetDateTime::UNIX_EPOCH,
+                attributes: None,
             }
         }
 
@@ -564,6 +612,103 @@ mod tests {
             code(f.tickets.validate(&req(&st, MOODLE)).await),
             CasErrorCode::InvalidTicket
         );
+    }
+
+    #[tokio::test]
+    async fn validation_reads_the_ticket_session_in_the_same_step() {
+        let f = fixture();
+        let session_key = random::sha256_hex(&random::token());
+        f.store
+            .put(
+                &session_store_key(&session_key),
+                "{\"the\": \"session\"}",
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let grant = TicketGrant {
+            attributes: Some(vec![("mail".to_owned(), vec!["a@b.fr".to_owned()])]),
+            ..f.grant(MOODLE, &session_key, true)
+        };
+        let st = f.tickets.issue_service_ticket(grant).await.unwrap();
+        let (grant, session) = f
+            .tickets
+            .validate_with_session(&req(&st, MOODLE))
+            .await
+            .unwrap();
+        assert_eq!(session.as_deref(), Some("{\"the\": \"session\"}"));
+        assert_eq!(
+            grant.attributes,
+            Some(vec![("mail".to_owned(), vec!["a@b.fr".to_owned()])])
+        );
+        // A ticket whose session is gone still validates here (the caller refuses it).
+        let (st, _) = f.st(MOODLE, true).await;
+        let (_, session) = f
+            .tickets
+            .validate_with_session(&req(&st, MOODLE))
+            .await
+            .unwrap();
+        assert_eq!(session, None);
+    }
+
+    #[tokio::test]
+    async fn a_ticket_stored_without_its_session_link_still_reads_the_session() {
+        let f = fixture();
+        let grant = TicketGrant {
+            issued_at: f.clock.now(),
+            ..f.grant(MOODLE, "old-handle", false)
+        };
+        f.store
+            .put(
+                &session_store_key("old-handle"),
+                "session",
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let st = "ST-storedbeforetheupgrade";
+        f.store
+            .put(
+                &store_key(TicketKind::Service, st),
+                &encode(&grant).unwrap(),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let (_, session) = f
+            .tickets
+            .validate_with_session(&req(st, MOODLE))
+            .await
+            .unwrap();
+        assert_eq!(session.as_deref(), Some("session"));
+    }
+
+    #[tokio::test]
+    async fn proxy_tickets_do_not_carry_the_attributes_of_the_validating_service() {
+        let f = fixture();
+        let grant = TicketGrant {
+            attributes: Some(vec![("sn".to_owned(), vec!["Martin".to_owned()])]),
+            ..f.grant(MOODLE, "handle", true)
+        };
+        let st = f.tickets.issue_service_ticket(grant).await.unwrap();
+        let validated = f.tickets.validate(&req(&st, MOODLE)).await.unwrap();
+        assert!(validated.attributes.is_some());
+        let pgt = pgt_for(&f, validated, PGT_URL).await;
+        let backend = "https://backend.example.org/api";
+        let pt = f
+            .tickets
+            .issue_proxy_ticket(&pgt, backend, "backend")
+            .await
+            .unwrap();
+        let grant = f
+            .tickets
+            .validate(&ValidationRequest {
+                accept_proxy_tickets: true,
+                ..req(&pt, backend)
+            })
+            .await
+            .unwrap();
+        assert_eq!(grant.attributes, None);
     }
 
     #[tokio::test]

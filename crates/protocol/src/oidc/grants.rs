@@ -10,8 +10,11 @@
 //!   persistence files, or a replica) yields no token that can be presented: the raw value
 //!   exists only in the client's hands. Store keys:
 //!   - `oidc:rtf:<family id>` → the family: its [`Grant`] and when the chain must end;
-//!   - `oidc:rt:<sha256(token)>` → the token: its family, grant, client and expiry. Kept
-//!     until the token expires, *after* it was used, to recognise a reuse;
+//!   - `oidc:rt:<sha256(token)>` → the token: its family, grant, client and expiry, and a
+//!     copy of the family's grant and end, linked ([`EphemeralStore::get_linked`]) to the
+//!     grant's revocation marker and, for a grant tied to its SSO session, to the session:
+//!     one round trip reads all a rotation decides on. Kept until the token expires, *after*
+//!     it was used, to recognise a reuse;
 //!   - `oidc:rt-live:<sha256(token)>` → present while the token is unused. Rotation `take`s
 //!     it: the store's atomic read-and-delete decides which of any number of concurrent
 //!     presentations (on any instance) wins;
@@ -39,8 +42,9 @@ use serde::{Deserialize, Serialize};
 use sesame_core::clock::Clock;
 use sesame_core::error::StoreError;
 use sesame_core::ids::AccountId;
-use sesame_core::ports::EphemeralStore;
+use sesame_core::ports::{linked_value, split_linked_value, EphemeralStore};
 use sesame_core::random;
+use sesame_core::session::session_store_key;
 use time::OffsetDateTime;
 
 use super::codes::{TokenError, TokenErrorCode};
@@ -121,6 +125,21 @@ pub struct Grant {
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
+/// What a rotation gives: the grant, the next refresh token, and the session as read.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    /// The grant the token belongs to.
+    pub grant: Grant,
+    /// The next refresh token (raw).
+    pub next: String,
+    /// The grant's SSO session record as the store held it when the token was read:
+    /// `Some(None)` if it was gone, `Some(Some(record))` if present (check it with
+    /// `SessionManager::is_live_record`). `None` when it was not read (an `offline` grant, a
+    /// grant without session, or a token written before sessions were linked): the caller
+    /// reads the session itself if it needs to.
+    pub session: Option<Option<String>>,
+}
+
 /// A refresh-token family as stored under `oidc:rtf:<family id>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FamilyRecord {
@@ -136,6 +155,10 @@ struct RefreshRecord {
     family_id: String,
     grant_id: String,
     client_id: String,
+    /// The family's grant and end, copied from its record so that a rotation need not read
+    /// it. Absent from tokens written before the copy existed: the family is then read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    family: Option<FamilyRecord>,
     /// When this token stops being usable (idle lifetime, capped by the family's end).
     #[serde(with = "time::serde::timestamp::milliseconds_i64")]
     expires_at: OffsetDateTime,
@@ -164,7 +187,7 @@ fn live_key(hash: &str) -> String {
     format!("oidc:rt-live:{hash}")
 }
 
-fn revoked_grant_key(grant_id: &str) -> String {
+pub(crate) fn revoked_grant_key(grant_id: &str) -> String {
     format!("oidc:grant-revoked:{grant_id}")
 }
 
@@ -270,35 +293,44 @@ impl Grants {
             .await
     }
 
-    /// Writes one refresh token of family `family_id`; returns the raw token.
-    async fn store_refresh_token(
+    /// One refresh token of `family` (id `family_id`): the raw token, its hash, and the record
+    /// to store under [`refresh_key`] with its TTL.
+    fn new_refresh_token(
         &self,
         family_id: &str,
-        grant_id: &str,
-        client_id: &str,
-        family_expires_at: OffsetDateTime,
+        family: &FamilyRecord,
         now: OffsetDateTime,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(String, String, String, Duration), StoreError> {
         let token = random::alphanumeric(REFRESH_TOKEN_CHARS);
         let hash = random::sha256_hex(&token);
         let expires_at = now
             .checked_add(span(self.policy.refresh_token_ttl))
-            .map_or(family_expires_at, |idle| idle.min(family_expires_at));
+            .map_or(family.expires_at, |idle| idle.min(family.expires_at));
         let record = RefreshRecord {
             family_id: family_id.to_owned(),
-            grant_id: grant_id.to_owned(),
-            client_id: client_id.to_owned(),
+            grant_id: family.grant.grant_id.clone(),
+            client_id: family.grant.client_id.clone(),
+            family: Some(family.clone()),
             expires_at,
-            family_expires_at,
+            family_expires_at: family.expires_at,
         };
         let raw = serde_json::to_string(&record).map_err(|e| corrupt(&e))?;
-        let ttl = ttl_until(expires_at, now);
-        // The record first: a live marker without its record would be refused anyway.
-        if !self.store.put_new(&refresh_key(&hash), &raw, ttl).await? {
-            return Err(StoreError::Corrupt("refresh token collision".to_owned()));
-        }
-        self.store.put(&live_key(&hash), family_id, ttl).await?;
-        Ok(token)
+        // Read along with the record at the next rotation: the revocation marker, and the
+        // session for a grant that ends with it.
+        let revoked = revoked_grant_key(&family.grant.grant_id);
+        let session = match (&family.grant.session_handle, family.grant.offline) {
+            (Some(handle), false) => Some(session_store_key(handle)),
+            _ => None,
+        };
+        let links: Vec<&str> = std::iter::once(revoked.as_str())
+            .chain(session.as_deref())
+            .collect();
+        Ok((
+            token,
+            hash,
+            linked_value(&links, &raw),
+            ttl_until(expires_at, now),
+        ))
     }
 
     /// Starts a refresh-token family for `grant` and returns its first token (the raw value,
@@ -335,14 +367,17 @@ impl Grants {
             return Err(StoreError::Corrupt("refresh family collision".to_owned()));
         }
         self.record_grant(grant).await?;
-        self.store_refresh_token(
-            &family_id,
-            &grant.grant_id,
-            &grant.client_id,
-            family_expires_at,
-            now,
-        )
-        .await
+        let (token, hash, record, ttl) = self.new_refresh_token(&family_id, &family, now)?;
+        // The record first: a live marker without its record would be refused anyway.
+        if !self
+            .store
+            .put_new(&refresh_key(&hash), &record, ttl)
+            .await?
+        {
+            return Err(StoreError::Corrupt("refresh token collision".to_owned()));
+        }
+        self.store.put(&live_key(&hash), &family_id, ttl).await?;
+        Ok(token)
     }
 
     /// Redeems refresh token `presented` for the authenticated client `client_id` (RFC 6749
@@ -370,11 +405,30 @@ impl Grants {
         client_id: &str,
         requested_scopes: Option<&[String]>,
     ) -> Result<(Grant, String), TokenError> {
+        self.rotate_refresh_token_with_session(presented, client_id, requested_scopes)
+            .await
+            .map(|rotated| (rotated.grant, rotated.next))
+    }
+
+    /// [`Grants::rotate_refresh_token`], also returning the grant's SSO session record as read
+    /// with the token (see [`Rotated::session`]), so that the caller can check the session
+    /// without another round trip. In the usual case the rotation costs two round trips: one
+    /// reads the token, its grant's revocation marker and its session; one takes the token and
+    /// writes its successor.
+    ///
+    /// # Errors
+    /// As [`Grants::rotate_refresh_token`].
+    pub async fn rotate_refresh_token_with_session(
+        &self,
+        presented: &str,
+        client_id: &str,
+        requested_scopes: Option<&[String]>,
+    ) -> Result<Rotated, TokenError> {
         if !well_formed(presented) {
             return Err(invalid_grant("invalid refresh token"));
         }
         let hash = random::sha256_hex(presented);
-        let Some(raw) = self.store.get(&refresh_key(&hash)).await? else {
+        let Some((raw, linked)) = self.store.get_linked(&refresh_key(&hash)).await? else {
             return Err(invalid_grant("invalid refresh token"));
         };
         let record: RefreshRecord = serde_json::from_str(&raw).map_err(|e| corrupt(&e))?;
@@ -395,15 +449,27 @@ impl Grants {
         // Checked before the take: once a presentation has taken the token, the revocation
         // that concurrent presentations of the same token trigger (below) must not make it
         // fail as well, or of several racing presentations none might succeed. A revocation
-        // landing between this check and the take leaves the next token refused at its use,
-        // like a revocation just after the rotation.
-        if self.is_grant_revoked(&record.grant_id).await? {
+        // landing between this read and the take leaves the next token refused at its use
+        // (it links to the marker), like a revocation just after the rotation.
+        let mut linked = linked.into_iter();
+        let revoked = match linked.next() {
+            Some(marker) => marker.is_some(),
+            // A token written before the links existed.
+            None => self.is_grant_revoked(&record.grant_id).await?,
+        };
+        if revoked {
             return Err(invalid_grant("the grant was revoked"));
         }
-        let Some(raw) = self.store.get(&family_key(&record.family_id)).await? else {
-            return Err(invalid_grant("invalid refresh token"));
+        let session = linked.next();
+        let family = match record.family.clone() {
+            Some(family) => family,
+            None => {
+                let Some(raw) = self.store.get(&family_key(&record.family_id)).await? else {
+                    return Err(invalid_grant("invalid refresh token"));
+                };
+                serde_json::from_str(&raw).map_err(|e| corrupt(&e))?
+            }
         };
-        let family: FamilyRecord = serde_json::from_str(&raw).map_err(|e| corrupt(&e))?;
         if family.grant.grant_id != record.grant_id || family.grant.client_id != client_id {
             return Err(
                 StoreError::Corrupt("refresh token does not match its family".to_owned()).into(),
@@ -419,7 +485,20 @@ impl Grants {
                 });
             }
         }
-        if self.store.take(&live_key(&hash)).await?.is_none() {
+        let (next, next_hash, next_record, ttl) =
+            self.new_refresh_token(&record.family_id, &family, now)?;
+        let (next_key, next_live) = (refresh_key(&next_hash), live_key(&next_hash));
+        let successor = [
+            (next_key.as_str(), next_record.as_str(), ttl),
+            (next_live.as_str(), record.family_id.as_str(), ttl),
+        ];
+        // One step: the token is spent and its successor exists, or neither.
+        if self
+            .store
+            .take_and_put(&live_key(&hash), &successor)
+            .await?
+            .is_none()
+        {
             // The live marker and the record share one TTL and the clock said the token has
             // not expired: someone else used this token.
             self.revoke_grant(&record.grant_id).await?;
@@ -427,16 +506,11 @@ impl Grants {
                 "refresh token already used: every token of the grant is revoked",
             ));
         }
-        let next = self
-            .store_refresh_token(
-                &record.family_id,
-                &record.grant_id,
-                client_id,
-                family.expires_at,
-                now,
-            )
-            .await?;
-        Ok((family.grant, next))
+        Ok(Rotated {
+            grant: family.grant,
+            next,
+            session,
+        })
     }
 
     /// RFC 7009 §2.1: revokes refresh token `presented` of client `client_id`, and with it
@@ -458,7 +532,8 @@ impl Grants {
         let Some(raw) = self.store.get(&refresh_key(&hash)).await? else {
             return Ok(false);
         };
-        let record: RefreshRecord = serde_json::from_str(&raw).map_err(|e| corrupt(&e))?;
+        let (_, raw) = split_linked_value(&raw);
+        let record: RefreshRecord = serde_json::from_str(raw).map_err(|e| corrupt(&e))?;
         if record.client_id != client_id {
             return Ok(false);
         }
@@ -674,6 +749,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rotation_reads_the_session_of_a_session_bound_grant_with_the_token() {
+        let f = fixture();
+        let handle = random::sha256_hex("cookie");
+        f.store
+            .put(
+                &session_store_key(&handle),
+                "session-record",
+                Duration::from_secs(600),
+            )
+            .await
+            .unwrap();
+        let bound = grant("moodle", Some(&handle), false);
+        let token = f.grants.issue_refresh_token(&bound).await.unwrap();
+        let rotated = f
+            .grants
+            .rotate_refresh_token_with_session(&token, "moodle", None)
+            .await
+            .unwrap();
+        assert_eq!(rotated.session, Some(Some("session-record".to_owned())));
+        // The successor links to the session too; once it is gone, that shows.
+        f.store.delete(&session_store_key(&handle)).await.unwrap();
+        let rotated = f
+            .grants
+            .rotate_refresh_token_with_session(&rotated.next, "moodle", None)
+            .await
+            .unwrap();
+        assert_eq!(rotated.session, Some(None));
+        // An offline grant outlives its session: nothing to read.
+        let offline = grant("moodle", Some(&handle), true);
+        let token = f.grants.issue_refresh_token(&offline).await.unwrap();
+        let rotated = f
+            .grants
+            .rotate_refresh_token_with_session(&token, "moodle", None)
+            .await
+            .unwrap();
+        assert_eq!(rotated.session, None);
+        // A revocation made after a rotation refuses the successor.
+        f.grants.revoke_grant(&bound.grant_id).await.unwrap();
+        let token = f.grants.issue_refresh_token(&bound).await.unwrap();
+        assert_eq!(
+            rejected(f.grants.rotate_refresh_token(&token, "moodle", None).await),
+            TokenErrorCode::InvalidGrant
+        );
+    }
+
+    #[tokio::test]
     async fn refresh_tokens_are_hashed_at_rest() {
         let f = fixture();
         let g = grant("moodle", Some("h1"), false);
@@ -689,7 +810,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(!record.contains(&token));
-        let record: RefreshRecord = serde_json::from_str(&record).unwrap();
+        let record: RefreshRecord = serde_json::from_str(split_linked_value(&record).1).unwrap();
         let family = f
             .store
             .get(&family_key(&record.family_id))

@@ -23,12 +23,12 @@ use sesame_core::account::Account;
 use sesame_core::clock::Clock;
 use sesame_core::error::StoreError;
 use sesame_core::ids::AccountId;
-use sesame_core::ports::EphemeralStore;
+use sesame_core::ports::{linked_value, EphemeralStore};
 use sesame_core::random;
 
 use super::claims::{IdTokenClaims, LogoutTokenClaims};
 use super::clients::OidcClient;
-use super::grants::{Grant, Grants};
+use super::grants::{revoked_grant_key, Grant, Grants};
 use super::keys::{at_hash, KeyError, SigningKeys};
 
 /// Characters of an access token (43 × log2(62) ≈ 256 bits).
@@ -254,6 +254,13 @@ impl TokenService {
         let token = random::alphanumeric(ACCESS_TOKEN_CHARS);
         let hash = random::sha256_hex(&token);
         let raw = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // A person's token is linked to its grant's revocation marker, so that reading it is
+        // one round trip ([`TokenService::access_token`]).
+        let raw = if grant.account_id.is_some() {
+            linked_value(&[&revoked_grant_key(&grant.grant_id)], &raw)
+        } else {
+            raw
+        };
         if !self.store.put_new(&access_key(&hash), &raw, ttl).await? {
             return Err(StoreError::Corrupt("access token collision".to_owned()));
         }
@@ -274,9 +281,9 @@ impl TokenService {
         {
             return Ok(None);
         }
-        let Some(raw) = self
+        let Some((raw, linked)) = self
             .store
-            .get(&access_key(&random::sha256_hex(presented)))
+            .get_linked(&access_key(&random::sha256_hex(presented)))
             .await?
         else {
             return Ok(None);
@@ -287,9 +294,16 @@ impl TokenService {
             return Ok(None);
         }
         // A grant is revoked as a whole (code or refresh-token reuse, logout, block): its
-        // access tokens die with it, at once.
-        if record.account_id.is_some() && self.grants.is_grant_revoked(&record.grant_id).await? {
-            return Ok(None);
+        // access tokens die with it, at once. The marker came with the record.
+        if record.account_id.is_some() {
+            let revoked = match linked.first() {
+                Some(marker) => marker.is_some(),
+                // A token written before the link existed.
+                None => self.grants.is_grant_revoked(&record.grant_id).await?,
+            };
+            if revoked {
+                return Ok(None);
+            }
         }
         Ok(Some(record))
     }

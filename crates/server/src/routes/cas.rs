@@ -3,8 +3,9 @@
 //! `GET /cas/p3/serviceValidate`, `GET /cas/p3/proxyValidate` (3.0, with attributes),
 //! `GET /cas/proxy`, `POST /cas/samlValidate` (SAML 1.1).
 //!
-//! These are the hot path of every CAS login: they touch the store (take the ticket, check
-//! the session) and read the database only when the service is released attributes.
+//! These are the hot path of every CAS login: one store round trip takes the ticket and reads
+//! its session; the attributes come captured in the ticket, so the database is read only for
+//! proxy tickets of services released attributes.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -79,10 +80,11 @@ async fn validate_ticket(
         renew,
         accept_proxy_tickets,
     };
-    let grant = state.services.cas.validate(&request).await?;
-    // The ticket is burned now; it is only good if its SSO session still lives (logout,
-    // block and expiry end every ticket issued from the session: A44, A54, C10).
-    match state.services.sessions.is_live(&grant.session_key).await {
+    let (grant, session) = state.services.cas.validate_with_session(&request).await?;
+    // The ticket is burned now; it is only good if its SSO session still lived when it was
+    // taken (logout, block and expiry end every ticket issued from the session: A44, A54,
+    // A55, C10; blocking closes the account's sessions in the store).
+    match state.services.sessions.is_live_record(session.as_deref()) {
         Ok(true) => {}
         Ok(false) => {
             return Err(CasError::new(
@@ -122,6 +124,9 @@ async fn load_attributes(
 ) -> Result<Vec<(String, Vec<String>)>, CasError> {
     if service.attributes.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Some(captured) = &grant.attributes {
+        return Ok(captured.clone());
     }
     let login = sesame_core::ids::LoginName::parse(&grant.login)
         .map_err(|_| CasError::new(CasErrorCode::InternalError, "stored login unreadable"))?;

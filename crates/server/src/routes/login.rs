@@ -7,7 +7,7 @@ use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use sesame_core::account::AccountState;
+use sesame_core::account::{Account, AccountState};
 use sesame_core::authn::LoginAttempt;
 use sesame_core::credentials::Password;
 use sesame_core::error::AuthError;
@@ -115,6 +115,17 @@ fn login_ticket_key(lt: &str) -> String {
 /// disabled account's session is closed here, so blocking holds even where the blocking
 /// process could not reach the session store (embedded mode with the CLI).
 pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(String, SsoSession)> {
+    current_session_with_account(state, req)
+        .await
+        .map(|(cookie, session, _)| (cookie, session))
+}
+
+/// [`current_session`], with the account as read to check it (a service ticket captures the
+/// attributes released to its service from it).
+pub async fn current_session_with_account(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Option<(String, SsoSession, Account)> {
     let cookie = req.cookie(&state.sso_cookie_name)?;
     let value = cookie.value().to_owned();
     let session = match state.services.sessions.get(&value).await {
@@ -136,7 +147,7 @@ pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(Str
             // that led to it (no session opens until the change): it ends here. Only the
             // in-process store can hold one: with a shared store the block ended it.
             if state.settings.store.url != "memory://" {
-                return Some((value, session));
+                return Some((value, session, account));
             }
             match state
                 .services
@@ -145,7 +156,7 @@ pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(Str
                 .password_change_required(&account)
                 .await
             {
-                Ok(false) => Some((value, session)),
+                Ok(false) => Some((value, session, account)),
                 Ok(true) => {
                     if let Err(e) = state.services.sessions.close(&value).await {
                         tracing::warn!(error = %e, "could not close a session older than a block");
@@ -231,10 +242,10 @@ pub async fn show_login(
                 let session = if query.renew() || !service.sso {
                     None
                 } else {
-                    current_session(&state, &req).await
+                    current_session_with_account(&state, &req).await
                 };
                 match session {
-                    Some((cookie, session)) => {
+                    Some((cookie, session, account)) => {
                         cas_flow::issue_and_redirect(
                             &state,
                             &req,
@@ -243,6 +254,7 @@ pub async fn show_login(
                             &service,
                             &cookie,
                             &session,
+                            Some(&account),
                             false,
                             query.method_post(),
                         )
@@ -533,7 +545,7 @@ pub enum RequiredAction {
 /// Storage errors (the login then fails closed).
 pub async fn required_actions(
     state: &AppState,
-    account: &sesame_core::account::Account,
+    account: &Account,
 ) -> Result<Vec<RequiredAction>, sesame_core::error::RepoError> {
     let mut actions = Vec::new();
     if state
@@ -554,7 +566,7 @@ pub async fn resume_parked_login(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
-    account: &sesame_core::account::Account,
+    account: &Account,
     remember_me: bool,
     query_string: &str,
 ) -> HttpResponse {
@@ -603,7 +615,7 @@ pub(crate) async fn complete_login(
     lang: Lang,
     query: &LoginQuery,
     service: Option<(String, sesame_protocol::services::RegisteredService)>,
-    account: sesame_core::account::Account,
+    account: Account,
     remember_me: bool,
 ) -> HttpResponse {
     open_session_and_continue(
@@ -625,7 +637,7 @@ async fn open_session_and_continue(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
-    account: &sesame_core::account::Account,
+    account: &Account,
     remember_me: bool,
     query: &LoginQuery,
     service: Option<&(String, sesame_protocol::services::RegisteredService)>,
@@ -689,6 +701,7 @@ async fn open_session_and_continue(
                 registered,
                 &opened.cookie_value,
                 &opened.session,
+                Some(account),
                 true,
                 query.method_post(),
             )

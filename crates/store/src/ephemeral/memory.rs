@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sesame_core::error::StoreError;
-use sesame_core::ports::{AttemptReservation, EphemeralStore};
+use sesame_core::ports::{split_linked_value, AttemptReservation, EphemeralStore, Linked};
 use time::OffsetDateTime;
 
 use super::{
@@ -120,6 +120,33 @@ impl Inner {
         );
     }
 
+    /// Removes and returns the text under `key`.
+    fn take_text(&mut self, key: &str, now: Instant) -> Result<Option<String>, StoreError> {
+        match self.live(key, now).map(|e| &e.value) {
+            None => return Ok(None),
+            Some(Value::Text(_)) => {}
+            Some(_) => return Err(wrong_type()),
+        }
+        match self.entries.remove(key).map(|e| e.value) {
+            Some(Value::Text(value)) => Ok(Some(value)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The payload of `value` and the texts of the entries it links to.
+    fn read_links(&mut self, value: &str, now: Instant) -> Result<Linked, StoreError> {
+        let (links, payload) = split_linked_value(value);
+        let mut linked = Vec::with_capacity(links.len());
+        for link in links {
+            linked.push(match self.live(link, now).map(|e| &e.value) {
+                None => None,
+                Some(Value::Text(text)) => Some(text.clone()),
+                Some(_) => return Err(wrong_type()),
+            });
+        }
+        Ok((payload.to_owned(), linked))
+    }
+
     fn reserve_attempt(
         &mut self,
         key: &str,
@@ -224,6 +251,42 @@ impl EphemeralStore for MemoryStore {
                 Some(Value::Text(value)) => Ok(Some(value)),
                 _ => Ok(None),
             }
+        })
+    }
+
+    async fn take_linked(&self, key: &str) -> Result<Option<Linked>, StoreError> {
+        self.with(|inner, now| {
+            let Some(value) = inner.take_text(key, now)? else {
+                return Ok(None);
+            };
+            inner.read_links(&value, now).map(Some)
+        })
+    }
+
+    async fn get_linked(&self, key: &str) -> Result<Option<Linked>, StoreError> {
+        self.with(|inner, now| {
+            let value = match inner.live(key, now).map(|e| &e.value) {
+                None => return Ok(None),
+                Some(Value::Text(value)) => value.clone(),
+                Some(_) => return Err(wrong_type()),
+            };
+            inner.read_links(&value, now).map(Some)
+        })
+    }
+
+    async fn take_and_put(
+        &self,
+        key: &str,
+        puts: &[(&str, &str, Duration)],
+    ) -> Result<Option<String>, StoreError> {
+        self.with(|inner, now| {
+            let Some(value) = inner.take_text(key, now)? else {
+                return Ok(None);
+            };
+            for (put_key, put_value, ttl) in puts {
+                inner.put(put_key, put_value, *ttl, now);
+            }
+            Ok(Some(value))
         })
     }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{cmd, AsyncConnectionConfig, Cmd, RedisResult, Script};
 use sesame_core::error::StoreError;
-use sesame_core::ports::{AttemptReservation, EphemeralStore};
+use sesame_core::ports::{split_linked_value, AttemptReservation, EphemeralStore, Linked};
 use time::OffsetDateTime;
 
 use super::{
@@ -30,6 +30,8 @@ struct Scripts {
     reserve_attempt: Script,
     forgive_attempt: Script,
     set_add: Script,
+    read_linked: Script,
+    take_and_put: Script,
 }
 
 impl Scripts {
@@ -38,6 +40,8 @@ impl Scripts {
             reserve_attempt: Script::new(include_str!("lua/reserve_attempt.lua")),
             forgive_attempt: Script::new(include_str!("lua/forgive_attempt.lua")),
             set_add: Script::new(include_str!("lua/set_add.lua")),
+            read_linked: Script::new(include_str!("lua/read_linked.lua")),
+            take_and_put: Script::new(include_str!("lua/take_and_put.lua")),
         }
     }
 }
@@ -190,6 +194,32 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// `command` (`GET` or `GETDEL`) of `key`, and `MGET` of the keys its value links to, in
+    /// one script.
+    async fn read_linked(&self, key: &str, command: &str) -> Result<Option<Linked>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.read_linked.key(self.key(key));
+        invocation.arg(&*self.prefix).arg(command);
+        let answer: Option<Vec<Option<String>>> = self
+            .bounded("read_linked", invocation.invoke_async(&mut conn))
+            .await?;
+        let Some(mut answer) = answer else {
+            return Ok(None);
+        };
+        if answer.is_empty() {
+            return Err(StoreError::Corrupt(
+                "empty answer to read_linked".to_owned(),
+            ));
+        }
+        let Some(value) = answer.remove(0) else {
+            return Err(StoreError::Corrupt("no value in read_linked".to_owned()));
+        };
+        let (_, payload) = split_linked_value(&value);
+        Ok(Some((payload.to_owned(), answer)))
+    }
+}
+
 /// Whether Redis answered with an error (command renamed away, ACL `NOPERM`) rather than not
 /// answering at all.
 fn refused_by_server(error: &redis::RedisError) -> bool {
@@ -248,6 +278,31 @@ impl EphemeralStore for RedisStore {
         let mut command = cmd("GETDEL");
         command.arg(self.key(key));
         self.query("GETDEL", command).await
+    }
+
+    async fn take_linked(&self, key: &str) -> Result<Option<Linked>, StoreError> {
+        self.read_linked(key, "GETDEL").await
+    }
+
+    async fn get_linked(&self, key: &str) -> Result<Option<Linked>, StoreError> {
+        self.read_linked(key, "GET").await
+    }
+
+    async fn take_and_put(
+        &self,
+        key: &str,
+        puts: &[(&str, &str, Duration)],
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.take_and_put.key(self.key(key));
+        for (put_key, put_value, ttl) in puts {
+            invocation
+                .key(self.key(put_key))
+                .arg(*put_value)
+                .arg(ttl_millis(*ttl));
+        }
+        self.bounded("take_and_put", invocation.invoke_async(&mut conn))
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {

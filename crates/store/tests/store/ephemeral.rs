@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sesame_core::error::StoreError;
-use sesame_core::ports::{AttemptReservation, EphemeralStore};
+use sesame_core::ports::{linked_value, AttemptReservation, EphemeralStore};
 use sesame_store::testing::{random_prefix, skip_or_fail, test_redis_url};
 use sesame_store::{RedisStore, StoreSetupError};
 use time::macros::datetime;
@@ -79,6 +79,8 @@ macro_rules! on_both_stores {
 on_both_stores!(
     a_value_is_put_read_and_replaced,
     take_returns_a_value_once,
+    take_linked_takes_once_and_reads_the_linked_entry,
+    take_and_put_writes_only_for_the_one_caller_that_takes,
     exactly_one_of_100_concurrent_takes_gets_the_value,
     put_new_stores_only_when_the_key_is_absent,
     exactly_one_of_100_concurrent_put_new_wins,
@@ -124,6 +126,96 @@ async fn take_returns_a_value_once(store: Arc<dyn EphemeralStore>) {
     assert_eq!(store.take("ST-1").await.unwrap(), None);
     assert_eq!(store.get("ST-1").await.unwrap(), None);
     assert_eq!(store.take("never-there").await.unwrap(), None);
+}
+
+async fn take_linked_takes_once_and_reads_the_linked_entry(store: Arc<dyn EphemeralStore>) {
+    let ttl = Duration::from_secs(10);
+    store.put("session", "live", ttl).await.unwrap();
+    store.put("marker", "revoked", ttl).await.unwrap();
+    let payload = "{\"json\": \"with\\n and \\u0000\"}\nsecond line";
+    store
+        .put(
+            "ticket",
+            &linked_value(&["session", "absent", "marker"], payload),
+            ttl,
+        )
+        .await
+        .unwrap();
+    let expected = (
+        payload.to_owned(),
+        vec![Some("live".to_owned()), None, Some("revoked".to_owned())],
+    );
+    assert_eq!(
+        store.get_linked("ticket").await.unwrap().as_ref(),
+        Some(&expected),
+        "reading does not consume"
+    );
+    assert_eq!(store.take_linked("ticket").await.unwrap(), Some(expected));
+    assert_eq!(
+        store.take_linked("ticket").await.unwrap(),
+        None,
+        "taken once"
+    );
+    assert_eq!(store.get_linked("ticket").await.unwrap(), None);
+    assert_eq!(store.get("session").await.unwrap().as_deref(), Some("live"));
+    // A value without links is all payload.
+    store.put("plain", "no link", ttl).await.unwrap();
+    assert_eq!(
+        store.take_linked("plain").await.unwrap(),
+        Some(("no link".to_owned(), Vec::new()))
+    );
+    assert_eq!(store.take_linked("never-there").await.unwrap(), None);
+}
+
+async fn take_and_put_writes_only_for_the_one_caller_that_takes(store: Arc<dyn EphemeralStore>) {
+    let ttl = Duration::from_secs(10);
+    assert_eq!(
+        store
+            .take_and_put("old", &[("new", "successor", ttl)])
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get("new").await.unwrap(),
+        None,
+        "nothing taken: nothing put"
+    );
+    store.put("old", "token", ttl).await.unwrap();
+    let racers = (0..50).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let value = format!("successor-{i}");
+            let record = format!("record-{i}");
+            let puts = [
+                ("new", value.as_str(), Duration::from_secs(10)),
+                ("new-record", record.as_str(), Duration::from_secs(10)),
+            ];
+            store
+                .take_and_put("old", &puts)
+                .await
+                .unwrap()
+                .map(|taken| (taken, i))
+        })
+    });
+    let mut winners = Vec::new();
+    for racer in racers {
+        if let Some(won) = racer.await.unwrap() {
+            winners.push(won);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let (taken, i) = winners.remove(0);
+    assert_eq!(taken, "token");
+    assert_eq!(
+        store.get("new").await.unwrap(),
+        Some(format!("successor-{i}"))
+    );
+    assert_eq!(
+        store.get("new-record").await.unwrap(),
+        Some(format!("record-{i}"))
+    );
+    assert_eq!(store.get("old").await.unwrap(), None);
 }
 
 async fn exactly_one_of_100_concurrent_takes_gets_the_value(store: Arc<dyn EphemeralStore>) {

@@ -248,21 +248,24 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
     };
     let presented = params.one("refresh_token").unwrap_or_default();
     let oidc = &state.services.oidc;
-    let (mut grant, next) = match oidc
+    let rotated = match oidc
         .tokens
         .grants()
-        .rotate_refresh_token(presented, &client.client_id, narrower.as_deref())
+        .rotate_refresh_token_with_session(presented, &client.client_id, narrower.as_deref())
         .await
     {
-        Ok(pair) => pair,
+        Ok(rotated) => rotated,
         Err(e) => return token_error(&e),
     };
+    let (mut grant, next) = (rotated.grant, rotated.next);
     // A grant tied to the SSO session ends with it; offline_access outlives it, but never
     // the account's blocking.
     if !grant.offline {
-        let live = match &grant.session_handle {
-            Some(handle) => state.services.sessions.is_live(handle).await,
-            None => Ok(false),
+        // The session came with the token when it was linked to it (one round trip).
+        let live = match (&rotated.session, &grant.session_handle) {
+            (Some(record), _) => state.services.sessions.is_live_record(record.as_deref()),
+            (None, Some(handle)) => state.services.sessions.is_live(handle).await,
+            (None, None) => Ok(false),
         };
         match live {
             Ok(true) => {}
