@@ -64,6 +64,17 @@ pub struct Settings {
     pub log: LogSettings,
     /// Outgoing mail: transport (file outbox or SMTP), sender, retries.
     pub mail: MailSettings,
+    /// Prometheus metrics listener.
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Address of the separate listener serving `/metrics` (never the public one); empty: no
+    /// metrics.
+    pub listen: String,
 }
 
 /// `[server]`
@@ -648,6 +659,26 @@ impl Settings {
             );
         }
         self.mail.validate()?;
+        if !self.metrics.listen.trim().is_empty() {
+            match self.metrics.listen.parse::<SocketAddr>() {
+                Ok(addr)
+                    if addr.port() != 0
+                        && self.server.listen.parse::<SocketAddr>().ok() == Some(addr) =>
+                {
+                    return err(
+                        "metrics.listen",
+                        "must differ from server.listen: metrics never share the public listener",
+                    )
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    return err(
+                        "metrics.listen",
+                        "expected an address such as 127.0.0.1:9090, or empty for no metrics",
+                    )
+                }
+            }
+        }
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 pub mod cas_flow;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod oidc_flow;
 pub mod proxy_callback;
 pub mod routes;
@@ -29,6 +30,8 @@ pub struct Application {
     port: u16,
     server: Server,
     services: Services,
+    /// The metrics listener's server and port, when `[metrics] listen` is set.
+    metrics: Option<(Server, u16)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -88,6 +91,21 @@ impl Application {
         services.mail.worker.spawn(std::time::Duration::from_secs(
             settings.mail.worker_interval_secs,
         ));
+        let metrics = match metrics::bind(&settings.metrics.listen)? {
+            Some(listener) => {
+                let port = listener
+                    .local_addr()
+                    .map_err(|e| StartupError::Listen(e.to_string()))?
+                    .port();
+                metrics::exporter()
+                    .map(|handle| {
+                        metrics::serve(listener, handle, settings.server.shutdown_timeout_secs)
+                    })
+                    .transpose()?
+                    .map(|server| (server, port))
+            }
+            None => None,
+        };
         let https = settings.is_https();
         let server = HttpServer::new(move || {
             App::new()
@@ -96,6 +114,7 @@ impl Application {
                 .app_data(aw::QueryConfig::default())
                 .wrap(security_headers(https))
                 .wrap(from_fn(web::access_log))
+                .wrap(from_fn(metrics::track_http))
                 .configure(routes::configure)
         })
         .workers(workers)
@@ -107,12 +126,18 @@ impl Application {
             port,
             server,
             services,
+            metrics,
         })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bound port of the metrics listener, if `[metrics] listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     /// The services behind the server (tests reach the same store and database).
@@ -126,7 +151,17 @@ impl Application {
     /// # Errors
     /// I/O errors of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.metrics {
+            // Both servers stop on the same signals; the public one's result is the answer.
+            Some((metrics_server, _)) => {
+                let (public, metrics) = futures::future::join(self.server, metrics_server).await;
+                if let Err(e) = metrics {
+                    tracing::warn!(error = %e, "the metrics listener stopped with an error");
+                }
+                public
+            }
+            None => self.server.await,
+        }
     }
 }
 

@@ -98,11 +98,13 @@ impl PoolSlot {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        let waiting = sesame_metrics::HashingWait::begin();
         let _running = self
             .running
             .acquire_owned()
             .await
             .map_err(|e| PoolTaskFailed(e.to_string()))?;
+        waiting.end();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(job))
             .await

@@ -370,7 +370,9 @@ pub async fn submit_login(
         password: Password::new(form.password.as_deref().unwrap_or_default()),
         client_ip: state.client_ip(&req),
     };
-    match state.services.authenticator.login(attempt).await {
+    let outcome = state.services.authenticator.login(attempt).await;
+    crate::metrics::login(&outcome);
+    match outcome {
         Ok(authenticated) => {
             // A session the browser already had is ended, and a new identifier issued: the
             // browser never keeps an identifier that existed before the login (A40).
