@@ -39,3 +39,17 @@ bench: ## Benchmarks: release build, PostgreSQL + Redis, every scenario against 
 
 bench-large: ## As bench, plus the login with 1,000,000 accounts
 	bash bench/run.sh --large
+
+.PHONY: deny deny-advisories machete docker-check
+
+deny: ## Supply chain: licences, banned crates and sources of every dependency (cargo-deny)
+	$(CARGO) deny --all-features check licenses bans sources
+
+deny-advisories: ## RustSec advisories of every dependency (cargo-deny; needs GitHub, unreachable from CI)
+	$(CARGO) deny --all-features check advisories
+
+machete: ## Dependencies declared but not used (cargo-machete)
+	$(CARGO) machete
+
+docker-check: ## Check docker-compose.yml and the Dockerfile without Docker, and run the image's build steps
+	bash tests/check-docker.sh
