@@ -11,6 +11,8 @@
 #    binary needs comes from a package the stage installs (or its dependencies, or the base
 #    image's C library), and `sesame config check` accepts the image's ENV and, on top of it,
 #    each Sesame service's environment from the compose file.
+# 4. deploy/sesame.service passes `systemd-analyze verify` and its security exposure stays
+#    low (`systemd-analyze security --offline`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -80,4 +82,14 @@ check_env() {
 check_env image "$work/image.env"
 check_env sesame-1 "$work/image.env" "$work/sesame-1.env"
 check_env migrate "$work/image.env" "$work/migrate.env"
+echo "== deploy/sesame.service (systemd-analyze, offline)"
+if command -v systemd-analyze >/dev/null; then
+  sed "s#/usr/local/bin/sesame#$OUT/sesame#" deploy/sesame.service > "$work/sesame.service"
+  systemd-analyze verify "$work/sesame.service"
+  # Exposure 0 (locked down) … 10 (unprotected), threshold in tenths: fail above 2.0 (the
+  # unit scores about 1.3).
+  systemd-analyze security --offline=true --threshold=20 "$work/sesame.service" | tail -n1
+else
+  echo "SKIPPED: systemd-analyze is not installed"
+fi
 echo "docker-check: passed"
