@@ -279,7 +279,7 @@ async fn a_new_lock_counts_once_in_lockouts_and_refusals_count_as_locked() {
 }
 
 #[tokio::test]
-async fn metrics_are_only_on_their_own_listener() {
+async fn a60_metrics_are_only_on_their_own_listener() {
     let app = metrics_app().await;
     // The public listener answers /metrics like any unknown path (A60).
     for path in ["/metrics", "/metrics/", "/cas/metrics"] {
