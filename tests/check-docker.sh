@@ -27,7 +27,6 @@ python3 tests/check-compose.py \
   --emit-env sesame-1 "$work/sesame-1.env" \
   --emit-env migrate "$work/migrate.env"
 if docker compose version >/dev/null 2>&1; then
-  mkdir -p "$work/secrets"
   docker compose config --quiet && echo "docker compose config: valid"
 else
   echo "SKIPPED: docker compose config (the Compose plugin is not installed; PyYAML checks above)"
