@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{fmt as tfmt, EnvFilter};
@@ -58,9 +59,10 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         let mut line = Map::new();
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        // The wall clock, not the Clock port: a log line records when it was written, even
+        // when tests move the application's time.
+        let mut now = String::new();
+        tracing_subscriber::fmt::time::SystemTime.format_time(&mut Writer::new(&mut now))?;
         line.insert("timestamp".to_owned(), Value::from(now));
         line.insert("level".to_owned(), Value::from(meta.level().as_str()));
         line.insert("target".to_owned(), Value::from(meta.target()));
