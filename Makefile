@@ -43,7 +43,7 @@ bench-large: ## As bench, plus the login with 1,000,000 accounts
 .PHONY: deny deny-advisories machete docker-check
 
 deny: ## Supply chain: licences, banned crates and sources of every dependency (cargo-deny)
-	$(CARGO) deny --all-features check licenses bans sources
+	$(CARGO) deny --all-features check --hide-inclusion-graph licenses bans sources
 
 deny-advisories: ## RustSec advisories of every dependency (cargo-deny; needs GitHub, unreachable from CI)
 	$(CARGO) deny --all-features check advisories
