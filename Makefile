@@ -44,6 +44,7 @@ bench-large: ## As bench, plus the login with 1,000,000 accounts
 
 openapi: ## Rewrite docs/admin-api.openapi.json from the code (an e2e test fails when it differs from what Sesame serves)
 	$(CARGO) run --quiet --bin sesame -- openapi > docs/admin-api.openapi.json
+
 .PHONY: faults fuzz
 
 faults: ## Fault suite (security spec F rows): own PostgreSQL, Redis, SMTP and fault proxies, two instances under load; ~2 min
@@ -51,3 +52,17 @@ faults: ## Fault suite (security spec F rows): own PostgreSQL, Redis, SMTP and f
 
 fuzz: ## Property tests of the parsers and writers with many cases (PROPTEST_CASES, default 20000)
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) nextest run --workspace --exclude sesame-tests -E 'test(/prop_/)'
+
+.PHONY: deny deny-advisories machete docker-check
+
+deny: ## Supply chain: licences, banned crates and sources of every dependency (cargo-deny)
+	$(CARGO) deny --all-features check --hide-inclusion-graph licenses bans sources
+
+deny-advisories: ## RustSec advisories of every dependency (cargo-deny; needs GitHub, unreachable from CI)
+	$(CARGO) deny --all-features check advisories
+
+machete: ## Dependencies declared but not used (cargo-machete)
+	$(CARGO) machete
+
+docker-check: ## Check docker-compose.yml and the Dockerfile without Docker, and run the image's build steps
+	bash tests/check-docker.sh

@@ -359,6 +359,8 @@ async fn with_no_configuration_serve_runs_the_embedded_default_and_stops_cleanly
             format!("http://127.0.0.1:{port}"),
         )
         .env("SESAME_PASSWORD_HASHING__MEMORY_KIB", "256")
+        // Port 0: tests run in parallel and the default 9090 may be taken.
+        .env("SESAME_METRICS__LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

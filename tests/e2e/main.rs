@@ -19,6 +19,7 @@ mod interop;
 mod lockout;
 mod login;
 mod mail;
+mod metrics;
 mod oidc;
 mod oidc_flows;
 mod policy;

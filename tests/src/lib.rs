@@ -88,6 +88,9 @@ pub fn fast_settings() -> Settings {
     s.database.max_connections = 4;
     // Growing delays before the lock have their own test.
     s.lockout.failure_delay_ms = 0;
+    // Off: tests run in parallel and would all want port 9090; the metrics tests turn it on
+    // at port 0 (`TestApp::metrics_address`).
+    s.metrics.listen = String::new();
     s
 }
 
@@ -115,6 +118,8 @@ pub struct TestApp {
     pub services: Services,
     /// The settings it runs with.
     pub settings: Settings,
+    /// `http://127.0.0.1:<port>` of the metrics listener, when `metrics.listen` is set.
+    pub metrics_address: Option<String>,
     _db: Arc<DbGuard>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -222,6 +227,9 @@ async fn start(mut settings: Settings, db: Arc<DbGuard>, clock: Arc<ManualClock>
         .await
         .expect("the application starts");
     let services = app.services().clone();
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -230,6 +238,7 @@ async fn start(mut settings: Settings, db: Arc<DbGuard>, clock: Arc<ManualClock>
         clock,
         services,
         settings,
+        metrics_address,
         _db: db,
         server,
     }

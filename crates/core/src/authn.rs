@@ -205,6 +205,7 @@ impl Authenticator {
                         .set_login_lock(&login_key, Some(until))
                         .await?;
                     self.store.lock_attempts(&login_key, until, now).await?;
+                    sesame_metrics::lockout();
                     self.record(AuditKind::LoginLocked, now, &folded, account_id, ip)
                         .await?;
                     return Err(AuthError::Locked { until });

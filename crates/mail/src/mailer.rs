@@ -51,6 +51,7 @@ impl Mailer for TemplatedMailer {
         let mail = self.templates.render(&message)?;
         let id = self.queue.enqueue(mail, self.clock.now()).await?;
         tracing::info!(mail.id = %id, "mail queued");
+        sesame_metrics::mail("queued");
         if let Some(waker) = &self.waker {
             waker.wake();
         }

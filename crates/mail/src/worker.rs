@@ -166,6 +166,7 @@ impl MailWorker {
             Ok(()) => {
                 self.queue.mark_sent(mail.id, now).await?;
                 report.sent += 1;
+                sesame_metrics::mail("sent");
                 tracing::info!("mail sent");
                 return Ok(());
             }
@@ -182,11 +183,13 @@ impl MailWorker {
             Some(at) => {
                 self.queue.schedule_retry(mail.id, at, &message).await?;
                 report.retried += 1;
+                sesame_metrics::mail("retried");
                 tracing::warn!(error = %message, mail.retry_at = %at, "mail not delivered; will retry");
             }
             None => {
                 self.queue.mark_failed(mail.id, now, &message).await?;
                 report.failed += 1;
+                sesame_metrics::mail("failed");
                 tracing::error!(error = %message, "mail given up; kept in the queue as failed");
             }
         }

@@ -73,6 +73,17 @@ pub struct Settings {
     /// The helpdesk: where assistance requests go, and the form's flood limits.
     #[serde(default)]
     pub helpdesk: HelpdeskSettings,
+    /// Prometheus metrics listener.
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Address of the separate listener serving `/metrics` (never the public one); empty: no
+    /// metrics.
+    pub listen: String,
 }
 
 /// `[admin_api]`
@@ -795,6 +806,26 @@ impl Settings {
             );
         }
         self.helpdesk.validate()?;
+        if !self.metrics.listen.trim().is_empty() {
+            match self.metrics.listen.parse::<SocketAddr>() {
+                Ok(addr)
+                    if addr.port() != 0
+                        && self.server.listen.parse::<SocketAddr>().ok() == Some(addr) =>
+                {
+                    return err(
+                        "metrics.listen",
+                        "must differ from server.listen: metrics never share the public listener",
+                    )
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    return err(
+                        "metrics.listen",
+                        "expected an address such as 127.0.0.1:9090, or empty for no metrics",
+                    )
+                }
+            }
+        }
         Ok(())
     }
 
@@ -972,28 +1003,170 @@ mod tests {
         assert_eq!(s.password_policy.default.min_length, 15);
     }
 
-    /// Every key of the built-in defaults is documented in docs/configuration.md, with its
-    /// environment variable: a key added to the code without its line there fails here.
+    /// Every key of the settings is documented in docs/configuration.md: a row in its
+    /// section's table with the key, its `SESAME_…` variable, default and secrecy. The keys
+    /// are those of `Settings` itself (serialised defaults, nested tables walked), so a field
+    /// added to any settings struct fails here until its row is written; the message lists
+    /// exactly the rows to add (and rows left over for keys that no longer exist).
     #[test]
     fn every_key_is_in_the_configuration_reference() {
         let reference = include_str!("../../../docs/configuration.md");
-        let defaults: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let documented = reference_rows(reference);
+        let defaults = toml::Value::try_from(Settings::default()).unwrap();
+        let mut keys = Vec::new();
+        setting_keys(&defaults, "", &mut keys);
+        assert!(keys.len() > 50, "walked too few keys: {keys:?}");
+
         let mut missing = Vec::new();
-        for (section, table) in &defaults {
-            let Some(table) = table.as_table() else {
+        for key in &keys {
+            let Some((section, rest)) = key.split_once('.') else {
                 continue;
             };
-            for key in table.keys() {
-                let env = format!("SESAME_{}__{}", section.to_uppercase(), key.to_uppercase());
-                if !reference.contains(&format!("`{key}`"))
-                    || (!matches!(key.as_str(), "services" | "clients")
-                        && !reference.contains(&env))
+            let env = env_var(key);
+            let row = documented.iter().find(|r| {
+                r.section == section
+                    && (r.key == rest
+                        || r.key.starts_with(&format!("{rest}."))
+                        // A map documented by one row (`activation.paths`), its entries walked.
+                        || rest.starts_with(&format!("{}.", r.key)))
+            });
+            match row {
+                None => missing.push(format!(
+                    "{key}: no row `{rest}` under `## [{section}]` (variable {env})"
+                )),
+                Some(r)
+                    if !r.env.contains(&env)
+                        && !r.env.contains("use the file")
+                        // `SESAME_…__PATHS__<AFFILIATION>`: one variable per map entry.
+                        && !r
+                            .env
+                            .split('<')
+                            .next()
+                            .and_then(|head| head.rsplit('`').next())
+                            .is_some_and(|stem| r.env.contains('<') && env.starts_with(stem)) =>
                 {
-                    missing.push(format!("{section}.{key}"));
+                    missing.push(format!("{key}: its row does not name {env}"))
                 }
+                Some(r) if !matches!(r.secret.as_str(), "no" | "**yes**" | "**yes** (masked)") => {
+                    missing.push(format!(
+                        "{key}: its Secret column says neither no nor **yes**"
+                    ))
+                }
+                Some(_) => {}
             }
         }
-        assert!(missing.is_empty(), "undocumented keys: {missing:?}");
+        let stale: Vec<String> = documented
+            .iter()
+            .filter(|r| !r.key.contains('<'))
+            .map(|r| format!("{}.{}", r.section, r.key))
+            .filter(|k| {
+                !keys
+                    .iter()
+                    .any(|key| key == k || key.starts_with(&format!("{k}.")))
+            })
+            .collect();
+        assert!(
+            missing.is_empty() && stale.is_empty(),
+            "docs/configuration.md is out of date with the settings.\n\
+             Keys to document (a row | `key` | `SESAME_SECTION__KEY` | default | meaning | no or **yes** |):\n  {}\n\
+             Rows for keys that do not exist:\n  {}",
+            missing.join("\n  "),
+            stale.join("\n  ")
+        );
+    }
+
+    /// One row of a key table of docs/configuration.md.
+    struct ReferenceRow {
+        section: String,
+        key: String,
+        env: String,
+        secret: String,
+    }
+
+    /// The rows `| \`key\` | variable | default | meaning | secret |` under each
+    /// ``## `[section]` `` heading.
+    fn reference_rows(markdown: &str) -> Vec<ReferenceRow> {
+        let mut rows = Vec::new();
+        let mut section = None;
+        // Under ``### `[lifecycle.activation]` `` the keys are `activation.…` of `[lifecycle]`.
+        let mut prefix = String::new();
+        for line in markdown.lines() {
+            if let Some(heading) = line.strip_prefix("## ") {
+                section = heading
+                    .trim()
+                    .strip_prefix("`[")
+                    .and_then(|h| h.strip_suffix("]`"))
+                    .map(str::to_owned);
+                prefix.clear();
+                continue;
+            }
+            if let Some(sub) = line
+                .strip_prefix("### `[")
+                .and_then(|h| h.trim().strip_suffix("]`"))
+            {
+                if let Some((top, rest)) = sub.split_once('.') {
+                    section = Some(top.to_owned());
+                    prefix = format!("{rest}.");
+                }
+                continue;
+            }
+            let (Some(section), Some(row)) = (&section, line.strip_prefix("| `")) else {
+                continue;
+            };
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let Some((key, _)) = cells[0].split_once('`') else {
+                continue;
+            };
+            rows.push(ReferenceRow {
+                section: section.clone(),
+                key: format!("{prefix}{key}"),
+                env: cells.get(1).copied().unwrap_or_default().to_owned(),
+                secret: cells
+                    .last()
+                    .copied()
+                    .unwrap_or_default()
+                    .trim_end_matches('|')
+                    .trim()
+                    .to_owned(),
+            });
+        }
+        rows
+    }
+
+    /// Dotted paths of every leaf of `value`: scalars, arrays, and tables that are empty by
+    /// default (maps such as `lifecycle.email_patterns`).
+    fn setting_keys(value: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        match value.as_table() {
+            Some(table) if !table.is_empty() => {
+                for (k, v) in table {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    setting_keys(v, &path, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+
+    fn env_var(key: &str) -> String {
+        format!("SESAME_{}", key.to_uppercase().replace('.', "__"))
+    }
+
+    #[test]
+    fn the_metrics_listener_is_on_loopback_by_default_and_never_the_public_one() {
+        let mut s = Settings::default();
+        assert_eq!(s.metrics.listen, "127.0.0.1:9090");
+        s.metrics.listen = String::new();
+        s.validate().unwrap();
+        s.metrics.listen = "not an address".to_owned();
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("metrics.listen"), "{e}");
+        s.metrics.listen = s.server.listen.clone();
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("must differ from server.listen"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod cas_flow;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod oidc_flow;
 pub mod operations;
 pub mod proxy_callback;
@@ -34,6 +35,8 @@ pub struct Application {
     services: Services,
     /// The admin API's own listener (`admin_api.listen`), when it has one.
     admin: Option<(u16, Server)>,
+    /// The metrics listener's server and port, when `[metrics] listen` is set.
+    metrics: Option<(Server, u16)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -94,6 +97,21 @@ impl Application {
         services.mail.worker.spawn(std::time::Duration::from_secs(
             settings.mail.worker_interval_secs,
         ));
+        let metrics = match metrics::bind(&settings.metrics.listen)? {
+            Some(listener) => {
+                let port = listener
+                    .local_addr()
+                    .map_err(|e| StartupError::Listen(e.to_string()))?
+                    .port();
+                metrics::exporter()
+                    .map(|handle| {
+                        metrics::serve(listener, handle, settings.server.shutdown_timeout_secs)
+                    })
+                    .transpose()?
+                    .map(|server| (server, port))
+            }
+            None => None,
+        };
         let https = settings.is_https();
         let admin = admin_server(&settings, &state)?;
         let admin_on_public = settings.admin_api.enabled && admin.is_none();
@@ -109,6 +127,7 @@ impl Application {
                         routes::admin::configure(cfg);
                     }
                 })
+                .wrap(from_fn(metrics::track_http))
                 .configure(routes::configure)
         })
         .workers(workers)
@@ -121,6 +140,7 @@ impl Application {
             server,
             services,
             admin,
+            metrics,
         })
     }
 
@@ -134,6 +154,11 @@ impl Application {
         self.port
     }
 
+    /// The bound port of the metrics listener, if `[metrics] listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
+    }
+
     /// The services behind the server (tests reach the same store and database).
     pub fn services(&self) -> &Services {
         &self.services
@@ -145,12 +170,24 @@ impl Application {
     /// # Errors
     /// I/O errors of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // Every server stops on the same signals; the public one's result is the answer, the
+        // admin listener's error is one too, the metrics listener's is only logged.
+        let metrics = async {
+            if let Some((metrics_server, _)) = self.metrics {
+                if let Err(e) = metrics_server.await {
+                    tracing::warn!(error = %e, "the metrics listener stopped with an error");
+                }
+            }
+        };
         match self.admin {
             Some((_, admin)) => {
-                let (public, admin) = futures::future::join(self.server, admin).await;
+                let (public, admin, ()) = futures::future::join3(self.server, admin, metrics).await;
                 public.and(admin)
             }
-            None => self.server.await,
+            None => {
+                let (public, ()) = futures::future::join(self.server, metrics).await;
+                public
+            }
         }
     }
 }

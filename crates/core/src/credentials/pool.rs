@@ -148,9 +148,12 @@ impl PoolSlot {
         R: Send + 'static,
     {
         let (done, outcome) = oneshot::channel();
+        // Queue depth and wait: from here until a hashing thread picks the job up.
+        let waiting = sesame_metrics::HashingWait::begin();
         let span = tracing::Span::current();
         let admitted = self.admitted;
         let wrapped: Job = Box::new(move || {
+            waiting.end();
             let _admitted = admitted;
             if done.is_closed() {
                 return;

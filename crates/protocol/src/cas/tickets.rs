@@ -509,6 +509,7 @@ impl CasTickets {
         {
             return Err(StoreError::Corrupt("ticket id collision".to_owned()));
         }
+        sesame_metrics::ticket_issued(kind.namespace());
         Ok(id)
     }
 

@@ -65,6 +65,18 @@ async fn validate_ticket(
     renew: bool,
     accept_proxy_tickets: bool,
 ) -> Result<(TicketGrant, RegisteredService), CasError> {
+    let outcome = check_ticket(state, ticket, service, renew, accept_proxy_tickets).await;
+    crate::metrics::ticket_validated(&outcome);
+    outcome
+}
+
+async fn check_ticket(
+    state: &AppState,
+    ticket: Option<&str>,
+    service: Option<&str>,
+    renew: bool,
+    accept_proxy_tickets: bool,
+) -> Result<(TicketGrant, RegisteredService), CasError> {
     let (Some(ticket), Some(service)) = (
         ticket.filter(|t| !t.is_empty()),
         service.filter(|s| !s.is_empty()),

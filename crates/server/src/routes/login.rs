@@ -480,7 +480,9 @@ pub async fn submit_login(
         password: Password::new(form.password.as_deref().unwrap_or_default()),
         client_ip: state.client_ip(&req),
     };
-    match state.services.authenticator.login(attempt).await {
+    let outcome = state.services.authenticator.login(attempt).await;
+    crate::metrics::login(&outcome);
+    match outcome {
         Ok(authenticated) => {
             // Nothing is issued (no session, ticket or code) while an action is required.
             match required_actions(&state, &authenticated.account).await {

@@ -176,11 +176,14 @@ impl RedisStore {
         what: &str,
         round_trip: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.op_timeout, round_trip).await {
+        let started = std::time::Instant::now();
+        let outcome = match tokio::time::timeout(self.op_timeout, round_trip).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(store_error(&e)),
             Err(_) => Err(self.timed_out(what)),
-        }
+        };
+        sesame_metrics::store_op(started.elapsed(), outcome.is_ok());
+        outcome
     }
 
     /// Sends one command (`what` names it in errors).

@@ -141,7 +141,8 @@ impl Database {
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let outcome = match tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let mut conn = pool
                 .get()
@@ -149,6 +150,16 @@ impl Database {
             op(&mut conn)
         })
         .await
-        .map_err(|e| RepoError::Unavailable(format!("database task failed: {e}")))?
+        {
+            Ok(outcome) => outcome,
+            Err(e) => Err(RepoError::Unavailable(format!("database task failed: {e}"))),
+        };
+        // Conflicts and missing rows are answers, not database failures.
+        let failed = matches!(
+            outcome,
+            Err(RepoError::Unavailable(_) | RepoError::Corrupt(_))
+        );
+        sesame_metrics::db_op(started.elapsed(), failed);
+        outcome
     }
 }

@@ -62,7 +62,7 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
             return failure.response();
         }
     };
-    match params.one("grant_type") {
+    let response = match params.one("grant_type") {
         Some("authorization_code") => authorization_code(&state, client, &params).await,
         Some("refresh_token") => refresh_token(&state, client, &params).await,
         Some("client_credentials") => client_credentials(&state, client, &params).await,
@@ -76,7 +76,9 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
             "invalid_request",
             "grant_type is required",
         ),
-    }
+    };
+    crate::metrics::token_response(params.one("grant_type"), &response);
+    response
 }
 
 async fn authorization_code(

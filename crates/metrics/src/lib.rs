@@ -1,0 +1,289 @@
+//! Sesame's metrics: every name and label in one place, and the one-line calls the domain
+//! crates make where things happen.
+//!
+//! The calls go through the [`metrics`] facade: without an installed recorder (the CLI,
+//! unit tests) they cost next to nothing and record nothing. `sesame serve` installs the
+//! Prometheus exporter and serves the text format on its own listener (`[metrics] listen`).
+//!
+//! Labels are low-cardinality by construction: every label value passed here is a
+//! `&'static str` from a fixed set (outcomes, kinds, route patterns), never a login, an
+//! address or a path with an identifier in it. The names are an interface: dashboards and
+//! alerts depend on them, so they change only with a note in docs/upgrading.md.
+
+use std::time::{Duration, Instant};
+
+/// Logins by outcome (`outcome` = one of [`LOGIN_OUTCOMES`]).
+pub const LOGINS_TOTAL: &str = "sesame_logins_total";
+/// Logins locked after repeated failures (a new lock, not a refusal while locked).
+pub const LOCKOUTS_TOTAL: &str = "sesame_lockouts_total";
+/// CAS tickets issued by kind (`kind` = `st`, `pt`, `pgt`).
+pub const TICKETS_ISSUED_TOTAL: &str = "sesame_tickets_issued_total";
+/// CAS ticket validations by outcome (`outcome` = `success` or the CAS error code, e.g.
+/// `INVALID_TICKET`).
+pub const TICKETS_VALIDATED_TOTAL: &str = "sesame_tickets_validated_total";
+/// OpenID Connect token responses by grant (`grant` = the `grant_type`).
+pub const TOKENS_ISSUED_TOTAL: &str = "sesame_tokens_issued_total";
+/// Mails by status (`status` = `queued`, `sent`, `retried`, `failed`).
+pub const MAILS_TOTAL: &str = "sesame_mails_total";
+/// Password hashing jobs waiting for a hashing thread.
+pub const HASHING_QUEUE_DEPTH: &str = "sesame_hashing_queue_depth";
+/// Time a hashing job waited for a hashing thread.
+pub const HASHING_WAIT_SECONDS: &str = "sesame_hashing_wait_seconds";
+/// Failed operations of the ticket/session store (Redis).
+pub const STORE_ERRORS_TOTAL: &str = "sesame_store_errors_total";
+/// Duration of one operation of the ticket/session store (Redis).
+pub const STORE_OP_SECONDS: &str = "sesame_store_op_seconds";
+/// Failed operations of the account database (unreachable, failed, timed out).
+pub const DB_ERRORS_TOTAL: &str = "sesame_db_errors_total";
+/// Duration of one account database operation, waiting for a connection included.
+pub const DB_OP_SECONDS: &str = "sesame_db_op_seconds";
+/// HTTP requests by route pattern and status (`route`, `method`, `status`).
+pub const HTTP_REQUESTS_TOTAL: &str = "sesame_http_requests_total";
+/// HTTP request duration by route pattern (`route`, `method`).
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "sesame_http_request_duration_seconds";
+
+/// The values of `outcome` on [`LOGINS_TOTAL`].
+pub const LOGIN_OUTCOMES: &[&str] = &[
+    "success",
+    "invalid_credentials",
+    "locked",
+    "throttled",
+    "blocked",
+    "disabled",
+    "busy",
+    "password_too_long",
+    "error",
+];
+
+/// The values of `status` on [`MAILS_TOTAL`].
+pub const MAIL_STATUSES: &[&str] = &["queued", "sent", "retried", "failed"];
+
+/// Every metric with its kind and help text, for the exporter and the documentation test.
+pub const CATALOGUE: &[(&str, Kind, &str)] = &[
+    (LOGINS_TOTAL, Kind::Counter, "Login attempts by outcome."),
+    (
+        LOCKOUTS_TOTAL,
+        Kind::Counter,
+        "Logins locked after repeated failures.",
+    ),
+    (
+        TICKETS_ISSUED_TOTAL,
+        Kind::Counter,
+        "CAS tickets issued, by kind (st, pt, pgt).",
+    ),
+    (
+        TICKETS_VALIDATED_TOTAL,
+        Kind::Counter,
+        "CAS ticket validations, by outcome (success or the CAS error code).",
+    ),
+    (
+        TOKENS_ISSUED_TOTAL,
+        Kind::Counter,
+        "OpenID Connect token responses, by grant type.",
+    ),
+    (
+        MAILS_TOTAL,
+        Kind::Counter,
+        "Mails queued, sent, retried and given up (failed).",
+    ),
+    (
+        HASHING_QUEUE_DEPTH,
+        Kind::Gauge,
+        "Password hashing jobs waiting for a hashing thread.",
+    ),
+    (
+        HASHING_WAIT_SECONDS,
+        Kind::Histogram,
+        "Time a password hashing job waited for a hashing thread.",
+    ),
+    (
+        STORE_ERRORS_TOTAL,
+        Kind::Counter,
+        "Failed or timed-out operations of the ticket/session store (Redis).",
+    ),
+    (
+        STORE_OP_SECONDS,
+        Kind::Histogram,
+        "Duration of one ticket/session store (Redis) operation.",
+    ),
+    (
+        DB_ERRORS_TOTAL,
+        Kind::Counter,
+        "Failed operations of the account database (unreachable, failed, timed out).",
+    ),
+    (
+        DB_OP_SECONDS,
+        Kind::Histogram,
+        "Duration of one account database operation, including the wait for a connection.",
+    ),
+    (
+        HTTP_REQUESTS_TOTAL,
+        Kind::Counter,
+        "HTTP requests on the public listener, by route pattern, method and status.",
+    ),
+    (
+        HTTP_REQUEST_DURATION_SECONDS,
+        Kind::Histogram,
+        "Duration of HTTP requests on the public listener, by route pattern and method.",
+    ),
+];
+
+/// What a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// A distribution of durations, in seconds.
+    Histogram,
+}
+
+/// Registers the help texts and makes every fixed series visible at zero, so dashboards and
+/// `rate()` see a series before its first event. Call once after installing a recorder.
+pub fn describe() {
+    for (name, kind, help) in CATALOGUE {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(*name, *help),
+            Kind::Gauge => metrics::describe_gauge!(*name, *help),
+            Kind::Histogram => {
+                metrics::describe_histogram!(*name, metrics::Unit::Seconds, *help);
+            }
+        }
+    }
+    for outcome in LOGIN_OUTCOMES {
+        metrics::counter!(LOGINS_TOTAL, "outcome" => *outcome).absolute(0);
+    }
+    for status in MAIL_STATUSES {
+        metrics::counter!(MAILS_TOTAL, "status" => *status).absolute(0);
+    }
+    for kind in ["st", "pt", "pgt"] {
+        metrics::counter!(TICKETS_ISSUED_TOTAL, "kind" => kind).absolute(0);
+    }
+    metrics::counter!(LOCKOUTS_TOTAL).absolute(0);
+    metrics::counter!(STORE_ERRORS_TOTAL).absolute(0);
+    metrics::counter!(DB_ERRORS_TOTAL).absolute(0);
+    metrics::gauge!(HASHING_QUEUE_DEPTH).set(0.0);
+}
+
+/// A login ended with `outcome` (one of [`LOGIN_OUTCOMES`]).
+pub fn login(outcome: &'static str) {
+    metrics::counter!(LOGINS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// A login string was just locked.
+pub fn lockout() {
+    metrics::counter!(LOCKOUTS_TOTAL).increment(1);
+}
+
+/// A CAS ticket of `kind` (`st`, `pt`, `pgt`) was issued.
+pub fn ticket_issued(kind: &'static str) {
+    metrics::counter!(TICKETS_ISSUED_TOTAL, "kind" => kind).increment(1);
+}
+
+/// A CAS ticket validation ended with `outcome` (`success` or a CAS error code).
+pub fn ticket_validated(outcome: &'static str) {
+    metrics::counter!(TICKETS_VALIDATED_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// The token endpoint answered a `grant` (`authorization_code`, `refresh_token`,
+/// `client_credentials`) with tokens.
+pub fn token_issued(grant: &'static str) {
+    metrics::counter!(TOKENS_ISSUED_TOTAL, "grant" => grant).increment(1);
+}
+
+/// A mail reached `status` (one of [`MAIL_STATUSES`]).
+pub fn mail(status: &'static str) {
+    metrics::counter!(MAILS_TOTAL, "status" => status).increment(1);
+}
+
+/// A store (Redis) operation took `elapsed` and succeeded or not.
+pub fn store_op(elapsed: Duration, ok: bool) {
+    metrics::histogram!(STORE_OP_SECONDS).record(elapsed.as_secs_f64());
+    if !ok {
+        metrics::counter!(STORE_ERRORS_TOTAL).increment(1);
+    }
+}
+
+/// A database operation took `elapsed` and failed in the database (`failed`) or not.
+pub fn db_op(elapsed: Duration, failed: bool) {
+    metrics::histogram!(DB_OP_SECONDS).record(elapsed.as_secs_f64());
+    if failed {
+        metrics::counter!(DB_ERRORS_TOTAL).increment(1);
+    }
+}
+
+/// An HTTP request on the public listener was answered. `route` is the route's pattern
+/// (`/static/{name}`) or `unmatched`, never the request's path.
+pub fn http_request(route: String, method: &'static str, status: u16, elapsed: Duration) {
+    metrics::counter!(
+        HTTP_REQUESTS_TOTAL,
+        "route" => route.clone(),
+        "method" => method,
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
+}
+
+/// A hashing job waiting for a thread: counted in [`HASHING_QUEUE_DEPTH`] from
+/// [`HashingWait::begin`] until [`HashingWait::end`] (or until dropped, when the wait is
+/// abandoned), and its wait recorded in [`HASHING_WAIT_SECONDS`] at `end`.
+#[derive(Debug)]
+#[must_use = "the job counts as waiting until the guard ends or drops"]
+pub struct HashingWait {
+    started: Instant,
+}
+
+impl HashingWait {
+    /// The job starts waiting.
+    pub fn begin() -> Self {
+        metrics::gauge!(HASHING_QUEUE_DEPTH).increment(1.0);
+        Self {
+            started: Instant::now(),
+        }
+    }
+
+    /// The job got a thread.
+    pub fn end(self) {
+        metrics::histogram!(HASHING_WAIT_SECONDS).record(self.started.elapsed().as_secs_f64());
+        // Drop takes it out of the queue depth.
+    }
+}
+
+impl Drop for HashingWait {
+    fn drop(&mut self) {
+        metrics::gauge!(HASHING_QUEUE_DEPTH).decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prometheus_conventions() {
+        for (name, kind, help) in CATALOGUE {
+            assert!(name.starts_with("sesame_"), "{name}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
+            match kind {
+                Kind::Counter => assert!(name.ends_with("_total"), "{name}"),
+                Kind::Histogram => assert!(name.ends_with("_seconds"), "{name}"),
+                Kind::Gauge => assert!(!name.ends_with("_total"), "{name}"),
+            }
+            assert!(!help.is_empty());
+        }
+    }
+
+    #[test]
+    fn calls_without_a_recorder_do_nothing() {
+        login("success");
+        HashingWait::begin().end();
+        store_op(Duration::from_millis(1), false);
+    }
+}
