@@ -1043,6 +1043,104 @@ async fn a_charter_version_bump_must_be_accepted_at_the_next_login() {
     assert_eq!(user, login);
 }
 
+/// An unblocked account whose charter is also out of date: one parked login takes the
+/// person through the forced password change, then the charter, then to the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_unblock_with_a_new_charter_the_password_then_the_charter_then_the_service() {
+    const NEW_PASSWORD: &str = "seven lanterns over the quiet canal";
+    let app = activation_app().await;
+    let login = sesame_tests::unique_login("unblockcharter");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    let desk = &app.services.helpdesk.desk;
+    desk.block(
+        &account.login,
+        sesame_core::helpdesk::BlockReason::Other,
+        None,
+        "test",
+    )
+    .await
+    .unwrap();
+    desk.unblock(&account.login, "test").await.unwrap();
+
+    let client = sesame_tests::browser();
+    let service = format!("{SERVICE}index.php");
+    let enc: String = url::form_urlencoded::byte_serialize(service.as_bytes()).collect();
+    let (_, page) = get(&client, format!("{}/cas/login?service={enc}", app.address)).await;
+    let lt = sesame_tests::extract_lt(&page).unwrap();
+    let res = client
+        .post(format!("{}/cas/login?service={enc}", app.address))
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(
+        location(&res).ends_with("/password/required"),
+        "{}",
+        location(&res)
+    );
+    // The charter is not the current step yet: its page sends back to the password change.
+    let res = client
+        .post(format!("{}/charter", app.address))
+        .form(&[("accept", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(
+        location(&res).ends_with("/password/required"),
+        "{}",
+        location(&res)
+    );
+
+    let (status, page) = get(&client, format!("{}/password/required", app.address)).await;
+    assert_eq!(status, 200);
+    let csrf = sesame_tests::oidc::hidden_field(&page, "csrf").unwrap();
+    let res = client
+        .post(format!("{}/password/required", app.address))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current_password", GOOD_PASSWORD),
+            ("new_password", NEW_PASSWORD),
+            ("confirm_password", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(location(&res).ends_with("/charter"), "{}", location(&res));
+    // Still no SSO session between the two steps.
+    let (_, page) = get(&client, format!("{}/cas/login?service={enc}", app.address)).await;
+    assert!(sesame_tests::extract_lt(&page).is_some(), "no ticket yet");
+    // The password step is done: its page now sends on to the charter.
+    let res = client
+        .get(format!("{}/password/required", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(location(&res).ends_with("/charter"), "{}", location(&res));
+
+    let (status, page) = get(&client, format!("{}/charter", app.address)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(CHARTER));
+    let res = client
+        .post(format!("{}/charter", app.address))
+        .form(&[("accept", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(validate_ticket_of(&app, &location(&res), &enc).await, login);
+    // Used up: the charter page is gone too.
+    let (status, _) = get(&client, format!("{}/charter", app.address)).await;
+    assert_eq!(status, 403);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activation_codes_command_prints_csv_for_a_mail_merge() {
     let app = activation_app().await;

@@ -1,6 +1,6 @@
-//! `GET|POST /charter`: accepting a new version of the IT charter after a login (a
-//! [`RequiredAction`](super::required_actions::RequiredAction)), before going on to the
-//! service.
+//! `GET|POST /charter`: accepting a new version of the IT charter after a login, before going
+//! on to the service: the [`RequiredAction::AcceptCharter`] step of a parked login. Once the
+//! acceptance is recorded, [`required_actions::next_or_finish`] goes on.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -53,11 +53,9 @@ pub async fn show_charter(
     query: web::Query<CharterQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, query.lang.as_deref());
-    match required_actions::parked(&state, &req).await {
-        Some(p) if p.actions.first() == Some(&RequiredAction::AcceptCharter) => {
-            charter_page(&state, &req, lang, StatusCode::OK, None)
-        }
-        _ => required_actions::expired(&state, &req, lang),
+    match required_actions::parked_at(&state, &req, lang, RequiredAction::AcceptCharter).await {
+        Ok(_) => charter_page(&state, &req, lang, StatusCode::OK, None),
+        Err(response) => response,
     }
 }
 
@@ -77,12 +75,17 @@ pub async fn submit_charter(
             "error_form_expired",
         );
     }
-    let Some(parked) = required_actions::parked(&state, &req).await else {
-        return required_actions::expired(&state, &req, lang);
+    let parked = match required_actions::parked_at(
+        &state,
+        &req,
+        lang,
+        RequiredAction::AcceptCharter,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(response) => return response,
     };
-    if parked.actions.first() != Some(&RequiredAction::AcceptCharter) {
-        return required_actions::expired(&state, &req, lang);
-    }
     if !form
         .accept
         .as_deref()
@@ -94,11 +97,15 @@ pub async fn submit_charter(
     if let Err(e) = state
         .services
         .activation
-        .accept_charter(parked.account_id, &parked.login, state.client_ip(&req))
+        .accept_charter(
+            parked.login.account_id,
+            &parked.login.login,
+            state.client_ip(&req),
+        )
         .await
     {
         tracing::error!(error = %e, "could not record a charter acceptance");
         return state.unavailable(&req, lang);
     }
-    required_actions::resume(&state, &req, lang, RequiredAction::AcceptCharter).await
+    required_actions::next_or_finish(&state, &req, lang, parked).await
 }

@@ -484,34 +484,14 @@ pub async fn submit_login(
     crate::metrics::login(&outcome);
     match outcome {
         Ok(authenticated) => {
-            // Nothing is issued (no session, ticket or code) while an action is required.
-            match required_actions(&state, &authenticated.account).await {
-                Ok(actions) => {
-                    if let Some(first) = actions.first() {
-                        return crate::routes::password_required::park(
-                            &state,
-                            &req,
-                            lang,
-                            &authenticated.account,
-                            remember_me,
-                            *first,
-                        )
-                        .await;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not read the required actions of a login");
-                    return state.unavailable(&req, lang);
-                }
-            }
-            // Then the actions that need a page of their own (accept a new charter).
+            // Nothing is issued (no session, ticket or code) while an action is required
+            // (a forced password change, a new charter): the login is parked instead.
             if let Some(parked) = crate::routes::required_actions::intercept(
                 &state,
                 &req,
                 lang,
                 &authenticated.account,
                 remember_me,
-                req.query_string(),
             )
             .await
             {
@@ -532,110 +512,11 @@ pub async fn submit_login(
     }
 }
 
-/// What must happen after a correct password and before anything is issued (session,
-/// ticket, code), in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequiredAction {
-    /// Change the password (set by an unblock: the old one may be known to someone else).
-    ChangePassword,
-}
-
-/// The actions `account` must complete before its login opens a session. A login with any
-/// is parked and sent to the first one's page; the page resumes the login once done.
-///
-/// # Errors
-/// Storage errors (the login then fails closed).
-pub async fn required_actions(
-    state: &AppState,
-    account: &Account,
-) -> Result<Vec<RequiredAction>, sesame_core::error::RepoError> {
-    let mut actions = Vec::new();
-    if state
-        .services
-        .helpdesk
-        .desk
-        .password_change_required(account)
-        .await?
-    {
-        actions.push(RequiredAction::ChangePassword);
-    }
-    Ok(actions)
-}
-
-/// Continues a login parked for its required actions, once they are done: as a fresh login
-/// with the query it was made with (`service`, `authz`, `method`…).
-pub async fn resume_parked_login(
-    state: &AppState,
-    req: &HttpRequest,
-    lang: Lang,
-    account: &Account,
-    remember_me: bool,
-    query_string: &str,
-) -> HttpResponse {
-    let Ok(query) = web::Query::<LoginQuery>::from_query(query_string) else {
-        return login_form(state, req, lang, StatusCode::OK, None, "").await;
-    };
-    let service = query.service.as_deref().and_then(|url| {
-        state
-            .services
-            .registry
-            .find(url)
-            .cloned()
-            .map(|s| (url.to_owned(), s))
-    });
-    // The password is changed; the charter may still be due.
-    if let Some(parked) = crate::routes::required_actions::intercept(
-        state,
-        req,
-        lang,
-        account,
-        remember_me,
-        query_string,
-    )
-    .await
-    {
-        return parked;
-    }
-    open_session_and_continue(
-        state,
-        req,
-        lang,
-        account,
-        remember_me,
-        &query,
-        service.as_ref(),
-    )
-    .await
-}
-
-/// Ends a login parked by a required action of [`crate::routes::required_actions`]: opens
-/// the SSO session and continues to the CAS service, the OpenID Connect request or the
-/// logged-in page.
-pub(crate) async fn complete_login(
-    state: &AppState,
-    req: &HttpRequest,
-    lang: Lang,
-    query: &LoginQuery,
-    service: Option<(String, sesame_protocol::services::RegisteredService)>,
-    account: Account,
-    remember_me: bool,
-) -> HttpResponse {
-    open_session_and_continue(
-        state,
-        req,
-        lang,
-        &account,
-        remember_me,
-        query,
-        service.as_ref(),
-    )
-    .await
-}
-
-/// Opens the SSO session of a login that passed every check and continues where it was
-/// going: a service ticket for a CAS service, the parked OpenID Connect request, or the
-/// logged-in page.
-async fn open_session_and_continue(
+/// Opens the SSO session of a login that passed every check (credentials, then any
+/// [required actions](crate::routes::required_actions)) and continues where it was going: a
+/// service ticket for a CAS service, the parked OpenID Connect request, or the logged-in page.
+/// The one place a login becomes a session.
+pub(crate) async fn open_session_and_continue(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
@@ -674,16 +555,9 @@ async fn open_session_and_continue(
                 tracing::error!(error = %e, "could not close the session of an account blocked during its login");
             }
             return match outcome {
-                Ok(Some(now)) if now.state == AccountState::Blocked => {
-                    crate::routes::assistance::blocked_page(state, req, lang)
-                }
-                Ok(_) => state.error_page(
-                    StatusCode::FORBIDDEN,
-                    lang,
-                    req,
-                    "error_title",
-                    "error_disabled",
-                ),
+                Ok(Some(now)) => inactive_account_page(state, req, lang, now.state),
+                // A deleted account is refused as a disabled one.
+                Ok(None) => inactive_account_page(state, req, lang, AccountState::Disabled),
                 Err(e) => {
                     tracing::error!(error = %e, "database unavailable after opening a session");
                     state.unavailable(req, lang)
@@ -728,6 +602,28 @@ async fn open_session_and_continue(
         tracing::error!(error = %e, "could not set the SSO cookie");
     }
     response
+}
+
+/// The page for a login whose account is no longer active (blocked or disabled while it was
+/// being checked, or while a required action's page was open).
+pub(crate) fn inactive_account_page(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account_state: AccountState,
+) -> HttpResponse {
+    if account_state == AccountState::Blocked {
+        // Only a correct password gets here: it may learn where to ask for help.
+        crate::routes::assistance::blocked_page(state, req, lang)
+    } else {
+        state.error_page(
+            StatusCode::FORBIDDEN,
+            lang,
+            req,
+            "error_title",
+            "error_disabled",
+        )
+    }
 }
 
 async fn login_failure(

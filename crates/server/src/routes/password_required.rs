@@ -1,30 +1,26 @@
-//! `GET|POST /password/required`: the password change forced after an unblock. A login whose
-//! account must change its password is *parked* by the login page (no session, no ticket,
-//! no code); this page takes the current password again and the new one twice, and only once
-//! the change is stored does it open the session and continue where the login was going.
+//! `GET|POST /password/required`: the password change forced after an unblock, the
+//! [`RequiredAction::ChangePassword`] step of a login parked by [`required_actions`] (no
+//! session, no ticket, no code yet). The page takes the current password again (the one just
+//! typed: a stolen parked-login cookie alone changes nothing) and the new one twice; once the
+//! change is stored, [`required_actions::next_or_finish`] goes on to the next action or opens
+//! the session.
 //!
-//! The parked login lives in the store under the SHA-256 of a random token carried by an
-//! HttpOnly, SameSite=Strict cookie; it expires after 15 minutes and allows a few wrong
-//! current passwords before it is dropped (the login page's lockout then applies again).
+//! A few wrong current passwords drop the parked login (the login page's lockout then applies
+//! again); the form carries a token derived from the parked login's cookie.
 
-use std::time::Duration;
-
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sesame_core::account::Account;
 use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
-use sesame_core::ids::AccountId;
 use sesame_core::random;
 use sesame_lifecycle::helpdesk::PasswordChangeError;
 
-use crate::routes::login::{is_cross_site, RequiredAction};
+use super::required_actions::{self, Parked, RequiredAction, PARKED_TTL};
+use crate::routes::login::is_cross_site;
 use crate::web::AppState;
 
-/// How long a parked login waits for its required action.
-const PARKED_TTL: Duration = Duration::from_secs(15 * 60);
 /// Wrong current passwords allowed on one parked login.
 const MAX_TRIES: u32 = 5;
 
@@ -34,119 +30,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/password/required", web::post().to(submit_form));
 }
 
-/// A correct login waiting for its required actions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ParkedLogin {
-    /// The account.
-    pub account_id: AccountId,
-    /// "Remember me" as ticked on the login form.
-    pub remember_me: bool,
-    /// The query string of the login (service, renew, authz…), to continue with.
-    pub query: String,
+fn tries_key(parked: &Parked) -> String {
+    format!("required-tries:{}", random::sha256_hex(parked.token()))
 }
 
-fn parked_key(token: &str) -> String {
-    format!("parked-login:{}", random::sha256_hex(token))
+fn csrf_token(parked: &Parked) -> String {
+    random::sha256_hex(&format!("required-csrf:{}", parked.token()))
 }
 
-fn tries_key(token: &str) -> String {
-    format!("parked-login-tries:{}", random::sha256_hex(token))
-}
-
-fn cookie_name(state: &AppState) -> &'static str {
-    if state.settings.is_https() {
-        "__Host-sesame_parked"
-    } else {
-        "sesame_parked"
-    }
-}
-
-fn parked_cookie(state: &AppState, value: String) -> Cookie<'static> {
-    Cookie::build(cookie_name(state), value)
-        .path("/")
-        .http_only(true)
-        .secure(state.settings.is_https())
-        .same_site(SameSite::Strict)
-        .finish()
-}
-
-fn csrf_token(token: &str) -> String {
-    random::sha256_hex(&format!("parked-login-csrf:{token}"))
-}
-
-/// Parks a correct login and sends the browser to the page of its first required action.
-pub async fn park(
+/// The parked login at this step and its account, or the response to send instead.
+async fn parked_with_account(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
-    account: &Account,
-    remember_me: bool,
-    action: RequiredAction,
-) -> HttpResponse {
-    let token = random::token();
-    let parked = ParkedLogin {
-        account_id: account.id,
-        remember_me,
-        query: req.query_string().to_owned(),
-    };
-    let stored = match serde_json::to_string(&parked) {
-        Ok(json) => state
-            .services
-            .store
-            .put(&parked_key(&token), &json, PARKED_TTL)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = stored {
-        tracing::error!(error = %e, "could not park a login");
-        return state.unavailable(req, lang);
-    }
-    let path = match action {
-        RequiredAction::ChangePassword => "/password/required",
-    };
-    let mut res = HttpResponse::SeeOther()
-        .insert_header((
-            "Location",
-            format!("{}{path}?lang={}", state.base(), lang.tag()),
-        ))
-        .finish();
-    if let Err(e) = res.add_cookie(&parked_cookie(state, token)) {
-        tracing::error!(error = %e, "could not set the parked-login cookie");
-        return state.unavailable(req, lang);
-    }
-    res
-}
-
-/// The parked login of this browser and its account, if both still exist.
-async fn parked_login(
-    state: &AppState,
-    req: &HttpRequest,
-) -> Result<Option<(String, ParkedLogin, Account)>, String> {
-    let Some(cookie) = req.cookie(cookie_name(state)) else {
-        return Ok(None);
-    };
-    let token = cookie.value().to_owned();
-    if token.is_empty() || token.len() > 128 {
-        return Ok(None);
-    }
-    let Some(raw) = state
-        .services
-        .store
-        .get(&parked_key(&token))
-        .await
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok(None);
-    };
-    let parked: ParkedLogin = serde_json::from_str(&raw).map_err(|e| e.to_string())?;
-    let account = state
+) -> Result<(Parked, Account), HttpResponse> {
+    let parked =
+        required_actions::parked_at(state, req, lang, RequiredAction::ChangePassword).await?;
+    match state
         .services
         .accounts_repo
-        .find_by_id(parked.account_id)
+        .find_by_id(parked.login.account_id)
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(account.map(|a| (token, parked, a)))
+    {
+        Ok(Some(account)) => Ok((parked, account)),
+        Ok(None) => Err(required_actions::expired(state, req, lang)),
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable while reading a parked login");
+            Err(state.unavailable(req, lang))
+        }
+    }
 }
 
 /// Query of `GET /password/required`.
@@ -171,28 +83,12 @@ impl std::fmt::Debug for ChangeForm {
     }
 }
 
-fn expired(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    let mut res = state.error_page(
-        StatusCode::FORBIDDEN,
-        lang,
-        req,
-        "password_change_required_title",
-        "password_change_required_expired",
-    );
-    let mut removal = parked_cookie(state, String::new());
-    removal.make_removal();
-    if let Err(e) = res.add_cookie(&removal) {
-        tracing::warn!(error = %e, "could not clear the parked-login cookie");
-    }
-    res
-}
-
 fn render(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
     status: StatusCode,
-    token: &str,
+    parked: &Parked,
     account: &Account,
     problem: Option<(String, Vec<String>)>,
 ) -> HttpResponse {
@@ -212,7 +108,7 @@ fn render(
         lang,
         req,
         minijinja::context! {
-            csrf => csrf_token(token),
+            csrf => csrf_token(parked),
             rules => rules,
             error => error,
             violations => violations,
@@ -227,15 +123,11 @@ pub async fn show_form(
     query: web::Query<PageQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, query.lang.as_deref());
-    match parked_login(&state, &req).await {
-        Ok(Some((token, _, account))) => {
-            render(&state, &req, lang, StatusCode::OK, &token, &account, None)
+    match parked_with_account(&state, &req, lang).await {
+        Ok((parked, account)) => {
+            render(&state, &req, lang, StatusCode::OK, &parked, &account, None)
         }
-        Ok(None) => expired(&state, &req, lang),
-        Err(e) => {
-            tracing::error!(error = %e, "could not read a parked login");
-            state.unavailable(&req, lang)
-        }
+        Err(response) => response,
     }
 }
 
@@ -256,16 +148,12 @@ pub async fn submit_form(
             "error_form_expired",
         );
     }
-    let (token, parked, account) = match parked_login(&state, &req).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return expired(&state, &req, lang),
-        Err(e) => {
-            tracing::error!(error = %e, "could not read a parked login");
-            return state.unavailable(&req, lang);
-        }
+    let (parked, account) = match parked_with_account(&state, &req, lang).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
-    if form.csrf.as_deref() != Some(csrf_token(&token).as_str()) {
-        return expired(&state, &req, lang);
+    if form.csrf.as_deref() != Some(csrf_token(&parked).as_str()) {
+        return required_actions::expired(&state, &req, lang);
     }
     let current = Password::new(form.current_password.as_deref().unwrap_or_default());
     let new = Password::new(form.new_password.as_deref().unwrap_or_default());
@@ -277,7 +165,7 @@ pub async fn submit_form(
             &req,
             lang,
             StatusCode::BAD_REQUEST,
-            &token,
+            &parked,
             &account,
             Some((msg, Vec::new())),
         );
@@ -311,23 +199,24 @@ pub async fn submit_form(
                     tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
                 }
             }
-            return finish(&state, &req, lang, &token, &parked).await;
+            if let Err(e) = state.services.store.delete(&tries_key(&parked)).await {
+                tracing::warn!(error = %e, "could not forget the tries of a parked login");
+            }
+            return required_actions::next_or_finish(&state, &req, lang, parked).await;
         }
         Err(PasswordChangeError::WrongCurrent) => {
             let tries = state
                 .services
                 .store
-                .reserve_attempt(&tries_key(&token), state.services.clock.now(), PARKED_TTL)
+                .reserve_attempt(&tries_key(&parked), state.services.clock.now(), PARKED_TTL)
                 .await;
             match tries {
                 Ok(r) if r.attempt < MAX_TRIES => {}
                 Ok(_) => {
                     // Too many: the parked login is dropped; logging in again goes through
                     // the lockout rules.
-                    if let Err(e) = state.services.store.delete(&parked_key(&token)).await {
-                        tracing::warn!(error = %e, "could not drop a parked login");
-                    }
-                    return expired(&state, &req, lang);
+                    required_actions::discard(&state, &parked).await;
+                    return required_actions::expired(&state, &req, lang);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "store unavailable while counting tries");
@@ -357,7 +246,7 @@ pub async fn submit_form(
         ),
         Err(PasswordChangeError::NotRequired) => {
             // Already changed (another tab): the login may go on.
-            return finish(&state, &req, lang, &token, &parked).await;
+            return required_actions::next_or_finish(&state, &req, lang, parked).await;
         }
         Err(PasswordChangeError::Busy) => {
             let mut res = state.error_page(
@@ -383,58 +272,8 @@ pub async fn submit_form(
         &req,
         lang,
         status,
-        &token,
+        &parked,
         &account,
         Some((message, violations)),
     )
-}
-
-/// The required action is done: the parked login is taken (once: a second submission finds
-/// nothing) and continues as a fresh login would have.
-async fn finish(
-    state: &AppState,
-    req: &HttpRequest,
-    lang: Lang,
-    token: &str,
-    parked: &ParkedLogin,
-) -> HttpResponse {
-    match state.services.store.take(&parked_key(token)).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return expired(state, req, lang),
-        Err(e) => {
-            tracing::error!(error = %e, "could not take a parked login");
-            return state.unavailable(req, lang);
-        }
-    }
-    if let Err(e) = state.services.store.delete(&tries_key(token)).await {
-        tracing::warn!(error = %e, "could not forget the tries of a parked login");
-    }
-    let account = match state
-        .services
-        .accounts_repo
-        .find_by_id(parked.account_id)
-        .await
-    {
-        Ok(Some(a)) => a,
-        Ok(None) => return expired(state, req, lang),
-        Err(e) => {
-            tracing::error!(error = %e, "database unavailable while finishing a login");
-            return state.unavailable(req, lang);
-        }
-    };
-    let mut res = crate::routes::login::resume_parked_login(
-        state,
-        req,
-        lang,
-        &account,
-        parked.remember_me,
-        &parked.query,
-    )
-    .await;
-    let mut removal = parked_cookie(state, String::new());
-    removal.make_removal();
-    if let Err(e) = res.add_cookie(&removal) {
-        tracing::warn!(error = %e, "could not clear the parked-login cookie");
-    }
-    res
 }
