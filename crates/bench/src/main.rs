@@ -300,7 +300,7 @@ impl Bench {
             measured.per_second, measured.cpu_ms_per_op
         );
         let how = format!(
-            "verifications in-process (argon2 crate), {cores} threads = the hashing pool, m = {} KiB, t = {}, p = {}",
+            "verifications in-process (argon2 crate, one working buffer kept per thread as Sesame does), {cores} threads = the hashing pool, m = {} KiB, t = {}, p = {}",
             argon2.memory_kib, argon2.iterations, argon2.parallelism
         );
         Ok(self.record_ceiling(
