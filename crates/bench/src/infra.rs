@@ -269,6 +269,11 @@ client_credentials = true
 
 [log]
 level = "{log_level}"
+
+[metrics]
+# Recorded as in production, on a port of the system's choosing: the default 127.0.0.1:9090
+# would clash between the fault suite's two instances (or another Sesame on the machine).
+listen = "127.0.0.1:0"
 "#,
         listen = c.listen,
         db = c.database_url,
