@@ -43,6 +43,7 @@ pub fn exporter() -> Option<PrometheusHandle> {
             match installed {
                 Ok(handle) => {
                     sesame_metrics::describe();
+                    spawn_upkeep(handle.clone());
                     Some(handle)
                 }
                 Err(e) => {
@@ -52,6 +53,25 @@ pub fn exporter() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An installed recorder keeps every histogram sample until upkeep folds it into the
+/// buckets; only a scrape or `run_upkeep` does that. Without this thread, an instance nobody
+/// scrapes grows by every request's samples (measured: peak RSS 73 MB → 160 MB over one
+/// `make bench`). One thread per process, for the process-wide recorder.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started: histograms grow until scraped");
+    }
 }
 
 /// Binds `[metrics] listen`; `None` when it is empty (metrics off).
