@@ -263,6 +263,27 @@ async fn guard(
 }
 
 /// Maps a failed operation to the page with a message (or 503).
+/// The account page again, with `text` as the notice of a change that went through.
+async fn notice(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    cookie: &str,
+    session: &SsoSession,
+    text: String,
+) -> HttpResponse {
+    render(
+        state,
+        req,
+        lang,
+        cookie,
+        session,
+        StatusCode::OK,
+        Outcome::notice(text),
+    )
+    .await
+}
+
 async fn failed(
     state: &AppState,
     req: &HttpRequest,
@@ -371,16 +392,7 @@ pub async fn change_password(
         Ok(ended) => {
             end_sessions_everywhere(&state, session.account_id, ended, false).await;
             let text = state.renderer.text(lang, "account_password_changed");
-            render(
-                &state,
-                &req,
-                lang,
-                &cookie,
-                &session,
-                StatusCode::OK,
-                Outcome::notice(text),
-            )
-            .await
+            notice(&state, &req, lang, &cookie, &session, text).await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
@@ -431,16 +443,7 @@ pub async fn change_recovery_email(
                 .renderer
                 .text(lang, "account_link_sent")
                 .replace("{address}", &mask_email(address.as_str()));
-            render(
-                &state,
-                &req,
-                lang,
-                &cookie,
-                &session,
-                StatusCode::OK,
-                Outcome::notice(text),
-            )
-            .await
+            notice(&state, &req, lang, &cookie, &session, text).await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
@@ -560,16 +563,7 @@ pub async fn verify_mobile(
     {
         Ok(_) => {
             let text = state.renderer.text(lang, "account_mobile_verified");
-            render(
-                &state,
-                &req,
-                lang,
-                &cookie,
-                &session,
-                StatusCode::OK,
-                Outcome::notice(text),
-            )
-            .await
+            notice(&state, &req, lang, &cookie, &session, text).await
         }
         Err(RecoveryError::Refused(Refusal::WrongCode)) => {
             let msg = state.renderer.text(lang, "reset_error_code");
@@ -617,16 +611,7 @@ pub async fn set_directory(
     {
         Ok(()) => {
             let text = state.renderer.text(lang, "account_saved");
-            render(
-                &state,
-                &req,
-                lang,
-                &cookie,
-                &session,
-                StatusCode::OK,
-                Outcome::notice(text),
-            )
-            .await
+            notice(&state, &req, lang, &cookie, &session, text).await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
@@ -672,16 +657,7 @@ pub async fn set_redirect(
             } else {
                 state.renderer.text(lang, "account_saved")
             };
-            render(
-                &state,
-                &req,
-                lang,
-                &cookie,
-                &session,
-                StatusCode::OK,
-                Outcome::notice(text),
-            )
-            .await
+            notice(&state, &req, lang, &cookie, &session, text).await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
@@ -729,29 +705,11 @@ pub async fn revoke_session(
                 return res;
             }
             let text = state.renderer.text(lang, "account_session_revoked");
-            render(
-                &state,
-                &req,
-                lang,
-                &cookie,
-                &session,
-                StatusCode::OK,
-                Outcome::notice(text),
-            )
-            .await
+            notice(&state, &req, lang, &cookie, &session, text).await
         }
         Ok(None) => {
             let text = state.renderer.text(lang, "account_session_gone");
-            render(
-                &state,
-                &req,
-                lang,
-                &cookie,
-                &session,
-                StatusCode::OK,
-                Outcome::notice(text),
-            )
-            .await
+            notice(&state, &req, lang, &cookie, &session, text).await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
     }
