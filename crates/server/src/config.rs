@@ -213,6 +213,11 @@ pub struct StoreSettings {
     pub key_prefix: String,
     /// Budget of one store operation, in milliseconds; past it the request gets a 503.
     pub timeout_ms: u64,
+    /// Whether tickets, codes and sessions Redis held before it restarted still count. `false`:
+    /// a Redis restart ends them all, so a Redis restored from an older snapshot cannot bring a
+    /// consumed ticket or an ended session back (security spec F03). `true` only with a Redis
+    /// that cannot lose a write (`appendfsync always`, never restored from an older snapshot).
+    pub keep_records_across_restarts: bool,
 }
 
 /// `[password_hashing]`
@@ -799,6 +804,7 @@ impl Settings {
         }
         self.lifecycle.recovery.policy()?;
         self.sms.gateway()?;
+        self.sms.retry_window()?;
         if self.lifecycle.retention_days == 0 || self.lifecycle.retention_days > 36_500 {
             return err(
                 "lifecycle.retention_days",

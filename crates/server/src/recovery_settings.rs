@@ -95,6 +95,9 @@ pub struct SmsSettings {
     pub http_content_type: String,
     /// Budget of one request to the provider, seconds.
     pub timeout_secs: u64,
+    /// How long an SMS is tried again while the gateway is down, seconds (0: one try). At most
+    /// 540: an SMS code lives 600 s, and its lifetime is never extended for a late SMS.
+    pub retry_for_secs: u64,
 }
 
 impl Default for SmsSettings {
@@ -109,6 +112,7 @@ impl Default for SmsSettings {
             http_body_template: r#"{"to":"{to}","text":"{text}"}"#.to_owned(),
             http_content_type: "application/json".to_owned(),
             timeout_secs: 10,
+            retry_for_secs: 300,
         }
     }
 }
@@ -126,6 +130,20 @@ impl std::fmt::Debug for SmsSettings {
 }
 
 impl SmsSettings {
+    /// How long a failed SMS is tried again.
+    ///
+    /// # Errors
+    /// [`ConfigError`] above 540 s.
+    pub fn retry_window(&self) -> Result<Duration, ConfigError> {
+        if self.retry_for_secs > 540 {
+            return Err(ConfigError(
+                "invalid value for `sms.retry_for_secs`: at most 540 (an SMS code lives 600 s)"
+                    .to_owned(),
+            ));
+        }
+        Ok(Duration::from_secs(self.retry_for_secs))
+    }
+
     /// The gateway these settings describe.
     ///
     /// # Errors

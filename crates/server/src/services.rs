@@ -201,7 +201,8 @@ impl Services {
                 Duration::from_millis(settings.store.timeout_ms),
             )
             .await
-            .map_err(|e| StartupError::Store(e.to_string()))?;
+            .map_err(|e| StartupError::Store(e.to_string()))?
+            .keep_records_across_restarts(settings.store.keep_records_across_restarts);
             match redis.eviction_policy().await {
                 Ok(policy) if policy == "noeviction" => {}
                 Ok(policy) => tracing::warn!(
@@ -299,12 +300,20 @@ impl Services {
             .recovery
             .policy()
             .map_err(|e| StartupError::Recovery(e.to_string()))?;
-        let sms: Arc<dyn SmsSender> = Arc::new(BackgroundSmsSender::new(
-            settings
-                .sms
-                .gateway()
-                .map_err(|e| StartupError::Recovery(e.to_string()))?,
-        ));
+        let sms: Arc<dyn SmsSender> = Arc::new(
+            BackgroundSmsSender::new(
+                settings
+                    .sms
+                    .gateway()
+                    .map_err(|e| StartupError::Recovery(e.to_string()))?,
+            )
+            .retrying_for(
+                settings
+                    .sms
+                    .retry_window()
+                    .map_err(|e| StartupError::Recovery(e.to_string()))?,
+            ),
+        );
         let recovery = PasswordRecovery::new(RecoveryParts {
             accounts_repo: Arc::clone(&accounts_repo),
             profiles: Arc::clone(&profiles),

@@ -10,9 +10,13 @@ use sesame_core::sms::{mask_phone, SmsMessage};
 /// Why a gateway could not send an SMS.
 #[derive(Debug, thiserror::Error)]
 pub enum SmsGatewayError {
-    /// The provider could not be reached or refused the message.
+    /// The provider could not be reached or failed; trying again later may work.
     #[error("SMS gateway unavailable: {0}")]
     Unavailable(String),
+    /// The provider refused this message (a 4xx answer other than 408 and 429: bad number,
+    /// bad credentials, bad body); trying again would get the same answer.
+    #[error("SMS refused by the gateway: {0}")]
+    Refused(String),
     /// The gateway's settings are unusable.
     #[error("SMS gateway settings: {0}")]
     Settings(String),
@@ -226,6 +230,15 @@ impl SmsGateway for HttpGateway {
         }
         match request.send().await {
             Ok(res) if res.status().is_success() => Ok(()),
+            Ok(res)
+                if res.status().is_client_error()
+                    && !matches!(res.status().as_u16(), 408 | 429) =>
+            {
+                Err(SmsGatewayError::Refused(format!(
+                    "the provider answered {}",
+                    res.status().as_u16()
+                )))
+            }
             Ok(res) => Err(SmsGatewayError::Unavailable(format!(
                 "the provider answered {}",
                 res.status().as_u16()

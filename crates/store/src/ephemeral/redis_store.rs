@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,11 +26,23 @@ const RECONNECT_RETRIES: usize = 3;
 /// Longest pause between two reconnection attempts, in milliseconds.
 const RECONNECT_MAX_DELAY_MS: u64 = 500;
 
+/// A script that reads or writes tagged records: the tagging prelude, then the script.
+macro_rules! tagged_script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/run_tag.lua"),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
+}
+
 /// The Lua scripts, loaded once per store and cached by Redis (`EVALSHA`).
 struct Scripts {
     reserve_attempt: Script,
     forgive_attempt: Script,
     set_add: Script,
+    put: Script,
+    read: Script,
     read_linked: Script,
     take_and_put: Script,
 }
@@ -40,10 +53,29 @@ impl Scripts {
             reserve_attempt: Script::new(include_str!("lua/reserve_attempt.lua")),
             forgive_attempt: Script::new(include_str!("lua/forgive_attempt.lua")),
             set_add: Script::new(include_str!("lua/set_add.lua")),
-            read_linked: Script::new(include_str!("lua/read_linked.lua")),
-            take_and_put: Script::new(include_str!("lua/take_and_put.lua")),
+            put: tagged_script!("put.lua"),
+            read: tagged_script!("read.lua"),
+            read_linked: tagged_script!("read_linked.lua"),
+            take_and_put: tagged_script!("take_and_put.lua"),
         }
     }
+}
+
+/// The tag written with every record when records are kept across Redis restarts.
+const KEPT_RECORDS_TAG: &str = "kept";
+
+/// Redis connections, one per thread that uses the store.
+///
+/// A connection's driver task runs on the runtime of the thread that opened (or last reopened)
+/// it. actix-web runs each worker on its own single-threaded runtime and stops a worker's
+/// runtime as soon as that worker has drained at shutdown, so one connection shared by every
+/// worker could die while another worker still had requests in flight on it (security spec
+/// F11). With a connection per thread, a runtime only ever carries its own thread's
+/// connection; it is also one cross-thread hop less per round trip.
+struct Connections {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    by_thread: Mutex<HashMap<ThreadId, ConnectionManager>>,
 }
 
 /// Tickets, sessions, counters and locks in Redis, shared by every instance.
@@ -57,12 +89,22 @@ impl Scripts {
 /// Redis must be 6.2 or newer and should run with `maxmemory-policy noeviction` (see
 /// [`RedisStore::eviction_policy`]): an evicted counter or ticket would silently reset a lockout
 /// or break single use.
+///
+/// Records (tickets, codes, sessions: everything stored with `put`, `put_new` and
+/// `take_and_put`) are tagged with the Redis run that wrote them, and a record of an earlier
+/// run reads as absent: a Redis restored from an older snapshot cannot bring back a consumed
+/// ticket or an ended session (security spec F03). The price is that every restart of Redis
+/// ends every session, as a restart without persistence does anyway, unless the deployment
+/// keeps records across restarts ([`RedisStore::keep_records_across_restarts`]). Attempt
+/// counters, locks and sets are not tagged: the durable lock is in the database (decision 2).
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    connections: Arc<Connections>,
     prefix: Arc<str>,
     op_timeout: Duration,
     scripts: Arc<Scripts>,
+    /// `""`: records are tagged with Redis's run id; otherwise this constant tag.
+    tag_mode: &'static str,
 }
 
 impl fmt::Debug for RedisStore {
@@ -71,6 +113,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
             .field("op_timeout", &self.op_timeout)
+            .field("tag_mode", &self.tag_mode)
             .finish_non_exhaustive()
     }
 }
@@ -108,7 +151,7 @@ impl RedisStore {
                     .get_multiplexed_async_connection_with_config(&probe)
                     .await?,
             );
-            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            let mut conn = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
             let info: Option<String> = match cmd("INFO").arg("server").query_async(&mut conn).await
             {
                 Ok(info) => Some(info),
@@ -127,12 +170,64 @@ impl RedisStore {
                 return Err(StoreSetupError::RedisTooOld(version));
             }
         }
+        let by_thread = HashMap::from([(std::thread::current().id(), conn)]);
         Ok(Self {
-            conn,
+            connections: Arc::new(Connections {
+                client,
+                config,
+                by_thread: Mutex::new(by_thread),
+            }),
             prefix: Arc::from(key_prefix),
             op_timeout,
             scripts: Arc::new(Scripts::new()),
+            tag_mode: "",
         })
+    }
+
+    /// Keeps records across Redis restarts (`keep = true`) instead of treating the records of
+    /// an earlier Redis run as absent. Only safe when Redis cannot lose a write or roll back:
+    /// `appendonly yes` with `appendfsync always`, and never a restore from an older snapshot;
+    /// otherwise a consumed ticket or an ended session can come back after a crash.
+    #[must_use]
+    pub fn keep_records_across_restarts(mut self, keep: bool) -> Self {
+        self.tag_mode = if keep { KEPT_RECORDS_TAG } else { "" };
+        self
+    }
+
+    /// This thread's connection, opened on first use (see [`Connections`]).
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        let thread = std::thread::current().id();
+        let known = self
+            .connections
+            .by_thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&thread)
+            .cloned();
+        if let Some(conn) = known {
+            return Ok(conn);
+        }
+        let opened = tokio::time::timeout(
+            self.op_timeout,
+            ConnectionManager::new_with_config(
+                self.connections.client.clone(),
+                self.connections.config.clone(),
+            ),
+        )
+        .await
+        .map_err(|_| self.timed_out("connect"))?
+        .map_err(|e| store_error(&e))?;
+        // Two tasks of one thread may both have opened one: the first kept wins, the other
+        // connection closes when dropped.
+        let conn = self
+            .connections
+            .by_thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(thread)
+            .or_insert(opened)
+            .clone();
+        Ok(conn)
     }
 
     /// Redis's `maxmemory-policy`, so the server can warn unless it is `noeviction`; `"unknown"`
@@ -141,7 +236,7 @@ impl RedisStore {
     /// # Errors
     /// [`StoreError::Unavailable`] if Redis cannot be reached.
     pub async fn eviction_policy(&self) -> Result<String, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let mut config = cmd("CONFIG");
         config.arg("GET").arg("maxmemory-policy");
         let answer: RedisResult<HashMap<String, String>> =
@@ -192,8 +287,38 @@ impl RedisStore {
         what: &str,
         command: Cmd,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         self.bounded(what, command.query_async(&mut conn)).await
+    }
+
+    /// `command` (`GET` or `GETDEL`) of the record `key`, untagged (see the type's doc).
+    async fn read(&self, key: &str, command: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut invocation = self.scripts.read.key(self.key(key));
+        invocation.arg(self.tag_mode).arg(command);
+        self.bounded(command, invocation.invoke_async(&mut conn))
+            .await
+    }
+
+    /// Stores the record `key`, tagged; with `only_new`, only if no live record is there.
+    async fn write(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        only_new: bool,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut invocation = self.scripts.put.key(self.key(key));
+        invocation
+            .arg(self.tag_mode)
+            .arg(value)
+            .arg(ttl_millis(ttl))
+            .arg(if only_new { "NX" } else { "" });
+        let stored: i64 = self
+            .bounded("put", invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(stored == 1)
     }
 }
 
@@ -201,9 +326,12 @@ impl RedisStore {
     /// `command` (`GET` or `GETDEL`) of `key`, and `MGET` of the keys its value links to, in
     /// one script.
     async fn read_linked(&self, key: &str, command: &str) -> Result<Option<Linked>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let mut invocation = self.scripts.read_linked.key(self.key(key));
-        invocation.arg(&*self.prefix).arg(command);
+        invocation
+            .arg(self.tag_mode)
+            .arg(&*self.prefix)
+            .arg(command);
         let answer: Option<Vec<Option<String>>> = self
             .bounded("read_linked", invocation.invoke_async(&mut conn))
             .await?;
@@ -250,37 +378,19 @@ fn supports_getdel(version: &str) -> bool {
 #[async_trait]
 impl EphemeralStore for RedisStore {
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
-        let mut command = cmd("SET");
-        command
-            .arg(self.key(key))
-            .arg(value)
-            .arg("PX")
-            .arg(ttl_millis(ttl));
-        self.query("SET", command).await
+        self.write(key, value, ttl, false).await.map(|_| ())
     }
 
     async fn put_new(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let mut command = cmd("SET");
-        command
-            .arg(self.key(key))
-            .arg(value)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_millis(ttl));
-        let stored: Option<String> = self.query("SET", command).await?;
-        Ok(stored.is_some())
+        self.write(key, value, ttl, true).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let mut command = cmd("GET");
-        command.arg(self.key(key));
-        self.query("GET", command).await
+        self.read(key, "GET").await
     }
 
     async fn take(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let mut command = cmd("GETDEL");
-        command.arg(self.key(key));
-        self.query("GETDEL", command).await
+        self.read(key, "GETDEL").await
     }
 
     async fn take_linked(&self, key: &str) -> Result<Option<Linked>, StoreError> {
@@ -296,8 +406,9 @@ impl EphemeralStore for RedisStore {
         key: &str,
         puts: &[(&str, &str, Duration)],
     ) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let mut invocation = self.scripts.take_and_put.key(self.key(key));
+        invocation.arg(self.tag_mode);
         for (put_key, put_value, ttl) in puts {
             invocation
                 .key(self.key(put_key))
@@ -316,7 +427,7 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let mut invocation = self.scripts.set_add.key(self.key(key));
         invocation.arg(member).arg(ttl_millis(ttl));
         self.bounded("set_add", invocation.invoke_async::<()>(&mut conn))
@@ -343,7 +454,7 @@ impl EphemeralStore for RedisStore {
         window: Duration,
     ) -> Result<AttemptReservation, StoreError> {
         let window = window_secs(window);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let mut invocation = self.scripts.reserve_attempt.key(self.key(key));
         invocation
             .key(self.key(&lock_key(key)))
@@ -393,7 +504,7 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn forgive_attempt(&self, key: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let invocation = self.scripts.forgive_attempt.key(self.key(key));
         self.bounded("forgive_attempt", invocation.invoke_async::<()>(&mut conn))
             .await

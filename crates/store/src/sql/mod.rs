@@ -26,6 +26,15 @@ use crate::migrations;
 use crate::models::to_unix;
 use crate::schema::login_locks;
 
+/// Longest a caller waits for one PostgreSQL call (pool checkout, statements, round trips),
+/// after which the request fails with [`RepoError::Unavailable`] (a 503) instead of hanging on
+/// a slow link (security spec F09). `statement_timeout` is measured by the server and does not
+/// count network latency; the checkout timeout only counts waiting for a free connection.
+/// Past this budget the call goes on in its blocking thread and its outcome is dropped: a write
+/// may still commit, as when an answer is lost on the network. Every write Sesame makes is one
+/// short transaction (an import is one per person), far below this budget on a healthy server.
+const PG_CALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The account database (PostgreSQL or SQLite) behind a connection pool.
 ///
 /// Cheap to clone: clones share the pool. Implements
@@ -133,7 +142,9 @@ impl Database {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
-    /// Runs `op` with a pooled connection on the blocking pool, in the caller's span.
+    /// Runs `op` with a pooled connection on the blocking pool, in the caller's span, within
+    /// [`PG_CALL_BUDGET`] on PostgreSQL. SQLite has no budget: it is a local file, and its
+    /// writers wait for each other by design (busy timeout).
     async fn run<T, F>(&self, op: F) -> Result<T, RepoError>
     where
         T: Send + 'static,
@@ -142,15 +153,24 @@ impl Database {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
         let started = std::time::Instant::now();
-        let outcome = match tokio::task::spawn_blocking(move || {
+        let call = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let mut conn = pool
                 .get()
                 .map_err(|e| RepoError::Unavailable(format!("no database connection: {e}")))?;
             op(&mut conn)
-        })
-        .await
-        {
+        });
+        let joined = match self.backend() {
+            DatabaseBackend::Postgresql => match tokio::time::timeout(PG_CALL_BUDGET, call).await
+            {
+                Ok(joined) => joined,
+                Err(_) => Ok(Err(RepoError::Unavailable(format!(
+                    "the database did not answer within {PG_CALL_BUDGET:?}"
+                )))),
+            },
+            DatabaseBackend::Sqlite => call.await,
+        };
+        let outcome = match joined {
             Ok(outcome) => outcome,
             Err(e) => Err(RepoError::Unavailable(format!("database task failed: {e}"))),
         };

@@ -805,3 +805,151 @@ async fn redis_stalls_and_restarts_give_quick_unavailable_errors_and_then_recove
     assert_eq!(store.take("ST-1").await.unwrap().as_deref(), Some("alice"));
     assert_eq!(store.take("ST-1").await.unwrap(), None);
 }
+
+/// A raw connection to the test Redis, to see and forge what the store wrote.
+async fn raw_redis() -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(test_redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The current Redis run id (`INFO server`).
+async fn redis_run_id(raw: &mut ::redis::aio::MultiplexedConnection) -> String {
+    let info: String = ::redis::cmd("INFO")
+        .arg("server")
+        .query_async(raw)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn redis_records_of_an_earlier_redis_run_read_as_absent() {
+    // What Redis holds after a restore from an older snapshot (security spec F03): records
+    // written by the run before the restart. They must not count: a ticket consumed since the
+    // snapshot would validate again, an ended session would come back.
+    let prefix = random_prefix();
+    let store = match RedisStore::connect(&test_redis_url(), &prefix, OP_TIMEOUT).await {
+        Ok(store) => store,
+        Err(e) => {
+            skip_or_fail("Redis", &e);
+            return;
+        }
+    };
+    let mut raw = raw_redis().await;
+    let run_id = redis_run_id(&mut raw).await;
+    let ttl = Duration::from_secs(60);
+
+    store.put("ST-now", "alice", ttl).await.unwrap();
+    let stored: String = ::redis::cmd("GET")
+        .arg(format!("{prefix}ST-now"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(stored, format!("{run_id}|alice"), "records carry the run");
+
+    let earlier_run = "0".repeat(40);
+    assert_ne!(earlier_run, run_id);
+    for key in ["ST-old", "TGT-old", "session-old", "linked-old"] {
+        let _: () = ::redis::cmd("SET")
+            .arg(format!("{prefix}{key}"))
+            .arg(format!("{earlier_run}|bob"))
+            .arg("EX")
+            .arg(60)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    // An untagged value (a Sesame before tagging) counts as of an earlier run too.
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{prefix}untagged"))
+        .arg("carol")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    assert_eq!(store.get("TGT-old").await.unwrap(), None);
+    assert_eq!(store.take("ST-old").await.unwrap(), None);
+    assert_eq!(store.get("untagged").await.unwrap(), None);
+    assert!(
+        store.put_new("session-old", "new", ttl).await.unwrap(),
+        "a record of an earlier run does not block a new one"
+    );
+    assert_eq!(
+        store.get("session-old").await.unwrap().as_deref(),
+        Some("new")
+    );
+    assert_eq!(
+        store
+            .take_and_put("linked-old", &[("written", "x", ttl)])
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get("written").await.unwrap(), None, "nothing stored");
+
+    // A live record linking to a record of an earlier run sees that link as absent.
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{prefix}TGT-old"))
+        .arg(format!("{earlier_run}|bob"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    store
+        .put(
+            "ST-linking",
+            &linked_value(&["TGT-old", "ST-now"], "payload"),
+            ttl,
+        )
+        .await
+        .unwrap();
+    let (payload, linked) = store.take_linked("ST-linking").await.unwrap().unwrap();
+    assert_eq!(payload, "payload");
+    assert_eq!(linked, [None, Some("alice".to_owned())]);
+
+    // Reading a stale record removes it (one read through a link leaves it to expire).
+    let exists = |key: &str| ::redis::cmd("EXISTS").arg(format!("{prefix}{key}")).clone();
+    let untagged_left: i64 = exists("untagged").query_async(&mut raw).await.unwrap();
+    assert_eq!(untagged_left, 0);
+    let linked_left: i64 = exists("TGT-old").query_async(&mut raw).await.unwrap();
+    assert_eq!(linked_left, 1);
+}
+
+#[tokio::test]
+async fn redis_kept_records_survive_a_restart_when_the_deployment_says_so() {
+    let prefix = random_prefix();
+    let store = match RedisStore::connect(&test_redis_url(), &prefix, OP_TIMEOUT).await {
+        Ok(store) => store,
+        Err(e) => {
+            skip_or_fail("Redis", &e);
+            return;
+        }
+    };
+    let keeping = store.clone().keep_records_across_restarts(true);
+    let ttl = Duration::from_secs(60);
+    keeping.put("TGT-kept", "alice", ttl).await.unwrap();
+    let mut raw = raw_redis().await;
+    let stored: String = ::redis::cmd("GET")
+        .arg(format!("{prefix}TGT-kept"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        !stored.contains(&redis_run_id(&mut raw).await),
+        "a kept record does not name the run: {stored}"
+    );
+    assert_eq!(
+        keeping.get("TGT-kept").await.unwrap().as_deref(),
+        Some("alice")
+    );
+    // Switching a deployment between the two modes voids the records of the other mode.
+    assert_eq!(store.get("TGT-kept").await.unwrap(), None);
+    store.put("TGT-run", "bob", ttl).await.unwrap();
+    assert_eq!(keeping.get("TGT-run").await.unwrap(), None);
+}
