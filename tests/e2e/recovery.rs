@@ -839,6 +839,42 @@ async fn f16_with_the_sms_gateway_down_a_reset_answers_the_same() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f16_an_sms_queued_while_the_gateway_is_down_arrives_once_it_is_back_and_its_code_still_ends_on_time(
+) {
+    let port = closed_port();
+    let app = TestApp::builder()
+        .with(move |s| {
+            s.sms.transport = SmsTransport::Http;
+            s.sms.http_url = format!("http://127.0.0.1:{port}/send");
+            s.sms.timeout_secs = 1;
+            s.sms.retry_for_secs = 60;
+        })
+        .spawn()
+        .await;
+    let login = unique_login("smsback");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    give_mobile(&app, &account).await;
+    let person = browser();
+    let (status, page) = ask_reset(&app, &person, &login, "sms").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    // The gateway is down for the first tries (at 0 s and 1 s), then comes back.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let provider = sesame_tests::RecordingServer::start_on(port).await;
+    let received = provider.wait_for(1).await;
+    assert_eq!(received.len(), 1, "the SMS was tried again and delivered");
+    let code: String = received[0]
+        .body
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_owned();
+    // The late code still ends 10 minutes after the request, not after its delivery.
+    app.clock.advance(Duration::seconds(601));
+    let (status, _) = post_code(&app, &person, &field(&page, "request_id"), &code).await;
+    assert_eq!(status, 400, "the code's lifetime was not extended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a50_the_http_gateway_posts_the_code_to_the_provider() {
     let provider = sesame_tests::RecordingServer::start().await;
     let url = format!("{}/v1/messages", provider.base);

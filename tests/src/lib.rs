@@ -439,7 +439,13 @@ pub struct RecordingServer {
 impl RecordingServer {
     /// Starts one on a random port.
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::start_on(0).await
+    }
+
+    /// Starts one on `port` of the loopback (0: a random one), e.g. a port a test kept closed
+    /// until now to play a provider that was down.
+    pub async fn start_on(port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
         let base = format!(

@@ -291,7 +291,7 @@ pub async fn run_all(env: &mut Env) -> Vec<RowResult> {
     results.push(RowResult::skipped(
         "F16",
         "f16_sms_gateway_down",
-        "the load mix sends no SMS: the gateway-down case is the e2e test f16_with_the_sms_gateway_down_a_reset_answers_the_same (recovery.rs)",
+        "the load mix sends no SMS: the gateway-down case is the e2e tests f16_with_the_sms_gateway_down_a_reset_answers_the_same and f16_an_sms_queued_while_the_gateway_is_down_arrives_once_it_is_back_and_its_code_still_ends_on_time (recovery.rs)",
     ));
     results.push(timed_row(env, "F17", "f17_partition_instance_b_from_redis", f17).await);
     results.push(timed_row(env, "F18", "f18_signing_key_rotation_under_load", f18).await);

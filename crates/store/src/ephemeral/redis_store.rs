@@ -151,7 +151,8 @@ impl RedisStore {
                     .get_multiplexed_async_connection_with_config(&probe)
                     .await?,
             );
-            let mut conn = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+            let mut conn =
+                ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
             let info: Option<String> = match cmd("INFO").arg("server").query_async(&mut conn).await
             {
                 Ok(info) => Some(info),

@@ -33,7 +33,7 @@ use crate::schema::login_locks;
 /// Past this budget the call goes on in its blocking thread and its outcome is dropped: a write
 /// may still commit, as when an answer is lost on the network. Every write Sesame makes is one
 /// short transaction (an import is one per person), far below this budget on a healthy server.
-const PG_CALL_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+const PG_CALL_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
 
 /// The account database (PostgreSQL or SQLite) behind a connection pool.
 ///
@@ -161,8 +161,7 @@ impl Database {
             op(&mut conn)
         });
         let joined = match self.backend() {
-            DatabaseBackend::Postgresql => match tokio::time::timeout(PG_CALL_BUDGET, call).await
-            {
+            DatabaseBackend::Postgresql => match tokio::time::timeout(PG_CALL_BUDGET, call).await {
                 Ok(joined) => joined,
                 Err(_) => Ok(Err(RepoError::Unavailable(format!(
                     "the database did not answer within {PG_CALL_BUDGET:?}"
