@@ -264,11 +264,7 @@ pub async fn run_all(env: &mut Env) -> Vec<RowResult> {
     results.push(timed_row(env, "F05", "f05_redis_reset_during_consume", f05).await);
     results.push(timed_row(env, "F06", "f06_redis_maxmemory_noeviction", f06).await);
     results.push(timed_row(env, "F07", "f07_postgresql_restart_under_load", f07).await);
-    results.push(RowResult::skipped(
-        "F08",
-        "f08_postgresql_read_only_failover",
-        "no replica in the suite; a read-only primary is not injected yet",
-    ));
+    results.push(timed_row(env, "F08", "f08_postgresql_read_only_failover", f08).await);
     results.push(timed_row(env, "F09", "f09_postgresql_latency_five_seconds", f09).await);
     results.push(timed_row(env, "F10", "f10_kill_one_of_two_instances", f10).await);
     results.push(timed_row(env, "F11", "f11_rolling_restart_sigterm", f11).await);
@@ -711,6 +707,119 @@ async fn f06(env: &mut Env, r: &mut RowResult) -> anyhow::Result<()> {
 }
 
 /// Connections to the suite's database, from `pg_stat_activity`.
+/// Runs `sql` on the suite's PostgreSQL as its superuser: the output, or the error.
+fn psql(env: &Env, sql: &str) -> anyhow::Result<String> {
+    let out = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tAc"])
+        .arg(sql)
+        .args(["-p", &env.pg.port.to_string()])
+        .output()
+        .context("psql did not run")?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `sesame account set-password <login>` at instance `i` with `password` on standard input:
+/// whether it succeeded.
+fn cli_set_password(env: &Env, i: usize, login: &str, password: &str) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    let mut child = env.instances[i]
+        .command(&["account", "set-password", login])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("sesame account set-password did not start")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{password}").context("password not written")?;
+    }
+    Ok(child.wait().context("sesame did not finish")?.success())
+}
+
+/// F08: the primary turns read-only, as a demoted primary or a replica promoted late would
+/// be: every new transaction is read-only (`default_transaction_read_only`, reloaded).
+async fn f08(env: &mut Env, r: &mut RowResult) -> anyhow::Result<()> {
+    let (a, b) = addrs(env);
+    let (reader, writer) = (probe_login(12), probe_login(13));
+    let cookie = session(a, &reader).await?;
+    let started = Instant::now();
+    psql(env, "ALTER SYSTEM SET default_transaction_read_only = on")?;
+    psql(env, "SELECT pg_reload_conf()")?;
+    // Backends pick the setting up at their next command.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let read_only = psql(env, "SHOW default_transaction_read_only")?;
+    r.check(
+        read_only == "on",
+        format!("the database is read-only (default_transaction_read_only = {read_only})"),
+    );
+
+    // Reads: an SSO session opened before mints a ticket, validated at the other instance.
+    let reads = match mint(env, a, &cookie).await {
+        Ok(ticket) => validate(env, b, &ticket).await.unwrap_or(false),
+        Err(_) => false,
+    };
+    r.check(
+        reads,
+        "reads work: an SSO session opened before mints a ticket that validates at the other instance",
+    );
+    let discovery = env.instances[1]
+        .probe("/.well-known/openid-configuration", Duration::from_secs(2))
+        .await;
+    r.check(
+        discovery == Some(200),
+        format!("discovery answers ({discovery:?})"),
+    );
+
+    // Writes: a login (which records an audit event) is a success or a 503, never another error.
+    let mut logins = Vec::new();
+    for _ in 0..3 {
+        let reply = post_login(a, &writer, PASSWORD).await;
+        logins.push(reply.as_ref().map(classify).ok());
+    }
+    let clean = logins.iter().all(|o| {
+        matches!(
+            o,
+            Some(Outcome::Ok | Outcome::Unavailable { retry_after: true })
+        )
+    });
+    r.check(
+        clean,
+        format!("a login answers 303 or 503 + Retry-After, nothing else ({logins:?})"),
+    );
+    // A password change is refused as a whole.
+    let changed = cli_set_password(env, 0, &writer, "Another-password-for-F08-only")?;
+    r.check(
+        !changed,
+        "sesame account set-password fails while the database is read-only",
+    );
+    let down_until = Instant::now();
+    check_load_window(
+        r,
+        env,
+        (started + Duration::from_millis(300), down_until),
+        false,
+        DB_UNAVAILABLE_BUDGET,
+    );
+
+    psql(env, "ALTER SYSTEM RESET default_transaction_read_only")?;
+    psql(env, "SELECT pg_reload_conf()")?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.recovery = recovered(env, Duration::from_secs(10)).await;
+    // Nothing half-applied: the old password still works, the one refused does not.
+    let old = post_login(a, &writer, PASSWORD).await?;
+    let new = post_login(a, &writer, "Another-password-for-F08-only").await?;
+    r.check(
+        old.status == StatusCode::SEE_OTHER && new.status != StatusCode::SEE_OTHER,
+        format!(
+            "no half-applied password change: the old password logs in (HTTP {}), the refused one does not (HTTP {})",
+            old.status, new.status
+        ),
+    );
+    Ok(())
+}
+
 fn pg_connections(env: &Env) -> Option<usize> {
     let out = std::process::Command::new("psql")
         .args([
