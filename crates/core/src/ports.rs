@@ -261,6 +261,13 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
 
     /// Round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The store's own clock, when the store is shared by several instances (Redis's `TIME`),
+    /// so that they all decide expiries on one clock ([`crate::clock::DeploymentClock`]);
+    /// `None` for a store inside this process.
+    async fn server_time(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// A JWT signing key as stored (OpenID Connect ID tokens, access tokens, logout tokens).

@@ -344,6 +344,14 @@ impl Instance {
         }
     }
 
+    /// Sets (`Some`) or removes (`None`) a variable of its environment, for its next start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.env.push((key.to_owned(), value.to_owned()));
+        }
+    }
+
     /// `sesame <sub>` with this instance's configuration.
     pub fn command(&self, sub: &[&str]) -> Command {
         self.command_with(&self.config, sub)

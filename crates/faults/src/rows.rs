@@ -268,11 +268,7 @@ pub async fn run_all(env: &mut Env) -> Vec<RowResult> {
     results.push(timed_row(env, "F09", "f09_postgresql_latency_five_seconds", f09).await);
     results.push(timed_row(env, "F10", "f10_kill_one_of_two_instances", f10).await);
     results.push(timed_row(env, "F11", "f11_rolling_restart_sigterm", f11).await);
-    results.push(RowResult::skipped(
-        "F12",
-        "f12_clock_skew_between_instances",
-        "skewing one process's clock needs faketime or a VM; expiry is decided by Redis TTLs",
-    ));
+    results.push(timed_row(env, "F12", "f12_clock_skew_between_instances", f12).await);
     results.push(RowResult::skipped(
         "F13",
         "f13_audit_log_disk_full",
@@ -710,7 +706,15 @@ async fn f06(env: &mut Env, r: &mut RowResult) -> anyhow::Result<()> {
 /// Runs `sql` on the suite's PostgreSQL as its superuser: the output, or the error.
 fn psql(env: &Env, sql: &str) -> anyhow::Result<String> {
     let out = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tAc"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+        ])
         .arg(sql)
         .args(["-p", &env.pg.port.to_string()])
         .output()
@@ -1106,6 +1110,120 @@ async fn f11(env: &mut Env, r: &mut RowResult) -> anyhow::Result<()> {
             took.as_secs_f64()
         ));
     }
+    Ok(())
+}
+
+/// Where Debian's `faketime` package puts the library.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// How far ahead instance b's clock runs in F12 (the spec's ±2 minutes).
+const F12_SKEW_SECS: i64 = 120;
+
+/// Stops instance `i` (SIGTERM, out of rotation first) and waits for it to exit.
+async fn stop_instance(env: &mut Env, i: usize) -> anyhow::Result<()> {
+    env.shared.remove_target(env.instances[i].addr);
+    let pid = env.instances[i]
+        .process
+        .as_ref()
+        .map(sesame_bench::infra::Process::pid)
+        .context("instance runs")?;
+    signal(pid, "TERM")?;
+    if let Some(mut p) = env.instances[i].process.take() {
+        tokio::time::timeout(Duration::from_secs(15), p.exited())
+            .await
+            .context("instance did not exit within 15 s")??;
+    }
+    Ok(())
+}
+
+/// The last clock offset an instance logged (`clock.offset_ms`), in milliseconds.
+fn logged_clock_offset(env: &Env, i: usize) -> Option<i64> {
+    let line = env.instances[i].log_lines("clock.offset_ms").pop()?;
+    let after = &line[line.find("clock.offset_ms")? + "clock.offset_ms".len()..];
+    let digits: String = after
+        .trim_start_matches(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    digits.parse().ok()
+}
+
+/// F12: instance b runs with its clock two minutes ahead (libfaketime). Tickets (10 s) and
+/// codes (60 s) live less than the skew, so an instance deciding expiry on its own clock would
+/// refuse everything the other issued.
+async fn f12(env: &mut Env, r: &mut RowResult) -> anyhow::Result<()> {
+    if !std::path::Path::new(LIBFAKETIME).exists() {
+        bail!("{LIBFAKETIME} is missing (Debian package faketime)");
+    }
+    stop_instance(env, 1).await?;
+    let skew = format!("+{F12_SKEW_SECS}");
+    env.instances[1].set_env("LD_PRELOAD", Some(LIBFAKETIME));
+    env.instances[1].set_env("FAKETIME", Some(&skew));
+    // Timers and budgets run on the monotonic clock, which a real skew leaves alone.
+    env.instances[1].set_env("FAKETIME_DONT_FAKE_MONOTONIC", Some("1"));
+    let started = env.instances[1].start().await;
+    let result = f12_checks(env, r, started.map(|_| ())).await;
+    stop_instance(env, 1).await?;
+    for key in ["LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"] {
+        env.instances[1].set_env(key, None);
+    }
+    env.instances[1].start().await?;
+    env.shared.add_target(env.instances[1].addr);
+    result
+}
+
+async fn f12_checks(
+    env: &mut Env,
+    r: &mut RowResult,
+    started: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    started.context("instance b did not start with a skewed clock")?;
+    env.shared.add_target(env.instances[1].addr);
+    let (a, b) = addrs(env);
+    let offset = logged_clock_offset(env, 1);
+    let expected = -F12_SKEW_SECS * 1000;
+    r.check(
+        offset.is_some_and(|ms| (ms - expected).abs() < 5_000),
+        format!("b's clock is {F12_SKEW_SECS} s ahead and b says so: it logged an offset of {offset:?} ms to Redis's clock"),
+    );
+    let window_start = Instant::now();
+    for (from, to, minted_at, validated_at) in [(a, b, "a", "b"), (b, a, "b", "a")] {
+        let cookie = session(from, &probe_login(14)).await?;
+        let ticket = mint(env, from, &cookie).await?;
+        // Past a ticket's 10 s on b's own clock, not on the deployment's.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let ok = validate(env, to, &ticket).await?;
+        r.check(
+            ok,
+            format!("a ticket minted at {minted_at} validates at {validated_at} two seconds later"),
+        );
+        let replay = validate(env, from, &ticket).await?;
+        if replay {
+            env.shared.false_success(format!(
+                "F12: a ticket minted at {minted_at} was accepted twice"
+            ));
+        }
+    }
+    // Expiry is the same on both: a ticket past its lifetime on the deployment's clock is
+    // refused by both instances.
+    let cookie = session(a, &probe_login(14)).await?;
+    let (t_a, t_b) = (mint(env, a, &cookie).await?, mint(env, a, &cookie).await?);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let (late_a, late_b) = (validate(env, a, &t_a).await?, validate(env, b, &t_b).await?);
+    r.check(
+        !late_a && !late_b,
+        format!("tickets 11 s old are refused by both instances (a: {late_a}, b: {late_b})"),
+    );
+    if late_a || late_b {
+        env.shared
+            .false_success("F12: an expired ticket validated".to_owned());
+    }
+    check_load_window(
+        r,
+        env,
+        (window_start, Instant::now()),
+        false,
+        DB_UNAVAILABLE_BUDGET,
+    );
     Ok(())
 }
 

@@ -255,9 +255,14 @@ fn security_headers(https: bool) -> DefaultHeaders {
     headers
 }
 
+/// How often an instance measures again its clock's offset to the shared store's: machine
+/// clocks drift, or are stepped by NTP, between two measures.
+const CLOCK_ALIGNMENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Background upkeep: hourly cleanup of records that only matter until they expire (ended
-/// login locks, signing keys no longer published), and a periodic reread of the signing keys
-/// so that a key rotated on one instance is published and used by all.
+/// login locks, signing keys no longer published), a periodic reread of the signing keys
+/// so that a key rotated on one instance is published and used by all, and the alignment of
+/// the clock on the shared store's.
 fn spawn_housekeeping(services: &Services, key_reload: std::time::Duration) {
     let repo = std::sync::Arc::clone(&services.accounts_repo);
     let clock = std::sync::Arc::clone(&services.clock);
@@ -276,6 +281,17 @@ fn spawn_housekeeping(services: &Services, key_reload: std::time::Duration) {
             }
         }
     });
+    if let Some(clock) = services.deployment_clock.clone() {
+        let store = std::sync::Arc::clone(&services.store);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(CLOCK_ALIGNMENT_INTERVAL);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                services::align_clock(&clock, store.as_ref()).await;
+            }
+        });
+    }
     let keys = std::sync::Arc::clone(services.oidc.tokens.keys());
     tokio::spawn(async move {
         let mut every = tokio::time::interval(key_reload);

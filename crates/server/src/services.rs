@@ -8,7 +8,7 @@ use std::time::Duration;
 use sesame_core::accounts::{AccountService, AccountServiceParts};
 use sesame_core::api_keys::ApiKeys;
 use sesame_core::authn::Authenticator;
-use sesame_core::clock::{Clock, SystemClock};
+use sesame_core::clock::{Clock, DeploymentClock, SystemClock};
 use sesame_core::credentials::hasher::PasswordHasher;
 use sesame_core::credentials::pool::HashingPool;
 use sesame_core::ports::ApiKeyRepo;
@@ -125,6 +125,9 @@ pub struct Services {
     pub blocking: AccountBlocking,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// The clock aligned on the shared store's, kept aligned by the server (`None` with the
+    /// in-process store or a test clock).
+    pub deployment_clock: Option<Arc<DeploymentClock>>,
     /// The hashing pool.
     pub pool: HashingPool,
     /// CAS tickets.
@@ -213,10 +216,21 @@ impl Services {
             }
             Arc::new(redis)
         };
-        let clock = overrides
-            .clock
-            .clone()
-            .unwrap_or_else(|| Arc::new(SystemClock));
+        // A shared store gives the instances one clock (security spec F12); tests bring their
+        // own clock, and the in-process store has no other instance to agree with.
+        let deployment_clock = match (&overrides.clock, settings.store.url.as_str()) {
+            (None, url) if url != "memory://" => {
+                let deployment = Arc::new(DeploymentClock::new());
+                align_clock(&deployment, store.as_ref()).await;
+                Some(deployment)
+            }
+            _ => None,
+        };
+        let clock: Arc<dyn Clock> = match (&overrides.clock, &deployment_clock) {
+            (Some(clock), _) => Arc::clone(clock),
+            (None, Some(deployment)) => deployment.clone(),
+            (None, None) => Arc::new(SystemClock),
+        };
         let hasher = Arc::new(
             PasswordHasher::new(settings.password_hashing.argon2())
                 .map_err(|e| StartupError::Hashing(e.to_string()))?,
@@ -365,6 +379,7 @@ impl Services {
             accounts,
             blocking,
             clock,
+            deployment_clock,
             pool,
             cas,
             registry,
@@ -505,4 +520,25 @@ fn build_mail(
         queue,
         worker,
     })
+}
+
+/// Past this offset between this machine's clock and the shared store's, a warning says so
+/// (Sesame uses the store's time anyway; a large offset means NTP is not doing its job).
+const CLOCK_OFFSET_WARNING: time::Duration = time::Duration::seconds(1);
+
+/// Measures `clock`'s offset to the shared store's clock once; logs it, and warns when it is
+/// large or cannot be measured (the last offset is kept).
+pub async fn align_clock(clock: &DeploymentClock, store: &dyn EphemeralStore) {
+    match clock.align_with(store).await {
+        Ok(Some(offset)) if offset.abs() > CLOCK_OFFSET_WARNING => tracing::warn!(
+            clock.offset_ms = offset.whole_milliseconds(),
+            "this machine's clock is off the shared store's (Redis TIME); Sesame uses the store's time, but NTP should fix the machine"
+        ),
+        Ok(Some(offset)) => tracing::debug!(
+            clock.offset_ms = offset.whole_milliseconds(),
+            "clock aligned on the shared store's"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the shared store's clock; the last offset is kept"),
+    }
 }

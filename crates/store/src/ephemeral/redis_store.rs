@@ -515,6 +515,14 @@ impl EphemeralStore for RedisStore {
         let _pong: String = self.query("PING", cmd("PING")).await?;
         Ok(())
     }
+
+    async fn server_time(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        let (secs, micros): (i64, i64) = self.query("TIME", cmd("TIME")).await?;
+        let nanos = i128::from(secs) * 1_000_000_000 + i128::from(micros) * 1_000;
+        OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("Redis TIME out of range: {e}")))
+    }
 }
 
 #[cfg(test)]
