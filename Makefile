@@ -45,10 +45,13 @@ bench-large: ## As bench, plus the login with 1,000,000 accounts
 openapi: ## Rewrite docs/admin-api.openapi.json from the code (an e2e test fails when it differs from what Sesame serves)
 	$(CARGO) run --quiet --bin sesame -- openapi > docs/admin-api.openapi.json
 
-.PHONY: faults fuzz
+.PHONY: faults fuzz soak
 
 faults: ## Fault suite (security spec F rows): own PostgreSQL, Redis, SMTP and fault proxies, two instances under load; ~2 min
 	bash tests/run-faults.sh
+
+soak: ## The fault suite with an hour-long soak (security spec C17) instead of CI's minute
+	bash tests/run-faults.sh --soak-secs 3600
 
 fuzz: ## Property tests of the parsers and writers with many cases (PROPTEST_CASES, default 20000)
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) nextest run --workspace --exclude sesame-tests -E 'test(/prop_/)'

@@ -27,5 +27,4 @@ mod recovery;
 mod security_cas;
 mod security_login;
 mod security_oidc;
-mod security_pending;
 mod sessions;

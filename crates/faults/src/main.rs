@@ -12,6 +12,8 @@ mod infra;
 mod load;
 mod proxy;
 mod rows;
+mod soak;
+mod timing;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -126,6 +128,8 @@ struct Args {
     /// Rows known to fail, with an open issue: still run and reported as failed, but their
     /// false successes do not fail the run (so CI still catches every other row).
     known_failing: Vec<String>,
+    /// How long the soak (C17) lasts after the faults.
+    soak: Duration,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -135,6 +139,7 @@ fn args() -> anyhow::Result<Args> {
         junit: PathBuf::from("target/test-reports/faults.xml"),
         smtp_script: PathBuf::from("crates/mail/tests/smtp_server.py"),
         known_failing: Vec::new(),
+        soak: Duration::from_secs(60),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -144,6 +149,13 @@ fn args() -> anyhow::Result<Args> {
             "--work-dir" => a.work = value.into(),
             "--junit" => a.junit = value.into(),
             "--smtp-script" => a.smtp_script = value.into(),
+            "--soak-secs" => {
+                a.soak = Duration::from_secs(
+                    value
+                        .parse()
+                        .with_context(|| format!("--soak-secs {value}: not a number"))?,
+                );
+            }
             "--known-failing" => {
                 a.known_failing = value
                     .split(',')
@@ -152,7 +164,7 @@ fn args() -> anyhow::Result<Args> {
                     .collect();
             }
             other => bail!(
-                "unknown option {other} (--sesame, --work-dir, --junit, --smtp-script, --known-failing)"
+                "unknown option {other} (--sesame, --work-dir, --junit, --smtp-script, --known-failing, --soak-secs)"
             ),
         }
     }
@@ -280,6 +292,15 @@ async fn setup(a: &Args) -> anyhow::Result<Env> {
     server
         .seed_accounts(1, u32::try_from(WORKERS).unwrap_or(6) + 20, &phc)
         .await?;
+    // C16 probes accounts whose hash has the parameters of a real deployment.
+    let owasp_phc = PasswordHasher::new(timing::OWASP_ARGON2)?.hash(&Password::new(PASSWORD))?;
+    server
+        .seed_accounts(
+            timing::TIMING_FIRST_ACCOUNT,
+            timing::TIMING_FIRST_ACCOUNT + timing::TIMING_ACCOUNTS - 1,
+            &owasp_phc,
+        )
+        .await?;
     a_inst.start().await?;
     b_inst.start().await?;
     let shared = Shared::new(Arc::clone(&site));
@@ -384,7 +405,7 @@ async fn run() -> anyhow::Result<ExitCode> {
     let workers = load::start(&env.shared, WORKERS);
     // Warm-up: every worker logged in, a baseline of latencies.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let results = rows::run_all(&mut env).await;
+    let results = rows::run_all(&mut env, a.soak).await;
     env.shared.stop();
     for w in workers {
         w.await.ok();

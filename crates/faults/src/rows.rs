@@ -46,7 +46,7 @@ fn probe_login(n: usize) -> String {
 }
 
 /// A login ticket from the login page at `addr`.
-async fn login_ticket(addr: SocketAddr) -> anyhow::Result<String> {
+pub(crate) async fn login_ticket(addr: SocketAddr) -> anyhow::Result<String> {
     let page = get(addr, "/cas/login", None).await?;
     if page.status != StatusCode::OK {
         bail!("login page: HTTP {}", page.status);
@@ -61,7 +61,7 @@ async fn login_ticket(addr: SocketAddr) -> anyhow::Result<String> {
 }
 
 /// Posts the login form with login ticket `lt`, on a new connection: the answer.
-async fn post_credentials(
+pub(crate) async fn post_credentials(
     addr: SocketAddr,
     lt: &str,
     login: &str,
@@ -252,8 +252,8 @@ where
     r
 }
 
-/// Every row, in order.
-pub async fn run_all(env: &mut Env) -> Vec<RowResult> {
+/// Every row, in order, then the soak (C17) for `soak`.
+pub async fn run_all(env: &mut Env, soak: Duration) -> Vec<RowResult> {
     let mut results = Vec::new();
     // F18 rotates first: the new key signs only after the activation delay (≥ 61 s), which
     // the rows in between cover; the row checks the tokens at the end.
@@ -288,6 +288,24 @@ pub async fn run_all(env: &mut Env) -> Vec<RowResult> {
     results.push(timed_row(env, "F17", "f17_partition_instance_b_from_redis", f17).await);
     results.push(timed_row(env, "F18", "f18_signing_key_rotation_under_load", f18).await);
     results.push(timed_row(env, "F19", "f19_broken_service_registry", f19).await);
+    results.push(
+        timed_row(
+            env,
+            "C16",
+            "c16_unknown_and_known_logins_stay_indistinguishable_under_load",
+            crate::timing::c16,
+        )
+        .await,
+    );
+    results.push(
+        timed_row(
+            env,
+            "C17",
+            "c17_an_hour_at_nominal_load_keeps_memory_connections_and_p99_flat",
+            async |env: &mut Env, r: &mut RowResult| crate::soak::c17(env, r, soak).await,
+        )
+        .await,
+    );
     results
 }
 
@@ -824,7 +842,7 @@ async fn f08(env: &mut Env, r: &mut RowResult) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pg_connections(env: &Env) -> Option<usize> {
+pub(crate) fn pg_connections(env: &Env) -> Option<usize> {
     let out = std::process::Command::new("psql")
         .args([
             "-h",
@@ -1119,7 +1137,7 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const F12_SKEW_SECS: i64 = 120;
 
 /// Stops instance `i` (SIGTERM, out of rotation first) and waits for it to exit.
-async fn stop_instance(env: &mut Env, i: usize) -> anyhow::Result<()> {
+pub(crate) async fn stop_instance(env: &mut Env, i: usize) -> anyhow::Result<()> {
     env.shared.remove_target(env.instances[i].addr);
     let pid = env.instances[i]
         .process
