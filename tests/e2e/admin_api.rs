@@ -10,7 +10,7 @@ use sesame_tests::{browser, set_cookies, unique_login, TestApp, GOOD_PASSWORD};
 
 use crate::cli::{text, Cli};
 
-const ALL: [ApiScope; 4] = ApiScope::ALL;
+const ALL: [ApiScope; 5] = ApiScope::ALL;
 
 /// A key named `name` with these scopes, made through the app's services.
 async fn key_for(app: &TestApp, name: &str, scopes: &[ApiScope]) -> String {

@@ -587,11 +587,11 @@ pub trait HelpdeskRepo: Send + Sync + std::fmt::Debug {
         reference: &str,
     ) -> Result<Option<crate::helpdesk::AssistanceRequest>, RepoError>;
 
-    /// The most recent requests first, only the open ones if `open_only`; `limit` is clamped
-    /// to 0..=10 000.
+    /// The most recent requests first, those `filter` selects; `limit` is clamped to
+    /// 0..=10 000.
     async fn list_assistance_requests(
         &self,
-        open_only: bool,
+        filter: crate::helpdesk::RequestFilter,
         limit: i64,
     ) -> Result<Vec<crate::helpdesk::AssistanceRequest>, RepoError>;
 

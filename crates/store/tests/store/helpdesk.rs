@@ -2,7 +2,9 @@
 
 use sesame_core::account::{AccountState, NewAccount};
 use sesame_core::error::RepoError;
-use sesame_core::helpdesk::{AssistanceClosure, AssistanceRequest, BlockReason, BlockRecord};
+use sesame_core::helpdesk::{
+    AssistanceClosure, AssistanceRequest, BlockReason, BlockRecord, RequestFilter,
+};
 use sesame_core::ids::{AccountId, Affiliation, Email, LoginName};
 use sesame_core::ports::{AccountRepo, AuditLog, ConsentRepo, HelpdeskRepo};
 use sesame_store::testing::{
@@ -165,7 +167,7 @@ async fn assistance_requests_are_listed_newest_first_and_closed_once(db: Databas
         db.find_assistance_request("AS-AAAAAAAA").await.unwrap(),
         Some(older.clone())
     );
-    let open = db.list_assistance_requests(true, 10).await.unwrap();
+    let open = db.list_assistance_requests(RequestFilter::Open, 10).await.unwrap();
     assert_eq!(open, vec![newer.clone(), older.clone()]);
 
     let closure = AssistanceClosure {
@@ -189,11 +191,21 @@ async fn assistance_requests_are_listed_newest_first_and_closed_once(db: Databas
         db.close_assistance_request("AS-CCCCCCCC", &closure).await,
         Err(RepoError::NotFound)
     ));
-    let open = db.list_assistance_requests(true, 10).await.unwrap();
+    let open = db.list_assistance_requests(RequestFilter::Open, 10).await.unwrap();
     assert_eq!(open, vec![newer.clone()]);
-    let all = db.list_assistance_requests(false, 10).await.unwrap();
+    let all = db
+        .list_assistance_requests(RequestFilter::All, 10)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 2);
-    assert_eq!(all[1].closure, Some(closure));
+    assert_eq!(all[1].closure, Some(closure.clone()));
+    let closed = db
+        .list_assistance_requests(RequestFilter::Closed, 10)
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].reference, "AS-AAAAAAAA");
+    assert_eq!(closed[0].closure, Some(closure));
 }
 
 async fn only_accounts_disabled_before_the_cutoff_are_deleted_with_what_hangs_on_them(
