@@ -182,7 +182,9 @@ pub enum ApiKeyError {
     #[error("the API key expired")]
     Expired,
     /// A scope name that does not exist.
-    #[error("unknown scope {0:?} (known: accounts:read, accounts:write, imports, sessions, helpdesk)")]
+    #[error(
+        "unknown scope {0:?} (known: accounts:read, accounts:write, imports, sessions, helpdesk)"
+    )]
     UnknownScope(String),
     /// A key needs at least one scope.
     #[error("a key needs at least one scope")]

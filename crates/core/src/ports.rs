@@ -396,8 +396,11 @@ pub trait ProfileRepo: Send + Sync + std::fmt::Debug {
     /// [`fold_identifier`](crate::ids::fold_identifier)) occurs in the login, the
     /// institutional e-mail, the given or the family name (names compared without case for
     /// ASCII letters), by login, at most `limit` (clamped to 0..=200).
-    async fn search_accounts(&self, words: &[String], limit: i64)
-        -> Result<Vec<Account>, RepoError>;
+    async fn search_accounts(
+        &self,
+        words: &[String],
+        limit: i64,
+    ) -> Result<Vec<Account>, RepoError>;
 
     /// Writes the fields `changes` sets (and `updated_at`), in one statement.
     ///

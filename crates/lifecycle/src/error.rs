@@ -73,7 +73,9 @@ pub enum OperatorLinkError {
     /// The recovery address was never verified: a reset link is a password, and an address
     /// nobody proved to be the person's (typed by a provisioning system, say) is not where
     /// one may go.
-    #[error("the account's recovery address is not verified; a reset link goes only to a verified one")]
+    #[error(
+        "the account's recovery address is not verified; a reset link goes only to a verified one"
+    )]
     UnverifiedRecoveryAddress,
     /// The account's affiliation may not activate by a mailed link
     /// (`lifecycle.activation.paths`).

@@ -153,9 +153,9 @@ impl HelpdeskSettings {
 
     /// Whether `login` is a helpdesk agent.
     pub fn is_agent(&self, login: &sesame_core::ids::LoginName) -> bool {
-        self.agents.iter().any(|a| {
-            sesame_core::ids::LoginName::parse(a).is_ok_and(|agent| agent == *login)
-        })
+        self.agents
+            .iter()
+            .any(|a| sesame_core::ids::LoginName::parse(a).is_ok_and(|agent| agent == *login))
     }
 
     /// The language of the mails to the helpdesk.
@@ -175,10 +175,7 @@ impl HelpdeskSettings {
             .iter()
             .find(|a| sesame_core::ids::LoginName::parse(a).is_err())
         {
-            return err(
-                "helpdesk.agents",
-                &format!("{bad:?} is not a login"),
-            );
+            return err("helpdesk.agents", &format!("{bad:?} is not a login"));
         }
         if self.form_per_ip_per_hour == 0 || self.form_per_ip_per_hour > 1000 {
             return err(

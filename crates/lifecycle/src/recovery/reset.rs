@@ -16,9 +16,9 @@ use sesame_core::session::{EndedSession, SessionManager};
 use sesame_core::sms::SmsSender;
 
 use super::codes::{CodePurpose, SmsCodes};
-use crate::error::OperatorLinkError;
 use super::links::{LinkPurpose, OneTimeLinks};
 use super::{RecoveryError, RecoveryPolicy, Refusal};
+use crate::error::OperatorLinkError;
 
 /// How the person wants to receive the means to reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,7 +44,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(account_action),
         )
         .route("/helpdesk/requests", web::get().to(list_requests))
-        .route("/helpdesk/requests/{reference}", web::get().to(show_request))
+        .route(
+            "/helpdesk/requests/{reference}",
+            web::get().to(show_request),
+        )
         .route(
             "/helpdesk/requests/{reference}/close",
             web::post().to(close_request),
@@ -397,22 +400,16 @@ pub async fn account_action(
                 .unwrap_or("other")
                 .parse::<BlockReason>()
                 .unwrap_or(BlockReason::Other);
-            crate::operations::block_account(
-                services,
-                &login,
-                reason,
-                form.note.as_deref(),
-                &actor,
-            )
-            .await
-            .map(|done| Outcome {
-                notice: Some(
-                    text("helpdesk_done_block")
-                        .replace("{sessions}", &done.sessions_ended.to_string()),
-                ),
-                ..Outcome::default()
-            })
-            .map_err(Failure::from)
+            crate::operations::block_account(services, &login, reason, form.note.as_deref(), &actor)
+                .await
+                .map(|done| Outcome {
+                    notice: Some(
+                        text("helpdesk_done_block")
+                            .replace("{sessions}", &done.sessions_ended.to_string()),
+                    ),
+                    ..Outcome::default()
+                })
+                .map_err(Failure::from)
         }
         "unblock" => crate::operations::unblock_account(services, &login, &actor)
             .await
@@ -430,17 +427,15 @@ pub async fn account_action(
                 ..Outcome::default()
             })
             .map_err(Failure::from),
-        "reset-link" => {
-            crate::operations::send_reset_link(services, state.base(), &login, &actor)
-                .await
-                .map(|to| Outcome {
-                    notice: Some(
-                        text("helpdesk_done_reset_link").replace("{to}", &mask_email(to.as_str())),
-                    ),
-                    ..Outcome::default()
-                })
-                .map_err(Failure::from)
-        }
+        "reset-link" => crate::operations::send_reset_link(services, state.base(), &login, &actor)
+            .await
+            .map(|to| Outcome {
+                notice: Some(
+                    text("helpdesk_done_reset_link").replace("{to}", &mask_email(to.as_str())),
+                ),
+                ..Outcome::default()
+            })
+            .map_err(Failure::from),
         "activation-code" => match services.activation.issue_code(&login, &actor).await {
             Ok((_, code, expires_at)) => Ok(Outcome {
                 notice: Some(text("helpdesk_done_activation_code")),

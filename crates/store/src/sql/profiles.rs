@@ -202,10 +202,7 @@ impl ProfileRepo for Database {
                         .escape('\\')
                         .or(lower(accounts::given_name).like(p.clone()).escape('\\'))
                         .or(lower(accounts::family_name).like(p.clone()).escape('\\'))
-                        .or(accounts::email
-                            .assume_not_null()
-                            .like(p)
-                            .escape('\\')),
+                        .or(accounts::email.assume_not_null().like(p).escape('\\')),
                 );
             }
             query

@@ -167,7 +167,10 @@ async fn assistance_requests_are_listed_newest_first_and_closed_once(db: Databas
         db.find_assistance_request("AS-AAAAAAAA").await.unwrap(),
         Some(older.clone())
     );
-    let open = db.list_assistance_requests(RequestFilter::Open, 10).await.unwrap();
+    let open = db
+        .list_assistance_requests(RequestFilter::Open, 10)
+        .await
+        .unwrap();
     assert_eq!(open, vec![newer.clone(), older.clone()]);
 
     let closure = AssistanceClosure {
@@ -191,7 +194,10 @@ async fn assistance_requests_are_listed_newest_first_and_closed_once(db: Databas
         db.close_assistance_request("AS-CCCCCCCC", &closure).await,
         Err(RepoError::NotFound)
     ));
-    let open = db.list_assistance_requests(RequestFilter::Open, 10).await.unwrap();
+    let open = db
+        .list_assistance_requests(RequestFilter::Open, 10)
+        .await
+        .unwrap();
     assert_eq!(open, vec![newer.clone()]);
     let all = db
         .list_assistance_requests(RequestFilter::All, 10)

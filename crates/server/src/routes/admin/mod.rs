@@ -76,10 +76,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/accounts/{login}/activation-link",
                 web::post().to(helpdesk::send_activation_link),
             )
-            .route(
-                "/helpdesk/requests",
-                web::get().to(helpdesk::list_requests),
-            )
+            .route("/helpdesk/requests", web::get().to(helpdesk::list_requests))
             .route(
                 "/helpdesk/requests/{reference}",
                 web::get().to(helpdesk::get_request),
