@@ -1211,3 +1211,35 @@ async fn helpdesk_requests_are_listed_by_status_read_and_closed_with_a_note() {
     assert_eq!(closed_events[0].actor, "api:helpdesk-tool");
     assert_eq!(closed_events[0].detail["reference"], second.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_sends_an_activation_link_through_the_same_operation_as_the_api() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::for_app(&app);
+    let newcomer = unique_login("newcomer");
+    let newcomer_mail = format!("{newcomer}@gmail.example");
+    app.create_provisioned(&newcomer, Affiliation::Staff, Some((&newcomer_mail, false)))
+        .await;
+    let active = unique_login("active");
+    app.create_user(&active, GOOD_PASSWORD).await;
+
+    // Not provisioned: refused with the reason, as the API does.
+    let out = cli.run(&["account", "activation-link", &active], None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("is active"), "{}", text(&out));
+
+    let out = cli.run(&["account", "activation-link", &newcomer], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("n***@gmail.example"), "{}", text(&out));
+    // The server's mail worker sends it once the test clock has caught up with the
+    // command's real one.
+    app.clock.advance(time::Duration::seconds(60));
+    let mails = app.mails_to(&newcomer_mail).await;
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].text.contains("/activation/link?token="),
+        "{}",
+        mails[0].text
+    );
+    assert!(audited(&app, &newcomer, "activation.link_sent", "cli").await);
+}
