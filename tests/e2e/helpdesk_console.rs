@@ -249,6 +249,19 @@ async fn an_agent_finds_an_account_then_unlocks_blocks_and_unblocks_it_and_forms
         .is_none());
     assert!(audited(&app, &target, "login.unlocked", &actor).await);
 
+    // A reason that is not on the list is refused; nothing changes.
+    let (status, html) = submit(
+        &app,
+        &client,
+        &account_page,
+        &format!("{account_page}/block"),
+        &[("reason", "boredom")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("id=\"console-error\""), "{html}");
+    assert_eq!(state_of(&app, &target).await, AccountState::Active);
+
     // Block: the person's live session ends, the reason and note are kept.
     let person = browser();
     app.login_with(&person, &target, GOOD_PASSWORD, false).await;

@@ -393,24 +393,30 @@ pub async fn account_action(
                 .map_err(Failure::from),
             Err(e) => Err(Failure::from(e)),
         },
-        "block" => {
-            let reason = form
-                .reason
-                .as_deref()
-                .unwrap_or("other")
-                .parse::<BlockReason>()
-                .unwrap_or(BlockReason::Other);
-            crate::operations::block_account(services, &login, reason, form.note.as_deref(), &actor)
-                .await
-                .map(|done| Outcome {
-                    notice: Some(
-                        text("helpdesk_done_block")
-                            .replace("{sessions}", &done.sessions_ended.to_string()),
-                    ),
-                    ..Outcome::default()
-                })
-                .map_err(Failure::from)
-        }
+        "block" => match form
+            .reason
+            .as_deref()
+            .unwrap_or("other")
+            .parse::<BlockReason>()
+        {
+            Ok(reason) => crate::operations::block_account(
+                services,
+                &login,
+                reason,
+                form.note.as_deref(),
+                &actor,
+            )
+            .await
+            .map(|done| Outcome {
+                notice: Some(
+                    text("helpdesk_done_block")
+                        .replace("{sessions}", &done.sessions_ended.to_string()),
+                ),
+                ..Outcome::default()
+            })
+            .map_err(Failure::from),
+            Err(_) => Err(Failure::Text("helpdesk_error_reason")),
+        },
         "unblock" => crate::operations::unblock_account(services, &login, &actor)
             .await
             .map(|_| Outcome {
