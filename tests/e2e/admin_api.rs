@@ -5,12 +5,13 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sesame_core::account::AccountState;
 use sesame_core::api_keys::ApiScope;
-use sesame_core::ids::LoginName;
-use sesame_tests::{browser, set_cookies, unique_login, TestApp, GOOD_PASSWORD};
+use sesame_core::ids::{Affiliation, LoginName};
+use sesame_mail::transport::{SmtpSecurity, TransportKind};
+use sesame_tests::{browser, set_cookies, unique_login, SmtpCatcher, TestApp, GOOD_PASSWORD};
 
 use crate::cli::{text, Cli};
 
-const ALL: [ApiScope; 4] = ApiScope::ALL;
+const ALL: [ApiScope; 5] = ApiScope::ALL;
 
 /// A key named `name` with these scopes, made through the app's services.
 async fn key_for(app: &TestApp, name: &str, scopes: &[ApiScope]) -> String {
@@ -701,6 +702,11 @@ async fn the_served_openapi_document_is_the_checked_in_one_and_describes_every_e
         ("/admin/api/v1/accounts/{login}/sessions", "get"),
         ("/admin/api/v1/accounts/{login}/sessions", "delete"),
         ("/admin/api/v1/imports", "post"),
+        ("/admin/api/v1/accounts/{login}/reset-link", "post"),
+        ("/admin/api/v1/accounts/{login}/activation-link", "post"),
+        ("/admin/api/v1/helpdesk/requests", "get"),
+        ("/admin/api/v1/helpdesk/requests/{reference}", "get"),
+        ("/admin/api/v1/helpdesk/requests/{reference}/close", "post"),
     ] {
         let operation = &paths[path][method];
         assert!(
@@ -897,4 +903,343 @@ async fn the_command_line_disables_and_ends_sessions_through_the_same_operations
     assert!(events
         .iter()
         .any(|e| e.kind == "account.blocked" && e.actor == "cli" && e.detail["reason"] == "other"));
+}
+
+/// The audit event of `kind` for `login` caused by `actor`, if there is one.
+async fn audited(app: &TestApp, login: &str, kind: &str, actor: &str) -> bool {
+    app.services
+        .audit
+        .recent(Some(login), 100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == kind && e.actor == actor)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_link_goes_by_smtp_to_the_verified_recovery_address_only_and_is_audited() {
+    let Some(smtp) = SmtpCatcher::start(None) else {
+        return;
+    };
+    let port = smtp.port;
+    let app = TestApp::builder()
+        .with(move |s| {
+            s.mail.transport = TransportKind::Smtp;
+            s.mail.smtp_host = "127.0.0.1".to_owned();
+            s.mail.smtp_port = port;
+            s.mail.smtp_security = SmtpSecurity::None;
+        })
+        .spawn()
+        .await;
+    let login = unique_login("reset");
+    let recovery = format!("{login}@gmail.example");
+    app.create_provisioned(&login, Affiliation::Staff, Some((&recovery, true)))
+        .await;
+    app.services
+        .accounts
+        .set_password(
+            &LoginName::parse(&login).unwrap(),
+            sesame_core::credentials::Password::new(GOOD_PASSWORD),
+            "test",
+        )
+        .await
+        .unwrap();
+    let writer = key_for(&app, "provisioning", &[ApiScope::AccountsWrite]).await;
+    let helpdesk = key_for(&app, "helpdesk-tool", &[ApiScope::Helpdesk]).await;
+    let path = format!("/accounts/{login}/reset-link");
+
+    let (status, body) = post(&app, &writer, &path, &json!({})).await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, body) = post(
+        &app,
+        &helpdesk,
+        "/accounts/nobody.here/reset-link",
+        &json!({}),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+
+    // No recovery address, an unverified one, an account that is not active: refused,
+    // with the reason.
+    let bare = unique_login("bare");
+    app.create_user(&bare, GOOD_PASSWORD).await;
+    let (status, body) = post(
+        &app,
+        &helpdesk,
+        &format!("/accounts/{bare}/reset-link"),
+        &json!({}),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "no_recovery_address");
+    let unverified = unique_login("unverified");
+    app.create_provisioned(
+        &unverified,
+        Affiliation::Staff,
+        Some(("someone@gmail.example", false)),
+    )
+    .await;
+    app.services
+        .accounts
+        .set_password(
+            &LoginName::parse(&unverified).unwrap(),
+            sesame_core::credentials::Password::new(GOOD_PASSWORD),
+            "test",
+        )
+        .await
+        .unwrap();
+    let (status, body) = post(
+        &app,
+        &helpdesk,
+        &format!("/accounts/{unverified}/reset-link"),
+        &json!({}),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "no_recovery_address");
+    assert!(
+        body["detail"].as_str().unwrap().contains("not verified"),
+        "{body}"
+    );
+    let newcomer = unique_login("newcomer");
+    app.create_provisioned(
+        &newcomer,
+        Affiliation::Staff,
+        Some(("new@gmail.example", true)),
+    )
+    .await;
+    let (status, body) = post(
+        &app,
+        &helpdesk,
+        &format!("/accounts/{newcomer}/reset-link"),
+        &json!({}),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "bad_transition");
+    app.deliver_mail().await;
+    assert!(
+        smtp.messages().is_empty(),
+        "nothing was sent for the refusals"
+    );
+
+    let (status, body) = post(&app, &helpdesk, &path, &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["login"], login.as_str());
+    assert_eq!(body["sent_to"], "r***@gmail.example");
+    assert!(
+        !body.to_string().contains("token"),
+        "the link is not in the answer: {body}"
+    );
+
+    app.deliver_mail().await;
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    let (envelope, mail) = &messages[0];
+    assert_eq!(envelope["rcpt_tos"], json!([recovery]));
+    let link = mail.link_to(&format!("{}/password/reset?token=", app.address));
+    // The link works: it opens the new-password form.
+    let page = browser().get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("type=\"password\""));
+    assert!(
+        audited(
+            &app,
+            &login,
+            "recovery.reset_requested",
+            "api:helpdesk-tool"
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn an_activation_link_is_sent_again_to_a_provisioned_account_and_refused_otherwise() {
+    let app = TestApp::spawn().await;
+    let key = key_for(&app, "helpdesk-tool", &[ApiScope::Helpdesk]).await;
+    let reader = key_for(&app, "reader", &[ApiScope::AccountsRead]).await;
+    let login = unique_login("newcomer");
+    let recovery = format!("{login}@gmail.example");
+    app.create_provisioned(&login, Affiliation::Staff, Some((&recovery, false)))
+        .await;
+    let path = format!("/accounts/{login}/activation-link");
+
+    let (status, body) = post(&app, &reader, &path, &json!({})).await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, body) = post(
+        &app,
+        &key,
+        "/accounts/nobody.here/activation-link",
+        &json!({}),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let active = unique_login("active");
+    app.create_user(&active, GOOD_PASSWORD).await;
+    let (status, body) = post(
+        &app,
+        &key,
+        &format!("/accounts/{active}/activation-link"),
+        &json!({}),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "bad_transition");
+    let pupil = unique_login("pupil");
+    app.create_provisioned(&pupil, Affiliation::Pupil, Some(("p@gmail.example", false)))
+        .await;
+    let (status, body) = post(
+        &app,
+        &key,
+        &format!("/accounts/{pupil}/activation-link"),
+        &json!({}),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "bad_transition");
+
+    let (status, body) = post(&app, &key, &path, &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let mails = app.mails_to(&recovery).await;
+    assert_eq!(mails.len(), 1);
+    mails[0].link_to(&format!("{}/activation/link?token=", app.address));
+    assert!(audited(&app, &login, "activation.link_sent", "api:helpdesk-tool").await);
+}
+
+/// Sends an assistance request through the desk, as the public form does.
+async fn assistance_request(app: &TestApp, institutional: &str, description: &str) -> String {
+    let form = sesame_lifecycle::helpdesk::assistance::AssistanceForm {
+        institutional_email: institutional.to_owned(),
+        personal_email: "someone@gmail.example".to_owned(),
+        phone: "06 12 34 56 78".to_owned(),
+        identity_hint: "12/03/1990".to_owned(),
+        description: description.to_owned(),
+    };
+    let checked = sesame_lifecycle::helpdesk::assistance::check(&form).unwrap();
+    app.services
+        .helpdesk
+        .assistance
+        .submit(checked, sesame_core::i18n::Lang::Fr, None)
+        .await
+        .unwrap()
+        .reference
+}
+
+#[tokio::test]
+async fn helpdesk_requests_are_listed_by_status_read_and_closed_with_a_note() {
+    let app = TestApp::spawn().await;
+    let key = key_for(&app, "helpdesk-tool", &[ApiScope::Helpdesk]).await;
+    let other = key_for(
+        &app,
+        "other",
+        &[ApiScope::AccountsRead, ApiScope::AccountsWrite],
+    )
+    .await;
+    let login = unique_login("asker");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let first = assistance_request(&app, &format!("{login}@univ.example.org"), "Bloqué.").await;
+    let second = assistance_request(&app, "stranger@univ.example.org", "Perdu.\nAidez-moi.").await;
+
+    let (status, body) = get(&app, &other, "/helpdesk/requests").await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN, "forbidden");
+
+    let (status, body) = get(&app, &key, &format!("/helpdesk/requests/{first}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "open");
+    assert_eq!(body["account_login"], login.as_str());
+    assert_eq!(body["description"], "Bloqué.");
+    let (status, body) = get(&app, &key, "/helpdesk/requests/AS-NOSUCH99").await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+
+    let (status, body) = post(
+        &app,
+        &key,
+        &format!("/helpdesk/requests/{}/close", second.to_lowercase()),
+        &json!({"note": "rappelé, mot de passe réinitialisé"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"reference": second, "newly_closed": true}));
+    let (status, body) = post(
+        &app,
+        &key,
+        &format!("/helpdesk/requests/{second}/close"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["newly_closed"], false);
+    let (status, body) = post(
+        &app,
+        &key,
+        "/helpdesk/requests/AS-NOSUCH99/close",
+        &json!({}),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+
+    let references = |body: &Value| -> Vec<String> {
+        body["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["reference"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, open) = get(&app, &key, "/helpdesk/requests").await;
+    assert_eq!(references(&open), vec![first.clone()]);
+    let (_, closed) = get(&app, &key, "/helpdesk/requests?status=closed").await;
+    assert_eq!(references(&closed), vec![second.clone()]);
+    assert_eq!(
+        closed["requests"][0]["closure"]["closed_by"],
+        "api:helpdesk-tool"
+    );
+    assert_eq!(
+        closed["requests"][0]["closure"]["note"],
+        "rappelé, mot de passe réinitialisé"
+    );
+    let (_, all) = get(&app, &key, "/helpdesk/requests?status=all").await;
+    assert_eq!(references(&all).len(), 2);
+    let (status, body) = get(&app, &key, "/helpdesk/requests?status=pending").await;
+    assert_problem(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+
+    let closed_events: Vec<_> = app
+        .services
+        .audit
+        .recent(None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "assistance.closed")
+        .collect();
+    assert_eq!(closed_events.len(), 1, "a second close records nothing");
+    assert_eq!(closed_events[0].actor, "api:helpdesk-tool");
+    assert_eq!(closed_events[0].detail["reference"], second.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_sends_an_activation_link_through_the_same_operation_as_the_api() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::for_app(&app);
+    let newcomer = unique_login("newcomer");
+    let newcomer_mail = format!("{newcomer}@gmail.example");
+    app.create_provisioned(&newcomer, Affiliation::Staff, Some((&newcomer_mail, false)))
+        .await;
+    let active = unique_login("active");
+    app.create_user(&active, GOOD_PASSWORD).await;
+
+    // Not provisioned: refused with the reason, as the API does.
+    let out = cli.run(&["account", "activation-link", &active], None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("is active"), "{}", text(&out));
+
+    let out = cli.run(&["account", "activation-link", &newcomer], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("n***@gmail.example"), "{}", text(&out));
+    // The server's mail worker sends it once the test clock has caught up with the
+    // command's real one.
+    app.clock.advance(time::Duration::seconds(60));
+    let mails = app.mails_to(&newcomer_mail).await;
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].text.contains("/activation/link?token="),
+        "{}",
+        mails[0].text
+    );
+    assert!(audited(&app, &newcomer, "activation.link_sent", "cli").await);
 }

@@ -659,3 +659,131 @@ async fn a_blocked_person_finds_the_assistance_form_and_later_changes_the_passwo
         .unwrap();
     c.close().await.unwrap();
 }
+
+// --- helpdesk console ---
+
+#[tokio::test]
+async fn the_helpdesk_console_is_accessible_and_keyboard_usable_at_phone_width() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let agent = unique_login("agent");
+    let configured = agent.clone();
+    let app = TestApp::builder()
+        .with(move |s| s.helpdesk.agents = vec![configured])
+        .spawn()
+        .await;
+    app.create_user(&agent, GOOD_PASSWORD).await;
+    let target = unique_login("target");
+    app.create_user(&target, GOOD_PASSWORD).await;
+    app.services
+        .accounts
+        .lock(&target, None, "test")
+        .await
+        .unwrap();
+    let form = sesame_lifecycle::helpdesk::assistance::AssistanceForm {
+        institutional_email: format!("{target}@univ.example.org"),
+        personal_email: "someone@gmail.example".to_owned(),
+        phone: "06 12 34 56 78".to_owned(),
+        identity_hint: "12/03/1990".to_owned(),
+        description: "Mon compte est verrouillé.".to_owned(),
+    };
+    let reference = app
+        .services
+        .helpdesk
+        .assistance
+        .submit(
+            sesame_lifecycle::helpdesk::assistance::check(&form).unwrap(),
+            sesame_core::i18n::Lang::Fr,
+            None,
+        )
+        .await
+        .unwrap()
+        .reference;
+    let c = connect(&driver, 375).await;
+
+    // The console sends to the login page and back, keyboard only.
+    c.goto(&format!("{}/helpdesk", app.address)).await.unwrap();
+    let username = c.find(Locator::Id("username")).await.unwrap();
+    username.send_keys(&agent).await.unwrap();
+    username.send_keys("\u{e004}").await.unwrap(); // Tab
+    let password = c.active_element().await.unwrap();
+    password.send_keys(GOOD_PASSWORD).await.unwrap();
+    password.send_keys("\u{e007}").await.unwrap(); // Enter
+    let q = c.wait().for_element(Locator::Id("q")).await.unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "search page"
+    );
+    assert!(fits_the_width(&c).await, "search page at 375 px");
+
+    q.send_keys(&target).await.unwrap();
+    q.send_keys("\u{e007}").await.unwrap(); // Enter
+    c.wait().for_element(Locator::Id("results")).await.unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "search results"
+    );
+    assert!(fits_the_width(&c).await, "search results at 375 px");
+    c.find(Locator::LinkText(&target))
+        .await
+        .unwrap()
+        .send_keys("\u{e007}")
+        .await
+        .unwrap();
+    let unlock = c.wait().for_element(Locator::Id("unlock")).await.unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "account page"
+    );
+    assert!(fits_the_width(&c).await, "account page at 375 px");
+    unlock.send_keys("\u{e007}").await.unwrap(); // Enter on the focused button
+    c.wait()
+        .for_element(Locator::Id("console-notice"))
+        .await
+        .unwrap();
+    assert!(app
+        .services
+        .accounts
+        .locked_until(&target)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "account page after an action"
+    );
+
+    // The assistance requests.
+    c.goto(&format!("{}/helpdesk/requests", app.address))
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("requests")).await.unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "requests page"
+    );
+    assert!(fits_the_width(&c).await, "requests page at 375 px");
+    c.find(Locator::LinkText(&reference))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("close-form"))
+        .await
+        .unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "request page"
+    );
+    assert!(fits_the_width(&c).await, "request page at 375 px");
+    c.close().await.unwrap();
+}

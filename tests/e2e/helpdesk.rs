@@ -497,7 +497,7 @@ async fn the_assistance_form_is_csrf_protected_bounded_and_rate_limited() {
         .services
         .helpdesk
         .assistance
-        .list(false, 100)
+        .list(sesame_core::helpdesk::RequestFilter::All, 100)
         .await
         .unwrap()
         .is_empty());
@@ -516,7 +516,7 @@ async fn the_assistance_form_is_csrf_protected_bounded_and_rate_limited() {
         app.services
             .helpdesk
             .assistance
-            .list(true, 100)
+            .list(sesame_core::helpdesk::RequestFilter::Open, 100)
             .await
             .unwrap()
             .len(),

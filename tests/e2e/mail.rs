@@ -2,15 +2,14 @@
 //! delivered by the app's worker to its outbox or to a real SMTP server (aiosmtpd), and the
 //! `sesame mail` commands.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use sesame_core::clock::Clock;
 use sesame_core::i18n::Lang;
 use sesame_core::ids::{AccountId, LoginName};
 use sesame_core::mail::{MailMessage, MailStatus};
 use sesame_mail::transport::{SmtpSecurity, TransportKind};
-use sesame_tests::{backend, parse_mail, unique_login, Backend, TestApp, GOOD_PASSWORD};
+use sesame_tests::{backend, unique_login, Backend, SmtpCatcher, TestApp, GOOD_PASSWORD};
 
 use crate::cli::sesame_bin;
 
@@ -91,50 +90,12 @@ async fn the_woken_worker_delivers_without_being_asked() {
     assert_eq!(mail.subject, "Sesame: your account password was changed");
 }
 
-fn aiosmtpd_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "aiosmtpd must be installed in CI (pip install aiosmtpd)"
-        );
-        eprintln!("skipped: aiosmtpd is not installed (pip install aiosmtpd)");
-    }
-    ok
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_smtp_settings_the_server_delivers_through_a_real_smtp_server() {
-    if !aiosmtpd_available() {
+    let Some(smtp) = SmtpCatcher::start(Some("sesame:relay-pass")) else {
         return;
-    }
-    let dir = std::env::temp_dir().join(format!(
-        "sesame-e2e-smtp-{}",
-        sesame_core::random::alphanumeric(10)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../crates/mail/tests/smtp_server.py"
-    );
-    let mut server = Command::new("python3")
-        .arg(script)
-        .arg(&dir)
-        .args(["--auth", "sesame:relay-pass"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().strip_prefix("READY ").unwrap().parse().unwrap();
-
+    };
+    let port = smtp.port;
     let app = TestApp::builder()
         .with(move |s| {
             s.mail.transport = TransportKind::Smtp;
@@ -159,12 +120,11 @@ async fn with_smtp_settings_the_server_delivers_through_a_real_smtp_server() {
         .unwrap();
     assert_eq!(queued.status(), MailStatus::Sent, "{:?}", queued.last_error);
 
-    let eml = dir.join("0001.eml");
-    let envelope: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("0001.json")).unwrap()).unwrap();
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    let (envelope, mail) = &messages[0];
     assert_eq!(envelope["rcpt_tos"], serde_json::json!([to]));
     assert_eq!(envelope["authenticated"], true);
-    let mail = parse_mail("0001", std::fs::read(eml).unwrap());
     assert_eq!(mail.to, to);
     assert_eq!(
         mail.subject,
@@ -174,11 +134,6 @@ async fn with_smtp_settings_the_server_delivers_through_a_real_smtp_server() {
         .contains(&format!("Message-ID: <{id}@univ.example.org>")));
     // Nothing went to the outbox.
     assert!(app.outbox().is_empty());
-
-    drop(server.stdin.take());
-    let _ = server.kill();
-    let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ mod cli;
 mod headers;
 mod health;
 mod helpdesk;
+mod helpdesk_console;
 mod import;
 mod interop;
 mod lockout;

@@ -317,6 +317,33 @@ impl TestApp {
             .expect("set password")
     }
 
+    /// Creates a provisioned account (not activated, no password) of `affiliation`, with a
+    /// recovery address when given (`true`: verified), as an operator would.
+    pub async fn create_provisioned(
+        &self,
+        login: &str,
+        affiliation: Affiliation,
+        recovery: Option<(&str, bool)>,
+    ) -> Account {
+        let login = LoginName::parse(login).expect("valid login");
+        let request = sesame_lifecycle::admin::AccountRequest {
+            email: Some(Email::parse(&format!("{login}@univ.example.org")).expect("valid e-mail")),
+            login,
+            given_name: "Test".to_owned(),
+            family_name: "Person".to_owned(),
+            affiliation,
+            recovery_email: recovery.map(|(a, _)| Email::parse(a).expect("valid e-mail")),
+            mobile: None,
+            contacts_verified: recovery.is_some_and(|(_, verified)| verified),
+        };
+        self.services
+            .admin
+            .create(request, "test")
+            .await
+            .expect("create account")
+            .account
+    }
+
     /// `GET /cas/login` with the app's browser; returns the page and its login ticket.
     pub async fn login_page(&self) -> (reqwest::StatusCode, String, String) {
         get_login_page(&self.client, &self.address).await
@@ -712,5 +739,95 @@ impl TestApp {
             .into_iter()
             .filter(|m| m.to.eq_ignore_ascii_case(address))
             .collect()
+    }
+}
+
+/// A real SMTP server (aiosmtpd, `crates/mail/tests/smtp_server.py`) that keeps every
+/// message it accepts as `NNNN.eml` with its envelope as `NNNN.json`. Stopped when dropped.
+#[derive(Debug)]
+pub struct SmtpCatcher {
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+    /// Where it writes the messages.
+    pub dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl SmtpCatcher {
+    /// Starts one, requiring SMTP AUTH with `auth` (`user:password`) if given. `None` when
+    /// aiosmtpd is not installed, outside CI (in CI its absence fails the test).
+    ///
+    /// # Panics
+    /// If the server does not start.
+    pub fn start(auth: Option<&str>) -> Option<Self> {
+        use std::io::BufRead;
+        let available = std::process::Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !available {
+            assert!(
+                std::env::var("CI").is_err(),
+                "aiosmtpd must be installed in CI (pip install aiosmtpd)"
+            );
+            eprintln!("skipped: aiosmtpd is not installed (pip install aiosmtpd)");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "sesame-e2e-smtp-{}",
+            sesame_core::random::alphanumeric(10)
+        ));
+        std::fs::create_dir_all(&dir).expect("create the SMTP server's directory");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../crates/mail/tests/smtp_server.py"
+        );
+        let mut command = std::process::Command::new("python3");
+        command.arg(script).arg(&dir);
+        if let Some(auth) = auth {
+            command.args(["--auth", auth]);
+        }
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the SMTP server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("its standard output"))
+            .read_line(&mut line)
+            .expect("read READY <port>");
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .expect("the server says READY <port>");
+        Some(Self { port, dir, child })
+    }
+
+    /// The messages accepted so far, in order, each with its envelope.
+    pub fn messages(&self) -> Vec<(serde_json::Value, OutboxMail)> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let base = self.dir.join(format!("{n:04}"));
+            let (Ok(envelope), Ok(eml)) = (
+                std::fs::read_to_string(base.with_extension("json")),
+                std::fs::read(base.with_extension("eml")),
+            ) else {
+                break;
+            };
+            let envelope = serde_json::from_str(&envelope).expect("the envelope is JSON");
+            out.push((envelope, parse_mail(&format!("{n:04}"), eml)));
+        }
+        out
+    }
+}
+
+impl Drop for SmtpCatcher {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -51,15 +51,20 @@ pub enum ApiScope {
     /// `sessions`: list and end the SSO sessions of an account.
     #[serde(rename = "sessions")]
     Sessions,
+    /// `helpdesk`: list, read and close assistance requests; mail an account a password-reset
+    /// or activation link.
+    #[serde(rename = "helpdesk")]
+    Helpdesk,
 }
 
 impl ApiScope {
     /// Every scope.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::AccountsRead,
         Self::AccountsWrite,
         Self::Imports,
         Self::Sessions,
+        Self::Helpdesk,
     ];
 
     /// The name used in the CLI, storage and the API.
@@ -69,6 +74,7 @@ impl ApiScope {
             Self::AccountsWrite => "accounts:write",
             Self::Imports => "imports",
             Self::Sessions => "sessions",
+            Self::Helpdesk => "helpdesk",
         }
     }
 }
@@ -176,7 +182,9 @@ pub enum ApiKeyError {
     #[error("the API key expired")]
     Expired,
     /// A scope name that does not exist.
-    #[error("unknown scope {0:?} (known: accounts:read, accounts:write, imports, sessions)")]
+    #[error(
+        "unknown scope {0:?} (known: accounts:read, accounts:write, imports, sessions, helpdesk)"
+    )]
     UnknownScope(String),
     /// A key needs at least one scope.
     #[error("a key needs at least one scope")]

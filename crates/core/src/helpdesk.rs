@@ -103,6 +103,30 @@ pub struct AssistanceRequest {
     pub closure: Option<AssistanceClosure>,
 }
 
+/// Which assistance requests a list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequestFilter {
+    /// Those nobody closed yet.
+    #[default]
+    Open,
+    /// Those closed.
+    Closed,
+    /// Both.
+    All,
+}
+
+impl FromStr for RequestFilter {
+    type Err = IdentifierError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            "all" => Ok(Self::All),
+            _ => Err(IdentifierError::Unknown("open, closed, all")),
+        }
+    }
+}
+
 impl AssistanceRequest {
     /// Whether nobody closed it yet.
     pub fn is_open(&self) -> bool {

@@ -399,6 +399,16 @@ pub trait ProfileRepo: Send + Sync + std::fmt::Debug {
     /// Every account that has an HR identifier, with its profile, by HR identifier.
     async fn accounts_with_hr_id(&self) -> Result<Vec<AccountWithProfile>, RepoError>;
 
+    /// The accounts in which every one of `words` (folded, see
+    /// [`fold_identifier`](crate::ids::fold_identifier)) occurs in the login, the
+    /// institutional e-mail, the given or the family name (names compared without case for
+    /// ASCII letters), by login, at most `limit` (clamped to 0..=200).
+    async fn search_accounts(
+        &self,
+        words: &[String],
+        limit: i64,
+    ) -> Result<Vec<Account>, RepoError>;
+
     /// Writes the fields `changes` sets (and `updated_at`), in one statement.
     ///
     /// # Errors
@@ -594,11 +604,11 @@ pub trait HelpdeskRepo: Send + Sync + std::fmt::Debug {
         reference: &str,
     ) -> Result<Option<crate::helpdesk::AssistanceRequest>, RepoError>;
 
-    /// The most recent requests first, only the open ones if `open_only`; `limit` is clamped
-    /// to 0..=10 000.
+    /// The most recent requests first, those `filter` selects; `limit` is clamped to
+    /// 0..=10 000.
     async fn list_assistance_requests(
         &self,
-        open_only: bool,
+        filter: crate::helpdesk::RequestFilter,
         limit: i64,
     ) -> Result<Vec<crate::helpdesk::AssistanceRequest>, RepoError>;
 

@@ -11,12 +11,17 @@ use sesame_core::accounts::AccountService;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
 use sesame_core::error::AccountError;
-use sesame_core::ids::{Affiliation, Email, LoginName, MobilePhone};
+use sesame_core::ids::{fold_identifier, Affiliation, Email, HrId, LoginName, MobilePhone};
 use sesame_core::ports::{AccountRepo, AuditLog, ProfileRepo};
 use sesame_core::session::{SessionManager, SsoSession};
 
 use crate::blocking::AccountBlocking;
 use crate::import::read::MAX_NAME_CHARS;
+
+/// Longest search accepted, in characters.
+const MAX_SEARCH_CHARS: usize = 200;
+/// Words of a search that count (all must match).
+const MAX_SEARCH_WORDS: usize = 5;
 
 /// A given or family name that is empty, too long or has control characters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +114,38 @@ impl AccountAdmin {
     /// Administration over the given parts.
     pub fn new(parts: AccountAdminParts) -> Self {
         Self { parts }
+    }
+
+    /// The accounts a helpdesk agent's search names: the one whose HR or student number is
+    /// `query`, then those in which every word of `query` occurs in the login, the
+    /// institutional e-mail or a name; at most `limit`.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Account>, AccountError> {
+        let query = query.trim();
+        if query.is_empty() || query.chars().count() > MAX_SEARCH_CHARS {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        if let Ok(hr_id) = HrId::parse(query) {
+            if let Some(a) = self.parts.profiles.find_by_hr_id(&hr_id).await? {
+                found.push(a.account);
+            }
+        }
+        let words: Vec<String> = query
+            .split_whitespace()
+            .take(MAX_SEARCH_WORDS)
+            .map(fold_identifier)
+            .collect();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        for account in self.parts.profiles.search_accounts(&words, limit).await? {
+            if !found.iter().any(|a: &Account| a.id == account.id) {
+                found.push(account);
+            }
+        }
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
     }
 
     /// The account with this login and its profile.

@@ -49,3 +49,39 @@ pub enum ImportError {
     #[error(transparent)]
     Account(#[from] AccountError),
 }
+
+/// Why a link an operator asked for (a password-reset link, an activation link) was not
+/// sent. Unlike the public forms, which answer the same whatever the account, an operator is
+/// told exactly why, so they can fix it or tell the person.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorLinkError {
+    /// No account has this login.
+    #[error("no such account")]
+    NoSuchAccount,
+    /// The account's state does not allow this link (a reset needs an active account, an
+    /// activation a provisioned one).
+    #[error("the account is {state}; this link needs an account that is {needed}")]
+    WrongState {
+        /// The account's state.
+        state: &'static str,
+        /// The state the link needs.
+        needed: &'static str,
+    },
+    /// The account has no recovery address to send the link to.
+    #[error("the account has no recovery address to send the link to")]
+    NoRecoveryAddress,
+    /// The recovery address was never verified: a reset link is a password, and an address
+    /// nobody proved to be the person's (typed by a provisioning system, say) is not where
+    /// one may go.
+    #[error(
+        "the account's recovery address is not verified; a reset link goes only to a verified one"
+    )]
+    UnverifiedRecoveryAddress,
+    /// The account's affiliation may not activate by a mailed link
+    /// (`lifecycle.activation.paths`).
+    #[error("{0} accounts may not activate with a mailed link (lifecycle.activation.paths)")]
+    PathNotAllowed(&'static str),
+    /// The database, the store or the mail queue failed.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}

@@ -232,6 +232,13 @@ pub enum AccountAction {
         /// Login.
         login: String,
     },
+    /// Mail a new activation link to a provisioned account's recovery address. (There is no
+    /// `reset-link`: a reset link's token lives in the session store, which a command does
+    /// not share with the server in the embedded mode; use the console or the admin API.)
+    ActivationLink {
+        /// Login.
+        login: String,
+    },
 }
 
 /// Runs a parsed command line.
@@ -660,6 +667,14 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             println!(
                 "{} unblocked, state {}; the password must be changed at the next login",
                 account.login, account.state
+            );
+        }
+        AccountAction::ActivationLink { login } => {
+            let login = parse_login(&login)?;
+            let to = crate::operations::send_activation_link(services, &login, "cli").await?;
+            println!(
+                "{login}: an activation link is queued for {}",
+                sesame_core::mail::mask_email(to.as_str())
             );
         }
     }

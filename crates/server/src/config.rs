@@ -120,6 +120,9 @@ pub struct HelpdeskSettings {
     pub form_per_ip_per_hour: u32,
     /// Acknowledgements sent to one personal address per day.
     pub acks_per_address_per_day: u32,
+    /// Logins of the helpdesk agents: who may use the console at `/helpdesk` (find an
+    /// account, unlock, block, send links, issue activation codes, close requests).
+    pub agents: Vec<String>,
 }
 
 impl Default for HelpdeskSettings {
@@ -129,6 +132,7 @@ impl Default for HelpdeskSettings {
             lang: "fr".to_owned(),
             form_per_ip_per_hour: 5,
             acks_per_address_per_day: 3,
+            agents: Vec::new(),
         }
     }
 }
@@ -147,6 +151,13 @@ impl HelpdeskSettings {
             .map_err(|e| ConfigError(format!("invalid value for `helpdesk.address`: {e}")))
     }
 
+    /// Whether `login` is a helpdesk agent.
+    pub fn is_agent(&self, login: &sesame_core::ids::LoginName) -> bool {
+        self.agents
+            .iter()
+            .any(|a| sesame_core::ids::LoginName::parse(a).is_ok_and(|agent| agent == *login))
+    }
+
     /// The language of the mails to the helpdesk.
     pub fn mail_lang(&self) -> sesame_core::i18n::Lang {
         sesame_core::i18n::Lang::from_tag(&self.lang).unwrap_or_default()
@@ -158,6 +169,13 @@ impl HelpdeskSettings {
         self.address()?;
         if sesame_core::i18n::Lang::from_tag(&self.lang).is_none() {
             return err("helpdesk.lang", "expected fr or en");
+        }
+        if let Some(bad) = self
+            .agents
+            .iter()
+            .find(|a| sesame_core::ids::LoginName::parse(a).is_err())
+        {
+            return err("helpdesk.agents", &format!("{bad:?} is not a login"));
         }
         if self.form_per_ip_per_hour == 0 || self.form_per_ip_per_hour > 1000 {
             return err(

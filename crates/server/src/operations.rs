@@ -7,9 +7,10 @@ use std::sync::Arc;
 use sesame_core::account::Account;
 use sesame_core::error::{AccountError, StoreError};
 use sesame_core::helpdesk::BlockReason;
-use sesame_core::ids::{AccountId, LoginName};
+use sesame_core::i18n::Lang;
+use sesame_core::ids::{AccountId, Email, LoginName};
 use sesame_core::session::EndedSession;
-use sesame_lifecycle::error::ImportError;
+use sesame_lifecycle::error::{ImportError, OperatorLinkError};
 use sesame_lifecycle::helpdesk::HelpdeskError;
 use sesame_lifecycle::import::plan::FullImport;
 use sesame_lifecycle::import::{
@@ -128,6 +129,43 @@ pub async fn end_sessions(
 ) -> Result<SessionsEnded, AccountError> {
     let ended = services.admin.end_sessions(login, actor).await?;
     with_logout(services, ended).await
+}
+
+/// Mails a password-reset link to the verified recovery address of an active account, for
+/// an operator (the admin API, the helpdesk console). `base_url` is Sesame's public URL, where
+/// the link points. The mail is in French, the institution's first language, as activation
+/// mails are: nothing tells Sesame which language the person reads.
+///
+/// # Errors
+/// [`OperatorLinkError`] naming why nothing was sent.
+pub async fn send_reset_link(
+    services: &Services,
+    base_url: &str,
+    login: &LoginName,
+    actor: &str,
+) -> Result<Email, OperatorLinkError> {
+    services
+        .recovery
+        .send_link_for(
+            login,
+            &format!("{base_url}/password/reset"),
+            Lang::Fr,
+            actor,
+        )
+        .await
+}
+
+/// Mails a new activation link to a provisioned account's recovery address, for an
+/// operator; any older link stops working.
+///
+/// # Errors
+/// [`OperatorLinkError`] naming why nothing was sent.
+pub async fn send_activation_link(
+    services: &Services,
+    login: &LoginName,
+    actor: &str,
+) -> Result<Email, OperatorLinkError> {
+    services.activation.resend_link(login, actor).await
 }
 
 /// Runs an import (see [`Importer::run`]) and logs the people it disabled out of their

@@ -115,6 +115,23 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         "password_required.html",
         include_str!("../templates/password_required.html"),
     ),
+    // --- helpdesk console ---
+    (
+        "helpdesk_search.html",
+        include_str!("../templates/helpdesk_search.html"),
+    ),
+    (
+        "helpdesk_account.html",
+        include_str!("../templates/helpdesk_account.html"),
+    ),
+    (
+        "helpdesk_requests.html",
+        include_str!("../templates/helpdesk_requests.html"),
+    ),
+    (
+        "helpdesk_request.html",
+        include_str!("../templates/helpdesk_request.html"),
+    ),
 ];
 
 /// Built-in static files: (name, content type, bytes).

@@ -35,6 +35,7 @@ use self::error::ActivationError;
 use self::flow::{Advance, FlowState, Step, StepInput, StepProblem};
 use self::ports::{ActivationTokenRepo, Consumption, NewToken, TokenKind};
 use self::settings::{ActivationPath, ActivationPolicy, CharterPolicy};
+use crate::error::OperatorLinkError;
 use crate::import::{ImportReport, Outcome};
 
 /// How long an identity-form challenge stays valid.
@@ -565,6 +566,61 @@ impl Activation {
         )
         .await?;
         Ok(true)
+    }
+
+    /// An operator's "resend the activation link": like [`Activation::send_link`] (the new
+    /// link replaces any older one), but says why no mail went. No daily budget: the
+    /// budget protects the public page from being used to flood a mailbox, and an operator
+    /// is audited. Returns where the link went.
+    ///
+    /// # Errors
+    /// [`OperatorLinkError`] naming why nothing was sent.
+    pub async fn resend_link(
+        &self,
+        login: &LoginName,
+        actor: &str,
+    ) -> Result<Email, OperatorLinkError> {
+        let unavailable = |e: &dyn std::fmt::Display| OperatorLinkError::Unavailable(e.to_string());
+        let account = self
+            .parts
+            .accounts_repo
+            .find_by_login(login)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .ok_or(OperatorLinkError::NoSuchAccount)?;
+        if account.state != AccountState::Provisioned {
+            return Err(OperatorLinkError::WrongState {
+                state: account.state.as_str(),
+                needed: AccountState::Provisioned.as_str(),
+            });
+        }
+        if !self
+            .parts
+            .policy
+            .allows(account.affiliation, ActivationPath::EmailLink)
+        {
+            return Err(OperatorLinkError::PathNotAllowed(
+                account.affiliation.as_str(),
+            ));
+        }
+        let address = self
+            .parts
+            .profiles
+            .find_with_profile(account.id)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .and_then(|found| found.profile.recovery_email)
+            .map(|c| c.address)
+            .ok_or(OperatorLinkError::NoRecoveryAddress)?;
+        match self.send_link(account.id, actor).await {
+            Ok(true) => Ok(address),
+            // Changed between the checks and the sending (a concurrent activation).
+            Ok(false) => Err(OperatorLinkError::WrongState {
+                state: "changed",
+                needed: AccountState::Provisioned.as_str(),
+            }),
+            Err(e) => Err(unavailable(&e)),
+        }
     }
 
     /// After an import: mails an activation link to each new person who has a recovery

@@ -15,7 +15,7 @@ use std::time::Duration;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
 use sesame_core::error::RepoError;
-use sesame_core::helpdesk::{AssistanceClosure, AssistanceRequest};
+use sesame_core::helpdesk::{AssistanceClosure, AssistanceRequest, RequestFilter};
 use sesame_core::i18n::Lang;
 use sesame_core::ids::{Email, MobilePhone};
 use sesame_core::mail::{MailKind, MailMessage};
@@ -389,13 +389,13 @@ impl AssistanceDesk {
     /// Storage errors.
     pub async fn list(
         &self,
-        open_only: bool,
+        filter: RequestFilter,
         limit: i64,
     ) -> Result<Vec<AssistanceRequest>, HelpdeskError> {
         Ok(self
             .parts
             .repo
-            .list_assistance_requests(open_only, limit)
+            .list_assistance_requests(filter, limit)
             .await?)
     }
 

@@ -9,7 +9,7 @@ use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
 use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
-use sesame_core::ids::{fold_identifier, AccountId, Email};
+use sesame_core::ids::{fold_identifier, AccountId, Email, LoginName};
 use sesame_core::mail::MailMessage;
 use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore, Mailer, ProfileRepo};
 use sesame_core::session::{EndedSession, SessionManager};
@@ -18,6 +18,7 @@ use sesame_core::sms::SmsSender;
 use super::codes::{CodePurpose, SmsCodes};
 use super::links::{LinkPurpose, OneTimeLinks};
 use super::{RecoveryError, RecoveryPolicy, Refusal};
+use crate::error::OperatorLinkError;
 
 /// How the person wants to receive the means to reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +226,88 @@ impl PasswordRecovery {
         }
         self.parts.audit.record(event).await?;
         Ok(outcome)
+    }
+
+    /// An operator's "send a reset link": a link to `reset_url` (`?token=` appended) is
+    /// queued to the account's verified recovery address, replacing the link the person may
+    /// have asked for. Unlike [`PasswordRecovery::request`], the operator is told why
+    /// nothing went, and the token is never returned: it reaches only the person. Recorded
+    /// as `recovery.reset_requested` with the operator as actor. Returns where it went.
+    ///
+    /// # Errors
+    /// [`OperatorLinkError`] naming why nothing was sent.
+    pub async fn send_link_for(
+        &self,
+        login: &LoginName,
+        reset_url: &str,
+        lang: Lang,
+        actor: &str,
+    ) -> Result<Email, OperatorLinkError> {
+        let unavailable = |e: &dyn std::fmt::Display| OperatorLinkError::Unavailable(e.to_string());
+        let account = self
+            .parts
+            .accounts_repo
+            .find_by_login(login)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .ok_or(OperatorLinkError::NoSuchAccount)?;
+        // A provisioned account activates, a blocked one is unblocked first (which forces a
+        // new password), a disabled one is gone: only an active account's token is honoured.
+        if account.state != AccountState::Active {
+            return Err(OperatorLinkError::WrongState {
+                state: account.state.as_str(),
+                needed: AccountState::Active.as_str(),
+            });
+        }
+        let contact = self
+            .parts
+            .profiles
+            .find_with_profile(account.id)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .and_then(|found| found.profile.recovery_email)
+            .ok_or(OperatorLinkError::NoRecoveryAddress)?;
+        if !contact.verified {
+            return Err(OperatorLinkError::UnverifiedRecoveryAddress);
+        }
+        let (token, expires_at) = self
+            .links
+            .issue(
+                LinkPurpose::PasswordReset,
+                account.id,
+                "",
+                false,
+                self.parts.policy.link_ttl,
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        self.parts
+            .mailer
+            .send(MailMessage::password_reset(
+                contact.address.clone(),
+                lang,
+                account.id,
+                &account.login,
+                &format!("{reset_url}?token={token}"),
+                expires_at,
+            ))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        self.parts
+            .audit
+            .record(
+                AuditEvent::new(
+                    AuditKind::PasswordResetRequested,
+                    self.parts.clock.now(),
+                    actor,
+                )
+                .login(account.login.as_str())
+                .account(account.id)
+                .detail(serde_json::json!({ "channel": "mail", "sent": true, "by": "operator" })),
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(contact.address)
     }
 
     /// Exchanges a right SMS code for a reset token (the same kind the mailed link carries),

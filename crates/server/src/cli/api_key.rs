@@ -14,7 +14,7 @@ pub enum ApiKeyAction {
         /// Who or what holds it (e.g. `siham-provisioning`); the audit trail names it.
         #[arg(long)]
         name: String,
-        /// What it may do: accounts:read, accounts:write, imports, sessions (repeat the
+        /// What it may do: accounts:read, accounts:write, imports, sessions, helpdesk (repeat the
         /// option for several).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,

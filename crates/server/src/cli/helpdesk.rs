@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use sesame_core::helpdesk::AssistanceRequest;
+use sesame_core::helpdesk::{AssistanceRequest, RequestFilter};
 
 use crate::services::Services;
 
@@ -88,7 +88,12 @@ pub async fn run(services: &Services, action: HelpdeskAction) -> anyhow::Result<
     match action {
         HelpdeskAction::List { open, all, limit } => {
             let open_only = open || !all;
-            let requests = desk.list(open_only, limit).await?;
+            let filter = if open_only {
+                RequestFilter::Open
+            } else {
+                RequestFilter::All
+            };
+            let requests = desk.list(filter, limit).await?;
             if requests.is_empty() {
                 println!(
                     "no {}assistance requests",

@@ -96,7 +96,8 @@ fn to_login(state: &AppState) -> HttpResponse {
         .finish()
 }
 
-fn local_datetime(state: &AppState, at: OffsetDateTime) -> String {
+/// `DD/MM/YYYY HH:MM` in the institution's time zone.
+pub(crate) fn local_datetime(state: &AppState, at: OffsetDateTime) -> String {
     let tz = time_tz::timezones::get_by_name(&state.settings.ui.time_zone)
         .unwrap_or(time_tz::timezones::db::UTC);
     let l = at.to_timezone(tz);

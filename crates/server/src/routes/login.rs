@@ -31,7 +31,7 @@ pub struct LoginQuery {
     lang: Option<String>,
     /// A parked OpenID Connect authorization request to resume after the login.
     authz: Option<String>,
-    /// A page of Sesame's own to go back to after the login (`/account…` only).
+    /// A page of Sesame's own to go back to after the login (`/account…`, `/helpdesk…`).
     next: Option<String>,
 }
 
@@ -65,10 +65,12 @@ impl LoginQuery {
     }
 
     /// Where to go back after a login started from one of Sesame's own pages: only paths
-    /// under `/account`, so `next` is never an open redirect.
+    /// under `/account` and `/helpdesk`, so `next` is never an open redirect.
     fn local_next(&self, state: &AppState) -> Option<String> {
         let next = self.next.as_deref()?;
-        let allowed = (next == "/account" || next.starts_with("/account/"))
+        let allowed = ["/account", "/helpdesk"]
+            .iter()
+            .any(|p| next == *p || next.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
             && next.len() <= 64
             && next
                 .bytes()

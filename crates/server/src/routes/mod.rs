@@ -9,6 +9,7 @@ pub mod assistance;
 pub mod cas;
 pub mod charter;
 pub mod health;
+pub mod helpdesk_console;
 pub mod login;
 pub mod logout;
 pub mod oidc;
@@ -24,7 +25,8 @@ use crate::web::AppState;
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(password_reset::configure)
-        .configure(account_page::configure);
+        .configure(account_page::configure)
+        .configure(helpdesk_console::configure);
     cfg.route("/", web::get().to(root))
         .route("/cas/login", web::get().to(login::show_login))
         .route("/cas/login", web::post().to(login::submit_login))

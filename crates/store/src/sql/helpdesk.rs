@@ -6,7 +6,9 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use sesame_core::account::AccountState;
 use sesame_core::error::RepoError;
-use sesame_core::helpdesk::{AssistanceClosure, AssistanceRequest, BlockRecord, DisabledAccount};
+use sesame_core::helpdesk::{
+    AssistanceClosure, AssistanceRequest, BlockRecord, DisabledAccount, RequestFilter,
+};
 use sesame_core::ids::AccountId;
 use sesame_core::ports::HelpdeskRepo;
 use time::OffsetDateTime;
@@ -213,7 +215,7 @@ impl HelpdeskRepo for Database {
 
     async fn list_assistance_requests(
         &self,
-        open_only: bool,
+        filter: RequestFilter,
         limit: i64,
     ) -> Result<Vec<AssistanceRequest>, RepoError> {
         let limit = limit.clamp(0, MAX_LIST);
@@ -226,8 +228,14 @@ impl HelpdeskRepo for Database {
                 ))
                 .limit(limit)
                 .into_boxed();
-            if open_only {
-                query = query.filter(assistance_requests::closed_at.is_null());
+            match filter {
+                RequestFilter::Open => {
+                    query = query.filter(assistance_requests::closed_at.is_null());
+                }
+                RequestFilter::Closed => {
+                    query = query.filter(assistance_requests::closed_at.is_not_null());
+                }
+                RequestFilter::All => {}
             }
             query
                 .load::<AssistanceRow>(conn)

@@ -6,7 +6,9 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use sesame_core::account::{AccountChanges, AccountProfile, AccountWithProfile, NewAccount};
+use sesame_core::account::{
+    Account, AccountChanges, AccountProfile, AccountWithProfile, NewAccount,
+};
 use sesame_core::error::RepoError;
 use sesame_core::ids::{AccountId, Email, HrId, LoginName};
 use sesame_core::ports::ProfileRepo;
@@ -20,6 +22,26 @@ use crate::models::account::{
 };
 use crate::models::to_unix;
 use crate::schema::{account_profiles, accounts};
+
+/// Most accounts a search returns.
+const MAX_SEARCH: i64 = 200;
+
+diesel::define_sql_function! {
+    /// SQL `lower()` (ASCII letters on SQLite, every letter on PostgreSQL).
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// `word` as a literal inside a `LIKE` pattern whose escape character is `\`.
+fn escape_like(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    for c in word.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// A row read back as an account with its profile.
 fn into_pair(
@@ -147,6 +169,47 @@ impl ProfileRepo for Database {
                 .map_err(repo_error)?
                 .into_iter()
                 .map(|(a, p)| into_pair((a, Some(p))))
+                .collect()
+        })
+        .await
+    }
+
+    async fn search_accounts(
+        &self,
+        words: &[String],
+        limit: i64,
+    ) -> Result<Vec<Account>, RepoError> {
+        let limit = limit.clamp(0, MAX_SEARCH);
+        let patterns: Vec<String> = words
+            .iter()
+            .filter(|w| !w.is_empty())
+            .map(|w| format!("%{}%", escape_like(w)))
+            .collect();
+        if patterns.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(move |conn| {
+            let mut query = accounts::table
+                .select(AccountRow::as_select())
+                .order(accounts::login.asc())
+                .limit(limit)
+                .into_boxed();
+            for p in patterns {
+                // Logins and e-mails are stored folded; names as typed.
+                query = query.filter(
+                    accounts::login
+                        .like(p.clone())
+                        .escape('\\')
+                        .or(lower(accounts::given_name).like(p.clone()).escape('\\'))
+                        .or(lower(accounts::family_name).like(p.clone()).escape('\\'))
+                        .or(accounts::email.assume_not_null().like(p).escape('\\')),
+                );
+            }
+            query
+                .load::<AccountRow>(conn)
+                .map_err(repo_error)?
+                .into_iter()
+                .map(AccountRow::into_account)
                 .collect()
         })
         .await

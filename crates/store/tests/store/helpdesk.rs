@@ -2,9 +2,11 @@
 
 use sesame_core::account::{AccountState, NewAccount};
 use sesame_core::error::RepoError;
-use sesame_core::helpdesk::{AssistanceClosure, AssistanceRequest, BlockReason, BlockRecord};
+use sesame_core::helpdesk::{
+    AssistanceClosure, AssistanceRequest, BlockReason, BlockRecord, RequestFilter,
+};
 use sesame_core::ids::{AccountId, Affiliation, Email, LoginName};
-use sesame_core::ports::{AccountRepo, AuditLog, ConsentRepo, HelpdeskRepo};
+use sesame_core::ports::{AccountRepo, AuditLog, ConsentRepo, HelpdeskRepo, ProfileRepo};
 use sesame_store::testing::{
     fresh_postgres, fresh_sqlite, skip_or_fail, test_database_url, PgSchemaGuard, SqliteFileGuard,
 };
@@ -68,6 +70,7 @@ on_both_databases!(
     a_password_change_requirement_keeps_its_first_time,
     assistance_requests_are_listed_newest_first_and_closed_once,
     only_accounts_disabled_before_the_cutoff_are_deleted_with_what_hangs_on_them,
+    the_helpdesk_search_needs_every_word_in_a_login_address_or_name,
 );
 
 async fn account(db: &Database, login: &str) -> sesame_core::account::Account {
@@ -165,7 +168,10 @@ async fn assistance_requests_are_listed_newest_first_and_closed_once(db: Databas
         db.find_assistance_request("AS-AAAAAAAA").await.unwrap(),
         Some(older.clone())
     );
-    let open = db.list_assistance_requests(true, 10).await.unwrap();
+    let open = db
+        .list_assistance_requests(RequestFilter::Open, 10)
+        .await
+        .unwrap();
     assert_eq!(open, vec![newer.clone(), older.clone()]);
 
     let closure = AssistanceClosure {
@@ -189,11 +195,24 @@ async fn assistance_requests_are_listed_newest_first_and_closed_once(db: Databas
         db.close_assistance_request("AS-CCCCCCCC", &closure).await,
         Err(RepoError::NotFound)
     ));
-    let open = db.list_assistance_requests(true, 10).await.unwrap();
+    let open = db
+        .list_assistance_requests(RequestFilter::Open, 10)
+        .await
+        .unwrap();
     assert_eq!(open, vec![newer.clone()]);
-    let all = db.list_assistance_requests(false, 10).await.unwrap();
+    let all = db
+        .list_assistance_requests(RequestFilter::All, 10)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 2);
-    assert_eq!(all[1].closure, Some(closure));
+    assert_eq!(all[1].closure, Some(closure.clone()));
+    let closed = db
+        .list_assistance_requests(RequestFilter::Closed, 10)
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].reference, "AS-AAAAAAAA");
+    assert_eq!(closed[0].closure, Some(closure));
 }
 
 async fn only_accounts_disabled_before_the_cutoff_are_deleted_with_what_hangs_on_them(
@@ -277,4 +296,52 @@ async fn only_accounts_disabled_before_the_cutoff_are_deleted_with_what_hangs_on
     for other in [&recent, &blocked, &back] {
         assert!(db.find_by_id(other.id).await.unwrap().is_some());
     }
+}
+
+async fn the_helpdesk_search_needs_every_word_in_a_login_address_or_name(db: Database) {
+    let named = |login: &str, given: &str, family: &str| NewAccount {
+        login: LoginName::parse(login).unwrap(),
+        email: Some(Email::parse(&format!("{login}@univ.example.org")).unwrap()),
+        given_name: given.to_owned(),
+        family_name: family.to_owned(),
+        affiliation: Affiliation::Staff,
+        state: AccountState::Active,
+    };
+    db.create(named("jdupont", "Jean", "Dupont"), T0)
+        .await
+        .unwrap();
+    db.create(named("jdurand", "Jeanne", "Durand"), T0)
+        .await
+        .unwrap();
+    db.create(named("x_100", "Paul", "Cent%"), T0)
+        .await
+        .unwrap();
+    let logins = |found: Vec<sesame_core::account::Account>| -> Vec<String> {
+        found.into_iter().map(|a| a.login.to_string()).collect()
+    };
+    let search = |words: &[&str]| {
+        let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        let db = db.clone();
+        async move { db.search_accounts(&words, 50).await.unwrap() }
+    };
+    assert_eq!(logins(search(&["jean"]).await), vec!["jdupont", "jdurand"]);
+    assert_eq!(logins(search(&["jean", "dupont"]).await), vec!["jdupont"]);
+    assert_eq!(logins(search(&["durand@univ"]).await), vec!["jdurand"]);
+    assert_eq!(logins(search(&["paul"]).await), vec!["x_100"]);
+    // `%` and `_` are literal, not wildcards.
+    assert_eq!(logins(search(&["cent%"]).await), vec!["x_100"]);
+    assert!(search(&["j_d"]).await.is_empty());
+    assert!(search(&["%"])
+        .await
+        .iter()
+        .all(|a| a.login.as_str() == "x_100"));
+    assert!(search(&["nobody"]).await.is_empty());
+    assert!(search(&[]).await.is_empty());
+    assert_eq!(
+        db.search_accounts(&["jean".to_owned()], 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -8,6 +8,7 @@
 //! its id and name once it is accepted.
 
 pub mod accounts;
+pub mod helpdesk;
 pub mod imports;
 pub mod openapi;
 pub mod problem;
@@ -66,6 +67,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/accounts/{login}/sessions",
                 web::delete().to(sessions::end_sessions),
+            )
+            .route(
+                "/accounts/{login}/reset-link",
+                web::post().to(helpdesk::send_reset_link),
+            )
+            .route(
+                "/accounts/{login}/activation-link",
+                web::post().to(helpdesk::send_activation_link),
+            )
+            .route("/helpdesk/requests", web::get().to(helpdesk::list_requests))
+            .route(
+                "/helpdesk/requests/{reference}",
+                web::get().to(helpdesk::get_request),
+            )
+            .route(
+                "/helpdesk/requests/{reference}/close",
+                web::post().to(helpdesk::close_request),
             )
             .route("/imports", web::post().to(imports::create_import))
             .default_service(web::to(not_found)),

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{ApiError, Problem};
-use super::{accounts, authorize, imports, respond, sessions};
+use super::{accounts, authorize, helpdesk, imports, respond, sessions};
 use crate::web::AppState;
 
 /// The document's description of the API.
@@ -16,7 +16,7 @@ use crate::web::AppState;
     info(
         title = "Sesame admin API",
         version = "1",
-        description = "Accounts, imports and sessions, for provisioning systems and helpdesk tools. \
+        description = "Accounts, imports, sessions and the helpdesk, for provisioning systems and helpdesk tools. \
             Authenticate with `Authorization: Bearer <API key>` (`sesame api-key create`); each \
             operation names the scope it needs. Errors are RFC 9457 problem objects. See docs/admin-api.md."
     ),
@@ -31,6 +31,11 @@ use crate::web::AppState;
         sessions::list_sessions,
         sessions::end_sessions,
         imports::create_import,
+        helpdesk::send_reset_link,
+        helpdesk::send_activation_link,
+        helpdesk::list_requests,
+        helpdesk::get_request,
+        helpdesk::close_request,
     ),
     components(schemas(Problem)),
     modifiers(&BearerKey),
@@ -38,6 +43,7 @@ use crate::web::AppState;
         (name = "accounts", description = "Create, read, update, disable, block and unblock accounts"),
         (name = "sessions", description = "The SSO sessions of an account"),
         (name = "imports", description = "Provisioning files from HR and student systems"),
+        (name = "helpdesk", description = "Reset and activation links, assistance requests"),
     )
 )]
 pub struct AdminApiDoc;
@@ -56,7 +62,7 @@ impl Modify for BearerKey {
                     .bearer_format("sesame_ak_<id>_<secret>")
                     .description(Some(
                         "An API key made with `sesame api-key create`; its scopes are \
-                         accounts:read, accounts:write, imports, sessions.",
+                         accounts:read, accounts:write, imports, sessions, helpdesk.",
                     ))
                     .build(),
             ),

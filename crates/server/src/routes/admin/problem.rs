@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 use sesame_core::error::{AccountError, RepoError, StoreError};
-use sesame_lifecycle::error::ImportError;
+use sesame_lifecycle::error::{ImportError, OperatorLinkError};
 use utoipa::ToSchema;
 
 /// What went wrong, for the program that called and for the person who reads its logs.
@@ -22,8 +22,8 @@ pub struct Problem {
     /// What happened this time.
     pub detail: String,
     /// A stable code to branch on: `unauthorized`, `forbidden`, `bad_request`,
-    /// `not_found`, `conflict`, `bad_transition`, `unprocessable`, `too_large`, `unavailable`,
-    /// `internal`.
+    /// `not_found`, `conflict`, `bad_transition`, `no_recovery_address`, `unprocessable`,
+    /// `too_large`, `unavailable`, `internal`.
     pub code: String,
 }
 
@@ -39,6 +39,7 @@ impl Problem {
             "bad_transition" => "Not possible in the account's current state",
             "unprocessable" => "The content cannot be processed",
             "too_large" => "The body is too large",
+            "no_recovery_address" => "No address the link may be sent to",
             "unavailable" => "Temporarily unavailable",
             _ => "Internal error",
         };
@@ -187,6 +188,23 @@ impl From<sesame_lifecycle::helpdesk::HelpdeskError> for Problem {
                 "not_found",
                 format!("no assistance request {r}"),
             ),
+        }
+    }
+}
+
+impl From<OperatorLinkError> for Problem {
+    fn from(e: OperatorLinkError) -> Self {
+        match e {
+            OperatorLinkError::NoSuchAccount => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", "no such account")
+            }
+            OperatorLinkError::WrongState { .. } | OperatorLinkError::PathNotAllowed(_) => {
+                Self::new(StatusCode::CONFLICT, "bad_transition", e.to_string())
+            }
+            OperatorLinkError::NoRecoveryAddress | OperatorLinkError::UnverifiedRecoveryAddress => {
+                Self::new(StatusCode::CONFLICT, "no_recovery_address", e.to_string())
+            }
+            OperatorLinkError::Unavailable(_) => Self::unavailable(&e),
         }
     }
 }

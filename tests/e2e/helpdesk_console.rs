@@ -1,0 +1,557 @@
+//! The helpdesk console (`/helpdesk/…`): only the logins in `helpdesk.agents`, after a
+//! normal login; CSRF on every form; each action's effect and its audit event with the
+//! agent as actor.
+
+use reqwest::StatusCode;
+use sesame_core::account::AccountState;
+use sesame_core::i18n::Lang;
+use sesame_core::ids::{Affiliation, LoginName};
+use sesame_lifecycle::helpdesk::assistance::{check, AssistanceForm};
+use sesame_tests::oidc::hidden_field;
+use sesame_tests::{browser, extract_lt, unique_login, TestApp, GOOD_PASSWORD};
+
+/// An app whose helpdesk agent is `agent` (an active account), and a browser logged in as it.
+async fn console_app() -> (TestApp, String, reqwest::Client) {
+    let agent = unique_login("agent");
+    let configured = agent.clone();
+    let app = TestApp::builder()
+        .with(move |s| s.helpdesk.agents = vec![configured])
+        .spawn()
+        .await;
+    app.create_user(&agent, GOOD_PASSWORD).await;
+    let client = browser();
+    let res = app.login_with(&client, &agent, GOOD_PASSWORD, false).await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    (app, agent, client)
+}
+
+/// The page's HTML with the slashes and apostrophes that auto-escaping writes as entities put
+/// back (the other entities stay, so escaping can still be checked).
+fn readable(html: &str) -> String {
+    html.replace("&#x2f;", "/").replace("&#x27;", "'")
+}
+
+async fn page(app: &TestApp, client: &reqwest::Client, path: &str) -> (StatusCode, String) {
+    let res = client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap();
+    (res.status(), readable(&res.text().await.unwrap()))
+}
+
+/// Posts a console form with the token of the page at `form_page`, plus `fields`.
+async fn submit(
+    app: &TestApp,
+    client: &reqwest::Client,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let (status, html) = page(app, client, form_page).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let csrf = hidden_field(&html, "csrf").expect("the page carries a token");
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
+    let res = client
+        .post(format!("{}{action}", app.address))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    (res.status(), readable(&res.text().await.unwrap()))
+}
+
+async fn audited(app: &TestApp, login: &str, kind: &str, actor: &str) -> bool {
+    app.services
+        .audit
+        .recent(Some(login), 100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == kind && e.actor == actor)
+}
+
+async fn state_of(app: &TestApp, login: &str) -> AccountState {
+    app.services
+        .accounts
+        .get(&LoginName::parse(login).unwrap())
+        .await
+        .unwrap()
+        .state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_people_go_to_the_login_and_back_and_people_who_are_not_agents_get_403() {
+    let (app, agent, _) = console_app().await;
+    let target = unique_login("target");
+    app.create_user(&target, GOOD_PASSWORD).await;
+
+    let anonymous = browser();
+    for path in [
+        "/helpdesk",
+        "/helpdesk/requests",
+        &format!("/helpdesk/accounts/{target}"),
+    ] {
+        let res = anonymous
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(
+            res.headers()["location"].to_str().unwrap(),
+            format!("{}/cas/login?next=/helpdesk", app.address)
+        );
+    }
+    // The login page sends the agent back to the console.
+    let html = anonymous
+        .get(format!("{}/cas/login?next=/helpdesk", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lt = extract_lt(&html).unwrap();
+    let res = anonymous
+        .post(format!("{}/cas/login?next=/helpdesk", app.address))
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", &agent),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()["location"].to_str().unwrap(),
+        format!("{}/helpdesk", app.address)
+    );
+    let (status, html) = page(&app, &anonymous, "/helpdesk").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&agent), "the agent is named");
+
+    // Someone logged in who is not an agent: 403 on every page and form, nothing done.
+    let outsider = browser();
+    app.login_with(&outsider, &target, GOOD_PASSWORD, false)
+        .await;
+    for path in [
+        "/helpdesk",
+        "/helpdesk/requests",
+        &format!("/helpdesk/accounts/{target}"),
+    ] {
+        let (status, html) = page(&app, &outsider, path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert!(html.contains("Accès réservé à l'assistance"), "{html}");
+    }
+    let res = outsider
+        .post(format!("{}/helpdesk/accounts/{target}/block", app.address))
+        .form(&[("csrf", "whatever"), ("reason", "other")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(state_of(&app, &target).await, AccountState::Active);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_finds_an_account_then_unlocks_blocks_and_unblocks_it_and_forms_need_their_token()
+{
+    let (app, agent, client) = console_app().await;
+    let actor = format!("helpdesk:{agent}");
+    let target = unique_login("dupont");
+    app.create_user(&target, GOOD_PASSWORD).await;
+    let other = unique_login("martin");
+    app.create_user(&other, GOOD_PASSWORD).await;
+
+    // Search: by part of the login, by e-mail, by several words; nothing for a stranger.
+    let stem = target.split('.').nth(1).unwrap();
+    let (status, html) = page(&app, &client, &format!("/helpdesk?q={stem}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(&format!("/helpdesk/accounts/{target}\"")),
+        "{html}"
+    );
+    assert!(!html.contains(&other), "{html}");
+    let (_, html) = page(
+        &app,
+        &client,
+        &format!("/helpdesk?q={target}%40univ.example.org"),
+    )
+    .await;
+    assert!(
+        html.contains(&format!("/helpdesk/accounts/{target}\"")),
+        "{html}"
+    );
+    let (_, html) = page(&app, &client, &format!("/helpdesk?q=TEST+{stem}")).await;
+    assert!(
+        html.contains(&format!("/helpdesk/accounts/{target}\"")),
+        "{html}"
+    );
+    let (_, html) = page(&app, &client, "/helpdesk?q=nobody-at-all").await;
+    assert!(html.contains("id=\"no-results\""), "{html}");
+
+    // Locked after failures: the page says so; a form without its token, or from another
+    // site, is refused and changes nothing.
+    app.services
+        .accounts
+        .lock(&target, None, "test")
+        .await
+        .unwrap();
+    let account_page = format!("/helpdesk/accounts/{target}");
+    let (status, html) = page(&app, &client, &account_page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("data-state=\"active\""), "{html}");
+    assert!(html.contains("Verrouillé après des échecs"), "{html}");
+    let csrf = hidden_field(&html, "csrf").unwrap();
+    let res = client
+        .post(format!("{}{account_page}/unlock", app.address))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = client
+        .post(format!("{}{account_page}/unlock", app.address))
+        .header("Origin", "https://evil.example")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(app
+        .services
+        .accounts
+        .locked_until(&target)
+        .await
+        .unwrap()
+        .is_some());
+
+    let (status, html) = submit(
+        &app,
+        &client,
+        &account_page,
+        &format!("{account_page}/unlock"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"console-notice\""), "{html}");
+    assert!(html.contains("Non verrouillé"), "{html}");
+    assert!(app
+        .services
+        .accounts
+        .locked_until(&target)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(audited(&app, &target, "login.unlocked", &actor).await);
+
+    // A reason that is not on the list is refused; nothing changes.
+    let (status, html) = submit(
+        &app,
+        &client,
+        &account_page,
+        &format!("{account_page}/block"),
+        &[("reason", "boredom")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("id=\"console-error\""), "{html}");
+    assert_eq!(state_of(&app, &target).await, AccountState::Active);
+
+    // Block: the person's live session ends, the reason and note are kept.
+    let person = browser();
+    app.login_with(&person, &target, GOOD_PASSWORD, false).await;
+    let (status, _) = page(&app, &person, "/account").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, html) = submit(
+        &app,
+        &client,
+        &account_page,
+        &format!("{account_page}/block"),
+        &[
+            ("reason", "phishing"),
+            ("note", "a cliqué sur le lien du faux webmail"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("data-state=\"blocked\""), "{html}");
+    assert!(html.contains("Hameçonnage"), "{html}");
+    assert!(
+        html.contains("a cliqué sur le lien du faux webmail"),
+        "{html}"
+    );
+    assert_eq!(state_of(&app, &target).await, AccountState::Blocked);
+    let res = person
+        .get(format!("{}/account", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "the person's session ended"
+    );
+    assert!(audited(&app, &target, "account.blocked", &actor).await);
+    let account = app
+        .services
+        .accounts
+        .get(&LoginName::parse(&target).unwrap())
+        .await
+        .unwrap();
+    let block = app
+        .services
+        .helpdesk
+        .desk
+        .repo()
+        .find_block(account.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(block.blocked_by, actor);
+
+    // Unblock: active again, and the next login must change the password first.
+    let (status, html) = submit(
+        &app,
+        &client,
+        &account_page,
+        &format!("{account_page}/unblock"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("data-state=\"active\""), "{html}");
+    assert!(
+        html.contains("À changer à la prochaine connexion"),
+        "{html}"
+    );
+    assert_eq!(state_of(&app, &target).await, AccountState::Active);
+    assert!(audited(&app, &target, "account.unblocked", &actor).await);
+    assert!(app
+        .services
+        .helpdesk
+        .desk
+        .password_change_required(&account)
+        .await
+        .unwrap());
+
+    // Unblocking an account that is not blocked is refused, with the reason.
+    let (status, html) = submit(
+        &app,
+        &client,
+        &account_page,
+        &format!("{account_page}/unblock"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("id=\"console-error\""), "{html}");
+    let (status, _) = page(&app, &client, "/helpdesk/accounts/nobody.here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_sends_activation_and_reset_links_and_issues_an_activation_code_shown_once() {
+    let (app, agent, client) = console_app().await;
+    let actor = format!("helpdesk:{agent}");
+
+    // A provisioned member of staff: a new activation link to the recovery address.
+    let newcomer = unique_login("newcomer");
+    let newcomer_mail = format!("{newcomer}@gmail.example");
+    app.create_provisioned(&newcomer, Affiliation::Staff, Some((&newcomer_mail, false)))
+        .await;
+    let account_page = format!("/helpdesk/accounts/{newcomer}");
+    let (_, html) = page(&app, &client, &account_page).await;
+    assert!(html.contains("Pas encore activé"), "{html}");
+    let (status, html) = submit(
+        &app,
+        &client,
+        &account_page,
+        &format!("{account_page}/activation-link"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"console-notice\""), "{html}");
+    let mails = app.mails_to(&newcomer_mail).await;
+    assert_eq!(mails.len(), 1);
+    mails[0].link_to(&format!("{}/activation/link?token=", app.address));
+    assert!(audited(&app, &newcomer, "activation.link_sent", &actor).await);
+
+    // A pupil: a code, shown once, that starts an activation.
+    let pupil = unique_login("pupil");
+    app.create_provisioned(&pupil, Affiliation::Pupil, None)
+        .await;
+    let pupil_page = format!("/helpdesk/accounts/{pupil}");
+    let (status, html) = submit(
+        &app,
+        &client,
+        &pupil_page,
+        &format!("{pupil_page}/activation-code"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let start = html.find("id=\"code\">").expect("the code is shown") + "id=\"code\">".len();
+    let code = html[start..start + html[start..].find('<').unwrap()].to_owned();
+    assert!(!code.is_empty());
+    let (_, again) = page(&app, &client, &pupil_page).await;
+    assert!(!again.contains(&code), "the code is shown only once");
+    assert!(audited(&app, &pupil, "activation.code_issued", &actor).await);
+    app.services
+        .activation
+        .start_with_code(&pupil, &code, None)
+        .await
+        .expect("the code starts an activation");
+    // A member of staff may not use codes: refused with the reason.
+    let (status, html) = submit(
+        &app,
+        &client,
+        &account_page,
+        &format!("{account_page}/activation-code"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("id=\"console-error\""), "{html}");
+
+    // An active account with a verified recovery address: a reset link, never shown.
+    let member = unique_login("member");
+    let member_mail = format!("{member}@gmail.example");
+    app.create_provisioned(&member, Affiliation::Staff, Some((&member_mail, true)))
+        .await;
+    app.services
+        .accounts
+        .set_password(
+            &LoginName::parse(&member).unwrap(),
+            sesame_core::credentials::Password::new(GOOD_PASSWORD),
+            "test",
+        )
+        .await
+        .unwrap();
+    let member_page = format!("/helpdesk/accounts/{member}");
+    let (status, html) = submit(
+        &app,
+        &client,
+        &member_page,
+        &format!("{member_page}/reset-link"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        !html.contains("token="),
+        "the link is not shown to the agent"
+    );
+    let mails = app.mails_to(&member_mail).await;
+    assert_eq!(mails.len(), 1);
+    mails[0].link_to(&format!("{}/password/reset?token=", app.address));
+    assert!(audited(&app, &member, "recovery.reset_requested", &actor).await);
+
+    // No recovery address: refused with the reason, nothing sent.
+    let bare = unique_login("bare");
+    app.create_user(&bare, GOOD_PASSWORD).await;
+    let bare_page = format!("/helpdesk/accounts/{bare}");
+    let (status, html) = submit(
+        &app,
+        &client,
+        &bare_page,
+        &format!("{bare_page}/reset-link"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(
+        html.contains("pas d&#x27;adresse de secours") || html.contains("pas d'adresse de secours"),
+        "{html}"
+    );
+    assert!(app
+        .mails_to(&format!("{bare}@univ.example.org"))
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_reads_and_closes_assistance_requests() {
+    let (app, agent, client) = console_app().await;
+    let login = unique_login("asker");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let form = AssistanceForm {
+        institutional_email: format!("{login}@univ.example.org"),
+        personal_email: "asker@gmail.example".to_owned(),
+        phone: "06 12 34 56 78".to_owned(),
+        identity_hint: "12/03/1990".to_owned(),
+        description: "Mon compte est bloqué.\nJ'ai cliqué sur un lien <b>étrange</b>.".to_owned(),
+    };
+    let reference = app
+        .services
+        .helpdesk
+        .assistance
+        .submit(check(&form).unwrap(), Lang::Fr, None)
+        .await
+        .unwrap()
+        .reference;
+
+    let (status, html) = page(&app, &client, "/helpdesk/requests").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&reference), "{html}");
+    let request_page = format!("/helpdesk/requests/{reference}");
+    let (status, html) = page(&app, &client, &request_page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("&lt;b&gt;étrange&lt;/b&gt;"),
+        "typed text is escaped: {html}"
+    );
+    assert!(
+        html.contains(&format!("/helpdesk/accounts/{login}\"")),
+        "the account is linked"
+    );
+
+    let res = client
+        .post(format!("{}{request_page}/close", app.address))
+        .form(&[("note", "rappelé")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "no token, no close");
+    assert!(app
+        .services
+        .helpdesk
+        .assistance
+        .show(&reference)
+        .await
+        .unwrap()
+        .is_open());
+
+    let (status, html) = submit(
+        &app,
+        &client,
+        &request_page,
+        &format!("{request_page}/close"),
+        &[("note", "rappelé, compte débloqué")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"console-notice\""), "{html}");
+    assert!(html.contains("rappelé, compte débloqué"), "{html}");
+    let closed = app
+        .services
+        .helpdesk
+        .assistance
+        .show(&reference)
+        .await
+        .unwrap();
+    let closure = closed.closure.expect("closed");
+    assert_eq!(closure.closed_by, format!("helpdesk:{agent}"));
+    assert_eq!(closure.note.as_deref(), Some("rappelé, compte débloqué"));
+    let (_, open) = page(&app, &client, "/helpdesk/requests").await;
+    assert!(!open.contains(&reference), "{open}");
+    let (_, closed) = page(&app, &client, "/helpdesk/requests?status=closed").await;
+    assert!(closed.contains(&reference), "{closed}");
+    let (status, _) = page(&app, &client, "/helpdesk/requests/AS-NOSUCH99").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
