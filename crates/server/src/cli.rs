@@ -433,10 +433,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::telemetry::init(&settings.log);
     let public_url = settings.server.public_url.clone();
     let listen = settings.server.listen.clone();
-    let store_kind = if settings.store.url == "memory://" {
-        "in-process"
-    } else {
+    let store_kind = if settings.store.is_shared() {
         "redis"
+    } else {
+        "in-process"
     };
     let db_kind = if settings.database.url.starts_with("sqlite://") {
         "sqlite"

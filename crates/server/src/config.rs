@@ -238,6 +238,15 @@ pub struct StoreSettings {
     pub keep_records_across_restarts: bool,
 }
 
+impl StoreSettings {
+    /// Whether the store is shared by several processes (Redis), rather than inside this one.
+    /// With the in-process store, what another process (the CLI) does to an account cannot
+    /// reach this process's sessions, so the database is asked instead.
+    pub fn is_shared(&self) -> bool {
+        self.url != "memory://"
+    }
+}
+
 /// `[password_hashing]`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

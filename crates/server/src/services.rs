@@ -195,7 +195,7 @@ impl Services {
                 tracing::info!(migrations = ?applied, "database migrations applied");
             }
         }
-        let store: Arc<dyn EphemeralStore> = if settings.store.url == "memory://" {
+        let store: Arc<dyn EphemeralStore> = if !settings.store.is_shared() {
             Arc::new(MemoryStore::new())
         } else {
             let redis = RedisStore::connect(
@@ -218,8 +218,8 @@ impl Services {
         };
         // A shared store gives the instances one clock (security spec F12); tests bring their
         // own clock, and the in-process store has no other instance to agree with.
-        let deployment_clock = match (&overrides.clock, settings.store.url.as_str()) {
-            (None, url) if url != "memory://" => {
+        let deployment_clock = match &overrides.clock {
+            None if settings.store.is_shared() => {
                 let deployment = Arc::new(DeploymentClock::new());
                 align_clock(&deployment, store.as_ref()).await;
                 Some(deployment)

@@ -148,7 +148,7 @@ pub async fn current_session_with_account(
             // A session that lives while a password change is pending predates the block
             // that led to it (no session opens until the change): it ends here. Only the
             // in-process store can hold one: with a shared store the block ended it.
-            if state.settings.store.url != "memory://" {
+            if state.settings.store.is_shared() {
                 return Some((value, session, account));
             }
             match state
@@ -193,7 +193,7 @@ pub async fn account_still_usable(
     state: &AppState,
     account_id: Option<sesame_core::ids::AccountId>,
 ) -> bool {
-    if state.settings.store.url != "memory://" {
+    if state.settings.store.is_shared() {
         return true;
     }
     let Some(id) = account_id else {
