@@ -28,6 +28,7 @@ use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use bytes::Bytes;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
@@ -296,6 +297,26 @@ pub struct VerifyOptions {
 pub struct KeySet {
     now: OffsetDateTime,
     keys: Arc<[KeyEntry]>,
+    /// The JWK Set document of the keys published when they were loaded, serialised once:
+    /// `/jwks` is polled by every relying party, and rebuilding the document at each request
+    /// (a JSON tree of every key, then its text) was half of what the request cost.
+    jwks: Arc<PublishedJwks>,
+}
+
+/// A serialised JWK Set, and until when it is the right one.
+struct PublishedJwks {
+    body: Bytes,
+    /// The earliest `publish_until` of the loaded keys: from then on one of them leaves the
+    /// document, which must then be rebuilt. `None` when no loaded key has an end.
+    changes_at: Option<OffsetDateTime>,
+}
+
+/// The JWK Set document (RFC 7517 §5) of `published`: `{"keys":[…]}`, newest `active_from`
+/// first.
+fn jwks_document(mut published: Vec<&KeyEntry>) -> Bytes {
+    published.sort_by(|a, b| (b.active_from, &b.kid).cmp(&(a.active_from, &a.kid)));
+    let keys: Vec<&Value> = published.into_iter().map(|k| &k.jwk).collect();
+    Bytes::from(serde_json::json!({ "keys": keys }).to_string())
 }
 
 impl KeySet {
@@ -309,9 +330,16 @@ impl KeySet {
             .filter(|r| r.publish_until.is_none_or(|until| until > now))
             .map(KeyEntry::from_record)
             .collect::<Result<Vec<_>, _>>()?;
+        // Every loaded key is published at `now` (the others were filtered out above), and
+        // stays so until the earliest `publish_until`.
+        let jwks = PublishedJwks {
+            body: jwks_document(keys.iter().collect()),
+            changes_at: keys.iter().filter_map(|k| k.publish_until).min(),
+        };
         Ok(Self {
             now,
             keys: keys.into(),
+            jwks: Arc::new(jwks),
         })
     }
 
@@ -322,6 +350,7 @@ impl KeySet {
         Self {
             now,
             keys: Arc::clone(&self.keys),
+            jwks: Arc::clone(&self.jwks),
         }
     }
 
@@ -349,12 +378,18 @@ impl KeySet {
     }
 
     /// The JWK Set document (RFC 7517 §5): `{"keys":[…]}` with every published key, newest
-    /// `active_from` first.
+    /// `active_from` first. Serialised when the keys were loaded, and again only once one of
+    /// them has stopped being published; cloning the bytes costs no copy.
+    pub fn jwks_body(&self) -> Bytes {
+        match self.jwks.changes_at {
+            Some(changes_at) if self.now >= changes_at => jwks_document(self.published()),
+            _ => self.jwks.body.clone(),
+        }
+    }
+
+    /// [`KeySet::jwks_body`] as text.
     pub fn jwks_json(&self) -> String {
-        let mut published = self.published();
-        published.sort_by(|a, b| (b.active_from, &b.kid).cmp(&(a.active_from, &a.kid)));
-        let keys: Vec<&Value> = published.into_iter().map(|k| &k.jwk).collect();
-        serde_json::json!({ "keys": keys }).to_string()
+        String::from_utf8_lossy(&self.jwks_body()).into_owned()
     }
 
     /// `claims` as a JWS compact serialization signed by the current key of `alg`, with `kid`,
@@ -809,6 +844,38 @@ pub(crate) mod tests {
                 *jwk_value
             );
         }
+    }
+
+    #[test]
+    fn the_jwks_document_is_serialised_once_until_a_key_leaves_it() {
+        let mut rows = records();
+        let leaving = rows[0].kid.clone();
+        rows[0].publish_until = Some(T0 + Duration::hours(1));
+        let set = KeySet::new(&rows, T0).unwrap();
+        let kids = |body: &[u8]| -> Vec<String> {
+            let jwks: Value = serde_json::from_slice(body).unwrap();
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        // The same bytes are handed out (no copy) while the published keys stay the same.
+        let first = set.jwks_body();
+        let later = set.at(T0 + Duration::minutes(59)).jwks_body();
+        assert_eq!(first.as_ptr(), later.as_ptr());
+        assert_eq!(kids(&first).len(), 3);
+        assert!(kids(&first).contains(&leaving));
+        // Once a key's publication ends, the document is rebuilt without it.
+        let after = set.at(T0 + Duration::hours(1)).jwks_body();
+        assert_eq!(kids(&after).len(), 2);
+        assert!(!kids(&after).contains(&leaving));
+        // Newest active_from first, ties by the greatest kid, as before the cache.
+        let mut expected: Vec<&KeyEntry> = set.published();
+        expected.sort_by(|a, b| (b.active_from, &b.kid).cmp(&(a.active_from, &a.kid)));
+        let expected: Vec<String> = expected.iter().map(|k| k.kid().to_owned()).collect();
+        assert_eq!(kids(&first), expected);
     }
 
     #[test]
