@@ -10,6 +10,8 @@
 //! address or a path with an identifier in it. The names are an interface: dashboards and
 //! alerts depend on them, so they change only with a note in docs/upgrading.md.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Logins by outcome (`outcome` = one of [`LOGIN_OUTCOMES`]).
@@ -213,18 +215,64 @@ pub fn db_op(elapsed: Duration, failed: bool) {
     }
 }
 
-/// An HTTP request on the public listener was answered. `route` is the route's pattern
-/// (`/static/{name}`) or `unmatched`, never the request's path.
-pub fn http_request(route: String, method: &'static str, status: u16, elapsed: Duration) {
-    metrics::counter!(
+/// The counter and histogram of one (method, status) of a route.
+type HttpHandles = (&'static str, u16, metrics::Counter, metrics::Histogram);
+
+thread_local! {
+    /// Each HTTP worker thread's handles, by route, then (method, status): a small, fixed
+    /// set. Asking the recorder for them at every request (a key built from the labels, the
+    /// status formatted, the key hashed and looked up under a lock) cost about 4,700
+    /// instructions a request (callgrind of `make bench`'s discovery and JWKS phases), a
+    /// seventh of a whole `/jwks` request; a hit here is one hash of the route.
+    static HTTP_HANDLES: RefCell<HashMap<String, Vec<HttpHandles>>> =
+        RefCell::new(HashMap::new());
+}
+
+fn http_handles(route: &str, method: &'static str, status: u16) -> HttpHandles {
+    let counter = metrics::counter!(
         HTTP_REQUESTS_TOTAL,
-        "route" => route.clone(),
+        "route" => route.to_owned(),
         "method" => method,
         "status" => status.to_string()
-    )
-    .increment(1);
-    metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route, "method" => method)
-        .record(elapsed.as_secs_f64());
+    );
+    let histogram = metrics::histogram!(
+        HTTP_REQUEST_DURATION_SECONDS,
+        "route" => route.to_owned(),
+        "method" => method
+    );
+    (method, status, counter, histogram)
+}
+
+/// An HTTP request on the public listener was answered. `route` is the route's pattern
+/// (`/static/{name}`) or `unmatched`, never the request's path.
+pub fn http_request(route: &str, method: &'static str, status: u16, elapsed: Duration) {
+    let record = |(_, _, counter, histogram): &HttpHandles| {
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
+    };
+    let cached = HTTP_HANDLES.try_with(|handles| {
+        let Ok(mut handles) = handles.try_borrow_mut() else {
+            return false;
+        };
+        if !handles.contains_key(route) {
+            handles.insert(route.to_owned(), Vec::new());
+        }
+        let Some(of_route) = handles.get_mut(route) else {
+            return false;
+        };
+        let found = of_route
+            .iter()
+            .position(|(m, s, _, _)| *m == method && *s == status);
+        let index = found.unwrap_or_else(|| {
+            of_route.push(http_handles(route, method, status));
+            of_route.len() - 1
+        });
+        of_route.get(index).map(record).is_some()
+    });
+    // Only while the thread is being torn down (or re-entered): ask the recorder directly.
+    if cached != Ok(true) {
+        record(&http_handles(route, method, status));
+    }
 }
 
 /// A hashing job waiting for a thread: counted in [`HASHING_QUEUE_DEPTH`] from

@@ -94,7 +94,7 @@ pub async fn issue_and_redirect(
         tracing::error!(error = %e, "could not record a service for single logout");
         return state.unavailable(req, lang);
     }
-    tracing::info!(service.id = %service.id, user.login = ?session.login.as_str(), from_new_login, "service ticket issued");
+    tracing::debug!(service.id = %service.id, user.login = ?session.login.as_str(), from_new_login, "service ticket issued");
     if method_post {
         return state.page(
             StatusCode::OK,

@@ -173,7 +173,7 @@ pub async fn track_http(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    sesame_metrics::http_request(route, method, res.status().as_u16(), started.elapsed());
+    sesame_metrics::http_request(&route, method, res.status().as_u16(), started.elapsed());
     Ok(res)
 }
 

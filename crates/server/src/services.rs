@@ -100,8 +100,8 @@ pub struct OidcServices {
     pub tokens: TokenService,
     /// Consents.
     pub consents: Arc<dyn ConsentRepo>,
-    /// The discovery document, serialised once.
-    pub discovery_json: Arc<String>,
+    /// The discovery document, serialised once (a clone shares the bytes).
+    pub discovery_json: actix_web::web::Bytes,
 }
 
 /// Everything a request or a command needs.
@@ -450,8 +450,9 @@ async fn build_oidc(
     let discovery = DiscoveryDocument::new(&issuer)
         .map_err(|e| StartupError::Oidc(e.to_string()))?
         .with_signing_algorithms(&o.signing_algorithms);
-    let discovery_json =
-        Arc::new(serde_json::to_string(&discovery).map_err(|e| StartupError::Oidc(e.to_string()))?);
+    let discovery_json = actix_web::web::Bytes::from(
+        serde_json::to_vec(&discovery).map_err(|e| StartupError::Oidc(e.to_string()))?,
+    );
     let grants = Grants::new(Arc::clone(store), Arc::clone(clock), o.token_policy());
     let tokens = TokenService::new(TokenServiceParts {
         store: Arc::clone(store),

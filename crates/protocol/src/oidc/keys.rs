@@ -24,10 +24,14 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
-use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256,
+};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use bytes::Bytes;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
@@ -188,6 +192,54 @@ pub fn generate_signing_key(
     })
 }
 
+/// A private key parsed once, when the keys are loaded. `jsonwebtoken::encode` parses its
+/// key again at every signature (for RSA, a DER decoding and a key check that cost about as
+/// much as the signature itself): an ID token is signed at every code exchange.
+enum Signer {
+    Rsa(RsaKeyPair),
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+impl Signer {
+    fn from_pkcs8(alg: SigningAlg, pkcs8: &[u8]) -> Result<Self, String> {
+        let err = |e: aws_lc_rs::error::KeyRejected| e.to_string();
+        Ok(match alg {
+            SigningAlg::RS256 => Self::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(err)?),
+            SigningAlg::ES256 => Self::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(err)?,
+            ),
+            SigningAlg::EdDSA => Self::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(err)?),
+        })
+    }
+
+    /// The JWS signature of `message` (RFC 7518 §3.3 RSASSA-PKCS1-v1_5 with SHA-256, §3.4
+    /// ECDSA P-256 with SHA-256 as R ‖ S; RFC 8037 Ed25519). Randomness, where the algorithm
+    /// needs any, comes from the OS CSPRNG through AWS-LC.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let crypto = |e: aws_lc_rs::error::Unspecified| KeyError::Crypto(e.to_string());
+        match self {
+            Self::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .map_err(crypto)?;
+                Ok(signature)
+            }
+            Self::Ecdsa(pair) => Ok(pair
+                .sign(&SystemRandom::new(), message)
+                .map_err(crypto)?
+                .as_ref()
+                .to_vec()),
+            Self::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
+}
+
 /// One published key, ready to sign and verify.
 pub struct KeyEntry {
     kid: String,
@@ -195,7 +247,7 @@ pub struct KeyEntry {
     active_from: OffsetDateTime,
     retired_at: Option<OffsetDateTime>,
     publish_until: Option<OffsetDateTime>,
-    encoding: EncodingKey,
+    signer: Signer,
     decoding: DecodingKey,
     jwk: Value,
 }
@@ -214,13 +266,14 @@ impl KeyEntry {
         let jwk = public_jwk(&encoding, alg, &record.kid).map_err(&bad)?;
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| bad(e.to_string()))?;
         let jwk = serde_json::to_value(&jwk).map_err(|e| bad(e.to_string()))?;
+        let signer = Signer::from_pkcs8(alg, &record.private_pkcs8_der).map_err(&bad)?;
         Ok(Self {
             kid: record.kid.clone(),
             alg,
             active_from: record.active_from,
             retired_at: record.retired_at,
             publish_until: record.publish_until,
-            encoding,
+            signer,
             decoding,
             jwk,
         })
@@ -296,6 +349,26 @@ pub struct VerifyOptions {
 pub struct KeySet {
     now: OffsetDateTime,
     keys: Arc<[KeyEntry]>,
+    /// The JWK Set document of the keys published when they were loaded, serialised once:
+    /// `/jwks` is polled by every relying party, and rebuilding the document at each request
+    /// (a JSON tree of every key, then its text) was half of what the request cost.
+    jwks: Arc<PublishedJwks>,
+}
+
+/// A serialised JWK Set, and until when it is the right one.
+struct PublishedJwks {
+    body: Bytes,
+    /// The earliest `publish_until` of the loaded keys: from then on one of them leaves the
+    /// document, which must then be rebuilt. `None` when no loaded key has an end.
+    changes_at: Option<OffsetDateTime>,
+}
+
+/// The JWK Set document (RFC 7517 §5) of `published`: `{"keys":[…]}`, newest `active_from`
+/// first.
+fn jwks_document(mut published: Vec<&KeyEntry>) -> Bytes {
+    published.sort_by(|a, b| (b.active_from, &b.kid).cmp(&(a.active_from, &a.kid)));
+    let keys: Vec<&Value> = published.into_iter().map(|k| &k.jwk).collect();
+    Bytes::from(serde_json::json!({ "keys": keys }).to_string())
 }
 
 impl KeySet {
@@ -309,9 +382,16 @@ impl KeySet {
             .filter(|r| r.publish_until.is_none_or(|until| until > now))
             .map(KeyEntry::from_record)
             .collect::<Result<Vec<_>, _>>()?;
+        // Every loaded key is published at `now` (the others were filtered out above), and
+        // stays so until the earliest `publish_until`.
+        let jwks = PublishedJwks {
+            body: jwks_document(keys.iter().collect()),
+            changes_at: keys.iter().filter_map(|k| k.publish_until).min(),
+        };
         Ok(Self {
             now,
             keys: keys.into(),
+            jwks: Arc::new(jwks),
         })
     }
 
@@ -322,6 +402,7 @@ impl KeySet {
         Self {
             now,
             keys: Arc::clone(&self.keys),
+            jwks: Arc::clone(&self.jwks),
         }
     }
 
@@ -349,12 +430,18 @@ impl KeySet {
     }
 
     /// The JWK Set document (RFC 7517 §5): `{"keys":[…]}` with every published key, newest
-    /// `active_from` first.
+    /// `active_from` first. Serialised when the keys were loaded, and again only once one of
+    /// them has stopped being published; cloning the bytes costs no copy.
+    pub fn jwks_body(&self) -> Bytes {
+        match self.jwks.changes_at {
+            Some(changes_at) if self.now >= changes_at => jwks_document(self.published()),
+            _ => self.jwks.body.clone(),
+        }
+    }
+
+    /// [`KeySet::jwks_body`] as text.
     pub fn jwks_json(&self) -> String {
-        let mut published = self.published();
-        published.sort_by(|a, b| (b.active_from, &b.kid).cmp(&(a.active_from, &a.kid)));
-        let keys: Vec<&Value> = published.into_iter().map(|k| &k.jwk).collect();
-        serde_json::json!({ "keys": keys }).to_string()
+        String::from_utf8_lossy(&self.jwks_body()).into_owned()
     }
 
     /// `claims` as a JWS compact serialization signed by the current key of `alg`, with `kid`,
@@ -374,8 +461,19 @@ impl KeySet {
         let mut header = Header::new(jose_alg(alg));
         header.typ = Some(typ.to_owned());
         header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding)
-            .map_err(|e| KeyError::Crypto(e.to_string()))
+        // What `jsonwebtoken::encode` writes (JWS compact serialisation, RFC 7515 §7.1), with
+        // the key parsed at load rather than at each signature.
+        let json = |e: serde_json::Error| KeyError::Crypto(e.to_string());
+        let header = serde_json::to_vec(&header).map_err(json)?;
+        let claims = serde_json::to_vec(claims).map_err(json)?;
+        let mut token = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 360);
+        URL_SAFE_NO_PAD.encode_string(header, &mut token);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+        let signature = key.signer.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
     }
 
     /// The claims of `token` if a published key signed it and its claims meet `expected`
@@ -809,6 +907,68 @@ pub(crate) mod tests {
                 *jwk_value
             );
         }
+    }
+
+    #[test]
+    fn tokens_are_what_jsonwebtoken_would_sign() {
+        let set = KeySet::new(&records(), T0).unwrap();
+        let claims = claims(T0 + Duration::minutes(5));
+        for alg in ALGS {
+            let token = set.sign(alg, "JWT", &claims).unwrap();
+            let record = records()
+                .into_iter()
+                .find(|r| r.kid == set.current(alg).unwrap().kid())
+                .unwrap();
+            let key = encoding_key(alg, &record.private_pkcs8_der).unwrap();
+            let mut header = Header::new(jose_alg(alg));
+            header.typ = Some("JWT".to_owned());
+            header.kid = Some(record.kid.clone());
+            let reference = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+            if alg == SigningAlg::ES256 {
+                // ECDSA signatures are randomised: the same signed part, and both verify.
+                let signed = |t: &str| t.rsplit_once('.').unwrap().0.to_owned();
+                assert_eq!(signed(&token), signed(&reference));
+                let key = DecodingKey::from_jwk(&serde_json::from_str(&record.public_jwk).unwrap())
+                    .unwrap();
+                jsonwebtoken::decode::<Claims>(&token, &key, &signature_only(Algorithm::ES256))
+                    .unwrap();
+            } else {
+                // PKCS#1 v1.5 and Ed25519 are deterministic: byte for byte the same token.
+                assert_eq!(token, reference, "{alg:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_jwks_document_is_serialised_once_until_a_key_leaves_it() {
+        let mut rows = records();
+        let leaving = rows[0].kid.clone();
+        rows[0].publish_until = Some(T0 + Duration::hours(1));
+        let set = KeySet::new(&rows, T0).unwrap();
+        let kids = |body: &[u8]| -> Vec<String> {
+            let jwks: Value = serde_json::from_slice(body).unwrap();
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        // The same bytes are handed out (no copy) while the published keys stay the same.
+        let first = set.jwks_body();
+        let later = set.at(T0 + Duration::minutes(59)).jwks_body();
+        assert_eq!(first.as_ptr(), later.as_ptr());
+        assert_eq!(kids(&first).len(), 3);
+        assert!(kids(&first).contains(&leaving));
+        // Once a key's publication ends, the document is rebuilt without it.
+        let after = set.at(T0 + Duration::hours(1)).jwks_body();
+        assert_eq!(kids(&after).len(), 2);
+        assert!(!kids(&after).contains(&leaving));
+        // Newest active_from first, ties by the greatest kid, as before the cache.
+        let mut expected: Vec<&KeyEntry> = set.published();
+        expected.sort_by(|a, b| (b.active_from, &b.kid).cmp(&(a.active_from, &a.kid)));
+        let expected: Vec<String> = expected.iter().map(|k| k.kid().to_owned()).collect();
+        assert_eq!(kids(&first), expected);
     }
 
     #[test]

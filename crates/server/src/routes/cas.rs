@@ -259,7 +259,7 @@ async fn service_validate(
         .is_some_and(|f| f.eq_ignore_ascii_case("json"));
     match run_validation(state, query, endpoint).await {
         Ok(v) => {
-            tracing::info!(service.id = %v.service.id, user.login = ?v.grant.login, "service ticket validated");
+            tracing::debug!(service.id = %v.service.id, user.login = ?v.grant.login, "service ticket validated");
             let success = cas_xml::Success {
                 user: &v.grant.login,
                 attributes: &v.attributes,

@@ -412,7 +412,7 @@ async fn issue_code(
             tracing::warn!(error = %e, "could not delete a parked authorization request");
         }
     }
-    tracing::info!(client.id = %client.client_id, user.login = ?session.login.as_str(), "authorization code issued");
+    tracing::debug!(client.id = %client.client_id, user.login = ?session.login.as_str(), "authorization code issued");
     let location = request.code_redirect(&code, state.base());
     if req.method() == actix_web::http::Method::POST {
         HttpResponse::SeeOther()

@@ -11,7 +11,7 @@ pub async fn configuration(state: web::Data<AppState>) -> HttpResponse {
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .content_type("application/json")
-        .body(state.services.oidc.discovery_json.as_str().to_owned())
+        .body(state.services.oidc.discovery_json.clone())
 }
 
 /// `GET /jwks`: every published signing key (RFC 7517). A key is published before it signs
@@ -23,5 +23,5 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         .insert_header(("Cache-Control", "public, max-age=60"))
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .content_type("application/json")
-        .body(state.services.oidc.tokens.keys().key_set().jwks_json())
+        .body(state.services.oidc.tokens.keys().key_set().jwks_body())
 }

@@ -219,7 +219,7 @@ async fn respond_with_tokens(
         Value::from(tokens.access_token_ttl_secs(client)),
     );
     body.insert("scope".to_owned(), Value::from(grant.scopes.join(" ")));
-    tracing::info!(client.id = %client.client_id, "tokens issued");
+    tracing::debug!(client.id = %client.client_id, "tokens issued");
     HttpResponse::Ok().json(Value::Object(body))
 }
 
