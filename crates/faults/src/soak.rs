@@ -122,14 +122,20 @@ pub async fn c17(env: &mut Env, r: &mut RowResult, duration: Duration) -> anyhow
             ),
         );
     }
+    // The pools open and close idle connections as the load's mix moves (an hour-long soak
+    // saw 12 to 16): a leak is a count past the pools' bound, or one that ends higher than
+    // it started.
     let connections: Vec<usize> = looks.iter().filter_map(|l| l.pg_connections).collect();
-    let (low, high) = (
-        connections.iter().min().copied().unwrap_or(0),
-        connections.iter().max().copied().unwrap_or(usize::MAX),
+    let high = connections.iter().max().copied().unwrap_or(usize::MAX);
+    let (start, end) = (
+        connections.get(1).copied().unwrap_or(0),
+        connections.last().copied().unwrap_or(usize::MAX),
     );
     r.check(
-        connections.len() == looks.len() && high <= 2 * 8 + 2 && high - low <= 2,
-        format!("database connections flat ({connections:?}; pools of 8 per instance)"),
+        connections.len() == looks.len() && high <= 2 * 8 + 2 && end <= start + 2,
+        format!(
+            "no database connection leak ({connections:?}: at most 2 pools of 8 + 2 at every look, the last at most the second + 2)"
+        ),
     );
     let p99: Vec<f64> = looks.iter().map(|l| l.p99_ms).collect();
     r.check(
