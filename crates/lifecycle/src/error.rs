@@ -7,7 +7,10 @@
 //! [`RepoError`] / [`AccountError`], which the operator sees as is). No message repeats a
 //! national ID number.
 
+use sesame_core::account::{Account, AccountState};
 use sesame_core::error::{AccountError, RepoError};
+use sesame_core::ids::LoginName;
+use sesame_core::ports::AccountRepo;
 
 /// Why an import stopped.
 #[derive(Debug, thiserror::Error)]
@@ -84,4 +87,29 @@ pub enum OperatorLinkError {
     /// The database, the store or the mail queue failed.
     #[error("unavailable: {0}")]
     Unavailable(String),
+}
+
+/// The account an operator's link is for, if it exists and is in state `needed`: the check
+/// both operator links (reset, activation) begin with.
+///
+/// # Errors
+/// [`OperatorLinkError::NoSuchAccount`], [`OperatorLinkError::WrongState`], or
+/// [`OperatorLinkError::Unavailable`] when the database fails.
+pub(crate) async fn operator_link_account(
+    accounts: &dyn AccountRepo,
+    login: &LoginName,
+    needed: AccountState,
+) -> Result<Account, OperatorLinkError> {
+    let account = accounts
+        .find_by_login(login)
+        .await
+        .map_err(|e| OperatorLinkError::Unavailable(e.to_string()))?
+        .ok_or(OperatorLinkError::NoSuchAccount)?;
+    if account.state != needed {
+        return Err(OperatorLinkError::WrongState {
+            state: account.state.as_str(),
+            needed: needed.as_str(),
+        });
+    }
+    Ok(account)
 }

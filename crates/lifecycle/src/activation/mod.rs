@@ -581,19 +581,12 @@ impl Activation {
         actor: &str,
     ) -> Result<Email, OperatorLinkError> {
         let unavailable = |e: &dyn std::fmt::Display| OperatorLinkError::Unavailable(e.to_string());
-        let account = self
-            .parts
-            .accounts_repo
-            .find_by_login(login)
-            .await
-            .map_err(|e| unavailable(&e))?
-            .ok_or(OperatorLinkError::NoSuchAccount)?;
-        if account.state != AccountState::Provisioned {
-            return Err(OperatorLinkError::WrongState {
-                state: account.state.as_str(),
-                needed: AccountState::Provisioned.as_str(),
-            });
-        }
+        let account = crate::error::operator_link_account(
+            self.parts.accounts_repo.as_ref(),
+            login,
+            AccountState::Provisioned,
+        )
+        .await?;
         if !self
             .parts
             .policy

@@ -244,21 +244,14 @@ impl PasswordRecovery {
         actor: &str,
     ) -> Result<Email, OperatorLinkError> {
         let unavailable = |e: &dyn std::fmt::Display| OperatorLinkError::Unavailable(e.to_string());
-        let account = self
-            .parts
-            .accounts_repo
-            .find_by_login(login)
-            .await
-            .map_err(|e| unavailable(&e))?
-            .ok_or(OperatorLinkError::NoSuchAccount)?;
         // A provisioned account activates, a blocked one is unblocked first (which forces a
         // new password), a disabled one is gone: only an active account's token is honoured.
-        if account.state != AccountState::Active {
-            return Err(OperatorLinkError::WrongState {
-                state: account.state.as_str(),
-                needed: AccountState::Active.as_str(),
-            });
-        }
+        let account = crate::error::operator_link_account(
+            self.parts.accounts_repo.as_ref(),
+            login,
+            AccountState::Active,
+        )
+        .await?;
         let contact = self
             .parts
             .profiles
