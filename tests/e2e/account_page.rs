@@ -37,6 +37,32 @@ async fn post_form(
     (res.status(), res.text().await.unwrap())
 }
 
+/// Follows an address-verification link as a person would, from a browser without a
+/// session: its page (which changes nothing), then its button. Returns the status of the
+/// page and of the post, and the post's page.
+async fn follow_verify_link(link: &str) -> (reqwest::StatusCode, reqwest::StatusCode, String) {
+    let client = browser();
+    let res = client.get(link).send().await.unwrap();
+    let shown = res.status();
+    let page = res.text().await.unwrap();
+    if shown != 200 {
+        return (shown, shown, page);
+    }
+    assert!(page.contains("id=\"verify-form\""), "{page}");
+    let action = link.split('?').next().unwrap();
+    let res = client
+        .post(action)
+        .form(&[
+            ("kind", field(&page, "kind").as_str()),
+            ("token", field(&page, "token").as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (shown, status, res.text().await.unwrap())
+}
+
 async fn logged_in_user(
     app: &TestApp,
     stem: &str,
@@ -238,10 +264,12 @@ async fn a52_a_password_change_takes_effect_at_once_and_ends_the_other_sessions(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a53_a_recovery_email_change_needs_the_current_password_and_waits_for_the_new_address() {
+async fn a53_a_recovery_email_change_needs_the_current_password_waits_for_the_new_address_and_is_told_to_the_old_ones(
+) {
     let app = spawn_app().await;
     let (login, account, client) = logged_in_user(&app, "newmail").await;
     let old = give_recovery_email(&app, &account).await;
+    let institutional = format!("{login}@univ.example.org");
     let new = format!("{login}@nouveau.example.net");
 
     let (status, _) = post_form(
@@ -270,16 +298,19 @@ async fn a53_a_recovery_email_change_needs_the_current_password_and_waits_for_th
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let profile = app
-        .services
-        .profiles
-        .find_with_profile(account.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .profile;
+    let recovery_now = || async {
+        app.services
+            .profiles
+            .find_with_profile(account.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .profile
+            .recovery_email
+            .unwrap()
+    };
     assert_eq!(
-        profile.recovery_email.unwrap().address.as_str(),
+        recovery_now().await.address.as_str(),
         old,
         "pending: nothing changed yet"
     );
@@ -287,32 +318,36 @@ async fn a53_a_recovery_email_change_needs_the_current_password_and_waits_for_th
     let mails = app.mails_to(&new).await;
     assert_eq!(mails.len(), 1);
     let link = mails[0].link_to(&format!("{}/account/verify", app.address));
-    let res = browser().get(&link).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert!(res
-        .text()
-        .await
-        .unwrap()
-        .contains("id=\"address-verified\""));
-    let profile = app
-        .services
-        .profiles
-        .find_with_profile(account.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .profile;
-    let recovery = profile.recovery_email.unwrap();
+    // Opening the link shows a button and changes nothing (a mail scanner follows links).
+    let page = browser().get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(recovery_now().await.address.as_str(), old);
+    let (_, status, body) = follow_verify_link(&link).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("id=\"address-verified\""), "{body}");
+    let recovery = recovery_now().await;
     assert_eq!(recovery.address.as_str(), new);
     assert!(recovery.verified);
-    let to_old = app.mails_to(&old).await;
-    assert_eq!(to_old.len(), 1, "the former address is told");
-    assert!(to_old[0].subject.contains("récupération"));
-    assert_eq!(
-        browser().get(&link).send().await.unwrap().status(),
-        400,
-        "the link works once"
-    );
+    // The former recovery address and the institutional one are told, with a way out.
+    for told in [&old, &institutional] {
+        let notices = app.mails_to(told).await;
+        assert_eq!(notices.len(), 1, "{told}");
+        assert!(notices[0].subject.contains("adresse de secours"), "{told}");
+        assert!(
+            notices[0]
+                .text
+                .contains(&format!("{}/password/forgot", app.address)),
+            "{}",
+            notices[0].text
+        );
+        assert!(
+            notices[0].text.contains("/assistance"),
+            "{}",
+            notices[0].text
+        );
+    }
+    let (shown, _, _) = follow_verify_link(&link).await;
+    assert_eq!(shown, 400, "the link works once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,9 +398,9 @@ async fn sessions_are_listed_and_one_can_be_revoked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mobile_is_verified_by_an_sms_code() {
+async fn a_mobile_is_verified_by_an_sms_code_and_the_change_is_told_to_the_institutional_address() {
     let app = spawn_app().await;
-    let (_, account, client) = logged_in_user(&app, "mobile").await;
+    let (login, account, client) = logged_in_user(&app, "mobile").await;
     let number = format!("+336{}", sesame_core::random::digits(8));
     let (status, _) = post_form(
         &app,
@@ -415,80 +450,159 @@ async fn a_mobile_is_verified_by_an_sms_code() {
     assert_eq!(mobile.address.as_str(), number);
     assert!(mobile.verified);
     assert_eq!(post(code).await, 400, "a code works once");
+    let notices = app.mails_to(&format!("{login}@univ.example.org")).await;
+    assert_eq!(notices.len(), 1);
+    assert!(
+        notices[0].subject.contains("mobile"),
+        "{}",
+        notices[0].subject
+    );
+    assert!(
+        notices[0].text.contains(&number[..3]) && !notices[0].text.contains(&number),
+        "masked: {}",
+        notices[0].text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mail_redirect_to_another_address_waits_for_its_link_and_the_directory_choice_is_saved() {
+async fn a53_a_mail_redirect_needs_the_current_password_a_posted_confirmation_and_is_told_to_the_institutional_and_recovery_addresses(
+) {
     let app = spawn_app().await;
     let (login, account, client) = logged_in_user(&app, "redirect").await;
     let recovery = give_recovery_email(&app, &account).await;
+    let institutional = format!("{login}@univ.example.org");
     let elsewhere = format!("{login}@ailleurs.example.net");
+    let redirect_now = || async {
+        app.services
+            .profiles
+            .find_with_profile(account.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .profile
+            .mail_redirect
+    };
+
+    // An open session alone (a lab computer) is not enough; a wrong password is a failed
+    // login.
+    for current in [None, Some("not my password at all")] {
+        let mut fields = vec![("address", elsewhere.as_str()), ("keep_copy", "true")];
+        if let Some(c) = current {
+            fields.push(("current", c));
+        }
+        let (status, body) = post_form(&app, &client, "/account/redirect", &fields).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("id=\"account-error\""));
+    }
+    assert!(app.mails_to(&elsewhere).await.is_empty(), "no link sent");
+    assert!(redirect_now().await.is_none());
+    assert!(
+        app.audit_kinds(&login)
+            .await
+            .iter()
+            .filter(|k| *k == "login.failed")
+            .count()
+            >= 2
+    );
+
     let (status, _) = post_form(
         &app,
         &client,
         "/account/redirect",
-        &[("address", elsewhere.as_str()), ("keep_copy", "true")],
+        &[
+            ("address", elsewhere.as_str()),
+            ("keep_copy", "true"),
+            ("current", GOOD_PASSWORD),
+        ],
     )
     .await;
     assert_eq!(status, 200);
-    let profile = app
-        .services
-        .profiles
-        .find_with_profile(account.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .profile;
-    assert!(profile.mail_redirect.is_none(), "pending");
+    assert!(redirect_now().await.is_none(), "pending");
     let link =
         app.mails_to(&elsewhere).await[0].link_to(&format!("{}/account/verify", app.address));
-    assert_eq!(browser().get(&link).send().await.unwrap().status(), 200);
-    let redirect = app
-        .services
-        .profiles
-        .find_with_profile(account.id)
+
+    // A plain GET of the link, from any browser, changes nothing.
+    let res = browser().get(&link).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(page.contains(&elsewhere), "the page says what it confirms");
+    assert!(redirect_now().await.is_none(), "a GET commits nothing");
+    // Its button posted from a foreign page: refused.
+    let res = browser()
+        .post(format!("{}/account/verify", app.address))
+        .header("Origin", "https://evil.example")
+        .form(&[
+            ("kind", field(&page, "kind").as_str()),
+            ("token", field(&page, "token").as_str()),
+        ])
+        .send()
         .await
-        .unwrap()
-        .unwrap()
-        .profile
-        .mail_redirect
         .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(redirect_now().await.is_none());
+    assert!(
+        app.mails_to(&institutional).await.is_empty(),
+        "nothing to tell yet"
+    );
+
+    let (_, status, body) = follow_verify_link(&link).await;
+    assert_eq!(status, 200, "{body}");
+    let redirect = redirect_now().await.unwrap();
     assert_eq!(redirect.address.as_str(), elsewhere);
     assert!(redirect.verified && redirect.keep_copy);
+    // Told to the institutional mailbox and the recovery address, with a way out.
+    let masked = format!("{}***@ailleurs.example.net", &login[..1]);
+    for told in [&institutional, &recovery] {
+        let notices = app.mails_to(told).await;
+        assert_eq!(notices.len(), 1, "{told}");
+        assert!(notices[0].subject.contains("redirection"), "{told}");
+        assert!(notices[0].text.contains(&masked), "{}", notices[0].text);
+        assert!(notices[0]
+            .text
+            .contains(&format!("{}/password/forgot", app.address)));
+    }
 
-    // The verified recovery address needs no link.
+    // The verified recovery address needs no link, but the password, and is told.
     let (status, _) = post_form(
         &app,
         &client,
         "/account/redirect",
-        &[("address", recovery.as_str())],
+        &[("address", recovery.as_str()), ("current", GOOD_PASSWORD)],
     )
     .await;
     assert_eq!(status, 200);
-    let redirect = app
-        .services
-        .profiles
-        .find_with_profile(account.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .profile
-        .mail_redirect
-        .unwrap();
+    let redirect = redirect_now().await.unwrap();
     assert_eq!(redirect.address.as_str(), recovery);
     assert!(redirect.verified && !redirect.keep_copy);
+    assert_eq!(app.mails_to(&institutional).await.len(), 2);
+    // Removing it too.
+    let (status, _) = post_form(
+        &app,
+        &client,
+        "/account/redirect",
+        &[("address", ""), ("current", GOOD_PASSWORD)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(redirect_now().await.is_none());
+    let notices = app.mails_to(&institutional).await;
+    assert_eq!(notices.len(), 3);
+    assert!(notices[2].text.contains("supprimée"), "{}", notices[2].text);
 
+    // The directory choice is no way to reach or recover the account: no password, no notice.
     let (status, _) = post_form(&app, &client, "/account/directory", &[("opt_in", "true")]).await;
     assert_eq!(status, 200);
-    let profile = app
-        .services
-        .profiles
-        .find_with_profile(account.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .profile;
-    assert!(profile.directory_opt_in);
+    assert!(
+        app.services
+            .profiles
+            .find_with_profile(account.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .profile
+            .directory_opt_in
+    );
+    assert_eq!(app.mails_to(&institutional).await.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

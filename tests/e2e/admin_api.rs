@@ -1243,3 +1243,85 @@ async fn the_command_line_sends_an_activation_link_through_the_same_operation_as
     );
     assert!(audited(&app, &newcomer, "activation.link_sent", "cli").await);
 }
+
+#[tokio::test]
+async fn a_login_that_is_another_accounts_email_or_an_email_that_is_another_accounts_login_is_a_409(
+) {
+    let app = TestApp::spawn().await;
+    let key = key_for(&app, "provisioning", &ALL).await;
+    // Jean: login jean.dupont.<x>, e-mail jean.dupont.<x>@univ.example.org.
+    let jean = unique_login("jean.dupont");
+    app.create_user(&jean, GOOD_PASSWORD).await;
+    let jean_email = format!("{jean}@univ.example.org");
+
+    // Jean's e-mail as the login of a new account: it would take what Jean types at login.
+    let (status, body) = post(
+        &app,
+        &key,
+        "/accounts",
+        &json!({"login": jean_email, "given_name": "X", "family_name": "Y", "affiliation": "staff"}),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "conflict");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("login is already the email of another account"),
+        "{body}"
+    );
+    // An address made the login of one account, then asked as another's e-mail (another
+    // case, the same folded string).
+    let other = unique_login("autre");
+    let squatted = format!("{other}@univ.example.org");
+    let (status, body) = post(
+        &app,
+        &key,
+        "/accounts",
+        &json!({"login": squatted, "given_name": "X", "family_name": "Y", "affiliation": "staff"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = post(
+        &app,
+        &key,
+        "/accounts",
+        &json!({"login": other, "email": squatted.to_uppercase(), "given_name": "X", "family_name": "Y", "affiliation": "staff"}),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "conflict");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("email is already the login of another account"),
+        "{body}"
+    );
+    assert!(app
+        .services
+        .accounts_repo
+        .find_by_login(&LoginName::parse(&other).unwrap())
+        .await
+        .unwrap()
+        .is_none());
+
+    // An update giving Jean's e-mail the other account's login: 409, nothing changed.
+    let (status, _, body) = send(
+        reqwest::Client::new()
+            .patch(api(&app, &format!("/accounts/{jean}")))
+            .bearer_auth(&key)
+            .json(&json!({"email": squatted, "family_name": "Changed"})),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "conflict");
+    let (_, body) = get(&app, &key, &format!("/accounts/{jean}")).await;
+    assert_eq!(body["email"], jean_email.as_str(), "{body}");
+    assert_eq!(body["family_name"], "Person", "{body}");
+    // At the login page, Jean's e-mail still leads to Jean.
+    assert_eq!(
+        app.login_with(&browser(), &jean_email, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
+}

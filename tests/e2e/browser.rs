@@ -7,7 +7,7 @@ use std::time::Duration;
 use fantoccini::{ClientBuilder, Locator};
 use sesame_tests::{unique_login, TestApp, GOOD_PASSWORD};
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
@@ -34,7 +34,7 @@ fn start_chromedriver() -> Option<Driver> {
     Some(Driver { child, port })
 }
 
-async fn connect(driver: &Driver, width: u32) -> fantoccini::Client {
+pub(crate) async fn connect(driver: &Driver, width: u32) -> fantoccini::Client {
     sesame_tests::init_test_process();
     let mut caps = serde_json::Map::new();
     let profile = std::env::temp_dir().join(format!(
@@ -71,7 +71,7 @@ async fn connect(driver: &Driver, width: u32) -> fantoccini::Client {
     panic!("could not open a Chromium session through chromedriver");
 }
 
-fn driver_or_skip() -> Option<Driver> {
+pub(crate) fn driver_or_skip() -> Option<Driver> {
     match start_chromedriver() {
         Some(d) => Some(d),
         None => {

@@ -401,3 +401,79 @@ async fn the_national_id_is_kept_as_a_keyed_hash_never_shown_nor_logged() {
     );
     std::fs::remove_file(csv).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_taken_as_another_accounts_login_is_refused_by_the_cli_and_rejects_the_import_line(
+) {
+    let app = TestApp::spawn().await;
+    let cli = import_cli(&app, "warn");
+    let letters: String = sesame_core::random::digits(6)
+        .chars()
+        .map(|d| char::from(b'a' + d.to_digit(10).map_or(0, |n| n as u8)))
+        .collect();
+    let family = format!("Espace{letters}");
+    let login = format!("lea.{}", family.to_lowercase());
+    // Someone made an account by hand whose login is the address Léa's import will give her.
+    let address = format!("{login}@univ.example.org");
+    let out = cli.run(
+        &[
+            "account",
+            "add",
+            &address,
+            "--given-name",
+            "Léa",
+            "--family-name",
+            &family,
+            "--affiliation",
+            "staff",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The CLI refuses an account whose e-mail is that login, and says why.
+    let out = cli.run(
+        &[
+            "account",
+            "add",
+            "lea.autre",
+            "--email",
+            &address.to_uppercase(),
+            "--given-name",
+            "Léa",
+            "--family-name",
+            "Autre",
+            "--affiliation",
+            "staff",
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("the email is already the login of another account"),
+        "{}",
+        text(&out)
+    );
+
+    // The import does not work around it with a number: the line is rejected, named.
+    let csv = file(
+        &format!("{HEADER}900913,Léa,{family},1990-01-01,staff,,,\n"),
+        "csv",
+    );
+    let (out, printed) = import(&cli, &csv, &[]);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "line 2: rejected: the email {address} this person would get is already the login of another account"
+        )),
+        "{printed}"
+    );
+    assert!(
+        app.services
+            .accounts
+            .get(&LoginName::parse(&login).unwrap())
+            .await
+            .is_err(),
+        "no account {login} was made"
+    );
+}

@@ -9,6 +9,7 @@ mod account_page;
 mod activation;
 mod admin_api;
 mod browser;
+mod browser_security;
 mod cas;
 mod cli;
 mod headers;

@@ -1407,3 +1407,180 @@ async fn a49_a_password_reset_revokes_every_refresh_token_offline_ones_included(
     );
     assert!(!session_alive(&app, &b, "portal").await);
 }
+
+// ----- CORS for public clients ---------------------------------------------------------
+
+/// The CORS headers of a response: `Access-Control-Allow-Origin`, `…-Allow-Credentials`.
+fn cors_of(res: &reqwest::Response) -> (Option<String>, Option<String>) {
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    (
+        header("access-control-allow-origin"),
+        header("access-control-allow-credentials"),
+    )
+}
+
+#[tokio::test]
+async fn token_revoke_and_userinfo_answer_cors_for_the_origins_of_public_clients_only() {
+    let app = oidc_app(vec![public_client("spa"), confidential("portal", "")]).await;
+    let spa = "http://127.0.0.1:8765";
+    let login = person(&app, "cors").await;
+    let b = browser();
+    let verifier = random::alphanumeric(64);
+    let challenge = s256_challenge(&verifier);
+    let url = authorize_url(
+        &app,
+        "spa",
+        SPA_CB,
+        "openid profile offline_access",
+        &[
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let code =
+        code_of(&run_browser(&app, &b, &url, Some((&login, GOOD_PASSWORD)), false, SPA_CB).await);
+    let post = |path: &str, origin: &str, form: Vec<(&'static str, String)>| {
+        http_client()
+            .post(format!("{}{path}", app.address))
+            .header("Origin", origin)
+            .form(&form)
+    };
+
+    // The SPA redeems its code from the browser: the answer names its origin, no credentials.
+    let res = post(
+        "/token",
+        spa,
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code),
+            ("redirect_uri", SPA_CB.to_owned()),
+            ("client_id", "spa".to_owned()),
+            ("code_verifier", verifier),
+        ],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(cors_of(&res), (Some(spa.to_owned()), None));
+    assert!(res.headers()["vary"].to_str().unwrap().contains("Origin"));
+    let tokens: Value = res.json().await.unwrap();
+    let access = str_of(&tokens, "access_token").to_owned();
+    let refresh_token = str_of(&tokens, "refresh_token").to_owned();
+
+    // An error is readable too (the application must see invalid_grant).
+    let res = post(
+        "/token",
+        spa,
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", "forged".to_owned()),
+            ("redirect_uri", SPA_CB.to_owned()),
+            ("client_id", "spa".to_owned()),
+        ],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(cors_of(&res).0.as_deref(), Some(spa));
+
+    // UserInfo with a bearer token: preflight, then the answer.
+    let preflight = |path: &str, origin: &str, method: &str| {
+        http_client()
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", app.address))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", method)
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+    };
+    let res = preflight("/userinfo", spa, "GET").await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(cors_of(&res), (Some(spa.to_owned()), None));
+    let allowed = res.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    let res = http_client()
+        .get(format!("{}/userinfo", app.address))
+        .header("Origin", spa)
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(cors_of(&res).0.as_deref(), Some(spa));
+    let res = http_client()
+        .get(format!("{}/userinfo", app.address))
+        .header("Origin", spa)
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(cors_of(&res).0.as_deref(), Some(spa));
+    assert_eq!(
+        res.headers()["access-control-expose-headers"],
+        "WWW-Authenticate"
+    );
+
+    // Other origins (a confidential client's, a stranger's, "null"): no CORS header at all.
+    for origin in ["https://app.example.org", "https://evil.example", "null"] {
+        for path in ["/token", "/revoke", "/userinfo"] {
+            let res = preflight(path, origin, "POST").await.unwrap();
+            assert_eq!(res.status(), 403, "{origin} {path}");
+            assert_eq!(cors_of(&res), (None, None), "{origin} {path}");
+        }
+        let res = post("/token", origin, vec![("grant_type", "x".to_owned())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cors_of(&res), (None, None), "{origin}");
+    }
+    // Other endpoints: no CORS header, even for the SPA's origin.
+    let res = post("/introspect", spa, vec![("token", access.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cors_of(&res), (None, None));
+    for path in ["/cas/login", "/authorize", "/account"] {
+        let res = http_client()
+            .get(format!("{}{path}", app.address))
+            .header("Origin", spa)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cors_of(&res), (None, None), "{path}");
+    }
+    // (Discovery and the JWKS are public documents, open to every origin with `*` and no
+    // credentials, as before: a single-page application reads them first.)
+    for path in ["/jwks", "/.well-known/openid-configuration"] {
+        let res = http_client()
+            .get(format!("{}{path}", app.address))
+            .header("Origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cors_of(&res), (Some("*".to_owned()), None), "{path}");
+    }
+    // A method the endpoint does not take is not offered.
+    let res = preflight("/token", spa, "DELETE").await.unwrap();
+    assert_eq!(res.status(), 403);
+
+    // The SPA revokes its refresh token from the browser.
+    let res = post(
+        "/revoke",
+        spa,
+        vec![("token", refresh_token), ("client_id", "spa".to_owned())],
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(cors_of(&res), (Some(spa.to_owned()), None));
+}

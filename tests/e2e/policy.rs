@@ -176,3 +176,72 @@ async fn a_hash_made_under_old_parameters_is_replaced_at_the_next_login() {
         303
     );
 }
+
+/// Changes the password on the account page; returns the status and the page.
+async fn change_on_account_page(
+    app: &TestApp,
+    client: &reqwest::Client,
+    current: &str,
+    new: &str,
+) -> (reqwest::StatusCode, String) {
+    let page = client
+        .get(format!("{}/account", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::recovery::field(&page, "csrf");
+    let res = client
+        .post(format!("{}/account/password", app.address))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", current),
+            ("password", new),
+            ("confirm", new),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a06_a_context_word_is_refused_as_a_word_and_named_but_not_inside_argent_or_parent() {
+    let app = TestApp::builder()
+        .with(|s| s.ui.context_words = vec!["ENT".to_owned()])
+        .spawn()
+        .await;
+    let login = unique_login("contexte");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let client = browser();
+    assert_eq!(
+        app.login_with(&client, &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
+
+    // "ENT" as a word of its own: refused, and the message says which word.
+    let refused = "mon ENT 2025 est le meilleur";
+    let (status, page) = change_on_account_page(&app, &client, GOOD_PASSWORD, refused).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("contient « ent »"), "{page}");
+    // Nor the family name ("Person" for the harness's accounts), as a word.
+    let (status, page) =
+        change_on_account_page(&app, &client, GOOD_PASSWORD, "la PERSON2025 du dessus").await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("contient « person »"), "{page}");
+
+    // Inside "argent", "parent", "moment": an ordinary password.
+    let accepted = "de l'argent pour les parents en un moment";
+    let (status, page) = change_on_account_page(&app, &client, GOOD_PASSWORD, accepted).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        app.login_with(&browser(), &login, accepted, false)
+            .await
+            .status(),
+        303
+    );
+}

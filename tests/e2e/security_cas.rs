@@ -427,3 +427,121 @@ async fn c10_no_ticket_issued_around_a_logout_validates_after_it() {
     // And the session is gone: no more tickets from it.
     assert_eq!(sso_ticket(&app, &client, APP).await, None);
 }
+
+/// Status, `Content-Type` and body of a GET.
+async fn get_all(url: String) -> (u16, String, String) {
+    let res = reqwest::get(url).await.unwrap();
+    let status = res.status().as_u16();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a57_malformed_cas_requests_are_refused_in_the_cas_format_asked_for() {
+    let app = cas_app().await;
+    let login = unique_login("malformed");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let client = browser();
+    let base = &app.address;
+    let service = enc(APP);
+    let long = "a".repeat(9 * 1024);
+    let malformed = [
+        format!("service={service}&service={}&ticket=ST-1", enc(OTHER)),
+        format!("service={service}&ticket=ST-1&ticket=ST-2"),
+        format!("service={service}&ticket=ST-%ZZ"),
+        format!("service={service}&ticket=ST-%C3%28"),
+        format!("service={service}&ticket={long}"),
+    ];
+    for query in &malformed {
+        // CAS 2.0 and 3.0: an XML failure that a CAS client parses, status 400.
+        for path in [
+            "/cas/serviceValidate",
+            "/cas/proxyValidate",
+            "/cas/p3/serviceValidate",
+            "/cas/p3/proxyValidate",
+        ] {
+            let (status, content_type, body) = get_all(format!("{base}{path}?{query}")).await;
+            assert_eq!(status, 400, "{path}?{query}: {body}");
+            assert!(
+                content_type.starts_with("application/xml"),
+                "{content_type}"
+            );
+            let doc = roxmltree::Document::parse(&body).expect("XML");
+            let failure = doc
+                .descendants()
+                .find(|n| n.tag_name().name() == "authenticationFailure")
+                .unwrap_or_else(|| panic!("{path}: {body}"));
+            assert_eq!(failure.attribute("code"), Some("INVALID_REQUEST"));
+            // With format=JSON: the same failure in JSON.
+            let (status, content_type, body) =
+                get_all(format!("{base}{path}?{query}&format=JSON")).await;
+            assert_eq!(status, 400, "{body}");
+            assert!(
+                content_type.starts_with("application/json"),
+                "{content_type}"
+            );
+            let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            assert_eq!(
+                json["serviceResponse"]["authenticationFailure"]["code"], "INVALID_REQUEST",
+                "{body}"
+            );
+        }
+        // CAS 1.0: "no", two lines.
+        let (status, _, body) = get_all(format!("{base}/cas/validate?{query}")).await;
+        assert_eq!((status, body.as_str()), (400, "no\n\n"), "{query}");
+    }
+    // /proxy: a proxy failure.
+    let (status, _, body) = get_all(format!(
+        "{base}/cas/proxy?pgt=PGT-1&pgt=PGT-2&targetService={service}"
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("proxyFailure") && body.contains("INVALID_REQUEST"),
+        "{body}"
+    );
+    // /samlValidate: a SAML failure for a repeated TARGET and for an oversized body.
+    let saml = |query: String, body: String| {
+        let url = format!("{base}/cas/samlValidate?{query}");
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .header("Content-Type", "text/xml")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let (status, body) = saml(format!("TARGET={service}&TARGET={service}"), String::new()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("samlp:RequestDenied") && !body.contains("samlp:Success"),
+        "{body}"
+    );
+    let (status, body) = saml(format!("TARGET={service}"), "<x/>".repeat(100_000)).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body.contains("samlp:RequestDenied") && !body.contains("samlp:Success"),
+        "{body}"
+    );
+
+    // A well-formed request still validates (and a refused malformed one consumed nothing).
+    let st = credentials_ticket(&app, &client, &login, APP).await;
+    let (_, _, body) = get_all(format!(
+        "{base}/cas/serviceValidate?service={service}&ticket={st}&ticket={st}"
+    ))
+    .await;
+    assert!(body.contains("INVALID_REQUEST"), "{body}");
+    let (status, _, body) = get_all(format!(
+        "{base}/cas/serviceValidate?service={service}&ticket={st}"
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("authenticationSuccess"), "{body}");
+}

@@ -8,6 +8,7 @@
 use time::OffsetDateTime;
 
 use crate::credentials::policy::PolicyViolation;
+use crate::ids::IdentifierKind;
 
 /// A fault of the ticket/session/counter store (in-process or Redis).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -90,6 +91,15 @@ pub enum AccountError {
     /// The login or e-mail is already taken.
     #[error("already exists: {0}")]
     Conflict(String),
+    /// The login (or e-mail) asked for is another account's e-mail (or login): the login
+    /// page takes either in one field, so they share one namespace.
+    #[error("the {field} is already the {held_as} of another account (logins and e-mails are typed in the same field of the login page)")]
+    IdentifierTaken {
+        /// The field of the request.
+        field: IdentifierKind,
+        /// What the string is to the account that holds it.
+        held_as: IdentifierKind,
+    },
     /// The transition is not allowed from the current state.
     #[error("cannot go from {from} to {to}")]
     BadTransition {

@@ -40,6 +40,33 @@ pub fn fold_identifier(raw: &str) -> String {
     raw.nfkc().collect::<String>().trim().to_lowercase()
 }
 
+/// The two strings a person may type in the login page's one field: an account's login or its
+/// institutional e-mail. They share one namespace: no string is one account's login and
+/// another's e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentifierKind {
+    /// The login.
+    Login,
+    /// The institutional e-mail.
+    Email,
+}
+
+impl IdentifierKind {
+    /// `login` or `email`, as the API and the CLI name the field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Email => "email",
+        }
+    }
+}
+
+impl fmt::Display for IdentifierKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An account's login (`prenom.nom` in the seeds), in folded form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

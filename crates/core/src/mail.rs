@@ -39,8 +39,9 @@ pub enum MailKind {
     /// A link proving that the person receives at a new address (recovery e-mail or mail
     /// redirect), to that address.
     AddressVerification,
-    /// A notice to the former recovery address that another one replaced it.
-    RecoveryEmailChanged,
+    /// A notice that a way to reach or recover the account changed (recovery e-mail, mobile,
+    /// mail redirect), to the institutional address and the former recovery address.
+    ContactChanged,
     // --- helpdesk ---
     /// An assistance request from the public form, for the helpdesk.
     AssistanceRequest,
@@ -57,7 +58,7 @@ impl MailKind {
         Self::MailRedirectVerification,
         Self::PasswordReset,
         Self::AddressVerification,
-        Self::RecoveryEmailChanged,
+        Self::ContactChanged,
         Self::AssistanceRequest,
         Self::AssistanceReceived,
     ];
@@ -71,7 +72,7 @@ impl MailKind {
             Self::MailRedirectVerification => "mail_redirect_verification",
             Self::PasswordReset => "password_reset",
             Self::AddressVerification => "address_verification",
-            Self::RecoveryEmailChanged => "recovery_email_changed",
+            Self::ContactChanged => "contact_changed",
             Self::AssistanceRequest => "assistance_request",
             Self::AssistanceReceived => "assistance_received",
         }
@@ -202,25 +203,72 @@ impl MailMessage {
             .time("expires_at", expires_at)
     }
 
-    /// The notice to the former recovery address `to` that `new_address` replaced it.
-    pub fn recovery_email_changed(
+    /// The notice to `to` that `change` was made to the account `login` at `changed_at`
+    /// (from `ip`, if known), so that a person who did not make it can react: the mail links
+    /// to the forgotten-password page and to help.
+    pub fn contact_changed(
         to: Email,
         lang: Lang,
         account_id: AccountId,
         login: &LoginName,
-        new_address: &Email,
+        change: &ContactChange,
         changed_at: OffsetDateTime,
+        ip: Option<&str>,
     ) -> Self {
-        Self::new(MailKind::RecoveryEmailChanged, to, lang)
+        let message = Self::new(MailKind::ContactChanged, to, lang)
             .account(account_id)
             .value("login", login.as_str())
-            .value("new_address", mask_email(new_address.as_str()))
-            .time("changed_at", changed_at)
+            .value("what", change.what())
+            .time("changed_at", changed_at);
+        let message = match change {
+            ContactChange::RecoveryEmail(new) => {
+                message.value("new_value", mask_email(new.as_str()))
+            }
+            ContactChange::Mobile(masked) => message.value("new_value", masked.as_str()),
+            ContactChange::MailRedirect { to, keep_copy } => message
+                .value("new_value", mask_email(to.as_str()))
+                .value("keep_copy", *keep_copy),
+            ContactChange::MailRedirectRemoved => message,
+        };
+        match ip {
+            Some(ip) => message.value("ip", ip),
+            None => message,
+        }
     }
 
     /// The mail `sesame mail test` sends.
     pub fn test(to: Email, lang: Lang, sent_at: OffsetDateTime) -> Self {
         Self::new(MailKind::Test, to, lang).time("sent_at", sent_at)
+    }
+}
+
+/// A change of the ways to reach or recover an account, as a notice tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactChange {
+    /// A new recovery e-mail.
+    RecoveryEmail(Email),
+    /// A new mobile, already masked (`+33…78`).
+    Mobile(String),
+    /// Mail redirected to `to` (new, or keep-a-copy changed).
+    MailRedirect {
+        /// Where mail goes.
+        to: Email,
+        /// A copy stays in the institutional mailbox.
+        keep_copy: bool,
+    },
+    /// The mail redirect removed.
+    MailRedirectRemoved,
+}
+
+impl ContactChange {
+    /// The name the templates test (`{% if what == "mobile" %}`).
+    pub fn what(&self) -> &'static str {
+        match self {
+            Self::RecoveryEmail(_) => "recovery_email",
+            Self::Mobile(_) => "mobile",
+            Self::MailRedirect { .. } => "mail_redirect",
+            Self::MailRedirectRemoved => "mail_redirect_removed",
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::account::{
 };
 use crate::audit::AuditEvent;
 use crate::error::{RepoError, StoreError};
-use crate::ids::{AccountId, Email, HrId, LoginName};
+use crate::ids::{AccountId, Email, HrId, IdentifierKind, LoginName};
 
 /// Durable account storage (the SQL database).
 #[async_trait]
@@ -421,13 +421,14 @@ pub trait ProfileRepo: Send + Sync + std::fmt::Debug {
         now: OffsetDateTime,
     ) -> Result<(), RepoError>;
 
-    /// Whether some account already has `login` as its login, or `email` as its institutional
-    /// e-mail.
-    async fn login_or_email_taken(
+    /// The account that holds `identifier` (folded), and as what: logins and institutional
+    /// e-mails share one namespace, since the login page takes either in one field. A string
+    /// that is an account's login is reported as a login, even if (created before this rule)
+    /// it is also another account's e-mail.
+    async fn identifier_holder(
         &self,
-        login: &LoginName,
-        email: Option<&Email>,
-    ) -> Result<bool, RepoError>;
+        identifier: &str,
+    ) -> Result<Option<(AccountId, IdentifierKind)>, RepoError>;
 }
 
 /// The durable queue of outgoing mail (the SQL database). Several workers (one per instance)

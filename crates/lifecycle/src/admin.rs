@@ -11,7 +11,9 @@ use sesame_core::accounts::AccountService;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
 use sesame_core::error::AccountError;
-use sesame_core::ids::{fold_identifier, Affiliation, Email, HrId, LoginName, MobilePhone};
+use sesame_core::ids::{
+    fold_identifier, AccountId, Affiliation, Email, HrId, IdentifierKind, LoginName, MobilePhone,
+};
 use sesame_core::ports::{AccountRepo, AuditLog, ProfileRepo};
 use sesame_core::session::{SessionManager, SsoSession};
 
@@ -161,16 +163,48 @@ impl AccountAdmin {
             .ok_or(AccountError::NotFound)
     }
 
+    /// Refuses `identifier` as `field` of account `owner` (`None` for a new account) when
+    /// another account holds it: logins and institutional e-mails share one namespace, since
+    /// the login page takes either in one field. A login taken as a login (an e-mail as an
+    /// e-mail) is the usual conflict; across kinds it is [`AccountError::IdentifierTaken`].
+    /// The store refuses a clash again inside the write's transaction, so a concurrent write
+    /// cannot slip between this check and the write.
+    async fn check_namespace(
+        &self,
+        identifier: &str,
+        field: IdentifierKind,
+        owner: Option<AccountId>,
+    ) -> Result<(), AccountError> {
+        match self.parts.profiles.identifier_holder(identifier).await? {
+            Some((holder, _)) if Some(holder) == owner => Ok(()),
+            Some((_, held_as)) if held_as == field => {
+                Err(AccountError::Conflict(field.as_str().to_owned()))
+            }
+            Some((_, held_as)) => Err(AccountError::IdentifierTaken { field, held_as }),
+            None => Ok(()),
+        }
+    }
+
     /// Creates an account in state `provisioned` (it can log in once a password is set or
     /// it is activated), with its recovery contacts if given.
     ///
     /// # Errors
-    /// [`AccountError::Conflict`] naming `login` or `email` when taken, or a storage failure.
+    /// [`AccountError::Conflict`] naming `login` or `email` when another account has it as
+    /// its login or e-mail, [`AccountError::IdentifierTaken`] when the login is another
+    /// account's e-mail or the e-mail another's login, or a storage failure.
     pub async fn create(
         &self,
         request: AccountRequest,
         actor: &str,
     ) -> Result<AccountWithProfile, AccountError> {
+        self.check_namespace(request.login.as_str(), IdentifierKind::Login, None)
+            .await?;
+        if let Some(email) = &request.email {
+            if email.as_str() != request.login.as_str() {
+                self.check_namespace(email.as_str(), IdentifierKind::Email, None)
+                    .await?;
+            }
+        }
         let now = self.parts.clock.now();
         let affiliation = request.affiliation;
         let new = NewAccount {
@@ -215,7 +249,8 @@ impl AccountAdmin {
     ///
     /// # Errors
     /// [`AccountError::NotFound`], [`AccountError::Conflict`] naming `email` if another
-    /// account has it, or a storage failure.
+    /// account has it, [`AccountError::IdentifierTaken`] if it is another account's login,
+    /// or a storage failure.
     pub async fn update(
         &self,
         login: &LoginName,
@@ -237,6 +272,10 @@ impl AccountAdmin {
             ..AccountChanges::default()
         };
         let mut fields = changes.field_names();
+        if let Some(Some(email)) = &update.email {
+            self.check_namespace(email.as_str(), IdentifierKind::Email, Some(account.id))
+                .await?;
+        }
         if let Some(email) = &update.email {
             self.parts
                 .accounts_repo

@@ -17,7 +17,7 @@ use sesame_core::accounts::AccountService;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
 use sesame_core::error::RepoError;
-use sesame_core::ids::{AccountId, Affiliation, Email, HrId, LoginName};
+use sesame_core::ids::{AccountId, Affiliation, Email, HrId, IdentifierKind, LoginName};
 use sesame_core::national_id::NationalIdKey;
 use sesame_core::ports::{AuditLog, ProfileRepo};
 use sesame_core::session::SessionManager;
@@ -387,9 +387,20 @@ impl Importer {
         actor: &str,
     ) -> Result<Result<Outcome, Rejection>, ImportError> {
         loop {
-            let (login, email) = self
+            let (login, email) = match self
                 .free_login(base_login, record.affiliation, reserved)
-                .await?;
+                .await?
+            {
+                Ok(free) => free,
+                Err(clash) => {
+                    return Ok(Err(Rejection {
+                        line: record.line,
+                        reason: clash,
+                        hr_id: Some(record.hr_id),
+                        affiliation: Some(record.affiliation),
+                    }))
+                }
+            };
             reserved.insert(login.as_str().to_owned());
             if let Some(e) = &email {
                 reserved.insert(e.as_str().to_owned());
@@ -463,13 +474,18 @@ impl Importer {
     }
 
     /// The first of `base`, `base2`… that neither this run nor the database has given out,
-    /// with its institutional e-mail.
+    /// with its institutional e-mail. A login taken as a login, or an e-mail taken as an
+    /// e-mail, is a namesake: the next number. But logins and e-mails share one namespace
+    /// (the login page takes either in one field): an e-mail that is another account's
+    /// *login* (one made by hand as `jean.dupont@univ.example`, most likely this very
+    /// person) is not worked around with a number but rejects the line, for an operator to
+    /// look at.
     async fn free_login(
         &self,
         base: &str,
         affiliation: Affiliation,
         reserved: &HashSet<String>,
-    ) -> Result<(LoginName, Option<Email>), ImportError> {
+    ) -> Result<Result<(LoginName, Option<Email>), RejectReason>, ImportError> {
         for n in 1..=MAX_LOGIN_NUMBER {
             let Some(login) = numbered_login(base, n) else {
                 break;
@@ -482,13 +498,34 @@ impl Importer {
             {
                 continue;
             }
-            if !self
-                .parts
-                .profiles
-                .login_or_email_taken(&login, email.as_ref())
-                .await?
-            {
-                return Ok((login, email));
+            let profiles = &self.parts.profiles;
+            let login_holder = profiles.identifier_holder(login.as_str()).await?;
+            let email_holder = match &email {
+                Some(e) => profiles.identifier_holder(e.as_str()).await?,
+                None => None,
+            };
+            let crossed = [
+                (login.as_str(), IdentifierKind::Login, login_holder),
+                (
+                    email.as_ref().map_or("", Email::as_str),
+                    IdentifierKind::Email,
+                    email_holder,
+                ),
+            ]
+            .into_iter()
+            .find_map(|(value, field, holder)| match holder {
+                Some((_, held_as)) if held_as != field => Some(RejectReason::IdentifierTaken {
+                    field,
+                    value: value.to_owned(),
+                    held_as,
+                }),
+                _ => None,
+            });
+            if let Some(reason) = crossed {
+                return Ok(Err(reason));
+            }
+            if login_holder.is_none() && email_holder.is_none() {
+                return Ok(Ok((login, email)));
             }
         }
         Err(ImportError::NoFreeLogin(base.to_owned()))

@@ -2,9 +2,15 @@
 //! mobile, the directory choice and the mail redirect, and end their own sessions.
 //!
 //! Every change of a way to recover or take over the account (password, recovery e-mail,
-//! mobile) asks for the current password first, checked by the login procedure itself, so a
-//! wrong one counts toward the lockout like a failed login (A52, A53). A new address or
-//! number takes effect only once proven by the link or code sent to it.
+//! mobile, mail redirect) asks for the current password first, checked by the login
+//! procedure itself, so a wrong one counts toward the lockout like a failed login (A52, A53;
+//! ASVS 5.0 7.5.1): a session left open on a lab computer is not enough to send the
+//! institutional mail, reset links included, elsewhere. A new address or number takes effect
+//! only once proven by the link or code sent to it; a link is followed by a button that
+//! posts, never by the GET of the link itself. Every change that takes effect is told to the
+//! institutional address and the (former) recovery address, with a link to reset the
+//! password and to help (ASVS 5.0 6.3.7). The directory choice is none of these: it
+//! changes neither where mail goes nor who can recover the account.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,11 +22,11 @@ use sesame_core::authn::{Authenticator, LoginAttempt};
 use sesame_core::clock::Clock;
 use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
-use sesame_core::ids::{AccountId, Email, MobilePhone};
-use sesame_core::mail::MailMessage;
+use sesame_core::ids::{AccountId, Email, LoginName, MobilePhone};
+use sesame_core::mail::{ContactChange, MailMessage};
 use sesame_core::ports::{AuditLog, EphemeralStore, Mailer, ProfileRepo};
 use sesame_core::session::{EndedSession, SessionManager, SsoSession};
-use sesame_core::sms::SmsSender;
+use sesame_core::sms::{mask_phone, SmsSender};
 
 use crate::recovery::codes::{CodePurpose, SmsCodes};
 use crate::recovery::links::{LinkPurpose, OneTimeLinks};
@@ -59,6 +65,26 @@ pub enum Verified {
     RecoveryEmail(Email),
     /// Mail is now redirected to this address.
     MailRedirect(Email),
+}
+
+/// A mail redirect as typed on the account page.
+#[derive(Debug)]
+pub struct RedirectChoice<'a> {
+    /// The current password.
+    pub current: Password,
+    /// Where to send the mail; empty: no redirect.
+    pub address: &'a str,
+    /// Keep a copy in the institutional mailbox.
+    pub keep_copy: bool,
+}
+
+/// What an address-verification link would prove, shown before it is followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAddress {
+    /// The recovery e-mail or the mail redirect.
+    pub verified: Verified,
+    /// The account's login.
+    pub login: LoginName,
 }
 
 /// A password change as typed: the current password and the new one twice.
@@ -275,8 +301,45 @@ impl SelfService {
         Ok(())
     }
 
-    /// Follows a verification link (`kind` is `recovery` or `redirect`): writes the proven
-    /// address, and for a recovery e-mail tells the former address.
+    fn link_purpose(kind: &str) -> LinkPurpose {
+        match kind {
+            "redirect" => LinkPurpose::MailRedirect,
+            _ => LinkPurpose::RecoveryEmail,
+        }
+    }
+
+    /// What a verification link (`kind` is `recovery` or `redirect`) would prove, without
+    /// using it: the page the link opens shows it with a button that follows it.
+    ///
+    /// # Errors
+    /// [`RecoveryError::Refused`] for an invalid link; storage failures.
+    pub async fn check_address_link(
+        &self,
+        kind: &str,
+        token: &str,
+    ) -> Result<PendingAddress, RecoveryError> {
+        let purpose = Self::link_purpose(kind);
+        let record = self
+            .links
+            .check(purpose, token)
+            .await?
+            .map_err(RecoveryError::Refused)?;
+        let address = Email::parse(&record.payload).map_err(|_| RecoveryError::InvalidAddress)?;
+        let who = self.profile(record.account_id).await?;
+        let verified = match purpose {
+            LinkPurpose::MailRedirect => Verified::MailRedirect(address),
+            _ => Verified::RecoveryEmail(address),
+        };
+        Ok(PendingAddress {
+            verified,
+            login: who.account.login,
+        })
+    }
+
+    /// Follows a verification link (`kind` is `recovery` or `redirect`), by the button of
+    /// its page: writes the proven address and tells the institutional and former recovery
+    /// addresses ([`SelfService::check_address_link`] shows the page; `ip` is the
+    /// confirmer's).
     ///
     /// # Errors
     /// [`RecoveryError::Refused`] for an invalid link; storage failures.
@@ -285,11 +348,9 @@ impl SelfService {
         kind: &str,
         token: &str,
         lang: Lang,
+        ip: Option<IpAddr>,
     ) -> Result<Verified, RecoveryError> {
-        let purpose = match kind {
-            "redirect" => LinkPurpose::MailRedirect,
-            _ => LinkPurpose::RecoveryEmail,
-        };
+        let purpose = Self::link_purpose(kind);
         let record = self
             .links
             .consume(purpose, token)
@@ -298,7 +359,7 @@ impl SelfService {
         let address = Email::parse(&record.payload).map_err(|_| RecoveryError::InvalidAddress)?;
         let before = self.profile(record.account_id).await?;
         let now = self.parts.clock.now();
-        let (changes, verified, field) = match purpose {
+        let (changes, verified, field, change) = match purpose {
             LinkPurpose::MailRedirect => (
                 AccountChanges {
                     mail_redirect: Some(Some(MailRedirect {
@@ -310,6 +371,10 @@ impl SelfService {
                 },
                 Verified::MailRedirect(address.clone()),
                 "mail_redirect",
+                ContactChange::MailRedirect {
+                    to: address.clone(),
+                    keep_copy: record.flag,
+                },
             ),
             _ => (
                 AccountChanges {
@@ -318,6 +383,7 @@ impl SelfService {
                 },
                 Verified::RecoveryEmail(address.clone()),
                 "recovery_email",
+                ContactChange::RecoveryEmail(address.clone()),
             ),
         };
         self.parts
@@ -325,28 +391,48 @@ impl SelfService {
             .update_account(record.account_id, &changes, now)
             .await?;
         self.record_verified(&before, field).await?;
-        if purpose == LinkPurpose::RecoveryEmail {
-            if let Some(old) = before
-                .profile
-                .recovery_email
-                .as_ref()
-                .map(|c| c.address.clone())
-                .filter(|old| *old != address)
-            {
-                self.parts
-                    .mailer
-                    .send(MailMessage::recovery_email_changed(
-                        old,
-                        lang,
-                        before.account.id,
-                        &before.account.login,
-                        &address,
-                        now,
-                    ))
-                    .await?;
+        self.notify_change(&before, &change, lang, ip).await?;
+        Ok(verified)
+    }
+
+    /// Tells the institutional address and the verified recovery address the account had
+    /// before the change (each once) that `change` took effect.
+    async fn notify_change(
+        &self,
+        before: &AccountWithProfile,
+        change: &ContactChange,
+        lang: Lang,
+        ip: Option<IpAddr>,
+    ) -> Result<(), RecoveryError> {
+        let mut recipients: Vec<Email> = Vec::new();
+        let former_recovery = before
+            .profile
+            .recovery_email
+            .as_ref()
+            .filter(|c| c.verified)
+            .map(|c| c.address.clone());
+        for address in before.account.email.iter().cloned().chain(former_recovery) {
+            if !recipients.contains(&address) {
+                recipients.push(address);
             }
         }
-        Ok(verified)
+        let ip = ip.map(|i| i.to_string());
+        let now = self.parts.clock.now();
+        for to in recipients {
+            self.parts
+                .mailer
+                .send(MailMessage::contact_changed(
+                    to,
+                    lang,
+                    before.account.id,
+                    &before.account.login,
+                    change,
+                    now,
+                    ip.as_deref(),
+                ))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn record_verified(
@@ -402,6 +488,8 @@ impl SelfService {
         session: &SsoSession,
         request_id: &str,
         code: &str,
+        lang: Lang,
+        ip: Option<IpAddr>,
     ) -> Result<MobilePhone, RecoveryError> {
         let record = self
             .codes
@@ -427,6 +515,8 @@ impl SelfService {
             )
             .await?;
         self.record_verified(&before, "mobile").await?;
+        let change = ContactChange::Mobile(mask_phone(number.as_str()));
+        self.notify_change(&before, &change, lang, ip).await?;
         Ok(number)
     }
 
@@ -449,22 +539,35 @@ impl SelfService {
         .await
     }
 
-    /// Sets or removes the mail redirect. An empty address removes it. The verified recovery
-    /// address is taken at once; another address gets a verification link and changes
-    /// nothing until it is followed (only keep-a-copy changes for the current address).
-    /// Returns whether a link was sent.
+    /// Sets or removes the mail redirect, after the current password (as every change of
+    /// where the account's mail goes: A53, ASVS 5.0 7.5.1). An empty address removes it. The
+    /// verified recovery address (or the current redirect) is taken at once; another address
+    /// gets a verification link and changes nothing until it is followed (only keep-a-copy
+    /// changes for the current address). A change that takes effect here is told to the
+    /// institutional and recovery addresses. Returns whether a link was sent.
     ///
     /// # Errors
+    /// [`RecoveryError::WrongPassword`], [`RecoveryError::Locked`],
     /// [`RecoveryError::InvalidAddress`]; storage failures.
     pub async fn set_mail_redirect(
         &self,
         session: &SsoSession,
-        address: &str,
-        keep_copy: bool,
+        choice: RedirectChoice<'_>,
         verify_url: &str,
         lang: Lang,
+        ip: Option<IpAddr>,
     ) -> Result<bool, RecoveryError> {
+        let RedirectChoice {
+            current,
+            address,
+            keep_copy,
+        } = choice;
+        self.reauthenticate(session, current, ip).await?;
+        let before = self.profile(session.account_id).await?;
         if address.trim().is_empty() {
+            if before.profile.mail_redirect.is_none() {
+                return Ok(false);
+            }
             self.update(
                 session,
                 AccountChanges {
@@ -473,10 +576,12 @@ impl SelfService {
                 },
             )
             .await?;
+            self.notify_change(&before, &ContactChange::MailRedirectRemoved, lang, ip)
+                .await?;
             return Ok(false);
         }
         let address = Email::parse(address).map_err(|_| RecoveryError::InvalidAddress)?;
-        let current = self.profile(session.account_id).await?.profile;
+        let current = &before.profile;
         let proven = current
             .recovery_email
             .as_ref()
@@ -486,11 +591,18 @@ impl SelfService {
                 .as_ref()
                 .is_some_and(|r| r.verified && r.address == address);
         if proven {
+            let unchanged = current
+                .mail_redirect
+                .as_ref()
+                .is_some_and(|r| r.verified && r.address == address && r.keep_copy == keep_copy);
+            if unchanged {
+                return Ok(false);
+            }
             self.update(
                 session,
                 AccountChanges {
                     mail_redirect: Some(Some(MailRedirect {
-                        address,
+                        address: address.clone(),
                         verified: true,
                         keep_copy,
                     })),
@@ -498,6 +610,11 @@ impl SelfService {
                 },
             )
             .await?;
+            let change = ContactChange::MailRedirect {
+                to: address,
+                keep_copy,
+            };
+            self.notify_change(&before, &change, lang, ip).await?;
             return Ok(false);
         }
         self.send_verification(

@@ -142,20 +142,20 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/mail/address_verification/body.en.txt"),
     ),
     (
-        "mail/recovery_email_changed/subject.fr.txt",
-        include_str!("../templates/mail/recovery_email_changed/subject.fr.txt"),
+        "mail/contact_changed/subject.fr.txt",
+        include_str!("../templates/mail/contact_changed/subject.fr.txt"),
     ),
     (
-        "mail/recovery_email_changed/subject.en.txt",
-        include_str!("../templates/mail/recovery_email_changed/subject.en.txt"),
+        "mail/contact_changed/subject.en.txt",
+        include_str!("../templates/mail/contact_changed/subject.en.txt"),
     ),
     (
-        "mail/recovery_email_changed/body.fr.txt",
-        include_str!("../templates/mail/recovery_email_changed/body.fr.txt"),
+        "mail/contact_changed/body.fr.txt",
+        include_str!("../templates/mail/contact_changed/body.fr.txt"),
     ),
     (
-        "mail/recovery_email_changed/body.en.txt",
-        include_str!("../templates/mail/recovery_email_changed/body.en.txt"),
+        "mail/contact_changed/body.en.txt",
+        include_str!("../templates/mail/contact_changed/body.en.txt"),
     ),
     // --- helpdesk ---
     (

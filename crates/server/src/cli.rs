@@ -474,6 +474,10 @@ fn describe(e: AccountError) -> anyhow::Error {
                 .collect();
             anyhow::anyhow!("the password was refused:\n{}", lines.join("\n"))
         }
+        AccountError::Conflict(what) if what == "login" || what == "email" => anyhow::anyhow!(
+            "the {what} is already the login or e-mail of another account (logins and e-mails \
+             are typed in the same field of the login page): choose another"
+        ),
         other => anyhow::Error::new(other),
     }
 }

@@ -3,8 +3,10 @@
 //! `sesame-core`.
 
 pub mod cas_flow;
+pub mod cas_params;
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod metrics;
 pub mod oidc_flow;
 pub mod operations;

@@ -98,6 +98,10 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         "account_verified.html",
         include_str!("../templates/account_verified.html"),
     ),
+    (
+        "account_verify_confirm.html",
+        include_str!("../templates/account_verify_confirm.html"),
+    ),
     // --- helpdesk ---
     (
         "assistance.html",

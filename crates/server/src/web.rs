@@ -21,6 +21,26 @@ use crate::templates::Renderer;
 /// Name of the language cookie set by the visible language switch.
 pub const LANG_COOKIE: &str = "sesame_lang";
 
+/// Query parameters that carry a secret (a reset or verification link's token, a code, a
+/// ticket): a page whose address has one must not send that address on as a `Referer`.
+const SECRET_PARAMETERS: &[&str] = &["token", "code", "ticket"];
+
+/// The referrer policy of ordinary pages: their address, sent to this site only. Forms
+/// rely on it: a browser sends `Origin: null` with a form posted from a `no-referrer`
+/// page, which the cross-site check must refuse.
+const PAGE_REFERRER_POLICY: &str = "same-origin";
+
+/// The referrer policy of a page whose address carries a secret ([`SECRET_PARAMETERS`]):
+/// its style sheet, logo and links get the site's origin as `Referer`, never the address
+/// with the token (security spec A49), and its forms still send their `Origin`.
+pub const SECRET_PAGE_REFERRER_POLICY: &str = "strict-origin";
+
+/// Whether the query string of `req` carries a secret ([`SECRET_PARAMETERS`]).
+pub fn carries_secret(req: &HttpRequest) -> bool {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .any(|(name, value)| !value.is_empty() && SECRET_PARAMETERS.contains(&name.as_ref()))
+}
+
 /// Shared by all requests.
 #[derive(Debug)]
 pub struct AppState {
@@ -153,7 +173,9 @@ impl AppState {
         cookie
     }
 
-    /// Renders a page. A rendering failure (broken theme) becomes a plain 500.
+    /// Renders a page. A rendering failure (broken theme) becomes a plain 500. A page whose
+    /// address carries a token gets [`SECRET_PAGE_REFERRER_POLICY`], in its `<meta>` (which
+    /// browsers obey over the header) and its header alike.
     pub fn page(
         &self,
         status: StatusCode,
@@ -166,7 +188,14 @@ impl AppState {
             Lang::Fr => Lang::En,
             Lang::En => Lang::Fr,
         };
+        let secret = carries_secret(req);
+        let referrer_policy = if secret {
+            SECRET_PAGE_REFERRER_POLICY
+        } else {
+            PAGE_REFERRER_POLICY
+        };
         let base_ctx = minijinja::context! {
+            referrer_policy => referrer_policy,
             lang => lang.tag(),
             other_lang => other.tag(),
             lang_switch_url => lang_switch_url(req, other),
@@ -177,9 +206,17 @@ impl AppState {
         };
         let merged = minijinja::context! { ..ctx, ..base_ctx };
         match self.renderer.render(template, merged) {
-            Ok(html) => HttpResponse::build(status)
-                .content_type("text/html; charset=utf-8")
-                .body(html),
+            Ok(html) => {
+                let mut res = HttpResponse::build(status);
+                res.content_type("text/html; charset=utf-8");
+                if secret {
+                    res.insert_header((
+                        actix_web::http::header::REFERRER_POLICY,
+                        SECRET_PAGE_REFERRER_POLICY,
+                    ));
+                }
+                res.body(html)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "page rendering failed");
                 HttpResponse::InternalServerError()

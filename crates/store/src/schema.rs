@@ -205,3 +205,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     assistance_requests,
     accounts,
 );
+
+// --- one identifier namespace (2026-11-30-000013_identifier_namespace) ---
+
+diesel::table! {
+    account_identifiers (identifier) {
+        identifier -> Text,
+        account_id -> Text,
+    }
+}
+
+diesel::joinable!(account_identifiers -> accounts (account_id));
+diesel::allow_tables_to_appear_in_same_query!(account_identifiers, accounts);

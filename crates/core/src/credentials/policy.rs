@@ -10,8 +10,9 @@
 //! Passwords are judged in their Unicode NFC form, the form that is hashed (`SECURITY.md` A07), so
 //! the same password typed in NFC or NFD gets the same answer. Lengths are counted in characters
 //! (Unicode scalar values). The context and blocklist rules compare *folded* text: compatibility
-//! decomposition, accents removed, lowercase (`Éloïse` matches `eloise`, `ＡＢＣ` matches `abc`).
-//! [`MAX_PASSWORD_BYTES`] is a hard cap that callers enforce before any hashing;
+//! decomposition, accents removed, lowercase (`Éloïse` matches `eloise`, `ＡＢＣ` matches `abc`);
+//! the context rule compares words, not substrings, so that the context word `ENT` does not
+//! refuse `argent` ([`PasswordContext`]). [`MAX_PASSWORD_BYTES`] is a hard cap that callers enforce before any hashing;
 //! [`PasswordPolicy::check`] enforces it as well.
 
 use std::collections::HashSet;
@@ -37,6 +38,11 @@ pub const MIN_DISTINCT_CHARACTERS: usize = 5;
 /// Context words (login, names, their parts, extra words) shorter than this many characters
 /// are ignored by the personal-information rule (`li`, `fr` would reject too much).
 pub const MIN_CONTEXT_WORD_CHARS: usize = 3;
+
+/// A login with at least this many letters and digits is refused even inside a longer word
+/// (`xxjeandupontxx`): that long, it is no chance match. Shorter logins, and names and extra
+/// words whatever their length, are refused only as words of their own.
+pub const MIN_LOGIN_SUBSTRING_CHARS: usize = 6;
 
 /// NIST SP 800-63B rev 4 minimum for a password used as a single factor.
 const DEFAULT_MIN_LENGTH: usize = 15;
@@ -127,7 +133,8 @@ pub struct PasswordPolicy {
     /// Characters that may not appear (one seed forbids `"`). Default none.
     pub forbidden_characters: String,
     /// Refuse passwords containing the login, the given or family name (or a part of them of
-    /// 3+ characters) or an extra context word, ignoring case and accents. Default on.
+    /// 3+ characters) or an extra context word as a word of its own, ignoring case and
+    /// accents (see [`PasswordContext`]). Default on.
     pub forbid_personal_info: bool,
     /// Refuse common and breached passwords, keyboard walks, passwords with fewer than
     /// [`MIN_DISTINCT_CHARACTERS`] distinct characters, and passwords that repeat a pattern
@@ -220,7 +227,9 @@ impl CharClass {
 /// Who is choosing the password, for the personal-information rule.
 ///
 /// Every field may be empty; parts shorter than [`MIN_CONTEXT_WORD_CHARS`] characters are
-/// ignored.
+/// ignored. A password is refused when it holds one of these as a word of its own, not
+/// inside another word (the context word `ENT` does not refuse `argent`), except a login of
+/// [`MIN_LOGIN_SUBSTRING_CHARS`] or more letters and digits, refused anywhere.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PasswordContext<'a> {
     /// The login (`alice.martin`, `alice.martin@etu.uca.fr`); it and each of its parts split on
@@ -257,9 +266,14 @@ pub enum PolicyViolation {
     /// A forbidden character is present (one violation per distinct forbidden character).
     #[error("{}", self.message(Lang::En))]
     ForbiddenCharacter(char),
-    /// Contains the login, a name, or an extra context word (institution, service).
+    /// Contains the login, a name, or an extra context word (institution, service), as a
+    /// word of its own (see [`PasswordContext`]); `words` are the context words found, as the
+    /// context spells them, lower-cased, so the person sees what to leave out.
     #[error("{}", self.message(Lang::En))]
-    ContainsPersonalInfo,
+    ContainsPersonalInfo {
+        /// The context words found, in context order, each once.
+        words: Vec<String>,
+    },
     /// A common or breached password, a blocklisted word padded with digits or symbols, a
     /// repeated blocklisted word, or a keyboard / alphabet / digit walk.
     #[error("{}", self.message(Lang::En))]
@@ -309,16 +323,16 @@ impl PolicyViolation {
                 "The password must not contain the character {}.",
                 quote_char(*c, lang)
             ),
-            (Lang::Fr, Self::ContainsPersonalInfo) => {
-                "Le mot de passe ne doit contenir ni votre identifiant, \
-                 ni votre nom, ni votre prénom, ni le nom de l'établissement ou de ses services."
-                    .to_owned()
-            }
-            (Lang::En, Self::ContainsPersonalInfo) => {
-                "The password must not contain your login, your family \
-                 name, your given name, or the name of the institution or of its services."
-                    .to_owned()
-            }
+            (Lang::Fr, Self::ContainsPersonalInfo { words }) => format!(
+                "Le mot de passe contient {} : il ne doit contenir ni votre identifiant, \
+                 ni votre nom, ni votre prénom, ni le nom de l'établissement ou de ses services.",
+                quote_words(words, lang)
+            ),
+            (Lang::En, Self::ContainsPersonalInfo { words }) => format!(
+                "The password contains {}: it must not contain your login, your family \
+                 name, your given name, or the name of the institution or of its services.",
+                quote_words(words, lang)
+            ),
             (Lang::Fr, Self::Common) => {
                 "Ce mot de passe est trop courant ou figure dans des listes de mots \
                  de passe divulgués : choisissez-en un autre."
@@ -355,7 +369,7 @@ impl PolicyViolation {
             Self::MissingClass(CharClass::Digit) => "missing_digit",
             Self::MissingClass(CharClass::Symbol) => "missing_symbol",
             Self::ForbiddenCharacter(_) => "forbidden_character",
-            Self::ContainsPersonalInfo => "contains_personal_info",
+            Self::ContainsPersonalInfo { .. } => "contains_personal_info",
             Self::Common => "common",
             Self::TooRepetitive => "too_repetitive",
         }
@@ -419,8 +433,11 @@ impl PasswordPolicy {
         }
 
         let folded = fold(&password);
-        if self.forbid_personal_info && contains_personal_info(&folded, ctx) {
-            violations.push(PolicyViolation::ContainsPersonalInfo);
+        if self.forbid_personal_info {
+            let words = context_words_in(&password, ctx);
+            if !words.is_empty() {
+                violations.push(PolicyViolation::ContainsPersonalInfo { words });
+            }
         }
         if self.use_blocklist {
             if distinct_chars(&folded) < MIN_DISTINCT_CHARACTERS {
@@ -638,6 +655,22 @@ fn join_list(items: &[&str], last: &str) -> String {
     }
 }
 
+/// Words between quotation marks of `lang`, as a list (`« jean » et « dupont »`).
+fn quote_words(words: &[String], lang: Lang) -> String {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| match lang {
+            Lang::Fr => format!("« {w} »"),
+            Lang::En => format!("“{w}”"),
+        })
+        .collect();
+    let quoted: Vec<&str> = quoted.iter().map(String::as_str).collect();
+    match lang {
+        Lang::Fr => join_list(&quoted, " et "),
+        Lang::En => join_list(&quoted, " and "),
+    }
+}
+
 /// A character between quotation marks of `lang`, invisible ones named.
 fn quote_char(c: char, lang: Lang) -> String {
     let shown = match (lang, c) {
@@ -723,47 +756,212 @@ fn distinct_chars(s: &str) -> usize {
     s.chars().collect::<HashSet<char>>().len()
 }
 
-/// Whether the folded password contains a context word of `ctx`.
-fn contains_personal_info(folded: &str, ctx: &PasswordContext<'_>) -> bool {
-    let needles = context_needles(ctx);
-    if needles.is_empty() {
-        return false;
+/// One word a password may not contain: its folded tokens, how the context spells it, and
+/// whether it also counts inside a longer word.
+#[derive(Debug)]
+struct ContextWord {
+    /// Folded tokens (`Université Clermont` → `universite`, `clermont`).
+    tokens: Vec<String>,
+    /// The tokens joined (`universiteclermont`).
+    joined: String,
+    /// As the context spells it, trimmed and lower-cased, for the message.
+    shown: String,
+    /// Found even inside a longer word (only the login, when long enough).
+    as_substring: bool,
+}
+
+/// The context words of `ctx` that the NFC `password` contains, as the context spells them,
+/// each once, in context order (login, given name, family name, extra words).
+///
+/// A context word counts where it stands as a word of its own: the password is cut into
+/// tokens at every character that is neither a letter nor a digit, between a lowercase and an
+/// uppercase letter (`MotDePasse`), before the last capital of a capitalised run followed by
+/// lowercase (`ENTPassword`), and between letters and digits (`dupont2025`); tokens are
+/// folded (case, accents). A context word is found when a token equals it (or equals its
+/// tokens joined: `universiteclermont`), when consecutive tokens equal its tokens
+/// (`Université Clermont`), or when it is spelt out letter by letter (`d.u.p.o.n.t`). So the
+/// context word `ENT` refuses `mon ENT 2025` and `ENT2025` but not `argent`, `parent` or
+/// `moment`. The same is done with the usual leet substitutions undone (`dup0nt`).
+///
+/// The login is also found inside a longer word when its letters and digits number at least
+/// [`MIN_LOGIN_SUBSTRING_CHARS`]: `jean.dupont` in `xxjeandupontxx`. Shorter logins, names
+/// and extra words are only found as words: inside another word they are as likely to be
+/// chance (`ana` in `banane`) as a hint to the password.
+fn context_words_in(password: &str, ctx: &PasswordContext<'_>) -> Vec<String> {
+    let words = context_words(ctx);
+    if words.is_empty() {
+        return Vec::new();
     }
-    let mut haystacks = vec![folded.to_owned()];
-    haystacks.extend(unleet_variants(folded));
-    let compact: Vec<String> = haystacks.iter().map(|h| alphanumeric_only(h)).collect();
-    haystacks.extend(compact);
-    needles.iter().any(|needle| {
-        haystacks
+    let mut variants = vec![password.to_owned()];
+    for one in ['i', 'l'] {
+        let variant = unleet_keeping_case(password, one);
+        if !variants.contains(&variant) {
+            variants.push(variant);
+        }
+    }
+    let tokenised: Vec<Vec<String>> = variants.iter().map(|v| tokens(v)).collect();
+    let compact: Vec<String> = variants
+        .iter()
+        .map(|v| alphanumeric_only(&fold(v)))
+        .collect();
+    let mut found: Vec<&ContextWord> = Vec::new();
+    for word in &words {
+        // A part of a word already named (`dupont` of `jean.dupont`) adds nothing.
+        if found
             .iter()
-            .any(|haystack| haystack.contains(needle.as_str()))
+            .any(|f| f.joined.contains(word.joined.as_str()))
+        {
+            continue;
+        }
+        let present = tokenised.iter().any(|t| contains_word(t, word))
+            || (word.as_substring && compact.iter().any(|c| c.contains(word.joined.as_str())));
+        if present {
+            found.push(word);
+        }
+    }
+    let mut shown: Vec<String> = Vec::new();
+    for word in found {
+        if !shown.contains(&word.shown) {
+            shown.push(word.shown.clone());
+        }
+    }
+    shown
+}
+
+/// Whether the token sequence `tokens` holds `word` (see [`context_words_in`]).
+fn contains_word(tokens: &[String], word: &ContextWord) -> bool {
+    let n = word.tokens.len();
+    (0..tokens.len()).any(|i| {
+        if tokens[i] == word.joined {
+            return true;
+        }
+        if n > 1 && tokens.len() - i >= n && tokens[i..i + n] == word.tokens[..] {
+            return true;
+        }
+        // Spelt out: single characters that join into the word.
+        let mut spelt = String::new();
+        for token in tokens[i..].iter().take_while(|t| t.chars().count() == 1) {
+            spelt.push_str(token);
+            if spelt.len() >= word.joined.len() {
+                break;
+            }
+        }
+        spelt.chars().count() > 1 && spelt == word.joined
     })
 }
 
-/// The folded words of `ctx` a password may not contain.
-fn context_needles(ctx: &PasswordContext<'_>) -> Vec<String> {
-    let mut needles = Vec::new();
-    for whole in [ctx.login, ctx.given_name, ctx.family_name] {
-        let folded = fold(whole);
-        push_needle(&mut needles, folded.trim());
-        push_needle(&mut needles, &alphanumeric_only(&folded));
-        for part in folded.split(is_context_separator) {
-            push_needle(&mut needles, part);
+/// The words of `ctx` a password may not contain: the login, the names, each of their parts
+/// (split on `.`, `-`, `_`, `@`, `'`, `+` and spaces), and each extra word as a whole.
+fn context_words(ctx: &PasswordContext<'_>) -> Vec<ContextWord> {
+    let mut words: Vec<ContextWord> = Vec::new();
+    let mut push = |raw: &str, as_substring: bool| {
+        let tokens = tokens(raw);
+        let joined: String = tokens.concat();
+        if joined.chars().count() < MIN_CONTEXT_WORD_CHARS
+            || words.iter().any(|w| w.tokens == tokens)
+        {
+            return;
+        }
+        let as_substring = as_substring && joined.chars().count() >= MIN_LOGIN_SUBSTRING_CHARS;
+        words.push(ContextWord {
+            tokens,
+            joined,
+            shown: raw.trim().to_lowercase(),
+            as_substring,
+        });
+    };
+    for (whole, is_login) in [
+        (ctx.login, true),
+        (ctx.given_name, false),
+        (ctx.family_name, false),
+    ] {
+        push(whole, is_login);
+        for part in whole.split(is_context_separator) {
+            push(part, false);
         }
     }
     for word in ctx.extra_words {
-        let folded = fold(word);
-        push_needle(&mut needles, folded.trim());
-        push_needle(&mut needles, &alphanumeric_only(&folded));
+        push(word, false);
     }
-    needles
+    words
 }
 
-/// Adds `needle` unless it is too short or already there.
-fn push_needle(needles: &mut Vec<String>, needle: &str) {
-    if needle.chars().count() >= MIN_CONTEXT_WORD_CHARS && !needles.iter().any(|n| n == needle) {
-        needles.push(needle.to_owned());
+/// The folded tokens of `s` (see [`context_words_in`] for where it is cut).
+fn tokens(s: &str) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if is_combining_mark(c) {
+            // Part of the letter before it (a mark NFC could not compose).
+            current.push(c);
+            continue;
+        }
+        if !c.is_alphanumeric() {
+            flush_token(&mut current, &mut out);
+            continue;
+        }
+        if let Some(before) = current.chars().rev().find(|b| !is_combining_mark(*b)) {
+            let after = chars.get(i + 1).copied();
+            let letter_digit = before.is_alphabetic() != c.is_alphabetic();
+            let lower_upper = before.is_lowercase() && c.is_uppercase();
+            let capital_run_ends =
+                before.is_uppercase() && c.is_uppercase() && after.is_some_and(char::is_lowercase);
+            if letter_digit || lower_upper || capital_run_ends {
+                flush_token(&mut current, &mut out);
+            }
+        }
+        current.push(c);
     }
+    flush_token(&mut current, &mut out);
+    out
+}
+
+fn flush_token(current: &mut String, out: &mut Vec<String>) {
+    if !current.is_empty() {
+        out.push(fold(current));
+        current.clear();
+    }
+}
+
+/// Undoes the usual "leet" substitutions (`D@p0nt` → `Dapont`), each substitute taking the
+/// case of the next letter of its word (else the previous one), so that undoing them cuts
+/// no word in two: `DUP0NT` → `DUPONT`, `M@rtin` → `Martin`. `1` reads as `one`.
+fn unleet_keeping_case(s: &str, one: char) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let letter_for = |c: char| match c {
+        '@' | '4' => Some('a'),
+        '3' => Some('e'),
+        '1' | '!' | '|' => Some(one),
+        '0' => Some('o'),
+        '$' | '5' => Some('s'),
+        '7' => Some('t'),
+        _ => None,
+    };
+    let in_word = |c: char| c.is_alphanumeric() || letter_for(c).is_some();
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let Some(letter) = letter_for(c) else {
+                return c;
+            };
+            let next = chars[i + 1..]
+                .iter()
+                .take_while(|c| in_word(**c))
+                .find(|c| c.is_alphabetic());
+            let previous = chars[..i]
+                .iter()
+                .rev()
+                .take_while(|c| in_word(**c))
+                .find(|c| c.is_alphabetic());
+            if next.or(previous).is_some_and(|c| c.is_uppercase()) {
+                letter.to_ascii_uppercase()
+            } else {
+                letter
+            }
+        })
+        .collect()
 }
 
 /// Whether the folded password is common: see [`PolicyViolation::Common`].
@@ -917,6 +1115,13 @@ mod tests {
         PasswordPolicy::default().check(password, &ctx_alice())
     }
 
+    /// The personal-information violation naming `words`.
+    fn personal(words: &[&str]) -> PolicyViolation {
+        PolicyViolation::ContainsPersonalInfo {
+            words: words.iter().map(|w| (*w).to_owned()).collect(),
+        }
+    }
+
     fn seed(name: &str) -> PasswordPolicy {
         seed_examples()
             .into_iter()
@@ -999,7 +1204,7 @@ mod tests {
     fn personal_info_alone() {
         assert_eq!(
             check_default("Martin aime les framboises"),
-            Err(vec![PolicyViolation::ContainsPersonalInfo])
+            Err(vec![personal(&["martin"])])
         );
     }
 
@@ -1056,7 +1261,7 @@ mod tests {
                 PolicyViolation::MissingClass(CharClass::Digit),
                 PolicyViolation::ForbiddenCharacter('\''),
                 PolicyViolation::ForbiddenCharacter('"'),
-                PolicyViolation::ContainsPersonalInfo,
+                personal(&["alice"]),
             ])
         );
         assert_eq!(
@@ -1191,22 +1396,24 @@ mod tests {
     fn a06_login_with_year_and_symbols_rejected() {
         assert_eq!(
             check_default("alice.martin2025!!!"),
-            Err(vec![PolicyViolation::ContainsPersonalInfo])
+            Err(vec![personal(&["alice.martin"])])
         );
         let by_login_only = PasswordContext {
             login: "alice.martin",
             ..PasswordContext::default()
         };
-        for password in [
-            "alice.martin2025!!!",
-            "ALICEMARTIN2025!!!",
-            "Àlice-Mârtin 2025 !!!",
-            "@l1ce2025#########",
-            "le jardin de martin en mai",
+        for (password, word) in [
+            ("alice.martin2025!!!", "alice.martin"),
+            ("ALICEMARTIN2025!!!", "alice.martin"),
+            ("Àlice-Mârtin 2025 !!!", "alice.martin"),
+            ("AliceMartin est là 2025", "alice.martin"),
+            ("@l1ce2025#########", "alice"),
+            ("le jardin de martin en mai", "martin"),
+            ("le jardin de M@RT1N en mai", "martin"),
         ] {
             assert_eq!(
                 PasswordPolicy::default().check(password, &by_login_only),
-                Err(vec![PolicyViolation::ContainsPersonalInfo]),
+                Err(vec![personal(&[word])]),
                 "{password}"
             );
         }
@@ -1226,22 +1433,102 @@ mod tests {
             extra_words: &words,
         };
         let p = PasswordPolicy::default();
-        for password in [
-            "J'adore MOODLE le matin !",
-            "universiteclermontauvergne!",
-            "Une journée à l'Université Clermont Auvergne",
-            "eloise adore les tartes",
-            "famille durand en vacances",
-            "mon numéro e123456 est secret",
+        for (password, word) in [
+            ("J'adore MOODLE le matin !", "moodle"),
+            (
+                "universiteclermontauvergne!",
+                "université clermont auvergne",
+            ),
+            (
+                "Une journée à l'Université Clermont Auvergne",
+                "université clermont auvergne",
+            ),
+            ("eloise adore les tartes", "éloïse"),
+            ("famille durand en vacances", "durand"),
+            ("mon numéro e123456 est secret", "e123456"),
+            ("mon numéro E-123456 est secret", "e123456"),
         ] {
             assert_eq!(
                 p.check(password, &ctx),
-                Err(vec![PolicyViolation::ContainsPersonalInfo]),
+                Err(vec![personal(&[word])]),
                 "{password}"
             );
         }
         // Parts under 3 characters ("le", "uc") are ignored.
         assert_eq!(p.check("le lucane vole la nuit", &ctx), Ok(()));
+    }
+
+    #[test]
+    fn context_words_count_as_words_not_inside_other_words() {
+        let words = vec!["ENT".to_owned(), "UCA".to_owned()];
+        let ctx = PasswordContext {
+            login: "jean.dupont",
+            given_name: "Jean",
+            family_name: "Dupont",
+            extra_words: &words,
+        };
+        let p = PasswordPolicy::default();
+        // "ent" and "uca" inside ordinary words: accepted.
+        for password in [
+            "de l'argent pour les parents",
+            "un moment de calme au bord de l'eau",
+            "educational toys for the whole family",
+            "Argent Parent Moment Serpent",
+        ] {
+            assert_eq!(p.check(password, &ctx), Ok(()), "{password}");
+        }
+        // As words of their own, however written: refused, naming the word.
+        for (password, word) in [
+            ("mon ENT est le meilleur de tous", "ent"),
+            ("ENT2025 est le meilleur de tous", "ent"),
+            ("MonENTEstLeMeilleurDeTous", "ent"),
+            ("le portail e.n.t est le meilleur", "ent"),
+            ("le portail 3NT est le meilleur", "ent"),
+            ("connecté à l'UCA depuis hier soir", "uca"),
+        ] {
+            assert_eq!(
+                p.check(password, &ctx),
+                Err(vec![personal(&[word])]),
+                "{password}"
+            );
+        }
+        // Names as words (and leet), the login even inside a longer word.
+        for (password, expected) in [
+            ("les vacances de Dupont en mai", vec!["dupont"]),
+            ("les vacances de DUP0NT en mai", vec!["dupont"]),
+            ("Jean part en vacances demain", vec!["jean"]),
+            ("xxjeandupontxx est mon secret", vec!["jean.dupont"]),
+            ("Jean et Dupont sont à l'ENT", vec!["jean", "dupont", "ent"]),
+        ] {
+            assert_eq!(
+                p.check(password, &ctx),
+                Err(vec![personal(&expected)]),
+                "{password}"
+            );
+        }
+        // A name inside a longer word is chance, not a hint: accepted.
+        assert_eq!(p.check("les dupontiers fleurissent tôt", &ctx), Ok(()));
+        assert_eq!(p.check("jeanne adore les tulipes", &ctx), Ok(()));
+        // A short login is only refused as a word.
+        let short = PasswordContext {
+            login: "ana",
+            ..PasswordContext::default()
+        };
+        assert_eq!(p.check("une banane bien mûre au soleil", &short), Ok(()));
+        assert_eq!(
+            p.check("moi c'est ana et j'aime le soleil", &short),
+            Err(vec![personal(&["ana"])])
+        );
+    }
+
+    #[test]
+    fn tokens_cut_at_separators_case_changes_and_digits() {
+        assert_eq!(
+            tokens("MotDePasse-ENTPortail2025 l'Élève"),
+            ["mot", "de", "passe", "ent", "portail", "2025", "l", "eleve"]
+        );
+        assert_eq!(tokens("argent"), ["argent"]);
+        assert_eq!(unleet_keeping_case("M@rt1n DUP0NT", 'i'), "Martin DUPONT");
     }
 
     // --- SECURITY.md A07 ---
@@ -1375,7 +1662,7 @@ mod tests {
         assert_eq!(p.check("Kx9#mP2vLq", &ctx), Ok(()));
         assert_eq!(
             p.check("Alaoui#2024x", &ctx),
-            Err(vec![PolicyViolation::ContainsPersonalInfo])
+            Err(vec![personal(&["alaoui"])])
         );
         assert_eq!(
             p.check("Kx9#mP2\"vLq", &ctx),
@@ -1466,9 +1753,13 @@ mod tests {
             V::ForbiddenCharacter(' ').message(Lang::Fr),
             "Le mot de passe ne doit pas contenir le caractère « espace »."
         );
-        assert!(V::ContainsPersonalInfo.message(Lang::Fr).starts_with(
-            "Le mot de passe ne doit contenir ni votre identifiant, ni votre nom, ni votre prénom"
+        assert!(personal(&["dupont"]).message(Lang::Fr).starts_with(
+            "Le mot de passe contient « dupont » : il ne doit contenir ni votre identifiant, \
+             ni votre nom, ni votre prénom"
         ));
+        assert!(personal(&["jean", "ent"])
+            .message(Lang::En)
+            .starts_with("The password contains “jean” and “ent”: it must not contain"));
 
         let all = [
             V::TooShort { min: 15 },
@@ -1479,7 +1770,7 @@ mod tests {
             V::MissingClass(CharClass::Digit),
             V::MissingClass(CharClass::Symbol),
             V::ForbiddenCharacter('"'),
-            V::ContainsPersonalInfo,
+            personal(&["dupont"]),
             V::Common,
             V::TooRepetitive,
         ];

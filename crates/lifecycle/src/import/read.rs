@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde_json::value::RawValue;
-use sesame_core::ids::{Affiliation, Email, HrId, MobilePhone};
+use sesame_core::ids::{Affiliation, Email, HrId, IdentifierKind, MobilePhone};
 use sesame_core::national_id::{NationalId, NationalIdHash, NationalIdKey};
 use time::{Date, Month};
 
@@ -132,6 +132,24 @@ pub enum RejectReason {
     /// Another account already has this `hr_id` (written by someone else meanwhile).
     #[error("hr_id {0} already belongs to another account")]
     HrIdTaken(HrId),
+    /// The login or institutional e-mail this person would get is another account's e-mail
+    /// or login: the login page takes either in one field, so they share one namespace.
+    #[error("the {field} {value} this person would get is already the {} of another account (logins and e-mails are typed in the same field of the login page): give that account this hr_id if it is the same person, or change its login", held_as_text(*.held_as))]
+    IdentifierTaken {
+        /// The field the person would get.
+        field: IdentifierKind,
+        /// Its value.
+        value: String,
+        /// What it is to the account that holds it.
+        held_as: IdentifierKind,
+    },
+}
+
+fn held_as_text(kind: IdentifierKind) -> &'static str {
+    match kind {
+        IdentifierKind::Login => "login",
+        IdentifierKind::Email => "e-mail",
+    }
 }
 
 fn join_lines(lines: &[usize]) -> String {

@@ -19,7 +19,7 @@
 //!   ([`super::client_assertion`]). A `jwks` on a client using another method is refused,
 //!   like an unused secret, so that nobody believes it is checked.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use sesame_core::random;
@@ -222,6 +222,10 @@ pub struct ClientRegistryError {
 #[derive(Debug, Clone, Default)]
 pub struct ClientRegistry {
     clients: HashMap<String, OidcClient>,
+    /// The origins (`https://app.example.org`) of the public clients' redirect URIs: the
+    /// single-page applications allowed to call the token, revocation and UserInfo endpoints
+    /// from the browser (CORS). Computed once, when the registry is built.
+    public_origins: HashSet<String>,
 }
 
 fn is_loopback_host(host: &str) -> bool {
@@ -340,7 +344,27 @@ impl ClientRegistry {
             }
             by_id.insert(client.client_id.clone(), client);
         }
-        Ok(Self { clients: by_id })
+        let public_origins = by_id
+            .values()
+            .filter(|c| c.public)
+            .flat_map(|c| &c.redirect_uris)
+            .filter_map(|uri| url::Url::parse(uri).ok())
+            .map(|url| url.origin())
+            .filter(url::Origin::is_tuple)
+            .map(|origin| origin.ascii_serialization())
+            .collect();
+        Ok(Self {
+            clients: by_id,
+            public_origins,
+        })
+    }
+
+    /// Whether a browser page of `origin` (an `Origin` header, exactly as sent) may read the
+    /// answers of the token, revocation and UserInfo endpoints: it is the origin of a
+    /// redirect URI of a public client (a single-page application). Confidential clients
+    /// call from their servers and need no CORS.
+    pub fn is_public_client_origin(&self, origin: &str) -> bool {
+        self.public_origins.contains(origin)
     }
 
     /// The client with this `client_id`.
@@ -412,6 +436,39 @@ pub(crate) mod tests {
             token_endpoint_auth_method: TokenEndpointAuthMethod::None,
             redirect_uris: vec!["http://127.0.0.1:8765/cb".to_owned()],
             ..confidential(id)
+        }
+    }
+
+    #[test]
+    fn only_public_clients_redirect_origins_may_call_from_the_browser() {
+        let spa = OidcClient {
+            redirect_uris: vec![
+                "https://spa.example.org/callback?x=1".to_owned(),
+                "https://spa.example.org:8443/cb".to_owned(),
+                "http://127.0.0.1:8765/cb".to_owned(),
+            ],
+            ..public("spa")
+        };
+        let registry = ClientRegistry::new(vec![confidential("moodle"), spa]).unwrap();
+        for allowed in [
+            "https://spa.example.org",
+            "https://spa.example.org:8443",
+            "http://127.0.0.1:8765",
+        ] {
+            assert!(registry.is_public_client_origin(allowed), "{allowed}");
+        }
+        for refused in [
+            // A confidential client's origin, other ports, schemes, hosts, forms.
+            "https://app.example.org",
+            "https://spa.example.org:443",
+            "http://spa.example.org",
+            "https://spa.example.org/",
+            "https://evil.example",
+            "null",
+            "*",
+            "",
+        ] {
+            assert!(!registry.is_public_client_origin(refused), "{refused}");
         }
     }
 

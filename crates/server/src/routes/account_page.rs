@@ -1,8 +1,9 @@
 //! `GET /account` ("Mon compte") and its forms: `POST /account/password`,
 //! `/account/recovery-email`, `/account/mobile`, `/account/mobile/verify`,
 //! `/account/directory`, `/account/redirect`, `/account/sessions/revoke`; and
-//! `GET /account/verify` (the link that proves a new address). The rules live in
-//! `sesame_lifecycle::self_service`; this module renders them.
+//! `GET|POST /account/verify` (the link that proves a new address: its page has a button
+//! that posts, so that opening the link, by a person or a mail scanner, changes nothing).
+//! The rules live in `sesame_lifecycle::self_service`; this module renders them.
 //!
 //! Every form needs the SSO session and carries a token derived from its cookie, which a
 //! cross-site page cannot know; a foreign `Origin` is refused as well.
@@ -18,7 +19,7 @@ use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
 use sesame_core::sms::mask_phone;
 use sesame_lifecycle::recovery::{RecoveryError, Refusal};
-use sesame_lifecycle::self_service::{mobile_sms_text, PasswordChange, Verified};
+use sesame_lifecycle::self_service::{mobile_sms_text, PasswordChange, RedirectChoice, Verified};
 use time::OffsetDateTime;
 use time_tz::OffsetDateTimeExt;
 
@@ -39,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account/directory", web::post().to(set_directory))
         .route("/account/redirect", web::post().to(set_redirect))
         .route("/account/sessions/revoke", web::post().to(revoke_session))
-        .route("/account/verify", web::get().to(verify_address));
+        .route("/account/verify", web::get().to(show_verify_address))
+        .route("/account/verify", web::post().to(verify_address));
 }
 
 /// The token every form of the page carries.
@@ -559,6 +561,8 @@ pub async fn verify_mobile(
             &session,
             request_id,
             form.code.as_deref().unwrap_or_default(),
+            lang,
+            state.client_ip(&req),
         )
         .await
     {
@@ -619,14 +623,21 @@ pub async fn set_directory(
 }
 
 /// `POST /account/redirect`
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RedirectForm {
     csrf: Option<String>,
+    current: Option<String>,
     address: Option<String>,
     keep_copy: Option<String>,
 }
 
-/// `POST /account/redirect`: the mail redirect and keep-a-copy.
+impl std::fmt::Debug for RedirectForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedirectForm").finish_non_exhaustive()
+    }
+}
+
+/// `POST /account/redirect`: current password, then the mail redirect and keep-a-copy.
 pub async fn set_redirect(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -643,10 +654,15 @@ pub async fn set_redirect(
         .is_some_and(|v| v == "true" || v == "on");
     let address = form.address.as_deref().unwrap_or_default();
     let verify_url = format!("{}/account/verify", state.base());
+    let choice = RedirectChoice {
+        current: Password::new(form.current.as_deref().unwrap_or_default()),
+        address,
+        keep_copy,
+    };
     match state
         .services
         .self_service
-        .set_mail_redirect(&session, address, keep_copy, &verify_url, lang)
+        .set_mail_redirect(&session, choice, &verify_url, lang, state.client_ip(&req))
         .await
     {
         Ok(link_sent) => {
@@ -716,7 +732,7 @@ pub async fn revoke_session(
     }
 }
 
-/// Query of the verification link.
+/// Query of the verification link, and the form of its page.
 #[derive(Deserialize)]
 pub struct VerifyQuery {
     kind: Option<String>,
@@ -732,21 +748,100 @@ impl std::fmt::Debug for VerifyQuery {
     }
 }
 
-/// `GET /account/verify?kind=recovery|redirect&token=`: proves an address (works without a
-/// session: the link may be opened on another device).
-pub async fn verify_address(
+/// The page of a link that is not (or no longer) valid, or 503.
+fn link_refused(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    e: &RecoveryError,
+) -> HttpResponse {
+    match e {
+        RecoveryError::Refused(_) | RecoveryError::InvalidAddress => state.error_page(
+            StatusCode::BAD_REQUEST,
+            lang,
+            req,
+            "error_title",
+            "account_error_link",
+        ),
+        other => {
+            tracing::error!(error = %other, "address verification failed");
+            state.unavailable(req, lang)
+        }
+    }
+}
+
+/// `GET /account/verify?kind=recovery|redirect&token=`: what the link would prove, and a
+/// button that posts it. Changes nothing: a mail scanner, a preview or a person who did not
+/// ask for it opening the link commits nothing. Works without a session (the link may be
+/// opened on another device).
+pub async fn show_verify_address(
     state: web::Data<AppState>,
     req: HttpRequest,
     query: web::Query<VerifyQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, query.lang.as_deref());
-    let mut res = match state
+    let kind = query.kind.as_deref().unwrap_or_default();
+    let token: String = query
+        .token
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .take(128)
+        .collect();
+    match state
+        .services
+        .self_service
+        .check_address_link(kind, &token)
+        .await
+    {
+        Ok(pending) => {
+            let (key, kind, address) = match &pending.verified {
+                Verified::RecoveryEmail(a) => ("account_verify_recovery", "recovery", a),
+                Verified::MailRedirect(a) => ("account_verify_redirect", "redirect", a),
+            };
+            let question = state
+                .renderer
+                .text(lang, key)
+                .replace("{address}", address.as_str())
+                .replace("{login}", pending.login.as_str());
+            state.page(
+                StatusCode::OK,
+                "account_verify_confirm.html",
+                lang,
+                &req,
+                minijinja::context! { question => question, kind => kind, token => token },
+            )
+        }
+        Err(e) => link_refused(&state, &req, lang, &e),
+    }
+}
+
+/// `POST /account/verify`: the button of the link's page; writes the proven address and
+/// tells the institutional and former recovery addresses.
+pub async fn verify_address(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<VerifyQuery>,
+) -> HttpResponse {
+    let lang = state.lang(&req, form.lang.as_deref());
+    // The token in the form is the proof; a foreign page cannot post one it was not sent.
+    if is_cross_site(&state, &req) {
+        return state.error_page(
+            StatusCode::FORBIDDEN,
+            lang,
+            &req,
+            "error_title",
+            "error_form_expired",
+        );
+    }
+    match state
         .services
         .self_service
         .confirm_address(
-            query.kind.as_deref().unwrap_or_default(),
-            query.token.as_deref().unwrap_or_default(),
+            form.kind.as_deref().unwrap_or_default(),
+            form.token.as_deref().unwrap_or_default(),
             lang,
+            state.client_ip(&req),
         )
         .await
     {
@@ -767,21 +862,6 @@ pub async fn verify_address(
                 minijinja::context! { message => message },
             )
         }
-        Err(RecoveryError::Refused(_)) => state.error_page(
-            StatusCode::BAD_REQUEST,
-            lang,
-            &req,
-            "error_title",
-            "account_error_link",
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "address verification failed");
-            state.unavailable(&req, lang)
-        }
-    };
-    res.headers_mut().insert(
-        actix_web::http::header::REFERRER_POLICY,
-        actix_web::http::header::HeaderValue::from_static("no-referrer"),
-    );
-    res
+        Err(e) => link_refused(&state, &req, lang, &e),
+    }
 }

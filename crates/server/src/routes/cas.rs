@@ -3,29 +3,79 @@
 //! `GET /cas/p3/serviceValidate`, `GET /cas/p3/proxyValidate` (3.0, with attributes),
 //! `GET /cas/proxy`, `POST /cas/samlValidate` (SAML 1.1).
 //!
+//! Their query strings are read strictly ([`crate::cas_params`]): a repeated parameter, a
+//! broken encoding or an oversized query or body is answered in CAS's own format, with
+//! status 400 (413 for a body), never with the framework's plain text (A57).
+//!
 //! These are the hot path of every CAS login: one store round trip takes the ticket and reads
 //! its session; the attributes come captured in the ticket, so the database is read only for
 //! proxy tickets of services released attributes.
 
-use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures::StreamExt;
 use sesame_core::account::Account;
 use sesame_protocol::cas::response::{self as cas_xml};
 use sesame_protocol::cas::tickets::{CasError, CasErrorCode, TicketGrant, ValidationRequest};
 use sesame_protocol::services::RegisteredService;
 
+use crate::cas_params::{asks_for_json, CasParams, MalformedQuery};
 use crate::proxy_callback;
 use crate::web::AppState;
 
 /// Parameters of the validation endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct ValidateQuery {
     service: Option<String>,
     ticket: Option<String>,
     renew: Option<String>,
-    #[serde(rename = "pgtUrl")]
     pgt_url: Option<String>,
     format: Option<String>,
+}
+
+impl ValidateQuery {
+    /// The parameters of `req`'s query string, read strictly.
+    fn read(req: &HttpRequest) -> Result<Self, MalformedQuery> {
+        let params = CasParams::parse(req.query_string())?;
+        let get = |name: &str| params.get(name).map(str::to_owned);
+        Ok(Self {
+            service: get("service"),
+            ticket: get("ticket"),
+            renew: get("renew"),
+            pgt_url: get("pgtUrl"),
+            format: get("format"),
+        })
+    }
+}
+
+/// Logs a malformed request by its kind only: its names and values are the sender's.
+fn log_malformed(e: &MalformedQuery) {
+    let kind = match e {
+        MalformedQuery::TooLong => "too_long",
+        MalformedQuery::Repeated(_) => "repeated_parameter",
+        MalformedQuery::BadEncoding(_) => "bad_encoding",
+    };
+    tracing::info!(cas.problem = kind, "malformed CAS request refused");
+}
+
+/// The answer of `/serviceValidate`, `/proxyValidate` and `/p3/*` to a malformed query: a
+/// CAS `INVALID_REQUEST` failure, in JSON if the query asks for it, with status 400.
+fn malformed_validation(req: &HttpRequest, e: &MalformedQuery) -> HttpResponse {
+    log_malformed(e);
+    let message = e.to_string();
+    let mut res = if asks_for_json(req.query_string()) {
+        json(cas_xml::service_response_failure_json(
+            CasErrorCode::InvalidRequest,
+            &message,
+        ))
+    } else {
+        xml(cas_xml::service_response_failure(
+            CasErrorCode::InvalidRequest,
+            &message,
+        ))
+    };
+    *res.status_mut() = StatusCode::BAD_REQUEST;
+    res
 }
 
 /// Which protocol version and ticket kinds an endpoint serves.
@@ -248,11 +298,12 @@ fn json(body: String) -> HttpResponse {
         .body(body)
 }
 
-async fn service_validate(
-    state: &AppState,
-    query: &ValidateQuery,
-    endpoint: Endpoint,
-) -> HttpResponse {
+async fn service_validate(state: &AppState, req: &HttpRequest, endpoint: Endpoint) -> HttpResponse {
+    let query = match ValidateQuery::read(req) {
+        Ok(q) => q,
+        Err(e) => return malformed_validation(req, &e),
+    };
+    let query = &query;
     let as_json = query
         .format
         .as_deref()
@@ -288,42 +339,36 @@ async fn service_validate(
 }
 
 /// `GET /cas/serviceValidate`
-pub async fn service_validate_v2(
-    state: web::Data<AppState>,
-    query: web::Query<ValidateQuery>,
-) -> HttpResponse {
-    service_validate(&state, &query, Endpoint::V2Service).await
+pub async fn service_validate_v2(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    service_validate(&state, &req, Endpoint::V2Service).await
 }
 
 /// `GET /cas/proxyValidate`
-pub async fn proxy_validate_v2(
-    state: web::Data<AppState>,
-    query: web::Query<ValidateQuery>,
-) -> HttpResponse {
-    service_validate(&state, &query, Endpoint::V2Proxy).await
+pub async fn proxy_validate_v2(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    service_validate(&state, &req, Endpoint::V2Proxy).await
 }
 
 /// `GET /cas/p3/serviceValidate`
-pub async fn service_validate_v3(
-    state: web::Data<AppState>,
-    query: web::Query<ValidateQuery>,
-) -> HttpResponse {
-    service_validate(&state, &query, Endpoint::V3Service).await
+pub async fn service_validate_v3(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    service_validate(&state, &req, Endpoint::V3Service).await
 }
 
 /// `GET /cas/p3/proxyValidate`
-pub async fn proxy_validate_v3(
-    state: web::Data<AppState>,
-    query: web::Query<ValidateQuery>,
-) -> HttpResponse {
-    service_validate(&state, &query, Endpoint::V3Proxy).await
+pub async fn proxy_validate_v3(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    service_validate(&state, &req, Endpoint::V3Proxy).await
 }
 
 /// `GET /cas/validate` (CAS 1.0): `yes\nuser\n` or `no\n\n`.
-pub async fn validate_v1(
-    state: web::Data<AppState>,
-    query: web::Query<ValidateQuery>,
-) -> HttpResponse {
+pub async fn validate_v1(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let query = match ValidateQuery::read(&req) {
+        Ok(q) => q,
+        Err(e) => {
+            log_malformed(&e);
+            return HttpResponse::BadRequest()
+                .content_type("text/plain; charset=utf-8")
+                .body(cas_xml::validate_v1_failure());
+        }
+    };
     let outcome = validate_ticket(
         &state,
         query.ticket.as_deref(),
@@ -344,19 +389,23 @@ pub async fn validate_v1(
         .body(body)
 }
 
-/// Parameters of `/cas/proxy`.
-#[derive(Debug, Deserialize)]
-pub struct ProxyQuery {
-    pgt: Option<String>,
-    #[serde(rename = "targetService")]
-    target_service: Option<String>,
-}
-
 /// `GET /cas/proxy`: a proxy ticket for `targetService` from a proxy-granting ticket.
-pub async fn proxy(state: web::Data<AppState>, query: web::Query<ProxyQuery>) -> HttpResponse {
+pub async fn proxy(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let params = match CasParams::parse(req.query_string()) {
+        Ok(p) => p,
+        Err(e) => {
+            log_malformed(&e);
+            let mut res = xml(cas_xml::proxy_failure(
+                CasErrorCode::InvalidRequest,
+                &e.to_string(),
+            ));
+            *res.status_mut() = StatusCode::BAD_REQUEST;
+            return res;
+        }
+    };
     let (Some(pgt), Some(target)) = (
-        query.pgt.as_deref().filter(|p| !p.is_empty()),
-        query.target_service.as_deref().filter(|t| !t.is_empty()),
+        params.get("pgt").filter(|p| !p.is_empty()),
+        params.get("targetService").filter(|t| !t.is_empty()),
     ) else {
         return xml(cas_xml::proxy_failure(
             CasErrorCode::InvalidRequest,
@@ -380,24 +429,83 @@ pub async fn proxy(state: web::Data<AppState>, query: web::Query<ProxyQuery>) ->
     }
 }
 
-/// Parameters of `/cas/samlValidate`.
-#[derive(Debug, Deserialize)]
-pub struct SamlQuery {
-    #[serde(rename = "TARGET")]
-    target: Option<String>,
+/// Reads a request body of at most `limit` bytes: `Ok(None)` when it is longer (announced or
+/// sent), without reading the rest.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, actix_web::error::PayloadError> {
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
+    let mut body = Vec::with_capacity(announced.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
-/// `POST /cas/samlValidate?TARGET=service` with a SAML 1.1 request body.
+/// `POST /cas/samlValidate?TARGET=service` with a SAML 1.1 request body. A malformed query,
+/// an unreadable body or one over [`MAX_SAML_REQUEST_BYTES`] gets a SAML failure too.
+///
+/// [`MAX_SAML_REQUEST_BYTES`]: sesame_protocol::cas::saml::MAX_SAML_REQUEST_BYTES
 pub async fn saml_validate(
     state: web::Data<AppState>,
-    query: web::Query<SamlQuery>,
-    body: web::Bytes,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> HttpResponse {
+    use sesame_protocol::cas::saml::MAX_SAML_REQUEST_BYTES;
     let now = state.services.clock.now();
-    let respond = |xml_body: String| {
-        HttpResponse::Ok()
+    let respond_with = |status: StatusCode, xml_body: String| {
+        HttpResponse::build(status)
             .content_type("text/xml; charset=utf-8")
             .body(xml_body)
+    };
+    let respond = |xml_body: String| respond_with(StatusCode::OK, xml_body);
+    let target = match CasParams::parse(req.query_string()) {
+        Ok(params) => params.get("TARGET").map(str::to_owned),
+        Err(e) => {
+            log_malformed(&e);
+            return respond_with(
+                StatusCode::BAD_REQUEST,
+                cas_xml::saml11_response_failure(CasErrorCode::InvalidRequest, &e.to_string(), now),
+            );
+        }
+    };
+    let body = match read_body(&req, payload, MAX_SAML_REQUEST_BYTES).await {
+        Ok(Some(body)) => body,
+        Ok(None) => {
+            tracing::info!(cas.problem = "too_large", "malformed CAS request refused");
+            return respond_with(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                cas_xml::saml11_response_failure(
+                    CasErrorCode::InvalidRequest,
+                    &format!("the request is over {MAX_SAML_REQUEST_BYTES} bytes"),
+                    now,
+                ),
+            );
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "samlValidate: the body could not be read");
+            return respond_with(
+                StatusCode::BAD_REQUEST,
+                cas_xml::saml11_response_failure(
+                    CasErrorCode::InvalidRequest,
+                    "the request body could not be read",
+                    now,
+                ),
+            );
+        }
     };
     let Ok(text) = std::str::from_utf8(&body) else {
         return respond(cas_xml::saml11_response_failure(
@@ -413,7 +521,7 @@ pub async fn saml_validate(
     let ticket = request.ticket.clone();
     let outcome = async {
         let (grant, service) =
-            validate_ticket(&state, Some(&ticket), query.target.as_deref(), false, false).await?;
+            validate_ticket(&state, Some(&ticket), target.as_deref(), false, false).await?;
         let attributes = load_attributes(&state, &grant, &service).await?;
         Ok::<_, CasError>((grant, attributes))
     }

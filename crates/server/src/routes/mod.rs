@@ -17,9 +17,11 @@ pub mod password_required;
 pub mod password_reset;
 pub mod required_actions;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::cors;
 use crate::web::AppState;
 
 /// Registers every route.
@@ -35,7 +37,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::get().to(oidc::discovery::configuration),
     )
     .route("/jwks", web::get().to(oidc::discovery::jwks))
-    .route("/token", web::post().to(oidc::token::token))
+    .service(
+        web::resource("/token")
+            .wrap(from_fn(cors::public_client_cors))
+            .route(web::post().to(oidc::token::token))
+            .route(web::route().method(Method::OPTIONS).to(cors::preflight)),
+    )
     .route(
         "/cas/p3/serviceValidate",
         web::get().to(cas::service_validate_v3),
@@ -75,10 +82,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/authorize/consent",
             web::post().to(oidc::authorize::consent),
         )
-        .route("/userinfo", web::get().to(oidc::resource::userinfo_get))
-        .route("/userinfo", web::post().to(oidc::resource::userinfo_post))
+        .service(
+            web::resource("/userinfo")
+                .wrap(from_fn(cors::public_client_cors))
+                .route(web::get().to(oidc::resource::userinfo_get))
+                .route(web::post().to(oidc::resource::userinfo_post))
+                .route(web::route().method(Method::OPTIONS).to(cors::preflight)),
+        )
         .route("/introspect", web::post().to(oidc::resource::introspect))
-        .route("/revoke", web::post().to(oidc::resource::revoke))
+        .service(
+            web::resource("/revoke")
+                .wrap(from_fn(cors::public_client_cors))
+                .route(web::post().to(oidc::resource::revoke))
+                .route(web::route().method(Method::OPTIONS).to(cors::preflight)),
+        )
         .route("/logout", web::get().to(oidc::logout::end_session_get))
         .route("/logout", web::post().to(oidc::logout::end_session_post))
         .route(

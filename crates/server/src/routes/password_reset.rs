@@ -87,10 +87,13 @@ fn forbidden(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
 }
 
 /// Pages of this flow carry tokens in their URL or form: never sent on as a Referer (A49).
+/// The policy is the one of every page with a token in its address (the page's `<meta>`
+/// says the same), not `no-referrer`, under which the new-password form would be posted
+/// with `Origin: null` and refused as cross-site.
 fn no_referrer(mut res: HttpResponse) -> HttpResponse {
     res.headers_mut().insert(
         actix_web::http::header::REFERRER_POLICY,
-        actix_web::http::header::HeaderValue::from_static("no-referrer"),
+        actix_web::http::header::HeaderValue::from_static(crate::web::SECRET_PAGE_REFERRER_POLICY),
     );
     res
 }

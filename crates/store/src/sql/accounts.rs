@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use sesame_core::account::{Account, AccountCredential, AccountState, NewAccount};
 use sesame_core::error::RepoError;
-use sesame_core::ids::{AccountId, Email, LoginName};
+use sesame_core::ids::{AccountId, Email, IdentifierKind, LoginName};
 use sesame_core::ports::AccountRepo;
 use time::OffsetDateTime;
 
@@ -14,17 +14,20 @@ use crate::conn::DbConnection;
 use crate::error::repo_error;
 use crate::models::account::{AccountRow, CredentialRow};
 use crate::models::{from_unix, to_unix, to_unix_ceil};
-use crate::schema::{accounts, credentials, login_locks};
+use crate::schema::{account_identifiers, accounts, credentials, login_locks};
 
 #[async_trait]
 impl AccountRepo for Database {
     async fn create(&self, account: NewAccount, now: OffsetDateTime) -> Result<Account, RepoError> {
         let row = AccountRow::new(AccountId::new_random(), account, to_unix(now));
         self.run(move |conn| {
-            diesel::insert_into(accounts::table)
-                .values(&row)
-                .execute(conn)
-                .map_err(repo_error)?;
+            conn.transaction::<_, IdentifierWriteError, _>(|conn| {
+                diesel::insert_into(accounts::table)
+                    .values(&row)
+                    .execute(conn)?;
+                claim_identifiers(conn, &row.id, &row.login, row.email.as_deref())
+            })
+            .map_err(IdentifierWriteError::into_repo)?;
             // What a later read returns (times at whole seconds).
             row.into_account()
         })
@@ -202,16 +205,98 @@ impl AccountRepo for Database {
         let email = email.map(|e| e.as_str().to_owned());
         let now = to_unix(now);
         self.run(move |conn| {
-            let changed = diesel::update(accounts::table.find(&id))
-                .set((accounts::email.eq(email), accounts::updated_at.eq(now)))
-                .execute(conn)
-                .map_err(repo_error)?;
-            if changed == 0 {
-                return Err(RepoError::NotFound);
-            }
-            Ok(())
+            conn.transaction::<_, IdentifierWriteError, _>(|conn| {
+                // Also row-locks the account on PostgreSQL for the rest.
+                let changed = diesel::update(accounts::table.find(&id))
+                    .set((accounts::email.eq(&email), accounts::updated_at.eq(now)))
+                    .execute(conn)?;
+                if changed == 0 {
+                    return Err(DieselError::NotFound.into());
+                }
+                let login: String = accounts::table
+                    .find(&id)
+                    .select(accounts::login)
+                    .first(conn)?;
+                // The former e-mail leaves the namespace; the login stays.
+                diesel::delete(
+                    account_identifiers::table
+                        .filter(account_identifiers::account_id.eq(&id))
+                        .filter(account_identifiers::identifier.ne(&login)),
+                )
+                .execute(conn)?;
+                match email.as_deref().filter(|e| *e != login) {
+                    Some(email) => claim(conn, &id, email, IdentifierKind::Email),
+                    None => Ok(()),
+                }
+            })
+            .map_err(IdentifierWriteError::into_repo)
         })
         .await
+    }
+}
+
+/// Why writing an account and its identifiers failed: a database error, or one of its
+/// identifiers already in the namespace (see [`claim_identifiers`]).
+#[derive(Debug)]
+pub(crate) enum IdentifierWriteError {
+    /// The login or e-mail is another account's login or e-mail.
+    Taken(IdentifierKind),
+    /// Anything else.
+    Database(DieselError),
+}
+
+impl From<DieselError> for IdentifierWriteError {
+    fn from(e: DieselError) -> Self {
+        Self::Database(e)
+    }
+}
+
+impl IdentifierWriteError {
+    /// The repository error: a clash names the field (`login` or `email`) as a unique key
+    /// of `accounts` would.
+    pub(crate) fn into_repo(self) -> RepoError {
+        match self {
+            Self::Taken(kind) => RepoError::Conflict(kind.as_str().to_owned()),
+            Self::Database(e) => repo_error(e),
+        }
+    }
+}
+
+/// Puts account `id`'s `login`, and its `email` when it differs, into the one namespace of
+/// logins and e-mails (inside the caller's transaction, after the account's row is written).
+/// The login page takes either in one field, so a string already there (another account's
+/// login or e-mail) refuses the whole write, even when two instances race (security rule of
+/// issue 13: one namespace).
+pub(crate) fn claim_identifiers(
+    conn: &mut DbConnection,
+    id: &str,
+    login: &str,
+    email: Option<&str>,
+) -> Result<(), IdentifierWriteError> {
+    claim(conn, id, login, IdentifierKind::Login)?;
+    match email.filter(|e| *e != login) {
+        Some(email) => claim(conn, id, email, IdentifierKind::Email),
+        None => Ok(()),
+    }
+}
+
+fn claim(
+    conn: &mut DbConnection,
+    id: &str,
+    identifier: &str,
+    kind: IdentifierKind,
+) -> Result<(), IdentifierWriteError> {
+    match diesel::insert_into(account_identifiers::table)
+        .values((
+            account_identifiers::identifier.eq(identifier),
+            account_identifiers::account_id.eq(id),
+        ))
+        .execute(conn)
+    {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            Err(IdentifierWriteError::Taken(kind))
+        }
+        other => other.map(drop).map_err(IdentifierWriteError::Database),
     }
 }
 

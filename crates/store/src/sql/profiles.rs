@@ -3,6 +3,8 @@
 //! An account without a profile row has an empty profile: reads use a left join, and the first
 //! change of a profile inserts its row.
 
+use std::str::FromStr;
+
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
@@ -10,10 +12,11 @@ use sesame_core::account::{
     Account, AccountChanges, AccountProfile, AccountWithProfile, NewAccount,
 };
 use sesame_core::error::RepoError;
-use sesame_core::ids::{AccountId, Email, HrId, LoginName};
+use sesame_core::ids::{AccountId, HrId, IdentifierKind};
 use sesame_core::ports::ProfileRepo;
 use time::OffsetDateTime;
 
+use super::accounts::{claim_identifiers, IdentifierWriteError};
 use super::Database;
 use crate::conn::DbConnection;
 use crate::error::repo_error;
@@ -108,10 +111,11 @@ impl ProfileRepo for Database {
         let row = AccountRow::new(AccountId::new_random(), account, now);
         let changes = profile_as_changes(profile);
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.transaction::<_, IdentifierWriteError, _>(|conn| {
                 diesel::insert_into(accounts::table)
                     .values(&row)
                     .execute(conn)?;
+                claim_identifiers(conn, &row.id, &row.login, row.email.as_deref())?;
                 diesel::insert_into(account_profiles::table)
                     .values(NewProfileRow {
                         account_id: &row.id,
@@ -120,9 +124,9 @@ impl ProfileRepo for Database {
                     })
                     .execute(conn)?;
                 write_profile(conn, &row.id, &changes, now)?;
-                load_pair(conn, &row.id)?.ok_or(DieselError::NotFound)
+                Ok(load_pair(conn, &row.id)?.ok_or(DieselError::NotFound)?)
             })
-            .map_err(repo_error)
+            .map_err(IdentifierWriteError::into_repo)
             .and_then(into_pair)
         })
         .await
@@ -240,26 +244,36 @@ impl ProfileRepo for Database {
         .await
     }
 
-    async fn login_or_email_taken(
+    async fn identifier_holder(
         &self,
-        login: &LoginName,
-        email: Option<&Email>,
-    ) -> Result<bool, RepoError> {
-        let login = login.as_str().to_owned();
-        let email = email.map(|e| e.as_str().to_owned());
+        identifier: &str,
+    ) -> Result<Option<(AccountId, IdentifierKind)>, RepoError> {
+        let identifier = identifier.to_owned();
         self.run(move |conn| {
-            let mut query = accounts::table
-                .select(accounts::id)
-                .filter(accounts::login.eq(login))
-                .into_boxed();
-            if let Some(email) = email {
-                query = query.or_filter(accounts::email.eq(email));
-            }
-            query
-                .first::<String>(conn)
+            let found = accounts::table
+                .filter(
+                    accounts::login
+                        .eq(&identifier)
+                        .or(accounts::email.eq(&identifier)),
+                )
+                // As at the login page, a login wins over another account's e-mail.
+                .order(accounts::login.eq(&identifier).desc())
+                .select((accounts::id, accounts::login))
+                .first::<(String, String)>(conn)
                 .optional()
-                .map(|found| found.is_some())
-                .map_err(repo_error)
+                .map_err(repo_error)?;
+            found
+                .map(|(id, login)| {
+                    let id = AccountId::from_str(&id)
+                        .map_err(|e| RepoError::Corrupt(format!("accounts.id: {e}")))?;
+                    let kind = if login == identifier {
+                        IdentifierKind::Login
+                    } else {
+                        IdentifierKind::Email
+                    };
+                    Ok((id, kind))
+                })
+                .transpose()
         })
         .await
     }

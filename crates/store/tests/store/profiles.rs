@@ -5,7 +5,9 @@ use sesame_core::account::{
     NewAccount,
 };
 use sesame_core::error::RepoError;
-use sesame_core::ids::{AccountId, Affiliation, Email, HrId, LoginName, MobilePhone};
+use sesame_core::ids::{
+    AccountId, Affiliation, Email, HrId, IdentifierKind, LoginName, MobilePhone,
+};
 use sesame_core::national_id::{NationalId, NationalIdKey};
 use sesame_core::ports::{AccountRepo, ProfileRepo};
 use sesame_store::testing::{
@@ -83,7 +85,7 @@ on_both_databases!(
     changes_write_only_the_fields_they_set,
     an_hr_id_belongs_to_one_account,
     accounts_are_found_and_listed_by_hr_id,
-    a_login_or_email_in_use_is_taken,
+    logins_and_emails_share_one_namespace,
     changing_an_unknown_account_is_not_found,
 );
 
@@ -290,31 +292,87 @@ async fn accounts_are_found_and_listed_by_hr_id(db: Database) {
     assert_eq!(listed, ["a.person", "b.person"]);
 }
 
-async fn a_login_or_email_in_use_is_taken(db: Database) {
-    db.create(new_account("jean.dupont", Some("jd@univ.example.org")), T0)
+async fn logins_and_emails_share_one_namespace(db: Database) {
+    let jean = db
+        .create(new_account("jean.dupont", Some("jd@univ.example.org")), T0)
         .await
         .unwrap();
-    let login = |l: &str| LoginName::parse(l).unwrap();
-    let email = |e: &str| Email::parse(e).unwrap();
-    assert!(db
-        .login_or_email_taken(&login("jean.dupont"), None)
-        .await
-        .unwrap());
-    assert!(!db
-        .login_or_email_taken(&login("jean.dupont2"), None)
-        .await
-        .unwrap());
-    assert!(db
-        .login_or_email_taken(&login("jean.dupont2"), Some(&email("jd@univ.example.org")))
-        .await
-        .unwrap());
-    assert!(!db
-        .login_or_email_taken(
-            &login("jean.dupont2"),
-            Some(&email("jean.dupont2@univ.example.org"))
+    let holder = |s: &'static str| {
+        let db = db.clone();
+        async move { db.identifier_holder(s).await.unwrap() }
+    };
+    assert_eq!(
+        holder("jean.dupont").await,
+        Some((jean.id, IdentifierKind::Login))
+    );
+    assert_eq!(
+        holder("jd@univ.example.org").await,
+        Some((jean.id, IdentifierKind::Email))
+    );
+    assert_eq!(holder("jean.dupont2").await, None);
+
+    // Jean's e-mail as another account's login, Jean's login as another's e-mail: refused
+    // by the store itself, whatever checked before (the second of two racing writes).
+    let as_login = db
+        .create(new_account("jd@univ.example.org", None), T0)
+        .await;
+    assert!(
+        matches!(&as_login, Err(RepoError::Conflict(f)) if f == "login"),
+        "{as_login:?}"
+    );
+    let as_email = db
+        .create_with_profile(
+            new_account("squatter", Some("jean.dupont@univ.example.org")),
+            AccountProfile::default(),
+            T0,
+        )
+        .await;
+    assert!(as_email.is_ok(), "another address is fine: {as_email:?}");
+    let squatter = as_email.unwrap().account;
+    let stolen = db
+        .set_email(
+            squatter.id,
+            Some(&Email::parse("jd@univ.example.org").unwrap()),
+            T0,
+        )
+        .await;
+    assert!(
+        matches!(&stolen, Err(RepoError::Conflict(f)) if f == "email"),
+        "{stolen:?}"
+    );
+    assert_eq!(
+        db.find_by_id(squatter.id).await.unwrap().unwrap().email,
+        Some(Email::parse("jean.dupont@univ.example.org").unwrap()),
+        "a refused change changes nothing"
+    );
+
+    // An account's own login as its e-mail is fine; a changed e-mail frees the old one.
+    let own = db
+        .create(
+            new_account(
+                "marie.curie@univ.example.org",
+                Some("marie.curie@univ.example.org"),
+            ),
+            T0,
         )
         .await
-        .unwrap());
+        .unwrap();
+    db.set_email(
+        jean.id,
+        Some(&Email::parse("jean.d@univ.example.org").unwrap()),
+        T0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(holder("jd@univ.example.org").await, None);
+    db.create(new_account("jd@univ.example.org", None), T0)
+        .await
+        .unwrap();
+    db.set_email(own.id, None, T0).await.unwrap();
+    assert_eq!(
+        holder("marie.curie@univ.example.org").await,
+        Some((own.id, IdentifierKind::Login))
+    );
 }
 
 async fn changing_an_unknown_account_is_not_found(db: Database) {

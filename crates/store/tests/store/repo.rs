@@ -86,7 +86,7 @@ macro_rules! on_both_databases {
 
 on_both_databases!(
     an_account_is_found_by_login_and_by_email_with_one_query,
-    a_login_equal_to_the_identifier_wins_over_another_accounts_email,
+    a_login_that_is_another_accounts_email_is_refused,
     a_taken_login_or_email_is_a_conflict,
     accounts_without_email_do_not_conflict,
     a_password_hash_is_stored_and_replaced,
@@ -144,20 +144,38 @@ async fn an_account_is_found_by_login_and_by_email_with_one_query(db: Database) 
     assert_eq!(db.find_by_login(&nobody).await.unwrap(), None);
 }
 
-async fn a_login_equal_to_the_identifier_wins_over_another_accounts_email(db: Database) {
-    // Logins may contain '@', so one account's login can be another's e-mail.
+async fn a_login_that_is_another_accounts_email_is_refused(db: Database) {
+    // Logins may contain '@', and the login page takes a login or an e-mail in one field:
+    // one account's login can never be another's e-mail (whichever is written second).
     let bobby = db
         .create(new_account("bobby", Some("bob@x.example")), T0)
         .await
         .unwrap();
-    let bob = db
-        .create(new_account("bob@x.example", None), T0)
+    let bob = db.create(new_account("BOB@x.example", None), T0).await;
+    assert!(
+        matches!(&bob, Err(RepoError::Conflict(what)) if what == "login"),
+        "{bob:?}"
+    );
+    let carol = db
+        .create(new_account("carol@x.example", None), T0)
         .await
         .unwrap();
+    let caroline = db
+        .create(new_account("caroline", Some("carol@x.example")), T0)
+        .await;
+    assert!(
+        matches!(&caroline, Err(RepoError::Conflict(what)) if what == "email"),
+        "{caroline:?}"
+    );
     let found = db.find_credential("bob@x.example").await.unwrap().unwrap();
-    assert_eq!(found.account.id, bob.id);
-    let found = db.find_credential("bobby").await.unwrap().unwrap();
     assert_eq!(found.account.id, bobby.id);
+    let found = db
+        .find_credential("carol@x.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.account.id, carol.id);
+    assert!(db.find_credential("caroline").await.unwrap().is_none());
 }
 
 async fn a_taken_login_or_email_is_a_conflict(db: Database) {

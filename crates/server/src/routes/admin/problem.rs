@@ -149,6 +149,9 @@ impl From<AccountError> for Problem {
                 "conflict",
                 format!("{what} is already taken by another account"),
             ),
+            e @ AccountError::IdentifierTaken { .. } => {
+                Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             AccountError::BadTransition { from, to } => Self::new(
                 StatusCode::CONFLICT,
                 "bad_transition",
