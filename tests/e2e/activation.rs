@@ -1043,10 +1043,12 @@ async fn a_charter_version_bump_must_be_accepted_at_the_next_login() {
     assert_eq!(user, login);
 }
 
-/// An unblocked account whose charter is also out of date: one parked login takes the
-/// person through the forced password change, then the charter, then to the service.
+/// An unblocked account whose charter is also out of date: the old password reaches neither
+/// the charter nor the service; once a new password is set (here with a helpdesk code), the
+/// login goes through the charter, then to the service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_an_unblock_with_a_new_charter_the_password_then_the_charter_then_the_service() {
+async fn after_an_unblock_with_a_new_charter_a_new_password_first_then_the_charter_then_the_service(
+) {
     const NEW_PASSWORD: &str = "seven lanterns over the quiet canal";
     let app = activation_app().await;
     let login = sesame_tests::unique_login("unblockcharter");
@@ -1062,69 +1064,62 @@ async fn after_an_unblock_with_a_new_charter_the_password_then_the_charter_then_
     .unwrap();
     desk.unblock(&account.login, "test").await.unwrap();
 
-    let client = sesame_tests::browser();
     let service = format!("{SERVICE}index.php");
     let enc: String = url::form_urlencoded::byte_serialize(service.as_bytes()).collect();
-    let (_, page) = get(&client, format!("{}/cas/login?service={enc}", app.address)).await;
-    let lt = sesame_tests::extract_lt(&page).unwrap();
-    let res = client
-        .post(format!("{}/cas/login?service={enc}", app.address))
-        .form(&[
-            ("lt", lt.as_str()),
-            ("username", login.as_str()),
-            ("password", GOOD_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    assert!(
-        location(&res).ends_with("/password/required"),
-        "{}",
-        location(&res)
-    );
-    // The charter is not the current step yet: its page sends back to the password change.
-    let res = client
-        .post(format!("{}/charter", app.address))
-        .form(&[("accept", "true")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    assert!(
-        location(&res).ends_with("/password/required"),
-        "{}",
-        location(&res)
-    );
+    let login_for_service = |password: &'static str| {
+        let app = &app;
+        let enc = enc.clone();
+        let login = login.clone();
+        async move {
+            let client = sesame_tests::browser();
+            let (_, page) = get(&client, format!("{}/cas/login?service={enc}", app.address)).await;
+            let lt = sesame_tests::extract_lt(&page).unwrap();
+            let res = client
+                .post(format!("{}/cas/login?service={enc}", app.address))
+                .form(&[
+                    ("lt", lt.as_str()),
+                    ("username", login.as_str()),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (client, res)
+        }
+    };
+    let (client, res) = login_for_service(GOOD_PASSWORD).await;
+    assert_eq!(res.status(), 403);
+    // Nothing was parked: the charter page has no login to act on.
+    let (status, _) = get(&client, format!("{}/charter", app.address)).await;
+    assert_eq!(status, 403);
 
-    let (status, page) = get(&client, format!("{}/password/required", app.address)).await;
-    assert_eq!(status, 200);
-    let csrf = sesame_tests::oidc::hidden_field(&page, "csrf").unwrap();
+    let issued = app
+        .services
+        .recovery
+        .issue_helpdesk_code(&account.login, "test")
+        .await
+        .unwrap();
+    let res = crate::helpdesk::send_helpdesk_code(&app, &client, &login, &issued.code).await;
+    assert_eq!(res.status(), 200);
+    let token = sesame_tests::oidc::hidden_field(&res.text().await.unwrap(), "token").unwrap();
     let res = client
-        .post(format!("{}/password/required", app.address))
+        .post(format!("{}/password/reset", app.address))
         .form(&[
-            ("csrf", csrf.as_str()),
-            ("current_password", GOOD_PASSWORD),
-            ("new_password", NEW_PASSWORD),
-            ("confirm_password", NEW_PASSWORD),
+            ("token", token.as_str()),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
         ])
         .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let (client, res) = login_for_service(NEW_PASSWORD).await;
     assert_eq!(res.status(), 303);
     assert!(location(&res).ends_with("/charter"), "{}", location(&res));
-    // Still no SSO session between the two steps.
+    // Still no SSO session before the charter.
     let (_, page) = get(&client, format!("{}/cas/login?service={enc}", app.address)).await;
     assert!(sesame_tests::extract_lt(&page).is_some(), "no ticket yet");
-    // The password step is done: its page now sends on to the charter.
-    let res = client
-        .get(format!("{}/password/required", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    assert!(location(&res).ends_with("/charter"), "{}", location(&res));
-
     let (status, page) = get(&client, format!("{}/charter", app.address)).await;
     assert_eq!(status, 200);
     assert!(page.contains(CHARTER));

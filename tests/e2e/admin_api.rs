@@ -344,10 +344,18 @@ async fn a54_an_account_is_created_read_updated_blocked_with_its_live_session_en
     )
     .await;
     assert_problem(status, &body, StatusCode::CONFLICT, "bad_transition");
+    // Unblocked, but the password it had (maybe the phished one) opens nothing: the person
+    // learns how to set a new one.
     let again = app
         .login_with(&browser(), &login, GOOD_PASSWORD, false)
         .await;
-    assert_eq!(again.status(), StatusCode::SEE_OTHER, "login works again");
+    assert_eq!(again.status(), StatusCode::FORBIDDEN, "old password voided");
+    assert!(set_cookies(&again).is_empty());
+    assert!(again
+        .text()
+        .await
+        .unwrap()
+        .contains("/password/helpdesk-code"));
 
     // Every write is audited with the key's name as actor; the reason is kept.
     let (status, body) = get(&app, &key, &format!("/accounts/{login}/audit?limit=100")).await;

@@ -523,8 +523,8 @@ async fn the_account_and_reset_pages_are_accessible_at_phone_width() {
 // --- helpdesk ---
 
 #[tokio::test]
-async fn a_blocked_person_finds_the_assistance_form_and_later_changes_the_password_at_phone_width()
-{
+async fn a_blocked_person_finds_the_assistance_form_and_later_sets_a_new_password_with_a_helpdesk_code_at_phone_width(
+) {
     let Some(driver) = driver_or_skip() else {
         return;
     };
@@ -625,11 +625,18 @@ async fn a_blocked_person_finds_the_assistance_form_and_later_changes_the_passwo
         .unwrap();
     check("assistance sent page").await;
 
-    // Unblocked: the next login asks for a new password first.
+    // Unblocked: the old password only leads to how to set a new one; the code the
+    // helpdesk gives sets it, then the new password logs in.
     app.services
         .helpdesk
         .desk
         .unblock(&account.login, "test")
+        .await
+        .unwrap();
+    let issued = app
+        .services
+        .recovery
+        .issue_helpdesk_code(&account.login, "test")
         .await
         .unwrap();
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
@@ -637,21 +644,36 @@ async fn a_blocked_person_finds_the_assistance_form_and_later_changes_the_passwo
     type_into("password", GOOD_PASSWORD.to_owned()).await;
     submit().await;
     c.wait()
-        .for_element(Locator::Id("new_password"))
+        .for_element(Locator::Id("reset-required"))
         .await
         .unwrap();
-    check("forced password change").await;
-    type_into("current_password", GOOD_PASSWORD.to_owned()).await;
-    type_into(
-        "new_password",
-        "seven lanterns over the quiet canal".to_owned(),
-    )
-    .await;
-    type_into(
-        "confirm_password",
-        "seven lanterns over the quiet canal".to_owned(),
-    )
-    .await;
+    check("password to set again after an unblock").await;
+    c.find(Locator::Css(
+        "#reset-ways a[href$='/password/helpdesk-code']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    c.wait().for_element(Locator::Id("code")).await.unwrap();
+    check("helpdesk code form").await;
+    type_into("identifier", login.clone()).await;
+    type_into("code", issued.code.clone()).await;
+    submit().await;
+    c.wait().for_element(Locator::Id("confirm")).await.unwrap();
+    check("new password after a helpdesk code").await;
+    const NEW_PASSWORD: &str = "seven lanterns over the quiet canal";
+    type_into("password", NEW_PASSWORD.to_owned()).await;
+    type_into("confirm", NEW_PASSWORD.to_owned()).await;
+    submit().await;
+    c.wait()
+        .for_element(Locator::Id("reset-done"))
+        .await
+        .unwrap();
+    c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
+    type_into("username", login.clone()).await;
+    type_into("password", NEW_PASSWORD.to_owned()).await;
     submit().await;
     c.wait()
         .for_element(Locator::Id("current-user"))

@@ -314,7 +314,7 @@ async fn an_agent_finds_an_account_then_unlocks_blocks_and_unblocks_it_and_forms
         .unwrap();
     assert_eq!(block.blocked_by, actor);
 
-    // Unblock: active again, and the next login must change the password first.
+    // Unblock: active again, and its former password voided until a new one is set.
     let (status, html) = submit(
         &app,
         &client,
@@ -325,10 +325,8 @@ async fn an_agent_finds_an_account_then_unlocks_blocks_and_unblocks_it_and_forms
     .await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("data-state=\"active\""), "{html}");
-    assert!(
-        html.contains("À changer à la prochaine connexion"),
-        "{html}"
-    );
+    assert!(html.contains("Annulé par le déblocage"), "{html}");
+    assert!(html.contains("id=\"reset-code\""), "{html}");
     assert_eq!(state_of(&app, &target).await, AccountState::Active);
     assert!(audited(&app, &target, "account.unblocked", &actor).await);
     assert!(app
@@ -473,6 +471,176 @@ async fn an_agent_sends_activation_and_reset_links_and_issues_an_activation_code
         .mails_to(&format!("{bare}@univ.example.org"))
         .await
         .is_empty());
+}
+
+/// The code shown once on a console page (`id="code"`).
+fn shown_code(html: &str) -> String {
+    let start = html.find("id=\"code\">").expect("the code is shown") + "id=\"code\">".len();
+    html[start..start + html[start..].find('<').unwrap()].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_unblock_in_the_console_a_reset_link_or_a_helpdesk_code_sets_the_new_password_and_the_code_is_short_lived_with_few_tries(
+) {
+    const NEW_PASSWORD: &str = "seven lanterns over the quiet canal";
+    let (app, agent, client) = console_app().await;
+    let actor = format!("helpdesk:{agent}");
+    let login_status = |login: String, password: &'static str| {
+        let app = &app;
+        async move {
+            app.login_with(&browser(), &login, password, false)
+                .await
+                .status()
+        }
+    };
+
+    // Phished, blocked, unblocked: with a verified recovery address, a reset link.
+    let member = unique_login("phished");
+    let member_mail = format!("{member}@gmail.example");
+    app.create_provisioned(&member, Affiliation::Staff, Some((&member_mail, true)))
+        .await;
+    let member_login = LoginName::parse(&member).unwrap();
+    app.services
+        .accounts
+        .set_password(
+            &member_login,
+            sesame_core::credentials::Password::new(GOOD_PASSWORD),
+            "test",
+        )
+        .await
+        .unwrap();
+    let member_page = format!("/helpdesk/accounts/{member}");
+    for action in ["block", "unblock"] {
+        let (status, html) = submit(
+            &app,
+            &client,
+            &member_page,
+            &format!("{member_page}/{action}"),
+            &[("reason", "phishing")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {html}");
+    }
+    assert_eq!(login_status(member.clone(), GOOD_PASSWORD).await, 403);
+    let (status, html) = submit(
+        &app,
+        &client,
+        &member_page,
+        &format!("{member_page}/reset-link"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let mails = app.mails_to(&member_mail).await;
+    let link = mails
+        .last()
+        .expect("a reset link")
+        .link_to(&format!("{}/password/reset?token=", app.address));
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let res = browser()
+        .post(format!("{}/password/reset", app.address))
+        .form(&[
+            ("token", token.as_str()),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(login_status(member.clone(), GOOD_PASSWORD).await, 401);
+    assert_eq!(login_status(member.clone(), NEW_PASSWORD).await, 303);
+
+    // No verified contact at all: a code, shown once to the agent, never stored in clear.
+    let caller = unique_login("caller");
+    app.create_user(&caller, GOOD_PASSWORD).await;
+    let caller_login = LoginName::parse(&caller).unwrap();
+    let desk = &app.services.helpdesk.desk;
+    desk.block(
+        &caller_login,
+        sesame_core::helpdesk::BlockReason::Phishing,
+        None,
+        "test",
+    )
+    .await
+    .unwrap();
+    let caller_page = format!("/helpdesk/accounts/{caller}");
+    let (_, html) = page(&app, &client, &caller_page).await;
+    assert!(
+        !html.contains("id=\"reset-code\""),
+        "no code for a blocked account: {html}"
+    );
+    let (status, _) = submit(
+        &app,
+        &client,
+        &caller_page,
+        &format!("{caller_page}/reset-code"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    desk.unblock(&caller_login, "test").await.unwrap();
+    let issue = || async {
+        let (status, html) = submit(
+            &app,
+            &client,
+            &caller_page,
+            &format!("{caller_page}/reset-code"),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(
+            html.contains("/password/helpdesk-code"),
+            "where it is typed: {html}"
+        );
+        shown_code(&html)
+    };
+    let code = issue().await;
+    let (_, again) = page(&app, &client, &caller_page).await;
+    assert!(!again.contains(&code), "the code is shown only once");
+    assert!(audited(&app, &caller, "recovery.helpdesk_code_issued", &actor).await);
+    let events = app.services.audit.recent(None, 1000).await.unwrap();
+    assert!(
+        events.iter().all(|e| !e.detail.to_string().contains(&code)),
+        "never in the audit trail"
+    );
+
+    // Five wrong codes: the code is spent, even the right one is refused afterwards.
+    let person = browser();
+    for _ in 0..5 {
+        let res = crate::helpdesk::send_helpdesk_code(&app, &person, &caller, "ZZZZZ-ZZZZZ").await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    let res = crate::helpdesk::send_helpdesk_code(&app, &person, &caller, &code).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // A new code starts afresh, but only for its lifetime.
+    let code = issue().await;
+    app.clock.advance(time::Duration::minutes(31));
+    let res = crate::helpdesk::send_helpdesk_code(&app, &person, &caller, &code).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // And a newer code replaces the older one.
+    let older = issue().await;
+    let code = issue().await;
+    let res = crate::helpdesk::send_helpdesk_code(&app, &person, &caller, &older).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = crate::helpdesk::send_helpdesk_code(&app, &person, &caller, &code).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    let token = hidden_field(&html, "token").expect("the new-password form");
+    let res = person
+        .post(format!("{}/password/reset", app.address))
+        .form(&[
+            ("token", token.as_str()),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(login_status(caller.clone(), GOOD_PASSWORD).await, 401);
+    assert_eq!(login_status(caller.clone(), NEW_PASSWORD).await, 303);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

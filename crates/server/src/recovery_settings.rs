@@ -26,6 +26,10 @@ pub struct RecoverySettings {
     pub sms_per_number_per_day: u32,
     /// SMS sent for one account per 24 hours, at most (default 10).
     pub sms_per_account_per_day: u32,
+    /// Lifetime of a reset code a helpdesk agent gives, seconds (default 1800; 60 to 86400).
+    pub helpdesk_code_ttl_secs: u64,
+    /// Wrong helpdesk codes allowed before the code is invalidated (default 5).
+    pub helpdesk_code_max_tries: u32,
 }
 
 impl Default for RecoverySettings {
@@ -37,6 +41,8 @@ impl Default for RecoverySettings {
             sms_max_tries: p.sms_max_tries,
             sms_per_number_per_day: p.sms_per_number_per_day,
             sms_per_account_per_day: p.sms_per_account_per_day,
+            helpdesk_code_ttl_secs: p.helpdesk_code_ttl.as_secs(),
+            helpdesk_code_max_tries: p.helpdesk_code_max_tries,
         }
     }
 }
@@ -53,6 +59,8 @@ impl RecoverySettings {
             sms_max_tries: self.sms_max_tries,
             sms_per_number_per_day: self.sms_per_number_per_day,
             sms_per_account_per_day: self.sms_per_account_per_day,
+            helpdesk_code_ttl: Duration::from_secs(self.helpdesk_code_ttl_secs),
+            helpdesk_code_max_tries: self.helpdesk_code_max_tries,
         };
         policy
             .validate()

@@ -1,7 +1,7 @@
 //! The helpdesk console, `/helpdesk/…`: server-rendered pages where an agent finds an
 //! account, sees its state and recent security events, and unlocks, blocks, unblocks, sends
-//! an activation or a password-reset link, issues an activation code, and closes assistance
-//! requests (docs/helpdesk.md).
+//! an activation or a password-reset link, issues an activation or a password-reset code, and
+//! closes assistance requests (docs/helpdesk.md).
 //!
 //! Agents log in at `/cas/login` like anyone; the console is for the logins listed in
 //! `helpdesk.agents`, everybody else gets 403. Every form carries a token derived from the
@@ -205,8 +205,28 @@ pub async fn search(
 struct Outcome {
     notice: Option<String>,
     error: Option<String>,
-    /// An activation code just issued: shown once, never stored in clear.
-    code: Option<(String, String)>,
+    /// A code just issued, and until when it works: shown once, never stored in clear.
+    code: Option<IssuedCode>,
+}
+
+/// A code to show once on the account's page.
+#[derive(Debug)]
+struct IssuedCode {
+    /// What it is for.
+    purpose: CodePurpose,
+    /// The code.
+    code: String,
+    /// Its end, as shown.
+    expires: String,
+}
+
+/// What an issued code opens.
+#[derive(Debug, Clone, Copy)]
+enum CodePurpose {
+    /// An activation (`/activation/code`).
+    Activation,
+    /// A new password (`/password/helpdesk-code`).
+    Reset,
 }
 
 /// `GET /helpdesk/accounts/{login}`
@@ -308,7 +328,13 @@ async fn render_account(
         })
         .collect();
     let affiliation_key = format!("account_affiliation_{}", account.affiliation.as_str());
-    let (code, code_expires) = outcome.code.unzip();
+    let code = outcome.code.map(|c| {
+        minijinja::context! {
+            reset => matches!(c.purpose, CodePurpose::Reset),
+            value => c.code,
+            expires => c.expires,
+        }
+    });
     state.page(
         status,
         "helpdesk_account.html",
@@ -346,7 +372,7 @@ async fn render_account(
             notice => outcome.notice,
             error => outcome.error,
             code => code,
-            code_expires => code_expires,
+            reset_code_page => format!("{}/password/helpdesk-code", state.base()),
         },
     )
 }
@@ -360,7 +386,7 @@ pub struct ActionForm {
 }
 
 /// `POST /helpdesk/accounts/{login}/{action}`: `unlock`, `block`, `unblock`,
-/// `activation-link`, `activation-code`, `reset-link`.
+/// `activation-link`, `activation-code`, `reset-link`, `reset-code`.
 pub async fn account_action(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -442,10 +468,26 @@ pub async fn account_action(
                 ..Outcome::default()
             })
             .map_err(Failure::from),
+        "reset-code" => crate::operations::issue_reset_code(services, &login, &actor)
+            .await
+            .map(|issued| Outcome {
+                notice: Some(text("helpdesk_done_reset_code")),
+                code: Some(IssuedCode {
+                    purpose: CodePurpose::Reset,
+                    code: issued.code,
+                    expires: local_datetime(&state, issued.expires_at),
+                }),
+                ..Outcome::default()
+            })
+            .map_err(Failure::from),
         "activation-code" => match services.activation.issue_code(&login, &actor).await {
             Ok((_, code, expires_at)) => Ok(Outcome {
                 notice: Some(text("helpdesk_done_activation_code")),
-                code: Some((code, local_datetime(&state, expires_at))),
+                code: Some(IssuedCode {
+                    purpose: CodePurpose::Activation,
+                    code,
+                    expires: local_datetime(&state, expires_at),
+                }),
                 ..Outcome::default()
             }),
             Err(ActivationError::Mismatch) => match services.accounts.get(&login).await {
