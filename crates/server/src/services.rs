@@ -364,6 +364,12 @@ impl Services {
                 repo: helpdesk_repo,
                 audit: Arc::clone(&audit),
                 mailer: Arc::clone(&mail.mailer),
+                store: Arc::clone(&store),
+                national_id_key: settings
+                    .lifecycle
+                    .import_rules()
+                    .ok()
+                    .and_then(|rules| rules.national_id_key),
                 clock: Arc::clone(&clock),
             },
             &store,

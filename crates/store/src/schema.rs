@@ -32,6 +32,7 @@ diesel::table! {
         state -> Text,
         created_at -> Int8,
         updated_at -> Int8,
+        search_name -> Text,
     }
 }
 

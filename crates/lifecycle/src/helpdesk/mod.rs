@@ -1,11 +1,13 @@
 //! The helpdesk: blocking with a reason and unblocking, after which the former password opens
 //! nothing until a new one is set through a verified channel ([`Helpdesk::block`],
-//! [`Helpdesk::unblock`]; the channels are those of `recovery`),
+//! [`Helpdesk::unblock`]; the channels are those of `recovery`), comparing what a caller
+//! says with the account's record ([`identity`]),
 //! the public assistance form's requests ([`assistance`]), and the deletion of disabled
 //! accounts after the retention period ([`retention`]). Every transition is an audit event.
 //! See `docs/lifecycle.md`.
 
 pub mod assistance;
+pub mod identity;
 pub mod retention;
 
 use std::sync::Arc;
@@ -17,7 +19,10 @@ use sesame_core::clock::Clock;
 use sesame_core::error::{AccountError, RepoError, StoreError};
 use sesame_core::helpdesk::{BlockReason, BlockRecord};
 use sesame_core::ids::LoginName;
-use sesame_core::ports::{AccountRepo, AuditLog, HelpdeskRepo, Mailer, ProfileRepo};
+use sesame_core::national_id::NationalIdKey;
+use sesame_core::ports::{
+    AccountRepo, AuditLog, EphemeralStore, HelpdeskRepo, Mailer, ProfileRepo,
+};
 
 use crate::blocking::AccountBlocking;
 
@@ -42,6 +47,15 @@ pub enum HelpdeskError {
     /// No assistance request has this reference.
     #[error("no assistance request {0}")]
     NoSuchRequest(String),
+    /// An identity comparison names no known field.
+    #[error("unknown field to compare")]
+    BadComparison,
+    /// The agent compared this account's record too often lately.
+    #[error("too many comparisons on this account until {until}")]
+    TooManyComparisons {
+        /// When comparisons are accepted again.
+        until: time::OffsetDateTime,
+    },
 }
 
 /// Wiring for [`Helpdesk::new`].
@@ -61,6 +75,10 @@ pub struct HelpdeskParts {
     pub audit: Arc<dyn AuditLog>,
     /// Outgoing mail (the assistance desk's).
     pub mailer: Arc<dyn Mailer>,
+    /// Counters (identity comparisons per agent and account).
+    pub store: Arc<dyn EphemeralStore>,
+    /// The key of national ID hashes (without it, no national ID compares).
+    pub national_id_key: Option<NationalIdKey>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }

@@ -21,10 +21,13 @@ impl AccountRepo for Database {
     async fn create(&self, account: NewAccount, now: OffsetDateTime) -> Result<Account, RepoError> {
         let row = AccountRow::new(AccountId::new_random(), account, to_unix(now));
         self.run(move |conn| {
-            diesel::insert_into(accounts::table)
-                .values(&row)
-                .execute(conn)
-                .map_err(repo_error)?;
+            conn.transaction(|conn| {
+                diesel::insert_into(accounts::table)
+                    .values(&row)
+                    .execute(conn)?;
+                super::profiles::refresh_search_name(conn, &row.id)
+            })
+            .map_err(repo_error)?;
             // What a later read returns (times at whole seconds).
             row.into_account()
         })

@@ -316,6 +316,10 @@ async fn the_helpdesk_search_needs_every_word_in_a_login_address_or_name(db: Dat
     db.create(named("x_100", "Paul", "Cent%"), T0)
         .await
         .unwrap();
+    let elodie = db
+        .create(named("emartin", "Élodie", "Martin-Lefèvre"), T0)
+        .await
+        .unwrap();
     let logins = |found: Vec<sesame_core::account::Account>| -> Vec<String> {
         found.into_iter().map(|a| a.login.to_string()).collect()
     };
@@ -335,6 +339,22 @@ async fn the_helpdesk_search_needs_every_word_in_a_login_address_or_name(db: Dat
         .await
         .iter()
         .all(|a| a.login.as_str() == "x_100"));
+    // Names are matched without accents or case, on both databases (the words come folded).
+    assert_eq!(logins(search(&["elodie"]).await), vec!["emartin"]);
+    assert_eq!(logins(search(&["lefevre", "elo"]).await), vec!["emartin"]);
+    // A change of name is searchable at once.
+    db.update_account(
+        elodie.id,
+        &sesame_core::account::AccountChanges {
+            family_name: Some("Œuvray".to_owned()),
+            ..Default::default()
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(logins(search(&["oeuvray"]).await), vec!["emartin"]);
+    assert!(search(&["lefevre"]).await.is_empty());
     assert!(search(&["nobody"]).await.is_empty());
     assert!(search(&[]).await.is_empty());
     assert_eq!(
