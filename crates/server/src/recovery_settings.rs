@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sesame_core::ids::Affiliation;
 use sesame_lifecycle::recovery::RecoveryPolicy;
 use sesame_sms::gateway::{HttpGateway, HttpGatewayConfig, LogGateway, OutboxGateway, SmsGateway};
 
@@ -30,6 +31,9 @@ pub struct RecoverySettings {
     pub helpdesk_code_ttl_secs: u64,
     /// Wrong helpdesk codes allowed before the code is invalidated (default 5).
     pub helpdesk_code_max_tries: u32,
+    /// The affiliations that may reset a forgotten password by identity check (HR number,
+    /// national ID, birth date), as at Université Hassan II; default none.
+    pub identity_check: Vec<Affiliation>,
 }
 
 impl Default for RecoverySettings {
@@ -43,6 +47,7 @@ impl Default for RecoverySettings {
             sms_per_account_per_day: p.sms_per_account_per_day,
             helpdesk_code_ttl_secs: p.helpdesk_code_ttl.as_secs(),
             helpdesk_code_max_tries: p.helpdesk_code_max_tries,
+            identity_check: Vec::new(),
         }
     }
 }

@@ -308,6 +308,7 @@ impl Services {
                 .and_then(|rules| rules.national_id_key),
             public_url: settings.public_base().to_owned(),
             time_zone: settings.ui.time_zone.clone(),
+            reset_by_identity: settings.lifecycle.recovery.identity_check.clone(),
         });
         let recovery_policy = settings
             .lifecycle

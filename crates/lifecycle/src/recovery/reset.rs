@@ -412,6 +412,30 @@ impl PasswordRecovery {
         }
     }
 
+    /// The reset token of an account whose owner just passed the identity check for a
+    /// password reset (`Activation::check_identity` answered
+    /// `IdentityOutcome::ResetAllowed`): the new-password step's way in, as a right SMS code
+    /// gets. Nothing else may call it: the check is the proof.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn token_after_identity_check(
+        &self,
+        account_id: AccountId,
+    ) -> Result<String, RecoveryError> {
+        let (token, _) = self
+            .links
+            .issue(
+                LinkPurpose::PasswordReset,
+                account_id,
+                "",
+                false,
+                self.parts.policy.link_ttl,
+            )
+            .await?;
+        Ok(token)
+    }
+
     /// Exchanges a right SMS code for a reset token (the same kind the mailed link carries),
     /// so the new-password step has one way in.
     ///

@@ -137,6 +137,7 @@ async fn forgot_form(
             ft => ticket,
             error => error,
             identifier => identifier,
+            identity_check => state.services.activation.any_reset_by_identity(),
         },
     )
 }
@@ -449,24 +450,7 @@ fn new_password_form(
     account: &Account,
     errors: Option<Vec<String>>,
 ) -> HttpResponse {
-    let rules = state
-        .services
-        .accounts
-        .policies()
-        .for_affiliation(account.affiliation)
-        .describe(lang);
-    no_referrer(state.page(
-        status,
-        "reset_new_password.html",
-        lang,
-        req,
-        minijinja::context! {
-            token => token,
-            login => account.login.as_str(),
-            rules => rules,
-            errors => errors,
-        },
-    ))
+    crate::reset_form::new_password_page(state, req, lang, status, token, account, errors)
 }
 
 /// Query of the mailed link.

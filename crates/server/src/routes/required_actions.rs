@@ -414,6 +414,7 @@ async fn password_reset_required(
         req,
         minijinja::context! {
             login => account.login.as_str(),
+            identity_check => state.services.activation.resets_by_identity(account.affiliation),
         },
     )
 }
