@@ -1112,11 +1112,13 @@ async fn an_activation_link_is_sent_again_to_a_provisioned_account_and_refused_o
 /// Sends an assistance request through the desk, as the public form does.
 async fn assistance_request(app: &TestApp, institutional: &str, description: &str) -> String {
     let form = sesame_lifecycle::helpdesk::assistance::AssistanceForm {
-        institutional_email: institutional.to_owned(),
+        name: "Someone".to_owned(),
+        account: institutional.to_owned(),
         personal_email: "someone@gmail.example".to_owned(),
         phone: "06 12 34 56 78".to_owned(),
-        identity_hint: "12/03/1990".to_owned(),
+        number: "SOM 4711".to_owned(),
         description: description.to_owned(),
+        ..Default::default()
     };
     let checked = sesame_lifecycle::helpdesk::assistance::check(&form).unwrap();
     app.services

@@ -594,9 +594,17 @@ async fn a_blocked_person_finds_the_assistance_form_and_later_sets_a_new_passwor
         .await
         .unwrap();
     c.wait()
-        .for_element(Locator::Id("institutional_email"))
+        .for_element(Locator::Id("assistance-kinds"))
         .await
         .unwrap();
+    check("assistance: who is asking").await;
+    c.find(Locator::Css("#assistance-kinds a[href$='as=staff']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("account")).await.unwrap();
     check("assistance form").await;
     // Sent empty: every field says what is missing, and the summary links to them.
     submit().await;
@@ -605,14 +613,10 @@ async fn a_blocked_person_finds_the_assistance_form_and_later_sets_a_new_passwor
         .await
         .unwrap();
     check("assistance form with errors").await;
-    type_into(
-        "institutional_email",
-        account.email.clone().unwrap().to_string(),
-    )
-    .await;
+    type_into("name", "Test Person".to_owned()).await;
+    type_into("account", account.email.clone().unwrap().to_string()).await;
     type_into("personal_email", "perso@gmail.example".to_owned()).await;
     type_into("phone", "06 12 34 56 78".to_owned()).await;
-    type_into("identity_hint", "12/03/1990".to_owned()).await;
     type_into(
         "description",
         "Compte bloqué, merci de me rappeler.".to_owned(),
@@ -624,6 +628,15 @@ async fn a_blocked_person_finds_the_assistance_form_and_later_sets_a_new_passwor
         .await
         .unwrap();
     check("assistance sent page").await;
+    // The parents' form (ENT 77): no institutional address, the child and a contact.
+    c.goto(&format!("{}/assistance?as=parent", app.address))
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("child_name"))
+        .await
+        .unwrap();
+    check("assistance form for parents").await;
 
     // Unblocked: the old password only leads to how to set a new one; the code the
     // helpdesk gives sets it, then the new password logs in.
@@ -704,11 +717,12 @@ async fn the_helpdesk_console_is_accessible_and_keyboard_usable_at_phone_width()
         .await
         .unwrap();
     let form = sesame_lifecycle::helpdesk::assistance::AssistanceForm {
-        institutional_email: format!("{target}@univ.example.org"),
+        name: "Someone".to_owned(),
+        account: format!("{target}@univ.example.org"),
         personal_email: "someone@gmail.example".to_owned(),
         phone: "06 12 34 56 78".to_owned(),
-        identity_hint: "12/03/1990".to_owned(),
         description: "Mon compte est verrouillé.".to_owned(),
+        ..Default::default()
     };
     let reference = app
         .services

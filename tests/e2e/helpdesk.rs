@@ -119,10 +119,12 @@ async fn session_gets_a_ticket(app: &TestApp, client: &reqwest::Client) -> bool 
 /// The fields of a well-formed assistance request.
 fn assistance_fields<'a>(institutional: &'a str, personal: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
-        ("institutional_email", institutional),
+        ("kind", "staff"),
+        ("name", "Jean Dupont"),
+        ("account", institutional),
+        ("number", "SOM 4711"),
         ("personal_email", personal),
         ("phone", "06 12 34 56 78"),
-        ("identity_hint", "12/03/1990"),
         (
             "description",
             "Mon compte est bloqué depuis ce matin.\nJ'ai cliqué sur un lien <b>étrange</b>.",
@@ -130,14 +132,19 @@ fn assistance_fields<'a>(institutional: &'a str, personal: &'a str) -> Vec<(&'a 
     ]
 }
 
-/// Fetches the form with `client` and posts `fields` with its token.
+/// Fetches the form of the `kind` among `fields` with `client` and posts `fields` with its
+/// token.
 async fn send_assistance(
     app: &TestApp,
     client: &reqwest::Client,
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
+    let kind = fields
+        .iter()
+        .find(|(k, _)| *k == "kind")
+        .map_or("staff", |(_, v)| *v);
     let page = client
-        .get(format!("{}/assistance", app.address))
+        .get(format!("{}/assistance?as={kind}", app.address))
         .send()
         .await
         .unwrap();
@@ -501,7 +508,7 @@ async fn the_assistance_form_is_csrf_protected_bounded_and_rate_limited() {
         .unwrap();
     assert_eq!(res.status(), 403);
     let page = browser()
-        .get(format!("{}/assistance", app.address))
+        .get(format!("{}/assistance?as=staff", app.address))
         .send()
         .await
         .unwrap();
@@ -523,20 +530,23 @@ async fn the_assistance_form_is_csrf_protected_bounded_and_rate_limited() {
         &app,
         &browser(),
         &[
-            ("institutional_email", "jean.dupont@univ.example.org"),
+            ("kind", "staff"),
+            ("name", ""),
+            ("account", "jean.dupont@univ.example.org"),
             ("personal_email", "jean.dupont@univ.example.org"),
-            ("phone", ""),
-            ("identity_hint", "INE 123"),
+            ("phone", "call me"),
+            ("number", "SOM 123"),
             ("description", &long),
         ],
     )
     .await;
     assert_eq!(res.status(), 400);
     let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"name-error\""), "{html}");
     assert!(html.contains("id=\"phone-error\""), "{html}");
     assert!(html.contains("id=\"description-error\""), "{html}");
     assert!(html.contains("id=\"personal_email-error\""), "{html}");
-    assert!(html.contains("value=\"INE 123\""), "{html}");
+    assert!(html.contains("value=\"SOM 123\""), "{html}");
     assert!(app
         .services
         .helpdesk
@@ -572,6 +582,142 @@ async fn the_assistance_form_is_csrf_protected_bounded_and_rate_limited() {
     assert_eq!(
         send_assistance(&app, &browser(), &fields).await.status(),
         303
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_and_pupils_without_an_institutional_address_ask_for_help_with_the_identity_fields_that_fit_them(
+) {
+    let app = helpdesk_app().await;
+    // First, who is asking: one link per kind of person, no script needed.
+    let html = browser()
+        .get(format!("{}/assistance", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for kind in ["staff", "student", "pupil", "parent"] {
+        assert!(html.contains(&format!("assistance?as={kind}\"")), "{html}");
+    }
+    // A parent is asked for the child and the school, not for a staff or student number.
+    let html = browser()
+        .get(format!("{}/assistance?as=parent", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"child_name\"") && html.contains("name=\"school\""));
+    assert!(!html.contains("name=\"number\""), "{html}");
+
+    // A parent with no institutional address and no e-mail: a phone is enough.
+    let parent_login = unique_login("parent");
+    let parent = app
+        .create_user_with(
+            &parent_login,
+            GOOD_PASSWORD,
+            sesame_core::ids::Affiliation::Parent,
+        )
+        .await;
+    let res = send_assistance(
+        &app,
+        &browser(),
+        &[
+            ("kind", "parent"),
+            ("name", "Nadia Benali"),
+            ("child_name", "Yanis Benali"),
+            ("school", "Collège Jean Moulin, Melun, 6e B"),
+            ("account", &parent_login),
+            ("phone", "06 98 76 54 32"),
+            (
+                "description",
+                "Je n'arrive pas à activer mon compte avec le code.",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let reference = query_param(&location(&res), "reference").expect("a reference");
+    let stored = app
+        .services
+        .helpdesk
+        .assistance
+        .show(&reference)
+        .await
+        .unwrap();
+    assert_eq!(stored.kind, sesame_core::helpdesk::RequesterKind::Parent);
+    assert_eq!(stored.child_name, "Yanis Benali");
+    assert_eq!(stored.school, "Collège Jean Moulin, Melun, 6e B");
+    assert_eq!(
+        stored.account_id,
+        Some(parent.id),
+        "their own account, by login"
+    );
+    assert!(stored.personal_email.is_empty());
+    let mail = app
+        .mails_to(HELPDESK)
+        .await
+        .into_iter()
+        .find(|m| m.subject.contains(&reference))
+        .expect("the helpdesk gets it");
+    for expected in [
+        "parent d'élève",
+        "Nadia Benali",
+        "Yanis Benali",
+        "6e B",
+        &parent_login,
+    ] {
+        assert!(mail.text.contains(expected), "{expected}: {}", mail.text);
+    }
+
+    // A pupil who does not know their login: the school and an address.
+    let res = send_assistance(
+        &app,
+        &browser(),
+        &[
+            ("kind", "pupil"),
+            ("name", "Léa Martin"),
+            ("school", "Collège Jean Moulin, 5e A"),
+            ("personal_email", "lea.martin@gmail.example"),
+            ("description", "J'ai oublié mon mot de passe."),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        app.mails_to("lea.martin@gmail.example").await.len(),
+        1,
+        "acknowledged"
+    );
+
+    // A student must give the student number; nobody may leave both contacts out.
+    let res = send_assistance(
+        &app,
+        &browser(),
+        &[
+            ("kind", "student"),
+            ("name", "Zoé Lefèvre"),
+            ("account", "zoe.lefevre@etu.univ.example.org"),
+            ("description", "Compte bloqué."),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"number-error\""), "{html}");
+    assert!(html.contains("id=\"personal_email-error\""), "{html}");
+    assert_eq!(
+        app.services
+            .helpdesk
+            .assistance
+            .list(sesame_core::helpdesk::RequestFilter::All, 100)
+            .await
+            .unwrap()
+            .len(),
+        2
     );
 }
 

@@ -868,11 +868,12 @@ async fn an_agent_reads_and_closes_assistance_requests() {
     let login = unique_login("asker");
     app.create_user(&login, GOOD_PASSWORD).await;
     let form = AssistanceForm {
-        institutional_email: format!("{login}@univ.example.org"),
+        name: "Asker".to_owned(),
+        account: format!("{login}@univ.example.org"),
         personal_email: "asker@gmail.example".to_owned(),
         phone: "06 12 34 56 78".to_owned(),
-        identity_hint: "12/03/1990".to_owned(),
         description: "Mon compte est bloqué.\nJ'ai cliqué sur un lien <b>étrange</b>.".to_owned(),
+        ..Default::default()
     };
     let reference = app
         .services

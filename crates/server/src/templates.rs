@@ -108,6 +108,10 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/assistance.html"),
     ),
     (
+        "assistance_choose.html",
+        include_str!("../templates/assistance_choose.html"),
+    ),
+    (
         "assistance_sent.html",
         include_str!("../templates/assistance_sent.html"),
     ),

@@ -191,6 +191,9 @@ diesel::table! {
         closed_at -> Nullable<Int8>,
         closed_by -> Nullable<Text>,
         close_note -> Nullable<Text>,
+        requester_kind -> Text,
+        requester_name -> Text,
+        requester_details -> Text,
     }
 }
 

@@ -25,3 +25,13 @@ UPDATE accounts SET search_name = REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLAC
 UPDATE accounts SET search_name = REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(search_name, 'Ť', 't'), 'ť', 't'), 'Ţ', 't'), 'ţ', 't'), 'Œ', 'oe'), 'œ', 'oe'), 'Æ', 'ae'), 'æ', 'ae');
 UPDATE accounts SET search_name = REPLACE(REPLACE(REPLACE(REPLACE(search_name, 'ß', 'ss'), '’', ''''), 'ʼ', ''''), '‘', '''');
 UPDATE accounts SET search_name = TRIM(LOWER(search_name));
+
+-- Assistance requests from every kind of person (issue 13, point 9): who they say they are
+-- (staff, student, pupil, parent; the requests before this were from staff or students,
+-- recorded as staff), their name, and the fields that fit only some of them (a pupil's school
+-- and class, a parent's child's name and school) as a JSON object. The login or institutional
+-- address, personal address, phone and staff or student number keep their columns
+-- (`institutional_email` now holds a login or an address as typed; any may be empty).
+ALTER TABLE assistance_requests ADD COLUMN requester_kind TEXT NOT NULL DEFAULT 'staff';
+ALTER TABLE assistance_requests ADD COLUMN requester_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE assistance_requests ADD COLUMN requester_details TEXT NOT NULL DEFAULT '{}';

@@ -142,10 +142,15 @@ fn request(
     AssistanceRequest {
         reference: reference.to_owned(),
         created_at,
-        institutional_email: "jean.dupont@univ.example.org".to_owned(),
+        // A parent's request: every field a kind of person may fill comes back as written.
+        kind: sesame_core::helpdesk::RequesterKind::Parent,
+        name: "Jean Dupont".to_owned(),
+        login_or_email: "jean.dupont".to_owned(),
         personal_email: "jean@gmail.example".to_owned(),
         phone: "0612345678".to_owned(),
-        identity_hint: "12/03/1990".to_owned(),
+        number: String::new(),
+        school: "Collège Jean Moulin, 6e B".to_owned(),
+        child_name: "Léa \"Lili\" Dupont".to_owned(),
         description: "Bloqué.\nMerci.".to_owned(),
         lang: "fr".to_owned(),
         client_ip: Some("192.0.2.7".to_owned()),
