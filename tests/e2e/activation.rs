@@ -37,6 +37,8 @@ async fn activation_app() -> TestApp {
             s.lifecycle.charter.text = "Usage loyal des moyens informatiques.".to_owned();
             s.ui.time_zone = "Europe/Paris".to_owned();
             s.cas.services.push(cas_service("ent", SERVICE, ""));
+            // Hassan II: staff may reset a forgotten password by identity check.
+            s.lifecycle.recovery.identity_check = vec![Affiliation::Staff];
         })
         .spawn()
         .await
@@ -689,6 +691,195 @@ async fn forgotten_login_is_shown_after_the_identity_check() {
         .any(|k| k == "account.login_reminded"));
 }
 
+/// Imports a person and sets a password, as after an activation; returns the login.
+async fn active_person(app: &TestApp, hr_id: &str, affiliation: &str, national_id: &str) -> String {
+    let login = import_person(
+        app,
+        &format!(
+            "{hr_id},Samir,{},20-10-1970,{affiliation},{national_id},",
+            unique_name()
+        ),
+    )
+    .await;
+    app.services
+        .accounts
+        .set_password(
+            &LoginName::parse(&login).unwrap(),
+            sesame_core::credentials::Password::new(GOOD_PASSWORD),
+            "test",
+        )
+        .await
+        .unwrap();
+    login
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_reset_a_forgotten_password_by_staff_number_national_id_and_birth_date_under_the_activation_limits(
+) {
+    const NEW_PASSWORD: &str = "seven lanterns over the quiet canal";
+    let app = activation_app().await;
+    let client = sesame_tests::browser();
+    // The forgotten-password page offers it; the form asks no personal address.
+    let (_, page) = get(&client, format!("{}/password/forgot", app.address)).await;
+    assert!(unescaped(&page).contains("/password/identity"), "{page}");
+    let (status, page) = get(&client, format!("{}/password/identity", app.address)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("name=\"national_id\"") && !page.contains("name=\"email\""));
+
+    let hr_id = unique_hr_id();
+    let login = active_person(&app, &hr_id, "staff", "AB123456").await;
+    let who = Identity {
+        hr_id: &hr_id,
+        national_id: "ab 123 456",
+        birth_date: "20-10-1970",
+        email: "",
+    };
+    // A wrong birth date or national ID gets the guide's one answer.
+    for wrong in [
+        Identity {
+            birth_date: "21-10-1970",
+            ..who
+        },
+        Identity {
+            national_id: "AB123457",
+            ..who
+        },
+    ] {
+        let res = post_identity(&app, &client, "/password/identity", &wrong).await;
+        assert_eq!(res.status(), 400);
+        assert!(unescaped(&res.text().await.unwrap()).contains(MISMATCH_FR));
+    }
+    // The right answers lead to the reset flow's new-password step.
+    let res = post_identity(&app, &client, "/password/identity", &who).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["referrer-policy"].to_str().unwrap(),
+        "no-referrer"
+    );
+    let page = res.text().await.unwrap();
+    assert!(page.contains(&login), "{page}");
+    let token = input_value(&page, "token").expect("the new-password form");
+    let res = client
+        .post(format!("{}/password/reset", app.address))
+        .form(&[
+            ("token", token.as_str()),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let status = |password: &'static str| {
+        let app = &app;
+        let login = login.clone();
+        async move {
+            app.login_with(&sesame_tests::browser(), &login, password, false)
+                .await
+                .status()
+        }
+    };
+    assert_eq!(status(GOOD_PASSWORD).await, 401);
+    assert_eq!(status(NEW_PASSWORD).await, 303);
+    let kinds = app.audit_kinds(&login).await;
+    assert!(
+        kinds.contains(&"recovery.password_reset".to_owned()),
+        "{kinds:?}"
+    );
+
+    // It is a verified channel: after an unblock it sets the password the unblock voided.
+    let desk = &app.services.helpdesk.desk;
+    let account_login = LoginName::parse(&login).unwrap();
+    desk.block(
+        &account_login,
+        sesame_core::helpdesk::BlockReason::Phishing,
+        None,
+        "test",
+    )
+    .await
+    .unwrap();
+    desk.unblock(&account_login, "test").await.unwrap();
+    assert_eq!(status(NEW_PASSWORD).await, 403);
+    let res = post_identity(&app, &client, "/password/identity", &who).await;
+    let token = input_value(&res.text().await.unwrap(), "token").unwrap();
+    const THIRD_PASSWORD: &str = "amber kites above the winter dunes";
+    let res = client
+        .post(format!("{}/password/reset", app.address))
+        .form(&[
+            ("token", token.as_str()),
+            ("password", THIRD_PASSWORD),
+            ("confirm", THIRD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(status(THIRD_PASSWORD).await, 303);
+
+    // Only the affiliations configured, and only with a national ID on file.
+    let student_hr = unique_hr_id();
+    active_person(&app, &student_hr, "student", "CD654321").await;
+    let no_id_hr = unique_hr_id();
+    active_person(&app, &no_id_hr, "staff", "").await;
+    for (hr, national_id) in [(&student_hr, "CD654321"), (&no_id_hr, "")] {
+        let someone = Identity {
+            hr_id: hr,
+            national_id,
+            ..who
+        };
+        let res = post_identity(&app, &client, "/password/identity", &someone).await;
+        assert_eq!(res.status(), 400, "{hr}");
+        assert!(unescaped(&res.text().await.unwrap()).contains(MISMATCH_FR));
+    }
+
+    // The same counters as activation and the forgotten login: five failures on a number,
+    // wherever they were made, refuse even the right answers until the window ends.
+    let limited_hr = unique_hr_id();
+    let limited = active_person(&app, &limited_hr, "staff", "EF111222").await;
+    let right = Identity {
+        hr_id: &limited_hr,
+        national_id: "EF111222",
+        birth_date: "20-10-1970",
+        email: "samir@perso.example.com",
+    };
+    let wrong = Identity {
+        birth_date: "01-01-1990",
+        ..right
+    };
+    for path in [
+        "/password/identity",
+        "/password/identity",
+        "/password/identity",
+    ] {
+        assert_eq!(
+            post_identity(&app, &client, path, &wrong).await.status(),
+            400
+        );
+    }
+    for path in ["/forgot-login", "/activation/identity"] {
+        assert_eq!(
+            post_identity(&app, &client, path, &wrong).await.status(),
+            400
+        );
+    }
+    let res = post_identity(&app, &client, "/password/identity", &right).await;
+    assert_eq!(res.status(), 429);
+    app.clock.advance(Duration::seconds(3601));
+    let res = post_identity(&app, &client, "/password/identity", &right).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains(&limited));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_affiliations_configured_there_is_no_reset_by_identity_check() {
+    let app = TestApp::spawn().await;
+    let client = sesame_tests::browser();
+    let (status, _) = get(&client, format!("{}/password/identity", app.address)).await;
+    assert_eq!(status, 404);
+    let (_, page) = get(&client, format!("{}/password/forgot", app.address)).await;
+    assert!(!unescaped(&page).contains("/password/identity"), "{page}");
+}
+
 /// Imports a pupil and makes a code for them; returns (login, code).
 async fn pupil_with_code(app: &TestApp) -> (String, String) {
     let login = import_person(
@@ -1043,10 +1234,12 @@ async fn a_charter_version_bump_must_be_accepted_at_the_next_login() {
     assert_eq!(user, login);
 }
 
-/// An unblocked account whose charter is also out of date: one parked login takes the
-/// person through the forced password change, then the charter, then to the service.
+/// An unblocked account whose charter is also out of date: the old password reaches neither
+/// the charter nor the service; once a new password is set (here with a helpdesk code), the
+/// login goes through the charter, then to the service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_an_unblock_with_a_new_charter_the_password_then_the_charter_then_the_service() {
+async fn after_an_unblock_with_a_new_charter_a_new_password_first_then_the_charter_then_the_service(
+) {
     const NEW_PASSWORD: &str = "seven lanterns over the quiet canal";
     let app = activation_app().await;
     let login = sesame_tests::unique_login("unblockcharter");
@@ -1062,69 +1255,62 @@ async fn after_an_unblock_with_a_new_charter_the_password_then_the_charter_then_
     .unwrap();
     desk.unblock(&account.login, "test").await.unwrap();
 
-    let client = sesame_tests::browser();
     let service = format!("{SERVICE}index.php");
     let enc: String = url::form_urlencoded::byte_serialize(service.as_bytes()).collect();
-    let (_, page) = get(&client, format!("{}/cas/login?service={enc}", app.address)).await;
-    let lt = sesame_tests::extract_lt(&page).unwrap();
-    let res = client
-        .post(format!("{}/cas/login?service={enc}", app.address))
-        .form(&[
-            ("lt", lt.as_str()),
-            ("username", login.as_str()),
-            ("password", GOOD_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    assert!(
-        location(&res).ends_with("/password/required"),
-        "{}",
-        location(&res)
-    );
-    // The charter is not the current step yet: its page sends back to the password change.
-    let res = client
-        .post(format!("{}/charter", app.address))
-        .form(&[("accept", "true")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    assert!(
-        location(&res).ends_with("/password/required"),
-        "{}",
-        location(&res)
-    );
+    let login_for_service = |password: &'static str| {
+        let app = &app;
+        let enc = enc.clone();
+        let login = login.clone();
+        async move {
+            let client = sesame_tests::browser();
+            let (_, page) = get(&client, format!("{}/cas/login?service={enc}", app.address)).await;
+            let lt = sesame_tests::extract_lt(&page).unwrap();
+            let res = client
+                .post(format!("{}/cas/login?service={enc}", app.address))
+                .form(&[
+                    ("lt", lt.as_str()),
+                    ("username", login.as_str()),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (client, res)
+        }
+    };
+    let (client, res) = login_for_service(GOOD_PASSWORD).await;
+    assert_eq!(res.status(), 403);
+    // Nothing was parked: the charter page has no login to act on.
+    let (status, _) = get(&client, format!("{}/charter", app.address)).await;
+    assert_eq!(status, 403);
 
-    let (status, page) = get(&client, format!("{}/password/required", app.address)).await;
-    assert_eq!(status, 200);
-    let csrf = sesame_tests::oidc::hidden_field(&page, "csrf").unwrap();
+    let issued = app
+        .services
+        .recovery
+        .issue_helpdesk_code(&account.login, "test")
+        .await
+        .unwrap();
+    let res = crate::helpdesk::send_helpdesk_code(&app, &client, &login, &issued.code).await;
+    assert_eq!(res.status(), 200);
+    let token = sesame_tests::oidc::hidden_field(&res.text().await.unwrap(), "token").unwrap();
     let res = client
-        .post(format!("{}/password/required", app.address))
+        .post(format!("{}/password/reset", app.address))
         .form(&[
-            ("csrf", csrf.as_str()),
-            ("current_password", GOOD_PASSWORD),
-            ("new_password", NEW_PASSWORD),
-            ("confirm_password", NEW_PASSWORD),
+            ("token", token.as_str()),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
         ])
         .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let (client, res) = login_for_service(NEW_PASSWORD).await;
     assert_eq!(res.status(), 303);
     assert!(location(&res).ends_with("/charter"), "{}", location(&res));
-    // Still no SSO session between the two steps.
+    // Still no SSO session before the charter.
     let (_, page) = get(&client, format!("{}/cas/login?service={enc}", app.address)).await;
     assert!(sesame_tests::extract_lt(&page).is_some(), "no ticket yet");
-    // The password step is done: its page now sends on to the charter.
-    let res = client
-        .get(format!("{}/password/required", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    assert!(location(&res).ends_with("/charter"), "{}", location(&res));
-
     let (status, page) = get(&client, format!("{}/charter", app.address)).await;
     assert_eq!(status, 200);
     assert!(page.contains(CHARTER));

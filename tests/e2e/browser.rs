@@ -523,8 +523,8 @@ async fn the_account_and_reset_pages_are_accessible_at_phone_width() {
 // --- helpdesk ---
 
 #[tokio::test]
-async fn a_blocked_person_finds_the_assistance_form_and_later_changes_the_password_at_phone_width()
-{
+async fn a_blocked_person_finds_the_assistance_form_and_later_sets_a_new_password_with_a_helpdesk_code_at_phone_width(
+) {
     let Some(driver) = driver_or_skip() else {
         return;
     };
@@ -594,9 +594,17 @@ async fn a_blocked_person_finds_the_assistance_form_and_later_changes_the_passwo
         .await
         .unwrap();
     c.wait()
-        .for_element(Locator::Id("institutional_email"))
+        .for_element(Locator::Id("assistance-kinds"))
         .await
         .unwrap();
+    check("assistance: who is asking").await;
+    c.find(Locator::Css("#assistance-kinds a[href$='as=staff']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("account")).await.unwrap();
     check("assistance form").await;
     // Sent empty: every field says what is missing, and the summary links to them.
     submit().await;
@@ -605,14 +613,10 @@ async fn a_blocked_person_finds_the_assistance_form_and_later_changes_the_passwo
         .await
         .unwrap();
     check("assistance form with errors").await;
-    type_into(
-        "institutional_email",
-        account.email.clone().unwrap().to_string(),
-    )
-    .await;
+    type_into("name", "Test Person".to_owned()).await;
+    type_into("account", account.email.clone().unwrap().to_string()).await;
     type_into("personal_email", "perso@gmail.example".to_owned()).await;
     type_into("phone", "06 12 34 56 78".to_owned()).await;
-    type_into("identity_hint", "12/03/1990".to_owned()).await;
     type_into(
         "description",
         "Compte bloqué, merci de me rappeler.".to_owned(),
@@ -624,12 +628,28 @@ async fn a_blocked_person_finds_the_assistance_form_and_later_changes_the_passwo
         .await
         .unwrap();
     check("assistance sent page").await;
+    // The parents' form (ENT 77): no institutional address, the child and a contact.
+    c.goto(&format!("{}/assistance?as=parent", app.address))
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("child_name"))
+        .await
+        .unwrap();
+    check("assistance form for parents").await;
 
-    // Unblocked: the next login asks for a new password first.
+    // Unblocked: the old password only leads to how to set a new one; the code the
+    // helpdesk gives sets it, then the new password logs in.
     app.services
         .helpdesk
         .desk
         .unblock(&account.login, "test")
+        .await
+        .unwrap();
+    let issued = app
+        .services
+        .recovery
+        .issue_helpdesk_code(&account.login, "test")
         .await
         .unwrap();
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
@@ -637,21 +657,36 @@ async fn a_blocked_person_finds_the_assistance_form_and_later_changes_the_passwo
     type_into("password", GOOD_PASSWORD.to_owned()).await;
     submit().await;
     c.wait()
-        .for_element(Locator::Id("new_password"))
+        .for_element(Locator::Id("reset-required"))
         .await
         .unwrap();
-    check("forced password change").await;
-    type_into("current_password", GOOD_PASSWORD.to_owned()).await;
-    type_into(
-        "new_password",
-        "seven lanterns over the quiet canal".to_owned(),
-    )
-    .await;
-    type_into(
-        "confirm_password",
-        "seven lanterns over the quiet canal".to_owned(),
-    )
-    .await;
+    check("password to set again after an unblock").await;
+    c.find(Locator::Css(
+        "#reset-ways a[href$='/password/helpdesk-code']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    c.wait().for_element(Locator::Id("code")).await.unwrap();
+    check("helpdesk code form").await;
+    type_into("identifier", login.clone()).await;
+    type_into("code", issued.code.clone()).await;
+    submit().await;
+    c.wait().for_element(Locator::Id("confirm")).await.unwrap();
+    check("new password after a helpdesk code").await;
+    const NEW_PASSWORD: &str = "seven lanterns over the quiet canal";
+    type_into("password", NEW_PASSWORD.to_owned()).await;
+    type_into("confirm", NEW_PASSWORD.to_owned()).await;
+    submit().await;
+    c.wait()
+        .for_element(Locator::Id("reset-done"))
+        .await
+        .unwrap();
+    c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
+    type_into("username", login.clone()).await;
+    type_into("password", NEW_PASSWORD.to_owned()).await;
     submit().await;
     c.wait()
         .for_element(Locator::Id("current-user"))
@@ -682,11 +717,12 @@ async fn the_helpdesk_console_is_accessible_and_keyboard_usable_at_phone_width()
         .await
         .unwrap();
     let form = sesame_lifecycle::helpdesk::assistance::AssistanceForm {
-        institutional_email: format!("{target}@univ.example.org"),
+        name: "Someone".to_owned(),
+        account: format!("{target}@univ.example.org"),
         personal_email: "someone@gmail.example".to_owned(),
         phone: "06 12 34 56 78".to_owned(),
-        identity_hint: "12/03/1990".to_owned(),
         description: "Mon compte est verrouillé.".to_owned(),
+        ..Default::default()
     };
     let reference = app
         .services

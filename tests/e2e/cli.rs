@@ -204,10 +204,21 @@ async fn block_and_unblock_from_the_command_line() {
         403
     );
 
+    // Unblocked: the former password opens nothing until a new one is set, here by the
+    // operator.
     let out = cli.run(&["account", "unblock", &login], None);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         app.login_with(&browser(), &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        403
+    );
+    const NEW_PASSWORD: &str = "seven lanterns over the quiet canal";
+    let out = cli.run(&["account", "set-password", &login], Some(NEW_PASSWORD));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        app.login_with(&browser(), &login, NEW_PASSWORD, false)
             .await
             .status(),
         303

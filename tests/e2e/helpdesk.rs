@@ -119,10 +119,12 @@ async fn session_gets_a_ticket(app: &TestApp, client: &reqwest::Client) -> bool 
 /// The fields of a well-formed assistance request.
 fn assistance_fields<'a>(institutional: &'a str, personal: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
-        ("institutional_email", institutional),
+        ("kind", "staff"),
+        ("name", "Jean Dupont"),
+        ("account", institutional),
+        ("number", "SOM 4711"),
         ("personal_email", personal),
         ("phone", "06 12 34 56 78"),
-        ("identity_hint", "12/03/1990"),
         (
             "description",
             "Mon compte est bloqué depuis ce matin.\nJ'ai cliqué sur un lien <b>étrange</b>.",
@@ -130,14 +132,19 @@ fn assistance_fields<'a>(institutional: &'a str, personal: &'a str) -> Vec<(&'a 
     ]
 }
 
-/// Fetches the form with `client` and posts `fields` with its token.
+/// Fetches the form of the `kind` among `fields` with `client` and posts `fields` with its
+/// token.
 async fn send_assistance(
     app: &TestApp,
     client: &reqwest::Client,
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
+    let kind = fields
+        .iter()
+        .find(|(k, _)| *k == "kind")
+        .map_or("staff", |(_, v)| *v);
     let page = client
-        .get(format!("{}/assistance", app.address))
+        .get(format!("{}/assistance?as={kind}", app.address))
         .send()
         .await
         .unwrap();
@@ -155,7 +162,7 @@ async fn send_assistance(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blocked_person_asks_for_help_is_unblocked_and_must_change_the_password_before_any_ticket(
+async fn a_blocked_person_asks_for_help_and_once_unblocked_the_phished_password_opens_nothing_until_a_helpdesk_code_sets_a_new_one(
 ) {
     let app = helpdesk_app().await;
     let cli = Cli::for_app(&app);
@@ -287,9 +294,25 @@ async fn a_blocked_person_asks_for_help_is_unblocked_and_must_change_the_passwor
     assert!(shown.contains("blocked:      phishing"), "{shown}");
     assert!(shown.contains("clicked a fake webmail link"), "{shown}");
 
-    let out = cli.run(&["account", "unblock", &login], None);
+    // The agent checked the caller's identity on the phone: unblock, with a code to read out.
+    let out = cli.run(&["account", "unblock", &login, "--code"], None);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("must be changed"), "{}", text(&out));
+    let printed = text(&out);
+    assert!(
+        printed.contains("former password no longer logs in"),
+        "{printed}"
+    );
+    let code = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("reset code:"))
+        .map(|c| c.trim().to_owned())
+        .expect("the code is printed");
+    let out = cli.run(&["account", "show", &login], None);
+    assert!(
+        text(&out).contains("password:     voided by the unblock"),
+        "{}",
+        text(&out)
+    );
     let out = cli.run(
         &[
             "helpdesk",
@@ -329,109 +352,137 @@ async fn a_blocked_person_asks_for_help_is_unblocked_and_must_change_the_passwor
         assert!(kinds.contains(&kind.to_owned()), "{kind} in {kinds:?}");
     }
 
-    // The next correct login is parked: no session, no ticket, until the password changes.
+    // The phished password, though correct, opens nothing and leads to no password choice:
+    // no session, no parked login, only the ways to set a new password.
     let person = browser();
     let res = post_login_for_service(&app, &person, &login, GOOD_PASSWORD).await;
-    assert_eq!(res.status(), 303);
-    let next = location(&res);
+    assert_eq!(res.status(), 403);
     assert!(
-        next.starts_with(&format!("{}/password/required", app.address)),
-        "{next}"
-    );
-    assert!(!next.contains("ticket="));
-    assert!(
+        set_cookies(&res).is_empty(),
+        "no session and no parked login: {:?}",
         set_cookies(&res)
-            .iter()
-            .all(|c| !c.starts_with("sesame_tgc=")),
-        "no SSO session yet"
+    );
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("ancien mot de passe ne permet plus de vous connecter"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"/password/forgot\"")
+            && page.contains("href=\"/password/helpdesk-code\""),
+        "{page}"
+    );
+    assert!(
+        !page.contains("type=\"password\""),
+        "no password field: {page}"
     );
     assert!(!session_gets_a_ticket(&app, &person).await);
-    let form = person.get(&next).send().await.unwrap();
-    assert_eq!(form.status(), 200);
-    let html = form.text().await.unwrap();
+    let res = person
+        .get(format!("{}/password/required", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        404,
+        "the forced change by old password is gone"
+    );
+    // A wrong password still gets the generic answer: the page is for the right one only.
+    let wrong = post_login_for_service(&app, &browser(), &login, "not the right password").await;
+    assert_eq!(wrong.status(), 401);
+    assert!(!wrong.text().await.unwrap().contains("helpdesk-code"));
+
+    // On the helpdesk-code page every wrong answer gets one message, whatever the login.
+    let unknown = send_helpdesk_code(&app, &person, "nobody.here", &code).await;
+    assert_eq!(unknown.status(), 400);
+    let unknown_page = unknown.text().await.unwrap();
+    let wrong = send_helpdesk_code(&app, &person, &login, "ABCDE-FGHJK").await;
+    assert_eq!(wrong.status(), 400);
+    let wrong_page = wrong.text().await.unwrap();
+    for page in [&unknown_page, &wrong_page] {
+        assert!(page.contains("Identifiant ou code incorrect"), "{page}");
+    }
+    // The right one, typed loosely, opens the new-password step of the reset flow.
+    let loose = code.to_lowercase().replace('-', " ");
+    let res = send_helpdesk_code(&app, &person, &login.to_uppercase(), &loose).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
     assert!(
         html.contains("Au moins 15 caractères"),
         "the policy is shown: {html}"
     );
-    let csrf = hidden_field(&html, "csrf").unwrap();
-    let change = |current: &'static str, new: &'static str, confirm: &'static str| {
-        let csrf = csrf.clone();
-        let person = person.clone();
-        let url = format!("{}/password/required", app.address);
-        async move {
-            person
-                .post(url)
-                .form(&[
-                    ("csrf", csrf.as_str()),
-                    ("current_password", current),
-                    ("new_password", new),
-                    ("confirm_password", confirm),
-                ])
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(
-        change("wrong current password", NEW_PASSWORD, NEW_PASSWORD)
-            .await
-            .status(),
-        401
-    );
-    assert_eq!(
-        change(GOOD_PASSWORD, NEW_PASSWORD, "something else entirely")
-            .await
-            .status(),
-        400
-    );
-    assert_eq!(
-        change(GOOD_PASSWORD, GOOD_PASSWORD, GOOD_PASSWORD)
-            .await
-            .status(),
-        400
-    );
-    let weak = change(GOOD_PASSWORD, "short", "short").await;
-    assert_eq!(weak.status(), 400);
-    assert!(weak
-        .text()
+    let token = hidden_field(&html, "token").expect("the new-password form");
+    let res = person
+        .post(format!("{}/password/reset", app.address))
+        .form(&[
+            ("token", token.as_str()),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+        ])
+        .send()
         .await
-        .unwrap()
-        .contains("au moins 15 caractères"));
-    assert!(
-        !session_gets_a_ticket(&app, &person).await,
-        "still nothing issued"
-    );
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The code worked once.
+    let again = send_helpdesk_code(&app, &browser(), &login, &code).await;
+    assert_eq!(again.status(), 400);
 
-    // Once changed, the login goes on to the service with a ticket that validates.
-    let done = change(GOOD_PASSWORD, NEW_PASSWORD, NEW_PASSWORD).await;
-    assert_eq!(done.status(), 303);
-    let to_service = location(&done);
+    // The phished password is gone; the new one logs in to the service with a ticket.
+    let old = post_login_for_service(&app, &browser(), &login, GOOD_PASSWORD).await;
+    assert_eq!(old.status(), 401);
+    let fresh = post_login_for_service(&app, &person, &login, NEW_PASSWORD).await;
+    assert_eq!(fresh.status(), 303);
+    let to_service = location(&fresh);
     assert!(to_service.starts_with(APP), "{to_service}");
     let ticket = query_param(&to_service, "ticket").unwrap();
     assert_eq!(
         validated_user(&validate(&app, &ticket).await).as_deref(),
         Some(login.as_str())
     );
-    assert!(
-        session_gets_a_ticket(&app, &person).await,
-        "the SSO session now works"
-    );
-    // The parked login was used up; the old password is gone; the new one logs in directly.
-    assert_eq!(
-        change(GOOD_PASSWORD, NEW_PASSWORD, NEW_PASSWORD)
-            .await
-            .status(),
-        403
-    );
-    let old = post_login_for_service(&app, &browser(), &login, GOOD_PASSWORD).await;
-    assert_eq!(old.status(), 401);
-    let fresh = post_login_for_service(&app, &browser(), &login, NEW_PASSWORD).await;
-    assert_eq!(fresh.status(), 303);
-    assert!(location(&fresh).starts_with(APP));
-    assert!(app
-        .audit_kinds(&login)
+    assert!(!app
+        .services
+        .helpdesk
+        .desk
+        .password_change_required(&account)
         .await
-        .contains(&"account.password_changed".to_owned()));
+        .unwrap());
+    let events = app.services.audit.recent(Some(&login), 100).await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "recovery.helpdesk_code_issued" && e.actor == "cli"));
+    assert!(events.iter().any(
+        |e| e.kind == "login.refused_state" && e.detail["reason"] == "password_reset_required"
+    ));
+    assert!(events.iter().any(|e| e.kind == "recovery.password_reset"));
+}
+
+/// Fetches `/password/helpdesk-code` with `client` and posts a login and a code with its form
+/// ticket.
+pub(crate) async fn send_helpdesk_code(
+    app: &TestApp,
+    client: &reqwest::Client,
+    identifier: &str,
+    code: &str,
+) -> reqwest::Response {
+    let html = client
+        .get(format!("{}/password/helpdesk-code", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ft = hidden_field(&html, "ft").expect("the form carries a ticket");
+    client
+        .post(format!("{}/password/helpdesk-code", app.address))
+        .form(&[
+            ("ft", ft.as_str()),
+            ("identifier", identifier),
+            ("code", code),
+        ])
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -457,7 +508,7 @@ async fn the_assistance_form_is_csrf_protected_bounded_and_rate_limited() {
         .unwrap();
     assert_eq!(res.status(), 403);
     let page = browser()
-        .get(format!("{}/assistance", app.address))
+        .get(format!("{}/assistance?as=staff", app.address))
         .send()
         .await
         .unwrap();
@@ -479,20 +530,23 @@ async fn the_assistance_form_is_csrf_protected_bounded_and_rate_limited() {
         &app,
         &browser(),
         &[
-            ("institutional_email", "jean.dupont@univ.example.org"),
+            ("kind", "staff"),
+            ("name", ""),
+            ("account", "jean.dupont@univ.example.org"),
             ("personal_email", "jean.dupont@univ.example.org"),
-            ("phone", ""),
-            ("identity_hint", "INE 123"),
+            ("phone", "call me"),
+            ("number", "SOM 123"),
             ("description", &long),
         ],
     )
     .await;
     assert_eq!(res.status(), 400);
     let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"name-error\""), "{html}");
     assert!(html.contains("id=\"phone-error\""), "{html}");
     assert!(html.contains("id=\"description-error\""), "{html}");
     assert!(html.contains("id=\"personal_email-error\""), "{html}");
-    assert!(html.contains("value=\"INE 123\""), "{html}");
+    assert!(html.contains("value=\"SOM 123\""), "{html}");
     assert!(app
         .services
         .helpdesk
@@ -528,6 +582,142 @@ async fn the_assistance_form_is_csrf_protected_bounded_and_rate_limited() {
     assert_eq!(
         send_assistance(&app, &browser(), &fields).await.status(),
         303
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_and_pupils_without_an_institutional_address_ask_for_help_with_the_identity_fields_that_fit_them(
+) {
+    let app = helpdesk_app().await;
+    // First, who is asking: one link per kind of person, no script needed.
+    let html = browser()
+        .get(format!("{}/assistance", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for kind in ["staff", "student", "pupil", "parent"] {
+        assert!(html.contains(&format!("assistance?as={kind}\"")), "{html}");
+    }
+    // A parent is asked for the child and the school, not for a staff or student number.
+    let html = browser()
+        .get(format!("{}/assistance?as=parent", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"child_name\"") && html.contains("name=\"school\""));
+    assert!(!html.contains("name=\"number\""), "{html}");
+
+    // A parent with no institutional address and no e-mail: a phone is enough.
+    let parent_login = unique_login("parent");
+    let parent = app
+        .create_user_with(
+            &parent_login,
+            GOOD_PASSWORD,
+            sesame_core::ids::Affiliation::Parent,
+        )
+        .await;
+    let res = send_assistance(
+        &app,
+        &browser(),
+        &[
+            ("kind", "parent"),
+            ("name", "Nadia Benali"),
+            ("child_name", "Yanis Benali"),
+            ("school", "Collège Jean Moulin, Melun, 6e B"),
+            ("account", &parent_login),
+            ("phone", "06 98 76 54 32"),
+            (
+                "description",
+                "Je n'arrive pas à activer mon compte avec le code.",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let reference = query_param(&location(&res), "reference").expect("a reference");
+    let stored = app
+        .services
+        .helpdesk
+        .assistance
+        .show(&reference)
+        .await
+        .unwrap();
+    assert_eq!(stored.kind, sesame_core::helpdesk::RequesterKind::Parent);
+    assert_eq!(stored.child_name, "Yanis Benali");
+    assert_eq!(stored.school, "Collège Jean Moulin, Melun, 6e B");
+    assert_eq!(
+        stored.account_id,
+        Some(parent.id),
+        "their own account, by login"
+    );
+    assert!(stored.personal_email.is_empty());
+    let mail = app
+        .mails_to(HELPDESK)
+        .await
+        .into_iter()
+        .find(|m| m.subject.contains(&reference))
+        .expect("the helpdesk gets it");
+    for expected in [
+        "parent d'élève",
+        "Nadia Benali",
+        "Yanis Benali",
+        "6e B",
+        &parent_login,
+    ] {
+        assert!(mail.text.contains(expected), "{expected}: {}", mail.text);
+    }
+
+    // A pupil who does not know their login: the school and an address.
+    let res = send_assistance(
+        &app,
+        &browser(),
+        &[
+            ("kind", "pupil"),
+            ("name", "Léa Martin"),
+            ("school", "Collège Jean Moulin, 5e A"),
+            ("personal_email", "lea.martin@gmail.example"),
+            ("description", "J'ai oublié mon mot de passe."),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        app.mails_to("lea.martin@gmail.example").await.len(),
+        1,
+        "acknowledged"
+    );
+
+    // A student must give the student number; nobody may leave both contacts out.
+    let res = send_assistance(
+        &app,
+        &browser(),
+        &[
+            ("kind", "student"),
+            ("name", "Zoé Lefèvre"),
+            ("account", "zoe.lefevre@etu.univ.example.org"),
+            ("description", "Compte bloqué."),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"number-error\""), "{html}");
+    assert!(html.contains("id=\"personal_email-error\""), "{html}");
+    assert_eq!(
+        app.services
+            .helpdesk
+            .assistance
+            .list(sesame_core::helpdesk::RequestFilter::All, 100)
+            .await
+            .unwrap()
+            .len(),
+        2
     );
 }
 
@@ -1043,16 +1233,18 @@ async fn a54_a_block_from_the_command_line_refuses_what_was_issued_even_in_embed
     assert_eq!(status, 400);
 
     // Unblocking does not bring back what existed before the block: the old session is
-    // refused until, and after, the forced change.
+    // refused, and the old password opens nothing until a new one is set.
     let out = cli.run(&["account", "unblock", &login], None);
     assert!(out.status.success(), "{}", text(&out));
     assert!(!session_gets_a_ticket(&app, &person).await);
     let res = post_login_for_service(&app, &person, &login, GOOD_PASSWORD).await;
-    assert!(location(&res).contains("/password/required"));
+    assert_eq!(res.status(), 403);
+    assert!(!session_gets_a_ticket(&app, &person).await);
 }
 
 #[tokio::test]
-async fn after_an_unblock_an_openid_connect_login_changes_the_password_then_gets_its_code() {
+async fn after_an_unblock_an_openid_connect_login_with_the_old_password_gets_no_code_and_the_new_password_does(
+) {
     let app = helpdesk_app().await;
     let login = unique_login("oidcunblock");
     let account = app.create_user(&login, GOOD_PASSWORD).await;
@@ -1062,70 +1254,98 @@ async fn after_an_unblock_an_openid_connect_login_changes_the_password_then_gets
         .unwrap();
     desk.unblock(&account.login, "test").await.unwrap();
 
-    let person = browser();
-    let mut url = url::Url::parse(&format!("{}/authorize", app.address)).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", "portal")
-        .append_pair("redirect_uri", CB)
-        .append_pair("scope", "openid profile")
-        .append_pair("state", "s")
-        .append_pair("nonce", "n");
-    let res = person.get(url.as_str()).send().await.unwrap();
-    let to_login = location(&res);
-    let to_login = if to_login.starts_with("http") {
-        to_login
-    } else {
-        format!("{}{to_login}", app.address)
+    let oidc_login = |password: &'static str| {
+        let app = &app;
+        let login = login.clone();
+        async move {
+            let person = browser();
+            let mut url = url::Url::parse(&format!("{}/authorize", app.address)).unwrap();
+            url.query_pairs_mut()
+                .append_pair("response_type", "code")
+                .append_pair("client_id", "portal")
+                .append_pair("redirect_uri", CB)
+                .append_pair("scope", "openid profile")
+                .append_pair("state", "s")
+                .append_pair("nonce", "n");
+            let res = person.get(url.as_str()).send().await.unwrap();
+            let to_login = location(&res);
+            let to_login = if to_login.starts_with("http") {
+                to_login
+            } else {
+                format!("{}{to_login}", app.address)
+            };
+            let authz = query_param(&to_login, "authz").unwrap();
+            let html = person
+                .get(&to_login)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let lt = extract_lt(&html).unwrap();
+            let res = person
+                .post(format!("{}/cas/login?authz={authz}", app.address))
+                .form(&[
+                    ("lt", lt.as_str()),
+                    ("username", login.as_str()),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (person, res)
+        }
     };
-    let authz = query_param(&to_login, "authz").unwrap();
-    let html = person
-        .get(&to_login)
-        .send()
-        .await
-        .unwrap()
+
+    // The old password: the page on setting a new one, and nothing the client could use.
+    let (person, res) = oidc_login(GOOD_PASSWORD).await;
+    assert_eq!(res.status(), 403);
+    assert!(res
         .text()
         .await
-        .unwrap();
-    let lt = extract_lt(&html).unwrap();
+        .unwrap()
+        .contains("/password/helpdesk-code"));
     let res = person
-        .post(format!("{}/cas/login?authz={authz}", app.address))
+        .get(format!("{}/authorize/continue", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !location(&res).starts_with(CB),
+        "no code: {}",
+        location(&res)
+    );
+
+    // A helpdesk code sets a new password; with it the authorization request completes.
+    let issued = app
+        .services
+        .recovery
+        .issue_helpdesk_code(&account.login, "test")
+        .await
+        .unwrap();
+    let res = send_helpdesk_code(&app, &browser(), &login, &issued.code).await;
+    let html = res.text().await.unwrap();
+    let reset_token = hidden_field(&html, "token").expect("the new-password form");
+    let res = browser()
+        .post(format!("{}/password/reset", app.address))
         .form(&[
-            ("lt", lt.as_str()),
-            ("username", login.as_str()),
-            ("password", GOOD_PASSWORD),
+            ("token", reset_token.as_str()),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
         ])
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 303);
-    let page = location(&res);
-    assert!(page.contains("/password/required"), "{page}");
-    let html = person
-        .get(&page)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden_field(&html, "csrf").unwrap();
-    let res = person
-        .post(format!("{}/password/required", app.address))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("current_password", GOOD_PASSWORD),
-            ("new_password", NEW_PASSWORD),
-            ("confirm_password", NEW_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (person, res) = oidc_login(NEW_PASSWORD).await;
     assert_eq!(res.status(), 303);
     let next = location(&res);
     assert!(next.contains("/authorize/continue?authz="), "{next}");
-    // The authorization request resumes with the new session and reaches the client.
-    let code = portal_code(&app, &person, None).await;
+    let res = person.get(&next).send().await.unwrap();
+    let back = location(&res);
+    assert!(back.starts_with(CB), "{back}");
+    let code = query_param(&back, "code").unwrap();
     let (status, tokens) = token(
         &app,
         &[
@@ -1136,6 +1356,4 @@ async fn after_an_unblock_an_openid_connect_login_changes_the_password_then_gets
     )
     .await;
     assert_eq!(status, 200, "{tokens}");
-    let res = person.get(&next).send().await.unwrap();
-    assert!(location(&res).starts_with(CB), "{}", location(&res));
 }

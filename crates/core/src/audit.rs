@@ -78,6 +78,8 @@ pub enum AuditKind {
     PasswordReset,
     /// A reset link or SMS code was refused (unknown, used, expired, superseded, wrong).
     PasswordResetRefused,
+    /// A helpdesk agent issued a one-time reset code (shown once to the agent).
+    HelpdeskCodeIssued,
     /// The person ended one of their own SSO sessions from the account page.
     SessionRevoked,
     /// A recovery e-mail, mobile or mail redirect was proven by its link or code.
@@ -85,8 +87,12 @@ pub enum AuditKind {
     // --- helpdesk ---
     /// An operator blocked an account (the details hold the reason, never the note).
     AccountBlocked,
-    /// An operator unblocked an account; its next login must change the password.
+    /// An operator unblocked an account; its former password opens nothing until a new one
+    /// is set through a verified channel.
     AccountUnblocked,
+    /// A helpdesk agent compared what a caller said with the account's record (the details
+    /// name the field and whether it matched, never the values).
+    IdentityCompared,
     /// Someone sent the public assistance form (the details hold the reference).
     AssistanceRequested,
     /// An operator closed an assistance request.
@@ -133,10 +139,12 @@ impl AuditKind {
             Self::PasswordResetRequested => "recovery.reset_requested",
             Self::PasswordReset => "recovery.password_reset",
             Self::PasswordResetRefused => "recovery.reset_refused",
+            Self::HelpdeskCodeIssued => "recovery.helpdesk_code_issued",
             Self::SessionRevoked => "account.session_revoked",
             Self::ContactVerified => "account.contact_verified",
             Self::AccountBlocked => "account.blocked",
             Self::AccountUnblocked => "account.unblocked",
+            Self::IdentityCompared => "helpdesk.identity_compared",
             Self::AssistanceRequested => "assistance.requested",
             Self::AssistanceClosed => "assistance.closed",
             Self::AccountDeleted => "account.deleted",

@@ -67,6 +67,33 @@ impl fmt::Display for IdentifierKind {
     }
 }
 
+/// Folds a name or a searched word for the helpdesk's search, so "Élodie", "ELODIE" and
+/// "elodie" meet: Unicode compatibility decomposition, accents (combining marks) dropped,
+/// lower case, and the letters that do not decompose spelt out (`œ` → `oe`, `æ` → `ae`,
+/// `ß` → `ss`, `ø` → `o`, `ł` → `l`, `đ` → `d`, curly apostrophes → `'`). The database keeps
+/// the names of each account in this form (`accounts.search_name`), written with the names.
+pub fn fold_for_search(raw: &str) -> String {
+    let mut folded = String::with_capacity(raw.len());
+    for c in raw
+        .nfkd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+    {
+        match c {
+            'œ' => folded.push_str("oe"),
+            'æ' => folded.push_str("ae"),
+            'ß' => folded.push_str("ss"),
+            'ø' => folded.push('o'),
+            'ł' => folded.push('l'),
+            'đ' => folded.push('d'),
+            'ı' => folded.push('i'),
+            '’' | 'ʼ' | '‘' => folded.push('\''),
+            _ => folded.push(c),
+        }
+    }
+    folded.trim().to_owned()
+}
+
 /// An account's login (`prenom.nom` in the seeds), in folded form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -381,6 +408,22 @@ impl From<MobilePhone> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_fold_for_search_without_case_or_accents() {
+        for (typed, folded) in [
+            ("Élodie", "elodie"),
+            ("ÉLODIE", "elodie"),
+            ("élodie", "elodie"),
+            ("Lefèvre-Œuvray", "lefevre-oeuvray"),
+            ("Strauß", "strauss"),
+            ("Søren Łukasz", "soren lukasz"),
+            ("N’Diaye", "n'diaye"),
+            ("Çağlar", "caglar"),
+        ] {
+            assert_eq!(fold_for_search(typed), folded, "{typed}");
+        }
+    }
 
     #[test]
     fn login_variants_fold_to_one_login() {

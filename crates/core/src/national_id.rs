@@ -65,30 +65,57 @@ impl fmt::Debug for NationalId {
     }
 }
 
-/// The stored form of a national ID: lowercase hex HMAC-SHA-256 of the normalised number.
+/// How many characters end a national ID for the helpdesk's comparison ("the last four
+/// digits"): few enough to ask on the phone, while the whole number is never spoken.
+pub const NATIONAL_ID_END_CHARS: usize = 4;
+
+/// The stored form of a national ID: lowercase hex HMAC-SHA-256 of the normalised number and,
+/// for the helpdesk's comparison, of its last [`NATIONAL_ID_END_CHARS`] characters. Stored as
+/// `<hash>` or `<hash>:<hash of the end>`; hashes stored before the end was kept have none
+/// until the next import of the number writes both.
 #[derive(Clone, PartialEq, Eq)]
-pub struct NationalIdHash(String);
+pub struct NationalIdHash {
+    full: String,
+    end: Option<String>,
+}
+
+fn is_digest(s: &str) -> bool {
+    s.len() == 64
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
 
 impl NationalIdHash {
-    /// A hash read back from storage (64 lowercase hex digits).
+    /// A hash read back from storage (64 lowercase hex digits, optionally `:` and 64 more).
     ///
     /// # Errors
     /// [`NationalIdError::BadFormat`] if it is not one.
     pub fn from_stored(stored: &str) -> Result<Self, NationalIdError> {
-        if stored.len() == 64
-            && stored
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        {
-            Ok(Self(stored.to_owned()))
+        let (full, end) = match stored.split_once(':') {
+            Some((full, end)) => (full, Some(end)),
+            None => (stored, None),
+        };
+        if is_digest(full) && end.is_none_or(is_digest) {
+            Ok(Self {
+                full: full.to_owned(),
+                end: end.map(str::to_owned),
+            })
         } else {
             Err(NationalIdError::BadFormat)
         }
     }
 
-    /// The hex digest, for storage only.
-    pub fn as_stored(&self) -> &str {
-        &self.0
+    /// The stored text, for storage only.
+    pub fn as_stored(&self) -> String {
+        match &self.end {
+            Some(end) => format!("{}:{end}", self.full),
+            None => self.full.clone(),
+        }
+    }
+
+    /// Whether the hash of the number's end is on file (imported since it was kept).
+    pub fn has_end(&self) -> bool {
+        self.end.is_some()
     }
 }
 
@@ -118,22 +145,48 @@ impl NationalIdKey {
         Ok(Self(secret.as_bytes().to_vec()))
     }
 
-    /// The keyed hash of a number.
+    /// The keyed hash of a number, with that of its end.
     pub fn hash(&self, id: &NationalId) -> NationalIdHash {
-        NationalIdHash(hex::encode(self.mac(id).finalize().into_bytes()))
+        let end_start = id.0.len().saturating_sub(NATIONAL_ID_END_CHARS);
+        NationalIdHash {
+            full: self.digest(id.0.as_bytes()),
+            end: Some(self.digest(format!("end:{}", &id.0[end_start..]).as_bytes())),
+        }
     }
 
     /// Whether `id` is the number whose hash is `stored`, compared in constant time.
     pub fn matches(&self, id: &NationalId, stored: &NationalIdHash) -> bool {
-        self.hash(id).0.as_bytes().ct_eq(stored.0.as_bytes()).into()
+        self.digest(id.0.as_bytes())
+            .as_bytes()
+            .ct_eq(stored.full.as_bytes())
+            .into()
     }
 
-    fn mac(&self, id: &NationalId) -> Hmac<Sha256> {
+    /// Whether `typed` (separators and case ignored) is the last [`NATIONAL_ID_END_CHARS`]
+    /// characters of the number whose hash is `stored`, compared in constant time; `None`
+    /// when the end's hash is not on file or `typed` is not that many letters and digits.
+    pub fn matches_end(&self, typed: &str, stored: &NationalIdHash) -> Option<bool> {
+        let end = stored.end.as_deref()?;
+        let typed: String = typed
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '.' | '-' | '/' | '\u{a0}' | '\t'))
+            .flat_map(char::to_uppercase)
+            .collect();
+        if typed.chars().count() != NATIONAL_ID_END_CHARS
+            || !typed.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return None;
+        }
+        let digest = self.digest(format!("end:{typed}").as_bytes());
+        Some(digest.as_bytes().ct_eq(end.as_bytes()).into())
+    }
+
+    fn digest(&self, data: &[u8]) -> String {
         // HMAC accepts keys of any length: `new_from_slice` cannot fail for it.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(id.0.as_bytes());
-        mac
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
     }
 }
 
@@ -157,8 +210,13 @@ mod tests {
         assert_eq!(a, b);
         assert!(key.matches(&NationalId::parse("Be123456").unwrap(), &a));
         assert!(!key.matches(&NationalId::parse("BE123457").unwrap(), &a));
-        assert_eq!(a.as_stored().len(), 64);
-        assert_eq!(NationalIdHash::from_stored(a.as_stored()).unwrap(), a);
+        assert_eq!(a.as_stored().len(), 64 + 1 + 64);
+        assert_eq!(NationalIdHash::from_stored(&a.as_stored()).unwrap(), a);
+        // A hash stored before the end was kept still reads, and still matches.
+        let old = NationalIdHash::from_stored(&a.as_stored()[..64]).unwrap();
+        assert!(!old.has_end());
+        assert!(key.matches(&NationalId::parse("BE123456").unwrap(), &old));
+        assert_eq!(key.matches_end("3456", &old), None);
     }
 
     #[test]
@@ -172,7 +230,25 @@ mod tests {
         // RFC 4231-style check against an independent computation of HMAC-SHA-256.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(KEY.as_bytes()).unwrap();
         mac.update(b"AB123456");
-        assert_eq!(one.as_stored(), hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(
+            one.as_stored()[..64],
+            hex::encode(mac.finalize().into_bytes())
+        );
+    }
+
+    #[test]
+    fn the_end_of_a_number_is_compared_without_the_rest() {
+        let key = NationalIdKey::new(KEY).unwrap();
+        let stored = key.hash(&NationalId::parse("AB-123 456").unwrap());
+        assert!(stored.has_end());
+        assert_eq!(key.matches_end("3456", &stored), Some(true));
+        assert_eq!(key.matches_end(" 34-56 ", &stored), Some(true));
+        assert_eq!(key.matches_end("3457", &stored), Some(false));
+        assert_eq!(key.matches_end("123456", &stored), None);
+        assert_eq!(key.matches_end("34", &stored), None);
+        // Letters at the end too, case ignored.
+        let stored = key.hash(&NationalId::parse("1234AB").unwrap());
+        assert_eq!(key.matches_end("34ab", &stored), Some(true));
     }
 
     #[test]

@@ -400,9 +400,9 @@ pub trait ProfileRepo: Send + Sync + std::fmt::Debug {
     async fn accounts_with_hr_id(&self) -> Result<Vec<AccountWithProfile>, RepoError>;
 
     /// The accounts in which every one of `words` (folded, see
-    /// [`fold_identifier`](crate::ids::fold_identifier)) occurs in the login, the
-    /// institutional e-mail, the given or the family name (names compared without case for
-    /// ASCII letters), by login, at most `limit` (clamped to 0..=200).
+    /// [`fold_for_search`](crate::ids::fold_for_search)) occurs in the login, the
+    /// institutional e-mail, or the given and family names folded the same way (without case
+    /// or accents, on every database), by login, at most `limit` (clamped to 0..=200).
     async fn search_accounts(
         &self,
         words: &[String],

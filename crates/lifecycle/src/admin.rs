@@ -12,7 +12,8 @@ use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
 use sesame_core::error::AccountError;
 use sesame_core::ids::{
-    fold_identifier, AccountId, Affiliation, Email, HrId, IdentifierKind, LoginName, MobilePhone,
+    fold_for_search, AccountId, Affiliation, Email, HrId, IdentifierKind,
+    LoginName, MobilePhone,
 };
 use sesame_core::ports::{AccountRepo, AuditLog, ProfileRepo};
 use sesame_core::session::{SessionManager, SsoSession};
@@ -120,7 +121,8 @@ impl AccountAdmin {
 
     /// The accounts a helpdesk agent's search names: the one whose HR or student number is
     /// `query`, then those in which every word of `query` occurs in the login, the
-    /// institutional e-mail or a name; at most `limit`.
+    /// institutional e-mail or a name, without case or accents ("Élodie" finds "elodie"); at
+    /// most `limit`.
     ///
     /// # Errors
     /// A storage failure.
@@ -138,7 +140,7 @@ impl AccountAdmin {
         let words: Vec<String> = query
             .split_whitespace()
             .take(MAX_SEARCH_WORDS)
-            .map(fold_identifier)
+            .map(fold_for_search)
             .collect();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         for account in self.parts.profiles.search_accounts(&words, limit).await? {

@@ -182,7 +182,8 @@ pub enum AccountAction {
         mobile: Option<String>,
     },
     /// Set the password (read from standard input when it is not a terminal) under the
-    /// account's password policy; activates a provisioned account.
+    /// account's password policy; activates a provisioned account, and replaces the password
+    /// an unblock voided.
     SetPassword {
         /// Login.
         login: String,
@@ -217,8 +218,20 @@ pub enum AccountAction {
         #[arg(long)]
         note: Option<String>,
     },
-    /// Unblock a blocked account; its next login must change the password first.
+    /// Unblock a blocked account. Its former password then opens nothing: the person sets a
+    /// new one with a reset link, an SMS code, or a helpdesk code (`--code`, or `reset-code`).
     Unblock {
+        /// Login.
+        login: String,
+        /// Also print a one-time reset code to give the person once their identity is
+        /// checked (shown once).
+        #[arg(long)]
+        code: bool,
+    },
+    /// Print a one-time password-reset code for an active account, to give the person once
+    /// their identity is checked; they type it with their login on /password/helpdesk-code.
+    /// It replaces the account's previous code and is shown only once.
+    ResetCode {
         /// Login.
         login: String,
     },
@@ -284,7 +297,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Account { action } => {
             let services = Services::build(&settings, &Overrides::default(), true).await?;
-            let outcome = account(&services, action).await;
+            let outcome = account(&services, settings.public_base(), action).await;
             services.accounts_repo.quiesce().await;
             outcome
         }
@@ -502,7 +515,11 @@ fn read_password() -> anyhow::Result<String> {
     }
 }
 
-async fn account(services: &Services, action: AccountAction) -> anyhow::Result<()> {
+async fn account(
+    services: &Services,
+    public_base: &str,
+    action: AccountAction,
+) -> anyhow::Result<()> {
     let parse_login = |raw: &str| LoginName::parse(raw).with_context(|| format!("login {raw:?}"));
     match action {
         AccountAction::Add {
@@ -562,6 +579,13 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 .set_password(&login, password, "cli")
                 .await
                 .map_err(describe)?;
+            // An operator chose this password: the one an unblock voided is gone.
+            services
+                .helpdesk
+                .desk
+                .repo()
+                .clear_password_change(account.id)
+                .await?;
             println!(
                 "password set for {}, state {}",
                 account.login, account.state
@@ -665,13 +689,19 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
                 done.account.login, done.sessions_ended, done.applications_notified
             );
         }
-        AccountAction::Unblock { login } => {
-            let account =
-                crate::operations::unblock_account(services, &parse_login(&login)?, "cli").await?;
+        AccountAction::Unblock { login, code } => {
+            let login = parse_login(&login)?;
+            let account = crate::operations::unblock_account(services, &login, "cli").await?;
             println!(
-                "{} unblocked, state {}; the password must be changed at the next login",
+                "{} unblocked, state {}; its former password no longer logs in: a new one is set with a reset link, an SMS code or a helpdesk code",
                 account.login, account.state
             );
+            if code {
+                print_reset_code(services, public_base, &login).await?;
+            }
+        }
+        AccountAction::ResetCode { login } => {
+            print_reset_code(services, public_base, &parse_login(&login)?).await?;
         }
         AccountAction::ActivationLink { login } => {
             let login = parse_login(&login)?;
@@ -682,6 +712,21 @@ async fn account(services: &Services, action: AccountAction) -> anyhow::Result<(
             );
         }
     }
+    Ok(())
+}
+
+/// Issues a helpdesk reset code and prints it with where it is typed.
+async fn print_reset_code(
+    services: &Services,
+    public_base: &str,
+    login: &LoginName,
+) -> anyhow::Result<()> {
+    let issued = crate::operations::issue_reset_code(services, login, "cli").await?;
+    println!("reset code:   {}", issued.code);
+    println!("valid until:  {}", rfc3339(issued.expires_at));
+    println!(
+        "the person types their login and this code at {public_base}/password/helpdesk-code; shown once, it replaces any earlier code"
+    );
     Ok(())
 }
 
@@ -795,10 +840,10 @@ async fn print_helpdesk_state(
     }
     match repo.password_change_required(account.id).await? {
         Some(since) => println!(
-            "password:     must be changed at the next login (since {})",
+            "password:     voided by the unblock of {}; to be set with a reset link, an SMS code or a helpdesk code",
             rfc3339(since)
         ),
-        None => println!("password:     no change required"),
+        None => println!("password:     in use"),
     }
     Ok(())
 }

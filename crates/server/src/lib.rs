@@ -13,6 +13,7 @@ pub mod operations;
 pub mod proxy_callback;
 pub mod recovery_settings;
 pub mod request_id;
+pub mod reset_form;
 pub mod routes;
 pub mod services;
 pub mod telemetry;

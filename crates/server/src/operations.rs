@@ -16,6 +16,7 @@ use sesame_lifecycle::import::plan::FullImport;
 use sesame_lifecycle::import::{
     ImportOptions, ImportReport, ImportRules, Importer, ImporterParts, Mode, Outcome,
 };
+use sesame_lifecycle::recovery::reset::IssuedCode;
 
 use crate::services::Services;
 
@@ -93,7 +94,8 @@ pub async fn block_account(
     })
 }
 
-/// Unblocks an account; its next login must change the password first.
+/// Unblocks an account; its former password opens nothing until a new one is set through a
+/// verified channel (a reset link, an SMS code, a helpdesk code from [`issue_reset_code`]).
 ///
 /// # Errors
 /// [`HelpdeskError`]: no such account, not blocked, or a storage failure.
@@ -103,6 +105,20 @@ pub async fn unblock_account(
     actor: &str,
 ) -> Result<Account, HelpdeskError> {
     services.helpdesk.desk.unblock(login, actor).await
+}
+
+/// A one-time password-reset code for an active account, for a helpdesk agent to read out
+/// once the caller's identity is checked (the console, the command line). Shown once; only
+/// its hash is stored.
+///
+/// # Errors
+/// [`OperatorLinkError`]: no such account, not active, or a storage failure.
+pub async fn issue_reset_code(
+    services: &Services,
+    login: &LoginName,
+    actor: &str,
+) -> Result<IssuedCode, OperatorLinkError> {
+    services.recovery.issue_helpdesk_code(login, actor).await
 }
 
 /// Disables an account, ends its sessions everywhere and logs it out of its applications.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sesame_core::ids::Affiliation;
 use sesame_lifecycle::recovery::RecoveryPolicy;
 use sesame_sms::gateway::{HttpGateway, HttpGatewayConfig, LogGateway, OutboxGateway, SmsGateway};
 
@@ -26,6 +27,13 @@ pub struct RecoverySettings {
     pub sms_per_number_per_day: u32,
     /// SMS sent for one account per 24 hours, at most (default 10).
     pub sms_per_account_per_day: u32,
+    /// Lifetime of a reset code a helpdesk agent gives, seconds (default 1800; 60 to 86400).
+    pub helpdesk_code_ttl_secs: u64,
+    /// Wrong helpdesk codes allowed before the code is invalidated (default 5).
+    pub helpdesk_code_max_tries: u32,
+    /// The affiliations that may reset a forgotten password by identity check (HR number,
+    /// national ID, birth date), as at Université Hassan II; default none.
+    pub identity_check: Vec<Affiliation>,
 }
 
 impl Default for RecoverySettings {
@@ -37,6 +45,9 @@ impl Default for RecoverySettings {
             sms_max_tries: p.sms_max_tries,
             sms_per_number_per_day: p.sms_per_number_per_day,
             sms_per_account_per_day: p.sms_per_account_per_day,
+            helpdesk_code_ttl_secs: p.helpdesk_code_ttl.as_secs(),
+            helpdesk_code_max_tries: p.helpdesk_code_max_tries,
+            identity_check: Vec::new(),
         }
     }
 }
@@ -53,6 +64,8 @@ impl RecoverySettings {
             sms_max_tries: self.sms_max_tries,
             sms_per_number_per_day: self.sms_per_number_per_day,
             sms_per_account_per_day: self.sms_per_account_per_day,
+            helpdesk_code_ttl: Duration::from_secs(self.helpdesk_code_ttl_secs),
+            helpdesk_code_max_tries: self.helpdesk_code_max_tries,
         };
         policy
             .validate()

@@ -296,7 +296,7 @@ impl Services {
             accounts: accounts.clone(),
             audit: Arc::clone(&audit),
             store: Arc::clone(&store),
-            tokens: activation_tokens,
+            tokens: Arc::clone(&activation_tokens),
             mailer: Arc::clone(&mail.mailer),
             clock: Arc::clone(&clock),
             policy: settings.lifecycle.activation.clone(),
@@ -308,6 +308,7 @@ impl Services {
                 .and_then(|rules| rules.national_id_key),
             public_url: settings.public_base().to_owned(),
             time_zone: settings.ui.time_zone.clone(),
+            reset_by_identity: settings.lifecycle.recovery.identity_check.clone(),
         });
         let recovery_policy = settings
             .lifecycle
@@ -339,6 +340,8 @@ impl Services {
             sessions: sessions.clone(),
             clock: Arc::clone(&clock),
             policy: recovery_policy,
+            tokens: activation_tokens,
+            helpdesk: Arc::clone(&helpdesk_repo),
         });
         let self_service = SelfService::new(SelfServiceParts {
             profiles: Arc::clone(&profiles),
@@ -359,12 +362,15 @@ impl Services {
                 accounts_repo: Arc::clone(&accounts_repo),
                 profiles: Arc::clone(&profiles),
                 blocking: blocking.clone(),
-                sessions: sessions.clone(),
                 repo: helpdesk_repo,
                 audit: Arc::clone(&audit),
                 mailer: Arc::clone(&mail.mailer),
-                hasher,
-                pool: pool.clone(),
+                store: Arc::clone(&store),
+                national_id_key: settings
+                    .lifecycle
+                    .import_rules()
+                    .ok()
+                    .and_then(|rules| rules.national_id_key),
                 clock: Arc::clone(&clock),
             },
             &store,

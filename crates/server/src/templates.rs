@@ -75,6 +75,10 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/reset_code.html"),
     ),
     (
+        "reset_helpdesk_code.html",
+        include_str!("../templates/reset_helpdesk_code.html"),
+    ),
+    (
         "reset_new_password.html",
         include_str!("../templates/reset_new_password.html"),
     ),
@@ -108,6 +112,10 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/assistance.html"),
     ),
     (
+        "assistance_choose.html",
+        include_str!("../templates/assistance_choose.html"),
+    ),
+    (
         "assistance_sent.html",
         include_str!("../templates/assistance_sent.html"),
     ),
@@ -116,8 +124,8 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/assistance_blocked.html"),
     ),
     (
-        "password_required.html",
-        include_str!("../templates/password_required.html"),
+        "password_reset_required.html",
+        include_str!("../templates/password_reset_required.html"),
     ),
     // --- helpdesk console ---
     (

@@ -32,6 +32,7 @@ diesel::table! {
         state -> Text,
         created_at -> Int8,
         updated_at -> Int8,
+        search_name -> Text,
     }
 }
 
@@ -190,6 +191,9 @@ diesel::table! {
         closed_at -> Nullable<Int8>,
         closed_by -> Nullable<Text>,
         close_note -> Nullable<Text>,
+        requester_kind -> Text,
+        requester_name -> Text,
+        requester_details -> Text,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Account activation: a provisioned person proves who they are (identity check, a code
 //! handed out by the school, or a mailed link), then goes through the steps (charter,
 //! directory, recovery contacts, mail redirect, password) and the account becomes active.
-//! Also the forgotten-login check and the charter acceptance required after a version bump.
+//! Also the forgotten-login check, the forgotten password by identity check (where
+//! `lifecycle.recovery.identity_check` opens it to an affiliation; the new password is then
+//! set by `recovery`), and the charter acceptance required after a version bump.
 //! See `docs/lifecycle.md`.
 
 pub mod challenge;
@@ -21,7 +23,7 @@ use sesame_core::accounts::AccountService;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
 use sesame_core::i18n::Lang;
-use sesame_core::ids::{AccountId, Email, HrId, LoginName, MobilePhone};
+use sesame_core::ids::{AccountId, Affiliation, Email, HrId, LoginName, MobilePhone};
 use sesame_core::mail::{MailKind, MailMessage};
 use sesame_core::national_id::{NationalId, NationalIdKey};
 use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore, Mailer, ProfileRepo};
@@ -74,6 +76,9 @@ pub struct ActivationParts {
     pub public_url: String,
     /// `ui.time_zone` (links expire at 23:59 the next day there).
     pub time_zone: String,
+    /// `lifecycle.recovery.identity_check`: the affiliations that may reset a forgotten
+    /// password by identity check.
+    pub reset_by_identity: Vec<Affiliation>,
 }
 
 /// Activation, forgotten login and charter acceptance.
@@ -124,6 +129,10 @@ pub enum IdentityPurpose {
     Activation,
     /// Show a forgotten login.
     ForgotLogin,
+    /// Set a new password (HR number, national ID and birth date; no personal address): the
+    /// account must be active, of an affiliation `lifecycle.recovery.identity_check` lists,
+    /// and have a national ID on file.
+    ResetPassword,
 }
 
 /// A successful identity check.
@@ -138,6 +147,12 @@ pub enum IdentityOutcome {
     Login {
         /// The login.
         login: String,
+    },
+    /// The person proved who they are to reset their password: `recovery` gives the token of
+    /// the new-password step for this account.
+    ResetAllowed {
+        /// The account.
+        account_id: AccountId,
     },
 }
 
@@ -165,6 +180,16 @@ impl Activation {
     /// `[lifecycle.charter]`.
     pub fn charter(&self) -> &CharterPolicy {
         &self.parts.charter
+    }
+
+    /// Whether people of `affiliation` may reset a forgotten password by identity check.
+    pub fn resets_by_identity(&self, affiliation: Affiliation) -> bool {
+        self.parts.reset_by_identity.contains(&affiliation)
+    }
+
+    /// Whether anybody may reset a forgotten password by identity check (the page exists).
+    pub fn any_reset_by_identity(&self) -> bool {
+        !self.parts.reset_by_identity.is_empty()
     }
 
     /// The password rules of an affiliation, to show before the password is typed.
@@ -273,9 +298,10 @@ impl Activation {
         }
     }
 
-    /// The identity check (activation and forgotten login): HR number, national ID, birth
-    /// date and personal e-mail twice, after the challenge, under the failure counters.
-    /// Every mismatch is [`ActivationError::Mismatch`].
+    /// The identity check (activation, forgotten login, forgotten password): HR number,
+    /// national ID, birth date and (but for a password reset) personal e-mail twice, after the
+    /// challenge, under the failure counters, which the three purposes share. Every mismatch
+    /// is [`ActivationError::Mismatch`].
     ///
     /// # Errors
     /// [`ActivationError::Mismatch`], [`ActivationError::EmailsDiffer`],
@@ -289,10 +315,20 @@ impl Activation {
         ip: Option<std::net::IpAddr>,
         purpose: IdentityPurpose,
     ) -> Result<IdentityOutcome, ActivationError> {
-        let email = Email::parse(&claim.email).map_err(|_| ActivationError::Mismatch);
-        if claim.email.trim().to_lowercase() != claim.email_confirm.trim().to_lowercase() {
+        // A password reset asks no personal address: the person may have none that works.
+        let asks_email = purpose != IdentityPurpose::ResetPassword;
+        if asks_email
+            && claim.email.trim().to_lowercase() != claim.email_confirm.trim().to_lowercase()
+        {
             return Err(ActivationError::EmailsDiffer);
         }
+        let email = if asks_email {
+            Email::parse(&claim.email)
+                .map(Some)
+                .map_err(|_| ActivationError::Mismatch)
+        } else {
+            Ok(None)
+        };
         self.check_challenge(answer).await?;
         let hr_id = HrId::parse(&claim.hr_id).ok();
         let ip_key = ip.map(|ip| format!("act:ip:{ip}"));
@@ -310,7 +346,9 @@ impl Activation {
             let birth_ok =
                 found.profile.birth_date.is_some() && found.profile.birth_date == birth_date;
             let national_ok = match &found.profile.national_id {
-                None => true,
+                // A password reset takes over an account in use: the number and birth date
+                // alone (a classmate may know both) are not enough.
+                None => purpose != IdentityPurpose::ResetPassword,
                 Some(stored) => match (
                     &self.parts.national_id_key,
                     NationalId::parse(&claim.national_id),
@@ -319,15 +357,25 @@ impl Activation {
                     _ => false,
                 },
             };
-            let path_ok = purpose == IdentityPurpose::ForgotLogin
-                || self
+            let path_ok = match purpose {
+                IdentityPurpose::ForgotLogin => true,
+                IdentityPurpose::Activation => self
                     .parts
                     .policy
-                    .allows(found.account.affiliation, ActivationPath::Identity);
-            let state_ok = matches!(
-                found.account.state,
-                AccountState::Provisioned | AccountState::Active
-            );
+                    .allows(found.account.affiliation, ActivationPath::Identity),
+                IdentityPurpose::ResetPassword => {
+                    self.resets_by_identity(found.account.affiliation)
+                }
+            };
+            let state_ok = match purpose {
+                // Only an active account resets: a provisioned one activates, a blocked one
+                // goes to the helpdesk.
+                IdentityPurpose::ResetPassword => found.account.state == AccountState::Active,
+                _ => matches!(
+                    found.account.state,
+                    AccountState::Provisioned | AccountState::Active
+                ),
+            };
             birth_ok && national_ok && path_ok && state_ok
         });
         let (Some(found), Ok(email)) = (matched, email) else {
@@ -343,6 +391,19 @@ impl Activation {
         };
         self.forgive(ip_key.as_deref(), &id_key).await?;
         let account = found.account;
+        if purpose == IdentityPurpose::ResetPassword {
+            self.audit(
+                AuditEvent::new(AuditKind::PasswordResetRequested, self.now(), "self")
+                    .login(account.login.as_str())
+                    .account(account.id)
+                    .ip(ip)
+                    .detail(serde_json::json!({ "channel": "identity", "sent": false })),
+            )
+            .await?;
+            return Ok(IdentityOutcome::ResetAllowed {
+                account_id: account.id,
+            });
+        }
         if purpose == IdentityPurpose::ForgotLogin {
             self.audit(
                 AuditEvent::new(AuditKind::LoginReminded, self.now(), "self")
@@ -364,7 +425,7 @@ impl Activation {
             .start_flow(
                 &account,
                 ActivationPath::Identity,
-                Some(email.as_str().to_owned()),
+                email.map(|e| e.as_str().to_owned()),
                 None,
                 ip,
             )
@@ -1242,5 +1303,6 @@ fn purpose_name(purpose: IdentityPurpose) -> &'static str {
     match purpose {
         IdentityPurpose::Activation => "activation",
         IdentityPurpose::ForgotLogin => "forgot_login",
+        IdentityPurpose::ResetPassword => "reset_password",
     }
 }

@@ -1,5 +1,8 @@
 //! What activation needs from durable storage: its one-time secrets (codes, links, redirect
-//! proofs), kept as hashes. Implemented in `sesame-store` on the SQL database.
+//! proofs), kept as hashes. The helpdesk's password-reset codes live there too: like
+//! activation codes they are issued by an operator, possibly from the command line, which
+//! shares the database with the server but not (in the embedded mode) its ephemeral store.
+//! Implemented in `sesame-store` on the SQL database.
 
 use async_trait::async_trait;
 use sesame_core::error::RepoError;
@@ -15,6 +18,9 @@ pub enum TokenKind {
     Link,
     /// The link that proves a mail-redirect address.
     Redirect,
+    /// A password-reset code a helpdesk agent gives after checking identity
+    /// (`recovery::helpdesk_codes`).
+    ResetCode,
 }
 
 impl TokenKind {
@@ -24,6 +30,7 @@ impl TokenKind {
             Self::Code => "code",
             Self::Link => "link",
             Self::Redirect => "redirect",
+            Self::ResetCode => "reset_code",
         }
     }
 }
@@ -83,4 +90,13 @@ pub trait ActivationTokenRepo: Send + Sync + std::fmt::Debug {
         token_hash: &str,
         now: OffsetDateTime,
     ) -> Result<Consumption, RepoError>;
+
+    /// The hash of the account's newest secret of `kind` that is neither used nor expired at
+    /// `now`, if any (with `replace_older` issuing, the only live one).
+    async fn live_token(
+        &self,
+        account_id: AccountId,
+        kind: TokenKind,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, RepoError>;
 }

@@ -1,6 +1,8 @@
-//! The assistance form (seed 004: "Déposer une demande d'assistance"): a person who cannot
-//! log in, typically because their account is blocked, asks the helpdesk for help without
-//! logging in. The request is stored with a reference, mailed to the helpdesk, and
+//! The assistance form (seed 004: "Déposer une demande d'assistance"; seed 002: the help form
+//! for parents): a person who cannot log in, typically because their account is blocked or
+//! they cannot activate it, asks the helpdesk for help without logging in. Every kind of
+//! person can (staff, students, pupils, parents), each asked the identity fields that fit
+//! them ([`fields_for`]) and a personal address or a phone to be answered at. The request is stored with a reference, mailed to the helpdesk, and
 //! acknowledged to the personal address given.
 //!
 //! The form works without an account, so it must not tell anything about accounts: every
@@ -15,9 +17,9 @@ use std::time::Duration;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
 use sesame_core::error::RepoError;
-use sesame_core::helpdesk::{AssistanceClosure, AssistanceRequest, RequestFilter};
+use sesame_core::helpdesk::{AssistanceClosure, AssistanceRequest, RequestFilter, RequesterKind};
 use sesame_core::i18n::Lang;
-use sesame_core::ids::{Email, MobilePhone};
+use sesame_core::ids::{Email, LoginName, MobilePhone};
 use sesame_core::mail::{MailKind, MailMessage};
 use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore, HelpdeskRepo, Mailer};
 use sesame_core::random;
@@ -26,22 +28,34 @@ use super::{checked_note, HelpdeskError};
 
 /// Longest description kept.
 pub const MAX_DESCRIPTION_CHARS: usize = 4000;
-/// Longest student number or birth date.
-pub const MAX_IDENTITY_HINT_CHARS: usize = 64;
+/// Longest staff or student number.
+pub const MAX_NUMBER_CHARS: usize = 64;
 /// Longest phone number as typed.
 pub const MAX_PHONE_CHARS: usize = 32;
+/// Longest name, child's name, school and class.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest login or address.
+pub const MAX_ACCOUNT_CHARS: usize = 254;
 
 /// What the form sent, as typed.
 #[derive(Debug, Clone, Default)]
 pub struct AssistanceForm {
-    /// The institutional address (the blocked one).
-    pub institutional_email: String,
+    /// Who the person says they are.
+    pub kind: RequesterKind,
+    /// Their name.
+    pub name: String,
+    /// Their login or institutional address (the blocked one, say).
+    pub account: String,
+    /// Staff or student number.
+    pub number: String,
+    /// A pupil's school and class, a parent's child's.
+    pub school: String,
+    /// A parent's child's name.
+    pub child_name: String,
     /// Another, personal address to answer to.
     pub personal_email: String,
     /// A phone number.
     pub phone: String,
-    /// Student number (INE) or birth date.
-    pub identity_hint: String,
     /// The problem.
     pub description: String,
 }
@@ -49,14 +63,20 @@ pub struct AssistanceForm {
 /// A field of the form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
-    /// `institutional_email`
-    InstitutionalEmail,
+    /// `name`
+    Name,
+    /// `account`: login or institutional address.
+    Account,
+    /// `number`: staff or student number.
+    Number,
+    /// `child_name`
+    ChildName,
+    /// `school`: school and class.
+    School,
     /// `personal_email`
     PersonalEmail,
     /// `phone`
     Phone,
-    /// `identity_hint`
-    IdentityHint,
     /// `description`
     Description,
 }
@@ -65,13 +85,62 @@ impl Field {
     /// The form field's name.
     pub fn name(self) -> &'static str {
         match self {
-            Self::InstitutionalEmail => "institutional_email",
+            Self::Name => "name",
+            Self::Account => "account",
+            Self::Number => "number",
+            Self::ChildName => "child_name",
+            Self::School => "school",
             Self::PersonalEmail => "personal_email",
             Self::Phone => "phone",
-            Self::IdentityHint => "identity_hint",
             Self::Description => "description",
         }
     }
+
+    /// Longest value, in characters.
+    pub fn max_chars(self) -> usize {
+        match self {
+            Self::Name | Self::ChildName | Self::School => MAX_NAME_CHARS,
+            Self::Account | Self::PersonalEmail => MAX_ACCOUNT_CHARS,
+            Self::Number => MAX_NUMBER_CHARS,
+            Self::Phone => MAX_PHONE_CHARS,
+            Self::Description => MAX_DESCRIPTION_CHARS,
+        }
+    }
+}
+
+/// Whether the form asks a field of a kind of person, and whether it must be filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Must be filled.
+    Required,
+    /// Asked, may be left empty.
+    Optional,
+    /// At least one of the personal address and the phone must be filled.
+    OneContact,
+}
+
+/// The fields the form asks `kind`, in order: the identity fields that fit them (a parent has
+/// no institutional address but a child at a school; a student has a student number), then a
+/// way to be reached and the problem.
+pub fn fields_for(kind: RequesterKind) -> Vec<(Field, Need)> {
+    use Need::{OneContact, Optional, Required};
+    let mut fields = vec![(Field::Name, Required)];
+    fields.extend(match kind {
+        RequesterKind::Staff => vec![(Field::Account, Required), (Field::Number, Optional)],
+        RequesterKind::Student => vec![(Field::Account, Required), (Field::Number, Required)],
+        RequesterKind::Pupil => vec![(Field::Account, Optional), (Field::School, Required)],
+        RequesterKind::Parent => vec![
+            (Field::ChildName, Required),
+            (Field::School, Required),
+            (Field::Account, Optional),
+        ],
+    });
+    fields.extend([
+        (Field::PersonalEmail, OneContact),
+        (Field::Phone, OneContact),
+        (Field::Description, Required),
+    ]);
+    fields
 }
 
 /// What is wrong with a field.
@@ -81,112 +150,146 @@ pub enum Problem {
     Missing,
     /// Longer than allowed.
     TooLong,
-    /// Not an address / a phone number, or holds control characters.
+    /// Not an address / a phone number / a login, or holds control characters.
     Invalid,
     /// The personal address is the institutional one (the point is to reach the person
     /// elsewhere).
     SameAddress,
+    /// Neither a personal address nor a phone: nobody could answer.
+    NoContact,
 }
 
 /// A well-formed request, ready to store.
 #[derive(Debug, Clone)]
 pub struct CheckedForm {
-    institutional_email: Email,
-    personal_email: Email,
-    phone: MobilePhone,
-    identity_hint: String,
+    kind: RequesterKind,
+    name: String,
+    account: String,
+    number: String,
+    school: String,
+    child_name: String,
+    personal_email: Option<Email>,
+    phone: Option<MobilePhone>,
     description: String,
 }
 
-/// Checks every field; returns each problem found (the form shows them all at once).
+/// Checks every field the form asks the form's kind of person (the others are ignored);
+/// returns each problem found (the form shows them all at once).
 ///
 /// # Errors
 /// The list of `(field, problem)`.
 pub fn check(form: &AssistanceForm) -> Result<CheckedForm, Vec<(Field, Problem)>> {
     let mut problems = Vec::new();
-    let mut email = |field: Field, raw: &str| {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            problems.push((field, Problem::Missing));
-            None
-        } else {
-            match Email::parse(raw) {
-                Ok(e) => Some(e),
-                Err(_) => {
-                    problems.push((field, Problem::Invalid));
-                    None
-                }
-            }
+    let fields = fields_for(form.kind);
+    let need = |field: Field| fields.iter().find(|(f, _)| *f == field).map(|(_, n)| *n);
+    let raw = |field: Field| -> &str {
+        match field {
+            Field::Name => &form.name,
+            Field::Account => &form.account,
+            Field::Number => &form.number,
+            Field::ChildName => &form.child_name,
+            Field::School => &form.school,
+            Field::PersonalEmail => &form.personal_email,
+            Field::Phone => &form.phone,
+            Field::Description => &form.description,
         }
     };
-    let institutional = email(Field::InstitutionalEmail, &form.institutional_email);
-    let personal = email(Field::PersonalEmail, &form.personal_email);
-    if let (Some(a), Some(b)) = (&institutional, &personal) {
-        if a == b {
-            problems.push((Field::PersonalEmail, Problem::SameAddress));
-        }
-    }
-    let phone = match form.phone.trim() {
-        "" => {
-            problems.push((Field::Phone, Problem::Missing));
-            None
-        }
-        p if p.chars().count() > MAX_PHONE_CHARS => {
-            problems.push((Field::Phone, Problem::TooLong));
-            None
-        }
-        p => match MobilePhone::parse(p) {
-            Ok(p) => Some(p),
-            Err(_) => {
-                problems.push((Field::Phone, Problem::Invalid));
-                None
+    // Each asked field, trimmed and bounded; empty when not asked.
+    let mut value = |field: Field| -> String {
+        let Some(need) = need(field) else {
+            return String::new();
+        };
+        let v = raw(field).trim();
+        let multiline = field == Field::Description;
+        if v.is_empty() {
+            if need == Need::Required {
+                problems.push((field, Problem::Missing));
             }
-        },
-    };
-    let text = |problems: &mut Vec<(Field, Problem)>,
-                field: Field,
-                raw: &str,
-                max: usize,
-                multiline: bool| {
-        let value = raw.trim();
-        if value.is_empty() {
-            problems.push((field, Problem::Missing));
-        } else if value.chars().count() > max {
+        } else if v.chars().count() > field.max_chars() {
             problems.push((field, Problem::TooLong));
-        } else if value
+        } else if v
             .chars()
             .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
         {
             problems.push((field, Problem::Invalid));
         }
-        value.to_owned()
+        v.to_owned()
     };
-    let identity_hint = text(
-        &mut problems,
-        Field::IdentityHint,
-        &form.identity_hint,
-        MAX_IDENTITY_HINT_CHARS,
-        false,
-    );
-    let description = text(
-        &mut problems,
-        Field::Description,
-        &form.description,
-        MAX_DESCRIPTION_CHARS,
-        true,
-    );
-    match (institutional, personal, phone) {
-        (Some(institutional_email), Some(personal_email), Some(phone)) if problems.is_empty() => {
-            Ok(CheckedForm {
-                institutional_email,
-                personal_email,
-                phone,
-                identity_hint,
-                description,
-            })
+    let name = value(Field::Name);
+    let account = value(Field::Account);
+    let number = value(Field::Number);
+    let child_name = value(Field::ChildName);
+    let school = value(Field::School);
+    let personal_raw = value(Field::PersonalEmail);
+    let phone_raw = value(Field::Phone);
+    let description = value(Field::Description);
+    let bad =
+        |problems: &[(Field, Problem)], field: Field| problems.iter().any(|(f, _)| *f == field);
+    // A login, or an institutional address.
+    let account = if account.is_empty() || bad(&problems, Field::Account) {
+        account
+    } else if account.contains('@') {
+        match Email::parse(&account) {
+            Ok(e) => e.as_str().to_owned(),
+            Err(_) => {
+                problems.push((Field::Account, Problem::Invalid));
+                account
+            }
         }
-        _ => Err(problems),
+    } else {
+        match LoginName::parse(&account) {
+            Ok(l) => l.as_str().to_owned(),
+            Err(_) => {
+                problems.push((Field::Account, Problem::Invalid));
+                account
+            }
+        }
+    };
+    let personal_email = if personal_raw.is_empty() || bad(&problems, Field::PersonalEmail) {
+        None
+    } else {
+        match Email::parse(&personal_raw) {
+            Ok(e) if e.as_str() == account => {
+                problems.push((Field::PersonalEmail, Problem::SameAddress));
+                None
+            }
+            Ok(e) => Some(e),
+            Err(_) => {
+                problems.push((Field::PersonalEmail, Problem::Invalid));
+                None
+            }
+        }
+    };
+    let phone = if phone_raw.is_empty() || bad(&problems, Field::Phone) {
+        None
+    } else {
+        match MobilePhone::parse(&phone_raw) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                problems.push((Field::Phone, Problem::Invalid));
+                None
+            }
+        }
+    };
+    if personal_raw.is_empty() && phone_raw.is_empty() {
+        problems.push((Field::PersonalEmail, Problem::NoContact));
     }
+    if !problems.is_empty() {
+        // In the order of the form.
+        problems.sort_by_key(|(f, _)| fields.iter().position(|(g, _)| g == f));
+        return Err(problems);
+    }
+    Ok(CheckedForm {
+        kind: form.kind,
+        name,
+        account,
+        number,
+        school,
+        child_name,
+        personal_email,
+        phone,
+        description,
+    })
 }
 
 /// Limits that keep the form from being used to flood.
@@ -289,20 +392,36 @@ impl AssistanceDesk {
                 return Err(SubmitError::TooMany);
             }
         }
-        let account = p
-            .accounts
-            .find_credential(form.institutional_email.as_str())
-            .await
-            .map_err(HelpdeskError::from)?
-            .map(|c| c.account)
-            .filter(|a| a.email.as_ref() == Some(&form.institutional_email));
+        // The account of the login or address given, if any (a parent's own, not the
+        // child's): for the helpdesk only.
+        let account = if form.account.is_empty() {
+            None
+        } else {
+            p.accounts
+                .find_credential(&form.account)
+                .await
+                .map_err(HelpdeskError::from)?
+                .map(|c| c.account)
+        };
         let mut request = AssistanceRequest {
             reference: new_reference(),
             created_at: now,
-            institutional_email: form.institutional_email.to_string(),
-            personal_email: form.personal_email.to_string(),
-            phone: form.phone.to_string(),
-            identity_hint: form.identity_hint,
+            kind: form.kind,
+            name: form.name,
+            login_or_email: form.account,
+            personal_email: form
+                .personal_email
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            phone: form
+                .phone
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            number: form.number,
+            school: form.school,
+            child_name: form.child_name,
             description: form.description,
             lang: lang.tag().to_owned(),
             client_ip: client_ip.map(|i| i.to_string()),
@@ -333,10 +452,14 @@ impl AssistanceDesk {
                 MailMessage::new(MailKind::AssistanceRequest, to.clone(), p.helpdesk_lang)
                     .value("reference", request.reference.as_str())
                     .time("created_at", now)
-                    .value("institutional_email", request.institutional_email.as_str())
+                    .value("requester", request.kind.as_str())
+                    .value("name", request.name.as_str())
+                    .value("login_or_email", request.login_or_email.as_str())
                     .value("personal_email", request.personal_email.as_str())
                     .value("phone", request.phone.as_str())
-                    .value("identity_hint", request.identity_hint.as_str())
+                    .value("number", request.number.as_str())
+                    .value("school", request.school.as_str())
+                    .value("child_name", request.child_name.as_str())
                     .value("description", request.description.as_str())
                     .value("ip", request.client_ip.clone().unwrap_or_default());
             if let Some(a) = &account {
@@ -349,7 +472,9 @@ impl AssistanceDesk {
                 tracing::error!(error = %e, "could not queue an assistance request for the helpdesk");
             }
         }
-        self.acknowledge(&request, &form.personal_email, lang).await;
+        if let Some(to) = &form.personal_email {
+            self.acknowledge(&request, to, lang).await;
+        }
         Ok(request)
     }
 
@@ -464,11 +589,13 @@ mod tests {
 
     fn good() -> AssistanceForm {
         AssistanceForm {
-            institutional_email: "jean.dupont@univ.example.org".to_owned(),
+            kind: RequesterKind::Staff,
+            name: "Jean Dupont".to_owned(),
+            account: "jean.dupont@univ.example.org".to_owned(),
             personal_email: "jean@gmail.example".to_owned(),
             phone: "06 12 34 56 78".to_owned(),
-            identity_hint: "12/03/1990".to_owned(),
             description: "Mon compte est bloqué.\nMerci.".to_owned(),
+            ..AssistanceForm::default()
         }
     }
 
@@ -478,22 +605,26 @@ mod tests {
     }
 
     #[test]
-    fn every_problem_is_reported_at_once() {
+    fn every_problem_is_reported_at_once_in_the_order_of_the_form() {
         let form = AssistanceForm {
-            institutional_email: "not an address".to_owned(),
-            personal_email: String::new(),
+            kind: RequesterKind::Student,
+            name: String::new(),
+            account: "not an address@".to_owned(),
+            number: "x".repeat(MAX_NUMBER_CHARS + 1),
+            personal_email: "nope".to_owned(),
             phone: "call me".to_owned(),
-            identity_hint: "x".repeat(MAX_IDENTITY_HINT_CHARS + 1),
             description: "bell\u{7}".to_owned(),
+            ..AssistanceForm::default()
         };
         let problems = check(&form).unwrap_err();
         assert_eq!(
             problems,
             vec![
-                (Field::InstitutionalEmail, Problem::Invalid),
-                (Field::PersonalEmail, Problem::Missing),
+                (Field::Name, Problem::Missing),
+                (Field::Account, Problem::Invalid),
+                (Field::Number, Problem::TooLong),
+                (Field::PersonalEmail, Problem::Invalid),
                 (Field::Phone, Problem::Invalid),
-                (Field::IdentityHint, Problem::TooLong),
                 (Field::Description, Problem::Invalid),
             ]
         );
@@ -502,11 +633,48 @@ mod tests {
     #[test]
     fn the_personal_address_must_be_another_one() {
         let mut form = good();
-        form.personal_email = form.institutional_email.to_uppercase();
+        form.personal_email = form.account.to_uppercase();
         assert_eq!(
             check(&form).unwrap_err(),
             vec![(Field::PersonalEmail, Problem::SameAddress)]
         );
+    }
+
+    #[test]
+    fn a_parent_without_any_institutional_address_gives_the_child_and_one_way_to_answer() {
+        let parent = AssistanceForm {
+            kind: RequesterKind::Parent,
+            name: "Nadia Benali".to_owned(),
+            child_name: "Yanis Benali".to_owned(),
+            school: "Collège Jean Moulin, 6e B".to_owned(),
+            phone: "06 12 34 56 78".to_owned(),
+            description: "Je n'arrive pas à activer mon compte.".to_owned(),
+            // Not asked of a parent: ignored.
+            number: "whatever".to_owned(),
+            ..AssistanceForm::default()
+        };
+        assert!(check(&parent).is_ok());
+        let nothing = AssistanceForm {
+            phone: String::new(),
+            child_name: String::new(),
+            ..parent
+        };
+        assert_eq!(
+            check(&nothing).unwrap_err(),
+            vec![
+                (Field::ChildName, Problem::Missing),
+                (Field::PersonalEmail, Problem::NoContact),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_login_is_as_good_as_an_address() {
+        let form = AssistanceForm {
+            account: "Jean.Dupont".to_owned(),
+            ..good()
+        };
+        assert!(check(&form).is_ok());
     }
 
     #[test]

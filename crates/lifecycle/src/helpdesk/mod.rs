@@ -1,10 +1,13 @@
-//! The helpdesk: blocking with a reason and unblocking with a forced password change
-//! ([`Helpdesk::block`], [`Helpdesk::unblock`], [`Helpdesk::change_required_password`]),
+//! The helpdesk: blocking with a reason and unblocking, after which the former password opens
+//! nothing until a new one is set through a verified channel ([`Helpdesk::block`],
+//! [`Helpdesk::unblock`]; the channels are those of `recovery`), comparing what a caller
+//! says with the account's record ([`identity`]),
 //! the public assistance form's requests ([`assistance`]), and the deletion of disabled
 //! accounts after the retention period ([`retention`]). Every transition is an audit event.
 //! See `docs/lifecycle.md`.
 
 pub mod assistance;
+pub mod identity;
 pub mod retention;
 
 use std::sync::Arc;
@@ -13,17 +16,13 @@ use sesame_core::account::{Account, AccountState};
 use sesame_core::accounts::AccountService;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
-use sesame_core::credentials::hasher::PasswordHasher;
-use sesame_core::credentials::policy::PolicyViolation;
-use sesame_core::credentials::pool::HashingPool;
-use sesame_core::credentials::Password;
 use sesame_core::error::{AccountError, RepoError, StoreError};
 use sesame_core::helpdesk::{BlockReason, BlockRecord};
-use sesame_core::i18n::Lang;
 use sesame_core::ids::LoginName;
-use sesame_core::mail::MailMessage;
-use sesame_core::ports::{AccountRepo, AuditLog, HelpdeskRepo, Mailer, ProfileRepo};
-use sesame_core::session::SessionManager;
+use sesame_core::national_id::NationalIdKey;
+use sesame_core::ports::{
+    AccountRepo, AuditLog, EphemeralStore, HelpdeskRepo, Mailer, ProfileRepo,
+};
 
 use crate::blocking::AccountBlocking;
 
@@ -48,78 +47,43 @@ pub enum HelpdeskError {
     /// No assistance request has this reference.
     #[error("no assistance request {0}")]
     NoSuchRequest(String),
-}
-
-/// Why a forced password change was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum PasswordChangeError {
-    /// The current password typed is wrong.
-    #[error("the current password is wrong")]
-    WrongCurrent,
-    /// The two new passwords differ.
-    #[error("the two new passwords differ")]
-    Mismatch,
-    /// The new password is the current one.
-    #[error("the new password must differ from the current one")]
-    SameAsCurrent,
-    /// The new password breaks the policy.
-    #[error("the password does not meet the policy")]
-    Policy(Vec<PolicyViolation>),
-    /// The account has no pending requirement (already changed, or never required).
-    #[error("no password change is required")]
-    NotRequired,
-    /// The hashing pool is saturated.
-    #[error("password hashing pool saturated")]
-    Busy,
-    /// Anything else (storage, hashing).
-    #[error(transparent)]
-    Helpdesk(#[from] HelpdeskError),
-}
-
-impl From<AccountError> for PasswordChangeError {
-    fn from(e: AccountError) -> Self {
-        match e {
-            AccountError::Policy(v) => Self::Policy(v),
-            AccountError::Busy => Self::Busy,
-            other => Self::Helpdesk(HelpdeskError::Account(other)),
-        }
-    }
-}
-
-impl From<RepoError> for PasswordChangeError {
-    fn from(e: RepoError) -> Self {
-        Self::Helpdesk(HelpdeskError::Repo(e))
-    }
+    /// An identity comparison names no known field.
+    #[error("unknown field to compare")]
+    BadComparison,
+    /// The agent compared this account's record too often lately.
+    #[error("too many comparisons on this account until {until}")]
+    TooManyComparisons {
+        /// When comparisons are accepted again.
+        until: time::OffsetDateTime,
+    },
 }
 
 /// Wiring for [`Helpdesk::new`].
 #[derive(Debug, Clone)]
 pub struct HelpdeskParts {
-    /// Operator account operations (state changes, passwords under the policy).
+    /// Operator account operations (state changes).
     pub accounts: AccountService,
-    /// The account database (credentials for the current-password check).
+    /// The account database (the assistance desk links requests to accounts).
     pub accounts_repo: Arc<dyn AccountRepo>,
-    /// Profiles (where the password-changed notice goes).
+    /// Profiles.
     pub profiles: Arc<dyn ProfileRepo>,
     /// Blocking and its session ending.
     pub blocking: AccountBlocking,
-    /// SSO sessions (a forced change ends those older than it).
-    pub sessions: SessionManager,
     /// The helpdesk's records.
     pub repo: Arc<dyn HelpdeskRepo>,
     /// Audit trail.
     pub audit: Arc<dyn AuditLog>,
-    /// Outgoing mail.
+    /// Outgoing mail (the assistance desk's).
     pub mailer: Arc<dyn Mailer>,
-    /// Hasher, to check the current password.
-    pub hasher: Arc<PasswordHasher>,
-    /// The hashing pool.
-    pub pool: HashingPool,
+    /// Counters (identity comparisons per agent and account).
+    pub store: Arc<dyn EphemeralStore>,
+    /// The key of national ID hashes (without it, no national ID compares).
+    pub national_id_key: Option<NationalIdKey>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
 
-/// Blocks, unblocks and forced password changes.
+/// Blocks and unblocks.
 #[derive(Debug, Clone)]
 pub struct Helpdesk {
     parts: HelpdeskParts,
@@ -208,9 +172,13 @@ impl Helpdesk {
         })
     }
 
-    /// Unblocks the account; its next login must change the password before anything is
-    /// issued. The requirement is written before the account becomes active again, so there
-    /// is no moment when it is active without it.
+    /// Unblocks the account. Its password may be known to whoever made it be blocked, so from
+    /// now on that password opens nothing (a correct one only learns how to set a new one)
+    /// until a new password is set through a verified channel: a reset link to the verified
+    /// address, an SMS code to the verified mobile, a helpdesk code, an identity check where
+    /// configured (all of them end in `recovery`'s reset, which lifts the requirement). The
+    /// requirement is written before the account becomes active again, so there is no moment
+    /// when it is active without it.
     ///
     /// # Errors
     /// [`HelpdeskError::Account`] (`NotFound`, `BadTransition` if it is not blocked),
@@ -237,13 +205,14 @@ impl Helpdesk {
                 AuditEvent::new(AuditKind::AccountUnblocked, now, actor)
                     .login(account.login.as_str())
                     .account(account.id)
-                    .detail(serde_json::json!({ "password_change_required": true })),
+                    .detail(serde_json::json!({ "password_reset_required": true })),
             )
             .await?;
         Ok(account)
     }
 
-    /// Whether the account must change its password before its next session.
+    /// Whether the account's password was voided by an unblock and no new one was set since:
+    /// such an account gets no session.
     ///
     /// # Errors
     /// Storage errors.
@@ -254,100 +223,5 @@ impl Helpdesk {
             .password_change_required(account.id)
             .await?
             .is_some())
-    }
-
-    /// The forced password change after an unblock: the current password (the one just
-    /// typed at login) again, the new one twice. The new one must meet the policy and differ
-    /// from the current one; once stored, the requirement is lifted and a notice goes to the
-    /// verified recovery address. Every SSO session the account still has is ended (they
-    /// predate the block: with the in-process store, an operator's block could not reach
-    /// them); their handles are returned for single logout.
-    ///
-    /// # Errors
-    /// [`PasswordChangeError`] saying what to fix.
-    pub async fn change_required_password(
-        &self,
-        account: &Account,
-        current: &Password,
-        new: &Password,
-        confirm: &Password,
-        ip: Option<std::net::IpAddr>,
-    ) -> Result<(Account, Vec<String>), PasswordChangeError> {
-        if !self.password_change_required(account).await? {
-            return Err(PasswordChangeError::NotRequired);
-        }
-        let stored = self
-            .parts
-            .accounts_repo
-            .find_credential(account.login.as_str())
-            .await?
-            .filter(|c| c.account.id == account.id)
-            .and_then(|c| c.password_hash);
-        let hasher = Arc::clone(&self.parts.hasher);
-        let typed = current.clone();
-        let verification = self
-            .parts
-            .pool
-            .run(move || hasher.verify(&typed, stored.as_deref()))
-            .await
-            .map_err(|_| PasswordChangeError::Busy)?
-            .map_err(|e| AccountError::Hashing(e.to_string()))?
-            .map_err(|e| AccountError::Hashing(e.to_string()))?;
-        if !verification.matched {
-            return Err(PasswordChangeError::WrongCurrent);
-        }
-        if new != confirm {
-            return Err(PasswordChangeError::Mismatch);
-        }
-        if new == current {
-            return Err(PasswordChangeError::SameAsCurrent);
-        }
-        self.parts.accounts.check_policy(account, new)?;
-        let account = self
-            .parts
-            .accounts
-            .set_password(&account.login, new.clone(), "self")
-            .await?;
-        let ended = self
-            .parts
-            .sessions
-            .close_all_for(account.id)
-            .await
-            .map_err(|e| PasswordChangeError::Helpdesk(e.into()))?;
-        self.parts.repo.clear_password_change(account.id).await?;
-        self.notify_password_changed(&account, ip).await;
-        Ok((account, ended))
-    }
-
-    /// Sends the password-changed notice to the verified recovery address, if there is one.
-    /// A failure is logged, not returned: the password is changed either way.
-    async fn notify_password_changed(&self, account: &Account, ip: Option<std::net::IpAddr>) {
-        let profile = match self.parts.profiles.find_with_profile(account.id).await {
-            Ok(Some(found)) => found.profile,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the profile for the password notice");
-                return;
-            }
-        };
-        let Some(to) = profile
-            .recovery_email
-            .filter(|c| c.verified)
-            .map(|c| c.address)
-        else {
-            return;
-        };
-        let ip = ip.map(|i| i.to_string());
-        let message = MailMessage::password_changed(
-            to,
-            Lang::default(),
-            account.id,
-            &account.login,
-            self.parts.clock.now(),
-            ip.as_deref(),
-        );
-        if let Err(e) = self.parts.mailer.send(message).await {
-            tracing::warn!(error = %e, "could not queue the password-changed notice");
-        }
     }
 }

@@ -1,14 +1,17 @@
-//! Forgotten password: a reset link to the verified recovery address or a 6-digit code by
-//! SMS to the verified mobile, then a new password (security spec A48–A51, C07, F15, F16).
+//! Forgotten password: a reset link to the verified recovery address, a 6-digit code by SMS
+//! to the verified mobile, or a one-time code a helpdesk agent gives after checking identity
+//! ([`helpdesk_codes`]), then a new password (security spec A48–A51, C07, F15, F16).
 //!
 //! The flow is a state machine whose only way into the "new password" step is a verified
-//! one-time token: the link's token, or the token a correct SMS code is exchanged for. The
+//! one-time token: the link's token, or the token a correct SMS or helpdesk code (or, where
+//! configured, a passed identity check) is exchanged for. The
 //! tokens and codes live in the ephemeral store, keyed by their SHA-256, and are consumed
 //! with the store's atomic *take*, so of any number of parallel submissions exactly one
 //! wins. A request gets the same answer whether or not the account exists, and the mail or
 //! SMS is queued, never sent while the person waits.
 
 pub mod codes;
+pub mod helpdesk_codes;
 pub mod links;
 pub mod reset;
 
@@ -33,6 +36,10 @@ pub struct RecoveryPolicy {
     pub sms_per_number_per_day: u32,
     /// SMS sent for one account per 24 hours, at most.
     pub sms_per_account_per_day: u32,
+    /// How long a helpdesk reset code is valid.
+    pub helpdesk_code_ttl: Duration,
+    /// Wrong helpdesk codes allowed for one account before its code is invalidated.
+    pub helpdesk_code_max_tries: u32,
 }
 
 impl Default for RecoveryPolicy {
@@ -43,6 +50,8 @@ impl Default for RecoveryPolicy {
             sms_max_tries: 5,
             sms_per_number_per_day: 5,
             sms_per_account_per_day: 10,
+            helpdesk_code_ttl: Duration::from_secs(1800),
+            helpdesk_code_max_tries: 5,
         }
     }
 }
@@ -62,6 +71,15 @@ impl RecoveryPolicy {
         if self.sms_max_tries == 0 || self.sms_max_tries > 10 {
             return Err("sms_max_tries must be between 1 and 10".to_owned());
         }
+        // Read out on the phone and typed at once: short-lived, like the codes of A50.
+        if self.helpdesk_code_ttl < Duration::from_secs(60)
+            || self.helpdesk_code_ttl > Duration::from_secs(86_400)
+        {
+            return Err("helpdesk_code_ttl_secs must be between 60 and 86400".to_owned());
+        }
+        if self.helpdesk_code_max_tries == 0 || self.helpdesk_code_max_tries > 10 {
+            return Err("helpdesk_code_max_tries must be between 1 and 10".to_owned());
+        }
         Ok(())
     }
 }
@@ -76,7 +94,7 @@ pub enum Refusal {
     Expired,
     /// A newer link or code was issued for the same account and purpose.
     Superseded,
-    /// A wrong SMS code.
+    /// A wrong SMS or helpdesk code.
     WrongCode,
     /// Too many wrong codes: the code is invalidated.
     TooManyTries,

@@ -1,4 +1,5 @@
-//! The password reset flow: request (by mail or SMS), the verified token, the new password.
+//! The password reset flow: request (by mail or SMS, or a code from the helpdesk), the
+//! verified token, the new password.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,13 +12,17 @@ use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
 use sesame_core::ids::{fold_identifier, AccountId, Email, LoginName};
 use sesame_core::mail::MailMessage;
-use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore, Mailer, ProfileRepo};
+use sesame_core::ports::{
+    AccountRepo, AuditLog, EphemeralStore, HelpdeskRepo, Mailer, ProfileRepo,
+};
 use sesame_core::session::{EndedSession, SessionManager};
 use sesame_core::sms::SmsSender;
 
 use super::codes::{CodePurpose, SmsCodes};
+use super::helpdesk_codes::HelpdeskCodes;
 use super::links::{LinkPurpose, OneTimeLinks};
 use super::{RecoveryError, RecoveryPolicy, Refusal};
+use crate::activation::ports::ActivationTokenRepo;
 use crate::error::OperatorLinkError;
 
 /// How the person wants to receive the means to reset.
@@ -74,6 +79,10 @@ pub struct RecoveryParts {
     pub clock: Arc<dyn Clock>,
     /// Lifetimes and budgets.
     pub policy: RecoveryPolicy,
+    /// The database's one-time secrets (the helpdesk's reset codes).
+    pub tokens: Arc<dyn ActivationTokenRepo>,
+    /// The helpdesk's records (a reset lifts the password change an unblock requires).
+    pub helpdesk: Arc<dyn HelpdeskRepo>,
 }
 
 /// The forgotten-password flow.
@@ -82,6 +91,18 @@ pub struct PasswordRecovery {
     parts: RecoveryParts,
     links: OneTimeLinks,
     codes: SmsCodes,
+    helpdesk_codes: HelpdeskCodes,
+}
+
+/// A helpdesk reset code just issued: shown once to the agent, never stored in clear.
+#[derive(Debug, Clone)]
+pub struct IssuedCode {
+    /// The account it is for.
+    pub account: Account,
+    /// The code to read out (`ABCDE-FGHJK`).
+    pub code: String,
+    /// When it stops working.
+    pub expires_at: time::OffsetDateTime,
 }
 
 /// The SMS text of a reset code, per language (`{code}` is replaced when it is sent).
@@ -102,10 +123,17 @@ impl PasswordRecovery {
             Arc::clone(&parts.sms),
             parts.policy,
         );
+        let helpdesk_codes = HelpdeskCodes::new(
+            Arc::clone(&parts.tokens),
+            Arc::clone(&parts.store),
+            Arc::clone(&parts.clock),
+            parts.policy,
+        );
         Self {
             parts,
             links,
             codes,
+            helpdesk_codes,
         }
     }
 
@@ -303,6 +331,111 @@ impl PasswordRecovery {
         Ok(contact.address)
     }
 
+    /// A helpdesk agent's one-time reset code for an active account (after an unblock, or for
+    /// a person without a verified address or mobile), to read out once the caller's identity
+    /// is checked. It replaces the account's older code; recorded as
+    /// `recovery.helpdesk_code_issued` with the agent as actor.
+    ///
+    /// # Errors
+    /// [`OperatorLinkError::NoSuchAccount`], [`OperatorLinkError::WrongState`] for an account
+    /// that is not active (a blocked one is unblocked first), or
+    /// [`OperatorLinkError::Unavailable`].
+    pub async fn issue_helpdesk_code(
+        &self,
+        login: &LoginName,
+        actor: &str,
+    ) -> Result<IssuedCode, OperatorLinkError> {
+        let unavailable = |e: &dyn std::fmt::Display| OperatorLinkError::Unavailable(e.to_string());
+        let account = crate::error::operator_link_account(
+            self.parts.accounts_repo.as_ref(),
+            login,
+            AccountState::Active,
+        )
+        .await?;
+        let (code, expires_at) = self
+            .helpdesk_codes
+            .issue(account.id)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        self.parts
+            .audit
+            .record(
+                AuditEvent::new(AuditKind::HelpdeskCodeIssued, self.parts.clock.now(), actor)
+                    .login(account.login.as_str())
+                    .account(account.id),
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(IssuedCode {
+            account,
+            code,
+            expires_at,
+        })
+    }
+
+    /// Exchanges a login (or institutional address) and the right helpdesk code for a reset
+    /// token, the same kind the mailed link carries, so the new-password step has one way
+    /// in. Every refusal is the same to the caller (the reason goes to the audit trail).
+    ///
+    /// # Errors
+    /// [`RecoveryError::Refused`]; storage failures.
+    pub async fn verify_helpdesk_code(
+        &self,
+        identifier: &str,
+        code: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<String, RecoveryError> {
+        let account = self.active_account(identifier).await?.map(|a| a.account);
+        match self
+            .helpdesk_codes
+            .verify(account.as_ref().map(|a| a.id), code)
+            .await?
+        {
+            Ok(account_id) => {
+                let (token, _) = self
+                    .links
+                    .issue(
+                        LinkPurpose::PasswordReset,
+                        account_id,
+                        "",
+                        false,
+                        self.parts.policy.link_ttl,
+                    )
+                    .await?;
+                Ok(token)
+            }
+            Err(refusal) => {
+                self.refused(account.as_ref(), refusal, "helpdesk_code", ip)
+                    .await?;
+                Err(RecoveryError::Refused(refusal))
+            }
+        }
+    }
+
+    /// The reset token of an account whose owner just passed the identity check for a
+    /// password reset (`Activation::check_identity` answered
+    /// `IdentityOutcome::ResetAllowed`): the new-password step's way in, as a right SMS code
+    /// gets. Nothing else may call it: the check is the proof.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn token_after_identity_check(
+        &self,
+        account_id: AccountId,
+    ) -> Result<String, RecoveryError> {
+        let (token, _) = self
+            .links
+            .issue(
+                LinkPurpose::PasswordReset,
+                account_id,
+                "",
+                false,
+                self.parts.policy.link_ttl,
+            )
+            .await?;
+        Ok(token)
+    }
+
     /// Exchanges a right SMS code for a reset token (the same kind the mailed link carries),
     /// so the new-password step has one way in.
     ///
@@ -402,6 +535,11 @@ impl PasswordRecovery {
             .parts
             .accounts
             .set_password(&account.login, password, "self:reset")
+            .await?;
+        // A verified channel set this password: the one an unblock voided is gone.
+        self.parts
+            .helpdesk
+            .clear_password_change(account.id)
             .await?;
         let ended = self.end_sessions(record.account_id).await?;
         let now = self.parts.clock.now();

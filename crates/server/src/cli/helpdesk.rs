@@ -70,11 +70,13 @@ fn summary(r: &AssistanceRequest) -> String {
         .take(60)
         .collect();
     format!(
-        "{}  {}  {:<8}  {:?}  {:?}",
+        "{}  {}  {:<8}  {:<7}  {:?}  {:?}  {:?}",
         r.reference,
         rfc3339(r.created_at),
         status,
-        r.institutional_email,
+        r.kind,
+        r.name,
+        r.login_or_email,
         first_line
     )
 }
@@ -108,7 +110,14 @@ pub async fn run(services: &Services, action: HelpdeskAction) -> anyhow::Result<
             let r = desk.show(&reference).await?;
             println!("reference:      {}", r.reference);
             println!("received:       {}", rfc3339(r.created_at));
-            println!("institutional:  {:?}", r.institutional_email);
+            println!("from:           {} {:?}", r.kind, r.name);
+            if !r.child_name.is_empty() {
+                println!("child:          {:?}", r.child_name);
+            }
+            if !r.school.is_empty() {
+                println!("school, class:  {:?}", r.school);
+            }
+            println!("login/address:  {:?}", r.login_or_email);
             match r.account_id {
                 Some(id) => match services.accounts_repo.find_by_id(id).await? {
                     Some(a) => {
@@ -116,11 +125,11 @@ pub async fn run(services: &Services, action: HelpdeskAction) -> anyhow::Result<
                     }
                     None => println!("account:        -"),
                 },
-                None => println!("account:        none has this institutional address"),
+                None => println!("account:        none has this login or address"),
             }
             println!("personal:       {:?}", r.personal_email);
             println!("phone:          {:?}", r.phone);
-            println!("ine/birth date: {:?}", r.identity_hint);
+            println!("staff/student number: {:?}", r.number);
             println!("language:       {}", r.lang);
             println!("ip:             {}", r.client_ip.as_deref().unwrap_or("-"));
             match &r.closure {

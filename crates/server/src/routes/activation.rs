@@ -1,6 +1,8 @@
-//! `GET|POST /activation/…` and `/forgot-login`: account activation by identity check, by
-//! code or by mailed link, its steps, the "first login" page, the mail-redirect proof, and
-//! the forgotten login. The rules live in `sesame_lifecycle::activation`; this module turns
+//! `GET|POST /activation/…`, `/forgot-login` and `/password/identity`: account activation by
+//! identity check, by code or by mailed link, its steps, the "first login" page, the
+//! mail-redirect proof, the forgotten login, and the forgotten password by identity check
+//! (for the affiliations `lifecycle.recovery.identity_check` lists; it ends on the reset
+//! flow's new-password page). The rules live in `sesame_lifecycle::activation`; this module turns
 //! forms into calls and answers into pages. See `docs/lifecycle.md`.
 //!
 //! Forgery: every POST is refused when its `Origin` is foreign (as `/cas/login`). The
@@ -55,6 +57,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/forgot-login", web::get().to(show_forgot_login))
         .route("/forgot-login", web::post().to(submit_forgot_login))
+        .route("/password/identity", web::get().to(show_reset_identity))
+        .route("/password/identity", web::post().to(submit_reset_identity))
         .route("/charter", web::get().to(super::charter::show_charter))
         .route("/charter", web::post().to(super::charter::submit_charter));
 }
@@ -305,6 +309,12 @@ async fn identity_form(
             text("forgot_login_submit"),
             format!("{}/forgot-login", state.base()),
         ),
+        IdentityPurpose::ResetPassword => (
+            text("reset_identity_title"),
+            text("reset_identity_intro"),
+            text("reset_identity_submit"),
+            format!("{}/password/identity", state.base()),
+        ),
     };
     state.page(
         status,
@@ -324,6 +334,7 @@ async fn identity_form(
             hr_id => refill.hr_id,
             birth_date => refill.birth_date,
             email => refill.email,
+            ask_email => purpose != IdentityPurpose::ResetPassword,
         },
     )
 }
@@ -362,6 +373,9 @@ async fn submit_identity_for(
             see_other(format!("{}/activation/step", state.base())),
             &flow_cookie(state, flow_id),
         ),
+        Ok(IdentityOutcome::ResetAllowed { account_id }) => {
+            reset_after_identity_check(state, req, lang, account_id).await
+        }
         Ok(IdentityOutcome::Login { login }) => result_page(
             state,
             req,
@@ -453,6 +467,90 @@ pub async fn submit_forgot_login(
         &req,
         form.into_inner(),
         IdentityPurpose::ForgotLogin,
+    )
+    .await
+}
+
+/// The new-password step after a passed identity check: the reset token the check earned,
+/// and the reset flow's form.
+async fn reset_after_identity_check(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account_id: sesame_core::ids::AccountId,
+) -> HttpResponse {
+    let recovery = &state.services.recovery;
+    let token = match recovery.token_after_identity_check(account_id).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "could not open the new-password step");
+            return state.unavailable(req, lang);
+        }
+    };
+    match recovery.check_token(&token).await {
+        Ok(account) => crate::reset_form::new_password_page(
+            state,
+            req,
+            lang,
+            StatusCode::OK,
+            &token,
+            &account,
+            None,
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "a reset token just issued is not valid");
+            state.unavailable(req, lang)
+        }
+    }
+}
+
+/// The page of `/password/identity` when no affiliation may reset this way.
+fn reset_identity_closed(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
+    state.error_page(
+        StatusCode::NOT_FOUND,
+        lang,
+        req,
+        "not_found_title",
+        "not_found_text",
+    )
+}
+
+/// `GET /password/identity`
+pub async fn show_reset_identity(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<LangQuery>,
+) -> HttpResponse {
+    let lang = state.lang(&req, query.lang.as_deref());
+    if !state.services.activation.any_reset_by_identity() {
+        return reset_identity_closed(&state, &req, lang);
+    }
+    identity_form(
+        &state,
+        &req,
+        lang,
+        IdentityPurpose::ResetPassword,
+        (StatusCode::OK, None),
+        IdentityRefill::default(),
+    )
+    .await
+}
+
+/// `POST /password/identity`
+pub async fn submit_reset_identity(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<IdentityForm>,
+) -> HttpResponse {
+    if !state.services.activation.any_reset_by_identity() {
+        let lang = state.lang(&req, form.lang.as_deref());
+        return reset_identity_closed(&state, &req, lang);
+    }
+    submit_identity_for(
+        &state,
+        &req,
+        form.into_inner(),
+        IdentityPurpose::ResetPassword,
     )
     .await
 }

@@ -1,6 +1,11 @@
 //! `GET|POST /assistance`, `GET /assistance/sent`: the assistance form, which works without
-//! logging in (seed 004: a blocked person can no longer reach the service desk), and the page
-//! shown when a blocked account logs in with its correct password.
+//! logging in (seed 004: a blocked person can no longer reach the service desk; seed 002: the
+//! help form for parents), and the page shown when a blocked account logs in with its correct
+//! password.
+//!
+//! Every kind of person may ask: `/assistance` first asks who they are (staff, student, pupil,
+//! parent: links, so no script is needed), then `/assistance?as=<kind>` shows the fields that
+//! fit them (`sesame_lifecycle::helpdesk::assistance::fields_for`).
 //!
 //! The form is protected like the login form: a foreign `Origin` is refused and each form
 //! carries a single-use token from the store. Every well-formed request gets the same
@@ -11,11 +16,11 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use sesame_core::helpdesk::RequesterKind;
 use sesame_core::i18n::Lang;
 use sesame_core::random;
 use sesame_lifecycle::helpdesk::assistance::{
-    self, AssistanceForm, Field, Problem, SubmitError, MAX_DESCRIPTION_CHARS,
-    MAX_IDENTITY_HINT_CHARS, MAX_PHONE_CHARS,
+    self, fields_for, AssistanceForm, Field, Need, Problem, SubmitError,
 };
 
 use crate::routes::login::is_cross_site;
@@ -40,6 +45,9 @@ fn form_token_key(token: &str) -> String {
 pub struct PageQuery {
     lang: Option<String>,
     reference: Option<String>,
+    /// Who is asking: `staff`, `student`, `pupil`, `parent`.
+    #[serde(rename = "as")]
+    kind: Option<String>,
 }
 
 /// The form as posted.
@@ -47,10 +55,14 @@ pub struct PageQuery {
 pub struct AssistancePost {
     token: Option<String>,
     lang: Option<String>,
-    institutional_email: Option<String>,
+    kind: Option<String>,
+    name: Option<String>,
+    account: Option<String>,
+    number: Option<String>,
+    child_name: Option<String>,
+    school: Option<String>,
     personal_email: Option<String>,
     phone: Option<String>,
-    identity_hint: Option<String>,
     description: Option<String>,
 }
 
@@ -74,16 +86,38 @@ pub async fn show_form(
     query: web::Query<PageQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, query.lang.as_deref());
-    render_form(
-        &state,
-        &req,
-        lang,
+    let Some(kind) = query
+        .kind
+        .as_deref()
+        .and_then(|k| k.parse::<RequesterKind>().ok())
+    else {
+        return choose_kind(&state, &req, lang);
+    };
+    let form = AssistanceForm {
+        kind,
+        ..AssistanceForm::default()
+    };
+    render_form(&state, &req, lang, StatusCode::OK, &form, &[], None).await
+}
+
+/// The first step: who is asking (each a link to the form that fits them).
+fn choose_kind(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
+    let kinds: Vec<minijinja::Value> = RequesterKind::ALL
+        .iter()
+        .map(|k| {
+            minijinja::context! {
+                href => format!("{}/assistance?as={}", state.base_path(), k.as_str()),
+                label => state.renderer.text(lang, &format!("assistance_as_{}", k.as_str())),
+            }
+        })
+        .collect();
+    state.page(
         StatusCode::OK,
-        &AssistanceForm::default(),
-        &[],
-        None,
+        "assistance_choose.html",
+        lang,
+        req,
+        minijinja::context! { kinds => kinds },
     )
-    .await
 }
 
 async fn render_form(
@@ -106,6 +140,14 @@ async fn render_form(
         return state.unavailable(req, lang);
     }
     let text = |key: &str| state.renderer.text(lang, key);
+    let texts = state.renderer.texts(lang);
+    // A text that fits this kind of person if there is one (`…_parent`), else the general one.
+    let fitted = |key: &str| {
+        texts
+            .get(&format!("{key}_{}", form.kind.as_str()))
+            .cloned()
+            .unwrap_or_else(|| text(key))
+    };
     let error_of = |field: Field| {
         problems
             .iter()
@@ -115,46 +157,36 @@ async fn render_form(
                 Problem::TooLong => text("assistance_error_too_long"),
                 Problem::Invalid => text("assistance_error_invalid"),
                 Problem::SameAddress => text("assistance_error_same_address"),
+                Problem::NoContact => text("assistance_error_no_contact"),
             })
     };
-    let field = |f: Field, kind: &str, max: usize, autocomplete: &str, value: &str| {
-        let key = format!("assistance_{}", f.name());
-        minijinja::context! {
-            name => f.name(),
-            label => text(&key),
-            hint => text(&format!("{key}_hint")),
-            kind => kind,
-            max => max,
-            autocomplete => autocomplete,
-            value => value,
-            error => error_of(f),
-        }
-    };
-    let fields = vec![
-        field(
-            Field::InstitutionalEmail,
-            "email",
-            254,
-            "email",
-            &form.institutional_email,
-        ),
-        field(Field::PersonalEmail, "email", 254, "", &form.personal_email),
-        field(Field::Phone, "tel", MAX_PHONE_CHARS, "tel", &form.phone),
-        field(
-            Field::IdentityHint,
-            "text",
-            MAX_IDENTITY_HINT_CHARS,
-            "",
-            &form.identity_hint,
-        ),
-        field(
-            Field::Description,
-            "textarea",
-            MAX_DESCRIPTION_CHARS,
-            "",
-            &form.description,
-        ),
-    ];
+    let fields: Vec<minijinja::Value> = fields_for(form.kind)
+        .into_iter()
+        .map(|(f, need)| {
+            let key = format!("assistance_{}", f.name());
+            let (kind, autocomplete, value) = match f {
+                Field::Name => ("text", "name", &form.name),
+                Field::Account => ("text", "username", &form.account),
+                Field::Number => ("text", "", &form.number),
+                Field::ChildName => ("text", "", &form.child_name),
+                Field::School => ("text", "", &form.school),
+                Field::PersonalEmail => ("email", "email", &form.personal_email),
+                Field::Phone => ("tel", "tel", &form.phone),
+                Field::Description => ("textarea", "", &form.description),
+            };
+            minijinja::context! {
+                name => f.name(),
+                label => fitted(&key),
+                hint => fitted(&format!("{key}_hint")),
+                required => need == Need::Required,
+                kind => kind,
+                max => f.max_chars(),
+                autocomplete => autocomplete,
+                value => value,
+                error => error_of(f),
+            }
+        })
+        .collect();
     state.page(
         status,
         "assistance.html",
@@ -162,6 +194,8 @@ async fn render_form(
         req,
         minijinja::context! {
             token => token,
+            kind => form.kind.as_str(),
+            kind_label => text(&format!("assistance_as_{}", form.kind.as_str())),
             fields => fields,
             has_errors => !problems.is_empty(),
             message => message,
@@ -191,13 +225,25 @@ pub async fn submit_form(
             "error_form_expired",
         );
     }
+    let Some(kind) = post
+        .kind
+        .as_deref()
+        .and_then(|k| k.parse::<RequesterKind>().ok())
+    else {
+        return choose_kind(&state, &req, lang);
+    };
     // Each field is bounded a little above its limit: long enough to report "too long".
+    let field = |value: &Option<String>, f: Field| bounded(value.as_deref(), f.max_chars() + 1);
     let form = AssistanceForm {
-        institutional_email: bounded(post.institutional_email.as_deref(), 300),
-        personal_email: bounded(post.personal_email.as_deref(), 300),
-        phone: bounded(post.phone.as_deref(), MAX_PHONE_CHARS + 1),
-        identity_hint: bounded(post.identity_hint.as_deref(), MAX_IDENTITY_HINT_CHARS + 1),
-        description: bounded(post.description.as_deref(), MAX_DESCRIPTION_CHARS + 1),
+        kind,
+        name: field(&post.name, Field::Name),
+        account: field(&post.account, Field::Account),
+        number: field(&post.number, Field::Number),
+        child_name: field(&post.child_name, Field::ChildName),
+        school: field(&post.school, Field::School),
+        personal_email: field(&post.personal_email, Field::PersonalEmail),
+        phone: field(&post.phone, Field::Phone),
+        description: field(&post.description, Field::Description),
     };
     let token_valid = match post.token.as_deref() {
         Some(t) if !t.is_empty() && t.len() <= 128 => {

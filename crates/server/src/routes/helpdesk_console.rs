@@ -1,7 +1,8 @@
 //! The helpdesk console, `/helpdesk/…`: server-rendered pages where an agent finds an
-//! account, sees its state and recent security events, and unlocks, blocks, unblocks, sends
-//! an activation or a password-reset link, issues an activation code, and closes assistance
-//! requests (docs/helpdesk.md).
+//! account, sees its state, how it may activate, and its recent security events (in words),
+//! compares what a caller says with its record (match / no match, never the record), and
+//! unlocks, blocks, unblocks, sends an activation or a password-reset link, issues an
+//! activation or a password-reset code, and closes assistance requests (docs/helpdesk.md).
 //!
 //! Agents log in at `/cas/login` like anyone; the console is for the logins listed in
 //! `helpdesk.agents`, everybody else gets 403. Every form carries a token derived from the
@@ -21,7 +22,9 @@ use sesame_core::mail::mask_email;
 use sesame_core::random;
 use sesame_core::sms::mask_phone;
 use sesame_lifecycle::activation::error::ActivationError;
+use sesame_lifecycle::activation::settings::ActivationPath;
 use sesame_lifecycle::error::OperatorLinkError;
+use sesame_lifecycle::helpdesk::identity::IdentityField;
 use sesame_lifecycle::helpdesk::HelpdeskError;
 
 use crate::routes::account_page::local_datetime;
@@ -205,8 +208,31 @@ pub async fn search(
 struct Outcome {
     notice: Option<String>,
     error: Option<String>,
-    /// An activation code just issued: shown once, never stored in clear.
-    code: Option<(String, String)>,
+    /// A code just issued, and until when it works: shown once, never stored in clear.
+    code: Option<IssuedCode>,
+    /// The answer of an identity comparison: `match`, `no_match`, `not_on_file`,
+    /// `unreadable`.
+    compared: Option<&'static str>,
+}
+
+/// A code to show once on the account's page.
+#[derive(Debug)]
+struct IssuedCode {
+    /// What it is for.
+    purpose: CodePurpose,
+    /// The code.
+    code: String,
+    /// Its end, as shown.
+    expires: String,
+}
+
+/// What an issued code opens.
+#[derive(Debug, Clone, Copy)]
+enum CodePurpose {
+    /// An activation (`/activation/code`).
+    Activation,
+    /// A new password (`/password/helpdesk-code`).
+    Reset,
 }
 
 /// `GET /helpdesk/accounts/{login}`
@@ -299,16 +325,67 @@ async fn render_account(
     let events: Vec<minijinja::Value> = events
         .iter()
         .map(|e| {
+            // Words for the agent; the code stays beside them for the logs and the CLI.
+            let label = texts
+                .get(&format!("audit_{}", e.kind.replace('.', "_")))
+                .cloned()
+                .unwrap_or_else(|| e.kind.clone());
             minijinja::context! {
                 at => local_datetime(state, e.at),
                 kind => e.kind,
+                label => label,
                 actor => e.actor,
                 ip => e.ip,
             }
         })
         .collect();
+    // What the activation configuration allows this affiliation: the actions that would
+    // always fail for it are not offered.
+    let policy = services.activation.policy();
+    let activation_paths: Vec<String> = policy
+        .paths
+        .get(&account.affiliation)
+        .map(|paths| {
+            paths
+                .iter()
+                .map(|p| {
+                    state
+                        .renderer
+                        .text(lang, &format!("helpdesk_path_{}", path_name(*p)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let can_link = policy.allows(account.affiliation, ActivationPath::EmailLink);
+    let can_code = policy.allows(account.affiliation, ActivationPath::Code);
+    let on_file = |present: bool| {
+        state.renderer.text(
+            lang,
+            if present {
+                "helpdesk_on_file"
+            } else {
+                "helpdesk_not_on_file"
+            },
+        )
+    };
+    let national_id_end = profile.national_id.as_ref().is_some_and(|n| n.has_end());
+    let compare_fields: Vec<minijinja::Value> = IdentityField::ALL
+        .iter()
+        .map(|f| {
+            minijinja::context! {
+                value => f.as_str(),
+                label => state.renderer.text(lang, &format!("helpdesk_compare_{}", f.as_str())),
+            }
+        })
+        .collect();
     let affiliation_key = format!("account_affiliation_{}", account.affiliation.as_str());
-    let (code, code_expires) = outcome.code.unzip();
+    let code = outcome.code.map(|c| {
+        minijinja::context! {
+            reset => matches!(c.purpose, CodePurpose::Reset),
+            value => c.code,
+            expires => c.expires,
+        }
+    });
     state.page(
         status,
         "helpdesk_account.html",
@@ -323,6 +400,14 @@ async fn render_account(
             email => account.email.as_ref().map(|e| e.as_str().to_owned()),
             affiliation => texts.get(&affiliation_key).cloned().unwrap_or_else(|| account.affiliation.as_str().to_owned()),
             hr_id => profile.hr_id.as_ref().map(ToString::to_string),
+            birth_date_on_file => on_file(profile.birth_date.is_some()),
+            national_id_on_file => on_file(profile.national_id.is_some()),
+            national_id_end_on_file => on_file(national_id_end),
+            compare_fields => compare_fields,
+            compared => outcome.compared,
+            activation_paths => activation_paths,
+            can_link => can_link,
+            can_code => can_code,
             state_name => account.state.as_str(),
             state => state_text(state, lang, account.state),
             provisioned => account.state == AccountState::Provisioned,
@@ -346,21 +431,43 @@ async fn render_account(
             notice => outcome.notice,
             error => outcome.error,
             code => code,
-            code_expires => code_expires,
+            reset_code_page => format!("{}/password/helpdesk-code", state.base()),
         },
     )
 }
 
-/// The form of every account action (only `block` reads the reason and the note).
-#[derive(Debug, Deserialize)]
+/// The form of every account action (`block` reads the reason and the note, `compare` the
+/// field and what the caller said).
+#[derive(Deserialize)]
 pub struct ActionForm {
     csrf: Option<String>,
     reason: Option<String>,
     note: Option<String>,
+    field: Option<String>,
+    value: Option<String>,
+}
+
+impl std::fmt::Debug for ActionForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What a caller said (a birth date, a national ID) is never logged.
+        f.debug_struct("ActionForm")
+            .field("reason", &self.reason)
+            .field("field", &self.field)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name of an activation path in the texts' keys.
+fn path_name(path: ActivationPath) -> &'static str {
+    match path {
+        ActivationPath::Identity => "identity",
+        ActivationPath::Code => "code",
+        ActivationPath::EmailLink => "email_link",
+    }
 }
 
 /// `POST /helpdesk/accounts/{login}/{action}`: `unlock`, `block`, `unblock`,
-/// `activation-link`, `activation-code`, `reset-link`.
+/// `activation-link`, `activation-code`, `reset-link`, `reset-code`, `compare`.
 pub async fn account_action(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -442,10 +549,59 @@ pub async fn account_action(
                 ..Outcome::default()
             })
             .map_err(Failure::from),
+        "compare" => {
+            let field = form
+                .field
+                .as_deref()
+                .unwrap_or_default()
+                .parse::<IdentityField>();
+            let typed: String = form
+                .value
+                .as_deref()
+                .unwrap_or_default()
+                .chars()
+                .take(64)
+                .collect();
+            match field {
+                Err(_) => Err(Failure::Text("helpdesk_compare_error_field")),
+                Ok(field) => match services
+                    .helpdesk
+                    .desk
+                    .compare_identity(&login, field, &typed, &actor)
+                    .await
+                {
+                    Ok(outcome) => Ok(Outcome {
+                        compared: Some(outcome.as_str()),
+                        ..Outcome::default()
+                    }),
+                    Err(HelpdeskError::TooManyComparisons { until }) => Err(Failure::Refused(
+                        text("helpdesk_compare_too_many")
+                            .replace("{time}", &state.local_time(until)),
+                    )),
+                    Err(e) => Err(Failure::from(e)),
+                },
+            }
+        }
+        "reset-code" => crate::operations::issue_reset_code(services, &login, &actor)
+            .await
+            .map(|issued| Outcome {
+                notice: Some(text("helpdesk_done_reset_code")),
+                code: Some(IssuedCode {
+                    purpose: CodePurpose::Reset,
+                    code: issued.code,
+                    expires: local_datetime(&state, issued.expires_at),
+                }),
+                ..Outcome::default()
+            })
+            .map_err(Failure::from),
         "activation-code" => match services.activation.issue_code(&login, &actor).await {
             Ok((_, code, expires_at)) => Ok(Outcome {
                 notice: Some(text("helpdesk_done_activation_code")),
-                code: Some((code, local_datetime(&state, expires_at))),
+                code: Some(IssuedCode {
+                    purpose: CodePurpose::Activation,
+                    code,
+                    expires: local_datetime(&state, expires_at),
+                }),
                 ..Outcome::default()
             }),
             Err(ActivationError::Mismatch) => match services.accounts.get(&login).await {
@@ -509,6 +665,7 @@ impl From<HelpdeskError> for Failure {
             HelpdeskError::Account(e) => Self::from(e),
             HelpdeskError::BadNote => Self::Text("helpdesk_error_note"),
             HelpdeskError::NoSuchRequest(_) => Self::NotFound,
+            HelpdeskError::BadComparison => Self::Text("helpdesk_compare_error_field"),
             other => Self::Unavailable(other.to_string()),
         }
     }
@@ -541,7 +698,8 @@ fn request_item(state: &AppState, r: &AssistanceRequest) -> minijinja::Value {
         reference => r.reference,
         href => format!("{}/helpdesk/requests/{}", state.base_path(), segment(&r.reference)),
         created_at => local_datetime(state, r.created_at),
-        institutional_email => r.institutional_email,
+        requester => r.name,
+        institutional_email => r.login_or_email,
         open => r.is_open(),
         summary => r.description.lines().next().unwrap_or_default().chars().take(80).collect::<String>(),
     }
@@ -662,10 +820,14 @@ async fn render_request(
             reference => request.reference,
             close_action => format!("{}/helpdesk/requests/{}/close", state.base_path(), segment(&request.reference)),
             created_at => local_datetime(state, request.created_at),
-            institutional_email => request.institutional_email,
+            requester_kind => state.renderer.text(lang, &format!("assistance_as_{}", request.kind.as_str())),
+            name => request.name,
+            child_name => request.child_name,
+            school => request.school,
+            institutional_email => request.login_or_email,
             personal_email => request.personal_email,
             phone => request.phone,
-            identity_hint => request.identity_hint,
+            number => request.number,
             description => request.description,
             request_lang => request.lang,
             account => account.as_ref().map(|a| account_item(state, lang, a)),

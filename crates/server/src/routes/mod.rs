@@ -13,7 +13,6 @@ pub mod helpdesk_console;
 pub mod login;
 pub mod logout;
 pub mod oidc;
-pub mod password_required;
 pub mod password_reset;
 pub mod required_actions;
 
@@ -109,7 +108,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/static/{name}", web::get().to(assets::static_file))
         .configure(activation::configure)
         .configure(assistance::configure)
-        .configure(password_required::configure)
         .default_service(web::to(not_found));
 }
 

@@ -1,10 +1,11 @@
-//! `GET|POST /password/forgot`, `POST /password/code`, `GET|POST /password/reset`: the
-//! forgotten-password flow (security spec A48–A51, C07). The domain rules live in
-//! `sesame_lifecycle::recovery`; this module renders the steps.
+//! `GET|POST /password/forgot`, `POST /password/code`, `GET|POST /password/helpdesk-code`,
+//! `GET|POST /password/reset`: the forgotten-password flow (security spec A48–A51, C07). The
+//! domain rules live in `sesame_lifecycle::recovery`; this module renders the steps.
 //!
 //! Steps: the request form (login or institutional address, mail or SMS) → the same answer
 //! whatever the account → (SMS) the code form → the new-password form, reachable only with
-//! a verified token (from the mailed link, or exchanged for a right code) → done.
+//! a verified token (from the mailed link, or exchanged for a right SMS code, or for a login
+//! and the code a helpdesk agent gave) → done.
 
 use std::time::Duration;
 
@@ -28,6 +29,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/password/forgot", web::get().to(show_forgot))
         .route("/password/forgot", web::post().to(submit_forgot))
         .route("/password/code", web::post().to(submit_code))
+        .route("/password/helpdesk-code", web::get().to(show_helpdesk_code))
+        .route(
+            "/password/helpdesk-code",
+            web::post().to(submit_helpdesk_code),
+        )
         .route("/password/reset", web::get().to(show_reset))
         .route("/password/reset", web::post().to(submit_reset));
 }
@@ -134,6 +140,7 @@ async fn forgot_form(
             ft => ticket,
             error => error,
             identifier => identifier,
+            identity_check => state.services.activation.any_reset_by_identity(),
         },
     )
 }
@@ -285,6 +292,130 @@ pub async fn submit_code(
     }
 }
 
+async fn helpdesk_code_form(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    status: StatusCode,
+    error: Option<String>,
+    identifier: &str,
+) -> HttpResponse {
+    let Some(ticket) = issue_form_ticket(state).await else {
+        return state.unavailable(req, lang);
+    };
+    state.page(
+        status,
+        "reset_helpdesk_code.html",
+        lang,
+        req,
+        minijinja::context! {
+            ft => ticket,
+            error => error,
+            identifier => identifier,
+        },
+    )
+}
+
+/// `GET /password/helpdesk-code`
+pub async fn show_helpdesk_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<LangQuery>,
+) -> HttpResponse {
+    let lang = state.lang(&req, query.lang.as_deref());
+    helpdesk_code_form(&state, &req, lang, StatusCode::OK, None, "").await
+}
+
+/// The helpdesk code form.
+#[derive(Deserialize)]
+pub struct HelpdeskCodeForm {
+    ft: Option<String>,
+    identifier: Option<String>,
+    code: Option<String>,
+    lang: Option<String>,
+}
+
+impl std::fmt::Debug for HelpdeskCodeForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HelpdeskCodeForm")
+            .field("identifier", &self.identifier)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /password/helpdesk-code`: a login and the right code from the helpdesk open the
+/// new-password step; anything else gets one answer (no enumeration).
+pub async fn submit_helpdesk_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<HelpdeskCodeForm>,
+) -> HttpResponse {
+    let started = tokio::time::Instant::now();
+    let form = form.into_inner();
+    let lang = state.lang(&req, form.lang.as_deref());
+    if is_cross_site(&state, &req) {
+        return forbidden(&state, &req, lang);
+    }
+    let identifier: String = form
+        .identifier
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(256)
+        .collect();
+    match take_form_ticket(&state, form.ft.as_deref()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let msg = state.renderer.text(lang, "error_form_expired");
+            return helpdesk_code_form(
+                &state,
+                &req,
+                lang,
+                StatusCode::FORBIDDEN,
+                Some(msg),
+                &identifier,
+            )
+            .await;
+        }
+        Err(()) => return state.unavailable(&req, lang),
+    }
+    let code: String = form
+        .code
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .take(64)
+        .collect();
+    let recovery = &state.services.recovery;
+    let outcome = recovery
+        .verify_helpdesk_code(&identifier, &code, state.client_ip(&req))
+        .await;
+    // Whether the login exists or holds a code must not show in the time taken either.
+    tokio::time::sleep_until(started + REQUEST_ANSWER_FLOOR).await;
+    match outcome {
+        Ok(token) => match recovery.check_token(&token).await {
+            Ok(account) => {
+                new_password_form(&state, &req, lang, StatusCode::OK, &token, &account, None)
+            }
+            Err(e) => refused_or_unavailable(&state, &req, lang, &e),
+        },
+        Err(RecoveryError::Refused(_)) => {
+            let msg = state.renderer.text(lang, "reset_helpdesk_code_error");
+            helpdesk_code_form(
+                &state,
+                &req,
+                lang,
+                StatusCode::BAD_REQUEST,
+                Some(msg),
+                &identifier,
+            )
+            .await
+        }
+        Err(e) => refused_or_unavailable(&state, &req, lang, &e),
+    }
+}
+
 fn refused_or_unavailable(
     state: &AppState,
     req: &HttpRequest,
@@ -322,24 +453,7 @@ fn new_password_form(
     account: &Account,
     errors: Option<Vec<String>>,
 ) -> HttpResponse {
-    let rules = state
-        .services
-        .accounts
-        .policies()
-        .for_affiliation(account.affiliation)
-        .describe(lang);
-    no_referrer(state.page(
-        status,
-        "reset_new_password.html",
-        lang,
-        req,
-        minijinja::context! {
-            token => token,
-            login => account.login.as_str(),
-            rules => rules,
-            errors => errors,
-        },
-    ))
+    crate::reset_form::new_password_page(state, req, lang, status, token, account, errors)
 }
 
 /// Query of the mailed link.

@@ -1,7 +1,11 @@
 //! Actions a person must take after a correct login and before anything is issued (SSO
-//! session, CAS ticket, OpenID Connect code), in this order: change the password (forced
-//! after an unblock: the old one may be known to someone else), then accept a new version of
-//! the IT charter. ADR 0010 explains the design.
+//! session, CAS ticket, OpenID Connect code): accept a new version of the IT charter. ADR 0010
+//! explains the design.
+//!
+//! Before any action, [`intercept`] stops the login of an account whose password an unblock
+//! voided: that password may be the one a phisher typed, so it proves nothing and leads to no
+//! password choice. A correct one only gets the page saying how to set a new password through
+//! a verified channel (reset link, SMS code, helpdesk code); no login is parked.
 //!
 //! When one is due, the login is *parked*: no SSO session is opened. What the login proved
 //! (the account, "remember me", the `/cas/login` query naming the service or the OpenID
@@ -25,6 +29,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use sesame_core::account::{Account, AccountState};
+use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::error::{RepoError, StoreError};
 use sesame_core::i18n::Lang;
 use sesame_core::ids::AccountId;
@@ -41,8 +46,6 @@ pub const PARKED_TTL: Duration = Duration::from_secs(15 * 60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequiredAction {
-    /// Change the password (set by an unblock, `/password/required`).
-    ChangePassword,
     /// Accept the IT charter in force (`[lifecycle.charter] version` changed, `/charter`).
     AcceptCharter,
 }
@@ -51,7 +54,6 @@ impl RequiredAction {
     /// The page that takes the action.
     fn path(self) -> &'static str {
         match self {
-            Self::ChangePassword => "/password/required",
             Self::AcceptCharter => "/charter",
         }
     }
@@ -152,15 +154,6 @@ pub async fn due_actions(
     let mut actions = Vec::new();
     if state
         .services
-        .helpdesk
-        .desk
-        .password_change_required(account)
-        .await?
-    {
-        actions.push(RequiredAction::ChangePassword);
-    }
-    if state
-        .services
         .activation
         .charter_pending(account.id)
         .await?
@@ -190,9 +183,10 @@ async fn park(
     Ok(response)
 }
 
-/// Called by the login once the credentials are right: `Some(response)` when an action is
-/// due (the login is parked and the browser sent to the first action's page), `None` to go
-/// on and open the session.
+/// Called by the login once the credentials are right: `Some(response)` when the login
+/// stops here (the password was voided by an unblock: the page on setting a new one) or an
+/// action is due (the login is parked and the browser sent to the first action's page),
+/// `None` to go on and open the session.
 pub async fn intercept(
     state: &AppState,
     req: &HttpRequest,
@@ -200,6 +194,21 @@ pub async fn intercept(
     account: &Account,
     remember_me: bool,
 ) -> Option<HttpResponse> {
+    match state
+        .services
+        .helpdesk
+        .desk
+        .password_change_required(account)
+        .await
+    {
+        Ok(false) => {}
+        Ok(true) => return Some(password_reset_required(state, req, lang, account).await),
+        Err(e) => {
+            // Fail closed: the login does not complete without knowing.
+            tracing::error!(error = %e, "cannot tell whether the password was voided");
+            return Some(state.unavailable(req, lang));
+        }
+    }
     let actions = match due_actions(state, account).await {
         Ok(a) => a,
         Err(e) => {
@@ -374,4 +383,38 @@ pub fn expired(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse 
     );
     remove_cookie(state, &mut response);
     response
+}
+
+/// The answer to a correct password that an unblock voided: nothing is issued or parked,
+/// and the page says how to set a new password through a verified channel. Recorded as a
+/// `login.refused_state` (reason `password_reset_required`).
+async fn password_reset_required(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account: &Account,
+) -> HttpResponse {
+    let event = AuditEvent::new(
+        AuditKind::LoginRefusedState,
+        state.services.clock.now(),
+        "self",
+    )
+    .login(account.login.as_str())
+    .account(account.id)
+    .ip(state.client_ip(req))
+    .detail(serde_json::json!({ "reason": "password_reset_required" }));
+    if let Err(e) = state.services.audit.record(event).await {
+        tracing::error!(error = %e, "could not record a refused login");
+        return state.unavailable(req, lang);
+    }
+    state.page(
+        StatusCode::FORBIDDEN,
+        "password_reset_required.html",
+        lang,
+        req,
+        minijinja::context! {
+            login => account.login.as_str(),
+            identity_check => state.services.activation.resets_by_identity(account.affiliation),
+        },
+    )
 }

@@ -260,10 +260,7 @@ impl ProfileChangeset {
         Self {
             hr_id: changes.hr_id.as_ref().map(|h| h.as_str().to_owned()),
             birth_date: changes.birth_date.map(date_to_text),
-            national_id_hash: changes
-                .national_id
-                .as_ref()
-                .map(|h| h.as_stored().to_owned()),
+            national_id_hash: changes.national_id.as_ref().map(|h| h.as_stored()),
             recovery_email,
             recovery_email_verified,
             mobile,

@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use diesel::{Insertable, Queryable, Selectable};
 use sesame_core::error::RepoError;
-use sesame_core::helpdesk::{AssistanceClosure, AssistanceRequest, BlockReason, BlockRecord};
+use sesame_core::helpdesk::{
+    AssistanceClosure, AssistanceRequest, BlockReason, BlockRecord, RequesterKind,
+};
 use sesame_core::ids::AccountId;
 
 use super::{from_unix, to_unix};
@@ -63,6 +65,9 @@ pub(crate) struct AssistanceRow {
     pub(crate) closed_at: Option<i64>,
     pub(crate) closed_by: Option<String>,
     pub(crate) close_note: Option<String>,
+    pub(crate) requester_kind: String,
+    pub(crate) requester_name: String,
+    pub(crate) requester_details: String,
 }
 
 impl AssistanceRow {
@@ -71,10 +76,10 @@ impl AssistanceRow {
         Self {
             reference: r.reference.clone(),
             created_at: to_unix(r.created_at),
-            institutional_email: r.institutional_email.clone(),
+            institutional_email: r.login_or_email.clone(),
             personal_email: r.personal_email.clone(),
             phone: r.phone.clone(),
-            identity_hint: r.identity_hint.clone(),
+            identity_hint: r.number.clone(),
             description: r.description.clone(),
             lang: r.lang.clone(),
             client_ip: r.client_ip.clone(),
@@ -82,6 +87,14 @@ impl AssistanceRow {
             closed_at: r.closure.as_ref().map(|c| to_unix(c.closed_at)),
             closed_by: r.closure.as_ref().map(|c| c.closed_by.clone()),
             close_note: r.closure.as_ref().and_then(|c| c.note.clone()),
+            requester_kind: r.kind.as_str().to_owned(),
+            requester_name: r.name.clone(),
+            // The fields that fit only some requesters, as one JSON object.
+            requester_details: serde_json::json!({
+                "school": r.school,
+                "child_name": r.child_name,
+            })
+            .to_string(),
         }
     }
 
@@ -101,13 +114,30 @@ impl AssistanceRow {
             }),
             None => None,
         };
+        let kind = RequesterKind::from_str(&self.requester_kind)
+            .map_err(|e| RepoError::Corrupt(format!("assistance_requests.requester_kind: {e}")))?;
+        let details: serde_json::Value =
+            serde_json::from_str(&self.requester_details).map_err(|e| {
+                RepoError::Corrupt(format!("assistance_requests.requester_details: {e}"))
+            })?;
+        let detail = |name: &str| {
+            details
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         Ok(AssistanceRequest {
             reference: self.reference,
             created_at: from_unix("assistance_requests.created_at", self.created_at)?,
-            institutional_email: self.institutional_email,
+            kind,
+            name: self.requester_name,
+            login_or_email: self.institutional_email,
             personal_email: self.personal_email,
             phone: self.phone,
-            identity_hint: self.identity_hint,
+            number: self.identity_hint,
+            school: detail("school"),
+            child_name: detail("child_name"),
             description: self.description,
             lang: self.lang,
             client_ip: self.client_ip,

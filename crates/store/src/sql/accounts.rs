@@ -25,7 +25,9 @@ impl AccountRepo for Database {
                 diesel::insert_into(accounts::table)
                     .values(&row)
                     .execute(conn)?;
-                claim_identifiers(conn, &row.id, &row.login, row.email.as_deref())
+                claim_identifiers(conn, &row.id, &row.login, row.email.as_deref())?;
+                super::profiles::refresh_search_name(conn, &row.id)?;
+                Ok(())
             })
             .map_err(IdentifierWriteError::into_repo)?;
             // What a later read returns (times at whole seconds).

@@ -106,4 +106,28 @@ impl ActivationTokenRepo for Database {
             _ => Consumption::Invalid,
         })
     }
+
+    async fn live_token(
+        &self,
+        account_id: AccountId,
+        kind: TokenKind,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, RepoError> {
+        let account = account_id.to_string();
+        let kind = kind.as_str();
+        let now = to_unix(now);
+        self.run(move |conn| {
+            activation_tokens::table
+                .filter(activation_tokens::account_id.eq(&account))
+                .filter(activation_tokens::kind.eq(kind))
+                .filter(activation_tokens::used_at.is_null())
+                .filter(activation_tokens::expires_at.gt(now))
+                .order(activation_tokens::created_at.desc())
+                .select(activation_tokens::token_hash)
+                .first::<String>(conn)
+                .optional()
+                .map_err(repo_error)
+        })
+        .await
+    }
 }

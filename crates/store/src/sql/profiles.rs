@@ -12,7 +12,7 @@ use sesame_core::account::{
     Account, AccountChanges, AccountProfile, AccountWithProfile, NewAccount,
 };
 use sesame_core::error::RepoError;
-use sesame_core::ids::{AccountId, HrId, IdentifierKind};
+use sesame_core::ids::{fold_for_search, AccountId, HrId, IdentifierKind};
 use sesame_core::ports::ProfileRepo;
 use time::OffsetDateTime;
 
@@ -29,11 +29,6 @@ use crate::schema::{account_profiles, accounts};
 /// Most accounts a search returns.
 const MAX_SEARCH: i64 = 200;
 
-diesel::define_sql_function! {
-    /// SQL `lower()` (ASCII letters on SQLite, every letter on PostgreSQL).
-    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
-
 /// `word` as a literal inside a `LIKE` pattern whose escape character is `\`.
 fn escape_like(word: &str) -> String {
     let mut out = String::with_capacity(word.len());
@@ -44,6 +39,19 @@ fn escape_like(word: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Writes the folded names the helpdesk's search matches (`accounts.search_name`) from the
+/// names account `id` has now (inside the caller's transaction, after any change of them).
+pub(crate) fn refresh_search_name(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    let (given, family) = accounts::table
+        .find(id)
+        .select((accounts::given_name, accounts::family_name))
+        .first::<(String, String)>(conn)?;
+    diesel::update(accounts::table.find(id))
+        .set(accounts::search_name.eq(fold_for_search(&format!("{given} {family}"))))
+        .execute(conn)
+        .map(drop)
 }
 
 /// A row read back as an account with its profile.
@@ -116,6 +124,7 @@ impl ProfileRepo for Database {
                     .values(&row)
                     .execute(conn)?;
                 claim_identifiers(conn, &row.id, &row.login, row.email.as_deref())?;
+                refresh_search_name(conn, &row.id)?;
                 diesel::insert_into(account_profiles::table)
                     .values(NewProfileRow {
                         account_id: &row.id,
@@ -199,13 +208,14 @@ impl ProfileRepo for Database {
                 .limit(limit)
                 .into_boxed();
             for p in patterns {
-                // Logins and e-mails are stored folded; names as typed.
+                // Logins and e-mails are stored folded, and names also in `search_name`
+                // (accents and case dropped), so the same words find the same accounts on
+                // both databases.
                 query = query.filter(
                     accounts::login
                         .like(p.clone())
                         .escape('\\')
-                        .or(lower(accounts::given_name).like(p.clone()).escape('\\'))
-                        .or(lower(accounts::family_name).like(p.clone()).escape('\\'))
+                        .or(accounts::search_name.like(p.clone()).escape('\\'))
                         .or(accounts::email.assume_not_null().like(p).escape('\\')),
                 );
             }
@@ -236,6 +246,9 @@ impl ProfileRepo for Database {
                     .execute(conn)?;
                 if found == 0 {
                     return Err(DieselError::NotFound);
+                }
+                if changes.given_name.is_some() || changes.family_name.is_some() {
+                    refresh_search_name(conn, &id)?;
                 }
                 write_profile(conn, &id, &changes, now)
             })

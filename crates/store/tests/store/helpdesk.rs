@@ -142,10 +142,15 @@ fn request(
     AssistanceRequest {
         reference: reference.to_owned(),
         created_at,
-        institutional_email: "jean.dupont@univ.example.org".to_owned(),
+        // A parent's request: every field a kind of person may fill comes back as written.
+        kind: sesame_core::helpdesk::RequesterKind::Parent,
+        name: "Jean Dupont".to_owned(),
+        login_or_email: "jean.dupont".to_owned(),
         personal_email: "jean@gmail.example".to_owned(),
         phone: "0612345678".to_owned(),
-        identity_hint: "12/03/1990".to_owned(),
+        number: String::new(),
+        school: "Collège Jean Moulin, 6e B".to_owned(),
+        child_name: "Léa \"Lili\" Dupont".to_owned(),
         description: "Bloqué.\nMerci.".to_owned(),
         lang: "fr".to_owned(),
         client_ip: Some("192.0.2.7".to_owned()),
@@ -316,6 +321,10 @@ async fn the_helpdesk_search_needs_every_word_in_a_login_address_or_name(db: Dat
     db.create(named("x_100", "Paul", "Cent%"), T0)
         .await
         .unwrap();
+    let elodie = db
+        .create(named("emartin", "Élodie", "Martin-Lefèvre"), T0)
+        .await
+        .unwrap();
     let logins = |found: Vec<sesame_core::account::Account>| -> Vec<String> {
         found.into_iter().map(|a| a.login.to_string()).collect()
     };
@@ -335,6 +344,22 @@ async fn the_helpdesk_search_needs_every_word_in_a_login_address_or_name(db: Dat
         .await
         .iter()
         .all(|a| a.login.as_str() == "x_100"));
+    // Names are matched without accents or case, on both databases (the words come folded).
+    assert_eq!(logins(search(&["elodie"]).await), vec!["emartin"]);
+    assert_eq!(logins(search(&["lefevre", "elo"]).await), vec!["emartin"]);
+    // A change of name is searchable at once.
+    db.update_account(
+        elodie.id,
+        &sesame_core::account::AccountChanges {
+            family_name: Some("Œuvray".to_owned()),
+            ..Default::default()
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(logins(search(&["oeuvray"]).await), vec!["emartin"]);
+    assert!(search(&["lefevre"]).await.is_empty());
     assert!(search(&["nobody"]).await.is_empty());
     assert!(search(&[]).await.is_empty());
     assert_eq!(

@@ -523,14 +523,15 @@ async fn block(
     Ok(HttpResponse::Ok().json(StateChange::from(done)))
 }
 
-/// Unblocks a blocked account (back to active).
+/// Unblocks a blocked account (back to active). Its former password opens nothing until a new
+/// one is set through a verified channel (a reset link, an SMS code, a helpdesk code).
 #[utoipa::path(
     post,
     path = "/admin/api/v1/accounts/{login}/unblock",
     tag = "accounts",
     params(("login" = String, Path, description = "The account's login")),
     responses(
-        (status = 200, description = "Unblocked; the next login must change the password first", body = StateChange),
+        (status = 200, description = "Unblocked; its former password opens nothing until a new one is set through a verified channel (reset link, SMS code, helpdesk code)", body = StateChange),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `accounts:write`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),

@@ -49,16 +49,25 @@ pub struct AssistanceRequestView {
     pub status: String,
     /// RFC 3339.
     pub created_at: String,
-    /// The institutional address the person says is theirs.
+    /// Who the person says they are: `staff`, `student`, `pupil` or `parent`.
+    pub requester: String,
+    /// Their name.
+    pub name: String,
+    /// The login or institutional address the person gives as theirs (empty if none: a
+    /// parent or pupil may have none).
     pub institutional_email: String,
-    /// The login of the account with that address, when there is one.
+    /// The login of the account with that login or address, when there is one.
     pub account_login: Option<String>,
-    /// Another, personal address to answer to.
+    /// Another, personal address to answer to (empty if a phone is given).
     pub personal_email: String,
-    /// A phone number to call back.
+    /// A phone number to call back (empty if an address is given).
     pub phone: String,
-    /// Student number (INE) or birth date, to check identity on the phone.
+    /// Staff or student number, to check identity on the phone (empty if not asked).
     pub identity_hint: String,
+    /// A pupil's school and class, or a parent's child's.
+    pub school: String,
+    /// A parent's child's name.
+    pub child_name: String,
     /// The problem, in the person's words.
     pub description: String,
     /// Language of the form (`fr`, `en`): the answer's language.
@@ -207,10 +216,14 @@ async fn request_view(
             note: c.note,
         }),
         reference: r.reference,
-        institutional_email: r.institutional_email,
+        requester: r.kind.as_str().to_owned(),
+        name: r.name,
+        institutional_email: r.login_or_email,
         personal_email: r.personal_email,
         phone: r.phone,
-        identity_hint: r.identity_hint,
+        identity_hint: r.number,
+        school: r.school,
+        child_name: r.child_name,
         description: r.description,
         lang: r.lang,
     })

@@ -191,6 +191,15 @@ impl From<sesame_lifecycle::helpdesk::HelpdeskError> for Problem {
                 "not_found",
                 format!("no assistance request {r}"),
             ),
+            // The API makes no identity comparisons (the console does); kept exhaustive.
+            e @ HelpdeskError::BadComparison => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                e.to_string(),
+            ),
+            e @ HelpdeskError::TooManyComparisons { .. } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+            }
         }
     }
 }
