@@ -41,11 +41,20 @@ pub enum MailKind {
     AddressVerification,
     /// A notice to the former recovery address that another one replaced it.
     RecoveryEmailChanged,
+    /// A six-digit code proving that the person receives at an address (the recovery
+    /// address typed during an activation), to that address.
+    VerificationCode,
     // --- helpdesk ---
     /// An assistance request from the public form, for the helpdesk.
     AssistanceRequest,
     /// The acknowledgement of an assistance request, to the sender's personal address.
     AssistanceReceived,
+    /// The notice that the helpdesk closed an assistance request, to the sender's personal
+    /// address.
+    AssistanceClosed,
+    /// The notice that the helpdesk unblocked the account, to its institutional and
+    /// verified recovery addresses.
+    AccountUnblocked,
 }
 
 impl MailKind {
@@ -58,8 +67,11 @@ impl MailKind {
         Self::PasswordReset,
         Self::AddressVerification,
         Self::RecoveryEmailChanged,
+        Self::VerificationCode,
         Self::AssistanceRequest,
         Self::AssistanceReceived,
+        Self::AssistanceClosed,
+        Self::AccountUnblocked,
     ];
 
     /// Stable name, as stored, logged and used for template names.
@@ -72,8 +84,11 @@ impl MailKind {
             Self::PasswordReset => "password_reset",
             Self::AddressVerification => "address_verification",
             Self::RecoveryEmailChanged => "recovery_email_changed",
+            Self::VerificationCode => "verification_code",
             Self::AssistanceRequest => "assistance_request",
             Self::AssistanceReceived => "assistance_received",
+            Self::AssistanceClosed => "assistance_closed",
+            Self::AccountUnblocked => "account_unblocked",
         }
     }
 }
@@ -216,6 +231,23 @@ impl MailMessage {
             .value("login", login.as_str())
             .value("new_address", mask_email(new_address.as_str()))
             .time("changed_at", changed_at)
+    }
+
+    /// A six-digit `code` proving that the person receives at `to`, valid until
+    /// `expires_at`, for `login`.
+    pub fn verification_code(
+        to: Email,
+        lang: Lang,
+        account_id: AccountId,
+        login: &LoginName,
+        code: &str,
+        expires_at: OffsetDateTime,
+    ) -> Self {
+        Self::new(MailKind::VerificationCode, to, lang)
+            .account(account_id)
+            .value("login", login.as_str())
+            .value("code", code)
+            .time("expires_at", expires_at)
     }
 
     /// The mail `sesame mail test` sends.
