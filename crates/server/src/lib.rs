@@ -13,6 +13,7 @@ pub mod recovery_settings;
 pub mod request_id;
 pub mod routes;
 pub mod services;
+pub mod sso;
 pub mod telemetry;
 pub mod templates;
 pub mod web;
