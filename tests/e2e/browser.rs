@@ -7,7 +7,7 @@ use std::time::Duration;
 use fantoccini::{ClientBuilder, Locator};
 use sesame_tests::{unique_login, TestApp, GOOD_PASSWORD};
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
@@ -34,7 +34,7 @@ fn start_chromedriver() -> Option<Driver> {
     Some(Driver { child, port })
 }
 
-async fn connect(driver: &Driver, width: u32) -> fantoccini::Client {
+pub(crate) async fn connect(driver: &Driver, width: u32) -> fantoccini::Client {
     sesame_tests::init_test_process();
     let mut caps = serde_json::Map::new();
     let profile = std::env::temp_dir().join(format!(
@@ -71,7 +71,7 @@ async fn connect(driver: &Driver, width: u32) -> fantoccini::Client {
     panic!("could not open a Chromium session through chromedriver");
 }
 
-fn driver_or_skip() -> Option<Driver> {
+pub(crate) fn driver_or_skip() -> Option<Driver> {
     match start_chromedriver() {
         Some(d) => Some(d),
         None => {
@@ -220,7 +220,7 @@ async fn a_wrong_password_shows_the_generic_error_in_the_browser_at_phone_width(
 
 /// Runs axe-core (npm, tests/a11y) in the page and returns its serious and critical
 /// violations, as `id: help (n nodes)` lines.
-async fn serious_accessibility_violations(c: &fantoccini::Client) -> Vec<String> {
+pub(crate) async fn serious_accessibility_violations(c: &fantoccini::Client) -> Vec<String> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/a11y/node_modules/axe-core/axe.min.js"
@@ -437,7 +437,7 @@ async fn an_oidc_login_with_consent_and_the_applications_page_in_a_real_browser(
 }
 
 /// No horizontal scrolling at the window's width.
-async fn fits_the_width(c: &fantoccini::Client) -> bool {
+pub(crate) async fn fits_the_width(c: &fantoccini::Client) -> bool {
     c.execute(
         "return document.documentElement.scrollWidth <= window.innerWidth;",
         vec![],
