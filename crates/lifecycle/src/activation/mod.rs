@@ -662,14 +662,14 @@ impl Activation {
     ) -> Result<ImportMails, ActivationError> {
         let mut mails = ImportMails::default();
         for outcome in &report.outcomes {
-            let login = match outcome {
-                Outcome::Created { login, .. }
-                | Outcome::Updated {
-                    login,
-                    reprovisioned: true,
-                    ..
-                } => login,
-                _ => continue,
+            let (Outcome::Created { login, .. }
+            | Outcome::Updated {
+                login,
+                reprovisioned: true,
+                ..
+            }) = outcome
+            else {
+                continue;
             };
             let Some(account) = self.parts.accounts_repo.find_by_login(login).await? else {
                 continue;
