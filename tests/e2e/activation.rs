@@ -15,16 +15,17 @@ use sesame_tests::{cas_service, TestApp, GOOD_PASSWORD};
 use time::Duration;
 
 use crate::cli::{text, Cli};
+use crate::recovery::{nth_sms_code, sms_to, with_sms_outbox};
 
 const NATIONAL_ID_KEY: &str = "e2e-activation-national-id-key-0123456789";
-const SERVICE: &str = "https://ent.example.org/portail/";
+pub const SERVICE: &str = "https://ent.example.org/portail/";
 const CHARTER: &str = "2026-09";
 /// The generic answer of the identity check, as in the seed (French is the default).
 const MISMATCH_FR: &str = "Informations erronées ou personnel/enseignant inexistant.";
 const CODE_ERROR_FR: &str = "Identifiant ou code d'activation incorrect, expiré ou déjà utilisé.";
 
-async fn activation_app() -> TestApp {
-    TestApp::builder()
+pub async fn activation_app() -> TestApp {
+    with_sms_outbox(TestApp::builder())
         .with(|s| {
             s.lifecycle.email_pattern = "{login}@univ.example.org".to_owned();
             // Pupils and parents have no institutional mailbox (no redirect step).
@@ -44,12 +45,12 @@ async fn activation_app() -> TestApp {
         .await
 }
 
-fn unique_hr_id() -> String {
+pub fn unique_hr_id() -> String {
     format!("E{}", sesame_core::random::alphanumeric(10).to_uppercase())
 }
 
 /// A family name unique to this test (logins are made from names).
-fn unique_name() -> String {
+pub fn unique_name() -> String {
     let letters: String = sesame_core::random::alphanumeric(24)
         .chars()
         .filter(char::is_ascii_alphabetic)
@@ -60,7 +61,7 @@ fn unique_name() -> String {
 
 /// Imports one person (the lifecycle importer, as `sesame import` runs it), then queues the
 /// activation links as the command does; returns the new login.
-async fn import_person(app: &TestApp, line: &str) -> String {
+pub async fn import_person(app: &TestApp, line: &str) -> String {
     let csv = format!(
         "hr_id,given_name,family_name,birth_date,affiliation,national_id,recovery_email\n{line}\n"
     );
@@ -85,7 +86,7 @@ async fn import_person(app: &TestApp, line: &str) -> String {
     created_login(&report)
 }
 
-fn importer(app: &TestApp) -> Importer {
+pub fn importer(app: &TestApp) -> Importer {
     Importer::new(ImporterParts {
         profiles: Arc::clone(&app.services.profiles),
         accounts: app.services.accounts.clone(),
@@ -103,7 +104,7 @@ fn created_login(report: &ImportReport) -> String {
     }
 }
 
-async fn state_of(app: &TestApp, login: &str) -> AccountState {
+pub async fn state_of(app: &TestApp, login: &str) -> AccountState {
     app.services
         .accounts
         .get(&LoginName::parse(login).unwrap())
@@ -113,7 +114,7 @@ async fn state_of(app: &TestApp, login: &str) -> AccountState {
 }
 
 /// The `value` of the input named `name` (first one).
-fn input_value(html: &str, name: &str) -> Option<String> {
+pub fn input_value(html: &str, name: &str) -> Option<String> {
     let at = html.find(&format!("name=\"{name}\""))?;
     let rest = &html[at..];
     let start = rest.find("value=\"")? + "value=\"".len();
@@ -126,7 +127,7 @@ fn input_value(html: &str, name: &str) -> Option<String> {
 }
 
 /// Page text with minijinja's HTML escapes undone, to compare with messages.
-fn unescaped(html: &str) -> String {
+pub fn unescaped(html: &str) -> String {
     html.replace("&#x27;", "'")
         .replace("&#x2f;", "/")
         .replace("&quot;", "\"")
@@ -144,14 +145,14 @@ fn data_attr(html: &str, name: &str) -> String {
 }
 
 /// The login shown on a result page.
-fn shown_login(html: &str) -> Option<String> {
+pub fn shown_login(html: &str) -> Option<String> {
     let key = "<strong id=\"login-shown\">";
     let start = html.find(key)? + key.len();
     let end = html[start..].find('<')? + start;
     Some(html[start..end].to_owned())
 }
 
-fn location(res: &reqwest::Response) -> String {
+pub fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
@@ -159,23 +160,23 @@ fn location(res: &reqwest::Response) -> String {
         .to_owned()
 }
 
-async fn get(client: &reqwest::Client, url: String) -> (reqwest::StatusCode, String) {
+pub async fn get(client: &reqwest::Client, url: String) -> (reqwest::StatusCode, String) {
     let res = client.get(url).send().await.unwrap();
     let status = res.status();
     (status, res.text().await.unwrap())
 }
 
 /// What a person types on the identity form.
-struct Identity<'a> {
-    hr_id: &'a str,
-    national_id: &'a str,
-    birth_date: &'a str,
-    email: &'a str,
+pub struct Identity<'a> {
+    pub hr_id: &'a str,
+    pub national_id: &'a str,
+    pub birth_date: &'a str,
+    pub email: &'a str,
 }
 
 /// Fills the identity form at `path` (solving its proof of work as the page's script does)
 /// and posts it.
-async fn post_identity(
+pub async fn post_identity(
     app: &TestApp,
     client: &reqwest::Client,
     path: &str,
@@ -203,14 +204,59 @@ async fn post_identity(
         .unwrap()
 }
 
+/// The last 6-digit code mailed to `address` (a verification code mail).
+pub async fn mailed_code(app: &TestApp, address: &str) -> String {
+    let mails = app.mails_to(address).await;
+    mails
+        .iter()
+        .rev()
+        .find_map(|m| {
+            m.text
+                .lines()
+                .map(str::trim)
+                .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no code mailed to {address}"))
+}
+
+/// The form of the verify step: the codes sent to the contacts the page asks for. The code
+/// of the mobile is that of its `sms_n`-th SMS (the SMS leave on a background task: without
+/// it, the last one written so far).
+pub async fn verify_form(app: &TestApp, page: &str, sms_n: Option<usize>) -> Vec<(String, String)> {
+    let mut form = Vec::new();
+    if page.contains("name=\"email_code\"") {
+        let address = unescaped(page)
+            .replace("&#x40;", "@")
+            .split("Code reçu par courriel à ")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or_default()
+            .to_owned();
+        form.push(("email_code".into(), mailed_code(app, &address).await));
+    }
+    if page.contains("name=\"mobile_code\"") {
+        let number = unescaped(page)
+            .split("Code reçu par SMS au ")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or_default()
+            .to_owned();
+        let n = sms_n.unwrap_or_else(|| sms_to(app, &number).len().max(1));
+        form.push(("mobile_code".into(), nth_sms_code(app, &number, n).await));
+    }
+    form
+}
+
 /// Goes through every step of the activation in progress with `client`; returns the final
 /// page. `redirect` is the forwarding address chosen at the mailbox step.
-async fn complete_steps(
+pub async fn complete_steps(
     app: &TestApp,
     client: &reqwest::Client,
     redirect: Option<&str>,
 ) -> (reqwest::StatusCode, String) {
     let mut seen = Vec::new();
+    let mut sms_n = None;
     loop {
         let (status, page) = get(client, format!("{}/activation/step", app.address)).await;
         assert_eq!(status, 200, "{page}");
@@ -227,9 +273,14 @@ async fn complete_steps(
                 let email = input_value(&page, "recovery_email").unwrap_or_default();
                 form.push(("recovery_email".into(), email));
                 form.push(("mobile".into(), "06 12 34 56 78".into()));
+                sms_n = Some(sms_to(app, "0612345678").len() + 1);
             }
+            "verify" => form.extend(verify_form(app, &page, sms_n).await),
             "redirect" => {
-                form.push(("redirect".into(), redirect.unwrap_or_default().into()));
+                if let Some(redirect) = redirect {
+                    form.push(("forward".into(), "true".into()));
+                    form.push(("redirect".into(), redirect.into()));
+                }
                 form.push(("keep_copy".into(), "true".into()));
             }
             "password" => {
@@ -249,7 +300,14 @@ async fn complete_steps(
         if step == "password" {
             assert_eq!(
                 seen,
-                ["charter", "directory", "contacts", "redirect", "password"]
+                [
+                    "charter",
+                    "directory",
+                    "contacts",
+                    "verify",
+                    "redirect",
+                    "password"
+                ]
             );
             let status = res.status();
             return (status, res.text().await.unwrap());
@@ -261,7 +319,7 @@ async fn complete_steps(
 
 /// Follows a mailed activation link: the GET shows a button (a mail scanner uses nothing
 /// up), the POST starts the activation.
-async fn follow_link(client: &reqwest::Client, link: &str) -> reqwest::Response {
+pub async fn follow_link(client: &reqwest::Client, link: &str) -> reqwest::Response {
     let (status, page) = get(client, link.to_owned()).await;
     assert_eq!(status, 200, "{page}");
     let token = input_value(&page, "token").unwrap();
@@ -294,7 +352,7 @@ async fn cas_login_and_validate(app: &TestApp, client: &reqwest::Client, login: 
     validate_ticket_of(app, &location(&res), &enc).await
 }
 
-async fn validate_ticket_of(app: &TestApp, location: &str, enc_service: &str) -> String {
+pub async fn validate_ticket_of(app: &TestApp, location: &str, enc_service: &str) -> String {
     assert!(location.starts_with(SERVICE), "{location}");
     let ticket = sesame_tests::oidc::query_param(location, "ticket").expect("a ticket");
     let xml = reqwest::get(format!(
@@ -881,7 +939,7 @@ async fn without_affiliations_configured_there_is_no_reset_by_identity_check() {
 }
 
 /// Imports a pupil and makes a code for them; returns (login, code).
-async fn pupil_with_code(app: &TestApp) -> (String, String) {
+pub async fn pupil_with_code(app: &TestApp) -> (String, String) {
     let login = import_person(
         app,
         &format!(
@@ -900,7 +958,7 @@ async fn pupil_with_code(app: &TestApp) -> (String, String) {
     (login, code)
 }
 
-async fn post_code(
+pub async fn post_code(
     app: &TestApp,
     client: &reqwest::Client,
     login: &str,
@@ -954,6 +1012,7 @@ async fn a47_activation_code_reuse_is_rejected() {
             .unwrap();
         assert_eq!(res.status(), 303);
     }
+    confirm_codes(&app, &client).await;
     // A password that breaks the policy is refused with the rules; the flow stays.
     let res = client
         .post(format!("{}/activation/step", app.address))
@@ -1052,6 +1111,25 @@ async fn c07_parallel_code_submissions_one_wins() {
     assert_eq!(state_of(&app, &login).await, AccountState::Active);
 }
 
+/// At the verify step: types the codes sent to the contacts, and expects the next step.
+pub async fn confirm_codes(app: &TestApp, client: &reqwest::Client) {
+    let (_, page) = get(client, format!("{}/activation/step", app.address)).await;
+    assert_eq!(
+        input_value(&page, "step").as_deref(),
+        Some("verify"),
+        "{page}"
+    );
+    let mut form: Vec<(String, String)> = vec![("step".into(), "verify".into())];
+    form.extend(verify_form(app, &page, None).await);
+    let res = client
+        .post(format!("{}/activation/step", app.address))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "the codes are accepted");
+}
+
 /// The steps of an account without institutional mailbox (no redirect step).
 async fn complete_steps_without_mailbox(
     app: &TestApp,
@@ -1082,6 +1160,9 @@ async fn complete_steps_without_mailbox(
             return (status, res.text().await.unwrap());
         }
         assert_eq!(res.status(), 303, "{form:?}");
+        if form[0].1 == "contacts" {
+            confirm_codes(app, client).await;
+        }
     }
     unreachable!("the password step returns")
 }

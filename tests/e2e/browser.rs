@@ -220,7 +220,7 @@ async fn a_wrong_password_shows_the_generic_error_in_the_browser_at_phone_width(
 
 /// Runs axe-core (npm, tests/a11y) in the page and returns its serious and critical
 /// violations, as `id: help (n nodes)` lines.
-async fn serious_accessibility_violations(c: &fantoccini::Client) -> Vec<String> {
+pub(crate) async fn serious_accessibility_violations(c: &fantoccini::Client) -> Vec<String> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/a11y/node_modules/axe-core/axe.min.js"
@@ -437,7 +437,7 @@ async fn an_oidc_login_with_consent_and_the_applications_page_in_a_real_browser(
 }
 
 /// No horizontal scrolling at the window's width.
-async fn fits_the_width(c: &fantoccini::Client) -> bool {
+pub(crate) async fn fits_the_width(c: &fantoccini::Client) -> bool {
     c.execute(
         "return document.documentElement.scrollWidth <= window.innerWidth;",
         vec![],

@@ -7,6 +7,7 @@
 
 mod account_page;
 mod activation;
+mod activation_contacts;
 mod admin_api;
 mod browser;
 mod browser_security;

@@ -84,6 +84,9 @@ pub enum AuditKind {
     SessionRevoked,
     /// A recovery e-mail, mobile or mail redirect was proven by its link or code.
     ContactVerified,
+    /// A link or code to prove a contact already on file was sent (the details name the
+    /// field, never the address).
+    ContactVerificationSent,
     // --- helpdesk ---
     /// An operator blocked an account (the details hold the reason, never the note).
     AccountBlocked,
@@ -142,6 +145,7 @@ impl AuditKind {
             Self::HelpdeskCodeIssued => "recovery.helpdesk_code_issued",
             Self::SessionRevoked => "account.session_revoked",
             Self::ContactVerified => "account.contact_verified",
+            Self::ContactVerificationSent => "account.contact_verification_sent",
             Self::AccountBlocked => "account.blocked",
             Self::AccountUnblocked => "account.unblocked",
             Self::IdentityCompared => "helpdesk.identity_compared",

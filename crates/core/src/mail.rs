@@ -42,11 +42,20 @@ pub enum MailKind {
     /// A notice that a way to reach or recover the account changed (recovery e-mail, mobile,
     /// mail redirect), to the institutional address and the former recovery address.
     ContactChanged,
+    /// A six-digit code proving that the person receives at an address (the recovery
+    /// address typed during an activation), to that address.
+    VerificationCode,
     // --- helpdesk ---
     /// An assistance request from the public form, for the helpdesk.
     AssistanceRequest,
     /// The acknowledgement of an assistance request, to the sender's personal address.
     AssistanceReceived,
+    /// The notice that the helpdesk closed an assistance request, to the sender's personal
+    /// address.
+    AssistanceClosed,
+    /// The notice that the helpdesk unblocked the account, to its institutional and
+    /// verified recovery addresses.
+    AccountUnblocked,
 }
 
 impl MailKind {
@@ -59,8 +68,11 @@ impl MailKind {
         Self::PasswordReset,
         Self::AddressVerification,
         Self::ContactChanged,
+        Self::VerificationCode,
         Self::AssistanceRequest,
         Self::AssistanceReceived,
+        Self::AssistanceClosed,
+        Self::AccountUnblocked,
     ];
 
     /// Stable name, as stored, logged and used for template names.
@@ -73,8 +85,11 @@ impl MailKind {
             Self::PasswordReset => "password_reset",
             Self::AddressVerification => "address_verification",
             Self::ContactChanged => "contact_changed",
+            Self::VerificationCode => "verification_code",
             Self::AssistanceRequest => "assistance_request",
             Self::AssistanceReceived => "assistance_received",
+            Self::AssistanceClosed => "assistance_closed",
+            Self::AccountUnblocked => "account_unblocked",
         }
     }
 }
@@ -234,6 +249,23 @@ impl MailMessage {
             Some(ip) => message.value("ip", ip),
             None => message,
         }
+    }
+
+    /// A six-digit `code` proving that the person receives at `to`, valid until
+    /// `expires_at`, for `login`.
+    pub fn verification_code(
+        to: Email,
+        lang: Lang,
+        account_id: AccountId,
+        login: &LoginName,
+        code: &str,
+        expires_at: OffsetDateTime,
+    ) -> Self {
+        Self::new(MailKind::VerificationCode, to, lang)
+            .account(account_id)
+            .value("login", login.as_str())
+            .value("code", code)
+            .time("expires_at", expires_at)
     }
 
     /// The mail `sesame mail test` sends.

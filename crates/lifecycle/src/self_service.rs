@@ -14,6 +14,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sesame_core::account::{AccountChanges, AccountWithProfile, Contact, MailRedirect};
 use sesame_core::accounts::AccountService;
@@ -85,6 +86,22 @@ pub struct PendingAddress {
     pub verified: Verified,
     /// The account's login.
     pub login: LoginName,
+}
+
+/// Verification mails of a contact already on file one account may be sent per day (from
+/// the account page's "verify" button and the helpdesk console): the address is the
+/// person's, but a session left open, or an agent, must not be able to flood it.
+pub const MAX_VERIFICATION_MAILS_PER_DAY: u32 = 5;
+
+/// What came of asking to (re)send the proof of a contact already on file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerificationRequest {
+    /// A link (or code) went to this address (or number).
+    Sent(String),
+    /// There is nothing to verify: no such contact, or it is verified already.
+    NothingToVerify,
+    /// The day's budget of the account (or, for an SMS, of the number) is spent.
+    DailyLimit,
 }
 
 /// A password change as typed: the current password and the new one twice.
@@ -251,7 +268,7 @@ impl SelfService {
         self.reauthenticate(session, current, ip).await?;
         let address = Email::parse(address).map_err(|_| RecoveryError::InvalidAddress)?;
         self.send_verification(
-            session,
+            (session.account_id, &session.login),
             LinkPurpose::RecoveryEmail,
             &address,
             false,
@@ -264,7 +281,7 @@ impl SelfService {
 
     async fn send_verification(
         &self,
-        session: &SsoSession,
+        (account_id, login): (AccountId, &LoginName),
         purpose: LinkPurpose,
         address: &Email,
         flag: bool,
@@ -275,7 +292,7 @@ impl SelfService {
             .links
             .issue(
                 purpose,
-                session.account_id,
+                account_id,
                 address.as_str(),
                 flag,
                 self.parts.policy.link_ttl,
@@ -291,12 +308,124 @@ impl SelfService {
             .send(MailMessage::address_verification(
                 address.clone(),
                 lang,
-                session.account_id,
-                &session.login,
+                account_id,
+                login,
                 kind,
                 &link,
                 expires_at,
             ))
+            .await?;
+        Ok(())
+    }
+
+    /// Mails a verification link to the account's recovery address when it is not verified
+    /// (it was given by an import, or typed before activation proved contacts): following
+    /// it marks that same address verified. For the account page's "verify" button and the
+    /// helpdesk console (`actor`); no password is asked, since the link only proves the
+    /// address already on file, at that address.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn send_recovery_verification(
+        &self,
+        account_id: AccountId,
+        verify_url: &str,
+        lang: Lang,
+        actor: &str,
+    ) -> Result<VerificationRequest, RecoveryError> {
+        let who = self.profile(account_id).await?;
+        let Some(address) = who
+            .profile
+            .recovery_email
+            .as_ref()
+            .filter(|c| !c.verified)
+            .map(|c| c.address.clone())
+        else {
+            return Ok(VerificationRequest::NothingToVerify);
+        };
+        let now = self.parts.clock.now();
+        let budget = self
+            .parts
+            .store
+            .reserve_attempt(
+                &format!("verify-mail:{account_id}"),
+                now,
+                Duration::from_secs(86_400),
+            )
+            .await?;
+        if budget.locked_until.is_some() || budget.attempt > MAX_VERIFICATION_MAILS_PER_DAY {
+            return Ok(VerificationRequest::DailyLimit);
+        }
+        self.send_verification(
+            (account_id, &who.account.login),
+            LinkPurpose::RecoveryEmail,
+            &address,
+            false,
+            verify_url,
+            lang,
+        )
+        .await?;
+        self.record_sent(&who, "recovery_email", actor).await?;
+        Ok(VerificationRequest::Sent(address.as_str().to_owned()))
+    }
+
+    /// Sends a code by SMS to the account's mobile when it is not verified; returns the
+    /// request id the code form carries (the code is checked by
+    /// [`SelfService::confirm_mobile`]). For the account page's "verify" button.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn send_mobile_verification(
+        &self,
+        session: &SsoSession,
+        sms_text: &str,
+    ) -> Result<(VerificationRequest, Option<String>), RecoveryError> {
+        let who = self.profile(session.account_id).await?;
+        let Some(number) = who
+            .profile
+            .mobile
+            .as_ref()
+            .filter(|c| !c.verified)
+            .map(|c| c.address.clone())
+        else {
+            return Ok((VerificationRequest::NothingToVerify, None));
+        };
+        let (request_id, sent) = self
+            .codes
+            .start(
+                CodePurpose::MobileVerification,
+                Some((session.account_id, &number)),
+                sms_text,
+            )
+            .await?;
+        if !sent {
+            return Ok((VerificationRequest::DailyLimit, None));
+        }
+        self.record_sent(&who, "mobile", "self").await?;
+        Ok((
+            VerificationRequest::Sent(number.as_str().to_owned()),
+            Some(request_id),
+        ))
+    }
+
+    async fn record_sent(
+        &self,
+        who: &AccountWithProfile,
+        field: &str,
+        actor: &str,
+    ) -> Result<(), RecoveryError> {
+        self.parts
+            .audit
+            .record(
+                AuditEvent::new(
+                    AuditKind::ContactVerificationSent,
+                    self.parts.clock.now(),
+                    actor,
+                )
+                .login(who.account.login.as_str())
+                .account(who.account.id)
+                .detail(serde_json::json!({ "field": field })),
+            )
             .await?;
         Ok(())
     }
@@ -618,7 +747,7 @@ impl SelfService {
             return Ok(false);
         }
         self.send_verification(
-            session,
+            (session.account_id, &session.login),
             LinkPurpose::MailRedirect,
             &address,
             keep_copy,

@@ -157,6 +157,22 @@ const EMBEDDED: &[(&str, &str)] = &[
         "mail/contact_changed/body.en.txt",
         include_str!("../templates/mail/contact_changed/body.en.txt"),
     ),
+    (
+        "mail/verification_code/subject.fr.txt",
+        include_str!("../templates/mail/verification_code/subject.fr.txt"),
+    ),
+    (
+        "mail/verification_code/subject.en.txt",
+        include_str!("../templates/mail/verification_code/subject.en.txt"),
+    ),
+    (
+        "mail/verification_code/body.fr.txt",
+        include_str!("../templates/mail/verification_code/body.fr.txt"),
+    ),
+    (
+        "mail/verification_code/body.en.txt",
+        include_str!("../templates/mail/verification_code/body.en.txt"),
+    ),
     // --- helpdesk ---
     (
         "mail/assistance_request/subject.fr.txt",
@@ -189,6 +205,38 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "mail/assistance_received/body.en.txt",
         include_str!("../templates/mail/assistance_received/body.en.txt"),
+    ),
+    (
+        "mail/assistance_closed/subject.fr.txt",
+        include_str!("../templates/mail/assistance_closed/subject.fr.txt"),
+    ),
+    (
+        "mail/assistance_closed/subject.en.txt",
+        include_str!("../templates/mail/assistance_closed/subject.en.txt"),
+    ),
+    (
+        "mail/assistance_closed/body.fr.txt",
+        include_str!("../templates/mail/assistance_closed/body.fr.txt"),
+    ),
+    (
+        "mail/assistance_closed/body.en.txt",
+        include_str!("../templates/mail/assistance_closed/body.en.txt"),
+    ),
+    (
+        "mail/account_unblocked/subject.fr.txt",
+        include_str!("../templates/mail/account_unblocked/subject.fr.txt"),
+    ),
+    (
+        "mail/account_unblocked/subject.en.txt",
+        include_str!("../templates/mail/account_unblocked/subject.en.txt"),
+    ),
+    (
+        "mail/account_unblocked/body.fr.txt",
+        include_str!("../templates/mail/account_unblocked/body.fr.txt"),
+    ),
+    (
+        "mail/account_unblocked/body.en.txt",
+        include_str!("../templates/mail/account_unblocked/body.en.txt"),
     ),
 ];
 
@@ -237,6 +285,13 @@ impl MailTemplates {
             }
         });
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
+        // An absent optional value writes nothing, never the text `None`.
+        env.set_formatter(|out, state, value| {
+            if value.is_none() || value.is_undefined() {
+                return Ok(());
+            }
+            minijinja::escape_formatter(out, state, value)
+        });
         let tz: &'static Tz =
             time_tz::timezones::get_by_name(&site.time_zone).unwrap_or(time_tz::timezones::db::UTC);
         env.add_filter("datetime", move |state: &State<'_, '_>, value: String| {

@@ -737,13 +737,10 @@ async fn import(
     options: ImportOptions,
 ) -> anyhow::Result<()> {
     let done = crate::operations::import(services, rules, input, options, "cli").await?;
-    let report = done.report;
-    for line in crate::operations::import_report_lines(&report, done.notified) {
+    for line in crate::operations::import_report_lines(&done) {
         println!("{line}");
     }
-    if done.activation_links > 0 {
-        println!("activation links queued: {}", done.activation_links);
-    }
+    let report = done.report;
     let counts = report.counts();
     match report.mode {
         Mode::RefusedStrict => bail!(

@@ -16,6 +16,7 @@ pub mod request_id;
 pub mod reset_form;
 pub mod routes;
 pub mod services;
+pub mod sso;
 pub mod telemetry;
 pub mod templates;
 pub mod web;

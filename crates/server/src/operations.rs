@@ -10,6 +10,7 @@ use sesame_core::helpdesk::BlockReason;
 use sesame_core::i18n::Lang;
 use sesame_core::ids::{AccountId, Email, LoginName};
 use sesame_core::session::EndedSession;
+use sesame_lifecycle::activation::ImportMails;
 use sesame_lifecycle::error::{ImportError, OperatorLinkError};
 use sesame_lifecycle::helpdesk::HelpdeskError;
 use sesame_lifecycle::import::plan::FullImport;
@@ -218,20 +219,22 @@ pub async fn import(
                 .map_err(AccountError::from)?;
         }
     }
-    // New people with a recovery address get their activation link (queued; the mail
-    // worker sends it). The import itself is written: a failure here is reported, and the
-    // person can ask for a new link on the first-login page.
-    let mut activation_links = 0;
+    // New people, and people back from `disabled`, with a recovery address get their
+    // activation link (queued; the mail worker sends it). The import itself is written: a
+    // failure here is reported, and the person can ask for a new link on the first-login
+    // page.
+    let mut mails = ImportMails::default();
     if report.mode == Mode::Applied {
         match services.activation.after_import(&report, actor).await {
-            Ok(n) => activation_links = n,
+            Ok(m) => mails = m,
             Err(e) => tracing::warn!(error = %e, "queuing activation links after an import failed"),
         }
     }
     Ok(ImportDone {
         report,
         notified,
-        activation_links,
+        activation_links: mails.sent,
+        no_activation_link: mails.no_address,
     })
 }
 
@@ -242,13 +245,18 @@ pub struct ImportDone {
     pub report: ImportReport,
     /// Applications told that a disabled person's sessions ended.
     pub notified: usize,
-    /// Activation links queued for the people created.
+    /// Activation links queued for the people created or back from `disabled`.
     pub activation_links: usize,
+    /// The people who may activate by a mailed link but got none: no recovery address.
+    pub no_activation_link: Vec<LoginName>,
 }
 
 /// The report of an import as the operator reads it: one line per rejected line and per
-/// change, then the summary. `sesame import` prints these lines; the admin API returns them.
-pub fn import_report_lines(report: &ImportReport, notified: usize) -> Vec<String> {
+/// change, the activation links queued and the people who could not get one, then the
+/// summary. `sesame import` prints these lines; the admin API returns them.
+pub fn import_report_lines(done: &ImportDone) -> Vec<String> {
+    let report = &done.report;
+    let notified = done.notified;
     let mut lines = Vec::new();
     let would = report.mode != Mode::Applied;
     let verb = |done: &'static str, planned: &'static str| if would { planned } else { done };
@@ -335,6 +343,27 @@ pub fn import_report_lines(report: &ImportReport, notified: usize) -> Vec<String
     }
     if notified > 0 {
         lines.push(format!("{notified} application(s) sent a logout request"));
+    }
+    if done.activation_links > 0 {
+        lines.push(format!(
+            "activation links queued: {}",
+            done.activation_links
+        ));
+    }
+    for login in &done.no_activation_link {
+        let hr_id = report.outcomes.iter().find_map(|o| match o {
+            Outcome::Created {
+                login: l, hr_id, ..
+            }
+            | Outcome::Updated {
+                login: l, hr_id, ..
+            } if l == login => Some(hr_id.to_string()),
+            _ => None,
+        });
+        lines.push(format!(
+            "no activation link for {login}{}: no recovery address (add it to the file, or give them an activation code)",
+            hr_id.map(|h| format!(" (hr_id {h})")).unwrap_or_default()
+        ));
     }
     let c = report.counts();
     lines.push(format!(

@@ -290,26 +290,6 @@ impl Services {
             clock: Arc::clone(&clock),
         });
         let api_keys = ApiKeys::new(api_key_repo, Arc::clone(&audit), Arc::clone(&clock));
-        let activation = Activation::new(ActivationParts {
-            profiles: Arc::clone(&profiles),
-            accounts_repo: Arc::clone(&accounts_repo),
-            accounts: accounts.clone(),
-            audit: Arc::clone(&audit),
-            store: Arc::clone(&store),
-            tokens: Arc::clone(&activation_tokens),
-            mailer: Arc::clone(&mail.mailer),
-            clock: Arc::clone(&clock),
-            policy: settings.lifecycle.activation.clone(),
-            charter: settings.lifecycle.charter.clone(),
-            national_id_key: settings
-                .lifecycle
-                .import_rules()
-                .ok()
-                .and_then(|rules| rules.national_id_key),
-            public_url: settings.public_base().to_owned(),
-            time_zone: settings.ui.time_zone.clone(),
-            reset_by_identity: settings.lifecycle.recovery.identity_check.clone(),
-        });
         let recovery_policy = settings
             .lifecycle
             .recovery
@@ -329,6 +309,29 @@ impl Services {
                     .map_err(|e| StartupError::Recovery(e.to_string()))?,
             ),
         );
+        let activation = Activation::new(ActivationParts {
+            profiles: Arc::clone(&profiles),
+            accounts_repo: Arc::clone(&accounts_repo),
+            accounts: accounts.clone(),
+            audit: Arc::clone(&audit),
+            store: Arc::clone(&store),
+            tokens: Arc::clone(&activation_tokens),
+            mailer: Arc::clone(&mail.mailer),
+            sms: Arc::clone(&sms),
+            recovery: recovery_policy,
+            institution: settings.ui.institution_name.clone(),
+            clock: Arc::clone(&clock),
+            policy: settings.lifecycle.activation.clone(),
+            charter: settings.lifecycle.charter.clone(),
+            national_id_key: settings
+                .lifecycle
+                .import_rules()
+                .ok()
+                .and_then(|rules| rules.national_id_key),
+            public_url: settings.public_base().to_owned(),
+            time_zone: settings.ui.time_zone.clone(),
+            reset_by_identity: settings.lifecycle.recovery.identity_check.clone(),
+        });
         let recovery = PasswordRecovery::new(RecoveryParts {
             accounts_repo: Arc::clone(&accounts_repo),
             profiles: Arc::clone(&profiles),

@@ -61,6 +61,10 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         "activation_step.html",
         include_str!("../templates/activation_step.html"),
     ),
+    (
+        "activation_done.html",
+        include_str!("../templates/activation_done.html"),
+    ),
     ("charter.html", include_str!("../templates/charter.html")),
     (
         "reset_forgot.html",
@@ -174,6 +178,20 @@ pub const EMBEDDED_STATIC: &[(&str, &str, &[u8])] = &[
 const MESSAGES_FR: &str = include_str!("../messages/fr.toml");
 const MESSAGES_EN: &str = include_str!("../messages/en.toml");
 
+/// Writes a value into a page, auto-escaped, except that an absent value (`None` of an
+/// optional field, which minijinja would print as the text `None`) writes nothing: a form
+/// field of an address the person has not given must be empty, never pre-filled with `None`.
+pub fn absent_as_empty(
+    out: &mut minijinja::Output<'_>,
+    state: &minijinja::State<'_, '_>,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    if value.is_none() || value.is_undefined() {
+        return Ok(());
+    }
+    minijinja::escape_formatter(out, state, value)
+}
+
 /// A problem with the theme (bad template syntax, unreadable messages file).
 #[derive(Debug, thiserror::Error)]
 #[error("theme error: {0}")]
@@ -203,6 +221,7 @@ impl Renderer {
             }
         });
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+        env.set_formatter(absent_as_empty);
         for (name, builtin) in EMBEDDED_TEMPLATES {
             let source = match theme_dir.map(|d| d.join("templates").join(name)) {
                 Some(path) if path.is_file() => std::fs::read_to_string(&path)
@@ -299,6 +318,22 @@ mod tests {
         assert!(!html.contains("<script>x"));
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("\"onmouseover="));
+    }
+
+    #[test]
+    fn an_absent_value_renders_as_nothing() {
+        let r = Renderer::load(None).unwrap();
+        let html = r
+            .render(
+                "activation_step.html",
+                minijinja::context! { step => "contacts", recovery_email => None::<String>, mobile => None::<String>, t => r.texts(Lang::Fr) },
+            )
+            .unwrap();
+        assert!(
+            html.contains("name=\"recovery_email\" type=\"email\" value=\"\""),
+            "{html}"
+        );
+        assert!(!html.contains("None"), "{html}");
     }
 
     #[test]

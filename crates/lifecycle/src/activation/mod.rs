@@ -1,9 +1,10 @@
 //! Account activation: a provisioned person proves who they are (identity check, a code
 //! handed out by the school, or a mailed link), then goes through the steps (charter,
-//! directory, recovery contacts, mail redirect, password) and the account becomes active.
-//! Also the forgotten-login check, the forgotten password by identity check (where
-//! `lifecycle.recovery.identity_check` opens it to an affiliation; the new password is then
-//! set by `recovery`), and the charter acceptance required after a version bump.
+//! directory, recovery contacts and the codes that prove them, mail redirect, password) and
+//! the account becomes active. Also the forgotten-login check, the forgotten password by
+//! identity check (where `lifecycle.recovery.identity_check` opens it to an affiliation; the
+//! new password is then set by `recovery`), and the charter acceptance required after a
+//! version bump.
 //! See `docs/lifecycle.md`.
 
 pub mod challenge;
@@ -28,17 +29,23 @@ use sesame_core::mail::{MailKind, MailMessage};
 use sesame_core::national_id::{NationalId, NationalIdKey};
 use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore, Mailer, ProfileRepo};
 use sesame_core::random;
+use sesame_core::sms::SmsSender;
 use time::{OffsetDateTime, PrimitiveDateTime, Time};
 use time_tz::{OffsetDateTimeExt, PrimitiveDateTimeExt};
 
 use self::challenge::Challenge;
 use self::codes::{code_hash, token_hash};
 use self::error::ActivationError;
-use self::flow::{Advance, FlowState, Step, StepInput, StepProblem};
+use self::flow::{
+    Activated, Advance, CodeProblem, FlowState, Step, StepInput, StepProblem, VerifyAction,
+};
 use self::ports::{ActivationTokenRepo, Consumption, NewToken, TokenKind};
 use self::settings::{ActivationPath, ActivationPolicy, CharterPolicy};
 use crate::error::OperatorLinkError;
 use crate::import::{ImportReport, Outcome};
+use crate::recovery::codes::{CodePurpose, SmsCodes};
+use crate::recovery::{RecoveryPolicy, Refusal};
+use crate::self_service::mobile_sms_text;
 
 /// How long an identity-form challenge stays valid.
 const CHALLENGE_TTL: Duration = Duration::from_secs(30 * 60);
@@ -64,6 +71,13 @@ pub struct ActivationParts {
     pub tokens: Arc<dyn ActivationTokenRepo>,
     /// Mail.
     pub mailer: Arc<dyn Mailer>,
+    /// SMS (the code that proves the mobile).
+    pub sms: Arc<dyn SmsSender>,
+    /// `[lifecycle.recovery]`: lifetimes, tries and SMS budgets of the codes that prove the
+    /// contacts, the same as on the account page.
+    pub recovery: RecoveryPolicy,
+    /// `ui.institution_name` (the SMS text names it).
+    pub institution: String,
     /// Clock.
     pub clock: Arc<dyn Clock>,
     /// `[lifecycle.activation]`.
@@ -85,6 +99,18 @@ pub struct ActivationParts {
 #[derive(Debug, Clone)]
 pub struct Activation {
     parts: Arc<ActivationParts>,
+    /// The codes that prove the contacts typed during an activation.
+    codes: SmsCodes,
+}
+
+/// What [`Activation::after_import`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportMails {
+    /// Activation links queued.
+    pub sent: usize,
+    /// The people who may activate by a mailed link but have no recovery address to send it
+    /// to: someone must give them a code or get their address.
+    pub no_address: Vec<LoginName>,
 }
 
 /// What a person typed on the identity form.
@@ -167,8 +193,15 @@ fn challenge_key(id: &str) -> String {
 impl Activation {
     /// Activation over the given parts.
     pub fn new(parts: ActivationParts) -> Self {
+        let codes = SmsCodes::new(
+            Arc::clone(&parts.store),
+            Arc::clone(&parts.clock),
+            Arc::clone(&parts.sms),
+            parts.recovery,
+        );
         Self {
             parts: Arc::new(parts),
+            codes,
         }
     }
 
@@ -677,8 +710,9 @@ impl Activation {
         }
     }
 
-    /// After an import: mails an activation link to each new person who has a recovery
-    /// address and may activate by link. Returns how many mails were queued.
+    /// After an import: mails an activation link to each person it created, or brought back
+    /// from `disabled` to `provisioned`, who has a recovery address and may activate by link.
+    /// Returns how many mails were queued, and who could have had one but has no address.
     ///
     /// # Errors
     /// [`ActivationError::Unavailable`] (the mails queued before the failure stay queued).
@@ -686,18 +720,42 @@ impl Activation {
         &self,
         report: &ImportReport,
         actor: &str,
-    ) -> Result<usize, ActivationError> {
-        let mut sent = 0;
+    ) -> Result<ImportMails, ActivationError> {
+        let mut mails = ImportMails::default();
         for outcome in &report.outcomes {
-            if let Outcome::Created { login, .. } = outcome {
-                if let Some(account) = self.parts.accounts_repo.find_by_login(login).await? {
-                    if self.send_link(account.id, actor).await? {
-                        sent += 1;
-                    }
-                }
+            let (Outcome::Created { login, .. }
+            | Outcome::Updated {
+                login,
+                reprovisioned: true,
+                ..
+            }) = outcome
+            else {
+                continue;
+            };
+            let Some(account) = self.parts.accounts_repo.find_by_login(login).await? else {
+                continue;
+            };
+            if self.send_link(account.id, actor).await? {
+                mails.sent += 1;
+                continue;
+            }
+            let has_address = self
+                .parts
+                .profiles
+                .find_with_profile(account.id)
+                .await?
+                .is_some_and(|found| found.profile.recovery_email.is_some());
+            if account.state == AccountState::Provisioned
+                && self
+                    .parts
+                    .policy
+                    .allows(account.affiliation, ActivationPath::EmailLink)
+                && !has_address
+            {
+                mails.no_address.push(account.login);
             }
         }
-        Ok(sent)
+        Ok(mails)
     }
 
     /// The "first login" page: sends a new link when `address` is the institutional address
@@ -825,6 +883,9 @@ impl Activation {
             }),
             proven_email,
             mobile: profile.mobile.map(|m| m.address.as_str().to_owned()),
+            proven_mobile: None,
+            email_check: None,
+            mobile_check: None,
             mail_redirect: None,
             keep_copy: true,
         };
@@ -932,6 +993,7 @@ impl Activation {
             StepInput::Contacts {
                 recovery_email,
                 mobile,
+                lang,
             } => match (
                 Email::parse(&recovery_email),
                 mobile.trim().is_empty() || MobilePhone::parse(&mobile).is_ok(),
@@ -943,11 +1005,40 @@ impl Activation {
                     flow.mobile = MobilePhone::parse(&mobile)
                         .ok()
                         .map(|m| m.as_str().to_owned());
-                    None
+                    // Codes go out now for what is not proven yet; the next step asks for them.
+                    self.send_proofs(&mut flow, lang).await?
                 }
             },
-            StepInput::Redirect { address, keep_copy } => {
-                if address.trim().is_empty() {
+            StepInput::Verify { action, lang } => match action {
+                VerifyAction::Confirm {
+                    email_code,
+                    mobile_code,
+                } => {
+                    self.check_proofs(&mut flow, &email_code, &mobile_code)
+                        .await?
+                }
+                VerifyAction::Resend => {
+                    let problem = self.send_proofs(&mut flow, lang).await?;
+                    let flow_id = self.store_flow(&flow).await?;
+                    return Ok(match problem {
+                        Some(problem) => Advance::Rejected { flow_id, problem },
+                        None => Advance::Resent { flow_id },
+                    });
+                }
+                VerifyAction::Change => {
+                    flow.step = Step::Contacts;
+                    flow.email_check = None;
+                    flow.mobile_check = None;
+                    let flow_id = self.store_flow(&flow).await?;
+                    return Ok(Advance::Next { flow_id });
+                }
+            },
+            StepInput::Redirect {
+                forward,
+                address,
+                keep_copy,
+            } => {
+                if !forward || address.trim().is_empty() {
                     flow.mail_redirect = None;
                     flow.keep_copy = true;
                     None
@@ -1064,6 +1155,8 @@ impl Activation {
             }
         }
         let now = self.now();
+        // A contact is verified when the person proved it in this flow: the activation link
+        // was mailed to that address, or they typed the code sent to it.
         let recovery = flow
             .recovery_email
             .as_deref()
@@ -1072,6 +1165,17 @@ impl Activation {
                 let proven = flow.proven_email.as_deref() == Some(address.as_str());
                 Contact {
                     address,
+                    verified: proven,
+                }
+            });
+        let mobile = flow
+            .mobile
+            .as_deref()
+            .and_then(|m| MobilePhone::parse(m).ok())
+            .map(|number| {
+                let proven = flow.proven_mobile.as_deref() == Some(number.as_str());
+                Contact {
+                    address: number,
                     verified: proven,
                 }
             });
@@ -1099,11 +1203,7 @@ impl Activation {
                 }),
             directory_opt_in: Some(flow.directory_opt_in),
             recovery_email: recovery.clone().map(Some),
-            mobile: flow
-                .mobile
-                .as_deref()
-                .and_then(|m| MobilePhone::parse(m).ok())
-                .map(|m| Some(Contact::unverified(m))),
+            mobile: mobile.clone().map(Some),
             mail_redirect: Some(redirect.clone()),
             ..AccountChanges::default()
         };
@@ -1120,12 +1220,29 @@ impl Activation {
                 ),
         )
         .await?;
+        for (field, verified) in [
+            (
+                "recovery_email",
+                recovery.as_ref().is_some_and(|c| c.verified),
+            ),
+            ("mobile", mobile.as_ref().is_some_and(|c| c.verified)),
+        ] {
+            if verified {
+                self.audit(
+                    AuditEvent::new(AuditKind::ContactVerified, now, "self")
+                        .login(account.login.as_str())
+                        .account(account.id)
+                        .detail(serde_json::json!({ "field": field, "at": "activation" })),
+                )
+                .await?;
+            }
+        }
         let account = self
             .parts
             .accounts
             .set_password(&account.login, password.clone(), "self")
             .await?;
-        if let Some(redirect) = redirect.filter(|r| !r.verified) {
+        if let Some(redirect) = redirect.as_ref().filter(|r| !r.verified) {
             self.send_redirect_proof(&account, &redirect.address)
                 .await?;
         }
@@ -1137,8 +1254,171 @@ impl Activation {
                 .detail(serde_json::json!({ "path": path_name(flow.path) })),
         )
         .await?;
-        Ok(Advance::Done {
-            login: account.login.as_str().to_owned(),
+        Ok(Advance::Done(Box::new(Activated {
+            account,
+            mail_redirect: redirect,
+        })))
+    }
+
+    /// Sends a code to each contact of the flow not proven yet (the SMS first: a number that
+    /// cannot get one today is refused before any mail goes), and keeps their requests in
+    /// the flow. `Some(problem)` when a code could not be sent.
+    async fn send_proofs(
+        &self,
+        flow: &mut FlowState,
+        lang: Lang,
+    ) -> Result<Option<StepProblem>, ActivationError> {
+        let login = LoginName::parse(&flow.login).map_err(|_| ActivationError::FlowExpired)?;
+        if let Some(number) = flow.mobile_unproven().map(str::to_owned) {
+            let number = MobilePhone::parse(&number).map_err(|_| ActivationError::FlowExpired)?;
+            let minutes = self.parts.recovery.sms_code_ttl.as_secs().div_ceil(60);
+            let text = mobile_sms_text(lang, &self.parts.institution, minutes);
+            let (request_id, sent) = self
+                .codes
+                .start(
+                    CodePurpose::MobileVerification,
+                    Some((flow.account_id, &number)),
+                    &text,
+                )
+                .await?;
+            if !sent {
+                flow.mobile_check = None;
+                return Ok(Some(StepProblem::CodesNotSent));
+            }
+            flow.mobile_check = Some(request_id);
+        }
+        if let Some(address) = flow.email_unproven().map(str::to_owned) {
+            let address = Email::parse(&address).map_err(|_| ActivationError::FlowExpired)?;
+            // The public pages may not be used to flood a mailbox: a daily budget per
+            // account, as for the links of the first-login page.
+            let budget = self
+                .parts
+                .store
+                .reserve_attempt(
+                    &format!("act:codemail:{}", flow.account_id),
+                    self.now(),
+                    Duration::from_secs(86_400),
+                )
+                .await?;
+            if budget.locked_until.is_some() || budget.attempt > self.parts.policy.max_links_per_day
+            {
+                tracing::info!(user.id = %flow.account_id, "activation code mail not sent: daily budget spent");
+                flow.email_check = None;
+                return Ok(Some(StepProblem::CodesNotSent));
+            }
+            let (request_id, code, expires_at) = self
+                .codes
+                .start_mailed(
+                    CodePurpose::EmailVerification,
+                    flow.account_id,
+                    &address,
+                    self.parts.recovery.link_ttl,
+                )
+                .await?;
+            self.parts
+                .mailer
+                .send(MailMessage::verification_code(
+                    address,
+                    lang,
+                    flow.account_id,
+                    &login,
+                    &code,
+                    expires_at,
+                ))
+                .await?;
+            flow.email_check = Some(request_id);
+        }
+        Ok(None)
+    }
+
+    /// Checks the codes typed at the verify step; each right one proves its contact (and is
+    /// used up). `Some(problem)` names the codes not accepted.
+    async fn check_proofs(
+        &self,
+        flow: &mut FlowState,
+        email_code: &str,
+        mobile_code: &str,
+    ) -> Result<Option<StepProblem>, ActivationError> {
+        let email = match flow.email_unproven().map(str::to_owned) {
+            None => None,
+            Some(address) => {
+                let outcome = self
+                    .check_code(
+                        CodePurpose::EmailVerification,
+                        flow.email_check.as_deref(),
+                        email_code,
+                        flow.account_id,
+                        &address,
+                    )
+                    .await?;
+                match outcome {
+                    Ok(()) => {
+                        flow.proven_email = Some(address);
+                        flow.email_check = None;
+                        None
+                    }
+                    Err(problem) => {
+                        if problem == CodeProblem::Expired {
+                            flow.email_check = None;
+                        }
+                        Some(problem)
+                    }
+                }
+            }
+        };
+        let mobile = match flow.mobile_unproven().map(str::to_owned) {
+            None => None,
+            Some(number) => {
+                let outcome = self
+                    .check_code(
+                        CodePurpose::MobileVerification,
+                        flow.mobile_check.as_deref(),
+                        mobile_code,
+                        flow.account_id,
+                        &number,
+                    )
+                    .await?;
+                match outcome {
+                    Ok(()) => {
+                        flow.proven_mobile = Some(number);
+                        flow.mobile_check = None;
+                        None
+                    }
+                    Err(problem) => {
+                        if problem == CodeProblem::Expired {
+                            flow.mobile_check = None;
+                        }
+                        Some(problem)
+                    }
+                }
+            }
+        };
+        Ok((email.is_some() || mobile.is_some()).then_some(StepProblem::Codes { email, mobile }))
+    }
+
+    /// Checks one code against the request the flow keeps for `target`.
+    async fn check_code(
+        &self,
+        purpose: CodePurpose,
+        request_id: Option<&str>,
+        typed: &str,
+        account_id: AccountId,
+        target: &str,
+    ) -> Result<Result<(), CodeProblem>, ActivationError> {
+        let Some(request_id) = request_id else {
+            return Ok(Err(CodeProblem::Expired));
+        };
+        if typed.trim().is_empty() {
+            return Ok(Err(CodeProblem::Missing));
+        }
+        Ok(match self.codes.verify(purpose, request_id, typed).await? {
+            // A code proves what it was sent to, for the account it was sent for.
+            Ok(record) if record.account_id == Some(account_id) && record.number == target => {
+                Ok(())
+            }
+            Ok(_) => Err(CodeProblem::Expired),
+            Err(Refusal::WrongCode) => Err(CodeProblem::Wrong),
+            Err(_) => Err(CodeProblem::Expired),
         })
     }
 

@@ -573,8 +573,38 @@ impl AssistanceDesk {
                         .detail(serde_json::json!({ "reference": reference })),
                 )
                 .await?;
+            self.notify_closed(&reference, now).await;
         }
         Ok(closed)
+    }
+
+    /// Tells the sender that their request is closed, at the personal address they asked to
+    /// be answered at (where the acknowledgement went), in the language of the form. The
+    /// mail names the reference only: neither the account nor the agent's note. A failure is
+    /// logged, not returned: the request is closed either way.
+    async fn notify_closed(&self, reference: &str, closed_at: time::OffsetDateTime) {
+        let request = match self.parts.repo.find_assistance_request(reference).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a closed request for its notice");
+                return;
+            }
+        };
+        let Ok(to) = Email::parse(&request.personal_email) else {
+            return;
+        };
+        let lang = Lang::from_tag(&request.lang).unwrap_or_default();
+        let mut message = MailMessage::new(MailKind::AssistanceClosed, to, lang)
+            .value("reference", request.reference.as_str())
+            .time("created_at", request.created_at)
+            .time("closed_at", closed_at);
+        if let Some(id) = request.account_id {
+            message = message.account(id);
+        }
+        if let Err(e) = self.parts.mailer.send(message).await {
+            tracing::error!(error = %e, "could not queue the notice of a closed request");
+        }
     }
 }
 

@@ -19,6 +19,8 @@ use sesame_core::clock::Clock;
 use sesame_core::error::{AccountError, RepoError, StoreError};
 use sesame_core::helpdesk::{BlockReason, BlockRecord};
 use sesame_core::ids::LoginName;
+use sesame_core::i18n::Lang;
+use sesame_core::mail::{MailKind, MailMessage};
 use sesame_core::national_id::NationalIdKey;
 use sesame_core::ports::{
     AccountRepo, AuditLog, EphemeralStore, HelpdeskRepo, Mailer, ProfileRepo,
@@ -208,7 +210,36 @@ impl Helpdesk {
                     .detail(serde_json::json!({ "password_reset_required": true })),
             )
             .await?;
+        self.notify_unblocked(&account).await;
         Ok(account)
+    }
+
+    /// Tells the person their account was unblocked, at the addresses that are theirs: the
+    /// institutional one and the verified recovery one (never an address nobody proved). A
+    /// failure is logged, not returned: the unblock is done either way.
+    async fn notify_unblocked(&self, account: &Account) {
+        let recovery = match self.parts.profiles.find_with_profile(account.id).await {
+            Ok(found) => found
+                .and_then(|f| f.profile.recovery_email)
+                .filter(|c| c.verified)
+                .map(|c| c.address),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the profile for the unblock notice");
+                None
+            }
+        };
+        let mut to: Vec<_> = account.email.iter().cloned().collect();
+        to.extend(recovery.filter(|r| !to.contains(r)));
+        let now = self.parts.clock.now();
+        for address in to {
+            let message = MailMessage::new(MailKind::AccountUnblocked, address, Lang::default())
+                .account(account.id)
+                .value("login", account.login.as_str())
+                .time("unblocked_at", now);
+            if let Err(e) = self.parts.mailer.send(message).await {
+                tracing::warn!(error = %e, "could not queue the unblock notice");
+            }
+        }
     }
 
     /// Whether the account's password was voided by an unblock and no new one was set since:

@@ -1,8 +1,10 @@
-//! Six-digit codes sent by SMS (password reset, mobile verification). A code is bound to the
-//! request that asked for it (a random request id the page carries) and through it to one
-//! account and number; it lives ten minutes, allows a few wrong tries and is then
-//! invalidated, and is consumed atomically (A50). Sending is limited per number and per
-//! account per day, so nobody can run up the SMS bill.
+//! Six-digit codes sent by SMS (password reset, mobile verification) or by mail (the
+//! recovery address typed during an activation). A code is bound to the request that asked
+//! for it (a random request id the page carries, or the activation flow keeps) and through it
+//! to one account and number or address; it lives ten minutes (a mailed one as long as a
+//! verification link), allows a few wrong tries and is then invalidated, and is consumed
+//! atomically (A50). Sending SMS is limited per number and per account per day, so nobody
+//! can run up the SMS bill.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sesame_core::clock::Clock;
 use sesame_core::error::StoreError;
-use sesame_core::ids::{AccountId, MobilePhone};
+use sesame_core::ids::{AccountId, Email, MobilePhone};
 use sesame_core::ports::EphemeralStore;
 use sesame_core::random;
 use sesame_core::sms::{SmsMessage, SmsSender};
@@ -25,6 +27,8 @@ pub enum CodePurpose {
     PasswordReset,
     /// Prove a new mobile number.
     MobileVerification,
+    /// Prove an e-mail address (the code is mailed to it).
+    EmailVerification,
 }
 
 impl CodePurpose {
@@ -32,6 +36,7 @@ impl CodePurpose {
         match self {
             Self::PasswordReset => "reset",
             Self::MobileVerification => "mobile",
+            Self::EmailVerification => "email",
         }
     }
 }
@@ -41,7 +46,7 @@ impl CodePurpose {
 pub struct CodeRecord {
     /// The account, or none for a request about an unknown account (its code never matches).
     pub account_id: Option<AccountId>,
-    /// The number the code went to.
+    /// The number (or, for [`CodePurpose::EmailVerification`], the address) the code went to.
     pub number: String,
     /// SHA-256 of request id and code.
     pub code_hash: String,
@@ -116,25 +121,17 @@ impl SmsCodes {
         target: Option<(AccountId, &MobilePhone)>,
         text: &str,
     ) -> Result<(String, bool), StoreError> {
-        let request_id = random::token();
-        let code = random::digits(CODE_DIGITS);
-        let now = self.clock.now();
-        let record = CodeRecord {
-            account_id: target.map(|(id, _)| id),
-            number: target
-                .map(|(_, n)| n.as_str().to_owned())
-                .unwrap_or_default(),
-            code_hash: code_hash(&request_id, &code),
-            expires_at: now + self.policy.sms_code_ttl,
-        };
-        let raw = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.store
-            .put(
-                &code_key(purpose, &request_id),
-                &raw,
-                self.policy.sms_code_ttl + Duration::from_secs(60),
+        let (request_id, code) = self
+            .store_code(
+                purpose,
+                target.map(|(id, _)| id),
+                target
+                    .map(|(_, n)| n.as_str().to_owned())
+                    .unwrap_or_default(),
+                self.policy.sms_code_ttl,
             )
             .await?;
+        let now = self.clock.now();
         let mut sent = false;
         if let Some((account_id, number)) = target {
             if self.within_budget(account_id, number, now).await? {
@@ -151,6 +148,53 @@ impl SmsCodes {
             }
         }
         Ok((request_id, sent))
+    }
+
+    /// Starts a request whose code the caller mails to `address`: draws a code, stores it
+    /// (bound to the account and the address) under a new request id for `ttl`, and returns
+    /// the request id, the code and its end. Nothing is sent here: the mail goes through the
+    /// mail queue, under the caller's budget.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn start_mailed(
+        &self,
+        purpose: CodePurpose,
+        account_id: AccountId,
+        address: &Email,
+        ttl: Duration,
+    ) -> Result<(String, String, OffsetDateTime), StoreError> {
+        let (request_id, code) = self
+            .store_code(purpose, Some(account_id), address.as_str().to_owned(), ttl)
+            .await?;
+        Ok((request_id, code, self.clock.now() + ttl))
+    }
+
+    /// Draws a code and stores its record under a new request id for `ttl`.
+    async fn store_code(
+        &self,
+        purpose: CodePurpose,
+        account_id: Option<AccountId>,
+        target: String,
+        ttl: Duration,
+    ) -> Result<(String, String), StoreError> {
+        let request_id = random::token();
+        let code = random::digits(CODE_DIGITS);
+        let record = CodeRecord {
+            account_id,
+            number: target,
+            code_hash: code_hash(&request_id, &code),
+            expires_at: self.clock.now() + ttl,
+        };
+        let raw = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.store
+            .put(
+                &code_key(purpose, &request_id),
+                &raw,
+                ttl + Duration::from_secs(60),
+            )
+            .await?;
+        Ok((request_id, code))
     }
 
     async fn within_budget(
@@ -201,12 +245,15 @@ impl SmsCodes {
             self.store.delete(&key).await?;
             return Ok(Err(Refusal::Expired));
         }
+        // The tries are counted for as long as the code lives (a mailed code lives longer
+        // than an SMS one), so waiting never gives a code new tries.
+        let lifetime_left = Duration::try_from(record.expires_at - now).unwrap_or_default();
         let tries = self
             .store
             .reserve_attempt(
                 &tries_key(purpose, request_id),
                 now,
-                self.policy.sms_code_ttl + Duration::from_secs(60),
+                lifetime_left + Duration::from_secs(60),
             )
             .await?;
         if tries.attempt > self.policy.sms_max_tries {

@@ -1,5 +1,6 @@
 //! `GET /account` ("Mon compte") and its forms: `POST /account/password`,
-//! `/account/recovery-email`, `/account/mobile`, `/account/mobile/verify`,
+//! `/account/recovery-email`, `/account/recovery-email/verification`, `/account/mobile`,
+//! `/account/mobile/verification`, `/account/mobile/verify`,
 //! `/account/directory`, `/account/redirect`, `/account/sessions/revoke`; and
 //! `GET|POST /account/verify` (the link that proves a new address: its page has a button
 //! that posts, so that opening the link, by a person or a mail scanner, changes nothing).
@@ -19,7 +20,9 @@ use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
 use sesame_core::sms::mask_phone;
 use sesame_lifecycle::recovery::{RecoveryError, Refusal};
-use sesame_lifecycle::self_service::{mobile_sms_text, PasswordChange, RedirectChoice, Verified};
+use sesame_lifecycle::self_service::{
+    mobile_sms_text, PasswordChange, RedirectChoice, VerificationRequest, Verified,
+};
 use time::OffsetDateTime;
 use time_tz::OffsetDateTimeExt;
 
@@ -35,7 +38,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/account/recovery-email",
             web::post().to(change_recovery_email),
         )
+        .route(
+            "/account/recovery-email/verification",
+            web::post().to(verify_recovery_email),
+        )
         .route("/account/mobile", web::post().to(change_mobile))
+        .route(
+            "/account/mobile/verification",
+            web::post().to(verify_current_mobile),
+        )
         .route("/account/mobile/verify", web::post().to(verify_mobile))
         .route("/account/directory", web::post().to(set_directory))
         .route("/account/redirect", web::post().to(set_redirect))
@@ -446,6 +457,101 @@ pub async fn change_recovery_email(
                 .renderer
                 .text(lang, "account_link_sent")
                 .replace("{address}", &mask_email(address.as_str()));
+            notice(&state, &req, lang, &cookie, &session, text).await
+        }
+        Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
+    }
+}
+
+/// A form with only its token (the "verify" buttons).
+#[derive(Debug, Deserialize)]
+pub struct TokenOnlyForm {
+    csrf: Option<String>,
+}
+
+/// The notice of a "verify" button that sent nothing.
+fn not_sent_text(state: &AppState, lang: Lang, outcome: &VerificationRequest) -> String {
+    state.renderer.text(
+        lang,
+        match outcome {
+            VerificationRequest::DailyLimit => "account_verification_limit",
+            _ => "account_nothing_to_verify",
+        },
+    )
+}
+
+/// `POST /account/recovery-email/verification`: mails a link that verifies the recovery
+/// address already on file (one an import gave, or typed before contacts were proven at
+/// activation). No password: the link only proves that same address, at that address.
+pub async fn verify_recovery_email(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<TokenOnlyForm>,
+) -> HttpResponse {
+    let (cookie, session) = match guard(&state, &req, form.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let lang = state.lang(&req, None);
+    let verify_url = format!("{}/account/verify", state.base());
+    match state
+        .services
+        .self_service
+        .send_recovery_verification(session.account_id, &verify_url, lang, "self")
+        .await
+    {
+        Ok(VerificationRequest::Sent(address)) => {
+            let text = state
+                .renderer
+                .text(lang, "account_verification_sent")
+                .replace("{address}", &mask_email(&address));
+            notice(&state, &req, lang, &cookie, &session, text).await
+        }
+        Ok(other) => {
+            let text = not_sent_text(&state, lang, &other);
+            notice(&state, &req, lang, &cookie, &session, text).await
+        }
+        Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,
+    }
+}
+
+/// `POST /account/mobile/verification`: sends a code by SMS to the mobile already on file,
+/// then shows the code form.
+pub async fn verify_current_mobile(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<TokenOnlyForm>,
+) -> HttpResponse {
+    let (cookie, session) = match guard(&state, &req, form.csrf.as_deref()).await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let lang = state.lang(&req, None);
+    let minutes = state
+        .services
+        .recovery
+        .policy()
+        .sms_code_ttl
+        .as_secs()
+        .div_ceil(60);
+    let text = mobile_sms_text(lang, &state.settings.ui.institution_name, minutes);
+    match state
+        .services
+        .self_service
+        .send_mobile_verification(&session, &text)
+        .await
+    {
+        Ok((_, Some(request_id))) => mobile_code_form(
+            &state,
+            &req,
+            lang,
+            &cookie,
+            StatusCode::OK,
+            &request_id,
+            None,
+        ),
+        Ok((outcome, None)) => {
+            let text = not_sent_text(&state, lang, &outcome);
             notice(&state, &req, lang, &cookie, &session, text).await
         }
         Err(e) => failed(&state, &req, lang, &cookie, &session, e).await,

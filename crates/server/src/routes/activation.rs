@@ -21,7 +21,9 @@ use sesame_core::i18n::Lang;
 use sesame_core::random;
 use sesame_lifecycle::activation::challenge::number_words;
 use sesame_lifecycle::activation::error::ActivationError;
-use sesame_lifecycle::activation::flow::{Advance, FlowState, Step, StepInput, StepProblem};
+use sesame_lifecycle::activation::flow::{
+    Activated, Advance, CodeProblem, FlowState, Step, StepInput, StepProblem, VerifyAction,
+};
 use sesame_lifecycle::activation::{
     ChallengeAnswer, IdentityClaim, IdentityOutcome, IdentityPurpose,
 };
@@ -828,6 +830,11 @@ pub struct StepForm {
     opt_in: Option<String>,
     recovery_email: Option<String>,
     mobile: Option<String>,
+    email_code: Option<String>,
+    mobile_code: Option<String>,
+    /// At the verify step: `confirm` (the default), `resend` or `change`.
+    action: Option<String>,
+    forward: Option<String>,
     redirect: Option<String>,
     keep_copy: Option<String>,
     password: Option<String>,
@@ -848,7 +855,7 @@ fn ticked(v: Option<&str>) -> bool {
 }
 
 impl StepForm {
-    fn into_input(self) -> Option<StepInput> {
+    fn into_input(self, lang: Lang) -> Option<StepInput> {
         let step = Step::parse(self.step.as_deref()?)?;
         let clip =
             |v: Option<String>| -> String { v.unwrap_or_default().chars().take(256).collect() };
@@ -862,8 +869,21 @@ impl StepForm {
             Step::Contacts => StepInput::Contacts {
                 recovery_email: clip(self.recovery_email),
                 mobile: clip(self.mobile),
+                lang,
+            },
+            Step::Verify => StepInput::Verify {
+                action: match self.action.as_deref() {
+                    Some("resend") => VerifyAction::Resend,
+                    Some("change") => VerifyAction::Change,
+                    _ => VerifyAction::Confirm {
+                        email_code: clip(self.email_code),
+                        mobile_code: clip(self.mobile_code),
+                    },
+                },
+                lang,
             },
             Step::Redirect => StepInput::Redirect {
+                forward: ticked(self.forward.as_deref()),
                 address: clip(self.redirect),
                 keep_copy: ticked(self.keep_copy.as_deref()),
             },
@@ -875,19 +895,30 @@ impl StepForm {
     }
 }
 
+/// The message of one code not accepted at the verify step.
+fn code_problem_text(state: &AppState, lang: Lang, problem: Option<CodeProblem>) -> Option<String> {
+    let key = match problem? {
+        CodeProblem::Missing => "activation_error_code_missing",
+        CodeProblem::Wrong => "activation_error_code_wrong",
+        CodeProblem::Expired => "activation_error_code_expired",
+    };
+    Some(state.renderer.text(lang, key))
+}
+
 fn step_page(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
     flow: &FlowState,
     status: StatusCode,
-    problem: Option<&StepProblem>,
+    (problem, notice): (Option<&StepProblem>, Option<String>),
 ) -> HttpResponse {
     let text = |key: &str| state.renderer.text(lang, key);
     let title = text(match flow.step {
         Step::Charter => "activation_charter_title",
         Step::Directory => "activation_directory_title",
         Step::Contacts => "activation_contacts_title",
+        Step::Verify => "activation_verify_title",
         Step::Redirect => "activation_redirect_step_title",
         Step::Password => "activation_password_title",
     });
@@ -901,6 +932,10 @@ fn step_page(
         }
         Some(StepProblem::BadMobile) => (Some(text("activation_error_mobile")), Vec::new()),
         Some(StepProblem::BadRedirect) => (Some(text("activation_error_redirect")), Vec::new()),
+        Some(StepProblem::Codes { .. }) => (Some(text("activation_error_codes")), Vec::new()),
+        Some(StepProblem::CodesNotSent) => {
+            (Some(text("activation_error_codes_not_sent")), Vec::new())
+        }
         Some(StepProblem::PasswordsDiffer) => {
             (Some(text("activation_error_passwords_differ")), Vec::new())
         }
@@ -909,7 +944,16 @@ fn step_page(
             v.iter().map(|v| v.message(lang)).collect(),
         ),
     };
+    let (email_code_error, mobile_code_error) = match problem {
+        Some(StepProblem::Codes { email, mobile }) => (
+            code_problem_text(state, lang, *email),
+            code_problem_text(state, lang, *mobile),
+        ),
+        _ => (None, None),
+    };
     let charter = state.services.activation.charter();
+    let minutes = |d: Duration| d.as_secs().div_ceil(60);
+    let recovery_policy = state.services.recovery.policy();
     state.page(
         status,
         "activation_step.html",
@@ -920,6 +964,7 @@ fn step_page(
             step => flow.step.as_str(),
             login => flow.login,
             error => error,
+            notice => notice,
             violations => violations,
             charter_version => charter.version,
             charter_url => charter.url,
@@ -927,7 +972,16 @@ fn step_page(
             directory_opt_in => flow.directory_opt_in,
             recovery_email => flow.recovery_email,
             mobile => flow.mobile,
-            mail_redirect => flow.mail_redirect,
+            email_pending => flow.email_unproven(),
+            mobile_pending => flow.mobile_unproven(),
+            email_code_error => email_code_error,
+            mobile_code_error => mobile_code_error,
+            email_code_minutes => minutes(recovery_policy.link_ttl),
+            mobile_code_minutes => minutes(recovery_policy.sms_code_ttl),
+            // Montpellier's guide: the recovery address is the proposed forwarding address,
+            // used only if the person ticks the box.
+            forward => flow.mail_redirect.is_some(),
+            mail_redirect => flow.mail_redirect.as_ref().or(flow.recovery_email.as_ref()),
             keep_copy => flow.keep_copy,
             rules => state.services.activation.password_rules(flow, lang),
         },
@@ -946,7 +1000,7 @@ pub async fn show_step(
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
     match state.services.activation.flow(&flow_id).await {
-        Ok(flow) => step_page(&state, &req, lang, &flow, StatusCode::OK, None),
+        Ok(flow) => step_page(&state, &req, lang, &flow, StatusCode::OK, (None, None)),
         Err(e) => {
             error_outcome(&state, &req, lang, &e).unwrap_or_else(|| state.unavailable(&req, lang))
         }
@@ -968,7 +1022,7 @@ pub async fn submit_step(
         .cookie(FLOW_COOKIE)
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
-    let Some(input) = form.into_input() else {
+    let Some(input) = form.into_input(lang) else {
         return see_other(format!("{}/activation/step", state.base()));
     };
     let ip = state.client_ip(&req);
@@ -986,7 +1040,7 @@ pub async fn submit_step(
                         lang,
                         &flow,
                         StatusCode::BAD_REQUEST,
-                        Some(&problem),
+                        (Some(&problem), None),
                     ),
                     &flow_cookie(&state, flow_id),
                 ),
@@ -994,19 +1048,29 @@ pub async fn submit_step(
                     .unwrap_or_else(|| state.unavailable(&req, lang)),
             }
         }
-        Ok(Advance::Done { login }) => {
-            let mut removal = flow_cookie(&state, String::new());
-            removal.make_removal();
-            with_cookie(
-                result_page(
+        Ok(Advance::Resent { flow_id }) => match state.services.activation.flow(&flow_id).await {
+            Ok(flow) => with_cookie(
+                step_page(
                     &state,
                     &req,
                     lang,
+                    &flow,
                     StatusCode::OK,
-                    ("activation_done_title", "activation_done_text"),
-                    Some(&login),
-                    None,
+                    (
+                        None,
+                        Some(state.renderer.text(lang, "activation_codes_resent")),
+                    ),
                 ),
+                &flow_cookie(&state, flow_id),
+            ),
+            Err(e) => error_outcome(&state, &req, lang, &e)
+                .unwrap_or_else(|| state.unavailable(&req, lang)),
+        },
+        Ok(Advance::Done(activated)) => {
+            let mut removal = flow_cookie(&state, String::new());
+            removal.make_removal();
+            with_cookie(
+                activated_page(&state, &req, lang, &activated).await,
                 &removal,
             )
         }
@@ -1016,6 +1080,40 @@ pub async fn submit_step(
             error_outcome(&state, &req, lang, &e).unwrap_or_else(|| state.unavailable(&req, lang))
         }
     }
+}
+
+/// The end of an activation: the person is logged in (an SSO session opened as a login
+/// opens one), and the page shows the login, the mailbox and the redirect to check.
+async fn activated_page(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    activated: &Activated,
+) -> HttpResponse {
+    let account = &activated.account;
+    // Not "remember me": the seed's default, a session that ends with the browser.
+    let opened = match crate::sso::open_session(state, req, lang, account, false).await {
+        Ok(o) => o,
+        Err(page) => return page,
+    };
+    let redirect = activated.mail_redirect.as_ref();
+    let mut response = state.page(
+        StatusCode::OK,
+        "activation_done.html",
+        lang,
+        req,
+        minijinja::context! {
+            login => account.login.as_str(),
+            email => account.email.as_ref().map(|e| e.as_str().to_owned()),
+            redirect => redirect.map(|r| r.address.as_str().to_owned()),
+            redirect_verified => redirect.is_some_and(|r| r.verified),
+            keep_copy => redirect.is_some_and(|r| r.keep_copy),
+        },
+    );
+    if let Err(e) = response.add_cookie(&opened.cookie) {
+        tracing::error!(error = %e, "could not set the SSO cookie after an activation");
+    }
+    response
 }
 
 // --- mail-redirect proof --------------------------------------------------------------

@@ -2,7 +2,8 @@
 //! account, sees its state, how it may activate, and its recent security events (in words),
 //! compares what a caller says with its record (match / no match, never the record), and
 //! unlocks, blocks, unblocks, sends an activation or a password-reset link, issues an
-//! activation or a password-reset code, and closes assistance requests (docs/helpdesk.md).
+//! activation or a password-reset code, sends the link that verifies an unverified recovery
+//! address, and closes assistance requests (docs/helpdesk.md).
 //!
 //! Agents log in at `/cas/login` like anyone; the console is for the logins listed in
 //! `helpdesk.agents`, everybody else gets 403. Every form carries a token derived from the
@@ -26,6 +27,7 @@ use sesame_lifecycle::activation::settings::ActivationPath;
 use sesame_lifecycle::error::OperatorLinkError;
 use sesame_lifecycle::helpdesk::identity::IdentityField;
 use sesame_lifecycle::helpdesk::HelpdeskError;
+use sesame_lifecycle::self_service::VerificationRequest;
 
 use crate::routes::account_page::local_datetime;
 use crate::routes::login::{current_session, is_cross_site};
@@ -467,7 +469,8 @@ fn path_name(path: ActivationPath) -> &'static str {
 }
 
 /// `POST /helpdesk/accounts/{login}/{action}`: `unlock`, `block`, `unblock`,
-/// `activation-link`, `activation-code`, `reset-link`, `reset-code`, `compare`.
+/// `activation-link`, `activation-code`, `reset-link`, `reset-code`, `compare`,
+/// `recovery-verification`.
 pub async fn account_action(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -594,6 +597,34 @@ pub async fn account_action(
                 ..Outcome::default()
             })
             .map_err(Failure::from),
+        "recovery-verification" => match services.accounts.get(&login).await {
+            Ok(account) => match services
+                .self_service
+                .send_recovery_verification(
+                    account.id,
+                    &format!("{}/account/verify", state.base()),
+                    Lang::Fr,
+                    &actor,
+                )
+                .await
+            {
+                Ok(VerificationRequest::Sent(to)) => Ok(Outcome {
+                    notice: Some(
+                        text("helpdesk_done_recovery_verification")
+                            .replace("{to}", &mask_email(&to)),
+                    ),
+                    ..Outcome::default()
+                }),
+                Ok(VerificationRequest::DailyLimit) => {
+                    Err(Failure::Text("helpdesk_error_verification_limit"))
+                }
+                Ok(VerificationRequest::NothingToVerify) => {
+                    Err(Failure::Text("helpdesk_error_nothing_to_verify"))
+                }
+                Err(e) => Err(Failure::Unavailable(e.to_string())),
+            },
+            Err(e) => Err(Failure::from(e)),
+        },
         "activation-code" => match services.activation.issue_code(&login, &actor).await {
             Ok((_, code, expires_at)) => Ok(Outcome {
                 notice: Some(text("helpdesk_done_activation_code")),

@@ -527,48 +527,11 @@ pub(crate) async fn open_session_and_continue(
     query: &LoginQuery,
     service: Option<&(String, sesame_protocol::services::RegisteredService)>,
 ) -> HttpResponse {
-    // A session the browser already had is ended, and a new identifier issued: the
-    // browser never keeps an identifier that existed before the login (A40).
-    if let Some(old) = req.cookie(&state.sso_cookie_name) {
-        if let Err(e) = state.services.sessions.close(old.value()).await {
-            tracing::warn!(error = %e, "could not close the previous session");
-        }
-    }
-    let opened = match state
-        .services
-        .sessions
-        .open(account.id, account.login.clone(), remember_me)
-        .await
-    {
+    // The same opening as after an activation: previous session ended, C11 re-check.
+    let opened = match crate::sso::open_session(state, req, lang, account, remember_me).await {
         Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "could not open an SSO session");
-            return state.unavailable(req, lang);
-        }
+        Err(page) => return page,
     };
-    // A block that committed while this login was being checked must not leave it a
-    // session (C11). The session is in the account's set before the state is read again,
-    // so either this read sees the block, or the block's ending of the account's sessions
-    // (which follows its state change) sees this session.
-    match state.services.accounts_repo.find_by_id(account.id).await {
-        Ok(Some(now)) if now.state == AccountState::Active => {}
-        outcome => {
-            if let Err(e) = state.services.sessions.close(&opened.cookie_value).await {
-                tracing::error!(error = %e, "could not close the session of an account blocked during its login");
-            }
-            return match outcome {
-                Ok(Some(now)) => inactive_account_page(state, req, lang, now.state),
-                // A deleted account is refused as a disabled one.
-                Ok(None) => inactive_account_page(state, req, lang, AccountState::Disabled),
-                Err(e) => {
-                    tracing::error!(error = %e, "database unavailable after opening a session");
-                    state.unavailable(req, lang)
-                }
-            };
-        }
-    }
-    let persistent = remember_me.then_some(state.services.sessions.policy().remember_me_secs);
-    let cookie = state.sso_cookie(opened.cookie_value.clone(), persistent);
     let mut response = match service {
         Some((url, registered)) => {
             cas_flow::issue_and_redirect(
@@ -600,7 +563,7 @@ pub(crate) async fn open_session_and_continue(
                 .finish()
         }
     };
-    if let Err(e) = response.add_cookie(&cookie) {
+    if let Err(e) = response.add_cookie(&opened.cookie) {
         tracing::error!(error = %e, "could not set the SSO cookie");
     }
     response

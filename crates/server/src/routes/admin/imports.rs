@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use sesame_core::api_keys::ApiScope;
 use sesame_lifecycle::import::plan::FullImport;
 use sesame_lifecycle::import::read::Format;
-use sesame_lifecycle::import::{ImportOptions, ImportReport, Mode, Outcome};
+use sesame_lifecycle::import::{ImportOptions, Mode, Outcome};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{ApiError, Problem};
 use super::{authorize, respond};
+use crate::operations::ImportDone;
 use crate::web::AppState;
 
 /// Largest provisioning file accepted (a 100 000-person CSV is about 15 MB).
@@ -62,6 +63,12 @@ pub struct ImportReportView {
     pub full_skipped_lines: Vec<usize>,
     /// Applications sent a single-logout request for the sessions of disabled people.
     pub applications_notified: usize,
+    /// Activation links queued, for the people created or back from `disabled` who have a
+    /// recovery address.
+    pub activation_links_queued: usize,
+    /// The logins of the people who may activate by a mailed link but got none because they
+    /// have no recovery address: give them a code, or import their address.
+    pub no_activation_link: Vec<String>,
     /// The report as `sesame import` prints it, line by line.
     pub lines: Vec<String>,
 }
@@ -114,7 +121,8 @@ pub struct OutcomeView {
 }
 
 impl ImportReportView {
-    fn new(report: &ImportReport, notified: usize) -> Self {
+    fn new(done: &ImportDone) -> Self {
+        let report = &done.report;
         let c = report.counts();
         let (full, full_affiliations, full_skipped_lines) = match &report.full {
             FullImport::NotRequested => ("not_requested", Vec::new(), Vec::new()),
@@ -152,8 +160,14 @@ impl ImportReportView {
             full: full.to_owned(),
             full_affiliations,
             full_skipped_lines,
-            applications_notified: notified,
-            lines: crate::operations::import_report_lines(report, notified),
+            applications_notified: done.notified,
+            activation_links_queued: done.activation_links,
+            no_activation_link: done
+                .no_activation_link
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect(),
+            lines: crate::operations::import_report_lines(done),
         }
     }
 }
@@ -304,5 +318,5 @@ async fn import(
     let done = crate::operations::import(&state.services, rules, &body, options, &key.actor())
         .await
         .map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(ImportReportView::new(&done.report, done.notified)))
+    Ok(HttpResponse::Ok().json(ImportReportView::new(&done)))
 }
