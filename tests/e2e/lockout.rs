@@ -710,3 +710,35 @@ async fn the_lock_page_says_when_to_retry_that_a_reset_unlocks_and_where_to_find
         );
     }
 }
+
+#[tokio::test]
+async fn the_blocked_page_links_to_the_configured_helpdesk_besides_the_assistance_form() {
+    let app = TestApp::builder()
+        .with(|s| s.ui.helpdesk_url = "https://assistance.univ.example.org/".to_owned())
+        .spawn()
+        .await;
+    let login = unique_login("blocked");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    app.services
+        .helpdesk
+        .desk
+        .block(
+            &sesame_core::ids::LoginName::parse(&login).unwrap(),
+            sesame_core::helpdesk::BlockReason::Phishing,
+            None,
+            "test",
+        )
+        .await
+        .unwrap();
+    let res = app
+        .login_with(&browser(), &login, GOOD_PASSWORD, false)
+        .await;
+    assert_eq!(res.status(), 403);
+    let page = res.text().await.unwrap().replace("&#x2f;", "/");
+    // The form that works without logging in stays; the institution's helpdesk is offered too.
+    assert!(page.contains("href=\"/assistance\""), "{page}");
+    assert!(
+        page.contains("href=\"https://assistance.univ.example.org/\" id=\"help-link\""),
+        "{page}"
+    );
+}
