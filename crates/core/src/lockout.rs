@@ -22,7 +22,8 @@ use crate::ids::fold_identifier;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LockoutPolicy {
-    /// Failures per login within `window` that lock it (default 5).
+    /// Failures on one counter within `window` that lock it (default 5): a login string's
+    /// counter (browsers not known for the account) or a known device's own.
     pub threshold: u32,
     /// Counting window, in seconds (default 900).
     pub window_secs: u64,
