@@ -25,24 +25,25 @@ const MISMATCH_FR: &str = "Informations erronées ou personnel/enseignant inexis
 const CODE_ERROR_FR: &str = "Identifiant ou code d'activation incorrect, expiré ou déjà utilisé.";
 
 pub async fn activation_app() -> TestApp {
-    with_sms_outbox(TestApp::builder())
-        .with(|s| {
-            s.lifecycle.email_pattern = "{login}@univ.example.org".to_owned();
-            // Pupils and parents have no institutional mailbox (no redirect step).
-            s.lifecycle
-                .email_patterns
-                .insert(Affiliation::Pupil, String::new());
-            s.lifecycle.national_id_key = NATIONAL_ID_KEY.to_owned();
-            s.lifecycle.activation.challenge_bits = 4;
-            s.lifecycle.charter.version = CHARTER.to_owned();
-            s.lifecycle.charter.text = "Usage loyal des moyens informatiques.".to_owned();
-            s.ui.time_zone = "Europe/Paris".to_owned();
-            s.cas.services.push(cas_service("ent", SERVICE, ""));
-            // Hassan II: staff may reset a forgotten password by identity check.
-            s.lifecycle.recovery.identity_check = vec![Affiliation::Staff];
-        })
-        .spawn()
-        .await
+    activation_builder().spawn().await
+}
+
+fn activation_builder() -> sesame_tests::TestAppBuilder {
+    with_sms_outbox(TestApp::builder()).with(|s| {
+        s.lifecycle.email_pattern = "{login}@univ.example.org".to_owned();
+        // Pupils and parents have no institutional mailbox (no redirect step).
+        s.lifecycle
+            .email_patterns
+            .insert(Affiliation::Pupil, String::new());
+        s.lifecycle.national_id_key = NATIONAL_ID_KEY.to_owned();
+        s.lifecycle.activation.challenge_bits = 4;
+        s.lifecycle.charter.version = CHARTER.to_owned();
+        s.lifecycle.charter.text = "Usage loyal des moyens informatiques.".to_owned();
+        s.ui.time_zone = "Europe/Paris".to_owned();
+        s.cas.services.push(cas_service("ent", SERVICE, ""));
+        // Hassan II: staff may reset a forgotten password by identity check.
+        s.lifecycle.recovery.identity_check = vec![Affiliation::Staff];
+    })
 }
 
 pub fn unique_hr_id() -> String {
@@ -979,18 +980,30 @@ pub async fn post_code(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a47_activation_code_reuse_is_rejected() {
+async fn a47_an_activation_code_works_until_its_activation_completes_and_never_after() {
     let app = activation_app().await;
     let (login, code) = pupil_with_code(&app).await;
+    // Someone starts, then abandons the activation half way (closes the browser).
+    let abandoned = sesame_tests::browser();
+    let res = post_code(&app, &abandoned, &login, &code).await;
+    assert_eq!(res.status(), 303);
+    let res = abandoned
+        .post(format!("{}/activation/step", app.address))
+        .form(&[("step", "charter"), ("accept", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+
+    // The code still works: typed in lower case without the dash, it is the same code.
     let client = sesame_tests::browser();
-    // Typed in lower case without the dash: the same code.
     let typed = code.to_lowercase().replace('-', "");
     let res = post_code(&app, &client, &login, &typed).await;
-    assert_eq!(res.status(), 303);
-    // Used once (the activation is not finished yet): obsolete, generic answer.
-    let res = post_code(&app, &sesame_tests::browser(), &login, &code).await;
-    assert_eq!(res.status(), 400);
-    assert!(unescaped(&res.text().await.unwrap()).contains(CODE_ERROR_FR));
+    assert_eq!(
+        res.status(),
+        303,
+        "an abandoned activation does not use the code up"
+    );
 
     // Pupils have no institutional mailbox here: no redirect step.
     let (_, page) = get(&client, format!("{}/activation/step", app.address)).await;
@@ -1038,6 +1051,11 @@ async fn a47_activation_code_reuse_is_rejected() {
     assert_eq!(res.status(), 200);
     assert_eq!(state_of(&app, &login).await, AccountState::Active);
 
+    // Done: the abandoned activation, resumed, only learns that the account is active.
+    let (_, page) = complete_steps_from(&app, &abandoned, "directory", GOOD_PASSWORD).await;
+    assert!(page.contains("Compte déjà activé"), "{page}");
+    assert_eq!(count_kind(&app, &login, "activation.completed").await, 1);
+
     // Once active, the same code says so and gives the login.
     let res = post_code(&app, &sesame_tests::browser(), &login, &code).await;
     assert_eq!(res.status(), 200);
@@ -1057,6 +1075,13 @@ async fn a47_wrong_codes_are_rate_limited() {
     for _ in 0..5 {
         let res = post_code(&app, &client, &login, "AAAAA-BBBBB").await;
         assert_eq!(res.status(), 400);
+        // One generic answer, which says where a new code comes from.
+        let page = unescaped(&res.text().await.unwrap());
+        assert!(
+            page.contains(CODE_ERROR_FR)
+                && page.contains("demandez-en un nouveau à votre établissement"),
+            "{page}"
+        );
     }
     let res = post_code(&app, &client, &login, &code).await;
     assert_eq!(
@@ -1070,45 +1095,74 @@ async fn a47_wrong_codes_are_rate_limited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn c07_parallel_code_submissions_one_wins() {
+async fn c07_twenty_parallel_completions_with_one_code_activate_once_with_the_winners_password() {
     let app = activation_app().await;
     let (login, code) = pupil_with_code(&app).await;
-    let mut prepared = Vec::new();
+    // Twenty browsers start an activation with the one code (it is used up only at the end)
+    // and go as far as the password.
+    let mut browsers = Vec::new();
     for _ in 0..20 {
         let client = sesame_tests::browser();
-        let (_, page) = get(&client, format!("{}/activation/code", app.address)).await;
-        let token = input_value(&page, "form_token").unwrap();
-        prepared.push((client, token));
+        assert_eq!(post_code(&app, &client, &login, &code).await.status(), 303);
+        for form in [
+            vec![("step", "charter"), ("accept", "true")],
+            vec![("step", "directory"), ("opt_in", "false")],
+            vec![
+                ("step", "contacts"),
+                ("recovery_email", "p@perso.example.com"),
+                ("mobile", ""),
+            ],
+        ] {
+            let res = client
+                .post(format!("{}/activation/step", app.address))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 303);
+        }
+        confirm_codes(&app, &client).await;
+        browsers.push(client);
     }
-    let responses = join_all(prepared.iter().map(|(client, token)| {
+    let passwords: Vec<String> = (0..20)
+        .map(|i| format!("{GOOD_PASSWORD} number {i}"))
+        .collect();
+    let responses = join_all(browsers.iter().zip(&passwords).map(|(client, password)| {
         client
-            .post(format!("{}/activation/code", app.address))
+            .post(format!("{}/activation/step", app.address))
             .form(&[
-                ("login", login.as_str()),
-                ("code", code.as_str()),
-                ("form_token", token.as_str()),
+                ("step", "password"),
+                ("password", password.as_str()),
+                ("password_confirm", password.as_str()),
             ])
             .send()
     }))
     .await;
-    let statuses: Vec<u16> = responses
-        .iter()
-        .map(|r| r.as_ref().unwrap().status().as_u16())
-        .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 303).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.iter().all(|s| [303, 400, 429].contains(s)),
-        "{statuses:?}"
-    );
-    // The winner's browser holds the one flow; it activates the account.
-    let winner = statuses.iter().position(|s| *s == 303).unwrap();
-    let (status, done) = complete_steps_without_mailbox(&app, &prepared[winner].0).await;
-    assert_eq!(status, 200, "{done}");
+    let mut winners = Vec::new();
+    for (i, res) in responses.into_iter().enumerate() {
+        let page = unescaped(&res.unwrap().text().await.unwrap());
+        if page.contains("Compte activé") {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(count_kind(&app, &login, "activation.completed").await, 1);
     assert_eq!(state_of(&app, &login).await, AccountState::Active);
+    // The stored password is the winner's.
+    let winner = &passwords[winners[0]];
+    let loser = &passwords[(winners[0] + 1) % 20];
+    assert_eq!(
+        app.login_with(&sesame_tests::browser(), &login, winner, false)
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        app.login_with(&sesame_tests::browser(), &login, loser, false)
+            .await
+            .status(),
+        401
+    );
 }
 
 /// At the verify step: types the codes sent to the contacts, and expects the next step.
@@ -1128,43 +1182,6 @@ pub async fn confirm_codes(app: &TestApp, client: &reqwest::Client) {
         .await
         .unwrap();
     assert_eq!(res.status(), 303, "the codes are accepted");
-}
-
-/// The steps of an account without institutional mailbox (no redirect step).
-async fn complete_steps_without_mailbox(
-    app: &TestApp,
-    client: &reqwest::Client,
-) -> (reqwest::StatusCode, String) {
-    for form in [
-        vec![("step", "charter"), ("accept", "true")],
-        vec![("step", "directory"), ("opt_in", "false")],
-        vec![
-            ("step", "contacts"),
-            ("recovery_email", "p@perso.example.com"),
-            ("mobile", ""),
-        ],
-        vec![
-            ("step", "password"),
-            ("password", GOOD_PASSWORD),
-            ("password_confirm", GOOD_PASSWORD),
-        ],
-    ] {
-        let res = client
-            .post(format!("{}/activation/step", app.address))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        if form[0].1 == "password" {
-            let status = res.status();
-            return (status, res.text().await.unwrap());
-        }
-        assert_eq!(res.status(), 303, "{form:?}");
-        if form[0].1 == "contacts" {
-            confirm_codes(app, client).await;
-        }
-    }
-    unreachable!("the password step returns")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1514,4 +1531,324 @@ async fn sesame_import_queues_the_activation_link_of_new_people() {
     assert_eq!(follow_link(&browser, &link).await.status(), 303);
     let (status, done) = complete_steps(&app, &browser, None).await;
     assert_eq!(status, 200, "{done}");
+}
+
+/// How many audit events of `kind` the login has.
+async fn count_kind(app: &TestApp, login: &str, kind: &str) -> usize {
+    app.audit_kinds(login)
+        .await
+        .iter()
+        .filter(|k| *k == kind)
+        .count()
+}
+
+/// Goes on with an activation in progress (of an account without mailbox) from `from`
+/// (`charter`, `directory`, `contacts` or `password`) to the end; returns the last answer.
+async fn complete_steps_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    from: &str,
+    password: &str,
+) -> (reqwest::StatusCode, String) {
+    let steps = [
+        vec![("step", "charter"), ("accept", "true")],
+        vec![("step", "directory"), ("opt_in", "false")],
+        vec![
+            ("step", "contacts"),
+            ("recovery_email", "p@perso.example.com"),
+            ("mobile", ""),
+        ],
+        vec![
+            ("step", "password"),
+            ("password", password),
+            ("password_confirm", password),
+        ],
+    ];
+    let start = steps.iter().position(|f| f[0].1 == from).unwrap();
+    for form in &steps[start..] {
+        let res = client
+            .post(format!("{}/activation/step", app.address))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        if form[0].1 == "password" || status != 303 {
+            return (status, unescaped(&res.text().await.unwrap()));
+        }
+    }
+    unreachable!("the password step returns")
+}
+
+/// Posts the identity form at `path` as `client`, through a trusted proxy that says the
+/// client's address is `from`.
+async fn post_identity_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    path: &str,
+    who: &Identity<'_>,
+    from: &str,
+) -> reqwest::Response {
+    let (status, page) = get(client, format!("{}{path}", app.address)).await;
+    assert_eq!(status, 200, "{page}");
+    let challenge_id = input_value(&page, "challenge_id").unwrap();
+    let prefix = data_attr(&page, "data-pow-prefix");
+    let bits: u32 = data_attr(&page, "data-pow-bits").parse().unwrap();
+    let nonce = challenge::solve(&prefix, bits);
+    client
+        .post(format!("{}{path}", app.address))
+        .header("X-Forwarded-For", from)
+        .form(&[
+            ("hr_id", who.hr_id),
+            ("national_id", who.national_id),
+            ("birth_date", who.birth_date),
+            ("email", who.email),
+            ("email_confirm", who.email),
+            ("challenge_id", challenge_id.as_str()),
+            ("pow_nonce", nonce.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a47_the_identity_check_cannot_be_blocked_for_the_real_person_from_another_address() {
+    let app = activation_builder()
+        .with(|s| s.server.trusted_proxies = vec!["127.0.0.1".to_owned()])
+        .spawn()
+        .await;
+    let hr_id = unique_hr_id();
+    import_person(
+        &app,
+        &format!("{hr_id},Nadia,{},12-04-1985,staff,,", unique_name()),
+    )
+    .await;
+    let right = Identity {
+        hr_id: &hr_id,
+        national_id: "",
+        birth_date: "12-04-1985",
+        email: "nadia@perso.example.com",
+    };
+    let wrong = Identity {
+        birth_date: "01-01-1980",
+        ..right
+    };
+    // Someone who knows the HR number tries until refused, then goes on.
+    let attacker = sesame_tests::browser();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let res = post_identity_from(
+            &app,
+            &attacker,
+            "/activation/identity",
+            &wrong,
+            "203.0.113.66",
+        )
+        .await;
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [400, 400, 400, 400, 400, 429, 429, 429]);
+    // The attacker's own address stays refused, even with the right answers...
+    let res = post_identity_from(
+        &app,
+        &attacker,
+        "/activation/identity",
+        &right,
+        "203.0.113.66",
+    )
+    .await;
+    assert_eq!(res.status(), 429);
+    // ...but the person, from home, activates.
+    let person = sesame_tests::browser();
+    let res = post_identity_from(
+        &app,
+        &person,
+        "/activation/identity",
+        &right,
+        "198.51.100.7",
+    )
+    .await;
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a47_wrong_tries_from_many_addresses_together_reach_the_identifiers_daily_ceiling() {
+    let app = activation_builder()
+        .with(|s| {
+            s.server.trusted_proxies = vec!["127.0.0.1".to_owned()];
+            s.lifecycle.activation.max_failures_per_identifier = 3;
+            s.lifecycle
+                .activation
+                .max_daily_failures_per_identifier_and_address = 3;
+            s.lifecycle.activation.max_daily_failures_per_identifier = 6;
+        })
+        .spawn()
+        .await;
+    let hr_id = unique_hr_id();
+    import_person(
+        &app,
+        &format!("{hr_id},Omar,{},02-02-1990,staff,,", unique_name()),
+    )
+    .await;
+    let right = Identity {
+        hr_id: &hr_id,
+        national_id: "",
+        birth_date: "02-02-1990",
+        email: "omar@perso.example.com",
+    };
+    let client = sesame_tests::browser();
+    for (i, birth_date) in ["01-01-1990", "03-03-1990", "04-04-1990"]
+        .iter()
+        .enumerate()
+    {
+        for from in ["192.0.2.1", "192.0.2.2"] {
+            let guess = Identity {
+                birth_date,
+                ..right
+            };
+            let res = post_identity_from(&app, &client, "/activation/identity", &guess, from).await;
+            assert_eq!(res.status(), 400, "guess {i} from {from}");
+        }
+    }
+    // Six wrong tries from two addresses: the identifier is refused to every address for the
+    // rest of the day, so distributed guessing stays bounded.
+    let res = post_identity_from(&app, &client, "/activation/identity", &right, "192.0.2.3").await;
+    assert_eq!(res.status(), 429);
+    app.clock
+        .advance(Duration::hours(24) + Duration::seconds(1));
+    let res = post_identity_from(&app, &client, "/activation/identity", &right, "192.0.2.3").await;
+    assert_eq!(res.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_check_and_forgotten_login_errors_link_to_help() {
+    for helpdesk in ["", "https://assistance.univ.example.org/"] {
+        let app = activation_builder()
+            .with(move |s| s.ui.helpdesk_url = helpdesk.to_owned())
+            .spawn()
+            .await;
+        let help = if helpdesk.is_empty() {
+            "/assistance"
+        } else {
+            helpdesk
+        };
+        let nobody = Identity {
+            hr_id: "E000NOBODY",
+            national_id: "",
+            birth_date: "01-01-1990",
+            email: "x@perso.example.com",
+        };
+        for path in ["/activation/identity", "/forgot-login"] {
+            let res = post_identity(&app, &sesame_tests::browser(), path, &nobody).await;
+            assert_eq!(res.status(), 400);
+            let page = unescaped(&res.text().await.unwrap());
+            assert!(page.contains(MISMATCH_FR), "{page}");
+            assert!(
+                page.contains(&format!("href=\"{help}\" id=\"help-link\"")),
+                "{path}: {page}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_replaced_while_its_activation_goes_on_says_to_ask_the_school_for_a_new_one() {
+    let app = activation_app().await;
+    let (login, code) = pupil_with_code(&app).await;
+    let client = sesame_tests::browser();
+    assert_eq!(post_code(&app, &client, &login, &code).await.status(), 303);
+    // Meanwhile the school hands out a new code: the old one is dead.
+    let (_, new_code, _) = app
+        .services
+        .activation
+        .issue_code(&LoginName::parse(&login).unwrap(), "test")
+        .await
+        .unwrap();
+    let (status, page) = complete_steps_from(&app, &client, "charter", GOOD_PASSWORD).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains("Demandez un nouveau code à votre établissement."),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/activation/code\""), "{page}");
+    assert_eq!(state_of(&app, &login).await, AccountState::Provisioned);
+    // The new code activates.
+    let client = sesame_tests::browser();
+    assert_eq!(
+        post_code(&app, &client, &login, &new_code).await.status(),
+        303
+    );
+    let (status, _) = complete_steps_from(&app, &client, "charter", GOOD_PASSWORD).await;
+    assert_eq!(status, 200);
+    assert_eq!(state_of(&app, &login).await, AccountState::Active);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activation_code_typed_as_the_password_goes_on_to_the_activation_and_counts_no_failure()
+{
+    let app = activation_app().await;
+    let (login, code) = pupil_with_code(&app).await;
+    // More times than the lockout threshold: none of them counts as a failure.
+    for _ in 0..6 {
+        let client = sesame_tests::browser();
+        let res = app.login_with(&client, &login, &code, false).await;
+        assert_eq!(res.status(), 303);
+        assert!(
+            location(&res).ends_with("/activation/step"),
+            "{}",
+            location(&res)
+        );
+        let (status, page) = get(&client, format!("{}/activation/step", app.address)).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            input_value(&page, "step").as_deref(),
+            Some("charter"),
+            "{page}"
+        );
+    }
+    let kinds = app.audit_kinds(&login).await;
+    assert_eq!(count_kind(&app, &login, "login.activation_code").await, 6);
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| k == "login.failed" || k == "login.locked"),
+        "{kinds:?}"
+    );
+    // The last browser completes the activation, as the ENT 77 guide goes on.
+    let client = sesame_tests::browser();
+    app.login_with(&client, &login, &code.to_lowercase(), false)
+        .await;
+    let (status, _) = complete_steps_from(&app, &client, "charter", GOOD_PASSWORD).await;
+    assert_eq!(status, 200);
+    assert_eq!(state_of(&app, &login).await, AccountState::Active);
+    // The code is used up: typed again, it is a wrong password like any other.
+    let res = app
+        .login_with(&sesame_tests::browser(), &login, &code, false)
+        .await;
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_of_an_account_awaiting_activation_answers_like_any_wrong_password() {
+    let app = activation_app().await;
+    let (login, _code) = pupil_with_code(&app).await;
+    let nobody = format!("nobody.{}", unique_name().to_lowercase());
+    let mut pages = Vec::new();
+    for who in [login.as_str(), nobody.as_str()] {
+        let res = app
+            .login_with(&sesame_tests::browser(), who, "AAAAA-BBBBB", false)
+            .await;
+        assert_eq!(res.status(), 401);
+        let page = res.text().await.unwrap();
+        let lt = sesame_tests::extract_lt(&page).unwrap();
+        pages.push(page.replace(&lt, "LT").replace(who, "WHO"));
+    }
+    assert_eq!(pages[0], pages[1]);
+    assert!(
+        unescaped(&pages[0]).contains("Première connexion ? Activer mon compte"),
+        "{}",
+        pages[0]
+    );
+    assert_eq!(count_kind(&app, &login, "login.failed").await, 1);
 }

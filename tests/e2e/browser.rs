@@ -823,3 +823,94 @@ async fn the_helpdesk_console_is_accessible_and_keyboard_usable_at_phone_width()
     assert!(fits_the_width(&c).await, "request page at 375 px");
     c.close().await.unwrap();
 }
+
+/// Fills the login form in `c` and submits it.
+async fn submit_login_form(c: &fantoccini::Client, address: &str, login: &str, password: &str) {
+    c.goto(&format!("{address}/cas/login")).await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(login)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit].primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_browser_that_logged_in_before_still_logs_in_after_an_attacker_locks_the_login() {
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let login = unique_login("prenom.nom");
+    app.create_user(&login, GOOD_PASSWORD).await;
+
+    // The person logs in with a real browser at phone width, which keeps a device cookie.
+    let c = connect(&driver, 375).await;
+    submit_login_form(&c, &app.address, &login, GOOD_PASSWORD).await;
+    let who = c.wait().for_element(Locator::Id("current-user")).await;
+    assert_eq!(who.unwrap().text().await.unwrap(), login);
+    let device = c.get_named_cookie("sesame_device").await.unwrap();
+    assert_eq!(device.http_only(), Some(true));
+    c.find(Locator::Css("form[action$='/cas/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::XPath("//h1[text()='Vous êtes déconnecté']"))
+        .await
+        .unwrap();
+
+    // An attacker, from scripts without the person's cookie, locks the login.
+    for _ in 0..5 {
+        let res = app
+            .login_with(&sesame_tests::browser(), &login, "guessed password", false)
+            .await;
+        assert_eq!(res.status(), 401);
+    }
+    let refused = app
+        .login_with(&sesame_tests::browser(), &login, GOOD_PASSWORD, false)
+        .await;
+    assert_eq!(refused.status(), 401, "unknown browsers are locked out");
+
+    // Another browser (unknown) sees the lock page: when to retry, the reset, the help.
+    let other = connect(&driver, 375).await;
+    submit_login_form(&other, &app.address, &login, GOOD_PASSWORD).await;
+    let alert = other.wait().for_element(Locator::Id("login-error")).await;
+    assert!(alert
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("temporairement verrouillée. Réessayez à"));
+    assert!(other.find(Locator::Id("locked-reset")).await.is_ok());
+    assert!(other.find(Locator::Id("help-link")).await.is_ok());
+    assert!(fits_the_width(&other).await, "the lock page fits 375 px");
+    assert_eq!(
+        serious_accessibility_violations(&other).await,
+        Vec::<String>::new()
+    );
+    other.close().await.unwrap();
+
+    // The person's own browser logs in as usual.
+    submit_login_form(&c, &app.address, &login, GOOD_PASSWORD).await;
+    let who = c.wait().for_element(Locator::Id("current-user")).await;
+    if who.is_err() {
+        panic!("not logged in: {}", c.source().await.unwrap());
+    }
+    assert_eq!(who.unwrap().text().await.unwrap(), login);
+    c.close().await.unwrap();
+}

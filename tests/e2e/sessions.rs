@@ -46,9 +46,17 @@ async fn a43_the_session_cookie_is_httponly_lax_and_a_browser_session_cookie_by_
     app.create_user(&login, GOOD_PASSWORD).await;
     let res = app.login(&login, GOOD_PASSWORD).await;
     let cookies = set_cookies(&res);
-    assert_eq!(cookies.len(), 1, "{cookies:?}");
-    let c = &cookies[0];
-    assert!(c.starts_with("sesame_tgc="), "{c}");
+    // The session cookie, and the device cookie that makes this browser a known device
+    // (persistent by design: it is no session, and opens nothing by itself).
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(
+        cookies.iter().any(|c| c.starts_with("sesame_device=")),
+        "{cookies:?}"
+    );
+    let c = cookies
+        .iter()
+        .find(|c| c.starts_with("sesame_tgc="))
+        .expect("the session cookie");
     assert!(
         c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"),
         "{c}"
@@ -93,10 +101,22 @@ async fn a43_over_https_the_cookie_is_secure_and_host_prefixed() {
     let res = app
         .login_with(&browser(), &login, GOOD_PASSWORD, false)
         .await;
-    let c = &set_cookies(&res)[0];
+    let cookies = set_cookies(&res);
+    let c = &cookies[0];
     assert!(
         c.starts_with("__Host-sesame_tgc=") && c.contains("Secure") && c.contains("Path=/"),
         "{c}"
+    );
+    let device = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-sesame_device="))
+        .expect("the device cookie, host-prefixed");
+    assert!(
+        device.contains("Secure")
+            && device.contains("HttpOnly")
+            && device.contains("SameSite=Lax")
+            && device.contains("Path=/"),
+        "{device}"
     );
     assert!(!c.contains("Domain"), "{c}");
 }

@@ -88,6 +88,7 @@ pub fn fast_settings() -> Settings {
     s.database.max_connections = 4;
     // Growing delays before the lock have their own test.
     s.lockout.failure_delay_ms = 0;
+    s.lifecycle.activation.failure_delay_ms = 0;
     // Off: tests run in parallel and would all want port 9090; the metrics tests turn it on
     // at port 0 (`TestApp::metrics_address`).
     s.metrics.listen = String::new();

@@ -17,7 +17,7 @@ use crate::credentials::Password;
 use crate::error::AccountError;
 use crate::ids::{Affiliation, LoginName};
 use crate::lockout::{self, LockoutPolicy};
-use crate::ports::{AccountRepo, AuditLog, EphemeralStore};
+use crate::ports::{AccountRepo, AuditLog, EphemeralStore, KnownDeviceRepo};
 
 /// The password policy of each affiliation, falling back to a default one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +64,7 @@ pub struct AccountService {
     lockout: LockoutPolicy,
     clock: Arc<dyn Clock>,
     context_words: Vec<String>,
+    devices: Option<Arc<dyn KnownDeviceRepo>>,
 }
 
 /// Wiring for [`AccountService::new`].
@@ -102,7 +103,15 @@ impl AccountService {
             lockout: parts.lockout,
             clock: parts.clock,
             context_words: parts.context_words,
+            devices: None,
         }
+    }
+
+    /// Lifts the locks of the account's known devices too when unlocking.
+    #[must_use]
+    pub fn with_known_devices(mut self, devices: Arc<dyn KnownDeviceRepo>) -> Self {
+        self.devices = Some(devices);
+        self
     }
 
     /// The password policies.
@@ -262,21 +271,42 @@ impl AccountService {
         Ok(until)
     }
 
-    /// Lifts a temporary lock and forgets the failure counter.
+    /// Lifts the temporary locks of a login and forgets its failure counters: the login's
+    /// (unknown devices), and, when it names an account, those of each of the account's
+    /// known devices. The helpdesk's and the CLI's unlock, and the end of a completed
+    /// password reset by a verified channel (security spec decision 1).
     ///
     /// # Errors
     /// Storage errors.
     pub async fn unlock(&self, login: &str, actor: &str) -> Result<(), AccountError> {
         let now = self.clock.now();
-        let key = lockout::login_key(login);
-        self.store.clear_attempts(&key).await?;
+        let folded = crate::ids::fold_identifier(login);
+        let account = self.accounts.find_credential(&folded).await?;
+        // One account, one counter: its login names it, whichever of its identifiers was typed.
+        let key = match &account {
+            Some(found) => lockout::login_key(found.account.login.as_str()),
+            None => lockout::login_key(login),
+        };
+        // The database first: the login procedure takes a store lock without its database
+        // lock for lifted (by a process that could not reach the store).
         self.accounts.set_login_lock(&key, None).await?;
-        self.audit
-            .record(
-                AuditEvent::new(AuditKind::LoginUnlocked, now, actor)
-                    .login(&crate::ids::fold_identifier(login)),
-            )
-            .await?;
+        self.store.clear_attempts(&key).await?;
+        let mut devices = 0;
+        if let (Some(found), Some(repo)) = (&account, &self.devices) {
+            for token_hash in repo.clear_device_locks(found.account.id).await? {
+                self.store
+                    .clear_attempts(&lockout::device_key(found.account.id, &token_hash))
+                    .await?;
+                devices += 1;
+            }
+        }
+        let mut event = AuditEvent::new(AuditKind::LoginUnlocked, now, actor)
+            .login(&folded)
+            .detail(serde_json::json!({ "known_devices": devices }));
+        if let Some(found) = &account {
+            event = event.account(found.account.id);
+        }
+        self.audit.record(event).await?;
         Ok(())
     }
 }

@@ -20,8 +20,11 @@ pub enum AuditKind {
     LoginRefusedState,
     /// The login crossed the failure threshold and is now locked.
     LoginLocked,
-    /// An operator lifted a temporary lock.
+    /// An operator lifted a temporary lock, or a completed password reset lifted the locks.
     LoginUnlocked,
+    /// The password typed was the unused activation code of an account waiting for its
+    /// activation: not a failure; the person was sent on to the activation.
+    LoginActivationCode,
     /// The SSO session was ended by its owner.
     Logout,
     /// Account created.
@@ -115,6 +118,7 @@ impl AuditKind {
             Self::LoginRefusedState => "login.refused_state",
             Self::LoginLocked => "login.locked",
             Self::LoginUnlocked => "login.unlocked",
+            Self::LoginActivationCode => "login.activation_code",
             Self::Logout => "logout",
             Self::AccountCreated => "account.created",
             Self::PasswordChanged => "account.password_changed",

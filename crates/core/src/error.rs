@@ -43,7 +43,16 @@ pub enum RepoError {
 pub enum AuthError {
     /// Unknown login or wrong password: one answer for both.
     #[error("invalid credentials")]
-    InvalidCredentials,
+    InvalidCredentials {
+        /// Failures left before the counter this attempt counted on locks, when they are
+        /// few enough to warn about (the same for known and unknown logins).
+        attempts_left: Option<u32>,
+    },
+    /// The "password" is the unused activation code of an account waiting for its
+    /// activation (the ENT 77 guide has people type it there): not a failure, nothing
+    /// counted; the person goes on to the activation.
+    #[error("activation code typed as the password")]
+    ActivationCode,
     /// The login is temporarily locked after repeated failures.
     #[error("login temporarily locked until {until}")]
     Locked {

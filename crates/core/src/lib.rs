@@ -7,6 +7,7 @@ pub mod audit;
 pub mod authn;
 pub mod clock;
 pub mod credentials;
+pub mod devices;
 pub mod error;
 pub mod helpdesk;
 pub mod i18n;

@@ -1,10 +1,15 @@
-//! Temporary lockout after repeated failures (security spec decision 1).
+//! Temporary lockout after repeated failures (security spec decision 1, ADR 0012).
 //!
-//! Two counters guard every password check: one per login string (whether or not an account
-//! bears it, so the lock reveals nothing) and one per client address (against spraying one
-//! password over many logins). An attempt is *reserved* on both counters before argon2 runs,
-//! atomically in the shared store, so of 500 simultaneous wrong passwords exactly `threshold`
-//! reach the hasher (C01, C02) and a correct password only succeeds if it was among them (C03).
+//! Two counters guard every password check: one per client address (against spraying one
+//! password over many logins), and one for the attempt's origin. A browser that has logged in
+//! to the account before (a *known device*, [`crate::devices`]) counts on its own counter and
+//! its failures lock only itself; every other browser counts on the login string's counter
+//! (whether or not an account bears it, so the lock reveals nothing), whose lock refuses
+//! unknown devices only. So an attacker, who does not hold the person's browser, cannot lock
+//! the person out of it. An attempt is *reserved* on the counters before argon2 runs,
+//! atomically in the shared store, so of 500 simultaneous wrong passwords from unknown devices
+//! exactly `threshold` reach the hasher (C01, C02) and a correct password only succeeds if it
+//! was among them (C03).
 
 use std::time::Duration;
 
@@ -17,7 +22,8 @@ use crate::ids::fold_identifier;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LockoutPolicy {
-    /// Failures per login within `window` that lock it (default 5).
+    /// Failures on one counter within `window` that lock it (default 5): a login string's
+    /// counter (browsers not known for the account) or a known device's own.
     pub threshold: u32,
     /// Counting window, in seconds (default 900).
     pub window_secs: u64,
@@ -33,6 +39,9 @@ pub struct LockoutPolicy {
     pub failure_delay_ms: u64,
     /// Longest such delay, in milliseconds (default 4000).
     pub max_failure_delay_ms: u64,
+    /// How long a browser stays a known device after its last login, in days: the lifetime
+    /// of its device cookie (default 365).
+    pub known_device_days: u32,
 }
 
 impl Default for LockoutPolicy {
@@ -45,6 +54,7 @@ impl Default for LockoutPolicy {
             ip_window_secs: 900,
             failure_delay_ms: 500,
             max_failure_delay_ms: 4000,
+            known_device_days: 365,
         }
     }
 }
@@ -60,6 +70,9 @@ impl LockoutPolicy {
         }
         if self.ip_threshold == 0 {
             return Err("ip_threshold must be at least 1".to_owned());
+        }
+        if self.known_device_days == 0 || self.known_device_days > 3650 {
+            return Err("known_device_days must be between 1 and 3650".to_owned());
         }
         for (name, v) in [
             ("window_secs", self.window_secs),
@@ -103,6 +116,11 @@ impl LockoutPolicy {
         now + Duration::from_secs(self.lock_secs)
     }
 
+    /// How long a browser stays a known device after its last login.
+    pub fn known_device_lifetime(&self) -> Duration {
+        Duration::from_secs(u64::from(self.known_device_days) * 24 * 3600)
+    }
+
     /// When a throttle taken at `now` ends.
     pub fn ip_throttle_until(&self, now: OffsetDateTime) -> OffsetDateTime {
         now + Duration::from_secs(self.ip_window_secs)
@@ -113,6 +131,12 @@ impl LockoutPolicy {
 /// full-width spelling share one counter (A04).
 pub fn login_key(raw_login: &str) -> String {
     format!("lockout:login:{}", fold_identifier(raw_login))
+}
+
+/// The store key of a known device's own counter for one account (`token_hash`: the SHA-256
+/// of its cookie's token).
+pub fn device_key(account_id: crate::ids::AccountId, token_hash: &str) -> String {
+    format!("lockout:device:{account_id}:{token_hash}")
 }
 
 /// The store key of the per-address counter.

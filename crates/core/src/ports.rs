@@ -270,6 +270,71 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// One browser known for one account: it has logged in to that account with the password
+/// (security spec decision 1, [`crate::devices`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownDevice {
+    /// The account it logged in to.
+    pub account_id: AccountId,
+    /// Its first login to that account.
+    pub first_seen: OffsetDateTime,
+    /// Its last login to that account.
+    pub last_seen: OffsetDateTime,
+    /// Until when its own failures lock it out of that account, if they do.
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// Known devices (the SQL database: they must survive a restart of the ephemeral store, or
+/// every browser would become unknown again and lockable by an attacker). A device is named
+/// by the SHA-256 of its cookie's token; the token itself is never stored.
+#[async_trait]
+pub trait KnownDeviceRepo: Send + Sync + std::fmt::Debug {
+    /// Every account the device with this token hash is known for, by the hash alone (so the
+    /// lookup costs the same whatever login was typed).
+    async fn devices_by_token(&self, token_hash: &str) -> Result<Vec<KnownDevice>, RepoError>;
+
+    /// Records a login of the device to the account: a new row, or `last_seen` moved on.
+    async fn remember_device(
+        &self,
+        token_hash: &str,
+        account_id: AccountId,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError>;
+
+    /// Records (`Some`) or lifts (`None`) the lock of one device for one account.
+    async fn set_device_lock(
+        &self,
+        token_hash: &str,
+        account_id: AccountId,
+        until: Option<OffsetDateTime>,
+    ) -> Result<(), RepoError>;
+
+    /// Lifts the locks of every device of the account; returns the token hashes of all its
+    /// devices (so their counters can be cleared too).
+    async fn clear_device_locks(&self, account_id: AccountId) -> Result<Vec<String>, RepoError>;
+
+    /// Forgets the devices whose last login to an account is older than `unseen_since` (their
+    /// cookie has expired); returns how many rows went.
+    async fn purge_devices(&self, unseen_since: OffsetDateTime) -> Result<usize, RepoError>;
+}
+
+/// What the login procedure asks of activation, which it does not know otherwise: the ENT 77
+/// guide has people type the activation code their school gave them in the login page's
+/// password field. Implemented in `sesame-lifecycle`.
+#[async_trait]
+pub trait PendingActivationCodes: Send + Sync + std::fmt::Debug {
+    /// Whether `typed` is an unused, unexpired activation code of the not yet activated
+    /// account `account`. With `None` (no such account, or one that is not waiting for its
+    /// activation) the answer is `false` after the same work, so that the check costs what it
+    /// costs for a provisioned account.
+    async fn is_pending_code(
+        &self,
+        account: Option<AccountId>,
+        typed: &crate::credentials::Password,
+        now: OffsetDateTime,
+    ) -> Result<bool, RepoError>;
+}
+
 /// A JWT signing key as stored (OpenID Connect ID tokens, access tokens, logout tokens).
 ///
 /// A key is *published* (in the JWKS) from its creation until `publish_until`, and *signs*

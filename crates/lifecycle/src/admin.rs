@@ -12,8 +12,7 @@ use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
 use sesame_core::error::AccountError;
 use sesame_core::ids::{
-    fold_for_search, AccountId, Affiliation, Email, HrId, IdentifierKind,
-    LoginName, MobilePhone,
+    fold_for_search, AccountId, Affiliation, Email, HrId, IdentifierKind, LoginName, MobilePhone,
 };
 use sesame_core::ports::{AccountRepo, AuditLog, ProfileRepo};
 use sesame_core::session::{SessionManager, SsoSession};

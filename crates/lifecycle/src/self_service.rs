@@ -177,6 +177,9 @@ impl SelfService {
                 login: session.login.as_str().to_owned(),
                 password: current,
                 client_ip: ip,
+                // Counted on the login's counter: a wrong current password locks unknown
+                // devices (A52), never the person's known browsers.
+                device: None,
             })
             .await?;
         Ok(())

@@ -54,6 +54,7 @@ pub const LOGIN_OUTCOMES: &[&str] = &[
     "disabled",
     "busy",
     "password_too_long",
+    "activation_code",
     "error",
 ];
 

@@ -264,13 +264,14 @@ fn security_headers(https: bool) -> DefaultHeaders {
 const CLOCK_ALIGNMENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Background upkeep: hourly cleanup of records that only matter until they expire (ended
-/// login locks, signing keys no longer published), a periodic reread of the signing keys
+/// login locks, known devices whose cookie has expired, signing keys no longer published), a periodic reread of the signing keys
 /// so that a key rotated on one instance is published and used by all, and the alignment of
 /// the clock on the shared store's.
 fn spawn_housekeeping(services: &Services, key_reload: std::time::Duration) {
     let repo = std::sync::Arc::clone(&services.accounts_repo);
     let clock = std::sync::Arc::clone(&services.clock);
     let keys = std::sync::Arc::clone(services.oidc.tokens.keys());
+    let devices = services.devices.clone();
     tokio::spawn(async move {
         let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
@@ -279,6 +280,14 @@ fn spawn_housekeeping(services: &Services, key_reload: std::time::Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "expired login locks removed"),
                 Err(e) => tracing::warn!(error = %e, "could not purge expired login locks"),
+            }
+            match devices.purge().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    purged = n,
+                    "known devices unseen for their cookie's lifetime removed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not purge known devices"),
             }
             if let Err(e) = keys.purge().await {
                 tracing::warn!(error = %e, "could not purge unpublished signing keys");

@@ -122,7 +122,8 @@ async fn render(handle: web::Data<PrometheusHandle>) -> HttpResponse {
 pub fn login(outcome: &Result<Authenticated, AuthError>) {
     sesame_metrics::login(match outcome {
         Ok(_) => "success",
-        Err(AuthError::InvalidCredentials) => "invalid_credentials",
+        Err(AuthError::InvalidCredentials { .. }) => "invalid_credentials",
+        Err(AuthError::ActivationCode) => "activation_code",
         Err(AuthError::Locked { .. }) => "locked",
         Err(AuthError::Throttled { .. }) => "throttled",
         Err(AuthError::Blocked) => "blocked",

@@ -11,11 +11,12 @@ use sesame_core::authn::Authenticator;
 use sesame_core::clock::{Clock, DeploymentClock, SystemClock};
 use sesame_core::credentials::hasher::PasswordHasher;
 use sesame_core::credentials::pool::HashingPool;
-use sesame_core::ports::ApiKeyRepo;
+use sesame_core::devices::KnownDevices;
 use sesame_core::ports::{
     AccountRepo, AuditLog, ConsentRepo, EphemeralStore, HelpdeskRepo, MailQueue, Mailer,
     ProfileRepo, SigningKeyRepo,
 };
+use sesame_core::ports::{ApiKeyRepo, KnownDeviceRepo};
 use sesame_core::session::SessionManager;
 use sesame_core::sms::SmsSender;
 use sesame_lifecycle::activation::ports::ActivationTokenRepo;
@@ -117,6 +118,8 @@ pub struct Services {
     pub store: Arc<dyn EphemeralStore>,
     /// The login procedure.
     pub authenticator: Authenticator,
+    /// The browsers known for accounts (device cookies).
+    pub devices: KnownDevices,
     /// SSO sessions.
     pub sessions: SessionManager,
     /// Account administration.
@@ -245,7 +248,13 @@ impl Services {
         let api_key_repo: Arc<dyn ApiKeyRepo> = database.clone();
         let activation_tokens: Arc<dyn ActivationTokenRepo> = database.clone();
         let helpdesk_repo: Arc<dyn HelpdeskRepo> = database.clone();
+        let device_repo: Arc<dyn KnownDeviceRepo> = database.clone();
         let consents: Arc<dyn ConsentRepo> = database;
+        let devices = KnownDevices::new(
+            Arc::clone(&device_repo),
+            Arc::clone(&clock),
+            &settings.lockout,
+        );
         let authenticator = Authenticator::new(
             Arc::clone(&accounts_repo),
             Arc::clone(&audit),
@@ -254,7 +263,8 @@ impl Services {
             pool.clone(),
             settings.lockout,
             Arc::clone(&clock),
-        );
+        )
+        .with_known_devices(devices.clone());
         let sessions =
             SessionManager::new(Arc::clone(&store), Arc::clone(&clock), settings.session);
         let accounts = AccountService::new(AccountServiceParts {
@@ -267,7 +277,8 @@ impl Services {
             lockout: settings.lockout,
             clock: Arc::clone(&clock),
             context_words: context_words(settings),
-        });
+        })
+        .with_known_devices(device_repo);
         let blocking = AccountBlocking::new(accounts.clone(), sessions.clone());
         let registry = Arc::new(
             ServiceRegistry::new(settings.cas.services.clone())
@@ -332,6 +343,8 @@ impl Services {
             time_zone: settings.ui.time_zone.clone(),
             reset_by_identity: settings.lifecycle.recovery.identity_check.clone(),
         });
+        // The login page recognises a school's activation code typed as the password.
+        let authenticator = authenticator.recognising_activation_codes(activation.pending_codes());
         let recovery = PasswordRecovery::new(RecoveryParts {
             accounts_repo: Arc::clone(&accounts_repo),
             profiles: Arc::clone(&profiles),
@@ -384,6 +397,7 @@ impl Services {
             profiles,
             store,
             authenticator,
+            devices,
             sessions,
             accounts,
             blocking,

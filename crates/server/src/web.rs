@@ -41,6 +41,10 @@ pub fn carries_secret(req: &HttpRequest) -> bool {
         .any(|(name, value)| !value.is_empty() && SECRET_PARAMETERS.contains(&name.as_ref()))
 }
 
+/// Name of the cookie holding the id of the activation in progress (its pages, and the login
+/// page when an activation code is typed as the password, start one).
+pub const ACTIVATION_FLOW_COOKIE: &str = "sesame_activation";
+
 /// Shared by all requests.
 #[derive(Debug)]
 pub struct AppState {
@@ -52,6 +56,8 @@ pub struct AppState {
     pub renderer: Renderer,
     /// Name of the SSO cookie (`__Host-` prefixed over https).
     pub sso_cookie_name: String,
+    /// Name of the device cookie (`__Host-` prefixed over https).
+    pub device_cookie_name: String,
     trusted_proxies: Vec<(IpAddr, u8)>,
     time_zone: &'static Tz,
 }
@@ -63,6 +69,11 @@ impl AppState {
             "__Host-sesame_tgc".to_owned()
         } else {
             "sesame_tgc".to_owned()
+        };
+        let device_cookie_name = if settings.is_https() {
+            "__Host-sesame_device".to_owned()
+        } else {
+            "sesame_device".to_owned()
         };
         let trusted_proxies = settings
             .server
@@ -77,6 +88,7 @@ impl AppState {
             services,
             renderer,
             sso_cookie_name,
+            device_cookie_name,
             trusted_proxies,
             time_zone,
         }
@@ -173,6 +185,71 @@ impl AppState {
         cookie
     }
 
+    /// The value of the browser's device cookie, if it sent one (security spec decision 1).
+    pub fn presented_device(&self, req: &HttpRequest) -> Option<String> {
+        req.cookie(&self.device_cookie_name)
+            .map(|c| c.value().to_owned())
+    }
+
+    /// Makes this browser a known device of the account, after it proved itself (a password
+    /// login that opened a session, a completed reset by a verified channel), and returns the
+    /// device cookie to set: HttpOnly, SameSite=Lax, Path=/, Secure and `__Host-` over https,
+    /// lasting `lockout.known_device_days`. A failure only costs the browser its standing:
+    /// it is logged, and the login or reset goes on.
+    pub async fn remember_device(
+        &self,
+        req: &HttpRequest,
+        account_id: sesame_core::ids::AccountId,
+    ) -> Option<Cookie<'static>> {
+        let presented = self.presented_device(req);
+        match self
+            .services
+            .devices
+            .remember(account_id, presented.as_deref())
+            .await
+        {
+            Ok(token) => {
+                let lifetime = self.services.devices.lifetime().as_secs();
+                Some(
+                    Cookie::build(self.device_cookie_name.clone(), token)
+                        .path("/")
+                        .http_only(true)
+                        .secure(self.settings.is_https())
+                        .same_site(SameSite::Lax)
+                        .max_age(CookieDuration::seconds(
+                            i64::try_from(lifetime).unwrap_or(i64::MAX),
+                        ))
+                        .finish(),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not remember the device of a login");
+                None
+            }
+        }
+    }
+
+    /// The cookie that carries an activation in progress to its steps: Path=/activation,
+    /// HttpOnly, SameSite=Strict, Secure over https, ending with the browser.
+    pub fn activation_flow_cookie(&self, flow_id: String) -> Cookie<'static> {
+        Cookie::build(ACTIVATION_FLOW_COOKIE, flow_id)
+            .path("/activation")
+            .http_only(true)
+            .secure(self.settings.is_https())
+            .same_site(SameSite::Strict)
+            .finish()
+    }
+
+    /// Where the help links of error, lock and blocked pages lead: `ui.helpdesk_url` when
+    /// set, else Sesame's own assistance form.
+    pub fn help_url(&self) -> String {
+        if self.settings.ui.helpdesk_url.is_empty() {
+            format!("{}/assistance", self.base_path())
+        } else {
+            self.settings.ui.helpdesk_url.clone()
+        }
+    }
+
     /// Renders a page. A rendering failure (broken theme) becomes a plain 500. A page whose
     /// address carries a token gets [`SECRET_PAGE_REFERRER_POLICY`], in its `<meta>` (which
     /// browsers obey over the header) and its header alike.
@@ -202,6 +279,7 @@ impl AppState {
             base => self.base_path(),
             institution => self.settings.ui.institution_name,
             helpdesk_url => self.settings.ui.helpdesk_url,
+            help_url => self.help_url(),
             t => self.renderer.texts(lang),
         };
         let merged = minijinja::context! { ..ctx, ..base_ctx };

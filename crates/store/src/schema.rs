@@ -77,6 +77,21 @@ diesel::table! {
     }
 }
 
+// --- known devices (2026-12-01-001301_known_devices) ---
+
+diesel::table! {
+    known_devices (token_hash, account_id) {
+        token_hash -> Text,
+        account_id -> Text,
+        first_seen -> Int8,
+        last_seen -> Int8,
+        locked_until -> Nullable<Int8>,
+    }
+}
+
+diesel::joinable!(known_devices -> accounts (account_id));
+diesel::allow_tables_to_appear_in_same_query!(known_devices, accounts);
+
 diesel::table! {
     mail_queue (id) {
         id -> Text,

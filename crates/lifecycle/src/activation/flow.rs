@@ -100,6 +100,10 @@ pub struct FlowState {
     pub mail_redirect: Option<String>,
     /// Keep a copy of forwarded mail.
     pub keep_copy: bool,
+    /// For an activation by code: the stored hash of the school's code, used up when the
+    /// activation completes (not when it starts, so an abandoned one can start again).
+    #[serde(default)]
+    pub code_hash: Option<String>,
 }
 
 impl FlowState {
@@ -323,6 +327,7 @@ mod tests {
             mobile_check: None,
             mail_redirect: None,
             keep_copy: false,
+            code_hash: None,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod challenge;
 pub mod codes;
 pub mod error;
 pub mod flow;
+pub mod limits;
 pub mod ports;
 pub mod settings;
 
@@ -27,7 +28,9 @@ use sesame_core::i18n::Lang;
 use sesame_core::ids::{AccountId, Affiliation, Email, HrId, LoginName, MobilePhone};
 use sesame_core::mail::{MailKind, MailMessage};
 use sesame_core::national_id::{NationalId, NationalIdKey};
-use sesame_core::ports::{AccountRepo, AuditLog, EphemeralStore, Mailer, ProfileRepo};
+use sesame_core::ports::{
+    AccountRepo, AuditLog, EphemeralStore, Mailer, PendingActivationCodes, ProfileRepo,
+};
 use sesame_core::random;
 use sesame_core::sms::SmsSender;
 use time::{OffsetDateTime, PrimitiveDateTime, Time};
@@ -39,7 +42,8 @@ use self::error::ActivationError;
 use self::flow::{
     Activated, Advance, CodeProblem, FlowState, Step, StepInput, StepProblem, VerifyAction,
 };
-use self::ports::{ActivationTokenRepo, Consumption, NewToken, TokenKind};
+use self::limits::{FailureCounters, Reserved};
+use self::ports::{ActivationTokenRepo, Consumption, NewToken, TokenKind, TokenState};
 use self::settings::{ActivationPath, ActivationPolicy, CharterPolicy};
 use crate::error::OperatorLinkError;
 use crate::import::{ImportReport, Outcome};
@@ -243,56 +247,17 @@ impl Activation {
         Ok(())
     }
 
-    /// Counts one attempt on `key`; `Some(until)` when the key is over its allowance.
-    async fn reserve(
-        &self,
-        key: &str,
-        max: u32,
-    ) -> Result<Option<OffsetDateTime>, ActivationError> {
-        let now = self.now();
-        let window = Duration::from_secs(self.parts.policy.failure_window_secs);
-        let r = self.parts.store.reserve_attempt(key, now, window).await?;
-        if let Some(until) = r.locked_until {
-            return Ok(Some(until));
-        }
-        if r.attempt > max {
-            let until = now + window;
-            self.parts.store.lock_attempts(key, until, now).await?;
-            return Ok(Some(until));
-        }
-        Ok(None)
+    /// Reserves one attempt on the counters of an identifier from a source
+    /// ([`limits`]); an attempt that succeeds gives them back ([`FailureCounters::forgive`]).
+    async fn reserve(&self, counters: &FailureCounters) -> Result<Reserved, ActivationError> {
+        counters
+            .reserve(self.parts.store.as_ref(), &self.parts.policy, self.now())
+            .await
     }
 
-    /// Reserves one attempt for the client address and one for the identifier; an
-    /// attempt that succeeds gives them back ([`Activation::forgive`]).
-    async fn reserve_both(
-        &self,
-        ip_key: Option<&str>,
-        id_key: &str,
-    ) -> Result<(), ActivationError> {
-        if let Some(ip_key) = ip_key {
-            if let Some(until) = self
-                .reserve(ip_key, self.parts.policy.max_failures_per_ip)
-                .await?
-            {
-                return Err(ActivationError::Throttled { until });
-            }
-        }
-        if let Some(until) = self
-            .reserve(id_key, self.parts.policy.max_failures_per_identifier)
-            .await?
-        {
-            return Err(ActivationError::Throttled { until });
-        }
-        Ok(())
-    }
-
-    async fn forgive(&self, ip_key: Option<&str>, id_key: &str) -> Result<(), ActivationError> {
-        if let Some(ip_key) = ip_key {
-            self.parts.store.forgive_attempt(ip_key).await?;
-        }
-        self.parts.store.clear_attempts(id_key).await?;
-        Ok(())
+    /// Waits before answering a failure, longer with each failure from the same source.
+    async fn delay_failure(&self, reserved: Reserved) {
+        tokio::time::sleep(limits::failure_delay(&self.parts.policy, reserved.rank)).await;
     }
 
     // --- identity check -------------------------------------------------------------
@@ -364,12 +329,12 @@ impl Activation {
         };
         self.check_challenge(answer).await?;
         let hr_id = HrId::parse(&claim.hr_id).ok();
-        let ip_key = ip.map(|ip| format!("act:ip:{ip}"));
-        let id_key = format!(
-            "act:identity:{}",
-            random::sha256_hex(&claim.hr_id.trim().to_uppercase())
+        let counters = FailureCounters::new(
+            "identity",
+            &random::sha256_hex(&claim.hr_id.trim().to_uppercase()),
+            ip,
         );
-        self.reserve_both(ip_key.as_deref(), &id_key).await?;
+        let reserved = self.reserve(&counters).await?;
         let matched = match &hr_id {
             Some(hr_id) => self.parts.profiles.find_by_hr_id(hr_id).await?,
             None => None,
@@ -420,9 +385,10 @@ impl Activation {
                     ),
             )
             .await?;
+            self.delay_failure(reserved).await;
             return Err(ActivationError::Mismatch);
         };
-        self.forgive(ip_key.as_deref(), &id_key).await?;
+        counters.forgive(self.parts.store.as_ref()).await?;
         let account = found.account;
         if purpose == IdentityPurpose::ResetPassword {
             self.audit(
@@ -461,6 +427,7 @@ impl Activation {
                 email.map(|e| e.as_str().to_owned()),
                 None,
                 ip,
+                None,
             )
             .await?;
         Ok(IdentityOutcome::Started { flow_id })
@@ -519,9 +486,11 @@ impl Activation {
         Ok((account, code, expires_at))
     }
 
-    /// Starts an activation with a login and a code: the code is consumed atomically (of 20
-    /// parallel submissions exactly one starts a flow, C07); failures count per login and
-    /// per address (A47).
+    /// Starts an activation with a login and a code. The code is only looked at here: it is
+    /// consumed when the activation completes (atomically then: of 20 parallel completions
+    /// exactly one activates, C07), so an activation abandoned half way can start again with
+    /// the same code for as long as the code lives. Failures count per login and source and
+    /// per login (A47, [`limits`]).
     ///
     /// # Errors
     /// [`ActivationError::InvalidCode`], [`ActivationError::Throttled`],
@@ -534,45 +503,45 @@ impl Activation {
         ip: Option<std::net::IpAddr>,
     ) -> Result<String, ActivationError> {
         let folded = sesame_core::ids::fold_identifier(login);
-        let ip_key = ip.map(|ip| format!("act:ip:{ip}"));
-        let id_key = format!("act:code:{}", random::sha256_hex(&folded));
-        self.reserve_both(ip_key.as_deref(), &id_key).await?;
+        let counters = FailureCounters::new("code", &random::sha256_hex(&folded), ip);
+        let reserved = self.reserve(&counters).await?;
         let account = match LoginName::parse(login) {
             Ok(l) => self.parts.accounts_repo.find_by_login(&l).await?,
             Err(_) => None,
         };
-        let outcome = match &account {
-            Some(a)
-                if self
-                    .parts
-                    .policy
-                    .allows(a.affiliation, ActivationPath::Code) =>
-            {
+        let presented = account.as_ref().and_then(|a| {
+            self.parts
+                .policy
+                .allows(a.affiliation, ActivationPath::Code)
+                .then(|| code_hash(a.id, code))
+        });
+        let state = match &presented {
+            Some(hash) => {
                 self.parts
                     .tokens
-                    .consume_token(TokenKind::Code, &code_hash(a.id, code), self.now())
+                    .token_state(TokenKind::Code, hash, self.now())
                     .await?
             }
-            _ => Consumption::Invalid,
+            None => TokenState::Invalid,
         };
-        match (account, outcome) {
-            (Some(account), Consumption::Consumed { account_id, .. })
+        match (account, state, presented) {
+            (Some(account), TokenState::Usable { account_id }, Some(hash))
                 if account_id == account.id && account.state == AccountState::Provisioned =>
             {
-                self.forgive(ip_key.as_deref(), &id_key).await?;
-                self.start_flow(&account, ActivationPath::Code, None, None, ip)
+                counters.forgive(self.parts.store.as_ref()).await?;
+                self.start_flow(&account, ActivationPath::Code, None, None, ip, Some(hash))
                     .await
             }
-            (Some(account), Consumption::AlreadyUsed { .. } | Consumption::Consumed { .. })
+            (Some(account), TokenState::Used { .. } | TokenState::Usable { .. }, _)
                 if account.state == AccountState::Active =>
             {
                 // The code was right: say so, and give the login (the seeds' "second attempt").
-                self.forgive(ip_key.as_deref(), &id_key).await?;
+                counters.forgive(self.parts.store.as_ref()).await?;
                 Err(ActivationError::AlreadyActive {
                     login: account.login.as_str().to_owned(),
                 })
             }
-            (account, _) => {
+            (account, _, _) => {
                 let mut event = AuditEvent::new(AuditKind::ActivationFailed, self.now(), "self")
                     .login(&folded)
                     .ip(ip)
@@ -581,9 +550,17 @@ impl Activation {
                     event = event.account(a.id);
                 }
                 self.audit(event).await?;
+                self.delay_failure(reserved).await;
                 Err(ActivationError::InvalidCode)
             }
         }
+    }
+
+    /// The check the login procedure makes on a wrong password ([`PendingActivationCodes`]).
+    pub fn pending_codes(&self) -> Arc<dyn PendingActivationCodes> {
+        Arc::new(PendingCodes {
+            tokens: Arc::clone(&self.parts.tokens),
+        })
     }
 
     // --- mailed links ---------------------------------------------------------------
@@ -830,6 +807,7 @@ impl Activation {
                     proven.clone(),
                     proven,
                     ip,
+                    None,
                 )
                 .await
             }
@@ -859,6 +837,7 @@ impl Activation {
         recovery_email: Option<String>,
         proven_email: Option<String>,
         ip: Option<std::net::IpAddr>,
+        code_hash: Option<String>,
     ) -> Result<String, ActivationError> {
         let profile = self
             .parts
@@ -888,6 +867,7 @@ impl Activation {
             mobile_check: None,
             mail_redirect: None,
             keep_copy: true,
+            code_hash,
         };
         flow.step = flow.first_step(self.charter_in_force());
         let flow_id = self.store_flow(&flow).await?;
@@ -1155,6 +1135,20 @@ impl Activation {
             }
         }
         let now = self.now();
+        // The school's code is used up here, when the activation completes, and only if it
+        // still works: the school may have replaced it, or it may have expired, since the
+        // flow started.
+        if let Some(hash) = &flow.code_hash {
+            match self
+                .parts
+                .tokens
+                .consume_token(TokenKind::Code, hash, now)
+                .await?
+            {
+                Consumption::Consumed { account_id, .. } if account_id == account.id => {}
+                _ => return Err(ActivationError::InvalidCode),
+            }
+        }
         // A contact is verified when the person proved it in this flow: the activation link
         // was mailed to that address, or they typed the code sent to it.
         let recovery = flow
@@ -1584,5 +1578,34 @@ fn purpose_name(purpose: IdentityPurpose) -> &'static str {
         IdentityPurpose::Activation => "activation",
         IdentityPurpose::ForgotLogin => "forgot_login",
         IdentityPurpose::ResetPassword => "reset_password",
+    }
+}
+
+/// [`PendingActivationCodes`] over the activation codes: the login procedure's question "is
+/// this password the unused code of this provisioned account?".
+#[derive(Debug)]
+struct PendingCodes {
+    tokens: Arc<dyn ActivationTokenRepo>,
+}
+
+#[async_trait::async_trait]
+impl PendingActivationCodes for PendingCodes {
+    async fn is_pending_code(
+        &self,
+        account: Option<AccountId>,
+        typed: &sesame_core::credentials::Password,
+        now: OffsetDateTime,
+    ) -> Result<bool, sesame_core::error::RepoError> {
+        // Without an account the same lookup runs, for an id no account has: a provisioned
+        // account's wrong password must cost what any wrong password costs.
+        let looked_up = account.unwrap_or(AccountId::new_random());
+        let state = self
+            .tokens
+            .token_state(TokenKind::Code, &code_hash(looked_up, typed.expose()), now)
+            .await?;
+        Ok(match (account, state) {
+            (Some(expected), TokenState::Usable { account_id }) => account_id == expected,
+            _ => false,
+        })
     }
 }

@@ -71,6 +71,23 @@ pub enum Consumption {
     Invalid,
 }
 
+/// What a secret is, looked at without using it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenState {
+    /// Unused and unexpired.
+    Usable {
+        /// The account.
+        account_id: AccountId,
+    },
+    /// Used (or replaced by a newer one) before its expiry.
+    Used {
+        /// The account.
+        account_id: AccountId,
+    },
+    /// Unknown, or expired.
+    Invalid,
+}
+
 /// Durable one-time secrets of activation.
 #[async_trait]
 pub trait ActivationTokenRepo: Send + Sync + std::fmt::Debug {
@@ -99,4 +116,13 @@ pub trait ActivationTokenRepo: Send + Sync + std::fmt::Debug {
         kind: TokenKind,
         now: OffsetDateTime,
     ) -> Result<Option<String>, RepoError>;
+
+    /// What a secret is now, without consuming it (one indexed read; the same work whether
+    /// or not it exists).
+    async fn token_state(
+        &self,
+        kind: TokenKind,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<TokenState, RepoError>;
 }

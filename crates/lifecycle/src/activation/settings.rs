@@ -27,13 +27,24 @@ pub struct ActivationPolicy {
     pub code_ttl_days: u32,
     /// How long an activation in progress waits between two steps, in seconds.
     pub flow_ttl_secs: u64,
-    /// Wrong identity checks or codes allowed per identifier (HR number, login) within
-    /// `failure_window_secs`; the next ones are refused until the window ends.
+    /// Wrong identity checks or codes allowed per identifier (HR number, login) from one
+    /// client address (an IPv6 one by its /64) within `failure_window_secs`; the next ones
+    /// from that address are refused until the window ends. Other addresses are not.
     pub max_failures_per_identifier: u32,
-    /// Wrong identity checks or codes allowed per client address within the window.
+    /// The same per identifier and address over a day.
+    pub max_daily_failures_per_identifier_and_address: u32,
+    /// Wrong identity checks or codes allowed per identifier from all addresses together
+    /// over a day: the ceiling on distributed guessing, past which the identifier is refused
+    /// to everybody until the day ends.
+    pub max_daily_failures_per_identifier: u32,
+    /// Wrong identity checks or codes allowed per client address, whatever the identifier,
+    /// within the window.
     pub max_failures_per_ip: u32,
-    /// The window of both failure counts, in seconds.
+    /// The window of the per-identifier-and-address and per-address counts, in seconds.
     pub failure_window_secs: u64,
+    /// Delay before answering the 2nd failure on one identifier from one address, in
+    /// milliseconds; it doubles with each further failure, up to 4 s (0: none).
+    pub failure_delay_ms: u64,
     /// Leading zero bits the proof of work of the identity form needs (each one doubles the
     /// work; 18 takes well under a second in a browser).
     pub challenge_bits: u32,
@@ -57,8 +68,11 @@ impl Default for ActivationPolicy {
             code_ttl_days: 60,
             flow_ttl_secs: 1800,
             max_failures_per_identifier: 5,
+            max_daily_failures_per_identifier_and_address: 10,
+            max_daily_failures_per_identifier: 100,
             max_failures_per_ip: 30,
             failure_window_secs: 3600,
+            failure_delay_ms: 500,
             challenge_bits: 18,
             max_links_per_day: 5,
         }
@@ -84,10 +98,32 @@ impl ActivationPolicy {
         if !(60..=86_400).contains(&self.flow_ttl_secs) {
             return Err("flow_ttl_secs: between 60 and 86400".to_owned());
         }
-        if self.max_failures_per_identifier == 0 || self.max_failures_per_ip == 0 {
-            return Err(
-                "max_failures_per_identifier and max_failures_per_ip: at least 1".to_owned(),
-            );
+        for (name, max) in [
+            (
+                "max_failures_per_identifier",
+                self.max_failures_per_identifier,
+            ),
+            (
+                "max_daily_failures_per_identifier_and_address",
+                self.max_daily_failures_per_identifier_and_address,
+            ),
+            (
+                "max_daily_failures_per_identifier",
+                self.max_daily_failures_per_identifier,
+            ),
+            ("max_failures_per_ip", self.max_failures_per_ip),
+        ] {
+            if max == 0 {
+                return Err(format!("{name}: at least 1"));
+            }
+        }
+        if self.max_daily_failures_per_identifier
+            < self.max_daily_failures_per_identifier_and_address
+        {
+            return Err("max_daily_failures_per_identifier: at least max_daily_failures_per_identifier_and_address (else one address alone could block a person)".to_owned());
+        }
+        if self.failure_delay_ms > 4000 {
+            return Err("failure_delay_ms: at most 4000".to_owned());
         }
         if self.failure_window_secs == 0 {
             return Err("failure_window_secs: at least 1".to_owned());

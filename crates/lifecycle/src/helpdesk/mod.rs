@@ -18,8 +18,8 @@ use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
 use sesame_core::error::{AccountError, RepoError, StoreError};
 use sesame_core::helpdesk::{BlockReason, BlockRecord};
-use sesame_core::ids::LoginName;
 use sesame_core::i18n::Lang;
+use sesame_core::ids::LoginName;
 use sesame_core::mail::{MailKind, MailMessage};
 use sesame_core::national_id::NationalIdKey;
 use sesame_core::ports::{

@@ -165,7 +165,9 @@ impl From<AccountError> for RecoveryError {
 impl From<AuthError> for RecoveryError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::InvalidCredentials => Self::WrongPassword,
+            // A provisioned account has no session to change a password from: an activation
+            // code cannot reach here, and would be a wrong password anyway.
+            AuthError::InvalidCredentials { .. } | AuthError::ActivationCode => Self::WrongPassword,
             AuthError::Busy => Self::Busy,
             AuthError::Store(e) => Self::Store(e),
             AuthError::Repo(e) => Self::Repo(e),

@@ -494,7 +494,9 @@ impl PasswordRecovery {
 
     /// Sets the new password with a verified token: checks the policy (consuming nothing if
     /// it fails), consumes the token (one winner among parallel submissions, C07), stores the
-    /// new hash, ends every SSO session of the account, queues the notice and records it.
+    /// new hash, lifts the account's lockout locks, ends every SSO session of the account,
+    /// queues the notice and records it. Every way of resetting by a verified channel ends
+    /// here.
     ///
     /// # Errors
     /// [`RecoveryError::Refused`], [`RecoveryError::Mismatch`], [`RecoveryError::Policy`],
@@ -540,6 +542,13 @@ impl PasswordRecovery {
         self.parts
             .helpdesk
             .clear_password_change(account.id)
+            .await?;
+        // A reset by a verified channel proves the person: it lifts every lock of the
+        // account, the login's (unknown devices) and its known devices' (security spec
+        // decision 1), so nobody stays locked out after recovering the account.
+        self.parts
+            .accounts
+            .unlock(account.login.as_str(), "self:reset")
             .await?;
         let ended = self.end_sessions(record.account_id).await?;
         let now = self.parts.clock.now();

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use actix_web::cookie::{Cookie, SameSite};
+use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -32,7 +32,7 @@ use crate::routes::login::is_cross_site;
 use crate::web::AppState;
 
 /// The cookie holding the id of the activation in progress.
-pub const FLOW_COOKIE: &str = "sesame_activation";
+pub const FLOW_COOKIE: &str = crate::web::ACTIVATION_FLOW_COOKIE;
 /// How long a code or first-login form stays valid.
 const FORM_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
 
@@ -72,12 +72,7 @@ pub struct LangQuery {
 }
 
 fn flow_cookie(state: &AppState, value: String) -> Cookie<'static> {
-    Cookie::build(FLOW_COOKIE, value)
-        .path("/activation")
-        .http_only(true)
-        .secure(state.settings.is_https())
-        .same_site(SameSite::Strict)
-        .finish()
+    state.activation_flow_cookie(value)
 }
 
 fn with_cookie(mut response: HttpResponse, cookie: &Cookie<'static>) -> HttpResponse {
@@ -1076,6 +1071,17 @@ pub async fn submit_step(
         }
         // The form of another step (back button, forged post): show the current one.
         Err(ActivationError::WrongStep) => see_other(format!("{}/activation/step", state.base())),
+        // The school's code stopped working while the activation went on (expired, or
+        // replaced by a newer code): only the school can give a new one.
+        Err(ActivationError::InvalidCode) => result_page(
+            &state,
+            &req,
+            lang,
+            StatusCode::BAD_REQUEST,
+            ("activation_expired_title", "activation_error_code_expired"),
+            None,
+            Some("/activation/code"),
+        ),
         Err(e) => {
             error_outcome(&state, &req, lang, &e).unwrap_or_else(|| state.unavailable(&req, lang))
         }

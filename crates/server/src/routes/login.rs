@@ -14,6 +14,7 @@ use sesame_core::error::AuthError;
 use sesame_core::i18n::Lang;
 use sesame_core::random;
 use sesame_core::session::SsoSession;
+use sesame_lifecycle::activation::error::ActivationError;
 
 use crate::cas_flow;
 use crate::web::{AppState, LANG_COOKIE};
@@ -330,12 +331,45 @@ fn logged_in_page(
     )
 }
 
+/// What a refused login's form shows besides its message (dead ends, security spec
+/// decision 1 and issue 13 point 11).
+#[derive(Debug, Default)]
+struct FailureHints {
+    /// "Attention : encore 2 essais…": the same for known and unknown logins.
+    warning: Option<String>,
+    /// After a wrong login or password: the way to a first activation.
+    offer_activation: bool,
+    /// After a lock: that a password reset lifts it, and where to find help.
+    locked: bool,
+}
+
 async fn login_form(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
     status: StatusCode,
     error: Option<String>,
+    username: &str,
+) -> HttpResponse {
+    login_form_with(
+        state,
+        req,
+        lang,
+        status,
+        error,
+        FailureHints::default(),
+        username,
+    )
+    .await
+}
+
+async fn login_form_with(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    status: StatusCode,
+    error: Option<String>,
+    hints: FailureHints,
     username: &str,
 ) -> HttpResponse {
     let lt = format!("LT-{}", random::token());
@@ -383,6 +417,9 @@ async fn login_form(
         minijinja::context! {
             lt => lt,
             error => error,
+            warning => hints.warning,
+            offer_activation => hints.offer_activation,
+            locked => hints.locked,
             username => username,
             form_action => form_action,
             service_name => service_name,
@@ -477,13 +514,18 @@ pub async fn submit_login(
         .remember_me
         .as_deref()
         .is_some_and(|v| v == "true" || v == "on");
+    let password = Password::new(form.password.as_deref().unwrap_or_default());
     let attempt = LoginAttempt {
-        login: username,
-        password: Password::new(form.password.as_deref().unwrap_or_default()),
+        login: username.clone(),
+        password: password.clone(),
         client_ip: state.client_ip(&req),
+        device: state.presented_device(&req),
     };
     let outcome = state.services.authenticator.login(attempt).await;
     crate::metrics::login(&outcome);
+    if matches!(outcome, Err(AuthError::ActivationCode)) {
+        return activation_from_login(&state, &req, lang, &username, &password).await;
+    }
     match outcome {
         Ok(authenticated) => {
             // Nothing is issued (no session, ticket or code) while an action is required
@@ -511,6 +553,69 @@ pub async fn submit_login(
             .await
         }
         Err(err) => login_failure(&state, &req, lang, err, &shown_username).await,
+    }
+}
+
+/// The password typed was the unused activation code of this provisioned account (the ENT
+/// 77 guide has people type it on the login page): the activation starts with it, as if the
+/// person had used the code form, and the browser goes to its first step. Only the holder of
+/// the code gets here; should the activation refuse after all (its own limits, a code
+/// replaced meanwhile), the answer is the code form's, or the generic one.
+async fn activation_from_login(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    username: &str,
+    code: &Password,
+) -> HttpResponse {
+    let ip = state.client_ip(req);
+    match state
+        .services
+        .activation
+        .start_with_code(username, code.expose(), ip)
+        .await
+    {
+        Ok(flow_id) => {
+            let mut response = HttpResponse::SeeOther()
+                .insert_header(("Location", format!("{}/activation/step", state.base())))
+                .finish();
+            if let Err(e) = response.add_cookie(&state.activation_flow_cookie(flow_id)) {
+                tracing::error!(error = %e, "could not set the activation cookie");
+            }
+            response
+        }
+        Err(ActivationError::Throttled { until }) => {
+            let message = state
+                .renderer
+                .text(lang, "activation_error_throttled")
+                .replace("{time}", &state.local_time(until));
+            login_form(
+                state,
+                req,
+                lang,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(message),
+                username,
+            )
+            .await
+        }
+        Err(ActivationError::Unavailable(e)) => {
+            tracing::error!(error = %e, "activation from the login page failed: storage unavailable");
+            state.unavailable(req, lang)
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "activation code typed at login refused by the activation");
+            login_failure(
+                state,
+                req,
+                lang,
+                AuthError::InvalidCredentials {
+                    attempts_left: None,
+                },
+                username,
+            )
+            .await
+        }
     }
 }
 
@@ -566,6 +671,12 @@ pub(crate) async fn open_session_and_continue(
     if let Err(e) = response.add_cookie(&opened.cookie) {
         tracing::error!(error = %e, "could not set the SSO cookie");
     }
+    // The browser is now a known device of the account: failures elsewhere never lock it.
+    if let Some(device) = state.remember_device(req, account.id).await {
+        if let Err(e) = response.add_cookie(&device) {
+            tracing::error!(error = %e, "could not set the device cookie");
+        }
+    }
     response
 }
 
@@ -604,17 +715,43 @@ async fn login_failure(
         return crate::routes::assistance::blocked_page(state, req, lang);
     }
     let text = |key: &str| state.renderer.text(lang, key);
+    let mut hints = FailureHints::default();
     let (status, message, retry_after) = match err {
-        AuthError::InvalidCredentials => (
-            StatusCode::UNAUTHORIZED,
-            text("error_invalid_credentials"),
-            None,
-        ),
-        AuthError::Locked { until } => (
-            StatusCode::UNAUTHORIZED,
-            text("error_locked").replace("{time}", &state.local_time(until)),
-            None,
-        ),
+        AuthError::InvalidCredentials { attempts_left } => {
+            // Every wrong login or password, known or not, offers the first activation and
+            // the same warnings: nothing here depends on the account.
+            hints.offer_activation = true;
+            hints.warning = attempts_left.map(|n| {
+                text(if n == 1 {
+                    "login_last_attempt_warning"
+                } else {
+                    "login_attempts_left_warning"
+                })
+                .replace("{n}", &n.to_string())
+            });
+            (
+                StatusCode::UNAUTHORIZED,
+                text("error_invalid_credentials"),
+                None,
+            )
+        }
+        // Only reached when the activation refused after all: the generic answer.
+        AuthError::ActivationCode => {
+            hints.offer_activation = true;
+            (
+                StatusCode::UNAUTHORIZED,
+                text("error_invalid_credentials"),
+                None,
+            )
+        }
+        AuthError::Locked { until } => {
+            hints.locked = true;
+            (
+                StatusCode::UNAUTHORIZED,
+                text("error_locked").replace("{time}", &state.local_time(until)),
+                None,
+            )
+        }
         AuthError::Throttled { until } => {
             let secs = (until - state.services.clock.now()).whole_seconds().max(1);
             (
@@ -670,7 +807,7 @@ async fn login_failure(
             minijinja::context! { title => text("error_title"), message => message },
         )
     } else {
-        login_form(state, req, lang, status, Some(message), username).await
+        login_form_with(state, req, lang, status, Some(message), hints, username).await
     };
     if let Some(secs) = retry_after {
         if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs) {

@@ -530,6 +530,13 @@ pub async fn submit_reset(
             if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
                 tracing::warn!(error = %e, "could not clear the SSO cookie");
             }
+            // The reset came through a verified channel: this browser is now a known device
+            // of the account (the reset has lifted every lock of the account).
+            if let Some(device) = state.remember_device(&req, done.account.id).await {
+                if let Err(e) = res.add_cookie(&device) {
+                    tracing::warn!(error = %e, "could not set the device cookie");
+                }
+            }
             no_referrer(res)
         }
         Err(RecoveryError::Mismatch) => {

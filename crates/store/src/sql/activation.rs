@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use sesame_core::error::RepoError;
 use sesame_core::ids::AccountId;
-use sesame_lifecycle::activation::ports::{ActivationTokenRepo, Consumption, NewToken, TokenKind};
+use sesame_lifecycle::activation::ports::{
+    ActivationTokenRepo, Consumption, NewToken, TokenKind, TokenState,
+};
 use time::OffsetDateTime;
 
 use super::Database;
@@ -129,5 +131,40 @@ impl ActivationTokenRepo for Database {
                 .map_err(repo_error)
         })
         .await
+    }
+
+    async fn token_state(
+        &self,
+        kind: TokenKind,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<TokenState, RepoError> {
+        let hash = token_hash.to_owned();
+        let kind = kind.as_str();
+        let now = to_unix(now);
+        let row = self
+            .run(move |conn| {
+                activation_tokens::table
+                    .filter(activation_tokens::token_hash.eq(&hash))
+                    .filter(activation_tokens::kind.eq(kind))
+                    .select((
+                        activation_tokens::account_id,
+                        activation_tokens::used_at,
+                        activation_tokens::expires_at,
+                    ))
+                    .first::<(String, Option<i64>, i64)>(conn)
+                    .optional()
+                    .map_err(repo_error)
+            })
+            .await?;
+        Ok(match row {
+            Some((account, None, expires_at)) if expires_at > now => TokenState::Usable {
+                account_id: account_id(&account)?,
+            },
+            Some((account, Some(_), expires_at)) if expires_at > now => TokenState::Used {
+                account_id: account_id(&account)?,
+            },
+            _ => TokenState::Invalid,
+        })
     }
 }

@@ -8,6 +8,7 @@ mod accounts;
 mod activation;
 mod api_keys;
 mod audit;
+mod devices;
 mod helpdesk;
 mod mail;
 mod oidc;

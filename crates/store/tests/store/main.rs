@@ -5,6 +5,8 @@
 #[cfg(test)]
 mod api_keys;
 #[cfg(test)]
+mod devices;
+#[cfg(test)]
 mod ephemeral;
 #[cfg(test)]
 mod helpdesk;
