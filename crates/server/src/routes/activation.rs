@@ -895,7 +895,7 @@ fn code_problem_text(state: &AppState, lang: Lang, problem: Option<CodeProblem>)
     let key = match problem? {
         CodeProblem::Missing => "activation_error_code_missing",
         CodeProblem::Wrong => "activation_error_code_wrong",
-        CodeProblem::Expired => "activation_error_code_expired",
+        CodeProblem::Expired => "activation_error_verify_code_expired",
     };
     Some(state.renderer.text(lang, key))
 }
