@@ -21,7 +21,7 @@ const NATIONAL_ID_KEY: &str = "e2e-activation-national-id-key-0123456789";
 pub const SERVICE: &str = "https://ent.example.org/portail/";
 const CHARTER: &str = "2026-09";
 /// The generic answer of the identity check, as in the seed (French is the default).
-const MISMATCH_FR: &str = "Informations erronées ou personnel/enseignant inexistant.";
+const MISMATCH_FR: &str = "Informations erronées ou compte inexistant.";
 const CODE_ERROR_FR: &str = "Identifiant ou code d'activation incorrect, expiré ou déjà utilisé.";
 
 pub async fn activation_app() -> TestApp {
