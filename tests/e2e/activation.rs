@@ -1096,7 +1096,12 @@ async fn a47_wrong_codes_are_rate_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c07_twenty_parallel_completions_with_one_code_activate_once_with_the_winners_password() {
-    let app = activation_app().await;
+    // Each browser proves its recovery address by a mailed code: twenty mails to one account
+    // in a day need a budget above the default five.
+    let app = activation_builder()
+        .with(|s| s.lifecycle.activation.max_links_per_day = 20)
+        .spawn()
+        .await;
     let (login, code) = pupil_with_code(&app).await;
     // Twenty browsers start an activation with the one code (it is used up only at the end)
     // and go as far as the password.
