@@ -8,6 +8,7 @@
 
 mod memory;
 mod redis_store;
+mod redis_target;
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 
 pub use self::memory::MemoryStore;
 pub use self::redis_store::RedisStore;
+pub use self::redis_target::{RedisTarget, RedisTls, RedisTlsError, TlsFile};
 
 /// How much longer than logically needed counters and locks are kept.
 const GC_MARGIN_SECS: i64 = 60;

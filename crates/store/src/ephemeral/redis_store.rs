@@ -18,6 +18,7 @@ use super::{
     counter_gc_secs, from_unix, lock_gc_secs, lock_key, now_secs, ttl_millis, until_secs,
     window_secs,
 };
+use super::redis_target::{Primary, RedisTarget};
 use crate::error::{store_error, StoreSetupError};
 
 /// Reconnection attempts per outage cycle before a request sees the failure (the next request
@@ -72,10 +73,14 @@ const KEPT_RECORDS_TAG: &str = "kept";
 /// worker could die while another worker still had requests in flight on it (security spec
 /// F11). With a connection per thread, a runtime only ever carries its own thread's
 /// connection; it is also one cross-thread hop less per round trip.
+///
+/// Each connection is to the primary of some generation: through Redis Sentinel, a failover
+/// names a new primary (a new generation) and each thread's connection to an older one is
+/// replaced at its next use.
 struct Connections {
-    client: redis::Client,
+    primary: Primary,
     config: ConnectionManagerConfig,
-    by_thread: Mutex<HashMap<ThreadId, ConnectionManager>>,
+    by_thread: Mutex<HashMap<ThreadId, (u64, ConnectionManager)>>,
 }
 
 /// Tickets, sessions, counters and locks in Redis, shared by every instance.
@@ -119,21 +124,27 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to Redis at `url` (`redis://[user:password@]host[:port][/db]`, or `rediss://`
-    /// for TLS if the `redis` crate was built with it), checks that it answers and is recent
-    /// enough, and returns a store whose keys all start with `key_prefix` (for example
-    /// `sesame:`) and whose operations each fail after `op_timeout`.
+    /// Connects to Redis at `target` (a URL `redis://[user:password@]host[:port][/db]`, or
+    /// `rediss://` for TLS; or a [`RedisTarget`] with TLS files or sentinels), checks that it
+    /// answers and is recent enough, and returns a store whose keys all start with
+    /// `key_prefix` (for example `sesame:`) and whose operations each fail after `op_timeout`.
     ///
     /// # Errors
-    /// [`StoreSetupError::Redis`] for a bad URL or a refused connection,
-    /// [`StoreSetupError::RedisTimeout`] if Redis does not answer in time (the budget is
-    /// `op_timeout`, at least 1 s), [`StoreSetupError::RedisTooOld`] before Redis 6.2.
+    /// [`StoreSetupError::Redis`] for a bad URL, a refused connection or TLS handshake, or
+    /// sentinels that name no primary, [`StoreSetupError::RedisTimeout`] if Redis does not
+    /// answer in time (the budget is `op_timeout`, at least 1 s),
+    /// [`StoreSetupError::RedisTooOld`] before Redis 6.2.
     pub async fn connect(
-        url: &str,
+        target: impl Into<RedisTarget>,
         key_prefix: &str,
         op_timeout: Duration,
     ) -> Result<Self, StoreSetupError> {
-        let client = redis::Client::open(url).map_err(|e| StoreSetupError::Redis(Box::new(e)))?;
+        let target = target.into();
+        if target.uses_tls() {
+            // The redis crate builds its rustls configuration with the process-wide provider;
+            // ring, as for every other TLS client of Sesame. Already installed: kept.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(op_timeout)
             .set_response_timeout(op_timeout)
@@ -141,6 +152,8 @@ impl RedisStore {
             .set_max_delay(RECONNECT_MAX_DELAY_MS);
         let budget = op_timeout.max(Duration::from_secs(1));
         let setup = async {
+            let primary = Primary::open(&target).await?;
+            let (_, client) = primary.client(op_timeout).await;
             // One plain attempt first, so a refused connection fails at once instead of after
             // the manager's reconnection retries.
             let probe = AsyncConnectionConfig::new()
@@ -151,8 +164,7 @@ impl RedisStore {
                     .get_multiplexed_async_connection_with_config(&probe)
                     .await?,
             );
-            let mut conn =
-                ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+            let mut conn = ConnectionManager::new_with_config(client, config.clone()).await?;
             let info: Option<String> = match cmd("INFO").arg("server").query_async(&mut conn).await
             {
                 Ok(info) => Some(info),
@@ -160,9 +172,9 @@ impl RedisStore {
                 Err(e) if refused_by_server(&e) => None,
                 Err(e) => return Err(e),
             };
-            RedisResult::Ok((conn, info))
+            RedisResult::Ok((primary, conn, info))
         };
-        let (conn, info) = tokio::time::timeout(budget, setup)
+        let (primary, conn, info) = tokio::time::timeout(budget, setup)
             .await
             .map_err(|_| StoreSetupError::RedisTimeout(budget))?
             .map_err(|e| StoreSetupError::Redis(Box::new(e)))?;
@@ -171,10 +183,11 @@ impl RedisStore {
                 return Err(StoreSetupError::RedisTooOld(version));
             }
         }
-        let by_thread = HashMap::from([(std::thread::current().id(), conn)]);
+        let (generation, _) = primary.client(op_timeout).await;
+        let by_thread = HashMap::from([(std::thread::current().id(), (generation, conn))]);
         Ok(Self {
             connections: Arc::new(Connections {
-                client,
+                primary,
                 config,
                 by_thread: Mutex::new(by_thread),
             }),
@@ -195,40 +208,50 @@ impl RedisStore {
         self
     }
 
-    /// This thread's connection, opened on first use (see [`Connections`]).
+    /// This thread's connection to the current primary, opened on first use and after a
+    /// change of primary (see [`Connections`]).
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
         let thread = std::thread::current().id();
+        let (generation, client) = self.connections.primary.client(self.op_timeout).await;
         let known = self
             .connections
             .by_thread
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&thread)
-            .cloned();
+            .filter(|(known_generation, _)| *known_generation == generation)
+            .map(|(_, conn)| conn.clone());
         if let Some(conn) = known {
             return Ok(conn);
         }
-        let opened = tokio::time::timeout(
+        let opened = match tokio::time::timeout(
             self.op_timeout,
-            ConnectionManager::new_with_config(
-                self.connections.client.clone(),
-                self.connections.config.clone(),
-            ),
+            ConnectionManager::new_with_config(client, self.connections.config.clone()),
         )
         .await
-        .map_err(|_| self.timed_out("connect"))?
-        .map_err(|e| store_error(&e))?;
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                self.connections.primary.failed(Some(&e));
+                return Err(store_error(&e));
+            }
+            Err(_) => {
+                self.connections.primary.failed(None);
+                return Err(self.timed_out("connect"));
+            }
+        };
         // Two tasks of one thread may both have opened one: the first kept wins, the other
-        // connection closes when dropped.
-        let conn = self
+        // connection closes when dropped. A connection to an older primary is replaced.
+        let mut by_thread = self
             .connections
             .by_thread
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(thread)
-            .or_insert(opened)
-            .clone();
-        Ok(conn)
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = by_thread.entry(thread).or_insert((generation, opened.clone()));
+        if entry.0 < generation {
+            *entry = (generation, opened);
+        }
+        Ok(entry.1.clone())
     }
 
     /// Redis's `maxmemory-policy`, so the server can warn unless it is `noeviction`; `"unknown"`
@@ -275,8 +298,14 @@ impl RedisStore {
         let started = std::time::Instant::now();
         let outcome = match tokio::time::timeout(self.op_timeout, round_trip).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(store_error(&e)),
-            Err(_) => Err(self.timed_out(what)),
+            Ok(Err(e)) => {
+                self.connections.primary.failed(Some(&e));
+                Err(store_error(&e))
+            }
+            Err(_) => {
+                self.connections.primary.failed(None);
+                Err(self.timed_out(what))
+            }
         };
         sesame_metrics::store_op(started.elapsed(), outcome.is_ok());
         outcome

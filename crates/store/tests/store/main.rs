@@ -19,4 +19,10 @@ mod profiles;
 #[cfg(test)]
 mod recovery;
 #[cfg(test)]
+mod redis_sentinel;
+#[cfg(test)]
+mod redis_servers;
+#[cfg(test)]
+mod redis_tls;
+#[cfg(test)]
 mod repo;
