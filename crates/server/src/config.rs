@@ -24,6 +24,7 @@ use sesame_protocol::cas::tickets::CasTicketPolicy;
 use sesame_protocol::oidc::clients::{ClientRegistry, OidcClient, SigningAlg};
 use sesame_protocol::oidc::grants::TokenPolicy;
 use sesame_protocol::services::{RegisteredService, ServiceRegistry};
+use sesame_store::{RedisTarget, RedisTls, TlsFile};
 use url::Url;
 
 /// The embedded defaults, also shipped as documentation.
@@ -236,6 +237,19 @@ pub struct StoreSettings {
     /// consumed ticket or an ended session back (security spec F03). `true` only with a Redis
     /// that cannot lose a write (`appendfsync always`, never restored from an older snapshot).
     pub keep_records_across_restarts: bool,
+    /// `rediss://`: PEM file of the CA that signed Redis's certificate; empty: the Mozilla
+    /// roots compiled into Sesame.
+    pub tls_ca_file: String,
+    /// `rediss://` with mutual TLS: PEM certificate chain Sesame presents (with its key).
+    pub tls_client_cert_file: String,
+    /// `rediss://` with mutual TLS: PEM private key of `tls_client_cert_file`. Secret (the file).
+    pub tls_client_key_file: String,
+    /// Redis Sentinel: `redis://[user:password@]host:port` (or `rediss://`) of each sentinel,
+    /// which name the primary; `url` then gives only the scheme, credentials and database.
+    /// Empty: `url` names Redis itself. Secret when they hold a password.
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor the primary under; required with `sentinels`.
+    pub sentinel_service: String,
 }
 
 impl StoreSettings {
@@ -244,6 +258,91 @@ impl StoreSettings {
     /// reach this process's sessions, so the database is asked instead.
     pub fn is_shared(&self) -> bool {
         self.url != "memory://"
+    }
+
+    /// Where the Redis store connects: the URL, its TLS files read, and the sentinels.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the TLS setting whose file cannot be used.
+    pub fn redis_target(&self) -> Result<RedisTarget, ConfigError> {
+        let file = |path: &str| (!path.is_empty()).then(|| PathBuf::from(path));
+        let (ca, cert, key) = (
+            file(&self.tls_ca_file),
+            file(&self.tls_client_cert_file),
+            file(&self.tls_client_key_file),
+        );
+        let tls =
+            RedisTls::from_files(ca.as_deref(), cert.as_deref(), key.as_deref()).map_err(|e| {
+                let key = match e.file() {
+                    TlsFile::Ca => "store.tls_ca_file",
+                    TlsFile::ClientCert => "store.tls_client_cert_file",
+                    TlsFile::ClientKey => "store.tls_client_key_file",
+                };
+                ConfigError(format!("invalid value for `{key}`: {e}"))
+            })?;
+        let target = RedisTarget::url(self.url.as_str()).with_tls(tls);
+        Ok(if self.sentinels.is_empty() {
+            target
+        } else {
+            target.through_sentinels(self.sentinels.clone(), self.sentinel_service.as_str())
+        })
+    }
+
+    /// Checks the `[store]` keys that types alone cannot.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: &str| {
+            Err(ConfigError(format!(
+                "invalid value for `store.{key}`: {msg}"
+            )))
+        };
+        let is_redis_url = |url: &str| url.starts_with("redis://") || url.starts_with("rediss://");
+        if !(self.url == "memory://" || is_redis_url(&self.url)) {
+            return err("url", "expected memory://, redis://… or rediss://… (TLS)");
+        }
+        // Certificate checks cannot be turned off; a private CA goes in tls_ca_file.
+        let insecure = |url: &str| url.starts_with("rediss://") && url.contains('#');
+        if insecure(&self.url) {
+            return err(
+                "url",
+                "rediss:// with a #fragment (#insecure: no certificate check) is refused; \
+                 trust a private CA with store.tls_ca_file",
+            );
+        }
+        if self.timeout_ms == 0 {
+            return err("timeout_ms", "must be at least 1");
+        }
+        let tls_files = [
+            ("tls_ca_file", &self.tls_ca_file),
+            ("tls_client_cert_file", &self.tls_client_cert_file),
+            ("tls_client_key_file", &self.tls_client_key_file),
+        ];
+        if let Some((key, _)) = tls_files.iter().find(|(_, path)| !path.is_empty()) {
+            if !self.url.starts_with("rediss://") {
+                return err(key, "TLS files need a rediss:// store.url");
+            }
+        }
+        for (i, sentinel) in self.sentinels.iter().enumerate() {
+            if !is_redis_url(sentinel) || insecure(sentinel) {
+                return err(
+                    &format!("sentinels[{i}]"),
+                    "expected redis://[user:password@]host:port or rediss://…",
+                );
+            }
+        }
+        if !self.sentinels.is_empty() {
+            if self.url == "memory://" {
+                return err("sentinels", "need a redis:// or rediss:// store.url");
+            }
+            if self.sentinel_service.is_empty() {
+                return err(
+                    "sentinel_service",
+                    "required with store.sentinels (the name in `sentinel monitor`)",
+                );
+            }
+        } else if !self.sentinel_service.is_empty() {
+            return err("sentinel_service", "set without store.sentinels");
+        }
+        self.redis_target().map(drop)
     }
 }
 
@@ -732,15 +831,7 @@ impl Settings {
         if self.database.max_connections == 0 {
             return err("database.max_connections", "must be at least 1");
         }
-        if !(self.store.url == "memory://" || self.store.url.starts_with("redis://")) {
-            return err(
-                "store.url",
-                "expected memory:// or redis://… (TLS to Redis, rediss://, is not supported yet)",
-            );
-        }
-        if self.store.timeout_ms == 0 {
-            return err("store.timeout_ms", "must be at least 1");
-        }
+        self.store.validate()?;
         if let Err(e) = sesame_core::credentials::hasher::PasswordHasher::validate_params(
             self.password_hashing.argon2(),
         ) {
@@ -954,6 +1045,9 @@ impl Settings {
         let mut masked = self.clone();
         masked.database.url = mask_url_password(&masked.database.url);
         masked.store.url = mask_url_password(&masked.store.url);
+        for sentinel in &mut masked.store.sentinels {
+            *sentinel = mask_url_password(sentinel);
+        }
         if !masked.mail.smtp_password.is_empty() {
             masked.mail.smtp_password = "********".to_owned();
         }
@@ -1259,5 +1353,113 @@ mod tests {
         s.mail.smtp_ca_file = "/nonexistent/ca.pem".to_owned();
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("mail.smtp_ca_file"), "{e}");
+    }
+
+    /// `[store]`: TLS files only with `rediss://`, both halves of a client identity, readable
+    /// files; no `#insecure`; sentinels with their service name.
+    #[test]
+    fn store_tls_and_sentinel_settings_are_checked() {
+        let refused = |store: &StoreSettings, key: &str| {
+            let mut s = Settings::default();
+            s.store = store.clone();
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "expected an error naming {key}: {e}");
+            e
+        };
+        let base = Settings::default().store;
+        let tls = StoreSettings {
+            url: "rediss://redis.example:6380/0".to_owned(),
+            ..base.clone()
+        };
+        let mut s = Settings::default();
+        s.store = tls.clone();
+        s.validate().unwrap();
+
+        let e = refused(
+            &StoreSettings {
+                url: "rediss://redis.example:6380/#insecure".to_owned(),
+                ..tls.clone()
+            },
+            "store.url",
+        );
+        assert!(e.contains("#insecure"), "{e}");
+        refused(
+            &StoreSettings {
+                url: "redis://redis.example:6379".to_owned(),
+                tls_ca_file: "/etc/ssl/redis-ca.pem".to_owned(),
+                ..base.clone()
+            },
+            "store.tls_ca_file",
+        );
+        let e = refused(
+            &StoreSettings {
+                tls_ca_file: "/nonexistent/redis-ca.pem".to_owned(),
+                ..tls.clone()
+            },
+            "store.tls_ca_file",
+        );
+        assert!(e.contains("/nonexistent/redis-ca.pem"), "{e}");
+        refused(
+            &StoreSettings {
+                tls_client_key_file: "/nonexistent/key.pem".to_owned(),
+                ..tls.clone()
+            },
+            "store.tls_client_key_file",
+        );
+        refused(
+            &StoreSettings {
+                tls_client_cert_file: "/nonexistent/cert.pem".to_owned(),
+                ..tls.clone()
+            },
+            "store.tls_client_cert_file",
+        );
+        // A file that is not PEM: named, its content not shown.
+        let not_pem = std::env::temp_dir().join(format!("sesame-not-pem-{}", std::process::id()));
+        std::fs::write(&not_pem, "SECRET-NOT-PEM").unwrap();
+        let e = refused(
+            &StoreSettings {
+                tls_ca_file: not_pem.display().to_string(),
+                ..tls.clone()
+            },
+            "store.tls_ca_file",
+        );
+        assert!(
+            e.contains("no PEM certificate") && !e.contains("SECRET"),
+            "{e}"
+        );
+        std::fs::remove_file(&not_pem).unwrap();
+
+        let sentinel = StoreSettings {
+            url: "redis://:pw@mymaster/0".to_owned(),
+            sentinels: vec!["redis://:sentinel-pw@10.0.0.1:26379".to_owned()],
+            sentinel_service: "mymaster".to_owned(),
+            ..base.clone()
+        };
+        let mut s = Settings::default();
+        s.store = sentinel.clone();
+        s.validate().unwrap();
+        let masked = s.to_masked_toml().unwrap();
+        assert!(!masked.contains("sentinel-pw"), "{masked}");
+        refused(
+            &StoreSettings {
+                sentinel_service: String::new(),
+                ..sentinel.clone()
+            },
+            "store.sentinel_service",
+        );
+        refused(
+            &StoreSettings {
+                sentinels: vec!["10.0.0.1:26379".to_owned()],
+                ..sentinel.clone()
+            },
+            "store.sentinels[0]",
+        );
+        refused(
+            &StoreSettings {
+                sentinels: Vec::new(),
+                ..sentinel
+            },
+            "store.sentinel_service",
+        );
     }
 }

@@ -201,8 +201,12 @@ impl Services {
         let store: Arc<dyn EphemeralStore> = if !settings.store.is_shared() {
             Arc::new(MemoryStore::new())
         } else {
+            let target = settings
+                .store
+                .redis_target()
+                .map_err(|e| StartupError::Store(e.to_string()))?;
             let redis = RedisStore::connect(
-                &settings.store.url,
+                target,
                 &settings.store.key_prefix,
                 Duration::from_millis(settings.store.timeout_ms),
             )

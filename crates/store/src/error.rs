@@ -49,6 +49,9 @@ pub enum StoreSetupError {
     /// Redis is older than 6.2, which lacks the `GETDEL` command that single-use tickets need.
     #[error("Redis {0} is too old: Sesame needs Redis 6.2 or newer (GETDEL)")]
     RedisTooOld(String),
+    /// The server is a Redis Cluster node or a sentinel, not a standalone Redis.
+    #[error("Redis at store.url runs in {0} mode: Sesame needs a standalone Redis (Cluster is not supported; for Sentinel, list the sentinels in store.sentinels)")]
+    RedisMode(String),
     /// A blocking task died.
     #[error("a background task failed: {0}")]
     Task(BoxError),

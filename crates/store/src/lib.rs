@@ -10,6 +10,8 @@ mod sql;
 pub mod testing;
 
 pub use crate::conn::DatabaseBackend;
-pub use crate::ephemeral::{MemoryStore, RedisStore, RedisTarget, RedisTls, RedisTlsError, TlsFile};
+pub use crate::ephemeral::{
+    MemoryStore, RedisStore, RedisTarget, RedisTls, RedisTlsError, TlsFile,
+};
 pub use crate::error::{BoxError, StoreSetupError};
 pub use crate::sql::Database;

@@ -14,11 +14,11 @@ use sesame_core::error::StoreError;
 use sesame_core::ports::{split_linked_value, AttemptReservation, EphemeralStore, Linked};
 use time::OffsetDateTime;
 
+use super::redis_target::{Primary, RedisTarget};
 use super::{
     counter_gc_secs, from_unix, lock_gc_secs, lock_key, now_secs, ttl_millis, until_secs,
     window_secs,
 };
-use super::redis_target::{Primary, RedisTarget};
 use crate::error::{store_error, StoreSetupError};
 
 /// Reconnection attempts per outage cycle before a request sees the failure (the next request
@@ -178,6 +178,13 @@ impl RedisStore {
             .await
             .map_err(|_| StoreSetupError::RedisTimeout(budget))?
             .map_err(|e| StoreSetupError::Redis(Box::new(e)))?;
+        if let Some(mode) = info.as_deref().and_then(server_mode) {
+            // A Cluster node would refuse the multi-key scripts (CROSSSLOT), a sentinel every
+            // command: refused now, with the reason, rather than as 503s later.
+            if mode != "standalone" {
+                return Err(StoreSetupError::RedisMode(mode));
+            }
+        }
         if let Some(version) = info.as_deref().and_then(server_version) {
             if !supports_getdel(&version) {
                 return Err(StoreSetupError::RedisTooOld(version));
@@ -247,7 +254,9 @@ impl RedisStore {
             .by_thread
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let entry = by_thread.entry(thread).or_insert((generation, opened.clone()));
+        let entry = by_thread
+            .entry(thread)
+            .or_insert((generation, opened.clone()));
         if entry.0 < generation {
             *entry = (generation, opened);
         }
@@ -394,6 +403,13 @@ fn refused_by_server(error: &redis::RedisError) -> bool {
 fn server_version(info: &str) -> Option<String> {
     info.lines()
         .find_map(|line| line.strip_prefix("redis_version:"))
+        .map(|v| v.trim().to_owned())
+}
+
+/// `redis_mode` from the answer to `INFO server`: `standalone`, `cluster` or `sentinel`.
+fn server_mode(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("redis_mode:"))
         .map(|v| v.trim().to_owned())
 }
 
@@ -572,6 +588,10 @@ mod tests {
         assert_eq!(
             server_version("# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n"),
             Some("7.0.15".to_owned())
+        );
+        assert_eq!(
+            server_mode("# Server\r\nredis_version:7.0.15\r\nredis_mode:cluster\r\n"),
+            Some("cluster".to_owned())
         );
     }
 }

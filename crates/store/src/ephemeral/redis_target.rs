@@ -444,8 +444,7 @@ impl Primary {
         match answer {
             Ok(Ok(client)) => {
                 current.suspect = false;
-                if client.get_connection_info().addr != current.client.get_connection_info().addr
-                {
+                if client.get_connection_info().addr != current.client.get_connection_info().addr {
                     tracing::warn!(
                         generation = current.generation + 1,
                         "Redis Sentinel names a new primary; reconnecting to it"
@@ -529,7 +528,13 @@ mod tests {
         ));
         let unreadable = RedisTls::from_files(Some(key), None, None);
         assert!(
-            matches!(unreadable, Err(RedisTlsError::Unreadable { file: TlsFile::Ca, .. })),
+            matches!(
+                unreadable,
+                Err(RedisTlsError::Unreadable {
+                    file: TlsFile::Ca,
+                    ..
+                })
+            ),
             "{unreadable:?}"
         );
     }
@@ -544,6 +549,9 @@ mod tests {
             }),
         };
         let shown = format!("{:?}", RedisTarget::url("rediss://:pw@h/").with_tls(tls));
-        assert!(!shown.contains("SECRET") && !shown.contains("pw"), "{shown}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("pw"),
+            "{shown}"
+        );
     }
 }

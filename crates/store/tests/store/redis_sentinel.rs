@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sesame_core::ports::EphemeralStore;
 use sesame_store::testing::random_prefix;
-use sesame_store::{RedisStore, RedisTarget};
+use sesame_store::{RedisStore, RedisTarget, StoreSetupError};
 
 use crate::redis_servers::{base_args, free_port, redis_server_available, RedisServer, TempDir};
 
@@ -117,6 +117,18 @@ async fn the_store_follows_a_sentinel_failover_to_the_promoted_replica() {
         },
     );
 
+    // A sentinel's own address in place of Redis's is refused, with the reason.
+    let misconfigured = RedisStore::connect(
+        format!("redis://127.0.0.1:{sentinel_port}"),
+        "p:",
+        OP_TIMEOUT,
+    )
+    .await;
+    assert!(
+        matches!(&misconfigured, Err(StoreSetupError::RedisMode(mode)) if mode == "sentinel"),
+        "{misconfigured:?}"
+    );
+
     let target = RedisTarget::url(format!("redis://{SERVICE}/"))
         .through_sentinels(vec![format!("redis://127.0.0.1:{sentinel_port}")], SERVICE);
     let prefix = random_prefix();
@@ -135,8 +147,8 @@ async fn the_store_follows_a_sentinel_failover_to_the_promoted_replica() {
     kept.put("session:kept", "bob", ttl).await.expect("write");
     // Replication is asynchronous: wait until the replica has both writes, so that what the
     // failover keeps is decided by the setting alone.
-    let acknowledged: i64 = query(primary_port_0, redis::cmd("WAIT").arg(1).arg(5000))
-        .expect("WAIT on the primary");
+    let acknowledged: i64 =
+        query(primary_port_0, redis::cmd("WAIT").arg(1).arg(5000)).expect("WAIT on the primary");
     assert_eq!(acknowledged, 1, "the replica acknowledged the writes");
 
     primary.kill();

@@ -110,7 +110,10 @@ impl Pki {
 
     fn tls(&self, ca: &PathBuf, client: bool) -> RedisTls {
         let (cert, key) = if client {
-            (Some(self.client_cert.as_path()), Some(self.client_key.as_path()))
+            (
+                Some(self.client_cert.as_path()),
+                Some(self.client_key.as_path()),
+            )
         } else {
             (None, None)
         };
@@ -129,9 +132,16 @@ async fn connect(target: RedisTarget) -> Result<RedisStore, StoreSetupError> {
 /// A ticket is issued and consumed once, a session is stored and read back.
 async fn ticket_and_session_round_trip(store: &RedisStore) {
     let ttl = Duration::from_secs(60);
-    store.put("ticket:ST-1", "alice", ttl).await.expect("put ticket");
+    store
+        .put("ticket:ST-1", "alice", ttl)
+        .await
+        .expect("put ticket");
     assert_eq!(
-        store.take("ticket:ST-1").await.expect("take ticket").as_deref(),
+        store
+            .take("ticket:ST-1")
+            .await
+            .expect("take ticket")
+            .as_deref(),
         Some("alice")
     );
     assert_eq!(store.take("ticket:ST-1").await.expect("take again"), None);
@@ -140,7 +150,11 @@ async fn ticket_and_session_round_trip(store: &RedisStore) {
         .await
         .expect("put session"));
     assert_eq!(
-        store.get("session:s1").await.expect("get session").as_deref(),
+        store
+            .get("session:s1")
+            .await
+            .expect("get session")
+            .as_deref(),
         Some("alice|2026")
     );
 }
