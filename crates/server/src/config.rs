@@ -1360,8 +1360,10 @@ mod tests {
     #[test]
     fn store_tls_and_sentinel_settings_are_checked() {
         let refused = |store: &StoreSettings, key: &str| {
-            let mut s = Settings::default();
-            s.store = store.clone();
+            let s = Settings {
+                store: store.clone(),
+                ..Settings::default()
+            };
             let e = s.validate().unwrap_err().to_string();
             assert!(e.contains(key), "expected an error naming {key}: {e}");
             e
@@ -1371,8 +1373,10 @@ mod tests {
             url: "rediss://redis.example:6380/0".to_owned(),
             ..base.clone()
         };
-        let mut s = Settings::default();
-        s.store = tls.clone();
+        let s = Settings {
+            store: tls.clone(),
+            ..Settings::default()
+        };
         s.validate().unwrap();
 
         let e = refused(
@@ -1435,8 +1439,10 @@ mod tests {
             sentinel_service: "mymaster".to_owned(),
             ..base.clone()
         };
-        let mut s = Settings::default();
-        s.store = sentinel.clone();
+        let s = Settings {
+            store: sentinel.clone(),
+            ..Settings::default()
+        };
         s.validate().unwrap();
         let masked = s.to_masked_toml().unwrap();
         assert!(!masked.contains("sentinel-pw"), "{masked}");

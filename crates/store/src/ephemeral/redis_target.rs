@@ -378,7 +378,7 @@ pub(super) enum Primary {
     /// One server, always the same.
     Fixed(redis::Client),
     /// The primary of a Sentinel-monitored group.
-    Sentinel(SentinelPrimary),
+    Sentinel(Box<SentinelPrimary>),
 }
 
 /// The current primary of a Sentinel-monitored group, and when to ask the sentinels again.
@@ -407,7 +407,7 @@ impl Primary {
         };
         let mut sentinel = sentinel_client(&target.url, &target.tls, sentinels)?;
         let client = sentinel.async_get_client().await?;
-        Ok(Self::Sentinel(SentinelPrimary {
+        Ok(Self::Sentinel(Box::new(SentinelPrimary {
             sentinels: tokio::sync::Mutex::new(sentinel),
             current: Mutex::new(CurrentPrimary {
                 generation: 0,
@@ -415,7 +415,7 @@ impl Primary {
                 suspect: false,
                 last_asked: Instant::now(),
             }),
-        }))
+        })))
     }
 
     /// The client of the current primary and its generation. Through sentinels, after a

@@ -3,7 +3,7 @@
 //! CA is refused, and a server that requires client certificates accepts Sesame's and refuses
 //! a connection without one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sesame_core::ports::EphemeralStore;
@@ -108,7 +108,7 @@ impl Pki {
         RedisServer::start(self.dir.path(), port, &args)
     }
 
-    fn tls(&self, ca: &PathBuf, client: bool) -> RedisTls {
+    fn tls(&self, ca: &Path, client: bool) -> RedisTls {
         let (cert, key) = if client {
             (
                 Some(self.client_cert.as_path()),
@@ -117,7 +117,7 @@ impl Pki {
         } else {
             (None, None)
         };
-        RedisTls::from_files(Some(ca.as_path()), cert, key).expect("TLS files")
+        RedisTls::from_files(Some(ca), cert, key).expect("TLS files")
     }
 }
 
