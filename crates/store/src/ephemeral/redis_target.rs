@@ -470,6 +470,7 @@ impl Primary {
         };
         let failover_like = error.is_none_or(|e| {
             e.kind() == ErrorKind::ReadOnly
+                || e.code() == Some("READONLY")
                 || e.is_io_error()
                 || e.is_connection_refusal()
                 || e.is_connection_dropped()
