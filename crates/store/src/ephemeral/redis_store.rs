@@ -89,9 +89,9 @@ struct Connections {
 /// one atomic round trip (a command or a Lua script) bounded by the operation timeout; a timeout
 /// or a connection error is [`StoreError::Unavailable`] and is never retried (a `take` whose
 /// answer was lost may have consumed the ticket: it counts as failed). The connection is
-/// re-established in the background after Redis comes back; through Redis Sentinel
-/// ([`RedisTarget::through_sentinels`]), an operation failing as a failover makes it fail sends
-/// the next ones to the primary the sentinels then name.
+/// re-established in the background after Redis comes back. Through Redis Sentinel
+/// ([`RedisTarget::through_sentinels`]), after an operation fails the way a failover makes it
+/// fail, the next ones go to the primary the sentinels then name.
 ///
 /// Redis must be 6.2 or newer and should run with `maxmemory-policy noeviction` (see
 /// [`RedisStore::eviction_policy`]): an evicted counter or ticket would silently reset a lockout
