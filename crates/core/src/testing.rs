@@ -72,7 +72,9 @@ impl EphemeralStore for MapStore {
         Ok(self.values().remove(key))
     }
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.values().remove(key).is_some())
+        let value = self.values().remove(key).is_some();
+        let set = self.sets().remove(key).is_some();
+        Ok(value || set)
     }
     async fn set_add(&self, key: &str, member: &str, _ttl: Duration) -> Result<(), StoreError> {
         self.sets()

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use sesame_core::account::Account;
 use sesame_core::i18n::Lang;
-use sesame_core::session::{session_handle, SsoSession};
+use sesame_core::session::{session_handle, AttachedProtocol, Attachment, SsoSession};
 use sesame_protocol::cas::tickets::TicketGrant;
 use sesame_protocol::services::RegisteredService;
 
@@ -84,7 +84,10 @@ pub async fn issue_and_redirect(
         service: service_url.to_owned(),
         ticket: ticket.clone(),
     };
-    let attached = serde_json::to_string(&issued).unwrap_or_default();
+    let attached = Attachment::new(
+        AttachedProtocol::Cas,
+        serde_json::to_string(&issued).unwrap_or_default(),
+    );
     if let Err(e) = state
         .services
         .sessions
@@ -149,11 +152,11 @@ impl LogoutDelivery {
 pub fn logout_deliveries(
     registry: &sesame_protocol::services::ServiceRegistry,
     now: time::OffsetDateTime,
-    items: &[String],
+    items: &[Attachment],
 ) -> Vec<LogoutDelivery> {
     let mut deliveries = Vec::new();
-    for item in items {
-        let Ok(issued) = serde_json::from_str::<IssuedTicket>(item) else {
+    for item in items.iter().filter(|i| i.protocol == AttachedProtocol::Cas) {
+        let Ok(issued) = serde_json::from_str::<IssuedTicket>(&item.payload) else {
             continue;
         };
         let Some(service) = registry.get(&issued.service_id) else {

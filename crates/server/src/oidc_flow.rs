@@ -4,8 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-use sesame_core::session::EndedSession;
+use sesame_core::session::{AttachedProtocol, Attachment, EndedSession};
 use sesame_protocol::oidc::tokens::session_id;
 
 use crate::cas_flow::LogoutDelivery;
@@ -14,18 +13,10 @@ use crate::services::Services;
 /// The form field of a back-channel logout request (§2.5).
 pub const LOGOUT_TOKEN_FIELD: &str = "logout_token";
 
-/// What a session remembers of a client it issued a code to.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct OidcAttachment {
-    /// The client.
-    pub oidc_client: String,
-}
-
-impl OidcAttachment {
-    /// The attachment text for `client_id` (the same for every code, so a set keeps one).
-    pub fn for_client(client_id: &str) -> String {
-        serde_json::json!({ "oidc_client": client_id }).to_string()
-    }
+/// What a session remembers of a client it issued a code to: the client (the same for
+/// every code, so the session's set keeps one).
+pub fn attachment_for_client(client_id: &str) -> Attachment {
+    Attachment::new(AttachedProtocol::Oidc, client_id)
 }
 
 /// Revokes the grants of an ended session and returns the logout-token deliveries owed.
@@ -38,8 +29,8 @@ pub async fn end_session(services: &Services, ended: &EndedSession) -> Vec<Logou
     let clients: BTreeSet<String> = ended
         .attached
         .iter()
-        .filter_map(|item| serde_json::from_str::<OidcAttachment>(item).ok())
-        .map(|a| a.oidc_client)
+        .filter(|item| item.protocol == AttachedProtocol::Oidc)
+        .map(|a| a.payload.clone())
         .collect();
     let sid = session_id(&ended.handle);
     let sub = ended.account_id.to_string();

@@ -10,6 +10,7 @@ use actix_web::cookie::Cookie;
 use actix_web::{HttpRequest, HttpResponse};
 use sesame_core::account::{Account, AccountState};
 use sesame_core::i18n::Lang;
+use sesame_core::login::methods::Authentication;
 use sesame_core::session::SsoSession;
 
 use crate::web::AppState;
@@ -45,7 +46,13 @@ pub(crate) async fn open_session(
     let opened = match state
         .services
         .sessions
-        .open(account.id, account.login.clone(), remember_me)
+        .open(
+            account.id,
+            account.login.clone(),
+            remember_me,
+            // The password is the only method today: it was checked just now.
+            Authentication::password_at(state.services.clock.now()),
+        )
         .await
     {
         Ok(o) => o,

@@ -73,22 +73,10 @@ pub async fn logout_form(
 pub async fn end_session(state: &AppState, req: &HttpRequest, lang: Option<&str>) -> HttpResponse {
     let lang = state.lang(req, lang);
     if let Some(cookie) = req.cookie(&state.sso_cookie_name) {
-        match state.services.sessions.close(cookie.value()).await {
-            Ok(Some(session)) => {
-                let handle = sesame_core::session::session_handle(cookie.value());
-                match state.services.sessions.take_attached(&handle).await {
-                    Ok(attached) => {
-                        let ended = sesame_core::session::EndedSession {
-                            handle: handle.clone(),
-                            account_id: session.account_id,
-                            attached,
-                        };
-                        crate::cas_flow::send_single_logout(&state.services, &ended).await;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not read the services of an ended session")
-                    }
-                }
+        match state.services.sessions.end(cookie.value()).await {
+            Ok(Some((session, ended))) => {
+                let handle = ended.handle.clone();
+                crate::cas_flow::send_single_logout(&state.services, &ended).await;
                 if let Err(e) = state.services.cas.revoke_session_tickets(&handle).await {
                     tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
                 }

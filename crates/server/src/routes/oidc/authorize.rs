@@ -22,7 +22,7 @@ use sesame_protocol::oidc::tokens::released_claims;
 use sesame_protocol::oidc::OPENID_SCOPE;
 
 use super::FormParams;
-use crate::oidc_flow::OidcAttachment;
+use crate::oidc_flow::attachment_for_client;
 use crate::routes::login::{current_session, is_cross_site};
 use crate::web::AppState;
 
@@ -397,7 +397,7 @@ async fn issue_code(
             return state.unavailable(req, lang);
         }
     };
-    let attachment = OidcAttachment::for_client(&client.client_id);
+    let attachment = attachment_for_client(&client.client_id);
     if let Err(e) = state
         .services
         .sessions
