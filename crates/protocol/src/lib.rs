@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod attributes;
 pub mod cas;
 pub mod oidc;
 pub mod services;

@@ -53,7 +53,7 @@ pub async fn issue_and_redirect(
 ) -> HttpResponse {
     let handle = session_handle(cookie_value);
     let attributes = account.map(|account| {
-        crate::routes::cas::released_attributes(
+        sesame_protocol::attributes::cas_attributes(
             account,
             &service.attributes,
             &state.settings.cas.principal_scope,
@@ -71,6 +71,7 @@ pub async fn issue_and_redirect(
         proxies: Vec::new(),
         issued_at: state.services.clock.now(),
         attributes,
+        methods: session.methods.methods(),
     };
     let ticket = match state.services.cas.issue_service_ticket(grant).await {
         Ok(t) => t,

@@ -72,15 +72,16 @@ impl AuthnMethod {
         }
     }
 
-    /// The name Apereo CAS gives the handler of this method, for the CAS 3.0
-    /// `successfulAuthenticationHandlers` attribute.
+    /// The name of the handler of this method in the CAS 3.0
+    /// `successfulAuthenticationHandlers` attribute (Apereo CAS's attribute; its values
+    /// name handlers, so Sesame names its own after the RFC 8176 value).
     pub fn cas_handler(self) -> &'static str {
         match self {
-            Self::Pwd => "PasswordHandler",
-            Self::Otp => "OneTimePasswordHandler",
-            Self::Hwk => "HardwareKeyHandler",
-            Self::Swk => "SoftwareKeyHandler",
-            Self::User => "UserPresenceHandler",
+            Self::Pwd => "SesamePwdAuthenticationHandler",
+            Self::Otp => "SesameOtpAuthenticationHandler",
+            Self::Hwk => "SesameHwkAuthenticationHandler",
+            Self::Swk => "SesameSwkAuthenticationHandler",
+            Self::User => "SesameUserPresenceAuthenticationHandler",
         }
     }
 }

@@ -14,7 +14,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
-use sesame_core::account::Account;
 use sesame_protocol::cas::response::{self as cas_xml};
 use sesame_protocol::cas::tickets::{CasError, CasErrorCode, TicketGrant, ValidationRequest};
 use sesame_protocol::services::RegisteredService;
@@ -208,50 +207,11 @@ async fn load_attributes(
             ));
         }
     };
-    Ok(released_attributes(
+    Ok(sesame_protocol::attributes::cas_attributes(
         &account,
         &service.attributes,
         &state.settings.cas.principal_scope,
     ))
-}
-
-/// The attributes a service is allowed, by their usual LDAP / eduPerson / SUPANN names.
-/// `scope` is the `eduPersonPrincipalName` domain; empty means the domain of the account's
-/// institutional e-mail.
-pub fn released_attributes(
-    account: &Account,
-    allowed: &[String],
-    scope: &str,
-) -> Vec<(String, Vec<String>)> {
-    let scope = if scope.is_empty() {
-        account
-            .email
-            .as_ref()
-            .and_then(|e| e.as_str().split_once('@'))
-            .map(|(_, domain)| domain.to_owned())
-    } else {
-        Some(scope.to_owned())
-    };
-    let mut out = Vec::new();
-    for name in allowed {
-        let values = match name.as_str() {
-            "uid" | "supannAliasLogin" => vec![account.login.to_string()],
-            "eduPersonPrincipalName" => scope
-                .iter()
-                .map(|d| format!("{}@{d}", account.login))
-                .collect(),
-            "mail" | "email" => account.email.iter().map(ToString::to_string).collect(),
-            "givenName" => vec![account.given_name.clone()],
-            "sn" => vec![account.family_name.clone()],
-            "cn" | "displayName" => vec![format!("{} {}", account.given_name, account.family_name)],
-            "eduPersonAffiliation" => vec![account.affiliation.to_string()],
-            _ => Vec::new(),
-        };
-        if !values.is_empty() {
-            out.push((name.clone(), values));
-        }
-    }
-    out
 }
 
 async fn run_validation(
@@ -319,6 +279,7 @@ async fn service_validate(state: &AppState, req: &HttpRequest, endpoint: Endpoin
                 authentication_date: v.grant.authenticated_at,
                 from_new_login: v.grant.from_new_login,
                 long_term: v.grant.remember_me,
+                methods: v.grant.methods(),
                 with_attributes: endpoint.releases_attributes(),
             };
             if as_json {

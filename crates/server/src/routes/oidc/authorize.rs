@@ -15,10 +15,10 @@ use sesame_core::i18n::Lang;
 use sesame_core::ports::Consent;
 use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
+use sesame_protocol::attributes::oidc_claims;
 use sesame_protocol::oidc::authorize::{AuthorizationRequest, AuthorizeError, AuthorizeErrorCode};
 use sesame_protocol::oidc::clients::OidcClient;
 use sesame_protocol::oidc::codes::CodeGrant;
-use sesame_protocol::oidc::tokens::released_claims;
 use sesame_protocol::oidc::OPENID_SCOPE;
 
 use super::FormParams;
@@ -383,12 +383,12 @@ async fn issue_code(
         scopes: request.scopes.clone(),
         nonce: request.nonce.clone(),
         auth_time: session.authenticated_at,
-        amr: vec!["pwd".to_owned()],
+        amr: session.methods.amr(),
         acr: None,
         session_handle: handle.clone(),
         code_challenge: request.code_challenge.clone(),
         issued_at: state.services.clock.now(),
-        claims: released_claims(&account, &request.scopes, lang.tag()),
+        claims: oidc_claims(&account, &request.scopes, lang.tag()),
     };
     let code = match state.services.oidc.codes.issue(grant).await {
         Ok(c) => c,

@@ -306,7 +306,7 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
     }
     if let Some(narrower) = narrower {
         // RFC 6749 §6: narrowing only (widening was refused by the rotation, token unspent).
-        grant.claims = sesame_protocol::oidc::tokens::claims_for_scopes(&grant.claims, &narrower);
+        grant.claims = sesame_protocol::attributes::claims_for_scopes(&grant.claims, &narrower);
         grant.scopes = narrower;
     }
     let tokens = &oidc.tokens;
