@@ -2,5 +2,6 @@
 
 pub mod attributes;
 pub mod cas;
+pub mod issuer;
 pub mod oidc;
 pub mod services;

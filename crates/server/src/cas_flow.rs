@@ -3,32 +3,18 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
 use sesame_core::account::Account;
 use sesame_core::i18n::Lang;
-use sesame_core::session::{session_handle, AttachedProtocol, Attachment, SsoSession};
-use sesame_protocol::cas::tickets::TicketGrant;
+use sesame_core::session::{session_handle, EndedSession, SsoSession};
+use sesame_protocol::cas::issuer::{CasIssuer, CasRequest};
+use sesame_protocol::issuer::{
+    BrowserResponse, IssueError, Issuer, IssuingSession, LogoutDelivery, SingleLogout,
+};
+use sesame_protocol::oidc::issuer::OidcIssuer;
 use sesame_protocol::services::RegisteredService;
 
+use crate::services::Services;
 use crate::web::AppState;
-
-/// What a session remembers of each ticket it issued, for single logout.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct IssuedTicket {
-    /// Registry id of the service.
-    pub service_id: String,
-    /// The service URL the ticket was issued for.
-    pub service: String,
-    /// The ticket (the SAML `SessionIndex` of the logout request).
-    pub ticket: String,
-}
-
-/// `service` with `ticket=<st>` added to its query.
-pub fn service_url_with_ticket(service: &str, ticket: &str) -> Option<String> {
-    let mut url = url::Url::parse(service).ok()?;
-    url.query_pairs_mut().append_pair("ticket", ticket);
-    Some(url.to_string())
-}
 
 /// Issues a service ticket for `service_url` from the session and answers with the redirect
 /// (303 after a POST of credentials, 302 otherwise) or, for `method=POST`, a page that posts
@@ -52,71 +38,80 @@ pub async fn issue_and_redirect(
     method_post: bool,
 ) -> HttpResponse {
     let handle = session_handle(cookie_value);
-    let attributes = account.map(|account| {
-        sesame_protocol::attributes::cas_attributes(
-            account,
-            &service.attributes,
-            &state.settings.cas.principal_scope,
-        )
-    });
-    let grant = TicketGrant {
-        service: service_url.to_owned(),
-        service_id: service.id.clone(),
-        account_id: session.account_id,
-        login: session.login.to_string(),
-        authenticated_at: session.authenticated_at,
+    let issuing = IssuingSession {
+        handle: &handle,
+        session,
         from_new_login,
-        remember_me: session.remember_me,
-        session_key: handle.clone(),
-        proxies: Vec::new(),
-        issued_at: state.services.clock.now(),
-        attributes,
-        methods: session.methods.methods(),
     };
-    let ticket = match state.services.cas.issue_service_ticket(grant).await {
-        Ok(t) => t,
+    let request = CasRequest {
+        service_url,
+        service,
+        method_post,
+        account,
+    };
+    let issuer = CasIssuer::new(
+        &state.services.cas,
+        &state.services.registry,
+        &state.settings.cas.principal_scope,
+    );
+    let issued = match issuer.issue(issuing, request).await {
+        Ok(i) => i,
+        Err(IssueError::BadTarget) => return state.unavailable(req, lang),
         Err(e) => {
             tracing::error!(error = %e, "could not issue a service ticket");
             return state.unavailable(req, lang);
         }
     };
-    let issued = IssuedTicket {
-        service_id: service.id.clone(),
-        service: service_url.to_owned(),
-        ticket: ticket.clone(),
-    };
-    let attached = Attachment::new(
-        AttachedProtocol::Cas,
-        serde_json::to_string(&issued).unwrap_or_default(),
-    );
     if let Err(e) = state
         .services
         .sessions
-        .attach(&handle, session, &attached)
+        .attach(&handle, session, &issued.attachment)
         .await
     {
         tracing::error!(error = %e, "could not record a service for single logout");
         return state.unavailable(req, lang);
     }
     tracing::debug!(service.id = %service.id, user.login = ?session.login.as_str(), from_new_login, "service ticket issued");
-    if method_post {
-        return state.page(
-            StatusCode::OK,
-            "autopost.html",
-            lang,
-            req,
-            minijinja::context! { action => service_url, ticket => ticket, service_name => service.name },
-        );
+    browser_response(state, req, lang, issued.response, from_new_login)
+}
+
+/// Writes out an issuer's answer: a redirect (303 after a POST of credentials, 302
+/// otherwise), or the page that posts a form by itself (`templates/autopost.html`).
+pub fn browser_response(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    response: BrowserResponse,
+    after_post: bool,
+) -> HttpResponse {
+    match response {
+        BrowserResponse::Redirect(location) => {
+            let mut res = if after_post {
+                HttpResponse::SeeOther()
+            } else {
+                HttpResponse::Found()
+            };
+            res.insert_header(("Location", location)).finish()
+        }
+        BrowserResponse::AutoPost {
+            action,
+            fields,
+            title,
+        } => {
+            // `ticket` stays in the context for themes written before `fields`.
+            let ticket = fields
+                .iter()
+                .find(|(name, _)| name == "ticket")
+                .map(|(_, value)| value.clone());
+            state.page(
+                StatusCode::OK,
+                "autopost.html",
+                lang,
+                req,
+                minijinja::context! { action => action, fields => fields, ticket => ticket, service_name => title },
+            )
+        }
     }
-    let Some(location) = service_url_with_ticket(service_url, &ticket) else {
-        return state.unavailable(req, lang);
-    };
-    let mut res = if from_new_login {
-        HttpResponse::SeeOther()
-    } else {
-        HttpResponse::Found()
-    };
-    res.insert_header(("Location", location)).finish()
 }
 
 /// `service` without a ticket (gateway with no session).
@@ -126,56 +121,24 @@ pub fn redirect_without_ticket(service_url: &str) -> HttpResponse {
         .finish()
 }
 
-/// One back-channel logout request to deliver.
-#[derive(Debug, Clone)]
-pub struct LogoutDelivery {
-    service_id: String,
-    target: String,
-    /// The form field that carries `body`: `logoutRequest` (CAS) or `logout_token` (OIDC).
-    field: &'static str,
-    body: String,
-}
-
-impl LogoutDelivery {
-    /// A delivery of `body` in form field `field` to `target`, on behalf of `service_id`.
-    pub fn new(service_id: String, target: String, field: &'static str, body: String) -> Self {
-        Self {
-            service_id,
-            target,
-            field,
-            body,
-        }
-    }
-}
-
-/// The back-channel logout requests owed for what an ended session attached (CAS Protocol
-/// 3.0 §2.3.3): one per ticket issued to a service whose `logout_type` is `back_channel`.
-pub fn logout_deliveries(
-    registry: &sesame_protocol::services::ServiceRegistry,
-    now: time::OffsetDateTime,
-    items: &[Attachment],
-) -> Vec<LogoutDelivery> {
+/// The single-logout messages owed for an ended session, protocol by protocol: CAS
+/// logout requests, then (after revoking its grants) OpenID Connect logout tokens.
+async fn logout_deliveries(services: &Services, ended: &EndedSession) -> Vec<LogoutDelivery> {
+    let now = services.clock.now();
+    // The principal scope plays no part in logout.
+    let cas = CasIssuer::new(&services.cas, &services.registry, "");
+    let oidc = &services.oidc;
+    let oidc = OidcIssuer::new(
+        &oidc.codes,
+        oidc.consents.as_ref(),
+        &oidc.clients,
+        &oidc.tokens,
+        "",
+    );
+    let protocols: [&dyn SingleLogout; 2] = [&cas, &oidc];
     let mut deliveries = Vec::new();
-    for item in items.iter().filter(|i| i.protocol == AttachedProtocol::Cas) {
-        let Ok(issued) = serde_json::from_str::<IssuedTicket>(&item.payload) else {
-            continue;
-        };
-        let Some(service) = registry.get(&issued.service_id) else {
-            continue;
-        };
-        if service.logout_type != sesame_protocol::services::LogoutType::BackChannel {
-            continue;
-        }
-        let id = sesame_protocol::cas::slo::new_logout_request_id();
-        deliveries.push(LogoutDelivery {
-            service_id: service.id.clone(),
-            target: service
-                .logout_url
-                .clone()
-                .unwrap_or_else(|| issued.service.clone()),
-            field: sesame_protocol::cas::slo::LOGOUT_REQUEST_FIELD,
-            body: sesame_protocol::cas::slo::logout_request(&issued.ticket, now, &id),
-        });
+    for protocol in protocols {
+        deliveries.extend(protocol.logouts(ended, now).await);
     }
     deliveries
 }
@@ -209,11 +172,11 @@ pub async fn deliver_logouts(deliveries: Vec<LogoutDelivery>) {
                     .await;
                 match outcome {
                     Ok(res) if res.status().is_success() => {
-                        tracing::info!(service.id = %d.service_id, attempt, "single logout delivered");
+                        tracing::info!(service.id = %d.party, attempt, "single logout delivered");
                         return;
                     }
-                    Ok(res) => tracing::warn!(service.id = %d.service_id, attempt, http.status = res.status().as_u16(), "single logout refused"),
-                    Err(e) => tracing::warn!(service.id = %d.service_id, attempt, error = %e.without_url(), "single logout failed"),
+                    Ok(res) => tracing::warn!(service.id = %d.party, attempt, http.status = res.status().as_u16(), "single logout refused"),
+                    Err(e) => tracing::warn!(service.id = %d.party, attempt, error = %e.without_url(), "single logout failed"),
                 }
                 if attempt < SLO_ATTEMPTS {
                     tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt))).await;
@@ -227,13 +190,8 @@ pub async fn deliver_logouts(deliveries: Vec<LogoutDelivery>) {
 /// Ends what an ended SSO session gave out: revokes its OpenID Connect grants, then sends
 /// the back-channel logout requests (CAS) and logout tokens (OIDC) in the background:
 /// logging out never waits for a slow application.
-pub async fn send_single_logout(
-    services: &crate::services::Services,
-    ended: &sesame_core::session::EndedSession,
-) -> usize {
-    let mut deliveries =
-        logout_deliveries(&services.registry, services.clock.now(), &ended.attached);
-    deliveries.extend(crate::oidc_flow::end_session(services, ended).await);
+pub async fn send_single_logout(services: &Services, ended: &EndedSession) -> usize {
+    let deliveries = logout_deliveries(services, ended).await;
     let count = deliveries.len();
     if count > 0 {
         tokio::spawn(deliver_logouts(deliveries));
@@ -242,13 +200,8 @@ pub async fn send_single_logout(
 }
 
 /// As [`send_single_logout`], but waits for the deliveries (the CLI exits right after).
-pub async fn send_single_logout_now(
-    services: &crate::services::Services,
-    ended: &sesame_core::session::EndedSession,
-) -> usize {
-    let mut deliveries =
-        logout_deliveries(&services.registry, services.clock.now(), &ended.attached);
-    deliveries.extend(crate::oidc_flow::end_session(services, ended).await);
+pub async fn send_single_logout_now(services: &Services, ended: &EndedSession) -> usize {
+    let deliveries = logout_deliveries(services, ended).await;
     let count = deliveries.len();
     deliver_logouts(deliveries).await;
     count

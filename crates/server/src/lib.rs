@@ -8,7 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod cors;
 pub mod metrics;
-pub mod oidc_flow;
 pub mod operations;
 pub mod proxy_callback;
 pub mod recovery_settings;

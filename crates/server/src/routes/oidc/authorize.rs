@@ -15,14 +15,12 @@ use sesame_core::i18n::Lang;
 use sesame_core::ports::Consent;
 use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
-use sesame_protocol::attributes::oidc_claims;
+use sesame_protocol::issuer::{BrowserResponse, Issuer, IssuingSession};
 use sesame_protocol::oidc::authorize::{AuthorizationRequest, AuthorizeError, AuthorizeErrorCode};
 use sesame_protocol::oidc::clients::OidcClient;
-use sesame_protocol::oidc::codes::CodeGrant;
-use sesame_protocol::oidc::OPENID_SCOPE;
+use sesame_protocol::oidc::issuer::{consent_scopes, OidcIssuer, OidcRequest};
 
 use super::FormParams;
-use crate::oidc_flow::attachment_for_client;
 use crate::routes::login::{current_session, is_cross_site};
 use crate::web::AppState;
 
@@ -244,38 +242,32 @@ async fn proceed(
     let Some(client) = state.services.oidc.clients.get(&request.client_id) else {
         return state.unavailable(req, lang);
     };
-    let wanted = consent_scopes(request);
-    if !client.first_party {
-        let consent = match state
-            .services
-            .oidc
-            .consents
-            .find_consent(session.account_id, &client.client_id)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "database unavailable while reading a consent");
-                return state.unavailable(req, lang);
-            }
-        };
-        let covered = consent.is_some_and(|c| wanted.iter().all(|s| c.scopes.contains(s)));
-        if request.prompt.consent || !covered {
-            if request.prompt.none {
-                return found(
-                    &request
-                        .error_redirect(
-                            AuthorizeErrorCode::ConsentRequired,
-                            "the person must consent",
-                        )
-                        .redirect_url(state.base()),
-                );
-            }
-            let Ok(id) = park(state, params, requested_at, pending_id).await else {
-                return state.unavailable(req, lang);
-            };
-            return consent_page(state, req, lang, client, &wanted, cookie, &id);
+    let needs_consent = match issuer(state)
+        .needs_consent(request, client, session.account_id)
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable while reading a consent");
+            return state.unavailable(req, lang);
         }
+    };
+    if needs_consent {
+        let wanted = consent_scopes(request);
+        if request.prompt.none {
+            return found(
+                &request
+                    .error_redirect(
+                        AuthorizeErrorCode::ConsentRequired,
+                        "the person must consent",
+                    )
+                    .redirect_url(state.base()),
+            );
+        }
+        let Ok(id) = park(state, params, requested_at, pending_id).await else {
+            return state.unavailable(req, lang);
+        };
+        return consent_page(state, req, lang, client, &wanted, cookie, &id);
     }
     issue_code(
         state, req, lang, request, client, cookie, session, pending_id,
@@ -289,17 +281,16 @@ fn unreachable_base() -> url::Url {
     url::Url::parse("http://127.0.0.1/").expect("constant URL")
 }
 
-/// Scopes that need consent: all granted ones except `openid`, sorted.
-fn consent_scopes(request: &AuthorizationRequest) -> Vec<String> {
-    let mut scopes: Vec<String> = request
-        .scopes
-        .iter()
-        .filter(|s| s.as_str() != OPENID_SCOPE)
-        .cloned()
-        .collect();
-    scopes.sort();
-    scopes.dedup();
-    scopes
+/// The OpenID Connect issuer over the application's services.
+fn issuer(state: &AppState) -> OidcIssuer<'_> {
+    let oidc = &state.services.oidc;
+    OidcIssuer::new(
+        &oidc.codes,
+        oidc.consents.as_ref(),
+        &oidc.clients,
+        &oidc.tokens,
+        state.base(),
+    )
 }
 
 fn consent_csrf(cookie: &str, pending_id: &str) -> String {
@@ -374,34 +365,30 @@ async fn issue_code(
         }
     };
     let handle = session_handle(cookie);
-    let grant = CodeGrant {
-        grant_id: String::new(),
-        client_id: client.client_id.clone(),
-        redirect_uri: request.redirect_uri.clone(),
-        account_id: session.account_id,
-        login: session.login.to_string(),
-        scopes: request.scopes.clone(),
-        nonce: request.nonce.clone(),
-        auth_time: session.authenticated_at,
-        amr: session.methods.amr(),
-        acr: None,
-        session_handle: handle.clone(),
-        code_challenge: request.code_challenge.clone(),
-        issued_at: state.services.clock.now(),
-        claims: oidc_claims(&account, &request.scopes, lang.tag()),
+    let issuing = IssuingSession {
+        handle: &handle,
+        session,
+        from_new_login: false,
     };
-    let code = match state.services.oidc.codes.issue(grant).await {
-        Ok(c) => c,
+    // Consent was checked on the way here (or just given).
+    let request_to_issue = OidcRequest {
+        request,
+        client,
+        account: &account,
+        locale: lang.tag(),
+        consented: true,
+    };
+    let issued = match issuer(state).issue(issuing, request_to_issue).await {
+        Ok(i) => i,
         Err(e) => {
             tracing::error!(error = %e, "could not issue an authorization code");
             return state.unavailable(req, lang);
         }
     };
-    let attachment = attachment_for_client(&client.client_id);
     if let Err(e) = state
         .services
         .sessions
-        .attach(&handle, session, &attachment)
+        .attach(&handle, session, &issued.attachment)
         .await
     {
         tracing::error!(error = %e, "could not record a client for logout");
@@ -413,7 +400,11 @@ async fn issue_code(
         }
     }
     tracing::debug!(client.id = %client.client_id, user.login = ?session.login.as_str(), "authorization code issued");
-    let location = request.code_redirect(&code, state.base());
+    let location = match issued.response {
+        BrowserResponse::Redirect(location) => location,
+        // OpenID Connect answers with a redirect only (response_mode=query).
+        BrowserResponse::AutoPost { .. } => return state.unavailable(req, lang),
+    };
     if req.method() == actix_web::http::Method::POST {
         HttpResponse::SeeOther()
             .insert_header(("Location", location))
