@@ -29,10 +29,7 @@ use url::Url;
 /// The embedded defaults, also shipped as documentation.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
-/// A configuration problem; the message names the key.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+pub use crate::config_error::ConfigError;
 
 /// Every setting of a Sesame instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

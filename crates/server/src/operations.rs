@@ -44,7 +44,7 @@ pub async fn notify_ended_sessions(
     let mut notified = 0;
     for handle in handles {
         let ended = services.sessions.ended(account_id, handle.clone()).await?;
-        notified += crate::cas_flow::send_single_logout_now(services, &ended).await;
+        notified += crate::pipeline::end::send_single_logout_now(services, &ended).await;
     }
     Ok(notified)
 }

@@ -11,6 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse};
 use sesame_core::i18n::Lang;
+use sesame_core::random;
 use time::OffsetDateTime;
 use time_tz::{OffsetDateTimeExt, Tz};
 
@@ -440,6 +441,42 @@ pub async fn access_log(
         tracing::info!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
     }
     Ok(res)
+}
+
+/// The token that the logged-in page's logout form carries: derived from the session cookie,
+/// which a cross-site attacker does not know.
+pub fn logout_csrf_token(cookie_value: &str) -> String {
+    random::sha256_hex(&format!("logout-csrf:{cookie_value}"))
+}
+
+/// Whether a cross-site page sent this POST. Browsers send `Origin` on POSTs; when it is
+/// present it must be ours (A41). SameSite=Lax and the single-use login ticket cover the rest.
+pub fn is_cross_site(state: &AppState, req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get("origin") else {
+        return false;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return true;
+    };
+    let Ok(ours) = url::Url::parse(state.base()) else {
+        return true;
+    };
+    origin != ours.origin().ascii_serialization()
+}
+
+/// `DD/MM/YYYY HH:MM` in the institution's time zone.
+pub fn local_datetime(state: &AppState, at: OffsetDateTime) -> String {
+    let tz = time_tz::timezones::get_by_name(&state.settings.ui.time_zone)
+        .unwrap_or(time_tz::timezones::db::UTC);
+    let l = at.to_timezone(tz);
+    format!(
+        "{:02}/{:02}/{} {:02}:{:02}",
+        l.day(),
+        u8::from(l.month()),
+        l.year(),
+        l.hour(),
+        l.minute()
+    )
 }
 
 #[cfg(test)]

@@ -23,12 +23,11 @@ use sesame_lifecycle::recovery::{RecoveryError, Refusal};
 use sesame_lifecycle::self_service::{
     mobile_sms_text, PasswordChange, RedirectChoice, VerificationRequest, Verified,
 };
-use time::OffsetDateTime;
-use time_tz::OffsetDateTimeExt;
 
-use crate::routes::login::{current_session, is_cross_site};
-use crate::routes::password_reset::end_sessions_everywhere;
+use crate::pipeline::end::end_sessions_everywhere;
+use crate::pipeline::session::current_session;
 use crate::web::AppState;
+use crate::web::{is_cross_site, local_datetime, logout_csrf_token};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -107,21 +106,6 @@ fn to_login(state: &AppState) -> HttpResponse {
             format!("{}/cas/login?next=/account", state.base()),
         ))
         .finish()
-}
-
-/// `DD/MM/YYYY HH:MM` in the institution's time zone.
-pub(crate) fn local_datetime(state: &AppState, at: OffsetDateTime) -> String {
-    let tz = time_tz::timezones::get_by_name(&state.settings.ui.time_zone)
-        .unwrap_or(time_tz::timezones::db::UTC);
-    let l = at.to_timezone(tz);
-    format!(
-        "{:02}/{:02}/{} {:02}:{:02}",
-        l.day(),
-        u8::from(l.month()),
-        l.year(),
-        l.hour(),
-        l.minute()
-    )
 }
 
 /// Query of `GET /account`.
@@ -229,7 +213,7 @@ async fn render(
         req,
         minijinja::context! {
             csrf => account_csrf(cookie),
-            logout_csrf => crate::routes::login::logout_csrf_token(cookie),
+            logout_csrf => logout_csrf_token(cookie),
             login => account.login.as_str(),
             given_name => account.given_name,
             family_name => account.family_name,

@@ -28,7 +28,7 @@ use sesame_lifecycle::activation::{
     ChallengeAnswer, IdentityClaim, IdentityOutcome, IdentityPurpose,
 };
 
-use crate::routes::login::is_cross_site;
+use crate::web::is_cross_site;
 use crate::web::AppState;
 
 /// The cookie holding the id of the activation in progress.
@@ -60,9 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/forgot-login", web::get().to(show_forgot_login))
         .route("/forgot-login", web::post().to(submit_forgot_login))
         .route("/password/identity", web::get().to(show_reset_identity))
-        .route("/password/identity", web::post().to(submit_reset_identity))
-        .route("/charter", web::get().to(super::charter::show_charter))
-        .route("/charter", web::post().to(super::charter::submit_charter));
+        .route("/password/identity", web::post().to(submit_reset_identity));
 }
 
 /// `?lang=` on the GET pages.
@@ -1098,10 +1096,11 @@ async fn activated_page(
 ) -> HttpResponse {
     let account = &activated.account;
     // Not "remember me": the seed's default, a session that ends with the browser.
-    let opened = match crate::sso::open_session(state, req, lang, account, false).await {
-        Ok(o) => o,
-        Err(page) => return page,
-    };
+    let opened =
+        match crate::pipeline::session::open_session(state, req, lang, account, false).await {
+            Ok(o) => o,
+            Err(page) => return page,
+        };
     let redirect = activated.mail_redirect.as_ref();
     let mut response = state.page(
         StatusCode::OK,

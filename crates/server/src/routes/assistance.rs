@@ -23,7 +23,7 @@ use sesame_lifecycle::helpdesk::assistance::{
     self, fields_for, AssistanceForm, Field, Need, Problem, SubmitError,
 };
 
-use crate::routes::login::is_cross_site;
+use crate::web::is_cross_site;
 use crate::web::AppState;
 
 /// How long an assistance form stays valid (writing a description takes time).
@@ -64,19 +64,6 @@ pub struct AssistancePost {
     personal_email: Option<String>,
     phone: Option<String>,
     description: Option<String>,
-}
-
-/// The page a blocked account gets after typing its correct password: it says the account is
-/// blocked and points to the form. (A wrong password never gets here: it gets the generic
-/// error, so the state of an account is not told to someone without its password.)
-pub fn blocked_page(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    state.page(
-        StatusCode::FORBIDDEN,
-        "assistance_blocked.html",
-        lang,
-        req,
-        minijinja::context! {},
-    )
 }
 
 /// `GET /assistance`

@@ -163,7 +163,7 @@ async fn check_ticket(
     }
     // In embedded mode an operator's block (another process) cannot reach this process's
     // sessions: the database says whether the account may still use them (A54).
-    if !crate::routes::login::account_still_usable(state, Some(grant.account_id)).await {
+    if !crate::pipeline::session::account_still_usable(state, Some(grant.account_id)).await {
         return Err(CasError::new(
             CasErrorCode::InvalidTicket,
             "the account can no longer log in",

@@ -1,14 +1,14 @@
 //! `GET|POST /charter`: accepting a new version of the IT charter after a login, before going
 //! on to the service: the [`RequiredAction::AcceptCharter`] step of a parked login. Once the
-//! acceptance is recorded, [`required_actions::next_or_finish`] goes on.
+//! acceptance is recorded, [`crate::pipeline::steps::next_or_finish`] goes on.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sesame_core::i18n::Lang;
 
-use super::required_actions::{self, RequiredAction};
-use crate::routes::login::is_cross_site;
+use crate::pipeline::steps::{self as required_actions, RequiredAction};
+use crate::web::is_cross_site;
 use crate::web::AppState;
 
 /// `?lang=`

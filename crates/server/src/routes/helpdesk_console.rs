@@ -29,9 +29,9 @@ use sesame_lifecycle::helpdesk::identity::IdentityField;
 use sesame_lifecycle::helpdesk::HelpdeskError;
 use sesame_lifecycle::self_service::VerificationRequest;
 
-use crate::routes::account_page::local_datetime;
-use crate::routes::login::{current_session, is_cross_site};
+use crate::pipeline::session::current_session;
 use crate::web::AppState;
+use crate::web::{is_cross_site, local_datetime};
 
 /// Most accounts a search shows.
 const SEARCH_LIMIT: usize = 50;

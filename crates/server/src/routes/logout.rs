@@ -4,9 +4,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use sesame_core::audit::{AuditEvent, AuditKind};
 
-use crate::routes::login::logout_csrf_token;
+use crate::pipeline::end::end_session;
+use crate::web::logout_csrf_token;
 use crate::web::AppState;
 
 /// Query of `GET /cas/logout`. `service` redirects only to registered services, which arrive
@@ -68,43 +68,4 @@ pub async fn logout_form(
         }
     }
     end_session(&state, &req, None).await
-}
-
-pub async fn end_session(state: &AppState, req: &HttpRequest, lang: Option<&str>) -> HttpResponse {
-    let lang = state.lang(req, lang);
-    if let Some(cookie) = req.cookie(&state.sso_cookie_name) {
-        match state.services.sessions.end(cookie.value()).await {
-            Ok(Some((session, ended))) => {
-                let handle = ended.handle.clone();
-                crate::cas_flow::send_single_logout(&state.services, &ended).await;
-                if let Err(e) = state.services.cas.revoke_session_tickets(&handle).await {
-                    tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
-                }
-                let event = AuditEvent::new(AuditKind::Logout, state.services.clock.now(), "self")
-                    .login(session.login.as_str())
-                    .account(session.account_id)
-                    .ip(state.client_ip(req));
-                if let Err(e) = state.services.audit.record(event).await {
-                    tracing::error!(error = %e, "could not record a logout");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                // Never tell someone they are logged out when the session may live on.
-                tracing::error!(error = %e, "logout failed: store unavailable");
-                return state.unavailable(req, lang);
-            }
-        }
-    }
-    let mut res = state.page(
-        StatusCode::OK,
-        "logged_out.html",
-        lang,
-        req,
-        minijinja::context! {},
-    );
-    if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
-        tracing::warn!(error = %e, "could not clear the SSO cookie");
-    }
-    res
 }

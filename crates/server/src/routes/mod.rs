@@ -14,7 +14,6 @@ pub mod login;
 pub mod logout;
 pub mod oidc;
 pub mod password_reset;
-pub mod required_actions;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::from_fn;
@@ -107,6 +106,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/static/{name}", web::get().to(assets::static_file))
         .configure(activation::configure)
+        .route("/charter", web::get().to(charter::show_charter))
+        .route("/charter", web::post().to(charter::submit_charter))
         .configure(assistance::configure)
         .default_service(web::to(not_found));
 }

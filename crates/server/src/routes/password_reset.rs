@@ -15,13 +15,12 @@ use serde::Deserialize;
 use sesame_core::account::Account;
 use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
-use sesame_core::ids::AccountId;
 use sesame_core::random;
-use sesame_core::session::EndedSession;
 use sesame_lifecycle::recovery::reset::{reset_sms_text, ResetChannel, ResetRequest};
 use sesame_lifecycle::recovery::RecoveryError;
 
-use crate::routes::login::is_cross_site;
+use crate::pipeline::end::end_sessions_everywhere;
+use crate::web::is_cross_site;
 use crate::web::AppState;
 
 /// Registers the routes.
@@ -569,41 +568,5 @@ async fn retry_new_password(
             Some(errors),
         ),
         Err(e) => refused_or_unavailable(state, req, lang, &e),
-    }
-}
-
-/// After sessions of an account were ended (reset, password change, revoke): single logout
-/// to the applications they logged in to, their proxy tickets revoked; and, when
-/// `all_grants`, every OpenID Connect grant of the account revoked, offline ones included
-/// (a reset means the password may have leaked).
-pub async fn end_sessions_everywhere(
-    state: &AppState,
-    account_id: AccountId,
-    ended: Vec<EndedSession>,
-    all_grants: bool,
-) {
-    for session in &ended {
-        crate::cas_flow::send_single_logout(&state.services, session).await;
-        if let Err(e) = state
-            .services
-            .cas
-            .revoke_session_tickets(&session.handle)
-            .await
-        {
-            tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
-        }
-    }
-    if all_grants {
-        let oidc = &state.services.oidc;
-        for client in oidc.clients.clients() {
-            if let Err(e) = oidc
-                .tokens
-                .grants()
-                .revoke_consent_grants(&account_id, &client.client_id)
-                .await
-            {
-                tracing::error!(error = %e, client.id = %client.client_id, "could not revoke the grants of a reset account");
-            }
-        }
     }
 }

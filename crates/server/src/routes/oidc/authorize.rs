@@ -5,11 +5,9 @@
 //! missing) is parked in the store under a random id for 30 minutes; the login page and the
 //! consent form carry that id, and the request is parsed and checked again when it resumes.
 
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::i18n::Lang;
 use sesame_core::ports::Consent;
@@ -21,55 +19,10 @@ use sesame_protocol::oidc::clients::OidcClient;
 use sesame_protocol::oidc::issuer::{consent_scopes, OidcIssuer, OidcRequest};
 
 use super::FormParams;
-use crate::routes::login::{current_session, is_cross_site};
+use crate::pipeline::entry::{load_pending, park, pending_key};
+use crate::pipeline::session::current_session;
+use crate::web::is_cross_site;
 use crate::web::AppState;
-
-/// How long a parked request waits for the person.
-const PENDING_TTL: Duration = Duration::from_secs(30 * 60);
-
-/// A parked authorization request.
-#[derive(Debug, Serialize, Deserialize)]
-struct Pending {
-    params: Vec<(String, String)>,
-    /// When the request first arrived (unix seconds), for `max_age`.
-    requested_at: i64,
-    /// The session opened by a login made for this request (its handle): what satisfies
-    /// `prompt=login`. Timestamps in whole seconds could not tell a login made just before
-    /// the request from one made for it.
-    #[serde(default)]
-    fresh_login: Option<String>,
-}
-
-fn pending_key(id: &str) -> String {
-    format!("oidc:pending:{}", random::sha256_hex(id))
-}
-
-/// Whether `id` has the shape of a parked-request id (so junk costs no store round trip).
-pub fn is_pending_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-/// What the login page shows for a parked request: the client's name, and the
-/// `login_hint` to prefill the login field with.
-pub async fn pending_display(state: &AppState, id: &str) -> Option<(String, Option<String>)> {
-    if !is_pending_id(id) {
-        return None;
-    }
-    let raw = state.services.store.get(&pending_key(id)).await.ok()??;
-    let pending: Pending = serde_json::from_str(&raw).ok()?;
-    let param = |name: &str| {
-        pending
-            .params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let client = state.services.oidc.clients.get(param("client_id")?)?;
-    let hint = param("login_hint")
-        .filter(|h| h.chars().count() <= 256 && !h.chars().any(char::is_control))
-        .map(str::to_owned);
-    Some((client.name.clone(), hint))
-}
 
 /// `GET /authorize`
 pub async fn authorize_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -137,27 +90,6 @@ async fn start(state: &AppState, req: &HttpRequest, params: Vec<(String, String)
     proceed(state, req, &request, params, requested_at, None, None).await
 }
 
-/// Records that the session `handle` was opened by a login made for parked request `id`.
-pub async fn note_fresh_login(state: &AppState, id: &str, handle: &str) {
-    let Ok(Some(mut pending)) = load_pending(state, id).await else {
-        return;
-    };
-    pending.fresh_login = Some(handle.to_owned());
-    match serde_json::to_string(&pending) {
-        Ok(raw) => {
-            if let Err(e) = state
-                .services
-                .store
-                .put(&pending_key(id), &raw, PENDING_TTL)
-                .await
-            {
-                tracing::warn!(error = %e, "could not note a login on a parked authorization request");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not encode a parked authorization request"),
-    }
-}
-
 /// Whether the session may answer this request without asking for credentials again.
 fn session_suffices(
     state: &AppState,
@@ -177,29 +109,6 @@ fn session_suffices(
         }
     }
     true
-}
-
-async fn park(
-    state: &AppState,
-    params: Vec<(String, String)>,
-    requested_at: i64,
-    existing: Option<&str>,
-) -> Result<String, ()> {
-    let id = existing.map_or_else(|| random::alphanumeric(43), str::to_owned);
-    // A parked request waits for a new login: any earlier one no longer counts.
-    let raw = serde_json::to_string(&Pending {
-        params,
-        requested_at,
-        fresh_login: None,
-    })
-    .map_err(|_| ())?;
-    state
-        .services
-        .store
-        .put(&pending_key(&id), &raw, PENDING_TTL)
-        .await
-        .map_err(|e| tracing::error!(error = %e, "could not park an authorization request"))?;
-    Ok(id)
 }
 
 async fn proceed(
@@ -411,20 +320,6 @@ async fn issue_code(
             .finish()
     } else {
         found(&location)
-    }
-}
-
-async fn load_pending(state: &AppState, id: &str) -> Result<Option<Pending>, ()> {
-    if !is_pending_id(id) {
-        return Ok(None);
-    }
-    match state.services.store.get(&pending_key(id)).await {
-        Ok(Some(raw)) => Ok(serde_json::from_str(&raw).ok()),
-        Ok(None) => Ok(None),
-        Err(e) => {
-            tracing::error!(error = %e, "store unavailable while reading an authorization request");
-            Err(())
-        }
     }
 }
 

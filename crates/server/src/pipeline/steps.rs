@@ -15,7 +15,7 @@
 //! current one (otherwise it sends the browser to the current one's page), does its step,
 //! then calls [`next_or_finish`]: the parked entry is taken
 //! (once), the due actions are asked again, and the browser goes to the next page or the
-//! login completes through `login::open_session_and_continue`, exactly as a login without actions
+//! login completes through `session::open_session_and_continue`, exactly as a login without actions
 //! would (session, C11 re-check, ticket, redirect). Skipping a page gets nothing: there is no
 //! session until the last step.
 //!
@@ -36,7 +36,8 @@ use sesame_core::ids::AccountId;
 use sesame_core::random;
 use sesame_lifecycle::activation::error::ActivationError;
 
-use crate::routes::login::{inactive_account_page, open_session_and_continue, LoginQuery};
+use super::entry::LoginQuery;
+use super::session::{inactive_account_page, open_session_and_continue};
 use crate::web::AppState;
 
 /// How long a parked login waits for its actions.
