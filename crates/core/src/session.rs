@@ -261,10 +261,13 @@ impl SessionManager {
         } else {
             self.policy.max_lifetime_secs
         };
+        // When credentials were last entered: the last method's time (taken by the caller
+        // just before), so `auth_time` and `max_age` read one time.
+        let authenticated_at = methods.last_at().unwrap_or(now);
         let session = SsoSession {
             account_id,
             login,
-            authenticated_at: now,
+            authenticated_at,
             last_seen_at: now,
             expires_at: now + Duration::from_secs(lifetime),
             remember_me,

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use actix_web::web;
 use serde::{Deserialize, Serialize};
+use sesame_core::login::transaction::Continuation;
 use sesame_core::random;
+use time::OffsetDateTime;
 
 use crate::web::AppState;
 
@@ -34,11 +36,72 @@ fn is_true(v: Option<&str>) -> bool {
 }
 
 impl LoginQuery {
-    /// Parses a `/cas/login` query string (a parked login resumes with it).
+    /// Parses a `/cas/login` query string.
     pub(crate) fn parse(query_string: &str) -> Option<Self> {
         web::Query::<Self>::from_query(query_string)
             .ok()
             .map(web::Query::into_inner)
+    }
+
+    /// What this login is for, as the data a login transaction keeps: a CAS service first,
+    /// then a parked OpenID Connect request (its parameters read from where it is parked),
+    /// then one of Sesame's own pages, else the logged-in page.
+    pub(crate) async fn continuation(&self, state: &AppState, now: OffsetDateTime) -> Continuation {
+        if let Some(service) = &self.service {
+            return Continuation::Cas {
+                service: service.clone(),
+                renew: self.renew(),
+                gateway: self.gateway(),
+                method_post: self.method_post(),
+            };
+        }
+        if let Some(id) = self.authz.as_deref().filter(|id| is_pending_id(id)) {
+            let (params, requested_at) = match load_pending(state, id).await {
+                Ok(Some(p)) => (
+                    p.params,
+                    OffsetDateTime::from_unix_timestamp(p.requested_at).unwrap_or(now),
+                ),
+                _ => (Vec::new(), now),
+            };
+            return Continuation::Oidc {
+                request_id: id.to_owned(),
+                params,
+                requested_at,
+            };
+        }
+        if let Some(next) = &self.next {
+            return Continuation::Local { next: next.clone() };
+        }
+        Continuation::LoginPage
+    }
+
+    /// The login URL's parameters that lead to `continuation` (a login resumed from its
+    /// transaction continues as the login URL would have).
+    pub(crate) fn from_continuation(continuation: &Continuation) -> Self {
+        let flag = |on: bool| on.then(|| "true".to_owned());
+        match continuation {
+            Continuation::Cas {
+                service,
+                renew,
+                gateway,
+                method_post,
+            } => Self {
+                service: Some(service.clone()),
+                renew: flag(*renew),
+                gateway: flag(*gateway),
+                method: method_post.then(|| "POST".to_owned()),
+                ..Self::default()
+            },
+            Continuation::Oidc { request_id, .. } => Self {
+                authz: Some(request_id.clone()),
+                ..Self::default()
+            },
+            Continuation::Local { next } => Self {
+                next: Some(next.clone()),
+                ..Self::default()
+            },
+            Continuation::LoginPage => Self::default(),
+        }
     }
 
     /// The registered service this login is for, if any.

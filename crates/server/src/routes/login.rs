@@ -1,6 +1,7 @@
 //! `GET|POST /cas/login`: the central login page and the CAS credential requestor and
 //! acceptor (CAS Protocol 3.0 §2.1–2.2: `service`, `renew`, `gateway`, `method=POST`).
 
+use sesame_core::login::requirement::{AuthnRequirement, Verdict};
 use std::time::Duration;
 
 use actix_web::cookie::time::Duration as CookieDuration;
@@ -67,10 +68,21 @@ pub async fn show_login(
                 "service_not_allowed_text",
             ),
             Some(service) => {
-                let session = if query.renew() || !service.sso {
+                // CAS `renew` asks for a fresh login: no session satisfies it, so none is
+                // read; otherwise the one policy decides.
+                let requirement = AuthnRequirement {
+                    fresh: query.renew(),
+                    ..AuthnRequirement::any()
+                };
+                let session = if requirement.fresh || !service.sso {
                     None
                 } else {
-                    current_session_with_account(&state, &req).await
+                    let now = state.services.clock.now();
+                    current_session_with_account(&state, &req)
+                        .await
+                        .filter(|(_, s, _)| {
+                            requirement.evaluate(&s.methods, now) == Verdict::Satisfied
+                        })
                 };
                 match session {
                     Some((cookie, session, account)) => {

@@ -10,6 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::i18n::Lang;
+use sesame_core::login::requirement::{AuthnRequirement, Verdict};
 use sesame_core::ports::Consent;
 use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
@@ -98,17 +99,18 @@ fn session_suffices(
     cookie: &str,
     fresh_login: Option<&str>,
 ) -> bool {
-    if request.prompt.login && fresh_login != Some(session_handle(cookie).as_str()) {
-        return false;
-    }
-    let authenticated_at = session.authenticated_at.unix_timestamp();
-    if let Some(max_age) = request.max_age {
-        let age = state.services.clock.now().unix_timestamp() - authenticated_at;
-        if u64::try_from(age).unwrap_or(0) > max_age {
-            return false;
-        }
-    }
-    true
+    let requirement = AuthnRequirement {
+        fresh: request.prompt.login,
+        max_age_secs: request.max_age,
+        assurance: None,
+    };
+    // A login made for this very request is the fresh one `prompt=login` asks for.
+    let requirement = if fresh_login == Some(session_handle(cookie).as_str()) {
+        requirement.after_fresh_login()
+    } else {
+        requirement
+    };
+    requirement.evaluate(&session.methods, state.services.clock.now()) == Verdict::Satisfied
 }
 
 async fn proceed(
