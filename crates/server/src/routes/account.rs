@@ -7,7 +7,8 @@ use serde::Deserialize;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::random;
 
-use crate::routes::login::{current_session, is_cross_site};
+use crate::routes::login::current_session;
+use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 fn revoke_csrf(cookie: &str) -> String {

@@ -23,11 +23,11 @@ use sesame_lifecycle::recovery::{RecoveryError, Refusal};
 use sesame_lifecycle::self_service::{
     mobile_sms_text, PasswordChange, RedirectChoice, VerificationRequest, Verified,
 };
-use time::OffsetDateTime;
-use time_tz::OffsetDateTimeExt;
 
-use crate::routes::login::{current_session, is_cross_site};
+use crate::routes::login::current_session;
 use crate::routes::password_reset::end_sessions_everywhere;
+use crate::web::csrf::logout_csrf_token;
+use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// Registers the routes.
@@ -109,21 +109,6 @@ fn to_login(state: &AppState) -> HttpResponse {
         .finish()
 }
 
-/// `DD/MM/YYYY HH:MM` in the institution's time zone.
-pub(crate) fn local_datetime(state: &AppState, at: OffsetDateTime) -> String {
-    let tz = time_tz::timezones::get_by_name(&state.settings.ui.time_zone)
-        .unwrap_or(time_tz::timezones::db::UTC);
-    let l = at.to_timezone(tz);
-    format!(
-        "{:02}/{:02}/{} {:02}:{:02}",
-        l.day(),
-        u8::from(l.month()),
-        l.year(),
-        l.hour(),
-        l.minute()
-    )
-}
-
 /// Query of `GET /account`.
 #[derive(Debug, Deserialize)]
 pub struct AccountQuery {
@@ -195,8 +180,8 @@ async fn render(
             minijinja::context! {
                 handle => handle,
                 current => *handle == current_handle,
-                since => local_datetime(state, s.authenticated_at),
-                last_seen => local_datetime(state, s.last_seen_at),
+                since => state.local_datetime(s.authenticated_at),
+                last_seen => state.local_datetime(s.last_seen_at),
                 remember_me => s.remember_me,
             }
         })
@@ -208,7 +193,7 @@ async fn render(
         .map(|e: &AuditEvent| {
             let key = format!("account_event_{}", e.kind.replace('.', "_"));
             minijinja::context! {
-                at => local_datetime(state, e.at),
+                at => state.local_datetime(e.at),
                 what => texts.get(&key).cloned().unwrap_or_else(|| e.kind.clone()),
                 ip => e.ip.clone(),
             }
@@ -229,7 +214,7 @@ async fn render(
         req,
         minijinja::context! {
             csrf => account_csrf(cookie),
-            logout_csrf => crate::routes::login::logout_csrf_token(cookie),
+            logout_csrf => logout_csrf_token(cookie),
             login => account.login.as_str(),
             given_name => account.given_name,
             family_name => account.family_name,

@@ -28,7 +28,7 @@ use sesame_lifecycle::activation::{
     ChallengeAnswer, IdentityClaim, IdentityOutcome, IdentityPurpose,
 };
 
-use crate::routes::login::is_cross_site;
+use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// The cookie holding the id of the activation in progress.

@@ -23,7 +23,7 @@ use sesame_lifecycle::helpdesk::assistance::{
     self, fields_for, AssistanceForm, Field, Need, Problem, SubmitError,
 };
 
-use crate::routes::login::is_cross_site;
+use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// How long an assistance form stays valid (writing a description takes time).

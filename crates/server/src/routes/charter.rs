@@ -8,7 +8,7 @@ use serde::Deserialize;
 use sesame_core::i18n::Lang;
 
 use super::required_actions::{self, RequiredAction};
-use crate::routes::login::is_cross_site;
+use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// `?lang=`

@@ -17,6 +17,8 @@ use sesame_core::session::SsoSession;
 use sesame_lifecycle::activation::error::ActivationError;
 
 use crate::cas_flow;
+use crate::web::csrf::logout_csrf_token;
+use crate::web::origin::is_cross_site;
 use crate::web::{AppState, LANG_COOKIE};
 
 /// How long a login form stays valid.
@@ -306,12 +308,6 @@ fn remember_lang(state: &AppState, response: &mut HttpResponse, explicit: Option
     }
 }
 
-/// The token that the logged-in page's logout form carries: derived from the session cookie,
-/// which a cross-site attacker does not know.
-pub fn logout_csrf_token(cookie_value: &str) -> String {
-    random::sha256_hex(&format!("logout-csrf:{cookie_value}"))
-}
-
 fn logged_in_page(
     state: &AppState,
     req: &HttpRequest,
@@ -425,21 +421,6 @@ async fn login_form_with(
             service_name => service_name,
         },
     )
-}
-
-/// Whether a cross-site page sent this POST. Browsers send `Origin` on POSTs; when it is
-/// present it must be ours (A41). SameSite=Lax and the single-use login ticket cover the rest.
-pub fn is_cross_site(state: &AppState, req: &HttpRequest) -> bool {
-    let Some(origin) = req.headers().get("origin") else {
-        return false;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return true;
-    };
-    let Ok(ours) = url::Url::parse(state.base()) else {
-        return true;
-    };
-    origin != ours.origin().ascii_serialization()
 }
 
 /// `POST /cas/login`

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sesame_core::audit::{AuditEvent, AuditKind};
 
-use crate::routes::login::logout_csrf_token;
+use crate::web::csrf::logout_csrf_token;
 use crate::web::AppState;
 
 /// Query of `GET /cas/logout`. `service` redirects only to registered services, which arrive

@@ -21,7 +21,7 @@ use sesame_core::session::EndedSession;
 use sesame_lifecycle::recovery::reset::{reset_sms_text, ResetChannel, ResetRequest};
 use sesame_lifecycle::recovery::RecoveryError;
 
-use crate::routes::login::is_cross_site;
+use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// Registers the routes.

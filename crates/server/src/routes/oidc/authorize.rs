@@ -23,7 +23,8 @@ use sesame_protocol::oidc::OPENID_SCOPE;
 
 use super::FormParams;
 use crate::oidc_flow::OidcAttachment;
-use crate::routes::login::{current_session, is_cross_site};
+use crate::routes::login::current_session;
+use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// How long a parked request waits for the person.

@@ -16,8 +16,9 @@ use sesame_protocol::oidc::keys::VerifyOptions;
 use sesame_protocol::oidc::tokens::session_id;
 
 use super::FormParams;
-use crate::routes::login::{current_session, logout_csrf_token};
+use crate::routes::login::current_session;
 use crate::routes::logout::end_session;
+use crate::web::csrf::logout_csrf_token;
 use crate::web::AppState;
 
 /// `GET /logout`

@@ -1,5 +1,11 @@
 //! What every route shares: state, language choice, client address, cookies, page rendering
-//! and the access log.
+//! and the access log; the admin API's problem objects ([`problem`]), the cross-site check
+//! of forms ([`origin`]) and the form tokens ([`csrf`]). Route modules import from here,
+//! never from one another.
+
+pub mod csrf;
+pub mod origin;
+pub mod problem;
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -159,6 +165,19 @@ impl AppState {
     pub fn local_time(&self, at: OffsetDateTime) -> String {
         let local = at.to_timezone(self.time_zone);
         format!("{:02}:{:02}", local.hour(), local.minute())
+    }
+
+    /// `DD/MM/YYYY HH:MM` in the institution's time zone (daylight saving included).
+    pub fn local_datetime(&self, at: OffsetDateTime) -> String {
+        let l = at.to_timezone(self.time_zone);
+        format!(
+            "{:02}/{:02}/{} {:02}:{:02}",
+            l.day(),
+            u8::from(l.month()),
+            l.year(),
+            l.hour(),
+            l.minute()
+        )
     }
 
     /// The SSO cookie for a new session: HttpOnly, SameSite=Lax, Path=/, Secure and
