@@ -132,6 +132,7 @@ impl Application {
                     }
                 })
                 .wrap(from_fn(metrics::track_http))
+                .wrap(from_fn(web::origin::refuse_cross_site_forms))
                 .configure(routes::configure)
         })
         .workers(workers)

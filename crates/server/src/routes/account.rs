@@ -8,7 +8,6 @@ use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::random;
 
 use crate::routes::login::current_session;
-use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 fn revoke_csrf(cookie: &str) -> String {
@@ -99,7 +98,7 @@ pub async fn revoke(
     let Some((cookie, session)) = current_session(&state, &req).await else {
         return to_login(&state);
     };
-    if is_cross_site(&state, &req) || form.csrf.as_deref() != Some(revoke_csrf(&cookie).as_str()) {
+    if form.csrf.as_deref() != Some(revoke_csrf(&cookie).as_str()) {
         return state.error_page(
             StatusCode::FORBIDDEN,
             lang,

@@ -27,7 +27,6 @@ use sesame_lifecycle::self_service::{
 use crate::routes::login::current_session;
 use crate::routes::password_reset::end_sessions_everywhere;
 use crate::web::csrf::logout_csrf_token;
-use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// Registers the routes.
@@ -249,7 +248,7 @@ async fn guard(
         return Err(to_login(state));
     };
     let expected = account_csrf(&cookie);
-    if is_cross_site(state, req) || !csrf.is_some_and(|c| random::constant_time_eq(c, &expected)) {
+    if !csrf.is_some_and(|c| random::constant_time_eq(c, &expected)) {
         return Err(state.error_page(
             StatusCode::FORBIDDEN,
             lang,
@@ -916,15 +915,6 @@ pub async fn verify_address(
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
     // The token in the form is the proof; a foreign page cannot post one it was not sent.
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     match state
         .services
         .self_service

@@ -28,7 +28,6 @@ use sesame_lifecycle::activation::{
     ChallengeAnswer, IdentityClaim, IdentityOutcome, IdentityPurpose,
 };
 
-use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// The cookie holding the id of the activation in progress.
@@ -120,16 +119,6 @@ async fn take_form_token(state: &AppState, token: Option<&str>) -> Result<bool, 
             Err(())
         }
     }
-}
-
-fn forbidden_cross_site(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    state.error_page(
-        StatusCode::FORBIDDEN,
-        lang,
-        req,
-        "error_title",
-        "error_form_expired",
-    )
 }
 
 /// A result page: a title, a message, and the login when there is one to show.
@@ -343,9 +332,6 @@ async fn submit_identity_for(
     purpose: IdentityPurpose,
 ) -> HttpResponse {
     let lang = state.lang(req, form.lang.as_deref());
-    if is_cross_site(state, req) {
-        return forbidden_cross_site(state, req, lang);
-    }
     let clip = |v: Option<String>| -> String { v.unwrap_or_default().chars().take(256).collect() };
     let claim = IdentityClaim {
         hr_id: clip(form.hr_id),
@@ -609,9 +595,6 @@ pub async fn submit_code(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden_cross_site(&state, &req, lang);
-    }
     let login: String = form.login.unwrap_or_default().chars().take(256).collect();
     match take_form_token(&state, form.form_token.as_deref()).await {
         Ok(true) => {}
@@ -718,9 +701,6 @@ pub async fn submit_link(
     form: web::Form<TokenQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden_cross_site(&state, &req, lang);
-    }
     let token = form.token.as_deref().unwrap_or_default();
     let ip = state.client_ip(&req);
     match state.services.activation.start_with_link(token, ip).await {
@@ -788,9 +768,6 @@ pub async fn submit_first_login(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden_cross_site(&state, &req, lang);
-    }
     match take_form_token(&state, form.form_token.as_deref()).await {
         Ok(true) => {}
         Ok(false) => {
@@ -1010,9 +987,6 @@ pub async fn submit_step(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden_cross_site(&state, &req, lang);
-    }
     let flow_id = req
         .cookie(FLOW_COOKIE)
         .map(|c| c.value().to_owned())
@@ -1159,9 +1133,6 @@ pub async fn submit_redirect_proof(
     form: web::Form<TokenQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden_cross_site(&state, &req, lang);
-    }
     let token = form.token.as_deref().unwrap_or_default();
     match state.services.activation.verify_redirect(token).await {
         Ok(login) => {

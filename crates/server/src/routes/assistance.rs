@@ -23,7 +23,6 @@ use sesame_lifecycle::helpdesk::assistance::{
     self, fields_for, AssistanceForm, Field, Need, Problem, SubmitError,
 };
 
-use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// How long an assistance form stays valid (writing a description takes time).
@@ -216,15 +215,6 @@ pub async fn submit_form(
 ) -> HttpResponse {
     let post = post.into_inner();
     let lang = state.lang(&req, post.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     let Some(kind) = post
         .kind
         .as_deref()

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use sesame_core::i18n::Lang;
 
 use super::required_actions::{self, RequiredAction};
-use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// `?lang=`
@@ -66,15 +65,6 @@ pub async fn submit_charter(
     form: web::Form<CharterForm>,
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     let parked = match required_actions::parked_at(
         &state,
         &req,

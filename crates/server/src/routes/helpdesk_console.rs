@@ -30,7 +30,6 @@ use sesame_lifecycle::helpdesk::HelpdeskError;
 use sesame_lifecycle::self_service::VerificationRequest;
 
 use crate::routes::login::current_session;
-use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// Most accounts a search shows.
@@ -113,8 +112,7 @@ async fn posting_agent(
     csrf: Option<&str>,
 ) -> Result<Agent, HttpResponse> {
     let agent = agent(state, req).await?;
-    if is_cross_site(state, req) || !csrf.is_some_and(|c| random::constant_time_eq(c, &agent.csrf))
-    {
+    if !csrf.is_some_and(|c| random::constant_time_eq(c, &agent.csrf)) {
         return Err(state.error_page(
             StatusCode::FORBIDDEN,
             state.lang(req, None),

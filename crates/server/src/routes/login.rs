@@ -18,7 +18,6 @@ use sesame_lifecycle::activation::error::ActivationError;
 
 use crate::cas_flow;
 use crate::web::csrf::logout_csrf_token;
-use crate::web::origin::is_cross_site;
 use crate::web::{AppState, LANG_COOKIE};
 
 /// How long a login form stays valid.
@@ -450,15 +449,6 @@ pub async fn submit_login(
         None => None,
     };
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     let username = form.username.unwrap_or_default();
     let shown_username: String = username.chars().take(256).collect();
     // The login ticket is single-use: a replayed or forged form is refused before any

@@ -24,7 +24,6 @@ use sesame_protocol::oidc::OPENID_SCOPE;
 use super::FormParams;
 use crate::oidc_flow::OidcAttachment;
 use crate::routes::login::current_session;
-use crate::web::origin::is_cross_site;
 use crate::web::AppState;
 
 /// How long a parked request waits for the person.
@@ -502,15 +501,6 @@ pub async fn consent(
 ) -> HttpResponse {
     let id = form.authz.as_deref().unwrap_or_default();
     let lang = state.lang(&req, None);
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     let pending = match load_pending(&state, id).await {
         Ok(Some(p)) => p,
         Ok(None) => return expired_page(&state, &req),
