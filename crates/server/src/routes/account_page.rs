@@ -16,7 +16,6 @@ use sesame_core::audit::AuditEvent;
 use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
 use sesame_core::mail::mask_email;
-use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
 use sesame_core::sms::mask_phone;
 use sesame_lifecycle::recovery::{RecoveryError, Refusal};
@@ -26,7 +25,7 @@ use sesame_lifecycle::self_service::{
 
 use crate::routes::login::current_session;
 use crate::routes::password_reset::end_sessions_everywhere;
-use crate::web::csrf::logout_csrf_token;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
 
 /// Registers the routes.
@@ -52,11 +51,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account/sessions/revoke", web::post().to(revoke_session))
         .route("/account/verify", web::get().to(show_verify_address))
         .route("/account/verify", web::post().to(verify_address));
-}
-
-/// The token every form of the page carries.
-pub fn account_csrf(cookie: &str) -> String {
-    random::sha256_hex(&format!("account-csrf:{cookie}"))
 }
 
 /// Audit kinds shown under "recent activity".
@@ -212,8 +206,8 @@ async fn render(
         lang,
         req,
         minijinja::context! {
-            csrf => account_csrf(cookie),
-            logout_csrf => logout_csrf_token(cookie),
+            csrf => FormPurpose::Account.token(cookie),
+            logout_csrf => FormPurpose::Logout.token(cookie),
             login => account.login.as_str(),
             given_name => account.given_name,
             family_name => account.family_name,
@@ -247,8 +241,7 @@ async fn guard(
     let Some((cookie, session)) = current_session(state, req).await else {
         return Err(to_login(state));
     };
-    let expected = account_csrf(&cookie);
-    if !csrf.is_some_and(|c| random::constant_time_eq(c, &expected)) {
+    if !FormPurpose::Account.accepts(&cookie, csrf) {
         return Err(state.error_page(
             StatusCode::FORBIDDEN,
             lang,
@@ -616,7 +609,7 @@ fn mobile_code_form(
         lang,
         req,
         minijinja::context! {
-            csrf => account_csrf(cookie),
+            csrf => FormPurpose::Account.token(cookie),
             request_id => request_id,
             error => error,
             minutes => state.services.recovery.policy().sms_code_ttl.as_secs() / 60,

@@ -18,7 +18,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
-use sesame_core::random;
 use sesame_lifecycle::activation::challenge::number_words;
 use sesame_lifecycle::activation::error::ActivationError;
 use sesame_lifecycle::activation::flow::{
@@ -28,12 +27,11 @@ use sesame_lifecycle::activation::{
     ChallengeAnswer, IdentityClaim, IdentityOutcome, IdentityPurpose,
 };
 
+use crate::web::csrf::ACTIVATION_FORM;
 use crate::web::AppState;
 
 /// The cookie holding the id of the activation in progress.
 pub const FLOW_COOKIE: &str = crate::web::ACTIVATION_FLOW_COOKIE;
-/// How long a code or first-login form stays valid.
-const FORM_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// Registers the activation routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -87,19 +85,9 @@ fn see_other(location: String) -> HttpResponse {
         .finish()
 }
 
-fn form_token_key(token: &str) -> String {
-    format!("act:form:{}", random::sha256_hex(token))
-}
-
 async fn issue_form_token(state: &AppState) -> Option<String> {
-    let token = random::token();
-    match state
-        .services
-        .store
-        .put_new(&form_token_key(&token), "1", FORM_TOKEN_TTL)
-        .await
-    {
-        Ok(_) => Some(token),
+    match ACTIVATION_FORM.issue(state.services.store.as_ref()).await {
+        Ok(token) => Some(token),
         Err(e) => {
             tracing::error!(error = %e, "cannot issue an activation form: store unavailable");
             None
@@ -109,11 +97,11 @@ async fn issue_form_token(state: &AppState) -> Option<String> {
 
 /// Takes a form token: `Ok(true)` the first time it is presented.
 async fn take_form_token(state: &AppState, token: Option<&str>) -> Result<bool, ()> {
-    let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 128) else {
-        return Ok(false);
-    };
-    match state.services.store.take(&form_token_key(token)).await {
-        Ok(found) => Ok(found.is_some()),
+    match ACTIVATION_FORM
+        .take(state.services.store.as_ref(), token)
+        .await
+    {
+        Ok(valid) => Ok(valid),
         Err(e) => {
             tracing::error!(error = %e, "store unavailable while checking an activation form");
             Err(())

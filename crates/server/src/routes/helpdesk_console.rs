@@ -30,6 +30,7 @@ use sesame_lifecycle::helpdesk::HelpdeskError;
 use sesame_lifecycle::self_service::VerificationRequest;
 
 use crate::routes::login::current_session;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
 
 /// Most accounts a search shows.
@@ -71,12 +72,6 @@ impl Agent {
     }
 }
 
-/// The token every form of the console carries: derived from the session cookie (a
-/// cross-site page cannot know it) and distinct from the account page's.
-fn console_csrf(cookie: &str) -> String {
-    random::sha256_hex(&format!("helpdesk-csrf:{cookie}"))
-}
-
 /// The agent of this request: anonymous people go to the login page (and back to the
 /// console), signed-in people who are not agents get 403.
 async fn agent(state: &AppState, req: &HttpRequest) -> Result<Agent, HttpResponse> {
@@ -100,7 +95,7 @@ async fn agent(state: &AppState, req: &HttpRequest) -> Result<Agent, HttpRespons
     }
     Ok(Agent {
         login: session.login,
-        csrf: console_csrf(&cookie),
+        csrf: FormPurpose::Helpdesk.token(&cookie),
     })
 }
 

@@ -24,6 +24,7 @@ use sesame_protocol::oidc::OPENID_SCOPE;
 use super::FormParams;
 use crate::oidc_flow::OidcAttachment;
 use crate::routes::login::current_session;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
 
 /// How long a parked request waits for the person.
@@ -302,10 +303,6 @@ fn consent_scopes(request: &AuthorizationRequest) -> Vec<String> {
     scopes
 }
 
-fn consent_csrf(cookie: &str, pending_id: &str) -> String {
-    random::sha256_hex(&format!("consent-csrf:{cookie}:{pending_id}"))
-}
-
 fn consent_page(
     state: &AppState,
     req: &HttpRequest,
@@ -333,7 +330,7 @@ fn consent_page(
             client_name => client.name,
             scopes => described,
             authz => pending_id,
-            csrf => consent_csrf(cookie, pending_id),
+            csrf => FormPurpose::Consent { pending_id }.token(cookie),
         },
     )
 }
@@ -523,7 +520,8 @@ pub async fn consent(
         )
         .await;
     };
-    if form.csrf.as_deref() != Some(consent_csrf(&cookie, id).as_str()) {
+    let purpose = FormPurpose::Consent { pending_id: id };
+    if !purpose.accepts(&cookie, form.csrf.as_deref()) {
         return state.error_page(
             StatusCode::FORBIDDEN,
             lang,

@@ -18,7 +18,7 @@ use sesame_protocol::oidc::tokens::session_id;
 use super::FormParams;
 use crate::routes::login::current_session;
 use crate::routes::logout::end_session;
-use crate::web::csrf::logout_csrf_token;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
 
 /// `GET /logout`
@@ -109,7 +109,7 @@ async fn handle(
             h.sid.as_deref()
                 == Some(session_id(&sesame_core::session::session_handle(cookie)).as_str())
         });
-        let confirmed = posted && params.one("csrf") == Some(logout_csrf_token(cookie).as_str());
+        let confirmed = posted && FormPurpose::Logout.accepts(cookie, params.one("csrf"));
         if !hinted_this_session && !confirmed {
             let lang = state.lang(req, params.one("ui_locales"));
             return state.page(
@@ -118,7 +118,7 @@ async fn handle(
                 lang,
                 req,
                 minijinja::context! {
-                    csrf => logout_csrf_token(cookie),
+                    csrf => FormPurpose::Logout.token(cookie),
                     client_name => client.map(|c| c.name.clone()),
                     client_id => client_id,
                     // Carried only when it will be honoured after confirmation.
