@@ -16,6 +16,7 @@ use sesame_core::audit::AuditEvent;
 use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
 use sesame_core::mail::mask_email;
+use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
 use sesame_core::sms::mask_phone;
 use sesame_lifecycle::recovery::{RecoveryError, Refusal};
@@ -172,7 +173,7 @@ async fn render(
         .map(|(handle, s)| {
             minijinja::context! {
                 handle => handle,
-                current => *handle == current_handle,
+                current => random::constant_time_eq(handle, &current_handle),
                 since => state.local_datetime(s.authenticated_at),
                 last_seen => state.local_datetime(s.last_seen_at),
                 remember_me => s.remember_me,
@@ -790,7 +791,7 @@ pub async fn revoke_session(
     {
         Ok(Some(ended)) => {
             end_sessions_everywhere(&state, session.account_id, vec![ended], false).await;
-            if handle == session_handle(&cookie) {
+            if random::constant_time_eq(handle, &session_handle(&cookie)) {
                 // The person ended the session they were using: they are logged out.
                 let mut res = state.page(
                     StatusCode::OK,

@@ -20,7 +20,6 @@ use sesame_core::helpdesk::{AssistanceRequest, BlockReason, RequestFilter};
 use sesame_core::i18n::Lang;
 use sesame_core::ids::LoginName;
 use sesame_core::mail::mask_email;
-use sesame_core::random;
 use sesame_core::sms::mask_phone;
 use sesame_lifecycle::activation::error::ActivationError;
 use sesame_lifecycle::activation::settings::ActivationPath;
@@ -30,7 +29,7 @@ use sesame_lifecycle::helpdesk::HelpdeskError;
 use sesame_lifecycle::self_service::VerificationRequest;
 
 use crate::routes::login::current_session;
-use crate::web::csrf::FormPurpose;
+use crate::web::csrf::{self, FormPurpose};
 use crate::web::AppState;
 
 /// Most accounts a search shows.
@@ -107,7 +106,7 @@ async fn posting_agent(
     csrf: Option<&str>,
 ) -> Result<Agent, HttpResponse> {
     let agent = agent(state, req).await?;
-    if !csrf.is_some_and(|c| random::constant_time_eq(c, &agent.csrf)) {
+    if !csrf::presented_matches(csrf, &agent.csrf) {
         return Err(state.error_page(
             StatusCode::FORBIDDEN,
             state.lang(req, None),

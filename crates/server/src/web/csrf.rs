@@ -52,8 +52,14 @@ impl FormPurpose<'_> {
     /// Whether `presented` is this purpose's token for the session, compared in constant
     /// time. A missing token is refused.
     pub fn accepts(self, session_cookie: &str, presented: Option<&str>) -> bool {
-        presented.is_some_and(|p| random::constant_time_eq(p, &self.token(session_cookie)))
+        presented_matches(presented, &self.token(session_cookie))
     }
+}
+
+/// Whether a form presented `expected`, a session-bound token computed once for the page
+/// (the helpdesk console keeps its agent's), compared in constant time.
+pub fn presented_matches(presented: Option<&str>, expected: &str) -> bool {
+    presented.is_some_and(|p| random::constant_time_eq(p, expected))
 }
 
 /// A kind of single-use form token: where the store keeps it and for how long.

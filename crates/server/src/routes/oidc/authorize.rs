@@ -169,7 +169,9 @@ fn session_suffices(
     cookie: &str,
     fresh_login: Option<&str>,
 ) -> bool {
-    if request.prompt.login && fresh_login != Some(session_handle(cookie).as_str()) {
+    if request.prompt.login
+        && !fresh_login.is_some_and(|f| random::constant_time_eq(f, &session_handle(cookie)))
+    {
         return false;
     }
     let authenticated_at = session.authenticated_at.unix_timestamp();

@@ -11,6 +11,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use sesame_core::random;
 use sesame_protocol::oidc::claims::IdTokenClaims;
 use sesame_protocol::oidc::keys::VerifyOptions;
 use sesame_protocol::oidc::tokens::session_id;
@@ -106,8 +107,12 @@ async fn handle(
     let session = current_session(state, req).await;
     if let Some((cookie, _)) = &session {
         let hinted_this_session = hint.as_ref().is_some_and(|h| {
-            h.sid.as_deref()
-                == Some(session_id(&sesame_core::session::session_handle(cookie)).as_str())
+            h.sid.as_deref().is_some_and(|sid| {
+                random::constant_time_eq(
+                    sid,
+                    &session_id(&sesame_core::session::session_handle(cookie)),
+                )
+            })
         });
         let confirmed = posted && FormPurpose::Logout.accepts(cookie, params.one("csrf"));
         if !hinted_this_session && !confirmed {
