@@ -883,7 +883,7 @@ async fn a50_the_http_gateway_posts_the_code_to_the_provider() {
             s.sms.transport = SmsTransport::Http;
             s.sms.http_url = url;
             s.sms.http_auth_header = "Authorization".to_owned();
-            s.sms.http_auth_value = "Bearer provider-key".to_owned();
+            s.sms.http_auth_value = "Bearer provider-key".into();
             s.sms.http_body_template = r#"{"recipient":"{to}","message":"{text}"}"#.to_owned();
         })
         .spawn()

@@ -26,6 +26,8 @@ use sesame_protocol::oidc::grants::TokenPolicy;
 use sesame_protocol::services::{RegisteredService, ServiceRegistry};
 use url::Url;
 
+use crate::secret::Secret;
+
 /// The embedded defaults, also shipped as documentation.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -214,7 +216,7 @@ pub struct ServerSettings {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`. Secret.
-    pub url: String,
+    pub url: Secret,
     /// Pool size.
     pub max_connections: u32,
     /// Apply pending migrations at start.
@@ -226,7 +228,7 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     /// `memory://` (in-process, one instance only) or `redis://…`. Secret when it holds a password.
-    pub url: String,
+    pub url: Secret,
     /// Prefix of every Redis key (several deployments can share one Redis).
     pub key_prefix: String,
     /// Budget of one store operation, in milliseconds; past it the request gets a 503.
@@ -243,7 +245,7 @@ impl StoreSettings {
     /// With the in-process store, what another process (the CLI) does to an account cannot
     /// reach this process's sessions, so the database is asked instead.
     pub fn is_shared(&self) -> bool {
-        self.url != "memory://"
+        self.url.expose() != "memory://"
     }
 }
 
@@ -364,7 +366,7 @@ pub struct LifecycleSettings {
     pub email_patterns: BTreeMap<Affiliation, String>,
     /// The HMAC key national ID numbers are hashed with (at least 32 bytes); empty: national
     /// IDs are refused. Secret.
-    pub national_id_key: String,
+    pub national_id_key: Secret,
     /// `[lifecycle.activation]`: the activation paths open to each affiliation, code and
     /// flow lifetimes, failure limits, challenge difficulty.
     #[serde(default)]
@@ -411,7 +413,7 @@ impl LifecycleSettings {
             None
         } else {
             Some(
-                NationalIdKey::new(&self.national_id_key)
+                NationalIdKey::new(self.national_id_key.expose())
                     .map_err(|e| bad("lifecycle.national_id_key", &e.to_string()))?,
             )
         };
@@ -451,7 +453,7 @@ pub struct LogSettings {
 }
 
 /// `[mail]`
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailSettings {
     /// `outbox` (one `.eml` per mail in `outbox_dir`) or `smtp`.
@@ -469,7 +471,7 @@ pub struct MailSettings {
     /// SMTP AUTH login; empty: no AUTH.
     pub smtp_username: String,
     /// SMTP AUTH password. Secret.
-    pub smtp_password: String,
+    pub smtp_password: Secret,
     /// Extra CA certificates (PEM) trusted for the SMTP server; empty: the public web PKI.
     pub smtp_ca_file: String,
     /// Budget of one SMTP command (and of the connection), seconds.
@@ -480,26 +482,6 @@ pub struct MailSettings {
     pub batch_size: usize,
     /// Waits between attempts, seconds; after the last one, a failure gives the mail up.
     pub retry_delays_secs: Vec<u64>,
-}
-
-impl std::fmt::Debug for MailSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MailSettings")
-            .field("transport", &self.transport)
-            .field("from", &self.from)
-            .field("outbox_dir", &self.outbox_dir)
-            .field("smtp_host", &self.smtp_host)
-            .field("smtp_port", &self.smtp_port)
-            .field("smtp_security", &self.smtp_security)
-            .field("smtp_username", &self.smtp_username)
-            .field("smtp_password", &"********")
-            .field("smtp_ca_file", &self.smtp_ca_file)
-            .field("timeout_secs", &self.timeout_secs)
-            .field("worker_interval_secs", &self.worker_interval_secs)
-            .field("batch_size", &self.batch_size)
-            .field("retry_delays_secs", &self.retry_delays_secs)
-            .finish()
-    }
 }
 
 impl MailSettings {
@@ -517,7 +499,8 @@ impl MailSettings {
                 port: self.smtp_port,
                 security: self.smtp_security,
                 username: (!self.smtp_username.is_empty()).then(|| self.smtp_username.clone()),
-                password: (!self.smtp_password.is_empty()).then(|| self.smtp_password.clone()),
+                password: (!self.smtp_password.is_empty())
+                    .then(|| self.smtp_password.expose().to_owned()),
                 ca_pem: if self.smtp_ca_file.is_empty() {
                     None
                 } else {
@@ -723,16 +706,18 @@ impl Settings {
                 );
             }
         }
-        if !(self.database.url.starts_with("sqlite://")
-            || self.database.url.starts_with("postgres://")
-            || self.database.url.starts_with("postgresql://"))
+        let database_url = self.database.url.expose();
+        if !(database_url.starts_with("sqlite://")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
         {
             return err("database.url", "expected sqlite://PATH or postgres://…");
         }
         if self.database.max_connections == 0 {
             return err("database.max_connections", "must be at least 1");
         }
-        if !(self.store.url == "memory://" || self.store.url.starts_with("redis://")) {
+        let store_url = self.store.url.expose();
+        if !(store_url == "memory://" || store_url.starts_with("redis://")) {
             return err(
                 "store.url",
                 "expected memory:// or redis://… (TLS to Redis, rediss://, is not supported yet)",
@@ -952,16 +937,16 @@ impl Settings {
     /// [`ConfigError`] if serialisation fails.
     pub fn to_masked_toml(&self) -> Result<String, ConfigError> {
         let mut masked = self.clone();
-        masked.database.url = mask_url_password(&masked.database.url);
-        masked.store.url = mask_url_password(&masked.store.url);
+        masked.database.url = mask_url_password(masked.database.url.expose()).into();
+        masked.store.url = mask_url_password(masked.store.url.expose()).into();
         if !masked.mail.smtp_password.is_empty() {
-            masked.mail.smtp_password = "********".to_owned();
+            masked.mail.smtp_password = "********".into();
         }
         if !masked.lifecycle.national_id_key.is_empty() {
-            masked.lifecycle.national_id_key = "********".to_owned();
+            masked.lifecycle.national_id_key = "********".into();
         }
         if !masked.sms.http_auth_value.is_empty() {
-            masked.sms.http_auth_value = "********".to_owned();
+            masked.sms.http_auth_value = "********".into();
         }
         toml::to_string_pretty(&masked).map_err(|e| ConfigError(e.to_string()))
     }
@@ -1030,8 +1015,8 @@ mod tests {
     fn embedded_defaults_are_valid_and_embedded() {
         let s = Settings::default();
         s.validate().unwrap();
-        assert_eq!(s.database.url, "sqlite://data/sesame.db");
-        assert_eq!(s.store.url, "memory://");
+        assert_eq!(s.database.url.expose(), "sqlite://data/sesame.db");
+        assert_eq!(s.store.url.expose(), "memory://");
         assert_eq!(s.server.listen, "127.0.0.1:8080");
         assert_eq!(s.password_policy.default.min_length, 15);
     }
@@ -1222,6 +1207,27 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_the_settings_shows_no_secret() {
+        let mut s = Settings::default();
+        s.database.url = "postgres://sesame:db-pass-1@db.example/sesame".into();
+        s.store.url = "redis://:redis-pass-2@cache.example".into();
+        s.mail.smtp_password = "smtp-pass-3".into();
+        s.lifecycle.national_id_key = "national-id-key-4-0123456789abcdef0123".into();
+        s.sms.http_auth_value = "Bearer sms-key-5".into();
+        let shown = format!("{s:?}");
+        for secret in [
+            "db-pass-1",
+            "redis-pass-2",
+            "smtp-pass-3",
+            "national-id-key-4",
+            "sms-key-5",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("smtp_password: ********"), "{shown}");
+    }
+
+    #[test]
     fn mail_settings_are_checked_and_the_smtp_password_never_shown() {
         let mut s = Settings::default();
         assert_eq!(s.mail.transport, TransportKind::Outbox);
@@ -1233,7 +1239,7 @@ mod tests {
         s.mail.smtp_username = "sesame".to_owned();
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("go together"), "{e}");
-        s.mail.smtp_password = "hunter2-relay".to_owned();
+        s.mail.smtp_password = "hunter2-relay".into();
         s.validate().unwrap();
 
         // No password in clear to another host; a relay on loopback is fine.

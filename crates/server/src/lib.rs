@@ -15,6 +15,7 @@ pub mod recovery_settings;
 pub mod request_id;
 pub mod reset_form;
 pub mod routes;
+pub mod secret;
 pub mod services;
 pub mod sso;
 pub mod telemetry;
