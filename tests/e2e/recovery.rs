@@ -7,7 +7,7 @@ use std::time::Duration as StdDuration;
 use sesame_core::account::{Account, AccountChanges, Contact};
 use sesame_core::clock::Clock;
 use sesame_core::ids::{Email, MobilePhone};
-use sesame_server::recovery_settings::SmsTransport;
+use sesame_server::config::recovery::SmsTransport;
 use sesame_tests::{browser, unique_login, TestApp, TestAppBuilder, GOOD_PASSWORD};
 use time::Duration;
 

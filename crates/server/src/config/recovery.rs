@@ -10,8 +10,7 @@ use sesame_core::ids::Affiliation;
 use sesame_lifecycle::recovery::RecoveryPolicy;
 use sesame_sms::gateway::{HttpGateway, HttpGatewayConfig, LogGateway, OutboxGateway, SmsGateway};
 
-use crate::config::ConfigError;
-use crate::secret::Secret;
+use super::{ConfigError, Secret};
 
 /// `[lifecycle.recovery]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
