@@ -95,13 +95,7 @@ pub async fn revoke(
         return to_login(&state);
     };
     if !FormPurpose::ConsentWithdrawal.accepts(&cookie, form.csrf.as_deref()) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
+        return state.form_expired(&req, lang);
     }
     let client_id = form.client_id.as_deref().unwrap_or_default();
     let oidc = &state.services.oidc;

@@ -243,13 +243,7 @@ async fn guard(
         return Err(to_login(state));
     };
     if !FormPurpose::Account.accepts(&cookie, csrf) {
-        return Err(state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            req,
-            "error_title",
-            "error_form_expired",
-        ));
+        return Err(state.form_expired(req, lang));
     }
     Ok((cookie, session))
 }

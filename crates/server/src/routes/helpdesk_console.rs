@@ -107,13 +107,7 @@ async fn posting_agent(
 ) -> Result<Agent, HttpResponse> {
     let agent = agent(state, req).await?;
     if !csrf::presented_matches(csrf, &agent.csrf) {
-        return Err(state.error_page(
-            StatusCode::FORBIDDEN,
-            state.lang(req, None),
-            req,
-            "error_title",
-            "error_form_expired",
-        ));
+        return Err(state.form_expired(req, state.lang(req, None)));
     }
     Ok(agent)
 }

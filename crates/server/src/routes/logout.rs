@@ -58,13 +58,7 @@ pub async fn logout_form(
     if let Some(cookie) = req.cookie(&state.sso_cookie_name) {
         if !FormPurpose::Logout.accepts(cookie.value(), form.csrf.as_deref()) {
             let lang = state.lang(&req, None);
-            return state.error_page(
-                StatusCode::FORBIDDEN,
-                lang,
-                &req,
-                "error_title",
-                "error_form_expired",
-            );
+            return state.form_expired(&req, lang);
         }
     }
     end_session(&state, &req, None).await

@@ -4,6 +4,7 @@
 //! never from one another.
 
 pub mod csrf;
+pub mod error;
 pub mod origin;
 pub mod problem;
 
@@ -23,6 +24,7 @@ use time_tz::{OffsetDateTimeExt, Tz};
 use crate::config::{parse_cidr, Settings};
 use crate::services::Services;
 use crate::templates::Renderer;
+use crate::web::error::PageKind;
 
 /// Name of the language cookie set by the visible language switch.
 pub const LANG_COOKIE: &str = "sesame_lang";
@@ -326,18 +328,12 @@ impl AppState {
     /// The "temporarily unavailable" page: 503 with `Retry-After`, for when the store or
     /// the database fails. Nothing is claimed to have happened.
     pub fn unavailable(&self, req: &HttpRequest, lang: Lang) -> HttpResponse {
-        let mut res = self.error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            lang,
-            req,
-            "error_title",
-            "error_unavailable",
-        );
-        res.headers_mut().insert(
-            actix_web::http::header::RETRY_AFTER,
-            actix_web::http::header::HeaderValue::from_static("5"),
-        );
-        res
+        error::render_error_page(self, req, lang, PageKind::UNAVAILABLE)
+    }
+
+    /// The "form expired" page (403): a forged, replayed or cross-site form.
+    pub fn form_expired(&self, req: &HttpRequest, lang: Lang) -> HttpResponse {
+        error::render_error_page(self, req, lang, PageKind::FORM_EXPIRED)
     }
 
     /// An error page with a title and message key.
@@ -346,18 +342,14 @@ impl AppState {
         status: StatusCode,
         lang: Lang,
         req: &HttpRequest,
-        title_key: &str,
-        message_key: &str,
+        title_key: &'static str,
+        message_key: &'static str,
     ) -> HttpResponse {
-        self.page(
-            status,
-            "error.html",
-            lang,
+        error::render_error_page(
+            self,
             req,
-            minijinja::context! {
-                title => self.renderer.text(lang, title_key),
-                message => self.renderer.text(lang, message_key),
-            },
+            lang,
+            PageKind::new(status, title_key, message_key),
         )
     }
 }

@@ -6,11 +6,12 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest};
+use actix_web::{web, HttpRequest, ResponseError};
 use serde::Deserialize;
 
+use super::error::{PageError, PageKind};
 use super::AppState;
 
 /// Whether a cross-site page sent this POST. Browsers send `Origin` on POSTs; when it is
@@ -84,14 +85,10 @@ pub async fn refuse_cross_site_forms(
         .ok()
         .and_then(|form| form.into_inner().lang);
     let lang = state.lang(req.request(), explicit.as_deref());
-    let page = state.error_page(
-        StatusCode::FORBIDDEN,
-        lang,
-        req.request(),
-        "error_title",
-        "error_form_expired",
-    );
-    Ok(req.into_response(page).map_into_right_body())
+    let page = PageError::new(&state, req.request(), lang, PageKind::FORM_EXPIRED);
+    Ok(req
+        .into_response(page.error_response())
+        .map_into_right_body())
 }
 
 #[cfg(test)]

@@ -524,13 +524,7 @@ pub async fn consent(
     };
     let purpose = FormPurpose::Consent { pending_id: id };
     if !purpose.accepts(&cookie, form.csrf.as_deref()) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
+        return state.form_expired(&req, lang);
     }
     let Some(client) = state.services.oidc.clients.get(&request.client_id) else {
         return expired_page(&state, &req);
