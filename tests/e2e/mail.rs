@@ -53,7 +53,10 @@ async fn a_queued_notice_reaches_the_outbox_of_a_running_server() {
         mail.text
     );
     // The notice points to this Sesame (the lifecycle flows' links will too).
-    assert_eq!(mail.link_to(&app.address), app.address);
+    assert_eq!(
+        mail.link_to(&app.address),
+        format!("{}/password/forgot", app.address)
+    );
     assert!(mail.html.as_deref().unwrap().contains("192.0.2.7"));
 
     let queued = app
