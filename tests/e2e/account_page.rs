@@ -40,7 +40,9 @@ async fn post_form(
 /// Follows an address-verification link as a person would, from a browser without a
 /// session: its page (which changes nothing), then its button. Returns the status of the
 /// page and of the post, and the post's page.
-async fn follow_verify_link(link: &str) -> (reqwest::StatusCode, reqwest::StatusCode, String) {
+pub(crate) async fn follow_verify_link(
+    link: &str,
+) -> (reqwest::StatusCode, reqwest::StatusCode, String) {
     let client = browser();
     let res = client.get(link).send().await.unwrap();
     let shown = res.status();

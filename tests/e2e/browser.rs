@@ -150,7 +150,7 @@ async fn a_person_logs_in_and_out_in_a_real_browser() {
         .await
         .unwrap();
     c.wait()
-        .for_element(Locator::XPath("//h1[text()='Vous êtes déconnecté']"))
+        .for_element(Locator::XPath("//h1[text()='Déconnexion réussie']"))
         .await
         .unwrap();
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
@@ -870,7 +870,7 @@ async fn a_browser_that_logged_in_before_still_logs_in_after_an_attacker_locks_t
         .await
         .unwrap();
     c.wait()
-        .for_element(Locator::XPath("//h1[text()='Vous êtes déconnecté']"))
+        .for_element(Locator::XPath("//h1[text()='Déconnexion réussie']"))
         .await
         .unwrap();
 

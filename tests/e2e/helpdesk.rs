@@ -262,6 +262,11 @@ async fn a_blocked_person_asks_for_help_and_once_unblocked_the_phished_password_
         .find(|m| m.subject.contains(&reference))
         .expect("the request is mailed to the helpdesk");
     assert!(mail.text.contains(&institutional), "{}", mail.text);
+    // The agent opens the request in the console from the mail.
+    assert_eq!(
+        mail.link_to(&format!("{}/helpdesk/requests/", app.address)),
+        format!("{}/helpdesk/requests/{reference}", app.address)
+    );
     assert!(
         mail.text.contains(&login) && mail.text.contains("blocked"),
         "{}",

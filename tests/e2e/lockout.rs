@@ -688,7 +688,7 @@ async fn the_lock_page_says_when_to_retry_that_a_reset_unlocks_and_where_to_find
         let until = app.clock.now() + Duration::minutes(15);
         assert!(
             last.contains(&format!(
-                "Réessayez à {:02}:{:02}.",
+                "Réessayez à partir de {:02}:{:02}.",
                 until.hour(),
                 until.minute()
             )),

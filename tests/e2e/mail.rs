@@ -53,7 +53,10 @@ async fn a_queued_notice_reaches_the_outbox_of_a_running_server() {
         mail.text
     );
     // The notice points to this Sesame (the lifecycle flows' links will too).
-    assert_eq!(mail.link_to(&app.address), app.address);
+    assert_eq!(
+        mail.link_to(&app.address),
+        format!("{}/password/forgot", app.address)
+    );
     assert!(mail.html.as_deref().unwrap().contains("192.0.2.7"));
 
     let queued = app
@@ -103,7 +106,7 @@ async fn with_smtp_settings_the_server_delivers_through_a_real_smtp_server() {
             s.mail.smtp_port = port;
             s.mail.smtp_security = SmtpSecurity::None;
             s.mail.smtp_username = "sesame".to_owned();
-            s.mail.smtp_password = "relay-pass".to_owned();
+            s.mail.smtp_password = "relay-pass".into();
         })
         .spawn()
         .await;
@@ -144,7 +147,8 @@ async fn sesame_mail_commands_send_a_test_mail_and_show_the_queue() {
         Backend::Embedded => "url = \"memory://\"".to_owned(),
         Backend::Production => format!(
             "url = \"{}\"\nkey_prefix = \"{}\"",
-            app.settings.store.url, app.settings.store.key_prefix
+            app.settings.store.url.expose(),
+            app.settings.store.key_prefix
         ),
     };
     let config = std::env::temp_dir().join(format!(
@@ -155,7 +159,7 @@ async fn sesame_mail_commands_send_a_test_mail_and_show_the_queue() {
         &config,
         format!(
             "[database]\nurl = \"{}\"\n\n[store]\n{store}\n\n[password_hashing]\nmemory_kib = 256\niterations = 1\n\n[log]\nlevel = \"warn\"\n\n[mail]\noutbox_dir = \"{outbox}\"\nfrom = \"ENT <ent@univ.example.org>\"\n",
-            app.settings.database.url
+            app.settings.database.url.expose()
         ),
     )
     .unwrap();

@@ -183,7 +183,7 @@ async fn a44_logout_destroys_the_session_so_a_copied_cookie_is_dead() {
             .any(|c| c.starts_with("sesame_tgc=;") && c.contains("Max-Age=0")),
         "{removal:?}"
     );
-    assert!(res.text().await.unwrap().contains("Vous êtes déconnecté"));
+    assert!(res.text().await.unwrap().contains("Déconnexion réussie"));
     assert!(!is_logged_in(&app, &app.client).await);
     assert!(
         !with_cookie(&app, "sesame_tgc", &copied).await,

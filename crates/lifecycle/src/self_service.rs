@@ -206,7 +206,7 @@ impl SelfService {
             confirmation,
         } = change;
         self.reauthenticate(session, current, ip).await?;
-        if new.expose() != confirmation.expose() {
+        if new != confirmation {
             return Err(RecoveryError::Mismatch);
         }
         let account = self.parts.accounts.get(&session.login).await?;

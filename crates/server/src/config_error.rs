@@ -1,6 +1,5 @@
-//! The error of reading the configuration, on its own so that the sections kept outside
-//! `config.rs` (`recovery_settings.rs`) can return it without importing `config.rs`, which
-//! imports them.
+//! The error of reading the configuration, on its own so that every file that reads a part of
+//! the configuration can return it without importing `config/mod.rs`, which imports them.
 
 /// A configuration problem; the message names the key.
 #[derive(Debug, thiserror::Error)]

@@ -186,9 +186,7 @@ fn no_route_module_imports_another() {
             let names_module =
                 dir.join(format!("{name}.rs")).exists() || dir.join(&name).join("mod.rs").exists();
             let followed_by_path = code[at + 7 + name.len()..].starts_with("::");
-            // The admin routes share their problem type until it moves to `web`.
-            let allowed = name == "problem" && file.starts_with("routes/admin");
-            if names_module && followed_by_path && !allowed {
+            if names_module && followed_by_path {
                 offences.push(format!("{}: names super::{name}::", file.display()));
             }
         }

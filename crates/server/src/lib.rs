@@ -11,7 +11,6 @@ pub mod metrics;
 pub mod operations;
 pub mod pipeline;
 pub mod proxy_callback;
-pub mod recovery_settings;
 pub mod request_id;
 pub mod reset_form;
 pub mod routes;
@@ -134,6 +133,7 @@ impl Application {
                     }
                 })
                 .wrap(from_fn(metrics::track_http))
+                .wrap(from_fn(web::origin::refuse_cross_site_forms))
                 .configure(routes::configure)
         })
         .workers(workers)

@@ -306,6 +306,31 @@ mod tests {
         assert_eq!(fr, en);
     }
 
+    /// The guides' words, one term per thing: people who read "adresse de secours" in their
+    /// institution's guide must find that term on every page, and the login spelt one way.
+    #[test]
+    fn the_french_texts_use_one_term_per_thing() {
+        let r = Renderer::load(None).unwrap();
+        for (key, text) in r.texts(Lang::Fr) {
+            for other in [
+                "adresse de récupération",
+                "mobile de récupération",
+                "prenom.nom",
+                "Vous êtes connecté",
+                "Vous êtes déconnecté",
+                "Veuillez réessayer",
+                "Réessayez après",
+                "Réessayez à {time}",
+                "personnel/enseignant inexistant",
+            ] {
+                assert!(
+                    !text.to_lowercase().contains(&other.to_lowercase()),
+                    "{key}: « {other} » in « {text} »"
+                );
+            }
+        }
+    }
+
     #[test]
     fn html_is_escaped() {
         let r = Renderer::load(None).unwrap();

@@ -48,7 +48,8 @@ pub struct ActivationPolicy {
     /// Leading zero bits the proof of work of the identity form needs (each one doubles the
     /// work; 18 takes well under a second in a browser).
     pub challenge_bits: u32,
-    /// Activation mails one account may be sent per day from the "first login" page.
+    /// Activation mails of each kind one account may be sent per day: links from the "first
+    /// login" page and, counted apart, codes proving a recovery address typed during one.
     pub max_links_per_day: u32,
 }
 

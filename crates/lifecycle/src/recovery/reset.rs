@@ -517,7 +517,7 @@ impl PasswordRecovery {
             }
             Err(e) => return Err(e),
         };
-        if password.expose() != confirmation.expose() {
+        if &password != confirmation {
             return Err(RecoveryError::Mismatch);
         }
         self.parts.accounts.check_policy(&account, &password)?;

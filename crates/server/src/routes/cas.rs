@@ -12,7 +12,7 @@
 //! proxy tickets of services released attributes.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures::StreamExt;
 use sesame_protocol::cas::response::{self as cas_xml};
 use sesame_protocol::cas::tickets::{CasError, CasErrorCode, TicketGrant, ValidationRequest};
@@ -20,6 +20,7 @@ use sesame_protocol::services::RegisteredService;
 
 use crate::cas_params::{asks_for_json, CasParams, MalformedQuery};
 use crate::proxy_callback;
+use crate::web::error::{CasFailure, CasFormat, CAS_XML, SAML_XML};
 use crate::web::AppState;
 
 /// Parameters of the validation endpoints.
@@ -61,20 +62,14 @@ fn log_malformed(e: &MalformedQuery) {
 /// CAS `INVALID_REQUEST` failure, in JSON if the query asks for it, with status 400.
 fn malformed_validation(req: &HttpRequest, e: &MalformedQuery) -> HttpResponse {
     log_malformed(e);
-    let message = e.to_string();
-    let mut res = if asks_for_json(req.query_string()) {
-        json(cas_xml::service_response_failure_json(
-            CasErrorCode::InvalidRequest,
-            &message,
-        ))
+    let format = if asks_for_json(req.query_string()) {
+        CasFormat::ValidationJson
     } else {
-        xml(cas_xml::service_response_failure(
-            CasErrorCode::InvalidRequest,
-            &message,
-        ))
+        CasFormat::ValidationXml
     };
-    *res.status_mut() = StatusCode::BAD_REQUEST;
-    res
+    CasFailure::new(format, CasErrorCode::InvalidRequest, e.to_string())
+        .with_status(StatusCode::BAD_REQUEST)
+        .error_response()
 }
 
 /// Which protocol version and ticket kinds an endpoint serves.
@@ -247,9 +242,7 @@ async fn run_validation(
 }
 
 fn xml(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/xml; charset=utf-8")
-        .body(body)
+    HttpResponse::Ok().content_type(CAS_XML).body(body)
 }
 
 fn json(body: String) -> HttpResponse {
@@ -290,11 +283,12 @@ async fn service_validate(state: &AppState, req: &HttpRequest, endpoint: Endpoin
         }
         Err(e) => {
             tracing::info!(cas.code = e.code.as_str(), "service ticket refused");
-            if as_json {
-                json(cas_xml::service_response_failure_json(e.code, &e.message))
+            let format = if as_json {
+                CasFormat::ValidationJson
             } else {
-                xml(cas_xml::service_response_failure(e.code, &e.message))
-            }
+                CasFormat::ValidationXml
+            };
+            CasFailure::new(format, e.code, e.message).error_response()
         }
     }
 }
@@ -356,28 +350,33 @@ pub async fn proxy(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
         Ok(p) => p,
         Err(e) => {
             log_malformed(&e);
-            let mut res = xml(cas_xml::proxy_failure(
+            return CasFailure::new(
+                CasFormat::ProxyXml,
                 CasErrorCode::InvalidRequest,
-                &e.to_string(),
-            ));
-            *res.status_mut() = StatusCode::BAD_REQUEST;
-            return res;
+                e.to_string(),
+            )
+            .with_status(StatusCode::BAD_REQUEST)
+            .error_response();
         }
     };
     let (Some(pgt), Some(target)) = (
         params.get("pgt").filter(|p| !p.is_empty()),
         params.get("targetService").filter(|t| !t.is_empty()),
     ) else {
-        return xml(cas_xml::proxy_failure(
+        return CasFailure::new(
+            CasFormat::ProxyXml,
             CasErrorCode::InvalidRequest,
             "pgt and targetService are required",
-        ));
+        )
+        .error_response();
     };
     let Some(service) = state.services.registry.find(target) else {
-        return xml(cas_xml::proxy_failure(
+        return CasFailure::new(
+            CasFormat::ProxyXml,
             CasErrorCode::UnauthorizedService,
             "targetService is not a registered service",
-        ));
+        )
+        .error_response();
     };
     match state
         .services
@@ -386,7 +385,7 @@ pub async fn proxy(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
         .await
     {
         Ok(pt) => xml(cas_xml::proxy_success(&pt)),
-        Err(e) => xml(cas_xml::proxy_failure(e.code, &e.message)),
+        Err(e) => CasFailure::new(CasFormat::ProxyXml, e.code, e.message).error_response(),
     }
 }
 
@@ -427,57 +426,46 @@ pub async fn saml_validate(
 ) -> HttpResponse {
     use sesame_protocol::cas::saml::MAX_SAML_REQUEST_BYTES;
     let now = state.services.clock.now();
-    let respond_with = |status: StatusCode, xml_body: String| {
-        HttpResponse::build(status)
-            .content_type("text/xml; charset=utf-8")
-            .body(xml_body)
+    let failure = |code: CasErrorCode, message: String| {
+        CasFailure::new(CasFormat::Saml11(now), code, message)
     };
-    let respond = |xml_body: String| respond_with(StatusCode::OK, xml_body);
     let target = match CasParams::parse(req.query_string()) {
         Ok(params) => params.get("TARGET").map(str::to_owned),
         Err(e) => {
             log_malformed(&e);
-            return respond_with(
-                StatusCode::BAD_REQUEST,
-                cas_xml::saml11_response_failure(CasErrorCode::InvalidRequest, &e.to_string(), now),
-            );
+            return failure(CasErrorCode::InvalidRequest, e.to_string())
+                .with_status(StatusCode::BAD_REQUEST)
+                .error_response();
         }
     };
     let body = match read_body(&req, payload, MAX_SAML_REQUEST_BYTES).await {
         Ok(Some(body)) => body,
         Ok(None) => {
             tracing::info!(cas.problem = "too_large", "malformed CAS request refused");
-            return respond_with(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                cas_xml::saml11_response_failure(
-                    CasErrorCode::InvalidRequest,
-                    &format!("the request is over {MAX_SAML_REQUEST_BYTES} bytes"),
-                    now,
-                ),
-            );
+            return failure(
+                CasErrorCode::InvalidRequest,
+                format!("the request is over {MAX_SAML_REQUEST_BYTES} bytes"),
+            )
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            .error_response();
         }
         Err(e) => {
             tracing::info!(error = %e, "samlValidate: the body could not be read");
-            return respond_with(
-                StatusCode::BAD_REQUEST,
-                cas_xml::saml11_response_failure(
-                    CasErrorCode::InvalidRequest,
-                    "the request body could not be read",
-                    now,
-                ),
-            );
+            return failure(
+                CasErrorCode::InvalidRequest,
+                "the request body could not be read".to_owned(),
+            )
+            .with_status(StatusCode::BAD_REQUEST)
+            .error_response();
         }
     };
     let Ok(text) = std::str::from_utf8(&body) else {
-        return respond(cas_xml::saml11_response_failure(
-            CasErrorCode::InvalidRequest,
-            "body is not UTF-8",
-            now,
-        ));
+        return failure(CasErrorCode::InvalidRequest, "body is not UTF-8".to_owned())
+            .error_response();
     };
     let request = match cas_xml::SamlValidateRequest::parse(text) {
         Ok(r) => r,
-        Err(e) => return respond(cas_xml::saml11_response_failure(e.code, &e.message, now)),
+        Err(e) => return failure(e.code, e.message).error_response(),
     };
     let ticket = request.ticket.clone();
     let outcome = async {
@@ -490,16 +478,18 @@ pub async fn saml_validate(
     match outcome {
         Ok((grant, attributes)) => {
             let issuer = format!("{}/cas", state.base());
-            respond(cas_xml::saml11_response_success(
-                &cas_xml::Saml11Success::from_grant(
-                    &grant,
-                    &issuer,
-                    request.request_id.as_deref(),
-                    &attributes,
-                    now,
-                ),
-            ))
+            HttpResponse::Ok()
+                .content_type(SAML_XML)
+                .body(cas_xml::saml11_response_success(
+                    &cas_xml::Saml11Success::from_grant(
+                        &grant,
+                        &issuer,
+                        request.request_id.as_deref(),
+                        &attributes,
+                        now,
+                    ),
+                ))
         }
-        Err(e) => respond(cas_xml::saml11_response_failure(e.code, &e.message, now)),
+        Err(e) => failure(e.code, e.message).error_response(),
     }
 }

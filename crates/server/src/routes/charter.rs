@@ -10,7 +10,6 @@ use sesame_core::i18n::Lang;
 use sesame_core::login::steps::StepId;
 
 use crate::pipeline::steps;
-use crate::web::is_cross_site;
 use crate::web::AppState;
 
 /// `?lang=`
@@ -68,15 +67,6 @@ pub async fn submit_charter(
     form: web::Form<CharterForm>,
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     let parked = match steps::parked_at(&state, &req, lang, StepId::AcceptCharter).await {
         Ok(p) => p,
         Err(response) => return response,

@@ -2,7 +2,6 @@
 //! acceptor (CAS Protocol 3.0 §2.1–2.2: `service`, `renew`, `gateway`, `method=POST`).
 
 use sesame_core::login::requirement::{AuthnRequirement, Verdict};
-use std::time::Duration;
 
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
@@ -12,7 +11,6 @@ use sesame_core::authn::LoginAttempt;
 use sesame_core::credentials::Password;
 use sesame_core::error::AuthError;
 use sesame_core::i18n::Lang;
-use sesame_core::random;
 use sesame_core::session::SsoSession;
 use sesame_lifecycle::activation::error::ActivationError;
 
@@ -21,11 +19,8 @@ use crate::pipeline::session::{
     current_session, current_session_with_account, open_session_and_continue,
 };
 use crate::pipeline::{issue, steps};
-use crate::web::{is_cross_site, logout_csrf_token};
+use crate::web::csrf::{FormPurpose, LOGIN_TICKET};
 use crate::web::{AppState, LANG_COOKIE};
-
-/// How long a login form stays valid.
-const LOGIN_TICKET_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// The login form.
 #[derive(Deserialize)]
@@ -43,10 +38,6 @@ impl std::fmt::Debug for LoginForm {
             .field("username", &self.username)
             .finish_non_exhaustive()
     }
-}
-
-fn login_ticket_key(lt: &str) -> String {
-    format!("lt:{}", random::sha256_hex(lt))
 }
 
 /// `GET /cas/login`
@@ -157,7 +148,7 @@ fn logged_in_page(
         req,
         minijinja::context! {
             login => session.login.as_str(),
-            csrf => logout_csrf_token(cookie),
+            csrf => FormPurpose::Logout.token(cookie),
         },
     )
 }
@@ -203,16 +194,13 @@ async fn login_form_with(
     hints: FailureHints,
     username: &str,
 ) -> HttpResponse {
-    let lt = format!("LT-{}", random::token());
-    if let Err(e) = state
-        .services
-        .store
-        .put_new(&login_ticket_key(&lt), "1", LOGIN_TICKET_TTL)
-        .await
-    {
-        tracing::error!(error = %e, "cannot issue a login form: store unavailable");
-        return state.unavailable(req, lang);
-    }
+    let lt = match LOGIN_TICKET.issue(state.services.store.as_ref()).await {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue a login form: store unavailable");
+            return state.unavailable(req, lang);
+        }
+    };
     // Tell people which application they are logging in to (registered ones only reach here).
     let param = |name: &str| {
         url::form_urlencoded::parse(req.query_string().as_bytes())
@@ -285,30 +273,19 @@ pub async fn submit_login(
         None => None,
     };
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     let username = form.username.unwrap_or_default();
     let shown_username: String = username.chars().take(256).collect();
     // The login ticket is single-use: a replayed or forged form is refused before any
     // credential is looked at.
-    let lt_valid = match form.lt.as_deref() {
-        Some(lt) if !lt.is_empty() && lt.len() <= 128 => {
-            match state.services.store.take(&login_ticket_key(lt)).await {
-                Ok(found) => found.is_some(),
-                Err(e) => {
-                    tracing::error!(error = %e, "store unavailable while checking a login ticket");
-                    return state.unavailable(&req, lang);
-                }
-            }
+    let lt_valid = match LOGIN_TICKET
+        .take(state.services.store.as_ref(), form.lt.as_deref())
+        .await
+    {
+        Ok(valid) => valid,
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable while checking a login ticket");
+            return state.unavailable(&req, lang);
         }
-        _ => false,
     };
     if !lt_valid {
         let msg = state.renderer.text(lang, "error_form_expired");

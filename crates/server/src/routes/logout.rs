@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::pipeline::end::end_session;
-use crate::web::logout_csrf_token;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
 
 /// Query of `GET /cas/logout`. `service` redirects only to registered services, which arrive
@@ -56,15 +56,9 @@ pub async fn logout_form(
     form: web::Form<LogoutForm>,
 ) -> HttpResponse {
     if let Some(cookie) = req.cookie(&state.sso_cookie_name) {
-        if form.csrf.as_deref() != Some(logout_csrf_token(cookie.value()).as_str()) {
+        if !FormPurpose::Logout.accepts(cookie.value(), form.csrf.as_deref()) {
             let lang = state.lang(&req, None);
-            return state.error_page(
-                StatusCode::FORBIDDEN,
-                lang,
-                &req,
-                "error_title",
-                "error_form_expired",
-            );
+            return state.form_expired(&req, lang);
         }
     }
     end_session(&state, &req, None).await

@@ -15,11 +15,12 @@ pub mod logout;
 pub mod oidc;
 pub mod password_reset;
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::cors;
+use crate::web::error::{PageError, PageKind};
 use crate::web::AppState;
 
 /// Registers every route.
@@ -118,13 +119,9 @@ async fn root(state: web::Data<AppState>) -> HttpResponse {
         .finish()
 }
 
-async fn not_found(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let lang = state.lang(&req, None);
-    state.error_page(
-        StatusCode::NOT_FOUND,
-        lang,
-        &req,
-        "not_found_title",
-        "not_found_text",
-    )
+async fn not_found(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    Err(PageError::for_request(&state, &req, PageKind::NOT_FOUND))
 }

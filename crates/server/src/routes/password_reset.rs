@@ -20,7 +20,6 @@ use sesame_lifecycle::recovery::reset::{reset_sms_text, ResetChannel, ResetReque
 use sesame_lifecycle::recovery::RecoveryError;
 
 use crate::pipeline::end::end_sessions_everywhere;
-use crate::web::is_cross_site;
 use crate::web::AppState;
 
 /// Registers the routes.
@@ -79,16 +78,6 @@ async fn take_form_ticket(state: &AppState, ticket: Option<&str>) -> Result<bool
         }
         _ => Ok(false),
     }
-}
-
-fn forbidden(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    state.error_page(
-        StatusCode::FORBIDDEN,
-        lang,
-        req,
-        "error_title",
-        "error_form_expired",
-    )
 }
 
 /// Pages of this flow carry tokens in their URL or form: never sent on as a Referer (A49).
@@ -161,9 +150,6 @@ pub async fn submit_forgot(
 ) -> HttpResponse {
     let started = tokio::time::Instant::now();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden(&state, &req, lang);
-    }
     let identifier: String = form
         .identifier
         .as_deref()
@@ -260,9 +246,6 @@ pub async fn submit_code(
     form: web::Form<CodeForm>,
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden(&state, &req, lang);
-    }
     let request_id = form.request_id.as_deref().unwrap_or_default();
     let code = form.code.as_deref().unwrap_or_default();
     let recovery = &state.services.recovery;
@@ -352,9 +335,6 @@ pub async fn submit_helpdesk_code(
     let started = tokio::time::Instant::now();
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden(&state, &req, lang);
-    }
     let identifier: String = form
         .identifier
         .as_deref()
@@ -506,9 +486,6 @@ pub async fn submit_reset(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden(&state, &req, lang);
-    }
     let token = form.token.unwrap_or_default();
     let password = Password::new(form.password.as_deref().unwrap_or_default());
     let confirmation = Password::new(form.confirm.as_deref().unwrap_or_default());

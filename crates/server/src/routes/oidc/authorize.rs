@@ -22,7 +22,7 @@ use sesame_protocol::oidc::issuer::{consent_scopes, OidcIssuer, OidcRequest};
 use super::FormParams;
 use crate::pipeline::entry::{load_pending, park, pending_key};
 use crate::pipeline::session::current_session;
-use crate::web::is_cross_site;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
 
 /// `GET /authorize`
@@ -105,11 +105,12 @@ fn session_suffices(
         assurance: None,
     };
     // A login made for this very request is the fresh one `prompt=login` asks for.
-    let requirement = if fresh_login == Some(session_handle(cookie).as_str()) {
-        requirement.after_fresh_login()
-    } else {
-        requirement
-    };
+    let requirement =
+        if fresh_login.is_some_and(|f| random::constant_time_eq(f, &session_handle(cookie))) {
+            requirement.after_fresh_login()
+        } else {
+            requirement
+        };
     requirement.evaluate(&session.methods, state.services.clock.now()) == Verdict::Satisfied
 }
 
@@ -204,10 +205,6 @@ fn issuer(state: &AppState) -> OidcIssuer<'_> {
     )
 }
 
-fn consent_csrf(cookie: &str, pending_id: &str) -> String {
-    random::sha256_hex(&format!("consent-csrf:{cookie}:{pending_id}"))
-}
-
 fn consent_page(
     state: &AppState,
     req: &HttpRequest,
@@ -235,7 +232,7 @@ fn consent_page(
             client_name => client.name,
             scopes => described,
             authz => pending_id,
-            csrf => consent_csrf(cookie, pending_id),
+            csrf => FormPurpose::Consent { pending_id }.token(cookie),
         },
     )
 }
@@ -389,15 +386,6 @@ pub async fn consent(
 ) -> HttpResponse {
     let id = form.authz.as_deref().unwrap_or_default();
     let lang = state.lang(&req, None);
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     let pending = match load_pending(&state, id).await {
         Ok(Some(p)) => p,
         Ok(None) => return expired_page(&state, &req),
@@ -420,14 +408,9 @@ pub async fn consent(
         )
         .await;
     };
-    if form.csrf.as_deref() != Some(consent_csrf(&cookie, id).as_str()) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
+    let purpose = FormPurpose::Consent { pending_id: id };
+    if !purpose.accepts(&cookie, form.csrf.as_deref()) {
+        return state.form_expired(&req, lang);
     }
     let Some(client) = state.services.oidc.clients.get(&request.client_id) else {
         return expired_page(&state, &req);

@@ -1,5 +1,12 @@
 //! What every route shares: state, language choice, client address, cookies, page rendering
-//! and the access log.
+//! and the access log; the admin API's problem objects ([`problem`]), the cross-site check
+//! of forms ([`origin`]) and the form tokens ([`csrf`]). Route modules import from here,
+//! never from one another.
+
+pub mod csrf;
+pub mod error;
+pub mod origin;
+pub mod problem;
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -11,7 +18,6 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse};
 use sesame_core::i18n::Lang;
-use sesame_core::random;
 use time::OffsetDateTime;
 use time_tz::{OffsetDateTimeExt, Tz};
 
@@ -162,6 +168,19 @@ impl AppState {
         format!("{:02}:{:02}", local.hour(), local.minute())
     }
 
+    /// `DD/MM/YYYY HH:MM` in the institution's time zone (daylight saving included).
+    pub fn local_datetime(&self, at: OffsetDateTime) -> String {
+        let l = at.to_timezone(self.time_zone);
+        format!(
+            "{:02}/{:02}/{} {:02}:{:02}",
+            l.day(),
+            u8::from(l.month()),
+            l.year(),
+            l.hour(),
+            l.minute()
+        )
+    }
+
     /// The SSO cookie for a new session: HttpOnly, SameSite=Lax, Path=/, Secure and
     /// `__Host-` over https; persistent only for "remember me".
     pub fn sso_cookie(&self, value: String, persistent_secs: Option<u64>) -> Cookie<'static> {
@@ -304,44 +323,6 @@ impl AppState {
             }
         }
     }
-
-    /// The "temporarily unavailable" page: 503 with `Retry-After`, for when the store or
-    /// the database fails. Nothing is claimed to have happened.
-    pub fn unavailable(&self, req: &HttpRequest, lang: Lang) -> HttpResponse {
-        let mut res = self.error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            lang,
-            req,
-            "error_title",
-            "error_unavailable",
-        );
-        res.headers_mut().insert(
-            actix_web::http::header::RETRY_AFTER,
-            actix_web::http::header::HeaderValue::from_static("5"),
-        );
-        res
-    }
-
-    /// An error page with a title and message key.
-    pub fn error_page(
-        &self,
-        status: StatusCode,
-        lang: Lang,
-        req: &HttpRequest,
-        title_key: &str,
-        message_key: &str,
-    ) -> HttpResponse {
-        self.page(
-            status,
-            "error.html",
-            lang,
-            req,
-            minijinja::context! {
-                title => self.renderer.text(lang, title_key),
-                message => self.renderer.text(lang, message_key),
-            },
-        )
-    }
 }
 
 /// The current path with `lang` set to `to`, other query parameters kept.
@@ -441,42 +422,6 @@ pub async fn access_log(
         tracing::info!(http.method = %method, http.path = %path, http.status = status, duration_ms, "request");
     }
     Ok(res)
-}
-
-/// The token that the logged-in page's logout form carries: derived from the session cookie,
-/// which a cross-site attacker does not know.
-pub fn logout_csrf_token(cookie_value: &str) -> String {
-    random::sha256_hex(&format!("logout-csrf:{cookie_value}"))
-}
-
-/// Whether a cross-site page sent this POST. Browsers send `Origin` on POSTs; when it is
-/// present it must be ours (A41). SameSite=Lax and the single-use login ticket cover the rest.
-pub fn is_cross_site(state: &AppState, req: &HttpRequest) -> bool {
-    let Some(origin) = req.headers().get("origin") else {
-        return false;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return true;
-    };
-    let Ok(ours) = url::Url::parse(state.base()) else {
-        return true;
-    };
-    origin != ours.origin().ascii_serialization()
-}
-
-/// `DD/MM/YYYY HH:MM` in the institution's time zone.
-pub fn local_datetime(state: &AppState, at: OffsetDateTime) -> String {
-    let tz = time_tz::timezones::get_by_name(&state.settings.ui.time_zone)
-        .unwrap_or(time_tz::timezones::db::UTC);
-    let l = at.to_timezone(tz);
-    format!(
-        "{:02}/{:02}/{} {:02}:{:02}",
-        l.day(),
-        u8::from(l.month()),
-        l.year(),
-        l.hour(),
-        l.minute()
-    )
 }
 
 #[cfg(test)]
