@@ -26,7 +26,7 @@ redis-cli -h 127.0.0.1 -p 6379 ping
 
 echo "== release build (sesame, sesame-bench)"
 started=$(date +%s)
-$CARGO build --release --bin sesame --bin sesame-bench
+$CARGO build --release -p sesame-server -p sesame-bench --bin sesame --bin sesame-bench
 echo "   $(( $(date +%s) - started )) s"
 
 exec "$TARGET_DIR/release/sesame-bench" run \

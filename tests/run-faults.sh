@@ -19,7 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "== build (debug: sesame, sesame-faults)"
-"$CARGO" build --bin sesame --bin sesame-faults
+"$CARGO" build -p sesame-server -p sesame-faults --bin sesame --bin sesame-faults
 exec "$TARGET_DIR/debug/sesame-faults" \
   --sesame "$TARGET_DIR/debug/sesame" \
   --work-dir "$TARGET_DIR/faults" \

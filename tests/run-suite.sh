@@ -2,7 +2,7 @@
 # Runs the whole test suite on both backends.
 #
 # 1. Unit and repository tests of every crate (the store's tests cover SQLite, the
-#    in-process store, PostgreSQL and Redis).
+#    in-process store, PostgreSQL and Redis), then those of the tools (bench, faults).
 # 2. The end-to-end suite on SQLite + in-process store (the embedded default).
 # 3. The end-to-end suite on PostgreSQL + Redis (production).
 #
@@ -102,8 +102,13 @@ keep_report() {
   [ -f target/nextest/default/junit.xml ] && cp target/nextest/default/junit.xml "target/test-reports/$1.xml" || true
 }
 rm -rf target/test-reports
-run_tests --workspace --exclude sesame-tests
+run_tests --workspace --exclude sesame-tests --exclude sesame-bench --exclude sesame-faults
 keep_report unit
+# The tools' own tests, asked for by name: the product's unit run above builds none of their
+# dependencies (see default-members in Cargo.toml).
+echo "== unit tests of the tools (sesame-bench, sesame-faults)"
+run_tests -p sesame-bench -p sesame-faults
+keep_report unit-tools
 
 rm -rf target/test-logs
 echo "== end-to-end suite on SQLite + in-process store"

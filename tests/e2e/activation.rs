@@ -35,7 +35,7 @@ fn activation_builder() -> sesame_tests::TestAppBuilder {
         s.lifecycle
             .email_patterns
             .insert(Affiliation::Pupil, String::new());
-        s.lifecycle.national_id_key = NATIONAL_ID_KEY.to_owned();
+        s.lifecycle.national_id_key = NATIONAL_ID_KEY.into();
         s.lifecycle.activation.challenge_bits = 4;
         s.lifecycle.charter.version = CHARTER.to_owned();
         s.lifecycle.charter.text = "Usage loyal des moyens informatiques.".to_owned();

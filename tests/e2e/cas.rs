@@ -153,6 +153,15 @@ async fn a_person_logs_in_for_a_service_which_validates_the_ticket_once() {
         attribute(&xml, "longTermAuthenticationRequestTokenUsed").as_deref(),
         Some("false")
     );
+    // How the session was authenticated comes from the session: the password.
+    assert_eq!(
+        attribute(&xml, "authenticationMethod").as_deref(),
+        Some("pwd")
+    );
+    assert_eq!(
+        attribute(&xml, "successfulAuthenticationHandlers").as_deref(),
+        Some("SesamePwdAuthenticationHandler")
+    );
 
     for path in [
         "/cas/p3/serviceValidate",

@@ -36,12 +36,13 @@ impl Cli {
             Backend::Embedded => "url = \"memory://\"".to_owned(),
             Backend::Production => format!(
                 "url = \"{}\"\nkey_prefix = \"{}\"",
-                app.settings.store.url, app.settings.store.key_prefix
+                app.settings.store.url.expose(),
+                app.settings.store.key_prefix
             ),
         };
         let text = format!(
             "[database]\nurl = \"{}\"\n\n[store]\n{store}\n\n[password_hashing]\nmemory_kib = 256\niterations = 1\n\n[log]\nlevel = \"warn\"\n",
-            app.settings.database.url
+            app.settings.database.url.expose()
         );
         std::fs::write(&config, text).unwrap();
         Self { config }

@@ -92,7 +92,7 @@ async fn readiness_goes_red_while_redis_is_down_and_green_when_it_is_back() {
     redis.wait_until_up().await;
     let app = TestApp::builder()
         .with(move |s| {
-            s.store.url = format!("redis://127.0.0.1:{port}");
+            s.store.url = format!("redis://127.0.0.1:{port}").into();
             s.store.key_prefix = sesame_store::testing::random_prefix();
             s.cas.services.push(sesame_tests::cas_service(
                 "app",

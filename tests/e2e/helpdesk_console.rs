@@ -524,7 +524,7 @@ async fn an_agent_finds_elodie_with_or_without_accents_and_checks_what_the_calle
     let app = TestApp::builder()
         .with(move |s| {
             s.helpdesk.agents = vec![configured];
-            s.lifecycle.national_id_key = NATIONAL_ID_KEY.to_owned();
+            s.lifecycle.national_id_key = NATIONAL_ID_KEY.into();
         })
         .spawn()
         .await;

@@ -106,7 +106,7 @@ async fn with_smtp_settings_the_server_delivers_through_a_real_smtp_server() {
             s.mail.smtp_port = port;
             s.mail.smtp_security = SmtpSecurity::None;
             s.mail.smtp_username = "sesame".to_owned();
-            s.mail.smtp_password = "relay-pass".to_owned();
+            s.mail.smtp_password = "relay-pass".into();
         })
         .spawn()
         .await;
@@ -147,7 +147,8 @@ async fn sesame_mail_commands_send_a_test_mail_and_show_the_queue() {
         Backend::Embedded => "url = \"memory://\"".to_owned(),
         Backend::Production => format!(
             "url = \"{}\"\nkey_prefix = \"{}\"",
-            app.settings.store.url, app.settings.store.key_prefix
+            app.settings.store.url.expose(),
+            app.settings.store.key_prefix
         ),
     };
     let config = std::env::temp_dir().join(format!(
@@ -158,7 +159,7 @@ async fn sesame_mail_commands_send_a_test_mail_and_show_the_queue() {
         &config,
         format!(
             "[database]\nurl = \"{}\"\n\n[store]\n{store}\n\n[password_hashing]\nmemory_kib = 256\niterations = 1\n\n[log]\nlevel = \"warn\"\n\n[mail]\noutbox_dir = \"{outbox}\"\nfrom = \"ENT <ent@univ.example.org>\"\n",
-            app.settings.database.url
+            app.settings.database.url.expose()
         ),
     )
     .unwrap();

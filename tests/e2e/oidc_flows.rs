@@ -1256,6 +1256,8 @@ async fn a34_scopes_the_client_is_not_registered_for_are_dropped() {
     .await;
     assert_eq!(tokens["scope"], "openid profile");
     let id_token = jwt_payload(str_of(&tokens, "id_token"));
+    // The methods come from the session the code was issued from: a password login.
+    assert_eq!(id_token["amr"], serde_json::json!(["pwd"]));
     let info = userinfo_claims(&app, str_of(&tokens, "access_token")).await;
     for claims in [&id_token, &info] {
         assert_eq!(claims["preferred_username"], login.as_str());

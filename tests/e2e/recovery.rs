@@ -7,7 +7,7 @@ use std::time::Duration as StdDuration;
 use sesame_core::account::{Account, AccountChanges, Contact};
 use sesame_core::clock::Clock;
 use sesame_core::ids::{Email, MobilePhone};
-use sesame_server::recovery_settings::SmsTransport;
+use sesame_server::config::recovery::SmsTransport;
 use sesame_tests::{browser, unique_login, TestApp, TestAppBuilder, GOOD_PASSWORD};
 use time::Duration;
 
@@ -883,7 +883,7 @@ async fn a50_the_http_gateway_posts_the_code_to_the_provider() {
             s.sms.transport = SmsTransport::Http;
             s.sms.http_url = url;
             s.sms.http_auth_header = "Authorization".to_owned();
-            s.sms.http_auth_value = "Bearer provider-key".to_owned();
+            s.sms.http_auth_value = "Bearer provider-key".into();
             s.sms.http_body_template = r#"{"recipient":"{to}","message":"{text}"}"#.to_owned();
         })
         .spawn()

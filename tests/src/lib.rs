@@ -177,16 +177,16 @@ impl TestAppBuilder {
         let guard = match backend() {
             Backend::Embedded => {
                 let (url, guard) = sesame_store::testing::fresh_sqlite();
-                settings.database.url = url;
-                settings.store.url = "memory://".to_owned();
+                settings.database.url = url.into();
+                settings.store.url = "memory://".into();
                 DbGuard::Sqlite(guard)
             }
             Backend::Production => {
                 let (url, guard) = sesame_store::testing::fresh_postgres(&test_database_url())
                     .await
                     .expect("PostgreSQL must be reachable for TEST_BACKEND=postgres");
-                settings.database.url = url;
-                settings.store.url = test_redis_url();
+                settings.database.url = url.into();
+                settings.store.url = test_redis_url().into();
                 settings.store.key_prefix = sesame_store::testing::random_prefix();
                 DbGuard::Postgres(guard)
             }

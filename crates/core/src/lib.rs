@@ -13,9 +13,12 @@ pub mod helpdesk;
 pub mod i18n;
 pub mod ids;
 pub mod lockout;
+pub mod login;
 pub mod mail;
 pub mod national_id;
 pub mod ports;
 pub mod random;
 pub mod session;
 pub mod sms;
+#[cfg(test)]
+pub(crate) mod testing;

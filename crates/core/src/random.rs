@@ -83,6 +83,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq("", ""));
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "ab"));
+        assert!(!constant_time_eq("ab", "abc"));
+    }
+
+    #[test]
     fn tokens_are_long_alphanumeric_and_distinct() {
         let mut seen = HashSet::new();
         for _ in 0..10_000 {

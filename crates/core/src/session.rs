@@ -3,6 +3,11 @@
 //! The cookie carries a 256-bit random identifier; the store keys the session by the
 //! identifier's SHA-256, so a copy of the store yields no usable cookie. A session ends at
 //! the first of: idle timeout, absolute lifetime, logout, block of its account.
+//!
+//! A session records how it was authenticated ([`Authentication`]: RFC 8176 methods with
+//! their times), which every protocol's "is this session good enough?" reads
+//! ([`crate::login::requirement`]), and what it gave out ([`Attachment`]s: CAS tickets,
+//! OpenID Connect clients) so that ending it can reach them (single logout).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +18,7 @@ use time::OffsetDateTime;
 use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::ids::{AccountId, LoginName};
+use crate::login::methods::Authentication;
 use crate::ports::EphemeralStore;
 use crate::random;
 
@@ -81,6 +87,79 @@ pub struct SsoSession {
     pub expires_at: OffsetDateTime,
     /// Opened with "remember me" (never satisfies `renew`, `prompt=login` or `max_age`).
     pub remember_me: bool,
+    /// How the person authenticated. Sessions stored before methods were recorded decode
+    /// with none, which [`decode_session`] reads as the password at `authenticated_at` (the
+    /// only method there was).
+    #[serde(default, skip_serializing_if = "Authentication::is_empty")]
+    pub methods: Authentication,
+}
+
+/// Reads a session as stored, filling in the methods of one stored before they were
+/// recorded.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] if the record is unreadable.
+pub fn decode_session(raw: &str) -> Result<SsoSession, StoreError> {
+    let mut session: SsoSession =
+        serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if session.methods.is_empty() {
+        session.methods = Authentication::password_at(session.authenticated_at);
+    }
+    Ok(session)
+}
+
+/// The protocol an [`Attachment`] belongs to (who is told when the session ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachedProtocol {
+    /// A CAS service ticket; the payload is the protocol crate's record of it.
+    Cas,
+    /// An OpenID Connect client that got a code; the payload is its `client_id`.
+    Oidc,
+}
+
+/// Something a session gave out, recorded against it for single logout. The payload is the
+/// protocol's own business; this crate only stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Whose it is.
+    pub protocol: AttachedProtocol,
+    /// What the protocol needs to end it.
+    pub payload: String,
+}
+
+impl Attachment {
+    /// An attachment of `protocol` carrying `payload`.
+    pub fn new(protocol: AttachedProtocol, payload: impl Into<String>) -> Self {
+        Self {
+            protocol,
+            payload: payload.into(),
+        }
+    }
+
+    /// The text stored in the session's set (the same attachment gives the same text, so
+    /// the set keeps one).
+    pub fn encode(&self) -> String {
+        serde_json::json!({ "protocol": self.protocol, "payload": self.payload }).to_string()
+    }
+
+    /// Reads a stored attachment, including the shapes written before attachments were
+    /// typed: `{"oidc_client": id}` (OpenID Connect) and `{"service_id", "service",
+    /// "ticket"}` (a CAS ticket, whose whole text was the record). `None` for anything else.
+    pub fn decode(stored: &str) -> Option<Self> {
+        if let Ok(typed) = serde_json::from_str::<Self>(stored) {
+            return Some(typed);
+        }
+        let value: serde_json::Value = serde_json::from_str(stored).ok()?;
+        let object = value.as_object()?;
+        if let Some(client) = object.get("oidc_client").and_then(|v| v.as_str()) {
+            return Some(Self::new(AttachedProtocol::Oidc, client));
+        }
+        if object.contains_key("ticket") && object.contains_key("service_id") {
+            return Some(Self::new(AttachedProtocol::Cas, stored));
+        }
+        None
+    }
 }
 
 /// An SSO session that just ended, with what it had given out (for single logout).
@@ -91,7 +170,7 @@ pub struct EndedSession {
     /// Whose it was.
     pub account_id: AccountId,
     /// What was attached to it (services that got tickets, clients that got codes).
-    pub attached: Vec<String>,
+    pub attached: Vec<Attachment>,
 }
 
 /// A freshly opened session and the cookie value that designates it.
@@ -174,6 +253,7 @@ impl SessionManager {
         account_id: AccountId,
         login: LoginName,
         remember_me: bool,
+        methods: Authentication,
     ) -> Result<OpenedSession, StoreError> {
         let now = self.clock.now();
         let lifetime = if remember_me {
@@ -181,13 +261,17 @@ impl SessionManager {
         } else {
             self.policy.max_lifetime_secs
         };
+        // When credentials were last entered: the last method's time (taken by the caller
+        // just before), so `auth_time` and `max_age` read one time.
+        let authenticated_at = methods.last_at().unwrap_or(now);
         let session = SsoSession {
             account_id,
             login,
-            authenticated_at: now,
+            authenticated_at,
             last_seen_at: now,
             expires_at: now + Duration::from_secs(lifetime),
             remember_me,
+            methods,
         };
         let cookie_value = random::token();
         let key = session_key(&cookie_value);
@@ -220,8 +304,7 @@ impl SessionManager {
         let Some(raw) = self.store.get(&key).await? else {
             return Ok(None);
         };
-        let mut session: SsoSession =
-            serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut session = decode_session(&raw)?;
         let now = self.clock.now();
         if !self.is_live_at(&session, now) {
             self.store.delete(&key).await?;
@@ -245,8 +328,7 @@ impl SessionManager {
         let Some(raw) = self.store.take(&key).await? else {
             return Ok(None);
         };
-        let session: SsoSession =
-            serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let session = decode_session(&raw)?;
         self.store
             .set_remove(&account_sessions_key(session.account_id), &key)
             .await?;
@@ -287,7 +369,7 @@ impl SessionManager {
         let mut live = Vec::new();
         for key in self.store.set_members(&set).await? {
             let session = match self.store.get(&key).await? {
-                Some(raw) => serde_json::from_str::<SsoSession>(&raw).ok(),
+                Some(raw) => decode_session(&raw).ok(),
                 None => None,
             };
             match (session, key.strip_prefix("sso:")) {
@@ -325,8 +407,7 @@ impl SessionManager {
             return Ok(None);
         };
         self.store.set_remove(&set, &key).await?;
-        let session: SsoSession =
-            serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let session = decode_session(&raw)?;
         Ok(Some(session))
     }
 
@@ -339,8 +420,7 @@ impl SessionManager {
         let Some(raw) = self.store.get(&key_of_handle(handle)).await? else {
             return Ok(false);
         };
-        let session: SsoSession =
-            serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let session = decode_session(&raw)?;
         Ok(self.is_live_at(&session, self.clock.now()))
     }
 
@@ -354,8 +434,7 @@ impl SessionManager {
         let Some(raw) = record else {
             return Ok(false);
         };
-        let session: SsoSession =
-            serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let session = decode_session(raw)?;
         Ok(self.is_live_at(&session, self.clock.now()))
     }
 
@@ -368,24 +447,96 @@ impl SessionManager {
         &self,
         handle: &str,
         session: &SsoSession,
-        item: &str,
+        item: &Attachment,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let ttl = Duration::try_from((session.expires_at - now).max(time::Duration::ZERO))
             .unwrap_or_default()
             + Duration::from_secs(60);
-        self.store.set_add(&attached_key(handle), item, ttl).await
+        self.store
+            .set_add(&attached_key(handle), &item.encode(), ttl)
+            .await
     }
 
-    /// Removes and returns everything attached to the session.
+    /// Removes and returns everything attached to the session (entries no protocol can
+    /// read are dropped).
     ///
     /// # Errors
     /// [`StoreError`] if the store fails.
-    pub async fn take_attached(&self, handle: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn take_attached(&self, handle: &str) -> Result<Vec<Attachment>, StoreError> {
         let key = attached_key(handle);
         let items = self.store.set_members(&key).await?;
         self.store.delete(&key).await?;
-        Ok(items)
+        Ok(items.iter().filter_map(|i| Attachment::decode(i)).collect())
+    }
+
+    /// What a session that was just closed leaves to end elsewhere: its attachments, taken.
+    /// Every way of ending a session goes through here (logout, revocation, reset, block,
+    /// password change, helpdesk), so none forgets single logout.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn ended(
+        &self,
+        account_id: AccountId,
+        handle: String,
+    ) -> Result<EndedSession, StoreError> {
+        let attached = self.take_attached(&handle).await?;
+        Ok(EndedSession {
+            handle,
+            account_id,
+            attached,
+        })
+    }
+
+    /// Ends the session designated by `cookie_value` (logout); returns it and what it ended,
+    /// if it was live.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn end(
+        &self,
+        cookie_value: &str,
+    ) -> Result<Option<(SsoSession, EndedSession)>, StoreError> {
+        let Some(session) = self.close(cookie_value).await? else {
+            return Ok(None);
+        };
+        let ended = self
+            .ended(session.account_id, session_handle(cookie_value))
+            .await?;
+        Ok(Some((session, ended)))
+    }
+
+    /// Ends the session with this handle if it belongs to `account_id` (revocation from the
+    /// account page, a password change ending the other sessions).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn end_handle(
+        &self,
+        account_id: AccountId,
+        handle: &str,
+    ) -> Result<Option<EndedSession>, StoreError> {
+        if self.close_handle(account_id, handle).await?.is_none() {
+            return Ok(None);
+        }
+        self.ended(account_id, handle.to_owned()).await.map(Some)
+    }
+
+    /// Ends every session of an account (reset, block, "log out everywhere").
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn end_all_for(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Vec<EndedSession>, StoreError> {
+        let handles = self.close_all_for(account_id).await?;
+        let mut ended = Vec::with_capacity(handles.len());
+        for handle in handles {
+            ended.push(self.ended(account_id, handle).await?);
+        }
+        Ok(ended)
     }
 
     fn is_live_at(&self, s: &SsoSession, now: OffsetDateTime) -> bool {
@@ -414,4 +565,129 @@ impl SessionManager {
 
 fn encode(s: &SsoSession) -> Result<String, StoreError> {
     serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::login::methods::AuthnMethod;
+    use crate::testing::MapStore;
+
+    const T0: OffsetDateTime = datetime!(2026-01-05 08:00 UTC);
+
+    fn manager() -> SessionManager {
+        SessionManager::new(
+            Arc::new(MapStore::default()),
+            Arc::new(ManualClock::starting_at(T0)),
+            SessionPolicy::default(),
+        )
+    }
+
+    fn login() -> LoginName {
+        LoginName::parse("ada").unwrap()
+    }
+
+    #[test]
+    fn a_session_stored_before_methods_reads_as_a_password_login() {
+        let old = serde_json::json!({
+            "account_id": AccountId(uuid::Uuid::nil()),
+            "login": "ada",
+            "authenticated_at": T0.unix_timestamp(),
+            "last_seen_at": T0.unix_timestamp(),
+            "expires_at": T0.unix_timestamp() + 3600,
+            "remember_me": false,
+        })
+        .to_string();
+        let session = decode_session(&old).unwrap();
+        assert_eq!(session.methods, Authentication::password_at(T0));
+        assert_eq!(session.methods.amr(), vec!["pwd"]);
+    }
+
+    #[tokio::test]
+    async fn sessions_keep_their_methods() {
+        let sessions = manager();
+        let mut methods = Authentication::password_at(T0);
+        methods.push(AuthnMethod::Otp, T0);
+        let opened = sessions
+            .open(
+                AccountId(uuid::Uuid::nil()),
+                login(),
+                false,
+                methods.clone(),
+            )
+            .await
+            .unwrap();
+        let read = sessions.get(&opened.cookie_value).await.unwrap().unwrap();
+        assert_eq!(read.methods, methods);
+        assert_eq!(read.methods.amr(), vec!["pwd", "otp", "mfa"]);
+    }
+
+    #[test]
+    fn attachments_decode_typed_and_legacy_shapes() {
+        let cas = Attachment::new(AttachedProtocol::Cas, r#"{"ticket":"ST-1"}"#);
+        assert_eq!(Attachment::decode(&cas.encode()), Some(cas));
+        let legacy_oidc = r#"{"oidc_client":"moodle"}"#;
+        assert_eq!(
+            Attachment::decode(legacy_oidc),
+            Some(Attachment::new(AttachedProtocol::Oidc, "moodle"))
+        );
+        let legacy_cas = r#"{"service_id":"app","service":"https://app/","ticket":"ST-1"}"#;
+        assert_eq!(
+            Attachment::decode(legacy_cas),
+            Some(Attachment::new(AttachedProtocol::Cas, legacy_cas))
+        );
+        assert_eq!(Attachment::decode("junk"), None);
+        assert_eq!(Attachment::decode(r#"{"other":1}"#), None);
+        // One client attached twice is one member of the set.
+        assert_eq!(
+            Attachment::new(AttachedProtocol::Oidc, "moodle").encode(),
+            Attachment::new(AttachedProtocol::Oidc, "moodle").encode()
+        );
+    }
+
+    #[tokio::test]
+    async fn ending_a_session_returns_what_it_gave_out_once() {
+        let sessions = manager();
+        let account = AccountId(uuid::Uuid::nil());
+        let opened = sessions
+            .open(account, login(), false, Authentication::password_at(T0))
+            .await
+            .unwrap();
+        let handle = session_handle(&opened.cookie_value);
+        let item = Attachment::new(AttachedProtocol::Oidc, "moodle");
+        sessions
+            .attach(&handle, &opened.session, &item)
+            .await
+            .unwrap();
+        let (session, ended) = sessions.end(&opened.cookie_value).await.unwrap().unwrap();
+        assert_eq!(session.account_id, account);
+        assert_eq!(ended.handle, handle);
+        assert_eq!(ended.attached, vec![item]);
+        assert!(sessions.end(&opened.cookie_value).await.unwrap().is_none());
+        assert!(sessions.take_attached(&handle).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn ending_all_sessions_of_an_account() {
+        let sessions = manager();
+        let account = AccountId(uuid::Uuid::nil());
+        for _ in 0..2 {
+            sessions
+                .open(account, login(), false, Authentication::password_at(T0))
+                .await
+                .unwrap();
+        }
+        let ended = sessions.end_all_for(account).await.unwrap();
+        assert_eq!(ended.len(), 2);
+        assert!(sessions.sessions_of(account).await.unwrap().is_empty());
+        let other = AccountId(uuid::Uuid::max());
+        assert!(sessions
+            .end_handle(other, &ended[0].handle)
+            .await
+            .unwrap()
+            .is_none());
+    }
 }

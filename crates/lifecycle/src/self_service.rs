@@ -206,7 +206,7 @@ impl SelfService {
             confirmation,
         } = change;
         self.reauthenticate(session, current, ip).await?;
-        if new.expose() != confirmation.expose() {
+        if new != confirmation {
             return Err(RecoveryError::Mismatch);
         }
         let account = self.parts.accounts.get(&session.login).await?;
@@ -221,19 +221,8 @@ impl SelfService {
             if handle == session_handle {
                 continue;
             }
-            if self
-                .parts
-                .sessions
-                .close_handle(account.id, &handle)
-                .await?
-                .is_some()
-            {
-                let attached = self.parts.sessions.take_attached(&handle).await?;
-                ended.push(EndedSession {
-                    handle,
-                    account_id: account.id,
-                    attached,
-                });
+            if let Some(one) = self.parts.sessions.end_handle(account.id, &handle).await? {
+                ended.push(one);
             }
         }
         if let Some(to) = notice_address(&self.parts.profiles, &account).await? {
@@ -794,15 +783,14 @@ impl SelfService {
         handle: &str,
         ip: Option<IpAddr>,
     ) -> Result<Option<EndedSession>, RecoveryError> {
-        let Some(closed) = self
+        let Some(ended) = self
             .parts
             .sessions
-            .close_handle(session.account_id, handle)
+            .end_handle(session.account_id, handle)
             .await?
         else {
             return Ok(None);
         };
-        let attached = self.parts.sessions.take_attached(handle).await?;
         self.parts
             .audit
             .record(
@@ -812,10 +800,6 @@ impl SelfService {
                     .ip(ip),
             )
             .await?;
-        Ok(Some(EndedSession {
-            handle: handle.to_owned(),
-            account_id: closed.account_id,
-            attached,
-        }))
+        Ok(Some(ended))
     }
 }

@@ -7,6 +7,7 @@
 //! regression test below.
 
 use proptest::prelude::{prop_assert, prop_assert_eq, prop_oneof, proptest, Just, Strategy};
+use sesame_core::login::methods::AuthnMethod;
 use sesame_protocol::cas::response::{
     service_response_failure, service_response_failure_json, service_response_success,
     service_response_success_json, Success,
@@ -188,6 +189,7 @@ proptest! {
             authentication_date: when(),
             from_new_login: true,
             long_term: false,
+            methods: &[AuthnMethod::Pwd],
             with_attributes: p3,
         };
         let xml = service_response_success(&success);

@@ -270,7 +270,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
             crate::telemetry::init(&settings.log);
-            let db = sesame_store::Database::connect(&settings.database.url, 1)
+            let db = sesame_store::Database::connect(settings.database.url.expose(), 1)
                 .await
                 .context("database.url")?;
             let applied = db.run_migrations().await.context("applying migrations");
@@ -451,7 +451,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     } else {
         "in-process"
     };
-    let db_kind = if settings.database.url.starts_with("sqlite://") {
+    let db_kind = if settings.database.url.expose().starts_with("sqlite://") {
         "sqlite"
     } else {
         "postgresql"

@@ -2,24 +2,25 @@
 //! commands. The only crate that knows actix-web; it knows storage only through the ports of
 //! `sesame-core`.
 
-pub mod cas_flow;
 pub mod cas_params;
 pub mod cli;
 pub mod config;
+pub mod config_error;
 pub mod cors;
 pub mod metrics;
-pub mod oidc_flow;
 pub mod operations;
+pub mod pipeline;
 pub mod proxy_callback;
-pub mod recovery_settings;
 pub mod request_id;
 pub mod reset_form;
 pub mod routes;
 pub mod services;
-pub mod sso;
 pub mod telemetry;
 pub mod templates;
 pub mod web;
+
+#[cfg(test)]
+mod layout_tests;
 
 use std::net::TcpListener;
 
@@ -132,6 +133,7 @@ impl Application {
                     }
                 })
                 .wrap(from_fn(metrics::track_http))
+                .wrap(from_fn(web::origin::refuse_cross_site_forms))
                 .configure(routes::configure)
         })
         .workers(workers)

@@ -9,7 +9,6 @@ use sesame_core::error::{AccountError, StoreError};
 use sesame_core::helpdesk::BlockReason;
 use sesame_core::i18n::Lang;
 use sesame_core::ids::{AccountId, Email, LoginName};
-use sesame_core::session::EndedSession;
 use sesame_lifecycle::activation::ImportMails;
 use sesame_lifecycle::error::{ImportError, OperatorLinkError};
 use sesame_lifecycle::helpdesk::HelpdeskError;
@@ -44,12 +43,8 @@ pub async fn notify_ended_sessions(
 ) -> Result<usize, StoreError> {
     let mut notified = 0;
     for handle in handles {
-        let ended = EndedSession {
-            handle: handle.clone(),
-            account_id,
-            attached: services.sessions.take_attached(handle).await?,
-        };
-        notified += crate::cas_flow::send_single_logout_now(services, &ended).await;
+        let ended = services.sessions.ended(account_id, handle.clone()).await?;
+        notified += crate::pipeline::end::send_single_logout_now(services, &ended).await;
     }
     Ok(notified)
 }

@@ -186,9 +186,12 @@ impl Services {
         overrides: &Overrides,
         migrate: bool,
     ) -> Result<Self, StartupError> {
-        let database = Database::connect(&settings.database.url, settings.database.max_connections)
-            .await
-            .map_err(|e| StartupError::Database(e.to_string()))?;
+        let database = Database::connect(
+            settings.database.url.expose(),
+            settings.database.max_connections,
+        )
+        .await
+        .map_err(|e| StartupError::Database(e.to_string()))?;
         if migrate {
             let applied = database
                 .run_migrations()

@@ -1079,7 +1079,7 @@ impl Activation {
             .find_by_id(flow.account_id)
             .await?
             .ok_or(ActivationError::FlowExpired)?;
-        let problem = if password.expose() != confirm.expose() {
+        let problem = if password != confirm {
             Some(StepProblem::PasswordsDiffer)
         } else {
             match self.parts.accounts.check_policy(&account, password) {

@@ -517,7 +517,7 @@ impl PasswordRecovery {
             }
             Err(e) => return Err(e),
         };
-        if password.expose() != confirmation.expose() {
+        if &password != confirmation {
             return Err(RecoveryError::Mismatch);
         }
         self.parts.accounts.check_policy(&account, &password)?;
@@ -571,17 +571,7 @@ impl PasswordRecovery {
         &self,
         account_id: AccountId,
     ) -> Result<Vec<EndedSession>, RecoveryError> {
-        let handles = self.parts.sessions.close_all_for(account_id).await?;
-        let mut ended = Vec::with_capacity(handles.len());
-        for handle in handles {
-            let attached = self.parts.sessions.take_attached(&handle).await?;
-            ended.push(EndedSession {
-                handle,
-                account_id,
-                attached,
-            });
-        }
-        Ok(ended)
+        Ok(self.parts.sessions.end_all_for(account_id).await?)
     }
 
     /// The "your password was changed" notice, to the verified recovery address, else the

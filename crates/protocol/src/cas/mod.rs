@@ -3,6 +3,7 @@
 //! documents every validation endpoint answers with. The server crate maps these to routes.
 
 mod error;
+pub mod issuer;
 pub mod response;
 pub mod saml;
 pub mod slo;

@@ -20,6 +20,8 @@ pub use super::saml::{
     parse_saml_validate_request, saml11_response_failure, saml11_response_success, Saml11Success,
     SamlValidateRequest,
 };
+use sesame_core::login::methods::AuthnMethod;
+
 use super::tickets::TicketGrant;
 use super::xml::{date_time_seconds, element, element_name, escape};
 use super::CasErrorCode;
@@ -59,6 +61,9 @@ pub struct Success<'a> {
     pub from_new_login: bool,
     /// A "remember me" session (`longTermAuthenticationRequestTokenUsed`).
     pub long_term: bool,
+    /// How the session was authenticated (`authenticationMethod`,
+    /// `successfulAuthenticationHandlers`).
+    pub methods: &'a [AuthnMethod],
     /// `true` at the CAS 3.0 endpoints (`/p3/…`): `<cas:attributes>` is written, with the
     /// three protocol attributes and the released ones; `false` at `/serviceValidate` and
     /// `/proxyValidate`.
@@ -81,6 +86,7 @@ impl<'a> Success<'a> {
             authentication_date: grant.authenticated_at,
             from_new_login: grant.from_new_login,
             long_term: grant.remember_me,
+            methods: grant.methods(),
             with_attributes,
         }
     }
@@ -116,6 +122,12 @@ pub fn service_response_success(success: &Success<'_>) -> String {
             bool_text(success.long_term),
         );
         line("isFromNewLogin", bool_text(success.from_new_login));
+        for method in success.methods {
+            line("authenticationMethod", method.as_str());
+        }
+        for method in success.methods {
+            line("successfulAuthenticationHandlers", method.cas_handler());
+        }
         for (name, values) in success.attributes {
             for value in values {
                 line(name, value);
@@ -234,6 +246,24 @@ pub fn service_response_success_json(success: &Success<'_>) -> String {
             "isFromNewLogin".to_owned(),
             Value::Array(vec![Value::Bool(success.from_new_login)]),
         );
+        if !success.methods.is_empty() {
+            map.insert(
+                "authenticationMethod".to_owned(),
+                success
+                    .methods
+                    .iter()
+                    .map(|m| Value::String(m.as_str().to_owned()))
+                    .collect(),
+            );
+            map.insert(
+                "successfulAuthenticationHandlers".to_owned(),
+                success
+                    .methods
+                    .iter()
+                    .map(|m| Value::String(m.cas_handler().to_owned()))
+                    .collect(),
+            );
+        }
         for (name, values) in success.attributes {
             if values.is_empty() {
                 continue;
@@ -316,6 +346,7 @@ mod tests {
             authentication_date: datetime!(2026-03-02 09:30:10 +01:00),
             from_new_login: false,
             long_term: true,
+            methods: &[AuthnMethod::Pwd],
             with_attributes: true,
         });
         let doc = Document::parse(&xml).unwrap();
@@ -366,6 +397,7 @@ mod tests {
             proxies: Vec::new(),
             issued_at: datetime!(2026-03-02 08:00 UTC),
             attributes: None,
+            methods: Vec::new(),
         };
         let attrs = attributes();
         let xml = service_response_success(&Success::from_grant(&grant, &attrs, None, false));
@@ -421,6 +453,7 @@ mod tests {
             authentication_date: datetime!(2026-03-02 08:00 UTC),
             from_new_login: true,
             long_term: false,
+            methods: &[AuthnMethod::Pwd],
             with_attributes: true,
         });
         let doc = Document::parse(&xml).unwrap();
@@ -471,6 +504,7 @@ mod tests {
             authentication_date: datetime!(2026-03-02 08:00 UTC),
             from_new_login: true,
             long_term: false,
+            methods: &[AuthnMethod::Pwd],
             with_attributes: true,
         });
         let value: Value = serde_json::from_str(&json).unwrap();
@@ -494,6 +528,11 @@ mod tests {
         );
         assert_eq!(a["sn"], serde_json::json!([r#"O'Brien <&> "x""#]));
         assert!(a.get("empty").is_none());
+        assert_eq!(a["authenticationMethod"], serde_json::json!(["pwd"]));
+        assert_eq!(
+            a["successfulAuthenticationHandlers"],
+            serde_json::json!(["SesamePwdAuthenticationHandler"])
+        );
 
         let bare = service_response_success_json(&Success {
             user: "alice",
@@ -503,6 +542,7 @@ mod tests {
             authentication_date: datetime!(2026-03-02 08:00 UTC),
             from_new_login: true,
             long_term: false,
+            methods: &[AuthnMethod::Pwd],
             with_attributes: false,
         });
         assert_eq!(

@@ -570,6 +570,7 @@ mod tests {
             proxies: Vec::new(),
             issued_at: datetime!(2026-03-02 08:00 UTC),
             attributes: None,
+            methods: Vec::new(),
         };
         let now = datetime!(2026-03-02 08:00:01 UTC);
         let success = Saml11Success::from_grant(&grant, "sso.example.org", None, &[], now);

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use sesame_core::clock::Clock;
 use sesame_core::error::StoreError;
 use sesame_core::ids::AccountId;
+use sesame_core::login::methods::AuthnMethod;
 use sesame_core::ports::{linked_value, EphemeralStore};
 use sesame_core::random;
 use sesame_core::session::{session_store_key, REMEMBER_ME_MAX_SECS};
@@ -148,6 +149,23 @@ pub struct TicketGrant {
     /// the caller then reads the account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<(String, Vec<String>)>>,
+    /// How the session was authenticated (RFC 8176 methods), for the CAS 3.0
+    /// `authenticationMethod` and `successfulAuthenticationHandlers` attributes. A ticket
+    /// stored before this was recorded reads as the password ([`TicketGrant::methods`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<AuthnMethod>,
+}
+
+impl TicketGrant {
+    /// The methods behind the ticket; the password for a ticket issued before they were
+    /// recorded (the only method there was).
+    pub fn methods(&self) -> &[AuthnMethod] {
+        if self.methods.is_empty() {
+            &[AuthnMethod::Pwd]
+        } else {
+            &self.methods
+        }
+    }
 }
 
 /// Ticket lifetimes.
@@ -570,6 +588,7 @@ mod tests {
                 proxies: Vec::new(),
                 issued_at: OffsetDateTime::UNIX_EPOCH,
                 attributes: None,
+                methods: Vec::new(),
             }
         }
 

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod codes;
 pub mod discovery;
 pub mod grants;
+pub mod issuer;
 pub mod keys;
 pub mod pkce;
 pub mod tokens;

@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sesame_core::account::Account;
 use sesame_core::clock::Clock;
 use sesame_core::error::StoreError;
 use sesame_core::ids::AccountId;
@@ -39,9 +38,6 @@ pub const MAX_TOKEN_CHARS: usize = 512;
 
 /// Lifetime of a logout token, seconds (Back-Channel Logout 1.0 §2.4 wants it short).
 pub const LOGOUT_TOKEN_TTL_SECS: i64 = 120;
-
-/// The scope that releases the affiliation claims.
-pub const GROUPS_SCOPE: &str = "groups";
 
 /// What an access token stands for, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,67 +121,6 @@ fn access_key(hash: &str) -> String {
 pub fn session_id(session_handle: &str) -> String {
     let digest = random::sha256_hex(&format!("oidc-sid:{session_handle}"));
     digest.chars().take(32).collect()
-}
-
-/// The claims a person's account releases for `scopes` (OpenID Connect Core §5.4):
-/// `profile` → names, `preferred_username`, `locale`; `email` → `email`, `email_verified`
-/// (institutional addresses are verified by construction); [`GROUPS_SCOPE`] → `groups` and
-/// `eduperson_affiliation`.
-pub fn released_claims(account: &Account, scopes: &[String], locale: &str) -> Map<String, Value> {
-    let has = |s: &str| scopes.iter().any(|x| x == s);
-    let mut claims = Map::new();
-    if has("profile") {
-        let name = format!("{} {}", account.given_name, account.family_name);
-        claims.insert("name".to_owned(), Value::from(name.trim()));
-        claims.insert(
-            "given_name".to_owned(),
-            Value::from(account.given_name.as_str()),
-        );
-        claims.insert(
-            "family_name".to_owned(),
-            Value::from(account.family_name.as_str()),
-        );
-        claims.insert(
-            "preferred_username".to_owned(),
-            Value::from(account.login.as_str()),
-        );
-        claims.insert("locale".to_owned(), Value::from(locale));
-    }
-    if has("email") {
-        if let Some(email) = &account.email {
-            claims.insert("email".to_owned(), Value::from(email.as_str()));
-            claims.insert("email_verified".to_owned(), Value::from(true));
-        }
-    }
-    if has(GROUPS_SCOPE) {
-        let affiliation = account.affiliation.as_str();
-        claims.insert("groups".to_owned(), Value::from(vec![affiliation]));
-        claims.insert(
-            "eduperson_affiliation".to_owned(),
-            Value::from(vec![affiliation]),
-        );
-    }
-    claims
-}
-
-/// The scope that releases `claim`, per [`released_claims`].
-fn scope_of_claim(claim: &str) -> Option<&'static str> {
-    match claim {
-        "name" | "given_name" | "family_name" | "preferred_username" | "locale" => Some("profile"),
-        "email" | "email_verified" => Some("email"),
-        "groups" | "eduperson_affiliation" => Some(GROUPS_SCOPE),
-        _ => None,
-    }
-}
-
-/// `claims` without those whose scope is not in `scopes` (a refresh that narrows the scope
-/// narrows what UserInfo releases, RFC 6749 §6).
-pub fn claims_for_scopes(claims: &Map<String, Value>, scopes: &[String]) -> Map<String, Value> {
-    claims
-        .iter()
-        .filter(|(name, _)| scope_of_claim(name).is_some_and(|s| scopes.iter().any(|x| x == s)))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 impl TokenService {
@@ -415,6 +350,7 @@ impl TokenService {
 
 #[cfg(test)]
 mod tests {
+    use crate::attributes::{claims_for_scopes, oidc_claims};
     use sesame_core::account::AccountState;
     use sesame_core::clock::ManualClock;
     use sesame_core::ids::{Affiliation, Email, LoginName};
@@ -427,8 +363,8 @@ mod tests {
     use super::super::grants::TokenPolicy;
     use super::*;
 
-    fn account() -> Account {
-        Account {
+    fn account() -> sesame_core::account::Account {
+        sesame_core::account::Account {
             id: AccountId::new_random(),
             login: LoginName::parse("jean.dupont").unwrap(),
             email: Some(Email::parse("jean.dupont@univ.example.org").unwrap()),
@@ -448,13 +384,13 @@ mod tests {
     #[test]
     fn a34_claims_follow_the_granted_scopes_only() {
         let a = account();
-        let none = released_claims(&a, &scopes(&["openid"]), "fr");
+        let none = oidc_claims(&a, &scopes(&["openid"]), "fr");
         assert!(none.is_empty());
-        let email = released_claims(&a, &scopes(&["openid", "email"]), "fr");
+        let email = oidc_claims(&a, &scopes(&["openid", "email"]), "fr");
         assert_eq!(email["email"], "jean.dupont@univ.example.org");
         assert_eq!(email["email_verified"], true);
         assert!(!email.contains_key("name"));
-        let all = released_claims(&a, &scopes(&["openid", "profile", "email", "groups"]), "en");
+        let all = oidc_claims(&a, &scopes(&["openid", "profile", "email", "groups"]), "en");
         assert_eq!(all["name"], "Jean Dupont");
         assert_eq!(all["preferred_username"], "jean.dupont");
         assert_eq!(all["locale"], "en");

@@ -5,14 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sesame_core::audit::{AuditEvent, AuditKind};
-use sesame_core::random;
 
-use crate::routes::login::{current_session, is_cross_site};
+use crate::pipeline::session::current_session;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
-
-fn revoke_csrf(cookie: &str) -> String {
-    random::sha256_hex(&format!("consent-revoke-csrf:{cookie}"))
-}
 
 fn to_login(state: &AppState) -> HttpResponse {
     HttpResponse::SeeOther()
@@ -75,7 +71,7 @@ pub async fn applications(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         minijinja::context! {
             login => session.login.as_str(),
             consents => items,
-            csrf => revoke_csrf(&cookie),
+            csrf => FormPurpose::ConsentWithdrawal.token(&cookie),
         },
     )
 }
@@ -98,14 +94,8 @@ pub async fn revoke(
     let Some((cookie, session)) = current_session(&state, &req).await else {
         return to_login(&state);
     };
-    if is_cross_site(&state, &req) || form.csrf.as_deref() != Some(revoke_csrf(&cookie).as_str()) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
+    if !FormPurpose::ConsentWithdrawal.accepts(&cookie, form.csrf.as_deref()) {
+        return state.form_expired(&req, lang);
     }
     let client_id = form.client_id.as_deref().unwrap_or_default();
     let oidc = &state.services.oidc;

@@ -23,11 +23,10 @@ use sesame_lifecycle::recovery::{RecoveryError, Refusal};
 use sesame_lifecycle::self_service::{
     mobile_sms_text, PasswordChange, RedirectChoice, VerificationRequest, Verified,
 };
-use time::OffsetDateTime;
-use time_tz::OffsetDateTimeExt;
 
-use crate::routes::login::{current_session, is_cross_site};
-use crate::routes::password_reset::end_sessions_everywhere;
+use crate::pipeline::end::end_sessions_everywhere;
+use crate::pipeline::session::current_session;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
 
 /// Registers the routes.
@@ -53,11 +52,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account/sessions/revoke", web::post().to(revoke_session))
         .route("/account/verify", web::get().to(show_verify_address))
         .route("/account/verify", web::post().to(verify_address));
-}
-
-/// The token every form of the page carries.
-pub fn account_csrf(cookie: &str) -> String {
-    random::sha256_hex(&format!("account-csrf:{cookie}"))
 }
 
 /// Audit kinds shown under "recent activity".
@@ -107,21 +101,6 @@ fn to_login(state: &AppState) -> HttpResponse {
             format!("{}/cas/login?next=/account", state.base()),
         ))
         .finish()
-}
-
-/// `DD/MM/YYYY HH:MM` in the institution's time zone.
-pub(crate) fn local_datetime(state: &AppState, at: OffsetDateTime) -> String {
-    let tz = time_tz::timezones::get_by_name(&state.settings.ui.time_zone)
-        .unwrap_or(time_tz::timezones::db::UTC);
-    let l = at.to_timezone(tz);
-    format!(
-        "{:02}/{:02}/{} {:02}:{:02}",
-        l.day(),
-        u8::from(l.month()),
-        l.year(),
-        l.hour(),
-        l.minute()
-    )
 }
 
 /// Query of `GET /account`.
@@ -194,9 +173,9 @@ async fn render(
         .map(|(handle, s)| {
             minijinja::context! {
                 handle => handle,
-                current => *handle == current_handle,
-                since => local_datetime(state, s.authenticated_at),
-                last_seen => local_datetime(state, s.last_seen_at),
+                current => random::constant_time_eq(handle, &current_handle),
+                since => state.local_datetime(s.authenticated_at),
+                last_seen => state.local_datetime(s.last_seen_at),
                 remember_me => s.remember_me,
             }
         })
@@ -208,7 +187,7 @@ async fn render(
         .map(|e: &AuditEvent| {
             let key = format!("account_event_{}", e.kind.replace('.', "_"));
             minijinja::context! {
-                at => local_datetime(state, e.at),
+                at => state.local_datetime(e.at),
                 what => texts.get(&key).cloned().unwrap_or_else(|| e.kind.clone()),
                 ip => e.ip.clone(),
             }
@@ -228,8 +207,8 @@ async fn render(
         lang,
         req,
         minijinja::context! {
-            csrf => account_csrf(cookie),
-            logout_csrf => crate::routes::login::logout_csrf_token(cookie),
+            csrf => FormPurpose::Account.token(cookie),
+            logout_csrf => FormPurpose::Logout.token(cookie),
             login => account.login.as_str(),
             given_name => account.given_name,
             family_name => account.family_name,
@@ -263,15 +242,8 @@ async fn guard(
     let Some((cookie, session)) = current_session(state, req).await else {
         return Err(to_login(state));
     };
-    let expected = account_csrf(&cookie);
-    if is_cross_site(state, req) || !csrf.is_some_and(|c| random::constant_time_eq(c, &expected)) {
-        return Err(state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            req,
-            "error_title",
-            "error_form_expired",
-        ));
+    if !FormPurpose::Account.accepts(&cookie, csrf) {
+        return Err(state.form_expired(req, lang));
     }
     Ok((cookie, session))
 }
@@ -632,7 +604,7 @@ fn mobile_code_form(
         lang,
         req,
         minijinja::context! {
-            csrf => account_csrf(cookie),
+            csrf => FormPurpose::Account.token(cookie),
             request_id => request_id,
             error => error,
             minutes => state.services.recovery.policy().sms_code_ttl.as_secs() / 60,
@@ -813,7 +785,7 @@ pub async fn revoke_session(
     {
         Ok(Some(ended)) => {
             end_sessions_everywhere(&state, session.account_id, vec![ended], false).await;
-            if handle == session_handle(&cookie) {
+            if random::constant_time_eq(handle, &session_handle(&cookie)) {
                 // The person ended the session they were using: they are logged out.
                 let mut res = state.page(
                     StatusCode::OK,
@@ -931,15 +903,6 @@ pub async fn verify_address(
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
     // The token in the form is the proof; a foreign page cannot post one it was not sent.
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     match state
         .services
         .self_service

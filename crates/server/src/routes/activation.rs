@@ -18,7 +18,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
-use sesame_core::random;
 use sesame_lifecycle::activation::challenge::number_words;
 use sesame_lifecycle::activation::error::ActivationError;
 use sesame_lifecycle::activation::flow::{
@@ -28,13 +27,11 @@ use sesame_lifecycle::activation::{
     ChallengeAnswer, IdentityClaim, IdentityOutcome, IdentityPurpose,
 };
 
-use crate::routes::login::is_cross_site;
+use crate::web::csrf::ACTIVATION_FORM;
 use crate::web::AppState;
 
 /// The cookie holding the id of the activation in progress.
 pub const FLOW_COOKIE: &str = crate::web::ACTIVATION_FLOW_COOKIE;
-/// How long a code or first-login form stays valid.
-const FORM_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// Registers the activation routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -60,9 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/forgot-login", web::get().to(show_forgot_login))
         .route("/forgot-login", web::post().to(submit_forgot_login))
         .route("/password/identity", web::get().to(show_reset_identity))
-        .route("/password/identity", web::post().to(submit_reset_identity))
-        .route("/charter", web::get().to(super::charter::show_charter))
-        .route("/charter", web::post().to(super::charter::submit_charter));
+        .route("/password/identity", web::post().to(submit_reset_identity));
 }
 
 /// `?lang=` on the GET pages.
@@ -88,19 +83,9 @@ fn see_other(location: String) -> HttpResponse {
         .finish()
 }
 
-fn form_token_key(token: &str) -> String {
-    format!("act:form:{}", random::sha256_hex(token))
-}
-
 async fn issue_form_token(state: &AppState) -> Option<String> {
-    let token = random::token();
-    match state
-        .services
-        .store
-        .put_new(&form_token_key(&token), "1", FORM_TOKEN_TTL)
-        .await
-    {
-        Ok(_) => Some(token),
+    match ACTIVATION_FORM.issue(state.services.store.as_ref()).await {
+        Ok(token) => Some(token),
         Err(e) => {
             tracing::error!(error = %e, "cannot issue an activation form: store unavailable");
             None
@@ -110,26 +95,16 @@ async fn issue_form_token(state: &AppState) -> Option<String> {
 
 /// Takes a form token: `Ok(true)` the first time it is presented.
 async fn take_form_token(state: &AppState, token: Option<&str>) -> Result<bool, ()> {
-    let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 128) else {
-        return Ok(false);
-    };
-    match state.services.store.take(&form_token_key(token)).await {
-        Ok(found) => Ok(found.is_some()),
+    match ACTIVATION_FORM
+        .take(state.services.store.as_ref(), token)
+        .await
+    {
+        Ok(valid) => Ok(valid),
         Err(e) => {
             tracing::error!(error = %e, "store unavailable while checking an activation form");
             Err(())
         }
     }
-}
-
-fn forbidden_cross_site(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    state.error_page(
-        StatusCode::FORBIDDEN,
-        lang,
-        req,
-        "error_title",
-        "error_form_expired",
-    )
 }
 
 /// A result page: a title, a message, and the login when there is one to show.
@@ -343,9 +318,6 @@ async fn submit_identity_for(
     purpose: IdentityPurpose,
 ) -> HttpResponse {
     let lang = state.lang(req, form.lang.as_deref());
-    if is_cross_site(state, req) {
-        return forbidden_cross_site(state, req, lang);
-    }
     let clip = |v: Option<String>| -> String { v.unwrap_or_default().chars().take(256).collect() };
     let claim = IdentityClaim {
         hr_id: clip(form.hr_id),
@@ -609,9 +581,6 @@ pub async fn submit_code(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden_cross_site(&state, &req, lang);
-    }
     let login: String = form.login.unwrap_or_default().chars().take(256).collect();
     match take_form_token(&state, form.form_token.as_deref()).await {
         Ok(true) => {}
@@ -718,9 +687,6 @@ pub async fn submit_link(
     form: web::Form<TokenQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden_cross_site(&state, &req, lang);
-    }
     let token = form.token.as_deref().unwrap_or_default();
     let ip = state.client_ip(&req);
     match state.services.activation.start_with_link(token, ip).await {
@@ -788,9 +754,6 @@ pub async fn submit_first_login(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden_cross_site(&state, &req, lang);
-    }
     match take_form_token(&state, form.form_token.as_deref()).await {
         Ok(true) => {}
         Ok(false) => {
@@ -1010,9 +973,6 @@ pub async fn submit_step(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden_cross_site(&state, &req, lang);
-    }
     let flow_id = req
         .cookie(FLOW_COOKIE)
         .map(|c| c.value().to_owned())
@@ -1098,10 +1058,11 @@ async fn activated_page(
 ) -> HttpResponse {
     let account = &activated.account;
     // Not "remember me": the seed's default, a session that ends with the browser.
-    let opened = match crate::sso::open_session(state, req, lang, account, false).await {
-        Ok(o) => o,
-        Err(page) => return page,
-    };
+    let opened =
+        match crate::pipeline::session::open_session(state, req, lang, account, false).await {
+            Ok(o) => o,
+            Err(page) => return page,
+        };
     let redirect = activated.mail_redirect.as_ref();
     let mut response = state.page(
         StatusCode::OK,
@@ -1159,9 +1120,6 @@ pub async fn submit_redirect_proof(
     form: web::Form<TokenQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden_cross_site(&state, &req, lang);
-    }
     let token = form.token.as_deref().unwrap_or_default();
     match state.services.activation.verify_redirect(token).await {
         Ok(login) => {

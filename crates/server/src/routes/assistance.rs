@@ -11,33 +11,23 @@
 //! carries a single-use token from the store. Every well-formed request gets the same
 //! answer, whatever the institutional address is.
 
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sesame_core::helpdesk::RequesterKind;
 use sesame_core::i18n::Lang;
-use sesame_core::random;
 use sesame_lifecycle::helpdesk::assistance::{
     self, fields_for, AssistanceForm, Field, Need, Problem, SubmitError,
 };
 
-use crate::routes::login::is_cross_site;
+use crate::web::csrf::ASSISTANCE_FORM;
 use crate::web::AppState;
-
-/// How long an assistance form stays valid (writing a description takes time).
-const FORM_TOKEN_TTL: Duration = Duration::from_secs(2 * 3600);
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/assistance", web::get().to(show_form))
         .route("/assistance", web::post().to(submit_form))
         .route("/assistance/sent", web::get().to(sent));
-}
-
-fn form_token_key(token: &str) -> String {
-    format!("assistance-form:{}", random::sha256_hex(token))
 }
 
 /// Query of the pages.
@@ -64,19 +54,6 @@ pub struct AssistancePost {
     personal_email: Option<String>,
     phone: Option<String>,
     description: Option<String>,
-}
-
-/// The page a blocked account gets after typing its correct password: it says the account is
-/// blocked and points to the form. (A wrong password never gets here: it gets the generic
-/// error, so the state of an account is not told to someone without its password.)
-pub fn blocked_page(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    state.page(
-        StatusCode::FORBIDDEN,
-        "assistance_blocked.html",
-        lang,
-        req,
-        minijinja::context! {},
-    )
 }
 
 /// `GET /assistance`
@@ -129,16 +106,13 @@ async fn render_form(
     problems: &[(Field, Problem)],
     message: Option<String>,
 ) -> HttpResponse {
-    let token = random::token();
-    if let Err(e) = state
-        .services
-        .store
-        .put_new(&form_token_key(&token), "1", FORM_TOKEN_TTL)
-        .await
-    {
-        tracing::error!(error = %e, "cannot issue an assistance form: store unavailable");
-        return state.unavailable(req, lang);
-    }
+    let token = match ASSISTANCE_FORM.issue(state.services.store.as_ref()).await {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue an assistance form: store unavailable");
+            return state.unavailable(req, lang);
+        }
+    };
     let text = |key: &str| state.renderer.text(lang, key);
     let texts = state.renderer.texts(lang);
     // A text that fits this kind of person if there is one (`…_parent`), else the general one.
@@ -216,15 +190,6 @@ pub async fn submit_form(
 ) -> HttpResponse {
     let post = post.into_inner();
     let lang = state.lang(&req, post.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     let Some(kind) = post
         .kind
         .as_deref()
@@ -245,17 +210,15 @@ pub async fn submit_form(
         phone: field(&post.phone, Field::Phone),
         description: field(&post.description, Field::Description),
     };
-    let token_valid = match post.token.as_deref() {
-        Some(t) if !t.is_empty() && t.len() <= 128 => {
-            match state.services.store.take(&form_token_key(t)).await {
-                Ok(found) => found.is_some(),
-                Err(e) => {
-                    tracing::error!(error = %e, "store unavailable while checking an assistance form");
-                    return state.unavailable(&req, lang);
-                }
-            }
+    let token_valid = match ASSISTANCE_FORM
+        .take(state.services.store.as_ref(), post.token.as_deref())
+        .await
+    {
+        Ok(valid) => valid,
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable while checking an assistance form");
+            return state.unavailable(&req, lang);
         }
-        _ => false,
     };
     if !token_valid {
         let message = state.renderer.text(lang, "error_form_expired");

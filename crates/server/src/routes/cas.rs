@@ -12,15 +12,15 @@
 //! proxy tickets of services released attributes.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures::StreamExt;
-use sesame_core::account::Account;
 use sesame_protocol::cas::response::{self as cas_xml};
 use sesame_protocol::cas::tickets::{CasError, CasErrorCode, TicketGrant, ValidationRequest};
 use sesame_protocol::services::RegisteredService;
 
 use crate::cas_params::{asks_for_json, CasParams, MalformedQuery};
 use crate::proxy_callback;
+use crate::web::error::{CasFailure, CasFormat, CAS_XML, SAML_XML};
 use crate::web::AppState;
 
 /// Parameters of the validation endpoints.
@@ -62,20 +62,14 @@ fn log_malformed(e: &MalformedQuery) {
 /// CAS `INVALID_REQUEST` failure, in JSON if the query asks for it, with status 400.
 fn malformed_validation(req: &HttpRequest, e: &MalformedQuery) -> HttpResponse {
     log_malformed(e);
-    let message = e.to_string();
-    let mut res = if asks_for_json(req.query_string()) {
-        json(cas_xml::service_response_failure_json(
-            CasErrorCode::InvalidRequest,
-            &message,
-        ))
+    let format = if asks_for_json(req.query_string()) {
+        CasFormat::ValidationJson
     } else {
-        xml(cas_xml::service_response_failure(
-            CasErrorCode::InvalidRequest,
-            &message,
-        ))
+        CasFormat::ValidationXml
     };
-    *res.status_mut() = StatusCode::BAD_REQUEST;
-    res
+    CasFailure::new(format, CasErrorCode::InvalidRequest, e.to_string())
+        .with_status(StatusCode::BAD_REQUEST)
+        .error_response()
 }
 
 /// Which protocol version and ticket kinds an endpoint serves.
@@ -164,7 +158,7 @@ async fn check_ticket(
     }
     // In embedded mode an operator's block (another process) cannot reach this process's
     // sessions: the database says whether the account may still use them (A54).
-    if !crate::routes::login::account_still_usable(state, Some(grant.account_id)).await {
+    if !crate::pipeline::session::account_still_usable(state, Some(grant.account_id)).await {
         return Err(CasError::new(
             CasErrorCode::InvalidTicket,
             "the account can no longer log in",
@@ -208,50 +202,11 @@ async fn load_attributes(
             ));
         }
     };
-    Ok(released_attributes(
+    Ok(sesame_protocol::attributes::cas_attributes(
         &account,
         &service.attributes,
         &state.settings.cas.principal_scope,
     ))
-}
-
-/// The attributes a service is allowed, by their usual LDAP / eduPerson / SUPANN names.
-/// `scope` is the `eduPersonPrincipalName` domain; empty means the domain of the account's
-/// institutional e-mail.
-pub fn released_attributes(
-    account: &Account,
-    allowed: &[String],
-    scope: &str,
-) -> Vec<(String, Vec<String>)> {
-    let scope = if scope.is_empty() {
-        account
-            .email
-            .as_ref()
-            .and_then(|e| e.as_str().split_once('@'))
-            .map(|(_, domain)| domain.to_owned())
-    } else {
-        Some(scope.to_owned())
-    };
-    let mut out = Vec::new();
-    for name in allowed {
-        let values = match name.as_str() {
-            "uid" | "supannAliasLogin" => vec![account.login.to_string()],
-            "eduPersonPrincipalName" => scope
-                .iter()
-                .map(|d| format!("{}@{d}", account.login))
-                .collect(),
-            "mail" | "email" => account.email.iter().map(ToString::to_string).collect(),
-            "givenName" => vec![account.given_name.clone()],
-            "sn" => vec![account.family_name.clone()],
-            "cn" | "displayName" => vec![format!("{} {}", account.given_name, account.family_name)],
-            "eduPersonAffiliation" => vec![account.affiliation.to_string()],
-            _ => Vec::new(),
-        };
-        if !values.is_empty() {
-            out.push((name.clone(), values));
-        }
-    }
-    out
 }
 
 async fn run_validation(
@@ -287,9 +242,7 @@ async fn run_validation(
 }
 
 fn xml(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/xml; charset=utf-8")
-        .body(body)
+    HttpResponse::Ok().content_type(CAS_XML).body(body)
 }
 
 fn json(body: String) -> HttpResponse {
@@ -319,6 +272,7 @@ async fn service_validate(state: &AppState, req: &HttpRequest, endpoint: Endpoin
                 authentication_date: v.grant.authenticated_at,
                 from_new_login: v.grant.from_new_login,
                 long_term: v.grant.remember_me,
+                methods: v.grant.methods(),
                 with_attributes: endpoint.releases_attributes(),
             };
             if as_json {
@@ -329,11 +283,12 @@ async fn service_validate(state: &AppState, req: &HttpRequest, endpoint: Endpoin
         }
         Err(e) => {
             tracing::info!(cas.code = e.code.as_str(), "service ticket refused");
-            if as_json {
-                json(cas_xml::service_response_failure_json(e.code, &e.message))
+            let format = if as_json {
+                CasFormat::ValidationJson
             } else {
-                xml(cas_xml::service_response_failure(e.code, &e.message))
-            }
+                CasFormat::ValidationXml
+            };
+            CasFailure::new(format, e.code, e.message).error_response()
         }
     }
 }
@@ -395,28 +350,33 @@ pub async fn proxy(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
         Ok(p) => p,
         Err(e) => {
             log_malformed(&e);
-            let mut res = xml(cas_xml::proxy_failure(
+            return CasFailure::new(
+                CasFormat::ProxyXml,
                 CasErrorCode::InvalidRequest,
-                &e.to_string(),
-            ));
-            *res.status_mut() = StatusCode::BAD_REQUEST;
-            return res;
+                e.to_string(),
+            )
+            .with_status(StatusCode::BAD_REQUEST)
+            .error_response();
         }
     };
     let (Some(pgt), Some(target)) = (
         params.get("pgt").filter(|p| !p.is_empty()),
         params.get("targetService").filter(|t| !t.is_empty()),
     ) else {
-        return xml(cas_xml::proxy_failure(
+        return CasFailure::new(
+            CasFormat::ProxyXml,
             CasErrorCode::InvalidRequest,
             "pgt and targetService are required",
-        ));
+        )
+        .error_response();
     };
     let Some(service) = state.services.registry.find(target) else {
-        return xml(cas_xml::proxy_failure(
+        return CasFailure::new(
+            CasFormat::ProxyXml,
             CasErrorCode::UnauthorizedService,
             "targetService is not a registered service",
-        ));
+        )
+        .error_response();
     };
     match state
         .services
@@ -425,7 +385,7 @@ pub async fn proxy(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
         .await
     {
         Ok(pt) => xml(cas_xml::proxy_success(&pt)),
-        Err(e) => xml(cas_xml::proxy_failure(e.code, &e.message)),
+        Err(e) => CasFailure::new(CasFormat::ProxyXml, e.code, e.message).error_response(),
     }
 }
 
@@ -466,57 +426,46 @@ pub async fn saml_validate(
 ) -> HttpResponse {
     use sesame_protocol::cas::saml::MAX_SAML_REQUEST_BYTES;
     let now = state.services.clock.now();
-    let respond_with = |status: StatusCode, xml_body: String| {
-        HttpResponse::build(status)
-            .content_type("text/xml; charset=utf-8")
-            .body(xml_body)
+    let failure = |code: CasErrorCode, message: String| {
+        CasFailure::new(CasFormat::Saml11(now), code, message)
     };
-    let respond = |xml_body: String| respond_with(StatusCode::OK, xml_body);
     let target = match CasParams::parse(req.query_string()) {
         Ok(params) => params.get("TARGET").map(str::to_owned),
         Err(e) => {
             log_malformed(&e);
-            return respond_with(
-                StatusCode::BAD_REQUEST,
-                cas_xml::saml11_response_failure(CasErrorCode::InvalidRequest, &e.to_string(), now),
-            );
+            return failure(CasErrorCode::InvalidRequest, e.to_string())
+                .with_status(StatusCode::BAD_REQUEST)
+                .error_response();
         }
     };
     let body = match read_body(&req, payload, MAX_SAML_REQUEST_BYTES).await {
         Ok(Some(body)) => body,
         Ok(None) => {
             tracing::info!(cas.problem = "too_large", "malformed CAS request refused");
-            return respond_with(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                cas_xml::saml11_response_failure(
-                    CasErrorCode::InvalidRequest,
-                    &format!("the request is over {MAX_SAML_REQUEST_BYTES} bytes"),
-                    now,
-                ),
-            );
+            return failure(
+                CasErrorCode::InvalidRequest,
+                format!("the request is over {MAX_SAML_REQUEST_BYTES} bytes"),
+            )
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            .error_response();
         }
         Err(e) => {
             tracing::info!(error = %e, "samlValidate: the body could not be read");
-            return respond_with(
-                StatusCode::BAD_REQUEST,
-                cas_xml::saml11_response_failure(
-                    CasErrorCode::InvalidRequest,
-                    "the request body could not be read",
-                    now,
-                ),
-            );
+            return failure(
+                CasErrorCode::InvalidRequest,
+                "the request body could not be read".to_owned(),
+            )
+            .with_status(StatusCode::BAD_REQUEST)
+            .error_response();
         }
     };
     let Ok(text) = std::str::from_utf8(&body) else {
-        return respond(cas_xml::saml11_response_failure(
-            CasErrorCode::InvalidRequest,
-            "body is not UTF-8",
-            now,
-        ));
+        return failure(CasErrorCode::InvalidRequest, "body is not UTF-8".to_owned())
+            .error_response();
     };
     let request = match cas_xml::SamlValidateRequest::parse(text) {
         Ok(r) => r,
-        Err(e) => return respond(cas_xml::saml11_response_failure(e.code, &e.message, now)),
+        Err(e) => return failure(e.code, e.message).error_response(),
     };
     let ticket = request.ticket.clone();
     let outcome = async {
@@ -529,16 +478,18 @@ pub async fn saml_validate(
     match outcome {
         Ok((grant, attributes)) => {
             let issuer = format!("{}/cas", state.base());
-            respond(cas_xml::saml11_response_success(
-                &cas_xml::Saml11Success::from_grant(
-                    &grant,
-                    &issuer,
-                    request.request_id.as_deref(),
-                    &attributes,
-                    now,
-                ),
-            ))
+            HttpResponse::Ok()
+                .content_type(SAML_XML)
+                .body(cas_xml::saml11_response_success(
+                    &cas_xml::Saml11Success::from_grant(
+                        &grant,
+                        &issuer,
+                        request.request_id.as_deref(),
+                        &attributes,
+                        now,
+                    ),
+                ))
         }
-        Err(e) => respond(cas_xml::saml11_response_failure(e.code, &e.message, now)),
+        Err(e) => failure(e.code, e.message).error_response(),
     }
 }

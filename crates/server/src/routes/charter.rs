@@ -1,14 +1,15 @@
 //! `GET|POST /charter`: accepting a new version of the IT charter after a login, before going
-//! on to the service: the [`RequiredAction::AcceptCharter`] step of a parked login. Once the
-//! acceptance is recorded, [`required_actions::next_or_finish`] goes on.
+//! on to the service: the [`StepId::AcceptCharter`] step of a login transaction. Once the
+//! acceptance is recorded, [`steps::next_or_finish`] goes on.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sesame_core::i18n::Lang;
 
-use super::required_actions::{self, RequiredAction};
-use crate::routes::login::is_cross_site;
+use sesame_core::login::steps::StepId;
+
+use crate::pipeline::steps;
 use crate::web::AppState;
 
 /// `?lang=`
@@ -53,7 +54,7 @@ pub async fn show_charter(
     query: web::Query<CharterQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, query.lang.as_deref());
-    match required_actions::parked_at(&state, &req, lang, RequiredAction::AcceptCharter).await {
+    match steps::parked_at(&state, &req, lang, StepId::AcceptCharter).await {
         Ok(_) => charter_page(&state, &req, lang, StatusCode::OK, None),
         Err(response) => response,
     }
@@ -66,23 +67,7 @@ pub async fn submit_charter(
     form: web::Form<CharterForm>,
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
-    let parked = match required_actions::parked_at(
-        &state,
-        &req,
-        lang,
-        RequiredAction::AcceptCharter,
-    )
-    .await
-    {
+    let parked = match steps::parked_at(&state, &req, lang, StepId::AcceptCharter).await {
         Ok(p) => p,
         Err(response) => return response,
     };
@@ -94,18 +79,27 @@ pub async fn submit_charter(
         let msg = state.renderer.text(lang, "charter_error_required");
         return charter_page(&state, &req, lang, StatusCode::BAD_REQUEST, Some(msg));
     }
+    // The transaction names the account; its login (for the record) is read again.
+    let account = match parked.tx.identified {
+        Some(id) => state.services.accounts_repo.find_by_id(id).await,
+        None => Ok(None),
+    };
+    let account = match account {
+        Ok(Some(a)) => a,
+        Ok(None) => return steps::expired(&state, &req, lang),
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable while recording a charter acceptance");
+            return state.unavailable(&req, lang);
+        }
+    };
     if let Err(e) = state
         .services
         .activation
-        .accept_charter(
-            parked.login.account_id,
-            &parked.login.login,
-            state.client_ip(&req),
-        )
+        .accept_charter(account.id, account.login.as_str(), state.client_ip(&req))
         .await
     {
         tracing::error!(error = %e, "could not record a charter acceptance");
         return state.unavailable(&req, lang);
     }
-    required_actions::next_or_finish(&state, &req, lang, parked).await
+    steps::next_or_finish(&state, &req, lang, parked).await
 }

@@ -20,7 +20,6 @@ use sesame_core::helpdesk::{AssistanceRequest, BlockReason, RequestFilter};
 use sesame_core::i18n::Lang;
 use sesame_core::ids::LoginName;
 use sesame_core::mail::mask_email;
-use sesame_core::random;
 use sesame_core::sms::mask_phone;
 use sesame_lifecycle::activation::error::ActivationError;
 use sesame_lifecycle::activation::settings::ActivationPath;
@@ -29,8 +28,8 @@ use sesame_lifecycle::helpdesk::identity::IdentityField;
 use sesame_lifecycle::helpdesk::HelpdeskError;
 use sesame_lifecycle::self_service::VerificationRequest;
 
-use crate::routes::account_page::local_datetime;
-use crate::routes::login::{current_session, is_cross_site};
+use crate::pipeline::session::current_session;
+use crate::web::csrf::{self, FormPurpose};
 use crate::web::AppState;
 
 /// Most accounts a search shows.
@@ -72,12 +71,6 @@ impl Agent {
     }
 }
 
-/// The token every form of the console carries: derived from the session cookie (a
-/// cross-site page cannot know it) and distinct from the account page's.
-fn console_csrf(cookie: &str) -> String {
-    random::sha256_hex(&format!("helpdesk-csrf:{cookie}"))
-}
-
 /// The agent of this request: anonymous people go to the login page (and back to the
 /// console), signed-in people who are not agents get 403.
 async fn agent(state: &AppState, req: &HttpRequest) -> Result<Agent, HttpResponse> {
@@ -101,7 +94,7 @@ async fn agent(state: &AppState, req: &HttpRequest) -> Result<Agent, HttpRespons
     }
     Ok(Agent {
         login: session.login,
-        csrf: console_csrf(&cookie),
+        csrf: FormPurpose::Helpdesk.token(&cookie),
     })
 }
 
@@ -113,15 +106,8 @@ async fn posting_agent(
     csrf: Option<&str>,
 ) -> Result<Agent, HttpResponse> {
     let agent = agent(state, req).await?;
-    if is_cross_site(state, req) || !csrf.is_some_and(|c| random::constant_time_eq(c, &agent.csrf))
-    {
-        return Err(state.error_page(
-            StatusCode::FORBIDDEN,
-            state.lang(req, None),
-            req,
-            "error_title",
-            "error_form_expired",
-        ));
+    if !csrf::presented_matches(csrf, &agent.csrf) {
+        return Err(state.form_expired(req, state.lang(req, None)));
     }
     Ok(agent)
 }
@@ -333,7 +319,7 @@ async fn render_account(
                 .cloned()
                 .unwrap_or_else(|| e.kind.clone());
             minijinja::context! {
-                at => local_datetime(state, e.at),
+                at => state.local_datetime(e.at),
                 kind => e.kind,
                 label => label,
                 actor => e.actor,
@@ -416,9 +402,9 @@ async fn render_account(
             active => account.state == AccountState::Active,
             blocked => account.state == AccountState::Blocked,
             disabled => account.state == AccountState::Disabled,
-            locked_until => locked_until.map(|u| local_datetime(state, u)),
+            locked_until => locked_until.map(|u| state.local_datetime(u)),
             block_reason => block.as_ref().map(|b| texts.get(&format!("helpdesk_reason_{}", b.reason.as_str())).cloned().unwrap_or_else(|| b.reason.as_str().to_owned())),
-            block_since => block.as_ref().map(|b| local_datetime(state, b.blocked_at)),
+            block_since => block.as_ref().map(|b| state.local_datetime(b.blocked_at)),
             block_by => block.as_ref().map(|b| b.blocked_by.clone()),
             block_note => block.as_ref().and_then(|b| b.note.clone()),
             password_change => password_change.is_some(),
@@ -427,7 +413,7 @@ async fn render_account(
             mobile => profile.mobile.as_ref().map(|c| mask_phone(c.address.as_str())),
             mobile_verified => profile.mobile.as_ref().is_some_and(|c| c.verified),
             charter_version => profile.charter.as_ref().map(|c| c.version.clone()),
-            charter_accepted => profile.charter.as_ref().map(|c| local_datetime(state, c.accepted_at)),
+            charter_accepted => profile.charter.as_ref().map(|c| state.local_datetime(c.accepted_at)),
             charter_pending => charter_pending,
             events => events,
             notice => outcome.notice,
@@ -592,7 +578,7 @@ pub async fn account_action(
                 code: Some(IssuedCode {
                     purpose: CodePurpose::Reset,
                     code: issued.code,
-                    expires: local_datetime(&state, issued.expires_at),
+                    expires: state.local_datetime(issued.expires_at),
                 }),
                 ..Outcome::default()
             })
@@ -631,7 +617,7 @@ pub async fn account_action(
                 code: Some(IssuedCode {
                     purpose: CodePurpose::Activation,
                     code,
-                    expires: local_datetime(&state, expires_at),
+                    expires: state.local_datetime(expires_at),
                 }),
                 ..Outcome::default()
             }),
@@ -728,7 +714,7 @@ fn request_item(state: &AppState, r: &AssistanceRequest) -> minijinja::Value {
     minijinja::context! {
         reference => r.reference,
         href => format!("{}/helpdesk/requests/{}", state.base_path(), segment(&r.reference)),
-        created_at => local_datetime(state, r.created_at),
+        created_at => state.local_datetime(r.created_at),
         requester => r.name,
         institutional_email => r.login_or_email,
         open => r.is_open(),
@@ -850,7 +836,7 @@ async fn render_request(
             csrf => agent.csrf,
             reference => request.reference,
             close_action => format!("{}/helpdesk/requests/{}/close", state.base_path(), segment(&request.reference)),
-            created_at => local_datetime(state, request.created_at),
+            created_at => state.local_datetime(request.created_at),
             requester_kind => state.renderer.text(lang, &format!("assistance_as_{}", request.kind.as_str())),
             name => request.name,
             child_name => request.child_name,
@@ -863,7 +849,7 @@ async fn render_request(
             request_lang => request.lang,
             account => account.as_ref().map(|a| account_item(state, lang, a)),
             open => request.is_open(),
-            closed_at => closure.map(|c| local_datetime(state, c.closed_at)),
+            closed_at => closure.map(|c| state.local_datetime(c.closed_at)),
             closed_by => closure.map(|c| c.closed_by.clone()),
             closed_note => closure.and_then(|c| c.note.clone()),
             notice => notice,

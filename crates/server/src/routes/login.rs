@@ -1,96 +1,26 @@
 //! `GET|POST /cas/login`: the central login page and the CAS credential requestor and
 //! acceptor (CAS Protocol 3.0 §2.1–2.2: `service`, `renew`, `gateway`, `method=POST`).
 
-use std::time::Duration;
+use sesame_core::login::requirement::{AuthnRequirement, Verdict};
 
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use sesame_core::account::{Account, AccountState};
 use sesame_core::authn::LoginAttempt;
 use sesame_core::credentials::Password;
 use sesame_core::error::AuthError;
 use sesame_core::i18n::Lang;
-use sesame_core::random;
 use sesame_core::session::SsoSession;
 use sesame_lifecycle::activation::error::ActivationError;
 
-use crate::cas_flow;
+use crate::pipeline::entry::{pending_display, LoginQuery};
+use crate::pipeline::session::{
+    current_session, current_session_with_account, open_session_and_continue,
+};
+use crate::pipeline::{issue, steps};
+use crate::web::csrf::{FormPurpose, LOGIN_TICKET};
 use crate::web::{AppState, LANG_COOKIE};
-
-/// How long a login form stays valid.
-const LOGIN_TICKET_TTL: Duration = Duration::from_secs(30 * 60);
-
-/// Query parameters of `GET /cas/login`.
-#[derive(Debug, Default, Deserialize)]
-pub struct LoginQuery {
-    service: Option<String>,
-    renew: Option<String>,
-    gateway: Option<String>,
-    method: Option<String>,
-    lang: Option<String>,
-    /// A parked OpenID Connect authorization request to resume after the login.
-    authz: Option<String>,
-    /// A page of Sesame's own to go back to after the login (`/account…`, `/helpdesk…`).
-    next: Option<String>,
-}
-
-fn is_true(v: Option<&str>) -> bool {
-    v.is_some_and(|v| v == "true" || v == "1")
-}
-
-impl LoginQuery {
-    /// Parses a `/cas/login` query string (a parked login resumes with it).
-    pub(crate) fn parse(query_string: &str) -> Option<Self> {
-        web::Query::<Self>::from_query(query_string)
-            .ok()
-            .map(web::Query::into_inner)
-    }
-
-    /// The registered service this login is for, if any.
-    pub(crate) fn registered_service(
-        &self,
-        state: &AppState,
-    ) -> Option<(String, sesame_protocol::services::RegisteredService)> {
-        let url = self.service.as_deref()?;
-        let service = state.services.registry.find(url).cloned()?;
-        Some((url.to_owned(), service))
-    }
-
-    /// Where to continue an OpenID Connect request after the login, if this login serves one.
-    fn oidc_continuation(&self, state: &AppState) -> Option<String> {
-        let id = self.authz.as_deref()?;
-        crate::routes::oidc::authorize::is_pending_id(id)
-            .then(|| format!("{}/authorize/continue?authz={id}", state.base()))
-    }
-
-    /// Where to go back after a login started from one of Sesame's own pages: only paths
-    /// under `/account` and `/helpdesk`, so `next` is never an open redirect.
-    fn local_next(&self, state: &AppState) -> Option<String> {
-        let next = self.next.as_deref()?;
-        let allowed = ["/account", "/helpdesk"]
-            .iter()
-            .any(|p| next == *p || next.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
-            && next.len() <= 64
-            && next
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'/' || b == b'-');
-        allowed.then(|| format!("{}{next}", state.base()))
-    }
-
-    fn renew(&self) -> bool {
-        is_true(self.renew.as_deref())
-    }
-    fn gateway(&self) -> bool {
-        is_true(self.gateway.as_deref())
-    }
-    fn method_post(&self) -> bool {
-        self.method
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case("post"))
-    }
-}
 
 /// The login form.
 #[derive(Deserialize)]
@@ -107,119 +37,6 @@ impl std::fmt::Debug for LoginForm {
         f.debug_struct("LoginForm")
             .field("username", &self.username)
             .finish_non_exhaustive()
-    }
-}
-
-fn login_ticket_key(lt: &str) -> String {
-    format!("lt:{}", random::sha256_hex(lt))
-}
-
-/// The live session of this browser whose account may still use it, if any. A blocked or
-/// disabled account's session is closed here, so blocking holds even where the blocking
-/// process could not reach the session store (embedded mode with the CLI).
-pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(String, SsoSession)> {
-    current_session_with_account(state, req)
-        .await
-        .map(|(cookie, session, _)| (cookie, session))
-}
-
-/// [`current_session`], with the account as read to check it (a service ticket captures the
-/// attributes released to its service from it).
-pub async fn current_session_with_account(
-    state: &AppState,
-    req: &HttpRequest,
-) -> Option<(String, SsoSession, Account)> {
-    let cookie = req.cookie(&state.sso_cookie_name)?;
-    let value = cookie.value().to_owned();
-    let session = match state.services.sessions.get(&value).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!(error = %e, "session store unavailable while reading a session");
-            return None;
-        }
-    };
-    match state
-        .services
-        .accounts_repo
-        .find_by_login(&session.login)
-        .await
-    {
-        Ok(Some(account)) if account.state == AccountState::Active => {
-            // A session that lives while a password change is pending predates the block
-            // that led to it (no session opens until the change): it ends here. Only the
-            // in-process store can hold one: with a shared store the block ended it.
-            if state.settings.store.is_shared() {
-                return Some((value, session, account));
-            }
-            match state
-                .services
-                .helpdesk
-                .desk
-                .password_change_required(&account)
-                .await
-            {
-                Ok(false) => Some((value, session, account)),
-                Ok(true) => {
-                    if let Err(e) = state.services.sessions.close(&value).await {
-                        tracing::warn!(error = %e, "could not close a session older than a block");
-                    }
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "database unavailable while reading a session");
-                    None
-                }
-            }
-        }
-        Ok(_) => {
-            if let Err(e) = state.services.sessions.close(&value).await {
-                tracing::warn!(error = %e, "could not close the session of an unusable account");
-            }
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "database unavailable while reading a session");
-            None
-        }
-    }
-}
-
-/// Whether the account a ticket, code or token was issued to may still use it, as far as
-/// this process can tell without the database: with a shared store (Redis), a block ends the
-/// account's sessions everywhere, so a live session is enough. With the in-process store, an
-/// operator's block runs in another process and cannot end this process's sessions, so the
-/// database is asked (A54). Fails closed.
-pub async fn account_still_usable(
-    state: &AppState,
-    account_id: Option<sesame_core::ids::AccountId>,
-) -> bool {
-    if state.settings.store.is_shared() {
-        return true;
-    }
-    let Some(id) = account_id else {
-        return true;
-    };
-    let account = match state.services.accounts_repo.find_by_id(id).await {
-        Ok(Some(a)) if a.state == AccountState::Active => a,
-        Ok(_) => return false,
-        Err(e) => {
-            tracing::error!(error = %e, "database unavailable while checking an account");
-            return false;
-        }
-    };
-    match state
-        .services
-        .helpdesk
-        .desk
-        .password_change_required(&account)
-        .await
-    {
-        Ok(required) => !required,
-        Err(e) => {
-            tracing::error!(error = %e, "database unavailable while checking an account");
-            false
-        }
     }
 }
 
@@ -242,14 +59,25 @@ pub async fn show_login(
                 "service_not_allowed_text",
             ),
             Some(service) => {
-                let session = if query.renew() || !service.sso {
+                // CAS `renew` asks for a fresh login: no session satisfies it, so none is
+                // read; otherwise the one policy decides.
+                let requirement = AuthnRequirement {
+                    fresh: query.renew(),
+                    ..AuthnRequirement::any()
+                };
+                let session = if requirement.fresh || !service.sso {
                     None
                 } else {
-                    current_session_with_account(&state, &req).await
+                    let now = state.services.clock.now();
+                    current_session_with_account(&state, &req)
+                        .await
+                        .filter(|(_, s, _)| {
+                            requirement.evaluate(&s.methods, now) == Verdict::Satisfied
+                        })
                 };
                 match session {
                     Some((cookie, session, account)) => {
-                        cas_flow::issue_and_redirect(
+                        issue::issue_and_redirect(
                             &state,
                             &req,
                             lang,
@@ -264,7 +92,7 @@ pub async fn show_login(
                         .await
                     }
                     None if query.gateway() && !query.renew() => {
-                        cas_flow::redirect_without_ticket(service_url)
+                        issue::redirect_without_ticket(service_url)
                     }
                     None => login_form(&state, &req, lang, StatusCode::OK, None, "").await,
                 }
@@ -306,12 +134,6 @@ fn remember_lang(state: &AppState, response: &mut HttpResponse, explicit: Option
     }
 }
 
-/// The token that the logged-in page's logout form carries: derived from the session cookie,
-/// which a cross-site attacker does not know.
-pub fn logout_csrf_token(cookie_value: &str) -> String {
-    random::sha256_hex(&format!("logout-csrf:{cookie_value}"))
-}
-
 fn logged_in_page(
     state: &AppState,
     req: &HttpRequest,
@@ -326,7 +148,7 @@ fn logged_in_page(
         req,
         minijinja::context! {
             login => session.login.as_str(),
-            csrf => logout_csrf_token(cookie),
+            csrf => FormPurpose::Logout.token(cookie),
         },
     )
 }
@@ -372,16 +194,13 @@ async fn login_form_with(
     hints: FailureHints,
     username: &str,
 ) -> HttpResponse {
-    let lt = format!("LT-{}", random::token());
-    if let Err(e) = state
-        .services
-        .store
-        .put_new(&login_ticket_key(&lt), "1", LOGIN_TICKET_TTL)
-        .await
-    {
-        tracing::error!(error = %e, "cannot issue a login form: store unavailable");
-        return state.unavailable(req, lang);
-    }
+    let lt = match LOGIN_TICKET.issue(state.services.store.as_ref()).await {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue a login form: store unavailable");
+            return state.unavailable(req, lang);
+        }
+    };
     // Tell people which application they are logging in to (registered ones only reach here).
     let param = |name: &str| {
         url::form_urlencoded::parse(req.query_string().as_bytes())
@@ -392,7 +211,7 @@ async fn login_form_with(
     let service_name = match param("service") {
         Some(v) => state.services.registry.find(&v).map(|s| s.name.clone()),
         None => match param("authz") {
-            Some(id) => match crate::routes::oidc::authorize::pending_display(state, &id).await {
+            Some(id) => match pending_display(state, &id).await {
                 Some((name, hint)) => {
                     // OpenID Connect `login_hint`: a suggestion, only when nothing was typed.
                     if username.is_empty() {
@@ -427,21 +246,6 @@ async fn login_form_with(
     )
 }
 
-/// Whether a cross-site page sent this POST. Browsers send `Origin` on POSTs; when it is
-/// present it must be ours (A41). SameSite=Lax and the single-use login ticket cover the rest.
-pub fn is_cross_site(state: &AppState, req: &HttpRequest) -> bool {
-    let Some(origin) = req.headers().get("origin") else {
-        return false;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return true;
-    };
-    let Ok(ours) = url::Url::parse(state.base()) else {
-        return true;
-    };
-    origin != ours.origin().ascii_serialization()
-}
-
 /// `POST /cas/login`
 pub async fn submit_login(
     state: web::Data<AppState>,
@@ -469,30 +273,19 @@ pub async fn submit_login(
         None => None,
     };
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     let username = form.username.unwrap_or_default();
     let shown_username: String = username.chars().take(256).collect();
     // The login ticket is single-use: a replayed or forged form is refused before any
     // credential is looked at.
-    let lt_valid = match form.lt.as_deref() {
-        Some(lt) if !lt.is_empty() && lt.len() <= 128 => {
-            match state.services.store.take(&login_ticket_key(lt)).await {
-                Ok(found) => found.is_some(),
-                Err(e) => {
-                    tracing::error!(error = %e, "store unavailable while checking a login ticket");
-                    return state.unavailable(&req, lang);
-                }
-            }
+    let lt_valid = match LOGIN_TICKET
+        .take(state.services.store.as_ref(), form.lt.as_deref())
+        .await
+    {
+        Ok(valid) => valid,
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable while checking a login ticket");
+            return state.unavailable(&req, lang);
         }
-        _ => false,
     };
     if !lt_valid {
         let msg = state.renderer.text(lang, "error_form_expired");
@@ -530,14 +323,8 @@ pub async fn submit_login(
         Ok(authenticated) => {
             // Nothing is issued (no session, ticket or code) while an action is required
             // (a forced password change, a new charter): the login is parked instead.
-            if let Some(parked) = crate::routes::required_actions::intercept(
-                &state,
-                &req,
-                lang,
-                &authenticated.account,
-                remember_me,
-            )
-            .await
+            if let Some(parked) =
+                steps::intercept(&state, &req, lang, &authenticated.account, remember_me).await
             {
                 return parked;
             }
@@ -619,89 +406,6 @@ async fn activation_from_login(
     }
 }
 
-/// Opens the SSO session of a login that passed every check (credentials, then any
-/// [required actions](crate::routes::required_actions)) and continues where it was going: a
-/// service ticket for a CAS service, the parked OpenID Connect request, or the logged-in page.
-/// The one place a login becomes a session.
-pub(crate) async fn open_session_and_continue(
-    state: &AppState,
-    req: &HttpRequest,
-    lang: Lang,
-    account: &Account,
-    remember_me: bool,
-    query: &LoginQuery,
-    service: Option<&(String, sesame_protocol::services::RegisteredService)>,
-) -> HttpResponse {
-    // The same opening as after an activation: previous session ended, C11 re-check.
-    let opened = match crate::sso::open_session(state, req, lang, account, remember_me).await {
-        Ok(o) => o,
-        Err(page) => return page,
-    };
-    let mut response = match service {
-        Some((url, registered)) => {
-            cas_flow::issue_and_redirect(
-                state,
-                req,
-                lang,
-                url,
-                registered,
-                &opened.cookie_value,
-                &opened.session,
-                Some(account),
-                true,
-                query.method_post(),
-            )
-            .await
-        }
-        None => {
-            if let Some(id) = query.authz.as_deref() {
-                let handle = sesame_core::session::session_handle(&opened.cookie_value);
-                crate::routes::oidc::authorize::note_fresh_login(state, id, &handle).await;
-            }
-            // 303: the browser follows with a GET and never re-posts the credentials (A46).
-            let next = query
-                .oidc_continuation(state)
-                .or_else(|| query.local_next(state))
-                .unwrap_or_else(|| format!("{}/cas/login", state.base()));
-            HttpResponse::SeeOther()
-                .insert_header(("Location", next))
-                .finish()
-        }
-    };
-    if let Err(e) = response.add_cookie(&opened.cookie) {
-        tracing::error!(error = %e, "could not set the SSO cookie");
-    }
-    // The browser is now a known device of the account: failures elsewhere never lock it.
-    if let Some(device) = state.remember_device(req, account.id).await {
-        if let Err(e) = response.add_cookie(&device) {
-            tracing::error!(error = %e, "could not set the device cookie");
-        }
-    }
-    response
-}
-
-/// The page for a login whose account is no longer active (blocked or disabled while it was
-/// being checked, or while a required action's page was open).
-pub(crate) fn inactive_account_page(
-    state: &AppState,
-    req: &HttpRequest,
-    lang: Lang,
-    account_state: AccountState,
-) -> HttpResponse {
-    if account_state == AccountState::Blocked {
-        // Only a correct password gets here: it may learn where to ask for help.
-        crate::routes::assistance::blocked_page(state, req, lang)
-    } else {
-        state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            req,
-            "error_title",
-            "error_disabled",
-        )
-    }
-}
-
 async fn login_failure(
     state: &AppState,
     req: &HttpRequest,
@@ -712,7 +416,7 @@ async fn login_failure(
     if matches!(err, AuthError::Blocked) {
         // Only a correct password gets here: it may learn that the account is blocked, and
         // where to ask for help.
-        return crate::routes::assistance::blocked_page(state, req, lang);
+        return crate::pipeline::session::blocked_page(state, req, lang);
     }
     let text = |key: &str| state.renderer.text(lang, key);
     let mut hints = FailureHints::default();

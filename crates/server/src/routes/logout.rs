@@ -4,9 +4,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use sesame_core::audit::{AuditEvent, AuditKind};
 
-use crate::routes::login::logout_csrf_token;
+use crate::pipeline::end::end_session;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
 
 /// Query of `GET /cas/logout`. `service` redirects only to registered services, which arrive
@@ -56,67 +56,10 @@ pub async fn logout_form(
     form: web::Form<LogoutForm>,
 ) -> HttpResponse {
     if let Some(cookie) = req.cookie(&state.sso_cookie_name) {
-        if form.csrf.as_deref() != Some(logout_csrf_token(cookie.value()).as_str()) {
+        if !FormPurpose::Logout.accepts(cookie.value(), form.csrf.as_deref()) {
             let lang = state.lang(&req, None);
-            return state.error_page(
-                StatusCode::FORBIDDEN,
-                lang,
-                &req,
-                "error_title",
-                "error_form_expired",
-            );
+            return state.form_expired(&req, lang);
         }
     }
     end_session(&state, &req, None).await
-}
-
-pub async fn end_session(state: &AppState, req: &HttpRequest, lang: Option<&str>) -> HttpResponse {
-    let lang = state.lang(req, lang);
-    if let Some(cookie) = req.cookie(&state.sso_cookie_name) {
-        match state.services.sessions.close(cookie.value()).await {
-            Ok(Some(session)) => {
-                let handle = sesame_core::session::session_handle(cookie.value());
-                match state.services.sessions.take_attached(&handle).await {
-                    Ok(attached) => {
-                        let ended = sesame_core::session::EndedSession {
-                            handle: handle.clone(),
-                            account_id: session.account_id,
-                            attached,
-                        };
-                        crate::cas_flow::send_single_logout(&state.services, &ended).await;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not read the services of an ended session")
-                    }
-                }
-                if let Err(e) = state.services.cas.revoke_session_tickets(&handle).await {
-                    tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
-                }
-                let event = AuditEvent::new(AuditKind::Logout, state.services.clock.now(), "self")
-                    .login(session.login.as_str())
-                    .account(session.account_id)
-                    .ip(state.client_ip(req));
-                if let Err(e) = state.services.audit.record(event).await {
-                    tracing::error!(error = %e, "could not record a logout");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                // Never tell someone they are logged out when the session may live on.
-                tracing::error!(error = %e, "logout failed: store unavailable");
-                return state.unavailable(req, lang);
-            }
-        }
-    }
-    let mut res = state.page(
-        StatusCode::OK,
-        "logged_out.html",
-        lang,
-        req,
-        minijinja::context! {},
-    );
-    if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
-        tracing::warn!(error = %e, "could not clear the SSO cookie");
-    }
-    res
 }

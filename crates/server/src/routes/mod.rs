@@ -14,13 +14,13 @@ pub mod login;
 pub mod logout;
 pub mod oidc;
 pub mod password_reset;
-pub mod required_actions;
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::cors;
+use crate::web::error::{PageError, PageKind};
 use crate::web::AppState;
 
 /// Registers every route.
@@ -107,6 +107,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/static/{name}", web::get().to(assets::static_file))
         .configure(activation::configure)
+        .route("/charter", web::get().to(charter::show_charter))
+        .route("/charter", web::post().to(charter::submit_charter))
         .configure(assistance::configure)
         .default_service(web::to(not_found));
 }
@@ -117,13 +119,9 @@ async fn root(state: web::Data<AppState>) -> HttpResponse {
         .finish()
 }
 
-async fn not_found(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let lang = state.lang(&req, None);
-    state.error_page(
-        StatusCode::NOT_FOUND,
-        lang,
-        &req,
-        "not_found_title",
-        "not_found_text",
-    )
+async fn not_found(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    Err(PageError::for_request(&state, &req, PageKind::NOT_FOUND))
 }

@@ -15,13 +15,11 @@ use serde::Deserialize;
 use sesame_core::account::Account;
 use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
-use sesame_core::ids::AccountId;
 use sesame_core::random;
-use sesame_core::session::EndedSession;
 use sesame_lifecycle::recovery::reset::{reset_sms_text, ResetChannel, ResetRequest};
 use sesame_lifecycle::recovery::RecoveryError;
 
-use crate::routes::login::is_cross_site;
+use crate::pipeline::end::end_sessions_everywhere;
 use crate::web::AppState;
 
 /// Registers the routes.
@@ -80,16 +78,6 @@ async fn take_form_ticket(state: &AppState, ticket: Option<&str>) -> Result<bool
         }
         _ => Ok(false),
     }
-}
-
-fn forbidden(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    state.error_page(
-        StatusCode::FORBIDDEN,
-        lang,
-        req,
-        "error_title",
-        "error_form_expired",
-    )
 }
 
 /// Pages of this flow carry tokens in their URL or form: never sent on as a Referer (A49).
@@ -162,9 +150,6 @@ pub async fn submit_forgot(
 ) -> HttpResponse {
     let started = tokio::time::Instant::now();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden(&state, &req, lang);
-    }
     let identifier: String = form
         .identifier
         .as_deref()
@@ -261,9 +246,6 @@ pub async fn submit_code(
     form: web::Form<CodeForm>,
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden(&state, &req, lang);
-    }
     let request_id = form.request_id.as_deref().unwrap_or_default();
     let code = form.code.as_deref().unwrap_or_default();
     let recovery = &state.services.recovery;
@@ -353,9 +335,6 @@ pub async fn submit_helpdesk_code(
     let started = tokio::time::Instant::now();
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden(&state, &req, lang);
-    }
     let identifier: String = form
         .identifier
         .as_deref()
@@ -507,9 +486,6 @@ pub async fn submit_reset(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = state.lang(&req, form.lang.as_deref());
-    if is_cross_site(&state, &req) {
-        return forbidden(&state, &req, lang);
-    }
     let token = form.token.unwrap_or_default();
     let password = Password::new(form.password.as_deref().unwrap_or_default());
     let confirmation = Password::new(form.confirm.as_deref().unwrap_or_default());
@@ -569,41 +545,5 @@ async fn retry_new_password(
             Some(errors),
         ),
         Err(e) => refused_or_unavailable(state, req, lang, &e),
-    }
-}
-
-/// After sessions of an account were ended (reset, password change, revoke): single logout
-/// to the applications they logged in to, their proxy tickets revoked; and, when
-/// `all_grants`, every OpenID Connect grant of the account revoked, offline ones included
-/// (a reset means the password may have leaked).
-pub async fn end_sessions_everywhere(
-    state: &AppState,
-    account_id: AccountId,
-    ended: Vec<EndedSession>,
-    all_grants: bool,
-) {
-    for session in &ended {
-        crate::cas_flow::send_single_logout(&state.services, session).await;
-        if let Err(e) = state
-            .services
-            .cas
-            .revoke_session_tickets(&session.handle)
-            .await
-        {
-            tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
-        }
-    }
-    if all_grants {
-        let oidc = &state.services.oidc;
-        for client in oidc.clients.clients() {
-            if let Err(e) = oidc
-                .tokens
-                .grants()
-                .revoke_consent_grants(&account_id, &client.client_id)
-                .await
-            {
-                tracing::error!(error = %e, client.id = %client.client_id, "could not revoke the grants of a reset account");
-            }
-        }
     }
 }

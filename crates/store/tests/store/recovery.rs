@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sesame_core::clock::{Clock, ManualClock};
 use sesame_core::ids::{AccountId, LoginName, MobilePhone};
+use sesame_core::login::methods::Authentication;
 use sesame_core::ports::EphemeralStore;
 use sesame_core::session::{SessionManager, SessionPolicy};
 use sesame_core::sms::{SmsMessage, SmsQueueError, SmsSender};
@@ -379,10 +380,17 @@ async fn sessions_of_an_account_are_listed_and_closed_one_by_one(store: Arc<dyn 
     let sessions = SessionManager::new(store, clock(), SessionPolicy::default());
     let account = AccountId::new_random();
     let login = LoginName::parse("jean.dupont").unwrap();
-    let first = sessions.open(account, login.clone(), false).await.unwrap();
-    let second = sessions.open(account, login.clone(), true).await.unwrap();
+    let pwd = || Authentication::password_at(clock().now());
+    let first = sessions
+        .open(account, login.clone(), false, pwd())
+        .await
+        .unwrap();
+    let second = sessions
+        .open(account, login.clone(), true, pwd())
+        .await
+        .unwrap();
     let other = sessions
-        .open(AccountId::new_random(), login, false)
+        .open(AccountId::new_random(), login, false, pwd())
         .await
         .unwrap();
     let listed = sessions.sessions_of(account).await.unwrap();

@@ -15,9 +15,9 @@ use sesame_core::ids::{Affiliation, Email, LoginName, MobilePhone};
 use sesame_lifecycle::admin::{person_name, AccountRequest, AccountUpdate};
 use utoipa::{IntoParams, ToSchema};
 
-use super::problem::{ApiError, Problem};
 use super::{authorize, json_body, path_login, respond, rfc3339};
 use crate::operations::SessionsEnded;
+use crate::web::problem::{ApiError, Problem};
 use crate::web::AppState;
 
 /// An account as the API shows it. The national ID and birth date are never shown.

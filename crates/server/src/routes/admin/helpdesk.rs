@@ -13,8 +13,8 @@ use sesame_core::helpdesk::{AssistanceRequest, RequestFilter};
 use sesame_core::mail::mask_email;
 use utoipa::{IntoParams, ToSchema};
 
-use super::problem::{ApiError, Problem};
 use super::{authorize, json_body, path_login, respond, rfc3339};
+use crate::web::problem::{ApiError, Problem};
 use crate::web::AppState;
 
 /// Largest `limit` of a list of requests.

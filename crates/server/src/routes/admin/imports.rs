@@ -14,9 +14,9 @@ use sesame_lifecycle::import::read::Format;
 use sesame_lifecycle::import::{ImportOptions, Mode, Outcome};
 use utoipa::{IntoParams, ToSchema};
 
-use super::problem::{ApiError, Problem};
 use super::{authorize, respond};
 use crate::operations::ImportDone;
+use crate::web::problem::{ApiError, Problem};
 use crate::web::AppState;
 
 /// Largest provisioning file accepted (a 100 000-person CSV is about 15 MB).

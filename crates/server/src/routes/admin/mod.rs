@@ -4,14 +4,13 @@
 //! (`api:<name>`). The operations are the ones the `sesame` command line runs
 //! ([`crate::operations`], `sesame_lifecycle::admin`).
 //!
-//! Errors are RFC 9457 problem objects ([`problem::Problem`]). The key is never logged: only
+//! Errors are RFC 9457 problem objects ([`Problem`]). The key is never logged: only
 //! its id and name once it is accepted.
 
 pub mod accounts;
 pub mod helpdesk;
 pub mod imports;
 pub mod openapi;
-pub mod problem;
 pub mod sessions;
 
 use actix_web::http::StatusCode;
@@ -20,7 +19,7 @@ use serde::de::DeserializeOwned;
 use sesame_core::api_keys::{ApiKeyError, ApiKeyRecord, ApiScope};
 use sesame_core::ids::LoginName;
 
-use self::problem::{ApiError, Problem};
+use crate::web::problem::{ApiError, Problem};
 use crate::web::AppState;
 
 /// Where the API lives.

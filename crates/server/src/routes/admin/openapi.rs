@@ -6,8 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::problem::{ApiError, Problem};
 use super::{accounts, authorize, helpdesk, imports, respond, sessions};
+use crate::web::problem::{ApiError, Problem};
 use crate::web::AppState;
 
 /// The document's description of the API.

@@ -6,8 +6,8 @@ use serde::Serialize;
 use sesame_core::api_keys::ApiScope;
 use utoipa::ToSchema;
 
-use super::problem::{ApiError, Problem};
 use super::{authorize, path_login, respond, rfc3339};
+use crate::web::problem::{ApiError, Problem};
 use crate::web::AppState;
 
 /// Characters of a session handle shown: enough to tell sessions apart, not the handle that

@@ -5,73 +5,25 @@
 //! missing) is parked in the store under a random id for 30 minutes; the login page and the
 //! consent form carry that id, and the request is parsed and checked again when it resumes.
 
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::i18n::Lang;
+use sesame_core::login::requirement::{AuthnRequirement, Verdict};
 use sesame_core::ports::Consent;
 use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
+use sesame_protocol::issuer::{BrowserResponse, Issuer, IssuingSession};
 use sesame_protocol::oidc::authorize::{AuthorizationRequest, AuthorizeError, AuthorizeErrorCode};
 use sesame_protocol::oidc::clients::OidcClient;
-use sesame_protocol::oidc::codes::CodeGrant;
-use sesame_protocol::oidc::tokens::released_claims;
-use sesame_protocol::oidc::OPENID_SCOPE;
+use sesame_protocol::oidc::issuer::{consent_scopes, OidcIssuer, OidcRequest};
 
 use super::FormParams;
-use crate::oidc_flow::OidcAttachment;
-use crate::routes::login::{current_session, is_cross_site};
+use crate::pipeline::entry::{load_pending, park, pending_key};
+use crate::pipeline::session::current_session;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
-
-/// How long a parked request waits for the person.
-const PENDING_TTL: Duration = Duration::from_secs(30 * 60);
-
-/// A parked authorization request.
-#[derive(Debug, Serialize, Deserialize)]
-struct Pending {
-    params: Vec<(String, String)>,
-    /// When the request first arrived (unix seconds), for `max_age`.
-    requested_at: i64,
-    /// The session opened by a login made for this request (its handle): what satisfies
-    /// `prompt=login`. Timestamps in whole seconds could not tell a login made just before
-    /// the request from one made for it.
-    #[serde(default)]
-    fresh_login: Option<String>,
-}
-
-fn pending_key(id: &str) -> String {
-    format!("oidc:pending:{}", random::sha256_hex(id))
-}
-
-/// Whether `id` has the shape of a parked-request id (so junk costs no store round trip).
-pub fn is_pending_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-/// What the login page shows for a parked request: the client's name, and the
-/// `login_hint` to prefill the login field with.
-pub async fn pending_display(state: &AppState, id: &str) -> Option<(String, Option<String>)> {
-    if !is_pending_id(id) {
-        return None;
-    }
-    let raw = state.services.store.get(&pending_key(id)).await.ok()??;
-    let pending: Pending = serde_json::from_str(&raw).ok()?;
-    let param = |name: &str| {
-        pending
-            .params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let client = state.services.oidc.clients.get(param("client_id")?)?;
-    let hint = param("login_hint")
-        .filter(|h| h.chars().count() <= 256 && !h.chars().any(char::is_control))
-        .map(str::to_owned);
-    Some((client.name.clone(), hint))
-}
 
 /// `GET /authorize`
 pub async fn authorize_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -139,27 +91,6 @@ async fn start(state: &AppState, req: &HttpRequest, params: Vec<(String, String)
     proceed(state, req, &request, params, requested_at, None, None).await
 }
 
-/// Records that the session `handle` was opened by a login made for parked request `id`.
-pub async fn note_fresh_login(state: &AppState, id: &str, handle: &str) {
-    let Ok(Some(mut pending)) = load_pending(state, id).await else {
-        return;
-    };
-    pending.fresh_login = Some(handle.to_owned());
-    match serde_json::to_string(&pending) {
-        Ok(raw) => {
-            if let Err(e) = state
-                .services
-                .store
-                .put(&pending_key(id), &raw, PENDING_TTL)
-                .await
-            {
-                tracing::warn!(error = %e, "could not note a login on a parked authorization request");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not encode a parked authorization request"),
-    }
-}
-
 /// Whether the session may answer this request without asking for credentials again.
 fn session_suffices(
     state: &AppState,
@@ -168,40 +99,19 @@ fn session_suffices(
     cookie: &str,
     fresh_login: Option<&str>,
 ) -> bool {
-    if request.prompt.login && fresh_login != Some(session_handle(cookie).as_str()) {
-        return false;
-    }
-    let authenticated_at = session.authenticated_at.unix_timestamp();
-    if let Some(max_age) = request.max_age {
-        let age = state.services.clock.now().unix_timestamp() - authenticated_at;
-        if u64::try_from(age).unwrap_or(0) > max_age {
-            return false;
-        }
-    }
-    true
-}
-
-async fn park(
-    state: &AppState,
-    params: Vec<(String, String)>,
-    requested_at: i64,
-    existing: Option<&str>,
-) -> Result<String, ()> {
-    let id = existing.map_or_else(|| random::alphanumeric(43), str::to_owned);
-    // A parked request waits for a new login: any earlier one no longer counts.
-    let raw = serde_json::to_string(&Pending {
-        params,
-        requested_at,
-        fresh_login: None,
-    })
-    .map_err(|_| ())?;
-    state
-        .services
-        .store
-        .put(&pending_key(&id), &raw, PENDING_TTL)
-        .await
-        .map_err(|e| tracing::error!(error = %e, "could not park an authorization request"))?;
-    Ok(id)
+    let requirement = AuthnRequirement {
+        fresh: request.prompt.login,
+        max_age_secs: request.max_age,
+        assurance: None,
+    };
+    // A login made for this very request is the fresh one `prompt=login` asks for.
+    let requirement =
+        if fresh_login.is_some_and(|f| random::constant_time_eq(f, &session_handle(cookie))) {
+            requirement.after_fresh_login()
+        } else {
+            requirement
+        };
+    requirement.evaluate(&session.methods, state.services.clock.now()) == Verdict::Satisfied
 }
 
 async fn proceed(
@@ -244,38 +154,32 @@ async fn proceed(
     let Some(client) = state.services.oidc.clients.get(&request.client_id) else {
         return state.unavailable(req, lang);
     };
-    let wanted = consent_scopes(request);
-    if !client.first_party {
-        let consent = match state
-            .services
-            .oidc
-            .consents
-            .find_consent(session.account_id, &client.client_id)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "database unavailable while reading a consent");
-                return state.unavailable(req, lang);
-            }
-        };
-        let covered = consent.is_some_and(|c| wanted.iter().all(|s| c.scopes.contains(s)));
-        if request.prompt.consent || !covered {
-            if request.prompt.none {
-                return found(
-                    &request
-                        .error_redirect(
-                            AuthorizeErrorCode::ConsentRequired,
-                            "the person must consent",
-                        )
-                        .redirect_url(state.base()),
-                );
-            }
-            let Ok(id) = park(state, params, requested_at, pending_id).await else {
-                return state.unavailable(req, lang);
-            };
-            return consent_page(state, req, lang, client, &wanted, cookie, &id);
+    let needs_consent = match issuer(state)
+        .needs_consent(request, client, session.account_id)
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable while reading a consent");
+            return state.unavailable(req, lang);
         }
+    };
+    if needs_consent {
+        let wanted = consent_scopes(request);
+        if request.prompt.none {
+            return found(
+                &request
+                    .error_redirect(
+                        AuthorizeErrorCode::ConsentRequired,
+                        "the person must consent",
+                    )
+                    .redirect_url(state.base()),
+            );
+        }
+        let Ok(id) = park(state, params, requested_at, pending_id).await else {
+            return state.unavailable(req, lang);
+        };
+        return consent_page(state, req, lang, client, &wanted, cookie, &id);
     }
     issue_code(
         state, req, lang, request, client, cookie, session, pending_id,
@@ -289,21 +193,16 @@ fn unreachable_base() -> url::Url {
     url::Url::parse("http://127.0.0.1/").expect("constant URL")
 }
 
-/// Scopes that need consent: all granted ones except `openid`, sorted.
-fn consent_scopes(request: &AuthorizationRequest) -> Vec<String> {
-    let mut scopes: Vec<String> = request
-        .scopes
-        .iter()
-        .filter(|s| s.as_str() != OPENID_SCOPE)
-        .cloned()
-        .collect();
-    scopes.sort();
-    scopes.dedup();
-    scopes
-}
-
-fn consent_csrf(cookie: &str, pending_id: &str) -> String {
-    random::sha256_hex(&format!("consent-csrf:{cookie}:{pending_id}"))
+/// The OpenID Connect issuer over the application's services.
+fn issuer(state: &AppState) -> OidcIssuer<'_> {
+    let oidc = &state.services.oidc;
+    OidcIssuer::new(
+        &oidc.codes,
+        oidc.consents.as_ref(),
+        &oidc.clients,
+        &oidc.tokens,
+        state.base(),
+    )
 }
 
 fn consent_page(
@@ -333,7 +232,7 @@ fn consent_page(
             client_name => client.name,
             scopes => described,
             authz => pending_id,
-            csrf => consent_csrf(cookie, pending_id),
+            csrf => FormPurpose::Consent { pending_id }.token(cookie),
         },
     )
 }
@@ -374,34 +273,30 @@ async fn issue_code(
         }
     };
     let handle = session_handle(cookie);
-    let grant = CodeGrant {
-        grant_id: String::new(),
-        client_id: client.client_id.clone(),
-        redirect_uri: request.redirect_uri.clone(),
-        account_id: session.account_id,
-        login: session.login.to_string(),
-        scopes: request.scopes.clone(),
-        nonce: request.nonce.clone(),
-        auth_time: session.authenticated_at,
-        amr: vec!["pwd".to_owned()],
-        acr: None,
-        session_handle: handle.clone(),
-        code_challenge: request.code_challenge.clone(),
-        issued_at: state.services.clock.now(),
-        claims: released_claims(&account, &request.scopes, lang.tag()),
+    let issuing = IssuingSession {
+        handle: &handle,
+        session,
+        from_new_login: false,
     };
-    let code = match state.services.oidc.codes.issue(grant).await {
-        Ok(c) => c,
+    // Consent was checked on the way here (or just given).
+    let request_to_issue = OidcRequest {
+        request,
+        client,
+        account: &account,
+        locale: lang.tag(),
+        consented: true,
+    };
+    let issued = match issuer(state).issue(issuing, request_to_issue).await {
+        Ok(i) => i,
         Err(e) => {
             tracing::error!(error = %e, "could not issue an authorization code");
             return state.unavailable(req, lang);
         }
     };
-    let attachment = OidcAttachment::for_client(&client.client_id);
     if let Err(e) = state
         .services
         .sessions
-        .attach(&handle, session, &attachment)
+        .attach(&handle, session, &issued.attachment)
         .await
     {
         tracing::error!(error = %e, "could not record a client for logout");
@@ -413,27 +308,17 @@ async fn issue_code(
         }
     }
     tracing::debug!(client.id = %client.client_id, user.login = ?session.login.as_str(), "authorization code issued");
-    let location = request.code_redirect(&code, state.base());
+    let location = match issued.response {
+        BrowserResponse::Redirect(location) => location,
+        // OpenID Connect answers with a redirect only (response_mode=query).
+        BrowserResponse::AutoPost { .. } => return state.unavailable(req, lang),
+    };
     if req.method() == actix_web::http::Method::POST {
         HttpResponse::SeeOther()
             .insert_header(("Location", location))
             .finish()
     } else {
         found(&location)
-    }
-}
-
-async fn load_pending(state: &AppState, id: &str) -> Result<Option<Pending>, ()> {
-    if !is_pending_id(id) {
-        return Ok(None);
-    }
-    match state.services.store.get(&pending_key(id)).await {
-        Ok(Some(raw)) => Ok(serde_json::from_str(&raw).ok()),
-        Ok(None) => Ok(None),
-        Err(e) => {
-            tracing::error!(error = %e, "store unavailable while reading an authorization request");
-            Err(())
-        }
     }
 }
 
@@ -501,15 +386,6 @@ pub async fn consent(
 ) -> HttpResponse {
     let id = form.authz.as_deref().unwrap_or_default();
     let lang = state.lang(&req, None);
-    if is_cross_site(&state, &req) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
-    }
     let pending = match load_pending(&state, id).await {
         Ok(Some(p)) => p,
         Ok(None) => return expired_page(&state, &req),
@@ -532,14 +408,9 @@ pub async fn consent(
         )
         .await;
     };
-    if form.csrf.as_deref() != Some(consent_csrf(&cookie, id).as_str()) {
-        return state.error_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            &req,
-            "error_title",
-            "error_form_expired",
-        );
+    let purpose = FormPurpose::Consent { pending_id: id };
+    if !purpose.accepts(&cookie, form.csrf.as_deref()) {
+        return state.form_expired(&req, lang);
     }
     let Some(client) = state.services.oidc.clients.get(&request.client_id) else {
         return expired_page(&state, &req);

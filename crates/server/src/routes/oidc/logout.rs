@@ -11,13 +11,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use sesame_core::random;
 use sesame_protocol::oidc::claims::IdTokenClaims;
 use sesame_protocol::oidc::keys::VerifyOptions;
 use sesame_protocol::oidc::tokens::session_id;
 
 use super::FormParams;
-use crate::routes::login::{current_session, logout_csrf_token};
-use crate::routes::logout::end_session;
+use crate::pipeline::end::end_session;
+use crate::pipeline::session::current_session;
+use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
 
 /// `GET /logout`
@@ -105,10 +107,14 @@ async fn handle(
     let session = current_session(state, req).await;
     if let Some((cookie, _)) = &session {
         let hinted_this_session = hint.as_ref().is_some_and(|h| {
-            h.sid.as_deref()
-                == Some(session_id(&sesame_core::session::session_handle(cookie)).as_str())
+            h.sid.as_deref().is_some_and(|sid| {
+                random::constant_time_eq(
+                    sid,
+                    &session_id(&sesame_core::session::session_handle(cookie)),
+                )
+            })
         });
-        let confirmed = posted && params.one("csrf") == Some(logout_csrf_token(cookie).as_str());
+        let confirmed = posted && FormPurpose::Logout.accepts(cookie, params.one("csrf"));
         if !hinted_this_session && !confirmed {
             let lang = state.lang(req, params.one("ui_locales"));
             return state.page(
@@ -117,7 +123,7 @@ async fn handle(
                 lang,
                 req,
                 minijinja::context! {
-                    csrf => logout_csrf_token(cookie),
+                    csrf => FormPurpose::Logout.token(cookie),
                     client_name => client.map(|c| c.name.clone()),
                     client_id => client_id,
                     // Carried only when it will be honoured after confirmation.

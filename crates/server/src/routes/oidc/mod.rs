@@ -8,16 +8,15 @@ pub mod logout;
 pub mod resource;
 pub mod token;
 
-use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use base64::Engine;
-use serde_json::json;
 use sesame_protocol::oidc::client_assertion::verify_client_assertion;
 use sesame_protocol::oidc::clients::{ClientRegistry, OidcClient, TokenEndpointAuthMethod};
 use sesame_protocol::oidc::discovery::TOKEN_PATH;
 use sesame_protocol::oidc::MAX_PARAMETER_BYTES;
 
+use crate::web::error::OAuthError;
 use crate::web::AppState;
 
 /// `client_assertion_type` of RFC 7523 §2.2.
@@ -62,7 +61,7 @@ impl FormParams {
 
 /// An OAuth error body (RFC 6749 §5.2).
 pub fn oauth_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": error, "error_description": description }))
+    OAuthError::new(status, error, description).error_response()
 }
 
 /// Why a client could not be authenticated.
@@ -84,18 +83,16 @@ impl ClientAuthFailure {
     pub fn response(&self) -> HttpResponse {
         match self {
             Self::Invalid { basic } => {
-                let mut res = oauth_error(
+                let error = OAuthError::new(
                     StatusCode::UNAUTHORIZED,
                     "invalid_client",
                     "client authentication failed",
                 );
                 if *basic {
-                    res.headers_mut().insert(
-                        WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Basic realm=\"sesame\""),
-                    );
+                    error.with_basic_challenge().error_response()
+                } else {
+                    error.error_response()
                 }
-                res
             }
             Self::BadRequest(description) => {
                 oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)

@@ -151,7 +151,7 @@ async fn authorization_code(
         }
     }
     // In embedded mode an operator's block cannot reach this process's sessions (A54).
-    if !crate::routes::login::account_still_usable(state, Some(code.account_id)).await {
+    if !crate::pipeline::session::account_still_usable(state, Some(code.account_id)).await {
         if let Err(e) = oidc.tokens.revoke_grant(&grant.grant_id).await {
             tracing::error!(error = %e, "could not revoke a grant of an unusable account");
         }
@@ -283,7 +283,7 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
             }
         }
         // In embedded mode an operator's block cannot reach this process's sessions (A54).
-        if !crate::routes::login::account_still_usable(state, grant.account_id).await {
+        if !crate::pipeline::session::account_still_usable(state, grant.account_id).await {
             if let Err(e) = oidc.tokens.revoke_grant(&grant.grant_id).await {
                 tracing::error!(error = %e, "could not revoke a grant of an unusable account");
             }
@@ -306,7 +306,7 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
     }
     if let Some(narrower) = narrower {
         // RFC 6749 §6: narrowing only (widening was refused by the rotation, token unspent).
-        grant.claims = sesame_protocol::oidc::tokens::claims_for_scopes(&grant.claims, &narrower);
+        grant.claims = sesame_protocol::attributes::claims_for_scopes(&grant.claims, &narrower);
         grant.scopes = narrower;
     }
     let tokens = &oidc.tokens;

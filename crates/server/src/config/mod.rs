@@ -1,7 +1,22 @@
 //! Settings: built-in defaults, then the configuration file, then `SESAME_…` environment
 //! variables. Unknown keys and bad values are refused with the key's full name.
 
-use std::collections::BTreeMap;
+pub mod admin_api;
+pub mod cas;
+pub mod database;
+pub mod helpdesk;
+pub mod lifecycle;
+pub mod log;
+pub mod mail;
+pub mod metrics;
+pub mod oidc;
+pub mod password_hashing;
+pub mod recovery;
+pub mod secret;
+pub mod server;
+pub mod store;
+pub mod ui;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -9,31 +24,31 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use sesame_core::accounts::PolicySet;
-use sesame_core::credentials::hasher::Argon2Params;
-use sesame_core::ids::Affiliation;
 use sesame_core::lockout::LockoutPolicy;
-use sesame_core::mail::RetryPolicy;
-use sesame_core::national_id::NationalIdKey;
 use sesame_core::session::SessionPolicy;
-use sesame_lifecycle::import::ImportRules;
-use sesame_lifecycle::login::{EmailPattern, EmailPatterns};
-use sesame_mail::message::Sender;
-use sesame_mail::transport::{SmtpConfig, SmtpSecurity, TransportConfig, TransportKind};
-use sesame_mail::worker::WorkerSettings;
-use sesame_protocol::cas::tickets::CasTicketPolicy;
-use sesame_protocol::oidc::clients::{ClientRegistry, OidcClient, SigningAlg};
-use sesame_protocol::oidc::grants::TokenPolicy;
-use sesame_protocol::services::{RegisteredService, ServiceRegistry};
-use sesame_store::{RedisTarget, RedisTls, TlsFile};
+use sesame_protocol::oidc::clients::{ClientRegistry, SigningAlg};
+use sesame_protocol::services::ServiceRegistry;
 use url::Url;
 
-/// The embedded defaults, also shipped as documentation.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub use self::admin_api::AdminApiSettings;
+pub use self::cas::CasSettings;
+pub use self::database::DatabaseSettings;
+pub use self::helpdesk::HelpdeskSettings;
+pub use self::lifecycle::LifecycleSettings;
+pub use self::log::LogSettings;
+pub use self::mail::MailSettings;
+pub use self::metrics::MetricsSettings;
+pub use self::oidc::OidcSettings;
+pub use self::password_hashing::HashingSettings;
+pub use self::secret::Secret;
+pub use self::server::ServerSettings;
+pub use self::store::StoreSettings;
+pub use self::ui::UiSettings;
 
-/// A configuration problem; the message names the key.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+/// The embedded defaults, also shipped as documentation.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+pub use crate::config_error::ConfigError;
 
 /// Every setting of a Sesame instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,656 +85,12 @@ pub struct Settings {
     pub admin_api: AdminApiSettings,
     /// Outgoing SMS (reset codes, mobile verification): the gateway.
     #[serde(default)]
-    pub sms: crate::recovery_settings::SmsSettings,
+    pub sms: recovery::SmsSettings,
     /// The helpdesk: where assistance requests go, and the form's flood limits.
     #[serde(default)]
     pub helpdesk: HelpdeskSettings,
     /// Prometheus metrics listener.
     pub metrics: MetricsSettings,
-}
-
-/// `[metrics]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsSettings {
-    /// Address of the separate listener serving `/metrics` (never the public one); empty: no
-    /// metrics.
-    pub listen: String,
-}
-
-/// `[admin_api]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminApiSettings {
-    /// Serve `/admin/api/v1/…` (API keys still required on every call).
-    pub enabled: bool,
-    /// A separate address for the admin API (e.g. `127.0.0.1:8081`, reachable from the
-    /// internal network only); then the public listener answers 404 there. Empty: the API is
-    /// on the public listener, behind its API keys.
-    pub listen: String,
-}
-
-impl Default for AdminApiSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen: String::new(),
-        }
-    }
-}
-
-/// `[helpdesk]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HelpdeskSettings {
-    /// Where assistance requests are mailed; empty: they are only stored (`sesame helpdesk
-    /// list` shows them).
-    pub address: String,
-    /// Language of the mails to the helpdesk: `fr` or `en`.
-    pub lang: String,
-    /// Requests accepted from one client address per hour.
-    pub form_per_ip_per_hour: u32,
-    /// Acknowledgements sent to one personal address per day.
-    pub acks_per_address_per_day: u32,
-    /// Logins of the helpdesk agents: who may use the console at `/helpdesk` (find an
-    /// account, unlock, block, send links, issue activation codes, close requests).
-    pub agents: Vec<String>,
-}
-
-impl Default for HelpdeskSettings {
-    fn default() -> Self {
-        Self {
-            address: String::new(),
-            lang: "fr".to_owned(),
-            form_per_ip_per_hour: 5,
-            acks_per_address_per_day: 3,
-            agents: Vec::new(),
-        }
-    }
-}
-
-impl HelpdeskSettings {
-    /// The helpdesk's address, if one is set.
-    ///
-    /// # Errors
-    /// [`ConfigError`] if it is not an address.
-    pub fn address(&self) -> Result<Option<sesame_core::ids::Email>, ConfigError> {
-        if self.address.trim().is_empty() {
-            return Ok(None);
-        }
-        sesame_core::ids::Email::parse(&self.address)
-            .map(Some)
-            .map_err(|e| ConfigError(format!("invalid value for `helpdesk.address`: {e}")))
-    }
-
-    /// Whether `login` is a helpdesk agent.
-    pub fn is_agent(&self, login: &sesame_core::ids::LoginName) -> bool {
-        self.agents
-            .iter()
-            .any(|a| sesame_core::ids::LoginName::parse(a).is_ok_and(|agent| agent == *login))
-    }
-
-    /// The language of the mails to the helpdesk.
-    pub fn mail_lang(&self) -> sesame_core::i18n::Lang {
-        sesame_core::i18n::Lang::from_tag(&self.lang).unwrap_or_default()
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let err =
-            |key: &str, msg: &str| Err(ConfigError(format!("invalid value for `{key}`: {msg}")));
-        self.address()?;
-        if sesame_core::i18n::Lang::from_tag(&self.lang).is_none() {
-            return err("helpdesk.lang", "expected fr or en");
-        }
-        if let Some(bad) = self
-            .agents
-            .iter()
-            .find(|a| sesame_core::ids::LoginName::parse(a).is_err())
-        {
-            return err("helpdesk.agents", &format!("{bad:?} is not a login"));
-        }
-        if self.form_per_ip_per_hour == 0 || self.form_per_ip_per_hour > 1000 {
-            return err(
-                "helpdesk.form_per_ip_per_hour",
-                "must be between 1 and 1000",
-            );
-        }
-        if self.acks_per_address_per_day == 0 || self.acks_per_address_per_day > 100 {
-            return err(
-                "helpdesk.acks_per_address_per_day",
-                "must be between 1 and 100",
-            );
-        }
-        Ok(())
-    }
-}
-
-/// `[server]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSettings {
-    /// Address to listen on.
-    pub listen: String,
-    /// The URL people and applications use to reach Sesame (the CAS base is `<public_url>/cas`).
-    pub public_url: String,
-    /// HTTP worker threads; 0 = one per core.
-    pub workers: usize,
-    /// Reverse proxies whose `X-Forwarded-For` is believed (IP addresses or CIDR blocks).
-    pub trusted_proxies: Vec<String>,
-    /// Grace period for in-flight requests on SIGTERM.
-    pub shutdown_timeout_secs: u64,
-}
-
-/// `[database]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`. Secret.
-    pub url: String,
-    /// Pool size.
-    pub max_connections: u32,
-    /// Apply pending migrations at start.
-    pub migrate_on_start: bool,
-}
-
-/// `[store]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSettings {
-    /// `memory://` (in-process, one instance only) or `redis://…`. Secret when it holds a password.
-    pub url: String,
-    /// Prefix of every Redis key (several deployments can share one Redis).
-    pub key_prefix: String,
-    /// Budget of one store operation, in milliseconds; past it the request gets a 503.
-    pub timeout_ms: u64,
-    /// Whether tickets, codes and sessions Redis held before it restarted still count. `false`:
-    /// a Redis restart ends them all, so a Redis restored from an older snapshot cannot bring a
-    /// consumed ticket or an ended session back (security spec F03). `true` only with a Redis
-    /// that cannot lose a write (`appendfsync always`, never restored from an older snapshot).
-    pub keep_records_across_restarts: bool,
-    /// `rediss://`: PEM file of the CA that signed Redis's certificate; empty: the Mozilla
-    /// roots compiled into Sesame.
-    pub tls_ca_file: String,
-    /// `rediss://` with mutual TLS: PEM certificate chain Sesame presents (with its key).
-    pub tls_client_cert_file: String,
-    /// `rediss://` with mutual TLS: PEM private key of `tls_client_cert_file`. Secret (the file).
-    pub tls_client_key_file: String,
-    /// Redis Sentinel: `redis://[user:password@]host:port` (or `rediss://`) of each sentinel,
-    /// which name the primary; `url` then gives only the scheme, credentials and database.
-    /// Empty: `url` names Redis itself. Secret when they hold a password.
-    pub sentinels: Vec<String>,
-    /// The name the sentinels monitor the primary under; required with `sentinels`.
-    pub sentinel_service: String,
-}
-
-impl StoreSettings {
-    /// Whether the store is shared by several processes (Redis), rather than inside this one.
-    /// With the in-process store, what another process (the CLI) does to an account cannot
-    /// reach this process's sessions, so the database is asked instead.
-    pub fn is_shared(&self) -> bool {
-        self.url != "memory://"
-    }
-
-    /// Where the Redis store connects: the URL, its TLS files read, and the sentinels.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the TLS setting whose file cannot be used.
-    pub fn redis_target(&self) -> Result<RedisTarget, ConfigError> {
-        let file = |path: &str| (!path.is_empty()).then(|| PathBuf::from(path));
-        let (ca, cert, key) = (
-            file(&self.tls_ca_file),
-            file(&self.tls_client_cert_file),
-            file(&self.tls_client_key_file),
-        );
-        let tls =
-            RedisTls::from_files(ca.as_deref(), cert.as_deref(), key.as_deref()).map_err(|e| {
-                let key = match e.file() {
-                    TlsFile::Ca => "store.tls_ca_file",
-                    TlsFile::ClientCert => "store.tls_client_cert_file",
-                    TlsFile::ClientKey => "store.tls_client_key_file",
-                };
-                ConfigError(format!("invalid value for `{key}`: {e}"))
-            })?;
-        let target = RedisTarget::url(self.url.as_str()).with_tls(tls);
-        Ok(if self.sentinels.is_empty() {
-            target
-        } else {
-            target.through_sentinels(self.sentinels.clone(), self.sentinel_service.as_str())
-        })
-    }
-
-    /// Checks the `[store]` keys that types alone cannot.
-    fn validate(&self) -> Result<(), ConfigError> {
-        let err = |key: &str, msg: &str| {
-            Err(ConfigError(format!(
-                "invalid value for `store.{key}`: {msg}"
-            )))
-        };
-        let is_redis_url = |url: &str| url.starts_with("redis://") || url.starts_with("rediss://");
-        if !(self.url == "memory://" || is_redis_url(&self.url)) {
-            return err("url", "expected memory://, redis://… or rediss://… (TLS)");
-        }
-        // Certificate checks cannot be turned off; a private CA goes in tls_ca_file.
-        let insecure = |url: &str| url.starts_with("rediss://") && url.contains('#');
-        if insecure(&self.url) {
-            return err(
-                "url",
-                "rediss:// with a #fragment (#insecure: no certificate check) is refused; \
-                 trust a private CA with store.tls_ca_file",
-            );
-        }
-        if self.timeout_ms == 0 {
-            return err("timeout_ms", "must be at least 1");
-        }
-        let tls_files = [
-            ("tls_ca_file", &self.tls_ca_file),
-            ("tls_client_cert_file", &self.tls_client_cert_file),
-            ("tls_client_key_file", &self.tls_client_key_file),
-        ];
-        if let Some((key, _)) = tls_files.iter().find(|(_, path)| !path.is_empty()) {
-            if !self.url.starts_with("rediss://") {
-                return err(key, "TLS files need a rediss:// store.url");
-            }
-        }
-        for (i, sentinel) in self.sentinels.iter().enumerate() {
-            if !is_redis_url(sentinel) || insecure(sentinel) {
-                return err(
-                    &format!("sentinels[{i}]"),
-                    "expected redis://[user:password@]host:port or rediss://…",
-                );
-            }
-        }
-        if !self.sentinels.is_empty() {
-            if self.url == "memory://" {
-                return err("sentinels", "need a redis:// or rediss:// store.url");
-            }
-            if self.sentinel_service.is_empty() {
-                return err(
-                    "sentinel_service",
-                    "required with store.sentinels (the name in `sentinel monitor`)",
-                );
-            }
-        } else if !self.sentinel_service.is_empty() {
-            return err("sentinel_service", "set without store.sentinels");
-        }
-        self.redis_target().map(drop)
-    }
-}
-
-/// `[password_hashing]`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HashingSettings {
-    /// argon2 memory, KiB.
-    pub memory_kib: u32,
-    /// argon2 passes.
-    pub iterations: u32,
-    /// argon2 lanes.
-    pub parallelism: u32,
-    /// Logins allowed to wait per hashing thread before 503.
-    pub queue_per_worker: usize,
-}
-
-impl HashingSettings {
-    /// The argon2 parameters.
-    pub fn argon2(&self) -> Argon2Params {
-        Argon2Params {
-            memory_kib: self.memory_kib,
-            iterations: self.iterations,
-            parallelism: self.parallelism,
-        }
-    }
-}
-
-/// `[cas]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CasSettings {
-    /// Lifetime of a service ticket, seconds.
-    pub service_ticket_ttl_secs: u64,
-    /// Lifetime of a proxy ticket, seconds.
-    pub proxy_ticket_ttl_secs: u64,
-    /// Lifetime of a proxy-granting ticket, seconds.
-    pub proxy_granting_ticket_ttl_secs: u64,
-    /// Hosts whose `pgtUrl` may be plain http (development only).
-    pub proxy_callback_http_hosts: Vec<String>,
-    /// Hosts whose `pgtUrl` may resolve to internal addresses (https still required).
-    pub proxy_callback_internal_hosts: Vec<String>,
-    /// Extra trusted CA certificates (PEM file) for `pgtUrl` callbacks; empty: the public
-    /// web PKI only.
-    pub proxy_callback_ca_file: String,
-    /// Domain of `eduPersonPrincipalName` (`login@scope`); empty: the institutional
-    /// e-mail's domain.
-    pub principal_scope: String,
-    /// The applications allowed to use Sesame over CAS.
-    pub services: Vec<RegisteredService>,
-}
-
-/// `[oidc]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcSettings {
-    /// Lifetime of an access token (a JWT, RFC 9068), seconds.
-    pub access_token_ttl_secs: u64,
-    /// Lifetime of an ID token, seconds.
-    pub id_token_ttl_secs: u64,
-    /// A refresh token unused for this long expires, seconds.
-    pub refresh_token_ttl_secs: u64,
-    /// A chain of refresh tokens ends this long after the login, seconds.
-    pub refresh_token_max_secs: u64,
-    /// Algorithms Sesame keeps a signing key for (`RS256` always).
-    pub signing_algorithms: Vec<SigningAlg>,
-    /// How long after `sesame keys rotate` the new key starts signing, seconds: every
-    /// instance reloads the keys (and publishes the new one) within this time.
-    pub key_activation_delay_secs: u64,
-    /// How often each instance rereads the signing keys, seconds.
-    pub key_reload_secs: u64,
-    /// The relying parties, as `[[oidc.clients]]` tables (see docs/oidc.md).
-    pub clients: Vec<OidcClient>,
-}
-
-impl OidcSettings {
-    /// Lifetimes for the token service.
-    pub fn token_policy(&self) -> TokenPolicy {
-        TokenPolicy {
-            access_token_ttl: std::time::Duration::from_secs(self.access_token_ttl_secs),
-            refresh_token_ttl: std::time::Duration::from_secs(self.refresh_token_ttl_secs),
-            refresh_family_max: std::time::Duration::from_secs(self.refresh_token_max_secs),
-        }
-    }
-
-    /// How long a retired key stays published: longer than any token it signed lives.
-    pub fn retired_key_publication(&self) -> std::time::Duration {
-        // ID tokens are what the keys sign; a client may have its own lifetime.
-        let longest = self
-            .clients
-            .iter()
-            .filter_map(|c| c.id_token_ttl_secs)
-            .fold(self.id_token_ttl_secs, u64::max);
-        std::time::Duration::from_secs(longest.saturating_add(3600))
-    }
-}
-
-impl CasSettings {
-    /// The ticket lifetimes.
-    pub fn ticket_policy(&self) -> CasTicketPolicy {
-        CasTicketPolicy {
-            service_ticket_ttl_secs: self.service_ticket_ttl_secs,
-            proxy_ticket_ttl_secs: self.proxy_ticket_ttl_secs,
-            proxy_granting_ticket_ttl_secs: self.proxy_granting_ticket_ttl_secs,
-        }
-    }
-}
-
-/// `[lifecycle]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LifecycleSettings {
-    /// Institutional e-mail of new accounts: an address with `{login}` in it, e.g.
-    /// `{login}@univ.example.org`; empty: none.
-    pub email_pattern: String,
-    /// Per-affiliation patterns replacing `email_pattern` (an empty one: no institutional
-    /// e-mail for that affiliation).
-    pub email_patterns: BTreeMap<Affiliation, String>,
-    /// The HMAC key national ID numbers are hashed with (at least 32 bytes); empty: national
-    /// IDs are refused. Secret.
-    pub national_id_key: String,
-    /// `[lifecycle.activation]`: the activation paths open to each affiliation, code and
-    /// flow lifetimes, failure limits, challenge difficulty.
-    #[serde(default)]
-    pub activation: sesame_lifecycle::activation::settings::ActivationPolicy,
-    /// `[lifecycle.charter]`: the IT charter's version, link and text.
-    #[serde(default)]
-    pub charter: sesame_lifecycle::activation::settings::CharterPolicy,
-    /// Forgotten password and verification links and codes.
-    #[serde(default)]
-    pub recovery: crate::recovery_settings::RecoverySettings,
-    /// Days a disabled account is kept, counted from when it was disabled; then it is
-    /// deleted (the audit trail stays).
-    #[serde(default = "default_retention_days")]
-    pub retention_days: u32,
-}
-
-/// `lifecycle.retention_days` when not set.
-fn default_retention_days() -> u32 {
-    365
-}
-
-impl LifecycleSettings {
-    /// What imports need: the e-mail patterns and the national ID key.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the key at fault.
-    pub fn import_rules(&self) -> Result<ImportRules, ConfigError> {
-        let bad = |key: &str, e: &str| ConfigError(format!("invalid value for `{key}`: {e}"));
-        // Each pattern on its own first, so the error names its key.
-        for (key, raw) in
-            std::iter::once(("lifecycle.email_pattern".to_owned(), &self.email_pattern)).chain(
-                self.email_patterns
-                    .iter()
-                    .map(|(aff, raw)| (format!("lifecycle.email_patterns.{aff}"), raw)),
-            )
-        {
-            if !raw.trim().is_empty() {
-                EmailPattern::parse(raw).map_err(|e| bad(&key, &e))?;
-            }
-        }
-        let email = EmailPatterns::new(&self.email_pattern, &self.email_patterns)
-            .map_err(|e| bad("lifecycle.email_patterns", &e))?;
-        let national_id_key = if self.national_id_key.is_empty() {
-            None
-        } else {
-            Some(
-                NationalIdKey::new(&self.national_id_key)
-                    .map_err(|e| bad("lifecycle.national_id_key", &e.to_string()))?,
-            )
-        };
-        Ok(ImportRules {
-            email,
-            national_id_key,
-        })
-    }
-}
-
-/// `[ui]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UiSettings {
-    /// Shown in titles and texts.
-    pub institution_name: String,
-    /// Directory overriding templates (`templates/`), static files (`static/`) and texts
-    /// (`messages/fr.toml`, `messages/en.toml`); empty for the built-in theme.
-    pub theme_dir: String,
-    /// Where the "help" links point; empty hides them.
-    pub helpdesk_url: String,
-    /// IANA time zone used to show times to people ("try again at 14:05"), e.g.
-    /// `Europe/Paris` (daylight saving included).
-    pub time_zone: String,
-    /// Words no password may contain (institution name, city…).
-    pub context_words: Vec<String>,
-}
-
-/// `[log]`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogSettings {
-    /// `text` or `json`.
-    pub format: String,
-    /// A tracing filter, e.g. `info` or `sesame=debug,info`.
-    pub level: String,
-}
-
-/// `[mail]`
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MailSettings {
-    /// `outbox` (one `.eml` per mail in `outbox_dir`) or `smtp`.
-    pub transport: TransportKind,
-    /// The sender of every mail, `Name <address>` or an address.
-    pub from: String,
-    /// Directory of the outbox transport.
-    pub outbox_dir: String,
-    /// SMTP server host name (checked against its certificate).
-    pub smtp_host: String,
-    /// SMTP port; 0 for the usual one (587 STARTTLS, 465 TLS, 25 none).
-    pub smtp_port: u16,
-    /// `starttls`, `tls` or `none`.
-    pub smtp_security: SmtpSecurity,
-    /// SMTP AUTH login; empty: no AUTH.
-    pub smtp_username: String,
-    /// SMTP AUTH password. Secret.
-    pub smtp_password: String,
-    /// Extra CA certificates (PEM) trusted for the SMTP server; empty: the public web PKI.
-    pub smtp_ca_file: String,
-    /// Budget of one SMTP command (and of the connection), seconds.
-    pub timeout_secs: u64,
-    /// How often the worker looks for due mail, seconds (a queued mail also wakes it).
-    pub worker_interval_secs: u64,
-    /// Mails claimed at once by a worker.
-    pub batch_size: usize,
-    /// Waits between attempts, seconds; after the last one, a failure gives the mail up.
-    pub retry_delays_secs: Vec<u64>,
-}
-
-impl std::fmt::Debug for MailSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MailSettings")
-            .field("transport", &self.transport)
-            .field("from", &self.from)
-            .field("outbox_dir", &self.outbox_dir)
-            .field("smtp_host", &self.smtp_host)
-            .field("smtp_port", &self.smtp_port)
-            .field("smtp_security", &self.smtp_security)
-            .field("smtp_username", &self.smtp_username)
-            .field("smtp_password", &"********")
-            .field("smtp_ca_file", &self.smtp_ca_file)
-            .field("timeout_secs", &self.timeout_secs)
-            .field("worker_interval_secs", &self.worker_interval_secs)
-            .field("batch_size", &self.batch_size)
-            .field("retry_delays_secs", &self.retry_delays_secs)
-            .finish()
-    }
-}
-
-impl MailSettings {
-    /// The transport settings (reads `smtp_ca_file`).
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the key at fault.
-    pub fn transport_config(&self) -> Result<TransportConfig, ConfigError> {
-        Ok(match self.transport {
-            TransportKind::Outbox => TransportConfig::Outbox {
-                dir: PathBuf::from(&self.outbox_dir),
-            },
-            TransportKind::Smtp => TransportConfig::Smtp(SmtpConfig {
-                host: self.smtp_host.trim().to_owned(),
-                port: self.smtp_port,
-                security: self.smtp_security,
-                username: (!self.smtp_username.is_empty()).then(|| self.smtp_username.clone()),
-                password: (!self.smtp_password.is_empty()).then(|| self.smtp_password.clone()),
-                ca_pem: if self.smtp_ca_file.is_empty() {
-                    None
-                } else {
-                    Some(std::fs::read(&self.smtp_ca_file).map_err(|e| {
-                        ConfigError(format!("invalid value for `mail.smtp_ca_file`: {e}"))
-                    })?)
-                },
-                timeout: std::time::Duration::from_secs(self.timeout_secs),
-            }),
-        })
-    }
-
-    /// The sender.
-    ///
-    /// # Errors
-    /// [`ConfigError`] if `mail.from` is not an address.
-    pub fn sender(&self) -> Result<Sender, ConfigError> {
-        Sender::parse(&self.from)
-            .map_err(|e| ConfigError(format!("invalid value for `mail.from`: {e}")))
-    }
-
-    /// The worker's pace and retries.
-    pub fn worker_settings(&self) -> WorkerSettings {
-        WorkerSettings {
-            batch_size: self.batch_size,
-            retry: RetryPolicy {
-                delays: self
-                    .retry_delays_secs
-                    .iter()
-                    .copied()
-                    .map(std::time::Duration::from_secs)
-                    .collect(),
-            },
-            delivery_timeout: std::time::Duration::from_secs(self.timeout_secs),
-        }
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let err = |key: &str, msg: &str| {
-            Err(ConfigError(format!(
-                "invalid value for `mail.{key}`: {msg}"
-            )))
-        };
-        self.sender()?;
-        if self.transport == TransportKind::Outbox && self.outbox_dir.trim().is_empty() {
-            return err(
-                "outbox_dir",
-                "must not be empty with transport = \"outbox\"",
-            );
-        }
-        if self.transport == TransportKind::Smtp {
-            let host = self.smtp_host.trim();
-            if host.is_empty() {
-                return err("smtp_host", "must be set with transport = \"smtp\"");
-            }
-            if self.smtp_username.is_empty() != self.smtp_password.is_empty() {
-                return err(
-                    "smtp_username",
-                    "smtp_username and smtp_password go together (both set, or both empty)",
-                );
-            }
-            let loopback =
-                host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-            if self.smtp_security == SmtpSecurity::None
-                && !self.smtp_username.is_empty()
-                && !loopback
-            {
-                return err(
-                    "smtp_security",
-                    "a password is never sent unencrypted to another host: use starttls or tls",
-                );
-            }
-            let config = self.transport_config()?;
-            if let TransportConfig::Smtp(smtp) = &config {
-                sesame_mail::smtp::SmtpTransport::new(smtp, self.sender()?).map_err(|e| {
-                    ConfigError(format!("invalid value for `mail.smtp_ca_file`: {e}"))
-                })?;
-            }
-        }
-        if self.timeout_secs == 0 || self.timeout_secs > 300 {
-            return err("timeout_secs", "must be between 1 and 300 seconds");
-        }
-        if self.worker_interval_secs == 0 || self.worker_interval_secs > 3600 {
-            return err("worker_interval_secs", "must be between 1 and 3600 seconds");
-        }
-        if self.batch_size == 0 || self.batch_size > 1000 {
-            return err("batch_size", "must be between 1 and 1000");
-        }
-        if self.retry_delays_secs.len() > 50 {
-            return err("retry_delays_secs", "at most 50 delays");
-        }
-        if self
-            .retry_delays_secs
-            .iter()
-            .any(|d| *d == 0 || *d > 7 * 86_400)
-        {
-            return err(
-                "retry_delays_secs",
-                "each delay must be between 1 s and 7 days",
-            );
-        }
-        Ok(())
-    }
 }
 
 impl Default for Settings {
@@ -822,9 +193,10 @@ impl Settings {
                 );
             }
         }
-        if !(self.database.url.starts_with("sqlite://")
-            || self.database.url.starts_with("postgres://")
-            || self.database.url.starts_with("postgresql://"))
+        let database_url = self.database.url.expose();
+        if !(database_url.starts_with("sqlite://")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
         {
             return err("database.url", "expected sqlite://PATH or postgres://…");
         }
@@ -1043,19 +415,19 @@ impl Settings {
     /// [`ConfigError`] if serialisation fails.
     pub fn to_masked_toml(&self) -> Result<String, ConfigError> {
         let mut masked = self.clone();
-        masked.database.url = mask_url_password(&masked.database.url);
-        masked.store.url = mask_url_password(&masked.store.url);
+        masked.database.url = mask_url_password(masked.database.url.expose()).into();
+        masked.store.url = mask_url_password(masked.store.url.expose()).into();
         for sentinel in &mut masked.store.sentinels {
             *sentinel = mask_url_password(sentinel);
         }
         if !masked.mail.smtp_password.is_empty() {
-            masked.mail.smtp_password = "********".to_owned();
+            masked.mail.smtp_password = "********".into();
         }
         if !masked.lifecycle.national_id_key.is_empty() {
-            masked.lifecycle.national_id_key = "********".to_owned();
+            masked.lifecycle.national_id_key = "********".into();
         }
         if !masked.sms.http_auth_value.is_empty() {
-            masked.sms.http_auth_value = "********".to_owned();
+            masked.sms.http_auth_value = "********".into();
         }
         toml::to_string_pretty(&masked).map_err(|e| ConfigError(e.to_string()))
     }
@@ -1119,13 +491,14 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sesame_mail::transport::{SmtpSecurity, TransportKind};
 
     #[test]
     fn embedded_defaults_are_valid_and_embedded() {
         let s = Settings::default();
         s.validate().unwrap();
-        assert_eq!(s.database.url, "sqlite://data/sesame.db");
-        assert_eq!(s.store.url, "memory://");
+        assert_eq!(s.database.url.expose(), "sqlite://data/sesame.db");
+        assert_eq!(s.store.url.expose(), "memory://");
         assert_eq!(s.server.listen, "127.0.0.1:8080");
         assert_eq!(s.password_policy.default.min_length, 15);
     }
@@ -1137,7 +510,7 @@ mod tests {
     /// exactly the rows to add (and rows left over for keys that no longer exist).
     #[test]
     fn every_key_is_in_the_configuration_reference() {
-        let reference = include_str!("../../../docs/configuration.md");
+        let reference = include_str!("../../../../docs/configuration.md");
         let documented = reference_rows(reference);
         let defaults = toml::Value::try_from(Settings::default()).unwrap();
         let mut keys = Vec::new();
@@ -1316,6 +689,27 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_the_settings_shows_no_secret() {
+        let mut s = Settings::default();
+        s.database.url = "postgres://sesame:db-pass-1@db.example/sesame".into();
+        s.store.url = "redis://:redis-pass-2@cache.example".into();
+        s.mail.smtp_password = "smtp-pass-3".into();
+        s.lifecycle.national_id_key = "national-id-key-4-0123456789abcdef0123".into();
+        s.sms.http_auth_value = "Bearer sms-key-5".into();
+        let shown = format!("{s:?}");
+        for secret in [
+            "db-pass-1",
+            "redis-pass-2",
+            "smtp-pass-3",
+            "national-id-key-4",
+            "sms-key-5",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("smtp_password: ********"), "{shown}");
+    }
+
+    #[test]
     fn mail_settings_are_checked_and_the_smtp_password_never_shown() {
         let mut s = Settings::default();
         assert_eq!(s.mail.transport, TransportKind::Outbox);
@@ -1327,7 +721,7 @@ mod tests {
         s.mail.smtp_username = "sesame".to_owned();
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("go together"), "{e}");
-        s.mail.smtp_password = "hunter2-relay".to_owned();
+        s.mail.smtp_password = "hunter2-relay".into();
         s.validate().unwrap();
 
         // No password in clear to another host; a relay on loopback is fine.
@@ -1370,7 +764,7 @@ mod tests {
         };
         let base = Settings::default().store;
         let tls = StoreSettings {
-            url: "rediss://redis.example:6380/0".to_owned(),
+            url: "rediss://redis.example:6380/0".into(),
             ..base.clone()
         };
         let s = Settings {
@@ -1381,7 +775,7 @@ mod tests {
 
         let e = refused(
             &StoreSettings {
-                url: "rediss://redis.example:6380/#insecure".to_owned(),
+                url: "rediss://redis.example:6380/#insecure".into(),
                 ..tls.clone()
             },
             "store.url",
@@ -1389,7 +783,7 @@ mod tests {
         assert!(e.contains("#insecure"), "{e}");
         refused(
             &StoreSettings {
-                url: "redis://redis.example:6379".to_owned(),
+                url: "redis://redis.example:6379".into(),
                 tls_ca_file: "/etc/ssl/redis-ca.pem".to_owned(),
                 ..base.clone()
             },
@@ -1434,7 +828,7 @@ mod tests {
         std::fs::remove_file(&not_pem).unwrap();
 
         let sentinel = StoreSettings {
-            url: "redis://:pw@mymaster/0".to_owned(),
+            url: "redis://:pw@mymaster/0".into(),
             sentinels: vec!["redis://:sentinel-pw@10.0.0.1:26379".to_owned()],
             sentinel_service: "mymaster".to_owned(),
             ..base.clone()

@@ -10,7 +10,7 @@ use sesame_core::ids::Affiliation;
 use sesame_lifecycle::recovery::RecoveryPolicy;
 use sesame_sms::gateway::{HttpGateway, HttpGatewayConfig, LogGateway, OutboxGateway, SmsGateway};
 
-use crate::config::ConfigError;
+use super::{ConfigError, Secret};
 
 /// `[lifecycle.recovery]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +87,7 @@ pub enum SmsTransport {
 }
 
 /// `[sms]`
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsSettings {
     /// `log` (default), `outbox` or `http`.
@@ -101,7 +101,7 @@ pub struct SmsSettings {
     /// Name of the authentication header, e.g. `Authorization`; empty: none.
     pub http_auth_header: String,
     /// Its value, e.g. `Bearer …`. Secret.
-    pub http_auth_value: String,
+    pub http_auth_value: Secret,
     /// The body, `{to}` and `{text}` replaced (escaped for the content type).
     pub http_body_template: String,
     /// The body's content type.
@@ -121,24 +121,12 @@ impl Default for SmsSettings {
             http_url: String::new(),
             http_method: "POST".to_owned(),
             http_auth_header: String::new(),
-            http_auth_value: String::new(),
+            http_auth_value: Secret::default(),
             http_body_template: r#"{"to":"{to}","text":"{text}"}"#.to_owned(),
             http_content_type: "application/json".to_owned(),
             timeout_secs: 10,
             retry_for_secs: 300,
         }
-    }
-}
-
-impl std::fmt::Debug for SmsSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmsSettings")
-            .field("transport", &self.transport)
-            .field("outbox_dir", &self.outbox_dir)
-            .field("http_url", &self.http_url)
-            .field("http_method", &self.http_method)
-            .field("http_auth_header", &self.http_auth_header)
-            .finish_non_exhaustive()
     }
 }
 
@@ -183,7 +171,7 @@ impl SmsSettings {
                         url: self.http_url.clone(),
                         method: self.http_method.clone(),
                         auth_header: self.http_auth_header.clone(),
-                        auth_value: self.http_auth_value.clone(),
+                        auth_value: self.http_auth_value.expose().to_owned(),
                         body_template: self.http_body_template.clone(),
                         content_type: self.http_content_type.clone(),
                         timeout: Duration::from_secs(self.timeout_secs),

@@ -1,5 +1,12 @@
 //! What every route shares: state, language choice, client address, cookies, page rendering
-//! and the access log.
+//! and the access log; the admin API's problem objects ([`problem`]), the cross-site check
+//! of forms ([`origin`]) and the form tokens ([`csrf`]). Route modules import from here,
+//! never from one another.
+
+pub mod csrf;
+pub mod error;
+pub mod origin;
+pub mod problem;
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -161,6 +168,19 @@ impl AppState {
         format!("{:02}:{:02}", local.hour(), local.minute())
     }
 
+    /// `DD/MM/YYYY HH:MM` in the institution's time zone (daylight saving included).
+    pub fn local_datetime(&self, at: OffsetDateTime) -> String {
+        let l = at.to_timezone(self.time_zone);
+        format!(
+            "{:02}/{:02}/{} {:02}:{:02}",
+            l.day(),
+            u8::from(l.month()),
+            l.year(),
+            l.hour(),
+            l.minute()
+        )
+    }
+
     /// The SSO cookie for a new session: HttpOnly, SameSite=Lax, Path=/, Secure and
     /// `__Host-` over https; persistent only for "remember me".
     pub fn sso_cookie(&self, value: String, persistent_secs: Option<u64>) -> Cookie<'static> {
@@ -302,44 +322,6 @@ impl AppState {
                     .body("Internal error")
             }
         }
-    }
-
-    /// The "temporarily unavailable" page: 503 with `Retry-After`, for when the store or
-    /// the database fails. Nothing is claimed to have happened.
-    pub fn unavailable(&self, req: &HttpRequest, lang: Lang) -> HttpResponse {
-        let mut res = self.error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            lang,
-            req,
-            "error_title",
-            "error_unavailable",
-        );
-        res.headers_mut().insert(
-            actix_web::http::header::RETRY_AFTER,
-            actix_web::http::header::HeaderValue::from_static("5"),
-        );
-        res
-    }
-
-    /// An error page with a title and message key.
-    pub fn error_page(
-        &self,
-        status: StatusCode,
-        lang: Lang,
-        req: &HttpRequest,
-        title_key: &str,
-        message_key: &str,
-    ) -> HttpResponse {
-        self.page(
-            status,
-            "error.html",
-            lang,
-            req,
-            minijinja::context! {
-                title => self.renderer.text(lang, title_key),
-                message => self.renderer.text(lang, message_key),
-            },
-        )
     }
 }
 

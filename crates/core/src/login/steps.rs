@@ -1,0 +1,237 @@
+//! What happens between "the login began" and "the session opens", as data: the
+//! authentication steps (the password today, a second factor next) and the required actions
+//! (accepting a new IT charter). Each step says whether it is due for an account and a
+//! transaction; the order is a [`LoginPlan`], not a chain of `if`s. After every step the
+//! server asks the plan again (rather than trusting the list it stored), so a step done
+//! elsewhere (another tab) is skipped and none is missed.
+//!
+//! The model is `sesame_lifecycle::activation::flow`: a pure step machine the server drives.
+
+use serde::{Deserialize, Serialize};
+
+use super::methods::AuthnMethod;
+use super::transaction::LoginTransaction;
+
+/// A step of a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepId {
+    /// Enter the login and password (the first factor, which identifies the account).
+    Password,
+    /// Accept the IT charter in force (`[lifecycle.charter] version` changed).
+    AcceptCharter,
+}
+
+impl StepId {
+    /// Stable name (audit detail, form field value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::AcceptCharter => "accept_charter",
+        }
+    }
+}
+
+/// What the steps need to know of the account being logged in, read by the server before
+/// asking the plan (fail closed: a fact that cannot be read stops the login).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountFacts {
+    /// An unblock voided the password: a correct one proves nothing (it may be the one a
+    /// phisher typed) and leads only to the page on setting a new one.
+    pub password_voided: bool,
+    /// A charter version the account has not accepted is in force.
+    pub charter_pending: bool,
+}
+
+/// Why a login stops for good after a correct password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The password was voided by an unblock: the page saying how to set a new one through a
+    /// verified channel (`password_reset_required.html`), nothing issued or kept.
+    PasswordResetRequired,
+}
+
+/// One step: whether it is due for this account and transaction.
+pub trait LoginStep {
+    /// Which step this is.
+    fn id(&self) -> StepId;
+
+    /// Whether the step remains to be done.
+    fn is_due(&self, facts: &AccountFacts, tx: &LoginTransaction) -> bool;
+}
+
+/// The password: due until a password factor is recorded in the transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordStep;
+
+impl LoginStep for PasswordStep {
+    fn id(&self) -> StepId {
+        StepId::Password
+    }
+    fn is_due(&self, _facts: &AccountFacts, tx: &LoginTransaction) -> bool {
+        !tx.factors.iter().any(|f| f.method == AuthnMethod::Pwd)
+    }
+}
+
+/// The charter: due while a version the account has not accepted is in force.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptCharterStep;
+
+impl LoginStep for AcceptCharterStep {
+    fn id(&self) -> StepId {
+        StepId::AcceptCharter
+    }
+    fn is_due(&self, facts: &AccountFacts, _tx: &LoginTransaction) -> bool {
+        facts.charter_pending
+    }
+}
+
+impl LoginStep for StepId {
+    fn id(&self) -> StepId {
+        *self
+    }
+    fn is_due(&self, facts: &AccountFacts, tx: &LoginTransaction) -> bool {
+        match self {
+            Self::Password => PasswordStep.is_due(facts, tx),
+            Self::AcceptCharter => AcceptCharterStep.is_due(facts, tx),
+        }
+    }
+}
+
+/// The ordered steps of a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginPlan {
+    steps: Vec<StepId>,
+}
+
+impl LoginPlan {
+    /// A plan of these steps, in this order.
+    pub fn new(steps: Vec<StepId>) -> Self {
+        Self { steps }
+    }
+
+    /// Today's plan: the password, then the charter. A second factor goes after the
+    /// password; a required action after the factors.
+    pub fn standard() -> Self {
+        Self::new(vec![StepId::Password, StepId::AcceptCharter])
+    }
+
+    /// The steps, in order.
+    pub fn steps(&self) -> &[StepId] {
+        &self.steps
+    }
+
+    /// The steps still due for `tx`, in order; `Err` when the login must stop for good.
+    /// Nothing is asked of an account before a factor identifies it, so for a transaction
+    /// not yet identified only the authentication steps can be due.
+    ///
+    /// # Errors
+    /// [`Refusal::PasswordResetRequired`] once a correct password was given for an account
+    /// whose password an unblock voided.
+    pub fn due(&self, facts: &AccountFacts, tx: &LoginTransaction) -> Result<Vec<StepId>, Refusal> {
+        let password_done = !StepId::Password.is_due(facts, tx);
+        if password_done && facts.password_voided {
+            return Err(Refusal::PasswordResetRequired);
+        }
+        let facts = if tx.identified.is_some() {
+            *facts
+        } else {
+            AccountFacts::default()
+        };
+        Ok(self
+            .steps
+            .iter()
+            .copied()
+            .filter(|step| step.is_due(&facts, tx))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::ids::AccountId;
+    use crate::login::methods::AuthnRecord;
+    use crate::login::transaction::Continuation;
+
+    const T0: OffsetDateTime = datetime!(2026-01-05 08:00 UTC);
+
+    fn fresh() -> LoginTransaction {
+        LoginTransaction::new(Continuation::LoginPage, T0)
+    }
+
+    fn after_password() -> LoginTransaction {
+        let mut tx = fresh();
+        tx.identified = Some(AccountId(uuid::Uuid::nil()));
+        tx.factors.push(AuthnRecord::new(AuthnMethod::Pwd, T0));
+        tx
+    }
+
+    #[test]
+    fn a_new_login_starts_with_the_password() {
+        let facts = AccountFacts {
+            charter_pending: true,
+            ..AccountFacts::default()
+        };
+        // The account is not known yet: its facts are not consulted.
+        assert_eq!(
+            LoginPlan::standard().due(&facts, &fresh()),
+            Ok(vec![StepId::Password])
+        );
+    }
+
+    #[test]
+    fn nothing_is_due_after_the_password_for_a_plain_account() {
+        assert_eq!(
+            LoginPlan::standard().due(&AccountFacts::default(), &after_password()),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn a_pending_charter_follows_the_password() {
+        let facts = AccountFacts {
+            charter_pending: true,
+            ..AccountFacts::default()
+        };
+        assert_eq!(
+            LoginPlan::standard().due(&facts, &after_password()),
+            Ok(vec![StepId::AcceptCharter])
+        );
+    }
+
+    #[test]
+    fn a_voided_password_refuses_after_a_correct_one_only() {
+        let facts = AccountFacts {
+            password_voided: true,
+            charter_pending: true,
+        };
+        assert_eq!(
+            LoginPlan::standard().due(&facts, &after_password()),
+            Err(Refusal::PasswordResetRequired)
+        );
+        assert_eq!(
+            LoginPlan::standard().due(&facts, &fresh()),
+            Ok(vec![StepId::Password])
+        );
+    }
+
+    #[test]
+    fn the_order_is_the_plans() {
+        let facts = AccountFacts {
+            charter_pending: true,
+            ..AccountFacts::default()
+        };
+        let mut tx = fresh();
+        tx.identified = Some(AccountId(uuid::Uuid::nil()));
+        let reversed = LoginPlan::new(vec![StepId::AcceptCharter, StepId::Password]);
+        assert_eq!(
+            reversed.due(&facts, &tx),
+            Ok(vec![StepId::AcceptCharter, StepId::Password])
+        );
+        assert_eq!(StepId::AcceptCharter.id().as_str(), "accept_charter");
+    }
+}

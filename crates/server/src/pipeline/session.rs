@@ -1,0 +1,302 @@
+//! Where a login becomes a session (the one place), and how a request finds the session it
+//! belongs to.
+//!
+//! Opening an SSO session for a person who has just proved who they are: at the end of a
+//! login (and of its steps), or at the end of an activation (the ENT 77 guide:
+//! "L'utilisateur est dorénavant connecté"). Both go through [`open_session`], so both get
+//! the same rules: the browser's previous session ends and a new random identifier is issued
+//! (A40), and once the new session is in the account's session set the account's state is
+//! read again, so a block that committed meanwhile leaves no session behind (C11).
+
+use actix_web::cookie::Cookie;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use sesame_core::account::{Account, AccountState};
+use sesame_core::i18n::Lang;
+use sesame_core::login::methods::Authentication;
+use sesame_core::session::SsoSession;
+
+use super::entry::LoginQuery;
+use super::issue;
+use crate::web::AppState;
+
+/// A session just opened.
+#[derive(Debug)]
+pub(crate) struct OpenedSession {
+    /// The cookie's value (the session identifier, known only to this browser).
+    pub cookie_value: String,
+    /// The session.
+    pub session: SsoSession,
+    /// The `Set-Cookie` to send with the response.
+    pub cookie: Cookie<'static>,
+}
+
+/// Opens the SSO session of `account`, which has just proved who it is. `Err` is the page
+/// to answer instead: the account was blocked or disabled meanwhile (the session opened is
+/// closed again), or the store or the database failed.
+pub(crate) async fn open_session(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account: &Account,
+    remember_me: bool,
+) -> Result<OpenedSession, HttpResponse> {
+    // A session the browser already had is ended, and a new identifier issued: the
+    // browser never keeps an identifier that existed before the login (A40).
+    if let Some(old) = req.cookie(&state.sso_cookie_name) {
+        if let Err(e) = state.services.sessions.close(old.value()).await {
+            tracing::warn!(error = %e, "could not close the previous session");
+        }
+    }
+    let opened = match state
+        .services
+        .sessions
+        .open(
+            account.id,
+            account.login.clone(),
+            remember_me,
+            // The password is the only method today: it was checked just now.
+            Authentication::password_at(state.services.clock.now()),
+        )
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "could not open an SSO session");
+            return Err(state.unavailable(req, lang));
+        }
+    };
+    // A block that committed while this login was being checked must not leave it a
+    // session (C11). The session is in the account's set before the state is read again,
+    // so either this read sees the block, or the block's ending of the account's sessions
+    // (which follows its state change) sees this session.
+    match state.services.accounts_repo.find_by_id(account.id).await {
+        Ok(Some(now)) if now.state == AccountState::Active => {}
+        outcome => {
+            if let Err(e) = state.services.sessions.close(&opened.cookie_value).await {
+                tracing::error!(error = %e, "could not close the session of an account blocked during its login");
+            }
+            return Err(match outcome {
+                Ok(Some(now)) => inactive_account_page(state, req, lang, now.state),
+                // A deleted account is refused as a disabled one.
+                Ok(None) => inactive_account_page(state, req, lang, AccountState::Disabled),
+                Err(e) => {
+                    tracing::error!(error = %e, "database unavailable after opening a session");
+                    state.unavailable(req, lang)
+                }
+            });
+        }
+    }
+    let persistent = remember_me.then_some(state.services.sessions.policy().remember_me_secs);
+    let cookie = state.sso_cookie(opened.cookie_value.clone(), persistent);
+    Ok(OpenedSession {
+        cookie_value: opened.cookie_value,
+        session: opened.session,
+        cookie,
+    })
+}
+
+/// The live session of this browser whose account may still use it, if any. A blocked or
+/// disabled account's session is closed here, so blocking holds even where the blocking
+/// process could not reach the session store (embedded mode with the CLI).
+pub async fn current_session(state: &AppState, req: &HttpRequest) -> Option<(String, SsoSession)> {
+    current_session_with_account(state, req)
+        .await
+        .map(|(cookie, session, _)| (cookie, session))
+}
+
+/// [`current_session`], with the account as read to check it (a service ticket captures the
+/// attributes released to its service from it).
+pub async fn current_session_with_account(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Option<(String, SsoSession, Account)> {
+    let cookie = req.cookie(&state.sso_cookie_name)?;
+    let value = cookie.value().to_owned();
+    let session = match state.services.sessions.get(&value).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "session store unavailable while reading a session");
+            return None;
+        }
+    };
+    match state
+        .services
+        .accounts_repo
+        .find_by_login(&session.login)
+        .await
+    {
+        Ok(Some(account)) if account.state == AccountState::Active => {
+            // A session that lives while a password change is pending predates the block
+            // that led to it (no session opens until the change): it ends here. Only the
+            // in-process store can hold one: with a shared store the block ended it.
+            if state.settings.store.is_shared() {
+                return Some((value, session, account));
+            }
+            match state
+                .services
+                .helpdesk
+                .desk
+                .password_change_required(&account)
+                .await
+            {
+                Ok(false) => Some((value, session, account)),
+                Ok(true) => {
+                    if let Err(e) = state.services.sessions.close(&value).await {
+                        tracing::warn!(error = %e, "could not close a session older than a block");
+                    }
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "database unavailable while reading a session");
+                    None
+                }
+            }
+        }
+        Ok(_) => {
+            if let Err(e) = state.services.sessions.close(&value).await {
+                tracing::warn!(error = %e, "could not close the session of an unusable account");
+            }
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "database unavailable while reading a session");
+            None
+        }
+    }
+}
+
+/// Whether the account a ticket, code or token was issued to may still use it, as far as
+/// this process can tell without the database: with a shared store (Redis), a block ends the
+/// account's sessions everywhere, so a live session is enough. With the in-process store, an
+/// operator's block runs in another process and cannot end this process's sessions, so the
+/// database is asked (A54). Fails closed.
+pub async fn account_still_usable(
+    state: &AppState,
+    account_id: Option<sesame_core::ids::AccountId>,
+) -> bool {
+    if state.settings.store.is_shared() {
+        return true;
+    }
+    let Some(id) = account_id else {
+        return true;
+    };
+    let account = match state.services.accounts_repo.find_by_id(id).await {
+        Ok(Some(a)) if a.state == AccountState::Active => a,
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable while checking an account");
+            return false;
+        }
+    };
+    match state
+        .services
+        .helpdesk
+        .desk
+        .password_change_required(&account)
+        .await
+    {
+        Ok(required) => !required,
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable while checking an account");
+            false
+        }
+    }
+}
+
+/// Opens the SSO session of a login that passed every check (credentials, then any
+/// [steps](super::steps)) and continues where it was going: a
+/// service ticket for a CAS service, the parked OpenID Connect request, or the logged-in page.
+/// The one place a login becomes a session.
+pub(crate) async fn open_session_and_continue(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account: &Account,
+    remember_me: bool,
+    query: &LoginQuery,
+    service: Option<&(String, sesame_protocol::services::RegisteredService)>,
+) -> HttpResponse {
+    // The same opening as after an activation: previous session ended, C11 re-check.
+    let opened = match open_session(state, req, lang, account, remember_me).await {
+        Ok(o) => o,
+        Err(page) => return page,
+    };
+    let mut response = match service {
+        Some((url, registered)) => {
+            issue::issue_and_redirect(
+                state,
+                req,
+                lang,
+                url,
+                registered,
+                &opened.cookie_value,
+                &opened.session,
+                Some(account),
+                true,
+                query.method_post(),
+            )
+            .await
+        }
+        None => {
+            if let Some(id) = query.authz.as_deref() {
+                let handle = sesame_core::session::session_handle(&opened.cookie_value);
+                super::entry::note_fresh_login(state, id, &handle).await;
+            }
+            // 303: the browser follows with a GET and never re-posts the credentials (A46).
+            let next = query
+                .oidc_continuation(state)
+                .or_else(|| query.local_next(state))
+                .unwrap_or_else(|| format!("{}/cas/login", state.base()));
+            HttpResponse::SeeOther()
+                .insert_header(("Location", next))
+                .finish()
+        }
+    };
+    if let Err(e) = response.add_cookie(&opened.cookie) {
+        tracing::error!(error = %e, "could not set the SSO cookie");
+    }
+    // The browser is now a known device of the account: failures elsewhere never lock it.
+    if let Some(device) = state.remember_device(req, account.id).await {
+        if let Err(e) = response.add_cookie(&device) {
+            tracing::error!(error = %e, "could not set the device cookie");
+        }
+    }
+    response
+}
+
+/// The page for a login whose account is no longer active (blocked or disabled while it was
+/// being checked, or while a required action's page was open).
+pub(crate) fn inactive_account_page(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account_state: AccountState,
+) -> HttpResponse {
+    if account_state == AccountState::Blocked {
+        // Only a correct password gets here: it may learn where to ask for help.
+        blocked_page(state, req, lang)
+    } else {
+        state.error_page(
+            StatusCode::FORBIDDEN,
+            lang,
+            req,
+            "error_title",
+            "error_disabled",
+        )
+    }
+}
+
+/// The page a blocked account gets after typing its correct password: it says the account is
+/// blocked and points to the form. (A wrong password never gets here: it gets the generic
+/// error, so the state of an account is not told to someone without its password.)
+pub fn blocked_page(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
+    state.page(
+        StatusCode::FORBIDDEN,
+        "assistance_blocked.html",
+        lang,
+        req,
+        minijinja::context! {},
+    )
+}
