@@ -1,6 +1,6 @@
 //! What happens between "the login began" and "the session opens", as data: the
-//! authentication steps (the password today, a second factor next) and the required actions
-//! (accepting a new IT charter). Each step says whether it is due for an account and a
+//! authentication steps (the password today, a second factor next), the required actions
+//! (accepting a new IT charter) and the consent an OpenID Connect client needs. Each step says whether it is due for an account and a
 //! transaction; the order is a [`LoginPlan`], not a chain of `if`s. After every step the
 //! server asks the plan again (rather than trusting the list it stored), so a step done
 //! elsewhere (another tab) is skipped and none is missed.
@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::methods::AuthnMethod;
-use super::transaction::LoginTransaction;
+use super::transaction::{Continuation, LoginTransaction};
 
 /// A step of a login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -20,6 +20,9 @@ pub enum StepId {
     Password,
     /// Accept the IT charter in force (`[lifecycle.charter] version` changed).
     AcceptCharter,
+    /// Consent to what the OpenID Connect client the login is for asks (OpenID Connect
+    /// Core 1.0 §3.1.2.4), when no consent recorded covers it.
+    Consent,
 }
 
 impl StepId {
@@ -28,6 +31,7 @@ impl StepId {
         match self {
             Self::Password => "password",
             Self::AcceptCharter => "accept_charter",
+            Self::Consent => "consent",
         }
     }
 }
@@ -41,6 +45,9 @@ pub struct AccountFacts {
     pub password_voided: bool,
     /// A charter version the account has not accepted is in force.
     pub charter_pending: bool,
+    /// The OpenID Connect client this login is for needs a consent the account has not
+    /// given (false for any other login).
+    pub consent_pending: bool,
 }
 
 /// Why a login stops for good after a correct password.
@@ -86,6 +93,20 @@ impl LoginStep for AcceptCharterStep {
     }
 }
 
+/// The consent: due for a login made for an OpenID Connect request whose client needs a
+/// consent not given yet ([`LoginPlan::after_session`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsentStep;
+
+impl LoginStep for ConsentStep {
+    fn id(&self) -> StepId {
+        StepId::Consent
+    }
+    fn is_due(&self, facts: &AccountFacts, tx: &LoginTransaction) -> bool {
+        facts.consent_pending && matches!(tx.continuation, Continuation::Oidc { .. })
+    }
+}
+
 impl LoginStep for StepId {
     fn id(&self) -> StepId {
         *self
@@ -94,6 +115,7 @@ impl LoginStep for StepId {
         match self {
             Self::Password => PasswordStep.is_due(facts, tx),
             Self::AcceptCharter => AcceptCharterStep.is_due(facts, tx),
+            Self::Consent => ConsentStep.is_due(facts, tx),
         }
     }
 }
@@ -110,10 +132,18 @@ impl LoginPlan {
         Self { steps }
     }
 
-    /// Today's plan: the password, then the charter. A second factor goes after the
-    /// password; a required action after the factors.
+    /// Today's plan before the session opens: the password, then the charter. A second
+    /// factor goes after the password; a required action after the factors.
     pub fn standard() -> Self {
         Self::new(vec![StepId::Password, StepId::AcceptCharter])
+    }
+
+    /// The steps once the session is open, before the protocol answers: an OpenID Connect
+    /// client's consent. The login is done (a refused consent leaves the person logged in,
+    /// and only the client without a code); what the transaction keeps then is that the
+    /// session was opened for this request.
+    pub fn after_session() -> Self {
+        Self::new(vec![StepId::Consent])
     }
 
     /// The steps, in order.
@@ -208,6 +238,7 @@ mod tests {
         let facts = AccountFacts {
             password_voided: true,
             charter_pending: true,
+            consent_pending: true,
         };
         assert_eq!(
             LoginPlan::standard().due(&facts, &after_password()),
@@ -217,6 +248,36 @@ mod tests {
             LoginPlan::standard().due(&facts, &fresh()),
             Ok(vec![StepId::Password])
         );
+    }
+
+    #[test]
+    fn a_consent_is_due_only_for_an_openid_connect_login_once_its_session_is_open() {
+        let facts = AccountFacts {
+            charter_pending: true,
+            consent_pending: true,
+            ..AccountFacts::default()
+        };
+        // A CAS or local login never asks for an OpenID Connect consent.
+        assert_eq!(
+            LoginPlan::after_session().due(&facts, &after_password()),
+            Ok(vec![])
+        );
+        let mut tx = after_password();
+        tx.continuation = Continuation::Oidc {
+            request_id: "r".to_owned(),
+            params: Vec::new(),
+            requested_at: T0,
+        };
+        // Before the session the consent is not asked; after it, it is.
+        assert_eq!(
+            LoginPlan::standard().due(&facts, &tx),
+            Ok(vec![StepId::AcceptCharter])
+        );
+        assert_eq!(
+            LoginPlan::after_session().due(&facts, &tx),
+            Ok(vec![StepId::Consent])
+        );
+        assert_eq!(StepId::Consent.as_str(), "consent");
     }
 
     #[test]

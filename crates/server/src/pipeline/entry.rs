@@ -1,11 +1,19 @@
-//! Where a login starts: what it is for, read from the login URL (`/cas/login?service=…`
+//! Where a login starts: what it is for, read once from the login URL (`/cas/login?service=…`
 //! for a CAS service, `?authz=…` for a parked OpenID Connect request, `?next=…` for one of
-//! Sesame's own pages), and the parked OpenID Connect requests themselves.
+//! Sesame's own pages) into the [`Continuation`] a [`LoginTransaction`] carries to the end
+//! of the login, and the parked OpenID Connect requests themselves.
+//!
+//! The login URL stays what CAS clients, OpenID Connect's redirect and people's bookmarks
+//! use, and the login form posts back to it (CAS Protocol 3.0 §2.2: `service` is a parameter
+//! of the credential acceptor too). Past this module nothing reads it: the rest of the login
+//! works on the transaction.
 //!
 //! An authorization request that needs the person (no session, `prompt=login`, `max_age`
 //! passed, consent missing) is parked in the store under a random id for 30 minutes; the
 //! login page and the consent form carry that id, and the request is parsed and checked
 //! again when it resumes.
+//!
+//! [`LoginTransaction`]: sesame_core::login::transaction::LoginTransaction
 
 use std::time::Duration;
 
@@ -75,63 +83,14 @@ impl LoginQuery {
         Continuation::LoginPage
     }
 
-    /// The login URL's parameters that lead to `continuation` (a login resumed from its
-    /// transaction continues as the login URL would have).
-    pub(crate) fn from_continuation(continuation: &Continuation) -> Self {
-        let flag = |on: bool| on.then(|| "true".to_owned());
-        match continuation {
-            Continuation::Cas {
-                service,
-                renew,
-                gateway,
-                method_post,
-            } => Self {
-                service: Some(service.clone()),
-                renew: flag(*renew),
-                gateway: flag(*gateway),
-                method: method_post.then(|| "POST".to_owned()),
-                ..Self::default()
-            },
-            Continuation::Oidc { request_id, .. } => Self {
-                authz: Some(request_id.clone()),
-                ..Self::default()
-            },
-            Continuation::Local { next } => Self {
-                next: Some(next.clone()),
-                ..Self::default()
-            },
-            Continuation::LoginPage => Self::default(),
-        }
+    /// The parked OpenID Connect request this login URL names, if any.
+    pub(crate) fn oidc_request(&self) -> Option<&str> {
+        self.authz.as_deref().filter(|id| is_pending_id(id))
     }
 
-    /// The registered service this login is for, if any.
-    pub(crate) fn registered_service(
-        &self,
-        state: &AppState,
-    ) -> Option<(String, sesame_protocol::services::RegisteredService)> {
-        let url = self.service.as_deref()?;
-        let service = state.services.registry.find(url).cloned()?;
-        Some((url.to_owned(), service))
-    }
-
-    /// Where to continue an OpenID Connect request after the login, if this login serves one.
-    pub(crate) fn oidc_continuation(&self, state: &AppState) -> Option<String> {
-        let id = self.authz.as_deref()?;
-        is_pending_id(id).then(|| format!("{}/authorize/continue?authz={id}", state.base()))
-    }
-
-    /// Where to go back after a login started from one of Sesame's own pages: only paths
-    /// under `/account` and `/helpdesk`, so `next` is never an open redirect.
+    /// The page of Sesame's own this login URL goes back to, if any and allowed.
     pub(crate) fn local_next(&self, state: &AppState) -> Option<String> {
-        let next = self.next.as_deref()?;
-        let allowed = ["/account", "/helpdesk"]
-            .iter()
-            .any(|p| next == *p || next.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
-            && next.len() <= 64
-            && next
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'/' || b == b'-');
-        allowed.then(|| format!("{}{next}", state.base()))
+        local_next(state, self.next.as_deref()?)
     }
 
     pub(crate) fn renew(&self) -> bool {
@@ -147,6 +106,55 @@ impl LoginQuery {
     }
 }
 
+/// The name of the application this login is for, as the login page shows it, and the
+/// login to suggest (OpenID Connect `login_hint`). Registered services and clients only.
+pub(crate) fn display(
+    state: &AppState,
+    continuation: &Continuation,
+) -> (Option<String>, Option<String>) {
+    match continuation {
+        Continuation::Cas { service, .. } => (
+            state
+                .services
+                .registry
+                .find(service)
+                .map(|s| s.name.clone()),
+            None,
+        ),
+        Continuation::Oidc { params, .. } => {
+            let param = |name: &str| {
+                params
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            let Some(client) =
+                param("client_id").and_then(|id| state.services.oidc.clients.get(id))
+            else {
+                return (None, None);
+            };
+            let hint = param("login_hint")
+                .filter(|h| h.chars().count() <= 256 && !h.chars().any(char::is_control))
+                .map(str::to_owned);
+            (Some(client.name.clone()), hint)
+        }
+        Continuation::Local { .. } | Continuation::LoginPage => (None, None),
+    }
+}
+
+/// Where to go back after a login started from one of Sesame's own pages: only paths under
+/// `/account` and `/helpdesk`, so `next` is never an open redirect.
+pub(crate) fn local_next(state: &AppState, next: &str) -> Option<String> {
+    let allowed = ["/account", "/helpdesk"]
+        .iter()
+        .any(|p| next == *p || next.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+        && next.len() <= 64
+        && next
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'/' || b == b'-');
+    allowed.then(|| format!("{}{next}", state.base()))
+}
+
 /// How long a parked request waits for the person.
 pub(crate) const PENDING_TTL: Duration = Duration::from_secs(30 * 60);
 
@@ -156,11 +164,6 @@ pub(crate) struct Pending {
     pub(crate) params: Vec<(String, String)>,
     /// When the request first arrived (unix seconds), for `max_age`.
     pub(crate) requested_at: i64,
-    /// The session opened by a login made for this request (its handle): what satisfies
-    /// `prompt=login`. Timestamps in whole seconds could not tell a login made just before
-    /// the request from one made for it.
-    #[serde(default)]
-    pub(crate) fresh_login: Option<String>,
 }
 
 pub(crate) fn pending_key(id: &str) -> String {
@@ -172,49 +175,6 @@ pub fn is_pending_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// What the login page shows for a parked request: the client's name, and the
-/// `login_hint` to prefill the login field with.
-pub async fn pending_display(state: &AppState, id: &str) -> Option<(String, Option<String>)> {
-    if !is_pending_id(id) {
-        return None;
-    }
-    let raw = state.services.store.get(&pending_key(id)).await.ok()??;
-    let pending: Pending = serde_json::from_str(&raw).ok()?;
-    let param = |name: &str| {
-        pending
-            .params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let client = state.services.oidc.clients.get(param("client_id")?)?;
-    let hint = param("login_hint")
-        .filter(|h| h.chars().count() <= 256 && !h.chars().any(char::is_control))
-        .map(str::to_owned);
-    Some((client.name.clone(), hint))
-}
-
-/// Records that the session `handle` was opened by a login made for parked request `id`.
-pub async fn note_fresh_login(state: &AppState, id: &str, handle: &str) {
-    let Ok(Some(mut pending)) = load_pending(state, id).await else {
-        return;
-    };
-    pending.fresh_login = Some(handle.to_owned());
-    match serde_json::to_string(&pending) {
-        Ok(raw) => {
-            if let Err(e) = state
-                .services
-                .store
-                .put(&pending_key(id), &raw, PENDING_TTL)
-                .await
-            {
-                tracing::warn!(error = %e, "could not note a login on a parked authorization request");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not encode a parked authorization request"),
-    }
-}
-
 pub(crate) async fn park(
     state: &AppState,
     params: Vec<(String, String)>,
@@ -222,11 +182,9 @@ pub(crate) async fn park(
     existing: Option<&str>,
 ) -> Result<String, ()> {
     let id = existing.map_or_else(|| random::alphanumeric(43), str::to_owned);
-    // A parked request waits for a new login: any earlier one no longer counts.
     let raw = serde_json::to_string(&Pending {
         params,
         requested_at,
-        fresh_login: None,
     })
     .map_err(|_| ())?;
     state

@@ -13,7 +13,8 @@
 //!                                                             session   (open, C11 re-check)
 //!                                                               │
 //!                                                               ▼
-//!                                                             issue     (CAS ticket / OIDC code:
+//!                                                             issue     (CAS ticket: issue,
+//!                                                               │        OIDC code or consent: oidc;
 //!                                                               │        sesame_protocol::issuer)
 //!                                                               ▼
 //!  browser ◀── redirect | auto-posted form | logged-in page ────┘
@@ -28,5 +29,7 @@
 pub mod end;
 pub mod entry;
 pub mod issue;
+pub mod oidc;
 pub mod session;
 pub mod steps;
+pub mod transaction;

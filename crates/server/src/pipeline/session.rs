@@ -14,10 +14,11 @@ use actix_web::{HttpRequest, HttpResponse};
 use sesame_core::account::{Account, AccountState};
 use sesame_core::i18n::Lang;
 use sesame_core::login::methods::Authentication;
+use sesame_core::login::transaction::{Continuation, LoginTransaction};
 use sesame_core::session::SsoSession;
 
-use super::entry::LoginQuery;
-use super::issue;
+use super::entry::local_next;
+use super::{issue, oidc};
 use crate::web::AppState;
 
 /// A session just opened.
@@ -31,7 +32,8 @@ pub(crate) struct OpenedSession {
     pub cookie: Cookie<'static>,
 }
 
-/// Opens the SSO session of `account`, which has just proved who it is. `Err` is the page
+/// Opens the SSO session of `account`, which has just proved who it is (`authentication`:
+/// how, recorded in the session for `amr` and CAS's `authenticationMethod`). `Err` is the page
 /// to answer instead: the account was blocked or disabled meanwhile (the session opened is
 /// closed again), or the store or the database failed.
 pub(crate) async fn open_session(
@@ -40,6 +42,7 @@ pub(crate) async fn open_session(
     lang: Lang,
     account: &Account,
     remember_me: bool,
+    authentication: Authentication,
 ) -> Result<OpenedSession, HttpResponse> {
     // A session the browser already had is ended, and a new identifier issued: the
     // browser never keeps an identifier that existed before the login (A40).
@@ -55,8 +58,7 @@ pub(crate) async fn open_session(
             account.id,
             account.login.clone(),
             remember_me,
-            // The password is the only method today: it was checked just now.
-            Authentication::password_at(state.services.clock.now()),
+            authentication,
         )
         .await
     {
@@ -205,54 +207,89 @@ pub async fn account_still_usable(
     }
 }
 
-/// Opens the SSO session of a login that passed every check (credentials, then any
-/// [steps](super::steps)) and continues where it was going: a
-/// service ticket for a CAS service, the parked OpenID Connect request, or the logged-in page.
-/// The one place a login becomes a session.
+/// Opens the SSO session of a login transaction that passed every check (credentials, then
+/// any [steps](super::steps)) and continues where it was going: a service ticket for a CAS
+/// service, the parked OpenID Connect request (a code, or the consent form), one of Sesame's
+/// own pages, or the logged-in page. The one place a login becomes a session.
 pub(crate) async fn open_session_and_continue(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
     account: &Account,
-    remember_me: bool,
-    query: &LoginQuery,
-    service: Option<&(String, sesame_protocol::services::RegisteredService)>,
+    tx: &LoginTransaction,
 ) -> HttpResponse {
+    // A CAS service is checked again before anything opens: the registry may have changed
+    // while the login was in progress, and an unregistered service gets nothing (A08).
+    let cas_service = match &tx.continuation {
+        Continuation::Cas { service, .. } => match state.services.registry.find(service) {
+            Some(registered) => Some((service.as_str(), registered.clone())),
+            None => {
+                return state.error_page(
+                    StatusCode::FORBIDDEN,
+                    lang,
+                    req,
+                    "service_not_allowed_title",
+                    "service_not_allowed_text",
+                )
+            }
+        },
+        _ => None,
+    };
     // The same opening as after an activation: previous session ended, C11 re-check.
-    let opened = match open_session(state, req, lang, account, remember_me).await {
+    let opened = match open_session(
+        state,
+        req,
+        lang,
+        account,
+        tx.remember_me,
+        tx.authentication(),
+    )
+    .await
+    {
         Ok(o) => o,
         Err(page) => return page,
     };
-    let mut response = match service {
-        Some((url, registered)) => {
+    // 303 wherever the browser goes next: it follows with a GET and never re-posts the
+    // credentials (A46).
+    let see_other = |location: String| {
+        HttpResponse::SeeOther()
+            .insert_header(("Location", location))
+            .finish()
+    };
+    let logged_in_page = || see_other(format!("{}/cas/login", state.base()));
+    let mut response = match (&tx.continuation, cas_service) {
+        (Continuation::Cas { method_post, .. }, Some((url, registered))) => {
             issue::issue_and_redirect(
                 state,
                 req,
                 lang,
                 url,
-                registered,
+                &registered,
                 &opened.cookie_value,
                 &opened.session,
                 Some(account),
                 true,
-                query.method_post(),
+                *method_post,
             )
             .await
         }
-        None => {
-            if let Some(id) = query.authz.as_deref() {
-                let handle = sesame_core::session::session_handle(&opened.cookie_value);
-                super::entry::note_fresh_login(state, id, &handle).await;
-            }
-            // 303: the browser follows with a GET and never re-posts the credentials (A46).
-            let next = query
-                .oidc_continuation(state)
-                .or_else(|| query.local_next(state))
-                .unwrap_or_else(|| format!("{}/cas/login", state.base()));
-            HttpResponse::SeeOther()
-                .insert_header(("Location", next))
-                .finish()
+        (Continuation::Oidc { request_id, .. }, _) => {
+            // This login was made for the request: it is the fresh one `prompt=login` and
+            // `max_age` ask for. A request gone meanwhile (expired, answered in another tab)
+            // leaves the person logged in, on the page saying the request expired.
+            oidc::complete_after_login(
+                state,
+                req,
+                request_id,
+                &opened.cookie_value,
+                &opened.session,
+            )
+            .await
         }
+        (Continuation::Local { next }, _) => {
+            local_next(state, next).map_or_else(logged_in_page, see_other)
+        }
+        _ => logged_in_page(),
     };
     if let Err(e) = response.add_cookie(&opened.cookie) {
         tracing::error!(error = %e, "could not set the SSO cookie");

@@ -5,11 +5,12 @@
 //! ([`AccountFacts`], failing closed) and asks the [`LoginPlan`]. A refusal stops the login: a
 //! password an unblock voided may be the one a phisher typed, so it proves nothing and only
 //! gets the page saying how to set a new password through a verified channel; nothing is kept.
-//! When steps are due, a [`LoginTransaction`] records the login (what it is for, the account,
-//! "remember me", the password with its time, the steps due) in the ephemeral store under the
-//! SHA-256 of a random id; the id travels in an HttpOnly, SameSite=Strict cookie
-//! (`__Host-sesame_login`, Secure, over HTTPS) and the transaction lives 30 minutes. No SSO
-//! session exists until the last step.
+//! The login form builds the [`LoginTransaction`] (what the login is for, read once from the
+//! login URL; the account, "remember me", the password with its time); when steps are due it
+//! is stored in the ephemeral store under the SHA-256 of a random id, named by the browser's
+//! transaction cookie ([`super::transaction`]), for 30 minutes. No SSO session exists until
+//! the last step; the steps due once it is open (an OpenID Connect consent,
+//! [`LoginPlan::after_session`]) are the protocol's, in [`super::oidc`].
 //!
 //! Each step's page checks that its step is the current one (otherwise it sends the browser to
 //! the current one's page), does its step, then calls [`next_or_finish`]: the plan is asked
@@ -20,80 +21,22 @@
 //! login without steps would (session, C11 re-check, ticket, redirect).
 //!
 //! Adding a step is one [`StepId`] variant with its `is_due` in `sesame_core::login::steps`,
-//! its place in [`LoginPlan::standard`], its page path in [`step_path`], and one page that ends
-//! with [`next_or_finish`].
+//! its place in [`LoginPlan::standard`], its page path in
+//! [`step_path`](super::transaction::step_path), and one page that ends with
+//! [`next_or_finish`].
 
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use sesame_core::account::{Account, AccountState};
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::i18n::Lang;
 use sesame_core::login::methods::{AuthnMethod, AuthnRecord};
-use sesame_core::login::steps::{AccountFacts, LoginPlan, Refusal, StepId};
-use sesame_core::login::transaction::{LoginTransaction, LoginTransactions, TransactionError};
+use sesame_core::login::steps::{AccountFacts, LoginPlan, Refusal};
+use sesame_core::login::transaction::LoginTransaction;
 
-use super::entry::LoginQuery;
 use super::session::{inactive_account_page, open_session_and_continue};
+use super::transaction::{expired, remove_cookie, to_current_step, transactions, Parked};
 use crate::web::AppState;
-
-/// The page that takes a step after the password.
-fn step_path(step: StepId) -> &'static str {
-    match step {
-        // The password is the login form itself.
-        StepId::Password => "/cas/login",
-        StepId::AcceptCharter => "/charter",
-    }
-}
-
-fn transactions(state: &AppState) -> LoginTransactions {
-    LoginTransactions::new(state.services.store.clone())
-}
-
-/// A login transaction of this browser, as a step's page reads it.
-#[derive(Debug)]
-pub struct Parked {
-    /// The id of the cookie: the transaction's key and the seed of the pages' form tokens.
-    id: String,
-    /// The login so far.
-    pub tx: LoginTransaction,
-}
-
-impl Parked {
-    /// The cookie's id (per transaction and step, unknown to other sites).
-    pub fn token(&self) -> &str {
-        &self.id
-    }
-}
-
-fn cookie_name(state: &AppState) -> &'static str {
-    // `__Host-`: over HTTPS the browser refuses the cookie unless it is Secure, host-only and
-    // for `/`, so a sibling domain cannot plant a login transaction of its own.
-    if state.settings.is_https() {
-        "__Host-sesame_login"
-    } else {
-        "sesame_login"
-    }
-}
-
-fn transaction_cookie(state: &AppState, value: String) -> Cookie<'static> {
-    // Strict: the cookie is set by our own login POST and only read by our own pages, so no
-    // cross-site request ever needs it, and a cross-site form cannot act on a transaction.
-    Cookie::build(cookie_name(state), value)
-        .path("/")
-        .http_only(true)
-        .secure(state.settings.is_https())
-        .same_site(SameSite::Strict)
-        .finish()
-}
-
-fn remove_cookie(state: &AppState, response: &mut HttpResponse) {
-    let mut removal = transaction_cookie(state, String::new());
-    removal.make_removal();
-    if let Err(e) = response.add_cookie(&removal) {
-        tracing::warn!(error = %e, "could not remove the login transaction cookie");
-    }
-}
 
 /// What the steps need to know of `account`. The voided password is read first: when it is
 /// voided nothing else matters.
@@ -108,7 +51,7 @@ async fn account_facts(state: &AppState, account: &Account) -> Result<AccountFac
     if password_voided {
         return Ok(AccountFacts {
             password_voided,
-            charter_pending: false,
+            ..AccountFacts::default()
         });
     }
     let charter_pending = state
@@ -120,122 +63,52 @@ async fn account_facts(state: &AppState, account: &Account) -> Result<AccountFac
     Ok(AccountFacts {
         password_voided,
         charter_pending,
+        // Asked once the session is open (`LoginPlan::after_session`), not before.
+        consent_pending: false,
     })
 }
 
-/// The response sending the browser to the page of `tx`'s current step, with the cookie
-/// naming the transaction `id`.
-fn to_current_step(
-    state: &AppState,
-    tx: &LoginTransaction,
-    id: String,
-) -> Result<HttpResponse, actix_web::error::HttpError> {
-    let next = tx.current_step().map_or("/cas/login", step_path);
-    let mut response = HttpResponse::SeeOther()
-        .insert_header(("Location", format!("{}{next}", state.base())))
-        .finish();
-    response.add_cookie(&transaction_cookie(state, id))?;
-    Ok(response)
-}
-
-/// Called by the login once the password is right: `Some(response)` when the login stops
-/// here (a refusal, or steps due: the transaction is stored and the browser sent to the first
-/// step's page), `None` to go on and open the session.
-pub async fn intercept(
+/// Called by the login once the password of `account` is right, with the login's
+/// transaction (`tx`, not stored yet): records the password and asks the plan. The answer is
+/// the end of the login (the session and what it was for), a refusal, or, when steps are
+/// due, the transaction stored and the browser sent to the first step's page.
+pub async fn after_password(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
     account: &Account,
-    remember_me: bool,
-) -> Option<HttpResponse> {
+    mut tx: LoginTransaction,
+) -> HttpResponse {
     let facts = match account_facts(state, account).await {
         Ok(f) => f,
         Err(e) => {
             // Fail closed: the login does not complete without knowing.
             tracing::error!(error = %e, "cannot tell whether a login step is due");
-            return Some(state.unavailable(req, lang));
+            return state.unavailable(req, lang);
         }
     };
     let now = state.services.clock.now();
-    let query = LoginQuery::parse(req.query_string()).unwrap_or_default();
-    let mut tx = LoginTransaction::new(query.continuation(state, now).await, now);
     tx.identified = Some(account.id);
-    tx.remember_me = remember_me;
     tx.factors.push(AuthnRecord::new(AuthnMethod::Pwd, now));
     tx.steps_due = match LoginPlan::standard().due(&facts, &tx) {
         Ok(steps) => steps,
         Err(Refusal::PasswordResetRequired) => {
-            return Some(password_reset_required(state, req, lang, account).await)
+            return password_reset_required(state, req, lang, account).await
         }
     };
     if tx.steps_due.is_empty() {
-        return None;
+        return open_session_and_continue(state, req, lang, account, &tx).await;
     }
     let started = match transactions(state).start(&tx).await {
         Ok(id) => to_current_step(state, &tx, id).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
-    Some(match started {
+    match started {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot keep a login transaction");
             state.unavailable(req, lang)
         }
-    })
-}
-
-/// The login transaction of this browser, if any (not consumed).
-///
-/// # Errors
-/// Store errors, or a record that cannot be read back.
-pub async fn parked(
-    state: &AppState,
-    req: &HttpRequest,
-) -> Result<Option<Parked>, TransactionError> {
-    let Some(cookie) = req.cookie(cookie_name(state)) else {
-        return Ok(None);
-    };
-    let id = cookie.value().to_owned();
-    Ok(transactions(state)
-        .get(&id)
-        .await?
-        .map(|tx| Parked { id, tx }))
-}
-
-/// The login transaction of this browser when `step` is the one it is at; otherwise the
-/// response to send: the page of the step it is at (a page visited out of turn, say with the
-/// back button, neither acts nor drops the transaction), the expired page when there is no
-/// transaction, or unavailable when the store fails.
-pub async fn parked_at(
-    state: &AppState,
-    req: &HttpRequest,
-    lang: Lang,
-    step: StepId,
-) -> Result<Parked, HttpResponse> {
-    match parked(state, req).await {
-        Ok(Some(p)) => match p.tx.current_step() {
-            Some(current) if current == step => Ok(p),
-            Some(current) => Err(HttpResponse::SeeOther()
-                .insert_header((
-                    "Location",
-                    format!("{}{}", state.base(), step_path(current)),
-                ))
-                .finish()),
-            None => Err(expired(state, req, lang)),
-        },
-        Ok(None) => Err(expired(state, req, lang)),
-        Err(e) => {
-            tracing::error!(error = %e, "could not read a login transaction");
-            Err(state.unavailable(req, lang))
-        }
-    }
-}
-
-/// Drops a login transaction (too many wrong answers): logging in again goes through the
-/// login page's lockout rules.
-pub async fn discard(state: &AppState, parked: &Parked) {
-    if let Err(e) = transactions(state).discard(&parked.id).await {
-        tracing::warn!(error = %e, "could not drop a login transaction");
     }
 }
 
@@ -317,34 +190,19 @@ pub async fn next_or_finish(
         // Already taken (a second submission) or gone.
         return expired(state, req, lang);
     };
-    let query = LoginQuery::from_continuation(&tx.continuation);
-    let service = query.registered_service(state);
-    let mut response = open_session_and_continue(
-        state,
-        req,
-        lang,
-        &account,
-        tx.remember_me,
-        &query,
-        service.as_ref(),
-    )
-    .await;
-    remove_cookie(state, &mut response);
-    response
-}
-
-/// The page for a login transaction that is gone (expired, used up or dropped); the cookie
-/// that named it goes too.
-pub fn expired(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    let mut response = state.error_page(
-        StatusCode::FORBIDDEN,
-        lang,
-        req,
-        "error_title",
-        "required_action_expired",
-    );
-    remove_cookie(state, &mut response);
-    response
+    let response = open_session_and_continue(state, req, lang, &account, &tx).await;
+    // The response may name a transaction of its own (a consent after the session opened):
+    // only the finished one's cookie is removed, by being replaced.
+    if response
+        .cookies()
+        .any(|c| c.name() == super::transaction::cookie_name(state))
+    {
+        response
+    } else {
+        let mut response = response;
+        remove_cookie(state, &mut response);
+        response
+    }
 }
 
 /// The answer to a correct password that an unblock voided: nothing is issued or kept, and

@@ -1058,11 +1058,22 @@ async fn activated_page(
 ) -> HttpResponse {
     let account = &activated.account;
     // Not "remember me": the seed's default, a session that ends with the browser.
-    let opened =
-        match crate::pipeline::session::open_session(state, req, lang, account, false).await {
-            Ok(o) => o,
-            Err(page) => return page,
-        };
+    // The password was set just now: it is how this session was authenticated.
+    let authentication =
+        sesame_core::login::methods::Authentication::password_at(state.services.clock.now());
+    let opened = match crate::pipeline::session::open_session(
+        state,
+        req,
+        lang,
+        account,
+        false,
+        authentication,
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(page) => return page,
+    };
     let redirect = activated.mail_redirect.as_ref();
     let mut response = state.page(
         StatusCode::OK,

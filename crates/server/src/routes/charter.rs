@@ -9,7 +9,7 @@ use sesame_core::i18n::Lang;
 
 use sesame_core::login::steps::StepId;
 
-use crate::pipeline::steps;
+use crate::pipeline::{steps, transaction};
 use crate::web::AppState;
 
 /// `?lang=`
@@ -54,7 +54,7 @@ pub async fn show_charter(
     query: web::Query<CharterQuery>,
 ) -> HttpResponse {
     let lang = state.lang(&req, query.lang.as_deref());
-    match steps::parked_at(&state, &req, lang, StepId::AcceptCharter).await {
+    match transaction::parked_at(&state, &req, lang, StepId::AcceptCharter).await {
         Ok(_) => charter_page(&state, &req, lang, StatusCode::OK, None),
         Err(response) => response,
     }
@@ -67,7 +67,7 @@ pub async fn submit_charter(
     form: web::Form<CharterForm>,
 ) -> HttpResponse {
     let lang = state.lang(&req, form.lang.as_deref());
-    let parked = match steps::parked_at(&state, &req, lang, StepId::AcceptCharter).await {
+    let parked = match transaction::parked_at(&state, &req, lang, StepId::AcceptCharter).await {
         Ok(p) => p,
         Err(response) => return response,
     };
@@ -86,7 +86,7 @@ pub async fn submit_charter(
     };
     let account = match account {
         Ok(Some(a)) => a,
-        Ok(None) => return steps::expired(&state, &req, lang),
+        Ok(None) => return transaction::expired(&state, &req, lang),
         Err(e) => {
             tracing::error!(error = %e, "database unavailable while recording a charter acceptance");
             return state.unavailable(&req, lang);

@@ -14,11 +14,11 @@ use sesame_core::i18n::Lang;
 use sesame_core::session::SsoSession;
 use sesame_lifecycle::activation::error::ActivationError;
 
-use crate::pipeline::entry::{pending_display, LoginQuery};
-use crate::pipeline::session::{
-    current_session, current_session_with_account, open_session_and_continue,
-};
-use crate::pipeline::{issue, steps};
+use sesame_core::login::transaction::LoginTransaction;
+
+use crate::pipeline::entry::{self, LoginQuery};
+use crate::pipeline::session::{current_session, current_session_with_account};
+use crate::pipeline::{issue, oidc, steps};
 use crate::web::csrf::{FormPurpose, LOGIN_TICKET};
 use crate::web::{AppState, LANG_COOKIE};
 
@@ -99,12 +99,11 @@ pub async fn show_login(
             }
         },
         None => match (query.renew(), current_session(&state, &req).await) {
-            (false, Some(_)) if query.oidc_continuation(&state).is_some() => HttpResponse::Found()
-                .insert_header((
-                    "Location",
-                    query.oidc_continuation(&state).unwrap_or_default(),
-                ))
-                .finish(),
+            // Already logged in (another tab): the parked request is answered from the session.
+            (false, Some(session)) if query.oidc_request().is_some() => {
+                let id = query.oidc_request().unwrap_or_default();
+                oidc::resume(&state, &req, id, Some(session)).await
+            }
             (false, Some(_)) if query.local_next(&state).is_some() => HttpResponse::SeeOther()
                 .insert_header(("Location", query.local_next(&state).unwrap_or_default()))
                 .finish(),
@@ -202,27 +201,16 @@ async fn login_form_with(
         }
     };
     // Tell people which application they are logging in to (registered ones only reach here).
-    let param = |name: &str| {
-        url::form_urlencoded::parse(req.query_string().as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    let mut username = username.to_owned();
-    let service_name = match param("service") {
-        Some(v) => state.services.registry.find(&v).map(|s| s.name.clone()),
-        None => match param("authz") {
-            Some(id) => match pending_display(state, &id).await {
-                Some((name, hint)) => {
-                    // OpenID Connect `login_hint`: a suggestion, only when nothing was typed.
-                    if username.is_empty() {
-                        username = hint.unwrap_or_default();
-                    }
-                    Some(name)
-                }
-                None => None,
-            },
-            None => None,
-        },
+    let continuation = LoginQuery::parse(req.query_string())
+        .unwrap_or_default()
+        .continuation(state, state.services.clock.now())
+        .await;
+    let (service_name, hint) = entry::display(state, &continuation);
+    // OpenID Connect `login_hint`: a suggestion, only when nothing was typed.
+    let username = if username.is_empty() {
+        hint.unwrap_or_default()
+    } else {
+        username.to_owned()
     };
     let form_action = match req.query_string() {
         "" => format!("{}/cas/login", state.base()),
@@ -256,22 +244,18 @@ pub async fn submit_login(
     let form = form.into_inner();
     // The service is checked before the credentials: an unregistered one never gets a
     // ticket, whatever the password.
-    let service = match query.service.as_deref() {
-        Some(url) => match state.services.registry.find(url).cloned() {
-            Some(s) => Some((url.to_owned(), s)),
-            None => {
-                let lang = state.lang(&req, form.lang.as_deref());
-                return state.error_page(
-                    StatusCode::FORBIDDEN,
-                    lang,
-                    &req,
-                    "service_not_allowed_title",
-                    "service_not_allowed_text",
-                );
-            }
-        },
-        None => None,
-    };
+    if let Some(url) = query.service.as_deref() {
+        if state.services.registry.find(url).is_none() {
+            let lang = state.lang(&req, form.lang.as_deref());
+            return state.error_page(
+                StatusCode::FORBIDDEN,
+                lang,
+                &req,
+                "service_not_allowed_title",
+                "service_not_allowed_text",
+            );
+        }
+    }
     let lang = state.lang(&req, form.lang.as_deref());
     let username = form.username.unwrap_or_default();
     let shown_username: String = username.chars().take(256).collect();
@@ -321,23 +305,12 @@ pub async fn submit_login(
     }
     match outcome {
         Ok(authenticated) => {
-            // Nothing is issued (no session, ticket or code) while an action is required
-            // (a forced password change, a new charter): the login is parked instead.
-            if let Some(parked) =
-                steps::intercept(&state, &req, lang, &authenticated.account, remember_me).await
-            {
-                return parked;
-            }
-            open_session_and_continue(
-                &state,
-                &req,
-                lang,
-                &authenticated.account,
-                remember_me,
-                &query,
-                service.as_ref(),
-            )
-            .await
+            // What the login is for is read from its URL once, here; from now on the login
+            // transaction carries it, through any step, to the session and the answer.
+            let now = state.services.clock.now();
+            let mut tx = LoginTransaction::new(query.continuation(&state, now).await, now);
+            tx.remember_me = remember_me;
+            steps::after_password(&state, &req, lang, &authenticated.account, tx).await
         }
         Err(err) => login_failure(&state, &req, lang, err, &shown_username).await,
     }

@@ -79,6 +79,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/authorize/consent",
+            web::get().to(oidc::authorize::show_consent_step),
+        )
+        .route(
+            "/authorize/consent",
             web::post().to(oidc::authorize::consent),
         )
         .service(
