@@ -45,6 +45,10 @@ async fn run_browser(
 ) -> String {
     let mut next = authorize_url.to_owned();
     for _ in 0..10 {
+        // A login made for the request answers it: its redirect may be the client's.
+        if next.starts_with(CB) {
+            return next;
+        }
         let res = browser.get(&next).send().await.unwrap();
         let status = res.status();
         if status.is_redirection() {
