@@ -1,6 +1,8 @@
 //! Second factors, as a domain: what Sesame asks after the password when a person or an
 //! application wants more than one factor.
 //!
+//! - [`factors`]: a person's factors: enrolment in two phases, the check at login (a TOTP code
+//!   or a recovery code, wrong answers counted), removal; the database behind a port.
 //! - [`totp`]: time-based one-time passwords (RFC 6238: HMAC-SHA-1, 6 digits, 30 s steps, one
 //!   step of drift either way), enrolment through an `otpauth://` URI shown as a QR code and as
 //!   text, and the rule of RFC 6238 § 5.2 that a code is accepted once ([`totp::UsedSteps`],
@@ -14,6 +16,7 @@
 //! Mail and SMS one-time codes are recovery channels, never a second factor here (the view of
 //! the CNIL and of the ANSSI): nothing in this crate counts them as one.
 
+pub mod factors;
 pub mod policy;
 pub mod recovery;
 pub mod sealing;

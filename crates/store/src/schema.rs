@@ -236,3 +236,25 @@ diesel::table! {
 
 diesel::joinable!(account_identifiers -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(account_identifiers, accounts);
+
+// --- second factors (2026-12-06-000001_second_factors) ---
+
+diesel::table! {
+    second_factors (id) {
+        id -> Text,
+        account_id -> Text,
+        kind -> Text,
+        label -> Text,
+        sealed_secret -> Text,
+        created_at -> Int8,
+        last_used_at -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (account_id, code_hash) {
+        account_id -> Text,
+        code_hash -> Text,
+        created_at -> Int8,
+    }
+}

@@ -26,3 +26,5 @@ mod redis_servers;
 mod redis_tls;
 #[cfg(test)]
 mod repo;
+#[cfg(test)]
+mod second_factors;

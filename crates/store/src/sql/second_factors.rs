@@ -1,0 +1,217 @@
+//! [`SecondFactorRepo`] on the SQL database: `second_factors` and `recovery_codes` (issue 15).
+//! Secrets arrive sealed and recovery codes as SHA-256: nothing here can read either.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use sesame_core::error::RepoError;
+use sesame_core::ids::AccountId;
+use sesame_mfa::factors::{FactorKind, SecondFactorRecord, SecondFactorRepo};
+use time::OffsetDateTime;
+
+use super::Database;
+use crate::error::repo_error;
+use crate::models::{from_unix, to_unix};
+use crate::schema::{recovery_codes, second_factors};
+
+type FactorRow = (String, String, String, String, String, i64, Option<i64>);
+
+fn into_factor(
+    (id, account_id, kind, label, sealed_secret, created_at, last_used_at): FactorRow,
+) -> Result<SecondFactorRecord, RepoError> {
+    Ok(SecondFactorRecord {
+        id,
+        account_id: AccountId::from_str(&account_id)
+            .map_err(|e| RepoError::Corrupt(format!("second_factors.account_id: {e}")))?,
+        kind: FactorKind::parse(&kind)
+            .ok_or_else(|| RepoError::Corrupt(format!("second_factors.kind: {kind}")))?,
+        label,
+        sealed_secret,
+        created_at: from_unix("second_factors.created_at", created_at)?,
+        last_used_at: last_used_at
+            .map(|secs| from_unix("second_factors.last_used_at", secs))
+            .transpose()?,
+    })
+}
+
+fn insert_codes(
+    conn: &mut crate::conn::DbConnection,
+    account: &str,
+    hashes: &[String],
+    at: i64,
+) -> QueryResult<()> {
+    diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(account)))
+        .execute(conn)?;
+    for hash in hashes {
+        diesel::insert_into(recovery_codes::table)
+            .values((
+                recovery_codes::account_id.eq(account),
+                recovery_codes::code_hash.eq(hash),
+                recovery_codes::created_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SecondFactorRepo for Database {
+    async fn factors(&self, account: AccountId) -> Result<Vec<SecondFactorRecord>, RepoError> {
+        let account = account.to_string();
+        self.run(move |conn| {
+            second_factors::table
+                .filter(second_factors::account_id.eq(&account))
+                .order((second_factors::created_at.asc(), second_factors::id.asc()))
+                .select((
+                    second_factors::id,
+                    second_factors::account_id,
+                    second_factors::kind,
+                    second_factors::label,
+                    second_factors::sealed_secret,
+                    second_factors::created_at,
+                    second_factors::last_used_at,
+                ))
+                .load::<FactorRow>(conn)
+                .map_err(repo_error)?
+                .into_iter()
+                .map(into_factor)
+                .collect()
+        })
+        .await
+    }
+
+    async fn add_factor(
+        &self,
+        factor: &SecondFactorRecord,
+        recovery_hashes: Option<&[String]>,
+    ) -> Result<(), RepoError> {
+        let f = factor.clone();
+        let hashes = recovery_hashes.map(<[String]>::to_vec);
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                let account = f.account_id.to_string();
+                let created = to_unix(f.created_at);
+                diesel::insert_into(second_factors::table)
+                    .values((
+                        second_factors::id.eq(&f.id),
+                        second_factors::account_id.eq(&account),
+                        second_factors::kind.eq(f.kind.as_str()),
+                        second_factors::label.eq(&f.label),
+                        second_factors::sealed_secret.eq(&f.sealed_secret),
+                        second_factors::created_at.eq(created),
+                        second_factors::last_used_at.eq(f.last_used_at.map(to_unix)),
+                    ))
+                    .execute(conn)?;
+                if let Some(hashes) = &hashes {
+                    insert_codes(conn, &account, hashes, created)?;
+                }
+                Ok(())
+            })
+            .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn touch_factor(&self, id: &str, at: OffsetDateTime) -> Result<(), RepoError> {
+        let id = id.to_owned();
+        let at = to_unix(at);
+        self.run(move |conn| {
+            diesel::update(second_factors::table.find(&id))
+                .set(second_factors::last_used_at.eq(Some(at)))
+                .execute(conn)
+                .map(drop)
+                .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn remove_factor(&self, account: AccountId, id: &str) -> Result<bool, RepoError> {
+        let account = account.to_string();
+        let id = id.to_owned();
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                let removed = diesel::delete(
+                    second_factors::table
+                        .filter(second_factors::account_id.eq(&account))
+                        .filter(second_factors::id.eq(&id)),
+                )
+                .execute(conn)?;
+                let left: i64 = second_factors::table
+                    .filter(second_factors::account_id.eq(&account))
+                    .count()
+                    .get_result(conn)?;
+                // Recovery codes stand in for a factor: without any factor they would be a
+                // way in that nothing else backs.
+                if left == 0 {
+                    diesel::delete(
+                        recovery_codes::table.filter(recovery_codes::account_id.eq(&account)),
+                    )
+                    .execute(conn)?;
+                }
+                Ok(removed > 0)
+            })
+            .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn remove_all_factors(&self, account: AccountId) -> Result<usize, RepoError> {
+        let account = account.to_string();
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                diesel::delete(
+                    recovery_codes::table.filter(recovery_codes::account_id.eq(&account)),
+                )
+                .execute(conn)?;
+                diesel::delete(
+                    second_factors::table.filter(second_factors::account_id.eq(&account)),
+                )
+                .execute(conn)
+            })
+            .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn recovery_codes(&self, account: AccountId) -> Result<Vec<String>, RepoError> {
+        let account = account.to_string();
+        self.run(move |conn| {
+            recovery_codes::table
+                .filter(recovery_codes::account_id.eq(&account))
+                .order(recovery_codes::code_hash.asc())
+                .select(recovery_codes::code_hash)
+                .load::<String>(conn)
+                .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        account: AccountId,
+        hashes: &[String],
+        at: OffsetDateTime,
+    ) -> Result<(), RepoError> {
+        let account = account.to_string();
+        let hashes = hashes.to_vec();
+        let at = to_unix(at);
+        self.run(move |conn| {
+            conn.transaction(|conn| insert_codes(conn, &account, &hashes, at))
+                .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, account: AccountId, hash: &str) -> Result<bool, RepoError> {
+        let account = account.to_string();
+        let hash = hash.to_owned();
+        self.run(move |conn| {
+            diesel::delete(recovery_codes::table.find((&account, &hash)))
+                .execute(conn)
+                .map(|n| n > 0)
+                .map_err(repo_error)
+        })
+        .await
+    }
+}
