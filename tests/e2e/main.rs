@@ -23,6 +23,7 @@ mod lockout;
 mod login;
 mod mail;
 mod metrics;
+mod mfa;
 mod oidc;
 mod oidc_flows;
 mod policy;

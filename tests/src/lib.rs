@@ -92,8 +92,13 @@ pub fn fast_settings() -> Settings {
     // Off: tests run in parallel and would all want port 9090; the metrics tests turn it on
     // at port 0 (`TestApp::metrics_address`).
     s.metrics.listen = String::new();
+    // Second factors on, as an institution that offers them: a key of the tests' own.
+    s.mfa.sealing_key = sesame_server::config::Secret::from(TEST_MFA_SEALING_KEY);
     s
 }
+
+/// The tests' `[mfa] sealing_key`: the id `test`, 32 bytes of 0x2a in base64.
+pub const TEST_MFA_SEALING_KEY: &str = "test:KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 
 /// Keeps the per-test database alive for the test's duration and removes it after.
 #[derive(Debug)]

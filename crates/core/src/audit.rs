@@ -105,6 +105,18 @@ pub enum AuditKind {
     AssistanceClosed,
     /// A disabled account was deleted at the end of its retention period.
     AccountDeleted,
+    // --- second factors ---
+    /// A second factor was enrolled (the details hold its kind and id, never its secret).
+    MfaEnrolled,
+    /// A second factor was removed (by the person, or every factor by the helpdesk).
+    MfaRemoved,
+    /// A login passed its second factor (the details say whether a recovery code was used).
+    MfaSucceeded,
+    /// A wrong second-factor answer after a correct password (the details hold the attempts
+    /// left, or the lock).
+    MfaFailed,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesRegenerated,
 }
 
 impl AuditKind {
@@ -156,6 +168,11 @@ impl AuditKind {
             Self::AssistanceRequested => "assistance.requested",
             Self::AssistanceClosed => "assistance.closed",
             Self::AccountDeleted => "account.deleted",
+            Self::MfaEnrolled => "mfa.enrolled",
+            Self::MfaRemoved => "mfa.removed",
+            Self::MfaSucceeded => "mfa.succeeded",
+            Self::MfaFailed => "mfa.failed",
+            Self::RecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
         }
     }
 }

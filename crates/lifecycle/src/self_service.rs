@@ -163,6 +163,21 @@ impl SelfService {
             .ok_or(RecoveryError::Refused(Refusal::Unknown))
     }
 
+    /// Checks the current password of `session`'s account before a sensitive change made
+    /// elsewhere (a second factor added or removed): as [`Self::change_password`] does, a
+    /// wrong one is a failed login (audited, counted toward the lockout).
+    ///
+    /// # Errors
+    /// [`RecoveryError::WrongPassword`], [`RecoveryError::Locked`], storage failures.
+    pub async fn confirm_password(
+        &self,
+        session: &SsoSession,
+        current: Password,
+        ip: Option<IpAddr>,
+    ) -> Result<(), RecoveryError> {
+        self.reauthenticate(session, current, ip).await
+    }
+
     /// Checks the current password with the login procedure: a wrong one is a failed login
     /// (audited, counted toward the lockout).
     async fn reauthenticate(

@@ -245,6 +245,17 @@ pub enum AccountAction {
         /// Login.
         login: String,
     },
+    /// List an account's second factors (authenticator applications) and recovery codes left.
+    MfaList {
+        /// Login.
+        login: String,
+    },
+    /// Remove every second factor and recovery code of an account (a lost phone, once the
+    /// person's identity is checked): the next login asks for the password only.
+    MfaReset {
+        /// Login.
+        login: String,
+    },
     /// Mail a new activation link to a provisioned account's recovery address. (There is no
     /// `reset-link`: a reset link's token lives in the session store, which a command does
     /// not share with the server in the embedded mode; use the console or the admin API.)
@@ -678,6 +689,45 @@ async fn account(
             println!(
                 "{} disabled; {} session(s) ended, {} application(s) sent a logout request",
                 done.account.login, done.sessions_ended, done.applications_notified
+            );
+        }
+        AccountAction::MfaList { login } => {
+            let login = parse_login(&login)?;
+            let account = services
+                .accounts_repo
+                .find_by_login(&login)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no account {login}"))?;
+            let factors = services.second_factors.list(account.id).await?;
+            if factors.is_empty() {
+                println!("{}: no second factor", account.login);
+            }
+            for f in &factors {
+                println!(
+                    "{}\t{}\t{:?}\tadded {}\tlast used {}",
+                    f.id,
+                    f.kind.as_str(),
+                    f.label,
+                    f.created_at,
+                    f.last_used_at
+                        .map_or_else(|| "never".to_owned(), |t| t.to_string())
+                );
+            }
+            if !factors.is_empty() {
+                let left = services
+                    .second_factors
+                    .recovery_codes_left(account.id)
+                    .await?;
+                println!("recovery codes left: {left}");
+            }
+        }
+        AccountAction::MfaReset { login } => {
+            let (account, removed) =
+                crate::operations::reset_second_factors(services, &parse_login(&login)?, "cli")
+                    .await?;
+            println!(
+                "{}: {removed} second factor(s) and the recovery codes removed; the next login asks for the password only",
+                account.login
             );
         }
         AccountAction::EndSessions { login } => {

@@ -375,3 +375,53 @@ pub fn import_report_lines(done: &ImportDone) -> Vec<String> {
     }
     lines
 }
+
+/// Why an operator could not reset a person's second factors.
+#[derive(Debug, thiserror::Error)]
+pub enum FactorResetError {
+    /// No account has this login.
+    #[error("no account {0}")]
+    UnknownAccount(String),
+    /// The database, the store or the audit trail failed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Removes every second factor and recovery code of `login`'s account (a lost phone, after the
+/// helpdesk checked the person's identity), audited as `mfa.removed` by `actor`. Returns the
+/// account and how many factors it had.
+///
+/// # Errors
+/// [`FactorResetError`].
+pub async fn reset_second_factors(
+    services: &Services,
+    login: &LoginName,
+    actor: &str,
+) -> Result<(Account, usize), FactorResetError> {
+    let unavailable = |e: &dyn std::fmt::Display| FactorResetError::Unavailable(e.to_string());
+    let account = services
+        .accounts_repo
+        .find_by_login(login)
+        .await
+        .map_err(|e| unavailable(&e))?
+        .ok_or_else(|| FactorResetError::UnknownAccount(login.to_string()))?;
+    let removed = services
+        .second_factors
+        .remove_all(account.id)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let event = sesame_core::audit::AuditEvent::new(
+        sesame_core::audit::AuditKind::MfaRemoved,
+        services.clock.now(),
+        actor,
+    )
+    .login(account.login.as_str())
+    .account(account.id)
+    .detail(serde_json::json!({ "all": true, "factors": removed }));
+    services
+        .audit
+        .record(event)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok((account, removed))
+}

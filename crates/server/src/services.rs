@@ -34,6 +34,7 @@ use sesame_mail::mailer::TemplatedMailer;
 use sesame_mail::templates::{MailTemplates, SiteInfo};
 use sesame_mail::transport::build_transport;
 use sesame_mail::worker::MailWorker;
+use sesame_mfa::factors::{SecondFactorRepo, SecondFactors};
 use sesame_protocol::cas::tickets::CasTickets;
 use sesame_protocol::oidc::clients::ClientRegistry;
 use sesame_protocol::oidc::codes::AuthorizationCodes;
@@ -62,6 +63,9 @@ pub enum StartupError {
     /// The argon2 parameters were refused.
     #[error("password_hashing: {0}")]
     Hashing(String),
+    /// The second factors' sealing key is invalid.
+    #[error("mfa: {0}")]
+    Mfa(String),
     /// The CAS service registry is invalid.
     #[error("cas.services: {0}")]
     Registry(String),
@@ -120,6 +124,10 @@ pub struct Services {
     pub authenticator: Authenticator,
     /// The browsers known for accounts (device cookies).
     pub devices: KnownDevices,
+    /// People's second factors (TOTP, recovery codes).
+    pub second_factors: SecondFactors,
+    /// Who must, may or may not use a second factor.
+    pub mfa_policy: sesame_mfa::policy::MfaPolicy,
     /// SSO sessions.
     pub sessions: SessionManager,
     /// Account administration.
@@ -256,7 +264,23 @@ impl Services {
         let activation_tokens: Arc<dyn ActivationTokenRepo> = database.clone();
         let helpdesk_repo: Arc<dyn HelpdeskRepo> = database.clone();
         let device_repo: Arc<dyn KnownDeviceRepo> = database.clone();
+        let factor_repo: Arc<dyn SecondFactorRepo> = database.clone();
         let consents: Arc<dyn ConsentRepo> = database;
+        let issuer = if settings.mfa.issuer.trim().is_empty() {
+            settings.ui.institution_name.clone()
+        } else {
+            settings.mfa.issuer.clone()
+        };
+        let second_factors = SecondFactors::new(
+            factor_repo,
+            Arc::clone(&store),
+            settings
+                .mfa
+                .sealer()
+                .map_err(|e| StartupError::Mfa(e.to_string()))?,
+            Arc::clone(&clock),
+            issuer,
+        );
         let devices = KnownDevices::new(
             Arc::clone(&device_repo),
             Arc::clone(&clock),
@@ -405,6 +429,8 @@ impl Services {
             store,
             authenticator,
             devices,
+            second_factors,
+            mfa_policy: settings.mfa.policy(),
             sessions,
             accounts,
             blocking,

@@ -67,6 +67,18 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
     ),
     ("charter.html", include_str!("../templates/charter.html")),
     (
+        "login_second_factor.html",
+        include_str!("../templates/login_second_factor.html"),
+    ),
+    (
+        "account_second_factor.html",
+        include_str!("../templates/account_second_factor.html"),
+    ),
+    (
+        "account_totp_enrol.html",
+        include_str!("../templates/account_totp_enrol.html"),
+    ),
+    (
         "reset_forgot.html",
         include_str!("../templates/reset_forgot.html"),
     ),

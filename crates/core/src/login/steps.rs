@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::methods::AuthnMethod;
+use super::methods::{AuthnMethod, FactorKind};
 use super::transaction::{Continuation, LoginTransaction};
 
 /// A step of a login.
@@ -18,6 +18,8 @@ use super::transaction::{Continuation, LoginTransaction};
 pub enum StepId {
     /// Enter the login and password (the first factor, which identifies the account).
     Password,
+    /// Prove a second factor the account enrolled (a TOTP code, or a recovery code).
+    SecondFactor,
     /// Accept the IT charter in force (`[lifecycle.charter] version` changed).
     AcceptCharter,
     /// Consent to what the OpenID Connect client the login is for asks (OpenID Connect
@@ -30,6 +32,7 @@ impl StepId {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Password => "password",
+            Self::SecondFactor => "second_factor",
             Self::AcceptCharter => "accept_charter",
             Self::Consent => "consent",
         }
@@ -43,6 +46,8 @@ pub struct AccountFacts {
     /// An unblock voided the password: a correct one proves nothing (it may be the one a
     /// phisher typed) and leads only to the page on setting a new one.
     pub password_voided: bool,
+    /// The account has enrolled a second factor: whoever did is always asked for it.
+    pub second_factor_enrolled: bool,
     /// A charter version the account has not accepted is in force.
     pub charter_pending: bool,
     /// The OpenID Connect client this login is for needs a consent the account has not
@@ -80,6 +85,24 @@ impl LoginStep for PasswordStep {
     }
 }
 
+/// The second factor: due for an account that enrolled one, until a possession factor (a
+/// TOTP code, a key) is recorded in the transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct SecondFactorStep;
+
+impl LoginStep for SecondFactorStep {
+    fn id(&self) -> StepId {
+        StepId::SecondFactor
+    }
+    fn is_due(&self, facts: &AccountFacts, tx: &LoginTransaction) -> bool {
+        facts.second_factor_enrolled
+            && !tx
+                .factors
+                .iter()
+                .any(|f| f.method.factor() == FactorKind::Possession)
+    }
+}
+
 /// The charter: due while a version the account has not accepted is in force.
 #[derive(Debug, Clone, Copy)]
 pub struct AcceptCharterStep;
@@ -114,6 +137,7 @@ impl LoginStep for StepId {
     fn is_due(&self, facts: &AccountFacts, tx: &LoginTransaction) -> bool {
         match self {
             Self::Password => PasswordStep.is_due(facts, tx),
+            Self::SecondFactor => SecondFactorStep.is_due(facts, tx),
             Self::AcceptCharter => AcceptCharterStep.is_due(facts, tx),
             Self::Consent => ConsentStep.is_due(facts, tx),
         }
@@ -132,10 +156,15 @@ impl LoginPlan {
         Self { steps }
     }
 
-    /// Today's plan before the session opens: the password, then the charter. A second
-    /// factor goes after the password; a required action after the factors.
+    /// Today's plan before the session opens: the password, the second factor (for whoever
+    /// enrolled one), then the charter: the required actions come after the factors, so that
+    /// nothing is asked of a person before they are known to be who they say.
     pub fn standard() -> Self {
-        Self::new(vec![StepId::Password, StepId::AcceptCharter])
+        Self::new(vec![
+            StepId::Password,
+            StepId::SecondFactor,
+            StepId::AcceptCharter,
+        ])
     }
 
     /// The steps once the session is open, before the protocol answers: an OpenID Connect
@@ -237,6 +266,7 @@ mod tests {
     fn a_voided_password_refuses_after_a_correct_one_only() {
         let facts = AccountFacts {
             password_voided: true,
+            second_factor_enrolled: true,
             charter_pending: true,
             consent_pending: true,
         };
@@ -278,6 +308,32 @@ mod tests {
             Ok(vec![StepId::Consent])
         );
         assert_eq!(StepId::Consent.as_str(), "consent");
+    }
+
+    #[test]
+    fn an_enrolled_second_factor_comes_after_the_password_and_before_the_charter() {
+        let facts = AccountFacts {
+            second_factor_enrolled: true,
+            charter_pending: true,
+            ..AccountFacts::default()
+        };
+        assert_eq!(
+            LoginPlan::standard().due(&facts, &after_password()),
+            Ok(vec![StepId::SecondFactor, StepId::AcceptCharter])
+        );
+        // A code done: only the charter remains.
+        let mut tx = after_password();
+        tx.factors.push(AuthnRecord::new(AuthnMethod::Otp, T0));
+        assert_eq!(
+            LoginPlan::standard().due(&facts, &tx),
+            Ok(vec![StepId::AcceptCharter])
+        );
+        assert_eq!(tx.authentication().amr(), vec!["pwd", "otp", "mfa"]);
+        // Not enrolled: never asked.
+        assert_eq!(
+            LoginPlan::standard().due(&AccountFacts::default(), &after_password()),
+            Ok(vec![])
+        );
     }
 
     #[test]

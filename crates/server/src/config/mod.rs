@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod log;
 pub mod mail;
 pub mod metrics;
+pub mod mfa;
 pub mod oidc;
 pub mod password_hashing;
 pub mod recovery;
@@ -38,6 +39,7 @@ pub use self::lifecycle::LifecycleSettings;
 pub use self::log::LogSettings;
 pub use self::mail::MailSettings;
 pub use self::metrics::MetricsSettings;
+pub use self::mfa::MfaSettings;
 pub use self::oidc::OidcSettings;
 pub use self::password_hashing::HashingSettings;
 pub use self::secret::Secret;
@@ -89,6 +91,9 @@ pub struct Settings {
     /// The helpdesk: where assistance requests go, and the form's flood limits.
     #[serde(default)]
     pub helpdesk: HelpdeskSettings,
+    /// Second factors: the sealing key, the policy per affiliation.
+    #[serde(default)]
+    pub mfa: MfaSettings,
     /// Prometheus metrics listener.
     pub metrics: MetricsSettings,
 }
@@ -302,6 +307,7 @@ impl Settings {
             );
         }
         self.helpdesk.validate()?;
+        self.mfa.validate()?;
         if !self.metrics.listen.trim().is_empty() {
             match self.metrics.listen.parse::<SocketAddr>() {
                 Ok(addr)

@@ -54,6 +54,12 @@ async fn account_facts(state: &AppState, account: &Account) -> Result<AccountFac
             ..AccountFacts::default()
         });
     }
+    let second_factor_enrolled = state
+        .services
+        .second_factors
+        .enrolled(account.id)
+        .await
+        .map_err(|e| format!("cannot tell whether a second factor is enrolled: {e}"))?;
     let charter_pending = state
         .services
         .activation
@@ -62,6 +68,7 @@ async fn account_facts(state: &AppState, account: &Account) -> Result<AccountFac
         .map_err(|e| format!("cannot tell whether the charter is pending: {e}"))?;
     Ok(AccountFacts {
         password_voided,
+        second_factor_enrolled,
         charter_pending,
         // Asked once the session is open (`LoginPlan::after_session`), not before.
         consent_pending: false,
@@ -186,11 +193,12 @@ pub async fn next_or_finish(
             return state.unavailable(req, lang);
         }
     };
-    let Some(tx) = taken else {
+    if taken.is_none() {
         // Already taken (a second submission) or gone.
         return expired(state, req, lang);
-    };
-    let response = open_session_and_continue(state, req, lang, &account, &tx).await;
+    }
+    // `next` is the stored transaction with what the step just did (a factor recorded).
+    let response = open_session_and_continue(state, req, lang, &account, &next).await;
     // The response may name a transaction of its own (a consent after the session opened):
     // only the finished one's cookie is removed, by being replaced.
     if response

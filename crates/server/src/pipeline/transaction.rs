@@ -20,6 +20,7 @@ pub(crate) fn step_path(step: StepId) -> &'static str {
     match step {
         // The password is the login form itself.
         StepId::Password => "/cas/login",
+        StepId::SecondFactor => "/login/second-factor",
         StepId::AcceptCharter => "/charter",
         StepId::Consent => "/authorize/consent",
     }

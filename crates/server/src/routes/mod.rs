@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod account_page;
+pub mod account_second_factor;
 pub mod activation;
 pub mod admin;
 pub mod assets;
@@ -14,6 +15,7 @@ pub mod login;
 pub mod logout;
 pub mod oidc;
 pub mod password_reset;
+pub mod second_factor;
 
 use actix_web::http::Method;
 use actix_web::middleware::from_fn;
@@ -56,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/health/ready", web::get().to(health::ready));
     cfg.configure(password_reset::configure)
         .configure(account_page::configure)
+        .configure(account_second_factor::configure)
         .configure(helpdesk_console::configure);
     cfg.route("/", web::get().to(root))
         .route("/cas/logout", web::get().to(logout::logout))
@@ -111,6 +114,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/static/{name}", web::get().to(assets::static_file))
         .configure(activation::configure)
+        .route("/login/second-factor", web::get().to(second_factor::show))
+        .route(
+            "/login/second-factor",
+            web::post().to(second_factor::submit),
+        )
         .route("/charter", web::get().to(charter::show_charter))
         .route("/charter", web::post().to(charter::submit_charter))
         .configure(assistance::configure)

@@ -1,0 +1,188 @@
+//! `GET|POST /login/second-factor`: the [`StepId::SecondFactor`] step of a login transaction,
+//! after a correct password, for a person who enrolled a second factor: a code from their
+//! authenticator application, or one of their recovery codes. Once it passes, the transaction
+//! records an `otp` factor with its time (the session's `amr` then says `pwd otp mfa`) and
+//! [`steps::next_or_finish`] goes on.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use sesame_core::audit::{AuditEvent, AuditKind};
+use sesame_core::i18n::Lang;
+use sesame_core::login::methods::{AuthnMethod, AuthnRecord};
+use sesame_core::login::steps::StepId;
+use sesame_mfa::factors::Verification;
+
+use crate::pipeline::{steps, transaction};
+use crate::web::AppState;
+
+/// `?lang=`
+#[derive(Debug, Deserialize)]
+pub struct SecondFactorQuery {
+    lang: Option<String>,
+}
+
+/// The code form.
+#[derive(Deserialize)]
+pub struct SecondFactorForm {
+    code: Option<String>,
+    lang: Option<String>,
+}
+
+impl std::fmt::Debug for SecondFactorForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecondFactorForm").finish_non_exhaustive()
+    }
+}
+
+fn page(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    status: StatusCode,
+    error: Option<String>,
+    warning: Option<String>,
+) -> HttpResponse {
+    state.page(
+        status,
+        "login_second_factor.html",
+        lang,
+        req,
+        minijinja::context! { error => error, warning => warning },
+    )
+}
+
+/// `GET /login/second-factor`
+pub async fn show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<SecondFactorQuery>,
+) -> HttpResponse {
+    let lang = state.lang(&req, query.lang.as_deref());
+    match transaction::parked_at(&state, &req, lang, StepId::SecondFactor).await {
+        Ok(_) => page(&state, &req, lang, StatusCode::OK, None, None),
+        Err(response) => response,
+    }
+}
+
+/// `POST /login/second-factor`
+pub async fn submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<SecondFactorForm>,
+) -> HttpResponse {
+    let lang = state.lang(&req, form.lang.as_deref());
+    let mut parked = match transaction::parked_at(&state, &req, lang, StepId::SecondFactor).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let text = |key: &str| state.renderer.text(lang, key);
+    let typed = form.code.as_deref().unwrap_or_default();
+    if typed.trim().is_empty() {
+        let msg = text("second_factor_error_missing");
+        return page(&state, &req, lang, StatusCode::BAD_REQUEST, Some(msg), None);
+    }
+    let account = match parked.tx.identified {
+        Some(id) => state.services.accounts_repo.find_by_id(id).await,
+        None => Ok(None),
+    };
+    let account = match account {
+        Ok(Some(a)) => a,
+        Ok(None) => return transaction::expired(&state, &req, lang),
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable at the second factor");
+            return state.unavailable(&req, lang);
+        }
+    };
+    let verification = match state
+        .services
+        .second_factors
+        .verify(account.id, typed)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            // Fail closed: a factor that cannot be checked lets nobody in.
+            tracing::error!(error = %e, "cannot check a second factor");
+            return state.unavailable(&req, lang);
+        }
+    };
+    let now = state.services.clock.now();
+    let event = |kind: AuditKind, detail: serde_json::Value| {
+        AuditEvent::new(kind, now, "self")
+            .login(account.login.as_str())
+            .account(account.id)
+            .ip(state.client_ip(&req))
+            .detail(detail)
+    };
+    let (record, answer) = match verification {
+        Verification::Totp => (
+            event(
+                AuditKind::MfaSucceeded,
+                serde_json::json!({ "with": "totp" }),
+            ),
+            None,
+        ),
+        Verification::RecoveryCode { left } => (
+            event(
+                AuditKind::MfaSucceeded,
+                serde_json::json!({ "with": "recovery_code", "left": left }),
+            ),
+            None,
+        ),
+        Verification::Wrong { attempts_left } => {
+            let warning = text(if attempts_left == 1 {
+                "login_last_attempt_warning"
+            } else {
+                "login_attempts_left_warning"
+            })
+            .replace("{n}", &attempts_left.to_string());
+            (
+                event(
+                    AuditKind::MfaFailed,
+                    serde_json::json!({ "attempts_left": attempts_left }),
+                ),
+                Some(page(
+                    &state,
+                    &req,
+                    lang,
+                    StatusCode::UNAUTHORIZED,
+                    Some(text("second_factor_error_wrong")),
+                    Some(warning),
+                )),
+            )
+        }
+        Verification::Locked { until } => {
+            // The login ends here: starting again goes through the password and the lock.
+            transaction::discard(&state, &parked).await;
+            let message =
+                text("second_factor_error_locked").replace("{time}", &state.local_time(until));
+            let page = state.page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "error.html",
+                lang,
+                &req,
+                minijinja::context! { title => text("error_title"), message => message },
+            );
+            (
+                event(
+                    AuditKind::MfaFailed,
+                    serde_json::json!({ "locked_until": until.unix_timestamp() }),
+                ),
+                Some(transaction::without_cookie(&state, page)),
+            )
+        }
+    };
+    if let Err(e) = state.services.audit.record(record).await {
+        tracing::error!(error = %e, "could not record a second-factor answer");
+        return state.unavailable(&req, lang);
+    }
+    if let Some(answer) = answer {
+        return answer;
+    }
+    parked
+        .tx
+        .factors
+        .push(AuthnRecord::new(AuthnMethod::Otp, now));
+    steps::next_or_finish(&state, &req, lang, parked).await
+}

@@ -1,0 +1,441 @@
+//! Second factors (issue 15): a person enrols an authenticator application on the account page,
+//! and logins then ask for its code after the password. The codes are computed by pyotp, an
+//! implementation independent of Sesame's, at the app's (manual) clock.
+
+use std::process::Command;
+
+use sesame_core::clock::Clock;
+
+use sesame_tests::oidc::hidden_field;
+use sesame_tests::{browser, cas_service, unique_login, TestApp, GOOD_PASSWORD};
+
+const APP: &str = "https://moodle.univ.example.org/";
+
+/// The TOTP code pyotp computes for `secret` (base32, as the page shows it) at `unix`.
+fn pyotp(secret: &str, unix: i64) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import pyotp, sys; print(pyotp.TOTP(sys.argv[1].replace(' ', '')).at(int(sys.argv[2])))",
+            secret,
+            &unix.to_string(),
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "pyotp (pip install pyotp): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+fn between<'a>(html: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = html.find(start)? + start.len();
+    let to = html[from..].find(end)? + from;
+    Some(&html[from..to])
+}
+
+fn recovery_codes(html: &str) -> Vec<String> {
+    let Some(list) = between(html, "id=\"recovery-code-list\">", "</ul>") else {
+        return Vec::new();
+    };
+    list.split("<code>")
+        .skip(1)
+        .filter_map(|c| c.split("</code>").next())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn get(b: &reqwest::Client, url: &str) -> (u16, String) {
+    let res = b.get(url).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// Enrols a TOTP application for the person logged in with `b`; returns the secret and the
+/// recovery codes shown.
+async fn enrol(app: &TestApp, b: &reqwest::Client) -> (String, Vec<String>) {
+    let (status, page) = get(b, &format!("{}/account/second-factor", app.address)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"no-factor\""), "{page}");
+    let csrf = hidden_field(&page, "csrf").unwrap();
+    let res = b
+        .post(format!("{}/account/second-factor/totp", app.address))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<svg"), "the QR code is drawn inline");
+    let secret = between(&html, "id=\"totp-secret\">", "</code>")
+        .unwrap()
+        .to_owned();
+    let enrolment = hidden_field(&html, "enrolment").unwrap();
+    let now = app.clock.now().unix_timestamp();
+    let confirm = |code: String, password: &'static str| {
+        let form = vec![
+            ("csrf", csrf.clone()),
+            ("enrolment", enrolment.clone()),
+            ("label", "Téléphone".to_owned()),
+            ("code", code),
+            ("current", password.to_owned()),
+        ];
+        let req = b
+            .post(format!(
+                "{}/account/second-factor/totp/confirm",
+                app.address
+            ))
+            .form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    // Without the password, the right code adds nothing (a lab PC's open session).
+    let res = confirm(pyotp(&secret, now), "not the password").await;
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("id=\"totp-secret\""));
+    // With it, a wrong code adds nothing either; the right one does.
+    let right = pyotp(&secret, now);
+    let wrong: String = right
+        .bytes()
+        .map(|c| char::from(b'0' + (c - b'0' + 5) % 10))
+        .collect();
+    let res = confirm(wrong, GOOD_PASSWORD).await;
+    assert_eq!(res.status(), 400);
+    let res = confirm(right, GOOD_PASSWORD).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"factor-list\""), "{html}");
+    assert!(html.contains("Téléphone"));
+    let codes = recovery_codes(&html);
+    assert_eq!(codes.len(), 10, "{html}");
+    // Shown once: the page does not show them again.
+    let (_, again) = get(b, &format!("{}/account/second-factor", app.address)).await;
+    assert!(recovery_codes(&again).is_empty());
+    assert!(again.contains("id=\"codes-left\""), "{again}");
+    (secret, codes)
+}
+
+/// Logs in with the password in a new browser: the answer must be the second-factor step.
+async fn password_then_step(app: &TestApp, login: &str) -> reqwest::Client {
+    let b = browser();
+    let res = app.login_with(&b, login, GOOD_PASSWORD, false).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        location(&res),
+        format!("{}/login/second-factor", app.address)
+    );
+    // No session yet: the account page still sends to the login.
+    let res = b
+        .get(format!("{}/account", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&res).contains("/cas/login"), "{}", location(&res));
+    let (status, page) = get(&b, &format!("{}/login/second-factor", app.address)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("autocomplete=\"one-time-code\""), "{page}");
+    b
+}
+
+async fn answer(app: &TestApp, b: &reqwest::Client, code: &str) -> reqwest::Response {
+    b.post(format!("{}/login/second-factor", app.address))
+        .form(&[("code", code)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a64_a68_an_enrolled_person_logs_in_with_the_password_and_a_code_that_serves_once() {
+    let app = TestApp::spawn().await;
+    let login = unique_login("mfa");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    assert_eq!(
+        app.login_with(&b, &login, GOOD_PASSWORD, false)
+            .await
+            .status(),
+        303
+    );
+    let (secret, _) = enrol(&app, &b).await;
+    assert!(app
+        .audit_kinds(&login)
+        .await
+        .contains(&"mfa.enrolled".to_owned()));
+
+    // The code of the enrolment is used; the next step's (±1 step allowed) opens a login.
+    let person = password_then_step(&app, &login).await;
+    let next_step = pyotp(&secret, app.clock.now().unix_timestamp() + 30);
+    let res = answer(&app, &person, &next_step).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), format!("{}/cas/login", app.address));
+    let (_, page) = get(&person, &format!("{}/cas/login", app.address)).await;
+    assert!(page.contains(&login), "logged in: {page}");
+    assert!(app
+        .audit_kinds(&login)
+        .await
+        .contains(&"mfa.succeeded".to_owned()));
+
+    // The same code again, from another browser with the password: refused.
+    let thief = password_then_step(&app, &login).await;
+    let res = answer(&app, &thief, &next_step).await;
+    assert_eq!(res.status(), 401);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("id=\"attempts-warning\""));
+    // The step cannot be skipped: the account page and a service get nothing.
+    let res = thief
+        .get(format!("{}/account", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&res).contains("/cas/login"));
+}
+
+#[tokio::test]
+async fn a67_a_recovery_code_replaces_the_phone_once() {
+    let app = TestApp::spawn().await;
+    let login = unique_login("mfarc");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    let (_, codes) = enrol(&app, &b).await;
+    let person = password_then_step(&app, &login).await;
+    // Typed in capitals with spaces instead of dashes, as people do.
+    let typed = codes[0].to_uppercase().replace('-', " ");
+    let res = answer(&app, &person, &typed).await;
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    let other = password_then_step(&app, &login).await;
+    let res = answer(&app, &other, &codes[0]).await;
+    assert_eq!(res.status(), 401);
+    let (_, page) = get(&person, &format!("{}/account/second-factor", app.address)).await;
+    assert!(page.contains("id=\"codes-left\">"), "{page}");
+    assert!(
+        between(&page, "id=\"codes-left\">", "</p>")
+            .unwrap()
+            .ends_with(" 9"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a63_five_wrong_codes_end_the_login_and_lock_the_factor_not_the_password() {
+    let app = TestApp::spawn().await;
+    let login = unique_login("mfalock");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    let (secret, _) = enrol(&app, &b).await;
+    let attacker = password_then_step(&app, &login).await;
+    for _ in 0..4 {
+        let res = answer(&app, &attacker, "abcd-efgh-jkmn-pqrs").await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = answer(&app, &attacker, "abcd-efgh-jkmn-pqrs").await;
+    assert_eq!(res.status(), 429);
+    // The transaction is gone: no sixth try on it.
+    let res = answer(&app, &attacker, "123456").await;
+    assert_eq!(res.status(), 403);
+    // The password still opens the step (no password lock), but the factor is locked, even
+    // for the right code, until the lock is over.
+    let person = password_then_step(&app, &login).await;
+    let now = app.clock.now().unix_timestamp();
+    let res = answer(&app, &person, &pyotp(&secret, now + 30)).await;
+    assert_eq!(res.status(), 429);
+    app.clock.advance(time::Duration::minutes(16));
+    let person = password_then_step(&app, &login).await;
+    let now = app.clock.now().unix_timestamp();
+    let res = answer(&app, &person, &pyotp(&secret, now)).await;
+    assert_eq!(res.status(), 303);
+    let kinds = app.audit_kinds(&login).await;
+    assert!(kinds.contains(&"mfa.failed".to_owned()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn a65_a66_adding_or_removing_a_factor_and_new_recovery_codes_need_the_password() {
+    let app = TestApp::spawn().await;
+    let login = unique_login("mfapw");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    // `enrol` checks that the right code without the password adds nothing (A65).
+    let (_, codes) = enrol(&app, &b).await;
+    let (_, page) = get(&b, &format!("{}/account/second-factor", app.address)).await;
+    let csrf = hidden_field(&page, "csrf").unwrap();
+    let id = hidden_field(&page, "id").unwrap();
+    let post = |path: &'static str, password: &'static str| {
+        let form = [
+            ("csrf", csrf.clone()),
+            ("id", id.clone()),
+            ("current", password.to_owned()),
+        ];
+        let req = b
+            .post(format!("{}/account/second-factor/{path}", app.address))
+            .form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    let res = post("remove", "not the password").await;
+    assert_eq!(res.status(), 401);
+    let res = post("recovery-codes", "not the password").await;
+    assert_eq!(res.status(), 401);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("id=\"factor-list\""),
+        "the factor stays: {html}"
+    );
+    assert!(recovery_codes(&html).is_empty(), "no new codes");
+    // The old codes still work: nothing was regenerated.
+    let person = password_then_step(&app, &login).await;
+    assert_eq!(answer(&app, &person, &codes[1]).await.status(), 303);
+    // With the password: new codes (the old ones void), then the factor goes.
+    let res = post("recovery-codes", GOOD_PASSWORD).await;
+    assert_eq!(res.status(), 200);
+    let fresh = recovery_codes(&res.text().await.unwrap());
+    assert_eq!(fresh.len(), 10);
+    let person = password_then_step(&app, &login).await;
+    assert_eq!(answer(&app, &person, &codes[2]).await.status(), 401);
+    assert_eq!(answer(&app, &person, &fresh[0]).await.status(), 303);
+    let res = post("remove", GOOD_PASSWORD).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("id=\"no-factor\""));
+    let kinds = app.audit_kinds(&login).await;
+    assert!(kinds.contains(&"mfa.removed".to_owned()), "{kinds:?}");
+    // Without a factor the password alone logs in again.
+    let res = app
+        .login_with(&browser(), &login, GOOD_PASSWORD, false)
+        .await;
+    assert_eq!(location(&res), format!("{}/cas/login", app.address));
+}
+
+#[tokio::test]
+async fn a_cas_service_learns_that_the_login_used_two_factors() {
+    let app = TestApp::builder()
+        .with(|s| s.cas.services.push(cas_service("moodle", APP, "")))
+        .spawn()
+        .await;
+    let login = unique_login("mfacas");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    let (secret, _) = enrol(&app, &b).await;
+    let person = browser();
+    let service = format!("{APP}course/view.php?id=7");
+    let service_enc: String = url::form_urlencoded::byte_serialize(service.as_bytes()).collect();
+    let (_, page) = get(
+        &person,
+        &format!("{}/cas/login?service={service_enc}", app.address),
+    )
+    .await;
+    let lt = sesame_tests::extract_lt(&page).unwrap();
+    let res = person
+        .post(format!("{}/cas/login?service={service_enc}", app.address))
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    // No ticket before the second factor.
+    assert_eq!(
+        location(&res),
+        format!("{}/login/second-factor", app.address)
+    );
+    let code = pyotp(&secret, app.clock.now().unix_timestamp() + 30);
+    let res = answer(&app, &person, &code).await;
+    let to_service = location(&res);
+    assert!(to_service.starts_with(&service), "{to_service}");
+    let ticket = to_service.split("ticket=").nth(1).unwrap().to_owned();
+    let xml = reqwest::get(format!(
+        "{}/cas/p3/serviceValidate?service={service_enc}&ticket={ticket}",
+        app.address
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let values = |name: &str| -> Vec<String> {
+        doc.descendants()
+            .filter(|n| n.tag_name().name() == name)
+            .filter_map(|n| n.text().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(values("user"), vec![login.clone()], "{xml}");
+    let methods = values("authenticationMethod");
+    assert!(methods.contains(&"pwd".to_owned()), "{xml}");
+    assert!(methods.contains(&"otp".to_owned()), "{xml}");
+    assert!(values("successfulAuthenticationHandlers")
+        .contains(&"SesameOtpAuthenticationHandler".to_owned()));
+}
+
+#[tokio::test]
+async fn without_a_sealing_key_the_account_page_offers_no_second_factor() {
+    let app = TestApp::builder()
+        .with(|s| s.mfa.sealing_key = sesame_server::config::Secret::default())
+        .spawn()
+        .await;
+    let login = unique_login("mfaoff");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    let (status, page) = get(&b, &format!("{}/account/second-factor", app.address)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"mfa-off\""), "{page}");
+    assert!(!page.contains("id=\"add-totp\""));
+    // And a login without a factor is unchanged.
+    let res = app
+        .login_with(&browser(), &login, GOOD_PASSWORD, false)
+        .await;
+    assert_eq!(location(&res), format!("{}/cas/login", app.address));
+}
+
+#[tokio::test]
+async fn the_helpdesk_removes_a_lost_phone_with_the_command_line() {
+    let app = TestApp::spawn().await;
+    let login = unique_login("mfacli");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    enrol(&app, &b).await;
+    let cli = crate::cli::Cli::for_app(&app);
+    let out = cli.run(&["account", "mfa-list", &login], None);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        listed.contains("totp") && listed.contains("Téléphone"),
+        "{listed}"
+    );
+    assert!(listed.contains("recovery codes left: 10"), "{listed}");
+    let out = cli.run(&["account", "mfa-reset", &login], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 second factor(s)"));
+    // The next login asks for the password only.
+    let res = app
+        .login_with(&browser(), &login, GOOD_PASSWORD, false)
+        .await;
+    assert_eq!(location(&res), format!("{}/cas/login", app.address));
+    let kinds = app.audit_kinds(&login).await;
+    assert!(kinds.contains(&"mfa.removed".to_owned()), "{kinds:?}");
+    let out = cli.run(&["account", "mfa-reset", "nobody.here"], None);
+    assert!(!out.status.success());
+}
