@@ -439,3 +439,191 @@ async fn the_helpdesk_removes_a_lost_phone_with_the_command_line() {
     let out = cli.run(&["account", "mfa-reset", "nobody.here"], None);
     assert!(!out.status.success());
 }
+
+// ----- step-up ----------------------------------------------------------------------------
+
+const CB: &str = "https://portal.univ.example.org/callback";
+const SECRET: &str = "portal-secret-with-enough-entropy-0123456789";
+const REFEDS_MFA: &str = "https://refeds.org/profile/mfa";
+
+fn portal(extra: &str) -> sesame_protocol::oidc::clients::OidcClient {
+    let text = format!(
+        "client_id = \"portal\"\nname = \"Portail\"\nredirect_uris = [\"{CB}\"]\nfirst_party = true\nclient_secret_sha256 = \"{}\"\n{extra}\n",
+        sesame_core::random::sha256_hex(SECRET)
+    );
+    toml::from_str(&text).unwrap()
+}
+
+fn authorize(app: &TestApp, extra: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&format!("{}/authorize", app.address)).unwrap();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", "portal")
+            .append_pair("redirect_uri", CB)
+            .append_pair("scope", "openid")
+            .append_pair("state", "s")
+            .append_pair("nonce", "n");
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+    }
+    url.into()
+}
+
+/// The ID token's claims for the code in `redirect`.
+async fn id_token_of(app: &TestApp, redirect: &str) -> serde_json::Value {
+    let code = sesame_tests::oidc::query_param(redirect, "code").expect("a code");
+    let res = reqwest::Client::new()
+        .post(format!("{}/token", app.address))
+        .basic_auth("portal", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CB),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let jwt = body["id_token"].as_str().unwrap();
+    let payload = sesame_tests::oidc::base64_url_decode(jwt.split('.').nth(1).unwrap());
+    serde_json::from_slice(&payload).unwrap()
+}
+
+#[tokio::test]
+async fn a_client_asking_for_mfa_steps_a_password_session_up_and_learns_it_from_acr_and_amr() {
+    let app = sesame_tests::oidc::oidc_app(vec![portal("")]).await;
+    let login = unique_login("mfaacr");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    // A session opened with the password only, then a factor added on the account page.
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    let (secret, _) = enrol(&app, &b).await;
+
+    // Without acr_values the password session suffices, and no acr is said.
+    let res = b.get(authorize(&app, &[])).send().await.unwrap();
+    let plain = id_token_of(&app, &location(&res)).await;
+    assert_eq!(plain["amr"], serde_json::json!(["pwd"]), "{plain}");
+    assert!(plain.get("acr").is_none(), "{plain}");
+
+    // acr_values=REFEDS MFA: no password again, the code step only.
+    let res = b
+        .get(authorize(&app, &[("acr_values", REFEDS_MFA)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&res),
+        format!("{}/login/second-factor", app.address)
+    );
+    // prompt=none cannot step up: interaction_required, no page.
+    let res = b
+        .get(authorize(
+            &app,
+            &[("acr_values", REFEDS_MFA), ("prompt", "none")],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        sesame_tests::oidc::query_param(&location(&res), "error").as_deref(),
+        Some("interaction_required")
+    );
+    let code = pyotp(&secret, app.clock.now().unix_timestamp() + 30);
+    let res = answer(&app, &b, &code).await;
+    let redirect = location(&res);
+    assert!(redirect.starts_with(CB), "{redirect}");
+    // The same session, stepped up: no new session cookie.
+    assert!(
+        !sesame_tests::set_cookies(&res)
+            .iter()
+            .any(|c| c.starts_with("sesame_tgc=")),
+        "{:?}",
+        sesame_tests::set_cookies(&res)
+    );
+    let claims = id_token_of(&app, &redirect).await;
+    assert_eq!(claims["acr"], REFEDS_MFA, "{claims}");
+    let amr: Vec<String> = serde_json::from_value(claims["amr"].clone()).unwrap();
+    assert_eq!(amr, ["pwd", "otp", "mfa"], "{claims}");
+    // Asked again, the stepped-up session answers at once.
+    let res = b
+        .get(authorize(&app, &[("acr_values", REFEDS_MFA)]))
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&res).starts_with(CB), "{}", location(&res));
+}
+
+#[tokio::test]
+async fn a_service_that_requires_mfa_steps_up_an_enrolled_person_and_sends_others_to_enrol() {
+    let app = TestApp::builder()
+        .with(|s| {
+            s.cas
+                .services
+                .push(cas_service("payroll", APP, "require_mfa = true"));
+        })
+        .spawn()
+        .await;
+    let service = format!("{APP}payslips");
+    let service_enc: String = url::form_urlencoded::byte_serialize(service.as_bytes()).collect();
+    let cas_login = format!("{}/cas/login?service={service_enc}", app.address);
+
+    // An enrolled person with a password-only session: the code step, then the ticket.
+    let login = unique_login("mfastep");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    let (secret, _) = enrol(&app, &b).await;
+    let res = b.get(&cas_login).send().await.unwrap();
+    assert_eq!(
+        location(&res),
+        format!("{}/login/second-factor", app.address)
+    );
+    let res = answer(
+        &app,
+        &b,
+        &pyotp(&secret, app.clock.now().unix_timestamp() + 30),
+    )
+    .await;
+    let to_service = location(&res);
+    assert!(to_service.starts_with(&service), "{to_service}");
+    // SSO from then on, without a code.
+    let res = b.get(&cas_login).send().await.unwrap();
+    assert!(location(&res).starts_with(&service), "{}", location(&res));
+
+    // Someone without a factor: no ticket, the page on turning it on, whether the session
+    // exists already or the login is made for the service.
+    let other = unique_login("mfanone");
+    app.create_user(&other, GOOD_PASSWORD).await;
+    let c = browser();
+    app.login_with(&c, &other, GOOD_PASSWORD, false).await;
+    let res = c.get(&cas_login).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("id=\"mfa-required\""), "{page}");
+    assert!(page.contains("/account/second-factor"));
+    let d = browser();
+    let (_, form) = get(&d, &cas_login).await;
+    let lt = sesame_tests::extract_lt(&form).unwrap();
+    let res = d
+        .post(&cas_login)
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", other.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(location(&res).is_empty());
+    // authn_method=mfa asks the same of a service that does not require it.
+    let moodle = format!(
+        "{}/cas/login?service={service_enc}&authn_method=mfa",
+        app.address
+    );
+    let res = c.get(&moodle).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+}

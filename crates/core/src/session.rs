@@ -319,6 +319,36 @@ impl SessionManager {
         Ok(Some(session))
     }
 
+    /// Records that the person of the session `cookie_value` has just authenticated again
+    /// (a second factor added for a step-up): its methods become `methods` and its
+    /// authentication time theirs; the identifier, the lifetime and the attachments stay.
+    /// `None` if the session is no longer live.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn reauthenticated(
+        &self,
+        cookie_value: &str,
+        methods: Authentication,
+    ) -> Result<Option<SsoSession>, StoreError> {
+        let key = session_key(cookie_value);
+        let Some(raw) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        let mut session = decode_session(&raw)?;
+        let now = self.clock.now();
+        if !self.is_live_at(&session, now) {
+            return Ok(None);
+        }
+        session.authenticated_at = methods.last_at().unwrap_or(now);
+        session.methods = methods;
+        session.last_seen_at = now;
+        self.store
+            .put(&key, &encode(&session)?, self.ttl(&session, now))
+            .await?;
+        Ok(Some(session))
+    }
+
     /// Ends the session designated by `cookie_value`; returns it if it was live.
     ///
     /// # Errors

@@ -92,6 +92,11 @@ pub struct RegisteredService {
     /// `false`: credentials are asked every time, whatever the SSO session.
     #[serde(default = "yes")]
     pub sso: bool,
+    /// `true`: tickets only for sessions with a second factor (REFEDS MFA); a session with
+    /// the password alone is stepped up (the person types a code), a person without a
+    /// factor is asked to add one first.
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 /// Why a `service` URL was refused by [`parse_service_url`].
@@ -513,6 +518,7 @@ mod tests {
             logout_url: None,
             logout_type: LogoutType::default(),
             sso: true,
+            require_mfa: false,
         }
     }
 

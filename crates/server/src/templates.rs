@@ -75,6 +75,10 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/account_second_factor.html"),
     ),
     (
+        "mfa_required.html",
+        include_str!("../templates/mfa_required.html"),
+    ),
+    (
         "account_totp_enrol.html",
         include_str!("../templates/account_totp_enrol.html"),
     ),

@@ -43,6 +43,9 @@ pub enum Continuation {
         gateway: bool,
         /// `method=POST`: the ticket is posted, not put in a redirect.
         method_post: bool,
+        /// `authn_method` asked for a second factor (as Apereo CAS's parameter).
+        #[serde(default)]
+        mfa: bool,
     },
     /// An OpenID Connect authorization request waits (OpenID Connect Core 1.0 §3.1.2).
     Oidc {
@@ -74,6 +77,10 @@ pub struct LoginTransaction {
     pub factors: Vec<AuthnRecord>,
     /// The steps still due, in order; the first is the one the browser is at.
     pub steps_due: Vec<StepId>,
+    /// A step-up: the browser's open session (of the account identified) gets the factors
+    /// done added, instead of a new session being opened.
+    #[serde(default)]
+    pub step_up: bool,
     /// When the login began.
     #[serde(with = "time::serde::timestamp")]
     pub started_at: OffsetDateTime,
@@ -88,6 +95,7 @@ impl LoginTransaction {
             remember_me: false,
             factors: Vec::new(),
             steps_due: Vec::new(),
+            step_up: false,
             started_at: now,
         }
     }
@@ -233,6 +241,7 @@ mod tests {
                 renew: true,
                 gateway: false,
                 method_post: false,
+                mfa: false,
             },
             T0,
         )

@@ -305,6 +305,23 @@ fn owned(value: Option<&str>) -> Option<String> {
 }
 
 impl AuthorizationRequest {
+    /// The assurance this request asks of the session for `client`: the REFEDS MFA profile
+    /// when the client requires a second factor; otherwise the lowest level `acr_values`
+    /// names among those Sesame knows (any of them is acceptable), or none.
+    pub fn assurance_asked(
+        &self,
+        client: &OidcClient,
+    ) -> Option<sesame_core::login::methods::Assurance> {
+        use sesame_core::login::methods::Assurance;
+        if client.require_mfa {
+            return Some(Assurance::MultiFactor);
+        }
+        self.acr_values
+            .iter()
+            .filter_map(|v| Assurance::parse(v))
+            .min()
+    }
+
     /// Parses and checks the parameters of `/authorize` (query string for GET, form body for
     /// POST), in this order: `client_id` and `redirect_uri` (errors not redirected), then
     /// repeats and lengths, `request`/`request_uri`/`registration`, `response_type`,

@@ -136,6 +136,10 @@ pub struct OidcClient {
     /// Lifetime of this client's ID tokens, seconds; default `oidc.id_token_ttl_secs`.
     #[serde(default)]
     pub id_token_ttl_secs: Option<u64>,
+    /// `true`: codes only for sessions with a second factor, as if every request asked
+    /// `acr_values=https://refeds.org/profile/mfa`.
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 impl OidcClient {
@@ -423,6 +427,7 @@ pub(crate) mod tests {
             client_credentials: false,
             access_token_ttl_secs: None,
             id_token_ttl_secs: None,
+            require_mfa: false,
         }
     }
 

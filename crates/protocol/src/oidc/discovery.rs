@@ -65,6 +65,8 @@ pub struct DiscoveryDocument {
     pub code_challenge_methods_supported: Vec<&'static str>,
     /// Claims that may appear in ID tokens and UserInfo.
     pub claims_supported: Vec<&'static str>,
+    /// The `acr` values Sesame answers: a password, or the REFEDS MFA profile.
+    pub acr_values_supported: Vec<&'static str>,
     /// Prompt values understood.
     pub prompt_values_supported: Vec<&'static str>,
     /// `false`: `claims` is ignored.
@@ -182,6 +184,12 @@ impl DiscoveryDocument {
                 "groups",
                 "eduperson_affiliation",
             ],
+            acr_values_supported: [
+                sesame_core::login::methods::Assurance::SingleFactor,
+                sesame_core::login::methods::Assurance::MultiFactor,
+            ]
+            .map(sesame_core::login::methods::Assurance::uri)
+            .to_vec(),
             prompt_values_supported: vec!["none", "login", "consent", "select_account"],
             claims_parameter_supported: false,
             request_parameter_supported: false,

@@ -147,7 +147,12 @@ impl Issuer for OidcIssuer<'_> {
             nonce: request.nonce.clone(),
             auth_time: sso.authenticated_at,
             amr: sso.methods.amr(),
-            acr: None,
+            // Said when asked for (`acr_values`, or a client that requires a second factor):
+            // what the session's methods add up to.
+            acr: (!request.acr_values.is_empty() || client.require_mfa)
+                .then(|| sso.methods.assurance())
+                .flatten()
+                .map(|a| a.uri().to_owned()),
             session_handle: session.handle.to_owned(),
             code_challenge: request.code_challenge.clone(),
             // Set by the code service from its clock.

@@ -32,6 +32,8 @@ pub struct LoginQuery {
     renew: Option<String>,
     gateway: Option<String>,
     method: Option<String>,
+    /// Apereo CAS's `authn_method`: `mfa` (or the REFEDS MFA URI) asks for a second factor.
+    authn_method: Option<String>,
     pub(crate) lang: Option<String>,
     /// A parked OpenID Connect authorization request to resume after the login.
     pub(crate) authz: Option<String>,
@@ -61,6 +63,7 @@ impl LoginQuery {
                 renew: self.renew(),
                 gateway: self.gateway(),
                 method_post: self.method_post(),
+                mfa: self.mfa_asked(),
             };
         }
         if let Some(id) = self.authz.as_deref().filter(|id| is_pending_id(id)) {
@@ -91,6 +94,15 @@ impl LoginQuery {
     /// The page of Sesame's own this login URL goes back to, if any and allowed.
     pub(crate) fn local_next(&self, state: &AppState) -> Option<String> {
         local_next(state, self.next.as_deref()?)
+    }
+
+    /// Whether `authn_method` asks for a second factor.
+    pub(crate) fn mfa_asked(&self) -> bool {
+        self.authn_method.as_deref().is_some_and(|m| {
+            m == "mfa"
+                || sesame_core::login::methods::Assurance::parse(m)
+                    == Some(sesame_core::login::methods::Assurance::MultiFactor)
+        })
     }
 
     pub(crate) fn renew(&self) -> bool {

@@ -31,5 +31,6 @@ pub mod entry;
 pub mod issue;
 pub mod oidc;
 pub mod session;
+pub mod step_up;
 pub mod steps;
 pub mod transaction;

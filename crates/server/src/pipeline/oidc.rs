@@ -27,6 +27,7 @@ use sesame_core::login::steps::{AccountFacts, LoginPlan};
 use sesame_core::login::transaction::{Continuation, LoginTransaction};
 
 use super::entry::{load_pending, park, pending_key};
+use super::step_up;
 use super::transaction::{to_current_step, transactions, without_cookie, Parked};
 use crate::web::csrf::FormPurpose;
 use crate::web::AppState;
@@ -291,16 +292,21 @@ async fn start_consent_step(
 }
 
 /// Whether the session may answer this request without asking for credentials again.
-fn session_suffices(
+fn session_verdict(
     state: &AppState,
     request: &AuthorizationRequest,
     session: &SsoSession,
     fresh: bool,
-) -> bool {
+) -> Verdict {
     let requirement = AuthnRequirement {
         fresh: request.prompt.login,
         max_age_secs: request.max_age,
-        assurance: None,
+        assurance: state
+            .services
+            .oidc
+            .clients
+            .get(&request.client_id)
+            .and_then(|client| request.assurance_asked(client)),
     };
     // A login made for this very request is the fresh one `prompt=login` asks for.
     let requirement = if fresh {
@@ -308,7 +314,7 @@ fn session_suffices(
     } else {
         requirement
     };
-    requirement.evaluate(&session.methods, state.services.clock.now()) == Verdict::Satisfied
+    requirement.evaluate(&session.methods, state.services.clock.now())
 }
 
 /// Answers `request` with `session` (this browser's, or the one a login made for the request
@@ -328,9 +334,35 @@ async fn proceed(
     fresh: bool,
 ) -> HttpResponse {
     let lang = request_lang(state, req, request);
+    let verdict = session
+        .as_ref()
+        .map(|(_, s)| session_verdict(state, request, s, fresh));
+    if let (Some((_, known)), Some(Verdict::StepUp)) = (&session, verdict) {
+        // Known, with too few factors for this client: a code, not the password again.
+        if request.prompt.none {
+            return found(
+                &request
+                    .error_redirect(
+                        AuthorizeErrorCode::InteractionRequired,
+                        "a second factor is needed",
+                    )
+                    .redirect_url(state.base()),
+            );
+        }
+        let Ok(id) = park(state, params.clone(), requested_at, pending_id).await else {
+            return state.unavailable(req, lang);
+        };
+        let now = state.services.clock.now();
+        let continuation = Continuation::Oidc {
+            request_id: id,
+            params,
+            requested_at: time::OffsetDateTime::from_unix_timestamp(requested_at).unwrap_or(now),
+        };
+        return step_up::step_up(state, req, lang, known, continuation).await;
+    }
     let usable = session
         .as_ref()
-        .filter(|(_, s)| session_suffices(state, request, s, fresh));
+        .filter(|_| verdict == Some(Verdict::Satisfied));
     let Some((cookie, session)) = usable else {
         if request.prompt.none {
             return found(

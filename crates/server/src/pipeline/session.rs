@@ -13,7 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use sesame_core::account::{Account, AccountState};
 use sesame_core::i18n::Lang;
-use sesame_core::login::methods::Authentication;
+use sesame_core::login::methods::{Assurance, Authentication};
 use sesame_core::login::transaction::{Continuation, LoginTransaction};
 use sesame_core::session::SsoSession;
 
@@ -235,19 +235,31 @@ pub(crate) async fn open_session_and_continue(
         },
         _ => None,
     };
-    // The same opening as after an activation: previous session ended, C11 re-check.
-    let opened = match open_session(
-        state,
-        req,
-        lang,
-        account,
-        tx.remember_me,
-        tx.authentication(),
-    )
-    .await
-    {
-        Ok(o) => o,
-        Err(page) => return page,
+    let opened = if tx.step_up {
+        // A step-up: the browser's own session, of this account, records the factor added.
+        match reauthenticate(state, req, lang, account, tx).await {
+            Ok(o) => o,
+            Err(page) => return page,
+        }
+    } else {
+        // The same opening as after an activation: previous session ended, C11 re-check.
+        match open_session(
+            state,
+            req,
+            lang,
+            account,
+            tx.remember_me,
+            tx.authentication(),
+        )
+        .await
+        {
+            Ok(o) => Reached {
+                cookie_value: o.cookie_value,
+                session: o.session,
+                cookie: Some(o.cookie),
+            },
+            Err(page) => return page,
+        }
     };
     // 303 wherever the browser goes next: it follows with a GET and never re-posts the
     // credentials (A46).
@@ -258,6 +270,15 @@ pub(crate) async fn open_session_and_continue(
     };
     let logged_in_page = || see_other(format!("{}/cas/login", state.base()));
     let mut response = match (&tx.continuation, cas_service) {
+        // A service that requires a second factor, after a login with the password only (the
+        // person has none: whoever has one was asked for it): the session is open, but the
+        // service gets no ticket; the page says where to turn two-step verification on.
+        (Continuation::Cas { mfa, .. }, Some((_, registered)))
+            if (registered.require_mfa || *mfa)
+                && opened.session.methods.assurance() < Some(Assurance::MultiFactor) =>
+        {
+            super::step_up::second_factor_required_page(state, req, lang)
+        }
         (Continuation::Cas { method_post, .. }, Some((url, registered))) => {
             issue::issue_and_redirect(
                 state,
@@ -291,16 +312,67 @@ pub(crate) async fn open_session_and_continue(
         }
         _ => logged_in_page(),
     };
-    if let Err(e) = response.add_cookie(&opened.cookie) {
-        tracing::error!(error = %e, "could not set the SSO cookie");
-    }
-    // The browser is now a known device of the account: failures elsewhere never lock it.
-    if let Some(device) = state.remember_device(req, account.id).await {
-        if let Err(e) = response.add_cookie(&device) {
-            tracing::error!(error = %e, "could not set the device cookie");
+    if let Some(cookie) = &opened.cookie {
+        if let Err(e) = response.add_cookie(cookie) {
+            tracing::error!(error = %e, "could not set the SSO cookie");
+        }
+        // The browser is now a known device of the account: failures elsewhere never lock it.
+        if let Some(device) = state.remember_device(req, account.id).await {
+            if let Err(e) = response.add_cookie(&device) {
+                tracing::error!(error = %e, "could not set the device cookie");
+            }
         }
     }
     response
+}
+
+/// The session a login ends in: opened by it (with the cookie to set), or the browser's own,
+/// stepped up.
+struct Reached {
+    cookie_value: String,
+    session: SsoSession,
+    cookie: Option<Cookie<'static>>,
+}
+
+/// Adds a step-up's factors to the browser's session, which must still be live and the
+/// account's; `Err` is the page to answer instead (the session ended meanwhile: log in again).
+async fn reauthenticate(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account: &Account,
+    tx: &LoginTransaction,
+) -> Result<Reached, HttpResponse> {
+    let expired = || super::transaction::expired(state, req, lang);
+    let Some(cookie) = req.cookie(&state.sso_cookie_name) else {
+        return Err(expired());
+    };
+    let cookie_value = cookie.value().to_owned();
+    match state.services.sessions.get(&cookie_value).await {
+        Ok(Some(current)) if current.account_id == account.id => {}
+        Ok(_) => return Err(expired()),
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable during a step-up");
+            return Err(state.unavailable(req, lang));
+        }
+    }
+    match state
+        .services
+        .sessions
+        .reauthenticated(&cookie_value, tx.authentication())
+        .await
+    {
+        Ok(Some(session)) => Ok(Reached {
+            cookie_value,
+            session,
+            cookie: None,
+        }),
+        Ok(None) => Err(expired()),
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable during a step-up");
+            Err(state.unavailable(req, lang))
+        }
+    }
 }
 
 /// The page for a login whose account is no longer active (blocked or disabled while it was

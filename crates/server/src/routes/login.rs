@@ -1,6 +1,7 @@
 //! `GET|POST /cas/login`: the central login page and the CAS credential requestor and
 //! acceptor (CAS Protocol 3.0 §2.1–2.2: `service`, `renew`, `gateway`, `method=POST`).
 
+use sesame_core::login::methods::Assurance;
 use sesame_core::login::requirement::{AuthnRequirement, Verdict};
 
 use actix_web::cookie::time::Duration as CookieDuration;
@@ -18,7 +19,7 @@ use sesame_core::login::transaction::LoginTransaction;
 
 use crate::pipeline::entry::{self, LoginQuery};
 use crate::pipeline::session::{current_session, current_session_with_account};
-use crate::pipeline::{issue, oidc, steps};
+use crate::pipeline::{issue, oidc, step_up, steps};
 use crate::web::csrf::{FormPurpose, LOGIN_TICKET};
 use crate::web::{AppState, LANG_COOKIE};
 
@@ -60,23 +61,27 @@ pub async fn show_login(
             ),
             Some(service) => {
                 // CAS `renew` asks for a fresh login: no session satisfies it, so none is
-                // read; otherwise the one policy decides.
+                // read; otherwise the one policy decides. A service that requires a second
+                // factor (or `authn_method=mfa`) asks for the REFEDS MFA assurance.
                 let requirement = AuthnRequirement {
                     fresh: query.renew(),
+                    assurance: (service.require_mfa || query.mfa_asked())
+                        .then_some(Assurance::MultiFactor),
                     ..AuthnRequirement::any()
                 };
+                let now = state.services.clock.now();
                 let session = if requirement.fresh || !service.sso {
                     None
                 } else {
-                    let now = state.services.clock.now();
                     current_session_with_account(&state, &req)
                         .await
-                        .filter(|(_, s, _)| {
-                            requirement.evaluate(&s.methods, now) == Verdict::Satisfied
+                        .map(|(c, s, a)| {
+                            let verdict = requirement.evaluate(&s.methods, now);
+                            (c, s, a, verdict)
                         })
                 };
                 match session {
-                    Some((cookie, session, account)) => {
+                    Some((cookie, session, account, Verdict::Satisfied)) => {
                         issue::issue_and_redirect(
                             &state,
                             &req,
@@ -91,10 +96,15 @@ pub async fn show_login(
                         )
                         .await
                     }
-                    None if query.gateway() && !query.renew() => {
+                    // Known, but with the password only: a code, not the password again.
+                    Some((_, session, _, Verdict::StepUp)) if !query.gateway() => {
+                        let continuation = query.continuation(&state, now).await;
+                        step_up::step_up(&state, &req, lang, &session, continuation).await
+                    }
+                    _ if query.gateway() && !query.renew() => {
                         issue::redirect_without_ticket(service_url)
                     }
-                    None => login_form(&state, &req, lang, StatusCode::OK, None, "").await,
+                    _ => login_form(&state, &req, lang, StatusCode::OK, None, "").await,
                 }
             }
         },
