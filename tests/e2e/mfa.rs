@@ -627,3 +627,61 @@ async fn a_service_that_requires_mfa_steps_up_an_enrolled_person_and_sends_other
     let res = c.get(&moodle).send().await.unwrap();
     assert_eq!(res.status(), 403);
 }
+
+#[tokio::test]
+async fn a_helpdesk_agent_removes_the_factors_of_a_person_who_lost_their_phone() {
+    let agent = unique_login("mfaagent");
+    let configured = agent.clone();
+    let app = TestApp::builder()
+        .with(move |s| s.helpdesk.agents = vec![configured])
+        .spawn()
+        .await;
+    app.create_user(&agent, GOOD_PASSWORD).await;
+    let console = browser();
+    app.login_with(&console, &agent, GOOD_PASSWORD, false).await;
+    let login = unique_login("mfalost");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let person = browser();
+    app.login_with(&person, &login, GOOD_PASSWORD, false).await;
+    enrol(&app, &person).await;
+
+    let account_page = format!("{}/helpdesk/accounts/{login}", app.address);
+    let (status, html) = get(&console, &account_page).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"mfa-reset\""), "{html}");
+    let csrf = hidden_field(&html, "csrf").unwrap();
+    // Without the console's token: refused, nothing removed.
+    let res = console
+        .post(format!("{account_page}/mfa-reset"))
+        .form(&[("csrf", "0".repeat(64))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        location(&password_then_step_response(&app, &login).await),
+        format!("{}/login/second-factor", app.address)
+    );
+    let res = console
+        .post(format!("{account_page}/mfa-reset"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(!html.contains("id=\"mfa-reset\""), "{html}");
+    let kinds = app.services.audit.recent(Some(&login), 100).await.unwrap();
+    assert!(kinds
+        .iter()
+        .any(|e| e.kind == "mfa.removed" && e.actor.contains(&agent)));
+    // The next login asks for the password only.
+    let res = password_then_step_response(&app, &login).await;
+    assert_eq!(location(&res), format!("{}/cas/login", app.address));
+}
+
+/// The answer to a password login in a new browser.
+async fn password_then_step_response(app: &TestApp, login: &str) -> reqwest::Response {
+    app.login_with(&browser(), login, GOOD_PASSWORD, false)
+        .await
+}

@@ -68,6 +68,9 @@ const SHOWN_EVENTS: &[&str] = &[
     "account.updated",
     "oidc.consent_granted",
     "oidc.consent_revoked",
+    "mfa.enrolled",
+    "mfa.removed",
+    "mfa.recovery_codes_regenerated",
 ];
 
 /// What to say above the page after a form.

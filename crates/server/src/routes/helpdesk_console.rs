@@ -294,21 +294,29 @@ async fn render_account(
             .recent(Some(account.login.as_str()), SHOWN_EVENTS)
             .await
             .map_err(|e| e.to_string())?;
+        let second_factors = services
+            .second_factors
+            .list(account.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .len();
         Ok::<_, String>((
             locked_until,
             block,
             password_change,
             charter_pending,
             events,
+            second_factors,
         ))
     };
-    let (locked_until, block, password_change, charter_pending, events) = match details.await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "storage unavailable while showing an account");
-            return state.unavailable(req, lang);
-        }
-    };
+    let (locked_until, block, password_change, charter_pending, events, second_factors) =
+        match details.await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "storage unavailable while showing an account");
+                return state.unavailable(req, lang);
+            }
+        };
     let texts = state.renderer.texts(lang);
     let events: Vec<minijinja::Value> = events
         .iter()
@@ -415,6 +423,11 @@ async fn render_account(
             charter_version => profile.charter.as_ref().map(|c| c.version.clone()),
             charter_accepted => profile.charter.as_ref().map(|c| state.local_datetime(c.accepted_at)),
             charter_pending => charter_pending,
+            second_factors => second_factors,
+            mfa_reset_hint => state
+                .renderer
+                .text(lang, "helpdesk_mfa_reset_hint")
+                .replace("{n}", &second_factors.to_string()),
             events => events,
             notice => outcome.notice,
             error => outcome.error,
@@ -454,7 +467,7 @@ fn path_name(path: ActivationPath) -> &'static str {
     }
 }
 
-/// `POST /helpdesk/accounts/{login}/{action}`: `unlock`, `block`, `unblock`,
+/// `POST /helpdesk/accounts/{login}/{action}`: `unlock`, `block`, `unblock`, `mfa-reset`,
 /// `activation-link`, `activation-code`, `reset-link`, `reset-code`, `compare`,
 /// `recovery-verification`.
 pub async fn account_action(
@@ -513,6 +526,16 @@ pub async fn account_action(
             .map_err(Failure::from),
             Err(_) => Err(Failure::Text("helpdesk_error_reason")),
         },
+        "mfa-reset" => crate::operations::reset_second_factors(services, &login, &actor)
+            .await
+            .map(|(_, removed)| Outcome {
+                notice: Some(text("helpdesk_done_mfa_reset").replace("{n}", &removed.to_string())),
+                ..Outcome::default()
+            })
+            .map_err(|e| match e {
+                crate::operations::FactorResetError::UnknownAccount(_) => Failure::NotFound,
+                crate::operations::FactorResetError::Unavailable(e) => Failure::Unavailable(e),
+            }),
         "unblock" => crate::operations::unblock_account(services, &login, &actor)
             .await
             .map(|_| Outcome {
