@@ -169,6 +169,17 @@ async fn a64_a68_an_enrolled_person_logs_in_with_the_password_and_a_code_that_se
         .audit_kinds(&login)
         .await
         .contains(&"mfa.enrolled".to_owned()));
+    // The person is told at their address, in case it was not them.
+    let mails = app.mails_to(&format!("{login}@univ.example.org")).await;
+    let notice = mails
+        .iter()
+        .find(|m| m.subject.contains("vérification en deux étapes"))
+        .expect("a notice of the new factor");
+    assert!(
+        notice.text.contains("/account/second-factor"),
+        "{}",
+        notice.text
+    );
 
     // The code of the enrolment is used; the next step's (±1 step allowed) opens a login.
     let person = password_then_step(&app, &login).await;
@@ -214,6 +225,13 @@ async fn a67_a_recovery_code_replaces_the_phone_once() {
     let typed = codes[0].to_uppercase().replace('-', " ");
     let res = answer(&app, &person, &typed).await;
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    // Each use is told to the person, with the codes left.
+    let mails = app.mails_to(&format!("{login}@univ.example.org")).await;
+    let used = mails
+        .iter()
+        .find(|m| m.subject.contains("code de secours"))
+        .expect("a notice of the recovery code used");
+    assert!(used.text.contains("il en reste 9"), "{}", used.text);
     let other = password_then_step(&app, &login).await;
     let res = answer(&app, &other, &codes[0]).await;
     assert_eq!(res.status(), 401);

@@ -56,6 +56,10 @@ pub enum MailKind {
     /// The notice that the helpdesk unblocked the account, to its institutional and
     /// verified recovery addresses.
     AccountUnblocked,
+    /// A notice that the account's second factors changed (an application added or removed,
+    /// new recovery codes) or that a recovery code was used, to the institutional and
+    /// verified recovery addresses.
+    SecondFactorChanged,
 }
 
 impl MailKind {
@@ -73,6 +77,7 @@ impl MailKind {
         Self::AssistanceReceived,
         Self::AssistanceClosed,
         Self::AccountUnblocked,
+        Self::SecondFactorChanged,
     ];
 
     /// Stable name, as stored, logged and used for template names.
@@ -90,6 +95,7 @@ impl MailKind {
             Self::AssistanceReceived => "assistance_received",
             Self::AssistanceClosed => "assistance_closed",
             Self::AccountUnblocked => "account_unblocked",
+            Self::SecondFactorChanged => "second_factor_changed",
         }
     }
 }
@@ -244,6 +250,37 @@ impl MailMessage {
                 .value("new_value", mask_email(to.as_str()))
                 .value("keep_copy", *keep_copy),
             ContactChange::MailRedirectRemoved => message,
+        };
+        match ip {
+            Some(ip) => message.value("ip", ip),
+            None => message,
+        }
+    }
+
+    /// The second factors of `login` changed at `changed_at`: `what` is `added`, `removed`,
+    /// `recovery_codes` (new ones) or `recovery_code_used` (with the codes `left`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "what the mail says: who, what, when, from where, how many are left"
+    )]
+    pub fn second_factor_changed(
+        to: Email,
+        lang: Lang,
+        account_id: AccountId,
+        login: &LoginName,
+        what: &str,
+        changed_at: OffsetDateTime,
+        ip: Option<&str>,
+        left: Option<usize>,
+    ) -> Self {
+        let message = Self::new(MailKind::SecondFactorChanged, to, lang)
+            .account(account_id)
+            .value("login", login.as_str())
+            .value("what", what)
+            .time("changed_at", changed_at);
+        let message = match left {
+            Some(n) => message.value("left", n),
+            None => message,
         };
         match ip {
             Some(ip) => message.value("ip", ip),

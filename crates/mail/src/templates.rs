@@ -142,6 +142,22 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/mail/address_verification/body.en.txt"),
     ),
     (
+        "mail/second_factor_changed/subject.fr.txt",
+        include_str!("../templates/mail/second_factor_changed/subject.fr.txt"),
+    ),
+    (
+        "mail/second_factor_changed/subject.en.txt",
+        include_str!("../templates/mail/second_factor_changed/subject.en.txt"),
+    ),
+    (
+        "mail/second_factor_changed/body.fr.txt",
+        include_str!("../templates/mail/second_factor_changed/body.fr.txt"),
+    ),
+    (
+        "mail/second_factor_changed/body.en.txt",
+        include_str!("../templates/mail/second_factor_changed/body.en.txt"),
+    ),
+    (
         "mail/contact_changed/subject.fr.txt",
         include_str!("../templates/mail/contact_changed/subject.fr.txt"),
     ),

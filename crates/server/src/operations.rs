@@ -423,5 +423,64 @@ pub async fn reset_second_factors(
         .record(event)
         .await
         .map_err(|e| unavailable(&e))?;
+    if removed > 0 {
+        // The person hears of it: someone who talked the helpdesk into it would be seen.
+        if let Err(e) =
+            notify_second_factor_change(services, &account, "removed", Lang::Fr, None, None).await
+        {
+            tracing::error!(error = %e, "could not queue the notice of a second-factor reset");
+        }
+    }
     Ok((account, removed))
+}
+
+/// Mails a notice that `account`'s second factors changed (`what`: `added`, `removed`,
+/// `recovery_codes`, `recovery_code_used` with the codes `left`) to its institutional address
+/// and its verified recovery address, so that a change made by someone else is seen.
+///
+/// # Errors
+/// The profile cannot be read or the mail cannot be queued (the caller logs it: the change
+/// itself stands).
+pub async fn notify_second_factor_change(
+    services: &Services,
+    account: &Account,
+    what: &str,
+    lang: Lang,
+    ip: Option<std::net::IpAddr>,
+    left: Option<usize>,
+) -> Result<(), String> {
+    let recovery = services
+        .profiles
+        .find_with_profile(account.id)
+        .await
+        .map_err(|e| e.to_string())?
+        .and_then(|found| found.profile.recovery_email)
+        .filter(|c| c.verified)
+        .map(|c| c.address);
+    let mut recipients: Vec<Email> = Vec::new();
+    for address in account.email.iter().cloned().chain(recovery) {
+        if !recipients.contains(&address) {
+            recipients.push(address);
+        }
+    }
+    let ip = ip.map(|i| i.to_string());
+    let now = services.clock.now();
+    for to in recipients {
+        services
+            .mail
+            .mailer
+            .send(sesame_core::mail::MailMessage::second_factor_changed(
+                to,
+                lang,
+                account.id,
+                &account.login,
+                what,
+                now,
+                ip.as_deref(),
+                left,
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

@@ -210,6 +210,22 @@ async fn audit(
     })
 }
 
+/// Tells the person, at their verified addresses, that their second factors changed.
+async fn notify(state: &AppState, req: &HttpRequest, lang: Lang, p: &Person, what: &str) {
+    if let Err(e) = crate::operations::notify_second_factor_change(
+        &state.services,
+        &p.account,
+        what,
+        lang,
+        state.client_ip(req),
+        None,
+    )
+    .await
+    {
+        tracing::error!(error = %e, "could not queue the notice of a second-factor change");
+    }
+}
+
 /// The current password, checked as a login is (a wrong one counts toward the lockout).
 /// `Err` is the page to answer.
 async fn check_password(
@@ -363,6 +379,7 @@ pub async fn confirm_totp(
             {
                 return res;
             }
+            notify(&state, &req, lang, &p, "added").await;
             let outcome = Outcome {
                 notice: Some(text("mfa_enrolled")),
                 recovery_codes: enrolled.recovery_codes.map(|c| c.shown).unwrap_or_default(),
@@ -481,6 +498,7 @@ pub async fn remove(
             {
                 return res;
             }
+            notify(&state, &req, lang, &p, "removed").await;
             let outcome = Outcome {
                 notice: Some(state.renderer.text(lang, "mfa_removed")),
                 ..Outcome::default()
@@ -542,6 +560,7 @@ pub async fn regenerate_codes(
             {
                 return res;
             }
+            notify(&state, &req, lang, &p, "recovery_codes").await;
             let outcome = Outcome {
                 notice: Some(state.renderer.text(lang, "mfa_codes_regenerated")),
                 recovery_codes: codes.shown,

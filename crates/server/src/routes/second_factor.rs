@@ -115,6 +115,7 @@ pub async fn submit(
             .ip(state.client_ip(&req))
             .detail(detail)
     };
+    let verification_used = verification.clone();
     let (record, answer) = match verification {
         Verification::Totp => (
             event(
@@ -179,6 +180,21 @@ pub async fn submit(
     }
     if let Some(answer) = answer {
         return answer;
+    }
+    if let Verification::RecoveryCode { left } = verification_used {
+        // A recovery code stands in for the phone: the person hears of each use.
+        if let Err(e) = crate::operations::notify_second_factor_change(
+            &state.services,
+            &account,
+            "recovery_code_used",
+            lang,
+            state.client_ip(&req),
+            Some(left),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "could not queue the notice of a recovery code used");
+        }
     }
     parked
         .tx
