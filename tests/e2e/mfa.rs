@@ -703,3 +703,84 @@ async fn password_then_step_response(app: &TestApp, login: &str) -> reqwest::Res
     app.login_with(&browser(), login, GOOD_PASSWORD, false)
         .await
 }
+
+#[tokio::test]
+async fn a_required_factor_is_reminded_during_the_grace_then_nothing_is_issued_until_it_is_added() {
+    let app = TestApp::builder()
+        .with(|s| {
+            s.mfa.affiliations.insert(
+                sesame_core::ids::Affiliation::Staff,
+                sesame_mfa::policy::MfaRequirement::Required,
+            );
+            s.mfa.grace = sesame_mfa::policy::EnrolmentGrace {
+                logins: Some(2),
+                until: None,
+            };
+            s.cas.services.push(cas_service("moodle", APP, ""));
+        })
+        .spawn()
+        .await;
+    let login = unique_login("mfareq");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let reminder = format!("{}/login/second-factor-reminder", app.address);
+    for left in ["2", "1"] {
+        let b = browser();
+        let res = app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+        assert_eq!(location(&res), reminder);
+        let (status, page) = get(&b, &reminder).await;
+        assert_eq!(status, 200);
+        assert!(
+            between(&page, "id=\"mfa-reminder-logins\">", "</p>")
+                .unwrap()
+                .contains(left),
+            "{page}"
+        );
+        let res = b
+            .post(&reminder)
+            .form(&[("choice", "later")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&res), format!("{}/cas/login", app.address));
+    }
+    // The grace is over: the session opens, but neither the login nor a service gets anything.
+    let b = browser();
+    let res = app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("id=\"mfa-required\""));
+    let service = format!("{APP}my/");
+    let service_enc: String = url::form_urlencoded::byte_serialize(service.as_bytes()).collect();
+    let cas_login = format!("{}/cas/login?service={service_enc}", app.address);
+    let res = b.get(&cas_login).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    // The account page stays open: the person adds a phone, then the service asks the code.
+    let (secret, _) = enrol(&app, &b).await;
+    let res = b.get(&cas_login).send().await.unwrap();
+    assert_eq!(
+        location(&res),
+        format!("{}/login/second-factor", app.address)
+    );
+    let res = answer(
+        &app,
+        &b,
+        &pyotp(&secret, app.clock.now().unix_timestamp() + 30),
+    )
+    .await;
+    assert!(location(&res).starts_with(&service), "{}", location(&res));
+
+    // "Now" ends the login on the page where a factor is added.
+    let other = unique_login("mfanow");
+    app.create_user(&other, GOOD_PASSWORD).await;
+    let c = browser();
+    app.login_with(&c, &other, GOOD_PASSWORD, false).await;
+    let res = c
+        .post(&reminder)
+        .form(&[("choice", "now")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&res),
+        format!("{}/account/second-factor", app.address)
+    );
+}

@@ -115,6 +115,16 @@ pub trait SecondFactorRepo: Send + Sync + std::fmt::Debug {
     /// Deletes the recovery code `hash` of `account`: `true` for the one caller that deleted
     /// it (a code is single-use, even raced).
     async fn use_recovery_code(&self, account: AccountId, hash: &str) -> Result<bool, RepoError>;
+
+    /// Logins `account` made without a factor while one was required (0 if none).
+    async fn grace_logins(&self, account: AccountId) -> Result<u32, RepoError>;
+
+    /// Counts one more such login; returns the new count.
+    async fn count_grace_login(
+        &self,
+        account: AccountId,
+        at: OffsetDateTime,
+    ) -> Result<u32, RepoError>;
 }
 
 /// Why a second-factor operation failed.
@@ -473,6 +483,25 @@ impl SecondFactors {
         Ok(self.repo.remove_all_factors(account).await?)
     }
 
+    /// Logins `account` made without a factor while one was required.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn grace_logins(&self, account: AccountId) -> Result<u32, MfaError> {
+        Ok(self.repo.grace_logins(account).await?)
+    }
+
+    /// Counts one more login of `account` without the factor it is required to have.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn count_grace_login(&self, account: AccountId) -> Result<u32, MfaError> {
+        Ok(self
+            .repo
+            .count_grace_login(account, self.clock.now())
+            .await?)
+    }
+
     /// Ten new recovery codes for `account`, replacing the old ones: shown once.
     ///
     /// # Errors
@@ -504,6 +533,7 @@ mod tests {
     struct ListRepo {
         factors: Mutex<Vec<SecondFactorRecord>>,
         codes: Mutex<Vec<(AccountId, String)>>,
+        grace: Mutex<Vec<(AccountId, u32)>>,
     }
 
     #[async_trait]

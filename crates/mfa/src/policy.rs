@@ -100,6 +100,13 @@ pub enum MfaDecision {
 }
 
 impl MfaPolicy {
+    /// Whether any affiliation requires a second factor (if none does, nobody need be read).
+    pub fn any_required(&self) -> bool {
+        self.affiliations
+            .values()
+            .any(|r| *r == MfaRequirement::Required)
+    }
+
     /// The strictest requirement among a person's affiliations.
     pub fn requirement(&self, affiliations: &[Affiliation]) -> MfaRequirement {
         affiliations

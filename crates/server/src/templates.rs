@@ -75,6 +75,10 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/account_second_factor.html"),
     ),
     (
+        "login_second_factor_reminder.html",
+        include_str!("../templates/login_second_factor_reminder.html"),
+    ),
+    (
         "mfa_required.html",
         include_str!("../templates/mfa_required.html"),
     ),

@@ -258,3 +258,11 @@ diesel::table! {
         created_at -> Int8,
     }
 }
+
+diesel::table! {
+    mfa_grace (account_id) {
+        account_id -> Text,
+        logins_without_factor -> Int8,
+        updated_at -> Int8,
+    }
+}

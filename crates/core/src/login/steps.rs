@@ -20,6 +20,9 @@ pub enum StepId {
     Password,
     /// Prove a second factor the account enrolled (a TOTP code, or a recovery code).
     SecondFactor,
+    /// Be reminded that a second factor is required and how long the grace lasts (a login
+    /// without one, counted).
+    SecondFactorReminder,
     /// Accept the IT charter in force (`[lifecycle.charter] version` changed).
     AcceptCharter,
     /// Consent to what the OpenID Connect client the login is for asks (OpenID Connect
@@ -33,6 +36,7 @@ impl StepId {
         match self {
             Self::Password => "password",
             Self::SecondFactor => "second_factor",
+            Self::SecondFactorReminder => "second_factor_reminder",
             Self::AcceptCharter => "accept_charter",
             Self::Consent => "consent",
         }
@@ -48,6 +52,9 @@ pub struct AccountFacts {
     pub password_voided: bool,
     /// The account has enrolled a second factor: whoever did is always asked for it.
     pub second_factor_enrolled: bool,
+    /// A second factor is required of the account, which has none, and the grace period
+    /// still runs: the login goes on after a reminder.
+    pub second_factor_grace: bool,
     /// A charter version the account has not accepted is in force.
     pub charter_pending: bool,
     /// The OpenID Connect client this login is for needs a consent the account has not
@@ -103,6 +110,21 @@ impl LoginStep for SecondFactorStep {
     }
 }
 
+/// The reminder: due while a required second factor is missing and its grace runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SecondFactorReminderStep;
+
+impl LoginStep for SecondFactorReminderStep {
+    fn id(&self) -> StepId {
+        StepId::SecondFactorReminder
+    }
+    fn is_due(&self, facts: &AccountFacts, tx: &LoginTransaction) -> bool {
+        facts.second_factor_grace
+            && !facts.second_factor_enrolled
+            && !tx.acknowledged.contains(&StepId::SecondFactorReminder)
+    }
+}
+
 /// The charter: due while a version the account has not accepted is in force.
 #[derive(Debug, Clone, Copy)]
 pub struct AcceptCharterStep;
@@ -138,6 +160,7 @@ impl LoginStep for StepId {
         match self {
             Self::Password => PasswordStep.is_due(facts, tx),
             Self::SecondFactor => SecondFactorStep.is_due(facts, tx),
+            Self::SecondFactorReminder => SecondFactorReminderStep.is_due(facts, tx),
             Self::AcceptCharter => AcceptCharterStep.is_due(facts, tx),
             Self::Consent => ConsentStep.is_due(facts, tx),
         }
@@ -163,6 +186,7 @@ impl LoginPlan {
         Self::new(vec![
             StepId::Password,
             StepId::SecondFactor,
+            StepId::SecondFactorReminder,
             StepId::AcceptCharter,
         ])
     }
@@ -267,6 +291,7 @@ mod tests {
         let facts = AccountFacts {
             password_voided: true,
             second_factor_enrolled: true,
+            second_factor_grace: false,
             charter_pending: true,
             consent_pending: true,
         };
@@ -334,6 +359,21 @@ mod tests {
             LoginPlan::standard().due(&AccountFacts::default(), &after_password()),
             Ok(vec![])
         );
+    }
+
+    #[test]
+    fn the_reminder_of_a_required_factor_is_due_once_per_login() {
+        let facts = AccountFacts {
+            second_factor_grace: true,
+            ..AccountFacts::default()
+        };
+        let mut tx = after_password();
+        assert_eq!(
+            LoginPlan::standard().due(&facts, &tx),
+            Ok(vec![StepId::SecondFactorReminder])
+        );
+        tx.acknowledged.push(StepId::SecondFactorReminder);
+        assert_eq!(LoginPlan::standard().due(&facts, &tx), Ok(vec![]));
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub struct LoginTransaction {
     /// done added, instead of a new session being opened.
     #[serde(default)]
     pub step_up: bool,
+    /// Steps the person acknowledged (a reminder read): done for this login, whatever the
+    /// facts still say.
+    #[serde(default)]
+    pub acknowledged: Vec<StepId>,
     /// When the login began.
     #[serde(with = "time::serde::timestamp")]
     pub started_at: OffsetDateTime,
@@ -96,6 +100,7 @@ impl LoginTransaction {
             factors: Vec::new(),
             steps_due: Vec::new(),
             step_up: false,
+            acknowledged: Vec::new(),
             started_at: now,
         }
     }

@@ -23,6 +23,7 @@ use sesame_protocol::oidc::clients::OidcClient;
 use sesame_protocol::oidc::issuer::{consent_scopes, OidcIssuer, OidcRequest};
 
 use sesame_core::ids::AccountId;
+use sesame_core::login::methods::Assurance;
 use sesame_core::login::steps::{AccountFacts, LoginPlan};
 use sesame_core::login::transaction::{Continuation, LoginTransaction};
 
@@ -292,21 +293,38 @@ async fn start_consent_step(
 }
 
 /// Whether the session may answer this request without asking for credentials again.
-fn session_verdict(
+async fn session_verdict(
     state: &AppState,
     request: &AuthorizationRequest,
     session: &SsoSession,
     fresh: bool,
 ) -> Verdict {
+    let asked = state
+        .services
+        .oidc
+        .clients
+        .get(&request.client_id)
+        .and_then(|client| request.assurance_asked(client));
+    // An affiliation that requires a factor, once its grace is over, asks it of every client.
+    let by_policy = asked.is_none()
+        && state.services.mfa_policy.any_required()
+        && match state
+            .services
+            .accounts_repo
+            .find_by_id(session.account_id)
+            .await
+        {
+            Ok(Some(account)) => step_up::policy_requires_mfa(state, &account).await,
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "database unavailable while reading an account");
+                true
+            }
+        };
     let requirement = AuthnRequirement {
         fresh: request.prompt.login,
         max_age_secs: request.max_age,
-        assurance: state
-            .services
-            .oidc
-            .clients
-            .get(&request.client_id)
-            .and_then(|client| request.assurance_asked(client)),
+        assurance: asked.or(by_policy.then_some(Assurance::MultiFactor)),
     };
     // A login made for this very request is the fresh one `prompt=login` asks for.
     let requirement = if fresh {
@@ -334,9 +352,10 @@ async fn proceed(
     fresh: bool,
 ) -> HttpResponse {
     let lang = request_lang(state, req, request);
-    let verdict = session
-        .as_ref()
-        .map(|(_, s)| session_verdict(state, request, s, fresh));
+    let verdict = match session.as_ref() {
+        Some((_, s)) => Some(session_verdict(state, request, s, fresh).await),
+        None => None,
+    };
     if let (Some((_, known)), Some(Verdict::StepUp)) = (&session, verdict) {
         // Known, with too few factors for this client: a code, not the password again.
         if request.prompt.none {

@@ -269,7 +269,14 @@ pub(crate) async fn open_session_and_continue(
             .finish()
     };
     let logged_in_page = || see_other(format!("{}/cas/login", state.base()));
+    // Required by the affiliation, none enrolled: a login within the grace is counted; past
+    // it the session is open (the account page stays reachable, to add one), nothing else is
+    // issued.
+    let account_pages_only = !tx.step_up
+        && super::step_up::settle_grace(state, account).await
+        && !matches!(&tx.continuation, Continuation::Local { next } if next.starts_with("/account"));
     let mut response = match (&tx.continuation, cas_service) {
+        _ if account_pages_only => super::step_up::enrolment_required_page(state, req, lang),
         // A service that requires a second factor, after a login with the password only (the
         // person has none: whoever has one was asked for it): the session is open, but the
         // service gets no ticket; the page says where to turn two-step verification on.

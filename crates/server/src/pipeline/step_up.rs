@@ -12,10 +12,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
+use sesame_core::account::Account;
 use sesame_core::i18n::Lang;
 use sesame_core::login::steps::{AccountFacts, LoginPlan};
 use sesame_core::login::transaction::{Continuation, LoginTransaction};
 use sesame_core::session::SsoSession;
+
+use sesame_mfa::factors::MfaError;
+use sesame_mfa::policy::{FactorState, MfaDecision, MfaRequirement};
 
 use super::transaction::{to_current_step, transactions};
 use crate::web::AppState;
@@ -31,8 +35,48 @@ pub(crate) fn second_factor_required_page(
         "mfa_required.html",
         lang,
         req,
-        minijinja::context! {},
+        minijinja::context! { by_policy => false },
     )
+}
+
+/// The page for a person whose affiliation requires a second factor, after the grace period,
+/// who has none: nothing is issued until they add one (the account page stays open to them).
+pub(crate) fn enrolment_required_page(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+) -> HttpResponse {
+    state.page(
+        StatusCode::FORBIDDEN,
+        "mfa_required.html",
+        lang,
+        req,
+        minijinja::context! { by_policy => true },
+    )
+}
+
+/// Whether the account's affiliation makes every application require a second factor of
+/// `account` now: its affiliation requires one and either it has one (then every session must
+/// have proved it) or the grace is over. Reads nothing when no affiliation requires one;
+/// fails closed.
+pub(crate) async fn policy_requires_mfa(state: &AppState, account: &Account) -> bool {
+    if !state.services.mfa_policy.any_required() {
+        return false;
+    }
+    match policy_decision(state, account).await {
+        Ok(decision) => {
+            matches!(decision, MfaDecision::MustEnrol | MfaDecision::Challenge)
+                && state
+                    .services
+                    .mfa_policy
+                    .requirement(&[account.affiliation])
+                    == MfaRequirement::Required
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot tell whether a second factor is required");
+            true
+        }
+    }
 }
 
 /// Steps `session` up to a second factor for `continuation`.
@@ -81,4 +125,69 @@ pub(crate) async fn step_up(
         tracing::error!(error = %e, "cannot keep a login transaction");
         state.unavailable(req, lang)
     })
+}
+
+/// What the `[mfa]` policy says of `account` today: `Challenge` when it has a factor,
+/// `EnrolSoon` or `MustEnrol` when its affiliation requires one it lacks, else `MayEnrol` or
+/// `NotAsked`. Reads nothing unless the affiliation requires a factor.
+///
+/// # Errors
+/// The database failed (callers fail closed).
+pub(crate) async fn policy_decision(
+    state: &AppState,
+    account: &Account,
+) -> Result<MfaDecision, MfaError> {
+    let policy = &state.services.mfa_policy;
+    match policy.requirement(&[account.affiliation]) {
+        MfaRequirement::Off => return Ok(MfaDecision::NotAsked),
+        MfaRequirement::Optional => return Ok(MfaDecision::MayEnrol),
+        MfaRequirement::Required => {}
+    }
+    let factors = &state.services.second_factors;
+    let enrolled = factors.enrolled(account.id).await?;
+    let logins_without_factor = if enrolled {
+        0
+    } else {
+        factors.grace_logins(account.id).await?
+    };
+    Ok(policy.decide(
+        &[account.affiliation],
+        FactorState {
+            enrolled,
+            logins_without_factor,
+        },
+        state.services.clock.now().date(),
+        false,
+    ))
+}
+
+/// At the end of a login, for an account whose affiliation requires a second factor it lacks:
+/// a login within the grace period is counted (the reminder was shown); `true` when the grace
+/// is over and nothing may be issued. Fails closed.
+pub(crate) async fn settle_grace(state: &AppState, account: &Account) -> bool {
+    if !state.services.mfa_policy.any_required() {
+        return false;
+    }
+    match policy_decision(state, account).await {
+        Ok(MfaDecision::MustEnrol) => true,
+        Ok(MfaDecision::EnrolSoon { .. }) => {
+            match state
+                .services
+                .second_factors
+                .count_grace_login(account.id)
+                .await
+            {
+                Ok(_) => false,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not count a login without a required factor");
+                    true
+                }
+            }
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot tell whether a second factor is required");
+            true
+        }
+    }
 }

@@ -54,12 +54,22 @@ async fn account_facts(state: &AppState, account: &Account) -> Result<AccountFac
             ..AccountFacts::default()
         });
     }
-    let second_factor_enrolled = state
-        .services
-        .second_factors
-        .enrolled(account.id)
+    let decision = super::step_up::policy_decision(state, account)
         .await
-        .map_err(|e| format!("cannot tell whether a second factor is enrolled: {e}"))?;
+        .map_err(|e| format!("cannot tell what the second-factor policy asks: {e}"))?;
+    let second_factor_enrolled = match decision {
+        sesame_mfa::policy::MfaDecision::Challenge => true,
+        // A required factor already tells; otherwise the factors are read.
+        sesame_mfa::policy::MfaDecision::EnrolSoon { .. }
+        | sesame_mfa::policy::MfaDecision::MustEnrol => false,
+        _ => state
+            .services
+            .second_factors
+            .enrolled(account.id)
+            .await
+            .map_err(|e| format!("cannot tell whether a second factor is enrolled: {e}"))?,
+    };
+    let second_factor_grace = matches!(decision, sesame_mfa::policy::MfaDecision::EnrolSoon { .. });
     let charter_pending = state
         .services
         .activation
@@ -69,6 +79,7 @@ async fn account_facts(state: &AppState, account: &Account) -> Result<AccountFac
     Ok(AccountFacts {
         password_voided,
         second_factor_enrolled,
+        second_factor_grace,
         charter_pending,
         // Asked once the session is open (`LoginPlan::after_session`), not before.
         consent_pending: false,

@@ -21,6 +21,7 @@ pub(crate) fn step_path(step: StepId) -> &'static str {
         // The password is the login form itself.
         StepId::Password => "/cas/login",
         StepId::SecondFactor => "/login/second-factor",
+        StepId::SecondFactorReminder => "/login/second-factor-reminder",
         StepId::AcceptCharter => "/charter",
         StepId::Consent => "/authorize/consent",
     }

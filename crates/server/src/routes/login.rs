@@ -73,12 +73,23 @@ pub async fn show_login(
                 let session = if requirement.fresh || !service.sso {
                     None
                 } else {
-                    current_session_with_account(&state, &req)
-                        .await
-                        .map(|(c, s, a)| {
+                    match current_session_with_account(&state, &req).await {
+                        Some((c, s, a)) => {
+                            // An affiliation that requires a factor, once its grace is over,
+                            // asks it of every service.
+                            let requirement = if step_up::policy_requires_mfa(&state, &a).await {
+                                AuthnRequirement {
+                                    assurance: Some(Assurance::MultiFactor),
+                                    ..requirement
+                                }
+                            } else {
+                                requirement
+                            };
                             let verdict = requirement.evaluate(&s.methods, now);
-                            (c, s, a, verdict)
-                        })
+                            Some((c, s, a, verdict))
+                        }
+                        None => None,
+                    }
                 };
                 match session {
                     Some((cookie, session, account, Verdict::Satisfied)) => {

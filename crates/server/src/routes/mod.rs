@@ -119,6 +119,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/login/second-factor",
             web::post().to(second_factor::submit),
         )
+        .route(
+            "/login/second-factor-reminder",
+            web::get().to(second_factor::show_reminder),
+        )
+        .route(
+            "/login/second-factor-reminder",
+            web::post().to(second_factor::submit_reminder),
+        )
         .route("/charter", web::get().to(charter::show_charter))
         .route("/charter", web::post().to(charter::submit_charter))
         .configure(assistance::configure)

@@ -11,6 +11,7 @@ use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::i18n::Lang;
 use sesame_core::login::methods::{AuthnMethod, AuthnRecord};
 use sesame_core::login::steps::StepId;
+use sesame_core::login::transaction::Continuation;
 use sesame_mfa::factors::Verification;
 
 use crate::pipeline::{steps, transaction};
@@ -200,5 +201,91 @@ pub async fn submit(
         .tx
         .factors
         .push(AuthnRecord::new(AuthnMethod::Otp, now));
+    steps::next_or_finish(&state, &req, lang, parked).await
+}
+
+/// The reminder's form: `now` (add a factor now: the login ends on the account page's
+/// second-factor section) or `later`.
+#[derive(Debug, Deserialize)]
+pub struct ReminderForm {
+    choice: Option<String>,
+    lang: Option<String>,
+}
+
+/// `GET /login/second-factor-reminder`: the [`StepId::SecondFactorReminder`] step, for a
+/// person whose affiliation requires a second factor they have not added, while the grace
+/// lasts.
+pub async fn show_reminder(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<SecondFactorQuery>,
+) -> HttpResponse {
+    let lang = state.lang(&req, query.lang.as_deref());
+    let parked =
+        match transaction::parked_at(&state, &req, lang, StepId::SecondFactorReminder).await {
+            Ok(p) => p,
+            Err(response) => return response,
+        };
+    let account = match parked.tx.identified {
+        Some(id) => state.services.accounts_repo.find_by_id(id).await,
+        None => Ok(None),
+    };
+    let account = match account {
+        Ok(Some(a)) => a,
+        Ok(None) => return transaction::expired(&state, &req, lang),
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable at the second-factor reminder");
+            return state.unavailable(&req, lang);
+        }
+    };
+    let (logins_left, until) =
+        match crate::pipeline::step_up::policy_decision(&state, &account).await {
+            Ok(sesame_mfa::policy::MfaDecision::EnrolSoon { logins_left, until }) => {
+                (logins_left, until)
+            }
+            Ok(_) => (None, None),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the second-factor policy");
+                return state.unavailable(&req, lang);
+            }
+        };
+    let text = |key: &str| state.renderer.text(lang, key);
+    let left = logins_left.map(|n| text("mfa_reminder_logins").replace("{n}", &n.to_string()));
+    let until = until.map(|d| {
+        text("mfa_reminder_until").replace(
+            "{date}",
+            &format!("{:02}/{:02}/{}", d.day(), u8::from(d.month()), d.year()),
+        )
+    });
+    state.page(
+        StatusCode::OK,
+        "login_second_factor_reminder.html",
+        lang,
+        &req,
+        minijinja::context! { logins_left => left, until => until },
+    )
+}
+
+/// `POST /login/second-factor-reminder`
+pub async fn submit_reminder(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ReminderForm>,
+) -> HttpResponse {
+    let lang = state.lang(&req, form.lang.as_deref());
+    let mut parked =
+        match transaction::parked_at(&state, &req, lang, StepId::SecondFactorReminder).await {
+            Ok(p) => p,
+            Err(response) => return response,
+        };
+    if form.choice.as_deref() == Some("now") {
+        // The login ends on the page where a factor is added; the application the person was
+        // going to is reached again from there, with the code.
+        parked.tx.continuation = Continuation::Local {
+            next: "/account/second-factor".to_owned(),
+        };
+    }
+    // Read: not asked again in this login (the login is counted at its end).
+    parked.tx.acknowledged.push(StepId::SecondFactorReminder);
     steps::next_or_finish(&state, &req, lang, parked).await
 }

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::Database;
 use crate::error::repo_error;
 use crate::models::{from_unix, to_unix};
-use crate::schema::{recovery_codes, second_factors};
+use crate::schema::{mfa_grace, recovery_codes, second_factors};
 
 type FactorRow = (String, String, String, String, String, i64, Option<i64>);
 
@@ -211,6 +211,55 @@ impl SecondFactorRepo for Database {
                 .execute(conn)
                 .map(|n| n > 0)
                 .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn grace_logins(&self, account: AccountId) -> Result<u32, RepoError> {
+        let account = account.to_string();
+        self.run(move |conn| {
+            let n: Option<i64> = mfa_grace::table
+                .find(&account)
+                .select(mfa_grace::logins_without_factor)
+                .first(conn)
+                .optional()
+                .map_err(repo_error)?;
+            Ok(n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+        })
+        .await
+    }
+
+    async fn count_grace_login(
+        &self,
+        account: AccountId,
+        at: OffsetDateTime,
+    ) -> Result<u32, RepoError> {
+        let account = account.to_string();
+        let at = to_unix(at);
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                let updated = diesel::update(mfa_grace::table.find(&account))
+                    .set((
+                        mfa_grace::logins_without_factor.eq(mfa_grace::logins_without_factor + 1),
+                        mfa_grace::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+                if updated == 0 {
+                    diesel::insert_into(mfa_grace::table)
+                        .values((
+                            mfa_grace::account_id.eq(&account),
+                            mfa_grace::logins_without_factor.eq(1_i64),
+                            mfa_grace::updated_at.eq(at),
+                        ))
+                        .execute(conn)?;
+                }
+                mfa_grace::table
+                    .find(&account)
+                    .select(mfa_grace::logins_without_factor)
+                    .first::<i64>(conn)
+            })
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .map_err(repo_error)
         })
         .await
     }

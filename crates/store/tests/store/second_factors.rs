@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 const T0: OffsetDateTime = datetime!(2026-12-01 10:00:00 UTC);
 
 /// The migration that adds the tables under test.
-const SECOND_FACTORS: &str = "2026-12-06-000001_second_factors";
+const SECOND_FACTORS: &str = "2026-12-06-000002_mfa_grace";
 
 fn at(secs: i64) -> OffsetDateTime {
     T0 + time::Duration::seconds(secs)
@@ -77,6 +77,7 @@ macro_rules! on_both_databases {
 }
 
 on_both_databases!(
+    logins_without_a_required_factor_are_counted_per_account,
     factors_and_recovery_codes_are_kept_listed_used_once_and_removed,
     removing_the_last_factor_takes_the_recovery_codes_and_other_accounts_keep_theirs,
 );
@@ -177,4 +178,14 @@ async fn removing_the_last_factor_takes_the_recovery_codes_and_other_accounts_ke
     assert!(db.recovery_codes(person).await.unwrap().is_empty());
     assert_eq!(db.factors(other).await.unwrap().len(), 1);
     assert_eq!(db.recovery_codes(other).await.unwrap().len(), 10);
+}
+
+async fn logins_without_a_required_factor_are_counted_per_account(db: Database) {
+    let person = account(&db, "grace.one").await;
+    let other = account(&db, "grace.two").await;
+    assert_eq!(db.grace_logins(person).await.unwrap(), 0);
+    assert_eq!(db.count_grace_login(person, at(0)).await.unwrap(), 1);
+    assert_eq!(db.count_grace_login(person, at(5)).await.unwrap(), 2);
+    assert_eq!(db.grace_logins(person).await.unwrap(), 2);
+    assert_eq!(db.grace_logins(other).await.unwrap(), 0);
 }
