@@ -630,6 +630,32 @@ mod tests {
             codes.retain(|(a, h)| !(*a == account && h == hash));
             Ok(codes.len() < before)
         }
+        async fn grace_logins(&self, account: AccountId) -> Result<u32, RepoError> {
+            let grace = self
+                .grace
+                .lock()
+                .map_err(|e| RepoError::Unavailable(e.to_string()))?;
+            Ok(grace
+                .iter()
+                .find(|(a, _)| *a == account)
+                .map_or(0, |(_, n)| *n))
+        }
+        async fn count_grace_login(
+            &self,
+            account: AccountId,
+            _at: OffsetDateTime,
+        ) -> Result<u32, RepoError> {
+            let mut grace = self
+                .grace
+                .lock()
+                .map_err(|e| RepoError::Unavailable(e.to_string()))?;
+            if let Some(entry) = grace.iter_mut().find(|(a, _)| *a == account) {
+                entry.1 += 1;
+                return Ok(entry.1);
+            }
+            grace.push((account, 1));
+            Ok(1)
+        }
     }
 
     const T0: OffsetDateTime = datetime!(2026-12-06 08:00:10 UTC);
