@@ -12,7 +12,7 @@ use sesame_tests::{browser, cas_service, unique_login, TestApp, GOOD_PASSWORD};
 const APP: &str = "https://moodle.univ.example.org/";
 
 /// The TOTP code pyotp computes for `secret` (base32, as the page shows it) at `unix`.
-fn pyotp(secret: &str, unix: i64) -> String {
+pub(crate) fn pyotp(secret: &str, unix: i64) -> String {
     let out = Command::new("python3")
         .args([
             "-c",
@@ -783,4 +783,114 @@ async fn a_required_factor_is_reminded_during_the_grace_then_nothing_is_issued_u
         location(&res),
         format!("{}/account/second-factor", app.address)
     );
+}
+
+// ----- in a real browser ------------------------------------------------------------------
+
+/// Types `text` into the field `id` and presses Enter there (keyboard only).
+async fn type_and_enter(c: &fantoccini::Client, id: &str, text: &str) {
+    let field = c.find(fantoccini::Locator::Id(id)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+    field.send_keys("\u{E007}").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_person_turns_on_two_step_verification_with_the_keyboard_at_phone_width_and_logs_in_with_a_code(
+) {
+    use crate::browser::{
+        connect, driver_or_skip, fits_the_width, serious_accessibility_violations,
+    };
+    use fantoccini::Locator;
+    let Some(driver) = driver_or_skip() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let login = unique_login("mfabrowser");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let c = connect(&driver, 375).await;
+    // The account page's section, through the login page and back.
+    c.goto(&format!("{}/account/second-factor", app.address))
+        .await
+        .unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(&login)
+        .await
+        .unwrap();
+    type_and_enter(&c, "password", GOOD_PASSWORD).await;
+    let add = c.wait().for_element(Locator::Id("add-totp")).await.unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "factor list"
+    );
+    assert!(fits_the_width(&c).await, "factor list at 375 px");
+    add.send_keys("\u{E007}").await.unwrap();
+    let secret = c
+        .wait()
+        .for_element(Locator::Id("totp-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "enrolment"
+    );
+    assert!(fits_the_width(&c).await, "enrolment page at 375 px");
+    c.find(Locator::Id("totp-code"))
+        .await
+        .unwrap()
+        .send_keys(&pyotp(&secret, app.clock.now().unix_timestamp()))
+        .await
+        .unwrap();
+    type_and_enter(&c, "totp-current", GOOD_PASSWORD).await;
+    let codes = c
+        .wait()
+        .for_element(Locator::Id("recovery-code-list"))
+        .await
+        .unwrap();
+    assert_eq!(codes.find_all(Locator::Css("li")).await.unwrap().len(), 10);
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "codes shown"
+    );
+
+    // A new login: the code page after the password, then logged in.
+    c.delete_all_cookies().await.unwrap();
+    c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(&login)
+        .await
+        .unwrap();
+    type_and_enter(&c, "password", GOOD_PASSWORD).await;
+    c.wait().for_element(Locator::Id("code")).await.unwrap();
+    assert_eq!(
+        serious_accessibility_violations(&c).await,
+        Vec::<String>::new(),
+        "code step"
+    );
+    assert!(fits_the_width(&c).await, "code step at 375 px");
+    type_and_enter(
+        &c,
+        "code",
+        &pyotp(&secret, app.clock.now().unix_timestamp() + 30),
+    )
+    .await;
+    let who = c
+        .wait()
+        .for_element(Locator::Id("current-user"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(who, login);
+    c.close().await.unwrap();
 }
