@@ -154,7 +154,7 @@ pub enum MfaError {
 }
 
 /// A begun TOTP enrolment, as the page shows it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TotpEnrolment {
     /// The enrolment's id (the page's hidden field; single-use).
     pub id: String,
@@ -164,6 +164,13 @@ pub struct TotpEnrolment {
     pub uri: String,
     /// The URI as a QR code, SVG.
     pub qr_svg: String,
+}
+
+/// The secret is shown to the person only: a `{:?}` shows neither it nor the URI.
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpEnrolment").finish_non_exhaustive()
+    }
 }
 
 /// What a confirmed enrolment gives.
@@ -819,6 +826,26 @@ mod tests {
         clock.advance(time::Duration::minutes(16));
         let right = secret.code_at(clock.now()).unwrap();
         assert_eq!(f.verify(a, &right).await.unwrap(), Verification::Totp);
+    }
+
+    #[tokio::test]
+    async fn debug_output_never_shows_a_secret_or_a_recovery_code() {
+        let (f, clock) = factors();
+        let a = account();
+        let e = f.begin_totp(a, "p").await.unwrap();
+        let shown = format!("{e:?}");
+        assert!(
+            !shown.contains(&e.secret_text) && !shown.contains(&e.uri),
+            "{shown}"
+        );
+        let code = secret_of(&e).code_at(clock.now()).unwrap();
+        let done = f.confirm_totp(a, &e.id, &code, "").await.unwrap();
+        let codes = done.recovery_codes.unwrap();
+        let shown = format!("{codes:?}");
+        assert!(
+            codes.shown.iter().all(|c| !shown.contains(c.as_str())),
+            "{shown}"
+        );
     }
 
     #[tokio::test]

@@ -16,12 +16,21 @@ pub const CODE_LEN: usize = 16;
 const ALPHABET: &[u8; 31] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
 /// A fresh set: the codes to show once, and what to store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RecoveryCodeSet {
     /// The codes as the person sees them (`xxxx-xxxx-xxxx-xxxx`); never stored.
     pub shown: Vec<String>,
     /// Their SHA-256, in the same order: what the database keeps.
     pub hashes: Vec<String>,
+}
+
+/// The codes are secrets: a `{:?}` in a log line shows how many, never which.
+impl std::fmt::Debug for RecoveryCodeSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryCodeSet")
+            .field("codes", &self.shown.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RecoveryCodeSet {
