@@ -715,6 +715,8 @@ async fn the_served_openapi_document_is_the_checked_in_one_and_describes_every_e
         ("/admin/api/v1/helpdesk/requests", "get"),
         ("/admin/api/v1/helpdesk/requests/{reference}", "get"),
         ("/admin/api/v1/helpdesk/requests/{reference}/close", "post"),
+        ("/admin/api/v1/accounts/{login}/second-factors", "get"),
+        ("/admin/api/v1/accounts/{login}/second-factors", "delete"),
     ] {
         let operation = &paths[path][method];
         assert!(

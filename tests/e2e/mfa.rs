@@ -894,3 +894,68 @@ async fn a_person_turns_on_two_step_verification_with_the_keyboard_at_phone_widt
     assert_eq!(who, login);
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_helpdesk_tool_lists_and_removes_second_factors_through_the_admin_api_with_its_scope() {
+    use sesame_core::api_keys::ApiScope;
+    let app = TestApp::spawn().await;
+    let login = unique_login("mfaapi");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    enrol(&app, &b).await;
+    let key = |scopes: &'static [ApiScope]| {
+        let app = &app;
+        async move {
+            app.services
+                .api_keys
+                .create("mfa", scopes, None, "test")
+                .await
+                .unwrap()
+                .key
+        }
+    };
+    let helpdesk = key(&[ApiScope::Helpdesk]).await;
+    let reader = key(&[ApiScope::AccountsRead]).await;
+    let url = format!(
+        "{}/admin/api/v1/accounts/{login}/second-factors",
+        app.address
+    );
+    let http = reqwest::Client::new();
+    // Another scope is not enough.
+    let res = http.get(&url).bearer_auth(&reader).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let res = http.delete(&url).bearer_auth(&reader).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let res = http.get(&url).bearer_auth(&helpdesk).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["factors"][0]["kind"], "totp", "{body}");
+    assert_eq!(body["factors"][0]["label"], "Téléphone");
+    assert_eq!(body["recovery_codes_left"], 10);
+    assert!(!body.to_string().contains("sealed"), "no secret: {body}");
+    let res = http
+        .delete(&url)
+        .bearer_auth(&helpdesk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["removed"], 1);
+    let res = app
+        .login_with(&browser(), &login, GOOD_PASSWORD, false)
+        .await;
+    assert_eq!(location(&res), format!("{}/cas/login", app.address));
+    let missing = format!(
+        "{}/admin/api/v1/accounts/nobody.here/second-factors",
+        app.address
+    );
+    let res = http
+        .delete(&missing)
+        .bearer_auth(&helpdesk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}

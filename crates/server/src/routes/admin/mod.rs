@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod helpdesk;
 pub mod imports;
 pub mod openapi;
+pub mod second_factors;
 pub mod sessions;
 
 use actix_web::http::StatusCode;
@@ -66,6 +67,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/accounts/{login}/sessions",
                 web::delete().to(sessions::end_sessions),
+            )
+            .route(
+                "/accounts/{login}/second-factors",
+                web::get().to(second_factors::list_second_factors),
+            )
+            .route(
+                "/accounts/{login}/second-factors",
+                web::delete().to(second_factors::remove_second_factors),
             )
             .route(
                 "/accounts/{login}/reset-link",

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, authorize, helpdesk, imports, respond, sessions};
+use super::{accounts, authorize, helpdesk, imports, respond, second_factors, sessions};
 use crate::web::problem::{ApiError, Problem};
 use crate::web::AppState;
 
@@ -36,6 +36,8 @@ use crate::web::AppState;
         helpdesk::list_requests,
         helpdesk::get_request,
         helpdesk::close_request,
+        second_factors::list_second_factors,
+        second_factors::remove_second_factors,
     ),
     components(schemas(Problem)),
     modifiers(&BearerKey),
@@ -43,7 +45,7 @@ use crate::web::AppState;
         (name = "accounts", description = "Create, read, update, disable, block and unblock accounts"),
         (name = "sessions", description = "The SSO sessions of an account"),
         (name = "imports", description = "Provisioning files from HR and student systems"),
-        (name = "helpdesk", description = "Reset and activation links, assistance requests"),
+        (name = "helpdesk", description = "Reset and activation links, assistance requests, lost second factors"),
     )
 )]
 pub struct AdminApiDoc;
