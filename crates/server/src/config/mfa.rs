@@ -88,7 +88,14 @@ impl MfaSettings {
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        self.sealer().map(drop)
+        let sealer = self.sealer()?;
+        // Nobody could add the factor the policy demands: past the grace, nothing would open.
+        if sealer.is_none() && self.policy().any_required() {
+            return Err(ConfigError(
+                "invalid value for `mfa.affiliations`: `required` needs `mfa.sealing_key` (without it nobody can add a second factor)".to_owned(),
+            ));
+        }
+        Ok(())
     }
 }
 
