@@ -27,7 +27,7 @@ use sesame_core::login::methods::Assurance;
 use sesame_core::login::steps::{AccountFacts, LoginPlan};
 use sesame_core::login::transaction::{Continuation, LoginTransaction};
 
-use super::entry::{load_pending, park, pending_key};
+use super::entry::{load_pending, park, pending_key, Pending};
 use super::step_up;
 use super::transaction::{to_current_step, transactions, without_cookie, Parked};
 use crate::web::csrf::FormPurpose;
@@ -110,38 +110,17 @@ pub(crate) async fn complete_after_login(
     cookie: &str,
     session: &SsoSession,
 ) -> HttpResponse {
-    let pending = match load_pending(state, request_id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return expired_page(state, req),
-        Err(()) => {
-            let lang = state.lang(req, None);
-            return state.unavailable(req, lang);
-        }
-    };
-    let request = match parse(state, req, &pending.params) {
-        Ok(r) => r,
-        Err(res) => return *res,
-    };
-    proceed(
-        state,
-        req,
-        &request,
-        pending.params,
-        pending.requested_at,
-        Some(request_id),
-        Some((cookie.to_owned(), session.clone())),
-        true,
-    )
-    .await
+    let session = Some((cookie.to_owned(), session.clone()));
+    answer_parked(state, req, request_id, session, true).await
 }
 
-/// The parked request a login transaction is for, parsed again: its id and the request.
-/// `Ok(None)` for a login that is not for one, or whose request is gone or no longer valid
-/// (the end of the login answers those).
+/// The parked request a login transaction is for, parsed again: its id, as parked, and the
+/// request. `Ok(None)` for a login that is not for one, or whose request is gone or no
+/// longer valid (the end of the login answers those).
 async fn request_of(
     state: &AppState,
     continuation: &Continuation,
-) -> Result<Option<(String, AuthorizationRequest)>, ()> {
+) -> Result<Option<(String, Pending, AuthorizationRequest)>, ()> {
     let Continuation::Oidc { request_id, .. } = continuation else {
         return Ok(None);
     };
@@ -151,7 +130,7 @@ async fn request_of(
     Ok(
         AuthorizationRequest::parse(&pending.params, &state.services.oidc.clients)
             .ok()
-            .map(|r| (request_id.clone(), r)),
+            .map(|r| (request_id.clone(), pending, r)),
     )
 }
 
@@ -165,7 +144,7 @@ pub(crate) async fn consent_step_page(
     seed: &str,
 ) -> HttpResponse {
     match request_of(state, continuation).await {
-        Ok(Some((_, request))) => match state.services.oidc.clients.get(&request.client_id) {
+        Ok(Some((_, _, request))) => match state.services.oidc.clients.get(&request.client_id) {
             Some(client) => {
                 let wanted = consent_scopes(&request);
                 consent_page(state, req, lang, client, &wanted, seed, "")
@@ -200,7 +179,7 @@ pub(crate) async fn answer_consent_step(
         }
         return without_cookie(state, expired_page(state, req));
     };
-    let (id, request) = match request_of(state, &parked.tx.continuation).await {
+    let (id, pending, request) = match request_of(state, &parked.tx.continuation).await {
         Ok(Some(r)) => r,
         Ok(None) => return without_cookie(state, expired_page(state, req)),
         Err(()) => return state.unavailable(req, lang),
@@ -234,23 +213,18 @@ pub(crate) async fn answer_consent_step(
     {
         return without_cookie(state, answer);
     }
-    let response = match load_pending(state, &id).await {
-        Ok(Some(pending)) => {
-            proceed(
-                state,
-                req,
-                &request,
-                pending.params,
-                pending.requested_at,
-                Some(&id),
-                Some((cookie, session)),
-                true,
-            )
-            .await
-        }
-        Ok(None) => expired_page(state, req),
-        Err(()) => state.unavailable(req, lang),
-    };
+    // The request as read above: the consent just recorded now covers it.
+    let response = proceed(
+        state,
+        req,
+        &request,
+        pending.params,
+        pending.requested_at,
+        Some(&id),
+        Some((cookie, session)),
+        true,
+    )
+    .await;
     without_cookie(state, response)
 }
 
@@ -601,6 +575,18 @@ pub(crate) async fn resume(
     id: &str,
     session: Option<(String, SsoSession)>,
 ) -> HttpResponse {
+    answer_parked(state, req, id, session, false).await
+}
+
+/// The parked request `id`, read and checked again, answered with `session` (`fresh`: opened
+/// by a login made for it).
+async fn answer_parked(
+    state: &AppState,
+    req: &HttpRequest,
+    id: &str,
+    session: Option<(String, SsoSession)>,
+    fresh: bool,
+) -> HttpResponse {
     let pending = match load_pending(state, id).await {
         Ok(Some(p)) => p,
         Ok(None) => return expired_page(state, req),
@@ -621,7 +607,7 @@ pub(crate) async fn resume(
         pending.requested_at,
         Some(id),
         session,
-        false,
+        fresh,
     )
     .await
 }

@@ -100,6 +100,22 @@ struct Outcome {
     recovery_codes: Vec<String>,
 }
 
+impl Outcome {
+    fn error(text: String) -> Self {
+        Self {
+            error: Some(text),
+            ..Self::default()
+        }
+    }
+
+    fn notice(text: String) -> Self {
+        Self {
+            notice: Some(text),
+            ..Self::default()
+        }
+    }
+}
+
 async fn render(
     state: &AppState,
     req: &HttpRequest,
@@ -300,10 +316,7 @@ pub async fn begin_totp(
     };
     if !offered(&state, &p.account) {
         let msg = state.renderer.text(lang, "mfa_not_offered");
-        let outcome = Outcome {
-            error: Some(msg),
-            ..Outcome::default()
-        };
+        let outcome = Outcome::error(msg);
         return render(&state, &req, lang, &p, StatusCode::FORBIDDEN, outcome).await;
     }
     match state
@@ -402,10 +415,7 @@ pub async fn confirm_totp(
             .await
         }
         Err(MfaError::EnrolmentExpired) => {
-            let outcome = Outcome {
-                error: Some(text("mfa_error_expired")),
-                ..Outcome::default()
-            };
+            let outcome = Outcome::error(text("mfa_error_expired"));
             render(&state, &req, lang, &p, StatusCode::BAD_REQUEST, outcome).await
         }
         Err(e) => {
@@ -439,10 +449,7 @@ async fn enrol_again(
     {
         Ok(enrolment) => enrol_page(state, req, lang, p, &enrolment, label, status, Some(error)),
         Err(MfaError::EnrolmentExpired) => {
-            let outcome = Outcome {
-                error: Some(state.renderer.text(lang, "mfa_error_expired")),
-                ..Outcome::default()
-            };
+            let outcome = Outcome::error(state.renderer.text(lang, "mfa_error_expired"));
             render(state, req, lang, p, StatusCode::BAD_REQUEST, outcome).await
         }
         Err(e) => {
@@ -478,10 +485,7 @@ pub async fn remove(
         Err(res) => return res,
     };
     if let Err(message) = check_password(&state, &req, lang, &p, form.current.as_deref()).await {
-        let outcome = Outcome {
-            error: Some(message),
-            ..Outcome::default()
-        };
+        let outcome = Outcome::error(message);
         return render(&state, &req, lang, &p, StatusCode::UNAUTHORIZED, outcome).await;
     }
     let id = form.id.as_deref().unwrap_or_default();
@@ -499,10 +503,7 @@ pub async fn remove(
                 return res;
             }
             notify(&state, &req, lang, &p, "removed").await;
-            let outcome = Outcome {
-                notice: Some(state.renderer.text(lang, "mfa_removed")),
-                ..Outcome::default()
-            };
+            let outcome = Outcome::notice(state.renderer.text(lang, "mfa_removed"));
             render(&state, &req, lang, &p, StatusCode::OK, outcome).await
         }
         Ok(false) => render(&state, &req, lang, &p, StatusCode::OK, Outcome::default()).await,
@@ -525,10 +526,7 @@ pub async fn regenerate_codes(
         Err(res) => return res,
     };
     if let Err(message) = check_password(&state, &req, lang, &p, form.current.as_deref()).await {
-        let outcome = Outcome {
-            error: Some(message),
-            ..Outcome::default()
-        };
+        let outcome = Outcome::error(message);
         return render(&state, &req, lang, &p, StatusCode::UNAUTHORIZED, outcome).await;
     }
     // Codes stand in for a factor: without one, there is nothing for them to stand in for.

@@ -116,7 +116,10 @@ pub async fn submit(
             .ip(state.client_ip(&req))
             .detail(detail)
     };
-    let verification_used = verification.clone();
+    let recovery_codes_left = match verification {
+        Verification::RecoveryCode { left } => Some(left),
+        _ => None,
+    };
     let (record, answer) = match verification {
         Verification::Totp => (
             event(
@@ -182,7 +185,7 @@ pub async fn submit(
     if let Some(answer) = answer {
         return answer;
     }
-    if let Verification::RecoveryCode { left } = verification_used {
+    if let Some(left) = recovery_codes_left {
         // A recovery code stands in for the phone: the person hears of each use.
         if let Err(e) = crate::operations::notify_second_factor_change(
             &state.services,
