@@ -26,6 +26,7 @@ mod metrics;
 mod mfa;
 mod oidc;
 mod oidc_flows;
+mod passkeys;
 mod policy;
 mod recovery;
 mod security_cas;

@@ -151,6 +151,7 @@ type SettingsTweak = Box<dyn FnOnce(&mut Settings) + Send>;
 /// Builds a [`TestApp`].
 pub struct TestAppBuilder {
     tweaks: Vec<SettingsTweak>,
+    host: &'static str,
 }
 
 impl Default for TestAppBuilder {
@@ -162,7 +163,19 @@ impl Default for TestAppBuilder {
 impl TestAppBuilder {
     /// No tweaks yet.
     pub fn new() -> Self {
-        Self { tweaks: Vec::new() }
+        Self {
+            tweaks: Vec::new(),
+            host: "127.0.0.1",
+        }
+    }
+
+    /// Serves the app as `http://HOST:port` (it still listens on 127.0.0.1): `localhost` for
+    /// the passkey tests, since an address cannot be a WebAuthn RP ID (passkeys are off on
+    /// `127.0.0.1`, the other tests' host).
+    #[must_use]
+    pub fn on_host(mut self, host: &'static str) -> Self {
+        self.host = host;
+        self
     }
 
     /// Changes settings before the app starts.
@@ -212,12 +225,18 @@ impl TestAppBuilder {
             settings,
             Arc::new(guard),
             Arc::new(ManualClock::starting_now()),
+            self.host,
         )
         .await
     }
 }
 
-async fn start(mut settings: Settings, db: Arc<DbGuard>, clock: Arc<ManualClock>) -> TestApp {
+async fn start(
+    mut settings: Settings,
+    db: Arc<DbGuard>,
+    clock: Arc<ManualClock>,
+    host: &str,
+) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a random port");
     let port = listener.local_addr().expect("local addr").port();
     let scheme = if settings.server.public_url.starts_with("https://") {
@@ -225,7 +244,7 @@ async fn start(mut settings: Settings, db: Arc<DbGuard>, clock: Arc<ManualClock>
     } else {
         "http"
     };
-    settings.server.public_url = format!("{scheme}://127.0.0.1:{port}");
+    settings.server.public_url = format!("{scheme}://{host}:{port}");
     let overrides = Overrides {
         clock: Some(clock.clone()),
     };
@@ -238,7 +257,7 @@ async fn start(mut settings: Settings, db: Arc<DbGuard>, clock: Arc<ManualClock>
         .map(|port| format!("http://127.0.0.1:{port}"));
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address: format!("http://{host}:{port}"),
         port,
         client: browser(),
         clock,
@@ -286,7 +305,13 @@ impl TestApp {
     pub async fn spawn_sibling(&self) -> TestApp {
         let mut settings = self.settings.clone();
         settings.server.public_url = "http://127.0.0.1:1".to_owned();
-        start(settings, Arc::clone(&self._db), Arc::clone(&self.clock)).await
+        start(
+            settings,
+            Arc::clone(&self._db),
+            Arc::clone(&self.clock),
+            "127.0.0.1",
+        )
+        .await
     }
 
     /// Creates an active account with this password (set through the policy).

@@ -24,6 +24,7 @@ use sesame_core::ports::EphemeralStore;
 use sesame_core::random;
 use time::OffsetDateTime;
 
+use crate::passkeys::StoredPasskey;
 use crate::recovery::{self, RecoveryCodeSet};
 use crate::sealing::{SealingError, SecretSealer};
 use crate::totp::{qr_svg, TotpError, TotpSecret, UsedSteps};
@@ -42,6 +43,8 @@ pub const MAX_LABEL_CHARS: usize = 64;
 pub enum FactorKind {
     /// A TOTP application (RFC 6238).
     Totp,
+    /// A passkey or security key (WebAuthn; its credential in [`crate::passkeys`]).
+    Passkey,
 }
 
 impl FactorKind {
@@ -49,12 +52,17 @@ impl FactorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Totp => "totp",
+            Self::Passkey => "passkey",
         }
     }
 
     /// The kind a stored name designates.
     pub fn parse(value: &str) -> Option<Self> {
-        (value == "totp").then_some(Self::Totp)
+        match value {
+            "totp" => Some(Self::Totp),
+            "passkey" => Some(Self::Passkey),
+            _ => None,
+        }
     }
 }
 
@@ -69,7 +77,8 @@ pub struct SecondFactorRecord {
     pub kind: FactorKind,
     /// The person's name for it ("Téléphone").
     pub label: String,
-    /// The TOTP secret, sealed ([`SecretSealer`], bound to the account).
+    /// The TOTP secret, sealed ([`SecretSealer`], bound to the account); empty for a key
+    /// (its public key is in [`StoredPasskey`]).
     pub sealed_secret: String,
     /// When it was enrolled.
     pub created_at: OffsetDateTime,
@@ -115,6 +124,27 @@ pub trait SecondFactorRepo: Send + Sync + std::fmt::Debug {
     /// Deletes the recovery code `hash` of `account`: `true` for the one caller that deleted
     /// it (a code is single-use, even raced).
     async fn use_recovery_code(&self, account: AccountId, hash: &str) -> Result<bool, RepoError>;
+
+    /// Adds a key: its factor and its credential, in one transaction.
+    async fn add_passkey(
+        &self,
+        factor: &SecondFactorRecord,
+        key: &StoredPasskey,
+    ) -> Result<(), RepoError>;
+
+    /// The account's keys.
+    async fn passkeys(&self, account: AccountId) -> Result<Vec<StoredPasskey>, RepoError>;
+
+    /// The key of credential id `credential_id` (base64url), whoever's it is.
+    async fn passkey(&self, credential_id: &str) -> Result<Option<StoredPasskey>, RepoError>;
+
+    /// Saves a key's state after a login (`state`), and the use on its factor.
+    async fn update_passkey(
+        &self,
+        credential_id: &str,
+        state: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), RepoError>;
 
     /// Logins `account` made without a factor while one was required (0 if none).
     async fn grace_logins(&self, account: AccountId) -> Result<u32, RepoError>;
@@ -440,7 +470,8 @@ impl SecondFactors {
         }
         let digits: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
         if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
-            for factor in self.repo.factors(account).await? {
+            let applications = self.repo.factors(account).await?;
+            for factor in applications.iter().filter(|f| f.kind == FactorKind::Totp) {
                 let secret = TotpSecret::from_bytes(sealer.open(account, &factor.sealed_secret)?)?;
                 if let Some(step) = secret.matching_step(&digits, now) {
                     if UsedSteps.claim(self.store.as_ref(), account, step).await? {
@@ -541,6 +572,7 @@ mod tests {
         factors: Mutex<Vec<SecondFactorRecord>>,
         codes: Mutex<Vec<(AccountId, String)>>,
         grace: Mutex<Vec<(AccountId, u32)>>,
+        keys: Mutex<Vec<StoredPasskey>>,
     }
 
     #[async_trait]
@@ -636,6 +668,54 @@ mod tests {
             let before = codes.len();
             codes.retain(|(a, h)| !(*a == account && h == hash));
             Ok(codes.len() < before)
+        }
+        async fn add_passkey(
+            &self,
+            factor: &SecondFactorRecord,
+            key: &StoredPasskey,
+        ) -> Result<(), RepoError> {
+            self.add_factor(factor, None).await?;
+            self.keys
+                .lock()
+                .map_err(|e| RepoError::Unavailable(e.to_string()))?
+                .push(key.clone());
+            Ok(())
+        }
+        async fn passkeys(&self, account: AccountId) -> Result<Vec<StoredPasskey>, RepoError> {
+            let keys = self
+                .keys
+                .lock()
+                .map_err(|e| RepoError::Unavailable(e.to_string()))?;
+            Ok(keys
+                .iter()
+                .filter(|k| k.account_id == account)
+                .cloned()
+                .collect())
+        }
+        async fn passkey(&self, credential_id: &str) -> Result<Option<StoredPasskey>, RepoError> {
+            let keys = self
+                .keys
+                .lock()
+                .map_err(|e| RepoError::Unavailable(e.to_string()))?;
+            Ok(keys
+                .iter()
+                .find(|k| k.credential_id == credential_id)
+                .cloned())
+        }
+        async fn update_passkey(
+            &self,
+            credential_id: &str,
+            state: &str,
+            _at: OffsetDateTime,
+        ) -> Result<(), RepoError> {
+            let mut keys = self
+                .keys
+                .lock()
+                .map_err(|e| RepoError::Unavailable(e.to_string()))?;
+            for k in keys.iter_mut().filter(|k| k.credential_id == credential_id) {
+                k.state = state.to_owned();
+            }
+            Ok(())
         }
         async fn grace_logins(&self, account: AccountId) -> Result<u32, RepoError> {
             let grace = self

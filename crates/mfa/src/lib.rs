@@ -7,6 +7,8 @@
 //!   step of drift either way), enrolment through an `otpauth://` URI shown as a QR code and as
 //!   text, and the rule of RFC 6238 § 5.2 that a code is accepted once ([`totp::UsedSteps`],
 //!   kept in the ephemeral store so it holds across instances).
+//! - [`passkeys`]: passkeys and security keys (WebAuthn), registered on the account page,
+//!   used as the second factor or alone with the authenticator's user verification.
 //! - [`recovery`]: ten single-use recovery codes, shown once, kept as SHA-256.
 //! - [`sealing`]: the TOTP secrets are sealed at rest (AES-256-GCM, the account bound as
 //!   associated data) with a key from the configuration, rotatable.
@@ -17,6 +19,7 @@
 //! the CNIL and of the ANSSI): nothing in this crate counts them as one.
 
 pub mod factors;
+pub mod passkeys;
 pub mod policy;
 pub mod recovery;
 pub mod sealing;

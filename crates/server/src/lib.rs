@@ -240,7 +240,7 @@ fn security_headers(https: bool) -> DefaultHeaders {
         .add((
             "Content-Security-Policy",
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
         ))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))

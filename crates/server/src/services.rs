@@ -126,6 +126,8 @@ pub struct Services {
     pub devices: KnownDevices,
     /// People's second factors (TOTP, recovery codes).
     pub second_factors: SecondFactors,
+    /// Passkeys and security keys (WebAuthn).
+    pub passkeys: sesame_mfa::passkeys::Passkeys,
     /// Who must, may or may not use a second factor.
     pub mfa_policy: sesame_mfa::policy::MfaPolicy,
     /// SSO sessions.
@@ -271,6 +273,21 @@ impl Services {
         } else {
             settings.mfa.issuer.clone()
         };
+        // Keys are bound to the public URL's host: an address (127.0.0.1) cannot carry them.
+        let relying_party =
+            match sesame_mfa::passkeys::RelyingParty::from_public_url(settings.public_base()) {
+                Ok(rp) => Some(rp),
+                Err(e) => {
+                    tracing::info!(reason = %e, "passkeys are off");
+                    None
+                }
+            };
+        let passkeys = sesame_mfa::passkeys::Passkeys::new(
+            Arc::clone(&factor_repo),
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            relying_party,
+        );
         let second_factors = SecondFactors::new(
             factor_repo,
             Arc::clone(&store),
@@ -430,6 +447,7 @@ impl Services {
             authenticator,
             devices,
             second_factors,
+            passkeys,
             mfa_policy: settings.mfa.policy(),
             sessions,
             accounts,

@@ -87,6 +87,10 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/account_totp_enrol.html"),
     ),
     (
+        "account_passkey_register.html",
+        include_str!("../templates/account_passkey_register.html"),
+    ),
+    (
         "reset_forgot.html",
         include_str!("../templates/reset_forgot.html"),
     ),
@@ -192,6 +196,12 @@ pub const EMBEDDED_STATIC: &[(&str, &str, &[u8])] = &[
         "activation.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../static/activation.js"),
+    ),
+    // --- passkeys ---
+    (
+        "webauthn.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/webauthn.js"),
     ),
 ];
 

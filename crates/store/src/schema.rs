@@ -266,3 +266,15 @@ diesel::table! {
         updated_at -> Int8,
     }
 }
+
+// --- passkeys (2026-12-06-000003_passkeys) ---
+
+diesel::table! {
+    passkeys (credential_id) {
+        credential_id -> Text,
+        factor_id -> Text,
+        account_id -> Text,
+        public_key -> Text,
+        state -> Text,
+    }
+}

@@ -79,7 +79,8 @@ pub trait LoginStep {
     fn is_due(&self, facts: &AccountFacts, tx: &LoginTransaction) -> bool;
 }
 
-/// The password: due until a password factor is recorded in the transaction.
+/// The password: due until a password factor is recorded in the transaction, or a key
+/// that verified its holder (a passkey login: `user` beside `hwk`/`swk`) took its place.
 #[derive(Debug, Clone, Copy)]
 pub struct PasswordStep;
 
@@ -88,7 +89,9 @@ impl LoginStep for PasswordStep {
         StepId::Password
     }
     fn is_due(&self, _facts: &AccountFacts, tx: &LoginTransaction) -> bool {
-        !tx.factors.iter().any(|f| f.method == AuthnMethod::Pwd)
+        let has = |m: AuthnMethod| tx.factors.iter().any(|f| f.method == m);
+        let passkey = (has(AuthnMethod::Hwk) || has(AuthnMethod::Swk)) && has(AuthnMethod::User);
+        !has(AuthnMethod::Pwd) && !passkey
     }
 }
 
@@ -374,6 +377,33 @@ mod tests {
         );
         tx.acknowledged.push(StepId::SecondFactorReminder);
         assert_eq!(LoginPlan::standard().due(&facts, &tx), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_passkey_that_verified_its_holder_stands_for_the_password_and_the_second_factor() {
+        let mut tx = fresh();
+        tx.identified = Some(AccountId(uuid::Uuid::nil()));
+        tx.factors.push(AuthnRecord::new(AuthnMethod::Swk, T0));
+        let enrolled = AccountFacts {
+            second_factor_enrolled: true,
+            ..AccountFacts::default()
+        };
+        // Presence alone is not enough to stand for the password.
+        assert_eq!(
+            LoginPlan::standard().due(&enrolled, &tx),
+            Ok(vec![StepId::Password])
+        );
+        tx.factors.push(AuthnRecord::new(AuthnMethod::User, T0));
+        assert_eq!(LoginPlan::standard().due(&enrolled, &tx), Ok(vec![]));
+        // An unblock's voided password stops a passkey login too: the person sets a new one.
+        let voided = AccountFacts {
+            password_voided: true,
+            ..AccountFacts::default()
+        };
+        assert_eq!(
+            LoginPlan::standard().due(&voided, &tx),
+            Err(Refusal::PasswordResetRequired)
+        );
     }
 
     #[test]

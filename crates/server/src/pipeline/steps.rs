@@ -95,7 +95,24 @@ pub async fn after_password(
     req: &HttpRequest,
     lang: Lang,
     account: &Account,
+    tx: LoginTransaction,
+) -> HttpResponse {
+    let now = state.services.clock.now();
+    after_first_factor(state, req, lang, account, tx, &[AuthnMethod::Pwd], now).await
+}
+
+/// [`after_password`] for whatever identified `account` first: the password, or a passkey
+/// alone (`hwk`/`swk`, with `user` when the authenticator verified the person: two factors,
+/// and the second-factor step is then not due). The password step counts as done for a
+/// passkey login: the key took its place.
+pub async fn after_first_factor(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    account: &Account,
     mut tx: LoginTransaction,
+    methods: &[AuthnMethod],
+    now: time::OffsetDateTime,
 ) -> HttpResponse {
     let facts = match account_facts(state, account).await {
         Ok(f) => f,
@@ -105,9 +122,10 @@ pub async fn after_password(
             return state.unavailable(req, lang);
         }
     };
-    let now = state.services.clock.now();
     tx.identified = Some(account.id);
-    tx.factors.push(AuthnRecord::new(AuthnMethod::Pwd, now));
+    for method in methods {
+        tx.factors.push(AuthnRecord::new(*method, now));
+    }
     tx.steps_due = match LoginPlan::standard().due(&facts, &tx) {
         Ok(steps) => steps,
         Err(Refusal::PasswordResetRequired) => {

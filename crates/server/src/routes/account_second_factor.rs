@@ -2,7 +2,10 @@
 //! /account/second-factor/totp` (begin adding an authenticator application),
 //! `/account/second-factor/totp/confirm` (its first code and the password),
 //! `/account/second-factor/remove` and `/account/second-factor/recovery-codes` (both with the
-//! password). The rules live in `sesame_mfa::factors`; this module renders them.
+//! password), `/account/second-factor/passkey` (begin registering a passkey or security key,
+//! with the password) and `/account/second-factor/passkey/finish` (the authenticator's
+//! answer, posted by `static/webauthn.js`). The rules live in `sesame_mfa::factors` and
+//! `sesame_mfa::passkeys`; this module renders them.
 //!
 //! Every form needs the SSO session and carries the account page's token, derived from the
 //! session cookie; every change needs the current password too (a session left open on a lab
@@ -31,6 +34,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/account/second-factor/totp/confirm",
             web::post().to(confirm_totp),
+        )
+        .route(
+            "/account/second-factor/passkey",
+            web::post().to(begin_passkey),
+        )
+        .route(
+            "/account/second-factor/passkey/finish",
+            web::post().to(finish_passkey),
         )
         .route("/account/second-factor/remove", web::post().to(remove))
         .route(
@@ -153,6 +164,7 @@ async fn render(
             minijinja::context! {
                 id => f.id,
                 label => f.label,
+                kind => f.kind.as_str(),
                 created => state.local_datetime(f.created_at),
                 last_used => f.last_used_at.map(|t| state.local_datetime(t)),
             }
@@ -165,6 +177,7 @@ async fn render(
         req,
         minijinja::context! {
             enabled => offered(state, &p.account) || !factors.is_empty(),
+            passkeys => offered(state, &p.account) && state.services.passkeys.is_enabled(),
             factors => listed,
             codes_left => codes_left,
             login => p.session.login.as_str(),
@@ -571,4 +584,168 @@ pub async fn regenerate_codes(
             state.unavailable(&req, lang)
         }
     }
+}
+
+/// `POST /account/second-factor/passkey`
+#[derive(Deserialize)]
+pub struct PasskeyBeginForm {
+    csrf: Option<String>,
+    label: Option<String>,
+    current: Option<String>,
+}
+
+impl std::fmt::Debug for PasskeyBeginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasskeyBeginForm").finish_non_exhaustive()
+    }
+}
+
+/// `POST /account/second-factor/passkey`: with the password, the options the browser needs
+/// to create a key, on a page whose script asks the authenticator and posts its answer.
+pub async fn begin_passkey(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<PasskeyBeginForm>,
+) -> HttpResponse {
+    let lang = state.lang(&req, None);
+    let p = match form_person(&state, &req, form.csrf.as_deref()).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    if !offered(&state, &p.account) || !state.services.passkeys.is_enabled() {
+        let outcome = Outcome::error(state.renderer.text(lang, "mfa_not_offered"));
+        return render(&state, &req, lang, &p, StatusCode::FORBIDDEN, outcome).await;
+    }
+    if let Err(message) = check_password(&state, &req, lang, &p, form.current.as_deref()).await {
+        let outcome = Outcome::error(message);
+        return render(&state, &req, lang, &p, StatusCode::UNAUTHORIZED, outcome).await;
+    }
+    let login = p.session.login.as_str();
+    let display_name = format!("{} {}", p.account.given_name, p.account.family_name);
+    let display_name = if display_name.trim().is_empty() {
+        login.to_owned()
+    } else {
+        display_name.trim().to_owned()
+    };
+    match state
+        .services
+        .passkeys
+        .begin_registration(p.account.id, login, &display_name)
+        .await
+    {
+        Ok(ceremony) => state.page(
+            StatusCode::OK,
+            "account_passkey_register.html",
+            lang,
+            &req,
+            minijinja::context! {
+                options => ceremony.options_json,
+                ceremony => ceremony.id,
+                label => form.label.as_deref().unwrap_or_default(),
+                csrf => FormPurpose::Account.token(&p.cookie),
+            },
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "could not begin a passkey registration");
+            state.unavailable(&req, lang)
+        }
+    }
+}
+
+/// `POST /account/second-factor/passkey/finish`
+#[derive(Debug, Deserialize)]
+pub struct PasskeyFinishForm {
+    csrf: Option<String>,
+    ceremony: Option<String>,
+    label: Option<String>,
+    credential: Option<String>,
+}
+
+/// `POST /account/second-factor/passkey/finish`: the authenticator's answer makes the key a
+/// factor (the first factor comes with recovery codes, shown once).
+pub async fn finish_passkey(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<PasskeyFinishForm>,
+) -> HttpResponse {
+    use sesame_mfa::passkeys::PasskeyError;
+    let lang = state.lang(&req, None);
+    let p = match form_person(&state, &req, form.csrf.as_deref()).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let text = |key: &str| state.renderer.text(lang, key);
+    let first = match state.services.second_factors.enrolled(p.account.id).await {
+        Ok(enrolled) => !enrolled,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read second factors");
+            return state.unavailable(&req, lang);
+        }
+    };
+    let outcome = state
+        .services
+        .passkeys
+        .finish_registration(
+            p.account.id,
+            form.ceremony.as_deref().unwrap_or_default(),
+            form.credential.as_deref().unwrap_or_default(),
+            form.label.as_deref().unwrap_or_default(),
+        )
+        .await;
+    let factor_id = match outcome {
+        Ok(id) => id,
+        Err(PasskeyError::CeremonyExpired) => {
+            let outcome = Outcome::error(text("mfa_error_expired"));
+            return render(&state, &req, lang, &p, StatusCode::BAD_REQUEST, outcome).await;
+        }
+        Err(PasskeyError::AlreadyRegistered) => {
+            let outcome = Outcome::error(text("passkey_error_registered"));
+            return render(&state, &req, lang, &p, StatusCode::CONFLICT, outcome).await;
+        }
+        Err(
+            e @ (PasskeyError::Malformed(_) | PasskeyError::Refused(_) | PasskeyError::UnknownKey),
+        ) => {
+            tracing::info!(reason = %e, "a passkey registration was refused");
+            let outcome = Outcome::error(text("passkey_error_refused"));
+            return render(&state, &req, lang, &p, StatusCode::BAD_REQUEST, outcome).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not finish a passkey registration");
+            return state.unavailable(&req, lang);
+        }
+    };
+    if let Err(res) = audit(
+        &state,
+        &req,
+        &p,
+        AuditKind::MfaEnrolled,
+        serde_json::json!({ "kind": "passkey", "factor": factor_id }),
+    )
+    .await
+    {
+        return res;
+    }
+    notify(&state, &req, lang, &p, "added").await;
+    let recovery_codes = if first {
+        match state
+            .services
+            .second_factors
+            .regenerate_recovery_codes(p.account.id)
+            .await
+        {
+            Ok(codes) => codes.shown,
+            Err(e) => {
+                tracing::error!(error = %e, "could not make recovery codes");
+                return state.unavailable(&req, lang);
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let outcome = Outcome {
+        notice: Some(text("passkey_added")),
+        recovery_codes,
+        ..Outcome::default()
+    };
+    render(&state, &req, lang, &p, StatusCode::OK, outcome).await
 }

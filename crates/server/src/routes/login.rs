@@ -250,6 +250,8 @@ async fn login_form_with(
             locked => hints.locked,
             username => username,
             form_action => form_action,
+            passkey_action => form_action.replacen("/cas/login", "/login/passkey", 1),
+            passkeys => state.services.passkeys.is_enabled(),
             service_name => service_name,
         },
     )
@@ -514,4 +516,168 @@ async fn login_failure(
         }
     }
     res
+}
+
+/// `POST /login/passkey/options`: a passwordless login's ceremony, for the login page's
+/// script (a ceremony per click: the page itself stays a plain form).
+pub async fn passkey_options(state: web::Data<AppState>) -> HttpResponse {
+    if !state.services.passkeys.is_enabled() {
+        return HttpResponse::NotFound().finish();
+    }
+    match state.services.passkeys.begin_login(PASSWORDLESS).await {
+        Ok(ceremony) => match serde_json::from_str::<serde_json::Value>(&ceremony.options_json) {
+            Ok(options) => HttpResponse::Ok().json(serde_json::json!({
+                "ceremony": ceremony.id,
+                "options": options,
+            })),
+            Err(e) => {
+                tracing::error!(error = %e, "passkey options are not JSON");
+                HttpResponse::InternalServerError().finish()
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "could not begin a passkey login");
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Retry-After", "5"))
+                .finish()
+        }
+    }
+}
+
+/// The ceremonies of the login page's passkey button.
+const PASSWORDLESS: &str = "login";
+
+/// The login page's passkey form.
+#[derive(Debug, Deserialize)]
+pub struct PasskeyLoginForm {
+    lt: Option<String>,
+    lang: Option<String>,
+    ceremony: Option<String>,
+    credential: Option<String>,
+}
+
+/// `POST /login/passkey`: a login with a passkey alone. The key must be registered, answer
+/// the ceremony the page asked for, and its authenticator must have verified the person
+/// (PIN, fingerprint, face): then the key is two factors (`hwk`/`swk` and `user`) and the
+/// login goes on as a password login would (the account's state, the voided password, the
+/// charter, what the login is for).
+pub async fn submit_passkey(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<LoginQuery>,
+    form: web::Form<PasskeyLoginForm>,
+) -> HttpResponse {
+    use sesame_core::audit::{AuditEvent, AuditKind};
+    use sesame_core::login::methods::AuthnMethod;
+    use sesame_mfa::passkeys::PasskeyError;
+
+    let form = form.into_inner();
+    let lang = state.lang(&req, form.lang.as_deref());
+    if let Some(url) = query.service.as_deref() {
+        if state.services.registry.find(url).is_none() {
+            return state.error_page(
+                StatusCode::FORBIDDEN,
+                lang,
+                &req,
+                "service_not_allowed_title",
+                "service_not_allowed_text",
+            );
+        }
+    }
+    match LOGIN_TICKET
+        .take(state.services.store.as_ref(), form.lt.as_deref())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            let msg = state.renderer.text(lang, "error_form_expired");
+            return login_form(&state, &req, lang, StatusCode::FORBIDDEN, Some(msg), "").await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable while checking a login ticket");
+            return state.unavailable(&req, lang);
+        }
+    }
+    let refused = |reason: String| {
+        let (state, req) = (state.clone(), req.clone());
+        async move {
+            tracing::info!(%reason, "a passkey login was refused");
+            let msg = state.renderer.text(lang, "passkey_login_refused");
+            login_form(&state, &req, lang, StatusCode::UNAUTHORIZED, Some(msg), "").await
+        }
+    };
+    let checked = state
+        .services
+        .passkeys
+        .finish_login(
+            PASSWORDLESS,
+            form.ceremony.as_deref().unwrap_or_default(),
+            form.credential.as_deref().unwrap_or_default(),
+        )
+        .await;
+    let key = match checked {
+        Ok(key) if key.user_verified => key,
+        Ok(_) => return refused("the authenticator did not verify the person".to_owned()).await,
+        Err(
+            e @ (PasskeyError::CeremonyExpired
+            | PasskeyError::Malformed(_)
+            | PasskeyError::Refused(_)
+            | PasskeyError::UnknownKey),
+        ) => return refused(e.to_string()).await,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check a passkey login");
+            return state.unavailable(&req, lang);
+        }
+    };
+    let account = match state
+        .services
+        .accounts_repo
+        .find_by_id(key.account_id)
+        .await
+    {
+        Ok(Some(a)) => a,
+        Ok(None) => return refused("the key's account is gone".to_owned()).await,
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable at a passkey login");
+            return state.unavailable(&req, lang);
+        }
+    };
+    let now = state.services.clock.now();
+    let event = AuditEvent::new(
+        if account.state == sesame_core::account::AccountState::Active {
+            AuditKind::LoginSucceeded
+        } else {
+            AuditKind::LoginRefusedState
+        },
+        now,
+        "self",
+    )
+    .login(account.login.as_str())
+    .account(account.id)
+    .ip(state.client_ip(&req))
+    .detail(serde_json::json!({ "with": "passkey", "factor": key.factor_id }));
+    if let Err(e) = state.services.audit.record(event).await {
+        tracing::error!(error = %e, "could not record a passkey login");
+        return state.unavailable(&req, lang);
+    }
+    if account.state != sesame_core::account::AccountState::Active {
+        // The key proves who is there: they may learn the account's state and where to ask.
+        return crate::pipeline::session::inactive_account_page(&state, &req, lang, account.state);
+    }
+    let method = if key.synced {
+        AuthnMethod::Swk
+    } else {
+        AuthnMethod::Hwk
+    };
+    let tx = LoginTransaction::new(query.continuation(&state, now).await, now);
+    steps::after_first_factor(
+        &state,
+        &req,
+        lang,
+        &account,
+        tx,
+        &[method, AuthnMethod::User],
+        now,
+    )
+    .await
 }

@@ -114,6 +114,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/static/{name}", web::get().to(assets::static_file))
         .configure(activation::configure)
+        .route(
+            "/login/passkey/options",
+            web::post().to(login::passkey_options),
+        )
+        .route("/login/passkey", web::post().to(login::submit_passkey))
         .route("/login/second-factor", web::get().to(second_factor::show))
         .route(
             "/login/second-factor",

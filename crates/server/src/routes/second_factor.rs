@@ -2,7 +2,9 @@
 //! after a correct password, for a person who enrolled a second factor: a code from their
 //! authenticator application, or one of their recovery codes. Once it passes, the transaction
 //! records an `otp` factor with its time (the session's `amr` then says `pwd otp mfa`) and
-//! [`steps::next_or_finish`] goes on.
+//! [`steps::next_or_finish`] goes on. A person with a passkey or security key may use it
+//! instead (`static/webauthn.js` posts its answer here): the factor recorded is then `hwk`
+//! or `swk`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -23,11 +25,13 @@ pub struct SecondFactorQuery {
     lang: Option<String>,
 }
 
-/// The code form.
+/// The code form, or the key's answer (`ceremony`, `credential`).
 #[derive(Deserialize)]
 pub struct SecondFactorForm {
     code: Option<String>,
     lang: Option<String>,
+    ceremony: Option<String>,
+    credential: Option<String>,
 }
 
 impl std::fmt::Debug for SecondFactorForm {
@@ -36,20 +40,46 @@ impl std::fmt::Debug for SecondFactorForm {
     }
 }
 
-fn page(
+/// The key ceremonies of a login's second-factor step are the account's own.
+fn step_purpose(account: sesame_core::ids::AccountId) -> String {
+    format!("step:{account}")
+}
+
+async fn page(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
+    account: Option<sesame_core::ids::AccountId>,
     status: StatusCode,
     error: Option<String>,
     warning: Option<String>,
 ) -> HttpResponse {
+    // A person with a key is offered it beside the code field: a ceremony per page shown.
+    let mut ceremony = None;
+    if let Some(account) = account.filter(|_| state.services.passkeys.is_enabled()) {
+        let keys = &state.services.passkeys;
+        let begun = match keys.has_keys(account).await {
+            Ok(true) => keys.begin_login(&step_purpose(account)).await.map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match begun {
+            Ok(c) => ceremony = c,
+            // The code still works: the key is offered on the next page shown.
+            Err(e) => tracing::warn!(error = %e, "could not offer a passkey at the second factor"),
+        }
+    }
     state.page(
         status,
         "login_second_factor.html",
         lang,
         req,
-        minijinja::context! { error => error, warning => warning },
+        minijinja::context! {
+            error => error,
+            warning => warning,
+            passkey_options => ceremony.as_ref().map(|c| c.options_json.clone()),
+            passkey_ceremony => ceremony.as_ref().map(|c| c.id.clone()),
+        },
     )
 }
 
@@ -61,7 +91,18 @@ pub async fn show(
 ) -> HttpResponse {
     let lang = state.lang(&req, query.lang.as_deref());
     match transaction::parked_at(&state, &req, lang, StepId::SecondFactor).await {
-        Ok(_) => page(&state, &req, lang, StatusCode::OK, None, None),
+        Ok(parked) => {
+            page(
+                &state,
+                &req,
+                lang,
+                parked.tx.identified,
+                StatusCode::OK,
+                None,
+                None,
+            )
+            .await
+        }
         Err(response) => response,
     }
 }
@@ -78,10 +119,27 @@ pub async fn submit(
         Err(response) => return response,
     };
     let text = |key: &str| state.renderer.text(lang, key);
+    let identified = parked.tx.identified;
+    if let (Some(ceremony), Some(credential), Some(account)) = (
+        form.ceremony.as_deref(),
+        form.credential.as_deref().filter(|c| !c.is_empty()),
+        identified,
+    ) {
+        return with_key(&state, &req, lang, parked, account, ceremony, credential).await;
+    }
     let typed = form.code.as_deref().unwrap_or_default();
     if typed.trim().is_empty() {
         let msg = text("second_factor_error_missing");
-        return page(&state, &req, lang, StatusCode::BAD_REQUEST, Some(msg), None);
+        return page(
+            &state,
+            &req,
+            lang,
+            identified,
+            StatusCode::BAD_REQUEST,
+            Some(msg),
+            None,
+        )
+        .await;
     }
     let account = match parked.tx.identified {
         Some(id) => state.services.accounts_repo.find_by_id(id).await,
@@ -147,14 +205,18 @@ pub async fn submit(
                     AuditKind::MfaFailed,
                     serde_json::json!({ "attempts_left": attempts_left }),
                 ),
-                Some(page(
-                    &state,
-                    &req,
-                    lang,
-                    StatusCode::UNAUTHORIZED,
-                    Some(text("second_factor_error_wrong")),
-                    Some(warning),
-                )),
+                Some(
+                    page(
+                        &state,
+                        &req,
+                        lang,
+                        identified,
+                        StatusCode::UNAUTHORIZED,
+                        Some(text("second_factor_error_wrong")),
+                        Some(warning),
+                    )
+                    .await,
+                ),
             )
         }
         Verification::Locked { until } => {
@@ -205,6 +267,97 @@ pub async fn submit(
         .factors
         .push(AuthnRecord::new(AuthnMethod::Otp, now));
     steps::next_or_finish(&state, &req, lang, parked).await
+}
+
+/// The second factor given by a key: its answer is checked against the ceremony of this
+/// account's step, and must be one of this account's keys.
+async fn with_key(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    mut parked: transaction::Parked,
+    account: sesame_core::ids::AccountId,
+    ceremony: &str,
+    credential: &str,
+) -> HttpResponse {
+    let now = state.services.clock.now();
+    let checked = state
+        .services
+        .passkeys
+        .finish_login(&step_purpose(account), ceremony, credential)
+        .await;
+    let login = match state.services.accounts_repo.find_by_id(account).await {
+        Ok(Some(a)) => a.login,
+        Ok(None) => return transaction::expired(state, req, lang),
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable at the second factor");
+            return state.unavailable(req, lang);
+        }
+    };
+    let event = |kind: AuditKind, detail: serde_json::Value| {
+        AuditEvent::new(kind, now, "self")
+            .login(login.as_str())
+            .account(account)
+            .ip(state.client_ip(req))
+            .detail(detail)
+    };
+    let (record, method) = match checked {
+        Ok(key) if key.account_id == account => {
+            let method = if key.synced {
+                AuthnMethod::Swk
+            } else {
+                AuthnMethod::Hwk
+            };
+            (
+                event(
+                    AuditKind::MfaSucceeded,
+                    serde_json::json!({ "with": "passkey", "factor": key.factor_id }),
+                ),
+                Some(method),
+            )
+        }
+        Ok(_) | Err(sesame_mfa::passkeys::PasskeyError::UnknownKey) => (
+            event(
+                AuditKind::MfaFailed,
+                serde_json::json!({ "with": "passkey", "reason": "not this account's key" }),
+            ),
+            None,
+        ),
+        Err(
+            e @ (sesame_mfa::passkeys::PasskeyError::CeremonyExpired
+            | sesame_mfa::passkeys::PasskeyError::Malformed(_)
+            | sesame_mfa::passkeys::PasskeyError::Refused(_)),
+        ) => (
+            event(
+                AuditKind::MfaFailed,
+                serde_json::json!({ "with": "passkey", "reason": e.to_string() }),
+            ),
+            None,
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check a passkey");
+            return state.unavailable(req, lang);
+        }
+    };
+    if let Err(e) = state.services.audit.record(record).await {
+        tracing::error!(error = %e, "could not record a second-factor answer");
+        return state.unavailable(req, lang);
+    }
+    let Some(method) = method else {
+        let msg = state.renderer.text(lang, "passkey_error_refused");
+        return page(
+            state,
+            req,
+            lang,
+            Some(account),
+            StatusCode::UNAUTHORIZED,
+            Some(msg),
+            None,
+        )
+        .await;
+    };
+    parked.tx.factors.push(AuthnRecord::new(method, now));
+    steps::next_or_finish(state, req, lang, parked).await
 }
 
 /// The reminder's form: `now` (add a factor now: the login ends on the account page's

@@ -1,5 +1,6 @@
-//! [`SecondFactorRepo`] on the SQL database: `second_factors` and `recovery_codes` (issue 15).
-//! Secrets arrive sealed and recovery codes as SHA-256: nothing here can read either.
+//! [`SecondFactorRepo`] on the SQL database: `second_factors`, `recovery_codes` and `passkeys`
+//! (issue 15). Secrets arrive sealed and recovery codes as SHA-256: nothing here can read
+//! either; a key's row holds its public key only.
 
 use std::str::FromStr;
 
@@ -8,14 +9,46 @@ use diesel::prelude::*;
 use sesame_core::error::RepoError;
 use sesame_core::ids::AccountId;
 use sesame_mfa::factors::{FactorKind, SecondFactorRecord, SecondFactorRepo};
+use sesame_mfa::passkeys::StoredPasskey;
 use time::OffsetDateTime;
 
 use super::Database;
 use crate::error::repo_error;
 use crate::models::{from_unix, to_unix};
-use crate::schema::{mfa_grace, recovery_codes, second_factors};
+use crate::schema::{mfa_grace, passkeys, recovery_codes, second_factors};
 
 type FactorRow = (String, String, String, String, String, i64, Option<i64>);
+type PasskeyRow = (String, String, String, String, String);
+
+fn into_passkey(
+    (credential_id, factor_id, account_id, public_key, state): PasskeyRow,
+) -> Result<StoredPasskey, RepoError> {
+    Ok(StoredPasskey {
+        credential_id,
+        factor_id,
+        account_id: AccountId::from_str(&account_id)
+            .map_err(|e| RepoError::Corrupt(format!("passkeys.account_id: {e}")))?,
+        public_key,
+        state,
+    })
+}
+
+fn insert_factor(
+    conn: &mut crate::conn::DbConnection,
+    f: &SecondFactorRecord,
+) -> QueryResult<usize> {
+    diesel::insert_into(second_factors::table)
+        .values((
+            second_factors::id.eq(&f.id),
+            second_factors::account_id.eq(f.account_id.to_string()),
+            second_factors::kind.eq(f.kind.as_str()),
+            second_factors::label.eq(&f.label),
+            second_factors::sealed_secret.eq(&f.sealed_secret),
+            second_factors::created_at.eq(to_unix(f.created_at)),
+            second_factors::last_used_at.eq(f.last_used_at.map(to_unix)),
+        ))
+        .execute(conn)
+}
 
 fn into_factor(
     (id, account_id, kind, label, sealed_secret, created_at, last_used_at): FactorRow,
@@ -92,17 +125,7 @@ impl SecondFactorRepo for Database {
             conn.transaction(|conn| {
                 let account = f.account_id.to_string();
                 let created = to_unix(f.created_at);
-                diesel::insert_into(second_factors::table)
-                    .values((
-                        second_factors::id.eq(&f.id),
-                        second_factors::account_id.eq(&account),
-                        second_factors::kind.eq(f.kind.as_str()),
-                        second_factors::label.eq(&f.label),
-                        second_factors::sealed_secret.eq(&f.sealed_secret),
-                        second_factors::created_at.eq(created),
-                        second_factors::last_used_at.eq(f.last_used_at.map(to_unix)),
-                    ))
-                    .execute(conn)?;
+                insert_factor(conn, &f)?;
                 if let Some(hashes) = &hashes {
                     insert_codes(conn, &account, hashes, created)?;
                 }
@@ -211,6 +234,106 @@ impl SecondFactorRepo for Database {
                 .execute(conn)
                 .map(|n| n > 0)
                 .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn add_passkey(
+        &self,
+        factor: &SecondFactorRecord,
+        key: &StoredPasskey,
+    ) -> Result<(), RepoError> {
+        let f = factor.clone();
+        let k = key.clone();
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                insert_factor(conn, &f)?;
+                diesel::insert_into(passkeys::table)
+                    .values((
+                        passkeys::credential_id.eq(&k.credential_id),
+                        passkeys::factor_id.eq(&k.factor_id),
+                        passkeys::account_id.eq(k.account_id.to_string()),
+                        passkeys::public_key.eq(&k.public_key),
+                        passkeys::state.eq(&k.state),
+                    ))
+                    .execute(conn)
+                    .map(drop)
+            })
+            .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn passkeys(&self, account: AccountId) -> Result<Vec<StoredPasskey>, RepoError> {
+        let account = account.to_string();
+        self.run(move |conn| {
+            passkeys::table
+                .filter(passkeys::account_id.eq(&account))
+                .order(passkeys::credential_id.asc())
+                .select((
+                    passkeys::credential_id,
+                    passkeys::factor_id,
+                    passkeys::account_id,
+                    passkeys::public_key,
+                    passkeys::state,
+                ))
+                .load::<PasskeyRow>(conn)
+                .map_err(repo_error)?
+                .into_iter()
+                .map(into_passkey)
+                .collect()
+        })
+        .await
+    }
+
+    async fn passkey(&self, credential_id: &str) -> Result<Option<StoredPasskey>, RepoError> {
+        let id = credential_id.to_owned();
+        self.run(move |conn| {
+            passkeys::table
+                .find(&id)
+                .select((
+                    passkeys::credential_id,
+                    passkeys::factor_id,
+                    passkeys::account_id,
+                    passkeys::public_key,
+                    passkeys::state,
+                ))
+                .first::<PasskeyRow>(conn)
+                .optional()
+                .map_err(repo_error)?
+                .map(into_passkey)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn update_passkey(
+        &self,
+        credential_id: &str,
+        state: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), RepoError> {
+        let id = credential_id.to_owned();
+        let state = state.to_owned();
+        let at = to_unix(at);
+        self.run(move |conn| {
+            conn.transaction(|conn| {
+                let factor: Option<String> = passkeys::table
+                    .find(&id)
+                    .select(passkeys::factor_id)
+                    .first(conn)
+                    .optional()?;
+                diesel::update(passkeys::table.find(&id))
+                    .set(passkeys::state.eq(&state))
+                    .execute(conn)?;
+                if let Some(factor) = factor {
+                    diesel::update(second_factors::table.find(&factor))
+                        .set(second_factors::last_used_at.eq(Some(at)))
+                        .execute(conn)?;
+                }
+                Ok(())
+            })
+            .map_err(repo_error)
         })
         .await
     }
