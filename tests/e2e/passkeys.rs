@@ -67,6 +67,18 @@ async fn add_authenticator(c: &fantoccini::Client) -> String {
         .to_owned()
 }
 
+/// Whether the authenticator answers by itself (a person touching it at once). Off, a
+/// request waits, as the login page's conditional request waits for the person to pick a key
+/// in the username field's list.
+async fn presence(c: &fantoccini::Client, authenticator: &str, enabled: bool) {
+    cdp(
+        c,
+        "WebAuthn.setAutomaticPresenceSimulation",
+        serde_json::json!({ "authenticatorId": authenticator, "enabled": enabled }),
+    )
+    .await;
+}
+
 async fn credentials(c: &fantoccini::Client, authenticator: &str) -> Vec<serde_json::Value> {
     let got = cdp(
         c,
@@ -175,34 +187,62 @@ async fn a_person_registers_a_passkey_logs_in_with_it_then_without_a_password_th
 
     // The password, then the key as the second factor.
     c.delete_all_cookies().await.unwrap();
+    presence(&c, &authenticator, false).await;
     password_login(&c, &app, &login).await;
-    c.wait()
-        .for_element(Locator::Id("code"))
-        .await
-        .unwrap_or_else(|e| panic!("no second-factor step: {e}"));
+    wait_for(&c, "code").await;
+    presence(&c, &authenticator, true).await;
     click(&c, "passkey-step").await;
     assert_eq!(logged_in_as(&c).await, login);
     let kinds = app.audit_kinds(&login).await;
     assert!(kinds.contains(&"mfa.succeeded".to_owned()), "{kinds:?}");
     let signed_once = credentials(&c, &authenticator).await[0]["signCount"].clone();
 
-    // The key alone: no username, no password.
+    // The key alone, from the username field's list (conditional UI; the virtual
+    // authenticator picks the key as the person would): no username, no password.
     c.delete_all_cookies().await.unwrap();
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
-    click(&c, "passkey-login").await;
     assert_eq!(logged_in_as(&c).await, login);
-    let events = app.services.audit.recent(Some(&login), 50).await.unwrap();
-    assert!(
+    let passkey_logins = |events: &[sesame_core::audit::AuditEvent]| {
         events
             .iter()
-            .any(|e| e.kind == "login.succeeded" && e.detail.to_string().contains("passkey")),
-        "{events:?}"
+            .filter(|e| e.kind == "login.succeeded" && e.detail.to_string().contains("passkey"))
+            .count()
+    };
+    let events = app.services.audit.recent(Some(&login), 50).await.unwrap();
+    assert_eq!(passkey_logins(&events), 1, "{events:?}");
+    // The session says how: a key and the authenticator's verification, two factors.
+    let cookie = c.get_named_cookie("sesame_tgc").await.unwrap();
+    let session = app
+        .services
+        .sessions
+        .get(cookie.value())
+        .await
+        .unwrap()
+        .expect("the session");
+    let amr = session.methods.amr();
+    assert!(amr.contains(&"user".to_owned()), "{amr:?}");
+    assert!(amr.contains(&"mfa".to_owned()), "{amr:?}");
+    assert!(!amr.contains(&"pwd".to_owned()), "{amr:?}");
+    assert_eq!(
+        session.methods.assurance(),
+        Some(sesame_core::login::methods::Assurance::MultiFactor)
     );
     assert_ne!(
         credentials(&c, &authenticator).await[0]["signCount"],
         signed_once,
         "each use moves the key's counter"
     );
+
+    // The key alone, with the button.
+    c.delete_all_cookies().await.unwrap();
+    presence(&c, &authenticator, false).await;
+    c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
+    wait_for(&c, "passkey-login").await;
+    presence(&c, &authenticator, true).await;
+    click(&c, "passkey-login").await;
+    assert_eq!(logged_in_as(&c).await, login);
+    let events = app.services.audit.recent(Some(&login), 50).await.unwrap();
+    assert_eq!(passkey_logins(&events), 2, "{events:?}");
 
     // Removal needs the password; then the key opens nothing.
     c.goto(&format!("{}/account/second-factor", app.address))
@@ -221,7 +261,6 @@ async fn a_person_registers_a_passkey_logs_in_with_it_then_without_a_password_th
         .unwrap();
     c.delete_all_cookies().await.unwrap();
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
-    click(&c, "passkey-login").await;
     let error = wait_for(&c, "login-error").await;
     assert!(
         error.text().await.unwrap().contains("clé d'accès"),

@@ -51,24 +51,52 @@
     var getButton = document.getElementById(get.dataset.button);
     if (!getButton) { return; }
     getButton.hidden = false;
-    var ask = function (options) {
-      return navigator.credentials.get({
+    var pending = null;
+    var ask = function (options, conditional) {
+      var request = {
         publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options)
-      }).then(function (credential) { post(get, credential); });
+      };
+      if (conditional) {
+        pending = new AbortController();
+        request.mediation = "conditional";
+        request.signal = pending.signal;
+      }
+      return navigator.credentials.get(request).then(function (credential) { post(get, credential); });
     };
-    getButton.addEventListener("click", function (event) {
-      event.preventDefault();
+    var fetchOptions = function () {
       var inline = document.getElementById("webauthn-options");
-      var options = inline
-        ? Promise.resolve({ ceremony: null, options: JSON.parse(inline.textContent) })
-        : fetch(get.dataset.optionsUrl, { method: "POST", credentials: "same-origin" })
-            .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
-      options.then(function (answer) {
+      if (inline) {
+        return Promise.resolve({ ceremony: null, options: JSON.parse(inline.textContent) });
+      }
+      return fetch(get.dataset.optionsUrl, { method: "POST", credentials: "same-origin" })
+        .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
+    };
+    var begin = function (conditional) {
+      return fetchOptions().then(function (answer) {
         if (answer.ceremony) {
           get.querySelector("input[name=ceremony]").value = answer.ceremony;
         }
-        return ask(answer.options);
-      }).catch(function (error) { fail(get, error); });
+        return ask(answer.options, conditional);
+      });
+    };
+    getButton.addEventListener("click", function (event) {
+      event.preventDefault();
+      // The button's request replaces the username field's (one request at a time).
+      if (pending) { pending.abort(); pending = null; }
+      begin(false).catch(function (error) { fail(get, error); });
     });
+    // Conditional UI: the browser lists this site's passkeys under the username field
+    // (autocomplete="username webauthn") where it can; nothing is shown otherwise. Not
+    // after a refusal (the page shows its error): the person chooses what to try next.
+    if (get.dataset.optionsUrl && PublicKeyCredential.isConditionalMediationAvailable &&
+        !document.getElementById("login-error")) {
+      PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
+        if (available) {
+          begin(true).catch(function (error) {
+            if (error && error.name !== "AbortError") { fail(get, error); }
+          });
+        }
+      });
+    }
   }
 })();
