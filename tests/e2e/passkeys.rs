@@ -2,7 +2,8 @@
 //! authenticator (`WebAuthn.addVirtualAuthenticator`: CTAP2, internal, resident keys, user
 //! verification), on the app served as `localhost` (an address cannot be an RP ID): a person
 //! registers a key on the account page, logs in with the password and the key, then with the
-//! key alone, and removes it; a removed key opens nothing.
+//! key alone, and removes it; a removed key opens nothing (A71). Over HTTP: forged and
+//! replayed answers (A69), a registration without the password (A70).
 
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::Locator;
@@ -142,7 +143,8 @@ async fn logged_in_as(c: &fantoccini::Client) -> String {
 }
 
 #[tokio::test]
-async fn a_person_registers_a_passkey_logs_in_with_it_then_without_a_password_then_removes_it() {
+async fn a71_a_person_registers_a_passkey_logs_in_with_it_then_without_a_password_and_once_removed_it_opens_nothing(
+) {
     let Some(driver) = driver_or_skip() else {
         return;
     };
@@ -272,7 +274,7 @@ async fn a_person_registers_a_passkey_logs_in_with_it_then_without_a_password_th
 }
 
 #[tokio::test]
-async fn a_forged_or_replayed_key_answer_opens_no_session() {
+async fn a69_a_forged_or_replayed_key_answer_opens_no_session() {
     let app = TestApp::builder().on_host("localhost").spawn().await;
     let b = sesame_tests::browser();
     let options: serde_json::Value = b
@@ -329,4 +331,82 @@ async fn a_forged_or_replayed_key_answer_opens_no_session() {
     assert_eq!(res.status(), 404);
     let (_, page, _) = plain.login_page().await;
     assert!(!page.contains("passkey-login"), "{page}");
+}
+
+#[tokio::test]
+async fn a70_a_key_cannot_be_registered_from_an_open_session_without_the_password() {
+    let app = TestApp::builder().on_host("localhost").spawn().await;
+    let login = unique_login("passkeypw");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = sesame_tests::browser();
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    let page = b
+        .get(format!("{}/account/second-factor", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"add-passkey\""), "{page}");
+    let csrf = sesame_tests::oidc::hidden_field(&page, "csrf").unwrap();
+    // Without the password (a lab PC's open session): no ceremony begins.
+    let res = b
+        .post(format!("{}/account/second-factor/passkey", app.address))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("label", "Clé"),
+            ("current", "not the password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let html = res.text().await.unwrap();
+    assert!(!html.contains("webauthn-options"), "{html}");
+    // Nor can an answer be posted to a ceremony that was never begun, or to another's.
+    let res = b
+        .post(format!(
+            "{}/account/second-factor/passkey/finish",
+            app.address
+        ))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("ceremony", "made-up"),
+            ("label", "Clé"),
+            ("credential", "{}"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"no-factor\""), "{html}");
+    // With the password, the options name this account and this site, and exclude nothing.
+    let res = b
+        .post(format!("{}/account/second-factor/passkey", app.address))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("label", "Clé"),
+            ("current", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    let json = html
+        .split("id=\"webauthn-options\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .unwrap();
+    let options: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(options["rp"]["id"], "localhost", "{options}");
+    assert_eq!(options["user"]["name"], login.as_str(), "{options}");
+    assert_eq!(
+        options["authenticatorSelection"]["userVerification"], "required",
+        "{options}"
+    );
+    let kinds = app.audit_kinds(&login).await;
+    assert!(!kinds.contains(&"mfa.enrolled".to_owned()), "{kinds:?}");
 }
