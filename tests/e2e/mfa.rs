@@ -959,3 +959,157 @@ async fn a_helpdesk_tool_lists_and_removes_second_factors_through_the_admin_api_
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+/// A new browser that carries `cookie` (`name=value`) for the app, and keeps the rest.
+fn browser_carrying(app: &TestApp, cookie: &str) -> reqwest::Client {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str(cookie, &app.address.parse::<url::Url>().unwrap());
+    reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Whether a password login with `b` lands without the second-factor step.
+async fn password_alone_opens(app: &TestApp, b: &reqwest::Client, login: &str) -> bool {
+    let res = app.login_with(b, login, GOOD_PASSWORD, false).await;
+    assert_eq!(res.status(), 303);
+    location(&res) != format!("{}/login/second-factor", app.address)
+}
+
+#[tokio::test]
+async fn a72_a_remembered_browser_skips_the_code_for_its_account_only_until_forgotten_or_expired() {
+    let app = TestApp::builder()
+        .with(|s| s.mfa.remember_browser_days = 30)
+        .spawn()
+        .await;
+    let login = unique_login("mfarem");
+    app.create_user(&login, GOOD_PASSWORD).await;
+    let b = browser();
+    app.login_with(&b, &login, GOOD_PASSWORD, false).await;
+    let (secret, _) = enrol(&app, &b).await;
+
+    // The step offers it; ticked with a right code, the answer sets the browser's cookie.
+    let person = password_then_step(&app, &login).await;
+    let (_, page) = get(&person, &format!("{}/login/second-factor", app.address)).await;
+    assert!(page.contains("id=\"remember-browser\""), "{page}");
+    assert!(page.contains("pendant 30 jours"), "{page}");
+    let code = pyotp(&secret, app.clock.now().unix_timestamp() + 30);
+    let res = person
+        .post(format!("{}/login/second-factor", app.address))
+        .form(&[("code", code.as_str()), ("remember_browser", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let set_cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("sesame_mfa_browser="))
+        .expect("the remembered browser's cookie")
+        .to_owned();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("Max-Age=2592000"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    // That browser: the password alone opens, and the session still says two factors.
+    let remembered = browser_carrying(&app, &cookie);
+    assert!(password_alone_opens(&app, &remembered, &login).await);
+    let (_, account_page) = get(
+        &remembered,
+        &format!("{}/account/second-factor", app.address),
+    )
+    .await;
+    assert!(
+        account_page.contains("id=\"remembered-list\""),
+        "{account_page}"
+    );
+    assert!(account_page.contains("(ce navigateur)"), "{account_page}");
+    // Another browser is still asked for the code.
+    assert!(!password_alone_opens(&app, &browser(), &login).await);
+    // The cookie stands for its own account only.
+    let other = unique_login("mfarem2");
+    app.create_user(&other, GOOD_PASSWORD).await;
+    let ob = browser();
+    app.login_with(&ob, &other, GOOD_PASSWORD, false).await;
+    enrol(&app, &ob).await;
+    assert!(!password_alone_opens(&app, &browser_carrying(&app, &cookie), &other).await);
+
+    // Forgotten on the account page: asked again.
+    let csrf = hidden_field(&account_page, "csrf").unwrap();
+    let id = between(&account_page, "name=\"id\" value=\"", "\"")
+        .map(str::to_owned)
+        .unwrap();
+    let forget_id = account_page
+        .split("action=\"/account/second-factor/forget-browser\"")
+        .nth(1)
+        .and_then(|rest| between(rest, "name=\"id\" value=\"", "\""))
+        .unwrap()
+        .to_owned();
+    assert_ne!(id, forget_id, "the factor's form comes first");
+    let res = remembered
+        .post(format!(
+            "{}/account/second-factor/forget-browser",
+            app.address
+        ))
+        .form(&[("csrf", csrf.as_str()), ("id", forget_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"mfa-notice\""), "{html}");
+    assert!(!html.contains("id=\"remembered-list\""), "{html}");
+    assert!(!password_alone_opens(&app, &browser_carrying(&app, &cookie), &login).await);
+
+    // Remembered again, then past its 30 days: asked again.
+    app.clock.advance(time::Duration::seconds(90));
+    let person = password_then_step(&app, &login).await;
+    let code = pyotp(&secret, app.clock.now().unix_timestamp());
+    let res = person
+        .post(format!("{}/login/second-factor", app.address))
+        .form(&[("code", code.as_str()), ("remember_browser", "on")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("sesame_mfa_browser="))
+        .and_then(|v| v.split(';').next())
+        .expect("a new cookie")
+        .to_owned();
+    assert!(password_alone_opens(&app, &browser_carrying(&app, &cookie), &login).await);
+    app.clock.advance(time::Duration::days(31));
+    assert!(!password_alone_opens(&app, &browser_carrying(&app, &cookie), &login).await);
+
+    // The helpdesk's removal of a lost factor forgets every remembered browser too: one
+    // remembered with the lost phone must not stand for the next factor.
+    let person = password_then_step(&app, &login).await;
+    let code = pyotp(&secret, app.clock.now().unix_timestamp());
+    let res = person
+        .post(format!("{}/login/second-factor", app.address))
+        .form(&[("code", code.as_str()), ("remember_browser", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let account = app
+        .services
+        .accounts_repo
+        .find_by_login(&sesame_core::ids::LoginName::parse(&login).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let remembered = &app.services.remembered_browsers;
+    assert_eq!(remembered.list(account.id).await.unwrap().len(), 1);
+    sesame_server::operations::reset_second_factors(&app.services, &account.login, "test")
+        .await
+        .unwrap();
+    assert!(remembered.list(account.id).await.unwrap().is_empty());
+}

@@ -9,6 +9,8 @@
 //!   kept in the ephemeral store so it holds across instances).
 //! - [`passkeys`]: passkeys and security keys (WebAuthn), registered on the account page,
 //!   used as the second factor or alone with the authenticator's user verification.
+//! - [`remembered`]: browsers remembered for the second factor ("Ne plus demander sur cet
+//!   appareil"), off by default, listed and forgotten on the account page.
 //! - [`recovery`]: ten single-use recovery codes, shown once, kept as SHA-256.
 //! - [`sealing`]: the TOTP secrets are sealed at rest (AES-256-GCM, the account bound as
 //!   associated data) with a key from the configuration, rotatable.
@@ -22,5 +24,6 @@ pub mod factors;
 pub mod passkeys;
 pub mod policy;
 pub mod recovery;
+pub mod remembered;
 pub mod sealing;
 pub mod totp;

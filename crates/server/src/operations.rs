@@ -410,6 +410,12 @@ pub async fn reset_second_factors(
         .remove_all(account.id)
         .await
         .map_err(|e| unavailable(&e))?;
+    // A browser remembered with the lost factor must not stand for the new one.
+    services
+        .remembered_browsers
+        .forget_all(account.id)
+        .await
+        .map_err(|e| unavailable(&e))?;
     let event = sesame_core::audit::AuditEvent::new(
         sesame_core::audit::AuditKind::MfaRemoved,
         services.clock.now(),

@@ -128,6 +128,8 @@ pub struct Services {
     pub second_factors: SecondFactors,
     /// Passkeys and security keys (WebAuthn).
     pub passkeys: sesame_mfa::passkeys::Passkeys,
+    /// Browsers remembered for the second factor.
+    pub remembered_browsers: sesame_mfa::remembered::RememberedBrowsers,
     /// Who must, may or may not use a second factor.
     pub mfa_policy: sesame_mfa::policy::MfaPolicy,
     /// SSO sessions.
@@ -267,6 +269,11 @@ impl Services {
         let helpdesk_repo: Arc<dyn HelpdeskRepo> = database.clone();
         let device_repo: Arc<dyn KnownDeviceRepo> = database.clone();
         let factor_repo: Arc<dyn SecondFactorRepo> = database.clone();
+        let remembered_browsers = sesame_mfa::remembered::RememberedBrowsers::new(
+            database.clone(),
+            Arc::clone(&clock),
+            settings.mfa.remember_browser_days,
+        );
         let consents: Arc<dyn ConsentRepo> = database;
         let issuer = if settings.mfa.issuer.trim().is_empty() {
             settings.ui.institution_name.clone()
@@ -448,6 +455,7 @@ impl Services {
             devices,
             second_factors,
             passkeys,
+            remembered_browsers,
             mfa_policy: settings.mfa.policy(),
             sessions,
             accounts,

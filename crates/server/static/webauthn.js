@@ -24,6 +24,10 @@
 
   function post(form, credential) {
     form.querySelector("input[name=credential]").value = JSON.stringify(credential.toJSON());
+    // The second-factor page's "remember this browser" box is in the code's form.
+    var remember = document.getElementById("remember-browser");
+    var copy = form.querySelector("input[name=remember_browser]");
+    if (remember && copy) { copy.value = remember.checked ? "on" : ""; }
     form.submit();
   }
 

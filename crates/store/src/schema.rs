@@ -278,3 +278,17 @@ diesel::table! {
         state -> Text,
     }
 }
+
+// --- remembered browsers (2026-12-06-000004_remembered_browsers) ---
+
+diesel::table! {
+    remembered_browsers (id) {
+        id -> Text,
+        account_id -> Text,
+        token_hash -> Text,
+        label -> Text,
+        created_at -> Int8,
+        expires_at -> Int8,
+        last_used_at -> Nullable<Int8>,
+    }
+}

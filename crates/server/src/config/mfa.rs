@@ -29,6 +29,10 @@ pub struct MfaSettings {
     pub affiliations: BTreeMap<Affiliation, MfaRequirement>,
     /// How long a person who must enrol may still log in without a factor.
     pub grace: EnrolmentGrace,
+    /// Days a browser that passed the second factor may be remembered ("Ne plus demander
+    /// sur cet appareil"): its next logins ask for the password only. 0 (the default): off.
+    /// At most 365.
+    pub remember_browser_days: u32,
 }
 
 impl Default for MfaSettings {
@@ -40,6 +44,7 @@ impl Default for MfaSettings {
             issuer: String::new(),
             affiliations: policy.affiliations,
             grace: policy.grace,
+            remember_browser_days: 0,
         }
     }
 }
@@ -88,6 +93,11 @@ impl MfaSettings {
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.remember_browser_days > 365 {
+            return Err(ConfigError(
+                "invalid value for `mfa.remember_browser_days`: at most 365".to_owned(),
+            ));
+        }
         let sealer = self.sealer()?;
         // Nobody could add the factor the policy demands: past the grace, nothing would open.
         if sealer.is_none() && self.policy().any_required() {

@@ -126,6 +126,18 @@ pub async fn after_first_factor(
     for method in methods {
         tx.factors.push(AuthnRecord::new(*method, now));
     }
+    // A browser remembered for this account's second factor stands for it: a key kept in
+    // software (`swk`, docs/mfa.md). Only asked of an account that has a factor, so a browser
+    // remembered before its factors were removed proves nothing.
+    let possession = methods
+        .iter()
+        .any(|m| m.factor() == sesame_core::login::methods::FactorKind::Possession);
+    if facts.second_factor_enrolled
+        && !possession
+        && state.remembered_for_second_factor(req, account.id).await
+    {
+        tx.factors.push(AuthnRecord::new(AuthnMethod::Swk, now));
+    }
     tx.steps_due = match LoginPlan::standard().due(&facts, &tx) {
         Ok(steps) => steps,
         Err(Refusal::PasswordResetRequired) => {

@@ -45,6 +45,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/account/second-factor/remove", web::post().to(remove))
         .route(
+            "/account/second-factor/forget-browser",
+            web::post().to(forget_browser),
+        )
+        .route(
             "/account/second-factor/recovery-codes",
             web::post().to(regenerate_codes),
         );
@@ -158,6 +162,29 @@ async fn render(
             }
         }
     };
+    let remembered = match state.services.remembered_browsers.list(p.account.id).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "could not list remembered browsers");
+            return state.unavailable(req, lang);
+        }
+    };
+    let this_browser = req
+        .cookie(&state.mfa_browser_cookie_name)
+        .map(|c| sesame_core::random::sha256_hex(c.value()));
+    let remembered: Vec<_> = remembered
+        .iter()
+        .map(|b| {
+            minijinja::context! {
+                id => b.id,
+                label => b.label,
+                created => state.local_datetime(b.created_at),
+                until => state.local_datetime(b.expires_at),
+                last_used => b.last_used_at.map(|t| state.local_datetime(t)),
+                this_one => this_browser.as_deref() == Some(b.token_hash.as_str()),
+            }
+        })
+        .collect();
     let listed: Vec<_> = factors
         .iter()
         .map(|f| {
@@ -179,6 +206,7 @@ async fn render(
             enabled => offered(state, &p.account) || !factors.is_empty(),
             passkeys => offered(state, &p.account) && state.services.passkeys.is_enabled(),
             factors => listed,
+            remembered => remembered,
             codes_left => codes_left,
             login => p.session.login.as_str(),
             csrf => FormPurpose::Account.token(&p.cookie),
@@ -515,6 +543,26 @@ pub async fn remove(
             {
                 return res;
             }
+            // Without any factor left, a remembered browser stands for nothing: forgotten,
+            // so that it cannot stand for a factor added later.
+            match state.services.second_factors.enrolled(p.account.id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Err(e) = state
+                        .services
+                        .remembered_browsers
+                        .forget_all(p.account.id)
+                        .await
+                    {
+                        tracing::error!(error = %e, "could not forget remembered browsers");
+                        return state.unavailable(&req, lang);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read second factors");
+                    return state.unavailable(&req, lang);
+                }
+            }
             notify(&state, &req, lang, &p, "removed").await;
             let outcome = Outcome::notice(state.renderer.text(lang, "mfa_removed"));
             render(&state, &req, lang, &p, StatusCode::OK, outcome).await
@@ -748,4 +796,54 @@ pub async fn finish_passkey(
         ..Outcome::default()
     };
     render(&state, &req, lang, &p, StatusCode::OK, outcome).await
+}
+
+/// `POST /account/second-factor/forget-browser`: `id` of a remembered browser, or `all`.
+#[derive(Debug, Deserialize)]
+pub struct ForgetBrowserForm {
+    csrf: Option<String>,
+    id: Option<String>,
+}
+
+/// `POST /account/second-factor/forget-browser`: the second step is asked again on that
+/// browser (or on every one). Forgetting only takes trust away: the form's token suffices.
+pub async fn forget_browser(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ForgetBrowserForm>,
+) -> HttpResponse {
+    let lang = state.lang(&req, None);
+    let p = match form_person(&state, &req, form.csrf.as_deref()).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let id = form.id.as_deref().unwrap_or_default();
+    let browsers = &state.services.remembered_browsers;
+    let forgotten = if id == "all" {
+        browsers.forget_all(p.account.id).await.map(|n| n > 0)
+    } else {
+        browsers.forget(p.account.id, id).await
+    };
+    match forgotten {
+        Ok(true) => {
+            if let Err(res) = audit(
+                &state,
+                &req,
+                &p,
+                AuditKind::MfaRemoved,
+                serde_json::json!({ "remembered_browser": id }),
+            )
+            .await
+            {
+                return res;
+            }
+            let outcome = Outcome::notice(state.renderer.text(lang, "remembered_forgotten"));
+            render(&state, &req, lang, &p, StatusCode::OK, outcome).await
+        }
+        Ok(false) => render(&state, &req, lang, &p, StatusCode::OK, Outcome::default()).await,
+        Err(e) => {
+            tracing::error!(error = %e, "could not forget a remembered browser");
+            state.unavailable(&req, lang)
+        }
+    }
 }

@@ -32,6 +32,8 @@ pub struct SecondFactorForm {
     lang: Option<String>,
     ceremony: Option<String>,
     credential: Option<String>,
+    /// "Ne plus demander sur cet appareil" (`on`), when `[mfa] remember_browser_days` allows.
+    remember_browser: Option<String>,
 }
 
 impl std::fmt::Debug for SecondFactorForm {
@@ -78,6 +80,12 @@ async fn page(
             error => error,
             warning => warning,
             passkey_options => ceremony.as_ref().map(|c| c.options_json.clone()),
+            remember_label => state.services.remembered_browsers.is_enabled().then(|| {
+                state
+                    .renderer
+                    .text(lang, "remember_browser")
+                    .replace("{n}", &state.services.remembered_browsers.days().to_string())
+            }),
             passkey_ceremony => ceremony.as_ref().map(|c| c.id.clone()),
         },
     )
@@ -125,7 +133,13 @@ pub async fn submit(
         form.credential.as_deref().filter(|c| !c.is_empty()),
         identified,
     ) {
-        return with_key(&state, &req, lang, parked, account, ceremony, credential).await;
+        let remember = form.remember_browser.as_deref() == Some("on");
+        let mut response =
+            with_key(&state, &req, lang, parked, account, ceremony, credential).await;
+        if remember && response.status().is_redirection() {
+            remember_browser(&state, &req, account, &mut response).await;
+        }
+        return response;
     }
     let typed = form.code.as_deref().unwrap_or_default();
     if typed.trim().is_empty() {
@@ -266,7 +280,27 @@ pub async fn submit(
         .tx
         .factors
         .push(AuthnRecord::new(AuthnMethod::Otp, now));
-    steps::next_or_finish(&state, &req, lang, parked).await
+    let mut response = steps::next_or_finish(&state, &req, lang, parked).await;
+    // Not after a recovery code: the person is replacing a lost factor, not settling here.
+    if recovery_codes_left.is_none() && form.remember_browser.as_deref() == Some("on") {
+        remember_browser(&state, &req, account.id, &mut response).await;
+    }
+    response
+}
+
+/// Adds the cookie of a browser remembered for the second factor to the answer, once the
+/// factor passed and the person ticked the box.
+async fn remember_browser(
+    state: &AppState,
+    req: &HttpRequest,
+    account: sesame_core::ids::AccountId,
+    response: &mut HttpResponse,
+) {
+    if let Some(cookie) = state.remember_for_second_factor(req, account).await {
+        if let Err(e) = response.add_cookie(&cookie) {
+            tracing::warn!(error = %e, "could not set the cookie of a remembered browser");
+        }
+    }
 }
 
 /// The second factor given by a key: its answer is checked against the ceremony of this

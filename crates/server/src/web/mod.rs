@@ -65,6 +65,8 @@ pub struct AppState {
     pub sso_cookie_name: String,
     /// Name of the device cookie (`__Host-` prefixed over https).
     pub device_cookie_name: String,
+    /// Name of the cookie of a browser remembered for the second factor.
+    pub mfa_browser_cookie_name: String,
     trusted_proxies: Vec<(IpAddr, u8)>,
     time_zone: &'static Tz,
 }
@@ -82,6 +84,11 @@ impl AppState {
         } else {
             "sesame_device".to_owned()
         };
+        let mfa_browser_cookie_name = if settings.is_https() {
+            "__Host-sesame_mfa_browser".to_owned()
+        } else {
+            "sesame_mfa_browser".to_owned()
+        };
         let trusted_proxies = settings
             .server
             .trusted_proxies
@@ -96,6 +103,7 @@ impl AppState {
             renderer,
             sso_cookie_name,
             device_cookie_name,
+            mfa_browser_cookie_name,
             trusted_proxies,
             time_zone,
         }
@@ -203,6 +211,69 @@ impl AppState {
         let mut cookie = self.sso_cookie(String::new(), None);
         cookie.make_removal();
         cookie
+    }
+
+    /// Whether this browser is remembered for `account_id`'s second factor (its cookie names
+    /// a live record of that account; the use is recorded). Any failure: `false` (the factor
+    /// is asked: fail closed).
+    pub async fn remembered_for_second_factor(
+        &self,
+        req: &HttpRequest,
+        account_id: sesame_core::ids::AccountId,
+    ) -> bool {
+        let Some(cookie) = req.cookie(&self.mfa_browser_cookie_name) else {
+            return false;
+        };
+        match self
+            .services
+            .remembered_browsers
+            .recognises(account_id, cookie.value())
+            .await
+        {
+            Ok(known) => known,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a remembered browser");
+                false
+            }
+        }
+    }
+
+    /// Remembers this browser for `account_id`'s second factor (the person ticked "Ne plus
+    /// demander sur cet appareil") and returns its cookie: HttpOnly, SameSite=Lax, Path=/,
+    /// Secure and `__Host-` over https, lasting `mfa.remember_browser_days`. A failure only
+    /// costs the browser its standing (logged; the login goes on).
+    pub async fn remember_for_second_factor(
+        &self,
+        req: &HttpRequest,
+        account_id: sesame_core::ids::AccountId,
+    ) -> Option<Cookie<'static>> {
+        let agent = req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let label = sesame_mfa::remembered::label_from_user_agent(agent);
+        match self
+            .services
+            .remembered_browsers
+            .remember(account_id, &label)
+            .await
+        {
+            Ok(Some(remembered)) => Some(
+                Cookie::build(self.mfa_browser_cookie_name.clone(), remembered.token)
+                    .path("/")
+                    .http_only(true)
+                    .secure(self.settings.is_https())
+                    .same_site(SameSite::Lax)
+                    .max_age(CookieDuration::seconds(remembered.max_age_secs))
+                    .finish(),
+            ),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not remember a browser for the second factor");
+                None
+            }
+        }
     }
 
     /// The value of the browser's device cookie, if it sent one (security spec decision 1).

@@ -13,6 +13,7 @@ mod helpdesk;
 mod mail;
 mod oidc;
 mod profiles;
+mod remembered_browsers;
 mod second_factors;
 
 use std::fmt;
