@@ -9,7 +9,7 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::Locator;
 use sesame_tests::{unique_login, TestApp, GOOD_PASSWORD};
 
-use crate::browser::{connect, driver_or_skip};
+use crate::browser::{connect, driver_or_skip, fits_the_width, serious_accessibility_violations};
 
 /// A Chrome DevTools Protocol command, through chromedriver's `goog/cdp/execute`.
 #[derive(Debug)]
@@ -99,6 +99,13 @@ async fn fill(c: &fantoccini::Client, id: &str, text: &str) {
         .unwrap();
 }
 
+/// The page passes axe-core (nothing serious or critical) and fits the width.
+async fn accessible(c: &fantoccini::Client, what: &str) {
+    let violations = serious_accessibility_violations(c).await;
+    assert!(violations.is_empty(), "{what}: {violations:?}");
+    assert!(fits_the_width(c).await, "{what} is wider than the screen");
+}
+
 async fn click(c: &fantoccini::Client, id: &str) {
     c.wait()
         .for_element(Locator::Id(id))
@@ -151,7 +158,8 @@ async fn a71_a_person_registers_a_passkey_logs_in_with_it_then_without_a_passwor
     let app = TestApp::builder().on_host("localhost").spawn().await;
     let login = unique_login("passkey");
     app.create_user(&login, GOOD_PASSWORD).await;
-    let c = connect(&driver, 1000).await;
+    // At phone width: every page of the journey is checked by axe-core and must fit.
+    let c = connect(&driver, 375).await;
     // The authenticator belongs to the tab; the first page gives it one.
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
     let authenticator = add_authenticator(&c).await;
@@ -162,9 +170,13 @@ async fn a71_a_person_registers_a_passkey_logs_in_with_it_then_without_a_passwor
     c.goto(&format!("{}/account/second-factor", app.address))
         .await
         .unwrap();
+    wait_for(&c, "add-passkey").await;
+    accessible(&c, "the account page's second factors").await;
     fill(&c, "passkey-label", "Ordinateur du bureau").await;
     fill(&c, "passkey-current", GOOD_PASSWORD).await;
     click(&c, "add-passkey").await;
+    wait_for(&c, "passkey-create").await;
+    accessible(&c, "the passkey registration page").await;
     click(&c, "passkey-create").await;
     let notice = wait_for(&c, "mfa-notice").await;
     assert_eq!(
@@ -191,7 +203,8 @@ async fn a71_a_person_registers_a_passkey_logs_in_with_it_then_without_a_passwor
     c.delete_all_cookies().await.unwrap();
     presence(&c, &authenticator, false).await;
     password_login(&c, &app, &login).await;
-    wait_for(&c, "code").await;
+    wait_for(&c, "passkey-step").await;
+    accessible(&c, "the second-factor step with a key").await;
     presence(&c, &authenticator, true).await;
     click(&c, "passkey-step").await;
     assert_eq!(logged_in_as(&c).await, login);
@@ -240,6 +253,7 @@ async fn a71_a_person_registers_a_passkey_logs_in_with_it_then_without_a_passwor
     presence(&c, &authenticator, false).await;
     c.goto(&format!("{}/cas/login", app.address)).await.unwrap();
     wait_for(&c, "passkey-login").await;
+    accessible(&c, "the login page with its passkey button").await;
     presence(&c, &authenticator, true).await;
     click(&c, "passkey-login").await;
     assert_eq!(logged_in_as(&c).await, login);
