@@ -73,6 +73,17 @@ impl Conn {
             .await
     }
 
+    /// `POST path` with a form body and a `Cookie` header (a browser's form).
+    pub async fn post_form_with_cookie(
+        &mut self,
+        path: &str,
+        form: String,
+        cookie: &str,
+    ) -> anyhow::Result<Reply> {
+        self.send(Method::POST, path, Some(cookie), None, Some(form))
+            .await
+    }
+
     async fn send(
         &mut self,
         method: Method,

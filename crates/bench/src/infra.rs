@@ -16,7 +16,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::http::Conn;
 use crate::procfs;
-use crate::scenarios::{login_of, Site};
+use crate::scenarios::Site;
 
 /// The bench's database, dropped and created again by every run.
 pub const DATABASE: &str = "sesame_bench";
@@ -85,6 +85,69 @@ impl PgServer {
     /// Adds active accounts `first..=last` (login `bench.NNNNNNN`), all with the password
     /// hash `phc`, by COPY; then ANALYZE.
     pub async fn seed_accounts(&self, first: u32, last: u32, phc: &str) -> anyhow::Result<()> {
+        self.seed_named(first, last, phc, crate::scenarios::login_of)
+            .await
+            .map(drop)
+    }
+
+    /// Adds TOTP accounts `1..=count` (login `bench.totp.NNNNNN`, the password hash `phc`),
+    /// each with an authenticator application of secret [`crate::scenarios::TOTP_SECRET`],
+    /// sealed with `sealer` as Sesame stores it.
+    pub async fn seed_totp_accounts(
+        &self,
+        count: u32,
+        phc: &str,
+        sealer: &sesame_mfa::sealing::SecretSealer,
+    ) -> anyhow::Result<()> {
+        let ids = self
+            .seed_named(1, count, phc, crate::scenarios::totp_login_of)
+            .await?;
+        let client = self.connect(DATABASE).await?;
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "creation times of seeded rows; no Sesame policy reads the bench's clock"
+        )]
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let sink = client
+            .copy_in(
+                "COPY second_factors (id, account_id, kind, label, sealed_secret, created_at) \
+                 FROM STDIN",
+            )
+            .await
+            .context("COPY second_factors")?;
+        let mut sink = std::pin::pin!(sink);
+        let mut chunk = String::with_capacity(1 << 20);
+        for id in ids {
+            let sealed = sealer
+                .seal(
+                    sesame_core::ids::AccountId(id),
+                    &crate::scenarios::TOTP_SECRET,
+                )
+                .map_err(|e| anyhow::anyhow!("sealing a TOTP secret: {e}"))?;
+            writeln!(
+                chunk,
+                "{}\t{id}\ttotp\tBench\t{sealed}\t{now}",
+                uuid::Uuid::new_v4()
+            )?;
+        }
+        sink.send(Bytes::from(chunk)).await?;
+        sink.as_mut()
+            .finish()
+            .await
+            .context("COPY second_factors")?;
+        client.batch_execute("ANALYZE second_factors").await?;
+        Ok(())
+    }
+
+    async fn seed_named(
+        &self,
+        first: u32,
+        last: u32,
+        phc: &str,
+        login_of: fn(u32) -> String,
+    ) -> anyhow::Result<Vec<uuid::Uuid>> {
         let client = self.connect(DATABASE).await?;
         #[expect(
             clippy::disallowed_methods,
@@ -127,7 +190,7 @@ impl PgServer {
             .await
             .context("COPY credentials")?;
         let mut sink = std::pin::pin!(sink);
-        for id in ids {
+        for id in &ids {
             writeln!(chunk, "{id}\t{phc}\t{now}")?;
             if chunk.len() >= 1 << 20 {
                 sink.send(Bytes::from(std::mem::take(&mut chunk))).await?;
@@ -140,7 +203,7 @@ impl PgServer {
         client
             .batch_execute("ANALYZE accounts; ANALYZE credentials")
             .await?;
-        Ok(())
+        Ok(ids)
     }
 }
 
@@ -212,6 +275,19 @@ pub struct ConfigInput<'a> {
     pub log_level: &'a str,
 }
 
+/// The bench's `[mfa] sealing_key` bytes (a throwaway key: the bench's database is dropped
+/// after each run).
+pub const MFA_SEALING_KEY_BYTES: [u8; 32] = [0x42; 32];
+
+/// The sealer of the seeded TOTP secrets: the configuration's key.
+///
+/// # Errors
+/// Never with the constant key; the sealer's own check otherwise.
+pub fn mfa_sealer() -> anyhow::Result<sesame_mfa::sealing::SecretSealer> {
+    sesame_mfa::sealing::SecretSealer::new(("bench", &MFA_SEALING_KEY_BYTES), &[])
+        .map_err(|e| anyhow::anyhow!("the bench's sealing key: {e}"))
+}
+
 /// Writes the configuration file; everything not set here keeps Sesame's default.
 pub fn write_config(path: &Path, c: &ConfigInput<'_>) -> anyhow::Result<()> {
     let site = c.site;
@@ -266,6 +342,10 @@ client_secret_sha256 = "{svc_hash}"
 redirect_uris = ["https://provisioning.bench.example/unused"]
 scopes = ["provisioning"]
 client_credentials = true
+
+[mfa]
+# The seeded TOTP accounts' secrets are sealed with it.
+sealing_key = "bench:QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI="
 
 [log]
 level = "{log_level}"

@@ -31,8 +31,12 @@ use crate::infra::{ConfigInput, PgServer, Process};
 use crate::report::{Basis, Ceiling, CeilingSample, Report, Row};
 use crate::scenarios::{
     login_of, CasCycle, ClientCredentials, ExchangeCodes, Get, MintCodes, MintServiceTickets,
-    PasswordLogin, Queue, Refresh, Site, ValidateP3, PASSWORD,
+    PasswordLogin, Queue, Refresh, Site, TotpLogin, ValidateP3, PASSWORD,
 };
+
+/// TOTP accounts seeded for the TOTP login: taken in turn, each is asked for a code at most
+/// once per pass, a pass lasting far longer than a code's 30 s at the login's rate.
+const TOTP_ACCOUNTS: u32 = 20_000;
 
 /// Sesame benchmarks.
 #[derive(Debug, Parser)]
@@ -113,7 +117,7 @@ struct RunArgs {
     /// Sesame's `log.level`.
     #[arg(long, default_value = "info")]
     log_level: String,
-    /// Only these scenarios (comma-separated: login, cas, p3, code, client-credentials,
+    /// Only these scenarios (comma-separated: login, totp, cas, p3, code, client-credentials,
     /// refresh, discovery, jwks), e.g. to profile one; the report then lists only them.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     only: Vec<String>,
@@ -435,6 +439,27 @@ impl Bench {
         })
     }
 
+    async fn totp_login(&mut self, ceiling: usize) -> anyhow::Result<Row> {
+        let spec = self.login_spec;
+        let scenario = TotpLogin {
+            accounts: TOTP_ACCOUNTS,
+            next: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+        };
+        let result = self
+            .phase("password + TOTP login", false, spec, scenario, 3)
+            .await?;
+        Ok(Row {
+            scenario: "Password + TOTP login".to_owned(),
+            operation: "GET /cas/login + POST /cas/login → 303 to the second-factor step + POST /login/second-factor (code) → 303 + SSO cookie; accounts in turn",
+            requests_per_op: 3,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Ops,
+            target: None,
+        })
+    }
+
     async fn cas_cycle(&mut self, ceiling: usize) -> anyhow::Result<()> {
         let sessions = self.sessions().await?;
         let spec = self.http_spec;
@@ -615,8 +640,9 @@ impl Bench {
     }
 }
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "login",
+    "totp",
     "cas",
     "p3",
     "code",
@@ -705,6 +731,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     pg.seed_accounts(1, args.accounts, &phc).await?;
     let seed_time = seeding.elapsed();
     println!("   {:.1} s", seed_time.as_secs_f64());
+    if wanted("totp") {
+        say(&format!(
+            "seeding {TOTP_ACCOUNTS} accounts with a TOTP application"
+        ));
+        pg.seed_totp_accounts(TOTP_ACCOUNTS, &phc, &infra::mfa_sealer()?)
+            .await?;
+    }
 
     say("starting sesame serve (first start: signing keys are generated), then again");
     let log = args.work_dir.join("sesame.log");
@@ -827,12 +860,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         bench.hello_ceiling("after").await?;
     }
     let mut large = None;
-    if wanted("login") {
+    if wanted("login") || wanted("totp") {
         let ceiling = bench.argon2_ceiling("before").await?;
-        let row = bench.login(ceiling, args.accounts).await?;
-        bench.rows.insert(0, row);
+        if wanted("login") {
+            let row = bench.login(ceiling, args.accounts).await?;
+            bench.rows.insert(0, row);
+        }
+        if wanted("totp") {
+            let row = bench.totp_login(ceiling).await?;
+            let at = usize::from(wanted("login"));
+            bench.rows.insert(at, row);
+        }
         bench.argon2_ceiling("after").await?;
-        if args.large && args.large_accounts > args.accounts {
+        if wanted("login") && args.large && args.large_accounts > args.accounts {
             say(&format!(
                 "seeding accounts up to {} by COPY",
                 args.large_accounts
