@@ -18,7 +18,7 @@ use crate::web::AppState;
 pub struct SecondFactorView {
     /// Its id.
     pub id: String,
-    /// `totp`.
+    /// `totp` (an authenticator application) or `passkey` (a passkey or security key).
     pub kind: String,
     /// The person's name for it.
     pub label: String,
