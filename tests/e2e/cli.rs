@@ -350,6 +350,58 @@ fn config_check_masks_secrets_and_bad_keys_are_named() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn keys_that_end_in_file_are_set_through_the_environment_directly_or_from_a_file() {
+    let ca = "/etc/ssl/certs/ca-certificates.crt";
+    assert!(
+        std::path::Path::new(ca).exists(),
+        "Debian's CA bundle (ca-certificates)"
+    );
+    let check = |vars: &[(&str, &str)]| {
+        let mut cmd = Command::new(sesame_bin());
+        cmd.args(["config", "check"]);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.success(), text(&out))
+    };
+    // The documented variables of keys ending in `_file` hold the path itself.
+    let (ok, printed) = check(&[
+        ("SESAME_MAIL__SMTP_CA_FILE", ca),
+        ("SESAME_CAS__PROXY_CALLBACK_CA_FILE", ca),
+    ]);
+    assert!(ok, "{printed}");
+    assert!(
+        printed.contains(&format!("smtp_ca_file = \"{ca}\"")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("proxy_callback_ca_file = \"{ca}\"")),
+        "{printed}"
+    );
+    // Their `_FILE` form is `…_FILE_FILE`: the file holds the value (here, the path).
+    let holder = std::env::temp_dir().join(format!(
+        "sesame-ca-path-{}",
+        sesame_core::random::alphanumeric(8)
+    ));
+    std::fs::write(&holder, format!("{ca}\n")).unwrap();
+    let (ok, printed) = check(&[("SESAME_MAIL__SMTP_CA_FILE_FILE", holder.to_str().unwrap())]);
+    assert!(ok, "{printed}");
+    assert!(
+        printed.contains(&format!("smtp_ca_file = \"{ca}\"")),
+        "{printed}"
+    );
+    std::fs::remove_file(&holder).unwrap();
+    // A `_FILE` variable of no key is refused, naming the variable.
+    let (ok, printed) = check(&[("SESAME_MAIL__NO_SUCH_KEY_FILE", ca)]);
+    assert!(!ok);
+    assert!(
+        printed.contains("SESAME_MAIL__NO_SUCH_KEY_FILE"),
+        "{printed}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_configuration_serve_runs_the_embedded_default_and_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(format!(

@@ -108,6 +108,20 @@ impl Default for Settings {
     }
 }
 
+/// Whether `dotted` (`mail.smtp_ca_file`) names a key of `defaults` (the settings' defaults
+/// as JSON). Keys of tables with free keys (`mfa.affiliations.staff`) are known when they have
+/// a default.
+fn is_known_key(defaults: &serde_json::Value, dotted: &str) -> bool {
+    let mut at = defaults;
+    for part in dotted.split('.') {
+        match at.get(part) {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Where the configuration file is: `--config`, else `./sesame.toml` if present, else none.
 pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     match explicit {
@@ -135,22 +149,45 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
+        // Which keys exist, to tell a key that itself ends in `_file` (`mail.smtp_ca_file`,
+        // a path) from the `_FILE` form of a secret (`SESAME_DATABASE__URL_FILE`: the value
+        // of `database.url` is in that file).
+        let known = serde_json::to_value(Settings::default())
+            .map_err(|e| ConfigError(format!("the defaults: {e}")))?;
+        let env_key = |var: &str| {
+            var.strip_prefix("SESAME_")
+                .map(|name| name.to_lowercase().replace("__", "."))
+        };
+        let known_to_env = known.clone();
         figment = figment.merge(
             Env::prefixed("SESAME_")
                 .ignore(&["config"])
-                .filter(|key| !key.as_str().to_ascii_lowercase().ends_with("_file"))
+                .filter(move |key| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    !key.ends_with("_file") || is_known_key(&known_to_env, &key.replace("__", "."))
+                })
                 .split("__"),
         );
         // `SESAME_<SECTION>__<KEY>_FILE=/run/secrets/…`: the value is read from the file, so
-        // secrets (database and Redis passwords) need not sit in the environment.
+        // secrets (database and Redis passwords) need not sit in the environment. For a key
+        // that itself ends in `_file`, that form is `…_FILE_FILE`.
         for (var, path) in std::env::vars() {
-            let Some(name) = var
-                .strip_prefix("SESAME_")
-                .and_then(|v| v.strip_suffix("_FILE"))
-            else {
+            let Some(dotted) = env_key(&var) else {
                 continue;
             };
-            let key = name.to_lowercase().replace("__", ".");
+            if !dotted.ends_with("_file") || is_known_key(&known, &dotted) {
+                // A plain value (read by the provider above).
+                continue;
+            }
+            let key = dotted
+                .strip_suffix("_file")
+                .unwrap_or(dotted.as_str())
+                .to_owned();
+            if !is_known_key(&known, &key) {
+                return Err(ConfigError(format!(
+                    "{var}: no configuration key `{key}` (a `_FILE` variable names the file holding the value of its key)"
+                )));
+            }
             let value = std::fs::read_to_string(&path)
                 .map_err(|e| ConfigError(format!("{var}: cannot read {path}: {e}")))?;
             let value = value.trim_end_matches(['\n', '\r']).to_owned();
