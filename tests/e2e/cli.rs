@@ -402,6 +402,68 @@ fn keys_that_end_in_file_are_set_through_the_environment_directly_or_from_a_file
     );
 }
 
+/// Every variable `docs/configuration.md` documents, with its documented default.
+fn documented_variables() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/configuration.md"
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    for line in doc.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let (Some(var), Some(default)) = (cells.get(1), cells.get(2)) else {
+            continue;
+        };
+        let Some(var) = var
+            .strip_prefix('`')
+            .and_then(|v| v.strip_suffix('`'))
+            .filter(|v| v.starts_with("SESAME_"))
+        else {
+            continue;
+        };
+        let Some(default) = default.strip_prefix('`').and_then(|d| d.split('`').next()) else {
+            continue;
+        };
+        // A TOML literal string in the table is what a shell's single quotes would give.
+        let default = default
+            .strip_prefix('\'')
+            .and_then(|d| d.strip_suffix('\''))
+            .unwrap_or(default);
+        out.push((var.to_owned(), default.to_owned()));
+    }
+    out
+}
+
+#[test]
+fn every_documented_variable_sets_its_key_and_its_documented_default_is_the_real_one() {
+    let vars = documented_variables();
+    assert!(vars.len() >= 100, "the tables were read: {}", vars.len());
+    let run = |vars: &[(String, String)]| {
+        let mut cmd = Command::new(sesame_bin());
+        cmd.args(["config", "check"])
+            .current_dir(std::env::temp_dir())
+            .env_remove("SESAME_CONFIG");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Each variable names a key (an unknown one stops the start), its documented default
+    // parses, and is the default: the effective configuration is the same with all of them.
+    let defaults = run(&[]);
+    let documented = run(&vars);
+    let differing: Vec<_> = defaults
+        .lines()
+        .zip(documented.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert!(differing.is_empty(), "{differing:?}");
+    assert_eq!(defaults.lines().count(), documented.lines().count());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_configuration_serve_runs_the_embedded_default_and_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(format!(
