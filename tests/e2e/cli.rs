@@ -323,6 +323,26 @@ fn config_check_masks_secrets_and_bad_keys_are_named() {
         .unwrap();
     assert!(!out.status.success());
     assert!(text(&out).contains("lockout.threshold"), "{}", text(&out));
+    // The error names where the value came from: the variable, or the file and its line.
+    assert!(
+        text(&out).contains("(from SESAME_LOCKOUT__THRESHOLD)"),
+        "{}",
+        text(&out)
+    );
+    let wrong_type = dir.join("wrong-type.toml");
+    std::fs::write(&wrong_type, "# Sesame\n\n[lockout]\nthreshold = \"zero\"\n").unwrap();
+    let out = Command::new(sesame_bin())
+        .args(["--config"])
+        .arg(&wrong_type)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(&format!("(from {}, line 4)", wrong_type.display())),
+        "{}",
+        text(&out)
+    );
 
     let out = Command::new(sesame_bin())
         .args(["--config"])

@@ -499,7 +499,18 @@ fn describe_figment_error(e: &figment::Error) -> ConfigError {
         let source = err
             .metadata
             .as_ref()
-            .map(|m| format!(" (from {})", m.name))
+            .map(|m| match &m.source {
+                // The variable itself, not "`SESAME_` environment variable(s)".
+                _ if m.name.contains("environment") && !err.path.is_empty() => format!(
+                    " (from {})",
+                    format!("SESAME_{}", err.path.join("__")).to_uppercase()
+                ),
+                Some(figment::Source::File(file)) => match line_of_key(file, &err.path) {
+                    Some(line) => format!(" (from {}, line {line})", file.display()),
+                    None => format!(" (from {})", file.display()),
+                },
+                _ => format!(" (from {})", m.name),
+            })
             .unwrap_or_default();
         let kind = match &err.kind {
             // figment's path already ends with the unknown field.
@@ -516,6 +527,40 @@ fn describe_figment_error(e: &figment::Error) -> ConfigError {
         out.push(format!("{kind}{source}"));
     }
     ConfigError(out.join("; "))
+}
+
+/// The line (1-based) of `path` (`["lockout", "threshold"]`) in a TOML file: the line of its
+/// key under its table's header, found by reading the file as people write it (`[lockout]`
+/// then `threshold = …`, or `lockout.threshold = …` at the top). `None` when not found that way
+/// (inline tables, arrays of tables): the error then names the file only.
+fn line_of_key(file: &Path, path: &[String]) -> Option<usize> {
+    let (key, table) = path.split_last()?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let mut current: Vec<String> = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = header
+                .trim_matches('[')
+                .split('.')
+                .map(|p| p.trim().trim_matches('"').to_owned())
+                .collect();
+            continue;
+        }
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
+        let mut full = current.clone();
+        full.extend(
+            name.split('.')
+                .map(|p| p.trim().trim_matches('"').to_owned()),
+        );
+        if full.len() == path.len() && full.last() == Some(key) && full[..full.len() - 1] == *table
+        {
+            return Some(index + 1);
+        }
+    }
+    None
 }
 
 /// Parses `10.0.0.0/8`, `::1` or `192.168.1.10` into (network, prefix length).
