@@ -268,7 +268,7 @@ fn wrong_answers_key(account: AccountId) -> String {
 }
 
 /// A label as kept: trimmed, without control characters, at most [`MAX_LABEL_CHARS`].
-fn clean_label(label: &str, fallback: &str) -> String {
+pub(crate) fn clean_label(label: &str, fallback: &str) -> String {
     let cleaned: String = label
         .trim()
         .chars()

@@ -42,7 +42,7 @@ use webauthn_rp::{
     RegistrationServerState,
 };
 
-use crate::factors::{FactorKind, SecondFactorRecord, SecondFactorRepo, MAX_LABEL_CHARS};
+use crate::factors::{clean_label, FactorKind, SecondFactorRecord, SecondFactorRepo};
 
 /// How long a begun ceremony waits for the authenticator's answer (the options' own timeout).
 pub const CEREMONY_TTL: Duration = Duration::from_secs(5 * 60);
@@ -166,18 +166,12 @@ fn user_handle(account: AccountId) -> Result<UserHandle16, PasskeyError> {
         .map_err(|e| PasskeyError::Malformed(format!("user handle: {e}")))
 }
 
-fn clean_label(label: &str) -> String {
-    let cleaned: String = label
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_LABEL_CHARS)
-        .collect();
-    if cleaned.is_empty() {
-        "Clé d'accès".to_owned()
-    } else {
-        cleaned
-    }
+/// The options' timeout: the ceremony's lifetime in the store.
+fn ceremony_timeout() -> std::num::NonZeroU32 {
+    u32::try_from(CEREMONY_TTL.as_millis())
+        .ok()
+        .and_then(std::num::NonZeroU32::new)
+        .unwrap_or(std::num::NonZeroU32::MIN)
 }
 
 type StoredPublicKey = StaticState<CompressedPubKey<[u8; 32], [u8; 32], [u8; 48], Vec<u8>>>;
@@ -270,9 +264,7 @@ impl Passkeys {
         // (a key used without its PIN) is refused here anyway: every login with a key
         // requires user verification, checked on the answer's flags.
         options.extensions.cred_protect = webauthn_rp::request::register::CredProtect::None;
-        options.timeout =
-            std::num::NonZeroU32::new(u32::try_from(CEREMONY_TTL.as_millis()).unwrap_or(300_000))
-                .unwrap_or(std::num::NonZeroU32::MIN);
+        options.timeout = ceremony_timeout();
         let (server, client) = options
             .start_ceremony()
             .map_err(|e| PasskeyError::NotAvailable(format!("registration options: {e}")))?;
@@ -349,7 +341,7 @@ impl Passkeys {
             id: random::token(),
             account_id: account,
             kind: FactorKind::Passkey,
-            label: clean_label(label),
+            label: clean_label(label, "Clé d'accès"),
             sealed_secret: String::new(),
             created_at: now,
             last_used_at: None,
@@ -375,9 +367,7 @@ impl Passkeys {
     pub async fn begin_login(&self, purpose: &str) -> Result<BegunCeremony, PasskeyError> {
         let rp = self.rp()?;
         let mut options = DiscoverableCredentialRequestOptions::passkey(&rp.rp_id);
-        options.0.timeout =
-            std::num::NonZeroU32::new(u32::try_from(CEREMONY_TTL.as_millis()).unwrap_or(300_000))
-                .unwrap_or(std::num::NonZeroU32::MIN);
+        options.0.timeout = ceremony_timeout();
         let (server, client) = options
             .start_ceremony()
             .map_err(|e| PasskeyError::NotAvailable(format!("request options: {e}")))?;

@@ -133,10 +133,9 @@ pub async fn submit(
         form.credential.as_deref().filter(|c| !c.is_empty()),
         identified,
     ) {
-        let remember = form.remember_browser.as_deref() == Some("on");
         let mut response =
             with_key(&state, &req, lang, parked, account, ceremony, credential).await;
-        if remember && response.status().is_redirection() {
+        if form.remember_browser.as_deref() == Some("on") {
             remember_browser(&state, &req, account, &mut response).await;
         }
         return response;
@@ -289,13 +288,17 @@ pub async fn submit(
 }
 
 /// Adds the cookie of a browser remembered for the second factor to the answer, once the
-/// factor passed and the person ticked the box.
+/// factor passed and the person ticked the box; only when the login went on (a redirect), not
+/// on a refusal or an error page.
 async fn remember_browser(
     state: &AppState,
     req: &HttpRequest,
     account: sesame_core::ids::AccountId,
     response: &mut HttpResponse,
 ) {
+    if !response.status().is_redirection() {
+        return;
+    }
     if let Some(cookie) = state.remember_for_second_factor(req, account).await {
         if let Err(e) = response.add_cookie(&cookie) {
             tracing::warn!(error = %e, "could not set the cookie of a remembered browser");
