@@ -19,6 +19,7 @@ mod helpdesk;
 mod helpdesk_console;
 mod import;
 mod interop;
+mod ldap;
 mod lockout;
 mod login;
 mod mail;

@@ -126,6 +126,10 @@ pub struct TestApp {
     pub settings: Settings,
     /// `http://127.0.0.1:<port>` of the metrics listener, when `metrics.listen` is set.
     pub metrics_address: Option<String>,
+    /// The LDAP listener's port, when `ldap.listen` is set.
+    pub ldap_port: Option<u16>,
+    /// The LDAPS listener's port, when `ldap.listen_tls` is set.
+    pub ldaps_port: Option<u16>,
     _db: Arc<DbGuard>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -176,6 +180,16 @@ impl TestAppBuilder {
     pub fn on_host(mut self, host: &'static str) -> Self {
         self.host = host;
         self
+    }
+
+    /// Turns the LDAP interface on, on a random loopback port, with base
+    /// [`LDAP_BASE`] (the other `[ldap]` settings as `tweak` leaves them).
+    #[must_use]
+    pub fn with_ldap(self) -> Self {
+        self.with(|s| {
+            s.ldap.listen = "127.0.0.1:0".to_owned();
+            s.ldap.base_dn = LDAP_BASE.to_owned();
+        })
     }
 
     /// Changes settings before the app starts.
@@ -255,6 +269,8 @@ async fn start(
     let metrics_address = app
         .metrics_port()
         .map(|port| format!("http://127.0.0.1:{port}"));
+    let ldap_port = app.ldap_port();
+    let ldaps_port = app.ldaps_port();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://{host}:{port}"),
@@ -264,6 +280,8 @@ async fn start(
         services,
         settings,
         metrics_address,
+        ldap_port,
+        ldaps_port,
         _db: db,
         server,
     }
@@ -283,6 +301,53 @@ pub fn unique_login(stem: &str) -> String {
     format!(
         "{stem}.{}",
         sesame_core::random::alphanumeric(8).to_lowercase()
+    )
+}
+
+/// The base DN of the test apps' LDAP trees.
+pub const LDAP_BASE: &str = "dc=univ,dc=example,dc=org";
+
+/// A throwaway CA and a certificate it signed for `localhost`, written as PEM files in a new
+/// temporary folder: (CA certificate, certificate, key) paths.
+pub fn localhost_certificate() -> (String, String, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "sesame-tls-{}",
+        sesame_core::random::alphanumeric(10)
+    ));
+    std::fs::create_dir_all(&dir).expect("temporary folder");
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Sesame test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    // OpenLDAP's clients check a `localhost` server against the machine's own name (they
+    // replace `localhost` by it), so that name is in the certificate too.
+    let mut names = vec!["localhost".to_owned()];
+    for args in [&[][..], &["-f"][..]] {
+        if let Ok(o) = std::process::Command::new("hostname").args(args).output() {
+            let name = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            if o.status.success() && !name.is_empty() && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    let leaf = rcgen::CertificateParams::new(names)
+        .expect("leaf params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf certificate");
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write PEM");
+        path.display().to_string()
+    };
+    (
+        write("ca.pem", ca.pem()),
+        write("cert.pem", leaf.pem()),
+        write("key.pem", leaf_key.serialize_pem()),
     )
 }
 

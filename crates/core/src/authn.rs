@@ -45,6 +45,36 @@ pub struct LoginAttempt {
     pub client_ip: Option<IpAddr>,
     /// The value of the browser's device cookie, if it sent one ([`crate::devices`]).
     pub device: Option<String>,
+    /// Where the credentials were typed: the audit trail says so.
+    pub channel: LoginChannel,
+}
+
+/// Where a login's credentials arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LoginChannel {
+    /// The login page (or the account page re-asking the password).
+    #[default]
+    Web,
+    /// A simple bind on the LDAP interface (a mail client through Dovecot, an application).
+    Ldap,
+}
+
+impl LoginChannel {
+    /// The name in audit details (`via`), none for the web.
+    fn audit_name(self) -> Option<&'static str> {
+        match self {
+            Self::Web => None,
+            Self::Ldap => Some("ldap"),
+        }
+    }
+}
+
+/// Who an audit event of a login is about, besides the login: the client address and the
+/// channel.
+#[derive(Debug, Clone, Copy)]
+struct AttemptOrigin {
+    ip: Option<IpAddr>,
+    channel: LoginChannel,
 }
 
 /// A successful login.
@@ -166,6 +196,10 @@ impl Authenticator {
         tracing::Span::current().record("user.login", tracing::field::debug(&folded));
         let now = self.clock.now();
         let ip = attempt.client_ip;
+        let origin = AttemptOrigin {
+            ip,
+            channel: attempt.channel,
+        };
 
         // Per-address throttle first: a sprayer must not move per-login counters (C14).
         let ip_key = ip.map(lockout::ip_key);
@@ -175,14 +209,14 @@ impl Authenticator {
                 .reserve_attempt(key, now, self.lockout.ip_window())
                 .await?;
             if let Some(until) = r.locked_until {
-                self.record(AuditKind::LoginRefusedThrottled, now, &folded, None, ip)
+                self.record(AuditKind::LoginRefusedThrottled, now, &folded, None, origin)
                     .await?;
                 return Err(AuthError::Throttled { until });
             }
             if r.attempt > self.lockout.ip_threshold {
                 let until = self.lockout.ip_throttle_until(now);
                 self.store.lock_attempts(key, until, now).await?;
-                self.record(AuditKind::LoginRefusedThrottled, now, &folded, None, ip)
+                self.record(AuditKind::LoginRefusedThrottled, now, &folded, None, origin)
                     .await?;
                 return Err(AuthError::Throttled { until });
             }
@@ -230,7 +264,7 @@ impl Authenticator {
                 now,
                 &folded,
                 account_id,
-                ip,
+                origin,
                 &counter,
             )
             .await?;
@@ -260,7 +294,7 @@ impl Authenticator {
                 now,
                 &folded,
                 account_id,
-                ip,
+                origin,
                 &counter,
             )
             .await?;
@@ -274,7 +308,7 @@ impl Authenticator {
                 now,
                 &folded,
                 account_id,
-                ip,
+                origin,
                 &counter,
             )
             .await?;
@@ -309,8 +343,14 @@ impl Authenticator {
                     if let Some(key) = &ip_key {
                         self.store.forgive_attempt(key).await?;
                     }
-                    self.record(AuditKind::LoginActivationCode, now, &folded, account_id, ip)
-                        .await?;
+                    self.record(
+                        AuditKind::LoginActivationCode,
+                        now,
+                        &folded,
+                        account_id,
+                        origin,
+                    )
+                    .await?;
                     return Err(AuthError::ActivationCode);
                 }
                 self.record_on(
@@ -318,7 +358,7 @@ impl Authenticator {
                     now,
                     &folded,
                     account_id,
-                    ip,
+                    origin,
                     &counter,
                 )
                 .await?;
@@ -332,7 +372,7 @@ impl Authenticator {
                         now,
                         &folded,
                         account_id,
-                        ip,
+                        origin,
                         &counter,
                     )
                     .await?;
@@ -358,7 +398,7 @@ impl Authenticator {
                     now,
                     &folded,
                     Some(account.id),
-                    ip,
+                    origin,
                 )
                 .await?;
                 return Err(AuthError::Blocked);
@@ -369,7 +409,7 @@ impl Authenticator {
                     now,
                     &folded,
                     Some(account.id),
-                    ip,
+                    origin,
                 )
                 .await?;
                 return Err(AuthError::Disabled);
@@ -383,7 +423,7 @@ impl Authenticator {
             now,
             &folded,
             Some(account.id),
-            ip,
+            origin,
         )
         .await?;
         Ok(Authenticated { account, at: now })
@@ -487,14 +527,19 @@ impl Authenticator {
         at: OffsetDateTime,
         login: &str,
         account: Option<AccountId>,
-        ip: Option<IpAddr>,
+        origin: AttemptOrigin,
         counter: &Counter,
     ) -> Result<(), AuthError> {
+        let ip = origin.ip;
         tracing::info!(audit.kind = kind.as_str(), client.ip = ?ip, lockout.counter = counter.name(), "authentication event");
+        let mut detail = serde_json::json!({ "counter": counter.name() });
+        if let Some(via) = origin.channel.audit_name() {
+            detail["via"] = serde_json::Value::from(via);
+        }
         let mut event = AuditEvent::new(kind, at, "self")
             .login(login)
             .ip(ip)
-            .detail(serde_json::json!({ "counter": counter.name() }));
+            .detail(detail);
         if let Some(id) = account {
             event = event.account(id);
         }
@@ -508,11 +553,15 @@ impl Authenticator {
         at: OffsetDateTime,
         login: &str,
         account: Option<AccountId>,
-        ip: Option<IpAddr>,
+        origin: AttemptOrigin,
     ) -> Result<(), AuthError> {
+        let ip = origin.ip;
         // The login is in the enclosing span, Debug-formatted (escaped).
         tracing::info!(audit.kind = kind.as_str(), client.ip = ?ip, "authentication event");
         let mut event = AuditEvent::new(kind, at, "self").login(login).ip(ip);
+        if let Some(via) = origin.channel.audit_name() {
+            event = event.detail(serde_json::json!({ "via": via }));
+        }
         if let Some(id) = account {
             event = event.account(id);
         }

@@ -12,7 +12,7 @@ use crate::account::{
 };
 use crate::audit::AuditEvent;
 use crate::error::{RepoError, StoreError};
-use crate::ids::{AccountId, Email, HrId, IdentifierKind, LoginName};
+use crate::ids::{AccountId, Affiliation, Email, HrId, IdentifierKind, LoginName};
 
 /// Durable account storage (the SQL database).
 #[async_trait]
@@ -485,6 +485,18 @@ pub trait ProfileRepo: Send + Sync + std::fmt::Debug {
         changes: &AccountChanges,
         now: OffsetDateTime,
     ) -> Result<(), RepoError>;
+
+    /// One page of the directory (the LDAP interface): the accounts that have an entry there
+    /// (active or blocked; provisioned and disabled accounts have none), with their profiles,
+    /// by login, those whose login sorts after `after` (exclusive), only of `affiliation` if
+    /// given, at most `limit` (clamped to 0..=1000). Pages are read by login, so a page
+    /// costs one index range scan however deep it is.
+    async fn directory_page(
+        &self,
+        after: Option<&str>,
+        affiliation: Option<Affiliation>,
+        limit: i64,
+    ) -> Result<Vec<AccountWithProfile>, RepoError>;
 
     /// The account that holds `identifier` (folded), and as what: logins and institutional
     /// e-mails share one namespace, since the login page takes either in one field. A string

@@ -19,7 +19,7 @@ use std::time::Duration;
 use sesame_core::account::{AccountChanges, AccountWithProfile, Contact, MailRedirect};
 use sesame_core::accounts::AccountService;
 use sesame_core::audit::{AuditEvent, AuditKind};
-use sesame_core::authn::{Authenticator, LoginAttempt};
+use sesame_core::authn::{Authenticator, LoginAttempt, LoginChannel};
 use sesame_core::clock::Clock;
 use sesame_core::credentials::Password;
 use sesame_core::i18n::Lang;
@@ -195,6 +195,7 @@ impl SelfService {
                 // Counted on the login's counter: a wrong current password locks unknown
                 // devices (A52), never the person's known browsers.
                 device: None,
+                channel: LoginChannel::Web,
             })
             .await?;
         Ok(())

@@ -44,6 +44,13 @@ pub const HTTP_REQUESTS_TOTAL: &str = "sesame_http_requests_total";
 /// HTTP request duration by route pattern (`route`, `method`).
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "sesame_http_request_duration_seconds";
 
+/// LDAP operations by kind and result (`operation` = `bind`, `search`, `compare`, `whoami`,
+/// `starttls`, `write`, `extended`, `other`; `result` = the LDAP result, e.g. `success`,
+/// `invalid_credentials`, `busy`).
+pub const LDAP_OPERATIONS_TOTAL: &str = "sesame_ldap_operations_total";
+/// Open LDAP connections.
+pub const LDAP_CONNECTIONS: &str = "sesame_ldap_connections";
+
 /// The values of `outcome` on [`LOGINS_TOTAL`].
 pub const LOGIN_OUTCOMES: &[&str] = &[
     "success",
@@ -63,6 +70,12 @@ pub const MAIL_STATUSES: &[&str] = &["queued", "sent", "retried", "failed"];
 
 /// Every metric with its kind and help text, for the exporter and the documentation test.
 pub const CATALOGUE: &[(&str, Kind, &str)] = &[
+    (
+        LDAP_OPERATIONS_TOTAL,
+        Kind::Counter,
+        "LDAP operations, by operation and result.",
+    ),
+    (LDAP_CONNECTIONS, Kind::Gauge, "Open LDAP connections."),
     (LOGINS_TOTAL, Kind::Counter, "Login attempts by outcome."),
     (
         LOCKOUTS_TOTAL,
@@ -172,6 +185,22 @@ pub fn describe() {
 /// A login ended with `outcome` (one of [`LOGIN_OUTCOMES`]).
 pub fn login(outcome: &'static str) {
     metrics::counter!(LOGINS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// An LDAP `operation` ended with `result`.
+pub fn ldap_operation(operation: &'static str, result: &'static str) {
+    metrics::counter!(LDAP_OPERATIONS_TOTAL, "operation" => operation, "result" => result)
+        .increment(1);
+}
+
+/// An LDAP connection opened.
+pub fn ldap_connection_opened() {
+    metrics::gauge!(LDAP_CONNECTIONS).increment(1.0);
+}
+
+/// An LDAP connection closed.
+pub fn ldap_connection_closed() {
+    metrics::gauge!(LDAP_CONNECTIONS).decrement(1.0);
 }
 
 /// A login string was just locked.

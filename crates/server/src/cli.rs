@@ -66,6 +66,12 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientAction,
     },
+    /// LDAP interface tools.
+    Ldap {
+        /// What to do.
+        #[command(subcommand)]
+        action: LdapAction,
+    },
     /// Import people from an HR or student system (CSV or JSON, see docs/lifecycle.md): new
     /// people get a provisioned account with a generated login, changed ones are updated.
     /// Exits with status 1 if any line was rejected (the others are imported).
@@ -145,6 +151,15 @@ pub enum KeysAction {
 pub enum ClientAction {
     /// Generate a client secret: prints the secret (give it to the application) and the
     /// `client_secret_sha256` to put in `[[oidc.clients]]`. Sesame never stores the secret.
+    Secret,
+}
+
+/// `sesame ldap …`
+#[derive(Debug, Subcommand)]
+pub enum LdapAction {
+    /// Generate a service account secret: prints the secret (give it to the service, e.g.
+    /// Dovecot's `dnpass`) and the `secret_sha256` to put in `[[ldap.service_accounts]]`.
+    /// Sesame never stores the secret.
     Secret,
 }
 
@@ -357,6 +372,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = import(&services, rules, &input, options).await;
             services.accounts_repo.quiesce().await;
             outcome
+        }
+        Command::Ldap {
+            action: LdapAction::Secret,
+        } => {
+            // The same 256-bit secrets as OpenID Connect clients, checked the same way.
+            let (secret, digest) = sesame_protocol::oidc::clients::generate_client_secret();
+            println!("secret = {secret}");
+            println!("secret_sha256 = \"{digest}\"");
+            Ok(())
         }
         Command::Client {
             action: ClientAction::Secret,

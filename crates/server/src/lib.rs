@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod config_error;
 pub mod cors;
+pub mod ldap;
 pub mod metrics;
 pub mod operations;
 pub mod pipeline;
@@ -42,6 +43,8 @@ pub struct Application {
     admin: Option<(u16, Server)>,
     /// The metrics listener's server and port, when `[metrics] listen` is set.
     metrics: Option<(Server, u16)>,
+    /// The LDAP listeners, when `[ldap]` sets one; they stop when this is dropped.
+    ldap: Option<ldap::LdapListeners>,
 }
 
 impl std::fmt::Debug for Application {
@@ -117,6 +120,7 @@ impl Application {
             }
             None => None,
         };
+        let ldap = ldap::start(&settings, &services).await?;
         let https = settings.is_https();
         let admin = admin_server(&settings, &state)?;
         let admin_on_public = settings.admin_api.enabled && admin.is_none();
@@ -147,7 +151,18 @@ impl Application {
             services,
             admin,
             metrics,
+            ldap,
         })
+    }
+
+    /// The LDAP listener's port, when `ldap.listen` is set.
+    pub fn ldap_port(&self) -> Option<u16> {
+        self.ldap.as_ref().and_then(|l| l.port)
+    }
+
+    /// The LDAPS listener's port, when `ldap.listen_tls` is set.
+    pub fn ldaps_port(&self) -> Option<u16> {
+        self.ldap.as_ref().and_then(|l| l.tls_port)
     }
 
     /// The admin API's own port, when `admin_api.listen` gives it one.
@@ -177,7 +192,9 @@ impl Application {
     /// I/O errors of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         // Every server stops on the same signals; the public one's result is the answer, the
-        // admin listener's error is one too, the metrics listener's is only logged.
+        // admin listener's error is one too, the metrics listener's is only logged. The LDAP
+        // listeners stop with them (their handle is dropped on return).
+        let _ldap = self.ldap;
         let metrics = async {
             if let Some((metrics_server, _)) = self.metrics {
                 if let Err(e) = metrics_server.await {

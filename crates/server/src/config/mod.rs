@@ -5,6 +5,7 @@ pub mod admin_api;
 pub mod cas;
 pub mod database;
 pub mod helpdesk;
+pub mod ldap;
 pub mod lifecycle;
 pub mod log;
 pub mod mail;
@@ -35,6 +36,7 @@ pub use self::admin_api::AdminApiSettings;
 pub use self::cas::CasSettings;
 pub use self::database::DatabaseSettings;
 pub use self::helpdesk::HelpdeskSettings;
+pub use self::ldap::LdapSettings;
 pub use self::lifecycle::LifecycleSettings;
 pub use self::log::LogSettings;
 pub use self::mail::MailSettings;
@@ -94,6 +96,9 @@ pub struct Settings {
     /// Second factors: the sealing key, the policy per affiliation.
     #[serde(default)]
     pub mfa: MfaSettings,
+    /// The read-only LDAP v3 interface (off by default).
+    #[serde(default)]
+    pub ldap: LdapSettings,
     /// Prometheus metrics listener.
     pub metrics: MetricsSettings,
 }
@@ -345,6 +350,7 @@ impl Settings {
         }
         self.helpdesk.validate()?;
         self.mfa.validate()?;
+        self.ldap.validate()?;
         if !self.metrics.listen.trim().is_empty() {
             match self.metrics.listen.parse::<SocketAddr>() {
                 Ok(addr)

@@ -8,7 +8,7 @@ use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use sesame_core::authn::LoginAttempt;
+use sesame_core::authn::{LoginAttempt, LoginChannel};
 use sesame_core::credentials::Password;
 use sesame_core::error::AuthError;
 use sesame_core::i18n::Lang;
@@ -320,6 +320,7 @@ pub async fn submit_login(
         password: password.clone(),
         client_ip: state.client_ip(&req),
         device: state.presented_device(&req),
+        channel: LoginChannel::Web,
     };
     let outcome = state.services.authenticator.login(attempt).await;
     crate::metrics::login(&outcome);

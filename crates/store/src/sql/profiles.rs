@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use sesame_core::account::{
-    Account, AccountChanges, AccountProfile, AccountWithProfile, NewAccount,
+    Account, AccountChanges, AccountProfile, AccountState, AccountWithProfile, NewAccount,
 };
 use sesame_core::error::RepoError;
-use sesame_core::ids::{fold_for_search, AccountId, HrId, IdentifierKind};
+use sesame_core::ids::{fold_for_search, AccountId, Affiliation, HrId, IdentifierKind};
 use sesame_core::ports::ProfileRepo;
 use time::OffsetDateTime;
 
@@ -28,6 +28,9 @@ use crate::schema::{account_profiles, accounts};
 
 /// Most accounts a search returns.
 const MAX_SEARCH: i64 = 200;
+
+/// Most accounts a page of the directory holds.
+const MAX_DIRECTORY_PAGE: i64 = 1000;
 
 /// `word` as a literal inside a `LIKE` pattern whose escape character is `\`.
 fn escape_like(word: &str) -> String {
@@ -224,6 +227,43 @@ impl ProfileRepo for Database {
                 .map_err(repo_error)?
                 .into_iter()
                 .map(AccountRow::into_account)
+                .collect()
+        })
+        .await
+    }
+
+    async fn directory_page(
+        &self,
+        after: Option<&str>,
+        affiliation: Option<Affiliation>,
+        limit: i64,
+    ) -> Result<Vec<AccountWithProfile>, RepoError> {
+        let limit = limit.clamp(0, MAX_DIRECTORY_PAGE);
+        let after = after.map(str::to_owned);
+        let affiliation = affiliation.map(|a| a.as_str());
+        self.run(move |conn| {
+            let mut query = accounts::table
+                .left_join(account_profiles::table)
+                .filter(
+                    accounts::state
+                        .eq(AccountState::Active.as_str())
+                        .or(accounts::state.eq(AccountState::Blocked.as_str())),
+                )
+                .order(accounts::login.asc())
+                .limit(limit)
+                .select((AccountRow::as_select(), Option::<ProfileRow>::as_select()))
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(accounts::login.gt(after));
+            }
+            if let Some(affiliation) = affiliation {
+                query = query.filter(accounts::affiliation.eq(affiliation));
+            }
+            query
+                .load::<(AccountRow, Option<ProfileRow>)>(conn)
+                .map_err(repo_error)?
+                .into_iter()
+                .map(into_pair)
                 .collect()
         })
         .await
