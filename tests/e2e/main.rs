@@ -20,6 +20,7 @@ mod helpdesk_console;
 mod import;
 mod interop;
 mod ldap;
+mod ldap_mail;
 mod lockout;
 mod login;
 mod mail;
