@@ -837,3 +837,69 @@ async fn a78_writes_bad_input_and_unauthenticated_binds_change_nothing() {
     );
     assert!(whoami(&app, &dn, GOOD_PASSWORD).status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c12_a_burst_of_binds_gets_busy_at_once_rather_than_queueing_behind_the_pool() {
+    if !clients_available() {
+        return;
+    }
+    let app = TestAppBuilder::new()
+        .with_ldap()
+        .with(|s| {
+            // Real cost, no queue: more concurrent binds than hashing threads are refused.
+            s.password_hashing.memory_kib = 19_456;
+            s.password_hashing.iterations = 2;
+            s.password_hashing.queue_per_worker = 0;
+            s.lockout.ip_threshold = 10_000;
+        })
+        .spawn()
+        .await;
+    let url = url(&app);
+    let binds: Vec<_> = (0..24)
+        .map(|i| {
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || {
+                tool(
+                    "ldapwhoami",
+                    &[
+                        "-x",
+                        "-H",
+                        &url,
+                        "-D",
+                        &person_dn(&format!("nobody{i}")),
+                        "-w",
+                        "guess",
+                    ],
+                    &[],
+                )
+            })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for b in binds {
+        codes.push(b.await.unwrap().status.code());
+    }
+    assert!(
+        codes.contains(&Some(51)),
+        "some binds must be told busy: {codes:?}"
+    );
+    assert!(
+        codes.iter().all(|c| *c == Some(51) || *c == Some(49)),
+        "{codes:?}"
+    );
+    // The schema is published for clients that read it.
+    // Anonymous binds are off: read it with ldap3, which need not bind.
+    let r = ldap3(
+        &url,
+        &json!({"searches": [{"base": "cn=subschema", "scope": "base", "filter": "(objectClass=*)", "attributes": ["attributeTypes", "objectClasses"]}]}),
+    );
+    let types = attribute(&r["searches"][0], "attributeTypes").unwrap();
+    assert!(
+        types.iter().any(|t| t.contains("'sesameMailDeliverTo'")),
+        "{types:?}"
+    );
+    assert!(attribute(&r["searches"][0], "objectClasses")
+        .unwrap()
+        .iter()
+        .any(|c| c.contains("'supannPerson'")));
+}
