@@ -100,6 +100,10 @@ pub struct DirectoryOptions {
     pub scan_limit: usize,
     /// Searches that scan at the same time, across connections.
     pub max_concurrent_scans: usize,
+    /// Binds of people checking a password at the same time, across connections: the share
+    /// of the hashing pool LDAP may hold, so that a mail server's burst leaves the rest to
+    /// the login page (one more gets `busy` at once).
+    pub max_concurrent_binds: usize,
     /// Whether StartTLS is offered (shown in the root DSE).
     pub start_tls: bool,
     /// The service accounts.
@@ -290,6 +294,7 @@ pub struct Directory {
     options: Arc<DirectoryOptions>,
     backend: Arc<dyn DirectoryBackend>,
     scans: Arc<Semaphore>,
+    binds: Arc<Semaphore>,
     people: Dn,
     groups: Dn,
     services: Dn,
@@ -302,10 +307,12 @@ impl Directory {
         let groups = options.base.child("ou", "groups");
         let services = options.base.child("ou", "services");
         let scans = Arc::new(Semaphore::new(options.max_concurrent_scans.max(1)));
+        let binds = Arc::new(Semaphore::new(options.max_concurrent_binds.max(1)));
         Self {
             options: Arc::new(options),
             backend,
             scans,
+            binds,
             people,
             groups,
             services,
@@ -377,6 +384,9 @@ impl Directory {
         if by_mail && !self.options.bind_by_mail {
             return invalid();
         }
+        let Ok(_permit) = self.binds.try_acquire() else {
+            return refused(LdapResultCode::Busy, "busy, try again");
+        };
         match self
             .backend
             .bind_person(identifier, password, client_ip)
@@ -829,5 +839,227 @@ fn mentions(filter: &LdapFilter, name: &str) -> bool {
             .type_
             .as_deref()
             .is_some_and(|t| t.eq_ignore_ascii_case(name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use ldap3_proto::parse_ldap_filter_str;
+
+    use super::*;
+    use crate::access::{ServiceAccount, ServiceScope};
+    use crate::entry::tests::someone;
+
+    /// People in memory, by login.
+    #[derive(Debug)]
+    struct Memory {
+        people: Vec<AccountWithProfile>,
+        binds_in_flight: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl DirectoryBackend for Memory {
+        async fn bind_person(
+            &self,
+            identifier: &str,
+            password: &str,
+            _client_ip: Option<IpAddr>,
+        ) -> Result<Account, BindRefusal> {
+            *self.binds_in_flight.lock().unwrap() += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            *self.binds_in_flight.lock().unwrap() -= 1;
+            self.people
+                .iter()
+                .find(|p| p.account.login.as_str() == identifier && password == "right")
+                .map(|p| p.account.clone())
+                .ok_or(BindRefusal::InvalidCredentials)
+        }
+
+        async fn person(
+            &self,
+            identifier: &str,
+        ) -> Result<Option<AccountWithProfile>, BackendError> {
+            Ok(self
+                .people
+                .iter()
+                .find(|p| p.account.login.as_str() == identifier)
+                .cloned())
+        }
+
+        async fn people(
+            &self,
+            after: Option<&str>,
+            affiliation: Option<Affiliation>,
+            limit: usize,
+        ) -> Result<Vec<AccountWithProfile>, BackendError> {
+            Ok(self
+                .people
+                .iter()
+                .filter(|p| after.is_none_or(|a| p.account.login.as_str() > a))
+                .filter(|p| affiliation.is_none_or(|a| p.account.affiliation == a))
+                .take(limit)
+                .cloned()
+                .collect())
+        }
+    }
+
+    fn directory(people: usize) -> Directory {
+        let mut list: Vec<AccountWithProfile> = (0..people)
+            .map(|i| someone(&format!("p{i:03}"), i % 2 == 0, None))
+            .collect();
+        list.sort_by(|a, b| a.account.login.as_str().cmp(b.account.login.as_str()));
+        Directory::new(
+            DirectoryOptions {
+                base: Dn::parse("dc=univ,dc=example").unwrap(),
+                organization: "Université".into(),
+                principal_scope: String::new(),
+                bind_by_mail: false,
+                anonymous_directory: false,
+                size_limit: 100,
+                time_limit: Duration::from_secs(10),
+                scan_limit: 1000,
+                max_concurrent_scans: 1,
+                max_concurrent_binds: 1,
+                start_tls: false,
+                services: ServiceAccounts::new(vec![ServiceAccount {
+                    name: "full".into(),
+                    scope: ServiceScope::Full,
+                    secret_sha256: sesame_core::random::sha256_hex("secret"),
+                }]),
+            },
+            Arc::new(Memory {
+                people: list,
+                binds_in_flight: Mutex::new(0),
+            }),
+        )
+    }
+
+    fn full() -> Identity {
+        Identity::Service {
+            name: "full".into(),
+            scope: ServiceScope::Full,
+            dn: "cn=full,ou=services,dc=univ,dc=example".into(),
+        }
+    }
+
+    fn subtree(base: &str, filter: &str, paged: Option<(i64, Vec<u8>)>) -> Search {
+        Search {
+            base: base.into(),
+            scope: LdapSearchScope::Subtree,
+            filter: parse_ldap_filter_str(filter).unwrap(),
+            attrs: vec!["1.1".into()],
+            size_limit: 0,
+            time_limit: 0,
+            types_only: false,
+            paged,
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_of_any_size_return_the_whole_tree_once_in_order() {
+        let d = directory(7);
+        let whole = d
+            .search(
+                &full(),
+                &subtree("dc=univ,dc=example", "(objectClass=*)", None),
+            )
+            .await;
+        assert_eq!(whole.code, LdapResultCode::Success);
+        // base, two units, 7 people, 6 groups.
+        assert_eq!(whole.entries.len(), 16);
+        for size in [1, 2, 3, 5, 16, 50] {
+            let mut cookie = Vec::new();
+            let mut seen = Vec::new();
+            let mut pages = 0;
+            loop {
+                let page = d
+                    .search(
+                        &full(),
+                        &subtree(
+                            "dc=univ,dc=example",
+                            "(objectClass=*)",
+                            Some((size, cookie)),
+                        ),
+                    )
+                    .await;
+                assert_eq!(page.code, LdapResultCode::Success);
+                assert!(page.entries.len() <= usize::try_from(size).unwrap());
+                seen.extend(page.entries.into_iter().map(|e| e.dn));
+                pages += 1;
+                cookie = page.cookie.unwrap();
+                if cookie.is_empty() {
+                    break;
+                }
+                assert!(pages < 100);
+            }
+            let expected: Vec<String> = whole.entries.iter().map(|e| e.dn.clone()).collect();
+            assert_eq!(seen, expected, "page size {size}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_forged_cookie_is_refused_and_a_zero_page_ends_the_search() {
+        let d = directory(3);
+        let forged = d
+            .search(
+                &full(),
+                &subtree(
+                    "dc=univ,dc=example",
+                    "(objectClass=*)",
+                    Some((2, b"x:1".to_vec())),
+                ),
+            )
+            .await;
+        assert_eq!(forged.code, LdapResultCode::UnwillingToPerform);
+        let zero = d
+            .search(
+                &full(),
+                &subtree(
+                    "dc=univ,dc=example",
+                    "(objectClass=*)",
+                    Some((0, Vec::new())),
+                ),
+            )
+            .await;
+        assert_eq!(zero.code, LdapResultCode::Success);
+        assert!(zero.entries.is_empty());
+    }
+
+    #[tokio::test]
+    async fn binds_beyond_ldaps_share_of_the_pool_are_told_busy_at_once() {
+        let d = directory(2);
+        let dn = "uid=p000,ou=people,dc=univ,dc=example";
+        let (a, b) = tokio::join!(d.bind(dn, "right", None), d.bind(dn, "right", None));
+        let mut codes = [a.code, b.code];
+        codes.sort();
+        assert_eq!(codes, [LdapResultCode::Success, LdapResultCode::Busy]);
+        // Once the first is done, the next one goes through.
+        assert_eq!(
+            d.bind(dn, "right", None).await.code,
+            LdapResultCode::Success
+        );
+        let wrong = d.bind(dn, "wrong", None).await;
+        assert_eq!(wrong.code, LdapResultCode::InvalidCredentials);
+        assert_eq!(wrong.identity, Identity::Anonymous);
+    }
+
+    #[tokio::test]
+    async fn a_dn_outside_people_or_services_binds_nothing() {
+        let d = directory(1);
+        for dn in [
+            "uid=p000,ou=groups,dc=univ,dc=example",
+            "uid=p000,dc=univ,dc=example",
+            "cn=full,ou=people,dc=univ,dc=example",
+        ] {
+            let outcome = d.bind(dn, "right", None).await;
+            assert_eq!(outcome.code, LdapResultCode::InvalidCredentials, "{dn}");
+        }
+        let service = d
+            .bind("cn=FULL,ou=services,dc=univ,dc=example", "secret", None)
+            .await;
+        assert_eq!(service.code, LdapResultCode::Success);
+        assert_eq!(service.identity, full());
     }
 }

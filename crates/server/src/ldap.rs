@@ -195,6 +195,11 @@ pub async fn start(
             time_limit: ldap.time_limit(),
             scan_limit: ldap.scan_limit,
             max_concurrent_scans: ldap.max_concurrent_scans,
+            max_concurrent_binds: if ldap.max_concurrent_binds == 0 {
+                (services.pool.workers() / 2).max(1)
+            } else {
+                ldap.max_concurrent_binds
+            },
             start_tls: tls.is_some(),
             services: ServiceAccounts::new(ldap.services().map_err(config)?),
         },

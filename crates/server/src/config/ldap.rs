@@ -44,6 +44,10 @@ pub struct LdapSettings {
     pub scan_limit: usize,
     /// Such searches running at once, across connections; beyond it `busy`.
     pub max_concurrent_scans: usize,
+    /// Binds of people checking a password at once (LDAP's share of the hashing pool, so a
+    /// mail server's burst leaves the rest to the login page); 0: half the hashing threads,
+    /// at least one.
+    pub max_concurrent_binds: usize,
     /// Open connections at most.
     pub max_connections: usize,
     /// A connection silent this long is closed, seconds.
@@ -93,6 +97,7 @@ impl Default for LdapSettings {
             time_limit_secs: 10,
             scan_limit: 100_000,
             max_concurrent_scans: 2,
+            max_concurrent_binds: 0,
             max_connections: 1024,
             idle_timeout_secs: 300,
             service_accounts: Vec::new(),
