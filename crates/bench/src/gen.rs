@@ -25,8 +25,25 @@ pub enum Step {
     Exhausted,
 }
 
+/// A connection a scenario runs on (HTTP, LDAP), opened lazily by its first operation.
+pub trait Connection: Send + Sized + 'static {
+    /// A connection to `target`.
+    ///
+    /// # Errors
+    /// When the client cannot be built.
+    fn open(target: SocketAddr) -> anyhow::Result<Self>;
+}
+
+impl Connection for Conn {
+    fn open(target: SocketAddr) -> anyhow::Result<Self> {
+        Conn::new(target)
+    }
+}
+
 /// A closed-loop workload.
 pub trait Scenario: Send + Sync + 'static {
+    /// What it runs on.
+    type Conn: Connection;
     /// Per-connection state.
     type State: Send + 'static;
     /// The state of connection `index`.
@@ -34,7 +51,7 @@ pub trait Scenario: Send + Sync + 'static {
     /// One operation (one or more HTTP requests), checked: a wrong status or body is an error.
     fn op(
         &self,
-        conn: &mut Conn,
+        conn: &mut Self::Conn,
         state: &mut Self::State,
     ) -> impl Future<Output = anyhow::Result<Step>> + Send;
 }
@@ -141,7 +158,7 @@ async fn connection_loop<S: Scenario>(
     from: Instant,
     end: Instant,
 ) -> anyhow::Result<TaskOutcome> {
-    let mut conn = Conn::new(target)?;
+    let mut conn = S::Conn::open(target)?;
     let mut state = scenario.state(index);
     let mut out = TaskOutcome {
         ops: 0,
@@ -185,7 +202,7 @@ async fn connection_loop<S: Scenario>(
                         .push(format!("no answer within {} s", OP_TIMEOUT.as_secs()));
                 }
                 // The connection may be stuck mid-response: start a new one.
-                conn = Conn::new(target)?;
+                conn = S::Conn::open(target)?;
             }
         }
         if out.errors >= MAX_ERRORS_PER_CONNECTION {

@@ -273,6 +273,8 @@ pub struct ConfigInput<'a> {
     pub site: &'a Site,
     /// `log.level`.
     pub log_level: &'a str,
+    /// The LDAP listener, when the run measures it.
+    pub ldap_listen: Option<SocketAddr>,
 }
 
 /// The bench's `[mfa] sealing_key` bytes (a throwaway key: the bench's database is dropped
@@ -347,7 +349,7 @@ client_credentials = true
 # The seeded TOTP accounts' secrets are sealed with it.
 sealing_key = "bench:QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI="
 
-[log]
+{ldap}[log]
 level = "{log_level}"
 
 [metrics]
@@ -368,6 +370,12 @@ listen = "127.0.0.1:0"
         svc_id = site.svc_id,
         svc_hash = sha256_hex(&site.svc_secret),
         log_level = c.log_level,
+        ldap = c.ldap_listen.map_or_else(String::new, |listen| format!(
+            "[ldap]\nlisten = \"{listen}\"\nbase_dn = \"{base}\"\n\n[[ldap.service_accounts]]\nname = \"{name}\"\nscope = \"full\"\nsecret_sha256 = \"{hash}\"\n\n",
+            base = crate::ldap::BASE_DN,
+            name = crate::ldap::SERVICE,
+            hash = sha256_hex(&site.ldap_secret),
+        )),
     );
     std::fs::write(path, toml).with_context(|| format!("writing {}", path.display()))
 }

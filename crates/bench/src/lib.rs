@@ -5,5 +5,6 @@
 pub mod gen;
 pub mod http;
 pub mod infra;
+pub mod ldap;
 pub mod procfs;
 pub mod scenarios;

@@ -11,7 +11,7 @@ mod ceilings;
 mod report;
 
 // Shared with `make faults` (crates/faults) through the library.
-use sesame_bench::{gen, http, infra, procfs, scenarios};
+use sesame_bench::{gen, http, infra, ldap, procfs, scenarios};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +28,8 @@ use sesame_core::credentials::Password;
 use crate::gen::{PhaseResult, PhaseSpec, Scenario};
 use crate::http::Conn;
 use crate::infra::{ConfigInput, PgServer, Process};
-use crate::report::{Basis, Ceiling, CeilingSample, Report, Row};
+use crate::ldap::{LdapBind, LdapSearch, LdapWhoAmI};
+use crate::report::{Basis, Ceiling, CeilingSample, LdapMix, Report, Row};
 use crate::scenarios::{
     login_of, CasCycle, ClientCredentials, ExchangeCodes, Get, MintCodes, MintServiceTickets,
     PasswordLogin, Queue, Refresh, Site, TotpLogin, ValidateP3, PASSWORD,
@@ -114,11 +115,14 @@ struct RunArgs {
     /// The ceiling server's port.
     #[arg(long, default_value_t = 18081)]
     ceiling_port: u16,
+    /// Sesame's LDAP port.
+    #[arg(long, default_value_t = 18389)]
+    ldap_port: u16,
     /// Sesame's `log.level`.
     #[arg(long, default_value = "info")]
     log_level: String,
-    /// Only these scenarios (comma-separated: login, totp, cas, p3, code, client-credentials,
-    /// refresh, discovery, jwks), e.g. to profile one; the report then lists only them.
+    /// Only these scenarios (comma-separated: login, totp, ldap, cas, p3, code,
+    /// client-credentials, refresh, discovery, jwks), e.g. to profile one; the report then lists only them.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     only: Vec<String>,
 }
@@ -204,6 +208,7 @@ struct Bench {
     site: Arc<Site>,
     sesame_addr: SocketAddr,
     ceiling_addr: SocketAddr,
+    ldap_addr: SocketAddr,
     server: Process,
     ceiling: Process,
     http_spec: PhaseSpec,
@@ -229,16 +234,35 @@ impl Bench {
         scenario: S,
         requests_per_op: u32,
     ) -> anyhow::Result<PhaseResult> {
+        let target = if on_ceiling_server {
+            self.ceiling_addr
+        } else {
+            self.sesame_addr
+        };
+        self.phase_on(name, target, on_ceiling_server, spec, scenario, requests_per_op)
+            .await
+    }
+
+    /// [`Bench::phase`] on another of the server's listeners (LDAP).
+    async fn phase_on<S: Scenario>(
+        &mut self,
+        name: &str,
+        target: SocketAddr,
+        on_ceiling_server: bool,
+        spec: PhaseSpec,
+        scenario: S,
+        requests_per_op: u32,
+    ) -> anyhow::Result<PhaseResult> {
         say(&format!(
             "{name}: {} connections, {} s warm-up + {} s",
             spec.connections,
             spec.warmup.as_secs(),
             spec.measure.as_secs()
         ));
-        let (target, pid) = if on_ceiling_server {
-            (self.ceiling_addr, self.ceiling.pid())
+        let pid = if on_ceiling_server {
+            self.ceiling.pid()
         } else {
-            (self.sesame_addr, self.server.pid())
+            self.server.pid()
         };
         let result = gen::drive(target, spec, Arc::new(scenario), Some(pid)).await?;
         println!("   {}", summary(&result, requests_per_op));
@@ -460,6 +484,176 @@ impl Bench {
         })
     }
 
+    /// LDAP's share of the hashing pool (`ldap.max_concurrent_binds` left at its default).
+    fn ldap_share(&self) -> usize {
+        (self.cores / 2).max(1)
+    }
+
+    async fn argon2_share_ceiling(&mut self, when: &str) -> anyhow::Result<usize> {
+        let (threads, time, argon2) = (self.ldap_share(), self.ceiling_time, self.argon2);
+        say(&format!(
+            "ceiling ({when}): argon2id verifications in-process, {threads} thread(s) = LDAP's share of the pool, {} s",
+            time.as_secs()
+        ));
+        let phc = self.phc.clone();
+        let measured = in_process(move || {
+            ceilings::argon2_verifications(argon2, &phc, PASSWORD, threads, time)
+        })
+        .await?;
+        println!(
+            "   {:.1}/s, {:.2} ms CPU each",
+            measured.per_second, measured.cpu_ms_per_op
+        );
+        let how = format!(
+            "verifications in-process as for the argon2id ceiling, on {threads} thread(s): the places of the hashing pool LDAP binds may hold (`ldap.max_concurrent_binds` default, half the cores)"
+        );
+        Ok(self.record_ceiling(
+            "argon2id, LDAP's share",
+            how,
+            CeilingSample {
+                when: when.to_owned(),
+                per_second: measured.per_second,
+                cpu_ms_per_op: Some(measured.cpu_ms_per_op),
+                phase: None,
+            },
+        ))
+    }
+
+    async fn ldap_whoami_ceiling(&mut self, when: &str) -> anyhow::Result<usize> {
+        let phase = self
+            .phase_on(
+                &format!("ceiling ({when}): LDAP WhoAmI"),
+                self.ldap_addr,
+                false,
+                self.http_spec,
+                LdapWhoAmI,
+                1,
+            )
+            .await?;
+        Ok(self.record_ceiling(
+            "LDAP WhoAmI",
+            "WhoAmI (RFC 4532) without a bind on Sesame's own LDAP listener: the codec, the connection and the dispatch, no storage; same generator and connections".to_owned(),
+            CeilingSample {
+                when: when.to_owned(),
+                per_second: phase.rate(),
+                cpu_ms_per_op: phase.cpu_ms_per_op(),
+                phase: Some(phase),
+            },
+        ))
+    }
+
+    async fn ldap_bind(&mut self, ceiling: usize) -> anyhow::Result<()> {
+        // Twice LDAP's share: a bind always waits to take a freed place.
+        let spec = PhaseSpec {
+            connections: self.ldap_share() * 2,
+            ..self.login_spec
+        };
+        let busy = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let scenario = LdapBind {
+            accounts: self.accounts,
+            busy: Arc::clone(&busy),
+        };
+        let result = self
+            .phase_on("LDAP bind", self.ldap_addr, false, spec, scenario, 1)
+            .await?;
+        println!(
+            "   {} busy answers (retried)",
+            busy.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        self.rows.push(Row {
+            scenario: "LDAP bind".to_owned(),
+            operation: "simple bind uid=<login>,ou=people with the password (random account, persistent connection; `busy` retried after 5 ms)",
+            requests_per_op: 1,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Ops,
+            target: Some(0.90),
+        });
+        Ok(())
+    }
+
+    async fn ldap_search(&mut self, ceiling: usize) -> anyhow::Result<()> {
+        let spec = self.http_spec;
+        let scenario = LdapSearch {
+            accounts: self.accounts,
+            secret: self.site.ldap_secret.clone(),
+        };
+        let result = self
+            .phase_on("LDAP search", self.ldap_addr, false, spec, scenario, 1)
+            .await?;
+        self.rows.push(Row {
+            scenario: "LDAP search by uid".to_owned(),
+            operation: "search (uid=<login>) under ou=people, 3 attributes, as a `full` service account bound once per connection → 1 entry",
+            requests_per_op: 1,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Ops,
+            target: None,
+        });
+        Ok(())
+    }
+
+    /// The login page's latency while 100 connections bind over LDAP in a closed loop, against
+    /// its latency alone (`alone`, the login row's, or measured here).
+    async fn ldap_beside_login(&mut self, alone: Option<f64>) -> anyhow::Result<LdapMix> {
+        let spec = self.login_spec;
+        let alone_p99_ms = match alone {
+            Some(p99) => p99,
+            None => self
+                .phase("password login alone", false, spec, PasswordLogin { accounts: self.accounts }, 2)
+                .await?
+                .latency_ms(0.99),
+        };
+        const BINDERS: usize = 100;
+        say(&format!(
+            "password login ({} connections) while {BINDERS} LDAP connections bind, {} s warm-up + {} s",
+            spec.connections,
+            spec.warmup.as_secs(),
+            spec.measure.as_secs()
+        ));
+        let busy = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let binders = gen::drive(
+            self.ldap_addr,
+            PhaseSpec {
+                connections: BINDERS,
+                ..spec
+            },
+            Arc::new(LdapBind {
+                accounts: self.accounts,
+                busy: Arc::clone(&busy),
+            }),
+            None,
+        );
+        let logins = gen::drive(
+            self.sesame_addr,
+            spec,
+            Arc::new(PasswordLogin {
+                accounts: self.accounts,
+            }),
+            Some(self.server.pid()),
+        );
+        let (binds, logins) = tokio::join!(binders, logins);
+        let (binds, logins) = (binds?, logins?);
+        println!("   logins: {}", summary(&logins, 2));
+        println!(
+            "   binds: {} ({} busy answers, retried)",
+            summary(&binds, 1),
+            busy.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        self.check_alive()?;
+        self.collect_log()?;
+        Ok(LdapMix {
+            binders: BINDERS,
+            login_connections: spec.connections,
+            alone_p99_ms,
+            logins,
+            binds,
+            busy: busy.load(std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+
     async fn cas_cycle(&mut self, ceiling: usize) -> anyhow::Result<()> {
         let sessions = self.sessions().await?;
         let spec = self.http_spec;
@@ -640,9 +834,10 @@ impl Bench {
     }
 }
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "login",
     "totp",
+    "ldap",
     "cas",
     "p3",
     "code",
@@ -695,6 +890,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let site = Arc::new(Site::new());
     let sesame_addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let ldap_addr = SocketAddr::from(([127, 0, 0, 1], args.ldap_port));
     let ceiling_addr = SocketAddr::from(([127, 0, 0, 1], args.ceiling_port));
     let config = args.work_dir.join("sesame.toml");
     infra::write_config(
@@ -707,6 +903,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             argon2,
             site: &site,
             log_level: &args.log_level,
+            ldap_listen: Some(ldap_addr),
         },
     )?;
     let sesame_command = |sub: &str| {
@@ -780,6 +977,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         site,
         sesame_addr,
         ceiling_addr,
+        ldap_addr,
         server,
         ceiling,
         http_spec: PhaseSpec {
@@ -893,6 +1091,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
+    let mut ldap_mix = None;
+    if wanted("ldap") {
+        let ceiling = bench.argon2_share_ceiling("before").await?;
+        bench.ldap_bind(ceiling).await?;
+        bench.argon2_share_ceiling("after").await?;
+        let ceiling = bench.ldap_whoami_ceiling("before").await?;
+        bench.ldap_search(ceiling).await?;
+        bench.ldap_whoami_ceiling("after").await?;
+        let alone = bench
+            .rows
+            .iter()
+            .find(|r| r.scenario.starts_with("Password login"))
+            .map(|r| r.result.latency_ms(0.99));
+        ldap_mix = Some(bench.ldap_beside_login(alone).await?);
+    }
+
     let hwm_kib = procfs::peak_rss_kib(bench.server.pid())?;
     say("stopping; dropping the database and the Redis keys");
     bench.server.stop(Duration::from_secs(35))?;
@@ -932,6 +1146,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ceilings: bench.ceilings,
         rows: bench.rows,
         large,
+        ldap_mix,
         server_log_problems: bench.log_problems,
         total: began.elapsed(),
         load_after: std::fs::read_to_string("/proc/loadavg")

@@ -34,6 +34,8 @@ pub struct Site {
     pub svc_id: String,
     /// Its secret.
     pub svc_secret: String,
+    /// The LDAP service account's secret (`crate::ldap::SERVICE`).
+    pub ldap_secret: String,
 }
 
 impl Site {
@@ -46,6 +48,7 @@ impl Site {
             rp_redirect: "https://rp.bench.example/callback".to_owned(),
             svc_id: "bench-provisioning".to_owned(),
             svc_secret: random_secret(),
+            ldap_secret: random_secret(),
         }
     }
 
@@ -186,6 +189,7 @@ pub struct TotpLogin {
 }
 
 impl Scenario for TotpLogin {
+    type Conn = Conn;
     type State = ();
     fn state(&self, _index: usize) {}
     async fn op(&self, conn: &mut Conn, (): &mut ()) -> anyhow::Result<Step> {
@@ -236,10 +240,12 @@ impl Scenario for TotpLogin {
 pub struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
         Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    fn below(&mut self, n: u32) -> u32 {
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u32) -> u32 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -255,6 +261,7 @@ pub struct PasswordLogin {
 }
 
 impl Scenario for PasswordLogin {
+    type Conn = Conn;
     type State = Rng;
     fn state(&self, index: usize) -> Rng {
         Rng::new(index as u64 + 1)
@@ -330,6 +337,7 @@ pub struct CasCycle {
 }
 
 impl Scenario for CasCycle {
+    type Conn = Conn;
     type State = String;
     fn state(&self, index: usize) -> String {
         session_of(&self.sessions, index)
@@ -379,6 +387,7 @@ pub struct MintServiceTickets {
 }
 
 impl Scenario for MintServiceTickets {
+    type Conn = Conn;
     type State = String;
     fn state(&self, index: usize) -> String {
         session_of(&self.sessions, index)
@@ -403,6 +412,7 @@ pub struct ValidateP3 {
 }
 
 impl Scenario for ValidateP3 {
+    type Conn = Conn;
     type State = ();
     fn state(&self, _index: usize) {}
     async fn op(&self, conn: &mut Conn, (): &mut ()) -> anyhow::Result<Step> {
@@ -452,6 +462,7 @@ pub struct MintCodes {
 }
 
 impl Scenario for MintCodes {
+    type Conn = Conn;
     type State = String;
     fn state(&self, index: usize) -> String {
         session_of(&self.sessions, index)
@@ -520,6 +531,7 @@ pub struct ExchangeCodes {
 }
 
 impl Scenario for ExchangeCodes {
+    type Conn = Conn;
     type State = ();
     fn state(&self, _index: usize) {}
     async fn op(&self, conn: &mut Conn, (): &mut ()) -> anyhow::Result<Step> {
@@ -539,6 +551,7 @@ pub struct ClientCredentials {
 }
 
 impl Scenario for ClientCredentials {
+    type Conn = Conn;
     type State = ();
     fn state(&self, _index: usize) {}
     async fn op(&self, conn: &mut Conn, (): &mut ()) -> anyhow::Result<Step> {
@@ -563,6 +576,7 @@ pub struct Refresh {
 }
 
 impl Scenario for Refresh {
+    type Conn = Conn;
     type State = Option<String>;
     fn state(&self, _index: usize) -> Option<String> {
         pop(&self.tokens)
@@ -595,6 +609,7 @@ pub struct Get {
 }
 
 impl Scenario for Get {
+    type Conn = Conn;
     type State = ();
     fn state(&self, _index: usize) {}
     async fn op(&self, conn: &mut Conn, (): &mut ()) -> anyhow::Result<Step> {

@@ -268,6 +268,7 @@ async fn setup(a: &Args) -> anyhow::Result<Env> {
                 argon2: cheap_argon2(),
                 site: &site,
                 log_level: "info",
+                ldap_listen: None,
             },
         )?;
         instances.push(Instance::new(
