@@ -605,6 +605,9 @@ async fn a76_filters_paging_and_limits_bound_what_a_search_costs() {
             search(&people, &format!("(&(uid={stem}.*)(|(sn>=Z)(cn=*Martin))(!(uid={stem}.0*)))"), &["uid", "sn"]),
             search(&people, &format!("(|(uid={stem}.03)(mail={stem}.05@univ.example.org)(uid=nobody))"), &["uid"]),
             search(&people, "(uid:caseExactMatch:=x)", &["uid"]),
+            // Filter syntax inside a value (as an application that builds its filter from
+            // what a person typed would send it, escaped) is a literal: it matches nobody.
+            search(&people, &format!("(uid={stem}.0\\2a\\29\\28uid=\\2a)"), &["uid"]),
         ]}),
     );
     // 23 people in pages of 10: 3 pages, each person once.
@@ -631,6 +634,8 @@ async fn a76_filters_paging_and_limits_bound_what_a_search_costs() {
     );
     // An extensible match is not supported: Undefined, so nothing matches.
     assert_eq!(dns(&r["searches"][5]), Vec::<String>::new());
+    assert_eq!(r["searches"][6]["result"], 0, "{}", r["searches"][6]);
+    assert_eq!(dns(&r["searches"][6]), Vec::<String>::new());
 
     // Past the scan limit (60 accounts examined), an unindexed search stops.
     for i in 0..40 {

@@ -145,7 +145,11 @@ impl Scenario for LdapSearch {
     fn state(&self, index: usize) -> (Rng, bool) {
         (Rng::new(index as u64 + 11), false)
     }
-    async fn op(&self, conn: &mut LdapConn, (rng, bound): &mut (Rng, bool)) -> anyhow::Result<Step> {
+    async fn op(
+        &self,
+        conn: &mut LdapConn,
+        (rng, bound): &mut (Rng, bool),
+    ) -> anyhow::Result<Step> {
         if !*bound {
             let dn = format!("cn={SERVICE},ou=services,{BASE_DN}");
             let code = conn.bind(&dn, &self.secret).await?;
@@ -162,7 +166,11 @@ impl Scenario for LdapSearch {
                 timelimit: 0,
                 typesonly: false,
                 filter: LdapFilter::Equality("uid".to_owned(), login.clone()),
-                attrs: vec!["mail".to_owned(), "cn".to_owned(), "eduPersonAffiliation".to_owned()],
+                attrs: vec![
+                    "mail".to_owned(),
+                    "cn".to_owned(),
+                    "eduPersonAffiliation".to_owned(),
+                ],
             }))
             .await?;
         let entries = answers

@@ -239,8 +239,15 @@ impl Bench {
         } else {
             self.sesame_addr
         };
-        self.phase_on(name, target, on_ceiling_server, spec, scenario, requests_per_op)
-            .await
+        self.phase_on(
+            name,
+            target,
+            on_ceiling_server,
+            spec,
+            scenario,
+            requests_per_op,
+        )
+        .await
     }
 
     /// [`Bench::phase`] on another of the server's listeners (LDAP).
@@ -602,7 +609,15 @@ impl Bench {
         let alone_p99_ms = match alone {
             Some(p99) => p99,
             None => self
-                .phase("password login alone", false, spec, PasswordLogin { accounts: self.accounts }, 2)
+                .phase(
+                    "password login alone",
+                    false,
+                    spec,
+                    PasswordLogin {
+                        accounts: self.accounts,
+                    },
+                    2,
+                )
                 .await?
                 .latency_ms(0.99),
         };

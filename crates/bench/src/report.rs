@@ -729,11 +729,7 @@ impl Report {
                 s,
                 "| | logins/s | p50 ms | p99 ms | errors | binds/s | busy answers |\n|---|--:|--:|--:|--:|--:|--:|"
             );
-            let _ = writeln!(
-                s,
-                "| login alone | | | {} | | | |",
-                ms(mix.alone_p99_ms)
-            );
+            let _ = writeln!(s, "| login alone | | | {} | | | |", ms(mix.alone_p99_ms));
             let l = &mix.logins;
             let _ = writeln!(
                 s,

@@ -369,7 +369,12 @@ impl Directory {
                         dn: self.services.child("cn", &service.name).to_string(),
                     },
                 },
-                None => invalid(),
+                None => {
+                    // 256-bit secrets are not guessed: a refusal is a misconfigured service
+                    // (or someone trying), which the operator should see.
+                    tracing::warn!(ldap.service = ?leaf.value, client.ip = ?client_ip, "LDAP service account bind refused");
+                    invalid()
+                }
             };
         }
         if !parent.same_as(&self.people) {
