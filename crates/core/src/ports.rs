@@ -576,6 +576,9 @@ pub trait MailQueue: Send + Sync + std::fmt::Debug {
 
     /// How many mails are pending, sent and failed.
     async fn mail_counts(&self) -> Result<crate::mail::MailCounts, RepoError>;
+
+    /// When the oldest mail still waiting (neither sent nor given up) was queued.
+    async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>, RepoError>;
 }
 
 /// Sends mail for the flows: renders a [`crate::mail::MailMessage`] with the (themable)

@@ -143,6 +143,18 @@ impl MailWorker {
                 break;
             }
         }
+        // What an alert on a stuck queue reads (mail that cannot leave waits, never lost).
+        match self.queue.oldest_pending().await {
+            Ok(oldest) => {
+                let age = oldest.map_or(0, |at| (self.clock.now() - at).whole_seconds().max(0));
+                #[expect(
+                    clippy::cast_precision_loss,
+                    reason = "seconds of a mail's wait fit in f64"
+                )]
+                sesame_metrics::mail_queue_oldest(age as f64);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the age of the mail queue"),
+        }
         Ok(report)
     }
 

@@ -44,6 +44,13 @@ pub const HTTP_REQUESTS_TOTAL: &str = "sesame_http_requests_total";
 /// HTTP request duration by route pattern (`route`, `method`).
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "sesame_http_request_duration_seconds";
 
+/// SMS by outcome (`status` = `sent`, `retried`, `failed`): each try handed to the gateway.
+pub const SMS_TOTAL: &str = "sesame_sms_total";
+/// Age of the oldest mail still waiting in the queue (0 when none waits), as the worker saw
+/// it at its last pass.
+pub const MAIL_QUEUE_OLDEST_SECONDS: &str = "sesame_mail_queue_oldest_pending_seconds";
+/// How long the RS256 key signing now has been signing.
+pub const SIGNING_KEY_AGE_SECONDS: &str = "sesame_signing_key_age_seconds";
 /// LDAP operations by kind and result (`operation` = `bind`, `search`, `compare`, `whoami`,
 /// `starttls`, `write`, `extended`, `other`; `result` = the LDAP result, e.g. `success`,
 /// `invalid_credentials`, `busy`).
@@ -70,6 +77,21 @@ pub const MAIL_STATUSES: &[&str] = &["queued", "sent", "retried", "failed"];
 
 /// Every metric with its kind and help text, for the exporter and the documentation test.
 pub const CATALOGUE: &[(&str, Kind, &str)] = &[
+    (
+        SMS_TOTAL,
+        Kind::Counter,
+        "SMS tries by outcome (sent, retried, failed).",
+    ),
+    (
+        MAIL_QUEUE_OLDEST_SECONDS,
+        Kind::Gauge,
+        "Age of the oldest mail waiting in the queue, seconds (0: none).",
+    ),
+    (
+        SIGNING_KEY_AGE_SECONDS,
+        Kind::Gauge,
+        "How long the RS256 key signing now has been signing, seconds.",
+    ),
     (
         LDAP_OPERATIONS_TOTAL,
         Kind::Counter,
@@ -185,6 +207,21 @@ pub fn describe() {
 /// A login ended with `outcome` (one of [`LOGIN_OUTCOMES`]).
 pub fn login(outcome: &'static str) {
     metrics::counter!(LOGINS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// An SMS try ended with `status` (`sent`, `retried`, `failed`).
+pub fn sms(status: &'static str) {
+    metrics::counter!(SMS_TOTAL, "status" => status).increment(1);
+}
+
+/// The oldest waiting mail is `seconds` old (0: none waits).
+pub fn mail_queue_oldest(seconds: f64) {
+    metrics::gauge!(MAIL_QUEUE_OLDEST_SECONDS).set(seconds);
+}
+
+/// The signing key in use is `seconds` old.
+pub fn signing_key_age(seconds: f64) {
+    metrics::gauge!(SIGNING_KEY_AGE_SECONDS).set(seconds);
 }
 
 /// An LDAP `operation` ended with `result`.
@@ -339,6 +376,56 @@ impl Drop for HashingWait {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `sesame_…` metric names in `text`, a histogram's series (`_bucket`, `_sum`,
+    /// `_count`) named by their histogram.
+    fn metric_names(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("sesame_") {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(tail.len());
+            let name = &tail[..end];
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    name.strip_suffix(suffix).filter(|b| {
+                        CATALOGUE
+                            .iter()
+                            .any(|(n, kind, _)| n == b && *kind == Kind::Histogram)
+                    })
+                })
+                .unwrap_or(name);
+            names.push(base.to_owned());
+            rest = &tail[end..];
+        }
+        names
+    }
+
+    #[test]
+    fn every_metric_the_alerts_and_the_dashboard_name_is_exported() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy");
+        for file in [
+            "prometheus/sesame-alerts.yml",
+            "grafana/sesame-dashboard.json",
+        ] {
+            let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+            let names = metric_names(&text);
+            assert!(names.len() >= 10, "{file}: {names:?}");
+            for name in names {
+                assert!(
+                    CATALOGUE.iter().any(|(n, _, _)| *n == name),
+                    "{file} names {name}, which Sesame does not export"
+                );
+            }
+        }
+        assert_eq!(
+            metric_names("rate(sesame_db_op_seconds_bucket[5m]) sesame_nope_total"),
+            ["sesame_db_op_seconds", "sesame_nope_total"]
+        );
+    }
 
     #[test]
     fn names_follow_the_prometheus_conventions() {

@@ -57,6 +57,7 @@ async fn send_with_retries(gateway: &dyn SmsGateway, message: &SmsMessage, windo
         tries += 1;
         let error = match gateway.send(message).await {
             Ok(()) => {
+                sesame_metrics::sms("sent");
                 tracing::info!(
                     sms.to = %mask_phone(message.to.as_str()),
                     sms.gateway = gateway.name(),
@@ -70,6 +71,7 @@ async fn send_with_retries(gateway: &dyn SmsGateway, message: &SmsMessage, windo
         let next_try = tokio::time::Instant::now() + pause;
         let again = matches!(error, SmsGatewayError::Unavailable(_)) && next_try <= deadline;
         if !again {
+            sesame_metrics::sms("failed");
             tracing::warn!(
                 sms.to = %mask_phone(message.to.as_str()),
                 sms.gateway = gateway.name(),
@@ -79,6 +81,7 @@ async fn send_with_retries(gateway: &dyn SmsGateway, message: &SmsMessage, windo
             );
             return;
         }
+        sesame_metrics::sms("retried");
         tracing::info!(
             sms.to = %mask_phone(message.to.as_str()),
             sms.gateway = gateway.name(),

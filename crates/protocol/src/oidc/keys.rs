@@ -561,6 +561,19 @@ impl fmt::Debug for KeySet {
     }
 }
 
+/// Records how long the RS256 key signing at `now` has been signing (an alert says when a
+/// rotation is overdue).
+fn record_key_age(set: &KeySet, now: OffsetDateTime) {
+    if let Some(key) = set.current(SigningAlg::RS256) {
+        let age = (now - key.active_from).whole_seconds().max(0);
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "seconds of a key's age fit in f64"
+        )]
+        sesame_metrics::signing_key_age(age as f64);
+    }
+}
+
 /// The signing keys of this instance: stored through [`SigningKeyRepo`], cached in memory.
 /// Call [`SigningKeys::reload`] periodically so that a rotation made elsewhere is seen.
 pub struct SigningKeys {
@@ -615,6 +628,7 @@ impl SigningKeys {
         if !created.is_empty() {
             set = KeySet::new(&repo.signing_keys().await?, now)?;
         }
+        record_key_age(&set, now);
         Ok(Self {
             repo,
             clock,
@@ -634,7 +648,9 @@ impl SigningKeys {
     pub async fn reload(&self) -> Result<(), KeyError> {
         let _one_at_a_time = self.reloading.lock().await;
         let records = self.repo.signing_keys().await?;
-        let set = KeySet::new(&records, self.clock.now())?;
+        let now = self.clock.now();
+        let set = KeySet::new(&records, now)?;
+        record_key_age(&set, now);
         *self.cache.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
         Ok(())
     }

@@ -279,6 +279,22 @@ impl MailQueue for Database {
         rows.into_iter().map(MailRow::into_queued).collect()
     }
 
+    async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>, RepoError> {
+        let oldest: Option<i64> = self
+            .run(|conn| {
+                mail_queue::table
+                    .filter(mail_queue::sent_at.is_null())
+                    .filter(mail_queue::failed_at.is_null())
+                    .select(diesel::dsl::min(mail_queue::created_at))
+                    .first::<Option<i64>>(conn)
+                    .map_err(repo_error)
+            })
+            .await?;
+        oldest
+            .map(|secs| crate::models::from_unix("mail_queue.created_at", secs))
+            .transpose()
+    }
+
     async fn mail_counts(&self) -> Result<MailCounts, RepoError> {
         self.run(|conn| {
             let count = |n: i64| u64::try_from(n).unwrap_or_default();
