@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run build test test-unit test-e2e lint fmt migrate ci security-coverage
+.PHONY: help run build test test-unit test-e2e lint fmt migrate ci security-coverage ops-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ fmt: ## Format the code
 
 migrate: ## Apply database migrations for the configuration in use
 	$(CARGO) run --release --bin sesame -- migrate
+
+ops-check: ## The alert rules pass promtool's check and their unit tests; the dashboard is JSON
+	promtool check rules deploy/prometheus/sesame-alerts.yml
+	cd deploy/prometheus && promtool test rules sesame-alerts.test.yml
+	python3 -m json.tool deploy/grafana/sesame-dashboard.json > /dev/null
 
 ci: ## Exactly what CI runs
 	bash .ci/run
