@@ -679,3 +679,108 @@ async fn client_secret_prints_a_secret_and_its_digest() {
     assert!(secret.len() >= 43);
     assert_eq!(sesame_core::random::sha256_hex(secret), digest);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f14_a_blocked_standard_error_never_blocks_a_request_and_dropped_lines_are_counted() {
+    let dir = std::env::temp_dir().join(format!(
+        "sesame-logstall-{}",
+        sesame_core::random::alphanumeric(10)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, metrics_port) = (free_port(), free_port());
+    // Standard error is a pipe nobody reads: it fills after some 64 KiB, as when journald or a
+    // log shipper stalls.
+    let mut child = Command::new(sesame_bin())
+        .arg("serve")
+        .current_dir(&dir)
+        .env("SESAME_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "SESAME_SERVER__PUBLIC_URL",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("SESAME_PASSWORD_HASHING__MEMORY_KIB", "256")
+        .env(
+            "SESAME_METRICS__LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("SESAME_LOG__LEVEL", "debug")
+        .env("SESAME_LOG__MAX_BUFFERED_LINES", "100")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(res) = client
+            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .send()
+            .await
+        {
+            ready = res.status() == 200;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "sesame serve answers ready");
+    // Far more log than the pipe holds: every request is still answered.
+    for i in 0..2000 {
+        let res = client
+            .get(format!("http://127.0.0.1:{port}/health/live"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} not answered while stderr is blocked: {e}"));
+        assert_eq!(res.status(), 200);
+    }
+    let mut dropped = 0.0;
+    for _ in 0..50 {
+        let metrics = client
+            .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        dropped = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("sesame_log_lines_dropped_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if dropped > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(dropped > 0.0, "dropped lines are counted");
+    // Once standard error is read again, a warning says how many lines were lost.
+    let stderr = child.stderr.take().unwrap();
+    let (found_tx, found_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("log lines were dropped while standard error was blocked") {
+                let _ = found_tx.send(line);
+                break;
+            }
+        }
+    });
+    let warning = found_rx.recv_timeout(std::time::Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    let warning = warning.expect("the drop is reported once stderr moves again");
+    assert!(warning.contains("dropped_lines="), "{warning}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -44,6 +44,8 @@ pub const HTTP_REQUESTS_TOTAL: &str = "sesame_http_requests_total";
 /// HTTP request duration by route pattern (`route`, `method`).
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "sesame_http_request_duration_seconds";
 
+/// Log lines dropped because standard error was blocked (`log.max_buffered_lines` waiting).
+pub const LOG_LINES_DROPPED_TOTAL: &str = "sesame_log_lines_dropped_total";
 /// SMS by outcome (`status` = `sent`, `retried`, `failed`): each try handed to the gateway.
 pub const SMS_TOTAL: &str = "sesame_sms_total";
 /// Age of the oldest mail still waiting in the queue (0 when none waits), as the worker saw
@@ -77,6 +79,11 @@ pub const MAIL_STATUSES: &[&str] = &["queued", "sent", "retried", "failed"];
 
 /// Every metric with its kind and help text, for the exporter and the documentation test.
 pub const CATALOGUE: &[(&str, Kind, &str)] = &[
+    (
+        LOG_LINES_DROPPED_TOTAL,
+        Kind::Counter,
+        "Log lines dropped because standard error was blocked.",
+    ),
     (
         SMS_TOTAL,
         Kind::Counter,
@@ -207,6 +214,11 @@ pub fn describe() {
 /// A login ended with `outcome` (one of [`LOGIN_OUTCOMES`]).
 pub fn login(outcome: &'static str) {
     metrics::counter!(LOGINS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// `lines` more log lines were dropped.
+pub fn log_lines_dropped(lines: u64) {
+    metrics::counter!(LOG_LINES_DROPPED_TOTAL).increment(lines);
 }
 
 /// An SMS try ended with `status` (`sent`, `retried`, `failed`).

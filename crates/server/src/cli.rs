@@ -295,7 +295,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
-            crate::telemetry::init(&settings.log);
+            let _log = crate::telemetry::init(&settings.log);
             let db = sesame_store::Database::connect(settings.database.url.expose(), 1)
                 .await
                 .context("database.url")?;
@@ -340,7 +340,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             strict,
             dry_run,
         } => {
-            crate::telemetry::init(&settings.log);
+            let _log = crate::telemetry::init(&settings.log);
             let format = match format {
                 Some(ImportFormat::Json) => Format::Json,
                 Some(ImportFormat::Csv) => Format::Csv,
@@ -399,7 +399,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             outcome
         }
         Command::ActivationCodes(args) => {
-            crate::telemetry::init(&settings.log);
+            let _log = crate::telemetry::init(&settings.log);
             let services = Services::build(&settings, &Overrides::default(), true).await?;
             let outcome = activation::run(&settings, &services, &args).await;
             services.accounts_repo.quiesce().await;
@@ -418,7 +418,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             outcome
         }
         Command::Retention { action } => {
-            crate::telemetry::init(&settings.log);
+            let _log = crate::telemetry::init(&settings.log);
             let services = Services::build(&settings, &Overrides::default(), true).await?;
             let outcome = helpdesk::retention(&services, action).await;
             services.accounts_repo.quiesce().await;
@@ -478,7 +478,7 @@ async fn keys(settings: &Settings, services: &Services, action: KeysAction) -> a
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    crate::telemetry::init(&settings.log);
+    let _log = crate::telemetry::init(&settings.log);
     let public_url = settings.server.public_url.clone();
     let listen = settings.server.listen.clone();
     let store_kind = if settings.store.is_shared() {

@@ -22,17 +22,41 @@ use tracing_subscriber::{fmt as tfmt, EnvFilter};
 
 use crate::config::LogSettings;
 
+/// Keeps the log writer's thread running; dropping it flushes what waits (at the end of
+/// `main`, so the last lines of a command are written).
+#[must_use = "the logs stop when the guard is dropped"]
+pub struct LogGuard {
+    _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+impl fmt::Debug for LogGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LogGuard")
+    }
+}
+
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.level`.
 /// Calling it twice is harmless (the second call does nothing).
-pub fn init(settings: &LogSettings) {
+///
+/// Lines go to standard error through a bounded queue written by a thread of its own (F14):
+/// a stalled reader (journald, a log shipper) never blocks a request; beyond
+/// `log.max_buffered_lines` waiting, lines are dropped, counted
+/// (`sesame_log_lines_dropped_total`) and reported by a warning once the output moves again.
+pub fn init(settings: &LogSettings) -> LogGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(settings.max_buffered_lines.max(1))
+        .thread_name("sesame-log")
+        .finish(std::io::stderr());
+    let dropped = writer.error_counter();
     let builder = tfmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let _already_set = if settings.format == "json" {
+        .with_writer(writer);
+    let installed = if settings.format == "json" {
         builder
             .fmt_fields(JsonFields::new())
             .event_format(FlatJson)
@@ -40,6 +64,43 @@ pub fn init(settings: &LogSettings) {
     } else {
         builder.try_init()
     };
+    if installed.is_err() {
+        return LogGuard { _writer: None };
+    }
+    report_dropped_lines(dropped);
+    LogGuard {
+        _writer: Some(guard),
+    }
+}
+
+/// Counts dropped lines in the metric and says so in the log: every second while lines are
+/// being dropped, and once more when they no longer are (that line too may be dropped while
+/// the output is still blocked: then the count moves, and the report is made again).
+fn report_dropped_lines(dropped: tracing_appender::non_blocking::ErrorCounter) {
+    let spawned = std::thread::Builder::new()
+        .name("sesame-log-drops".to_owned())
+        .spawn(move || {
+            let mut seen = 0_usize;
+            let mut unreported = false;
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = dropped.dropped_lines();
+                if now > seen {
+                    sesame_metrics::log_lines_dropped(u64::try_from(now - seen).unwrap_or(0));
+                    seen = now;
+                    unreported = true;
+                } else if unreported {
+                    unreported = false;
+                    tracing::warn!(
+                        dropped_lines = now,
+                        "log lines were dropped while standard error was blocked (log.max_buffered_lines waiting); it is written again"
+                    );
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot count dropped log lines");
+    }
 }
 
 /// One flat JSON object per event (see the module documentation).

@@ -10,4 +10,12 @@ pub struct LogSettings {
     pub format: String,
     /// A tracing filter, e.g. `info` or `sesame=debug,info`.
     pub level: String,
+    /// Lines waiting to be written to standard error at most: when it blocks (a stalled log
+    /// shipper), requests go on, further lines are dropped and counted.
+    #[serde(default = "default_max_buffered_lines")]
+    pub max_buffered_lines: usize,
+}
+
+fn default_max_buffered_lines() -> usize {
+    10_000
 }
