@@ -856,6 +856,8 @@ async fn c12_a_burst_of_binds_gets_busy_at_once_rather_than_queueing_behind_the_
             s.password_hashing.iterations = 2;
             s.password_hashing.queue_per_worker = 0;
             s.lockout.ip_threshold = 10_000;
+            // Every bind goes to the pool itself, which refuses what it cannot take.
+            s.ldap.max_concurrent_binds = 100;
         })
         .spawn()
         .await;

@@ -104,6 +104,8 @@ pub struct DirectoryOptions {
     /// of the hashing pool LDAP may hold, so that a mail server's burst leaves the rest to
     /// the login page (one more gets `busy` at once).
     pub max_concurrent_binds: usize,
+    /// How long a bind waits for one of those places before it is told `busy`.
+    pub bind_wait: Duration,
     /// Whether StartTLS is offered (shown in the root DSE).
     pub start_tls: bool,
     /// The service accounts.
@@ -389,7 +391,10 @@ impl Directory {
         if by_mail && !self.options.bind_by_mail {
             return invalid();
         }
-        let Ok(_permit) = self.binds.try_acquire() else {
+        // A burst waits its turn a moment (a mail server's logins arrive together), then is
+        // told busy rather than queueing behind the login page.
+        let permit = tokio::time::timeout(self.options.bind_wait, self.binds.acquire()).await;
+        let Ok(Ok(_permit)) = permit else {
             return refused(LdapResultCode::Busy, "busy, try again");
         };
         match self
@@ -911,6 +916,10 @@ mod tests {
     }
 
     fn directory(people: usize) -> Directory {
+        directory_waiting(people, Duration::ZERO)
+    }
+
+    fn directory_waiting(people: usize, bind_wait: Duration) -> Directory {
         let mut list: Vec<AccountWithProfile> = (0..people)
             .map(|i| someone(&format!("p{i:03}"), i % 2 == 0, None))
             .collect();
@@ -927,6 +936,7 @@ mod tests {
                 scan_limit: 1000,
                 max_concurrent_scans: 1,
                 max_concurrent_binds: 1,
+                bind_wait,
                 start_tls: false,
                 services: ServiceAccounts::new(vec![ServiceAccount {
                     name: "full".into(),
@@ -1033,7 +1043,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn binds_beyond_ldaps_share_of_the_pool_are_told_busy_at_once() {
+    async fn binds_beyond_ldaps_share_of_the_pool_wait_their_turn_then_are_told_busy() {
         let d = directory(2);
         let dn = "uid=p000,ou=people,dc=univ,dc=example";
         let (a, b) = tokio::join!(d.bind(dn, "right", None), d.bind(dn, "right", None));
@@ -1044,6 +1054,16 @@ mod tests {
         assert_eq!(
             d.bind(dn, "right", None).await.code,
             LdapResultCode::Success
+        );
+        // With a wait, the second takes the place the first frees.
+        let waiting = directory_waiting(2, Duration::from_secs(5));
+        let (a, b) = tokio::join!(
+            waiting.bind(dn, "right", None),
+            waiting.bind(dn, "right", None)
+        );
+        assert_eq!(
+            (a.code, b.code),
+            (LdapResultCode::Success, LdapResultCode::Success)
         );
         let wrong = d.bind(dn, "wrong", None).await;
         assert_eq!(wrong.code, LdapResultCode::InvalidCredentials);

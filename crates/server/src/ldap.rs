@@ -200,6 +200,7 @@ pub async fn start(
             } else {
                 ldap.max_concurrent_binds
             },
+            bind_wait: Duration::from_millis(ldap.bind_wait_ms),
             start_tls: tls.is_some(),
             services: ServiceAccounts::new(ldap.services().map_err(config)?),
         },

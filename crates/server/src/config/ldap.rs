@@ -48,6 +48,8 @@ pub struct LdapSettings {
     /// mail server's burst leaves the rest to the login page); 0: half the hashing threads,
     /// at least one.
     pub max_concurrent_binds: usize,
+    /// How long a bind waits for one of those places before it is told `busy`, milliseconds.
+    pub bind_wait_ms: u64,
     /// Open connections at most.
     pub max_connections: usize,
     /// A connection silent this long is closed, seconds.
@@ -98,6 +100,7 @@ impl Default for LdapSettings {
             scan_limit: 100_000,
             max_concurrent_scans: 2,
             max_concurrent_binds: 0,
+            bind_wait_ms: 1000,
             max_connections: 1024,
             idle_timeout_secs: 300,
             service_accounts: Vec::new(),
