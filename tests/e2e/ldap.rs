@@ -386,6 +386,10 @@ async fn a75_each_reader_sees_what_its_scope_releases_and_never_a_secret() {
     )
     .await;
     let bob = person(&app, "bob", Affiliation::Student, false, None).await;
+    // Not yet activated: no entry, whoever asks.
+    let pending = unique_login("pending");
+    app.create_provisioned(&pending, Affiliation::Staff, None)
+        .await;
     let people = format!("ou=people,{LDAP_BASE}");
     let as_service = |name: &str, secret: &str, searches: Vec<Value>| {
         ldap3(
@@ -401,9 +405,12 @@ async fn a75_each_reader_sees_what_its_scope_releases_and_never_a_secret() {
             search(&people, &format!("(uid={alice})"), &["*", "+"]),
             search(&people, &format!("(uid={bob})"), &["supannListeRouge"]),
             search(&people, "(objectClass=*)", &["*", "+"]),
+            search(&people, &format!("(uid={pending})"), &["uid"]),
         ],
     );
     assert_eq!(r["bind"]["result"], 0, "{r}");
+    assert_eq!(dns(&r["searches"][3]), Vec::<String>::new());
+    assert!(!r["searches"][2].to_string().contains(&pending));
     let a = &r["searches"][0];
     assert_eq!(attribute(a, "uid").unwrap(), [alice.as_str()]);
     assert_eq!(

@@ -498,6 +498,15 @@ pub trait ProfileRepo: Send + Sync + std::fmt::Debug {
         limit: i64,
     ) -> Result<Vec<AccountWithProfile>, RepoError>;
 
+    /// The account whose login or institutional e-mail is `identifier` (folded), with its
+    /// profile, if it has an entry in the directory (as [`ProfileRepo::directory_page`]), in
+    /// one query (an LDAP search by `uid` or `mail`). A login equal to the identifier wins
+    /// over another account's e-mail.
+    async fn directory_entry(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<AccountWithProfile>, RepoError>;
+
     /// The account that holds `identifier` (folded), and as what: logins and institutional
     /// e-mails share one namespace, since the login page takes either in one field. A string
     /// that is an account's login is reported as a login, even if (created before this rule)

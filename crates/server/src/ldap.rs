@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sesame_core::account::{Account, AccountState, AccountWithProfile};
+use sesame_core::account::{Account, AccountWithProfile};
 use sesame_core::authn::{LoginAttempt, LoginChannel};
 use sesame_core::credentials::Password;
 use sesame_core::error::AuthError;
@@ -44,12 +44,6 @@ impl AccountsDirectory {
 
 fn backend_error(e: impl std::fmt::Display) -> BackendError {
     BackendError(e.to_string())
-}
-
-/// Provisioned and disabled accounts have no entry (the directory shows people who can use
-/// their account, and the mail of a blocked one still arrives).
-fn has_entry(account: &Account) -> bool {
-    matches!(account.state, AccountState::Active | AccountState::Blocked)
 }
 
 #[async_trait]
@@ -96,22 +90,9 @@ impl DirectoryBackend for AccountsDirectory {
     }
 
     async fn person(&self, identifier: &str) -> Result<Option<AccountWithProfile>, BackendError> {
-        let folded = fold_identifier(identifier);
-        let Some(found) = self
-            .services
-            .accounts_repo
-            .find_credential(&folded)
-            .await
-            .map_err(backend_error)?
-        else {
-            return Ok(None);
-        };
-        if !has_entry(&found.account) {
-            return Ok(None);
-        }
         self.services
             .profiles
-            .find_with_profile(found.account.id)
+            .directory_entry(&fold_identifier(identifier))
             .await
             .map_err(backend_error)
     }

@@ -269,6 +269,35 @@ impl ProfileRepo for Database {
         .await
     }
 
+    async fn directory_entry(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<AccountWithProfile>, RepoError> {
+        let identifier = identifier.to_owned();
+        self.run(move |conn| {
+            accounts::table
+                .left_join(account_profiles::table)
+                .filter(
+                    accounts::login
+                        .eq(&identifier)
+                        .or(accounts::email.eq(&identifier)),
+                )
+                .filter(
+                    accounts::state
+                        .eq(AccountState::Active.as_str())
+                        .or(accounts::state.eq(AccountState::Blocked.as_str())),
+                )
+                .order(accounts::login.eq(&identifier).desc())
+                .select((AccountRow::as_select(), Option::<ProfileRow>::as_select()))
+                .first::<(AccountRow, Option<ProfileRow>)>(conn)
+                .optional()
+                .map_err(repo_error)?
+                .map(into_pair)
+                .transpose()
+        })
+        .await
+    }
+
     async fn update_account(
         &self,
         id: AccountId,
