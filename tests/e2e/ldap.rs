@@ -847,6 +847,22 @@ async fn a78_writes_bad_input_and_unauthenticated_binds_change_nothing() {
         answer.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20036"),
         "a notice of disconnection: {answer:?}"
     );
+    // A message only a server sends (a search result), from a client: a notice, then the
+    // connection is closed (read to its end, not to the timeout).
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", app.ldap_port.unwrap())).unwrap();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    raw.write_all(&[
+        0x30, 0x0c, 0x02, 0x01, 0x01, 0x65, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+    ])
+    .unwrap();
+    let mut answer = Vec::new();
+    let closed = raw.read_to_end(&mut answer);
+    assert!(
+        closed.is_ok(),
+        "the server closes the connection: {closed:?}"
+    );
+    assert!(answer.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20036"));
     assert!(whoami(&app, &dn, GOOD_PASSWORD).status.success());
 }
 

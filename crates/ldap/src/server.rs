@@ -381,12 +381,14 @@ impl LdapServer {
                 }
                 op => {
                     let responses = self.operation(conn, msgid, op, msg.ctrl).await;
+                    // A notice of disconnection (message id 0) ends the connection.
+                    let disconnect = responses.iter().any(|r| r.msgid == 0);
                     for r in responses {
                         if framed.feed(r).await.is_err() {
                             return Next::Close;
                         }
                     }
-                    if framed.flush().await.is_err() {
+                    if framed.flush().await.is_err() || disconnect {
                         return Next::Close;
                     }
                 }
