@@ -352,10 +352,23 @@ async fn a74_blocked_voided_and_unknown_accounts_get_the_answer_of_a_wrong_passw
     assert_eq!(wrong, unknown);
     assert_eq!(wrong, out(&blocked));
     assert_eq!(wrong, out(&voided));
-    let kinds = app.audit_kinds(&login).await;
+    // The audit trail says why: the block, then the voided password.
+    let refused: Vec<Value> = app
+        .services
+        .audit
+        .recent(Some(&login), 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "login.refused_state")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(
-        kinds.contains(&"login.refused_state".to_owned()),
-        "{kinds:?}"
+        refused
+            .iter()
+            .any(|d| d["reason"] == "password_reset_required" && d["via"] == "ldap"),
+        "{refused:?}"
     );
 }
 
@@ -507,6 +520,20 @@ async fn a75_each_reader_sees_what_its_scope_releases_and_never_a_secret() {
     // reads the root DSE and nothing else.
     let r = as_service("nextcloud", "not the secret", vec![]);
     assert_eq!(r["bind"]["result"], 49);
+    let refused: Vec<Value> = app
+        .services
+        .audit
+        .recent(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "ldap.service_bind_refused")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(refused, [json!({"service": "nextcloud"})]);
+    assert!(!serde_json::to_string(&refused)
+        .unwrap()
+        .contains("not the secret"));
     let anonymous = tool(
         "ldapsearch",
         &["-x", "-H", &url(&app), "-b", &people, "(uid=*)"],

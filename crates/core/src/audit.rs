@@ -117,6 +117,10 @@ pub enum AuditKind {
     MfaFailed,
     /// New recovery codes replaced the old ones.
     RecoveryCodesRegenerated,
+    // --- LDAP ---
+    /// An LDAP service account's bind was refused: unknown name or wrong secret (the details
+    /// hold the name given, never the secret).
+    LdapServiceBindRefused,
 }
 
 impl AuditKind {
@@ -167,6 +171,7 @@ impl AuditKind {
             Self::IdentityCompared => "helpdesk.identity_compared",
             Self::AssistanceRequested => "assistance.requested",
             Self::AssistanceClosed => "assistance.closed",
+            Self::LdapServiceBindRefused => "ldap.service_bind_refused",
             Self::AccountDeleted => "account.deleted",
             Self::MfaEnrolled => "mfa.enrolled",
             Self::MfaRemoved => "mfa.removed",

@@ -70,6 +70,14 @@ pub trait DirectoryBackend: Send + Sync + std::fmt::Debug {
     /// if it has an entry in the directory (active or blocked).
     async fn person(&self, identifier: &str) -> Result<Option<AccountWithProfile>, BackendError>;
 
+    /// Records that a service account's bind was refused (the name given, never the
+    /// secret).
+    async fn service_bind_refused(
+        &self,
+        name: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<(), BackendError>;
+
     /// A page of the people in the directory, by login, after `after`.
     async fn people(
         &self,
@@ -373,9 +381,19 @@ impl Directory {
                 },
                 None => {
                     // 256-bit secrets are not guessed: a refusal is a misconfigured service
-                    // (or someone trying), which the operator should see.
+                    // (or someone trying), which the operator should see, in the audit trail.
                     tracing::warn!(ldap.service = ?leaf.value, client.ip = ?client_ip, "LDAP service account bind refused");
-                    invalid()
+                    match self
+                        .backend
+                        .service_bind_refused(&leaf.value, client_ip)
+                        .await
+                    {
+                        Ok(()) => invalid(),
+                        Err(e) => {
+                            tracing::error!(error = %e, "LDAP bind: cannot record the refusal");
+                            refused(LdapResultCode::Unavailable, "unavailable, try again")
+                        }
+                    }
                 }
             };
         }
@@ -885,6 +903,14 @@ mod tests {
                 .find(|p| p.account.login.as_str() == identifier && password == "right")
                 .map(|p| p.account.clone())
                 .ok_or(BindRefusal::InvalidCredentials)
+        }
+
+        async fn service_bind_refused(
+            &self,
+            _name: &str,
+            _client_ip: Option<IpAddr>,
+        ) -> Result<(), BackendError> {
+            Ok(())
         }
 
         async fn person(

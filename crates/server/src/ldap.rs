@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sesame_core::account::{Account, AccountWithProfile};
+use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::authn::{LoginAttempt, LoginChannel};
 use sesame_core::credentials::Password;
 use sesame_core::error::AuthError;
@@ -84,7 +85,23 @@ impl DirectoryBackend for AccountsDirectory {
             .await
         {
             Ok(false) => Ok(account),
-            Ok(true) => Err(BindRefusal::InvalidCredentials),
+            Ok(true) => {
+                // As the login page records it: the audit trail says why, the client only
+                // "invalid credentials".
+                let event = AuditEvent::new(
+                    AuditKind::LoginRefusedState,
+                    self.services.clock.now(),
+                    "self",
+                )
+                .login(account.login.as_str())
+                .account(account.id)
+                .ip(client_ip)
+                .detail(serde_json::json!({ "reason": "password_reset_required", "via": "ldap" }));
+                match self.services.audit.record(event).await {
+                    Ok(()) => Err(BindRefusal::InvalidCredentials),
+                    Err(e) => Err(BindRefusal::Unavailable(e.to_string())),
+                }
+            }
             Err(e) => Err(BindRefusal::Unavailable(e.to_string())),
         }
     }
@@ -93,6 +110,27 @@ impl DirectoryBackend for AccountsDirectory {
         self.services
             .profiles
             .directory_entry(&fold_identifier(identifier))
+            .await
+            .map_err(backend_error)
+    }
+
+    async fn service_bind_refused(
+        &self,
+        name: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<(), BackendError> {
+        // The name as given, bounded: it is the client's string.
+        let name: String = name.chars().take(128).collect();
+        let event = AuditEvent::new(
+            AuditKind::LdapServiceBindRefused,
+            self.services.clock.now(),
+            "ldap",
+        )
+        .ip(client_ip)
+        .detail(serde_json::json!({ "service": name }));
+        self.services
+            .audit
+            .record(event)
             .await
             .map_err(backend_error)
     }
