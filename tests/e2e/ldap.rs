@@ -10,9 +10,9 @@ use sesame_core::account::{AccountChanges, AccountState, MailRedirect, NewAccoun
 use sesame_core::clock::Clock;
 use sesame_core::helpdesk::BlockReason;
 use sesame_core::ids::{Affiliation, Email, LoginName};
-use sesame_server::config::ldap::ServiceAccountSetting;
 use sesame_tests::{
-    browser, localhost_certificate, unique_login, TestApp, TestAppBuilder, GOOD_PASSWORD, LDAP_BASE,
+    browser, ldap_service_account as service, localhost_certificate, unique_login, TestApp,
+    TestAppBuilder, GOOD_PASSWORD, LDAP_BASE,
 };
 
 /// Whether the LDAP clients are installed (they must be in CI).
@@ -41,19 +41,6 @@ fn person_dn(login: &str) -> String {
 
 fn service_dn(name: &str) -> String {
     format!("cn={name},ou=services,{LDAP_BASE}")
-}
-
-/// A service account of `scope`: its setting and its secret.
-fn service(name: &str, scope: &str) -> (ServiceAccountSetting, String) {
-    let secret = sesame_core::random::alphanumeric(48);
-    (
-        ServiceAccountSetting {
-            name: name.to_owned(),
-            scope: scope.to_owned(),
-            secret_sha256: sesame_core::random::sha256_hex(&secret),
-        },
-        secret,
-    )
 }
 
 fn url(app: &TestApp) -> String {

@@ -9,8 +9,9 @@ use std::time::Duration;
 use sesame_core::account::{AccountChanges, MailRedirect};
 use sesame_core::clock::Clock;
 use sesame_core::ids::Email;
-use sesame_server::config::ldap::ServiceAccountSetting;
-use sesame_tests::{unique_login, TestAppBuilder, GOOD_PASSWORD, LDAP_BASE};
+use sesame_tests::{
+    ldap_service_account as service, unique_login, TestAppBuilder, GOOD_PASSWORD, LDAP_BASE,
+};
 
 fn installed(programs: &[&str], packages: &str) -> bool {
     let ok = programs.iter().all(|p| {
@@ -28,18 +29,6 @@ fn installed(programs: &[&str], packages: &str) -> bool {
         eprintln!("skipped: {packages} not installed");
     }
     ok
-}
-
-fn service(name: &str, scope: &str) -> (ServiceAccountSetting, String) {
-    let secret = sesame_core::random::alphanumeric(48);
-    (
-        ServiceAccountSetting {
-            name: name.to_owned(),
-            scope: scope.to_owned(),
-            secret_sha256: sesame_core::random::sha256_hex(&secret),
-        },
-        secret,
-    )
 }
 
 fn temp_dir(stem: &str) -> std::path::PathBuf {

@@ -307,14 +307,10 @@ pub fn unique_login(stem: &str) -> String {
 /// The base DN of the test apps' LDAP trees.
 pub const LDAP_BASE: &str = "dc=univ,dc=example,dc=org";
 
-/// A throwaway CA and a certificate it signed for `localhost`, written as PEM files in a new
-/// temporary folder: (CA certificate, certificate, key) paths.
-pub fn localhost_certificate() -> (String, String, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "sesame-tls-{}",
-        sesame_core::random::alphanumeric(10)
-    ));
-    std::fs::create_dir_all(&dir).expect("temporary folder");
+/// A throwaway CA, and a certificate it signed for `names` with its key.
+fn throwaway_ca_and_leaf(
+    names: Vec<String>,
+) -> (rcgen::Certificate, rcgen::Certificate, rcgen::KeyPair) {
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -324,6 +320,37 @@ pub fn localhost_certificate() -> (String, String, String) {
     let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let leaf = rcgen::CertificateParams::new(names)
+        .expect("leaf params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf certificate");
+    (ca, leaf, leaf_key)
+}
+
+/// An LDAP service account of `scope` for `[[ldap.service_accounts]]`, and its secret.
+pub fn ldap_service_account(
+    name: &str,
+    scope: &str,
+) -> (sesame_server::config::ldap::ServiceAccountSetting, String) {
+    let secret = sesame_core::random::alphanumeric(48);
+    (
+        sesame_server::config::ldap::ServiceAccountSetting {
+            name: name.to_owned(),
+            scope: scope.to_owned(),
+            secret_sha256: sesame_core::random::sha256_hex(&secret),
+        },
+        secret,
+    )
+}
+
+/// A throwaway CA and a certificate it signed for `localhost`, written as PEM files in a new
+/// temporary folder: (CA certificate, certificate, key) paths.
+pub fn localhost_certificate() -> (String, String, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "sesame-tls-{}",
+        sesame_core::random::alphanumeric(10)
+    ));
+    std::fs::create_dir_all(&dir).expect("temporary folder");
     // OpenLDAP's clients check a `localhost` server against the machine's own name (they
     // replace `localhost` by it), so that name is in the certificate too.
     let mut names = vec!["localhost".to_owned()];
@@ -335,10 +362,7 @@ pub fn localhost_certificate() -> (String, String, String) {
             }
         }
     }
-    let leaf = rcgen::CertificateParams::new(names)
-        .expect("leaf params")
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf certificate");
+    let (ca, leaf, leaf_key) = throwaway_ca_and_leaf(names);
     let write = |name: &str, pem: String| {
         let path = dir.join(name);
         std::fs::write(&path, pem).expect("write PEM");
@@ -594,20 +618,7 @@ impl RecordingServer {
     /// returns the server (its base is `https://localhost:<port>`) and the CA's PEM.
     pub async fn start_tls() -> (Self, String) {
         init_test_process();
-        let ca_key = rcgen::KeyPair::generate().expect("CA key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "Sesame test CA");
-        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-        let leaf_params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("leaf params");
-        let leaf = leaf_params
-            .signed_by(&leaf_key, &issuer)
-            .expect("leaf certificate");
+        let (ca, leaf, leaf_key) = throwaway_ca_and_leaf(vec!["localhost".to_owned()]);
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(

@@ -321,25 +321,38 @@ impl Bench {
     }
 
     async fn argon2_ceiling(&mut self, when: &str) -> anyhow::Result<usize> {
-        let (cores, time, argon2) = (self.cores, self.ceiling_time, self.argon2);
+        let argon2 = self.argon2;
+        let how = format!(
+            "verifications in-process (argon2 crate, one working buffer kept per thread as Sesame does), {} threads = the hashing pool, m = {} KiB, t = {}, p = {}",
+            self.cores, argon2.memory_kib, argon2.iterations, argon2.parallelism
+        );
+        self.argon2_measure(when, "argon2id", self.cores, how).await
+    }
+
+    /// argon2id verifications in-process on `threads` threads, recorded as ceiling `name`.
+    async fn argon2_measure(
+        &mut self,
+        when: &str,
+        name: &'static str,
+        threads: usize,
+        how: String,
+    ) -> anyhow::Result<usize> {
+        let (time, argon2) = (self.ceiling_time, self.argon2);
         say(&format!(
-            "ceiling ({when}): argon2id verifications in-process, {cores} threads, {} s",
+            "ceiling ({when}): {name}: argon2id verifications in-process, {threads} thread(s), {} s",
             time.as_secs()
         ));
         let phc = self.phc.clone();
-        let measured =
-            in_process(move || ceilings::argon2_verifications(argon2, &phc, PASSWORD, cores, time))
-                .await?;
+        let measured = in_process(move || {
+            ceilings::argon2_verifications(argon2, &phc, PASSWORD, threads, time)
+        })
+        .await?;
         println!(
             "   {:.1}/s, {:.2} ms CPU each",
             measured.per_second, measured.cpu_ms_per_op
         );
-        let how = format!(
-            "verifications in-process (argon2 crate, one working buffer kept per thread as Sesame does), {cores} threads = the hashing pool, m = {} KiB, t = {}, p = {}",
-            argon2.memory_kib, argon2.iterations, argon2.parallelism
-        );
         Ok(self.record_ceiling(
-            "argon2id",
+            name,
             how,
             CeilingSample {
                 when: when.to_owned(),
@@ -497,33 +510,12 @@ impl Bench {
     }
 
     async fn argon2_share_ceiling(&mut self, when: &str) -> anyhow::Result<usize> {
-        let (threads, time, argon2) = (self.ldap_share(), self.ceiling_time, self.argon2);
-        say(&format!(
-            "ceiling ({when}): argon2id verifications in-process, {threads} thread(s) = LDAP's share of the pool, {} s",
-            time.as_secs()
-        ));
-        let phc = self.phc.clone();
-        let measured = in_process(move || {
-            ceilings::argon2_verifications(argon2, &phc, PASSWORD, threads, time)
-        })
-        .await?;
-        println!(
-            "   {:.1}/s, {:.2} ms CPU each",
-            measured.per_second, measured.cpu_ms_per_op
-        );
+        let threads = self.ldap_share();
         let how = format!(
             "verifications in-process as for the argon2id ceiling, on {threads} thread(s): the places of the hashing pool LDAP binds may hold (`ldap.max_concurrent_binds` default, half the cores)"
         );
-        Ok(self.record_ceiling(
-            "argon2id, LDAP's share",
-            how,
-            CeilingSample {
-                when: when.to_owned(),
-                per_second: measured.per_second,
-                cpu_ms_per_op: Some(measured.cpu_ms_per_op),
-                phase: None,
-            },
-        ))
+        self.argon2_measure(when, "argon2id, LDAP's share", threads, how)
+            .await
     }
 
     async fn ldap_whoami_ceiling(&mut self, when: &str) -> anyhow::Result<usize> {

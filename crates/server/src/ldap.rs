@@ -88,15 +88,12 @@ impl DirectoryBackend for AccountsDirectory {
             Ok(true) => {
                 // As the login page records it: the audit trail says why, the client only
                 // "invalid credentials".
-                let event = AuditEvent::new(
-                    AuditKind::LoginRefusedState,
+                let event = crate::pipeline::steps::voided_password_refusal(
                     self.services.clock.now(),
-                    "self",
-                )
-                .login(account.login.as_str())
-                .account(account.id)
-                .ip(client_ip)
-                .detail(serde_json::json!({ "reason": "password_reset_required", "via": "ldap" }));
+                    &account,
+                    client_ip,
+                    Some("ldap"),
+                );
                 match self.services.audit.record(event).await {
                     Ok(()) => Err(BindRefusal::InvalidCredentials),
                     Err(e) => Err(BindRefusal::Unavailable(e.to_string())),

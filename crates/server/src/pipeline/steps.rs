@@ -257,21 +257,37 @@ pub async fn next_or_finish(
 /// The answer to a correct password that an unblock voided: nothing is issued or kept, and
 /// the page says how to set a new password through a verified channel. Recorded as a
 /// `login.refused_state` (reason `password_reset_required`).
+/// The audit event of a correct password that an unblock voided, refused: the login page's,
+/// and an LDAP bind's (`via: "ldap"`).
+pub fn voided_password_refusal(
+    at: time::OffsetDateTime,
+    account: &Account,
+    ip: Option<std::net::IpAddr>,
+    via: Option<&str>,
+) -> AuditEvent {
+    let mut detail = serde_json::json!({ "reason": "password_reset_required" });
+    if let Some(via) = via {
+        detail["via"] = serde_json::Value::from(via);
+    }
+    AuditEvent::new(AuditKind::LoginRefusedState, at, "self")
+        .login(account.login.as_str())
+        .account(account.id)
+        .ip(ip)
+        .detail(detail)
+}
+
 async fn password_reset_required(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
     account: &Account,
 ) -> HttpResponse {
-    let event = AuditEvent::new(
-        AuditKind::LoginRefusedState,
+    let event = voided_password_refusal(
         state.services.clock.now(),
-        "self",
-    )
-    .login(account.login.as_str())
-    .account(account.id)
-    .ip(state.client_ip(req))
-    .detail(serde_json::json!({ "reason": "password_reset_required" }));
+        account,
+        state.client_ip(req),
+        None,
+    );
     if let Err(e) = state.services.audit.record(event).await {
         tracing::error!(error = %e, "could not record a refused login");
         return state.unavailable(req, lang);
