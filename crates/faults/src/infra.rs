@@ -130,22 +130,57 @@ impl Drop for Postgres {
     }
 }
 
-/// A Redis server in a child process, with its data directory.
+/// What a [`Redis`] process is.
+#[derive(Debug, Clone)]
+enum RedisRole {
+    /// A primary (standalone until a sentinel says otherwise).
+    Primary,
+    /// A replica of the primary on this port.
+    ReplicaOf(u16),
+    /// A sentinel monitoring, under this service name, the primary on this port.
+    Sentinel { service: String, primary: u16 },
+}
+
+/// A Redis server (or sentinel) in a child process, with its data directory.
 #[derive(Debug)]
 pub struct Redis {
     dir: PathBuf,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    role: RedisRole,
     process: Option<Process>,
 }
 
 impl Redis {
     /// Starts one on a free port, without persistence (as CI's and the bench's).
     pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_as(dir, RedisRole::Primary).await
+    }
+
+    /// Starts a replica of the server on `primary`'s port.
+    pub async fn start_replica(dir: &Path, primary: u16) -> anyhow::Result<Self> {
+        Self::start_as(dir, RedisRole::ReplicaOf(primary)).await
+    }
+
+    /// Starts a sentinel that monitors the primary on `primary`'s port as `service`, quorum 2,
+    /// declaring it down after one second without an answer.
+    pub async fn start_sentinel(dir: &Path, service: &str, primary: u16) -> anyhow::Result<Self> {
+        Self::start_as(
+            dir,
+            RedisRole::Sentinel {
+                service: service.to_owned(),
+                primary,
+            },
+        )
+        .await
+    }
+
+    async fn start_as(dir: &Path, role: RedisRole) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut redis = Self {
             dir: dir.to_owned(),
             port: free_port()?,
+            role,
             process: None,
         };
         redis.restart(false).await?;
@@ -169,19 +204,43 @@ impl Redis {
             std::fs::remove_file(self.snapshot()).ok();
         }
         let mut command = Command::new("redis-server");
-        command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args([
-                "--dbfilename",
-                "dump.rdb",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--maxmemory-policy", "noeviction"]);
+        if let RedisRole::Sentinel { service, primary } = &self.role {
+            // A sentinel rewrites its configuration file as it learns the topology: written
+            // once, kept across its restarts.
+            let conf = self.dir.join("sentinel.conf");
+            if !conf.exists() {
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "bind 127.0.0.1\nport {port}\ndir {dir}\n\
+                         sentinel monitor {service} 127.0.0.1 {primary} 2\n\
+                         sentinel down-after-milliseconds {service} 1000\n\
+                         sentinel failover-timeout {service} 10000\n\
+                         sentinel parallel-syncs {service} 1\n",
+                        port = self.port,
+                        dir = self.dir.display(),
+                    ),
+                )?;
+            }
+            command.arg(&conf).arg("--sentinel");
+        } else {
+            command
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .arg("--dir")
+                .arg(&self.dir)
+                .args([
+                    "--dbfilename",
+                    "dump.rdb",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--maxmemory-policy", "noeviction"]);
+            if let RedisRole::ReplicaOf(primary) = self.role {
+                command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
+            }
+        }
         let process = Process::spawn(command, self.dir.join("redis.log"))?;
         self.process = Some(process);
         let started = Instant::now();
@@ -350,6 +409,16 @@ impl Instance {
         if let Some(value) = value {
             self.env.push((key.to_owned(), value.to_owned()));
         }
+    }
+
+    /// Where its output goes from its next start: a file, or a pipe (F14).
+    pub fn set_log(&mut self, log: PathBuf) {
+        self.log = log;
+    }
+
+    /// Where its output goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// `sesame <sub>` with this instance's configuration.

@@ -8,8 +8,10 @@
 //! success or a lost record was seen. Writes a JUnit report so the coverage report lists
 //! the rows.
 
+mod failover;
 mod infra;
 mod load;
+mod logstall;
 mod proxy;
 mod rows;
 mod soak;
@@ -60,6 +62,15 @@ pub struct Env {
     pub work: PathBuf,
     /// When F18 rotated the signing key, and the ID tokens issued before.
     pub rotation: Option<(Instant, Vec<String>)>,
+    /// The rows to run (`--rows`); empty: all.
+    pub rows: Vec<String>,
+}
+
+impl Env {
+    /// Whether row `id` runs (`--rows`, to work on one row; CI runs them all).
+    pub fn selected(&self, id: &str) -> bool {
+        self.rows.is_empty() || self.rows.iter().any(|r| r.eq_ignore_ascii_case(id))
+    }
 }
 
 /// What one row found.
@@ -130,6 +141,8 @@ struct Args {
     known_failing: Vec<String>,
     /// How long the soak (C17) lasts after the faults.
     soak: Duration,
+    /// Only these rows (`--rows F14,F20`).
+    rows: Vec<String>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -140,6 +153,7 @@ fn args() -> anyhow::Result<Args> {
         smtp_script: PathBuf::from("crates/mail/tests/smtp_server.py"),
         known_failing: Vec::new(),
         soak: Duration::from_secs(60),
+        rows: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -156,6 +170,13 @@ fn args() -> anyhow::Result<Args> {
                         .with_context(|| format!("--soak-secs {value}: not a number"))?,
                 );
             }
+            "--rows" => {
+                a.rows = value
+                    .split(',')
+                    .map(|row| row.trim().to_ascii_uppercase())
+                    .filter(|row| !row.is_empty())
+                    .collect();
+            }
             "--known-failing" => {
                 a.known_failing = value
                     .split(',')
@@ -164,7 +185,7 @@ fn args() -> anyhow::Result<Args> {
                     .collect();
             }
             other => bail!(
-                "unknown option {other} (--sesame, --work-dir, --junit, --smtp-script, --known-failing, --soak-secs)"
+                "unknown option {other} (--sesame, --work-dir, --junit, --smtp-script, --known-failing, --soak-secs, --rows)"
             ),
         }
     }
@@ -326,6 +347,7 @@ async fn setup(a: &Args) -> anyhow::Result<Env> {
         config_a,
         work,
         rotation: None,
+        rows: a.rows.clone(),
     })
 }
 

@@ -184,6 +184,12 @@ impl ResponseError for OAuthError {
                 HeaderValue::from_static("Basic realm=\"sesame\""),
             );
         }
+        // `temporarily_unavailable` says when to come back, as every other 503 does (the
+        // fault suite found the token endpoint's without it during a Redis failover, F20).
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         res
     }
 }
@@ -364,6 +370,19 @@ mod tests {
         )
         .error_response();
         assert_eq!(res.headers().get(CONTENT_TYPE).unwrap(), SAML_XML);
+    }
+
+    #[test]
+    fn an_oauth_error_of_503_says_when_to_retry() {
+        let res = OAuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "try again later",
+        )
+        .error_response();
+        assert_eq!(res.headers().get(RETRY_AFTER).unwrap(), "5");
+        let res = OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", "no").error_response();
+        assert!(res.headers().get(RETRY_AFTER).is_none());
     }
 
     #[test]
