@@ -173,6 +173,11 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     /// Stores `value` only if `key` is absent; `true` if it was stored.
     async fn put_new(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
 
+    /// Replaces the value of `key` (and its lifetime) only if a live value is there; `true` if
+    /// it was replaced. For a record read, changed and written back: a plain `put` would
+    /// bring back a session that a logout or a block ended in between.
+    async fn replace(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
+
     /// Reads `key`.
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
 

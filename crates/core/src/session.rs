@@ -92,6 +92,48 @@ pub struct SsoSession {
     /// only method there was).
     #[serde(default, skip_serializing_if = "Authentication::is_empty")]
     pub methods: Authentication,
+    /// The account as the database last showed it to a use of this session, kept so that
+    /// the next uses within [`ACCOUNT_RECHECK`] need no database read (a shared store only:
+    /// see [`AccountSnapshot`]). Sessions stored before it decode without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountSnapshot>,
+}
+
+/// How long a session's [`AccountSnapshot`] stands in for the database.
+///
+/// With a shared store, every change that takes an account out of `Active` (block, disable,
+/// import) ends its sessions in the store at once, so the snapshot is never what keeps a
+/// blocked person in; the re-reading bounds how old the attributes released to services
+/// (names, mail, affiliation) can be, and is a backstop should ending the sessions have
+/// failed. With the in-process store the database is read at every use (an operator's CLI
+/// cannot reach this process's sessions, A54).
+pub const ACCOUNT_RECHECK: time::Duration = time::Duration::seconds(30);
+
+/// The account of a session as read from the database, and when the read began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSnapshot {
+    /// The account.
+    pub account: crate::account::Account,
+    /// When the read that gave it began (a change committed after this is not in it).
+    #[serde(with = "time::serde::timestamp")]
+    pub read_at: OffsetDateTime,
+}
+
+impl AccountSnapshot {
+    /// The account, if this snapshot is of `account_id`, active, and read less than
+    /// [`ACCOUNT_RECHECK`] before `now`.
+    pub fn fresh(
+        &self,
+        account_id: AccountId,
+        now: OffsetDateTime,
+    ) -> Option<&crate::account::Account> {
+        let age = now - self.read_at;
+        (self.account.id == account_id
+            && self.account.state == crate::account::AccountState::Active
+            && age >= time::Duration::ZERO
+            && age < ACCOUNT_RECHECK)
+            .then_some(&self.account)
+    }
 }
 
 /// Reads a session as stored, filling in the methods of one stored before they were
@@ -272,6 +314,7 @@ impl SessionManager {
             expires_at: now + Duration::from_secs(lifetime),
             remember_me,
             methods,
+            account: None,
         };
         let cookie_value = random::token();
         let key = session_key(&cookie_value);
@@ -312,11 +355,53 @@ impl SessionManager {
         }
         if now - session.last_seen_at >= TOUCH_INTERVAL {
             session.last_seen_at = now;
-            self.store
-                .put(&key, &encode(&session)?, self.ttl(&session, now))
-                .await?;
+            // Only over the live record: a logout or block that ended it since the read
+            // must not be undone.
+            if !self
+                .store
+                .replace(&key, &encode(&session)?, self.ttl(&session, now))
+                .await?
+            {
+                return Ok(None);
+            }
         }
         Ok(Some(session))
+    }
+
+    /// Keeps `account`, read from the database from `read_at` on, with the session of
+    /// `cookie_value` as read by [`SessionManager::get`] (`session`), so that its next uses
+    /// within [`ACCOUNT_RECHECK`] need not read it again. Nothing is written if the session
+    /// ended meanwhile, or if `account` is not the session's.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn remember_account(
+        &self,
+        cookie_value: &str,
+        session: &SsoSession,
+        account: &crate::account::Account,
+        read_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if account.id != session.account_id {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        if !self.is_live_at(session, now) {
+            return Ok(());
+        }
+        let mut session = session.clone();
+        session.account = Some(AccountSnapshot {
+            account: account.clone(),
+            read_at,
+        });
+        self.store
+            .replace(
+                &session_key(cookie_value),
+                &encode(&session)?,
+                self.ttl(&session, now),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Records that the person of the session `cookie_value` has just authenticated again
@@ -343,9 +428,13 @@ impl SessionManager {
         session.authenticated_at = methods.last_at().unwrap_or(now);
         session.methods = methods;
         session.last_seen_at = now;
-        self.store
-            .put(&key, &encode(&session)?, self.ttl(&session, now))
-            .await?;
+        if !self
+            .store
+            .replace(&key, &encode(&session)?, self.ttl(&session, now))
+            .await?
+        {
+            return Ok(None);
+        }
         Ok(Some(session))
     }
 
@@ -653,6 +742,107 @@ mod tests {
         let read = sessions.get(&opened.cookie_value).await.unwrap().unwrap();
         assert_eq!(read.methods, methods);
         assert_eq!(read.methods.amr(), vec!["pwd", "otp", "mfa"]);
+    }
+
+    fn ada(id: AccountId, state: crate::account::AccountState) -> crate::account::Account {
+        crate::account::Account {
+            id,
+            login: login(),
+            email: None,
+            given_name: "Ada".to_owned(),
+            family_name: "Lovelace".to_owned(),
+            affiliation: crate::ids::Affiliation::Staff,
+            state,
+            created_at: T0,
+            updated_at: T0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_remembered_account_stands_in_for_the_database_for_a_while() {
+        let clock = Arc::new(ManualClock::starting_at(T0));
+        let sessions = SessionManager::new(
+            Arc::new(MapStore::default()),
+            Arc::clone(&clock) as Arc<dyn Clock>,
+            SessionPolicy::default(),
+        );
+        let id = AccountId(uuid::Uuid::from_u128(7));
+        let opened = sessions
+            .open(id, login(), false, Authentication::password_at(T0))
+            .await
+            .unwrap();
+        let read = sessions.get(&opened.cookie_value).await.unwrap().unwrap();
+        assert_eq!(read.account, None, "a new session has no snapshot");
+        let account = ada(id, crate::account::AccountState::Active);
+        sessions
+            .remember_account(&opened.cookie_value, &read, &account, T0)
+            .await
+            .unwrap();
+        let read = sessions.get(&opened.cookie_value).await.unwrap().unwrap();
+        let snapshot = read.account.clone().unwrap();
+        assert_eq!(
+            snapshot.fresh(id, T0 + time::Duration::seconds(29)),
+            Some(&account)
+        );
+        assert_eq!(snapshot.fresh(id, T0 + ACCOUNT_RECHECK), None, "too old");
+        assert_eq!(
+            snapshot.fresh(AccountId(uuid::Uuid::from_u128(8)), T0),
+            None,
+            "another account's"
+        );
+        let blocked = AccountSnapshot {
+            account: ada(id, crate::account::AccountState::Blocked),
+            read_at: T0,
+        };
+        assert_eq!(blocked.fresh(id, T0), None, "only an active account");
+        // Another account is never remembered for this session.
+        let other = ada(
+            AccountId(uuid::Uuid::from_u128(8)),
+            crate::account::AccountState::Active,
+        );
+        sessions
+            .remember_account(&opened.cookie_value, &read, &other, T0)
+            .await
+            .unwrap();
+        let again = sessions.get(&opened.cookie_value).await.unwrap().unwrap();
+        assert_eq!(again.account, Some(snapshot));
+    }
+
+    #[tokio::test]
+    async fn writing_back_a_session_never_revives_one_ended_meanwhile() {
+        let clock = Arc::new(ManualClock::starting_at(T0));
+        let sessions = SessionManager::new(
+            Arc::new(MapStore::default()),
+            Arc::clone(&clock) as Arc<dyn Clock>,
+            SessionPolicy::default(),
+        );
+        let id = AccountId(uuid::Uuid::from_u128(7));
+        let opened = sessions
+            .open(id, login(), false, Authentication::password_at(T0))
+            .await
+            .unwrap();
+        let read = sessions.get(&opened.cookie_value).await.unwrap().unwrap();
+        // A block ends the session while a request still holds what it read.
+        sessions.close(&opened.cookie_value).await.unwrap();
+        sessions
+            .remember_account(
+                &opened.cookie_value,
+                &read,
+                &ada(id, crate::account::AccountState::Active),
+                T0,
+            )
+            .await
+            .unwrap();
+        assert_eq!(sessions.get(&opened.cookie_value).await.unwrap(), None);
+        let methods = Authentication::password_at(T0);
+        assert_eq!(
+            sessions
+                .reauthenticated(&opened.cookie_value, methods)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(sessions.get(&opened.cookie_value).await.unwrap(), None);
     }
 
     #[test]

@@ -65,6 +65,16 @@ impl EphemeralStore for MapStore {
         values.insert(key.to_owned(), value.to_owned());
         Ok(true)
     }
+    async fn replace(&self, key: &str, value: &str, _ttl: Duration) -> Result<bool, StoreError> {
+        let mut values = self.values();
+        match values.get_mut(key) {
+            Some(v) => {
+                value.clone_into(v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self.values().get(key).cloned())
     }

@@ -123,6 +123,21 @@ pub async fn current_session_with_account(
             return None;
         }
     };
+    let shared = state.settings.store.is_shared();
+    let read_at = state.services.clock.now();
+    // With a shared store, a block or a disable ends the account's sessions in the store
+    // itself, so the account as a recent use of this session read it is good enough: no
+    // database read on the hot path (the CAS cycle). See `ACCOUNT_RECHECK`.
+    if shared {
+        if let Some(account) = session
+            .account
+            .as_ref()
+            .and_then(|snapshot| snapshot.fresh(session.account_id, read_at))
+        {
+            let account = account.clone();
+            return Some((value, session, account));
+        }
+    }
     match state
         .services
         .accounts_repo
@@ -133,7 +148,15 @@ pub async fn current_session_with_account(
             // A session that lives while a password change is pending predates the block
             // that led to it (no session opens until the change): it ends here. Only the
             // in-process store can hold one: with a shared store the block ended it.
-            if state.settings.store.is_shared() {
+            if shared {
+                if let Err(e) = state
+                    .services
+                    .sessions
+                    .remember_account(&value, &session, &account, read_at)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not keep the account with its session");
+                }
                 return Some((value, session, account));
             }
             match state

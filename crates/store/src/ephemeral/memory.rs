@@ -232,6 +232,17 @@ impl EphemeralStore for MemoryStore {
         }))
     }
 
+    async fn replace(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let ttl = Duration::from_millis(ttl_millis(ttl));
+        Ok(self.with(|inner, now| {
+            if !matches!(inner.live(key, now).map(|e| &e.value), Some(Value::Text(_))) {
+                return false;
+            }
+            inner.put(key, value, ttl, now);
+            true
+        }))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.with(|inner, now| match inner.live(key, now).map(|e| &e.value) {
             None => Ok(None),

@@ -347,7 +347,7 @@ impl RedisStore {
         key: &str,
         value: &str,
         ttl: Duration,
-        only_new: bool,
+        condition: &str,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
         let mut invocation = self.scripts.put.key(self.key(key));
@@ -355,7 +355,7 @@ impl RedisStore {
             .arg(self.tag_mode)
             .arg(value)
             .arg(ttl_millis(ttl))
-            .arg(if only_new { "NX" } else { "" });
+            .arg(condition);
         let stored: i64 = self
             .bounded("put", invocation.invoke_async(&mut conn))
             .await?;
@@ -426,11 +426,15 @@ fn supports_getdel(version: &str) -> bool {
 #[async_trait]
 impl EphemeralStore for RedisStore {
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
-        self.write(key, value, ttl, false).await.map(|_| ())
+        self.write(key, value, ttl, "").await.map(|_| ())
     }
 
     async fn put_new(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.write(key, value, ttl, true).await
+        self.write(key, value, ttl, "NX").await
+    }
+
+    async fn replace(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.write(key, value, ttl, "XX").await
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {

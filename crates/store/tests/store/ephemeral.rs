@@ -83,6 +83,7 @@ on_both_stores!(
     take_and_put_writes_only_for_the_one_caller_that_takes,
     exactly_one_of_100_concurrent_takes_gets_the_value,
     put_new_stores_only_when_the_key_is_absent,
+    replace_writes_only_over_a_live_value,
     exactly_one_of_100_concurrent_put_new_wins,
     delete_reports_whether_the_key_existed,
     values_and_sets_expire_after_their_ttl,
@@ -255,6 +256,37 @@ async fn put_new_stores_only_when_the_key_is_absent(store: Arc<dyn EphemeralStor
         .await
         .unwrap());
     assert_eq!(store.get("n").await.unwrap().as_deref(), Some("third"));
+}
+
+async fn replace_writes_only_over_a_live_value(store: Arc<dyn EphemeralStore>) {
+    // Nothing there: nothing written (a session ended meanwhile stays ended).
+    assert!(!store
+        .replace("r", "back", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(store.get("r").await.unwrap(), None);
+    store.put("r", "v1", Duration::from_secs(60)).await.unwrap();
+    assert!(store
+        .replace("r", "v2", Duration::from_millis(300))
+        .await
+        .unwrap());
+    assert_eq!(store.get("r").await.unwrap().as_deref(), Some("v2"));
+    // The new lifetime is the one given.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.get("r").await.unwrap(), None);
+    assert!(!store
+        .replace("r", "v3", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(store.get("r").await.unwrap(), None);
+    // Taken: gone for good.
+    store.put("t", "v1", Duration::from_secs(60)).await.unwrap();
+    store.take("t").await.unwrap();
+    assert!(!store
+        .replace("t", "v2", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(store.get("t").await.unwrap(), None);
 }
 
 async fn exactly_one_of_100_concurrent_put_new_wins(store: Arc<dyn EphemeralStore>) {
@@ -874,6 +906,10 @@ async fn redis_records_of_an_earlier_redis_run_read_as_absent() {
         .await
         .unwrap();
 
+    assert!(
+        !store.replace("TGT-old", "revived", ttl).await.unwrap(),
+        "a record of an earlier run is not there to be replaced"
+    );
     assert_eq!(store.get("TGT-old").await.unwrap(), None);
     assert_eq!(store.take("ST-old").await.unwrap(), None);
     assert_eq!(store.get("untagged").await.unwrap(), None);
