@@ -33,7 +33,8 @@ pub struct PgServer {
 }
 
 impl PgServer {
-    async fn connect(&self, dbname: &str) -> anyhow::Result<Client> {
+    /// A client of database `dbname`.
+    pub async fn connect(&self, dbname: &str) -> anyhow::Result<Client> {
         let params = format!(
             "host={} port={} user={} dbname={dbname} connect_timeout=5",
             self.host, self.port, self.user

@@ -4,6 +4,7 @@
 
 pub mod gen;
 pub mod http;
+pub mod import;
 pub mod infra;
 pub mod ldap;
 pub mod procfs;

@@ -11,7 +11,7 @@ mod ceilings;
 mod report;
 
 // Shared with `make faults` (crates/faults) through the library.
-use sesame_bench::{gen, http, infra, ldap, procfs, scenarios};
+use sesame_bench::{gen, http, import, infra, ldap, procfs, scenarios};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +79,9 @@ struct RunArgs {
     /// Accounts of the large run.
     #[arg(long, default_value_t = 1_000_000)]
     large_accounts: u32,
+    /// People in the file `sesame import` reads in the large run.
+    #[arg(long, default_value_t = 100_000)]
+    import_people: u32,
     /// Measurement window of each phase, seconds.
     #[arg(long, default_value_t = 10)]
     measure_secs: u64,
@@ -841,7 +844,7 @@ impl Bench {
     }
 }
 
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "login",
     "totp",
     "ldap",
@@ -852,6 +855,7 @@ const SCENARIOS: [&str; 10] = [
     "refresh",
     "discovery",
     "jwks",
+    "import",
 ];
 
 #[expect(
@@ -1118,6 +1122,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     say("stopping; dropping the database and the Redis keys");
     bench.server.stop(Duration::from_secs(35))?;
     bench.ceiling.stop(Duration::from_secs(5))?;
+    let import = if args.large && wanted("import") {
+        Some(import_run(&args, &pg, &sesame_command).await?)
+    } else {
+        None
+    };
     pg.drop_database().await?;
     let removed = infra::redis_cleanup(&args.redis, &key_prefix).await?;
     println!("   {removed} Redis keys removed");
@@ -1153,6 +1162,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ceilings: bench.ceilings,
         rows: bench.rows,
         large,
+        import,
         ldap_mix,
         server_log_problems: bench.log_problems,
         total: began.elapsed(),
@@ -1188,4 +1198,54 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .sum();
     ensure!(errors == 0, "{errors} operations failed; see the report");
     Ok(())
+}
+
+/// `sesame import` of a file of `--import-people` people, then of the same file again, with
+/// the server stopped (the import is a command of its own against the database).
+async fn import_run(
+    args: &RunArgs,
+    pg: &PgServer,
+    sesame_command: &dyn Fn(&str) -> ProcessCommand,
+) -> anyhow::Result<import::ImportRun> {
+    let file = args.work_dir.join("people.csv");
+    let file_bytes = import::write_file(&file, args.import_people)?;
+    let log = args.work_dir.join("import.log");
+    let command = || {
+        let mut c = sesame_command("import");
+        c.arg(&file);
+        c
+    };
+    say(&format!(
+        "sesame import of {} people ({:.1} MB)",
+        report::thousands(u64::from(args.import_people)),
+        file_bytes as f64 / 1e6
+    ));
+    let first = import::import_once(command(), &log).await?;
+    println!("   {:.1} s: {:?}", first.took.as_secs_f64(), first.counts);
+    say("sesame import of the same file again (nobody changed)");
+    let again = import::import_once(command(), &log).await?;
+    println!("   {:.1} s: {:?}", again.took.as_secs_f64(), again.counts);
+    let accounts_in_database = import::imported_accounts(pg).await?;
+    let people = u64::from(args.import_people);
+    ensure!(
+        first.counts.created == people && first.counts.rejected == 0,
+        "the first import should create {people} accounts: {:?}",
+        first.counts
+    );
+    ensure!(
+        again.counts.unchanged == people && again.counts.created + again.counts.updated == 0,
+        "the second import should change nothing: {:?}",
+        again.counts
+    );
+    ensure!(
+        u64::try_from(accounts_in_database).ok() == Some(people),
+        "{accounts_in_database} imported accounts in the database, {people} in the file"
+    );
+    Ok(import::ImportRun {
+        people: args.import_people,
+        file_bytes,
+        first,
+        again,
+        accounts_in_database,
+    })
 }
