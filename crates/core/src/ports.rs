@@ -165,6 +165,18 @@ async fn read_links<S: EphemeralStore + ?Sized>(
 ///
 /// Time-based decisions take `now` from the caller's clock; the store's own expiry (TTL) only
 /// collects garbage and is always at least as long as the logical lifetime.
+/// A member to add to a set of the store, with the set's lifetime
+/// ([`EphemeralStore::set_add`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetMember {
+    /// The set's key.
+    pub set: String,
+    /// The member.
+    pub member: String,
+    /// The set lives at least this long from now.
+    pub ttl: Duration,
+}
+
 #[async_trait]
 pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     /// Stores `value` under `key` for `ttl`, replacing any previous value.
@@ -177,6 +189,25 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     /// it was replaced. For a record read, changed and written back: a plain `put` would
     /// bring back a session that a logout or a block ended in between.
     async fn replace(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Stores `value` under `key` only if it is absent, as [`EphemeralStore::put_new`], and
+    /// in the same step adds `also.member` to the set `also.set` as
+    /// [`EphemeralStore::set_add`] does: a CAS ticket together with its session's record of
+    /// it for single logout, in one round trip. `true` if stored; the set is left alone
+    /// otherwise. The default makes two calls; the stores do it in one.
+    async fn put_new_with_member(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        also: &SetMember,
+    ) -> Result<bool, StoreError> {
+        if !self.put_new(key, value, ttl).await? {
+            return Ok(false);
+        }
+        self.set_add(&also.set, &also.member, also.ttl).await?;
+        Ok(true)
+    }
 
     /// Reads `key`.
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;

@@ -568,13 +568,27 @@ impl SessionManager {
         session: &SsoSession,
         item: &Attachment,
     ) -> Result<(), StoreError> {
+        let slot = self.attachment_slot(handle, session, item);
+        self.store.set_add(&slot.set, &slot.member, slot.ttl).await
+    }
+
+    /// Where [`SessionManager::attach`] records `item`, for a caller that writes it in the
+    /// same store step as what it issues ([`EphemeralStore::put_new_with_member`]).
+    pub fn attachment_slot(
+        &self,
+        handle: &str,
+        session: &SsoSession,
+        item: &Attachment,
+    ) -> crate::ports::SetMember {
         let now = self.clock.now();
         let ttl = Duration::try_from((session.expires_at - now).max(time::Duration::ZERO))
             .unwrap_or_default()
             + Duration::from_secs(60);
-        self.store
-            .set_add(&attached_key(handle), &item.encode(), ttl)
-            .await
+        crate::ports::SetMember {
+            set: attached_key(handle),
+            member: item.encode(),
+            ttl,
+        }
     }
 
     /// Removes and returns everything attached to the session (entries no protocol can

@@ -8,7 +8,9 @@
 
 use async_trait::async_trait;
 use sesame_core::error::{RepoError, StoreError};
-use sesame_core::session::{AttachedProtocol, Attachment, EndedSession, SsoSession};
+use sesame_core::session::{
+    AttachedProtocol, Attachment, EndedSession, SessionManager, SsoSession,
+};
 use time::OffsetDateTime;
 
 /// What the browser gets at the end of a login.
@@ -37,6 +39,9 @@ pub struct IssuingSession<'a> {
     pub session: &'a SsoSession,
     /// Credentials were entered for this very request (CAS `isFromNewLogin`).
     pub from_new_login: bool,
+    /// Where the session's attachments go, for an issuer that records its attachment in the
+    /// same store step as what it issues ([`Issued::recorded`]).
+    pub sessions: Option<&'a SessionManager>,
 }
 
 /// What an issuer gave out: the browser's response, and what the session must remember of
@@ -47,6 +52,9 @@ pub struct Issued {
     pub response: BrowserResponse,
     /// The attachment to record against the session.
     pub attachment: Attachment,
+    /// Whether the issuer already recorded it (with what it issued, in one store step);
+    /// else the caller records it.
+    pub recorded: bool,
 }
 
 /// Why nothing was issued.

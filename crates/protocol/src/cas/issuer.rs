@@ -111,14 +111,32 @@ impl Issuer for CasIssuer<'_> {
             attributes,
             methods: sso.methods.methods(),
         };
-        let ticket = self.tickets.issue_service_ticket(grant).await?;
-        let issued = IssuedTicket {
-            service_id: service.id.clone(),
-            service: service_url.to_owned(),
-            ticket: ticket.clone(),
+        let attachment_of = |ticket: &str| {
+            let issued = IssuedTicket {
+                service_id: service.id.clone(),
+                service: service_url.to_owned(),
+                ticket: ticket.to_owned(),
+            };
+            serde_json::to_string(&issued)
+                .map(|payload| Attachment::new(AttachedProtocol::Cas, payload))
+                .map_err(|e| sesame_core::error::StoreError::Corrupt(e.to_string()))
         };
-        let payload = serde_json::to_string(&issued)
-            .map_err(|e| sesame_core::error::StoreError::Corrupt(e.to_string()))?;
+        // With the session's manager at hand, the ticket and the session's record of it are
+        // written in one store step (one round trip on the CAS cycle's hot path).
+        let (ticket, recorded) = match session.sessions {
+            Some(sessions) => {
+                let ticket = self
+                    .tickets
+                    .issue_recorded_service_ticket(grant, |ticket| {
+                        attachment_of(ticket)
+                            .map(|item| sessions.attachment_slot(session.handle, sso, &item))
+                    })
+                    .await?;
+                (ticket, true)
+            }
+            None => (self.tickets.issue_service_ticket(grant).await?, false),
+        };
+        let attachment = attachment_of(&ticket)?;
         let response = if method_post {
             BrowserResponse::AutoPost {
                 action: service_url.to_owned(),
@@ -132,7 +150,8 @@ impl Issuer for CasIssuer<'_> {
         };
         Ok(Issued {
             response,
-            attachment: Attachment::new(AttachedProtocol::Cas, payload),
+            attachment,
+            recorded,
         })
     }
 }

@@ -28,7 +28,7 @@ use sesame_core::clock::Clock;
 use sesame_core::error::StoreError;
 use sesame_core::ids::AccountId;
 use sesame_core::login::methods::AuthnMethod;
-use sesame_core::ports::{linked_value, EphemeralStore};
+use sesame_core::ports::{linked_value, EphemeralStore, SetMember};
 use sesame_core::random;
 use sesame_core::session::{session_store_key, REMEMBER_ME_MAX_SECS};
 use time::OffsetDateTime;
@@ -296,6 +296,33 @@ impl CasTickets {
         self.issue(TicketKind::Service, grant).await
     }
 
+    /// Issues a service ticket as [`CasTickets::issue_service_ticket`] and, in the same store
+    /// step, adds `record(ticket)`: the session's record of it for single logout, so that no
+    /// ticket exists that its session could not end, in one round trip.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails or `record` does; no ticket exists then.
+    pub async fn issue_recorded_service_ticket<F>(
+        &self,
+        grant: TicketGrant,
+        record: F,
+    ) -> Result<String, StoreError>
+    where
+        F: FnOnce(&str) -> Result<SetMember, StoreError> + Send,
+    {
+        let (key, id, value, ttl) = self.prepare(TicketKind::Service, grant)?;
+        let also = record(&id)?;
+        if !self
+            .store
+            .put_new_with_member(&key, &value, ttl, &also)
+            .await?
+        {
+            return Err(StoreError::Corrupt("ticket id collision".to_owned()));
+        }
+        sesame_metrics::ticket_issued(TicketKind::Service.namespace());
+        Ok(id)
+    }
+
     /// Issues a proxy-granting ticket and its IOU (§2.5.4, §3.3, §3.4) for `grant`: the grant
     /// of the ticket just validated, with the proxy callback URL (`pgtUrl`) pushed in front of
     /// its `proxies`. The PGT is not single-use; it lives `proxy_granting_ticket_ttl_secs`
@@ -502,17 +529,17 @@ impl CasTickets {
         Ok(())
     }
 
-    async fn issue(&self, kind: TicketKind, mut grant: TicketGrant) -> Result<String, StoreError> {
+    /// A new ticket of `kind` for `grant` (stamped now): its store key, id, stored value and
+    /// lifetime in the store.
+    fn prepare(
+        &self,
+        kind: TicketKind,
+        mut grant: TicketGrant,
+    ) -> Result<(String, String, String, Duration), StoreError> {
         grant.issued_at = self.clock.now();
-        let ttl_secs = self.policy.ttl_secs(kind);
+        let ttl = store_ttl(self.policy.ttl_secs(kind));
         let id = new_ticket_id(kind);
         let key = store_key(kind, &id);
-        if kind == TicketKind::ProxyGranting {
-            // Listed first: a PGT must never exist without being revocable with its session.
-            self.store
-                .set_add(&pgts_of(&grant.session_key), &key, store_ttl(ttl_secs))
-                .await?;
-        }
         let value = match kind {
             // Consumed by `validate_with_session`: the session is read in the same step.
             TicketKind::Service | TicketKind::Proxy => {
@@ -520,11 +547,19 @@ impl CasTickets {
             }
             TicketKind::ProxyGranting | TicketKind::ProxyGrantingIou => encode(&grant)?,
         };
-        if !self
-            .store
-            .put_new(&key, &value, store_ttl(ttl_secs))
-            .await?
-        {
+        Ok((key, id, value, ttl))
+    }
+
+    async fn issue(&self, kind: TicketKind, grant: TicketGrant) -> Result<String, StoreError> {
+        let session_key = grant.session_key.clone();
+        let (key, id, value, ttl) = self.prepare(kind, grant)?;
+        if kind == TicketKind::ProxyGranting {
+            // Listed first: a PGT must never exist without being revocable with its session.
+            self.store
+                .set_add(&pgts_of(&session_key), &key, ttl)
+                .await?;
+        }
+        if !self.store.put_new(&key, &value, ttl).await? {
             return Err(StoreError::Corrupt("ticket id collision".to_owned()));
         }
         sesame_metrics::ticket_issued(kind.namespace());

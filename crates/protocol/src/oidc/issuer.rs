@@ -163,6 +163,7 @@ impl Issuer for OidcIssuer<'_> {
         Ok(Issued {
             response: BrowserResponse::Redirect(request.code_redirect(&code, self.base)),
             attachment: attachment_for_client(&client.client_id),
+            recorded: false,
         })
     }
 }

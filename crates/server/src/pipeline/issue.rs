@@ -40,6 +40,7 @@ pub async fn issue_and_redirect(
         handle: &handle,
         session,
         from_new_login,
+        sessions: Some(&state.services.sessions),
     };
     let request = CasRequest {
         service_url,
@@ -60,14 +61,16 @@ pub async fn issue_and_redirect(
             return state.unavailable(req, lang);
         }
     };
-    if let Err(e) = state
-        .services
-        .sessions
-        .attach(&handle, session, &issued.attachment)
-        .await
-    {
-        tracing::error!(error = %e, "could not record a service for single logout");
-        return state.unavailable(req, lang);
+    if !issued.recorded {
+        if let Err(e) = state
+            .services
+            .sessions
+            .attach(&handle, session, &issued.attachment)
+            .await
+        {
+            tracing::error!(error = %e, "could not record a service for single logout");
+            return state.unavailable(req, lang);
+        }
     }
     tracing::debug!(service.id = %service.id, user.login = ?session.login.as_str(), from_new_login, "service ticket issued");
     browser_response(state, req, lang, issued.response, from_new_login)

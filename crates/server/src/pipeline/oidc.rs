@@ -510,6 +510,8 @@ async fn issue_code(
         handle: &handle,
         session,
         from_new_login: false,
+        // OpenID Connect records its client against the session after the code is issued.
+        sessions: None,
     };
     // Consent was checked on the way here (or just given).
     let request_to_issue = OidcRequest {

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{cmd, AsyncConnectionConfig, Cmd, RedisResult, Script};
 use sesame_core::error::StoreError;
-use sesame_core::ports::{split_linked_value, AttemptReservation, EphemeralStore, Linked};
+use sesame_core::ports::{
+    split_linked_value, AttemptReservation, EphemeralStore, Linked, SetMember,
+};
 use time::OffsetDateTime;
 
 use super::redis_target::{Primary, RedisTarget};
@@ -43,6 +45,7 @@ struct Scripts {
     forgive_attempt: Script,
     set_add: Script,
     put: Script,
+    put_with_member: Script,
     read: Script,
     read_linked: Script,
     take_and_put: Script,
@@ -55,6 +58,7 @@ impl Scripts {
             forgive_attempt: Script::new(include_str!("lua/forgive_attempt.lua")),
             set_add: Script::new(include_str!("lua/set_add.lua")),
             put: tagged_script!("put.lua"),
+            put_with_member: tagged_script!("put_with_member.lua"),
             read: tagged_script!("read.lua"),
             read_linked: tagged_script!("read_linked.lua"),
             take_and_put: tagged_script!("take_and_put.lua"),
@@ -435,6 +439,28 @@ impl EphemeralStore for RedisStore {
 
     async fn replace(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         self.write(key, value, ttl, "XX").await
+    }
+
+    async fn put_new_with_member(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        also: &SetMember,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut invocation = self.scripts.put_with_member.key(self.key(key));
+        invocation
+            .key(self.key(&also.set))
+            .arg(self.tag_mode)
+            .arg(value)
+            .arg(ttl_millis(ttl))
+            .arg(&also.member)
+            .arg(ttl_millis(also.ttl));
+        let stored: i64 = self
+            .bounded("put_with_member", invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(stored == 1)
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {

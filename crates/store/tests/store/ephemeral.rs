@@ -84,6 +84,7 @@ on_both_stores!(
     exactly_one_of_100_concurrent_takes_gets_the_value,
     put_new_stores_only_when_the_key_is_absent,
     replace_writes_only_over_a_live_value,
+    put_new_with_member_stores_and_lists_in_one_step_or_neither,
     exactly_one_of_100_concurrent_put_new_wins,
     delete_reports_whether_the_key_existed,
     values_and_sets_expire_after_their_ttl,
@@ -287,6 +288,42 @@ async fn replace_writes_only_over_a_live_value(store: Arc<dyn EphemeralStore>) {
         .await
         .unwrap());
     assert_eq!(store.get("t").await.unwrap(), None);
+}
+
+async fn put_new_with_member_stores_and_lists_in_one_step_or_neither(
+    store: Arc<dyn EphemeralStore>,
+) {
+    let record = |member: &str| sesame_core::ports::SetMember {
+        set: "attached".to_owned(),
+        member: member.to_owned(),
+        ttl: Duration::from_secs(60),
+    };
+    assert!(store
+        .put_new_with_member("ST-1", "grant-1", Duration::from_secs(10), &record("ST-1"))
+        .await
+        .unwrap());
+    assert_eq!(store.get("ST-1").await.unwrap().as_deref(), Some("grant-1"));
+    assert_eq!(store.set_members("attached").await.unwrap(), vec!["ST-1"]);
+    // The key is taken: nothing stored, nothing listed.
+    assert!(!store
+        .put_new_with_member("ST-1", "grant-2", Duration::from_secs(10), &record("ST-2"))
+        .await
+        .unwrap());
+    assert_eq!(store.get("ST-1").await.unwrap().as_deref(), Some("grant-1"));
+    assert_eq!(store.set_members("attached").await.unwrap(), vec!["ST-1"]);
+    // The set lives at least as long as asked, and a shorter TTL never shortens it.
+    let short = sesame_core::ports::SetMember {
+        ttl: Duration::from_millis(200),
+        ..record("ST-3")
+    };
+    assert!(store
+        .put_new_with_member("ST-3", "grant-3", Duration::from_secs(10), &short)
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut members = store.set_members("attached").await.unwrap();
+    members.sort();
+    assert_eq!(members, vec!["ST-1", "ST-3"]);
 }
 
 async fn exactly_one_of_100_concurrent_put_new_wins(store: Arc<dyn EphemeralStore>) {
