@@ -138,7 +138,15 @@ pub struct Rotated {
     /// grant without session, or a token written before sessions were linked): the caller
     /// reads the session itself if it needs to.
     pub session: Option<Option<String>>,
+    /// The access token stored with the successor, if the caller asked for one.
+    pub access_token: Option<String>,
 }
+
+/// What a rotation stores with the successor token, in the same step: an access token made
+/// from the family's grant ([`super::tokens::TokenService::prepare_access_token`]).
+pub type AccessTokenMaker<'a> = Box<
+    dyn FnOnce(&Grant) -> Result<super::tokens::PreparedAccessToken, StoreError> + Send + 'a,
+>;
 
 /// A refresh-token family as stored under `oidc:rtf:<family id>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -405,7 +413,7 @@ impl Grants {
         client_id: &str,
         requested_scopes: Option<&[String]>,
     ) -> Result<(Grant, String), TokenError> {
-        self.rotate_refresh_token_with_session(presented, client_id, requested_scopes)
+        self.rotate_refresh_token_with_session(presented, client_id, requested_scopes, None)
             .await
             .map(|rotated| (rotated.grant, rotated.next))
     }
@@ -414,7 +422,9 @@ impl Grants {
     /// with the token (see [`Rotated::session`]), so that the caller can check the session
     /// without another round trip. In the usual case the rotation costs two round trips: one
     /// reads the token, its grant's revocation marker and its session; one takes the token and
-    /// writes its successor.
+    /// writes its successor, and the access token `access` makes from the family's grant
+    /// (stored only if the token is taken; if the caller then finds the session ended, the
+    /// grant's revocation refuses that access token too, as it is linked to the marker).
     ///
     /// # Errors
     /// As [`Grants::rotate_refresh_token`].
@@ -423,6 +433,7 @@ impl Grants {
         presented: &str,
         client_id: &str,
         requested_scopes: Option<&[String]>,
+        access: Option<AccessTokenMaker<'_>>,
     ) -> Result<Rotated, TokenError> {
         if !well_formed(presented) {
             return Err(invalid_grant("invalid refresh token"));
@@ -488,10 +499,17 @@ impl Grants {
         let (next, next_hash, next_record, ttl) =
             self.new_refresh_token(&record.family_id, &family, now)?;
         let (next_key, next_live) = (refresh_key(&next_hash), live_key(&next_hash));
-        let successor = [
+        let prepared = match access {
+            Some(make) => Some(make(&family.grant)?),
+            None => None,
+        };
+        let mut successor = vec![
             (next_key.as_str(), next_record.as_str(), ttl),
             (next_live.as_str(), record.family_id.as_str(), ttl),
         ];
+        if let Some(p) = &prepared {
+            successor.push((p.key.as_str(), p.value.as_str(), p.ttl));
+        }
         // One step: the token is spent and its successor exists, or neither.
         if self
             .store
@@ -510,6 +528,7 @@ impl Grants {
             grant: family.grant,
             next,
             session,
+            access_token: prepared.map(|p| p.token),
         })
     }
 
@@ -749,6 +768,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_access_token_made_with_a_rotation_is_stored_only_if_the_token_was_taken() {
+        let f = fixture();
+        let bound = grant("moodle", None, false);
+        let token = f.grants.issue_refresh_token(&bound).await.unwrap();
+        let maker = |key: &'static str| -> AccessTokenMaker<'static> {
+            Box::new(move |g: &Grant| {
+                Ok(super::super::tokens::PreparedAccessToken {
+                    token: format!("token-of-{}", g.grant_id),
+                    key: key.to_owned(),
+                    value: "access-record".to_owned(),
+                    ttl: Duration::from_secs(600),
+                })
+            })
+        };
+        let rotated = f
+            .grants
+            .rotate_refresh_token_with_session(&token, "moodle", None, Some(maker("at-1")))
+            .await
+            .unwrap();
+        assert_eq!(
+            rotated.access_token,
+            Some(format!("token-of-{}", bound.grant_id))
+        );
+        assert_eq!(
+            f.store.get("at-1").await.unwrap().as_deref(),
+            Some("access-record")
+        );
+        // The used token again: refused (and the grant revoked), no access token stored.
+        let reused = f
+            .grants
+            .rotate_refresh_token_with_session(&token, "moodle", None, Some(maker("at-2")))
+            .await;
+        assert!(reused.is_err());
+        assert_eq!(f.store.get("at-2").await.unwrap(), None);
+    }
+
+    #[tokio::test]
     async fn rotation_reads_the_session_of_a_session_bound_grant_with_the_token() {
         let f = fixture();
         let handle = random::sha256_hex("cookie");
@@ -764,7 +820,7 @@ mod tests {
         let token = f.grants.issue_refresh_token(&bound).await.unwrap();
         let rotated = f
             .grants
-            .rotate_refresh_token_with_session(&token, "moodle", None)
+            .rotate_refresh_token_with_session(&token, "moodle", None, None)
             .await
             .unwrap();
         assert_eq!(rotated.session, Some(Some("session-record".to_owned())));
@@ -772,7 +828,7 @@ mod tests {
         f.store.delete(&session_store_key(&handle)).await.unwrap();
         let rotated = f
             .grants
-            .rotate_refresh_token_with_session(&rotated.next, "moodle", None)
+            .rotate_refresh_token_with_session(&rotated.next, "moodle", None, None)
             .await
             .unwrap();
         assert_eq!(rotated.session, Some(None));
@@ -781,7 +837,7 @@ mod tests {
         let token = f.grants.issue_refresh_token(&offline).await.unwrap();
         let rotated = f
             .grants
-            .rotate_refresh_token_with_session(&token, "moodle", None)
+            .rotate_refresh_token_with_session(&token, "moodle", None, None)
             .await
             .unwrap();
         assert_eq!(rotated.session, None);

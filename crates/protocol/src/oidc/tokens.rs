@@ -81,6 +81,19 @@ pub enum IssueError {
     Key(#[from] KeyError),
 }
 
+/// An access token made but not yet stored ([`TokenService::prepare_access_token`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedAccessToken {
+    /// The token to hand out (raw: only its hash is stored).
+    pub token: String,
+    /// Its store key.
+    pub key: String,
+    /// Its stored record.
+    pub value: String,
+    /// Its lifetime in the store.
+    pub ttl: Duration,
+}
+
 /// Issues and recognises tokens.
 #[derive(Debug, Clone)]
 pub struct TokenService {
@@ -170,6 +183,29 @@ impl TokenService {
         grant: &Grant,
         claims: Map<String, Value>,
     ) -> Result<String, StoreError> {
+        let prepared = self.prepare_access_token(client, grant, claims)?;
+        if !self
+            .store
+            .put_new(&prepared.key, &prepared.value, prepared.ttl)
+            .await?
+        {
+            return Err(StoreError::Corrupt("access token collision".to_owned()));
+        }
+        Ok(prepared.token)
+    }
+
+    /// A new access token for `grant` as [`TokenService::issue_access_token`] would store
+    /// it, not yet stored: for a caller that stores it in the same step as something else
+    /// (the refresh-token rotation, [`Grants::rotate_refresh_token_with_session`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the record cannot be written as JSON.
+    pub fn prepare_access_token(
+        &self,
+        client: &OidcClient,
+        grant: &Grant,
+        claims: Map<String, Value>,
+    ) -> Result<PreparedAccessToken, StoreError> {
         let now = self.clock.now();
         let ttl = client
             .access_token_ttl_secs
@@ -191,15 +227,17 @@ impl TokenService {
         let raw = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // A person's token is linked to its grant's revocation marker, so that reading it is
         // one round trip ([`TokenService::access_token`]).
-        let raw = if grant.account_id.is_some() {
+        let value = if grant.account_id.is_some() {
             linked_value(&[&revoked_grant_key(&grant.grant_id)], &raw)
         } else {
             raw
         };
-        if !self.store.put_new(&access_key(&hash), &raw, ttl).await? {
-            return Err(StoreError::Corrupt("access token collision".to_owned()));
-        }
-        Ok(token)
+        Ok(PreparedAccessToken {
+            token,
+            key: access_key(&hash),
+            value,
+            ttl,
+        })
     }
 
     /// The live access token `presented`, if it is one.

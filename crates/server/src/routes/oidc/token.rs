@@ -250,16 +250,33 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
     };
     let presented = params.one("refresh_token").unwrap_or_default();
     let oidc = &state.services.oidc;
-    let rotated = match oidc
-        .tokens
+    let tokens = &oidc.tokens;
+    // The access token is made from the family's grant (narrowed as asked) and stored with
+    // the successor refresh token, in the rotation's one write.
+    let narrowed = narrower.clone();
+    let make_access: sesame_protocol::oidc::grants::AccessTokenMaker<'_> =
+        Box::new(move |family_grant| {
+            let grant = narrowed_grant(family_grant, narrowed.as_deref());
+            tokens.prepare_access_token(client, &grant, grant.claims.clone())
+        });
+    let rotated = match tokens
         .grants()
-        .rotate_refresh_token_with_session(presented, &client.client_id, narrower.as_deref())
+        .rotate_refresh_token_with_session(
+            presented,
+            &client.client_id,
+            narrower.as_deref(),
+            Some(make_access),
+        )
         .await
     {
         Ok(rotated) => rotated,
         Err(e) => return token_error(&e),
     };
-    let (mut grant, next) = (rotated.grant, rotated.next);
+    let (grant, next) = (rotated.grant, rotated.next);
+    let Some(access_token) = rotated.access_token else {
+        tracing::error!("a rotation asked for an access token returned none");
+        return unavailable();
+    };
     // A grant tied to the SSO session ends with it; offline_access outlives it, but never
     // the account's blocking.
     if !grant.offline {
@@ -304,22 +321,7 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
             }
         }
     }
-    if let Some(narrower) = narrower {
-        // RFC 6749 §6: narrowing only (widening was refused by the rotation, token unspent).
-        grant.claims = sesame_protocol::attributes::claims_for_scopes(&grant.claims, &narrower);
-        grant.scopes = narrower;
-    }
-    let tokens = &oidc.tokens;
-    let access_token = match tokens
-        .issue_access_token(client, &grant, grant.claims.clone())
-        .await
-    {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "could not issue an access token");
-            return unavailable();
-        }
-    };
+    let grant = narrowed_grant(&grant, narrower.as_deref());
     // No new ID token on refresh (OpenID Connect Core §12.2 makes it optional): it would
     // cost a signature on every refresh and say nothing the first one did not.
     HttpResponse::Ok().json(json!({
@@ -329,6 +331,20 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
         "refresh_token": next,
         "scope": grant.scopes.join(" "),
     }))
+}
+
+/// `grant` with the scopes of a refresh request that narrows them (RFC 6749 §6: narrowing
+/// only; widening was refused by the rotation, the token unspent).
+fn narrowed_grant(
+    grant: &Grant,
+    narrower: Option<&[String]>,
+) -> Grant {
+    let mut grant = grant.clone();
+    if let Some(narrower) = narrower {
+        grant.claims = sesame_protocol::attributes::claims_for_scopes(&grant.claims, narrower);
+        grant.scopes = narrower.to_vec();
+    }
+    grant
 }
 
 async fn client_credentials(
