@@ -144,9 +144,8 @@ pub struct Rotated {
 
 /// What a rotation stores with the successor token, in the same step: an access token made
 /// from the family's grant ([`super::tokens::TokenService::prepare_access_token`]).
-pub type AccessTokenMaker<'a> = Box<
-    dyn FnOnce(&Grant) -> Result<super::tokens::PreparedAccessToken, StoreError> + Send + 'a,
->;
+pub type AccessTokenMaker<'a> =
+    Box<dyn FnOnce(&Grant) -> Result<super::tokens::PreparedAccessToken, StoreError> + Send + 'a>;
 
 /// A refresh-token family as stored under `oidc:rtf:<family id>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -335,10 +335,7 @@ async fn refresh_token(state: &AppState, client: &OidcClient, params: &FormParam
 
 /// `grant` with the scopes of a refresh request that narrows them (RFC 6749 §6: narrowing
 /// only; widening was refused by the rotation, the token unspent).
-fn narrowed_grant(
-    grant: &Grant,
-    narrower: Option<&[String]>,
-) -> Grant {
+fn narrowed_grant(grant: &Grant, narrower: Option<&[String]>) -> Grant {
     let mut grant = grant.clone();
     if let Some(narrower) = narrower {
         grant.claims = sesame_protocol::attributes::claims_for_scopes(&grant.claims, narrower);
