@@ -224,6 +224,43 @@ pub async fn redis_version(url: &str) -> anyhow::Result<String> {
         .to_owned())
 }
 
+/// Redis's `used_memory` (bytes its allocator holds for data and overhead).
+pub async fn redis_used_memory(url: &str) -> anyhow::Result<u64> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no used_memory in INFO memory")
+}
+
+/// How many keys match `pattern` (`SCAN`).
+pub async fn redis_count(url: &str, pattern: &str) -> anyhow::Result<u64> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut cursor: u64 = 0;
+    let mut count = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(5000)
+            .query_async(&mut conn)
+            .await?;
+        count += keys.len() as u64;
+        if next == 0 {
+            return Ok(count);
+        }
+        cursor = next;
+    }
+}
+
 /// Deletes every key under `prefix`; returns how many.
 pub async fn redis_cleanup(url: &str, prefix: &str) -> anyhow::Result<u64> {
     let client = redis::Client::open(url)?;

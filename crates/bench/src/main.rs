@@ -223,6 +223,9 @@ struct Bench {
     ceilings: Vec<Ceiling>,
     rows: Vec<Row>,
     log_problems: (usize, Vec<String>),
+    redis_url: String,
+    key_prefix: String,
+    redis_memory: Vec<report::RedisMemory>,
 }
 
 /// Most tickets or codes minted ahead of a phase.
@@ -462,6 +465,11 @@ impl Bench {
 
     async fn login(&mut self, ceiling: usize, accounts: u32) -> anyhow::Result<Row> {
         let spec = self.login_spec;
+        let sessions = format!("{}sso:*", self.key_prefix);
+        let before = (
+            infra::redis_used_memory(&self.redis_url).await?,
+            infra::redis_count(&self.redis_url, &sessions).await?,
+        );
         let result = self
             .phase(
                 &format!("password login, {accounts} accounts"),
@@ -471,6 +479,17 @@ impl Bench {
                 2,
             )
             .await?;
+        let after = (
+            infra::redis_used_memory(&self.redis_url).await?,
+            infra::redis_count(&self.redis_url, &sessions).await?,
+        );
+        self.redis_memory.push(report::RedisMemory {
+            record: "SSO session, with its member of the account's session set",
+            phase: "password login",
+            records: after.1.saturating_sub(before.1),
+            bytes: after.0.saturating_sub(before.0),
+            at_scale: 100_000,
+        });
         Ok(Row {
             scenario: format!(
                 "Password login, {} accounts",
@@ -695,6 +714,7 @@ impl Bench {
             out: Arc::clone(&tickets),
             cap: MINT_CAP,
         };
+        let before = infra::redis_used_memory(&self.redis_url).await?;
         self.phase(
             "minting service tickets for /p3/serviceValidate",
             false,
@@ -703,6 +723,15 @@ impl Bench {
             1,
         )
         .await?;
+        let after = infra::redis_used_memory(&self.redis_url).await?;
+        let minted = tickets.lock().map(|t| t.len()).unwrap_or(0);
+        self.redis_memory.push(report::RedisMemory {
+            record: "service ticket not yet validated, with its single-logout record",
+            phase: "minting service tickets",
+            records: minted as u64,
+            bytes: after.saturating_sub(before),
+            at_scale: 1_000_000,
+        });
         let spec = self.queue_spec;
         let scenario = ValidateP3 {
             site: Arc::clone(&self.site),
@@ -1016,6 +1045,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         sessions: Vec::new(),
         ceilings: Vec::new(),
         rows: Vec::new(),
+        redis_url: args.redis.clone(),
+        key_prefix: key_prefix.clone(),
+        redis_memory: Vec::new(),
         log_problems: (0, Vec::new()),
     };
     bench.collect_log()?;
@@ -1163,6 +1195,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         rows: bench.rows,
         large,
         import,
+        redis_memory: bench.redis_memory,
         ldap_mix,
         server_log_problems: bench.log_problems,
         total: began.elapsed(),

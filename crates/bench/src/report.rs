@@ -8,6 +8,21 @@ use sesame_core::credentials::hasher::Argon2Params;
 use crate::gen::PhaseResult;
 use crate::procfs::Machine;
 
+/// Redis memory taken by records a phase created and kept.
+#[derive(Debug, Clone)]
+pub struct RedisMemory {
+    /// What one record is.
+    pub record: &'static str,
+    /// The phase that created them.
+    pub phase: &'static str,
+    /// How many it created.
+    pub records: u64,
+    /// `used_memory` after minus before.
+    pub bytes: u64,
+    /// How many a large deployment would hold at once (for the extrapolation).
+    pub at_scale: u64,
+}
+
 /// Target of `sesame import` of 100,000 people on this machine class (issue 18), seconds.
 const IMPORT_TARGET_SECS: f64 = 60.0;
 
@@ -164,6 +179,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// The large-account login run: accounts, seeding time, result.
     pub large: Option<(u32, Duration, Row)>,
+    /// Redis memory per record, measured over phases that create records and keep them.
+    pub redis_memory: Vec<RedisMemory>,
     /// `sesame import` at institution scale (`make bench-large`).
     pub import: Option<sesame_bench::import::ImportRun>,
     /// The login page beside a burst of LDAP binds.
@@ -718,6 +735,36 @@ impl Report {
                     "| 1,000,000 | not measured in this run: `make bench-large` | | | |\n"
                 );
             }
+        }
+
+        if !self.redis_memory.is_empty() {
+            let _ = writeln!(s, "## Redis memory per record\n");
+            let _ = writeln!(
+                s,
+                "`used_memory` of Redis (`INFO memory`) before and after a phase that creates \
+                 records and keeps them, over the records it created (sessions counted by \
+                 `SCAN` of their keys; tickets as minted). Everything the phase wrote is in the \
+                 difference (the lockout counters of a login, the set of the session's \
+                 tickets), so it is the cost per record as a deployment pays it.\n"
+            );
+            let _ = writeln!(
+                s,
+                "| record | phase | records | bytes | bytes each | at scale |\n|---|---|--:|--:|--:|---|"
+            );
+            for m in &self.redis_memory {
+                let each = m.bytes as f64 / (m.records.max(1) as f64);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {each:.0} | {} held at once: {:.0} MB |",
+                    m.record,
+                    m.phase,
+                    thousands(m.records),
+                    thousands(m.bytes),
+                    thousands(m.at_scale),
+                    each * m.at_scale as f64 / 1e6,
+                );
+            }
+            s.push('\n');
         }
 
         let _ = writeln!(s, "## `sesame import` at institution scale\n");
