@@ -238,12 +238,13 @@ pub async fn redis_used_memory(url: &str) -> anyhow::Result<u64> {
         .context("no used_memory in INFO memory")
 }
 
-/// How many keys match `pattern` (`SCAN`).
-pub async fn redis_count(url: &str, pattern: &str) -> anyhow::Result<u64> {
-    let client = redis::Client::open(url)?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
+/// Every key matching `pattern` (`SCAN`, in batches).
+async fn matching_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+) -> anyhow::Result<Vec<String>> {
     let mut cursor: u64 = 0;
-    let mut count = 0;
+    let mut all = Vec::new();
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
@@ -251,43 +252,37 @@ pub async fn redis_count(url: &str, pattern: &str) -> anyhow::Result<u64> {
             .arg(pattern)
             .arg("COUNT")
             .arg(5000)
-            .query_async(&mut conn)
+            .query_async(conn)
             .await?;
-        count += keys.len() as u64;
+        all.extend(keys);
         if next == 0 {
-            return Ok(count);
+            return Ok(all);
         }
         cursor = next;
     }
+}
+
+/// How many keys match `pattern`.
+pub async fn redis_count(url: &str, pattern: &str) -> anyhow::Result<u64> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    Ok(matching_keys(&mut conn, pattern).await?.len() as u64)
 }
 
 /// Deletes every key under `prefix`; returns how many.
 pub async fn redis_cleanup(url: &str, prefix: &str) -> anyhow::Result<u64> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let mut cursor: u64 = 0;
+    let keys = matching_keys(&mut conn, &format!("{prefix}*")).await?;
     let mut removed = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(5000)
+    for batch in keys.chunks(5000) {
+        let n: u64 = redis::cmd("UNLINK")
+            .arg(batch)
             .query_async(&mut conn)
             .await?;
-        if !keys.is_empty() {
-            let n: u64 = redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await?;
-            removed += n;
-        }
-        if next == 0 {
-            return Ok(removed);
-        }
-        cursor = next;
+        removed += n;
     }
+    Ok(removed)
 }
 
 fn sha256_hex(s: &str) -> String {

@@ -159,12 +159,6 @@ async fn read_links<S: EphemeralStore + ?Sized>(
     Ok((payload.to_owned(), linked))
 }
 
-/// Short-lived shared state: tickets, SSO sessions, counters, locks. Every operation is
-/// atomic, so several Sesame instances sharing one Redis behave as one. Keys are given
-/// without the deployment's prefix; implementations add it.
-///
-/// Time-based decisions take `now` from the caller's clock; the store's own expiry (TTL) only
-/// collects garbage and is always at least as long as the logical lifetime.
 /// A member to add to a set of the store, with the set's lifetime
 /// ([`EphemeralStore::set_add`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +171,12 @@ pub struct SetMember {
     pub ttl: Duration,
 }
 
+/// Short-lived shared state: tickets, SSO sessions, counters, locks. Every operation is
+/// atomic, so several Sesame instances sharing one Redis behave as one. Keys are given
+/// without the deployment's prefix; implementations add it.
+///
+/// Time-based decisions take `now` from the caller's clock; the store's own expiry (TTL) only
+/// collects garbage and is always at least as long as the logical lifetime.
 #[async_trait]
 pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     /// Stores `value` under `key` for `ttl`, replacing any previous value.
@@ -194,7 +194,8 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     /// in the same step adds `also.member` to the set `also.set` as
     /// [`EphemeralStore::set_add`] does: a CAS ticket together with its session's record of
     /// it for single logout, in one round trip. `true` if stored; the set is left alone
-    /// otherwise. The default makes two calls; the stores do it in one.
+    /// otherwise. The default makes two calls (enough in one process); Redis does it in one
+    /// script.
     async fn put_new_with_member(
         &self,
         key: &str,

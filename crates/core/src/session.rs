@@ -774,12 +774,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_remembered_account_stands_in_for_the_database_for_a_while() {
-        let clock = Arc::new(ManualClock::starting_at(T0));
-        let sessions = SessionManager::new(
-            Arc::new(MapStore::default()),
-            Arc::clone(&clock) as Arc<dyn Clock>,
-            SessionPolicy::default(),
-        );
+        let sessions = manager();
         let id = AccountId(uuid::Uuid::from_u128(7));
         let opened = sessions
             .open(id, login(), false, Authentication::password_at(T0))
@@ -824,12 +819,7 @@ mod tests {
 
     #[tokio::test]
     async fn writing_back_a_session_never_revives_one_ended_meanwhile() {
-        let clock = Arc::new(ManualClock::starting_at(T0));
-        let sessions = SessionManager::new(
-            Arc::new(MapStore::default()),
-            Arc::clone(&clock) as Arc<dyn Clock>,
-            SessionPolicy::default(),
-        );
+        let sessions = manager();
         let id = AccountId(uuid::Uuid::from_u128(7));
         let opened = sessions
             .open(id, login(), false, Authentication::password_at(T0))

@@ -40,7 +40,7 @@ pub struct IssuingSession<'a> {
     /// Credentials were entered for this very request (CAS `isFromNewLogin`).
     pub from_new_login: bool,
     /// Where the session's attachments go, for an issuer that records its attachment in the
-    /// same store step as what it issues ([`Issued::recorded`]).
+    /// same store step as what it issues (then [`Issued::attachment`] is `None`).
     pub sessions: Option<&'a SessionManager>,
 }
 
@@ -50,11 +50,9 @@ pub struct IssuingSession<'a> {
 pub struct Issued {
     /// The response.
     pub response: BrowserResponse,
-    /// The attachment to record against the session.
-    pub attachment: Attachment,
-    /// Whether the issuer already recorded it (with what it issued, in one store step);
-    /// else the caller records it.
-    pub recorded: bool,
+    /// The attachment the caller must record against the session; `None` when the issuer
+    /// recorded it itself, with what it issued, in one store step.
+    pub attachment: Option<Attachment>,
 }
 
 /// Why nothing was issued.

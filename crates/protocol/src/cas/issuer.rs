@@ -123,7 +123,7 @@ impl Issuer for CasIssuer<'_> {
         };
         // With the session's manager at hand, the ticket and the session's record of it are
         // written in one store step (one round trip on the CAS cycle's hot path).
-        let (ticket, recorded) = match session.sessions {
+        let (ticket, attachment) = match session.sessions {
             Some(sessions) => {
                 let ticket = self
                     .tickets
@@ -132,11 +132,14 @@ impl Issuer for CasIssuer<'_> {
                             .map(|item| sessions.attachment_slot(session.handle, sso, &item))
                     })
                     .await?;
-                (ticket, true)
+                (ticket, None)
             }
-            None => (self.tickets.issue_service_ticket(grant).await?, false),
+            None => {
+                let ticket = self.tickets.issue_service_ticket(grant).await?;
+                let attachment = attachment_of(&ticket)?;
+                (ticket, Some(attachment))
+            }
         };
-        let attachment = attachment_of(&ticket)?;
         let response = if method_post {
             BrowserResponse::AutoPost {
                 action: service_url.to_owned(),
@@ -151,7 +154,6 @@ impl Issuer for CasIssuer<'_> {
         Ok(Issued {
             response,
             attachment,
-            recorded,
         })
     }
 }

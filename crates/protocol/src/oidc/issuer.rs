@@ -162,8 +162,7 @@ impl Issuer for OidcIssuer<'_> {
         let code = self.codes.issue(grant).await?;
         Ok(Issued {
             response: BrowserResponse::Redirect(request.code_redirect(&code, self.base)),
-            attachment: attachment_for_client(&client.client_id),
-            recorded: false,
+            attachment: Some(attachment_for_client(&client.client_id)),
         })
     }
 }

@@ -61,13 +61,8 @@ pub async fn issue_and_redirect(
             return state.unavailable(req, lang);
         }
     };
-    if !issued.recorded {
-        if let Err(e) = state
-            .services
-            .sessions
-            .attach(&handle, session, &issued.attachment)
-            .await
-        {
+    if let Some(item) = &issued.attachment {
+        if let Err(e) = state.services.sessions.attach(&handle, session, item).await {
             tracing::error!(error = %e, "could not record a service for single logout");
             return state.unavailable(req, lang);
         }

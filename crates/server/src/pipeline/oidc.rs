@@ -528,14 +528,11 @@ async fn issue_code(
             return state.unavailable(req, lang);
         }
     };
-    if let Err(e) = state
-        .services
-        .sessions
-        .attach(&handle, session, &issued.attachment)
-        .await
-    {
-        tracing::error!(error = %e, "could not record a client for logout");
-        return state.unavailable(req, lang);
+    if let Some(item) = &issued.attachment {
+        if let Err(e) = state.services.sessions.attach(&handle, session, item).await {
+            tracing::error!(error = %e, "could not record a client for logout");
+            return state.unavailable(req, lang);
+        }
     }
     if let Some(id) = pending_id {
         if let Err(e) = state.services.store.delete(&pending_key(id)).await {

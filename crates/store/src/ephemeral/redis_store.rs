@@ -56,9 +56,16 @@ impl Scripts {
         Self {
             reserve_attempt: Script::new(include_str!("lua/reserve_attempt.lua")),
             forgive_attempt: Script::new(include_str!("lua/forgive_attempt.lua")),
-            set_add: Script::new(include_str!("lua/set_add.lua")),
+            set_add: Script::new(concat!(
+                include_str!("lua/add_to_set.lua"),
+                include_str!("lua/set_add.lua")
+            )),
             put: tagged_script!("put.lua"),
-            put_with_member: tagged_script!("put_with_member.lua"),
+            put_with_member: Script::new(concat!(
+                include_str!("lua/run_tag.lua"),
+                include_str!("lua/add_to_set.lua"),
+                include_str!("lua/put_with_member.lua")
+            )),
             read: tagged_script!("read.lua"),
             read_linked: tagged_script!("read_linked.lua"),
             take_and_put: tagged_script!("take_and_put.lua"),

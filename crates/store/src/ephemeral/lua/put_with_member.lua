@@ -10,10 +10,5 @@ if untag(redis.call('GET', KEYS[1]), tag) then
   return 0
 end
 redis.call('SET', KEYS[1], tag .. '|' .. ARGV[2], 'PX', ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[4])
-local ttl = tonumber(ARGV[5])
--- PTTL is -1 for a key without expiry: give it one.
-if redis.call('PTTL', KEYS[2]) < ttl then
-  redis.call('PEXPIRE', KEYS[2], ttl)
-end
+add_to_set(KEYS[2], ARGV[4], ARGV[5])
 return 1
