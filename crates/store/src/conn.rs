@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{
     CustomizeConnection, Error as ConnError, HandleError, ManageConnection, Pool, R2D2Connection,
@@ -35,6 +35,42 @@ pub(crate) enum DbConnection {
     Postgresql(PgConnection),
     /// SQLite.
     Sqlite(SqliteConnection),
+}
+
+impl DbConnection {
+    /// Runs `f` in a transaction that, on SQLite, holds the write lock from its first statement.
+    ///
+    /// SQLite's default transaction is deferred: it reads on a snapshot and asks for the write
+    /// lock at its first write. If another connection committed in between, that upgrade fails
+    /// at once with "database is locked" (the busy timeout does not apply: waiting cannot make
+    /// the snapshot current), so a block racing logins failed instead of waiting its turn.
+    /// `BEGIN IMMEDIATE` waits for the lock, within the busy timeout, before reading anything.
+    /// PostgreSQL's transactions need no such care and are unchanged.
+    pub(crate) fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        let Self::Sqlite(lite) = self else {
+            return self.transaction(f);
+        };
+        AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
+        // The derived connection's transaction manager delegates to the SQLite connection's,
+        // which now knows of the open transaction: commit and roll back through it, as
+        // diesel's own `transaction` does.
+        match f(self) {
+            Ok(value) => {
+                <Self as Connection>::TransactionManager::commit_transaction(self)?;
+                Ok(value)
+            }
+            Err(error) => {
+                match <Self as Connection>::TransactionManager::rollback_transaction(self) {
+                    Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+                    Err(rollback) => Err(rollback.into()),
+                }
+            }
+        }
+    }
 }
 
 /// Which SQL database a [`crate::Database`] talks to.
@@ -299,5 +335,43 @@ mod tests {
     fn debug_output_hides_the_postgres_url() {
         let target = Target::parse("postgres://user:secret@h/db").unwrap();
         assert!(!format!("{target:?}").contains("secret"));
+    }
+
+    #[test]
+    fn a_sqlite_write_transaction_waits_for_a_writer_that_commits_after_its_first_read() {
+        let dir = std::env::temp_dir().join(format!("sesame-conn-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = Target::Sqlite(dir.join("race.db"));
+        let open = || {
+            let mut conn = target.establish().unwrap();
+            prepare(&mut conn, true).unwrap();
+            conn
+        };
+        let mut first = open();
+        first
+            .batch_execute("CREATE TABLE events (who TEXT NOT NULL)")
+            .unwrap();
+        let mut second = open();
+        let read_done = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let other_writer = {
+            let read_done = read_done.clone();
+            std::thread::spawn(move || {
+                read_done.wait();
+                second.batch_execute("INSERT INTO events VALUES ('second')")
+            })
+        };
+        // Read, let the other connection try to write, then write: in a deferred transaction
+        // the other write commits at once and this one's upgrade fails with "database is
+        // locked"; here the other write waits for this transaction to commit.
+        let outcome = first.write_transaction(|conn| {
+            conn.batch_execute("SELECT count(*) FROM events")?;
+            read_done.wait();
+            std::thread::sleep(Duration::from_millis(300));
+            conn.batch_execute("INSERT INTO events VALUES ('first')")
+        });
+        let other = other_writer.join().unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(outcome.is_ok(), "the transaction failed: {outcome:?}");
+        assert!(other.is_ok(), "the other writer failed: {other:?}");
     }
 }

@@ -21,7 +21,7 @@ impl AccountRepo for Database {
     async fn create(&self, account: NewAccount, now: OffsetDateTime) -> Result<Account, RepoError> {
         let row = AccountRow::new(AccountId::new_random(), account, to_unix(now));
         self.run(move |conn| {
-            conn.transaction::<_, IdentifierWriteError, _>(|conn| {
+            conn.write_transaction::<_, IdentifierWriteError, _>(|conn| {
                 diesel::insert_into(accounts::table)
                     .values(&row)
                     .execute(conn)?;
@@ -109,7 +109,7 @@ impl AccountRepo for Database {
         let id = id.to_string();
         let now = to_unix(now);
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let changed = diesel::update(accounts::table.find(&id))
                     .set((
                         accounts::state.eq(state.as_str()),
@@ -137,7 +137,7 @@ impl AccountRepo for Database {
         let phc = phc.to_owned();
         let now = to_unix(now);
         self.run(move |conn| {
-            conn.transaction(|conn| upsert_password_hash(conn, &id, &phc, now))
+            conn.write_transaction(|conn| upsert_password_hash(conn, &id, &phc, now))
                 .map_err(repo_error)
         })
         .await
@@ -207,7 +207,7 @@ impl AccountRepo for Database {
         let email = email.map(|e| e.as_str().to_owned());
         let now = to_unix(now);
         self.run(move |conn| {
-            conn.transaction::<_, IdentifierWriteError, _>(|conn| {
+            conn.write_transaction::<_, IdentifierWriteError, _>(|conn| {
                 // Also row-locks the account on PostgreSQL for the rest.
                 let changed = diesel::update(accounts::table.find(&id))
                     .set((accounts::email.eq(&email), accounts::updated_at.eq(now)))

@@ -33,7 +33,7 @@ impl ActivationTokenRepo for Database {
         let created_at = to_unix(token.created_at);
         let expires_at = to_unix_ceil(token.expires_at);
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 if replace_older {
                     diesel::update(
                         activation_tokens::table

@@ -96,7 +96,7 @@ impl KnownDeviceRepo for Database {
     async fn clear_device_locks(&self, account_id: AccountId) -> Result<Vec<String>, RepoError> {
         let account = account_id.to_string();
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 diesel::update(
                     known_devices::table
                         .filter(known_devices::account_id.eq(&account))

@@ -76,7 +76,7 @@ impl HelpdeskRepo for Database {
     ) -> Result<(), RepoError> {
         let row = BlockRow::new(account_id, block);
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 account_exists(conn, &row.account_id)?;
                 diesel::delete(account_blocks::table.find(&row.account_id)).execute(conn)?;
                 diesel::insert_into(account_blocks::table)
@@ -125,7 +125,7 @@ impl HelpdeskRepo for Database {
         let by = by.to_owned();
         let now = to_unix(now);
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 account_exists(conn, &id)?;
                 let already = password_change_requirements::table
                     .find(&id)
@@ -255,7 +255,7 @@ impl HelpdeskRepo for Database {
         let reference = reference.to_owned();
         let closure = closure.clone();
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let exists = assistance_requests::table
                     .find(&reference)
                     .select(assistance_requests::reference)
@@ -320,7 +320,7 @@ impl HelpdeskRepo for Database {
         let id = account_id.to_string();
         let cutoff = to_unix(cutoff);
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 // Checked again inside the transaction: an account re-enabled (say by an
                 // import) since it was listed is not deleted.
                 let still = accounts::table

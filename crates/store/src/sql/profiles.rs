@@ -122,7 +122,7 @@ impl ProfileRepo for Database {
         let row = AccountRow::new(AccountId::new_random(), account, now);
         let changes = profile_as_changes(profile);
         self.run(move |conn| {
-            conn.transaction::<_, IdentifierWriteError, _>(|conn| {
+            conn.write_transaction::<_, IdentifierWriteError, _>(|conn| {
                 diesel::insert_into(accounts::table)
                     .values(&row)
                     .execute(conn)?;
@@ -308,7 +308,7 @@ impl ProfileRepo for Database {
         let changes = changes.clone();
         let now = to_unix(now);
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 // Checks the account exists and, on PostgreSQL, row-locks it for the rest.
                 let found = diesel::update(accounts::table.find(&id))
                     .set(AccountChangeset::from_changes(&changes, now))

@@ -122,7 +122,7 @@ impl SecondFactorRepo for Database {
         let f = factor.clone();
         let hashes = recovery_hashes.map(<[String]>::to_vec);
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let account = f.account_id.to_string();
                 let created = to_unix(f.created_at);
                 insert_factor(conn, &f)?;
@@ -153,7 +153,7 @@ impl SecondFactorRepo for Database {
         let account = account.to_string();
         let id = id.to_owned();
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let removed = diesel::delete(
                     second_factors::table
                         .filter(second_factors::account_id.eq(&account))
@@ -182,7 +182,7 @@ impl SecondFactorRepo for Database {
     async fn remove_all_factors(&self, account: AccountId) -> Result<usize, RepoError> {
         let account = account.to_string();
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 diesel::delete(
                     recovery_codes::table.filter(recovery_codes::account_id.eq(&account)),
                 )
@@ -220,7 +220,7 @@ impl SecondFactorRepo for Database {
         let hashes = hashes.to_vec();
         let at = to_unix(at);
         self.run(move |conn| {
-            conn.transaction(|conn| insert_codes(conn, &account, &hashes, at))
+            conn.write_transaction(|conn| insert_codes(conn, &account, &hashes, at))
                 .map_err(repo_error)
         })
         .await
@@ -246,7 +246,7 @@ impl SecondFactorRepo for Database {
         let f = factor.clone();
         let k = key.clone();
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 insert_factor(conn, &f)?;
                 diesel::insert_into(passkeys::table)
                     .values((
@@ -317,7 +317,7 @@ impl SecondFactorRepo for Database {
         let state = state.to_owned();
         let at = to_unix(at);
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let factor: Option<String> = passkeys::table
                     .find(&id)
                     .select(passkeys::factor_id)
@@ -360,7 +360,7 @@ impl SecondFactorRepo for Database {
         let account = account.to_string();
         let at = to_unix(at);
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let updated = diesel::update(mfa_grace::table.find(&account))
                     .set((
                         mfa_grace::logins_without_factor.eq(mfa_grace::logins_without_factor + 1),
