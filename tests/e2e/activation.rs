@@ -81,7 +81,7 @@ pub async fn import_person(app: &TestApp, line: &str) -> String {
         .unwrap();
     app.services
         .activation
-        .after_import(&report, "test")
+        .after_import(&report, "test", 4)
         .await
         .unwrap();
     created_login(&report)
@@ -95,6 +95,7 @@ pub fn importer(app: &TestApp) -> Importer {
         sessions: app.services.sessions.clone(),
         clock: Arc::clone(&app.services.clock),
         rules: app.settings.lifecycle.import_rules().unwrap(),
+        parallelism: 4,
     })
 }
 

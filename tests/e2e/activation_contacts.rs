@@ -725,6 +725,7 @@ async fn run_import(app: &TestApp, csv: &str, full: bool) -> sesame_server::oper
         csv.as_bytes(),
         options(full),
         "test",
+        4,
     )
     .await
     .unwrap()

@@ -477,3 +477,126 @@ async fn an_address_taken_as_another_accounts_login_is_refused_by_the_cli_and_re
         "no account {login} was made"
     );
 }
+
+/// Letters only (family names are made of letters), random so that tests sharing a
+/// database never meet each other's people.
+fn random_letters() -> String {
+    sesame_core::random::digits(8)
+        .chars()
+        .map(|d| char::from(b'a' + d.to_digit(10).map_or(0, |n| n as u8)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_year_group_written_several_people_at_a_time_numbers_namesakes_in_file_order() {
+    let app = TestApp::spawn().await;
+    let cli = import_cli(&app, "warn");
+    let letters = random_letters();
+    let lea = format!("Martin{letters}");
+    let base = format!("lea.{}", lea.to_lowercase());
+    // The bare login is someone's already; the address the tenth Léa would get is another
+    // account's login (made by hand): her line is rejected, not numbered around.
+    let crossed = format!("{base}11@etu.univ.example.org");
+    for (login, affiliation) in [(base.as_str(), "staff"), (crossed.as_str(), "student")] {
+        let out = cli.run(
+            &[
+                "account",
+                "add",
+                login,
+                "--given-name",
+                "Léa",
+                "--family-name",
+                &lea,
+                "--affiliation",
+                affiliation,
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // Ten Léas and five Hugos among thirty people with names of their own, in one file: the
+    // import writes several people at once (the test configuration's pool has four
+    // connections), yet namesakes must be numbered as the file lists them.
+    let hugo = format!("Petit{letters}");
+    let mut csv = HEADER.to_owned();
+    let mut expected: Vec<(usize, String)> = Vec::new();
+    let (mut leas, mut hugos) = (0, 0);
+    for i in 0..45 {
+        let line = i + 2;
+        let hr_id = format!("{letters}{i:03}");
+        if i % 4 == 1 && leas < 10 {
+            leas += 1;
+            csv.push_str(&format!("{hr_id},Léa,{lea},2008-01-01,student,,,\n"));
+            if leas < 10 {
+                expected.push((line, format!("{base}{}", leas + 1)));
+            }
+        } else if i % 4 == 3 && hugos < 5 {
+            hugos += 1;
+            let login = match hugos {
+                1 => format!("hugo.{}", hugo.to_lowercase()),
+                n => format!("hugo.{}{n}", hugo.to_lowercase()),
+            };
+            csv.push_str(&format!("{hr_id},Hugo,{hugo},2008-01-01,student,,,\n"));
+            expected.push((line, login));
+        } else {
+            let own: String = format!("{letters}{i:03}")
+                .chars()
+                .map(|c| match c.to_digit(10) {
+                    Some(n) => char::from(b'a' + n as u8),
+                    None => c,
+                })
+                .collect();
+            csv.push_str(&format!("{hr_id},Zoé,Seule{own},2008-01-01,student,,,\n"));
+            expected.push((line, format!("zoe.seule{own}")));
+        }
+    }
+    assert_eq!((leas, hugos), (10, 5));
+    let rejected_line = 2 + (0..45).filter(|i| i % 4 == 1).nth(9).unwrap();
+    let path = file(&csv, "csv");
+    let (out, printed) = import(&cli, &path, &[]);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains("summary: 44 created, 0 updated, 0 unchanged, 0 disabled, 1 rejected"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "line {rejected_line}: rejected: the email {crossed} this person would get is already the login of another account"
+        )),
+        "{printed}"
+    );
+    for (line, login) in &expected {
+        assert!(
+            printed.contains(&format!(
+                "line {line}: created {login} <{login}@etu.univ.example.org>"
+            )),
+            "line {line} should be {login}: {printed}"
+        );
+        assert_eq!(
+            state_of(&app, login).await,
+            AccountState::Provisioned,
+            "{login}"
+        );
+        let kinds = app.audit_kinds(login).await;
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "account.created").count(),
+            1,
+            "{login}: {kinds:?}"
+        );
+    }
+    // The report lists the people in file order.
+    let created_lines: Vec<usize> = printed
+        .lines()
+        .filter_map(|l| l.strip_prefix("line "))
+        .filter(|l| l.contains(": created "))
+        .filter_map(|l| l.split(':').next()?.parse().ok())
+        .collect();
+    assert!(created_lines.windows(2).all(|w| w[0] < w[1]), "{printed}");
+
+    let (_, again) = import(&cli, &path, &[]);
+    assert!(
+        again.contains("summary: 0 created, 0 updated, 44 unchanged, 0 disabled, 1 rejected"),
+        "{again}"
+    );
+    std::fs::remove_file(path).unwrap();
+}

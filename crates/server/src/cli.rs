@@ -369,7 +369,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 strict,
                 dry_run,
             };
-            let outcome = import(&services, rules, &input, options).await;
+            // The whole pool: nothing else runs in this process.
+            let parallelism = settings.database.max_connections as usize;
+            let outcome = import(&services, rules, &input, options, parallelism).await;
             services.accounts_repo.quiesce().await;
             outcome
         }
@@ -809,8 +811,10 @@ async fn import(
     rules: ImportRules,
     input: &[u8],
     options: ImportOptions,
+    parallelism: usize,
 ) -> anyhow::Result<()> {
-    let done = crate::operations::import(services, rules, input, options, "cli").await?;
+    let done =
+        crate::operations::import(services, rules, input, options, "cli", parallelism).await?;
     for line in crate::operations::import_report_lines(&done) {
         println!("{line}");
     }

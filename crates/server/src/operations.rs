@@ -191,6 +191,7 @@ pub async fn import(
     input: &[u8],
     options: ImportOptions,
     actor: &str,
+    parallelism: usize,
 ) -> Result<ImportDone, ImportError> {
     let importer = Importer::new(ImporterParts {
         profiles: Arc::clone(&services.profiles),
@@ -199,6 +200,7 @@ pub async fn import(
         sessions: services.sessions.clone(),
         clock: Arc::clone(&services.clock),
         rules,
+        parallelism,
     });
     let report = importer.run(input, options, actor).await?;
     let mut notified = 0;
@@ -220,7 +222,11 @@ pub async fn import(
     // page.
     let mut mails = ImportMails::default();
     if report.mode == Mode::Applied {
-        match services.activation.after_import(&report, actor).await {
+        match services
+            .activation
+            .after_import(&report, actor, parallelism)
+            .await
+        {
             Ok(m) => mails = m,
             Err(e) => tracing::warn!(error = %e, "queuing activation links after an import failed"),
         }

@@ -18,6 +18,8 @@ pub mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use sesame_core::account::{
     Account, AccountChanges, AccountState, CharterAcceptance, Contact, MailRedirect,
 };
@@ -115,6 +117,16 @@ pub struct ImportMails {
     /// The people who may activate by a mailed link but have no recovery address to send it
     /// to: someone must give them a code or get their address.
     pub no_address: Vec<LoginName>,
+}
+
+/// What [`Activation::after_import`] did for one person.
+enum ImportLink {
+    /// A link was queued.
+    Sent,
+    /// They may activate by link but have no address to send it to.
+    NoAddress(LoginName),
+    /// No link is due (activated meanwhile, or links are not their way in).
+    NotWanted,
 }
 
 /// What a person typed on the identity form.
@@ -690,6 +702,8 @@ impl Activation {
     /// After an import: mails an activation link to each person it created, or brought back
     /// from `disabled` to `provisioned`, who has a recovery address and may activate by link.
     /// Returns how many mails were queued, and who could have had one but has no address.
+    /// `parallelism` people are handled at once (an import of a year group queues tens of
+    /// thousands of links; one after the other, that was minutes of round trips).
     ///
     /// # Errors
     /// [`ActivationError::Unavailable`] (the mails queued before the failure stay queued).
@@ -697,42 +711,63 @@ impl Activation {
         &self,
         report: &ImportReport,
         actor: &str,
+        parallelism: usize,
     ) -> Result<ImportMails, ActivationError> {
-        let mut mails = ImportMails::default();
-        for outcome in &report.outcomes {
-            let (Outcome::Created { login, .. }
+        let people = report.outcomes.iter().filter_map(|outcome| match outcome {
+            Outcome::Created { login, .. }
             | Outcome::Updated {
                 login,
                 reprovisioned: true,
                 ..
-            }) = outcome
-            else {
-                continue;
-            };
-            let Some(account) = self.parts.accounts_repo.find_by_login(login).await? else {
-                continue;
-            };
-            if self.send_link(account.id, actor).await? {
-                mails.sent += 1;
-                continue;
-            }
-            let has_address = self
-                .parts
-                .profiles
-                .find_with_profile(account.id)
-                .await?
-                .is_some_and(|found| found.profile.recovery_email.is_some());
-            if account.state == AccountState::Provisioned
-                && self
-                    .parts
-                    .policy
-                    .allows(account.affiliation, ActivationPath::EmailLink)
-                && !has_address
-            {
-                mails.no_address.push(account.login);
+            } => Some(login),
+            _ => None,
+        });
+        // Every person is tried even after a failure, so that each link either went or is
+        // reported; in file order, for the list of people without an address.
+        let linked: Vec<Result<ImportLink, ActivationError>> = futures::stream::iter(people)
+            .map(|login| self.link_after_import(login, actor))
+            .buffered(parallelism.max(1))
+            .collect()
+            .await;
+        let mut mails = ImportMails::default();
+        for linked in linked {
+            match linked? {
+                ImportLink::Sent => mails.sent += 1,
+                ImportLink::NoAddress(login) => mails.no_address.push(login),
+                ImportLink::NotWanted => {}
             }
         }
         Ok(mails)
+    }
+
+    /// One person of [`Activation::after_import`].
+    async fn link_after_import(
+        &self,
+        login: &LoginName,
+        actor: &str,
+    ) -> Result<ImportLink, ActivationError> {
+        let Some(account) = self.parts.accounts_repo.find_by_login(login).await? else {
+            return Ok(ImportLink::NotWanted);
+        };
+        if self.send_link(account.id, actor).await? {
+            return Ok(ImportLink::Sent);
+        }
+        let has_address = self
+            .parts
+            .profiles
+            .find_with_profile(account.id)
+            .await?
+            .is_some_and(|found| found.profile.recovery_email.is_some());
+        if account.state == AccountState::Provisioned
+            && self
+                .parts
+                .policy
+                .allows(account.affiliation, ActivationPath::EmailLink)
+            && !has_address
+        {
+            return Ok(ImportLink::NoAddress(account.login));
+        }
+        Ok(ImportLink::NotWanted)
     }
 
     /// The "first login" page: sends a new link when `address` is the institutional address

@@ -315,8 +315,17 @@ async fn import(
         dry_run: query.dry_run,
     };
     let body = read_body(body, IMPORT_BODY_LIMIT).await?;
-    let done = crate::operations::import(&state.services, rules, &body, options, &key.actor())
-        .await
-        .map_err(ApiError::from)?;
+    // Half the pool: the server goes on serving logins meanwhile.
+    let parallelism = (state.settings.database.max_connections as usize / 2).max(1);
+    let done = crate::operations::import(
+        &state.services,
+        rules,
+        &body,
+        options,
+        &key.actor(),
+        parallelism,
+    )
+    .await
+    .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(ImportReportView::new(&done)))
 }
