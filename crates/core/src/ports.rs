@@ -103,6 +103,9 @@ pub trait AuditLog: Send + Sync + std::fmt::Debug {
     /// Appends an event.
     async fn record(&self, event: AuditEvent) -> Result<(), RepoError>;
 
+    /// Appends events in one write: all of them, or (on error) none.
+    async fn record_many(&self, events: Vec<AuditEvent>) -> Result<(), RepoError>;
+
     /// The most recent events, newest first, optionally for one login.
     async fn recent(&self, login: Option<&str>, limit: i64) -> Result<Vec<AuditEvent>, RepoError>;
 }
@@ -543,6 +546,27 @@ pub trait ProfileRepo: Send + Sync + std::fmt::Debug {
         &self,
         identifier: &str,
     ) -> Result<Option<AccountWithProfile>, RepoError>;
+
+    /// Inserts several accounts with their profiles in one transaction: all of them, or (on
+    /// any error) none. An import's way of writing a year group: a few statements for
+    /// hundreds of people instead of several per person.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] when a login, e-mail or `hr_id` is taken (by an account already
+    /// there or by another of `people`): nothing is written, and the caller writes them one by
+    /// one to find which.
+    async fn create_many_with_profiles(
+        &self,
+        people: Vec<(NewAccount, AccountProfile)>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<AccountId>, RepoError>;
+
+    /// [`ProfileRepo::identifier_holder`] for many identifiers in one query: those held, each
+    /// with its holder and as what (the ones absent are free).
+    async fn identifier_holders(
+        &self,
+        identifiers: &[String],
+    ) -> Result<Vec<(String, AccountId, IdentifierKind)>, RepoError>;
 
     /// The account that holds `identifier` (folded), and as what: logins and institutional
     /// e-mails share one namespace, since the login page takes either in one field. A string

@@ -94,8 +94,29 @@ fn date_to_text(date: Date) -> String {
         .unwrap_or_else(|_| date.to_string())
 }
 
+/// A row of `accounts` as an import writes it in bulk: with its folded names, which
+/// [`refresh_search_name`](crate::sql::profiles) would otherwise write in a second statement.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = accounts)]
+pub(crate) struct NewAccountRow {
+    #[diesel(embed)]
+    pub(crate) account: AccountRow,
+    pub(crate) search_name: String,
+}
+
+/// A whole row of `account_profiles`, written at once for a new account.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = account_profiles)]
+pub(crate) struct NewFullProfileRow {
+    pub(crate) account_id: String,
+    #[diesel(embed)]
+    pub(crate) profile: ProfileRow,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
 /// A row of `account_profiles` (without its key and times).
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = account_profiles)]
 pub(crate) struct ProfileRow {
     pub(crate) hr_id: Option<String>,
@@ -114,6 +135,41 @@ pub(crate) struct ProfileRow {
 }
 
 impl ProfileRow {
+    /// The row that stores `profile` (the reverse of [`ProfileRow::into_profile`]).
+    pub(crate) fn from_profile(profile: AccountProfile) -> Self {
+        let (recovery_email, recovery_email_verified) = match profile.recovery_email {
+            Some(c) => (Some(String::from(c.address)), c.verified),
+            None => (None, false),
+        };
+        let (mobile, mobile_verified) = match profile.mobile {
+            Some(c) => (Some(c.address.as_str().to_owned()), c.verified),
+            None => (None, false),
+        };
+        let (charter_version, charter_accepted_at) = match profile.charter {
+            Some(c) => (Some(c.version), Some(to_unix(c.accepted_at))),
+            None => (None, None),
+        };
+        let (mail_redirect, mail_redirect_verified, mail_keep_copy) = match profile.mail_redirect {
+            Some(r) => (Some(String::from(r.address)), r.verified, r.keep_copy),
+            None => (None, false, false),
+        };
+        Self {
+            hr_id: profile.hr_id.map(|h| h.as_str().to_owned()),
+            birth_date: profile.birth_date.map(date_to_text),
+            national_id_hash: profile.national_id.as_ref().map(NationalIdHash::as_stored),
+            recovery_email,
+            recovery_email_verified,
+            mobile,
+            mobile_verified,
+            charter_version,
+            charter_accepted_at,
+            directory_opt_in: profile.directory_opt_in,
+            mail_redirect,
+            mail_redirect_verified,
+            mail_keep_copy,
+        }
+    }
+
     /// The profile this row stores (`None`: an account without a row has an empty profile).
     ///
     /// # Errors

@@ -11,6 +11,10 @@ use crate::error::repo_error;
 use crate::models::audit::AuditRow;
 use crate::schema::audit_events;
 
+/// Rows of one multi-row insert: 8 parameters each, well under both databases' limits
+/// (SQLite 32,766, PostgreSQL 65,535).
+const AUDIT_ROWS_PER_STATEMENT: usize = 1000;
+
 /// Most events one [`AuditLog::recent`] call returns, whatever the limit asked.
 const MAX_RECENT: i64 = 10_000;
 
@@ -24,6 +28,26 @@ impl AuditLog for Database {
                 .execute(conn)
                 .map(drop)
                 .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn record_many(&self, events: Vec<AuditEvent>) -> Result<(), RepoError> {
+        let rows = events
+            .into_iter()
+            .map(AuditRow::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.run(move |conn| {
+            conn.write_transaction(|conn| {
+                for chunk in rows.chunks(AUDIT_ROWS_PER_STATEMENT) {
+                    insert_rows!(conn, audit_events::table, chunk)?;
+                }
+                Ok(())
+            })
+            .map_err(repo_error)
         })
         .await
     }

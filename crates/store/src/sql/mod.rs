@@ -4,6 +4,23 @@
 //! span) so the async ports never block a worker thread. Each query is written once with the
 //! DSL against [`DbConnection`] and serves both backends.
 
+/// `INSERT INTO $table VALUES` the rows `$rows` (a slice of insertables), in one statement on
+/// PostgreSQL. Diesel's connection over both backends has no multi-row insert, so this is
+/// written once per backend: PostgreSQL gets one statement, SQLite diesel's row-by-row loop
+/// (in process: there is no round trip to save).
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            $crate::conn::DbConnection::Postgresql(pg) => {
+                diesel::insert_into($table).values($rows).execute(pg)
+            }
+            $crate::conn::DbConnection::Sqlite(lite) => {
+                diesel::insert_into($table).values($rows).execute(lite)
+            }
+        }
+    };
+}
+
 mod accounts;
 mod activation;
 mod api_keys;
@@ -35,7 +52,8 @@ use crate::schema::login_locks;
 /// count network latency; the checkout timeout only counts waiting for a free connection.
 /// Past this budget the call goes on in its blocking thread and its outcome is dropped: a write
 /// may still commit, as when an answer is lost on the network. Every write Sesame makes is one
-/// short transaction (an import is one per person), far below this budget on a healthy server.
+/// short transaction (an import writes at most a few hundred people in one), far below this
+/// budget on a healthy server.
 const PG_CALL_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
 
 /// The account database (PostgreSQL or SQLite) behind a connection pool.

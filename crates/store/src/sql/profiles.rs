@@ -21,10 +21,15 @@ use super::Database;
 use crate::conn::DbConnection;
 use crate::error::repo_error;
 use crate::models::account::{
-    profile_as_changes, AccountChangeset, AccountRow, NewProfileRow, ProfileChangeset, ProfileRow,
+    profile_as_changes, AccountChangeset, AccountRow, NewAccountRow, NewFullProfileRow,
+    NewProfileRow, ProfileChangeset, ProfileRow,
 };
 use crate::models::to_unix;
-use crate::schema::{account_profiles, accounts};
+use crate::schema::{account_identifiers, account_profiles, accounts};
+
+/// Rows of one multi-row insert (and identifiers of one `IN` list): at most 16 parameters
+/// a row, well under both databases' limits (SQLite 32,766, PostgreSQL 65,535).
+const ROWS_PER_STATEMENT: usize = 500;
 
 /// Most accounts a search returns.
 const MAX_SEARCH: i64 = 200;
@@ -140,6 +145,105 @@ impl ProfileRepo for Database {
             })
             .map_err(IdentifierWriteError::into_repo)
             .and_then(into_pair)
+        })
+        .await
+    }
+
+    async fn create_many_with_profiles(
+        &self,
+        people: Vec<(NewAccount, AccountProfile)>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<AccountId>, RepoError> {
+        let now = to_unix(now);
+        let mut ids = Vec::with_capacity(people.len());
+        let mut accounts_rows = Vec::with_capacity(people.len());
+        let mut profile_rows = Vec::with_capacity(people.len());
+        let mut identifier_rows = Vec::with_capacity(people.len() * 2);
+        for (account, profile) in people {
+            let id = AccountId::new_random();
+            let row = AccountRow::new(id, account, now);
+            identifier_rows.push((row.login.clone(), row.id.clone()));
+            if let Some(email) = row.email.as_ref().filter(|e| **e != row.login) {
+                identifier_rows.push((email.clone(), row.id.clone()));
+            }
+            profile_rows.push(NewFullProfileRow {
+                account_id: row.id.clone(),
+                profile: ProfileRow::from_profile(profile),
+                created_at: now,
+                updated_at: now,
+            });
+            accounts_rows.push(NewAccountRow {
+                search_name: fold_for_search(&format!("{} {}", row.given_name, row.family_name)),
+                account: row,
+            });
+            ids.push(id);
+        }
+        self.run(move |conn| {
+            conn.write_transaction(|conn| {
+                for chunk in accounts_rows.chunks(ROWS_PER_STATEMENT) {
+                    insert_rows!(conn, accounts::table, chunk)?;
+                }
+                // The one namespace of logins and e-mails (see `claim_identifiers`): a string
+                // already there is a unique violation, and the whole batch is undone.
+                for chunk in identifier_rows.chunks(ROWS_PER_STATEMENT) {
+                    let values: Vec<_> = chunk
+                        .iter()
+                        .map(|(identifier, id)| {
+                            (
+                                account_identifiers::identifier.eq(identifier),
+                                account_identifiers::account_id.eq(id),
+                            )
+                        })
+                        .collect();
+                    insert_rows!(conn, account_identifiers::table, &values)?;
+                }
+                for chunk in profile_rows.chunks(ROWS_PER_STATEMENT) {
+                    insert_rows!(conn, account_profiles::table, chunk)?;
+                }
+                Ok(())
+            })
+            .map_err(repo_error)
+        })
+        .await?;
+        Ok(ids)
+    }
+
+    async fn identifier_holders(
+        &self,
+        identifiers: &[String],
+    ) -> Result<Vec<(String, AccountId, IdentifierKind)>, RepoError> {
+        let identifiers = identifiers.to_vec();
+        self.run(move |conn| {
+            let mut held = Vec::new();
+            for chunk in identifiers.chunks(ROWS_PER_STATEMENT) {
+                let rows = accounts::table
+                    .filter(
+                        accounts::login
+                            .eq_any(chunk)
+                            .or(accounts::email.eq_any(chunk)),
+                    )
+                    .select((accounts::id, accounts::login, accounts::email))
+                    .load::<(String, String, Option<String>)>(conn)
+                    .map_err(repo_error)?;
+                for identifier in chunk {
+                    // As at the login page, a login wins over another account's e-mail.
+                    let holder = rows
+                        .iter()
+                        .find(|(_, login, _)| login == identifier)
+                        .map(|(id, _, _)| (id, IdentifierKind::Login))
+                        .or_else(|| {
+                            rows.iter()
+                                .find(|(_, _, email)| email.as_ref() == Some(identifier))
+                                .map(|(id, _, _)| (id, IdentifierKind::Email))
+                        });
+                    if let Some((id, kind)) = holder {
+                        let id = AccountId::from_str(id)
+                            .map_err(|e| RepoError::Corrupt(format!("accounts.id: {e}")))?;
+                        held.push((identifier.clone(), id, kind));
+                    }
+                }
+            }
+            Ok(held)
         })
         .await
     }

@@ -86,6 +86,8 @@ on_both_databases!(
     an_hr_id_belongs_to_one_account,
     accounts_are_found_and_listed_by_hr_id,
     logins_and_emails_share_one_namespace,
+    many_accounts_are_created_at_once_or_none,
+    holders_of_many_identifiers_are_found_in_one_call,
     changing_an_unknown_account_is_not_found,
 );
 
@@ -389,4 +391,122 @@ async fn changing_an_unknown_account_is_not_found(db: Database) {
         .await
         .unwrap()
         .is_none());
+}
+
+async fn many_accounts_are_created_at_once_or_none(db: Database) {
+    let mut people: Vec<(NewAccount, AccountProfile)> = (0..1_100)
+        .map(|n| {
+            let login = format!("pupil{n}");
+            let profile = AccountProfile {
+                hr_id: Some(hr(&format!("ETU-{n}"))),
+                ..AccountProfile::default()
+            };
+            (
+                new_account(&login, Some(&format!("{login}@etu.example.org"))),
+                profile,
+            )
+        })
+        .collect();
+    // One with every profile field, one whose e-mail is its login (one identifier).
+    people[7].1 = full_profile();
+    people[8].0 = new_account("same@etu.example.org", Some("same@etu.example.org"));
+    let ids = db
+        .create_many_with_profiles(people.clone(), at(9))
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1_100);
+
+    let seventh = db.find_with_profile(ids[7]).await.unwrap().unwrap();
+    assert_eq!(seventh.account.login.as_str(), "pupil7");
+    assert_eq!(seventh.account.state, AccountState::Provisioned);
+    assert_eq!(seventh.account.given_name, "Jean-Éric");
+    assert_eq!(seventh.profile, full_profile(), "every field read back");
+    let last = db.find_by_hr_id(&hr("ETU-1099")).await.unwrap().unwrap();
+    assert_eq!(last.account.id, ids[1_099]);
+    assert_eq!(
+        last.account.email.as_ref().map(Email::as_str),
+        Some("pupil1099@etu.example.org")
+    );
+    assert_eq!(
+        db.identifier_holder("same@etu.example.org").await.unwrap(),
+        Some((ids[8], IdentifierKind::Login))
+    );
+    // The folded names are written with the rows: the helpdesk finds them.
+    let found = db
+        .search_accounts(&["eric".to_owned()], 200)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 200);
+
+    // A batch with one clash (a login that is another account's e-mail) writes nobody.
+    let batch = vec![
+        (new_account("newcomer", None), AccountProfile::default()),
+        (
+            new_account("pupil3@etu.example.org", None),
+            AccountProfile::default(),
+        ),
+    ];
+    let refused = db.create_many_with_profiles(batch, at(10)).await;
+    assert!(
+        matches!(refused, Err(RepoError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(db.identifier_holder("newcomer").await.unwrap(), None);
+    // So does one whose hr_id is taken, or that names one login twice.
+    let taken_hr = vec![(
+        new_account("newcomer", None),
+        AccountProfile {
+            hr_id: Some(hr("ETU-5")),
+            ..AccountProfile::default()
+        },
+    )];
+    let refused = db.create_many_with_profiles(taken_hr, at(10)).await;
+    assert!(
+        matches!(&refused, Err(RepoError::Conflict(f)) if f == "hr_id"),
+        "{refused:?}"
+    );
+    let twice = vec![
+        (new_account("twin", None), AccountProfile::default()),
+        (new_account("twin", None), AccountProfile::default()),
+    ];
+    assert!(matches!(
+        db.create_many_with_profiles(twice, at(10)).await,
+        Err(RepoError::Conflict(_))
+    ));
+    assert_eq!(db.identifier_holder("newcomer").await.unwrap(), None);
+    assert_eq!(db.identifier_holder("twin").await.unwrap(), None);
+    assert!(db
+        .create_many_with_profiles(Vec::new(), at(10))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn holders_of_many_identifiers_are_found_in_one_call(db: Database) {
+    let jean = db
+        .create(new_account("jean.dupont", Some("jd@univ.example.org")), T0)
+        .await
+        .unwrap();
+    let old = db.create(new_account("old.one", None), T0).await.unwrap();
+    let mut asked: Vec<String> = ["jean.dupont", "jd@univ.example.org", "nobody", "old.one"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    // More than one `IN` list's worth.
+    asked.extend((0..700).map(|n| format!("free{n}")));
+    let mut held = db.identifier_holders(&asked).await.unwrap();
+    held.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        held,
+        vec![
+            (
+                "jd@univ.example.org".to_owned(),
+                jean.id,
+                IdentifierKind::Email
+            ),
+            ("jean.dupont".to_owned(), jean.id, IdentifierKind::Login),
+            ("old.one".to_owned(), old.id, IdentifierKind::Login),
+        ]
+    );
+    assert!(db.identifier_holders(&[]).await.unwrap().is_empty());
 }

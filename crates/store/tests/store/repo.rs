@@ -97,6 +97,7 @@ on_both_databases!(
     concurrent_locks_of_one_login_all_succeed,
     ended_login_locks_are_purged,
     audit_events_are_listed_newest_first_and_by_login,
+    audit_events_recorded_together_keep_their_order,
     the_database_answers_ping,
     migrations_run_twice_apply_nothing_the_second_time,
 );
@@ -393,6 +394,28 @@ async fn audit_events_are_listed_newest_first_and_by_login(db: Database) {
     assert!(db.recent(Some("nobody"), 10).await.unwrap().is_empty());
     assert!(db.recent(None, 0).await.unwrap().is_empty());
     assert!(db.recent(None, -5).await.unwrap().is_empty());
+}
+
+async fn audit_events_recorded_together_keep_their_order(db: Database) {
+    db.record(AuditEvent::new(AuditKind::ImportCompleted, at(0), "cli"))
+        .await
+        .unwrap();
+    // More than one multi-row statement's worth, all in the same second.
+    let together: Vec<AuditEvent> = (0..1_203)
+        .map(|n| {
+            AuditEvent::new(AuditKind::AccountCreated, at(1), "cli")
+                .login(format!("person{n}").as_str())
+                .detail(serde_json::json!({ "n": n }))
+        })
+        .collect();
+    db.record_many(together.clone()).await.unwrap();
+    db.record_many(Vec::new()).await.unwrap();
+
+    let listed = db.recent(None, 10_000).await.unwrap();
+    assert_eq!(listed.len(), 1_204);
+    let expected: Vec<_> = together.iter().rev().cloned().collect();
+    assert_eq!(listed[..1_203], expected[..]);
+    assert_eq!(listed[1_203].kind, "import.completed");
 }
 
 async fn the_database_answers_ping(db: Database) {
