@@ -2,11 +2,19 @@
 //! test's database.
 
 use std::process::Output;
+use std::sync::atomic::Ordering;
 
-use sesame_core::account::AccountState;
-use sesame_core::ids::{HrId, LoginName};
+use sesame_core::account::{
+    Account, AccountChanges, AccountProfile, AccountState, AccountWithProfile, NewAccount,
+};
+use sesame_core::error::RepoError;
+use sesame_core::ids::{AccountId, Affiliation, HrId, IdentifierKind, LoginName};
 use sesame_core::national_id::{NationalId, NationalIdKey};
+use sesame_core::ports::ProfileRepo;
+use sesame_lifecycle::import::read::Format;
+use sesame_lifecycle::import::{ImportOptions, Importer, ImporterParts, Outcome};
 use sesame_tests::{browser, Backend, TestApp, GOOD_PASSWORD};
+use time::OffsetDateTime;
 
 use crate::cli::{text, Cli};
 
@@ -599,4 +607,176 @@ async fn a_year_group_written_several_people_at_a_time_numbers_namesakes_in_file
         "{again}"
     );
     std::fs::remove_file(path).unwrap();
+}
+
+/// The real profile store, except that just before the import's first batch is written,
+/// another writer (the helpdesk, a second import) takes `taken` as a login: the race a batch
+/// must survive. Counts how the import wrote.
+#[derive(Debug)]
+struct TakenMeanwhile {
+    inner: std::sync::Arc<dyn ProfileRepo>,
+    taken: String,
+    batches: std::sync::atomic::AtomicUsize,
+    one_by_one: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ProfileRepo for TakenMeanwhile {
+    async fn create_with_profile(
+        &self,
+        account: NewAccount,
+        profile: AccountProfile,
+        now: OffsetDateTime,
+    ) -> Result<AccountWithProfile, RepoError> {
+        self.one_by_one.fetch_add(1, Ordering::SeqCst);
+        self.inner.create_with_profile(account, profile, now).await
+    }
+    async fn create_many_with_profiles(
+        &self,
+        people: Vec<(NewAccount, AccountProfile)>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<AccountId>, RepoError> {
+        if self.batches.fetch_add(1, Ordering::SeqCst) == 0 {
+            let other = NewAccount {
+                login: LoginName::parse(&self.taken).unwrap(),
+                email: None,
+                given_name: "Léa".to_owned(),
+                family_name: "Autre".to_owned(),
+                affiliation: Affiliation::Staff,
+                state: AccountState::Active,
+            };
+            self.inner
+                .create_with_profile(other, AccountProfile::default(), now)
+                .await
+                .unwrap();
+        }
+        self.inner.create_many_with_profiles(people, now).await
+    }
+    async fn find_with_profile(
+        &self,
+        id: AccountId,
+    ) -> Result<Option<AccountWithProfile>, RepoError> {
+        self.inner.find_with_profile(id).await
+    }
+    async fn find_by_hr_id(&self, hr_id: &HrId) -> Result<Option<AccountWithProfile>, RepoError> {
+        self.inner.find_by_hr_id(hr_id).await
+    }
+    async fn accounts_with_hr_id(&self) -> Result<Vec<AccountWithProfile>, RepoError> {
+        self.inner.accounts_with_hr_id().await
+    }
+    async fn search_accounts(
+        &self,
+        words: &[String],
+        limit: i64,
+    ) -> Result<Vec<Account>, RepoError> {
+        self.inner.search_accounts(words, limit).await
+    }
+    async fn update_account(
+        &self,
+        id: AccountId,
+        changes: &AccountChanges,
+        now: OffsetDateTime,
+    ) -> Result<(), RepoError> {
+        self.inner.update_account(id, changes, now).await
+    }
+    async fn directory_page(
+        &self,
+        after: Option<&str>,
+        affiliation: Option<Affiliation>,
+        limit: i64,
+    ) -> Result<Vec<AccountWithProfile>, RepoError> {
+        self.inner.directory_page(after, affiliation, limit).await
+    }
+    async fn directory_entry(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<AccountWithProfile>, RepoError> {
+        self.inner.directory_entry(identifier).await
+    }
+    async fn identifier_holders(
+        &self,
+        identifiers: &[String],
+    ) -> Result<Vec<(String, AccountId, IdentifierKind)>, RepoError> {
+        self.inner.identifier_holders(identifiers).await
+    }
+    async fn identifier_holder(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<(AccountId, IdentifierKind)>, RepoError> {
+        self.inner.identifier_holder(identifier).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_taken_while_the_import_writes_sends_its_batch_person_by_person_to_the_next_number()
+{
+    let app = TestApp::spawn().await;
+    let letters = random_letters();
+    let family = format!("Course{letters}");
+    let base = format!("lea.{}", family.to_lowercase());
+    let profiles = std::sync::Arc::new(TakenMeanwhile {
+        inner: std::sync::Arc::clone(&app.services.profiles),
+        taken: base.clone(),
+        batches: std::sync::atomic::AtomicUsize::new(0),
+        one_by_one: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let importer = Importer::new(ImporterParts {
+        profiles: profiles.clone(),
+        accounts: app.services.accounts.clone(),
+        audit: std::sync::Arc::clone(&app.services.audit),
+        sessions: app.services.sessions.clone(),
+        clock: std::sync::Arc::clone(&app.services.clock),
+        rules: app.settings.lifecycle.import_rules().unwrap(),
+        parallelism: 4,
+    });
+    let csv = format!(
+        "hr_id,given_name,family_name,affiliation\n\
+         {letters}1,Léa,{family},student\n\
+         {letters}2,Zoé,Seule{letters},student\n\
+         {letters}3,Léa,{family},student\n"
+    );
+    let options = ImportOptions {
+        format: Format::Csv,
+        full: false,
+        strict: false,
+        dry_run: false,
+    };
+    let report = importer.run(csv.as_bytes(), options, "test").await.unwrap();
+
+    assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    let logins: Vec<String> = report
+        .outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Created { login, .. } => login.as_str().to_owned(),
+            other => panic!("expected a creation, got {other:?}"),
+        })
+        .collect();
+    // The batch met the clash, was undone, and its people were written one by one: the
+    // Léas moved on to the next numbers, still in file order; nobody was written twice.
+    assert_eq!(
+        logins,
+        [
+            format!("{base}2"),
+            format!("zoe.seule{letters}"),
+            format!("{base}3")
+        ]
+    );
+    assert_eq!(profiles.batches.load(Ordering::SeqCst), 1);
+    // The first Léa tried the bare login (taken) then the next; the others went through.
+    assert_eq!(profiles.one_by_one.load(Ordering::SeqCst), 2 + 1 + 1);
+    for login in &logins {
+        assert_eq!(
+            state_of(&app, login).await,
+            AccountState::Provisioned,
+            "{login}"
+        );
+        let kinds = app.audit_kinds(login).await;
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "account.created").count(),
+            1,
+            "{login}: {kinds:?}"
+        );
+    }
+    assert_eq!(state_of(&app, &base).await, AccountState::Active);
 }

@@ -272,18 +272,19 @@ impl Importer {
         Ok(report)
     }
 
-    /// Carries out (or, in a dry run, only resolves) the plan's steps, `parallelism` people
-    /// at a time.
+    /// Carries out (or, in a dry run, only resolves) the plan's steps.
     ///
-    /// Each person is still written on their own (a failure half-way leaves what was done,
-    /// and importing the file again completes it), but people no longer wait for each other:
-    /// an import is a series of short round trips, and one person after the other left the
-    /// database idle most of the time (issue 18: 702 s for 100,000 people). New people who
-    /// share a base login are created one after the other, in file order, so that namesakes
-    /// are numbered as the file lists them whatever the parallelism; logins given out by this
-    /// run are reserved in memory, and the database's one namespace of logins and addresses
-    /// stays the judge between groups. A storage failure starts nothing new, lets what is
-    /// under way finish (so no account is left without its audit event), and is returned.
+    /// An import is many short writes, and one person after the other left the database
+    /// idle most of the time (issue 18: 702 s for 100,000 people). So the logins of all new
+    /// people are chosen first, in memory and in file order (namesakes are numbered as the
+    /// file lists them), with the database asked in bulk which candidates are taken
+    /// ([`Importer::assign_logins`]); then new people are written [`BATCH`] at a time, each
+    /// batch one transaction (all or none), and updates and disables one by one, with
+    /// `parallelism` of these writes under way at once. A batch that meets a clash (someone
+    /// took a login since it was checked) is written again person by person. A storage
+    /// failure starts nothing new, lets what is under way finish (so no written account loses
+    /// its audit events), and is returned: what was written stays, and importing the file
+    /// again completes it.
     async fn execute(
         &self,
         plan: Plan,
@@ -297,24 +298,15 @@ impl Importer {
         } = plan;
         let apply = mode == Mode::Applied;
         let mut outcomes: Vec<(usize, Outcome)> = Vec::with_capacity(steps.len());
+        let mut creates = Vec::new();
         let mut tasks: Vec<Task> = Vec::new();
-        let mut group_of_base: HashMap<String, usize> = HashMap::new();
         for (order, step) in steps.into_iter().enumerate() {
             match step {
-                Step::Create { record, base_login } => match group_of_base.get(&base_login) {
-                    Some(&group) => {
-                        if let Task::Create { people, .. } = &mut tasks[group] {
-                            people.push((order, record));
-                        }
-                    }
-                    None => {
-                        group_of_base.insert(base_login.clone(), tasks.len());
-                        tasks.push(Task::Create {
-                            base_login,
-                            people: vec![(order, record)],
-                        });
-                    }
-                },
+                Step::Create { record, base_login } => creates.push(NewPerson {
+                    order,
+                    record,
+                    base_login,
+                }),
                 Step::Unchanged { record, account } => outcomes.push((
                     order,
                     Outcome::Unchanged {
@@ -342,9 +334,32 @@ impl Importer {
                 }),
             }
         }
-        // Logins and addresses given out by this run (a dry run writes nothing down).
-        let reserved = Mutex::new(HashSet::new());
-        let mut waiting = tasks
+        let (assigned, reserved) = self.assign_logins(creates).await?;
+        let mut to_write = Vec::new();
+        for (person, identifiers) in assigned {
+            match identifiers {
+                Ok((login, email)) if apply => to_write.push((person, login, email)),
+                Ok((login, email)) => outcomes.push((
+                    person.order,
+                    Outcome::Created {
+                        line: person.record.line,
+                        hr_id: person.record.hr_id,
+                        login,
+                        email,
+                    },
+                )),
+                Err(reason) => rejections.push(person.rejection(reason)),
+            }
+        }
+        let mut batches = Vec::new();
+        while !to_write.is_empty() {
+            let rest = to_write.split_off(BATCH.min(to_write.len()));
+            batches.push(Task::Create(std::mem::replace(&mut to_write, rest)));
+        }
+        // New people first: a disable's single logout notices are slower than a batch.
+        batches.append(&mut tasks);
+        let reserved = Mutex::new(reserved);
+        let mut waiting = batches
             .into_iter()
             .map(|task| self.run_task(task, &reserved, apply, actor));
         let mut running = FuturesUnordered::new();
@@ -384,6 +399,91 @@ impl Importer {
         })
     }
 
+    /// Chooses every new person's login and address: in file order, the first numbered
+    /// variant that neither this run nor the database has given out (see
+    /// [`crossed`] for an identifier held in the other role, which rejects the line).
+    ///
+    /// The database is asked in bulk: first about every person's first candidate, then only
+    /// about the candidates that moved because one was taken, until no candidate is unknown
+    /// (one round per depth of namesakes already in the database). Returns each person with
+    /// their login and address or why their line is rejected, and what this run gave out.
+    async fn assign_logins(
+        &self,
+        people: Vec<NewPerson>,
+    ) -> Result<(Vec<(NewPerson, Assignment)>, HashSet<String>), ImportError> {
+        let mut held: HashMap<String, IdentifierKind> = HashMap::new();
+        let mut asked: HashSet<String> = HashSet::new();
+        loop {
+            let mut reserved = HashSet::new();
+            let mut unknown = Vec::new();
+            let mut assigned = Vec::with_capacity(people.len());
+            for person in &people {
+                let choice = self.first_free(person, &reserved, &held)?;
+                if let Ok((login, email)) = &choice {
+                    for identifier in
+                        std::iter::once(login.as_str()).chain(email.as_ref().map(Email::as_str))
+                    {
+                        reserved.insert(identifier.to_owned());
+                        if !asked.contains(identifier) {
+                            unknown.push(identifier.to_owned());
+                        }
+                    }
+                }
+                assigned.push(choice);
+            }
+            if unknown.is_empty() {
+                return Ok((people.into_iter().zip(assigned).collect(), reserved));
+            }
+            let found: Vec<Result<Vec<_>, RepoError>> =
+                futures::stream::iter(unknown.chunks(HOLDERS_PER_CALL))
+                    .map(|chunk| self.parts.profiles.identifier_holders(chunk))
+                    .buffer_unordered(self.parts.parallelism.max(1))
+                    .collect()
+                    .await;
+            for holders in found {
+                for (identifier, _, kind) in holders? {
+                    held.insert(identifier, kind);
+                }
+            }
+            asked.extend(unknown);
+        }
+    }
+
+    /// The first numbered variant of `person`'s login that `reserved` and `held` leave free,
+    /// with its address, given what the database said so far (`held`: the identifiers it
+    /// reported taken, and as what).
+    fn first_free(
+        &self,
+        person: &NewPerson,
+        reserved: &HashSet<String>,
+        held: &HashMap<String, IdentifierKind>,
+    ) -> Result<Assignment, ImportError> {
+        for n in 1..=MAX_LOGIN_NUMBER {
+            let Some(login) = numbered_login(&person.base_login, n) else {
+                break;
+            };
+            let email = self
+                .parts
+                .rules
+                .email
+                .render(person.record.affiliation, &login);
+            let email_str = email.as_ref().map(Email::as_str);
+            if reserved.contains(login.as_str()) || email_str.is_some_and(|e| reserved.contains(e))
+            {
+                continue;
+            }
+            if let Some(reason) = crossed(&login, email.as_ref(), held) {
+                return Ok(Err(reason));
+            }
+            if held.contains_key(login.as_str()) || email_str.is_some_and(|e| held.contains_key(e))
+            {
+                continue;
+            }
+            return Ok(Ok((login, email)));
+        }
+        Err(ImportError::NoFreeLogin(person.base_login.clone()))
+    }
+
     /// Carries out one task (or, in a dry run, says what it would do): its people's outcomes
     /// or rejections, each with its place in the plan.
     async fn run_task(
@@ -394,16 +494,7 @@ impl Importer {
         actor: &str,
     ) -> Result<Vec<(usize, Result<Outcome, Rejection>)>, ImportError> {
         match task {
-            Task::Create { base_login, people } => {
-                let mut done = Vec::with_capacity(people.len());
-                for (order, record) in people {
-                    let result = self
-                        .create(record, &base_login, reserved, apply, actor)
-                        .await?;
-                    done.push((order, result));
-                }
-                Ok(done)
-            }
+            Task::Create(batch) => self.create_batch(batch, reserved, actor).await,
             Task::Update {
                 order,
                 record,
@@ -481,70 +572,91 @@ impl Importer {
         }
     }
 
-    /// Creates one person's account under the first free login (or, in a dry run, finds
-    /// that login). A login or address taken by someone else moves on to the next number; an
-    /// `hr_id` taken meanwhile, or an identifier held in the other role (see
-    /// [`Importer::holders`]), rejects the line.
+    /// Writes a batch of new people in one transaction, with their audit events; if it meets
+    /// a clash, writes them one by one instead ([`Importer::create`]).
+    async fn create_batch(
+        &self,
+        batch: Vec<(NewPerson, LoginName, Option<Email>)>,
+        reserved: &Mutex<HashSet<String>>,
+        actor: &str,
+    ) -> Result<Vec<(usize, Result<Outcome, Rejection>)>, ImportError> {
+        let now = self.parts.clock.now();
+        let rows = batch
+            .iter()
+            .map(|(person, login, email)| person.account_and_profile(login, email))
+            .collect();
+        match self
+            .parts
+            .profiles
+            .create_many_with_profiles(rows, now)
+            .await
+        {
+            Ok(ids) => {
+                let events = batch
+                    .iter()
+                    .zip(&ids)
+                    .map(|((person, login, _), id)| person.created_event(login, *id, now, actor))
+                    .collect();
+                self.parts.audit.record_many(events).await?;
+                Ok(batch
+                    .into_iter()
+                    .map(|(person, login, email)| {
+                        let outcome = Outcome::Created {
+                            line: person.record.line,
+                            hr_id: person.record.hr_id,
+                            login,
+                            email,
+                        };
+                        (person.order, Ok(outcome))
+                    })
+                    .collect())
+            }
+            // Taken since it was checked (another writer), or an `hr_id` given meanwhile:
+            // each person on their own finds which, and the next number if need be.
+            // The batch's logins are given back first, so that its namesakes are numbered
+            // in file order again.
+            Err(RepoError::Conflict(_)) => {
+                for (_, login, email) in &batch {
+                    release(reserved, login, email.as_ref());
+                }
+                let mut done = Vec::with_capacity(batch.len());
+                for (person, _, _) in batch {
+                    let order = person.order;
+                    done.push((order, self.create(person, reserved, actor).await?));
+                }
+                Ok(done)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates one person's account under the first free login, when their batch met a
+    /// clash. A login or address taken by someone else moves on to the next number; an
+    /// `hr_id` taken meanwhile, or an identifier held in the other role (see [`crossed`]),
+    /// rejects the line.
     ///
-    /// In a real run the insert itself is the check: the database's one namespace refuses a
-    /// taken login or address, and only then is it asked who holds it. Asking first would
-    /// cost two round trips for every person when namesakes are the exception.
+    /// The insert itself is the check: the database's one namespace refuses a taken login or
+    /// address, and only then is it asked who holds it.
     async fn create(
         &self,
-        record: PersonRecord,
-        base_login: &str,
+        person: NewPerson,
         reserved: &Mutex<HashSet<String>>,
-        apply: bool,
         actor: &str,
     ) -> Result<Result<Outcome, Rejection>, ImportError> {
-        let reject = |reason: RejectReason, record: &PersonRecord| Rejection {
-            line: record.line,
-            reason,
-            hr_id: Some(record.hr_id.clone()),
-            affiliation: Some(record.affiliation),
-        };
         for n in 1..=MAX_LOGIN_NUMBER {
-            let Some(login) = numbered_login(base_login, n) else {
+            let Some(login) = numbered_login(&person.base_login, n) else {
                 break;
             };
-            let email = self.parts.rules.email.render(record.affiliation, &login);
+            let email = self
+                .parts
+                .rules
+                .email
+                .render(person.record.affiliation, &login);
             if !reserve(reserved, &login, email.as_ref()) {
                 continue;
             }
-            if !apply {
-                match self.holders(&login, email.as_ref()).await? {
-                    Holders::Free => {
-                        return Ok(Ok(Outcome::Created {
-                            line: record.line,
-                            hr_id: record.hr_id,
-                            login,
-                            email,
-                        }))
-                    }
-                    Holders::Namesake => continue,
-                    Holders::Crossed(reason) => {
-                        release(reserved, &login, email.as_ref());
-                        return Ok(Err(reject(reason, &record)));
-                    }
-                }
-            }
             let now = self.parts.clock.now();
-            let new = NewAccount {
-                login: login.clone(),
-                email: email.clone(),
-                given_name: record.given_name.clone(),
-                family_name: record.family_name.clone(),
-                affiliation: record.affiliation,
-                state: AccountState::Provisioned,
-            };
-            let profile = AccountProfile {
-                hr_id: Some(record.hr_id.clone()),
-                birth_date: record.birth_date,
-                national_id: record.national_id.clone(),
-                recovery_email: record.recovery_email.clone().map(Contact::unverified),
-                mobile: record.mobile.clone().map(Contact::unverified),
-                ..AccountProfile::default()
-            };
+            let (new, profile) = person.account_and_profile(&login, &email);
             match self
                 .parts
                 .profiles
@@ -554,95 +666,130 @@ impl Importer {
                 Ok(created) => {
                     self.parts
                         .audit
-                        .record(
-                            AuditEvent::new(AuditKind::AccountCreated, now, actor)
-                                .login(login.as_str())
-                                .account(created.account.id)
-                                .detail(serde_json::json!({
-                                    "state": AccountState::Provisioned.as_str(),
-                                    "affiliation": record.affiliation.as_str(),
-                                    "source": "import",
-                                    "hr_id": record.hr_id.as_str(),
-                                })),
-                        )
+                        .record(person.created_event(&login, created.account.id, now, actor))
                         .await?;
                     return Ok(Ok(Outcome::Created {
-                        line: record.line,
-                        hr_id: record.hr_id,
+                        line: person.record.line,
+                        hr_id: person.record.hr_id,
                         login,
                         email,
                     }));
                 }
                 Err(RepoError::Conflict(what)) if what == "hr_id" => {
-                    let reason = RejectReason::HrIdTaken(record.hr_id.clone());
-                    return Ok(Err(reject(reason, &record)));
+                    release(reserved, &login, email.as_ref());
+                    let reason = RejectReason::HrIdTaken(person.record.hr_id.clone());
+                    return Ok(Err(person.rejection(reason)));
                 }
                 // Taken: by a namesake (the next number), or in the other role (rejected).
                 // Free again by now (renamed meanwhile) is taken as a namesake: the next
                 // number is as good.
                 Err(RepoError::Conflict(_)) => {
-                    if let Holders::Crossed(reason) = self.holders(&login, email.as_ref()).await? {
+                    let asked: Vec<String> = std::iter::once(login.as_str())
+                        .chain(email.as_ref().map(Email::as_str))
+                        .map(str::to_owned)
+                        .collect();
+                    let held: HashMap<String, IdentifierKind> = self
+                        .parts
+                        .profiles
+                        .identifier_holders(&asked)
+                        .await?
+                        .into_iter()
+                        .map(|(identifier, _, kind)| (identifier, kind))
+                        .collect();
+                    if let Some(reason) = crossed(&login, email.as_ref(), &held) {
                         release(reserved, &login, email.as_ref());
-                        return Ok(Err(reject(reason, &record)));
+                        return Ok(Err(person.rejection(reason)));
                     }
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ImportError::NoFreeLogin(base_login.to_owned()))
+        Err(ImportError::NoFreeLogin(person.base_login))
     }
+}
 
-    /// Who holds `login` and `email`. A login taken as a login, or an e-mail taken as an
-    /// e-mail, is a namesake: the next number. But logins and e-mails share one namespace
-    /// (the login page takes either in one field): an e-mail that is another account's
-    /// *login* (one made by hand as `jean.dupont@univ.example`, most likely this very
-    /// person) is not worked around with a number but rejects the line, for an operator to
-    /// look at.
-    async fn holders(
+/// How many new people one transaction writes: large enough that a year group costs a few
+/// hundred statements, small enough that a batch stays well within the database call budget
+/// and that a clash (the batch written again person by person) costs little.
+const BATCH: usize = 500;
+
+/// Identifiers asked about in one call to the database during [`Importer::assign_logins`].
+const HOLDERS_PER_CALL: usize = 2000;
+
+/// A new person of the file, with their place in the plan.
+struct NewPerson {
+    /// Place in the plan.
+    order: usize,
+    /// The person.
+    record: PersonRecord,
+    /// `prenom.nom`, before any collision number.
+    base_login: String,
+}
+
+/// A new person's login and address, or why their line is rejected.
+type Assignment = Result<(LoginName, Option<Email>), RejectReason>;
+
+impl NewPerson {
+    /// The account and profile to write under `login` and `email`.
+    fn account_and_profile(
         &self,
         login: &LoginName,
-        email: Option<&Email>,
-    ) -> Result<Holders, ImportError> {
-        let profiles = &self.parts.profiles;
-        let login_holder = profiles.identifier_holder(login.as_str()).await?;
-        let email_holder = match email {
-            Some(e) => profiles.identifier_holder(e.as_str()).await?,
-            None => None,
+        email: &Option<Email>,
+    ) -> (NewAccount, AccountProfile) {
+        let record = &self.record;
+        let new = NewAccount {
+            login: login.clone(),
+            email: email.clone(),
+            given_name: record.given_name.clone(),
+            family_name: record.family_name.clone(),
+            affiliation: record.affiliation,
+            state: AccountState::Provisioned,
         };
-        let crossed = [
-            (login.as_str(), IdentifierKind::Login, login_holder),
-            (
-                email.map_or("", Email::as_str),
-                IdentifierKind::Email,
-                email_holder,
-            ),
-        ]
-        .into_iter()
-        .find_map(|(value, field, holder)| match holder {
-            Some((_, held_as)) if held_as != field => Some(RejectReason::IdentifierTaken {
-                field,
-                value: value.to_owned(),
-                held_as,
-            }),
-            _ => None,
-        });
-        Ok(match crossed {
-            Some(reason) => Holders::Crossed(reason),
-            None if login_holder.is_none() && email_holder.is_none() => Holders::Free,
-            None => Holders::Namesake,
-        })
+        let profile = AccountProfile {
+            hr_id: Some(record.hr_id.clone()),
+            birth_date: record.birth_date,
+            national_id: record.national_id.clone(),
+            recovery_email: record.recovery_email.clone().map(Contact::unverified),
+            mobile: record.mobile.clone().map(Contact::unverified),
+            ..AccountProfile::default()
+        };
+        (new, profile)
+    }
+
+    /// The audit event of their account's creation.
+    fn created_event(
+        &self,
+        login: &LoginName,
+        id: AccountId,
+        now: time::OffsetDateTime,
+        actor: &str,
+    ) -> AuditEvent {
+        AuditEvent::new(AuditKind::AccountCreated, now, actor)
+            .login(login.as_str())
+            .account(id)
+            .detail(serde_json::json!({
+                "state": AccountState::Provisioned.as_str(),
+                "affiliation": self.record.affiliation.as_str(),
+                "source": "import",
+                "hr_id": self.record.hr_id.as_str(),
+            }))
+    }
+
+    /// Their line, rejected.
+    fn rejection(&self, reason: RejectReason) -> Rejection {
+        Rejection {
+            line: self.record.line,
+            reason,
+            hr_id: Some(self.record.hr_id.clone()),
+            affiliation: Some(self.record.affiliation),
+        }
     }
 }
 
 /// What an import does concurrently with the rest.
 enum Task {
-    /// New people sharing a base login, in file order, each with its place in the plan.
-    Create {
-        /// `prenom.nom`, before any collision number.
-        base_login: String,
-        /// The people.
-        people: Vec<(usize, PersonRecord)>,
-    },
+    /// New people with their logins and addresses, written in one transaction.
+    Create(Vec<(NewPerson, LoginName, Option<Email>)>),
     /// A known person whose data changed (see [`Step::Update`]).
     Update {
         /// Place in the plan.
@@ -667,14 +814,32 @@ enum Task {
     },
 }
 
-/// Whether a login and its address can be given to a new account.
-enum Holders {
-    /// Nobody holds either.
-    Free,
-    /// One is held in its own role: the next number.
-    Namesake,
-    /// One is held in the other role: the line is rejected.
-    Crossed(RejectReason),
+/// Why `login` or `email` cannot be given to a new person even with a number, given what
+/// the database holds (`held`: identifiers taken, and as what). A login taken as a login, or
+/// an e-mail taken as an e-mail, is a namesake: the next number. But logins and e-mails share
+/// one namespace (the login page takes either in one field): an e-mail that is another
+/// account's *login* (one made by hand as `jean.dupont@univ.example`, most likely this very
+/// person) is not worked around with a number but rejects the line, for an operator to look
+/// at.
+fn crossed(
+    login: &LoginName,
+    email: Option<&Email>,
+    held: &HashMap<String, IdentifierKind>,
+) -> Option<RejectReason> {
+    [
+        (Some(login.as_str()), IdentifierKind::Login),
+        (email.map(Email::as_str), IdentifierKind::Email),
+    ]
+    .into_iter()
+    .find_map(|(value, field)| {
+        let value = value?;
+        let held_as = *held.get(value)?;
+        (held_as != field).then(|| RejectReason::IdentifierTaken {
+            field,
+            value: value.to_owned(),
+            held_as,
+        })
+    })
 }
 
 /// Gives back what [`reserve`] took for a line that is rejected: the next namesake meets the

@@ -432,10 +432,7 @@ async fn many_accounts_are_created_at_once_or_none(db: Database) {
         Some((ids[8], IdentifierKind::Login))
     );
     // The folded names are written with the rows: the helpdesk finds them.
-    let found = db
-        .search_accounts(&["eric".to_owned()], 200)
-        .await
-        .unwrap();
+    let found = db.search_accounts(&["eric".to_owned()], 200).await.unwrap();
     assert_eq!(found.len(), 200);
 
     // A batch with one clash (a login that is another account's e-mail) writes nobody.
