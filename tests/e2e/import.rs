@@ -693,6 +693,12 @@ impl ProfileRepo for TakenMeanwhile {
     ) -> Result<Option<AccountWithProfile>, RepoError> {
         self.inner.directory_entry(identifier).await
     }
+    async fn find_many_by_login(
+        &self,
+        logins: &[String],
+    ) -> Result<Vec<AccountWithProfile>, RepoError> {
+        self.inner.find_many_by_login(logins).await
+    }
     async fn identifier_holders(
         &self,
         identifiers: &[String],

@@ -561,6 +561,13 @@ pub trait ProfileRepo: Send + Sync + std::fmt::Debug {
         now: OffsetDateTime,
     ) -> Result<Vec<AccountId>, RepoError>;
 
+    /// The accounts with these logins (folded), with their profiles, in any order (the
+    /// logins no account has are left out): what an import reads back about its people.
+    async fn find_many_by_login(
+        &self,
+        logins: &[String],
+    ) -> Result<Vec<AccountWithProfile>, RepoError>;
+
     /// [`ProfileRepo::identifier_holder`] for many identifiers in one query: those held, each
     /// with its holder and as what (the ones absent are free).
     async fn identifier_holders(
@@ -589,6 +596,13 @@ pub trait MailQueue: Send + Sync + std::fmt::Debug {
         mail: crate::mail::OutgoingMail,
         now: OffsetDateTime,
     ) -> Result<crate::mail::MailId, RepoError>;
+
+    /// Queues mails, due at once, in one write (all or none); returns their ids in order.
+    async fn enqueue_many(
+        &self,
+        mails: Vec<crate::mail::OutgoingMail>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<crate::mail::MailId>, RepoError>;
 
     /// Claims at most `limit` pending mails due at `now` whose lease (if any) has ended,
     /// oldest due first: each one's attempt count goes up by one and it is leased until
@@ -664,6 +678,16 @@ pub trait Mailer: Send + Sync + std::fmt::Debug {
         &self,
         message: crate::mail::MailMessage,
     ) -> Result<crate::mail::MailId, crate::error::MailError>;
+
+    /// Renders and queues `messages` in one write (all or none): an import's activation
+    /// links. Returns their ids in order.
+    ///
+    /// # Errors
+    /// As [`Mailer::send`]; on error nothing is queued.
+    async fn send_many(
+        &self,
+        messages: Vec<crate::mail::MailMessage>,
+    ) -> Result<Vec<crate::mail::MailId>, crate::error::MailError>;
 }
 
 /// Durable storage of the admin API's keys (the SQL database). Never the keys themselves:

@@ -57,4 +57,21 @@ impl Mailer for TemplatedMailer {
         }
         Ok(id)
     }
+
+    #[tracing::instrument(name = "mail.enqueue_many", skip_all, fields(mail.count = messages.len()))]
+    async fn send_many(&self, messages: Vec<MailMessage>) -> Result<Vec<MailId>, MailError> {
+        let mails = messages
+            .iter()
+            .map(|m| self.templates.render(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = self.queue.enqueue_many(mails, self.clock.now()).await?;
+        tracing::info!(mail.count = ids.len(), "mails queued");
+        for _ in &ids {
+            sesame_metrics::mail("queued");
+        }
+        if let Some(waker) = &self.waker {
+            waker.wake();
+        }
+        Ok(ids)
+    }
 }

@@ -351,16 +351,20 @@ pub fn import_report_lines(done: &ImportDone) -> Vec<String> {
             done.activation_links
         ));
     }
-    for login in &done.no_activation_link {
-        let hr_id = report.outcomes.iter().find_map(|o| match o {
-            Outcome::Created {
-                login: l, hr_id, ..
+    // Looked up by login once for all: a year group can leave tens of thousands without an
+    // address, and a scan of the outcomes for each made this report quadratic (minutes).
+    let hr_ids: std::collections::HashMap<&LoginName, &sesame_core::ids::HrId> = report
+        .outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Created { login, hr_id, .. } | Outcome::Updated { login, hr_id, .. } => {
+                Some((login, hr_id))
             }
-            | Outcome::Updated {
-                login: l, hr_id, ..
-            } if l == login => Some(hr_id.to_string()),
             _ => None,
-        });
+        })
+        .collect();
+    for login in &done.no_activation_link {
+        let hr_id = hr_ids.get(login);
         lines.push(format!(
             "no activation link for {login}{}: no recovery address (add it to the file, or give them an activation code)",
             hr_id.map(|h| format!(" (hr_id {h})")).unwrap_or_default()

@@ -15,17 +15,19 @@ pub mod limits;
 pub mod ports;
 pub mod settings;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-
 use sesame_core::account::{
-    Account, AccountChanges, AccountState, CharterAcceptance, Contact, MailRedirect,
+    Account, AccountChanges, AccountState, AccountWithProfile, CharterAcceptance, Contact,
+    MailRedirect,
 };
 use sesame_core::accounts::AccountService;
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::clock::Clock;
+use sesame_core::error::RepoError;
 use sesame_core::i18n::Lang;
 use sesame_core::ids::{AccountId, Affiliation, Email, HrId, LoginName, MobilePhone};
 use sesame_core::mail::{MailKind, MailMessage};
@@ -119,15 +121,8 @@ pub struct ImportMails {
     pub no_address: Vec<LoginName>,
 }
 
-/// What [`Activation::after_import`] did for one person.
-enum ImportLink {
-    /// A link was queued.
-    Sent,
-    /// They may activate by link but have no address to send it to.
-    NoAddress(LoginName),
-    /// No link is due (activated meanwhile, or links are not their way in).
-    NotWanted,
-}
+/// People whose activation links [`Activation::after_import`] queues in one write.
+pub const IMPORT_LINKS_PER_WRITE: usize = 500;
 
 /// What a person typed on the identity form.
 #[derive(Debug, Default)]
@@ -632,15 +627,7 @@ impl Activation {
                 true,
             )
             .await?;
-        let message = MailMessage::new(MailKind::ActivationLink, recovery.address, Lang::Fr)
-            .account(account.id)
-            .value("login", account.login.as_str())
-            .value("given_name", account.given_name.as_str())
-            .value(
-                "link",
-                format!("{}/activation/link?token={token}", self.parts.public_url),
-            )
-            .time("expires_at", expires_at);
+        let message = self.link_message(&account, recovery.address, &token, expires_at);
         self.parts.mailer.send(message).await?;
         self.audit(
             AuditEvent::new(AuditKind::ActivationLinkSent, now, actor)
@@ -702,8 +689,11 @@ impl Activation {
     /// After an import: mails an activation link to each person it created, or brought back
     /// from `disabled` to `provisioned`, who has a recovery address and may activate by link.
     /// Returns how many mails were queued, and who could have had one but has no address.
-    /// `parallelism` people are handled at once (an import of a year group queues tens of
-    /// thousands of links; one after the other, that was minutes of round trips).
+    ///
+    /// A year group means tens of thousands of links; one at a time, with its reads, that was
+    /// minutes of round trips. So the people are read back in bulk, and their links are
+    /// queued [`IMPORT_LINKS_PER_WRITE`] at a time (secrets, mails and audit events, each in
+    /// one write), `parallelism` of these at once.
     ///
     /// # Errors
     /// [`ActivationError::Unavailable`] (the mails queued before the failure stay queued).
@@ -713,61 +703,120 @@ impl Activation {
         actor: &str,
         parallelism: usize,
     ) -> Result<ImportMails, ActivationError> {
-        let people = report.outcomes.iter().filter_map(|outcome| match outcome {
-            Outcome::Created { login, .. }
-            | Outcome::Updated {
-                login,
-                reprovisioned: true,
-                ..
-            } => Some(login),
-            _ => None,
-        });
-        // Every person is tried even after a failure, so that each link either went or is
-        // reported; in file order, for the list of people without an address.
-        let linked: Vec<Result<ImportLink, ActivationError>> = futures::stream::iter(people)
-            .map(|login| self.link_after_import(login, actor))
-            .buffered(parallelism.max(1))
-            .collect()
-            .await;
-        let mut mails = ImportMails::default();
-        for linked in linked {
-            match linked? {
-                ImportLink::Sent => mails.sent += 1,
-                ImportLink::NoAddress(login) => mails.no_address.push(login),
-                ImportLink::NotWanted => {}
+        let logins: Vec<String> = report
+            .outcomes
+            .iter()
+            .filter_map(|outcome| match outcome {
+                Outcome::Created { login, .. }
+                | Outcome::Updated {
+                    login,
+                    reprovisioned: true,
+                    ..
+                } => Some(login.as_str().to_owned()),
+                _ => None,
+            })
+            .collect();
+        let parallelism = parallelism.max(1);
+        let read: Vec<Result<Vec<AccountWithProfile>, RepoError>> =
+            futures::stream::iter(logins.chunks(IMPORT_LINKS_PER_WRITE))
+                .map(|chunk| self.parts.profiles.find_many_by_login(chunk))
+                .buffer_unordered(parallelism)
+                .collect()
+                .await;
+        let mut people: HashMap<String, AccountWithProfile> = HashMap::with_capacity(logins.len());
+        for found in read {
+            for person in found? {
+                people.insert(person.account.login.as_str().to_owned(), person);
             }
+        }
+        let mut mails = ImportMails::default();
+        let mut due: Vec<(Account, Email)> = Vec::new();
+        // In file order, for the list of people without an address.
+        for login in &logins {
+            let Some(found) = people.remove(login) else {
+                continue;
+            };
+            let account = found.account;
+            if account.state != AccountState::Provisioned
+                || !self
+                    .parts
+                    .policy
+                    .allows(account.affiliation, ActivationPath::EmailLink)
+            {
+                continue;
+            }
+            match found.profile.recovery_email {
+                Some(recovery) => due.push((account, recovery.address)),
+                None => mails.no_address.push(account.login),
+            }
+        }
+        // Every write is tried even after a failure, so that each link either went or is
+        // reported.
+        let queued: Vec<Result<usize, ActivationError>> =
+            futures::stream::iter(due.chunks(IMPORT_LINKS_PER_WRITE))
+                .map(|people| self.send_links(people, actor))
+                .buffer_unordered(parallelism)
+                .collect()
+                .await;
+        for queued in queued {
+            mails.sent += queued?;
         }
         Ok(mails)
     }
 
-    /// One person of [`Activation::after_import`].
-    async fn link_after_import(
+    /// Queues the activation links of `people` (provisioned, allowed links, each with their
+    /// recovery address): their secrets, mails and audit events, each in one write. Returns
+    /// how many were queued.
+    async fn send_links(
         &self,
-        login: &LoginName,
+        people: &[(Account, Email)],
         actor: &str,
-    ) -> Result<ImportLink, ActivationError> {
-        let Some(account) = self.parts.accounts_repo.find_by_login(login).await? else {
-            return Ok(ImportLink::NotWanted);
-        };
-        if self.send_link(account.id, actor).await? {
-            return Ok(ImportLink::Sent);
+    ) -> Result<usize, ActivationError> {
+        let now = self.now();
+        let expires_at = self.link_deadline(now);
+        let mut tokens = Vec::with_capacity(people.len());
+        let mut messages = Vec::with_capacity(people.len());
+        let mut events = Vec::with_capacity(people.len());
+        for (account, address) in people {
+            let token = random::token();
+            tokens.push(NewToken {
+                token_hash: token_hash(&token),
+                account_id: account.id,
+                kind: TokenKind::Link,
+                created_at: now,
+                expires_at,
+                detail: Some(address.as_str().to_owned()),
+            });
+            messages.push(self.link_message(account, address.clone(), &token, expires_at));
+            events.push(
+                AuditEvent::new(AuditKind::ActivationLinkSent, now, actor)
+                    .login(account.login.as_str())
+                    .account(account.id),
+            );
         }
-        let has_address = self
-            .parts
-            .profiles
-            .find_with_profile(account.id)
-            .await?
-            .is_some_and(|found| found.profile.recovery_email.is_some());
-        if account.state == AccountState::Provisioned
-            && self
-                .parts
-                .policy
-                .allows(account.affiliation, ActivationPath::EmailLink)
-            && !has_address
-        {
-            return Ok(ImportLink::NoAddress(account.login));
-        }
-        Ok(ImportLink::NotWanted)
+        self.parts.tokens.insert_tokens(tokens, true).await?;
+        self.parts.mailer.send_many(messages).await?;
+        self.parts.audit.record_many(events).await?;
+        Ok(people.len())
+    }
+
+    /// The mail that carries an activation link.
+    fn link_message(
+        &self,
+        account: &Account,
+        to: Email,
+        token: &str,
+        expires_at: OffsetDateTime,
+    ) -> MailMessage {
+        MailMessage::new(MailKind::ActivationLink, to, Lang::Fr)
+            .account(account.id)
+            .value("login", account.login.as_str())
+            .value("given_name", account.given_name.as_str())
+            .value(
+                "link",
+                format!("{}/activation/link?token={token}", self.parts.public_url),
+            )
+            .time("expires_at", expires_at)
     }
 
     /// The "first login" page: sends a new link when `address` is the institutional address
@@ -1630,7 +1679,7 @@ impl PendingActivationCodes for PendingCodes {
         account: Option<AccountId>,
         typed: &sesame_core::credentials::Password,
         now: OffsetDateTime,
-    ) -> Result<bool, sesame_core::error::RepoError> {
+    ) -> Result<bool, RepoError> {
         // Without an account the same lookup runs, for an id no account has: a provisioned
         // account's wrong password must cost what any wrong password costs.
         let looked_up = account.unwrap_or(AccountId::new_random());

@@ -98,6 +98,17 @@ pub trait ActivationTokenRepo: Send + Sync + std::fmt::Debug {
     /// [`RepoError::Conflict`] if the hash exists.
     async fn insert_token(&self, token: NewToken, replace_older: bool) -> Result<(), RepoError>;
 
+    /// [`ActivationTokenRepo::insert_token`] for many secrets (of different accounts) in one
+    /// transaction: all or none.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] if a hash exists (nothing is stored).
+    async fn insert_tokens(
+        &self,
+        tokens: Vec<NewToken>,
+        replace_older: bool,
+    ) -> Result<(), RepoError>;
+
     /// Consumes a secret in one conditional update: of any number of concurrent callers
     /// presenting the same unused, unexpired secret, exactly one gets
     /// [`Consumption::Consumed`].

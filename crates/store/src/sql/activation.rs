@@ -20,6 +20,9 @@ use crate::error::repo_error;
 use crate::models::{to_unix, to_unix_ceil};
 use crate::schema::activation_tokens;
 
+/// Secrets of one multi-row statement (six parameters each).
+const TOKENS_PER_STATEMENT: usize = 500;
+
 fn account_id(raw: &str) -> Result<AccountId, RepoError> {
     AccountId::from_str(raw)
         .map_err(|e| RepoError::Corrupt(format!("activation_tokens.account_id: {e}")))
@@ -55,6 +58,62 @@ impl ActivationTokenRepo for Database {
                     ))
                     .execute(conn)
                     .map(drop)
+            })
+            .map_err(repo_error)
+        })
+        .await
+    }
+
+    async fn insert_tokens(
+        &self,
+        tokens: Vec<NewToken>,
+        replace_older: bool,
+    ) -> Result<(), RepoError> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> = tokens
+            .iter()
+            .map(|t| {
+                (
+                    activation_tokens::token_hash.eq(t.token_hash.clone()),
+                    activation_tokens::account_id.eq(t.account_id.to_string()),
+                    activation_tokens::kind.eq(t.kind.as_str()),
+                    activation_tokens::created_at.eq(to_unix(t.created_at)),
+                    activation_tokens::expires_at.eq(to_unix_ceil(t.expires_at)),
+                    activation_tokens::detail.eq(t.detail.clone()),
+                )
+            })
+            .collect();
+        // Accounts by kind, with the time their older secrets stop: when each new one starts.
+        let mut older: Vec<(&'static str, i64, Vec<String>)> = Vec::new();
+        if replace_older {
+            for t in &tokens {
+                let (kind, at) = (t.kind.as_str(), to_unix(t.created_at));
+                match older.iter_mut().find(|(k, a, _)| *k == kind && *a == at) {
+                    Some((_, _, accounts)) => accounts.push(t.account_id.to_string()),
+                    None => older.push((kind, at, vec![t.account_id.to_string()])),
+                }
+            }
+        }
+        self.run(move |conn| {
+            conn.write_transaction(|conn| {
+                for (kind, at, accounts) in &older {
+                    for chunk in accounts.chunks(TOKENS_PER_STATEMENT) {
+                        diesel::update(
+                            activation_tokens::table
+                                .filter(activation_tokens::account_id.eq_any(chunk))
+                                .filter(activation_tokens::kind.eq(*kind))
+                                .filter(activation_tokens::used_at.is_null()),
+                        )
+                        .set(activation_tokens::used_at.eq(Some(*at)))
+                        .execute(conn)?;
+                    }
+                }
+                for chunk in rows.chunks(TOKENS_PER_STATEMENT) {
+                    insert_rows!(conn, activation_tokens::table, chunk)?;
+                }
+                Ok(())
             })
             .map_err(repo_error)
         })

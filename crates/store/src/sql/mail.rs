@@ -75,6 +75,10 @@ fn stored_error(error: &str) -> String {
         .collect()
 }
 
+/// Mails of one multi-row insert (a row has about a dozen columns: well under both
+/// databases' parameter limits).
+const MAILS_PER_STATEMENT: usize = 500;
+
 #[async_trait]
 impl MailQueue for Database {
     async fn enqueue(&self, mail: OutgoingMail, now: OffsetDateTime) -> Result<MailId, RepoError> {
@@ -89,6 +93,33 @@ impl MailQueue for Database {
         })
         .await?;
         Ok(id)
+    }
+
+    async fn enqueue_many(
+        &self,
+        mails: Vec<OutgoingMail>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<MailId>, RepoError> {
+        let ids: Vec<MailId> = mails.iter().map(|_| MailId::new()).collect();
+        let rows: Vec<MailRow> = ids
+            .iter()
+            .zip(mails)
+            .map(|(id, mail)| MailRow::new(*id, mail, now))
+            .collect();
+        if rows.is_empty() {
+            return Ok(ids);
+        }
+        self.run(move |conn| {
+            conn.write_transaction(|conn| {
+                for chunk in rows.chunks(MAILS_PER_STATEMENT) {
+                    insert_rows!(conn, mail_queue::table, chunk)?;
+                }
+                Ok(())
+            })
+            .map_err(repo_error)
+        })
+        .await?;
+        Ok(ids)
     }
 
     async fn claim_due(

@@ -208,6 +208,29 @@ impl ProfileRepo for Database {
         Ok(ids)
     }
 
+    async fn find_many_by_login(
+        &self,
+        logins: &[String],
+    ) -> Result<Vec<AccountWithProfile>, RepoError> {
+        let logins = logins.to_vec();
+        self.run(move |conn| {
+            let mut found = Vec::with_capacity(logins.len());
+            for chunk in logins.chunks(ROWS_PER_STATEMENT) {
+                let rows = accounts::table
+                    .left_join(account_profiles::table)
+                    .filter(accounts::login.eq_any(chunk))
+                    .select((AccountRow::as_select(), Option::<ProfileRow>::as_select()))
+                    .load::<(AccountRow, Option<ProfileRow>)>(conn)
+                    .map_err(repo_error)?;
+                for row in rows {
+                    found.push(into_pair(row)?);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn identifier_holders(
         &self,
         identifiers: &[String],

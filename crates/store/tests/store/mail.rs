@@ -88,6 +88,7 @@ on_both_databases!(
     due_mails_are_claimed_oldest_first_within_the_limit,
     mails_are_listed_newest_first_and_by_status,
     concurrent_claims_never_hand_out_the_same_mail,
+    mails_queued_together_are_each_a_mail_of_the_queue,
 );
 
 fn mail(n: usize) -> OutgoingMail {
@@ -315,4 +316,30 @@ async fn concurrent_claims_never_hand_out_the_same_mail(db: Database) {
     let unique: HashSet<_> = claimed.iter().copied().collect();
     assert_eq!(claimed.len(), MAILS, "each mail handed out once");
     assert_eq!(unique, queued);
+}
+
+async fn mails_queued_together_are_each_a_mail_of_the_queue(db: Database) {
+    let ids = db
+        .enqueue_many((0..1_203).map(mail).collect(), T0)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1_203);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        1_203
+    );
+    let last = db.find_mail(ids[1_202]).await.unwrap().unwrap();
+    assert_eq!(last.mail, mail(1_202));
+    assert_eq!(last.status(), MailStatus::Pending);
+    assert_eq!(
+        db.mail_counts().await.unwrap(),
+        MailCounts {
+            pending: 1_203,
+            sent: 0,
+            failed: 0
+        }
+    );
+    let claimed = db.claim_due(T0, 10, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 10);
+    assert!(db.enqueue_many(Vec::new(), T0).await.unwrap().is_empty());
 }

@@ -431,6 +431,16 @@ async fn many_accounts_are_created_at_once_or_none(db: Database) {
         db.identifier_holder("same@etu.example.org").await.unwrap(),
         Some((ids[8], IdentifierKind::Login))
     );
+    // Read back in bulk by login; unknown logins are left out.
+    let mut asked: Vec<String> = (0..600).map(|n| format!("pupil{n}")).collect();
+    asked.push("nobody".to_owned());
+    let read = db.find_many_by_login(&asked).await.unwrap();
+    assert_eq!(read.len(), 599, "pupil8 was made under another login");
+    let read_seventh = read
+        .iter()
+        .find(|p| p.account.id == ids[7])
+        .expect("pupil7 read back");
+    assert_eq!(read_seventh.profile, full_profile());
     // The folded names are written with the rows: the helpdesk finds them.
     let found = db.search_accounts(&["eric".to_owned()], 200).await.unwrap();
     assert_eq!(found.len(), 200);

@@ -11,6 +11,7 @@ use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::error::RepoError;
 use sesame_core::ids::{AccountId, Affiliation, Email, LoginName};
 use sesame_core::ports::{AccountRepo, AuditLog};
+use sesame_lifecycle::activation::ports::{ActivationTokenRepo, Consumption, NewToken, TokenKind};
 use sesame_store::testing::{
     fresh_postgres, fresh_sqlite, skip_or_fail, test_database_url, PgSchemaGuard, SqliteFileGuard,
 };
@@ -98,6 +99,7 @@ on_both_databases!(
     ended_login_locks_are_purged,
     audit_events_are_listed_newest_first_and_by_login,
     audit_events_recorded_together_keep_their_order,
+    activation_secrets_stored_together_replace_each_accounts_older_one,
     the_database_answers_ping,
     migrations_run_twice_apply_nothing_the_second_time,
 );
@@ -416,6 +418,67 @@ async fn audit_events_recorded_together_keep_their_order(db: Database) {
     let expected: Vec<_> = together.iter().rev().cloned().collect();
     assert_eq!(listed[..1_203], expected[..]);
     assert_eq!(listed[1_203].kind, "import.completed");
+}
+
+async fn activation_secrets_stored_together_replace_each_accounts_older_one(db: Database) {
+    let alice = db.create(new_account("alice", None), T0).await.unwrap();
+    let bob = db.create(new_account("bob", None), T0).await.unwrap();
+    let token = |hash: &str, account: AccountId, secs: i64| NewToken {
+        token_hash: hash.to_owned(),
+        account_id: account,
+        kind: TokenKind::Link,
+        created_at: at(secs),
+        expires_at: at(secs + 3_600),
+        detail: Some("someone@example.org".to_owned()),
+    };
+    db.insert_token(token("old-alice", alice.id, 0), true)
+        .await
+        .unwrap();
+    db.insert_tokens(
+        vec![
+            token("new-alice", alice.id, 10),
+            token("new-bob", bob.id, 10),
+        ],
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        db.live_token(alice.id, TokenKind::Link, at(20))
+            .await
+            .unwrap(),
+        Some("new-alice".to_owned())
+    );
+    assert_eq!(
+        db.live_token(bob.id, TokenKind::Link, at(20))
+            .await
+            .unwrap(),
+        Some("new-bob".to_owned())
+    );
+    assert!(!matches!(
+        db.consume_token(TokenKind::Link, "old-alice", at(20))
+            .await
+            .unwrap(),
+        Consumption::Consumed { .. }
+    ));
+    // A hash already there: nothing of the batch is stored.
+    let clash = db
+        .insert_tokens(
+            vec![
+                token("newest-bob", bob.id, 30),
+                token("new-alice", alice.id, 30),
+            ],
+            true,
+        )
+        .await;
+    assert!(matches!(clash, Err(RepoError::Conflict(_))), "{clash:?}");
+    assert_eq!(
+        db.live_token(bob.id, TokenKind::Link, at(40))
+            .await
+            .unwrap(),
+        Some("new-bob".to_owned())
+    );
+    db.insert_tokens(Vec::new(), true).await.unwrap();
 }
 
 async fn the_database_answers_ping(db: Database) {
