@@ -324,10 +324,7 @@ async fn mails_queued_together_are_each_a_mail_of_the_queue(db: Database) {
         .await
         .unwrap();
     assert_eq!(ids.len(), 1_203);
-    assert_eq!(
-        ids.iter().collect::<HashSet<_>>().len(),
-        1_203
-    );
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 1_203);
     let last = db.find_mail(ids[1_202]).await.unwrap().unwrap();
     assert_eq!(last.mail, mail(1_202));
     assert_eq!(last.status(), MailStatus::Pending);
