@@ -11,7 +11,7 @@ mod ceilings;
 mod report;
 
 // Shared with `make faults` (crates/faults) through the library.
-use sesame_bench::{gen, http, import, infra, ldap, procfs, scenarios};
+use sesame_bench::{balancer, gen, http, import, infra, ldap, procfs, scenarios};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +53,18 @@ enum Command {
     Run(Box<RunArgs>),
     /// The ceiling server (started by `run`).
     CeilingServer(CeilingArgs),
+    /// A TCP balancer in front of several Sesame instances (started by `run --large`).
+    Balancer(BalancerArgs),
+}
+
+#[derive(Debug, Args)]
+struct BalancerArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    listen: String,
+    /// A backend; give it once per instance.
+    #[arg(long, required = true)]
+    backend: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -125,7 +137,8 @@ struct RunArgs {
     #[arg(long, default_value = "info")]
     log_level: String,
     /// Only these scenarios (comma-separated: login, totp, ldap, cas, p3, code,
-    /// client-credentials, refresh, discovery, jwks), e.g. to profile one; the report then lists only them.
+    /// client-credentials, refresh, discovery, jwks; with `--large` also import, and
+    /// two-instances, which needs cas), e.g. to profile one; the report then lists only them.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     only: Vec<String>,
 }
@@ -163,6 +176,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(*args).await,
             Command::CeilingServer(a) => ceilings::serve(&a.listen, &a.redis, &a.key_prefix).await,
+            Command::Balancer(a) => balancer::run(&a.listen, a.backend).await,
         }
     });
     match outcome {
@@ -705,6 +719,76 @@ impl Bench {
         Ok(())
     }
 
+    /// The CAS cycle through a TCP balancer in front of this instance and a second one on
+    /// the same database and Redis (issue 18). The generator watches the first instance; the
+    /// second's and the balancer's CPU are read from the window's opening to the phase's end.
+    async fn cas_cycle_two_instances(
+        &mut self,
+        (second, second_addr): (ProcessCommand, SocketAddr),
+        (front, front_addr): (ProcessCommand, SocketAddr),
+        work_dir: &std::path::Path,
+    ) -> anyhow::Result<report::TwoInstances> {
+        say("starting a second sesame serve and a TCP balancer in front of both");
+        let ready_limit = Duration::from_secs(60);
+        let mut second = Process::spawn(second, work_dir.join("sesame-second.log"))?;
+        infra::wait_ready(&mut second, second_addr, "/health/ready", ready_limit).await?;
+        let mut front = Process::spawn(front, work_dir.join("balancer.log"))?;
+        // Ready through the balancer: it reaches an instance.
+        infra::wait_ready(&mut front, front_addr, "/health/ready", ready_limit).await?;
+        let sessions = self.sessions().await?;
+        let spec = self.http_spec;
+        let (second_pid, front_pid) = (second.pid(), front.pid());
+        let opening = tokio::spawn(async move {
+            tokio::time::sleep(spec.warmup).await;
+            (procfs::cpu_ticks(second_pid), procfs::cpu_ticks(front_pid))
+        });
+        say(&format!(
+            "CAS cycle through the balancer: {} connections, {} s warm-up + {} s",
+            spec.connections,
+            spec.warmup.as_secs(),
+            spec.measure.as_secs()
+        ));
+        let scenario = CasCycle {
+            site: Arc::clone(&self.site),
+            sessions,
+        };
+        let through = gen::drive(
+            front_addr,
+            spec,
+            Arc::new(scenario),
+            Some(self.server.pid()),
+        )
+        .await?;
+        let (second_before, front_before) = opening.await?;
+        let ticks = procfs::clock_ticks_per_second();
+        let ms = |after: u64, before: u64| after.saturating_sub(before) as f64 * 1000.0 / ticks;
+        let second_cpu_ms = ms(procfs::cpu_ticks(second_pid)?, second_before?);
+        let balancer_cpu_ms = ms(procfs::cpu_ticks(front_pid)?, front_before?);
+        println!("   {}", summary(&through, 2));
+        ensure!(
+            second.running() && front.running(),
+            "the second instance or the balancer exited; see {}",
+            work_dir.display()
+        );
+        ensure!(
+            through.errors == 0,
+            "{} CAS cycles failed through the balancer: {:?}",
+            through.errors,
+            through.error_samples
+        );
+        self.check_alive()?;
+        self.collect_log()?;
+        second.stop(Duration::from_secs(35))?;
+        front.stop(Duration::from_secs(5))?;
+        Ok(report::TwoInstances {
+            cores: self.cores,
+            connections: spec.connections,
+            through,
+            second_cpu_ms,
+            balancer_cpu_ms,
+        })
+    }
+
     async fn p3_validate(&mut self, ceiling: usize) -> anyhow::Result<()> {
         let sessions = self.sessions().await?;
         let tickets: Queue = Arc::new(Mutex::new(Vec::new()));
@@ -873,7 +957,7 @@ impl Bench {
     }
 }
 
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "login",
     "totp",
     "ldap",
@@ -885,6 +969,7 @@ const SCENARIOS: [&str; 11] = [
     "discovery",
     "jwks",
     "import",
+    "two-instances",
 ];
 
 #[expect(
@@ -1075,6 +1160,50 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         bench.redis_ceiling("after").await?;
     }
+    let mut two_instances = None;
+    if args.large && wanted("two-instances") && wanted("cas") {
+        let second_addr = SocketAddr::from(([127, 0, 0, 1], args.port + 2));
+        let balancer_addr = SocketAddr::from(([127, 0, 0, 1], args.port + 3));
+        let second_config = args.work_dir.join("sesame-second.toml");
+        infra::write_config(
+            &second_config,
+            &ConfigInput {
+                listen: second_addr,
+                database_url: pg.url(infra::DATABASE),
+                redis_url: &args.redis,
+                key_prefix: &key_prefix,
+                argon2,
+                site: &bench.site,
+                log_level: &args.log_level,
+                ldap_listen: None,
+            },
+        )?;
+        let mut second = ProcessCommand::new(&args.sesame);
+        second
+            .arg("--config")
+            .arg(&second_config)
+            .arg("serve")
+            .env_remove("RUST_LOG");
+        let mut front =
+            ProcessCommand::new(std::env::current_exe().context("locating sesame-bench")?);
+        front
+            .arg("balancer")
+            .arg("--listen")
+            .arg(balancer_addr.to_string())
+            .arg("--backend")
+            .arg(sesame_addr.to_string())
+            .arg("--backend")
+            .arg(second_addr.to_string());
+        two_instances = Some(
+            bench
+                .cas_cycle_two_instances(
+                    (second, second_addr),
+                    (front, balancer_addr),
+                    &args.work_dir,
+                )
+                .await?,
+        );
+    }
     if wanted("code") {
         let ceiling = bench.rs256_ceiling("before").await?;
         bench.code_exchange(ceiling).await?;
@@ -1195,6 +1324,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         rows: bench.rows,
         large,
         import,
+        two_instances,
         redis_memory: bench.redis_memory,
         ldap_mix,
         server_log_problems: bench.log_problems,

@@ -102,6 +102,21 @@ pub struct Row {
     pub target: Option<f64>,
 }
 
+/// The CAS cycle through a TCP balancer in front of two instances (`make bench-large`).
+#[derive(Debug)]
+pub struct TwoInstances {
+    /// Cores of the machine all of them share.
+    pub cores: usize,
+    /// Connections of the load generator (to the balancer).
+    pub connections: usize,
+    /// The phase, driven through the balancer; its server use is the first instance's.
+    pub through: PhaseResult,
+    /// CPU of the second instance from the window's opening to the phase's end, ms.
+    pub second_cpu_ms: f64,
+    /// CPU of the balancer over the same time, ms.
+    pub balancer_cpu_ms: f64,
+}
+
 /// The login page measured while many LDAP connections bind (issue 17: its p99 must stay
 /// within twice its p99 alone).
 #[derive(Debug)]
@@ -183,6 +198,8 @@ pub struct Report {
     pub redis_memory: Vec<RedisMemory>,
     /// `sesame import` at institution scale (`make bench-large`).
     pub import: Option<sesame_bench::import::ImportRun>,
+    /// The CAS cycle on two instances behind a balancer (`make bench-large`).
+    pub two_instances: Option<TwoInstances>,
     /// The login page beside a burst of LDAP binds.
     pub ldap_mix: Option<LdapMix>,
     /// Warnings and errors Sesame logged during the phases, with a few samples.
@@ -274,6 +291,62 @@ impl Row {
 }
 
 impl Report {
+    /// The "two instances behind a balancer" section of the report.
+    fn two_instances_section(&self, s: &mut String) {
+        let _ = writeln!(s, "## Two instances behind a TCP balancer\n");
+        let Some(two) = &self.two_instances else {
+            let _ = writeln!(s, "Not measured in this run: `make bench-large`.\n");
+            return;
+        };
+        let alone = self.rows.iter().find(|r| r.scenario == "CAS cycle");
+        let _ = writeln!(
+            s,
+            "The CAS cycle ({} connections) through `sesame-bench balancer` (each connection \
+             to the next instance in turn, as HAProxy in `mode tcp`) in front of the instance \
+             measured above and a second one started on the same PostgreSQL database and Redis \
+             prefix; the SSO cookies are those the first one issued. Both instances, the \
+             balancer and the load generator share this machine's {} cores: this shows what a \
+             second instance and a balancer cost, **not a speed-up**. A deployment multiplies \
+             the per-instance figure, Sesame's CPU per cycle, by the cores it gives each \
+             instance.\n",
+            two.connections, two.cores,
+        );
+        let _ = writeln!(
+            s,
+            "| setup | cycles/s | p50 ms | p99 ms | Sesame CPU per cycle | balancer CPU per cycle | machine busy | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|"
+        );
+        if let Some(row) = alone {
+            let r = &row.result;
+            let _ = writeln!(
+                s,
+                "| one instance (the CAS cycle above) | {} | {:.2} | {:.2} | {} | — | {:.0} % | {} |",
+                rate(r.rate()),
+                r.latency_ms(0.50),
+                r.latency_ms(0.99),
+                r.cpu_ms_per_op()
+                    .map_or_else(|| "—".to_owned(), |ms| format!("{ms:.3} ms")),
+                r.machine_busy * 100.0,
+                r.errors,
+            );
+        }
+        let r = &two.through;
+        let ops = r.ops.max(1) as f64;
+        let first = r.server.as_ref().map_or(0.0, |u| u.cpu_ms);
+        let _ = writeln!(
+            s,
+            "| two instances + balancer | {} | {:.2} | {:.2} | {:.3} ms ({:.3} + {:.3}) | {:.3} ms | {:.0} % | {} |\n",
+            rate(r.rate()),
+            r.latency_ms(0.50),
+            r.latency_ms(0.99),
+            (first + two.second_cpu_ms) / ops,
+            first / ops,
+            two.second_cpu_ms / ops,
+            two.balancer_cpu_ms / ops,
+            r.machine_busy * 100.0,
+            r.errors,
+        );
+    }
+
     fn all_rows(&self) -> impl Iterator<Item = &Row> {
         self.rows.iter().chain(self.large.iter().map(|(_, _, r)| r))
     }
@@ -766,6 +839,8 @@ impl Report {
             }
             s.push('\n');
         }
+
+        self.two_instances_section(&mut s);
 
         let _ = writeln!(s, "## `sesame import` at institution scale\n");
         match &self.import {
