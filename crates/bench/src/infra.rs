@@ -285,6 +285,51 @@ pub async fn redis_cleanup(url: &str, prefix: &str) -> anyhow::Result<u64> {
     Ok(removed)
 }
 
+/// Copies the SSO session of `cookie` (`name=value`) under `count` new cookies: the record
+/// Sesame wrote (`DUMP`, then `RESTORE` with its time to live), each under the key of a new
+/// random cookie value of the same form, in pipelined batches. Returns the new cookies.
+///
+/// Sesame finds a session by the SHA-256 of its cookie value, so each copy is a session of its
+/// own for every request that presents its cookie: many live sessions at the cost of one
+/// login.
+pub async fn clone_session(
+    url: &str,
+    prefix: &str,
+    cookie: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let (name, value) = cookie
+        .split_once('=')
+        .context("an SSO cookie is name=value")?;
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let key = format!("{prefix}sso:{}", sha256_hex(value));
+    let dump: Option<Vec<u8>> = redis::cmd("DUMP").arg(&key).query_async(&mut conn).await?;
+    let dump = dump.with_context(|| format!("no session under {key}"))?;
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await?;
+    let ttl_ms = ttl_ms.max(0);
+    let mut cookies = Vec::with_capacity(count);
+    for batch in 0..count.div_ceil(1000) {
+        let mut pipe = redis::pipe();
+        for _ in 0..1000.min(count - batch * 1000) {
+            // 43 letters and digits, as Sesame's own cookie values.
+            let fresh = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                &uuid::Uuid::new_v4().simple().to_string()[..11]
+            );
+            pipe.cmd("RESTORE")
+                .arg(format!("{prefix}sso:{}", sha256_hex(&fresh)))
+                .arg(ttl_ms)
+                .arg(&dump)
+                .ignore();
+            cookies.push(format!("{name}={fresh}"));
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+    }
+    Ok(cookies)
+}
+
 fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }

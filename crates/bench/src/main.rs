@@ -91,6 +91,13 @@ struct RunArgs {
     /// Accounts of the large run.
     #[arg(long, default_value_t = 1_000_000)]
     large_accounts: u32,
+    /// Live SSO sessions of the large run's CAS cycle over many sessions.
+    #[arg(long, default_value_t = 100_000)]
+    many_sessions: usize,
+    /// Measurement window of that cycle, seconds (long enough to issue about a million
+    /// tickets on this machine class).
+    #[arg(long, default_value_t = 150)]
+    many_sessions_secs: u64,
     /// People in the file `sesame import` reads in the large run.
     #[arg(long, default_value_t = 100_000)]
     import_people: u32,
@@ -137,8 +144,9 @@ struct RunArgs {
     #[arg(long, default_value = "info")]
     log_level: String,
     /// Only these scenarios (comma-separated: login, totp, ldap, cas, p3, code,
-    /// client-credentials, refresh, discovery, jwks; with `--large` also import, and
-    /// two-instances, which needs cas), e.g. to profile one; the report then lists only them.
+    /// client-credentials, refresh, discovery, jwks; with `--large` also import,
+    /// many-sessions, and two-instances, which needs cas), e.g. to profile one; the report
+    /// then lists only them.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     only: Vec<String>,
 }
@@ -719,6 +727,72 @@ impl Bench {
         Ok(())
     }
 
+    /// The CAS cycle over `count` live SSO sessions, each used in turn, for `measure`
+    /// (issue 18: 100,000 sessions, about a million tickets).
+    async fn cas_cycle_over_sessions(
+        &mut self,
+        count: usize,
+        measure: Duration,
+    ) -> anyhow::Result<report::ManySessions> {
+        let first = self
+            .sessions()
+            .await?
+            .into_iter()
+            .next()
+            .context("no SSO session to copy")?;
+        say(&format!(
+            "{} live SSO sessions (copies of one login's record)",
+            report::thousands(count as u64)
+        ));
+        let pattern = format!("{}sso:*", self.key_prefix);
+        let before = infra::redis_used_memory(&self.redis_url).await?;
+        let sessions =
+            infra::clone_session(&self.redis_url, &self.key_prefix, &first, count).await?;
+        let with_sessions = infra::redis_used_memory(&self.redis_url).await?;
+        let spec = PhaseSpec {
+            measure,
+            ..self.http_spec
+        };
+        let scenario = Arc::new(scenarios::CasCycleOverSessions {
+            site: Arc::clone(&self.site),
+            sessions,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        });
+        say(&format!(
+            "CAS cycle over the sessions: {} connections, {} s warm-up + {} s",
+            spec.connections,
+            spec.warmup.as_secs(),
+            spec.measure.as_secs()
+        ));
+        let result = gen::drive(
+            self.sesame_addr,
+            spec,
+            Arc::clone(&scenario),
+            Some(self.server.pid()),
+        )
+        .await?;
+        println!("   {}", summary(&result, 2));
+        self.check_alive()?;
+        self.collect_log()?;
+        let after = infra::redis_used_memory(&self.redis_url).await?;
+        let sessions_after = infra::redis_count(&self.redis_url, &pattern).await?;
+        ensure!(
+            result.errors == 0,
+            "{} CAS cycles over the sessions failed: {:?}",
+            result.errors,
+            result.error_samples
+        );
+        Ok(report::ManySessions {
+            sessions: count,
+            sessions_bytes: with_sessions.saturating_sub(before),
+            tickets_issued: scenario.next.load(std::sync::atomic::Ordering::Relaxed) as u64,
+            left_bytes: i64::try_from(after).unwrap_or(i64::MAX)
+                - i64::try_from(with_sessions).unwrap_or(i64::MAX),
+            sessions_after,
+            result,
+        })
+    }
+
     /// The CAS cycle through a TCP balancer in front of this instance and a second one on
     /// the same database and Redis (issue 18). The generator watches the first instance; the
     /// second's and the balancer's CPU are read from the window's opening to the phase's end.
@@ -957,7 +1031,7 @@ impl Bench {
     }
 }
 
-const SCENARIOS: [&str; 12] = [
+const SCENARIOS: [&str; 13] = [
     "login",
     "totp",
     "ldap",
@@ -970,6 +1044,7 @@ const SCENARIOS: [&str; 12] = [
     "jwks",
     "import",
     "two-instances",
+    "many-sessions",
 ];
 
 #[expect(
@@ -1160,6 +1235,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         bench.redis_ceiling("after").await?;
     }
+    let mut many_sessions = None;
+    if args.large && wanted("many-sessions") {
+        many_sessions = Some(
+            bench
+                .cas_cycle_over_sessions(
+                    args.many_sessions,
+                    Duration::from_secs(args.many_sessions_secs),
+                )
+                .await?,
+        );
+    }
     let mut two_instances = None;
     if args.large && wanted("two-instances") && wanted("cas") {
         let second_addr = SocketAddr::from(([127, 0, 0, 1], args.port + 2));
@@ -1325,6 +1411,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         large,
         import,
         two_instances,
+        many_sessions,
         redis_memory: bench.redis_memory,
         ldap_mix,
         server_log_problems: bench.log_problems,

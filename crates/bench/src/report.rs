@@ -102,6 +102,23 @@ pub struct Row {
     pub target: Option<f64>,
 }
 
+/// The CAS cycle over many live SSO sessions (`make bench-large`).
+#[derive(Debug)]
+pub struct ManySessions {
+    /// Live sessions (copies of one login's record, see `infra::clone_session`).
+    pub sessions: usize,
+    /// Redis memory they added, bytes.
+    pub sessions_bytes: u64,
+    /// The phase.
+    pub result: PhaseResult,
+    /// Tickets issued over the whole phase (warm-up included).
+    pub tickets_issued: u64,
+    /// Redis memory after the phase less before it, bytes (what the cycles left behind).
+    pub left_bytes: i64,
+    /// SSO session keys in Redis after the phase.
+    pub sessions_after: u64,
+}
+
 /// The CAS cycle through a TCP balancer in front of two instances (`make bench-large`).
 #[derive(Debug)]
 pub struct TwoInstances {
@@ -200,6 +217,8 @@ pub struct Report {
     pub import: Option<sesame_bench::import::ImportRun>,
     /// The CAS cycle on two instances behind a balancer (`make bench-large`).
     pub two_instances: Option<TwoInstances>,
+    /// The CAS cycle over many live sessions (`make bench-large`).
+    pub many_sessions: Option<ManySessions>,
     /// The login page beside a burst of LDAP binds.
     pub ldap_mix: Option<LdapMix>,
     /// Warnings and errors Sesame logged during the phases, with a few samples.
@@ -291,6 +310,47 @@ impl Row {
 }
 
 impl Report {
+    /// The "CAS cycle over many live sessions" section of the report.
+    fn many_sessions_section(&self, s: &mut String) {
+        let _ = writeln!(s, "## The CAS cycle with many live SSO sessions\n");
+        let Some(many) = &self.many_sessions else {
+            let _ = writeln!(s, "Not measured in this run: `make bench-large`.\n");
+            return;
+        };
+        let r = &many.result;
+        let _ = writeln!(
+            s,
+            "{} live SSO sessions in Redis (one login's record copied under {} new cookies by \
+             `DUMP`/`RESTORE`: Sesame finds a session by the SHA-256 of its cookie, so each is \
+             a session of its own), then the CAS cycle for {} s with each operation taking the \
+             next session in turn, so that every session is used. The sessions added {} bytes \
+             of Redis memory ({:.0} bytes each).\n",
+            thousands(many.sessions as u64),
+            thousands(many.sessions as u64),
+            r.window.as_secs(),
+            thousands(many.sessions_bytes),
+            many.sessions_bytes as f64 / many.sessions.max(1) as f64,
+        );
+        let _ = writeln!(
+            s,
+            "| cycles/s | p50 ms | p99 ms | Sesame CPU per cycle | tickets issued | Redis memory left by the cycles | session keys after | errors |\n|--:|--:|--:|--:|--:|--:|--:|--:|"
+        );
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.2} | {} | {} | {}{} bytes | {} | {} |\n",
+            rate(r.rate()),
+            r.latency_ms(0.50),
+            r.latency_ms(0.99),
+            r.cpu_ms_per_op()
+                .map_or_else(|| "—".to_owned(), |ms| format!("{ms:.3} ms")),
+            thousands(many.tickets_issued),
+            if many.left_bytes < 0 { "−" } else { "" },
+            thousands(many.left_bytes.unsigned_abs()),
+            thousands(many.sessions_after),
+            r.errors,
+        );
+    }
+
     /// The "two instances behind a balancer" section of the report.
     fn two_instances_section(&self, s: &mut String) {
         let _ = writeln!(s, "## Two instances behind a TCP balancer\n");
@@ -840,6 +900,7 @@ impl Report {
             s.push('\n');
         }
 
+        self.many_sessions_section(&mut s);
         self.two_instances_section(&mut s);
 
         let _ = writeln!(s, "## `sesame import` at institution scale\n");

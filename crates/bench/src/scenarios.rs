@@ -356,6 +356,38 @@ impl Scenario for CasCycle {
     }
 }
 
+/// The CAS cycle over many SSO sessions: each operation takes the next session in turn, so
+/// that every session is used as the run goes (`make bench-large`: 100,000 of them).
+#[derive(Debug)]
+pub struct CasCycleOverSessions {
+    /// The registered service and clients.
+    pub site: Arc<Site>,
+    /// SSO cookies.
+    pub sessions: Vec<String>,
+    /// The next session's index.
+    pub next: std::sync::atomic::AtomicUsize,
+}
+
+impl Scenario for CasCycleOverSessions {
+    type Conn = Conn;
+    type State = ();
+    fn state(&self, _index: usize) {}
+    async fn op(&self, conn: &mut Conn, (): &mut ()) -> anyhow::Result<Step> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cookie = session_of(&self.sessions, n);
+        let ticket = mint_service_ticket(conn, &self.site, &cookie).await?;
+        validate(
+            conn,
+            &self.site,
+            "/cas/serviceValidate",
+            &ticket,
+            "<cas:user>",
+        )
+        .await?;
+        Ok(Step::Done)
+    }
+}
+
 /// A shared queue of minted tickets or codes.
 pub type Queue = Arc<Mutex<Vec<String>>>;
 
