@@ -486,6 +486,21 @@ async fn an_address_taken_as_another_accounts_login_is_refused_by_the_cli_and_re
     );
 }
 
+/// `login` is a provisioned account whose creation was audited exactly once.
+async fn assert_provisioned_and_created_once(app: &TestApp, login: &str) {
+    assert_eq!(
+        state_of(app, login).await,
+        AccountState::Provisioned,
+        "{login}"
+    );
+    let kinds = app.audit_kinds(login).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "account.created").count(),
+        1,
+        "{login}: {kinds:?}"
+    );
+}
+
 /// Letters only (family names are made of letters), random so that tests sharing a
 /// database never meet each other's people.
 fn random_letters() -> String {
@@ -580,17 +595,7 @@ async fn a_year_group_written_several_people_at_a_time_numbers_namesakes_in_file
             )),
             "line {line} should be {login}: {printed}"
         );
-        assert_eq!(
-            state_of(&app, login).await,
-            AccountState::Provisioned,
-            "{login}"
-        );
-        let kinds = app.audit_kinds(login).await;
-        assert_eq!(
-            kinds.iter().filter(|k| *k == "account.created").count(),
-            1,
-            "{login}: {kinds:?}"
-        );
+        assert_provisioned_and_created_once(&app, login).await;
     }
     // The report lists the people in file order.
     let created_lines: Vec<usize> = printed
@@ -772,17 +777,7 @@ async fn a_login_taken_while_the_import_writes_sends_its_batch_person_by_person_
     // The first Léa tried the bare login (taken) then the next; the others went through.
     assert_eq!(profiles.one_by_one.load(Ordering::SeqCst), 2 + 1 + 1);
     for login in &logins {
-        assert_eq!(
-            state_of(&app, login).await,
-            AccountState::Provisioned,
-            "{login}"
-        );
-        let kinds = app.audit_kinds(login).await;
-        assert_eq!(
-            kinds.iter().filter(|k| *k == "account.created").count(),
-            1,
-            "{login}: {kinds:?}"
-        );
+        assert_provisioned_and_created_once(&app, login).await;
     }
     assert_eq!(state_of(&app, &base).await, AccountState::Active);
 }

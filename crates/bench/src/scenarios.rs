@@ -327,6 +327,12 @@ async fn validate(
     Ok(())
 }
 
+/// One CAS cycle with the SSO cookie `cookie`: a service ticket, then its validation.
+async fn cas_cycle(conn: &mut Conn, site: &Site, cookie: &str) -> anyhow::Result<()> {
+    let ticket = mint_service_ticket(conn, site, cookie).await?;
+    validate(conn, site, "/cas/serviceValidate", &ticket, "<cas:user>").await
+}
+
 /// The CAS cycle: a service ticket minted from the SSO session, then `/cas/serviceValidate`.
 #[derive(Debug)]
 pub struct CasCycle {
@@ -343,15 +349,7 @@ impl Scenario for CasCycle {
         session_of(&self.sessions, index)
     }
     async fn op(&self, conn: &mut Conn, cookie: &mut String) -> anyhow::Result<Step> {
-        let ticket = mint_service_ticket(conn, &self.site, cookie).await?;
-        validate(
-            conn,
-            &self.site,
-            "/cas/serviceValidate",
-            &ticket,
-            "<cas:user>",
-        )
-        .await?;
+        cas_cycle(conn, &self.site, cookie).await?;
         Ok(Step::Done)
     }
 }
@@ -375,15 +373,7 @@ impl Scenario for CasCycleOverSessions {
     async fn op(&self, conn: &mut Conn, (): &mut ()) -> anyhow::Result<Step> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cookie = session_of(&self.sessions, n);
-        let ticket = mint_service_ticket(conn, &self.site, &cookie).await?;
-        validate(
-            conn,
-            &self.site,
-            "/cas/serviceValidate",
-            &ticket,
-            "<cas:user>",
-        )
-        .await?;
+        cas_cycle(conn, &self.site, &cookie).await?;
         Ok(Step::Done)
     }
 }

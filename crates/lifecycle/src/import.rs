@@ -449,6 +449,24 @@ impl Importer {
         }
     }
 
+    /// `person`'s logins in the order they are tried (`jean.dupont`, `jean.dupont2`, … up to
+    /// [`MAX_LOGIN_NUMBER`]), each with the institutional e-mail it would give.
+    fn candidates<'a>(
+        &'a self,
+        person: &'a NewPerson,
+    ) -> impl Iterator<Item = (LoginName, Option<Email>)> + 'a {
+        (1..=MAX_LOGIN_NUMBER)
+            .map_while(|n| numbered_login(&person.base_login, n))
+            .map(|login| {
+                let email = self
+                    .parts
+                    .rules
+                    .email
+                    .render(person.record.affiliation, &login);
+                (login, email)
+            })
+    }
+
     /// The first numbered variant of `person`'s login that `reserved` and `held` leave free,
     /// with its address, given what the database said so far (`held`: the identifiers it
     /// reported taken, and as what).
@@ -458,15 +476,7 @@ impl Importer {
         reserved: &HashSet<String>,
         held: &HashMap<String, IdentifierKind>,
     ) -> Result<Assignment, ImportError> {
-        for n in 1..=MAX_LOGIN_NUMBER {
-            let Some(login) = numbered_login(&person.base_login, n) else {
-                break;
-            };
-            let email = self
-                .parts
-                .rules
-                .email
-                .render(person.record.affiliation, &login);
+        for (login, email) in self.candidates(person) {
             let email_str = email.as_ref().map(Email::as_str);
             if reserved.contains(login.as_str()) || email_str.is_some_and(|e| reserved.contains(e))
             {
@@ -643,15 +653,7 @@ impl Importer {
         reserved: &Mutex<HashSet<String>>,
         actor: &str,
     ) -> Result<Result<Outcome, Rejection>, ImportError> {
-        for n in 1..=MAX_LOGIN_NUMBER {
-            let Some(login) = numbered_login(&person.base_login, n) else {
-                break;
-            };
-            let email = self
-                .parts
-                .rules
-                .email
-                .render(person.record.affiliation, &login);
+        for (login, email) in self.candidates(&person) {
             if !reserve(reserved, &login, email.as_ref()) {
                 continue;
             }
@@ -670,7 +672,7 @@ impl Importer {
                         .await?;
                     return Ok(Ok(Outcome::Created {
                         line: person.record.line,
-                        hr_id: person.record.hr_id,
+                        hr_id: person.record.hr_id.clone(),
                         login,
                         email,
                     }));
