@@ -42,7 +42,7 @@ ci: ## Exactly what CI runs
 bench: ## Benchmarks: release build, PostgreSQL + Redis, every scenario against its ceiling; writes docs/benchmarks.md
 	bash bench/run.sh
 
-bench-large: ## As bench, plus the login with 1,000,000 accounts and sesame import of 100,000 people
+bench-large: ## As bench, plus the login with 1,000,000 accounts, sesame import of 100,000 people, 100,000 live sessions, two instances
 	bash bench/run.sh --large
 
 .PHONY: openapi
