@@ -339,15 +339,7 @@ impl Importer {
         for (person, identifiers) in assigned {
             match identifiers {
                 Ok((login, email)) if apply => to_write.push((person, login, email)),
-                Ok((login, email)) => outcomes.push((
-                    person.order,
-                    Outcome::Created {
-                        line: person.record.line,
-                        hr_id: person.record.hr_id,
-                        login,
-                        email,
-                    },
-                )),
+                Ok((login, email)) => outcomes.push((person.order, person.created(login, email))),
                 Err(reason) => rejections.push(person.rejection(reason)),
             }
         }
@@ -610,15 +602,7 @@ impl Importer {
                 self.parts.audit.record_many(events).await?;
                 Ok(batch
                     .into_iter()
-                    .map(|(person, login, email)| {
-                        let outcome = Outcome::Created {
-                            line: person.record.line,
-                            hr_id: person.record.hr_id,
-                            login,
-                            email,
-                        };
-                        (person.order, Ok(outcome))
-                    })
+                    .map(|(person, login, email)| (person.order, Ok(person.created(login, email))))
                     .collect())
             }
             // Taken since it was checked (another writer), or an `hr_id` given meanwhile:
@@ -670,12 +654,7 @@ impl Importer {
                         .audit
                         .record(person.created_event(&login, created.account.id, now, actor))
                         .await?;
-                    return Ok(Ok(Outcome::Created {
-                        line: person.record.line,
-                        hr_id: person.record.hr_id.clone(),
-                        login,
-                        email,
-                    }));
+                    return Ok(Ok(person.created(login, email)));
                 }
                 Err(RepoError::Conflict(what)) if what == "hr_id" => {
                     release(reserved, &login, email.as_ref());
@@ -775,6 +754,16 @@ impl NewPerson {
                 "source": "import",
                 "hr_id": self.record.hr_id.as_str(),
             }))
+    }
+
+    /// Their outcome, created under `login` and `email`.
+    fn created(&self, login: LoginName, email: Option<Email>) -> Outcome {
+        Outcome::Created {
+            line: self.record.line,
+            hr_id: self.record.hr_id.clone(),
+            login,
+            email,
+        }
     }
 
     /// Their line, rejected.

@@ -122,7 +122,7 @@ pub struct ImportMails {
 }
 
 /// People whose activation links [`Activation::after_import`] queues in one write.
-pub const IMPORT_LINKS_PER_WRITE: usize = 500;
+const IMPORT_LINKS_PER_WRITE: usize = 500;
 
 /// What a person typed on the identity form.
 #[derive(Debug, Default)]
@@ -602,39 +602,11 @@ impl Activation {
         let Some(recovery) = found.profile.recovery_email else {
             return Ok(false);
         };
-        if account.state != AccountState::Provisioned
-            || !self
-                .parts
-                .policy
-                .allows(account.affiliation, ActivationPath::EmailLink)
-        {
+        if !self.may_get_link(&account) {
             return Ok(false);
         }
-        let token = random::token();
-        let now = self.now();
-        let expires_at = self.link_deadline(now);
-        self.parts
-            .tokens
-            .insert_token(
-                NewToken {
-                    token_hash: token_hash(&token),
-                    account_id: account.id,
-                    kind: TokenKind::Link,
-                    created_at: now,
-                    expires_at,
-                    detail: Some(recovery.address.as_str().to_owned()),
-                },
-                true,
-            )
+        self.send_links(&[(account, recovery.address)], actor)
             .await?;
-        let message = self.link_message(&account, recovery.address, &token, expires_at);
-        self.parts.mailer.send(message).await?;
-        self.audit(
-            AuditEvent::new(AuditKind::ActivationLinkSent, now, actor)
-                .login(account.login.as_str())
-                .account(account.id),
-        )
-        .await?;
         Ok(true)
     }
 
@@ -737,12 +709,7 @@ impl Activation {
                 continue;
             };
             let account = found.account;
-            if account.state != AccountState::Provisioned
-                || !self
-                    .parts
-                    .policy
-                    .allows(account.affiliation, ActivationPath::EmailLink)
-            {
+            if !self.may_get_link(&account) {
                 continue;
             }
             match found.profile.recovery_email {
@@ -764,9 +731,9 @@ impl Activation {
         Ok(mails)
     }
 
-    /// Queues the activation links of `people` (provisioned, allowed links, each with their
-    /// recovery address): their secrets, mails and audit events, each in one write. Returns
-    /// how many were queued.
+    /// Queues the activation links of `people` (each [`Activation::may_get_link`], with their
+    /// recovery address): their secrets (each voiding the account's older links), mails and
+    /// audit events, each in one write. Returns how many were queued.
     async fn send_links(
         &self,
         people: &[(Account, Email)],
@@ -798,6 +765,16 @@ impl Activation {
         self.parts.mailer.send_many(messages).await?;
         self.parts.audit.record_many(events).await?;
         Ok(people.len())
+    }
+
+    /// Whether `account` is one an activation link is for: provisioned, of an affiliation
+    /// that may activate by link.
+    fn may_get_link(&self, account: &Account) -> bool {
+        account.state == AccountState::Provisioned
+            && self
+                .parts
+                .policy
+                .allows(account.affiliation, ActivationPath::EmailLink)
     }
 
     /// The mail that carries an activation link.

@@ -135,38 +135,25 @@ pub(crate) struct ProfileRow {
 }
 
 impl ProfileRow {
-    /// The row that stores `profile` (the reverse of [`ProfileRow::into_profile`]).
+    /// The row that stores `profile` (the reverse of [`ProfileRow::into_profile`]): the
+    /// columns of the changes that store it on a new account, so that each column is encoded
+    /// in one place ([`ProfileChangeset::from_changes`]).
     pub(crate) fn from_profile(profile: AccountProfile) -> Self {
-        let (recovery_email, recovery_email_verified) = match profile.recovery_email {
-            Some(c) => (Some(String::from(c.address)), c.verified),
-            None => (None, false),
-        };
-        let (mobile, mobile_verified) = match profile.mobile {
-            Some(c) => (Some(c.address.as_str().to_owned()), c.verified),
-            None => (None, false),
-        };
-        let (charter_version, charter_accepted_at) = match profile.charter {
-            Some(c) => (Some(c.version), Some(to_unix(c.accepted_at))),
-            None => (None, None),
-        };
-        let (mail_redirect, mail_redirect_verified, mail_keep_copy) = match profile.mail_redirect {
-            Some(r) => (Some(String::from(r.address)), r.verified, r.keep_copy),
-            None => (None, false, false),
-        };
+        let c = ProfileChangeset::from_changes(&profile_as_changes(profile), 0);
         Self {
-            hr_id: profile.hr_id.map(|h| h.as_str().to_owned()),
-            birth_date: profile.birth_date.map(date_to_text),
-            national_id_hash: profile.national_id.as_ref().map(NationalIdHash::as_stored),
-            recovery_email,
-            recovery_email_verified,
-            mobile,
-            mobile_verified,
-            charter_version,
-            charter_accepted_at,
-            directory_opt_in: profile.directory_opt_in,
-            mail_redirect,
-            mail_redirect_verified,
-            mail_keep_copy,
+            hr_id: c.hr_id,
+            birth_date: c.birth_date,
+            national_id_hash: c.national_id_hash,
+            recovery_email: c.recovery_email.flatten(),
+            recovery_email_verified: c.recovery_email_verified.unwrap_or(false),
+            mobile: c.mobile.flatten(),
+            mobile_verified: c.mobile_verified.unwrap_or(false),
+            charter_version: c.charter_version,
+            charter_accepted_at: c.charter_accepted_at,
+            directory_opt_in: c.directory_opt_in.unwrap_or(false),
+            mail_redirect: c.mail_redirect.flatten(),
+            mail_redirect_verified: c.mail_redirect_verified.unwrap_or(false),
+            mail_keep_copy: c.mail_keep_copy.unwrap_or(false),
         }
     }
 

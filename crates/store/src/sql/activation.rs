@@ -110,10 +110,7 @@ impl ActivationTokenRepo for Database {
                         .execute(conn)?;
                     }
                 }
-                for chunk in rows.chunks(TOKENS_PER_STATEMENT) {
-                    insert_rows!(conn, activation_tokens::table, chunk)?;
-                }
-                Ok(())
+                insert_rows!(conn, activation_tokens::table, rows, TOKENS_PER_STATEMENT)
             })
             .map_err(repo_error)
         })

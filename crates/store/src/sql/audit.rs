@@ -42,10 +42,7 @@ impl AuditLog for Database {
         }
         self.run(move |conn| {
             conn.write_transaction(|conn| {
-                for chunk in rows.chunks(AUDIT_ROWS_PER_STATEMENT) {
-                    insert_rows!(conn, audit_events::table, chunk)?;
-                }
-                Ok(())
+                insert_rows!(conn, audit_events::table, rows, AUDIT_ROWS_PER_STATEMENT)
             })
             .map_err(repo_error)
         })

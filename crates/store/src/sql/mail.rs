@@ -111,10 +111,7 @@ impl MailQueue for Database {
         }
         self.run(move |conn| {
             conn.write_transaction(|conn| {
-                for chunk in rows.chunks(MAILS_PER_STATEMENT) {
-                    insert_rows!(conn, mail_queue::table, chunk)?;
-                }
-                Ok(())
+                insert_rows!(conn, mail_queue::table, rows, MAILS_PER_STATEMENT)
             })
             .map_err(repo_error)
         })

@@ -4,21 +4,30 @@
 //! span) so the async ports never block a worker thread. Each query is written once with the
 //! DSL against [`DbConnection`] and serves both backends.
 
-/// `INSERT INTO $table VALUES` the rows `$rows` (a slice of insertables), in one statement on
-/// PostgreSQL. Diesel's connection over both backends has no multi-row insert, so this is
-/// written once per backend: PostgreSQL gets one statement, SQLite diesel's row-by-row loop
-/// (in process: there is no round trip to save).
+/// `INSERT INTO $table VALUES` the rows `$rows` (a slice of insertables), `$per_statement`
+/// rows to a statement on PostgreSQL (inside the caller's transaction); a `QueryResult<()>`.
+/// Diesel's connection over both backends has no multi-row insert, so this is written once
+/// per backend: PostgreSQL gets one statement per chunk, SQLite diesel's row-by-row loop (in
+/// process: there is no round trip to save).
 macro_rules! insert_rows {
-    ($conn:expr, $table:expr, $rows:expr) => {
-        match $conn {
-            $crate::conn::DbConnection::Postgresql(pg) => {
-                diesel::insert_into($table).values($rows).execute(pg)
+    ($conn:expr, $table:expr, $rows:expr, $per_statement:expr) => {{
+        let mut inserted: diesel::QueryResult<()> = Ok(());
+        for chunk in $rows.chunks($per_statement) {
+            inserted = match &mut *$conn {
+                $crate::conn::DbConnection::Postgresql(pg) => {
+                    diesel::insert_into($table).values(chunk).execute(pg)
+                }
+                $crate::conn::DbConnection::Sqlite(lite) => {
+                    diesel::insert_into($table).values(chunk).execute(lite)
+                }
             }
-            $crate::conn::DbConnection::Sqlite(lite) => {
-                diesel::insert_into($table).values($rows).execute(lite)
+            .map(drop);
+            if inserted.is_err() {
+                break;
             }
         }
-    };
+        inserted
+    }};
 }
 
 mod accounts;

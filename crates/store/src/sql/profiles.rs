@@ -162,9 +162,13 @@ impl ProfileRepo for Database {
         for (account, profile) in people {
             let id = AccountId::new_random();
             let row = AccountRow::new(id, account, now);
-            identifier_rows.push((row.login.clone(), row.id.clone()));
-            if let Some(email) = row.email.as_ref().filter(|e| **e != row.login) {
-                identifier_rows.push((email.clone(), row.id.clone()));
+            let identifiers =
+                std::iter::once(&row.login).chain(row.email.as_ref().filter(|e| **e != row.login));
+            for identifier in identifiers {
+                identifier_rows.push((
+                    account_identifiers::identifier.eq(identifier.clone()),
+                    account_identifiers::account_id.eq(row.id.clone()),
+                ));
             }
             profile_rows.push(NewFullProfileRow {
                 account_id: row.id.clone(),
@@ -180,27 +184,21 @@ impl ProfileRepo for Database {
         }
         self.run(move |conn| {
             conn.write_transaction(|conn| {
-                for chunk in accounts_rows.chunks(ROWS_PER_STATEMENT) {
-                    insert_rows!(conn, accounts::table, chunk)?;
-                }
+                insert_rows!(conn, accounts::table, accounts_rows, ROWS_PER_STATEMENT)?;
                 // The one namespace of logins and e-mails (see `claim_identifiers`): a string
                 // already there is a unique violation, and the whole batch is undone.
-                for chunk in identifier_rows.chunks(ROWS_PER_STATEMENT) {
-                    let values: Vec<_> = chunk
-                        .iter()
-                        .map(|(identifier, id)| {
-                            (
-                                account_identifiers::identifier.eq(identifier),
-                                account_identifiers::account_id.eq(id),
-                            )
-                        })
-                        .collect();
-                    insert_rows!(conn, account_identifiers::table, &values)?;
-                }
-                for chunk in profile_rows.chunks(ROWS_PER_STATEMENT) {
-                    insert_rows!(conn, account_profiles::table, chunk)?;
-                }
-                Ok(())
+                insert_rows!(
+                    conn,
+                    account_identifiers::table,
+                    identifier_rows,
+                    ROWS_PER_STATEMENT
+                )?;
+                insert_rows!(
+                    conn,
+                    account_profiles::table,
+                    profile_rows,
+                    ROWS_PER_STATEMENT
+                )
             })
             .map_err(repo_error)
         })
