@@ -162,16 +162,22 @@ async fn read_links<S: EphemeralStore + ?Sized>(
     Ok((payload.to_owned(), linked))
 }
 
-/// A member to add to a set of the store, with the set's lifetime
-/// ([`EphemeralStore::set_add`]).
+/// An entry of a map of the store: `value` under `field`, replacing what that field held,
+/// the map living at least `ttl` from now and holding at most `max_fields` fields
+/// ([`EphemeralStore::map_put`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetMember {
-    /// The set's key.
-    pub set: String,
-    /// The member.
-    pub member: String,
-    /// The set lives at least this long from now.
+pub struct MapEntry {
+    /// The map's key.
+    pub map: String,
+    /// The field: a second entry under the same field replaces the first.
+    pub field: String,
+    /// The value.
+    pub value: String,
+    /// The map lives at least this long from now.
     pub ttl: Duration,
+    /// A new field beyond this many displaces one of the others (any): a map grows no
+    /// further, whoever writes to it.
+    pub max_fields: usize,
 }
 
 /// Short-lived shared state: tickets, SSO sessions, counters, locks. Every operation is
@@ -194,22 +200,21 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
     async fn replace(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
 
     /// Stores `value` under `key` only if it is absent, as [`EphemeralStore::put_new`], and
-    /// in the same step adds `also.member` to the set `also.set` as
-    /// [`EphemeralStore::set_add`] does: a CAS ticket together with its session's record of
-    /// it for single logout, in one round trip. `true` if stored; the set is left alone
-    /// otherwise. The default makes two calls (enough in one process); Redis does it in one
-    /// script.
-    async fn put_new_with_member(
+    /// in the same step puts `also` in its map as [`EphemeralStore::map_put`] does: a CAS
+    /// ticket together with its session's record of it for single logout, in one round trip.
+    /// `true` if stored; the map is left alone otherwise. The default makes two calls (enough
+    /// in one process); Redis does it in one script.
+    async fn put_new_with_map_entry(
         &self,
         key: &str,
         value: &str,
         ttl: Duration,
-        also: &SetMember,
+        also: &MapEntry,
     ) -> Result<bool, StoreError> {
         if !self.put_new(key, value, ttl).await? {
             return Ok(false);
         }
-        self.set_add(&also.set, &also.member, also.ttl).await?;
+        self.map_put(also).await?;
         Ok(true)
     }
 
@@ -273,6 +278,15 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
 
     /// The members of set `key` (empty if absent).
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Puts `entry.value` under `entry.field` of the map `entry.map` (replacing that field's
+    /// value), extends the map's lifetime to at least `entry.ttl`, and, if the field is new
+    /// and the map already holds `entry.max_fields` fields, first removes one of them.
+    async fn map_put(&self, entry: &MapEntry) -> Result<(), StoreError>;
+
+    /// Reads and deletes the map `key` in one atomic step; its values, in no set order
+    /// (empty if absent).
+    async fn map_take(&self, key: &str) -> Result<Vec<String>, StoreError>;
 
     /// Atomically: if `key` is locked until after `now`, report the lock and count nothing;
     /// if its lock has expired, forget the lock and the counter; then count one attempt in

@@ -162,27 +162,54 @@ pub enum AttachedProtocol {
 
 /// Something a session gave out, recorded against it for single logout. The payload is the
 /// protocol's own business; this crate only stores it.
+///
+/// A session keeps one attachment per protocol and party, the most recent (as Apereo CAS
+/// tracks only the most recent session of each service): a relying party whose session was
+/// replaced by a newer login only has the newer one to end, and a session that issues a
+/// million tickets to one service keeps one record, not a million.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Attachment {
     /// Whose it is.
     pub protocol: AttachedProtocol,
+    /// Whom it was given to, as the protocol names them (a CAS service, an OpenID Connect
+    /// client). Empty in records written before attachments had one.
+    #[serde(default)]
+    pub party: String,
     /// What the protocol needs to end it.
     pub payload: String,
 }
 
 impl Attachment {
-    /// An attachment of `protocol` carrying `payload`.
-    pub fn new(protocol: AttachedProtocol, payload: impl Into<String>) -> Self {
+    /// An attachment of `protocol`, given to `party`, carrying `payload`.
+    pub fn new(
+        protocol: AttachedProtocol,
+        party: impl Into<String>,
+        payload: impl Into<String>,
+    ) -> Self {
         Self {
             protocol,
+            party: party.into(),
             payload: payload.into(),
         }
     }
 
-    /// The text stored in the session's set (the same attachment gives the same text, so
-    /// the set keeps one).
+    /// The text stored in the session's map.
     pub fn encode(&self) -> String {
-        serde_json::json!({ "protocol": self.protocol, "payload": self.payload }).to_string()
+        serde_json::json!({
+            "protocol": self.protocol,
+            "party": self.party,
+            "payload": self.payload,
+        })
+        .to_string()
+    }
+
+    /// The field of the session's map it goes under: one per protocol and party.
+    fn field(&self) -> String {
+        let protocol = match self.protocol {
+            AttachedProtocol::Cas => "cas",
+            AttachedProtocol::Oidc => "oidc",
+        };
+        format!("{protocol} {}", self.party)
     }
 
     /// Reads a stored attachment, including the shapes written before attachments were
@@ -195,10 +222,10 @@ impl Attachment {
         let value: serde_json::Value = serde_json::from_str(stored).ok()?;
         let object = value.as_object()?;
         if let Some(client) = object.get("oidc_client").and_then(|v| v.as_str()) {
-            return Some(Self::new(AttachedProtocol::Oidc, client));
+            return Some(Self::new(AttachedProtocol::Oidc, client, client));
         }
         if object.contains_key("ticket") && object.contains_key("service_id") {
-            return Some(Self::new(AttachedProtocol::Cas, stored));
+            return Some(Self::new(AttachedProtocol::Cas, "", stored));
         }
         None
     }
@@ -258,9 +285,23 @@ pub fn session_store_key(handle: &str) -> String {
     key_of_handle(handle)
 }
 
+/// The map of what the session gave out, one entry per protocol and party.
 fn attached_key(handle: &str) -> String {
+    format!("sso-given:{handle}")
+}
+
+/// Where sessions opened before attachments were kept one per party recorded them: a set
+/// with one member per ticket. Read (and emptied) when such a session ends; nothing writes
+/// it any more, and the last of them expires with the longest session opened before the
+/// upgrade (at most `remember_me_secs`), after which this can go.
+fn legacy_attached_key(handle: &str) -> String {
     format!("sso-attached:{handle}")
 }
+
+/// Most parties one session keeps attachments for. A person uses a few dozen services in a
+/// session; the bound is for a client that mints tickets for ever new service URLs, which
+/// then displaces its own older records instead of growing the store.
+pub const MAX_ATTACHED_PARTIES: usize = 200;
 
 fn account_sessions_key(id: AccountId) -> String {
     format!("sso-of:{id}")
@@ -558,7 +599,8 @@ impl SessionManager {
     }
 
     /// Records `item` (e.g. a service that got a ticket) against the session, for single
-    /// logout. Kept as long as the session can live.
+    /// logout, replacing the session's earlier attachment of the same protocol and party.
+    /// Kept as long as the session can live.
     ///
     /// # Errors
     /// [`StoreError`] if the store fails.
@@ -568,26 +610,28 @@ impl SessionManager {
         session: &SsoSession,
         item: &Attachment,
     ) -> Result<(), StoreError> {
-        let slot = self.attachment_slot(handle, session, item);
-        self.store.set_add(&slot.set, &slot.member, slot.ttl).await
+        let entry = self.attachment_entry(handle, session, item);
+        self.store.map_put(&entry).await
     }
 
     /// Where [`SessionManager::attach`] records `item`, for a caller that writes it in the
-    /// same store step as what it issues ([`EphemeralStore::put_new_with_member`]).
-    pub fn attachment_slot(
+    /// same store step as what it issues ([`EphemeralStore::put_new_with_map_entry`]).
+    pub fn attachment_entry(
         &self,
         handle: &str,
         session: &SsoSession,
         item: &Attachment,
-    ) -> crate::ports::SetMember {
+    ) -> crate::ports::MapEntry {
         let now = self.clock.now();
         let ttl = Duration::try_from((session.expires_at - now).max(time::Duration::ZERO))
             .unwrap_or_default()
             + Duration::from_secs(60);
-        crate::ports::SetMember {
-            set: attached_key(handle),
-            member: item.encode(),
+        crate::ports::MapEntry {
+            map: attached_key(handle),
+            field: item.field(),
+            value: item.encode(),
             ttl,
+            max_fields: MAX_ATTACHED_PARTIES,
         }
     }
 
@@ -597,9 +641,13 @@ impl SessionManager {
     /// # Errors
     /// [`StoreError`] if the store fails.
     pub async fn take_attached(&self, handle: &str) -> Result<Vec<Attachment>, StoreError> {
-        let key = attached_key(handle);
-        let items = self.store.set_members(&key).await?;
-        self.store.delete(&key).await?;
+        let mut items = self.store.map_take(&attached_key(handle)).await?;
+        let legacy = legacy_attached_key(handle);
+        let recorded_before = self.store.set_members(&legacy).await?;
+        if !recorded_before.is_empty() {
+            self.store.delete(&legacy).await?;
+            items.extend(recorded_before);
+        }
         Ok(items.iter().filter_map(|i| Attachment::decode(i)).collect())
     }
 
@@ -851,25 +899,29 @@ mod tests {
 
     #[test]
     fn attachments_decode_typed_and_legacy_shapes() {
-        let cas = Attachment::new(AttachedProtocol::Cas, r#"{"ticket":"ST-1"}"#);
+        let cas = Attachment::new(
+            AttachedProtocol::Cas,
+            "app https://app/",
+            r#"{"ticket":"ST-1"}"#,
+        );
         assert_eq!(Attachment::decode(&cas.encode()), Some(cas));
+        let legacy_typed = r#"{"protocol":"oidc","payload":"moodle"}"#;
+        assert_eq!(
+            Attachment::decode(legacy_typed),
+            Some(Attachment::new(AttachedProtocol::Oidc, "", "moodle"))
+        );
         let legacy_oidc = r#"{"oidc_client":"moodle"}"#;
         assert_eq!(
             Attachment::decode(legacy_oidc),
-            Some(Attachment::new(AttachedProtocol::Oidc, "moodle"))
+            Some(Attachment::new(AttachedProtocol::Oidc, "moodle", "moodle"))
         );
         let legacy_cas = r#"{"service_id":"app","service":"https://app/","ticket":"ST-1"}"#;
         assert_eq!(
             Attachment::decode(legacy_cas),
-            Some(Attachment::new(AttachedProtocol::Cas, legacy_cas))
+            Some(Attachment::new(AttachedProtocol::Cas, "", legacy_cas))
         );
         assert_eq!(Attachment::decode("junk"), None);
         assert_eq!(Attachment::decode(r#"{"other":1}"#), None);
-        // One client attached twice is one member of the set.
-        assert_eq!(
-            Attachment::new(AttachedProtocol::Oidc, "moodle").encode(),
-            Attachment::new(AttachedProtocol::Oidc, "moodle").encode()
-        );
     }
 
     #[tokio::test]
@@ -881,7 +933,7 @@ mod tests {
             .await
             .unwrap();
         let handle = session_handle(&opened.cookie_value);
-        let item = Attachment::new(AttachedProtocol::Oidc, "moodle");
+        let item = Attachment::new(AttachedProtocol::Oidc, "moodle", "moodle");
         sessions
             .attach(&handle, &opened.session, &item)
             .await
@@ -892,6 +944,90 @@ mod tests {
         assert_eq!(ended.attached, vec![item]);
         assert!(sessions.end(&opened.cookie_value).await.unwrap().is_none());
         assert!(sessions.take_attached(&handle).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_session_keeps_the_latest_attachment_of_each_party() {
+        let sessions = manager();
+        let opened = sessions
+            .open(
+                AccountId(uuid::Uuid::nil()),
+                login(),
+                false,
+                Authentication::password_at(T0),
+            )
+            .await
+            .unwrap();
+        let handle = session_handle(&opened.cookie_value);
+        let given =
+            |party: &str, ticket: &str| Attachment::new(AttachedProtocol::Cas, party, ticket);
+        for item in [
+            given("app https://a/", "ST-1"),
+            given("app https://b/", "ST-2"),
+            given("app https://a/", "ST-3"),
+            Attachment::new(AttachedProtocol::Oidc, "app https://a/", "app"),
+        ] {
+            sessions
+                .attach(&handle, &opened.session, &item)
+                .await
+                .unwrap();
+        }
+        let mut attached = sessions.take_attached(&handle).await.unwrap();
+        attached.sort_by(|a, b| a.payload.cmp(&b.payload));
+        assert_eq!(
+            attached,
+            vec![
+                given("app https://b/", "ST-2"),
+                given("app https://a/", "ST-3"),
+                Attachment::new(AttachedProtocol::Oidc, "app https://a/", "app"),
+            ],
+            "ST-1 replaced by the same service's ST-3; the same party of another protocol kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_session_recorded_before_the_upgrade_still_ends_what_it_gave_out() {
+        let store = Arc::new(MapStore::default());
+        let sessions = SessionManager::new(
+            store.clone(),
+            Arc::new(ManualClock::starting_at(T0)),
+            SessionPolicy::default(),
+        );
+        let opened = sessions
+            .open(
+                AccountId(uuid::Uuid::nil()),
+                login(),
+                false,
+                Authentication::password_at(T0),
+            )
+            .await
+            .unwrap();
+        let handle = session_handle(&opened.cookie_value);
+        let legacy_cas = r#"{"service_id":"app","service":"https://app/","ticket":"ST-1"}"#;
+        for member in [legacy_cas, r#"{"oidc_client":"moodle"}"#] {
+            store
+                .set_add(
+                    &legacy_attached_key(&handle),
+                    member,
+                    Duration::from_secs(60),
+                )
+                .await
+                .unwrap();
+        }
+        let new = Attachment::new(AttachedProtocol::Cas, "app https://app/", "ST-2");
+        sessions
+            .attach(&handle, &opened.session, &new)
+            .await
+            .unwrap();
+        let (_, ended) = sessions.end(&opened.cookie_value).await.unwrap().unwrap();
+        let mut payloads: Vec<_> = ended.attached.iter().map(|a| a.payload.as_str()).collect();
+        payloads.sort_unstable();
+        assert_eq!(payloads, vec!["ST-2", "moodle", legacy_cas]);
+        assert!(store
+            .set_members(&legacy_attached_key(&handle))
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]

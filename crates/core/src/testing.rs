@@ -1,6 +1,6 @@
 //! A map standing in for the ephemeral store in this crate's unit tests (the product's
-//! in-process store lives in `sesame-store`, which depends on this crate). Sets, counters
-//! and TTLs are not needed here: they are left unimplemented.
+//! in-process store lives in `sesame-store`, which depends on this crate). Counters and
+//! TTLs are not needed here: they are left unimplemented.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,13 +11,14 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::ports::{AttemptReservation, EphemeralStore};
+use crate::ports::{AttemptReservation, EphemeralStore, MapEntry};
 
 /// A key-value map and sets, counting calls.
 #[derive(Debug, Default)]
 pub(crate) struct MapStore {
     values: Mutex<BTreeMap<String, String>>,
     sets: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    maps: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     calls: AtomicUsize,
 }
 
@@ -42,6 +43,15 @@ impl MapStore {
     fn sets(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<String>>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl MapStore {
+    fn maps(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, String>>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.maps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -84,7 +94,8 @@ impl EphemeralStore for MapStore {
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let value = self.values().remove(key).is_some();
         let set = self.sets().remove(key).is_some();
-        Ok(value || set)
+        let map = self.maps().remove(key).is_some();
+        Ok(value || set || map)
     }
     async fn set_add(&self, key: &str, member: &str, _ttl: Duration) -> Result<(), StoreError> {
         self.sets()
@@ -104,6 +115,24 @@ impl EphemeralStore for MapStore {
             .sets()
             .get(key)
             .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+    async fn map_put(&self, entry: &MapEntry) -> Result<(), StoreError> {
+        let mut maps = self.maps();
+        let map = maps.entry(entry.map.clone()).or_default();
+        if !map.contains_key(&entry.field) && map.len() >= entry.max_fields {
+            if let Some(displaced) = map.keys().next().cloned() {
+                map.remove(&displaced);
+            }
+        }
+        map.insert(entry.field.clone(), entry.value.clone());
+        Ok(())
+    }
+    async fn map_take(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .maps()
+            .remove(key)
+            .map(|m| m.into_values().collect())
             .unwrap_or_default())
     }
     async fn reserve_attempt(

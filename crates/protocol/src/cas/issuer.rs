@@ -30,6 +30,15 @@ pub struct IssuedTicket {
     pub ticket: String,
 }
 
+/// Whom a service ticket goes to, for the session's record of it: the registered service and
+/// the URL without its query or fragment. Tickets to one application (whatever page it sends
+/// people back to) replace each other, so its latest session is the one single logout ends;
+/// applications under one registry pattern (one entry for a whole domain) stay apart.
+pub fn service_party(service_id: &str, service_url: &str) -> String {
+    let end = service_url.find(['?', '#']).unwrap_or(service_url.len());
+    format!("{service_id} {}", &service_url[..end])
+}
+
 /// A CAS login's request, as the issuer needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct CasRequest<'a> {
@@ -111,6 +120,7 @@ impl Issuer for CasIssuer<'_> {
             attributes,
             methods: sso.methods.methods(),
         };
+        let party = service_party(&service.id, service_url);
         let attachment_of = |ticket: &str| {
             let issued = IssuedTicket {
                 service_id: service.id.clone(),
@@ -118,7 +128,7 @@ impl Issuer for CasIssuer<'_> {
                 ticket: ticket.to_owned(),
             };
             serde_json::to_string(&issued)
-                .map(|payload| Attachment::new(AttachedProtocol::Cas, payload))
+                .map(|payload| Attachment::new(AttachedProtocol::Cas, party.as_str(), payload))
                 .map_err(|e| sesame_core::error::StoreError::Corrupt(e.to_string()))
         };
         // With the session's manager at hand, the ticket and the session's record of it are
@@ -129,7 +139,7 @@ impl Issuer for CasIssuer<'_> {
                     .tickets
                     .issue_recorded_service_ticket(grant, |ticket| {
                         attachment_of(ticket)
-                            .map(|item| sessions.attachment_slot(session.handle, sso, &item))
+                            .map(|item| sessions.attachment_entry(session.handle, sso, &item))
                     })
                     .await?;
                 (ticket, None)
@@ -188,5 +198,30 @@ impl SingleLogout for CasIssuer<'_> {
 
     async fn logouts(&self, ended: &EndedSession, now: OffsetDateTime) -> Vec<LogoutDelivery> {
         self.deliveries(ended, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_party;
+
+    #[test]
+    fn tickets_to_one_application_share_a_party_whatever_page_they_return_to() {
+        let moodle = service_party("ent", "https://moodle.ent.fr/login/index.php?authCAS=CAS");
+        assert_eq!(
+            moodle,
+            service_party("ent", "https://moodle.ent.fr/login/index.php#top")
+        );
+        assert_eq!(moodle, "ent https://moodle.ent.fr/login/index.php");
+        assert_ne!(
+            moodle,
+            service_party("ent", "https://mail.ent.fr/login/index.php?authCAS=CAS"),
+            "another application under the same registry entry"
+        );
+        assert_ne!(
+            moodle,
+            service_party("moodle", "https://moodle.ent.fr/login/index.php"),
+            "another registry entry"
+        );
     }
 }

@@ -28,7 +28,7 @@ use sesame_core::clock::Clock;
 use sesame_core::error::StoreError;
 use sesame_core::ids::AccountId;
 use sesame_core::login::methods::AuthnMethod;
-use sesame_core::ports::{linked_value, EphemeralStore, SetMember};
+use sesame_core::ports::{linked_value, EphemeralStore, MapEntry};
 use sesame_core::random;
 use sesame_core::session::{session_store_key, REMEMBER_ME_MAX_SECS};
 use time::OffsetDateTime;
@@ -308,13 +308,13 @@ impl CasTickets {
         record: F,
     ) -> Result<String, StoreError>
     where
-        F: FnOnce(&str) -> Result<SetMember, StoreError> + Send,
+        F: FnOnce(&str) -> Result<MapEntry, StoreError> + Send,
     {
         let (key, id, value, ttl) = self.prepare(TicketKind::Service, grant)?;
         let also = record(&id)?;
         if !self
             .store
-            .put_new_with_member(&key, &value, ttl, &also)
+            .put_new_with_map_entry(&key, &value, ttl, &also)
             .await?
         {
             return Err(StoreError::Corrupt("ticket id collision".to_owned()));

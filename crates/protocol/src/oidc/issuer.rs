@@ -27,10 +27,10 @@ use crate::issuer::{
 /// The form field of a back-channel logout request (§2.5).
 pub const LOGOUT_TOKEN_FIELD: &str = "logout_token";
 
-/// What a session remembers of a client it issued a code to: the client (the same for
-/// every code, so the session's set keeps one).
+/// What a session remembers of a client it issued a code to: the client (one record per
+/// client, however many codes).
 pub fn attachment_for_client(client_id: &str) -> Attachment {
-    Attachment::new(AttachedProtocol::Oidc, client_id)
+    Attachment::new(AttachedProtocol::Oidc, client_id, client_id)
 }
 
 /// Scopes that need consent: all granted ones except `openid`, sorted.

@@ -1,6 +1,6 @@
 //! The in-process store: the embedded default for a single Sesame instance.
 
-use std::collections::hash_map::Entry as MapEntry;
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sesame_core::error::StoreError;
-use sesame_core::ports::{split_linked_value, AttemptReservation, EphemeralStore, Linked};
+use sesame_core::ports::{
+    split_linked_value, AttemptReservation, EphemeralStore, Linked, MapEntry,
+};
 use time::OffsetDateTime;
 
 use super::{
@@ -55,6 +57,7 @@ struct Entry {
 enum Value {
     Text(String),
     Set(HashSet<String>),
+    Map(HashMap<String, String>),
     /// An attempt counter: window start (unix seconds) and attempts counted in it.
     Counter {
         start: i64,
@@ -67,6 +70,15 @@ enum Value {
 impl Entry {
     fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Extends the entry's lifetime to `wanted`, never shortening it (`None` = never expires
+    /// = longest).
+    fn extend_to(&mut self, wanted: Option<Instant>) {
+        self.expires_at = match (self.expires_at, wanted) {
+            (Some(current), Some(wanted)) => Some(current.max(wanted)),
+            _ => None,
+        };
     }
 }
 
@@ -313,23 +325,19 @@ impl EphemeralStore for MemoryStore {
             }
             let wanted = deadline(now, ttl);
             match inner.entries.entry(key.to_owned()) {
-                MapEntry::Vacant(slot) => {
+                Slot::Vacant(slot) => {
                     slot.insert(Entry {
                         value: Value::Set(HashSet::from([member.to_owned()])),
                         expires_at: wanted,
                     });
                 }
-                MapEntry::Occupied(mut slot) => {
+                Slot::Occupied(mut slot) => {
                     let entry = slot.get_mut();
                     let Value::Set(members) = &mut entry.value else {
                         return Err(wrong_type());
                     };
                     members.insert(member.to_owned());
-                    // Extend, never shorten (`None` = never expires = longest).
-                    entry.expires_at = match (entry.expires_at, wanted) {
-                        (Some(current), Some(wanted)) => Some(current.max(wanted)),
-                        _ => None,
-                    };
+                    entry.extend_to(wanted);
                 }
             }
             Ok(())
@@ -357,6 +365,52 @@ impl EphemeralStore for MemoryStore {
             None => Ok(Vec::new()),
             Some(Value::Set(members)) => Ok(members.iter().cloned().collect()),
             Some(_) => Err(wrong_type()),
+        })
+    }
+
+    async fn map_put(&self, entry: &MapEntry) -> Result<(), StoreError> {
+        let ttl = Duration::from_millis(ttl_millis(entry.ttl));
+        self.with(|inner, now| {
+            if inner
+                .entries
+                .get(&entry.map)
+                .is_some_and(|e| e.is_expired(now))
+            {
+                inner.entries.remove(&entry.map);
+            }
+            let wanted = deadline(now, ttl);
+            let stored = inner
+                .entries
+                .entry(entry.map.clone())
+                .or_insert_with(|| Entry {
+                    value: Value::Map(HashMap::new()),
+                    expires_at: wanted,
+                });
+            let Value::Map(fields) = &mut stored.value else {
+                return Err(wrong_type());
+            };
+            if !fields.contains_key(&entry.field) && fields.len() >= entry.max_fields {
+                if let Some(displaced) = fields.keys().next().cloned() {
+                    fields.remove(&displaced);
+                }
+            }
+            fields.insert(entry.field.clone(), entry.value.clone());
+            stored.extend_to(wanted);
+            Ok(())
+        })
+    }
+
+    async fn map_take(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.with(|inner, now| {
+            match inner.live(key, now).map(|e| &e.value) {
+                None => return Ok(Vec::new()),
+                Some(Value::Map(_)) => {}
+                Some(_) => return Err(wrong_type()),
+            }
+            match inner.entries.remove(key).map(|e| e.value) {
+                Some(Value::Map(fields)) => Ok(fields.into_values().collect()),
+                _ => Ok(Vec::new()),
+            }
         })
     }
 

@@ -12,7 +12,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{cmd, AsyncConnectionConfig, Cmd, RedisResult, Script};
 use sesame_core::error::StoreError;
 use sesame_core::ports::{
-    split_linked_value, AttemptReservation, EphemeralStore, Linked, SetMember,
+    split_linked_value, AttemptReservation, EphemeralStore, Linked, MapEntry,
 };
 use time::OffsetDateTime;
 
@@ -45,7 +45,9 @@ struct Scripts {
     forgive_attempt: Script,
     set_add: Script,
     put: Script,
-    put_with_member: Script,
+    put_with_map_entry: Script,
+    map_put: Script,
+    map_take: Script,
     read: Script,
     read_linked: Script,
     take_and_put: Script,
@@ -61,11 +63,16 @@ impl Scripts {
                 include_str!("lua/set_add.lua")
             )),
             put: tagged_script!("put.lua"),
-            put_with_member: Script::new(concat!(
+            put_with_map_entry: Script::new(concat!(
                 include_str!("lua/run_tag.lua"),
-                include_str!("lua/add_to_set.lua"),
-                include_str!("lua/put_with_member.lua")
+                include_str!("lua/put_in_map.lua"),
+                include_str!("lua/put_with_map_entry.lua")
             )),
+            map_put: Script::new(concat!(
+                include_str!("lua/put_in_map.lua"),
+                include_str!("lua/map_put.lua")
+            )),
+            map_take: Script::new(include_str!("lua/map_take.lua")),
             read: tagged_script!("read.lua"),
             read_linked: tagged_script!("read_linked.lua"),
             take_and_put: tagged_script!("take_and_put.lua"),
@@ -448,24 +455,26 @@ impl EphemeralStore for RedisStore {
         self.write(key, value, ttl, "XX").await
     }
 
-    async fn put_new_with_member(
+    async fn put_new_with_map_entry(
         &self,
         key: &str,
         value: &str,
         ttl: Duration,
-        also: &SetMember,
+        also: &MapEntry,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
-        let mut invocation = self.scripts.put_with_member.key(self.key(key));
+        let mut invocation = self.scripts.put_with_map_entry.key(self.key(key));
         invocation
-            .key(self.key(&also.set))
+            .key(self.key(&also.map))
             .arg(self.tag_mode)
             .arg(value)
             .arg(ttl_millis(ttl))
-            .arg(&also.member)
-            .arg(ttl_millis(also.ttl));
+            .arg(&also.field)
+            .arg(&also.value)
+            .arg(ttl_millis(also.ttl))
+            .arg(also.max_fields);
         let stored: i64 = self
-            .bounded("put_with_member", invocation.invoke_async(&mut conn))
+            .bounded("put_with_map_entry", invocation.invoke_async(&mut conn))
             .await?;
         Ok(stored == 1)
     }
@@ -530,6 +539,25 @@ impl EphemeralStore for RedisStore {
         let mut command = cmd("SMEMBERS");
         command.arg(self.key(key));
         self.query("SMEMBERS", command).await
+    }
+
+    async fn map_put(&self, entry: &MapEntry) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let mut invocation = self.scripts.map_put.key(self.key(&entry.map));
+        invocation
+            .arg(&entry.field)
+            .arg(&entry.value)
+            .arg(ttl_millis(entry.ttl))
+            .arg(entry.max_fields);
+        self.bounded("map_put", invocation.invoke_async::<()>(&mut conn))
+            .await
+    }
+
+    async fn map_take(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        let invocation = self.scripts.map_take.key(self.key(key));
+        self.bounded("map_take", invocation.invoke_async(&mut conn))
+            .await
     }
 
     async fn reserve_attempt(

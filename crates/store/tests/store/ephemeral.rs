@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sesame_core::error::StoreError;
-use sesame_core::ports::{linked_value, AttemptReservation, EphemeralStore};
+use sesame_core::ports::{linked_value, AttemptReservation, EphemeralStore, MapEntry};
 use sesame_store::testing::{random_prefix, skip_or_fail, test_redis_url};
 use sesame_store::{RedisStore, StoreSetupError};
 use time::macros::datetime;
@@ -84,7 +84,9 @@ on_both_stores!(
     exactly_one_of_100_concurrent_takes_gets_the_value,
     put_new_stores_only_when_the_key_is_absent,
     replace_writes_only_over_a_live_value,
-    put_new_with_member_stores_and_lists_in_one_step_or_neither,
+    put_new_with_map_entry_stores_and_records_in_one_step_or_neither,
+    a_map_keeps_the_latest_value_of_each_field_and_is_taken_once,
+    a79_a_map_at_its_most_fields_displaces_one_for_a_new_field,
     exactly_one_of_100_concurrent_put_new_wins,
     delete_reports_whether_the_key_existed,
     values_and_sets_expire_after_their_ttl,
@@ -290,40 +292,101 @@ async fn replace_writes_only_over_a_live_value(store: Arc<dyn EphemeralStore>) {
     assert_eq!(store.get("t").await.unwrap(), None);
 }
 
-async fn put_new_with_member_stores_and_lists_in_one_step_or_neither(
+fn entry(field: &str, value: &str, ttl: Duration) -> MapEntry {
+    MapEntry {
+        map: "given".to_owned(),
+        field: field.to_owned(),
+        value: value.to_owned(),
+        ttl,
+        max_fields: 10,
+    }
+}
+
+async fn put_new_with_map_entry_stores_and_records_in_one_step_or_neither(
     store: Arc<dyn EphemeralStore>,
 ) {
-    let record = |member: &str| sesame_core::ports::SetMember {
-        set: "attached".to_owned(),
-        member: member.to_owned(),
-        ttl: Duration::from_secs(60),
-    };
+    let minute = Duration::from_secs(60);
     assert!(store
-        .put_new_with_member("ST-1", "grant-1", Duration::from_secs(10), &record("ST-1"))
+        .put_new_with_map_entry("ST-1", "grant-1", minute, &entry("app", "ST-1", minute))
         .await
         .unwrap());
     assert_eq!(store.get("ST-1").await.unwrap().as_deref(), Some("grant-1"));
-    assert_eq!(store.set_members("attached").await.unwrap(), vec!["ST-1"]);
-    // The key is taken: nothing stored, nothing listed.
+    // The key is taken: nothing stored, nothing recorded.
     assert!(!store
-        .put_new_with_member("ST-1", "grant-2", Duration::from_secs(10), &record("ST-2"))
+        .put_new_with_map_entry("ST-1", "grant-2", minute, &entry("other", "ST-2", minute))
         .await
         .unwrap());
     assert_eq!(store.get("ST-1").await.unwrap().as_deref(), Some("grant-1"));
-    assert_eq!(store.set_members("attached").await.unwrap(), vec!["ST-1"]);
-    // The set lives at least as long as asked, and a shorter TTL never shortens it.
-    let short = sesame_core::ports::SetMember {
-        ttl: Duration::from_millis(200),
-        ..record("ST-3")
-    };
+    // The map lives at least as long as asked, and a shorter TTL never shortens it.
+    let short = Duration::from_millis(200);
     assert!(store
-        .put_new_with_member("ST-3", "grant-3", Duration::from_secs(10), &short)
+        .put_new_with_map_entry("ST-3", "grant-3", minute, &entry("app", "ST-3", short))
         .await
         .unwrap());
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let mut members = store.set_members("attached").await.unwrap();
-    members.sort();
-    assert_eq!(members, vec!["ST-1", "ST-3"]);
+    assert_eq!(
+        store.map_take("given").await.unwrap(),
+        vec!["ST-3"],
+        "ST-3 replaced ST-1 under the same field; ST-2 was never recorded"
+    );
+}
+
+async fn a_map_keeps_the_latest_value_of_each_field_and_is_taken_once(
+    store: Arc<dyn EphemeralStore>,
+) {
+    let minute = Duration::from_secs(60);
+    assert!(store.map_take("given").await.unwrap().is_empty());
+    for (field, value) in [("a", "1"), ("b", "2"), ("a", "3"), ("c", "é\n{\"x\":[1]}")] {
+        store.map_put(&entry(field, value, minute)).await.unwrap();
+    }
+    let mut values = store.map_take("given").await.unwrap();
+    values.sort();
+    assert_eq!(values, vec!["2", "3", "é\n{\"x\":[1]}"]);
+    assert!(store.map_take("given").await.unwrap().is_empty());
+    assert!(!store.delete("given").await.unwrap());
+    // A map expires with its TTL.
+    store
+        .map_put(&entry("a", "1", Duration::from_millis(200)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(store.map_take("given").await.unwrap().is_empty());
+}
+
+async fn a79_a_map_at_its_most_fields_displaces_one_for_a_new_field(
+    store: Arc<dyn EphemeralStore>,
+) {
+    let minute = Duration::from_secs(60);
+    for i in 0..10 {
+        store
+            .map_put(&entry(&format!("f{i}"), &format!("v{i}"), minute))
+            .await
+            .unwrap();
+    }
+    // Full: a field already there is replaced in place, nothing displaced.
+    store.map_put(&entry("f3", "v3'", minute)).await.unwrap();
+    // A thousand new fields later the map still holds ten, the last one among them.
+    for i in 10..1010 {
+        store
+            .map_put(&entry(&format!("f{i}"), &format!("v{i}"), minute))
+            .await
+            .unwrap();
+    }
+    let values = store.map_take("given").await.unwrap();
+    assert_eq!(values.len(), 10, "{values:?}");
+    assert!(values.contains(&"v1009".to_owned()), "{values:?}");
+    // Before it filled up, replacing kept every field.
+    for i in 0..10 {
+        store
+            .map_put(&entry(&format!("f{i}"), "x", minute))
+            .await
+            .unwrap();
+    }
+    store.map_put(&entry("f3", "v3'", minute)).await.unwrap();
+    let mut values = store.map_take("given").await.unwrap();
+    values.sort();
+    assert_eq!(values.iter().filter(|v| *v == "x").count(), 9);
+    assert!(values.contains(&"v3'".to_owned()));
 }
 
 async fn exactly_one_of_100_concurrent_put_new_wins(store: Arc<dyn EphemeralStore>) {
@@ -642,6 +705,7 @@ async fn forgiving_gives_back_one_attempt_but_never_goes_below_zero(
 async fn using_a_key_as_the_wrong_kind_is_corrupt_data(store: Arc<dyn EphemeralStore>) {
     let ttl = Duration::from_secs(60);
     store.set_add("a-set", "m", ttl).await.unwrap();
+    store.set_add("given", "m", ttl).await.unwrap();
     store.put("a-string", "v", ttl).await.unwrap();
     store
         .reserve_attempt("a-counter", T0, WINDOW)
@@ -669,6 +733,14 @@ async fn using_a_key_as_the_wrong_kind_is_corrupt_data(store: Arc<dyn EphemeralS
         "reserve on a string",
     );
     corrupt(store.get("a-counter").await.map(drop), "get on a counter");
+    corrupt(
+        store.map_put(&entry("f", "v", ttl)).await.map(drop),
+        "map_put on a set",
+    );
+    corrupt(
+        store.map_take("a-string").await.map(drop),
+        "map_take on a string",
+    );
     // Nothing was consumed by the refused take.
     assert_eq!(store.set_members("a-set").await.unwrap(), ["m"]);
     // `put` replaces whatever was there.
