@@ -697,7 +697,10 @@ impl Report {
              compares HTTP requests/s with the Redis handler's requests/s, so per cycle it is \
              half the ratio shown; every other row compares requests/s. The in-process ceilings \
              have the CPUs to themselves, while a scenario shares them with the generator, \
-             PostgreSQL and Redis.\n\n\
+             PostgreSQL and Redis. The password login's target is therefore judged on the \
+             **one-core** row: Sesame pinned to one CPU and the load generator to another, \
+             against argon2id on one thread pinned to Sesame's CPU, so that both sides have \
+             the same one core (PostgreSQL and Redis are not pinned and may take some of it).\n\n\
              **CPU-time ratio** is the ceiling's CPU time per operation (or request) over \
              Sesame's: the share of Sesame's CPU that the bounding work would take. It does not \
              move with what else runs on the machine. Neither side counts the CPU PostgreSQL and \
