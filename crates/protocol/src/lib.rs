@@ -4,4 +4,5 @@ pub mod attributes;
 pub mod cas;
 pub mod issuer;
 pub mod oidc;
+pub mod saml;
 pub mod services;

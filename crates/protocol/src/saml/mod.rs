@@ -1,0 +1,120 @@
+//! SAML 2.0 identity provider (issue 16): the building blocks of the Web Browser SSO profile,
+//! without HTTP or storage.
+//!
+//! - [`request`]: `AuthnRequest`s decoded from the HTTP-Redirect and HTTP-POST bindings within
+//!   bounds (size, inflation, node count), DTDs and entities refused;
+//! - [`metadata`]: the identity provider's signed metadata; service providers' metadata read,
+//!   and the assertion consumer service chosen only among the metadata's own;
+//! - [`response`]: signed assertions and failure statuses;
+//! - [`signature`], [`xml`], [`keys`]: enveloped RSA-SHA256 signatures over XML Sesame writes
+//!   in exclusive canonical form, and the signing key with its self-signed certificate.
+//!
+//! Not here yet (see the closing notes of issue 16): verifying signatures of what others
+//! send (signed requests, metadata aggregates: ADR 0015), encryption, logout, the routes and
+//! the login pipeline's SAML issuer.
+
+pub mod keys;
+pub mod metadata;
+pub mod request;
+pub mod response;
+pub mod signature;
+pub mod xml;
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+/// The SAML 2.0 protocol namespace.
+pub const PROTOCOL_NS: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+/// The SAML 2.0 assertion namespace.
+pub const ASSERTION_NS: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+/// The SAML 2.0 metadata namespace.
+pub const METADATA_NS: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
+/// The HTTP-Redirect binding.
+pub const BINDING_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+/// The HTTP-POST binding.
+pub const BINDING_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+/// Persistent (pairwise, opaque, stable) name identifiers.
+pub const NAMEID_PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+/// Transient (one per session) name identifiers.
+pub const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+/// Attribute names that are URIs (`urn:oid:…`).
+pub const ATTRNAME_URI: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri";
+/// Top-level status: success.
+pub const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+/// Top-level status: the request was wrong.
+pub const STATUS_REQUESTER: &str = "urn:oasis:names:tc:SAML:2.0:status:Requester";
+/// Top-level status: the identity provider cannot answer it.
+pub const STATUS_RESPONDER: &str = "urn:oasis:names:tc:SAML:2.0:status:Responder";
+
+/// Why a SAML message could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SamlError {
+    /// Not a message Sesame can read: its encoding, its XML, or a missing part.
+    #[error("malformed SAML message: {0}")]
+    Malformed(String),
+    /// A well-formed message asking for what Sesame does not do.
+    #[error("unsupported SAML request: {0}")]
+    Unsupported(String),
+    /// The assertion consumer service asked for is not one of the service provider's
+    /// metadata (or not one with the HTTP-POST binding): nothing is sent anywhere.
+    #[error("assertion consumer service not in the service provider's metadata")]
+    UnknownConsumer,
+    /// The signing key is unusable or signing failed.
+    #[error("SAML signing key: {0}")]
+    Key(String),
+}
+
+/// A new message or assertion `ID`: 32 random alphanumerics (≈ 190 bits) behind `_` (an
+/// `xs:ID` must not start with a digit).
+pub fn new_id() -> String {
+    format!("_{}", sesame_core::random::alphanumeric(32))
+}
+
+/// An instant as SAML writes it: UTC, whole seconds, `Z`.
+pub fn format_instant(at: OffsetDateTime) -> String {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    at.to_offset(UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+/// Reads an `xs:dateTime` of a message (RFC 3339, as every SAML implementation writes it).
+///
+/// # Errors
+/// [`SamlError::Malformed`] if it is not one.
+pub fn parse_instant(text: &str) -> Result<OffsetDateTime, SamlError> {
+    OffsetDateTime::parse(text.trim(), &Rfc3339)
+        .map_err(|_| SamlError::Malformed(format!("not an instant: {text}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_are_written_in_utc_and_read_back() {
+        let at = time::macros::datetime!(2026-12-07 07:00:30.5 +01:00);
+        assert_eq!(format_instant(at), "2026-12-07T06:00:30Z");
+        assert_eq!(
+            parse_instant("2026-12-07T06:00:30Z")
+                .unwrap()
+                .unix_timestamp(),
+            at.unix_timestamp()
+        );
+        assert_eq!(
+            parse_instant("2026-12-07T06:00:30.123Z")
+                .unwrap()
+                .unix_timestamp(),
+            at.unix_timestamp()
+        );
+        assert!(parse_instant("07/12/2026").is_err());
+    }
+
+    #[test]
+    fn ids_are_names_and_unique() {
+        let (a, b) = (new_id(), new_id());
+        assert!(a.starts_with('_') && a.len() == 33, "{a}");
+        assert_ne!(a, b);
+    }
+}

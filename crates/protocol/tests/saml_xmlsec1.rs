@@ -1,0 +1,146 @@
+//! Sesame's SAML signatures checked by an independent implementation: `xmlsec1 --verify`
+//! (libxmlsec1, Debian's `xmlsec1`), as a service provider's verifier would check them.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use sesame_protocol::saml::keys::{certificate_pem, generate};
+use sesame_protocol::saml::metadata::{idp_metadata, IdpDescription};
+use sesame_protocol::saml::response::{success, Assertion, NameId, ReleasedAttribute};
+use sesame_protocol::saml::signature::SigningKey;
+use sesame_protocol::saml::NAMEID_PERSISTENT;
+
+/// Writes `content` to a new file of the temporary directory.
+fn temp_file(name: &str, content: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "sesame-saml-{}-{name}",
+        sesame_core::random::alphanumeric(12)
+    ));
+    std::fs::write(&path, content).expect("temporary file");
+    path
+}
+
+/// `xmlsec1 --verify` of `document` with the certificate `cert_pem`, the signed element
+/// named by its `ID` attribute (`id_attr`: `ID` of `namespace:Element`). `None` when xmlsec1
+/// is not installed outside CI.
+fn xmlsec1_verifies(document: &str, cert_pem: &str, id_attr: &str) -> Option<bool> {
+    if Command::new("xmlsec1").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "xmlsec1 is not installed (CI=true: .ci/run installs it)"
+        );
+        eprintln!("skipped: xmlsec1 is not installed");
+        return None;
+    }
+    let doc = temp_file("doc.xml", document);
+    let cert = temp_file("cert.pem", cert_pem);
+    let out = Command::new("xmlsec1")
+        .args(["--verify", "--pubkey-cert-pem"])
+        .arg(&cert)
+        .args(["--id-attr:ID", id_attr])
+        .arg(&doc)
+        .output()
+        .expect("xmlsec1 runs");
+    let _ = std::fs::remove_file(doc);
+    let _ = std::fs::remove_file(cert);
+    if !out.status.success() {
+        eprintln!("xmlsec1: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Some(out.status.success())
+}
+
+fn key() -> (SigningKey, String) {
+    let (pkcs8, cert) = generate("idp.test", now()).expect("key");
+    let pem = certificate_pem(&cert);
+    (SigningKey::from_pkcs8(&pkcs8, cert).expect("key"), pem)
+}
+
+fn response(key: &SigningKey, sign_response: bool) -> String {
+    let attributes = [ReleasedAttribute {
+        name: "urn:oid:1.3.6.1.4.1.5923.1.1.1.6".to_owned(),
+        friendly_name: "eduPersonPrincipalName".to_owned(),
+        values: vec!["ada.lovelace@univ.test".to_owned()],
+    }];
+    success(
+        &Assertion {
+            idp: "https://idp.test/saml/metadata",
+            sp: "https://sp.test/shibboleth",
+            consumer_url: "https://sp.test/Shibboleth.sso/SAML2/POST",
+            in_response_to: Some("_r1"),
+            name_id: NameId {
+                format: NAMEID_PERSISTENT.to_owned(),
+                value: "Zm9vYmFy".to_owned(),
+            },
+            authn_instant: now(),
+            session_index: "_s1",
+            authn_context: "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+            attributes: &attributes,
+            now: now(),
+        },
+        key,
+        sign_response,
+    )
+    .expect("response")
+}
+
+/// The wall clock: xmlsec1 checks nothing of the dates, the service providers would.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "an interop test against the real clock"
+)]
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion:Assertion";
+const RESPONSE: &str = "urn:oasis:names:tc:SAML:2.0:protocol:Response";
+
+#[test]
+fn xmlsec1_verifies_the_signed_assertion_and_refuses_it_once_changed() {
+    let (key, pem) = key();
+    let xml = response(&key, false);
+    let Some(verified) = xmlsec1_verifies(&xml, &pem, ASSERTION) else {
+        return;
+    };
+    assert!(verified, "{xml}");
+    let changed = xml.replace("ada.lovelace@univ.test", "eve@univ.test");
+    assert_ne!(changed, xml);
+    assert_eq!(xmlsec1_verifies(&changed, &pem, ASSERTION), Some(false));
+    let (_, other_pem) = self::key();
+    assert_eq!(
+        xmlsec1_verifies(&xml, &other_pem, ASSERTION),
+        Some(false),
+        "another key does not verify it"
+    );
+}
+
+#[test]
+fn xmlsec1_verifies_a_signed_response_around_its_signed_assertion() {
+    let (key, pem) = key();
+    let xml = response(&key, true);
+    // The first signature in document order is the response's: it covers the assertion and
+    // the assertion's own signature.
+    assert_ne!(xmlsec1_verifies(&xml, &pem, RESPONSE), Some(false), "{xml}");
+}
+
+#[test]
+fn xmlsec1_verifies_the_identity_providers_metadata() {
+    let (key, pem) = key();
+    let xml = idp_metadata(
+        &IdpDescription {
+            entity_id: "https://idp.test/saml/metadata",
+            sso_url: "https://idp.test/saml/SSO",
+            scope: "univ.test",
+            display_names: &[("fr", "Université de test")],
+            valid_until: now() + time::Duration::days(7),
+        },
+        &key,
+    )
+    .expect("metadata");
+    let verified = xmlsec1_verifies(
+        &xml,
+        &pem,
+        "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor",
+    );
+    assert_ne!(verified, Some(false), "{xml}");
+}
