@@ -425,8 +425,9 @@ async fn remember_me_is_flagged_to_the_service() {
     );
 }
 
-#[tokio::test]
-async fn a44_logout_kills_unvalidated_tickets_and_notifies_services() {
+/// An application that records what it receives (its base URL), registered as the service
+/// `rp`, and a Sesame that knows it.
+async fn app_with_recording_service() -> (RecordingServer, String, TestApp) {
     let rp = RecordingServer::start().await;
     let rp_base = format!("{}/", rp.base);
     let app = TestApp::builder()
@@ -436,6 +437,24 @@ async fn a44_logout_kills_unvalidated_tickets_and_notifies_services() {
         })
         .spawn()
         .await;
+    (rp, rp_base, app)
+}
+
+/// The bodies of the single-logout requests (POSTs) `rp` received: once one has arrived, a
+/// moment more for any other to arrive too.
+async fn logout_requests(rp: &RecordingServer) -> Vec<String> {
+    rp.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    rp.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.body)
+        .collect()
+}
+
+#[tokio::test]
+async fn a44_logout_kills_unvalidated_tickets_and_notifies_services() {
+    let (rp, rp_base, app) = app_with_recording_service().await;
     let login = unique_login("slo");
     app.create_user(&login, GOOD_PASSWORD).await;
     let first = login_for_service(&app, &app.client, &login, &rp_base).await;
@@ -474,19 +493,13 @@ async fn a44_logout_kills_unvalidated_tickets_and_notifies_services() {
 
     // The service's latest ticket is its session to end (as Apereo CAS tracks only the most
     // recent session per service): one logout request, for the second ticket.
-    rp.wait_for(1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let received: Vec<_> = rp
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST")
-        .collect();
+    let received = logout_requests(&rp).await;
     assert_eq!(
         received.len(),
         1,
         "one logout request per service: {received:?}"
     );
-    let body = &received[0].body;
+    let body = &received[0];
     assert!(
         body.contains("logoutRequest=") && body.contains(&enc(&pending)),
         "{body}"
@@ -496,15 +509,7 @@ async fn a44_logout_kills_unvalidated_tickets_and_notifies_services() {
 
 #[tokio::test]
 async fn a79_a_session_minting_tickets_for_one_application_keeps_one_logout_record() {
-    let rp = RecordingServer::start().await;
-    let rp_base = format!("{}/", rp.base);
-    let app = TestApp::builder()
-        .with({
-            let rp_base = rp_base.clone();
-            move |s| s.cas.services.push(cas_service("rp", &rp_base, ""))
-        })
-        .spawn()
-        .await;
+    let (rp, rp_base, app) = app_with_recording_service().await;
     let login = unique_login("mint");
     app.create_user(&login, GOOD_PASSWORD).await;
     let mut tickets = vec![login_for_service(&app, &app.client, &login, &rp_base).await];
@@ -531,14 +536,7 @@ async fn a79_a_session_minting_tickets_for_one_application_keeps_one_logout_reco
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    rp.wait_for(1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let bodies: Vec<_> = rp
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST")
-        .map(|r| r.body)
-        .collect();
+    let bodies = logout_requests(&rp).await;
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     let latest = tickets.last().unwrap();
     assert!(bodies[0].contains(&enc(latest)), "{bodies:?}");

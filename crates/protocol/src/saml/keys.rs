@@ -57,25 +57,23 @@ pub fn self_signed_certificate(
 
 /// PKCS#8 DER as PEM.
 fn pem_private_key(pkcs8: &[u8]) -> String {
-    let body = STANDARD.encode(pkcs8);
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for line in body.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str("-----END PRIVATE KEY-----\n");
-    pem
+    pem("PRIVATE KEY", pkcs8)
 }
 
 /// A certificate (DER) as PEM, for operators and tools (`xmlsec1 --pubkey-cert-pem`).
 pub fn certificate_pem(der: &[u8]) -> String {
+    pem("CERTIFICATE", der)
+}
+
+/// `der` as PEM under `label`, in lines of 64 characters.
+fn pem(label: &str, der: &[u8]) -> String {
     let body = STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    let mut pem = format!("-----BEGIN {label}-----\n");
     for line in body.as_bytes().chunks(64) {
         pem.push_str(&String::from_utf8_lossy(line));
         pem.push('\n');
     }
-    pem.push_str("-----END CERTIFICATE-----\n");
+    pem.push_str(&format!("-----END {label}-----\n"));
     pem
 }
 
