@@ -162,6 +162,28 @@ async fn read_links<S: EphemeralStore + ?Sized>(
     Ok((payload.to_owned(), linked))
 }
 
+/// A member to add to a set of the store, with the set's lifetime
+/// ([`EphemeralStore::set_add`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetMember {
+    /// The set's key.
+    pub set: String,
+    /// The member.
+    pub member: String,
+    /// The set lives at least this long from now.
+    pub ttl: Duration,
+}
+
+/// Records and set members written together by [`EphemeralStore::write_while_live`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Writes {
+    /// `(key, value, ttl)` records, each replacing what was there.
+    pub puts: Vec<(String, String, Duration)>,
+    /// Members added to sets, each set's lifetime extended as [`EphemeralStore::set_add`]
+    /// does.
+    pub members: Vec<SetMember>,
+}
+
 /// An entry of a map of the store: `value` under `field`, replacing what that field held,
 /// the map living at least `ttl` from now and holding at most `max_fields` fields
 /// ([`EphemeralStore::map_put`]).
@@ -215,6 +237,25 @@ pub trait EphemeralStore: Send + Sync + std::fmt::Debug {
             return Ok(false);
         }
         self.map_put(also).await?;
+        Ok(true)
+    }
+
+    /// Makes `writes` only while `guard` holds a live record, all in one atomic step; `true`
+    /// if they were made, `false` (nothing written) if `guard` is absent. What an SSO
+    /// session issues (an authorization code's grant and tokens) is written this way, so that
+    /// a logout either comes before and nothing is issued, or after and finds everything it
+    /// must end. The default makes several calls (enough for a store in one process used by
+    /// one caller at a time); the stores do it in one step.
+    async fn write_while_live(&self, guard: &str, writes: &Writes) -> Result<bool, StoreError> {
+        if self.get(guard).await?.is_none() {
+            return Ok(false);
+        }
+        for (key, value, ttl) in &writes.puts {
+            self.put(key, value, *ttl).await?;
+        }
+        for m in &writes.members {
+            self.set_add(&m.set, &m.member, m.ttl).await?;
+        }
         Ok(true)
     }
 

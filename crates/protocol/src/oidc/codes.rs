@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use sesame_core::clock::Clock;
 use sesame_core::error::StoreError;
 use sesame_core::ids::AccountId;
-use sesame_core::ports::EphemeralStore;
+use sesame_core::ports::{linked_value, EphemeralStore};
 use sesame_core::random;
+use sesame_core::session::session_store_key;
 use time::OffsetDateTime;
 
 use super::pkce;
@@ -211,6 +212,8 @@ impl AuthorizationCodes {
         grant.issued_at = self.clock.now();
         let code = random::alphanumeric(CODE_CHARS);
         let raw = serde_json::to_string(&grant).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Linked to its SSO session, so that redeeming it reads the session in the same step.
+        let raw = linked_value(&[&session_store_key(&grant.session_handle)], &raw);
         let ttl =
             Duration::from_secs(CODE_TTL_SECS.unsigned_abs()).saturating_add(STORE_TTL_MARGIN);
         if !self
@@ -243,6 +246,20 @@ impl AuthorizationCodes {
     /// # Errors
     /// As above; [`TokenError::Store`] if the store fails.
     pub async fn redeem(&self, r: &Redemption<'_>) -> Result<CodeGrant, TokenError> {
+        self.redeem_with_session(r).await.map(|(grant, _)| grant)
+    }
+
+    /// [`AuthorizationCodes::redeem`], returning also the code's SSO session as the store
+    /// held it when the code was taken (`Some(None)`: gone), read in the same step, for
+    /// [`sesame_core::session::SessionManager::is_live_record`]; `None` for a code stored
+    /// before codes were linked to their session (the caller reads the session then).
+    ///
+    /// # Errors
+    /// As [`AuthorizationCodes::redeem`].
+    pub async fn redeem_with_session(
+        &self,
+        r: &Redemption<'_>,
+    ) -> Result<(CodeGrant, Option<Option<String>>), TokenError> {
         if r.code.is_empty()
             || r.code.len() > MAX_CODE_CHARS
             || !r.code.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -250,7 +267,7 @@ impl AuthorizationCodes {
             return Err(TokenError::invalid_grant("invalid authorization code"));
         }
         let hash = random::sha256_hex(r.code);
-        let Some(raw) = self.store.take(&code_key(&hash)).await? else {
+        let Some((raw, linked)) = self.store.take_linked(&code_key(&hash)).await? else {
             return match self.store.get(&redeemed_key(&hash)).await? {
                 Some(grant_id) => Err(TokenError::CodeReused { grant_id }),
                 None => Err(TokenError::invalid_grant("invalid authorization code")),
@@ -298,7 +315,8 @@ impl AuthorizationCodes {
             }
             (None, None) => {}
         }
-        Ok(grant)
+        let session = linked.into_iter().next();
+        Ok((grant, session))
     }
 }
 
@@ -394,6 +412,54 @@ mod tests {
                 other => panic!("after {wait} s: {other:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_code_brings_its_session_along_and_an_older_code_says_it_does_not() {
+        let f = fixture();
+        let code = f.codes.issue(grant(None)).await.unwrap();
+        f.store
+            .put(
+                &session_store_key("handle"),
+                "the session",
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let (_, session) = f
+            .codes
+            .redeem_with_session(&redemption(&code, None))
+            .await
+            .unwrap();
+        assert_eq!(session, Some(Some("the session".to_owned())));
+        // Its session ended: read as gone.
+        let code = f.codes.issue(grant(None)).await.unwrap();
+        f.store.delete(&session_store_key("handle")).await.unwrap();
+        let (_, session) = f
+            .codes
+            .redeem_with_session(&redemption(&code, None))
+            .await
+            .unwrap();
+        assert_eq!(session, Some(None));
+        // A code stored before codes were linked to their session: no session read.
+        let older = "older0code0stored0before0links";
+        let mut g = grant(None);
+        g.grant_id = "g-older".to_owned();
+        g.issued_at = f.clock.now();
+        f.store
+            .put(
+                &code_key(&random::sha256_hex(older)),
+                &serde_json::to_string(&g).unwrap(),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let (redeemed, session) = f
+            .codes
+            .redeem_with_session(&redemption(older, None))
+            .await
+            .unwrap();
+        assert_eq!((redeemed.grant_id.as_str(), session), ("g-older", None));
     }
 
     #[tokio::test]

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use sesame_core::clock::Clock;
 use sesame_core::error::StoreError;
 use sesame_core::ids::AccountId;
-use sesame_core::ports::{linked_value, split_linked_value, EphemeralStore};
+use sesame_core::ports::{linked_value, split_linked_value, EphemeralStore, SetMember};
 use sesame_core::random;
 use sesame_core::session::session_store_key;
 use time::OffsetDateTime;
@@ -182,6 +182,15 @@ struct SessionGrant {
     offline: bool,
 }
 
+/// A refresh token prepared by [`Grants::prepare_refresh_token`].
+#[derive(Debug, Clone)]
+pub struct PreparedRefreshToken {
+    /// The token to hand out (raw: only its hash is stored).
+    pub token: String,
+    /// `(key, value, ttl)` records to store.
+    pub puts: Vec<(String, String, Duration)>,
+}
+
 fn family_key(family_id: &str) -> String {
     format!("oidc:rtf:{family_id}")
 }
@@ -276,28 +285,42 @@ impl Grants {
     /// # Errors
     /// [`StoreError`] if the store fails.
     pub async fn record_grant(&self, grant: &Grant) -> Result<(), StoreError> {
-        // Grants of a person for a client, so that withdrawing the consent ends them.
-        if let Some(account_id) = &grant.account_id {
-            self.store
-                .set_add(
-                    &consent_grants_key(account_id, &grant.client_id),
-                    &grant.grant_id,
-                    self.revocation_ttl(),
-                )
-                .await?;
+        for m in self.grant_members(grant)? {
+            self.store.set_add(&m.set, &m.member, m.ttl).await?;
         }
-        let Some(handle) = &grant.session_handle else {
-            return Ok(());
-        };
-        let member = serde_json::to_string(&SessionGrant {
-            grant_id: grant.grant_id.clone(),
-            client_id: grant.client_id.clone(),
-            offline: grant.offline,
-        })
-        .map_err(|e| corrupt(&e))?;
-        self.store
-            .set_add(&session_grants_key(handle), &member, self.revocation_ttl())
-            .await
+        Ok(())
+    }
+
+    /// Where [`Grants::record_grant`] records `grant`: the person's grants for the client (so
+    /// that withdrawing the consent ends them) and the session's (so that its end does), for
+    /// a caller that writes them in one step with the tokens
+    /// ([`EphemeralStore::write_while_live`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the session's member cannot be written as JSON.
+    pub fn grant_members(&self, grant: &Grant) -> Result<Vec<SetMember>, StoreError> {
+        let mut members = Vec::with_capacity(2);
+        if let Some(account_id) = &grant.account_id {
+            members.push(SetMember {
+                set: consent_grants_key(account_id, &grant.client_id),
+                member: grant.grant_id.clone(),
+                ttl: self.revocation_ttl(),
+            });
+        }
+        if let Some(handle) = &grant.session_handle {
+            let member = serde_json::to_string(&SessionGrant {
+                grant_id: grant.grant_id.clone(),
+                client_id: grant.client_id.clone(),
+                offline: grant.offline,
+            })
+            .map_err(|e| corrupt(&e))?;
+            members.push(SetMember {
+                set: session_grants_key(handle),
+                member,
+                ttl: self.revocation_ttl(),
+            });
+        }
+        Ok(members)
     }
 
     /// One refresh token of `family` (id `family_id`): the raw token, its hash, and the record
@@ -351,6 +374,25 @@ impl Grants {
     /// # Errors
     /// [`StoreError`] if the store fails; no usable token exists then.
     pub async fn issue_refresh_token(&self, grant: &Grant) -> Result<String, StoreError> {
+        let prepared = self.prepare_refresh_token(grant)?;
+        // The grant recorded before any token of it exists, so that a logout or a withdrawn
+        // consent in between finds it; then the family, the token's record and its live
+        // marker, in that order (a live marker without its record would be refused anyway).
+        self.record_grant(grant).await?;
+        for (key, value, ttl) in &prepared.puts {
+            self.store.put(key, value, *ttl).await?;
+        }
+        Ok(prepared.token)
+    }
+
+    /// A new refresh-token family for `grant` and its first token, as
+    /// [`Grants::issue_refresh_token`] stores them, not yet stored: the records to write (the
+    /// family, the token's record, its live marker), for a caller that writes them in one
+    /// step with the grant's members ([`Grants::grant_members`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if a record cannot be written as JSON.
+    pub fn prepare_refresh_token(&self, grant: &Grant) -> Result<PreparedRefreshToken, StoreError> {
         let now = self.clock.now();
         let started = grant.issued_at.min(now);
         let family_expires_at = started
@@ -362,29 +404,19 @@ impl Grants {
             expires_at: family_expires_at,
         };
         let raw = serde_json::to_string(&family).map_err(|e| corrupt(&e))?;
-        if !self
-            .store
-            .put_new(
-                &family_key(&family_id),
-                &raw,
-                ttl_until(family_expires_at, now),
-            )
-            .await?
-        {
-            return Err(StoreError::Corrupt("refresh family collision".to_owned()));
-        }
-        self.record_grant(grant).await?;
         let (token, hash, record, ttl) = self.new_refresh_token(&family_id, &family, now)?;
-        // The record first: a live marker without its record would be refused anyway.
-        if !self
-            .store
-            .put_new(&refresh_key(&hash), &record, ttl)
-            .await?
-        {
-            return Err(StoreError::Corrupt("refresh token collision".to_owned()));
-        }
-        self.store.put(&live_key(&hash), &family_id, ttl).await?;
-        Ok(token)
+        Ok(PreparedRefreshToken {
+            token,
+            puts: vec![
+                (
+                    family_key(&family_id),
+                    raw,
+                    ttl_until(family_expires_at, now),
+                ),
+                (refresh_key(&hash), record, ttl),
+                (live_key(&hash), family_id, ttl),
+            ],
+        })
     }
 
     /// Redeems refresh token `presented` for the authenticated client `client_id` (RFC 6749

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use sesame_core::error::StoreError;
 use sesame_core::ports::{
-    split_linked_value, AttemptReservation, EphemeralStore, Linked, MapEntry,
+    split_linked_value, AttemptReservation, EphemeralStore, Linked, MapEntry, Writes,
 };
 use time::OffsetDateTime;
 
@@ -130,6 +130,37 @@ impl Inner {
                 expires_at: deadline(now, ttl),
             },
         );
+    }
+
+    /// Adds `member` to the set `key`, its lifetime extended to at least `ttl`.
+    fn set_add(
+        &mut self,
+        key: &str,
+        member: &str,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        if self.entries.get(key).is_some_and(|e| e.is_expired(now)) {
+            self.entries.remove(key);
+        }
+        let wanted = deadline(now, ttl);
+        match self.entries.entry(key.to_owned()) {
+            Slot::Vacant(slot) => {
+                slot.insert(Entry {
+                    value: Value::Set(HashSet::from([member.to_owned()])),
+                    expires_at: wanted,
+                });
+            }
+            Slot::Occupied(mut slot) => {
+                let entry = slot.get_mut();
+                let Value::Set(members) = &mut entry.value else {
+                    return Err(wrong_type());
+                };
+                members.insert(member.to_owned());
+                entry.extend_to(wanted);
+            }
+        }
+        Ok(())
     }
 
     /// Removes and returns the text under `key`.
@@ -319,28 +350,28 @@ impl EphemeralStore for MemoryStore {
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
         let ttl = Duration::from_millis(ttl_millis(ttl));
+        self.with(|inner, now| inner.set_add(key, member, ttl, now))
+    }
+
+    async fn write_while_live(&self, guard: &str, writes: &Writes) -> Result<bool, StoreError> {
         self.with(|inner, now| {
-            if inner.entries.get(key).is_some_and(|e| e.is_expired(now)) {
-                inner.entries.remove(key);
+            match inner.live(guard, now).map(|e| &e.value) {
+                None => return Ok(false),
+                Some(Value::Text(_)) => {}
+                Some(_) => return Err(wrong_type()),
             }
-            let wanted = deadline(now, ttl);
-            match inner.entries.entry(key.to_owned()) {
-                Slot::Vacant(slot) => {
-                    slot.insert(Entry {
-                        value: Value::Set(HashSet::from([member.to_owned()])),
-                        expires_at: wanted,
-                    });
-                }
-                Slot::Occupied(mut slot) => {
-                    let entry = slot.get_mut();
-                    let Value::Set(members) = &mut entry.value else {
-                        return Err(wrong_type());
-                    };
-                    members.insert(member.to_owned());
-                    entry.extend_to(wanted);
-                }
+            for (key, value, ttl) in &writes.puts {
+                inner.put(key, value, Duration::from_millis(ttl_millis(*ttl)), now);
             }
-            Ok(())
+            for m in &writes.members {
+                inner.set_add(
+                    &m.set,
+                    &m.member,
+                    Duration::from_millis(ttl_millis(m.ttl)),
+                    now,
+                )?;
+            }
+            Ok(true)
         })
     }
 

@@ -12,7 +12,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{cmd, AsyncConnectionConfig, Cmd, RedisResult, Script};
 use sesame_core::error::StoreError;
 use sesame_core::ports::{
-    split_linked_value, AttemptReservation, EphemeralStore, Linked, MapEntry,
+    split_linked_value, AttemptReservation, EphemeralStore, Linked, MapEntry, Writes,
 };
 use time::OffsetDateTime;
 
@@ -48,6 +48,7 @@ struct Scripts {
     put_with_map_entry: Script,
     map_put: Script,
     map_take: Script,
+    write_while_live: Script,
     read: Script,
     read_linked: Script,
     take_and_put: Script,
@@ -73,6 +74,11 @@ impl Scripts {
                 include_str!("lua/map_put.lua")
             )),
             map_take: Script::new(include_str!("lua/map_take.lua")),
+            write_while_live: Script::new(concat!(
+                include_str!("lua/run_tag.lua"),
+                include_str!("lua/add_to_set.lua"),
+                include_str!("lua/write_while_live.lua")
+            )),
             read: tagged_script!("read.lua"),
             read_linked: tagged_script!("read_linked.lua"),
             take_and_put: tagged_script!("take_and_put.lua"),
@@ -477,6 +483,28 @@ impl EphemeralStore for RedisStore {
             .bounded("put_with_map_entry", invocation.invoke_async(&mut conn))
             .await?;
         Ok(stored == 1)
+    }
+
+    async fn write_while_live(&self, guard: &str, writes: &Writes) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut invocation = self.scripts.write_while_live.key(self.key(guard));
+        invocation.arg(self.tag_mode).arg(writes.puts.len());
+        for (key, value, ttl) in &writes.puts {
+            invocation
+                .key(self.key(key))
+                .arg(value)
+                .arg(ttl_millis(*ttl));
+        }
+        for m in &writes.members {
+            invocation
+                .key(self.key(&m.set))
+                .arg(&m.member)
+                .arg(ttl_millis(m.ttl));
+        }
+        let written: i64 = self
+            .bounded("write_while_live", invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(written == 1)
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sesame_core::error::StoreError;
-use sesame_core::ports::{linked_value, AttemptReservation, EphemeralStore, MapEntry};
+use sesame_core::ports::{
+    linked_value, AttemptReservation, EphemeralStore, MapEntry, SetMember, Writes,
+};
 use sesame_store::testing::{random_prefix, skip_or_fail, test_redis_url};
 use sesame_store::{RedisStore, StoreSetupError};
 use time::macros::datetime;
@@ -85,6 +87,8 @@ on_both_stores!(
     put_new_stores_only_when_the_key_is_absent,
     replace_writes_only_over_a_live_value,
     put_new_with_map_entry_stores_and_records_in_one_step_or_neither,
+    writes_while_live_are_made_all_together_only_while_the_guard_lives,
+    a_write_racing_the_guards_end_is_either_refused_or_seen_by_it,
     a_map_keeps_the_latest_value_of_each_field_and_is_taken_once,
     a79_a_map_at_its_most_fields_displaces_one_for_a_new_field,
     exactly_one_of_100_concurrent_put_new_wins,
@@ -387,6 +391,114 @@ async fn a79_a_map_at_its_most_fields_displaces_one_for_a_new_field(
     values.sort();
     assert_eq!(values.iter().filter(|v| *v == "x").count(), 9);
     assert!(values.contains(&"v3'".to_owned()));
+}
+
+fn issued_under(session: &str, n: usize) -> Writes {
+    let minute = Duration::from_secs(60);
+    Writes {
+        puts: vec![
+            (format!("access-{n}"), format!("grant-{n}"), minute),
+            (
+                format!("refresh-{n}"),
+                "é\n{\"family\":1}".to_owned(),
+                minute,
+            ),
+        ],
+        members: vec![SetMember {
+            set: format!("grants-of-{session}"),
+            member: format!("grant-{n}"),
+            ttl: minute,
+        }],
+    }
+}
+
+async fn writes_while_live_are_made_all_together_only_while_the_guard_lives(
+    store: Arc<dyn EphemeralStore>,
+) {
+    assert!(!store
+        .write_while_live("sso:gone", &issued_under("gone", 1))
+        .await
+        .unwrap());
+    assert_eq!(store.get("access-1").await.unwrap(), None);
+    assert!(store
+        .set_members("grants-of-gone")
+        .await
+        .unwrap()
+        .is_empty());
+
+    store
+        .put("sso:live", "session", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(store
+        .write_while_live("sso:live", &issued_under("live", 2))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get("access-2").await.unwrap().as_deref(),
+        Some("grant-2")
+    );
+    assert_eq!(
+        store.get("refresh-2").await.unwrap().as_deref(),
+        Some("é\n{\"family\":1}")
+    );
+    assert_eq!(
+        store.set_members("grants-of-live").await.unwrap(),
+        ["grant-2"]
+    );
+    // The records written live their TTL.
+    let short = Writes {
+        puts: vec![(
+            "brief".to_owned(),
+            "x".to_owned(),
+            Duration::from_millis(200),
+        )],
+        members: Vec::new(),
+    };
+    assert!(store.write_while_live("sso:live", &short).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.get("brief").await.unwrap(), None);
+    assert_eq!(
+        store.get("sso:live").await.unwrap().as_deref(),
+        Some("session")
+    );
+}
+
+async fn a_write_racing_the_guards_end_is_either_refused_or_seen_by_it(
+    store: Arc<dyn EphemeralStore>,
+) {
+    store
+        .put("sso:racing", "session", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..60)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let written = store
+                    .write_while_live("sso:racing", &issued_under("racing", n))
+                    .await
+                    .unwrap();
+                (n, written)
+            })
+        })
+        .collect();
+    // A logout: the session goes, then what was issued under it is read, to be ended.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    store.delete("sso:racing").await.unwrap();
+    let seen = store.set_members("grants-of-racing").await.unwrap();
+    for writer in writers {
+        let (n, written) = writer.await.unwrap();
+        let grant = format!("grant-{n}");
+        if written {
+            assert!(
+                seen.contains(&grant),
+                "{grant} was issued after the logout read"
+            );
+        } else {
+            assert_eq!(store.get(&format!("access-{n}")).await.unwrap(), None);
+        }
+    }
 }
 
 async fn exactly_one_of_100_concurrent_put_new_wins(store: Arc<dyn EphemeralStore>) {

@@ -4,6 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use sesame_core::audit::{AuditEvent, AuditKind};
+use sesame_core::ports::Writes;
+use sesame_core::session::session_store_key;
 use sesame_protocol::oidc::clients::OidcClient;
 use sesame_protocol::oidc::codes::{Redemption, TokenError};
 use sesame_protocol::oidc::grants::Grant;
@@ -93,7 +95,7 @@ async fn authorization_code(
         redirect_uri: params.one("redirect_uri"),
         code_verifier: params.one("code_verifier"),
     };
-    let code = match oidc.codes.redeem(&redemption).await {
+    let (code, session_record) = match oidc.codes.redeem_with_session(&redemption).await {
         Ok(c) => c,
         Err(TokenError::CodeReused { grant_id }) => {
             // A code presented twice was stolen or replayed: everything issued from it goes
@@ -130,23 +132,55 @@ async fn authorization_code(
         issued_at: state.services.clock.now(),
         claims: code.claims.clone(),
     };
-    // Recorded against the session before its liveness is checked, so a logout racing this
-    // exchange either is seen here or revokes the grant.
-    if let Err(e) = oidc.tokens.grants().record_grant(&grant).await {
-        tracing::error!(error = %e, "could not record a grant");
-        return unavailable();
-    }
-    // The person logged out (or was blocked) since: no tokens for that session.
-    match state.services.sessions.is_live(&code.session_handle).await {
+    // The person logged out (or was blocked) since: no tokens for that session. The session
+    // as the store held it when the code was taken (a code stored before codes were linked
+    // to their session reads it now).
+    let sessions = &state.services.sessions;
+    let live = match session_record {
+        Some(record) => sessions.is_live_record(record.as_deref()),
+        None => sessions.is_live(&code.session_handle).await,
+    };
+    match live {
         Ok(true) => {}
-        Ok(false) => {
-            if let Err(e) = oidc.tokens.revoke_grant(&grant.grant_id).await {
-                tracing::error!(error = %e, "could not revoke a grant of an ended session");
-            }
-            return invalid_grant("the login session has ended");
-        }
+        Ok(false) => return invalid_grant("the login session has ended"),
         Err(e) => {
             tracing::error!(error = %e, "store unavailable while checking a session");
+            return unavailable();
+        }
+    }
+    let tokens = &oidc.tokens;
+    let prepared = (|| {
+        let access = tokens.prepare_access_token(client, &grant, grant.claims.clone())?;
+        let refresh = tokens.grants().prepare_refresh_token(&grant)?;
+        let members = tokens.grants().grant_members(&grant)?;
+        Ok::<_, sesame_core::error::StoreError>((access, refresh, members))
+    })();
+    let (access, refresh, members) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "could not prepare the tokens of a code");
+            return unavailable();
+        }
+    };
+    // The grant recorded against the session and the person's consent, and its tokens, in
+    // one step made only while the session still exists: a logout racing this exchange
+    // either ended the session first (nothing is issued) or comes after and revokes the
+    // grant it finds.
+    let mut writes = Writes {
+        puts: vec![(access.key.clone(), access.value.clone(), access.ttl)],
+        members,
+    };
+    writes.puts.extend(refresh.puts.iter().cloned());
+    match state
+        .services
+        .store
+        .write_while_live(&session_store_key(&code.session_handle), &writes)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return invalid_grant("the login session has ended"),
+        Err(e) => {
+            tracing::error!(error = %e, "could not issue the tokens of a code");
             return unavailable();
         }
     }
@@ -157,30 +191,50 @@ async fn authorization_code(
         }
         return invalid_grant("the account can no longer log in");
     }
-    respond_with_tokens(state, client, &grant, code.nonce.as_deref(), true, true).await
+    token_response(
+        state,
+        client,
+        &grant,
+        access.token,
+        Some(refresh.token),
+        Some(code.nonce.as_deref()),
+    )
 }
 
-async fn respond_with_tokens(
+/// Issues an access token for `grant` (client credentials: no refresh token, no ID token)
+/// and answers with it.
+async fn respond_with_access_token(
     state: &AppState,
     client: &OidcClient,
     grant: &Grant,
-    nonce: Option<&str>,
-    with_refresh: bool,
-    with_id_token: bool,
 ) -> HttpResponse {
     let tokens = &state.services.oidc.tokens;
-    let access_token = match tokens
+    match tokens
         .issue_access_token(client, grant, grant.claims.clone())
         .await
     {
-        Ok(t) => t,
+        Ok(access_token) => token_response(state, client, grant, access_token, None, None),
         Err(e) => {
             tracing::error!(error = %e, "could not issue an access token");
-            return unavailable();
+            unavailable()
         }
-    };
+    }
+}
+
+/// The token response (RFC 6749 §5.1) with the tokens issued, and an ID token signed now
+/// when `id_token_nonce` is given (the request's nonce, if it had one) and `openid` was
+/// granted.
+fn token_response(
+    state: &AppState,
+    client: &OidcClient,
+    grant: &Grant,
+    access_token: String,
+    refresh_token: Option<String>,
+    id_token_nonce: Option<Option<&str>>,
+) -> HttpResponse {
+    let tokens = &state.services.oidc.tokens;
     let mut body = Map::new();
-    if with_id_token && grant.scopes.iter().any(|s| s == OPENID_SCOPE) {
+    if let Some(nonce) = id_token_nonce.filter(|_| grant.scopes.iter().any(|s| s == OPENID_SCOPE)) {
         match tokens.id_token(
             client,
             grant,
@@ -201,16 +255,8 @@ async fn respond_with_tokens(
             }
         }
     }
-    if with_refresh {
-        match tokens.grants().issue_refresh_token(grant).await {
-            Ok(t) => {
-                body.insert("refresh_token".to_owned(), Value::from(t));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not issue a refresh token");
-                return unavailable();
-            }
-        }
+    if let Some(refresh_token) = refresh_token {
+        body.insert("refresh_token".to_owned(), Value::from(refresh_token));
     }
     body.insert("access_token".to_owned(), Value::from(access_token));
     body.insert("token_type".to_owned(), Value::from("Bearer"));
@@ -391,5 +437,5 @@ async fn client_credentials(
         issued_at: state.services.clock.now(),
         claims: Map::new(),
     };
-    respond_with_tokens(state, client, &grant, None, false, false).await
+    respond_with_access_token(state, client, &grant).await
 }
