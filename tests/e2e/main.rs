@@ -31,6 +31,7 @@ mod oidc_flows;
 mod passkeys;
 mod policy;
 mod recovery;
+mod saml;
 mod security_cas;
 mod security_login;
 mod security_oidc;

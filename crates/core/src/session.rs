@@ -158,6 +158,9 @@ pub enum AttachedProtocol {
     Cas,
     /// An OpenID Connect client that got a code; the payload is its `client_id`.
     Oidc,
+    /// A SAML service provider that got an assertion; the payload is the protocol crate's
+    /// record of the subject's name and the session index it was given.
+    Saml,
 }
 
 /// Something a session gave out, recorded against it for single logout. The payload is the
@@ -208,6 +211,7 @@ impl Attachment {
         let protocol = match self.protocol {
             AttachedProtocol::Cas => "cas",
             AttachedProtocol::Oidc => "oidc",
+            AttachedProtocol::Saml => "saml",
         };
         format!("{protocol} {}", self.party)
     }

@@ -1,11 +1,14 @@
 //! What Sesame releases about a person, in one table: each released item with its CAS 3.0
 //! attribute names (the usual LDAP / eduPerson / SUPANN names, CAS Protocol 3.0 §2.5.4 leaves
 //! them to the deployment), its OpenID Connect claims and the scope that releases them
-//! (OpenID Connect Core 1.0 §5.1, §5.4). CAS attributes, OIDC claims and, next, SAML
-//! attributes and LDAP entries read this table, so one person is described alike everywhere.
+//! (OpenID Connect Core 1.0 §5.1, §5.4) and its SAML attributes (friendly name and `urn:oid:`
+//! name, as eduPerson, SCHAC and the OASIS subject identifier attributes define them). CAS
+//! attributes, OIDC claims, SAML attributes and LDAP entries read this table, so one person is
+//! described alike everywhere.
 
 use serde_json::{Map, Value};
 use sesame_core::account::Account;
+use sesame_core::ids::Affiliation;
 
 /// The scope that releases the affiliation claims.
 pub const GROUPS_SCOPE: &str = "groups";
@@ -31,6 +34,13 @@ pub enum Item {
     Affiliation,
     /// The language of the pages (OIDC `locale`).
     Locale,
+    /// The affiliation in eduPerson's vocabulary, `value@scope` (SAML only).
+    ScopedAffiliation,
+    /// The institution's scope (`schacHomeOrganization`, SAML only).
+    HomeOrganization,
+    /// The account's stable, never reassigned identifier `id@scope` (OASIS `subject-id`,
+    /// SAML only; the pairwise one is the issuer's, per service provider).
+    SubjectId,
 }
 
 /// One row of the release table.
@@ -44,6 +54,8 @@ pub struct Release {
     pub oidc: &'static [&'static str],
     /// The scope that releases the claims.
     pub scope: Option<&'static str>,
+    /// Its SAML attributes: (friendly name, `Name` in the URI name format).
+    pub saml: &'static [(&'static str, &'static str)],
 }
 
 /// The release table, in the order OIDC claims are built.
@@ -53,54 +65,90 @@ pub const RELEASES: &[Release] = &[
         cas: &["cn", "displayName"],
         oidc: &["name"],
         scope: Some("profile"),
+        saml: &[
+            ("displayName", "urn:oid:2.16.840.1.113730.3.1.241"),
+            ("cn", "urn:oid:2.5.4.3"),
+        ],
     },
     Release {
         item: Item::GivenName,
         cas: &["givenName"],
         oidc: &["given_name"],
         scope: Some("profile"),
+        saml: &[("givenName", "urn:oid:2.5.4.42")],
     },
     Release {
         item: Item::FamilyName,
         cas: &["sn"],
         oidc: &["family_name"],
         scope: Some("profile"),
+        saml: &[("sn", "urn:oid:2.5.4.4")],
     },
     Release {
         item: Item::Login,
         cas: &["uid", "supannAliasLogin"],
         oidc: &["preferred_username"],
         scope: Some("profile"),
+        saml: &[("uid", "urn:oid:0.9.2342.19200300.100.1.1")],
     },
     Release {
         item: Item::Locale,
         cas: &[],
         oidc: &["locale"],
         scope: Some("profile"),
+        saml: &[],
     },
     Release {
         item: Item::Email,
         cas: &["mail", "email"],
         oidc: &["email"],
         scope: Some("email"),
+        saml: &[("mail", "urn:oid:0.9.2342.19200300.100.1.3")],
     },
     Release {
         item: Item::EmailVerified,
         cas: &[],
         oidc: &["email_verified"],
         scope: Some("email"),
+        saml: &[],
     },
     Release {
         item: Item::Affiliation,
         cas: &["eduPersonAffiliation"],
         oidc: &["groups", "eduperson_affiliation"],
         scope: Some(GROUPS_SCOPE),
+        saml: &[("eduPersonAffiliation", "urn:oid:1.3.6.1.4.1.5923.1.1.1.1")],
     },
     Release {
         item: Item::PrincipalName,
         cas: &["eduPersonPrincipalName"],
         oidc: &[],
         scope: None,
+        saml: &[("eduPersonPrincipalName", "urn:oid:1.3.6.1.4.1.5923.1.1.1.6")],
+    },
+    Release {
+        item: Item::ScopedAffiliation,
+        cas: &[],
+        oidc: &[],
+        scope: None,
+        saml: &[(
+            "eduPersonScopedAffiliation",
+            "urn:oid:1.3.6.1.4.1.5923.1.1.1.9",
+        )],
+    },
+    Release {
+        item: Item::HomeOrganization,
+        cas: &[],
+        oidc: &[],
+        scope: None,
+        saml: &[("schacHomeOrganization", "urn:oid:1.3.6.1.4.1.25178.1.2.9")],
+    },
+    Release {
+        item: Item::SubjectId,
+        cas: &[],
+        oidc: &[],
+        scope: None,
+        saml: &[("subject-id", "urn:oasis:names:tc:SAML:attribute:subject-id")],
     },
 ];
 
@@ -143,7 +191,11 @@ fn cas_values(item: Item, account: &Account, principal_scope: &str) -> Vec<Strin
         Item::FamilyName => vec![account.family_name.clone()],
         Item::FullName => vec![format!("{} {}", account.given_name, account.family_name)],
         Item::Affiliation => vec![account.affiliation.to_string()],
-        Item::EmailVerified | Item::Locale => Vec::new(),
+        Item::EmailVerified
+        | Item::Locale
+        | Item::ScopedAffiliation
+        | Item::HomeOrganization
+        | Item::SubjectId => Vec::new(),
     }
 }
 
@@ -179,8 +231,90 @@ fn oidc_value(item: Item, account: &Account, locale: &str) -> Option<Value> {
         Item::Email => account.email.as_ref().map(|e| Value::from(e.as_str())),
         Item::EmailVerified => account.email.as_ref().map(|_| Value::from(true)),
         Item::Affiliation => Some(Value::from(vec![account.affiliation.as_str()])),
-        Item::PrincipalName => None,
+        Item::PrincipalName
+        | Item::ScopedAffiliation
+        | Item::HomeOrganization
+        | Item::SubjectId => None,
     }
+}
+
+/// The affiliation in eduPerson's vocabulary (eduPerson 202208 §2.2.2): what federations'
+/// service providers read. Pupils are students; parents and others, affiliates.
+fn edu_person_affiliations(account: &Account) -> &'static [&'static str] {
+    match account.affiliation {
+        Affiliation::Staff => &["staff", "employee", "member"],
+        Affiliation::Faculty => &["faculty", "employee", "member"],
+        Affiliation::Student | Affiliation::Pupil => &["student", "member"],
+        Affiliation::Parent | Affiliation::Affiliate => &["affiliate"],
+    }
+}
+
+/// The SAML values of `item` for `account`; `scope` is the institution's (the domain of
+/// scoped attributes).
+fn saml_values(item: Item, account: &Account, scope: &str) -> Vec<String> {
+    match item {
+        Item::Affiliation => edu_person_affiliations(account)
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect(),
+        Item::ScopedAffiliation => edu_person_affiliations(account)
+            .iter()
+            .map(|a| format!("{a}@{scope}"))
+            .collect(),
+        Item::HomeOrganization => vec![scope.to_owned()],
+        Item::SubjectId => vec![format!("{}@{scope}", account.id.0.simple())],
+        Item::FullName => {
+            vec![format!("{} {}", account.given_name, account.family_name)
+                .trim()
+                .to_owned()]
+        }
+        other => cas_values(other, account, scope),
+    }
+    .into_iter()
+    .filter(|v| !v.is_empty())
+    .collect()
+}
+
+/// A SAML attribute released: `Name` (URI format), `FriendlyName`, values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamlAttribute {
+    /// `Name`, a URI (`urn:oid:…`).
+    pub name: &'static str,
+    /// `FriendlyName`.
+    pub friendly_name: &'static str,
+    /// The values.
+    pub values: Vec<String>,
+}
+
+/// The SAML name of the attribute whose friendly name is `friendly` (`mail` →
+/// `urn:oid:0.9.2342.19200300.100.1.3`), if Sesame releases it.
+pub fn saml_name(friendly: &str) -> Option<&'static str> {
+    RELEASES
+        .iter()
+        .flat_map(|r| r.saml.iter())
+        .find(|(f, _)| *f == friendly)
+        .map(|(_, name)| *name)
+}
+
+/// The SAML attributes a service provider is allowed (`allowed`: friendly names, in its
+/// order), with their values; attributes without a value, or unknown, are left out. `scope`
+/// is the institution's scope (`eduPersonPrincipalName`, scoped attributes).
+pub fn saml_attributes(account: &Account, allowed: &[String], scope: &str) -> Vec<SamlAttribute> {
+    allowed
+        .iter()
+        .filter_map(|friendly| {
+            let release = RELEASES
+                .iter()
+                .find(|r| r.saml.iter().any(|(f, _)| f == friendly))?;
+            let (friendly_name, name) = release.saml.iter().find(|(f, _)| f == friendly)?;
+            let values = saml_values(release.item, account, scope);
+            (!values.is_empty()).then_some(SamlAttribute {
+                name,
+                friendly_name,
+                values,
+            })
+        })
+        .collect()
 }
 
 /// The claims `account` releases for `scopes` (OpenID Connect Core §5.4): `profile` →
@@ -402,5 +536,60 @@ mod tests {
             claims_for_scopes(&all, &strings(&["email"])),
             oidc_claims(a, &strings(&["email"]), "en")
         );
+    }
+
+    #[test]
+    fn saml_attributes_carry_their_oid_names_and_scoped_values() {
+        let a = &accounts()[0];
+        let allowed = strings(&[
+            "mail",
+            "eduPersonPrincipalName",
+            "eduPersonScopedAffiliation",
+            "schacHomeOrganization",
+            "displayName",
+            "subject-id",
+            "unknown",
+        ]);
+        let released = saml_attributes(a, &allowed, "univ.example.org");
+        let by_name = |friendly: &str| released.iter().find(|r| r.friendly_name == friendly);
+        assert_eq!(released.len(), 6, "{released:?}");
+        assert_eq!(
+            by_name("mail").unwrap().name,
+            "urn:oid:0.9.2342.19200300.100.1.3"
+        );
+        assert_eq!(
+            by_name("eduPersonPrincipalName").unwrap().values,
+            ["jean.dupont@univ.example.org"]
+        );
+        // A student is a student and a member, in eduPerson's words.
+        assert_eq!(
+            by_name("eduPersonScopedAffiliation").unwrap().values,
+            ["student@univ.example.org", "member@univ.example.org"]
+        );
+        assert_eq!(
+            by_name("schacHomeOrganization").unwrap().values,
+            ["univ.example.org"]
+        );
+        let subject = &by_name("subject-id").unwrap().values[0];
+        assert!(subject.ends_with("@univ.example.org") && !subject.contains("jean"));
+        // No value, no attribute: an account without an e-mail releases no `mail`.
+        assert!(saml_attributes(&accounts()[1], &strings(&["mail"]), "x.org").is_empty());
+    }
+
+    #[test]
+    fn every_saml_friendly_name_and_oid_is_released_by_one_row() {
+        let names: Vec<(&str, &str)> = RELEASES
+            .iter()
+            .flat_map(|r| r.saml.iter().copied())
+            .collect();
+        for (i, (friendly, oid)) in names.iter().enumerate() {
+            assert!(
+                names[i + 1..]
+                    .iter()
+                    .all(|(f, o)| f != friendly && o != oid),
+                "{friendly} / {oid} twice"
+            );
+            assert_eq!(saml_name(friendly), Some(*oid));
+        }
     }
 }

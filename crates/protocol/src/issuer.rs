@@ -67,6 +67,9 @@ pub enum IssueError {
     /// The target cannot carry the response (a service URL that does not parse).
     #[error("the response target is unusable")]
     BadTarget,
+    /// No key may sign, or signing failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
     /// The person must consent first (to these scopes); nothing was issued.
     #[error("consent is required")]
     ConsentRequired {

@@ -135,6 +135,7 @@ fn xmlsec1_verifies_the_identity_providers_metadata() {
             valid_until: now() + time::Duration::days(7),
         },
         &key,
+        &[],
     )
     .expect("metadata");
     let verified = xmlsec1_verifies(

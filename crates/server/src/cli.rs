@@ -137,10 +137,10 @@ pub enum KeysAction {
     /// List the signing keys: which one signs, which are only published.
     List,
     /// Make a new key current. It is published at once and signs after
-    /// `oidc.key_activation_delay_secs`; the old key stays published until every token it
-    /// signed has expired.
+    /// `oidc.key_activation_delay_secs` (SAML: `saml.key_activation_days`); the old key stays
+    /// published until every token it signed has expired (SAML: one day more).
     Rotate {
-        /// RS256, ES256 or EdDSA.
+        /// RS256, ES256 or EdDSA; `SAML` for the SAML identity provider's key.
         #[arg(long, default_value = "RS256")]
         alg: String,
     },
@@ -448,6 +448,49 @@ async fn keys(settings: &Settings, services: &Services, action: KeysAction) -> a
                 };
                 println!("{} {:<6} {status}", key.kid(), key.alg().as_str());
             }
+            if let Some(saml) = &services.saml {
+                let set = saml.keys.key_set();
+                let now = saml.keys.now();
+                let current = set.current(now).map(|k| k.kid.clone());
+                for key in set.published(now) {
+                    let status = if Some(&key.kid) == current.as_ref() {
+                        "signing".to_owned()
+                    } else if key.active_from > now {
+                        format!("published, signs from {}", rfc3339(key.active_from))
+                    } else {
+                        match key.publish_until {
+                            Some(until) => format!("retired, published until {}", rfc3339(until)),
+                            None => "published".to_owned(),
+                        }
+                    };
+                    println!("{} {:<6} {status}", key.kid, "SAML");
+                }
+            }
+            Ok(())
+        }
+        KeysAction::Rotate { alg } if alg.eq_ignore_ascii_case("saml") => {
+            let Some(saml) = &services.saml else {
+                bail!("SAML is off (saml.enabled = false): it has no key to rotate");
+            };
+            let day = 24 * 3600;
+            let delay =
+                std::time::Duration::from_secs(u64::from(settings.saml.key_activation_days) * day);
+            let kid = saml
+                .keys
+                .rotate(delay, std::time::Duration::from_secs(day))
+                .await
+                .context("rotating the SAML key")?;
+            let event = sesame_core::audit::AuditEvent::new(
+                sesame_core::audit::AuditKind::SigningKeyRotated,
+                services.clock.now(),
+                "cli",
+            )
+            .detail(serde_json::json!({ "kid": kid, "alg": "SAML" }));
+            services.audit.record(event).await?;
+            println!(
+                "new SAML key {kid}: in the metadata now, signs in {} days",
+                settings.saml.key_activation_days
+            );
             Ok(())
         }
         KeysAction::Rotate { alg } => {

@@ -325,6 +325,10 @@ fn spawn_housekeeping(services: &Services, key_reload: std::time::Duration) {
         });
     }
     let keys = std::sync::Arc::clone(services.oidc.tokens.keys());
+    let saml_keys = services
+        .saml
+        .as_ref()
+        .map(|s| std::sync::Arc::clone(&s.keys));
     tokio::spawn(async move {
         let mut every = tokio::time::interval(key_reload);
         every.tick().await;
@@ -332,6 +336,11 @@ fn spawn_housekeeping(services: &Services, key_reload: std::time::Duration) {
             every.tick().await;
             if let Err(e) = keys.reload().await {
                 tracing::warn!(error = %e, "could not reread the signing keys");
+            }
+            if let Some(saml) = &saml_keys {
+                if let Err(e) = saml.reload().await {
+                    tracing::warn!(error = %e, "could not reread the SAML signing keys");
+                }
             }
         }
     });

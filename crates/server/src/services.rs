@@ -42,6 +42,8 @@ use sesame_protocol::oidc::discovery::DiscoveryDocument;
 use sesame_protocol::oidc::grants::Grants;
 use sesame_protocol::oidc::keys::SigningKeys;
 use sesame_protocol::oidc::tokens::{TokenService, TokenServiceParts};
+use sesame_protocol::saml::key_store::SamlKeys;
+use sesame_protocol::saml::providers::SamlServiceProviders;
 use sesame_protocol::services::ServiceRegistry;
 use sesame_sms::sender::BackgroundSmsSender;
 use sesame_store::{Database, MemoryStore, RedisStore};
@@ -75,6 +77,9 @@ pub enum StartupError {
     /// The OpenID Connect clients or signing keys could not be set up.
     #[error("oidc: {0}")]
     Oidc(String),
+    /// The SAML service providers or signing keys could not be set up.
+    #[error("saml: {0}")]
+    Saml(String),
     /// Mail (templates, sender, transport) could not be set up.
     #[error("mail: {0}")]
     Mail(String),
@@ -107,6 +112,59 @@ pub struct OidcServices {
     pub consents: Arc<dyn ConsentRepo>,
     /// The discovery document, serialised once (a clone shares the bytes).
     pub discovery_json: actix_web::web::Bytes,
+}
+
+/// The SAML identity provider's parts (when `saml.enabled`).
+#[derive(Clone)]
+pub struct SamlServices {
+    /// The signing keys.
+    pub keys: Arc<SamlKeys>,
+    /// The service providers allowed.
+    pub providers: Arc<SamlServiceProviders>,
+    /// The identity provider's entity ID.
+    pub entity_id: String,
+    /// The institution's scope.
+    pub scope: String,
+    /// The salt of pairwise identifiers. Never printed.
+    pub pairwise_salt: Arc<[u8]>,
+    /// The signed metadata last made, and when.
+    metadata: Arc<std::sync::Mutex<Option<(time::OffsetDateTime, String)>>>,
+}
+
+impl SamlServices {
+    /// The signed metadata made less than `fresh_for` before `now`, if any.
+    pub fn cached_metadata(
+        &self,
+        now: time::OffsetDateTime,
+        fresh_for: time::Duration,
+    ) -> Option<String> {
+        let cached = self
+            .metadata
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cached
+            .as_ref()
+            .filter(|(made, _)| *made <= now && now - *made < fresh_for)
+            .map(|(_, xml)| xml.clone())
+    }
+
+    /// Keeps `xml`, made at `now`, and gives it back.
+    pub fn cache_metadata(&self, now: time::OffsetDateTime, xml: String) -> String {
+        *self
+            .metadata
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((now, xml.clone()));
+        xml
+    }
+}
+
+impl std::fmt::Debug for SamlServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlServices")
+            .field("entity_id", &self.entity_id)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything a request or a command needs.
@@ -151,6 +209,8 @@ pub struct Services {
     pub registry: Arc<ServiceRegistry>,
     /// The OpenID Provider.
     pub oidc: OidcServices,
+    /// The SAML identity provider, when on.
+    pub saml: Option<SamlServices>,
     /// Outgoing mail.
     pub mail: MailServices,
     /// Account administration shared by the CLI and the admin API.
@@ -344,6 +404,7 @@ impl Services {
             Arc::clone(&clock),
             settings.cas.ticket_policy(),
         );
+        let saml = build_saml(settings, &clock, Arc::clone(&key_repo)).await?;
         let oidc = build_oidc(settings, &store, &clock, key_repo, consents).await?;
         let mail = build_mail(settings, mail_queue, &clock)?;
         let admin = AccountAdmin::new(AccountAdminParts {
@@ -466,6 +527,7 @@ impl Services {
             cas,
             registry,
             oidc,
+            saml,
             mail,
             admin,
             api_keys,
@@ -510,6 +572,35 @@ fn build_helpdesk(
         assistance,
         retention,
     })
+}
+
+async fn build_saml(
+    settings: &Settings,
+    clock: &Arc<dyn Clock>,
+    key_repo: Arc<dyn SigningKeyRepo>,
+) -> Result<Option<SamlServices>, StartupError> {
+    if !settings.saml.enabled {
+        return Ok(None);
+    }
+    let providers = settings
+        .saml
+        .service_providers()
+        .map_err(|e| StartupError::Saml(e.to_string()))?;
+    let host = url::Url::parse(settings.public_base())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "sesame".to_owned());
+    let keys = SamlKeys::load_or_create(key_repo, Arc::clone(clock), &host)
+        .await
+        .map_err(|e| StartupError::Saml(format!("signing keys: {e}")))?;
+    Ok(Some(SamlServices {
+        keys: Arc::new(keys),
+        providers: Arc::new(providers),
+        entity_id: settings.saml_entity_id(),
+        scope: settings.saml_scope(),
+        pairwise_salt: Arc::from(settings.saml.pairwise_salt.expose().as_bytes()),
+        metadata: Arc::default(),
+    }))
 }
 
 async fn build_oidc(

@@ -57,6 +57,11 @@ pub enum Continuation {
         #[serde(with = "time::serde::timestamp")]
         requested_at: OffsetDateTime,
     },
+    /// A SAML authentication request waits (SAML 2.0 profiles §4.1.4.1).
+    Saml {
+        /// The id under which the request is parked (the server keeps what it needs).
+        request_id: String,
+    },
     /// A page of Sesame's own (account page, helpdesk console).
     Local {
         /// The path to go to (always starting with `/`).

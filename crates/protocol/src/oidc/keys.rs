@@ -377,8 +377,10 @@ impl KeySet {
     /// # Errors
     /// [`KeyError::BadStoredKey`] if a published record cannot be used.
     pub fn new(records: &[SigningKeyRecord], now: OffsetDateTime) -> Result<Self, KeyError> {
+        // The table also keeps the SAML keys (`saml::key_store`), under their own names.
         let keys = records
             .iter()
+            .filter(|r| !r.alg.starts_with(crate::saml::key_store::STORED_PREFIX))
             .filter(|r| r.publish_until.is_none_or(|until| until > now))
             .map(KeyEntry::from_record)
             .collect::<Result<Vec<_>, _>>()?;

@@ -29,11 +29,17 @@ pub struct IdpDescription<'a> {
     pub valid_until: OffsetDateTime,
 }
 
-/// The identity provider's metadata, signed with `key` (whose certificate it publishes).
+/// The identity provider's metadata, signed with `key`, publishing the certificates of `key`
+/// and of `others` (the next key before it signs, the previous one while what it signed may
+/// still be checked).
 ///
 /// # Errors
 /// [`SamlError::Key`] if signing fails.
-pub fn idp_metadata(idp: &IdpDescription<'_>, key: &SigningKey) -> Result<String, SamlError> {
+pub fn idp_metadata(
+    idp: &IdpDescription<'_>,
+    key: &SigningKey,
+    others: &[&SigningKey],
+) -> Result<String, SamlError> {
     let mut ui = Element::new("mdui", "UIInfo");
     for (lang, name) in idp.display_names {
         ui = ui.child(
@@ -53,11 +59,11 @@ pub fn idp_metadata(idp: &IdpDescription<'_>, key: &SigningKey) -> Result<String
                 )
                 .child(ui),
         )
-        .child(
+        .children(std::iter::once(key).chain(others.iter().copied()).map(|k| {
             Element::new("md", "KeyDescriptor")
                 .attr("use", "signing")
-                .child(key.key_info()),
-        )
+                .child(k.key_info())
+        }))
         .child(Element::new("md", "NameIDFormat").text(NAMEID_PERSISTENT))
         .child(Element::new("md", "NameIDFormat").text(NAMEID_TRANSIENT))
         .children([BINDING_REDIRECT, BINDING_POST].map(|binding| {
@@ -312,6 +318,7 @@ mod tests {
                 valid_until: time::macros::datetime!(2027-01-01 00:00 UTC),
             },
             &key,
+            &[],
         )
         .unwrap();
         let doc = roxmltree::Document::parse(&xml).unwrap();

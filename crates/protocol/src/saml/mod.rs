@@ -13,8 +13,11 @@
 //! send (signed requests, metadata aggregates: ADR 0015), encryption, logout, the routes and
 //! the login pipeline's SAML issuer.
 
+pub mod issuer;
+pub mod key_store;
 pub mod keys;
 pub mod metadata;
+pub mod providers;
 pub mod request;
 pub mod response;
 pub mod signature;

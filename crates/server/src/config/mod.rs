@@ -14,6 +14,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod password_hashing;
 pub mod recovery;
+pub mod saml;
 pub mod secret;
 pub mod server;
 pub mod store;
@@ -44,6 +45,7 @@ pub use self::metrics::MetricsSettings;
 pub use self::mfa::MfaSettings;
 pub use self::oidc::OidcSettings;
 pub use self::password_hashing::HashingSettings;
+pub use self::saml::SamlSettings;
 pub use self::secret::Secret;
 pub use self::server::ServerSettings;
 pub use self::store::StoreSettings;
@@ -99,6 +101,9 @@ pub struct Settings {
     /// The read-only LDAP v3 interface (off by default).
     #[serde(default)]
     pub ldap: LdapSettings,
+    /// The SAML 2.0 identity provider (off by default).
+    #[serde(default)]
+    pub saml: SamlSettings,
     /// Prometheus metrics listener.
     pub metrics: MetricsSettings,
 }
@@ -351,6 +356,7 @@ impl Settings {
         self.helpdesk.validate()?;
         self.mfa.validate()?;
         self.ldap.validate()?;
+        self.saml.validate()?;
         if !self.metrics.listen.trim().is_empty() {
             match self.metrics.listen.parse::<SocketAddr>() {
                 Ok(addr)
@@ -458,6 +464,32 @@ impl Settings {
         self.server.public_url.trim_end_matches('/')
     }
 
+    /// The SAML identity provider's entity ID: `saml.entity_id`, else
+    /// `<public_url>/saml/metadata`.
+    pub fn saml_entity_id(&self) -> String {
+        if self.saml.entity_id.is_empty() {
+            format!("{}/saml/metadata", self.public_base())
+        } else {
+            self.saml.entity_id.clone()
+        }
+    }
+
+    /// The institution's scope for SAML: `saml.scope`, else `cas.principal_scope`, else the
+    /// public URL's host.
+    pub fn saml_scope(&self) -> String {
+        [&self.saml.scope, &self.cas.principal_scope]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .cloned()
+            .or_else(|| {
+                Url::parse(self.public_base())
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+            })
+            .unwrap_or_default()
+            .to_lowercase()
+    }
+
     /// The effective configuration as TOML, with secrets masked.
     ///
     /// # Errors
@@ -477,6 +509,9 @@ impl Settings {
         }
         if !masked.sms.http_auth_value.is_empty() {
             masked.sms.http_auth_value = "********".into();
+        }
+        if !masked.saml.pairwise_salt.is_empty() {
+            masked.saml.pairwise_salt = "********".into();
         }
         toml::to_string_pretty(&masked).map_err(|e| ConfigError(e.to_string()))
     }

@@ -39,6 +39,8 @@ pub struct LoginQuery {
     pub(crate) authz: Option<String>,
     /// A page of Sesame's own to go back to after the login (`/account…`, `/helpdesk…`).
     next: Option<String>,
+    /// A parked SAML authentication request to answer after the login.
+    pub(crate) saml: Option<String>,
 }
 
 fn is_true(v: Option<&str>) -> bool {
@@ -80,10 +82,20 @@ impl LoginQuery {
                 requested_at,
             };
         }
+        if let Some(id) = self.saml_request() {
+            return Continuation::Saml {
+                request_id: id.to_owned(),
+            };
+        }
         if let Some(next) = &self.next {
             return Continuation::Local { next: next.clone() };
         }
         Continuation::LoginPage
+    }
+
+    /// The parked SAML request this login URL names, if any.
+    pub(crate) fn saml_request(&self) -> Option<&str> {
+        self.saml.as_deref().filter(|id| is_pending_id(id))
     }
 
     /// The parked OpenID Connect request this login URL names, if any.
@@ -120,7 +132,7 @@ impl LoginQuery {
 
 /// The name of the application this login is for, as the login page shows it, and the
 /// login to suggest (OpenID Connect `login_hint`). Registered services and clients only.
-pub(crate) fn display(
+pub(crate) async fn display(
     state: &AppState,
     continuation: &Continuation,
 ) -> (Option<String>, Option<String>) {
@@ -149,6 +161,9 @@ pub(crate) fn display(
                 .filter(|h| h.chars().count() <= 256 && !h.chars().any(char::is_control))
                 .map(str::to_owned);
             (Some(client.name.clone()), hint)
+        }
+        Continuation::Saml { request_id } => {
+            (super::saml::display_name(state, request_id).await, None)
         }
         Continuation::Local { .. } | Continuation::LoginPage => (None, None),
     }

@@ -30,6 +30,7 @@ pub mod end;
 pub mod entry;
 pub mod issue;
 pub mod oidc;
+pub mod saml;
 pub mod session;
 pub mod step_up;
 pub mod steps;

@@ -337,6 +337,19 @@ pub(crate) async fn open_session_and_continue(
             )
             .await
         }
+        (Continuation::Saml { request_id }, _) => {
+            super::saml::complete(
+                state,
+                req,
+                lang,
+                request_id,
+                &opened.cookie_value,
+                &opened.session,
+                account,
+                true,
+            )
+            .await
+        }
         (Continuation::Local { next }, _) => {
             local_next(state, next).map_or_else(logged_in_page, see_other)
         }

@@ -19,7 +19,7 @@ use sesame_core::login::transaction::LoginTransaction;
 
 use crate::pipeline::entry::{self, LoginQuery};
 use crate::pipeline::session::{current_session, current_session_with_account};
-use crate::pipeline::{issue, oidc, step_up, steps};
+use crate::pipeline::{issue, oidc, saml, step_up, steps};
 use crate::web::csrf::{FormPurpose, LOGIN_TICKET};
 use crate::web::{AppState, LANG_COOKIE};
 
@@ -125,6 +125,17 @@ pub async fn show_login(
                 let id = query.oidc_request().unwrap_or_default();
                 oidc::resume(&state, &req, id, Some(session)).await
             }
+            // A SAML request posted without the cookie (SameSite), or answered in another tab.
+            (false, Some(_)) if query.saml_request().is_some() => {
+                let id = query.saml_request().unwrap_or_default();
+                match current_session_with_account(&state, &req).await {
+                    Some((cookie, session, account)) => {
+                        saml::complete(&state, &req, lang, id, &cookie, &session, &account, false)
+                            .await
+                    }
+                    None => login_form(&state, &req, lang, StatusCode::OK, None, "").await,
+                }
+            }
             (false, Some(_)) if query.local_next(&state).is_some() => HttpResponse::SeeOther()
                 .insert_header(("Location", query.local_next(&state).unwrap_or_default()))
                 .finish(),
@@ -226,7 +237,7 @@ async fn login_form_with(
         .unwrap_or_default()
         .continuation(state, state.services.clock.now())
         .await;
-    let (service_name, hint) = entry::display(state, &continuation);
+    let (service_name, hint) = entry::display(state, &continuation).await;
     // OpenID Connect `login_hint`: a suggestion, only when nothing was typed.
     let username = if username.is_empty() {
         hint.unwrap_or_default()

@@ -15,6 +15,7 @@ pub mod login;
 pub mod logout;
 pub mod oidc;
 pub mod password_reset;
+pub mod saml;
 pub mod second_factor;
 
 use actix_web::http::Method;
@@ -71,6 +72,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/cas/proxy", web::get().to(cas::proxy))
         .route("/cas/samlValidate", web::post().to(cas::saml_validate))
+        .route("/saml/metadata", web::get().to(saml::metadata))
+        .route("/saml/sso", web::get().to(saml::sso_redirect))
+        .route("/saml/sso", web::post().to(saml::sso_post))
         .route("/authorize", web::get().to(oidc::authorize::authorize_get))
         .route(
             "/authorize",

@@ -38,12 +38,14 @@ fn changes_state(method: &Method) -> bool {
 /// introspection, revocation and UserInfo (back channel or CORS), the authorization request
 /// posted by a relying party (`response_mode`/`form_post`), OpenID Connect's end-session
 /// endpoint, every CAS endpoint but the login form (ticket validation, SAML 1.1 validation,
-/// logout with its own token), the admin API (API keys), metrics and health probes.
+/// logout with its own token), SAML's endpoints (requests posted by service providers' pages),
+/// the admin API (API keys), metrics and health probes.
 pub fn is_protocol_endpoint(path: &str) -> bool {
     matches!(
         path,
         "/token" | "/introspect" | "/revoke" | "/userinfo" | "/authorize" | "/logout" | "/metrics"
     ) || (path.starts_with("/cas/") && path != "/cas/login")
+        || path.starts_with("/saml/")
         || path.starts_with("/admin/api/")
         || path.starts_with("/health")
 }

@@ -1,0 +1,121 @@
+//! `GET /saml/metadata` (the identity provider's signed metadata) and `GET|POST /saml/sso`
+//! (an `AuthnRequest` over HTTP-Redirect or HTTP-POST). What a request does is the
+//! pipeline's SAML end (`crate::pipeline::saml`). 404 for all of them while `saml.enabled` is
+//! off.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use sesame_protocol::saml::metadata::{idp_metadata, IdpDescription};
+use time::OffsetDateTime;
+
+use crate::pipeline::saml::{self, Binding};
+use crate::web::AppState;
+
+/// How long a signed metadata document is served before it is made again (signing costs an
+/// RSA signature; the document changes only with the keys and the day).
+const METADATA_CACHE: time::Duration = time::Duration::hours(1);
+
+/// The parameters of the bindings (SAML 2.0 bindings §3.4.4, §3.5.4).
+#[derive(Debug, Deserialize)]
+pub struct SsoParams {
+    #[serde(rename = "SAMLRequest")]
+    saml_request: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// `GET /saml/sso` (HTTP-Redirect binding).
+pub async fn sso_redirect(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Ok(params) = web::Query::<SsoParams>::from_query(req.query_string()) else {
+        return saml::start(&state, &req, Binding::Redirect, None, None).await;
+    };
+    saml::start(
+        &state,
+        &req,
+        Binding::Redirect,
+        params.saml_request.as_deref(),
+        params.relay_state.as_deref(),
+    )
+    .await
+}
+
+/// `POST /saml/sso` (HTTP-POST binding). The body is read as bytes: a request may be larger
+/// than the form extractor's default limit (requests are bounded by the pipeline).
+pub async fn sso_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let mut request = None;
+    let mut relay = None;
+    for (name, value) in url::form_urlencoded::parse(&body) {
+        match name.as_ref() {
+            "SAMLRequest" => request = Some(value.into_owned()),
+            "RelayState" => relay = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    saml::start(
+        &state,
+        &req,
+        Binding::Post,
+        request.as_deref(),
+        relay.as_deref(),
+    )
+    .await
+}
+
+/// `GET /saml/metadata`
+pub async fn metadata(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Some(saml) = &state.services.saml else {
+        let lang = state.lang(&req, None);
+        return state.error_page(
+            StatusCode::NOT_FOUND,
+            lang,
+            &req,
+            "error_title",
+            "saml_bad_request_text",
+        );
+    };
+    let now = state.services.clock.now();
+    if let Some(body) = saml.cached_metadata(now, METADATA_CACHE) {
+        return metadata_response(body);
+    }
+    let keys = saml.keys.key_set();
+    let Some(current) = keys.current(now) else {
+        tracing::error!("no SAML key may sign: metadata not served");
+        return state.unavailable(&req, state.lang(&req, None));
+    };
+    let others: Vec<_> = keys
+        .published(now)
+        .into_iter()
+        .filter(|k| k.kid != current.kid)
+        .map(|k| &k.key)
+        .collect();
+    let sso_url = saml::sso_url(&state);
+    let institution = state.settings.ui.institution_name.as_str();
+    let valid_until: OffsetDateTime =
+        now + time::Duration::days(i64::from(state.settings.saml.metadata_valid_days));
+    let description = IdpDescription {
+        entity_id: &saml.entity_id,
+        sso_url: &sso_url,
+        scope: &saml.scope,
+        display_names: &[("fr", institution), ("en", institution)],
+        valid_until,
+    };
+    match idp_metadata(&description, &current.key, &others) {
+        Ok(xml) => metadata_response(saml.cache_metadata(now, xml)),
+        Err(e) => {
+            tracing::error!(error = %e, "could not sign the SAML metadata");
+            state.unavailable(&req, state.lang(&req, None))
+        }
+    }
+}
+
+fn metadata_response(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/samlmetadata+xml")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(body)
+}

@@ -1,0 +1,470 @@
+//! SAML 2.0 Web Browser SSO: a service provider not written here (pysaml2, from PyPI) logs a
+//! person in over both request bindings and checks Sesame's signed responses; and the
+//! refusals of the security spec (A80–A84): unknown SP, consumer service not in its metadata,
+//! replayed or stale request, DTD, oversized or inflating request, `Destination` elsewhere.
+
+use std::io::Write as _;
+use std::process::Command;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use sesame_core::account::{AccountState, NewAccount};
+use sesame_core::clock::Clock as _;
+use sesame_core::credentials::Password;
+use sesame_core::ids::{Affiliation, Email, LoginName};
+use sesame_server::config::saml::SamlServiceProviderSetting;
+use sesame_tests::{unique_login, TestApp, GOOD_PASSWORD};
+
+const SP: &str = "https://sp.example.org/saml/metadata";
+const ACS: &str = "https://sp.example.org/saml/acs";
+const SCOPE: &str = "univ.example.org";
+
+fn script() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/interop/pysaml2_sp.py")
+}
+
+fn pysaml2_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import saml2, requests"])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("xmlsec1")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "pysaml2 and xmlsec1 must be installed in CI (pip install pysaml2; apt-get install xmlsec1)"
+        );
+        eprintln!("skipped: pysaml2 or xmlsec1 is not installed");
+    }
+    ok
+}
+
+/// The test SP's metadata as pysaml2 writes it, in a file Sesame's configuration names.
+fn sp_metadata_file() -> String {
+    let path = std::env::temp_dir().join(format!(
+        "sesame-sp-{}.xml",
+        sesame_core::random::alphanumeric(12)
+    ));
+    let path = path.display().to_string();
+    if pysaml2_available() {
+        let out = Command::new("python3")
+            .args([script(), "metadata", &path])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        // The refusals below need no pysaml2: the same metadata, written by hand.
+        let xml = format!(
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{SP}"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" AuthnRequestsSigned="false" WantAssertionsSigned="true"><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{ACS}" index="1"/></md:SPSSODescriptor></md:EntityDescriptor>"#
+        );
+        std::fs::write(&path, xml).unwrap();
+    }
+    path
+}
+
+async fn saml_app() -> TestApp {
+    let metadata_file = sp_metadata_file();
+    TestApp::builder()
+        .with(move |s| {
+            s.saml.enabled = true;
+            s.saml.scope = SCOPE.to_owned();
+            s.saml.pairwise_salt = "a test salt of enough bytes".into();
+            s.saml.service_providers.push(SamlServiceProviderSetting {
+                metadata_file,
+                entity_id: SP.to_owned(),
+                name: "Bibliothèque numérique".to_owned(),
+                attributes: [
+                    "mail",
+                    "givenName",
+                    "sn",
+                    "displayName",
+                    "eduPersonPrincipalName",
+                    "eduPersonScopedAffiliation",
+                    "eduPersonAffiliation",
+                    "schacHomeOrganization",
+                    "pairwise-id",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+                name_id_format: "persistent".to_owned(),
+                sign_response: false,
+                allow_unsolicited: false,
+            });
+        })
+        .spawn()
+        .await
+}
+
+async fn person(app: &TestApp, stem: &str) -> String {
+    let login = unique_login(stem);
+    let name = LoginName::parse(&login).unwrap();
+    app.services
+        .accounts
+        .create(
+            NewAccount {
+                login: name.clone(),
+                email: Some(Email::parse(&format!("{login}@{SCOPE}")).unwrap()),
+                given_name: "Zoé".to_owned(),
+                family_name: "L'Hôpital & <Fils>".to_owned(),
+                affiliation: Affiliation::Faculty,
+                state: AccountState::Provisioned,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    app.services
+        .accounts
+        .set_password(&name, Password::new(GOOD_PASSWORD), "test")
+        .await
+        .unwrap();
+    login
+}
+
+fn run_sp(args: &[&str]) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(script())
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pysaml2 SP {args:?}: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+fn first_value<'a>(attributes: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    &attributes[name][0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pysaml2_logs_a_person_in_over_both_bindings_with_one_pairwise_identifier() {
+    if !pysaml2_available() {
+        return;
+    }
+    let app = saml_app().await;
+    let login = person(&app, "saml").await;
+    let mut identifiers = Vec::new();
+    for binding in ["redirect", "post"] {
+        let result = run_sp(&["login", &app.address, &login, GOOD_PASSWORD, binding]);
+        let (first, second) = (&result["first"], &result["second"]);
+        assert_eq!(
+            first["name_id_format"], "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            "{result}"
+        );
+        let name_id = first["name_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            name_id.len(),
+            64,
+            "an opaque pairwise identifier: {name_id}"
+        );
+        assert!(!name_id.contains(&login), "never the login: {name_id}");
+        // The session answers the second request, with the same person and session.
+        assert_eq!(second["name_id"], first["name_id"], "{result}");
+        assert_eq!(second["session_index"], first["session_index"], "{result}");
+        assert_ne!(second["in_response_to"], first["in_response_to"]);
+        assert_eq!(
+            first["authn_context"],
+            "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+        );
+        let attributes = &first["attributes"];
+        assert_eq!(first_value(attributes, "mail"), &format!("{login}@{SCOPE}"));
+        assert_eq!(
+            first_value(attributes, "eduPersonPrincipalName"),
+            &format!("{login}@{SCOPE}")
+        );
+        assert_eq!(first_value(attributes, "givenName"), "Zoé");
+        assert_eq!(first_value(attributes, "sn"), "L'Hôpital & <Fils>");
+        assert_eq!(first_value(attributes, "schacHomeOrganization"), SCOPE);
+        let scoped: Vec<&str> = attributes["eduPersonScopedAffiliation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert!(
+            scoped.contains(&"faculty@univ.example.org")
+                && scoped.contains(&"member@univ.example.org"),
+            "{attributes}"
+        );
+        assert!(
+            result["replayed"] != "accepted",
+            "a response played again is refused by the SP: {result}"
+        );
+        identifiers.push(name_id);
+    }
+    assert_eq!(
+        identifiers[0], identifiers[1],
+        "one person, one SP: one persistent identifier"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_authn_asks_for_the_password_again_and_is_passive_never_shows_a_page() {
+    if !pysaml2_available() {
+        return;
+    }
+    let app = saml_app().await;
+    let login = person(&app, "samlforce").await;
+    let result = run_sp(&[
+        "login",
+        &app.address,
+        &login,
+        GOOD_PASSWORD,
+        "redirect",
+        "force",
+    ]);
+    assert_eq!(result["second"]["name_id"], result["first"]["name_id"]);
+    let passive = run_sp(&["passive", &app.address]);
+    let status = passive["status"].as_str().unwrap();
+    assert!(status.contains("NoPassive"), "{passive}");
+    assert_eq!(passive["acs"], ACS);
+}
+
+/// An `AuthnRequest` from `issuer`, as the Redirect binding carries it.
+fn authn_request(issuer: &str, id: &str, instant: time::OffsetDateTime, extra: &str) -> String {
+    let instant = instant
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{instant}" {extra}><saml:Issuer>{issuer}</saml:Issuer></samlp:AuthnRequest>"#
+    )
+}
+
+fn deflated(xml: &str) -> String {
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(xml.as_bytes()).unwrap();
+    STANDARD.encode(encoder.finish().unwrap())
+}
+
+async fn send(app: &TestApp, xml: &str) -> reqwest::Response {
+    let mut url = url::Url::parse(&format!("{}/saml/sso", app.address)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("SAMLRequest", &deflated(xml))
+        .append_pair("RelayState", "r");
+    app.client.get(url).send().await.unwrap()
+}
+
+fn refused(res: &reqwest::Response, why: &str) {
+    assert_eq!(res.status(), 400, "{why}");
+    assert!(
+        res.headers().get("location").is_none(),
+        "{why}: no redirect anywhere"
+    );
+}
+
+fn now(app: &TestApp) -> time::OffsetDateTime {
+    app.clock.now()
+}
+
+#[tokio::test]
+async fn a80_a_request_from_an_unknown_or_look_alike_sp_gets_an_error_page() {
+    let app = saml_app().await;
+    // Accepted: the login page, by a redirect to Sesame's own login URL, naming the SP.
+    let res = send(&app, &authn_request(SP, "_good", now(&app), "")).await;
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{}/cas/login?saml=", app.address)),
+        "{location}"
+    );
+    let page = app.client.get(&location).send().await.unwrap();
+    let body = page.text().await.unwrap();
+    assert!(
+        body.contains("Bibliothèque numérique"),
+        "the SP's name is shown"
+    );
+
+    refused(
+        &send(
+            &app,
+            &authn_request("https://evil.example.org/sp", "_x1", now(&app), ""),
+        )
+        .await,
+        "unknown SP",
+    );
+    for look_alike in [
+        format!("{SP}/"),
+        SP.to_uppercase(),
+        format!("{SP}.evil.example"),
+    ] {
+        refused(
+            &send(&app, &authn_request(&look_alike, "_x2", now(&app), "")).await,
+            "look-alike entity ID",
+        );
+    }
+}
+
+#[tokio::test]
+async fn a81_a_consumer_service_outside_the_sps_metadata_gets_nothing() {
+    let app = saml_app().await;
+    for (id, extra) in [
+        (
+            "_x3",
+            r#"AssertionConsumerServiceURL="https://evil.example.org/acs""#,
+        ),
+        ("_x4", r#"AssertionConsumerServiceIndex="7""#),
+        (
+            "_x5",
+            r#"ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact""#,
+        ),
+    ] {
+        refused(
+            &send(&app, &authn_request(SP, id, now(&app), extra)).await,
+            extra,
+        );
+    }
+    // The metadata's own URL is accepted.
+    let ok = send(
+        &app,
+        &authn_request(
+            SP,
+            "_x6",
+            now(&app),
+            &format!(r#"AssertionConsumerServiceURL="{ACS}""#),
+        ),
+    )
+    .await;
+    assert_eq!(ok.status(), 303);
+}
+
+#[tokio::test]
+async fn a82_a_request_played_again_or_out_of_its_time_is_refused() {
+    let app = saml_app().await;
+    let request = authn_request(SP, "_once", now(&app), "");
+    assert_eq!(send(&app, &request).await.status(), 303);
+    refused(&send(&app, &request).await, "replayed request ID");
+    refused(
+        &send(
+            &app,
+            &authn_request(SP, "_old", now(&app) - time::Duration::minutes(30), ""),
+        )
+        .await,
+        "stale IssueInstant",
+    );
+    refused(
+        &send(
+            &app,
+            &authn_request(SP, "_future", now(&app) + time::Duration::minutes(30), ""),
+        )
+        .await,
+        "IssueInstant ahead",
+    );
+}
+
+#[tokio::test]
+async fn a83_dtds_deflate_bombs_and_oversized_requests_are_refused() {
+    let app = saml_app().await;
+    let dtd = format!(
+        r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY e "{SP}">]>{}"#,
+        authn_request("&e;", "_dtd", now(&app), "")
+    );
+    refused(&send(&app, &dtd).await, "DTD");
+    let bomb = format!(
+        "{}<!--{}-->",
+        authn_request(SP, "_bomb", now(&app), ""),
+        "A".repeat(10 * 1024 * 1024)
+    );
+    refused(&send(&app, &bomb).await, "inflates beyond the bound");
+    let oversized = STANDARD.encode(format!(
+        "{}<!--{}-->",
+        authn_request(SP, "_big", now(&app), ""),
+        "B".repeat(100 * 1024)
+    ));
+    let res = app
+        .client
+        .post(format!("{}/saml/sso", app.address))
+        .form(&[("SAMLRequest", oversized.as_str())])
+        .send()
+        .await
+        .unwrap();
+    refused(&res, "POST beyond 64 KiB");
+}
+
+#[tokio::test]
+async fn a84_a_destination_elsewhere_or_a_long_relay_state_is_refused() {
+    let app = saml_app().await;
+    refused(
+        &send(
+            &app,
+            &authn_request(
+                SP,
+                "_dest",
+                now(&app),
+                r#"Destination="https://other-idp.example.org/sso""#,
+            ),
+        )
+        .await,
+        "Destination elsewhere",
+    );
+    let mut url = url::Url::parse(&format!("{}/saml/sso", app.address)).unwrap();
+    url.query_pairs_mut()
+        .append_pair(
+            "SAMLRequest",
+            &deflated(&authn_request(SP, "_relay", now(&app), "")),
+        )
+        .append_pair("RelayState", &"r".repeat(81));
+    refused(
+        &app.client.get(url).send().await.unwrap(),
+        "RelayState beyond 80 bytes",
+    );
+    // This endpoint's own Destination is accepted.
+    let ok = send(
+        &app,
+        &authn_request(
+            SP,
+            "_dest_ok",
+            now(&app),
+            &format!(r#"Destination="{}/saml/sso""#, app.address),
+        ),
+    )
+    .await;
+    assert_eq!(ok.status(), 303);
+}
+
+#[tokio::test]
+async fn saml_is_off_until_enabled_and_its_metadata_is_signed_and_cached() {
+    let off = TestApp::spawn().await;
+    let res = off
+        .client
+        .get(format!("{}/saml/metadata", off.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    let app = saml_app().await;
+    let get = || async {
+        app.client
+            .get(format!("{}/saml/metadata", app.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let first = get().await;
+    let doc = roxmltree::Document::parse(&first).unwrap();
+    let root = doc.root_element();
+    assert_eq!(
+        root.attribute("entityID"),
+        Some(format!("{}/saml/metadata", app.address).as_str())
+    );
+    assert!(first.contains("<ds:Signature"), "signed");
+    assert!(first.contains(&format!(">{SCOPE}</shibmd:Scope>")));
+    assert!(first.contains(&format!(r#"Location="{}/saml/sso""#, app.address)));
+    // One signature per hour, not per request.
+    assert_eq!(get().await, first);
+}

@@ -1,0 +1,183 @@
+"""A SAML 2.0 service provider not written here (pysaml2, from PyPI) logs a person in through
+Sesame: its AuthnRequest goes over HTTP-Redirect or HTTP-POST, the person logs in on Sesame's
+page, and pysaml2 reads and checks the response the page posts back (signature against the
+key in Sesame's published metadata, audience, recipient, InResponseTo, validity).
+
+  pysaml2_sp.py metadata <out.xml>
+      writes the SP's metadata, for Sesame's configuration.
+  pysaml2_sp.py login <sesame> <login> <password> <redirect|post> [force]
+      logs in, then asks again with the session (no password), and prints what the SP
+      learnt as JSON.
+  pysaml2_sp.py passive <sesame>
+      asks with IsPassive and no session; prints the status the SP read.
+
+The browser's part (following redirects, posting the login form and the auto-submitted form)
+is played by `requests`; everything SAML is pysaml2's.
+"""
+
+import html
+import json
+import re
+import sys
+import tempfile
+
+import requests
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.client import Saml2Client
+from saml2.config import SPConfig
+from saml2.metadata import entity_descriptor
+from saml2.saml import NAMEID_FORMAT_PERSISTENT
+
+SP = "https://sp.example.org/saml/metadata"
+ACS = "https://sp.example.org/saml/acs"
+
+
+def config(idp_metadata_file=None):
+    conf = {
+        "entityid": SP,
+        "service": {
+            "sp": {
+                "name": "pysaml2 test SP",
+                "endpoints": {"assertion_consumer_service": [(ACS, BINDING_HTTP_POST)]},
+                "allow_unsolicited": False,
+                "authn_requests_signed": False,
+                "want_assertions_signed": True,
+                "want_response_signed": False,
+                "name_id_format": NAMEID_FORMAT_PERSISTENT,
+            }
+        },
+        "xmlsec_binary": "/usr/bin/xmlsec1",
+        "allow_unknown_attributes": True,
+    }
+    if idp_metadata_file:
+        conf["metadata"] = {"local": [idp_metadata_file]}
+    c = SPConfig()
+    c.load(conf)
+    return c
+
+
+def client(sesame):
+    md = requests.get(sesame + "/saml/metadata", timeout=10)
+    md.raise_for_status()
+    assert md.headers["content-type"].startswith("application/samlmetadata+xml"), md.headers
+    f = tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False)
+    f.write(md.text)
+    f.close()
+    return Saml2Client(config(f.name))
+
+
+def form_of(page):
+    """The action and fields of the first form of an HTML page."""
+    action = re.search(r'<form[^>]*action="([^"]*)"', page)
+    fields = dict(
+        (html.unescape(n), html.unescape(v))
+        for n, v in re.findall(r'<input[^>]*name="([^"]*)"[^>]*value="([^"]*)"', page)
+    )
+    return html.unescape(action.group(1)) if action else None, fields
+
+
+def send_request(browser, saml_client, idp, binding, relay, **kw):
+    """Sends an AuthnRequest as the SP's page would; returns (request id, Sesame's answer)."""
+    req_id, info = saml_client.prepare_for_authenticate(
+        entityid=idp, relay_state=relay, binding=binding, **kw
+    )
+    if binding == BINDING_HTTP_REDIRECT:
+        location = dict(info["headers"])["Location"]
+        return req_id, browser.get(location, timeout=10)
+    action, fields = form_of(info["data"])
+    return req_id, browser.post(action, data=fields, timeout=10)
+
+
+def posted_response(page):
+    """The SAMLResponse and RelayState of Sesame's auto-submitted page, and where it posts."""
+    action, fields = form_of(page)
+    assert "SAMLResponse" in fields, page[:2000]
+    return action, fields["SAMLResponse"], fields.get("RelayState")
+
+
+def read(saml_client, response, req_id, relay):
+    authn = saml_client.parse_authn_request_response(
+        response, BINDING_HTTP_POST, outstanding={req_id: relay}
+    )
+    assert authn is not None, "pysaml2 refused the response"
+    name_id = authn.assertion.subject.name_id
+    statement = authn.assertion.authn_statement[0]
+    return {
+        "name_id": name_id.text,
+        "name_id_format": name_id.format,
+        "attributes": authn.get_identity(),
+        "session_index": statement.session_index,
+        "authn_context": statement.authn_context.authn_context_class_ref.text,
+        "in_response_to": authn.in_response_to,
+    }
+
+
+def login(sesame, user, password, binding_name, force):
+    binding = BINDING_HTTP_REDIRECT if binding_name == "redirect" else BINDING_HTTP_POST
+    saml_client = client(sesame)
+    idp = sesame + "/saml/metadata"
+    browser = requests.Session()
+    req_id, page = send_request(browser, saml_client, idp, binding, "relay-1")
+    # Sesame's login page, reached through its redirects.
+    action, fields = form_of(page.text)
+    assert "lt" in fields, page.text[:2000]
+    fields.update({"username": user, "password": password})
+    answer = browser.post(action, data=fields, timeout=10)
+    assert answer.status_code == 200, (answer.status_code, answer.text[:2000])
+    acs, response, relay = posted_response(answer.text)
+    assert acs == ACS, acs
+    assert relay == "relay-1", relay
+    first = read(saml_client, response, req_id, relay)
+    # Again, with the session: no login page, a new assertion (or a fresh login for force).
+    kw = {"force_authn": "true"} if force else {}
+    req_id2, page2 = send_request(browser, saml_client, idp, binding, "relay-2", **kw)
+    if force:
+        action, fields = form_of(page2.text)
+        assert "lt" in fields, "ForceAuthn must show the login page: " + page2.text[:2000]
+        fields.update({"username": user, "password": password})
+        page2 = browser.post(action, data=fields, timeout=10)
+    acs2, response2, relay2 = posted_response(page2.text)
+    assert relay2 == "relay-2", relay2
+    second = read(saml_client, response2, req_id2, relay2)
+    # The same response played again is refused by the SP (its InResponseTo is answered).
+    replayed = None
+    try:
+        saml_client.parse_authn_request_response(response2, BINDING_HTTP_POST, outstanding={})
+        replayed = "accepted"
+    except Exception as e:  # pysaml2 raises its own errors for unsolicited responses
+        replayed = type(e).__name__
+    print(json.dumps({"first": first, "second": second, "replayed": replayed}))
+
+
+def passive(sesame):
+    saml_client = client(sesame)
+    browser = requests.Session()
+    req_id, page = send_request(
+        browser, saml_client, sesame + "/saml/metadata", BINDING_HTTP_REDIRECT, "p", is_passive="true"
+    )
+    acs, response, relay = posted_response(page.text)
+    try:
+        saml_client.parse_authn_request_response(
+            response, BINDING_HTTP_POST, outstanding={req_id: relay}
+        )
+        status = "success"
+    except Exception as e:
+        status = type(e).__name__ + ": " + str(e)
+    print(json.dumps({"status": status, "acs": acs}))
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "metadata":
+        with open(sys.argv[2], "w") as f:
+            f.write(entity_descriptor(config()).to_string().decode())
+    elif mode == "login":
+        login(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], len(sys.argv) > 6)
+    elif mode == "passive":
+        passive(sys.argv[2])
+    else:
+        sys.exit("unknown mode " + mode)
+
+
+if __name__ == "__main__":
+    main()
