@@ -1,0 +1,492 @@
+//! The SAML service provider of RENATER's federation and eduGAIN, Shibboleth SP (Debian's
+//! `libapache2-mod-shib` in Apache, with its `shibd`), protects a page with Sesame as its
+//! identity provider: a person opens the page, logs in on Sesame's login page, and the page
+//! sees the attributes Shibboleth extracted and filtered (its default attribute policy checks
+//! scoped values against the `shibmd:Scope` of Sesame's metadata); logging out of the SP asks
+//! for the login again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sesame_core::account::{AccountState, NewAccount};
+use sesame_core::credentials::Password;
+use sesame_core::ids::{Affiliation, Email, LoginName};
+use sesame_server::config::saml::SamlServiceProviderSetting;
+use sesame_tests::{extract_lt, unique_login, TestApp, GOOD_PASSWORD};
+
+const SP: &str = "https://shib-sp.test/shibboleth";
+const SCOPE: &str = "univ.example.org";
+const MOD_SHIB: &str = "/usr/lib/apache2/modules/mod_shib.so";
+const MODULES: &str = "/usr/lib/apache2/modules";
+
+fn shibboleth_available() -> bool {
+    let ok = Path::new("/usr/sbin/shibd").exists()
+        && Path::new("/usr/sbin/apache2").exists()
+        && Path::new(MOD_SHIB).exists();
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "Shibboleth SP must be installed in CI (apt-get install apache2 libapache2-mod-shib)"
+        );
+        eprintln!("skipped: Shibboleth SP is not installed");
+    }
+    ok
+}
+
+/// shibd and Apache, stopped when dropped.
+struct ShibbolethSp {
+    dir: PathBuf,
+    port: u16,
+    shibd: Child,
+    apache: Child,
+}
+
+impl Drop for ShibbolethSp {
+    fn drop(&mut self) {
+        // SIGTERM: Apache stops its children before it exits (SIGKILL would orphan them).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.apache.id().to_string()])
+            .status();
+        for _ in 0..50 {
+            if matches!(self.apache.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.apache.kill();
+        let _ = self.shibd.kill();
+        let _ = self.apache.wait();
+        let _ = self.shibd.wait();
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &format!("{}/httpd.conf", self.dir.display())])
+            .status();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl ShibbolethSp {
+    fn logs(&self) -> String {
+        ["shibd.out", "apache-error.log"]
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                format!(
+                    "--- {f}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The SP's metadata as the federation would publish it.
+fn sp_metadata(port: u16) -> String {
+    format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{SP}">
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="http://127.0.0.1:{port}/Shibboleth.sso/SAML2/POST" index="1"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>"#
+    )
+}
+
+const ATTRIBUTE_MAP: &str = r#"<Attributes xmlns="urn:mace:shibboleth:2.0:attribute-map" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+    <Attribute name="urn:oasis:names:tc:SAML:attribute:subject-id" id="subject-id">
+        <AttributeDecoder xsi:type="ScopedAttributeDecoder" caseSensitive="false"/>
+    </Attribute>
+    <Attribute name="urn:oasis:names:tc:SAML:attribute:pairwise-id" id="pairwise-id">
+        <AttributeDecoder xsi:type="ScopedAttributeDecoder" caseSensitive="false"/>
+    </Attribute>
+    <Attribute name="urn:oid:1.3.6.1.4.1.5923.1.1.1.6" id="eppn">
+        <AttributeDecoder xsi:type="ScopedAttributeDecoder" caseSensitive="false"/>
+    </Attribute>
+    <Attribute name="urn:oid:1.3.6.1.4.1.5923.1.1.1.9" id="affiliation">
+        <AttributeDecoder xsi:type="ScopedAttributeDecoder" caseSensitive="false"/>
+    </Attribute>
+    <Attribute name="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" id="persistent-id">
+        <AttributeDecoder xsi:type="NameIDAttributeDecoder" formatter="$NameQualifier!$SPNameQualifier!$Name" defaultQualifiers="true"/>
+    </Attribute>
+    <Attribute name="urn:oid:0.9.2342.19200300.100.1.3" id="mail"/>
+    <Attribute name="urn:oid:2.5.4.42" id="givenName"/>
+    <Attribute name="urn:oid:2.5.4.4" id="sn"/>
+    <Attribute name="urn:oid:2.16.840.1.113730.3.1.241" id="displayName"/>
+</Attributes>
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// Starts shibd and Apache for the SP on `port`, with Sesame's metadata.
+async fn start_sp(dir: PathBuf, port: u16, idp_metadata: &str, idp_entity: &str) -> ShibbolethSp {
+    write(&dir, "idp-metadata.xml", idp_metadata);
+    write(&dir, "attribute-map.xml", ATTRIBUTE_MAP);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["shib-sp.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    write(&dir, "sp-key.pem", &key.serialize_pem());
+    write(&dir, "sp-cert.pem", &cert.pem());
+    let d = dir.display();
+    write(
+        &dir,
+        "shibboleth2.xml",
+        &format!(
+            r#"<SPConfig xmlns="urn:mace:shibboleth:3.0:native:sp:config" xmlns:conf="urn:mace:shibboleth:3.0:native:sp:config" clockSkew="180">
+    <OutOfProcess logger="console.logger"/>
+    <UnixListener address="{d}/shibd.sock"/>
+    <StorageService type="Memory" id="mem" cleanupInterval="900"/>
+    <SessionCache type="StorageService" StorageService="mem" cacheAssertions="false" cacheAllowance="900" inprocTimeout="900" cleanupInterval="900"/>
+    <ReplayCache StorageService="mem"/>
+    <ApplicationDefaults entityID="{SP}" REMOTE_USER="eppn pairwise-id persistent-id">
+        <Sessions lifetime="28800" timeout="3600" relayState="ss:mem" checkAddress="false" handlerSSL="false" cookieProps="http" redirectLimit="exact">
+            <SSO entityID="{idp_entity}">SAML2</SSO>
+            <Logout>Local</Logout>
+            <Handler type="Session" Location="/Session" showAttributeValues="true"/>
+        </Sessions>
+        <Errors supportContact="root@localhost" helpLocation="/about.html" styleSheet="/shibboleth-sp/main.css"/>
+        <MetadataProvider type="XML" validate="true" path="{d}/idp-metadata.xml"/>
+        <AttributeExtractor type="XML" validate="true" reloadChanges="false" path="{d}/attribute-map.xml"/>
+        <AttributeFilter type="XML" validate="true" path="/etc/shibboleth/attribute-policy.xml"/>
+        <CredentialResolver type="File" use="signing" key="{d}/sp-key.pem" certificate="{d}/sp-cert.pem"/>
+    </ApplicationDefaults>
+    <SecurityPolicyProvider type="XML" validate="true" path="/etc/shibboleth/security-policy.xml"/>
+    <ProtocolProvider type="XML" validate="true" reloadChanges="false" path="/etc/shibboleth/protocols.xml"/>
+</SPConfig>
+"#
+        ),
+    );
+    std::fs::create_dir_all(dir.join("htdocs/secure")).unwrap();
+    write(
+        &dir.join("htdocs/secure"),
+        "index.shtml",
+        "<html><body><pre>\n<!--#printenv -->\n</pre></body></html>\n",
+    );
+    write(
+        &dir,
+        "httpd.conf",
+        &format!(
+            r#"ServerRoot "{d}"
+ServerName 127.0.0.1:{port}
+Listen 127.0.0.1:{port}
+PidFile "{d}/apache.pid"
+DefaultRuntimeDir "{d}"
+ErrorLog "{d}/apache-error.log"
+LogLevel warn
+TypesConfig /etc/mime.types
+User www-data
+Group www-data
+LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
+LoadModule authz_core_module {MODULES}/mod_authz_core.so
+LoadModule authn_core_module {MODULES}/mod_authn_core.so
+LoadModule mime_module {MODULES}/mod_mime.so
+LoadModule include_module {MODULES}/mod_include.so
+LoadModule mod_shib {MOD_SHIB}
+ShibConfig "{d}/shibboleth2.xml"
+ShibCompatValidUser Off
+UseCanonicalName On
+DocumentRoot "{d}/htdocs"
+AddType text/html .shtml
+AddOutputFilter INCLUDES .shtml
+<Location /Shibboleth.sso>
+  SetHandler shib
+</Location>
+<Directory "{d}/htdocs/secure">
+  Options +Includes
+  AuthType shibboleth
+  ShibRequestSetting requireSession 1
+  Require shib-session
+</Directory>
+"#
+        ),
+    );
+    // Apache's children run as www-data: they read the page and reach shibd's socket.
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rX", &d.to_string()])
+        .status();
+    let shibd = Command::new("/usr/sbin/shibd")
+        .args(["-F", "-f", "-c"])
+        .arg(dir.join("shibboleth2.xml"))
+        .arg("-p")
+        .arg(dir.join("shibd.pid"))
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.join("shibd.out")).unwrap(),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("shibd.err")).unwrap(),
+        ))
+        .spawn()
+        .expect("start shibd");
+    for _ in 0..300 {
+        if dir.join("shibd.sock").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = Command::new("chmod")
+        .args(["a+rw", &format!("{d}/shibd.sock")])
+        .status();
+    let apache = Command::new("/usr/sbin/apache2")
+        .arg("-f")
+        .arg(dir.join("httpd.conf"))
+        .arg("-DFOREGROUND")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("apache.err")).unwrap(),
+        ))
+        .spawn()
+        .expect("start apache2");
+    let sp = ShibbolethSp {
+        dir,
+        port,
+        shibd,
+        apache,
+    };
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return sp;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("Apache did not listen on {port}:\n{}", sp.logs());
+}
+
+/// The form of a page: its action and hidden fields.
+fn form_of(html: &str) -> (String, Vec<(String, String)>) {
+    let doc_action = html
+        .split("<form")
+        .nth(1)
+        .and_then(|f| f.split("action=\"").nth(1))
+        .and_then(|a| a.split('"').next())
+        .unwrap_or_default()
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/")
+        .replace("&#x3d;", "=")
+        .replace("&#x3a;", ":");
+    let mut fields = Vec::new();
+    for input in html.split("<input").skip(1) {
+        let attr = |name: &str| {
+            input
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|v| v.split('"').next())
+                .map(|v| {
+                    v.replace("&#x2b;", "+")
+                        .replace("&#x2f;", "/")
+                        .replace("&#x3d;", "=")
+                        .replace("&#x3a;", ":")
+                        .replace("&amp;", "&")
+                })
+        };
+        if let (Some(n), Some(v)) = (attr("name"), attr("value")) {
+            fields.push((n, v));
+        }
+    }
+    (doc_action, fields)
+}
+
+async fn follow(
+    client: &reqwest::Client,
+    mut res: reqwest::Response,
+    base: &str,
+) -> reqwest::Response {
+    for _ in 0..10 {
+        let Some(location) = res.headers().get("location") else {
+            return res;
+        };
+        let location = location.to_str().unwrap().to_owned();
+        let url = if location.starts_with('/') {
+            format!("{base}{location}")
+        } else {
+            location
+        };
+        res = client.get(url).send().await.unwrap();
+    }
+    res
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shibboleth_sp_logs_a_person_in_and_sees_the_released_attributes() {
+    if !shibboleth_available() {
+        return;
+    }
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!(
+        "sesame-shib-{}",
+        sesame_core::random::alphanumeric(10)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let metadata_file = dir.join("sp-metadata.xml");
+    std::fs::write(&metadata_file, sp_metadata(port)).unwrap();
+    let metadata_file = metadata_file.display().to_string();
+    let app = TestApp::builder()
+        .with(move |s| {
+            s.saml.enabled = true;
+            s.saml.scope = SCOPE.to_owned();
+            s.saml.pairwise_salt = "a test salt of enough bytes".into();
+            s.saml.service_providers.push(SamlServiceProviderSetting {
+                metadata_file,
+                entity_id: SP.to_owned(),
+                name: "Shibboleth".to_owned(),
+                attributes: [
+                    "mail",
+                    "givenName",
+                    "sn",
+                    "displayName",
+                    "eduPersonPrincipalName",
+                    "eduPersonScopedAffiliation",
+                    "pairwise-id",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+                name_id_format: "persistent".to_owned(),
+                sign_response: false,
+                allow_unsolicited: false,
+            });
+        })
+        .spawn()
+        .await;
+    let login = unique_login("shib");
+    let name = LoginName::parse(&login).unwrap();
+    app.services
+        .accounts
+        .create(
+            NewAccount {
+                login: name.clone(),
+                email: Some(Email::parse(&format!("{login}@{SCOPE}")).unwrap()),
+                given_name: "Zoé".to_owned(),
+                family_name: "Martin".to_owned(),
+                affiliation: Affiliation::Student,
+                state: AccountState::Provisioned,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    app.services
+        .accounts
+        .set_password(&name, Password::new(GOOD_PASSWORD), "test")
+        .await
+        .unwrap();
+    let idp_entity = format!("{}/saml/metadata", app.address);
+    let idp_metadata = app
+        .client
+        .get(&idp_entity)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sp = start_sp(dir, port, &idp_metadata, &idp_entity).await;
+    let base = format!("http://127.0.0.1:{}", sp.port);
+    let browser = sesame_tests::browser();
+
+    // The protected page sends the browser to Sesame with an AuthnRequest, and Sesame to its
+    // login page.
+    let res = browser
+        .get(format!("{base}/secure/index.shtml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302, "{}", sp.logs());
+    let login_page = follow(&browser, res, &base).await;
+    let login_url = login_page.url().to_string();
+    assert!(
+        login_url.starts_with(&format!("{}/cas/login?saml=", app.address)),
+        "{login_url}"
+    );
+    let html = login_page.text().await.unwrap();
+    let lt = extract_lt(&html).unwrap();
+    let posted = browser
+        .post(&login_url)
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let (action, fields) = form_of(&posted.text().await.unwrap());
+    assert_eq!(action, format!("{base}/Shibboleth.sso/SAML2/POST"));
+    // The browser posts the response to the SP, which sends it back to the page.
+    let consumed = browser.post(&action).form(&fields).send().await.unwrap();
+    assert_eq!(consumed.status(), 302, "{}", sp.logs());
+    let page = follow(&browser, consumed, &base).await;
+    assert_eq!(page.status(), 200, "{}", sp.logs());
+    let env = page.text().await.unwrap();
+    let var = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        var("Shib-Identity-Provider"),
+        Some(idp_entity.clone()),
+        "{env}"
+    );
+    assert_eq!(var("eppn"), Some(format!("{login}@{SCOPE}")), "{env}");
+    assert_eq!(
+        var("REMOTE_USER"),
+        Some(format!("{login}@{SCOPE}")),
+        "{env}"
+    );
+    assert_eq!(var("mail"), Some(format!("{login}@{SCOPE}")), "{env}");
+    assert_eq!(var("givenName").as_deref(), Some("Zoé"), "{env}");
+    // Scoped values pass Shibboleth's scope check against Sesame's metadata.
+    let affiliation = var("affiliation").unwrap_or_default();
+    assert!(
+        affiliation.contains(&format!("student@{SCOPE}"))
+            && affiliation.contains(&format!("member@{SCOPE}")),
+        "{env}"
+    );
+    let pairwise = var("pairwise-id").unwrap_or_default();
+    assert!(
+        pairwise.ends_with(&format!("@{SCOPE}")) && !pairwise.contains(&login),
+        "{env}"
+    );
+    let persistent = var("persistent-id").unwrap_or_default();
+    assert!(
+        persistent.starts_with(&format!("{idp_entity}!{SP}!")),
+        "{env}"
+    );
+    assert_eq!(
+        var("Shib-AuthnContext-Class").as_deref(),
+        Some("urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"),
+        "{env}"
+    );
+
+    // Logging out of the SP ends its session: the page asks Sesame again.
+    let out = browser
+        .get(format!("{base}/Shibboleth.sso/Logout"))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success() || out.status().is_redirection());
+    let again = browser
+        .get(format!("{base}/secure/index.shtml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 302, "{}", sp.logs());
+    assert!(again.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("{}/saml/sso?SAMLRequest=", app.address)));
+}
