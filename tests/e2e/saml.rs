@@ -42,16 +42,19 @@ fn pysaml2_available() -> bool {
     ok
 }
 
-/// The test SP's metadata as pysaml2 writes it, in a file Sesame's configuration names.
-fn sp_metadata_file() -> String {
-    let path = std::env::temp_dir().join(format!(
-        "sesame-sp-{}.xml",
+/// The test SP's key directory and metadata as pysaml2 writes it (a file Sesame's
+/// configuration names).
+fn sp_metadata_file() -> (String, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "sesame-sp-{}",
         sesame_core::random::alphanumeric(12)
     ));
-    let path = path.display().to_string();
+    let keydir = dir.display().to_string();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("metadata.xml").display().to_string();
     if pysaml2_available() {
         let out = Command::new("python3")
-            .args([script(), "metadata", &path])
+            .args([script(), "metadata", &keydir, &path])
             .output()
             .unwrap();
         assert!(
@@ -66,12 +69,14 @@ fn sp_metadata_file() -> String {
         );
         std::fs::write(&path, xml).unwrap();
     }
-    path
+    (keydir, path)
 }
 
-async fn saml_app() -> TestApp {
-    let metadata_file = sp_metadata_file();
-    TestApp::builder()
+/// Sesame with the pysaml2 SP registered; `encrypt`: its assertions encrypted to the SP's key
+/// (the default when its metadata has one). Returns the SP's key directory too.
+async fn saml_app_with(encrypt: bool) -> (TestApp, String) {
+    let (keydir, metadata_file) = sp_metadata_file();
+    let app = TestApp::builder()
         .with(move |s| {
             s.saml.enabled = true;
             s.saml.scope = SCOPE.to_owned();
@@ -96,10 +101,16 @@ async fn saml_app() -> TestApp {
                 name_id_format: "persistent".to_owned(),
                 sign_response: false,
                 allow_unsolicited: false,
+                encrypt_assertions: (!encrypt).then_some(false),
             });
         })
         .spawn()
-        .await
+        .await;
+    (app, keydir)
+}
+
+async fn saml_app() -> TestApp {
+    saml_app_with(true).await.0
 }
 
 async fn person(app: &TestApp, stem: &str) -> String {
@@ -152,11 +163,18 @@ async fn pysaml2_logs_a_person_in_over_both_bindings_with_one_pairwise_identifie
     if !pysaml2_available() {
         return;
     }
-    let app = saml_app().await;
+    let (app, keydir) = saml_app_with(true).await;
     let login = person(&app, "saml").await;
     let mut identifiers = Vec::new();
     for binding in ["redirect", "post"] {
-        let result = run_sp(&["login", &app.address, &login, GOOD_PASSWORD, binding]);
+        let result = run_sp(&[
+            "login",
+            &keydir,
+            &app.address,
+            &login,
+            GOOD_PASSWORD,
+            binding,
+        ]);
         let (first, second) = (&result["first"], &result["second"]);
         assert_eq!(
             first["name_id_format"], "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
@@ -173,6 +191,8 @@ async fn pysaml2_logs_a_person_in_over_both_bindings_with_one_pairwise_identifie
         assert_eq!(second["name_id"], first["name_id"], "{result}");
         assert_eq!(second["session_index"], first["session_index"], "{result}");
         assert_ne!(second["in_response_to"], first["in_response_to"]);
+        // The SP's metadata has an encryption key: what the browser carries is encrypted.
+        assert_eq!(first["encrypted"], true, "{result}");
         assert_eq!(
             first["authn_context"],
             "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
@@ -214,10 +234,12 @@ async fn force_authn_asks_for_the_password_again_and_is_passive_never_shows_a_pa
     if !pysaml2_available() {
         return;
     }
-    let app = saml_app().await;
+    // This SP's assertions are not encrypted (`encrypt_assertions = false`).
+    let (app, keydir) = saml_app_with(false).await;
     let login = person(&app, "samlforce").await;
     let result = run_sp(&[
         "login",
+        &keydir,
         &app.address,
         &login,
         GOOD_PASSWORD,
@@ -225,7 +247,8 @@ async fn force_authn_asks_for_the_password_again_and_is_passive_never_shows_a_pa
         "force",
     ]);
     assert_eq!(result["second"]["name_id"], result["first"]["name_id"]);
-    let passive = run_sp(&["passive", &app.address]);
+    assert_eq!(result["first"]["encrypted"], false, "{result}");
+    let passive = run_sp(&["passive", &keydir, &app.address]);
     let status = passive["status"].as_str().unwrap();
     assert!(status.contains("NoPassive"), "{passive}");
     assert_eq!(passive["acs"], ACS);

@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use sesame_core::account::{AccountState, NewAccount};
 use sesame_core::credentials::Password;
 use sesame_core::ids::{Affiliation, Email, LoginName};
+use sesame_protocol::saml::keys;
 use sesame_server::config::saml::SamlServiceProviderSetting;
 use sesame_tests::{extract_lt, unique_login, TestApp, GOOD_PASSWORD};
 
@@ -84,6 +87,29 @@ impl ShibbolethSp {
     }
 }
 
+/// `der` as PEM under `label`.
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// The time the SP's certificate starts at (its dates are not checked by Sesame).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the certificate of a real SP, outside the app's clock"
+)]
+fn app_clock_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -92,11 +118,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The SP's metadata as the federation would publish it.
-fn sp_metadata(port: u16) -> String {
+/// The SP's metadata as the federation would publish it, with its certificate (`cert_b64`,
+/// DER in base64) for encryption.
+fn sp_metadata(port: u16, cert_b64: &str) -> String {
     format!(
-        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{SP}">
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{SP}">
   <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="http://127.0.0.1:{port}/Shibboleth.sso/SAML2/POST" index="1"/>
   </md:SPSSODescriptor>
 </md:EntityDescriptor>"#
@@ -134,13 +162,6 @@ fn write(dir: &Path, name: &str, text: &str) {
 async fn start_sp(dir: PathBuf, port: u16, idp_metadata: &str, idp_entity: &str) -> ShibbolethSp {
     write(&dir, "idp-metadata.xml", idp_metadata);
     write(&dir, "attribute-map.xml", ATTRIBUTE_MAP);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["shib-sp.test".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    write(&dir, "sp-key.pem", &key.serialize_pem());
-    write(&dir, "sp-cert.pem", &cert.pem());
     let d = dir.display();
     write(
         &dir,
@@ -162,7 +183,7 @@ async fn start_sp(dir: PathBuf, port: u16, idp_metadata: &str, idp_entity: &str)
         <MetadataProvider type="XML" validate="true" path="{d}/idp-metadata.xml"/>
         <AttributeExtractor type="XML" validate="true" reloadChanges="false" path="{d}/attribute-map.xml"/>
         <AttributeFilter type="XML" validate="true" path="/etc/shibboleth/attribute-policy.xml"/>
-        <CredentialResolver type="File" use="signing" key="{d}/sp-key.pem" certificate="{d}/sp-cert.pem"/>
+        <CredentialResolver type="File" key="{d}/sp-key.pem" certificate="{d}/sp-cert.pem"/>
     </ApplicationDefaults>
     <SecurityPolicyProvider type="XML" validate="true" path="/etc/shibboleth/security-policy.xml"/>
     <ProtocolProvider type="XML" validate="true" reloadChanges="false" path="/etc/shibboleth/protocols.xml"/>
@@ -330,8 +351,13 @@ async fn shibboleth_sp_logs_a_person_in_and_sees_the_released_attributes() {
         sesame_core::random::alphanumeric(10)
     ));
     std::fs::create_dir_all(&dir).unwrap();
+    // The SP's RSA key (signing and decryption), made before Sesame reads its metadata.
+    let (pkcs8, cert) = keys::generate("shib-sp.test", app_clock_now()).unwrap();
+    write(&dir, "sp-key.pem", &pem("PRIVATE KEY", &pkcs8));
+    write(&dir, "sp-cert.pem", &keys::certificate_pem(&cert));
+    let cert_b64 = STANDARD.encode(&cert);
     let metadata_file = dir.join("sp-metadata.xml");
-    std::fs::write(&metadata_file, sp_metadata(port)).unwrap();
+    std::fs::write(&metadata_file, sp_metadata(port, &cert_b64)).unwrap();
     let metadata_file = metadata_file.display().to_string();
     let app = TestApp::builder()
         .with(move |s| {
@@ -356,6 +382,7 @@ async fn shibboleth_sp_logs_a_person_in_and_sees_the_released_attributes() {
                 name_id_format: "persistent".to_owned(),
                 sign_response: false,
                 allow_unsolicited: false,
+                encrypt_assertions: Some(true),
             });
         })
         .spawn()
@@ -425,6 +452,14 @@ async fn shibboleth_sp_logs_a_person_in_and_sees_the_released_attributes() {
     assert_eq!(posted.status(), 200);
     let (action, fields) = form_of(&posted.text().await.unwrap());
     assert_eq!(action, format!("{base}/Shibboleth.sso/SAML2/POST"));
+    // Encrypted to the SP: the person's attributes are not in what the browser carries.
+    let posted_response = fields
+        .iter()
+        .find(|(n, _)| n == "SAMLResponse")
+        .map(|(_, v)| String::from_utf8(STANDARD.decode(v).unwrap()).unwrap())
+        .unwrap();
+    assert!(posted_response.contains("<saml:EncryptedAssertion"));
+    assert!(!posted_response.contains(&login));
     // The browser posts the response to the SP, which sends it back to the page.
     let consumed = browser.post(&action).form(&fields).send().await.unwrap();
     assert_eq!(consumed.status(), 302, "{}", sp.logs());

@@ -3,12 +3,13 @@ Sesame: its AuthnRequest goes over HTTP-Redirect or HTTP-POST, the person logs i
 page, and pysaml2 reads and checks the response the page posts back (signature against the
 key in Sesame's published metadata, audience, recipient, InResponseTo, validity).
 
-  pysaml2_sp.py metadata <out.xml>
-      writes the SP's metadata, for Sesame's configuration.
-  pysaml2_sp.py login <sesame> <login> <password> <redirect|post> [force]
+  pysaml2_sp.py metadata <keydir> <out.xml>
+      makes the SP's RSA key and certificate in <keydir> (signing and encryption) and writes
+      its metadata, for Sesame's configuration.
+  pysaml2_sp.py login <keydir> <sesame> <login> <password> <redirect|post> [force]
       logs in, then asks again with the session (no password), and prints what the SP
-      learnt as JSON.
-  pysaml2_sp.py passive <sesame>
+      learnt as JSON (and whether the assertions came encrypted).
+  pysaml2_sp.py passive <keydir> <sesame>
       asks with IsPassive and no session; prints the status the SP read.
 
 The browser's part (following redirects, posting the login form and the auto-submitted form)
@@ -32,8 +33,49 @@ SP = "https://sp.example.org/saml/metadata"
 ACS = "https://sp.example.org/saml/acs"
 
 
-def config(idp_metadata_file=None):
+def make_key(keydir):
+    """An RSA key and a self-signed certificate for the SP, as PEM files in keydir."""
+    import datetime
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    os.makedirs(keydir, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sp.example.org")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    with open(os.path.join(keydir, "key.pem"), "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    with open(os.path.join(keydir, "cert.pem"), "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def config(keydir, idp_metadata_file=None):
+    key_file = keydir + "/key.pem"
+    cert_file = keydir + "/cert.pem"
     conf = {
+        "key_file": key_file,
+        "cert_file": cert_file,
+        "encryption_keypairs": [{"key_file": key_file, "cert_file": cert_file}],
         "entityid": SP,
         "service": {
             "sp": {
@@ -56,14 +98,14 @@ def config(idp_metadata_file=None):
     return c
 
 
-def client(sesame):
+def client(keydir, sesame):
     md = requests.get(sesame + "/saml/metadata", timeout=10)
     md.raise_for_status()
     assert md.headers["content-type"].startswith("application/samlmetadata+xml"), md.headers
     f = tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False)
     f.write(md.text)
     f.close()
-    return Saml2Client(config(f.name))
+    return Saml2Client(config(keydir, f.name))
 
 
 def form_of(page):
@@ -96,6 +138,9 @@ def posted_response(page):
 
 
 def read(saml_client, response, req_id, relay):
+    import base64
+
+    encrypted = b"EncryptedAssertion" in base64.b64decode(response)
     authn = saml_client.parse_authn_request_response(
         response, BINDING_HTTP_POST, outstanding={req_id: relay}
     )
@@ -109,12 +154,13 @@ def read(saml_client, response, req_id, relay):
         "session_index": statement.session_index,
         "authn_context": statement.authn_context.authn_context_class_ref.text,
         "in_response_to": authn.in_response_to,
+        "encrypted": encrypted,
     }
 
 
-def login(sesame, user, password, binding_name, force):
+def login(keydir, sesame, user, password, binding_name, force):
     binding = BINDING_HTTP_REDIRECT if binding_name == "redirect" else BINDING_HTTP_POST
-    saml_client = client(sesame)
+    saml_client = client(keydir, sesame)
     idp = sesame + "/saml/metadata"
     browser = requests.Session()
     req_id, page = send_request(browser, saml_client, idp, binding, "relay-1")
@@ -149,8 +195,8 @@ def login(sesame, user, password, binding_name, force):
     print(json.dumps({"first": first, "second": second, "replayed": replayed}))
 
 
-def passive(sesame):
-    saml_client = client(sesame)
+def passive(keydir, sesame):
+    saml_client = client(keydir, sesame)
     browser = requests.Session()
     req_id, page = send_request(
         browser, saml_client, sesame + "/saml/metadata", BINDING_HTTP_REDIRECT, "p", is_passive="true"
@@ -169,12 +215,13 @@ def passive(sesame):
 def main():
     mode = sys.argv[1]
     if mode == "metadata":
-        with open(sys.argv[2], "w") as f:
-            f.write(entity_descriptor(config()).to_string().decode())
+        make_key(sys.argv[2])
+        with open(sys.argv[3], "w") as f:
+            f.write(entity_descriptor(config(sys.argv[2])).to_string().decode())
     elif mode == "login":
-        login(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], len(sys.argv) > 6)
+        login(*sys.argv[2:7], len(sys.argv) > 7)
     elif mode == "passive":
-        passive(sys.argv[2])
+        passive(sys.argv[2], sys.argv[3])
     else:
         sys.exit("unknown mode " + mode)
 

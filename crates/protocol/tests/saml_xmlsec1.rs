@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use sesame_protocol::saml::encryption::EncryptionKey;
 use sesame_protocol::saml::keys::{certificate_pem, generate};
 use sesame_protocol::saml::metadata::{idp_metadata, IdpDescription};
 use sesame_protocol::saml::response::{success, Assertion, NameId, ReleasedAttribute};
@@ -56,6 +57,14 @@ fn key() -> (SigningKey, String) {
 }
 
 fn response(key: &SigningKey, sign_response: bool) -> String {
+    response_for(key, sign_response, None)
+}
+
+fn response_for(
+    key: &SigningKey,
+    sign_response: bool,
+    encrypt_for: Option<&EncryptionKey>,
+) -> String {
     let attributes = [ReleasedAttribute {
         name: "urn:oid:1.3.6.1.4.1.5923.1.1.1.6".to_owned(),
         friendly_name: "eduPersonPrincipalName".to_owned(),
@@ -79,6 +88,7 @@ fn response(key: &SigningKey, sign_response: bool) -> String {
         },
         key,
         sign_response,
+        encrypt_for,
     )
     .expect("response")
 }
@@ -144,4 +154,61 @@ fn xmlsec1_verifies_the_identity_providers_metadata() {
         "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor",
     );
     assert_ne!(verified, Some(false), "{xml}");
+}
+
+/// `xmlsec1 --decrypt` of `document` with the PKCS#8 private key `pkcs8`: the decrypted
+/// document, or `None` when it fails.
+fn xmlsec1_decrypts(document: &str, pkcs8: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(pkcs8);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    let doc = temp_file("enc.xml", document);
+    let key = temp_file("sp-key.pem", &pem);
+    let out = Command::new("xmlsec1")
+        .args(["--decrypt", "--privkey-pem"])
+        .arg(&key)
+        .arg(&doc)
+        .output()
+        .expect("xmlsec1 runs");
+    let _ = std::fs::remove_file(doc);
+    let _ = std::fs::remove_file(key);
+    if !out.status.success() {
+        eprintln!("xmlsec1: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn xmlsec1_decrypts_an_encrypted_assertion_and_verifies_its_signature() {
+    if Command::new("xmlsec1").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "xmlsec1 is not installed"
+        );
+        return;
+    }
+    let (key, pem) = key();
+    let (sp_pkcs8, sp_cert) = generate("sp.test", now()).expect("SP key");
+    let sp_key = EncryptionKey::from_certificate(&sp_cert).expect("SP encryption key");
+    let xml = response_for(&key, false, Some(&sp_key));
+    // Nothing of the person is readable in what the browser posts.
+    assert!(!xml.contains("ada.lovelace"), "{xml}");
+    assert!(xml.contains("<saml:EncryptedAssertion"), "{xml}");
+    let decrypted = xmlsec1_decrypts(&xml, &sp_pkcs8).expect("the SP's key decrypts it");
+    assert!(decrypted.contains("ada.lovelace@univ.test"), "{decrypted}");
+    // The assertion inside is the signed one.
+    assert_eq!(
+        xmlsec1_verifies(&decrypted, &pem, ASSERTION),
+        Some(true),
+        "{decrypted}"
+    );
+    // Another SP's key does not decrypt it.
+    let (other_pkcs8, _) = generate("other.test", now()).expect("key");
+    assert!(xmlsec1_decrypts(&xml, &other_pkcs8).is_none());
 }

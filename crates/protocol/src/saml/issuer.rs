@@ -207,8 +207,13 @@ impl Issuer for SamlIssuer<'_> {
             attributes: &attributes,
             now: self.now,
         };
-        let xml = response::success(&assertion, &key.key, sp.sign_response)
-            .map_err(|e| IssueError::Signing(e.to_string()))?;
+        let xml = response::success(
+            &assertion,
+            &key.key,
+            sp.sign_response,
+            sp.encryption_key.as_deref(),
+        )
+        .map_err(|e| IssueError::Signing(e.to_string()))?;
         let record = IssuedAssertion {
             name_id,
             format: request.name_id_format.uri().to_owned(),

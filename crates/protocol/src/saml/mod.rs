@@ -13,6 +13,7 @@
 //! send (signed requests, metadata aggregates: ADR 0015), encryption, logout, the routes and
 //! the login pipeline's SAML issuer.
 
+pub mod encryption;
 pub mod issuer;
 pub mod key_store;
 pub mod keys;

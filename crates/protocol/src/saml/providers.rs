@@ -5,6 +5,9 @@
 //! only to one of its metadata's consumer services (`ServiceProvider::consumer_for`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::encryption::EncryptionKey;
 
 use super::metadata::ServiceProvider;
 use super::{SamlError, NAMEID_PERSISTENT, NAMEID_TRANSIENT};
@@ -53,6 +56,8 @@ pub struct SamlServiceProvider {
     pub sign_response: bool,
     /// Accept unsolicited (IdP-initiated) logins to it.
     pub allow_unsolicited: bool,
+    /// Encrypt its assertions to this key (from its metadata); `None`: sent signed only.
+    pub encryption_key: Option<Arc<EncryptionKey>>,
 }
 
 /// The registry of SAML service providers.

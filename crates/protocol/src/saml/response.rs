@@ -3,6 +3,7 @@
 
 use time::{Duration, OffsetDateTime};
 
+use super::encryption::{encrypt, EncryptionKey};
 use super::signature::{sign_enveloped, SigningKey};
 use super::xml::Element;
 use super::{format_instant, new_id, SamlError, ATTRNAME_URI, STATUS_SUCCESS};
@@ -59,15 +60,17 @@ pub struct Assertion<'a> {
     pub now: OffsetDateTime,
 }
 
-/// A `Response` carrying `assertion`, the assertion signed with `key`, and the whole response
-/// signed too when `sign_response` (some service providers ask for both).
+/// A `Response` carrying `assertion`, the assertion signed with `key` (then encrypted for
+/// `encrypt_for`, when given), and the whole response signed too when `sign_response` (some
+/// service providers ask for both).
 ///
 /// # Errors
-/// [`SamlError::Key`] if signing fails.
+/// [`SamlError::Key`] if signing or encryption fails.
 pub fn success(
     assertion: &Assertion<'_>,
     key: &SigningKey,
     sign_response: bool,
+    encrypt_for: Option<&EncryptionKey>,
 ) -> Result<String, SamlError> {
     let a = assertion;
     let now = format_instant(a.now);
@@ -131,15 +134,23 @@ pub fn success(
     }
     // The signature goes right after the Issuer (the assertion schema's order).
     sign_enveloped(&mut signed, 1, key)?;
-    let mut response = response(
+    let response = response(
         a.idp,
         a.consumer_url,
         a.in_response_to,
         &now,
         STATUS_SUCCESS,
         None,
-    )
-    .child(signed);
+    );
+    let response_with_assertion = match encrypt_for {
+        Some(sp_key) => response.child(encrypt(
+            Element::new("saml", "EncryptedAssertion"),
+            signed.canonical().as_bytes(),
+            sp_key,
+        )?),
+        None => response.child(signed),
+    };
+    let mut response = response_with_assertion;
     if sign_response {
         sign_enveloped(&mut response, 1, key)?;
     }
@@ -228,7 +239,7 @@ mod tests {
             friendly_name: "mail".to_owned(),
             values: vec!["ada@univ.test".to_owned(), "a&b<c>@univ.test".to_owned()],
         }];
-        let xml = success(&sample(&attributes), &test_key(), false).unwrap();
+        let xml = success(&sample(&attributes), &test_key(), false, None).unwrap();
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let root = doc.root_element();
         assert!(root.has_tag_name((PROTOCOL_NS, "Response")));
@@ -285,7 +296,7 @@ mod tests {
                 .count(),
             0
         );
-        let both = success(&sample(&attributes), &test_key(), true).unwrap();
+        let both = success(&sample(&attributes), &test_key(), true, None).unwrap();
         assert_eq!(both.matches("<ds:Signature ").count(), 2, "{both}");
     }
 

@@ -17,6 +17,7 @@ pub const NAMESPACES: &[(&str, &str)] = &[
     ("md", "urn:oasis:names:tc:SAML:2.0:metadata"),
     ("mdui", "urn:oasis:names:tc:SAML:metadata:ui"),
     ("shibmd", "urn:mace:shibboleth:metadata:1.0"),
+    ("xenc", "http://www.w3.org/2001/04/xmlenc#"),
 ];
 
 /// The namespace of `prefix` (one of [`NAMESPACES`]).

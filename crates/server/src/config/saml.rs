@@ -1,7 +1,10 @@
 //! `[saml]`: the SAML 2.0 identity provider (docs/saml.md): its entity ID and scope, the salt of
 //! persistent identifiers, and the service providers allowed, each from its metadata file.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+use sesame_protocol::saml::encryption::EncryptionKey;
 use sesame_protocol::saml::metadata::ServiceProvider;
 use sesame_protocol::saml::providers::{NameIdFormat, SamlServiceProvider, SamlServiceProviders};
 
@@ -60,6 +63,10 @@ pub struct SamlServiceProviderSetting {
     /// Accept logins the SP did not ask for (IdP-initiated, `/saml/sso?providerId=…`).
     #[serde(default)]
     pub allow_unsolicited: bool,
+    /// Encrypt assertions to the SP's key: unset, when its metadata gives one; `true`, always
+    /// (refused at start without a key); `false`, never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypt_assertions: Option<bool>,
 }
 
 fn persistent() -> String {
@@ -94,22 +101,22 @@ impl SamlSettings {
     pub fn service_providers(&self) -> Result<SamlServiceProviders, ConfigError> {
         let mut providers = Vec::new();
         for (i, entry) in self.service_providers.iter().enumerate() {
-            let key = format!("saml.service_providers[{i}]");
+            let key_name = format!("saml.service_providers[{i}]");
             let xml = std::fs::read_to_string(&entry.metadata_file).map_err(|e| {
                 bad(
-                    &format!("{key}.metadata_file"),
+                    &format!("{key_name}.metadata_file"),
                     &format!("cannot read {}: {e}", entry.metadata_file),
                 )
             })?;
             let metadata = ServiceProvider::parse(&xml).map_err(|e| {
                 bad(
-                    &format!("{key}.metadata_file"),
+                    &format!("{key_name}.metadata_file"),
                     &format!("{}: {e}", entry.metadata_file),
                 )
             })?;
             if !entry.entity_id.is_empty() && entry.entity_id != metadata.entity_id {
                 return Err(bad(
-                    &format!("{key}.entity_id"),
+                    &format!("{key_name}.entity_id"),
                     &format!(
                         "the metadata file describes {}, not {}",
                         metadata.entity_id, entry.entity_id
@@ -118,7 +125,7 @@ impl SamlSettings {
             }
             if metadata.signs_requests {
                 return Err(bad(
-                    &format!("{key}.metadata_file"),
+                    &format!("{key_name}.metadata_file"),
                     &format!(
                         "{} says AuthnRequestsSigned=\"true\": Sesame does not verify signed \
                          requests yet (docs/saml.md), so it cannot honour that",
@@ -131,7 +138,7 @@ impl SamlSettings {
                     && sesame_protocol::attributes::saml_name(attribute).is_none()
                 {
                     return Err(bad(
-                        &format!("{key}.attributes"),
+                        &format!("{key_name}.attributes"),
                         &format!("unknown attribute {attribute:?} (docs/saml.md lists them)"),
                     ));
                 }
@@ -141,9 +148,28 @@ impl SamlSettings {
                 "transient" => NameIdFormat::Transient,
                 other => {
                     return Err(bad(
-                        &format!("{key}.name_id_format"),
+                        &format!("{key_name}.name_id_format"),
                         &format!("expected persistent or transient, not {other:?}"),
                     ))
+                }
+            };
+            let encryption_key = match entry.encrypt_assertions {
+                Some(false) => None,
+                wanted => {
+                    let key = metadata
+                        .encryption_certificates
+                        .iter()
+                        .find_map(|der| EncryptionKey::from_certificate(der).ok());
+                    if key.is_none() && wanted == Some(true) {
+                        return Err(bad(
+                            &format!("{key_name}.encrypt_assertions"),
+                            &format!(
+                                "{} has no usable RSA encryption key in its metadata",
+                                metadata.entity_id
+                            ),
+                        ));
+                    }
+                    key.map(Arc::new)
                 }
             };
             let name = if entry.name.trim().is_empty() {
@@ -158,6 +184,7 @@ impl SamlSettings {
                 name_id_format,
                 sign_response: entry.sign_response,
                 allow_unsolicited: entry.allow_unsolicited,
+                encryption_key,
             });
         }
         SamlServiceProviders::new(providers)
@@ -224,6 +251,7 @@ mod tests {
                 name_id_format: "persistent".to_owned(),
                 sign_response: false,
                 allow_unsolicited: false,
+                encrypt_assertions: None,
             }],
             ..SamlSettings::default()
         }
