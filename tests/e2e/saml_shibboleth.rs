@@ -382,6 +382,7 @@ async fn shibboleth_sp_logs_a_person_in_and_sees_the_released_attributes() {
                 name_id_format: "persistent".to_owned(),
                 sign_response: false,
                 allow_unsolicited: false,
+                require_signed_requests: false,
                 encrypt_assertions: Some(true),
             });
         })

@@ -18,6 +18,7 @@ is played by `requests`; everything SAML is pysaml2's.
 
 import html
 import json
+import os
 import re
 import sys
 import tempfile
@@ -28,6 +29,10 @@ from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
+from saml2.xmldsig import SIG_RSA_SHA256
+
+# PYSAML2_SIGN_REQUESTS=1: the SP signs its AuthnRequests (and its metadata says so).
+SIGN = os.environ.get("PYSAML2_SIGN_REQUESTS") == "1"
 
 SP = "https://sp.example.org/saml/metadata"
 ACS = "https://sp.example.org/saml/acs"
@@ -82,7 +87,7 @@ def config(keydir, idp_metadata_file=None):
                 "name": "pysaml2 test SP",
                 "endpoints": {"assertion_consumer_service": [(ACS, BINDING_HTTP_POST)]},
                 "allow_unsolicited": False,
-                "authn_requests_signed": False,
+                "authn_requests_signed": SIGN,
                 "want_assertions_signed": True,
                 "want_response_signed": False,
                 "name_id_format": NAMEID_FORMAT_PERSISTENT,
@@ -120,6 +125,8 @@ def form_of(page):
 
 def send_request(browser, saml_client, idp, binding, relay, **kw):
     """Sends an AuthnRequest as the SP's page would; returns (request id, Sesame's answer)."""
+    if SIGN:
+        kw = dict(kw, sign=True, sigalg=SIG_RSA_SHA256)
     req_id, info = saml_client.prepare_for_authenticate(
         entityid=idp, relay_state=relay, binding=binding, **kw
     )

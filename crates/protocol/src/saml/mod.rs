@@ -19,6 +19,7 @@ pub mod key_store;
 pub mod keys;
 pub mod metadata;
 pub mod providers;
+pub mod redirect_signature;
 pub mod request;
 pub mod response;
 pub mod signature;
@@ -67,6 +68,10 @@ pub enum SamlError {
     /// The signing key is unusable or signing failed.
     #[error("SAML signing key: {0}")]
     Key(String),
+    /// A signature is missing where the service provider must sign, or does not verify
+    /// with any of its metadata's keys.
+    #[error("SAML signature: {0}")]
+    Signature(String),
 }
 
 /// A new message or assertion `ID`: 32 random alphanumerics (≈ 190 bits) behind `_` (an

@@ -56,6 +56,9 @@ pub struct SamlServiceProvider {
     pub sign_response: bool,
     /// Accept unsolicited (IdP-initiated) logins to it.
     pub allow_unsolicited: bool,
+    /// Its requests must be signed (its metadata's `AuthnRequestsSigned`, or the
+    /// deployment's choice), and so come over HTTP-Redirect, whose signature is checked.
+    pub require_signed_requests: bool,
     /// Encrypt its assertions to this key (from its metadata); `None`: sent signed only.
     pub encryption_key: Option<Arc<EncryptionKey>>,
 }

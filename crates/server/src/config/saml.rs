@@ -63,6 +63,10 @@ pub struct SamlServiceProviderSetting {
     /// Accept logins the SP did not ask for (IdP-initiated, `/saml/sso?providerId=…`).
     #[serde(default)]
     pub allow_unsolicited: bool,
+    /// Require its requests to be signed even if its metadata does not say
+    /// `AuthnRequestsSigned="true"` (they then come over HTTP-Redirect).
+    #[serde(default)]
+    pub require_signed_requests: bool,
     /// Encrypt assertions to the SP's key: unset, when its metadata gives one; `true`, always
     /// (refused at start without a key); `false`, never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +101,8 @@ impl SamlSettings {
     /// # Errors
     /// [`ConfigError`] naming the entry at fault: an unreadable or invalid metadata file, an
     /// entity ID other than the one configured, an unknown attribute or `NameID` format, two
-    /// entries for one SP, or one that requires signed requests (not verified yet).
+    /// entries for one SP, one whose requests must be signed without a key to check them, or
+    /// one whose assertions must be encrypted without a key to encrypt them.
     pub fn service_providers(&self) -> Result<SamlServiceProviders, ConfigError> {
         let mut providers = Vec::new();
         for (i, entry) in self.service_providers.iter().enumerate() {
@@ -123,12 +128,12 @@ impl SamlSettings {
                     ),
                 ));
             }
-            if metadata.signs_requests {
+            let require_signed_requests = metadata.signs_requests || entry.require_signed_requests;
+            if require_signed_requests && metadata.signing_certificates.is_empty() {
                 return Err(bad(
                     &format!("{key_name}.metadata_file"),
                     &format!(
-                        "{} says AuthnRequestsSigned=\"true\": Sesame does not verify signed \
-                         requests yet (docs/saml.md), so it cannot honour that",
+                        "{}'s requests must be signed, but its metadata gives no signing key",
                         metadata.entity_id
                     ),
                 ));
@@ -184,6 +189,7 @@ impl SamlSettings {
                 name_id_format,
                 sign_response: entry.sign_response,
                 allow_unsolicited: entry.allow_unsolicited,
+                require_signed_requests,
                 encryption_key,
             });
         }
@@ -251,6 +257,7 @@ mod tests {
                 name_id_format: "persistent".to_owned(),
                 sign_response: false,
                 allow_unsolicited: false,
+                require_signed_requests: false,
                 encrypt_assertions: None,
             }],
             ..SamlSettings::default()
@@ -295,13 +302,18 @@ mod tests {
         s.service_providers[0].metadata_file = "/nonexistent/sp.xml".to_owned();
         assert!(error(&s).contains("`saml.service_providers[0].metadata_file`"));
 
-        // An SP that requires signed requests: Sesame cannot check them yet, so it refuses
-        // rather than accept unchecked requests from it.
+        // An SP whose requests must be signed, without a key to check them.
         let signed = SP_METADATA.replace(
             "<md:SPSSODescriptor ",
             "<md:SPSSODescriptor AuthnRequestsSigned=\"true\" ",
         );
-        assert!(error(&enabled(&signed)).contains("AuthnRequestsSigned"));
+        assert!(error(&enabled(&signed)).contains("no signing key"));
+        let mut s = enabled(SP_METADATA);
+        s.service_providers[0].require_signed_requests = true;
+        assert!(error(&s).contains("no signing key"));
+        let mut s = enabled(SP_METADATA);
+        s.service_providers[0].encrypt_assertions = Some(true);
+        assert!(error(&s).contains("`saml.service_providers[0].encrypt_assertions`"));
 
         let mut s = enabled(SP_METADATA);
         s.service_providers.push(s.service_providers[0].clone());
