@@ -121,13 +121,15 @@ pub fn sso_url(state: &AppState) -> String {
 }
 
 /// An `AuthnRequest` as it arrives (`GET|POST /saml/sso`): `SAMLRequest`, `RelayState`; for
-/// the Redirect binding the raw query string carries its signature, if any.
+/// the Redirect binding the raw query string carries its signature, if any. `session` is
+/// this browser's, with its account, if it has one.
 pub async fn start(
     state: &AppState,
     req: &HttpRequest,
     binding: Binding,
     saml_request: Option<&str>,
     relay_state: Option<&str>,
+    session: Option<(String, SsoSession, Account)>,
 ) -> HttpResponse {
     let raw_query = req.query_string();
     let Some(saml) = &state.services.saml else {
@@ -269,11 +271,7 @@ pub async fn start(
         // Every class asked is acceptable ("exact" by default): MFA only when nothing less is.
         pending.mfa = request.requested_contexts.iter().all(|c| c == REFEDS_MFA);
     }
-    let session = if request.force_authn {
-        None
-    } else {
-        super::session::current_session_with_account(state, req).await
-    };
+    let session = session.filter(|_| !request.force_authn);
     if let Some((cookie, session, account)) = session {
         match verdict(state, &pending, &session, &account, false).await {
             Verdict::Satisfied => {

@@ -10,6 +10,7 @@ use sesame_protocol::saml::metadata::{idp_metadata, IdpDescription};
 use time::OffsetDateTime;
 
 use crate::pipeline::saml::{self, Binding};
+use crate::pipeline::session::current_session_with_account;
 use crate::web::AppState;
 
 /// How long a signed metadata document is served before it is made again (signing costs an
@@ -28,14 +29,16 @@ pub struct SsoParams {
 /// `GET /saml/sso` (HTTP-Redirect binding).
 pub async fn sso_redirect(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let Ok(params) = web::Query::<SsoParams>::from_query(req.query_string()) else {
-        return saml::start(&state, &req, Binding::Redirect, None, None).await;
+        return saml::start(&state, &req, Binding::Redirect, None, None, None).await;
     };
+    let session = current_session_with_account(&state, &req).await;
     saml::start(
         &state,
         &req,
         Binding::Redirect,
         params.saml_request.as_deref(),
         params.relay_state.as_deref(),
+        session,
     )
     .await
 }
@@ -56,12 +59,14 @@ pub async fn sso_post(
             _ => {}
         }
     }
+    let session = current_session_with_account(&state, &req).await;
     saml::start(
         &state,
         &req,
         Binding::Post,
         request.as_deref(),
         relay.as_deref(),
+        session,
     )
     .await
 }
