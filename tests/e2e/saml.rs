@@ -89,6 +89,15 @@ fn sp_command(sign_requests: bool) -> Command {
 /// (the default when its metadata has one); `sign_requests`: the SP signs its requests.
 /// Returns the SP's key directory too.
 async fn saml_app_with(encrypt: bool, sign_requests: bool) -> (TestApp, String) {
+    saml_app_allowing(encrypt, sign_requests, false).await
+}
+
+/// [`saml_app_with`], the SP accepting unsolicited logins when `unsolicited`.
+async fn saml_app_allowing(
+    encrypt: bool,
+    sign_requests: bool,
+    unsolicited: bool,
+) -> (TestApp, String) {
     let (keydir, metadata_file) = sp_metadata_file(sign_requests);
     let app = TestApp::builder()
         .with(move |s| {
@@ -114,7 +123,7 @@ async fn saml_app_with(encrypt: bool, sign_requests: bool) -> (TestApp, String) 
                 .to_vec(),
                 name_id_format: "persistent".to_owned(),
                 sign_response: false,
-                allow_unsolicited: false,
+                allow_unsolicited: unsolicited,
                 require_signed_requests: false,
                 encrypt_assertions: (!encrypt).then_some(false),
             });
@@ -657,4 +666,37 @@ async fn a85_a_signing_sp_gets_nothing_for_an_unsigned_forged_or_sha1_request() 
         .await
         .unwrap();
     refused(&res, "POST from a signing SP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsolicited_login_reaches_an_sp_that_allows_it_and_no_other() {
+    if !pysaml2_available() {
+        return;
+    }
+    let (app, keydir) = saml_app_allowing(true, false, true).await;
+    let login = person(&app, "samlidp").await;
+    let result = run_sp(&["unsolicited", &keydir, &app.address, &login, GOOD_PASSWORD]);
+    assert!(result["in_response_to"].is_null(), "{result}");
+    assert_eq!(result["acs"], ACS);
+    assert_eq!(
+        first_value(&result["attributes"], "mail"),
+        &format!("{login}@{SCOPE}")
+    );
+    // Not for an SP that does not allow it, nor to a consumer service outside its metadata.
+    let closed = saml_app().await;
+    let url = format!(
+        "{}/saml/unsolicited?providerId={}",
+        closed.address,
+        url::form_urlencoded::byte_serialize(SP.as_bytes()).collect::<String>()
+    );
+    refused(&closed.client.get(url).send().await.unwrap(), "not allowed");
+    let url = format!(
+        "{}/saml/unsolicited?providerId={}&shire=https%3A%2F%2Fevil.example.org%2Facs",
+        app.address,
+        url::form_urlencoded::byte_serialize(SP.as_bytes()).collect::<String>()
+    );
+    refused(
+        &app.client.get(url).send().await.unwrap(),
+        "shire outside the metadata",
+    );
 }

@@ -11,6 +11,9 @@ key in Sesame's published metadata, audience, recipient, InResponseTo, validity)
       learnt as JSON (and whether the assertions came encrypted).
   pysaml2_sp.py passive <keydir> <sesame>
       asks with IsPassive and no session; prints the status the SP read.
+  pysaml2_sp.py unsolicited <keydir> <sesame> <login> <password>
+      opens Sesame's IdP-initiated login for this SP, logs in, and prints what the SP (which
+      accepts unsolicited responses) learnt.
 
 The browser's part (following redirects, posting the login form and the auto-submitted form)
 is played by `requests`; everything SAML is pysaml2's.
@@ -74,7 +77,7 @@ def make_key(keydir):
         f.write(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def config(keydir, idp_metadata_file=None):
+def config(keydir, idp_metadata_file=None, unsolicited=False):
     key_file = keydir + "/key.pem"
     cert_file = keydir + "/cert.pem"
     conf = {
@@ -86,7 +89,7 @@ def config(keydir, idp_metadata_file=None):
             "sp": {
                 "name": "pysaml2 test SP",
                 "endpoints": {"assertion_consumer_service": [(ACS, BINDING_HTTP_POST)]},
-                "allow_unsolicited": False,
+                "allow_unsolicited": unsolicited,
                 "authn_requests_signed": SIGN,
                 "want_assertions_signed": True,
                 "want_response_signed": False,
@@ -103,14 +106,14 @@ def config(keydir, idp_metadata_file=None):
     return c
 
 
-def client(keydir, sesame):
+def client(keydir, sesame, unsolicited=False):
     md = requests.get(sesame + "/saml/metadata", timeout=10)
     md.raise_for_status()
     assert md.headers["content-type"].startswith("application/samlmetadata+xml"), md.headers
     f = tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False)
     f.write(md.text)
     f.close()
-    return Saml2Client(config(keydir, f.name))
+    return Saml2Client(config(keydir, f.name, unsolicited))
 
 
 def form_of(page):
@@ -219,6 +222,33 @@ def passive(keydir, sesame):
     print(json.dumps({"status": status, "acs": acs}))
 
 
+def unsolicited(keydir, sesame, user, password):
+    saml_client = client(keydir, sesame, unsolicited=True)
+    browser = requests.Session()
+    page = browser.get(
+        sesame + "/saml/unsolicited",
+        params={"providerId": SP, "target": "portal"},
+        timeout=10,
+    )
+    action, fields = form_of(page.text)
+    assert "lt" in fields, page.text[:2000]
+    fields.update({"username": user, "password": password})
+    answer = browser.post(action, data=fields, timeout=10)
+    acs, response, relay = posted_response(answer.text)
+    assert relay == "portal", relay
+    authn = saml_client.parse_authn_request_response(response, BINDING_HTTP_POST, outstanding={})
+    print(
+        json.dumps(
+            {
+                "name_id": authn.assertion.subject.name_id.text,
+                "in_response_to": authn.in_response_to,
+                "attributes": authn.get_identity(),
+                "acs": acs,
+            }
+        )
+    )
+
+
 def main():
     mode = sys.argv[1]
     if mode == "metadata":
@@ -229,6 +259,8 @@ def main():
         login(*sys.argv[2:7], len(sys.argv) > 7)
     elif mode == "passive":
         passive(sys.argv[2], sys.argv[3])
+    elif mode == "unsolicited":
+        unsolicited(*sys.argv[2:6])
     else:
         sys.exit("unknown mode " + mode)
 

@@ -271,17 +271,31 @@ pub async fn start(
         // Every class asked is acceptable ("exact" by default): MFA only when nothing less is.
         pending.mfa = request.requested_contexts.iter().all(|c| c == REFEDS_MFA);
     }
-    let session = session.filter(|_| !request.force_authn);
+    proceed(state, req, saml, sp, &pending, session, request.is_passive).await
+}
+
+/// Answers a checked request (or an unsolicited login): from `session` when it suffices, else
+/// after a login or a step-up, for which the request is parked; `IsPassive` never shows a page.
+async fn proceed(
+    state: &AppState,
+    req: &HttpRequest,
+    saml: &SamlServices,
+    sp: &SamlServiceProvider,
+    pending: &Pending,
+    session: Option<(String, SsoSession, Account)>,
+    is_passive: bool,
+) -> HttpResponse {
+    let session = session.filter(|_| !pending.force_authn);
     if let Some((cookie, session, account)) = session {
-        match verdict(state, &pending, &session, &account, false).await {
+        match verdict(state, pending, &session, &account, false).await {
             Verdict::Satisfied => {
                 return issue(
-                    state, req, saml, sp, &pending, &cookie, &session, &account, false,
+                    state, req, saml, sp, pending, &cookie, &session, &account, false,
                 )
                 .await
             }
-            Verdict::StepUp if !request.is_passive => {
-                let Ok(id) = park(state, &pending).await else {
+            Verdict::StepUp if !is_passive => {
+                let Ok(id) = park(state, pending).await else {
                     return state.unavailable(req, state.lang(req, None));
                 };
                 let lang = state.lang(req, None);
@@ -297,10 +311,10 @@ pub async fn start(
             _ => {}
         }
     }
-    if request.is_passive {
-        return refuse(state, req, saml, sp, &pending, STATUS_RESPONDER, NO_PASSIVE);
+    if is_passive {
+        return refuse(state, req, saml, sp, pending, STATUS_RESPONDER, NO_PASSIVE);
     }
-    let Ok(id) = park(state, &pending).await else {
+    let Ok(id) = park(state, pending).await else {
         return state.unavailable(req, state.lang(req, None));
     };
     let mut login = format!("{}/cas/login?saml={id}", state.base());
@@ -310,6 +324,50 @@ pub async fn start(
     HttpResponse::SeeOther()
         .insert_header(("Location", login))
         .finish()
+}
+
+/// An unsolicited login (IdP-initiated; Shibboleth's `providerId`, `shire`, `target`): the
+/// person is sent, logged in if need be, to the SP `provider_id` with an assertion answering
+/// no request. Only for SPs that allow it (`allow_unsolicited`); the consumer service is one
+/// of the SP's metadata (`shire`, else its default); `target` is the `RelayState`.
+pub async fn unsolicited(
+    state: &AppState,
+    req: &HttpRequest,
+    provider_id: Option<&str>,
+    shire: Option<&str>,
+    target: Option<&str>,
+    session: Option<(String, SsoSession, Account)>,
+) -> HttpResponse {
+    let Some(saml) = &state.services.saml else {
+        return not_found(state, req);
+    };
+    let Some(sp) = provider_id.and_then(|id| saml.providers.get(id)) else {
+        return bad_request(state, req, &"unknown service provider");
+    };
+    if !sp.allow_unsolicited {
+        return bad_request(
+            state,
+            req,
+            &"this service provider does not accept unsolicited logins",
+        );
+    }
+    let consumer = match sp.metadata.consumer_for(shire, None) {
+        Ok(c) => c.location.clone(),
+        Err(e) => return bad_request(state, req, &e),
+    };
+    if target.is_some_and(|t| t.len() > MAX_RELAY_STATE) {
+        return bad_request(state, req, &"target beyond 80 bytes");
+    }
+    let pending = Pending {
+        sp: sp.metadata.entity_id.clone(),
+        request_id: None,
+        consumer_url: consumer,
+        relay_state: target.map(str::to_owned),
+        force_authn: false,
+        persistent: sp.name_id_format == NameIdFormat::Persistent,
+        mfa: false,
+    };
+    proceed(state, req, saml, sp, &pending, session, false).await
 }
 
 /// Whether `session` may answer `pending` without the person (`fresh`: it was opened by a

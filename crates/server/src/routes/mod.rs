@@ -75,6 +75,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/saml/metadata", web::get().to(saml::metadata))
         .route("/saml/sso", web::get().to(saml::sso_redirect))
         .route("/saml/sso", web::post().to(saml::sso_post))
+        .route("/saml/unsolicited", web::get().to(saml::unsolicited))
         .route("/authorize", web::get().to(oidc::authorize::authorize_get))
         .route(
             "/authorize",

@@ -1,5 +1,6 @@
-//! `GET /saml/metadata` (the identity provider's signed metadata) and `GET|POST /saml/sso`
-//! (an `AuthnRequest` over HTTP-Redirect or HTTP-POST). What a request does is the
+//! `GET /saml/metadata` (the identity provider's signed metadata), `GET|POST /saml/sso`
+//! (an `AuthnRequest` over HTTP-Redirect or HTTP-POST) and `GET /saml/unsolicited` (a login
+//! the SP did not ask for). What a request does is the
 //! pipeline's SAML end (`crate::pipeline::saml`). 404 for all of them while `saml.enabled` is
 //! off.
 
@@ -66,6 +67,33 @@ pub async fn sso_post(
         Binding::Post,
         request.as_deref(),
         relay.as_deref(),
+        session,
+    )
+    .await
+}
+
+/// The parameters of an unsolicited login (Shibboleth's names, which portals already use).
+#[derive(Debug, Deserialize)]
+pub struct UnsolicitedParams {
+    #[serde(rename = "providerId")]
+    provider_id: Option<String>,
+    shire: Option<String>,
+    target: Option<String>,
+}
+
+/// `GET /saml/unsolicited?providerId=…[&shire=…][&target=…]` (IdP-initiated login).
+pub async fn unsolicited(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let params = web::Query::<UnsolicitedParams>::from_query(req.query_string()).ok();
+    let session = current_session_with_account(&state, &req).await;
+    let param = |f: fn(&UnsolicitedParams) -> &Option<String>| {
+        params.as_ref().and_then(|p| f(p).as_deref())
+    };
+    saml::unsolicited(
+        &state,
+        &req,
+        param(|p| &p.provider_id),
+        param(|p| &p.shire),
+        param(|p| &p.target),
         session,
     )
     .await
