@@ -1,17 +1,22 @@
-//! SAML 2.0 identity provider (issue 16): the building blocks of the Web Browser SSO profile,
-//! without HTTP or storage.
+//! SAML 2.0 identity provider (issue 16; docs/saml.md): the Web Browser SSO profile, without
+//! HTTP or storage.
 //!
 //! - [`request`]: `AuthnRequest`s decoded from the HTTP-Redirect and HTTP-POST bindings within
 //!   bounds (size, inflation, node count), DTDs and entities refused;
+//!   [`redirect_signature`]: the Redirect binding's query-string signature, checked against
+//!   the SP's metadata keys;
 //! - [`metadata`]: the identity provider's signed metadata; service providers' metadata read,
 //!   and the assertion consumer service chosen only among the metadata's own;
-//! - [`response`]: signed assertions and failure statuses;
-//! - [`signature`], [`xml`], [`keys`]: enveloped RSA-SHA256 signatures over XML Sesame writes
-//!   in exclusive canonical form, and the signing key with its self-signed certificate.
+//!   [`providers`]: the registry of SPs, by exact entity ID;
+//! - [`issuer`]: the pipeline's SAML issuer (persistent pairwise or transient `NameID`,
+//!   attributes from the release table); [`response`]: signed assertions and failure
+//!   statuses; [`encryption`]: assertions encrypted to an SP's key;
+//! - [`signature`], [`xml`], [`keys`], [`key_store`]: enveloped RSA-SHA256 signatures over XML
+//!   Sesame writes in exclusive canonical form, and the signing keys (generated, stored,
+//!   rotated).
 //!
-//! Not here yet (see the closing notes of issue 16): verifying signatures of what others
-//! send (signed requests, metadata aggregates: ADR 0015), encryption, logout, the routes and
-//! the login pipeline's SAML issuer.
+//! Not here yet: single logout, verifying XML signatures of what others send (requests over
+//! HTTP-POST, metadata aggregates: ADR 0015).
 
 pub mod encryption;
 pub mod issuer;
