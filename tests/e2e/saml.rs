@@ -700,3 +700,153 @@ async fn an_unsolicited_login_reaches_an_sp_that_allows_it_and_no_other() {
         "shire outside the metadata",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_from_pysaml2_ends_the_sesame_session_and_is_answered_signed() {
+    if !pysaml2_available() {
+        return;
+    }
+    let (app, keydir) = saml_app_with(true, false).await;
+    let login = person(&app, "samlslo").await;
+    let result = run_sp(&["logout", &keydir, &app.address, &login, GOOD_PASSWORD]);
+    assert_eq!(
+        result["status"], "urn:oasis:names:tc:SAML:2.0:status:Success",
+        "{result}"
+    );
+    assert_eq!(result["signed"], true, "{result}");
+    assert_eq!(result["login_page_again"], true, "{result}");
+    // The logout is in the audit trail.
+    let kinds = app.audit_kinds(&login).await;
+    assert!(kinds.iter().any(|k| k == "logout"), "{kinds:?}");
+}
+
+/// Logs `login` in through the SAML flow (the SP's assertions not encrypted); returns the
+/// `NameID` and `SessionIndex` the SP got.
+async fn saml_login(app: &TestApp, login: &str) -> (String, String) {
+    let res = send(app, &authn_request(SP, "_slo_login", now(app), "")).await;
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let html = app
+        .client
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lt = sesame_tests::extract_lt(&html).unwrap();
+    let page = app
+        .client
+        .post(&location)
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let encoded = page
+        .split("name=\"SAMLResponse\" value=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .unwrap()
+        .replace("&#x2b;", "+")
+        .replace("&#x2f;", "/")
+        .replace("&#x3d;", "=");
+    let xml = String::from_utf8(STANDARD.decode(encoded).unwrap()).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let name_id = doc
+        .descendants()
+        .find(|n| n.has_tag_name("NameID"))
+        .and_then(|n| n.text())
+        .unwrap()
+        .to_owned();
+    let session_index = doc
+        .descendants()
+        .find(|n| n.has_tag_name("AuthnStatement"))
+        .and_then(|n| n.attribute("SessionIndex"))
+        .unwrap()
+        .to_owned();
+    (name_id, session_index)
+}
+
+fn logout_request(app: &TestApp, id: &str, name_id: &str, session_index: &str) -> String {
+    let instant = now(app)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{instant}"><saml:Issuer>{SP}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{session_index}</samlp:SessionIndex></samlp:LogoutRequest>"#
+    )
+}
+
+async fn logged_in(app: &TestApp) -> bool {
+    let page = app
+        .client
+        .get(format!("{}/cas/login", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    page.contains("id=\"current-user\"")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a86_a_logout_request_ends_a_session_only_with_the_name_and_session_the_sp_was_given() {
+    if !pysaml2_available() {
+        return;
+    }
+    let (app, _) = saml_app_with(false, false).await;
+    let login = person(&app, "samlforged").await;
+    let (name_id, session_index) = saml_login(&app, &login).await;
+    assert!(logged_in(&app).await);
+    // Posted by another site (no cookie), with a NameID or SessionIndex the SP was not given:
+    // answered (the SP hears Success, as for a session already gone) but nothing ends. (The
+    // SP's metadata offers HTTP-Redirect for logout: the response is a redirect.)
+    let other = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (id, name, index) in [
+        ("_f1", "someone-else", session_index.as_str()),
+        ("_f2", name_id.as_str(), "_guessed"),
+    ] {
+        let res = other
+            .post(format!("{}/saml/slo", app.address))
+            .form(&[(
+                "SAMLRequest",
+                STANDARD
+                    .encode(logout_request(&app, id, name, index))
+                    .as_str(),
+            )])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302, "the response goes back to the SP");
+        assert!(logged_in(&app).await, "{id}: the session lives on");
+    }
+    // With both, from the SP's page (still no cookie): the session ends.
+    let res = other
+        .post(format!("{}/saml/slo", app.address))
+        .form(&[(
+            "SAMLRequest",
+            STANDARD
+                .encode(logout_request(&app, "_ok", &name_id, &session_index))
+                .as_str(),
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://sp.example.org/saml/slo?SAMLResponse="),
+        "{location}"
+    );
+    assert!(!logged_in(&app).await, "the session is over");
+}

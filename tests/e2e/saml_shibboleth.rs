@@ -2,8 +2,9 @@
 //! `libapache2-mod-shib` in Apache, with its `shibd`), protects a page with Sesame as its
 //! identity provider: a person opens the page, logs in on Sesame's login page, and the page
 //! sees the attributes Shibboleth extracted and filtered (its default attribute policy checks
-//! scoped values against the `shibmd:Scope` of Sesame's metadata); logging out of the SP asks
-//! for the login again.
+//! scoped values against the `shibmd:Scope` of Sesame's metadata) from an encrypted assertion;
+//! logging out of the SP sends Sesame its signed `LogoutRequest`, which ends the Sesame
+//! session too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -118,13 +119,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The SP's metadata as the federation would publish it, with its certificate (`cert_b64`,
-/// DER in base64) for encryption.
+/// The SP's metadata as the federation would publish it (as Shibboleth SP writes it), with
+/// its certificate (`cert_b64`, DER in base64) for signing and encryption.
 fn sp_metadata(port: u16, cert_b64: &str) -> String {
     format!(
         r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{SP}">
   <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-    <md:KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:KeyDescriptor><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="http://127.0.0.1:{port}/Shibboleth.sso/SLO/Redirect"/>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="http://127.0.0.1:{port}/Shibboleth.sso/SAML2/POST" index="1"/>
   </md:SPSSODescriptor>
 </md:EntityDescriptor>"#
@@ -176,7 +178,7 @@ async fn start_sp(dir: PathBuf, port: u16, idp_metadata: &str, idp_entity: &str)
     <ApplicationDefaults entityID="{SP}" REMOTE_USER="eppn pairwise-id persistent-id">
         <Sessions lifetime="28800" timeout="3600" relayState="ss:mem" checkAddress="false" handlerSSL="false" cookieProps="http" redirectLimit="exact">
             <SSO entityID="{idp_entity}">SAML2</SSO>
-            <Logout>Local</Logout>
+            <Logout>SAML2 Local</Logout>
             <Handler type="Session" Location="/Session" showAttributeValues="true"/>
         </Sessions>
         <Errors supportContact="root@localhost" helpLocation="/about.html" styleSheet="/shibboleth-sp/main.css"/>
@@ -341,7 +343,7 @@ async fn follow(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shibboleth_sp_logs_a_person_in_and_sees_the_released_attributes() {
+async fn shibboleth_sp_logs_a_person_in_sees_the_released_attributes_and_logs_out() {
     if !shibboleth_available() {
         return;
     }
@@ -508,13 +510,49 @@ async fn shibboleth_sp_logs_a_person_in_and_sees_the_released_attributes() {
         "{env}"
     );
 
-    // Logging out of the SP ends its session: the page asks Sesame again.
+    // Logging out of the SP (SAML 2.0 single logout): Shibboleth sends its LogoutRequest to
+    // Sesame, which ends the Sesame session and answers; both sessions are over.
+    let sesame_logged_in = |client: reqwest::Client| {
+        let url = format!("{}/cas/login", app.address);
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .contains("id=\"current-user\"")
+        }
+    };
+    assert!(sesame_logged_in(browser.clone()).await);
     let out = browser
         .get(format!("{base}/Shibboleth.sso/Logout"))
         .send()
         .await
         .unwrap();
-    assert!(out.status().is_success() || out.status().is_redirection());
+    let out = if out.status().is_success() {
+        // Shibboleth's HTTP-POST binding: a page that posts the request to Sesame.
+        let (action, fields) = form_of(&out.text().await.unwrap());
+        assert_eq!(action, format!("{}/saml/slo", app.address), "{}", sp.logs());
+        browser.post(&action).form(&fields).send().await.unwrap()
+    } else {
+        out
+    };
+    let back = follow(&browser, out, &base).await;
+    let (status, url) = (back.status(), back.url().to_string());
+    let body = back.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "{status} {url}: {}\n{}",
+        body.chars().take(1500).collect::<String>(),
+        sp.logs()
+    );
+    assert!(
+        !sesame_logged_in(browser.clone()).await,
+        "the Sesame session ended with the SP's"
+    );
     let again = browser
         .get(format!("{base}/secure/index.shtml"))
         .send()

@@ -11,6 +11,9 @@ key in Sesame's published metadata, audience, recipient, InResponseTo, validity)
       learnt as JSON (and whether the assertions came encrypted).
   pysaml2_sp.py passive <keydir> <sesame>
       asks with IsPassive and no session; prints the status the SP read.
+  pysaml2_sp.py logout <keydir> <sesame> <login> <password>
+      logs in, then logs out from the SP (a LogoutRequest over HTTP-Redirect), reads Sesame's
+      LogoutResponse, and asks again: Sesame must show its login page.
   pysaml2_sp.py unsolicited <keydir> <sesame> <login> <password>
       opens Sesame's IdP-initiated login for this SP, logs in, and prints what the SP (which
       accepts unsolicited responses) learnt.
@@ -39,6 +42,7 @@ SIGN = os.environ.get("PYSAML2_SIGN_REQUESTS") == "1"
 
 SP = "https://sp.example.org/saml/metadata"
 ACS = "https://sp.example.org/saml/acs"
+SLO = "https://sp.example.org/saml/slo"
 
 
 def make_key(keydir):
@@ -88,7 +92,10 @@ def config(keydir, idp_metadata_file=None, unsolicited=False):
         "service": {
             "sp": {
                 "name": "pysaml2 test SP",
-                "endpoints": {"assertion_consumer_service": [(ACS, BINDING_HTTP_POST)]},
+                "endpoints": {
+                    "assertion_consumer_service": [(ACS, BINDING_HTTP_POST)],
+                    "single_logout_service": [(SLO, BINDING_HTTP_REDIRECT)],
+                },
                 "allow_unsolicited": unsolicited,
                 "authn_requests_signed": SIGN,
                 "want_assertions_signed": True,
@@ -222,6 +229,52 @@ def passive(keydir, sesame):
     print(json.dumps({"status": status, "acs": acs}))
 
 
+def logout(keydir, sesame, user, password):
+    from urllib.parse import parse_qs, urlparse
+
+    saml_client = client(keydir, sesame)
+    idp = sesame + "/saml/metadata"
+    browser = requests.Session()
+    req_id, page = send_request(browser, saml_client, idp, BINDING_HTTP_REDIRECT, "in")
+    action, fields = form_of(page.text)
+    fields.update({"username": user, "password": password})
+    answer = browser.post(action, data=fields, timeout=10)
+    _, response, relay = posted_response(answer.text)
+    authn = saml_client.parse_authn_request_response(
+        response, BINDING_HTTP_POST, outstanding={req_id: relay}
+    )
+    name_id = authn.assertion.subject.name_id
+    # The SP's logout: a LogoutRequest to Sesame over HTTP-Redirect.
+    requests_out = saml_client.global_logout(name_id)
+    (binding, http_args) = requests_out[idp]
+    location = dict(http_args["headers"])["Location"]
+    back = browser.get(location, allow_redirects=False, timeout=10)
+    assert back.status_code in (302, 303), (back.status_code, back.text[:2000])
+    to_sp = back.headers["Location"]
+    assert to_sp.startswith(SLO + "?"), to_sp
+    query = parse_qs(urlparse(to_sp).query)
+    logout_response = saml_client.parse_logout_request_response(
+        query["SAMLResponse"][0], BINDING_HTTP_REDIRECT
+    )
+    status = logout_response.response.status.status_code.value
+    signed = "Signature" in query and query["SigAlg"][0].endswith("rsa-sha256")
+    # The Sesame session is over: a new request gets the login page, not an assertion.
+    _, again = send_request(browser, saml_client, idp, BINDING_HTTP_REDIRECT, "again")
+    _, fields = form_of(again.text)
+    print(
+        json.dumps(
+            {
+                "status": status,
+                "signed": signed,
+                "login_page_again": "lt" in fields and "SAMLResponse" not in fields,
+                "sso_cookie_cleared": any(
+                    "sesame" in c.name.lower() and c.value == "" for c in browser.cookies
+                ),
+            }
+        )
+    )
+
+
 def unsolicited(keydir, sesame, user, password):
     saml_client = client(keydir, sesame, unsolicited=True)
     browser = requests.Session()
@@ -259,6 +312,8 @@ def main():
         login(*sys.argv[2:7], len(sys.argv) > 7)
     elif mode == "passive":
         passive(sys.argv[2], sys.argv[3])
+    elif mode == "logout":
+        logout(*sys.argv[2:6])
     elif mode == "unsolicited":
         unsolicited(*sys.argv[2:6])
     else:

@@ -140,6 +140,7 @@ fn xmlsec1_verifies_the_identity_providers_metadata() {
         &IdpDescription {
             entity_id: "https://idp.test/saml/metadata",
             sso_url: "https://idp.test/saml/SSO",
+            slo_url: "https://idp.test/saml/SLO",
             scope: "univ.test",
             display_names: &[("fr", "Université de test")],
             valid_until: now() + time::Duration::days(7),

@@ -21,6 +21,8 @@ pub struct IdpDescription<'a> {
     pub entity_id: &'a str,
     /// The single sign-on endpoint (both bindings).
     pub sso_url: &'a str,
+    /// The single logout endpoint (both bindings).
+    pub slo_url: &'a str,
     /// The institution's scope (`eduPersonPrincipalName` domain), published as `shibmd:Scope`.
     pub scope: &'a str,
     /// Its display name, per language (`mdui:DisplayName`).
@@ -63,6 +65,11 @@ pub fn idp_metadata(
             Element::new("md", "KeyDescriptor")
                 .attr("use", "signing")
                 .child(k.key_info())
+        }))
+        .children([BINDING_REDIRECT, BINDING_POST].map(|binding| {
+            Element::new("md", "SingleLogoutService")
+                .attr("Binding", binding)
+                .attr("Location", idp.slo_url)
         }))
         .child(Element::new("md", "NameIDFormat").text(NAMEID_PERSISTENT))
         .child(Element::new("md", "NameIDFormat").text(NAMEID_TRANSIENT))
@@ -108,6 +115,19 @@ pub struct ServiceProvider {
     pub signs_requests: bool,
     /// It wants assertions signed (`WantAssertionsSigned`).
     pub wants_assertions_signed: bool,
+    /// Its single logout services, in document order.
+    pub logout_services: Vec<LogoutService>,
+}
+
+/// A single logout service of a service provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutService {
+    /// Its binding.
+    pub binding: String,
+    /// Where requests go.
+    pub location: String,
+    /// Where responses go (`ResponseLocation`, else `Location`).
+    pub response_location: String,
 }
 
 impl ServiceProvider {
@@ -148,6 +168,7 @@ impl ServiceProvider {
             encryption_certificates: Vec::new(),
             signs_requests: flag("AuthnRequestsSigned"),
             wants_assertions_signed: flag("WantAssertionsSigned"),
+            logout_services: Vec::new(),
         };
         for node in descriptor.children().filter(roxmltree::Node::is_element) {
             if node.has_tag_name((METADATA_NS, "KeyDescriptor")) {
@@ -175,6 +196,19 @@ impl ServiceProvider {
                         }
                     }
                 }
+            } else if node.has_tag_name((METADATA_NS, "SingleLogoutService")) {
+                if let (Some(binding), Some(location)) =
+                    (node.attribute("Binding"), node.attribute("Location"))
+                {
+                    sp.logout_services.push(LogoutService {
+                        binding: binding.to_owned(),
+                        location: location.to_owned(),
+                        response_location: node
+                            .attribute("ResponseLocation")
+                            .unwrap_or(location)
+                            .to_owned(),
+                    });
+                }
             } else if node.has_tag_name((METADATA_NS, "AssertionConsumerService")) {
                 let (Some(binding), Some(location), Some(index)) = (
                     node.attribute("Binding"),
@@ -201,6 +235,19 @@ impl ServiceProvider {
             )));
         }
         Ok(sp)
+    }
+
+    /// Where a logout response goes: the first logout service with the HTTP-Redirect
+    /// binding, else the first with HTTP-POST; `None` when it offers neither.
+    pub fn logout_response_service(&self) -> Option<&LogoutService> {
+        self.logout_services
+            .iter()
+            .find(|s| s.binding == BINDING_REDIRECT)
+            .or_else(|| {
+                self.logout_services
+                    .iter()
+                    .find(|s| s.binding == BINDING_POST)
+            })
     }
 
     /// Where the response to a request goes: the consumer service the request names by URL
@@ -313,6 +360,7 @@ mod tests {
             &IdpDescription {
                 entity_id: "https://idp.test/saml/metadata",
                 sso_url: "https://idp.test/saml/SSO",
+                slo_url: "https://idp.test/saml/SLO",
                 scope: "univ.test",
                 display_names: &[("fr", "Université de test"), ("en", "Test University")],
                 valid_until: time::macros::datetime!(2027-01-01 00:00 UTC),

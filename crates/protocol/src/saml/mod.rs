@@ -15,13 +15,16 @@
 //!   Sesame writes in exclusive canonical form, and the signing keys (generated, stored,
 //!   rotated).
 //!
-//! Not here yet: single logout, verifying XML signatures of what others send (requests over
-//! HTTP-POST, metadata aggregates: ADR 0015).
+//! - [`logout`]: an SP's `LogoutRequest` and Sesame's signed `LogoutResponse`.
+//!
+//! Not here yet: logout requests to SPs, verifying XML signatures of what others send
+//! (requests over HTTP-POST, metadata aggregates: ADR 0015).
 
 pub mod encryption;
 pub mod issuer;
 pub mod key_store;
 pub mod keys;
+pub mod logout;
 pub mod metadata;
 pub mod providers;
 pub mod redirect_signature;

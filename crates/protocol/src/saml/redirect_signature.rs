@@ -1,6 +1,6 @@
 //! The signature of a message sent over the HTTP-Redirect binding (SAML 2.0 bindings
 //! §3.4.4.1): not inside the XML but in the query string, over the octets
-//! `SAMLRequest=…&RelayState=…&SigAlg=…` exactly as they were URL-encoded by the sender. It is
+//! `SAMLRequest=…&RelayState=…&SigAlg=…` (or `SAMLResponse=…`) exactly as they were URL-encoded by the sender. It is
 //! checked against the keys of the service provider's metadata, never a key the message
 //! names.
 
@@ -57,7 +57,15 @@ pub fn verify(query: &str, certificates: &[Vec<u8>]) -> Result<RedirectSignature
     let Some(signature) = raw_param(query, "Signature")? else {
         return Ok(RedirectSignature::Absent);
     };
-    let request = raw_param(query, "SAMLRequest")?.ok_or_else(|| bad("no SAMLRequest"))?;
+    // A request, or a response (a logout response comes back the same way).
+    let (message, value) = match raw_param(query, "SAMLRequest")? {
+        Some(v) => ("SAMLRequest", v),
+        None => (
+            "SAMLResponse",
+            raw_param(query, "SAMLResponse")?
+                .ok_or_else(|| bad("no SAMLRequest or SAMLResponse"))?,
+        ),
+    };
     let relay = raw_param(query, "RelayState")?;
     let alg = raw_param(query, "SigAlg")?.ok_or_else(|| bad("a Signature without SigAlg"))?;
     if decoded(alg) != RSA_SHA256 {
@@ -66,7 +74,7 @@ pub fn verify(query: &str, certificates: &[Vec<u8>]) -> Result<RedirectSignature
             decoded(alg)
         )));
     }
-    let mut signed = format!("SAMLRequest={request}");
+    let mut signed = format!("{message}={value}");
     if let Some(relay) = relay {
         signed.push_str("&RelayState=");
         signed.push_str(relay);

@@ -31,6 +31,7 @@ pub mod entry;
 pub mod issue;
 pub mod oidc;
 pub mod saml;
+pub mod saml_logout;
 pub mod session;
 pub mod step_up;
 pub mod steps;

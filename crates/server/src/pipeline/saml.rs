@@ -30,7 +30,7 @@ use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
 use sesame_protocol::issuer::{IssueError, Issuer, IssuingSession};
 use sesame_protocol::saml::issuer::{
-    SamlIssuer, SamlRequest, PASSWORD_PROTECTED_TRANSPORT, REFEDS_MFA,
+    IssuedAssertion, SamlIssuer, SamlRequest, PASSWORD_PROTECTED_TRANSPORT, REFEDS_MFA,
 };
 use sesame_protocol::saml::providers::{NameIdFormat, SamlServiceProvider};
 use sesame_protocol::saml::redirect_signature::{self, RedirectSignature};
@@ -47,11 +47,11 @@ const PENDING_TTL: Duration = Duration::from_secs(30 * 60);
 /// How long a request ID is remembered against replay: longer than a request is accepted.
 const SEEN_TTL: Duration = Duration::from_secs(20 * 60);
 /// How old a request may be (its `IssueInstant`) when it arrives.
-const MAX_REQUEST_AGE: time::Duration = time::Duration::minutes(10);
+pub(crate) const MAX_REQUEST_AGE: time::Duration = time::Duration::minutes(10);
 /// How far ahead of our clock a request's `IssueInstant` may be.
-const CLOCK_SKEW: time::Duration = time::Duration::minutes(3);
+pub(crate) const CLOCK_SKEW: time::Duration = time::Duration::minutes(3);
 /// Longest `RelayState` given back (SAML 2.0 bindings §3.4.3, §3.5.3: 80 bytes).
-const MAX_RELAY_STATE: usize = 80;
+pub(crate) const MAX_RELAY_STATE: usize = 80;
 
 /// Second-level status codes (SAML 2.0 core §3.2.2.2).
 const NO_PASSIVE: &str = "urn:oasis:names:tc:SAML:2.0:status:NoPassive";
@@ -92,7 +92,11 @@ fn is_pending_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-fn bad_request(state: &AppState, req: &HttpRequest, why: &dyn std::fmt::Display) -> HttpResponse {
+pub(crate) fn bad_request(
+    state: &AppState,
+    req: &HttpRequest,
+    why: &dyn std::fmt::Display,
+) -> HttpResponse {
     tracing::info!(reason = %why, "SAML request refused");
     let lang = state.lang(req, None);
     state.error_page(
@@ -104,7 +108,7 @@ fn bad_request(state: &AppState, req: &HttpRequest, why: &dyn std::fmt::Display)
     )
 }
 
-fn not_found(state: &AppState, req: &HttpRequest) -> HttpResponse {
+pub(crate) fn not_found(state: &AppState, req: &HttpRequest) -> HttpResponse {
     let lang = state.lang(req, None);
     state.error_page(
         StatusCode::NOT_FOUND,
@@ -118,6 +122,11 @@ fn not_found(state: &AppState, req: &HttpRequest) -> HttpResponse {
 /// The SSO endpoint's URL.
 pub fn sso_url(state: &AppState) -> String {
     format!("{}/saml/sso", state.base())
+}
+
+/// The single logout endpoint's URL.
+pub fn slo_url(state: &AppState) -> String {
+    format!("{}/saml/slo", state.base())
 }
 
 /// An `AuthnRequest` as it arrives (`GET|POST /saml/sso`): `SAMLRequest`, `RelayState`; for
@@ -537,9 +546,65 @@ async fn issue(
             tracing::error!(error = %e, "could not record a SAML service provider for single logout");
             return state.unavailable(req, lang);
         }
+        if let Err(()) = index_for_logout(state, sp, item, session, &handle).await {
+            return state.unavailable(req, lang);
+        }
     }
     tracing::debug!(sp = %sp.metadata.entity_id, user.login = ?session.login.as_str(), "SAML assertion issued");
     browser_response(state, req, lang, issued.response, after_post)
+}
+
+/// Where an SP's logout request finds the session it names: under the SP and the
+/// `SessionIndex` it was given, the account, the session's handle and the `NameID` given.
+/// (A request posted by the SP's page arrives without the SSO cookie, `SameSite=Lax`.)
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct LogoutIndex {
+    pub(crate) account: sesame_core::ids::AccountId,
+    pub(crate) login: String,
+    pub(crate) handle: String,
+    pub(crate) name_id: String,
+}
+
+pub(crate) fn logout_index_key(sp: &str, session_index: &str) -> String {
+    format!(
+        "saml:logout:{}",
+        random::sha256_hex(&format!("{sp}\n{session_index}"))
+    )
+}
+
+async fn index_for_logout(
+    state: &AppState,
+    sp: &SamlServiceProvider,
+    attachment: &sesame_core::session::Attachment,
+    session: &SsoSession,
+    handle: &str,
+) -> Result<(), ()> {
+    let Ok(given) = serde_json::from_str::<IssuedAssertion>(&attachment.payload) else {
+        return Err(());
+    };
+    let record = LogoutIndex {
+        account: session.account_id,
+        login: session.login.as_str().to_owned(),
+        handle: handle.to_owned(),
+        name_id: given.name_id,
+    };
+    let now = state.services.clock.now();
+    let ttl = Duration::from_secs(
+        u64::try_from((session.expires_at - now).whole_seconds())
+            .unwrap_or(0)
+            .max(60),
+    );
+    let raw = serde_json::to_string(&record).map_err(|_| ())?;
+    state
+        .services
+        .store
+        .put(
+            &logout_index_key(&sp.metadata.entity_id, &given.session_index),
+            &raw,
+            ttl,
+        )
+        .await
+        .map_err(|e| tracing::error!(error = %e, "could not record a SAML session for logout"))
 }
 
 /// Completes the parked request `id` with `session`: the one a login made for it has just

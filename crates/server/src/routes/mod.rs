@@ -76,6 +76,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/saml/sso", web::get().to(saml::sso_redirect))
         .route("/saml/sso", web::post().to(saml::sso_post))
         .route("/saml/unsolicited", web::get().to(saml::unsolicited))
+        .route("/saml/slo", web::get().to(saml::slo_redirect))
+        .route("/saml/slo", web::post().to(saml::slo_post))
         .route("/authorize", web::get().to(oidc::authorize::authorize_get))
         .route(
             "/authorize",

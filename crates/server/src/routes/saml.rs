@@ -11,6 +11,7 @@ use sesame_protocol::saml::metadata::{idp_metadata, IdpDescription};
 use time::OffsetDateTime;
 
 use crate::pipeline::saml::{self, Binding};
+use crate::pipeline::saml_logout;
 use crate::pipeline::session::current_session_with_account;
 use crate::web::AppState;
 
@@ -51,15 +52,7 @@ pub async fn sso_post(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let mut request = None;
-    let mut relay = None;
-    for (name, value) in url::form_urlencoded::parse(&body) {
-        match name.as_ref() {
-            "SAMLRequest" => request = Some(value.into_owned()),
-            "RelayState" => relay = Some(value.into_owned()),
-            _ => {}
-        }
-    }
+    let (request, relay) = binding_fields(&body);
     let session = current_session_with_account(&state, &req).await;
     saml::start(
         &state,
@@ -70,6 +63,50 @@ pub async fn sso_post(
         session,
     )
     .await
+}
+
+/// `GET /saml/slo` (a logout request over HTTP-Redirect).
+pub async fn slo_redirect(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let params = web::Query::<SsoParams>::from_query(req.query_string()).ok();
+    saml_logout::logout(
+        &state,
+        &req,
+        Binding::Redirect,
+        params.as_ref().and_then(|p| p.saml_request.as_deref()),
+        params.as_ref().and_then(|p| p.relay_state.as_deref()),
+    )
+    .await
+}
+
+/// `POST /saml/slo` (a logout request over HTTP-POST).
+pub async fn slo_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (request, relay) = binding_fields(&body);
+    saml_logout::logout(
+        &state,
+        &req,
+        Binding::Post,
+        request.as_deref(),
+        relay.as_deref(),
+    )
+    .await
+}
+
+/// `SAMLRequest` and `RelayState` of a form posted by the HTTP-POST binding.
+fn binding_fields(body: &[u8]) -> (Option<String>, Option<String>) {
+    let mut request = None;
+    let mut relay = None;
+    for (name, value) in url::form_urlencoded::parse(body) {
+        match name.as_ref() {
+            "SAMLRequest" => request = Some(value.into_owned()),
+            "RelayState" => relay = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    (request, relay)
 }
 
 /// The parameters of an unsolicited login (Shibboleth's names, which portals already use).
@@ -127,12 +164,14 @@ pub async fn metadata(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
         .map(|k| &k.key)
         .collect();
     let sso_url = saml::sso_url(&state);
+    let slo_url = saml::slo_url(&state);
     let institution = state.settings.ui.institution_name.as_str();
     let valid_until: OffsetDateTime =
         now + time::Duration::days(i64::from(state.settings.saml.metadata_valid_days));
     let description = IdpDescription {
         entity_id: &saml.entity_id,
         sso_url: &sso_url,
+        slo_url: &slo_url,
         scope: &saml.scope,
         display_names: &[("fr", institution), ("en", institution)],
         valid_until,

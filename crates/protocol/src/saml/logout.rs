@@ -1,0 +1,197 @@
+//! Single logout initiated by a service provider (SAML 2.0 profiles §4.4): its
+//! `LogoutRequest`, read within the same bounds as an `AuthnRequest`, and Sesame's
+//! `LogoutResponse`, sent back over HTTP-Redirect (the query signed) or HTTP-POST (the XML
+//! signed).
+
+use std::io::Write as _;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use time::OffsetDateTime;
+
+use super::request::parse_document;
+use super::signature::{sign_enveloped, SigningKey, RSA_SHA256};
+use super::xml::Element;
+use super::{format_instant, new_id, parse_instant, SamlError, ASSERTION_NS, PROTOCOL_NS};
+
+/// Second-level status: the session ended here, but not every SP of it was told.
+pub const STATUS_PARTIAL_LOGOUT: &str = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout";
+
+/// A service provider's logout request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutRequest {
+    /// Its `ID` (`InResponseTo` of the response).
+    pub id: String,
+    /// When it was made.
+    pub issue_instant: OffsetDateTime,
+    /// The SP's entity ID.
+    pub issuer: String,
+    /// Where it was sent, if it says.
+    pub destination: Option<String>,
+    /// The person, as the SP knows them (`NameID`).
+    pub name_id: String,
+    /// The sessions it names (`SessionIndex`); none: all of that person's at this SP.
+    pub session_indexes: Vec<String>,
+}
+
+impl LogoutRequest {
+    /// Reads a `LogoutRequest` from its XML.
+    ///
+    /// # Errors
+    /// [`SamlError::Malformed`] if it is not XML (DTDs refused), not a SAML 2.0
+    /// `LogoutRequest`, or lacks its `ID`, `IssueInstant`, `Issuer` or `NameID` (an encrypted
+    /// `NameID` is not read: Sesame never sends one).
+    pub fn parse(xml: &str) -> Result<Self, SamlError> {
+        let doc = parse_document(xml)?;
+        let root = doc.root_element();
+        if !root.has_tag_name((PROTOCOL_NS, "LogoutRequest")) {
+            return Err(SamlError::Malformed(
+                "not a SAML 2.0 LogoutRequest".to_owned(),
+            ));
+        }
+        let required = |name: &str| {
+            root.attribute(name)
+                .map(str::to_owned)
+                .ok_or_else(|| SamlError::Malformed(format!("LogoutRequest without {name}")))
+        };
+        if required("Version")? != "2.0" {
+            return Err(SamlError::Unsupported(
+                "SAML version other than 2.0".to_owned(),
+            ));
+        }
+        let text_of = |ns: &str, name: &str| {
+            root.children()
+                .find(|n| n.has_tag_name((ns, name)))
+                .and_then(|n| n.text())
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        };
+        Ok(Self {
+            id: required("ID")?,
+            issue_instant: parse_instant(&required("IssueInstant")?)?,
+            issuer: text_of(ASSERTION_NS, "Issuer")
+                .ok_or_else(|| SamlError::Malformed("LogoutRequest without Issuer".to_owned()))?,
+            destination: root.attribute("Destination").map(str::to_owned),
+            name_id: text_of(ASSERTION_NS, "NameID")
+                .ok_or_else(|| SamlError::Malformed("LogoutRequest without NameID".to_owned()))?,
+            session_indexes: root
+                .children()
+                .filter(|n| n.has_tag_name((PROTOCOL_NS, "SessionIndex")))
+                .filter_map(|n| n.text())
+                .map(|t| t.trim().to_owned())
+                .collect(),
+        })
+    }
+}
+
+/// A `LogoutResponse` to `in_response_to`, for `destination`, saying `status` (and
+/// `sub_status`), unsigned (the binding decides how it is signed).
+pub fn logout_response(
+    idp: &str,
+    destination: &str,
+    in_response_to: &str,
+    status: &str,
+    sub_status: Option<&str>,
+    now: OffsetDateTime,
+) -> Element {
+    let mut code = Element::new("samlp", "StatusCode").attr("Value", status);
+    if let Some(sub) = sub_status {
+        code = code.child(Element::new("samlp", "StatusCode").attr("Value", sub));
+    }
+    Element::new("samlp", "LogoutResponse")
+        .attr("ID", new_id())
+        .attr("Version", "2.0")
+        .attr("IssueInstant", format_instant(now))
+        .attr("Destination", destination)
+        .attr("InResponseTo", in_response_to)
+        .child(Element::new("saml", "Issuer").text(idp))
+        .child(Element::new("samlp", "Status").child(code))
+}
+
+/// `response` for the HTTP-POST binding: signed (enveloped, after the `Issuer`), base64.
+///
+/// # Errors
+/// [`SamlError::Key`] if signing fails.
+pub fn post_encoded(mut response: Element, key: &SigningKey) -> Result<String, SamlError> {
+    sign_enveloped(&mut response, 1, key)?;
+    Ok(STANDARD.encode(response.canonical().as_bytes()))
+}
+
+/// `location` with `response` as the HTTP-Redirect binding carries it (SAML 2.0 bindings
+/// §3.4.4): `SAMLResponse` (DEFLATE, base64), `RelayState`, `SigAlg` and the `Signature` of
+/// those octets.
+///
+/// # Errors
+/// [`SamlError::Malformed`] if `location` is not a URL; [`SamlError::Key`] if compressing or
+/// signing fails.
+pub fn redirect_url(
+    location: &str,
+    response: &Element,
+    relay_state: Option<&str>,
+    key: &SigningKey,
+) -> Result<String, SamlError> {
+    let mut deflater =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflater
+        .write_all(response.canonical().as_bytes())
+        .map_err(|e| SamlError::Key(format!("DEFLATE: {e}")))?;
+    let deflated = deflater
+        .finish()
+        .map_err(|e| SamlError::Key(format!("DEFLATE: {e}")))?;
+    let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let mut signed = format!("SAMLResponse={}", encode(&STANDARD.encode(deflated)));
+    if let Some(relay) = relay_state {
+        signed.push_str(&format!("&RelayState={}", encode(relay)));
+    }
+    signed.push_str(&format!("&SigAlg={}", encode(RSA_SHA256)));
+    let signature = key.sign(signed.as_bytes())?;
+    let url = url::Url::parse(location)
+        .map_err(|_| SamlError::Malformed(format!("not a URL: {location}")))?;
+    let separator = if url.query().is_some() { '&' } else { '?' };
+    Ok(format!(
+        "{location}{separator}{signed}&Signature={}",
+        encode(&STANDARD.encode(signature))
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::saml::redirect_signature::{verify, RedirectSignature};
+    use crate::saml::signature::tests::test_key;
+
+    #[test]
+    fn a_logout_request_is_read_with_its_name_and_sessions() {
+        let xml = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_l1" Version="2.0" IssueInstant="2026-12-07T10:00:00Z" Destination="https://idp.test/saml/slo"><saml:Issuer>https://sp.test</saml:Issuer><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">abc</saml:NameID><samlp:SessionIndex>_s1</samlp:SessionIndex></samlp:LogoutRequest>"#;
+        let request = LogoutRequest::parse(xml).unwrap();
+        assert_eq!(request.issuer, "https://sp.test");
+        assert_eq!(request.name_id, "abc");
+        assert_eq!(request.session_indexes, ["_s1"]);
+        assert!(LogoutRequest::parse(&xml.replace("saml:NameID", "saml:Other")).is_err());
+        assert!(LogoutRequest::parse(&xml.replace("LogoutRequest", "AuthnRequest")).is_err());
+    }
+
+    #[test]
+    fn a_redirect_response_carries_a_signature_its_receiver_verifies() {
+        let key = test_key();
+        let response = logout_response(
+            "https://idp.test/saml/metadata",
+            "https://sp.test/slo",
+            "_l1",
+            crate::saml::STATUS_SUCCESS,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let url = redirect_url("https://sp.test/slo?x=1", &response, Some("r"), &key).unwrap();
+        let query = url.split_once('?').unwrap().1;
+        // What an SP checks: the same octets, with the IdP's certificate.
+        let certificate = STANDARD.decode(key.certificate_base64()).unwrap();
+        assert_eq!(
+            verify(query, std::slice::from_ref(&certificate)).unwrap(),
+            RedirectSignature::Verified
+        );
+        let changed = query.replace("RelayState=r", "RelayState=s");
+        assert!(verify(&changed, &[certificate]).is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! Single logout asked by a SAML service provider (SAML 2.0 profiles §4.4.4.1): its
+//! `LogoutRequest` (`GET|POST /saml/slo`) ends the Sesame session it names, through the one
+//! end-of-session path (CAS services and OpenID Connect clients are told, proxy tickets
+//! revoked, the logout audited), and the SP gets a signed `LogoutResponse` at its single
+//! logout service.
+//!
+//! The session is found by the SP and the `SessionIndex` it was given (an index written with
+//! each assertion, as a request posted by the SP's page carries no `SameSite=Lax` cookie), or
+//! by this browser's cookie when the request names none; either way only if the request's
+//! `NameID` is the one that SP was given in that session, so no one but the SP can end it.
+//! Other SAML SPs of the session are not told yet: the response then says `PartialLogout`.
+
+use actix_web::{HttpRequest, HttpResponse};
+use sesame_core::audit::{AuditEvent, AuditKind};
+use sesame_core::session::{session_handle, AttachedProtocol, EndedSession};
+use sesame_protocol::issuer::BrowserResponse;
+use sesame_protocol::saml::issuer::session_index;
+use sesame_protocol::saml::logout::{
+    logout_response, post_encoded, redirect_url, LogoutRequest, STATUS_PARTIAL_LOGOUT,
+};
+use sesame_protocol::saml::redirect_signature::{self, RedirectSignature};
+use sesame_protocol::saml::request::{post_xml, redirect_xml};
+use sesame_protocol::saml::{BINDING_REDIRECT, STATUS_SUCCESS};
+
+use super::end::send_single_logout;
+use super::issue::browser_response;
+use super::saml::{
+    bad_request, logout_index_key, not_found, slo_url, Binding, LogoutIndex, CLOCK_SKEW,
+    MAX_RELAY_STATE, MAX_REQUEST_AGE,
+};
+use crate::web::AppState;
+
+/// A `LogoutRequest` as it arrives: `SAMLRequest`, `RelayState` (the Redirect binding's
+/// signature is in the raw query string).
+pub async fn logout(
+    state: &AppState,
+    req: &HttpRequest,
+    binding: Binding,
+    saml_request: Option<&str>,
+    relay_state: Option<&str>,
+) -> HttpResponse {
+    let Some(saml) = &state.services.saml else {
+        return not_found(state, req);
+    };
+    let lang = state.lang(req, None);
+    let Some(encoded) = saml_request else {
+        // Sesame sends no logout requests, so it expects no logout responses.
+        return bad_request(state, req, &"no SAMLRequest");
+    };
+    let xml = match binding {
+        Binding::Redirect => redirect_xml(encoded),
+        Binding::Post => post_xml(encoded),
+    };
+    let request = match xml.and_then(|x| LogoutRequest::parse(&x)) {
+        Ok(r) => r,
+        Err(e) => return bad_request(state, req, &e),
+    };
+    let Some(sp) = saml.providers.get(&request.issuer) else {
+        return bad_request(
+            state,
+            req,
+            &"logout request from an unknown service provider",
+        );
+    };
+    let signature = match binding {
+        Binding::Redirect => {
+            match redirect_signature::verify(req.query_string(), &sp.metadata.signing_certificates)
+            {
+                Ok(s) => s,
+                Err(e) => return bad_request(state, req, &e),
+            }
+        }
+        Binding::Post => RedirectSignature::Absent,
+    };
+    if sp.require_signed_requests && signature != RedirectSignature::Verified {
+        return bad_request(state, req, &"unsigned logout request from an SP that signs");
+    }
+    if request
+        .destination
+        .as_deref()
+        .is_some_and(|d| d != slo_url(state))
+    {
+        return bad_request(state, req, &"Destination is not this endpoint");
+    }
+    let now = state.services.clock.now();
+    if request.issue_instant < now - MAX_REQUEST_AGE || request.issue_instant > now + CLOCK_SKEW {
+        return bad_request(state, req, &"IssueInstant outside the accepted window");
+    }
+    if relay_state.is_some_and(|r| r.len() > MAX_RELAY_STATE) {
+        return bad_request(state, req, &"RelayState beyond 80 bytes");
+    }
+    let Some(service) = sp.metadata.logout_response_service().cloned() else {
+        return bad_request(
+            state,
+            req,
+            &"the service provider has no single logout service",
+        );
+    };
+
+    // The sessions named: each SessionIndex, else this browser's own session.
+    let cookie = req.cookie(&state.sso_cookie_name);
+    let own_handle = cookie.as_ref().map(|c| session_handle(c.value()));
+    let indexes: Vec<String> = if request.session_indexes.is_empty() {
+        own_handle.iter().map(|h| session_index(h)).collect()
+    } else {
+        request.session_indexes.iter().take(16).cloned().collect()
+    };
+    let mut ended_own = false;
+    let mut partial = false;
+    for index in indexes {
+        let key = logout_index_key(&sp.metadata.entity_id, &index);
+        // Read, not taken: a request with the wrong NameID must not spoil the SP's own.
+        let record = match state.services.store.get(&key).await {
+            Ok(Some(raw)) => serde_json::from_str::<LogoutIndex>(&raw).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "store unavailable during a SAML logout");
+                return state.unavailable(req, lang);
+            }
+        };
+        let Some(record) = record.filter(|r| r.name_id == request.name_id) else {
+            continue;
+        };
+        if let Err(e) = state.services.store.delete(&key).await {
+            tracing::warn!(error = %e, "could not drop a SAML logout index");
+        }
+        match state
+            .services
+            .sessions
+            .end_handle(record.account, &record.handle)
+            .await
+        {
+            Ok(Some(ended)) => {
+                partial |= other_saml_parties(&ended, &sp.metadata.entity_id);
+                ended_own |= own_handle.as_deref() == Some(record.handle.as_str());
+                after_end(state, req, &ended, &record.login, &sp.metadata.entity_id).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // Never tell the SP the person is logged out when the session may live on.
+                tracing::error!(error = %e, "store unavailable during a SAML logout");
+                return state.unavailable(req, lang);
+            }
+        }
+    }
+
+    let keys = saml.keys.key_set();
+    let Some(key) = keys.current(now) else {
+        tracing::error!("no SAML key may sign: logout response not sent");
+        return state.unavailable(req, lang);
+    };
+    let response = logout_response(
+        &saml.entity_id,
+        &service.response_location,
+        &request.id,
+        STATUS_SUCCESS,
+        partial.then_some(STATUS_PARTIAL_LOGOUT),
+        now,
+    );
+    let answer = if service.binding == BINDING_REDIRECT {
+        redirect_url(&service.response_location, &response, relay_state, &key.key)
+            .map(BrowserResponse::Redirect)
+    } else {
+        post_encoded(response, &key.key).map(|encoded| {
+            let mut fields = vec![("SAMLResponse".to_owned(), encoded)];
+            if let Some(relay) = relay_state {
+                fields.push(("RelayState".to_owned(), relay.to_owned()));
+            }
+            BrowserResponse::AutoPost {
+                action: service.response_location.clone(),
+                fields,
+                title: sp.name.clone(),
+            }
+        })
+    };
+    let mut res = match answer {
+        Ok(a) => browser_response(state, req, lang, a, false),
+        Err(e) => {
+            tracing::error!(error = %e, "could not sign a SAML logout response");
+            return state.unavailable(req, lang);
+        }
+    };
+    if ended_own {
+        if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
+            tracing::warn!(error = %e, "could not clear the SSO cookie");
+        }
+    }
+    res
+}
+
+/// Whether `ended` gave assertions to SAML SPs other than `sp` (which are not told yet).
+fn other_saml_parties(ended: &EndedSession, sp: &str) -> bool {
+    ended
+        .attached
+        .iter()
+        .any(|a| a.protocol == AttachedProtocol::Saml && a.party != sp)
+}
+
+/// What follows every ended session: single logout to CAS and OpenID Connect parties, proxy
+/// tickets revoked, the logout audited.
+async fn after_end(
+    state: &AppState,
+    req: &HttpRequest,
+    ended: &EndedSession,
+    login: &str,
+    sp: &str,
+) {
+    send_single_logout(&state.services, ended).await;
+    if let Err(e) = state
+        .services
+        .cas
+        .revoke_session_tickets(&ended.handle)
+        .await
+    {
+        tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
+    }
+    let event = AuditEvent::new(AuditKind::Logout, state.services.clock.now(), "saml")
+        .login(login)
+        .account(ended.account_id)
+        .ip(state.client_ip(req))
+        .detail(serde_json::json!({ "service_provider": sp }));
+    if let Err(e) = state.services.audit.record(event).await {
+        tracing::error!(error = %e, "could not record a logout");
+    }
+}
