@@ -371,6 +371,16 @@ pub fn mfa_sealer() -> anyhow::Result<sesame_mfa::sealing::SecretSealer> {
 /// Writes the configuration file; everything not set here keeps Sesame's default.
 pub fn write_config(path: &Path, c: &ConfigInput<'_>) -> anyhow::Result<()> {
     let site = c.site;
+    // The SAML scenario's service provider, its metadata beside the configuration.
+    let saml_sp = path.with_file_name("bench-sp-metadata.xml");
+    std::fs::write(
+        &saml_sp,
+        format!(
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{sp}"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://sp.bench.example/Shibboleth.sso/SAML2/POST" index="1"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+            sp = crate::scenarios::SAML_SP
+        ),
+    )
+    .with_context(|| format!("writing {}", saml_sp.display()))?;
     let service_prefix = site
         .service
         .split_once("/login")
@@ -423,6 +433,14 @@ redirect_uris = ["https://provisioning.bench.example/unused"]
 scopes = ["provisioning"]
 client_credentials = true
 
+[saml]
+enabled = true
+pairwise_salt = "bench salt, not a secret of anyone"
+
+[[saml.service_providers]]
+metadata_file = "{saml_sp}"
+attributes = ["eduPersonPrincipalName", "eduPersonScopedAffiliation", "mail", "displayName"]
+
 [mfa]
 # The seeded TOTP accounts' secrets are sealed with it.
 sealing_key = "bench:QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI="
@@ -447,6 +465,7 @@ listen = "127.0.0.1:0"
         rp_redirect = site.rp_redirect,
         svc_id = site.svc_id,
         svc_hash = sha256_hex(&site.svc_secret),
+        saml_sp = saml_sp.display(),
         log_level = c.log_level,
         ldap = c.ldap_listen.map_or_else(String::new, |listen| format!(
             "[ldap]\nlisten = \"{listen}\"\nbase_dn = \"{base}\"\n\n[[ldap.service_accounts]]\nname = \"{name}\"\nscope = \"full\"\nsecret_sha256 = \"{hash}\"\n\n",

@@ -32,7 +32,7 @@ use crate::ldap::{LdapBind, LdapSearch, LdapWhoAmI};
 use crate::report::{Basis, Ceiling, CeilingSample, LdapMix, Report, Row};
 use crate::scenarios::{
     login_of, CasCycle, ClientCredentials, ExchangeCodes, Get, MintCodes, MintServiceTickets,
-    PasswordLogin, Queue, Refresh, Site, TotpLogin, ValidateP3, PASSWORD,
+    PasswordLogin, Queue, Refresh, SamlSso, Site, TotpLogin, ValidateP3, PASSWORD,
 };
 
 /// TOTP accounts seeded for the TOTP login: taken in turn, each is asked for a code at most
@@ -143,7 +143,7 @@ struct RunArgs {
     /// Sesame's `log.level`.
     #[arg(long, default_value = "info")]
     log_level: String,
-    /// Only these scenarios (comma-separated: login, totp, ldap, cas, p3, code,
+    /// Only these scenarios (comma-separated: login, totp, ldap, cas, p3, code, saml,
     /// client-credentials, refresh, discovery, jwks; with `--large` also import,
     /// many-sessions, and two-instances, which needs cas), e.g. to profile one; the report
     /// then lists only them.
@@ -1026,6 +1026,29 @@ impl Bench {
         Ok(())
     }
 
+    /// SAML Web Browser SSO from an open session, against the RSA-SHA256 signing ceiling
+    /// (one signature per assertion, as one per ID token).
+    async fn saml_sso(&mut self, ceiling: usize) -> anyhow::Result<()> {
+        let sessions = self.sessions().await?;
+        let spec = self.http_spec;
+        let scenario = SamlSso {
+            sessions,
+            next: std::sync::atomic::AtomicU64::new(0),
+        };
+        let result = self.phase("SAML SSO", false, spec, scenario, 1).await?;
+        self.rows.push(Row {
+            scenario: "SAML SSO".to_owned(),
+            operation: "GET /saml/sso?SAMLRequest= (HTTP-Redirect, a new request ID each) with the SSO cookie → 200, the page posting the signed assertion (RSA-SHA256)",
+            requests_per_op: 1,
+            connections: spec.connections,
+            result,
+            ceiling: Some(ceiling),
+            basis: Basis::Ops,
+            target: Some(0.50),
+        });
+        Ok(())
+    }
+
     async fn client_credentials(&mut self, ceiling: usize) -> anyhow::Result<()> {
         let spec = self.http_spec;
         let scenario = ClientCredentials {
@@ -1108,13 +1131,14 @@ impl Bench {
     }
 }
 
-const SCENARIOS: [&str; 13] = [
+const SCENARIOS: [&str; 14] = [
     "login",
     "totp",
     "ldap",
     "cas",
     "p3",
     "code",
+    "saml",
     "client-credentials",
     "refresh",
     "discovery",
@@ -1367,9 +1391,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .await?,
         );
     }
-    if wanted("code") {
+    if wanted("code") || wanted("saml") {
         let ceiling = bench.rs256_ceiling("before").await?;
-        bench.code_exchange(ceiling).await?;
+        if wanted("code") {
+            bench.code_exchange(ceiling).await?;
+        }
+        if wanted("saml") {
+            bench.saml_sso(ceiling).await?;
+        }
         bench.rs256_ceiling("after").await?;
     }
     if wanted("discovery") || wanted("jwks") {

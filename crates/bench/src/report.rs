@@ -693,7 +693,8 @@ impl Report {
             "**Ratio** (the target of issue 7) is throughput against the ceiling's mean throughput \
              (below). The password login compares logins/s with argon2id verifications/s (one \
              per login); the code exchange compares exchanges/s with RS256 signatures/s (one ID \
-             token each); the CAS cycle (two requests: the ticket is minted, then validated) \
+             token each), and SAML SSO assertions/s with the same RSA-SHA256 signatures/s (one \
+             signed assertion each); the CAS cycle (two requests: the ticket is minted, then validated) \
              compares HTTP requests/s with the Redis handler's requests/s, so per cycle it is \
              half the ratio shown; every other row compares requests/s. The in-process ceilings \
              have the CPUs to themselves, while a scenario shares them with the generator, \

@@ -378,6 +378,67 @@ impl Scenario for CasCycleOverSessions {
     }
 }
 
+/// The SAML service provider the generated configuration registers (`infra::write_config`).
+pub const SAML_SP: &str = "https://sp.bench.example/shibboleth";
+
+/// `/saml/sso?SAMLRequest=…` for a new `AuthnRequest` numbered `n` from [`SAML_SP`], as the
+/// HTTP-Redirect binding carries it (issued now: requests older than ten minutes are refused).
+pub fn saml_sso_path(n: u64) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the load generator's requests carry the real time, as an SP's do"
+    )]
+    let now = time::OffsetDateTime::now_utc();
+    let instant = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .context("formatting an instant")?;
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_bench{n:016}" Version="2.0" IssueInstant="{instant}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml:Issuer>{SAML_SP}</saml:Issuer><samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" AllowCreate="true"/></samlp:AuthnRequest>"#
+    );
+    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    deflater.write_all(xml.as_bytes())?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(deflater.finish()?);
+    let relay = n % 1000;
+    Ok(format!(
+        "/saml/sso?SAMLRequest={}&RelayState=r{relay}",
+        form_urlencoded::byte_serialize(encoded.as_bytes()).collect::<String>()
+    ))
+}
+
+/// SAML Web Browser SSO with the SSO cookie: a new `AuthnRequest` each time (its own ID) over
+/// HTTP-Redirect, answered with the page that posts the signed assertion.
+#[derive(Debug)]
+pub struct SamlSso {
+    /// SSO cookies.
+    pub sessions: Vec<String>,
+    /// The next request's number (IDs are single-use).
+    pub next: std::sync::atomic::AtomicU64,
+}
+
+impl Scenario for SamlSso {
+    type Conn = Conn;
+    type State = String;
+    fn state(&self, index: usize) -> String {
+        session_of(&self.sessions, index)
+    }
+    async fn op(&self, conn: &mut Conn, cookie: &mut String) -> anyhow::Result<Step> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let reply = conn.get(&saml_sso_path(n)?, Some(cookie)).await?;
+        ensure!(
+            reply.status == StatusCode::OK
+                && reply
+                    .body
+                    .windows(b"name=\"SAMLResponse\"".len())
+                    .any(|w| w == b"name=\"SAMLResponse\""),
+            "SAML SSO: {} {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)])
+        );
+        Ok(Step::Done)
+    }
+}
+
 /// A shared queue of minted tickets or codes.
 pub type Queue = Arc<Mutex<Vec<String>>>;
 
