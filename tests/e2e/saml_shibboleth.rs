@@ -4,7 +4,7 @@
 //! sees the attributes Shibboleth extracted and filtered (its default attribute policy checks
 //! scoped values against the `shibmd:Scope` of Sesame's metadata) from an encrypted assertion;
 //! logging out of the SP sends Sesame its signed `LogoutRequest`, which ends the Sesame
-//! session too.
+//! session too; logging out of Sesame ends the SP's session over SOAP.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -126,6 +126,7 @@ fn sp_metadata(port: u16, cert_b64: &str) -> String {
         r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{SP}">
   <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
     <md:KeyDescriptor><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="http://127.0.0.1:{port}/Shibboleth.sso/SLO/SOAP"/>
     <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="http://127.0.0.1:{port}/Shibboleth.sso/SLO/Redirect"/>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="http://127.0.0.1:{port}/Shibboleth.sso/SAML2/POST" index="1"/>
   </md:SPSSODescriptor>
@@ -563,4 +564,48 @@ async fn shibboleth_sp_logs_a_person_in_sees_the_released_attributes_and_logs_ou
         .to_str()
         .unwrap()
         .starts_with(&format!("{}/saml/sso?SAMLRequest=", app.address)));
+
+    // Logged in again, then out at Sesame: Shibboleth is told over SOAP (a signed
+    // LogoutRequest on the back channel), and its page asks Sesame again.
+    let login_page = follow(&browser, again, &base).await;
+    let login_url = login_page.url().to_string();
+    let lt = extract_lt(&login_page.text().await.unwrap()).unwrap();
+    let posted = browser
+        .post(&login_url)
+        .form(&[
+            ("lt", lt.as_str()),
+            ("username", login.as_str()),
+            ("password", GOOD_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (action, fields) = form_of(&posted.text().await.unwrap());
+    let consumed = browser.post(&action).form(&fields).send().await.unwrap();
+    let page = follow(&browser, consumed, &base).await;
+    assert_eq!(page.status(), 200, "{}", sp.logs());
+    let out = browser
+        .get(format!("{}/cas/logout", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    let mut told = false;
+    for _ in 0..50 {
+        let res = browser
+            .get(format!("{base}/secure/index.shtml"))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 302 {
+            told = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        told,
+        "Shibboleth's session outlived Sesame's:\n{}",
+        sp.logs()
+    );
 }

@@ -99,14 +99,23 @@ pub trait Issuer: Send + Sync {
 /// One back-channel logout message to deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutDelivery {
-    /// The relying party (service or client id), for the logs.
+    /// The relying party (service, client id or entity ID), for the logs.
     pub party: String,
     /// Where to post it.
     pub target: String,
-    /// The form field carrying `body`: `logoutRequest` (CAS) or `logout_token` (OIDC).
-    pub field: &'static str,
+    /// How `body` is sent.
+    pub encoding: LogoutEncoding,
     /// The message.
     pub body: String,
+}
+
+/// How a back-channel logout message is posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutEncoding {
+    /// A form with `body` in this field: `logoutRequest` (CAS) or `logout_token` (OIDC).
+    Form(&'static str),
+    /// `body` is a SOAP 1.1 envelope (SAML 2.0 SOAP binding, `text/xml`).
+    Soap,
 }
 
 /// A protocol's part in ending a session.

@@ -14,7 +14,7 @@ use super::tickets::{CasTickets, TicketGrant};
 use crate::attributes::cas_attributes;
 use crate::issuer::{
     attachments_of, BrowserResponse, IssueError, Issued, Issuer, IssuingSession, LogoutDelivery,
-    SingleLogout,
+    LogoutEncoding, SingleLogout,
 };
 use crate::services::{LogoutType, RegisteredService, ServiceRegistry};
 
@@ -182,7 +182,7 @@ impl CasIssuer<'_> {
                         .logout_url
                         .clone()
                         .unwrap_or_else(|| issued.service.clone()),
-                    field: slo::LOGOUT_REQUEST_FIELD,
+                    encoding: LogoutEncoding::Form(slo::LOGOUT_REQUEST_FIELD),
                     body: slo::logout_request(&issued.ticket, now, &slo::new_logout_request_id()),
                 })
             })

@@ -21,7 +21,7 @@ use super::OPENID_SCOPE;
 use crate::attributes::oidc_claims;
 use crate::issuer::{
     attachments_of, BrowserResponse, IssueError, Issued, Issuer, IssuingSession, LogoutDelivery,
-    SingleLogout,
+    LogoutEncoding, SingleLogout,
 };
 
 /// The form field of a back-channel logout request (§2.5).
@@ -194,7 +194,7 @@ impl SingleLogout for OidcIssuer<'_> {
                 Ok(token) => deliveries.push(LogoutDelivery {
                     party: client.client_id.clone(),
                     target,
-                    field: LOGOUT_TOKEN_FIELD,
+                    encoding: LogoutEncoding::Form(LOGOUT_TOKEN_FIELD),
                     body: token,
                 }),
                 Err(e) => {

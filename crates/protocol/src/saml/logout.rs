@@ -1,18 +1,25 @@
-//! Single logout initiated by a service provider (SAML 2.0 profiles §4.4): its
-//! `LogoutRequest`, read within the same bounds as an `AuthnRequest`, and Sesame's
-//! `LogoutResponse`, sent back over HTTP-Redirect (the query signed) or HTTP-POST (the XML
-//! signed).
+//! Single logout (SAML 2.0 profiles §4.4): a service provider's `LogoutRequest`, read within
+//! the same bounds as an `AuthnRequest`, and Sesame's `LogoutResponse`, sent back over
+//! HTTP-Redirect (the query signed) or HTTP-POST (the XML signed); and, when a session ends,
+//! Sesame's own signed `LogoutRequest`s to the session's other SPs over SOAP
+//! ([`SamlLogout`]).
 
 use std::io::Write as _;
 
+use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use sesame_core::session::{AttachedProtocol, EndedSession};
 use time::OffsetDateTime;
 
+use super::issuer::IssuedAssertion;
+use super::key_store::SamlKeySet;
+use super::providers::{SamlServiceProvider, SamlServiceProviders};
 use super::request::parse_document;
 use super::signature::{sign_enveloped, SigningKey, RSA_SHA256};
 use super::xml::Element;
 use super::{format_instant, new_id, parse_instant, SamlError, ASSERTION_NS, PROTOCOL_NS};
+use crate::issuer::{attachments_of, LogoutDelivery, LogoutEncoding, SingleLogout};
 
 /// Second-level status: the session ended here, but not every SP of it was told.
 pub const STATUS_PARTIAL_LOGOUT: &str = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout";
@@ -193,5 +200,117 @@ mod tests {
         );
         let changed = query.replace("RelayState=r", "RelayState=s");
         assert!(verify(&changed, &[certificate]).is_err());
+    }
+}
+
+/// The SOAP binding (SAML 2.0 bindings §3.2): back-channel logout requests.
+pub const BINDING_SOAP: &str = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP";
+
+/// A signed `LogoutRequest` for the SP `sp`, naming the person as that SP was told
+/// (`given`) and the session index, in a SOAP 1.1 envelope (the signature covers the request
+/// in its exclusive canonical form, whatever wraps it).
+///
+/// # Errors
+/// [`SamlError::Key`] if signing fails.
+pub fn soap_logout_request(
+    idp: &str,
+    sp: &str,
+    destination: &str,
+    given: &IssuedAssertion,
+    now: OffsetDateTime,
+    key: &SigningKey,
+) -> Result<String, SamlError> {
+    let mut request = Element::new("samlp", "LogoutRequest")
+        .attr("ID", new_id())
+        .attr("Version", "2.0")
+        .attr("IssueInstant", format_instant(now))
+        .attr("Destination", destination)
+        .attr(
+            "NotOnOrAfter",
+            format_instant(now + time::Duration::minutes(5)),
+        )
+        .child(Element::new("saml", "Issuer").text(idp))
+        .child(
+            Element::new("saml", "NameID")
+                .attr("Format", given.format.clone())
+                .attr("NameQualifier", idp)
+                .attr("SPNameQualifier", sp)
+                .text(given.name_id.clone()),
+        )
+        .child(Element::new("samlp", "SessionIndex").text(given.session_index.clone()));
+    sign_enveloped(&mut request, 1, key)?;
+    Ok(format!(
+        r#"<soap11:Envelope xmlns:soap11="http://schemas.xmlsoap.org/soap/envelope/"><soap11:Body>{}</soap11:Body></soap11:Envelope>"#,
+        request.canonical()
+    ))
+}
+
+/// SAML's part in ending a session: a signed `LogoutRequest` over SOAP to every SP of the
+/// session that offers a SOAP single logout service. SPs that offer only front-channel
+/// bindings are not told (the browser is not at hand when a session ends elsewhere).
+#[derive(Debug, Clone, Copy)]
+pub struct SamlLogout<'a> {
+    /// The identity provider's entity ID.
+    pub entity_id: &'a str,
+    /// The signing keys.
+    pub keys: &'a SamlKeySet,
+    /// The service providers.
+    pub providers: &'a SamlServiceProviders,
+}
+
+impl SamlLogout<'_> {
+    /// Whether the SP `party` can be told over the back channel.
+    pub fn reachable(&self, party: &str) -> bool {
+        self.providers
+            .get(party)
+            .is_some_and(|sp| soap_service(sp).is_some())
+    }
+}
+
+fn soap_service(sp: &SamlServiceProvider) -> Option<&str> {
+    sp.metadata
+        .logout_services
+        .iter()
+        .find(|s| s.binding == BINDING_SOAP)
+        .map(|s| s.location.as_str())
+}
+
+#[async_trait]
+impl SingleLogout for SamlLogout<'_> {
+    fn protocol(&self) -> AttachedProtocol {
+        AttachedProtocol::Saml
+    }
+
+    async fn logouts(&self, ended: &EndedSession, now: OffsetDateTime) -> Vec<LogoutDelivery> {
+        let Some(key) = self.keys.current(now) else {
+            tracing::error!("no SAML key may sign: no logout request sent");
+            return Vec::new();
+        };
+        attachments_of(ended, AttachedProtocol::Saml)
+            .filter_map(|item| {
+                let sp = self.providers.get(&item.party)?;
+                let target = soap_service(sp)?;
+                let given = serde_json::from_str::<IssuedAssertion>(&item.payload).ok()?;
+                match soap_logout_request(
+                    self.entity_id,
+                    &sp.metadata.entity_id,
+                    target,
+                    &given,
+                    now,
+                    &key.key,
+                ) {
+                    Ok(body) => Some(LogoutDelivery {
+                        party: sp.metadata.entity_id.clone(),
+                        target: target.to_owned(),
+                        encoding: LogoutEncoding::Soap,
+                        body,
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not sign a SAML logout request");
+                        None
+                    }
+                }
+            })
+            .collect()
     }
 }

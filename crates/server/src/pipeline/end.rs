@@ -11,14 +11,16 @@ use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::ids::AccountId;
 use sesame_core::session::EndedSession;
 use sesame_protocol::cas::issuer::CasIssuer;
-use sesame_protocol::issuer::{LogoutDelivery, SingleLogout};
+use sesame_protocol::issuer::{LogoutDelivery, LogoutEncoding, SingleLogout};
 use sesame_protocol::oidc::issuer::OidcIssuer;
+use sesame_protocol::saml::logout::SamlLogout;
 
 use crate::services::Services;
 use crate::web::AppState;
 
 /// The single-logout messages owed for an ended session, protocol by protocol: CAS
-/// logout requests, then (after revoking its grants) OpenID Connect logout tokens.
+/// logout requests, then (after revoking its grants) OpenID Connect logout tokens, then SAML
+/// logout requests over SOAP.
 pub(crate) async fn logout_deliveries(
     services: &Services,
     ended: &EndedSession,
@@ -34,10 +36,18 @@ pub(crate) async fn logout_deliveries(
         &oidc.tokens,
         "",
     );
-    let protocols: [&dyn SingleLogout; 2] = [&cas, &oidc];
     let mut deliveries = Vec::new();
-    for protocol in protocols {
+    for protocol in [&cas as &dyn SingleLogout, &oidc] {
         deliveries.extend(protocol.logouts(ended, now).await);
+    }
+    if let Some(saml) = &services.saml {
+        let keys = saml.keys.key_set();
+        let logout = SamlLogout {
+            entity_id: &saml.entity_id,
+            keys: &keys,
+            providers: &saml.providers,
+        };
+        deliveries.extend(logout.logouts(ended, now).await);
     }
     deliveries
 }
@@ -64,11 +74,15 @@ pub async fn deliver_logouts(deliveries: Vec<LogoutDelivery>) {
         let client = client.clone();
         async move {
             for attempt in 1..=SLO_ATTEMPTS {
-                let outcome = client
-                    .post(&d.target)
-                    .form(&[(d.field, d.body.as_str())])
-                    .send()
-                    .await;
+                let request = client.post(&d.target);
+                let request = match d.encoding {
+                    LogoutEncoding::Form(field) => request.form(&[(field, d.body.as_str())]),
+                    LogoutEncoding::Soap => request
+                        .header("Content-Type", "text/xml; charset=utf-8")
+                        .header("SOAPAction", "http://www.oasis-open.org/committees/security")
+                        .body(d.body.clone()),
+                };
+                let outcome = request.send().await;
                 match outcome {
                     Ok(res) if res.status().is_success() => {
                         tracing::info!(service.id = %d.party, attempt, "single logout delivered");

@@ -8,7 +8,8 @@
 //! each assertion, as a request posted by the SP's page carries no `SameSite=Lax` cookie), or
 //! by this browser's cookie when the request names none; either way only if the request's
 //! `NameID` is the one that SP was given in that session, so no one but the SP can end it.
-//! Other SAML SPs of the session are not told yet: the response then says `PartialLogout`.
+//! The session's other SAML SPs are sent a `LogoutRequest` over SOAP where their metadata
+//! offers it; when one does not, the response says `PartialLogout`.
 
 use actix_web::{HttpRequest, HttpResponse};
 use sesame_core::audit::{AuditEvent, AuditKind};
@@ -16,7 +17,7 @@ use sesame_core::session::{session_handle, AttachedProtocol, EndedSession};
 use sesame_protocol::issuer::BrowserResponse;
 use sesame_protocol::saml::issuer::session_index;
 use sesame_protocol::saml::logout::{
-    logout_response, post_encoded, redirect_url, LogoutRequest, STATUS_PARTIAL_LOGOUT,
+    logout_response, post_encoded, redirect_url, LogoutRequest, SamlLogout, STATUS_PARTIAL_LOGOUT,
 };
 use sesame_protocol::saml::redirect_signature::{self, RedirectSignature};
 use sesame_protocol::saml::request::{post_xml, redirect_xml};
@@ -28,6 +29,7 @@ use super::saml::{
     bad_request, logout_index_key, not_found, slo_url, Binding, LogoutIndex, CLOCK_SKEW,
     MAX_RELAY_STATE, MAX_REQUEST_AGE,
 };
+use crate::services::SamlServices;
 use crate::web::AppState;
 
 /// A `LogoutRequest` as it arrives: `SAMLRequest`, `RelayState` (the Redirect binding's
@@ -130,8 +132,12 @@ pub async fn logout(
             .end_handle(record.account, &record.handle)
             .await
         {
-            Ok(Some(ended)) => {
-                partial |= other_saml_parties(&ended, &sp.metadata.entity_id);
+            Ok(Some(mut ended)) => {
+                // The SP that asked is answered below, not sent a request of its own.
+                ended.attached.retain(|a| {
+                    !(a.protocol == AttachedProtocol::Saml && a.party == sp.metadata.entity_id)
+                });
+                partial |= unreachable_saml_parties(saml, &ended);
                 ended_own |= own_handle.as_deref() == Some(record.handle.as_str());
                 after_end(state, req, &ended, &record.login, &sp.metadata.entity_id).await;
             }
@@ -188,12 +194,18 @@ pub async fn logout(
     res
 }
 
-/// Whether `ended` gave assertions to SAML SPs other than `sp` (which are not told yet).
-fn other_saml_parties(ended: &EndedSession, sp: &str) -> bool {
+/// Whether `ended` gave assertions to SAML SPs that cannot be told over the back channel.
+fn unreachable_saml_parties(saml: &SamlServices, ended: &EndedSession) -> bool {
+    let keys = saml.keys.key_set();
+    let logout = SamlLogout {
+        entity_id: &saml.entity_id,
+        keys: &keys,
+        providers: &saml.providers,
+    };
     ended
         .attached
         .iter()
-        .any(|a| a.protocol == AttachedProtocol::Saml && a.party != sp)
+        .any(|a| a.protocol == AttachedProtocol::Saml && !logout.reachable(&a.party))
 }
 
 /// What follows every ended session: single logout to CAS and OpenID Connect parties, proxy
