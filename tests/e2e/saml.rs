@@ -723,6 +723,12 @@ async fn a_logout_from_pysaml2_ends_the_sesame_session_and_is_answered_signed() 
 /// Logs `login` in through the SAML flow (the SP's assertions not encrypted); returns the
 /// `NameID` and `SessionIndex` the SP got.
 async fn saml_login(app: &TestApp, login: &str) -> (String, String) {
+    let (name_id, session_index, _) = saml_login_xml(app, login).await;
+    (name_id, session_index)
+}
+
+/// [`saml_login`], with the response's XML.
+async fn saml_login_xml(app: &TestApp, login: &str) -> (String, String, String) {
     let res = send(app, &authn_request(SP, "_slo_login", now(app), "")).await;
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let html = app
@@ -771,7 +777,7 @@ async fn saml_login(app: &TestApp, login: &str) -> (String, String) {
         .and_then(|n| n.attribute("SessionIndex"))
         .unwrap()
         .to_owned();
-    (name_id, session_index)
+    (name_id, session_index, xml)
 }
 
 fn logout_request(app: &TestApp, id: &str, name_id: &str, session_index: &str) -> String {
@@ -849,4 +855,47 @@ async fn a86_a_logout_request_ends_a_session_only_with_the_name_and_session_the_
         "{location}"
     );
     assert!(!logged_in(&app).await, "the session is over");
+}
+
+#[tokio::test]
+async fn an_sp_without_an_attribute_list_gets_its_entity_categories_bundle_within_its_requests() {
+    // Research & Scholarship under the Code of Conduct, requesting mail and eduPersonPrincipalName.
+    let xml = format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:mdattr="urn:oasis:names:tc:SAML:metadata:attribute" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" entityID="{SP}"><md:Extensions><mdattr:EntityAttributes><saml:Attribute Name="http://macedir.org/entity-category"><saml:AttributeValue>http://refeds.org/category/research-and-scholarship</saml:AttributeValue><saml:AttributeValue>https://refeds.org/category/code-of-conduct/v2</saml:AttributeValue></saml:Attribute></mdattr:EntityAttributes></md:Extensions><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{ACS}" index="1"/><md:AttributeConsumingService index="0"><md:ServiceName xml:lang="en">Test</md:ServiceName><md:RequestedAttribute Name="urn:oid:0.9.2342.19200300.100.1.3"/><md:RequestedAttribute Name="urn:oid:1.3.6.1.4.1.5923.1.1.1.6"/><md:RequestedAttribute Name="urn:oid:2.5.4.3"/></md:AttributeConsumingService></md:SPSSODescriptor></md:EntityDescriptor>"#
+    );
+    let path = std::env::temp_dir().join(format!(
+        "sesame-rs-sp-{}.xml",
+        sesame_core::random::alphanumeric(10)
+    ));
+    std::fs::write(&path, xml).unwrap();
+    let metadata_file = path.display().to_string();
+    let app = TestApp::builder()
+        .with(move |s| {
+            s.saml.enabled = true;
+            s.saml.scope = SCOPE.to_owned();
+            s.saml.pairwise_salt = "a test salt of enough bytes".into();
+            s.saml.service_providers.push(SamlServiceProviderSetting {
+                metadata_file,
+                entity_id: String::new(),
+                name: String::new(),
+                attributes: Vec::new(),
+                name_id_format: "persistent".to_owned(),
+                sign_response: false,
+                allow_unsolicited: false,
+                require_signed_requests: false,
+                encrypt_assertions: None,
+            });
+        })
+        .spawn()
+        .await;
+    let login = person(&app, "samlrs").await;
+    let (_, _, response) = saml_login_xml(&app, &login).await;
+    let doc = roxmltree::Document::parse(&response).unwrap();
+    let released: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("Attribute"))
+        .filter_map(|n| n.attribute("FriendlyName"))
+        .collect();
+    // The R&S bundle, cut to what the SP requests (cn is requested but not in the bundle).
+    assert_eq!(released, ["eduPersonPrincipalName", "mail"], "{response}");
 }

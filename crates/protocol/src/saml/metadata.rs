@@ -117,6 +117,35 @@ pub struct ServiceProvider {
     pub wants_assertions_signed: bool,
     /// Its single logout services, in document order.
     pub logout_services: Vec<LogoutService>,
+    /// Its entity categories (`mdattr:EntityAttributes`,
+    /// `http://macedir.org/entity-category`), as the federation registered them.
+    pub entity_categories: Vec<String>,
+    /// The attributes it requests (`RequestedAttribute` names, `urn:oid:…`).
+    pub requested_attributes: Vec<String>,
+}
+
+/// The entity attributes namespace (SAML V2.0 Metadata Extension for Entity Attributes).
+const MDATTR_NS: &str = "urn:oasis:names:tc:SAML:metadata:attribute";
+/// The entity attribute carrying entity categories.
+const ENTITY_CATEGORY: &str = "http://macedir.org/entity-category";
+
+/// The entity categories of an `EntityDescriptor`.
+fn entity_categories(entity: roxmltree::Node<'_, '_>) -> Vec<String> {
+    entity
+        .children()
+        .filter(|n| n.has_tag_name((METADATA_NS, "Extensions")))
+        .flat_map(|e| e.children())
+        .filter(|n| n.has_tag_name((MDATTR_NS, "EntityAttributes")))
+        .flat_map(|e| e.children())
+        .filter(|n| {
+            n.has_tag_name((super::ASSERTION_NS, "Attribute"))
+                && n.attribute("Name") == Some(ENTITY_CATEGORY)
+        })
+        .flat_map(|a| a.children())
+        .filter(|n| n.has_tag_name((super::ASSERTION_NS, "AttributeValue")))
+        .filter_map(|v| v.text())
+        .map(|t| t.trim().to_owned())
+        .collect()
 }
 
 /// A single logout service of a service provider.
@@ -169,6 +198,13 @@ impl ServiceProvider {
             signs_requests: flag("AuthnRequestsSigned"),
             wants_assertions_signed: flag("WantAssertionsSigned"),
             logout_services: Vec::new(),
+            entity_categories: entity_categories(root),
+            requested_attributes: descriptor
+                .descendants()
+                .filter(|n| n.has_tag_name((METADATA_NS, "RequestedAttribute")))
+                .filter_map(|n| n.attribute("Name"))
+                .map(str::to_owned)
+                .collect(),
         };
         for node in descriptor.children().filter(roxmltree::Node::is_element) {
             if node.has_tag_name((METADATA_NS, "KeyDescriptor")) {
@@ -387,5 +423,36 @@ mod tests {
             .map(|n| n.attribute("Binding").unwrap())
             .collect();
         assert_eq!(sso, [BINDING_REDIRECT, BINDING_POST]);
+    }
+
+    #[test]
+    fn entity_categories_and_requested_attributes_are_read() {
+        let xml = r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:mdattr="urn:oasis:names:tc:SAML:metadata:attribute" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" entityID="https://sp.test/sp">
+  <md:Extensions><mdattr:EntityAttributes>
+    <saml:Attribute Name="http://macedir.org/entity-category" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri">
+      <saml:AttributeValue>http://refeds.org/category/research-and-scholarship</saml:AttributeValue>
+      <saml:AttributeValue>https://refeds.org/category/code-of-conduct/v2</saml:AttributeValue>
+    </saml:Attribute>
+    <saml:Attribute Name="http://macedir.org/entity-category-support"><saml:AttributeValue>other</saml:AttributeValue></saml:Attribute>
+  </mdattr:EntityAttributes></md:Extensions>
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://sp.test/acs" index="0"/>
+    <md:AttributeConsumingService index="0"><md:ServiceName xml:lang="en">Test</md:ServiceName>
+      <md:RequestedAttribute Name="urn:oid:0.9.2342.19200300.100.1.3" isRequired="true"/>
+    </md:AttributeConsumingService>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>"#;
+        let sp = ServiceProvider::parse(xml).unwrap();
+        assert_eq!(
+            sp.entity_categories,
+            [
+                "http://refeds.org/category/research-and-scholarship",
+                "https://refeds.org/category/code-of-conduct/v2"
+            ]
+        );
+        assert_eq!(
+            sp.requested_attributes,
+            ["urn:oid:0.9.2342.19200300.100.1.3"]
+        );
     }
 }

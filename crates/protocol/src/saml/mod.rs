@@ -7,7 +7,8 @@
 //!   the SP's metadata keys;
 //! - [`metadata`]: the identity provider's signed metadata; service providers' metadata read,
 //!   and the assertion consumer service chosen only among the metadata's own;
-//!   [`providers`]: the registry of SPs, by exact entity ID;
+//!   [`providers`]: the registry of SPs, by exact entity ID; [`categories`]: what entity
+//!   categories release;
 //! - [`issuer`]: the pipeline's SAML issuer (persistent pairwise or transient `NameID`,
 //!   attributes from the release table); [`response`]: signed assertions and failure
 //!   statuses; [`encryption`]: assertions encrypted to an SP's key;
@@ -20,6 +21,7 @@
 //! Not here yet: logout requests to SPs, verifying XML signatures of what others send
 //! (requests over HTTP-POST, metadata aggregates: ADR 0015).
 
+pub mod categories;
 pub mod encryption;
 pub mod issuer;
 pub mod key_store;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use sesame_protocol::saml::categories::released_attributes;
 use sesame_protocol::saml::encryption::EncryptionKey;
 use sesame_protocol::saml::metadata::ServiceProvider;
 use sesame_protocol::saml::providers::{NameIdFormat, SamlServiceProvider, SamlServiceProviders};
@@ -33,6 +34,10 @@ pub struct SamlSettings {
     /// After `sesame keys rotate --alg SAML`, days the new key is in the metadata before it
     /// signs (federations' aggregates and SPs' caches must carry it first).
     pub key_activation_days: u32,
+    /// An SP without an `attributes` list gets the bundles of its entity categories (REFEDS
+    /// R&S, Personalized, Pseudonymous, Anonymous); under a Code of Conduct, only what its
+    /// metadata requests.
+    pub release_by_entity_category: bool,
     /// The service providers, as `[[saml.service_providers]]` tables.
     pub service_providers: Vec<SamlServiceProviderSetting>,
 }
@@ -86,6 +91,7 @@ impl Default for SamlSettings {
             pairwise_salt: Secret::default(),
             metadata_valid_days: 7,
             key_activation_days: 7,
+            release_by_entity_category: true,
             service_providers: Vec::new(),
         }
     }
@@ -177,6 +183,12 @@ impl SamlSettings {
                     key.map(Arc::new)
                 }
             };
+            let attributes = released_attributes(
+                &entry.attributes,
+                self.release_by_entity_category,
+                &metadata.entity_categories,
+                &metadata.requested_attributes,
+            );
             let name = if entry.name.trim().is_empty() {
                 metadata.entity_id.clone()
             } else {
@@ -185,7 +197,7 @@ impl SamlSettings {
             providers.push(SamlServiceProvider {
                 metadata,
                 name,
-                attributes: entry.attributes.clone(),
+                attributes,
                 name_id_format,
                 sign_response: entry.sign_response,
                 allow_unsolicited: entry.allow_unsolicited,
