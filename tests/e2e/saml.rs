@@ -16,7 +16,7 @@ use sesame_core::ids::{Affiliation, Email, LoginName};
 use sesame_protocol::saml::keys;
 use sesame_protocol::saml::signature::SigningKey;
 use sesame_server::config::saml::SamlServiceProviderSetting;
-use sesame_tests::{unique_login, TestApp, GOOD_PASSWORD};
+use sesame_tests::{saml_service_provider, unique_login, TestApp, GOOD_PASSWORD};
 
 const SP: &str = "https://sp.example.org/saml/metadata";
 const ACS: &str = "https://sp.example.org/saml/acs";
@@ -100,15 +100,14 @@ async fn saml_app_allowing(
 ) -> (TestApp, String) {
     let (keydir, metadata_file) = sp_metadata_file(sign_requests);
     let app = TestApp::builder()
-        .with(move |s| {
-            s.saml.enabled = true;
-            s.saml.scope = SCOPE.to_owned();
-            s.saml.pairwise_salt = "a test salt of enough bytes".into();
-            s.saml.service_providers.push(SamlServiceProviderSetting {
+        .with_saml(SamlServiceProviderSetting {
+            entity_id: SP.to_owned(),
+            name: "Bibliothèque numérique".to_owned(),
+            allow_unsolicited: unsolicited,
+            encrypt_assertions: (!encrypt).then_some(false),
+            ..saml_service_provider(
                 metadata_file,
-                entity_id: SP.to_owned(),
-                name: "Bibliothèque numérique".to_owned(),
-                attributes: [
+                &[
                     "mail",
                     "givenName",
                     "sn",
@@ -118,15 +117,8 @@ async fn saml_app_allowing(
                     "eduPersonAffiliation",
                     "schacHomeOrganization",
                     "pairwise-id",
-                ]
-                .map(str::to_owned)
-                .to_vec(),
-                name_id_format: "persistent".to_owned(),
-                sign_response: false,
-                allow_unsolicited: unsolicited,
-                require_signed_requests: false,
-                encrypt_assertions: (!encrypt).then_some(false),
-            });
+                ],
+            )
         })
         .spawn()
         .await;
@@ -591,20 +583,9 @@ async fn a85_a_signing_sp_gets_nothing_for_an_unsigned_forged_or_sha1_request() 
     std::fs::write(&path, signing_sp_metadata(&sp_cert)).unwrap();
     let metadata_file = path.display().to_string();
     let app = TestApp::builder()
-        .with(move |s| {
-            s.saml.enabled = true;
-            s.saml.pairwise_salt = "a test salt of enough bytes".into();
-            s.saml.service_providers.push(SamlServiceProviderSetting {
-                metadata_file,
-                entity_id: String::new(),
-                name: String::new(),
-                attributes: Vec::new(),
-                name_id_format: "transient".to_owned(),
-                sign_response: false,
-                allow_unsolicited: false,
-                require_signed_requests: false,
-                encrypt_assertions: None,
-            });
+        .with_saml(SamlServiceProviderSetting {
+            name_id_format: "transient".to_owned(),
+            ..saml_service_provider(metadata_file, &[])
         })
         .spawn()
         .await;
@@ -870,22 +851,7 @@ async fn an_sp_without_an_attribute_list_gets_its_entity_categories_bundle_withi
     std::fs::write(&path, xml).unwrap();
     let metadata_file = path.display().to_string();
     let app = TestApp::builder()
-        .with(move |s| {
-            s.saml.enabled = true;
-            s.saml.scope = SCOPE.to_owned();
-            s.saml.pairwise_salt = "a test salt of enough bytes".into();
-            s.saml.service_providers.push(SamlServiceProviderSetting {
-                metadata_file,
-                entity_id: String::new(),
-                name: String::new(),
-                attributes: Vec::new(),
-                name_id_format: "persistent".to_owned(),
-                sign_response: false,
-                allow_unsolicited: false,
-                require_signed_requests: false,
-                encrypt_assertions: None,
-            });
-        })
+        .with_saml(saml_service_provider(metadata_file, &[]))
         .spawn()
         .await;
     let login = person(&app, "samlrs").await;

@@ -17,7 +17,7 @@ use sesame_core::credentials::Password;
 use sesame_core::ids::{Affiliation, Email, LoginName};
 use sesame_protocol::saml::keys;
 use sesame_server::config::saml::SamlServiceProviderSetting;
-use sesame_tests::{extract_lt, unique_login, TestApp, GOOD_PASSWORD};
+use sesame_tests::{extract_lt, saml_service_provider, unique_login, TestApp, GOOD_PASSWORD};
 
 const SP: &str = "https://shib-sp.test/shibboleth";
 const SCOPE: &str = "univ.example.org";
@@ -363,15 +363,13 @@ async fn shibboleth_sp_logs_a_person_in_sees_the_released_attributes_and_logs_ou
     std::fs::write(&metadata_file, sp_metadata(port, &cert_b64)).unwrap();
     let metadata_file = metadata_file.display().to_string();
     let app = TestApp::builder()
-        .with(move |s| {
-            s.saml.enabled = true;
-            s.saml.scope = SCOPE.to_owned();
-            s.saml.pairwise_salt = "a test salt of enough bytes".into();
-            s.saml.service_providers.push(SamlServiceProviderSetting {
+        .with_saml(SamlServiceProviderSetting {
+            entity_id: SP.to_owned(),
+            name: "Shibboleth".to_owned(),
+            encrypt_assertions: Some(true),
+            ..saml_service_provider(
                 metadata_file,
-                entity_id: SP.to_owned(),
-                name: "Shibboleth".to_owned(),
-                attributes: [
+                &[
                     "mail",
                     "givenName",
                     "sn",
@@ -379,15 +377,8 @@ async fn shibboleth_sp_logs_a_person_in_sees_the_released_attributes_and_logs_ou
                     "eduPersonPrincipalName",
                     "eduPersonScopedAffiliation",
                     "pairwise-id",
-                ]
-                .map(str::to_owned)
-                .to_vec(),
-                name_id_format: "persistent".to_owned(),
-                sign_response: false,
-                allow_unsolicited: false,
-                require_signed_requests: false,
-                encrypt_assertions: Some(true),
-            });
+                ],
+            )
         })
         .spawn()
         .await;

@@ -13,6 +13,7 @@ use sesame_core::account::{Account, AccountState, NewAccount};
 use sesame_core::clock::ManualClock;
 use sesame_core::credentials::Password;
 use sesame_core::ids::{Affiliation, Email, LoginName};
+use sesame_server::config::saml::SamlServiceProviderSetting;
 use sesame_server::config::Settings;
 use sesame_server::services::{Overrides, Services};
 use sesame_server::Application;
@@ -192,6 +193,18 @@ impl TestAppBuilder {
         })
     }
 
+    /// Turns the SAML identity provider on (scope `univ.example.org`, a test salt) with the
+    /// service provider `sp` (see [`saml_service_provider`]).
+    #[must_use]
+    pub fn with_saml(self, sp: SamlServiceProviderSetting) -> Self {
+        self.with(move |s| {
+            s.saml.enabled = true;
+            s.saml.scope = "univ.example.org".to_owned();
+            s.saml.pairwise_salt = "a test salt of enough bytes".into();
+            s.saml.service_providers.push(sp);
+        })
+    }
+
     /// Changes settings before the app starts.
     #[must_use]
     pub fn with(mut self, tweak: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
@@ -284,6 +297,26 @@ async fn start(
         ldaps_port,
         _db: db,
         server,
+    }
+}
+
+/// A SAML service provider's entry as a deployment would write it: its metadata file and
+/// the attributes released to it, everything else left at its default (persistent `NameID`,
+/// encryption when its metadata has a key).
+pub fn saml_service_provider(
+    metadata_file: impl Into<String>,
+    attributes: &[&str],
+) -> SamlServiceProviderSetting {
+    SamlServiceProviderSetting {
+        metadata_file: metadata_file.into(),
+        entity_id: String::new(),
+        name: String::new(),
+        attributes: attributes.iter().map(|a| (*a).to_owned()).collect(),
+        name_id_format: "persistent".to_owned(),
+        sign_response: false,
+        allow_unsolicited: false,
+        require_signed_requests: false,
+        encrypt_assertions: None,
     }
 }
 

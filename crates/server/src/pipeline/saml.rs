@@ -35,7 +35,7 @@ use sesame_protocol::saml::issuer::{
 use sesame_protocol::saml::providers::{NameIdFormat, SamlServiceProvider};
 use sesame_protocol::saml::redirect_signature::{self, RedirectSignature};
 use sesame_protocol::saml::request::{post_xml, redirect_xml, AuthnRequest};
-use sesame_protocol::saml::{BINDING_POST, STATUS_REQUESTER, STATUS_RESPONDER};
+use sesame_protocol::saml::{SamlError, BINDING_POST, STATUS_REQUESTER, STATUS_RESPONDER};
 
 use super::issue::browser_response;
 use super::step_up;
@@ -47,9 +47,9 @@ const PENDING_TTL: Duration = Duration::from_secs(30 * 60);
 /// How long a request ID is remembered against replay: longer than a request is accepted.
 const SEEN_TTL: Duration = Duration::from_secs(20 * 60);
 /// How old a request may be (its `IssueInstant`) when it arrives.
-pub(crate) const MAX_REQUEST_AGE: time::Duration = time::Duration::minutes(10);
+const MAX_REQUEST_AGE: time::Duration = time::Duration::minutes(10);
 /// How far ahead of our clock a request's `IssueInstant` may be.
-pub(crate) const CLOCK_SKEW: time::Duration = time::Duration::minutes(3);
+const CLOCK_SKEW: time::Duration = time::Duration::minutes(3);
 /// Longest `RelayState` given back (SAML 2.0 bindings §3.4.3, §3.5.3: 80 bytes).
 pub(crate) const MAX_RELAY_STATE: usize = 80;
 
@@ -119,6 +119,79 @@ pub(crate) fn not_found(state: &AppState, req: &HttpRequest) -> HttpResponse {
     )
 }
 
+/// A message from an SP as it arrives: decoded for its binding, read by `parse`, its SP found
+/// by exact entity ID (`issuer`), its signature checked against the SP's metadata keys (A80,
+/// A83, A85): a bad one is refused whatever the SP requires, and an SP that signs gets
+/// nothing unsigned. Over HTTP-POST the signature is inside the XML, which Sesame does not
+/// verify yet (ADR 0015): such an SP must use HTTP-Redirect. `Err` is the page to answer.
+pub(crate) fn inbound<'a, T>(
+    state: &AppState,
+    req: &HttpRequest,
+    saml: &'a SamlServices,
+    binding: Binding,
+    encoded: Option<&str>,
+    parse: fn(&str) -> Result<T, SamlError>,
+    issuer: fn(&T) -> &str,
+) -> Result<(T, &'a SamlServiceProvider), Box<HttpResponse>> {
+    let encoded = encoded.ok_or_else(|| Box::new(bad_request(state, req, &"no SAMLRequest")))?;
+    let xml = match binding {
+        Binding::Redirect => redirect_xml(encoded),
+        Binding::Post => post_xml(encoded),
+    };
+    let message = xml
+        .and_then(|x| parse(&x))
+        .map_err(|e| Box::new(bad_request(state, req, &e)))?;
+    let sp = saml.providers.get(issuer(&message)).ok_or_else(|| {
+        Box::new(bad_request(
+            state,
+            req,
+            &format!("unknown service provider {:?}", issuer(&message)),
+        ))
+    })?;
+    let signature = match binding {
+        Binding::Redirect => {
+            redirect_signature::verify(req.query_string(), &sp.metadata.signing_certificates)
+                .map_err(|e| Box::new(bad_request(state, req, &e)))?
+        }
+        Binding::Post => RedirectSignature::Absent,
+    };
+    if sp.require_signed_requests && signature != RedirectSignature::Verified {
+        return Err(Box::new(bad_request(
+            state,
+            req,
+            &"the service provider signs its requests: an unsigned one (or one over HTTP-POST) is refused",
+        )));
+    }
+    Ok((message, sp))
+}
+
+/// Refuses a message addressed to another endpoint than `endpoint` (A84) or issued outside
+/// the accepted window (A82).
+pub(crate) fn addressed_and_recent(
+    state: &AppState,
+    req: &HttpRequest,
+    destination: Option<&str>,
+    endpoint: &str,
+    issued: time::OffsetDateTime,
+) -> Result<(), Box<HttpResponse>> {
+    if destination.is_some_and(|d| d != endpoint) {
+        return Err(Box::new(bad_request(
+            state,
+            req,
+            &"Destination is not this endpoint",
+        )));
+    }
+    let now = state.services.clock.now();
+    if issued < now - MAX_REQUEST_AGE || issued > now + CLOCK_SKEW {
+        return Err(Box::new(bad_request(
+            state,
+            req,
+            &"IssueInstant outside the accepted window",
+        )));
+    }
+    Ok(())
+}
+
 /// The SSO endpoint's URL.
 pub fn sso_url(state: &AppState) -> String {
     format!("{}/saml/sso", state.base())
@@ -140,58 +213,29 @@ pub async fn start(
     relay_state: Option<&str>,
     session: Option<(String, SsoSession, Account)>,
 ) -> HttpResponse {
-    let raw_query = req.query_string();
     let Some(saml) = &state.services.saml else {
         return not_found(state, req);
     };
-    let Some(encoded) = saml_request else {
-        return bad_request(state, req, &"no SAMLRequest");
+    let (request, sp) = match inbound(
+        state,
+        req,
+        saml,
+        binding,
+        saml_request,
+        AuthnRequest::parse,
+        |r| &r.issuer,
+    ) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
-    let xml = match binding {
-        Binding::Redirect => redirect_xml(encoded),
-        Binding::Post => post_xml(encoded),
-    };
-    let request = match xml.and_then(|x| AuthnRequest::parse(&x)) {
-        Ok(r) => r,
-        Err(e) => return bad_request(state, req, &e),
-    };
-    let Some(sp) = saml.providers.get(&request.issuer) else {
-        return bad_request(
-            state,
-            req,
-            &format!("unknown service provider {:?}", request.issuer),
-        );
-    };
-    // The signature is checked against the SP's metadata keys (A85): a bad one is refused
-    // whatever the SP requires; an SP that signs its requests gets nothing unsigned. Over
-    // HTTP-POST the signature is inside the XML, which Sesame does not verify yet (ADR 0015):
-    // such an SP must use the Redirect binding.
-    let signature = match binding {
-        Binding::Redirect => {
-            match redirect_signature::verify(raw_query, &sp.metadata.signing_certificates) {
-                Ok(s) => s,
-                Err(e) => return bad_request(state, req, &e),
-            }
-        }
-        Binding::Post => RedirectSignature::Absent,
-    };
-    if sp.require_signed_requests && signature != RedirectSignature::Verified {
-        return bad_request(
-            state,
-            req,
-            &"the service provider signs its requests: an unsigned one (or one over HTTP-POST) is refused",
-        );
-    }
-    if request
-        .destination
-        .as_deref()
-        .is_some_and(|d| d != sso_url(state))
-    {
-        return bad_request(state, req, &"Destination is not this endpoint");
-    }
-    let now = state.services.clock.now();
-    if request.issue_instant < now - MAX_REQUEST_AGE || request.issue_instant > now + CLOCK_SKEW {
-        return bad_request(state, req, &"IssueInstant outside the accepted window");
+    if let Err(page) = addressed_and_recent(
+        state,
+        req,
+        request.destination.as_deref(),
+        &sso_url(state),
+        request.issue_instant,
+    ) {
+        return *page;
     }
     if request
         .protocol_binding

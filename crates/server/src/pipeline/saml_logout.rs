@@ -19,15 +19,13 @@ use sesame_protocol::saml::issuer::session_index;
 use sesame_protocol::saml::logout::{
     logout_response, post_encoded, redirect_url, LogoutRequest, SamlLogout, STATUS_PARTIAL_LOGOUT,
 };
-use sesame_protocol::saml::redirect_signature::{self, RedirectSignature};
-use sesame_protocol::saml::request::{post_xml, redirect_xml};
 use sesame_protocol::saml::{BINDING_REDIRECT, STATUS_SUCCESS};
 
 use super::end::send_single_logout;
 use super::issue::browser_response;
 use super::saml::{
-    bad_request, logout_index_key, not_found, slo_url, Binding, LogoutIndex, CLOCK_SKEW,
-    MAX_RELAY_STATE, MAX_REQUEST_AGE,
+    addressed_and_recent, bad_request, inbound, logout_index_key, not_found, slo_url, Binding,
+    LogoutIndex, MAX_RELAY_STATE,
 };
 use crate::services::SamlServices;
 use crate::web::AppState;
@@ -45,48 +43,27 @@ pub async fn logout(
         return not_found(state, req);
     };
     let lang = state.lang(req, None);
-    let Some(encoded) = saml_request else {
-        // Sesame sends no logout requests, so it expects no logout responses.
-        return bad_request(state, req, &"no SAMLRequest");
+    // Sesame sends no logout requests over the front channel, so it expects no responses.
+    let (request, sp) = match inbound(
+        state,
+        req,
+        saml,
+        binding,
+        saml_request,
+        LogoutRequest::parse,
+        |r| &r.issuer,
+    ) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
-    let xml = match binding {
-        Binding::Redirect => redirect_xml(encoded),
-        Binding::Post => post_xml(encoded),
-    };
-    let request = match xml.and_then(|x| LogoutRequest::parse(&x)) {
-        Ok(r) => r,
-        Err(e) => return bad_request(state, req, &e),
-    };
-    let Some(sp) = saml.providers.get(&request.issuer) else {
-        return bad_request(
-            state,
-            req,
-            &"logout request from an unknown service provider",
-        );
-    };
-    let signature = match binding {
-        Binding::Redirect => {
-            match redirect_signature::verify(req.query_string(), &sp.metadata.signing_certificates)
-            {
-                Ok(s) => s,
-                Err(e) => return bad_request(state, req, &e),
-            }
-        }
-        Binding::Post => RedirectSignature::Absent,
-    };
-    if sp.require_signed_requests && signature != RedirectSignature::Verified {
-        return bad_request(state, req, &"unsigned logout request from an SP that signs");
-    }
-    if request
-        .destination
-        .as_deref()
-        .is_some_and(|d| d != slo_url(state))
-    {
-        return bad_request(state, req, &"Destination is not this endpoint");
-    }
-    let now = state.services.clock.now();
-    if request.issue_instant < now - MAX_REQUEST_AGE || request.issue_instant > now + CLOCK_SKEW {
-        return bad_request(state, req, &"IssueInstant outside the accepted window");
+    if let Err(page) = addressed_and_recent(
+        state,
+        req,
+        request.destination.as_deref(),
+        &slo_url(state),
+        request.issue_instant,
+    ) {
+        return *page;
     }
     if relay_state.is_some_and(|r| r.len() > MAX_RELAY_STATE) {
         return bad_request(state, req, &"RelayState beyond 80 bytes");
@@ -151,6 +128,7 @@ pub async fn logout(
     }
 
     let keys = saml.keys.key_set();
+    let now = state.services.clock.now();
     let Some(key) = keys.current(now) else {
         tracing::error!("no SAML key may sign: logout response not sent");
         return state.unavailable(req, lang);
