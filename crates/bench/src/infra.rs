@@ -353,6 +353,9 @@ pub struct ConfigInput<'a> {
     pub log_level: &'a str,
     /// The LDAP listener, when the run measures it.
     pub ldap_listen: Option<SocketAddr>,
+    /// Turn SAML on with the bench's service provider (the SAML scenario); off for the fault
+    /// suite, whose rows do not use it.
+    pub saml: bool,
 }
 
 /// The bench's `[mfa] sealing_key` bytes (a throwaway key: the bench's database is dropped
@@ -372,15 +375,23 @@ pub fn mfa_sealer() -> anyhow::Result<sesame_mfa::sealing::SecretSealer> {
 pub fn write_config(path: &Path, c: &ConfigInput<'_>) -> anyhow::Result<()> {
     let site = c.site;
     // The SAML scenario's service provider, its metadata beside the configuration.
-    let saml_sp = path.with_file_name("bench-sp-metadata.xml");
-    std::fs::write(
-        &saml_sp,
+    let saml = if c.saml {
+        let saml_sp = path.with_file_name("bench-sp-metadata.xml");
+        std::fs::write(
+            &saml_sp,
+            format!(
+                r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{sp}"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://sp.bench.example/Shibboleth.sso/SAML2/POST" index="1"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+                sp = crate::scenarios::SAML_SP
+            ),
+        )
+        .with_context(|| format!("writing {}", saml_sp.display()))?;
         format!(
-            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{sp}"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://sp.bench.example/Shibboleth.sso/SAML2/POST" index="1"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
-            sp = crate::scenarios::SAML_SP
-        ),
-    )
-    .with_context(|| format!("writing {}", saml_sp.display()))?;
+            "[saml]\nenabled = true\npairwise_salt = \"bench salt, not a secret of anyone\"\n\n[[saml.service_providers]]\nmetadata_file = \"{}\"\nattributes = [\"eduPersonPrincipalName\", \"eduPersonScopedAffiliation\", \"mail\", \"displayName\"]\n\n",
+            saml_sp.display()
+        )
+    } else {
+        String::new()
+    };
     let service_prefix = site
         .service
         .split_once("/login")
@@ -433,15 +444,7 @@ redirect_uris = ["https://provisioning.bench.example/unused"]
 scopes = ["provisioning"]
 client_credentials = true
 
-[saml]
-enabled = true
-pairwise_salt = "bench salt, not a secret of anyone"
-
-[[saml.service_providers]]
-metadata_file = "{saml_sp}"
-attributes = ["eduPersonPrincipalName", "eduPersonScopedAffiliation", "mail", "displayName"]
-
-[mfa]
+{saml}[mfa]
 # The seeded TOTP accounts' secrets are sealed with it.
 sealing_key = "bench:QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI="
 
@@ -465,7 +468,7 @@ listen = "127.0.0.1:0"
         rp_redirect = site.rp_redirect,
         svc_id = site.svc_id,
         svc_hash = sha256_hex(&site.svc_secret),
-        saml_sp = saml_sp.display(),
+        saml = saml,
         log_level = c.log_level,
         ldap = c.ldap_listen.map_or_else(String::new, |listen| format!(
             "[ldap]\nlisten = \"{listen}\"\nbase_dn = \"{base}\"\n\n[[ldap.service_accounts]]\nname = \"{name}\"\nscope = \"full\"\nsecret_sha256 = \"{hash}\"\n\n",

@@ -1205,6 +1205,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             site: &site,
             log_level: &args.log_level,
             ldap_listen: Some(ldap_addr),
+            saml: true,
         },
     )?;
     let sesame_command = |sub: &str| {
@@ -1363,6 +1364,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 site: &bench.site,
                 log_level: &args.log_level,
                 ldap_listen: None,
+                saml: false,
             },
         )?;
         let mut second = ProcessCommand::new(&args.sesame);

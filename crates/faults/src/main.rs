@@ -290,6 +290,7 @@ async fn setup(a: &Args) -> anyhow::Result<Env> {
                 site: &site,
                 log_level: "info",
                 ldap_listen: None,
+                saml: false,
             },
         )?;
         instances.push(Instance::new(
