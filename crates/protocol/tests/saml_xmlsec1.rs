@@ -213,3 +213,171 @@ fn xmlsec1_decrypts_an_encrypted_assertion_and_verifies_its_signature() {
     let (other_pkcs8, _) = generate("other.test", now()).expect("key");
     assert!(xmlsec1_decrypts(&xml, &other_pkcs8).is_none());
 }
+
+fn private_key_pem(pkcs8: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(pkcs8);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
+/// `xmlsec1 --sign` of the template `document` (its `ds:Signature` left empty) with the key
+/// `pkcs8` and its certificate: what a federation's signer or an SP's library sends.
+fn xmlsec1_signs(document: &str, pkcs8: &[u8], cert_pem: &str, id_attr: &str) -> String {
+    let doc = temp_file("template.xml", document);
+    let key = temp_file("signer-key.pem", &private_key_pem(pkcs8));
+    let cert = temp_file("signer-cert.pem", cert_pem);
+    let key_and_cert = format!("{},{}", key.display(), cert.display());
+    let out = Command::new("xmlsec1")
+        .args([
+            "--sign",
+            "--privkey-pem",
+            &key_and_cert,
+            "--id-attr:ID",
+            id_attr,
+        ])
+        .arg(&doc)
+        .output()
+        .expect("xmlsec1 runs");
+    for path in [doc, key, cert] {
+        let _ = std::fs::remove_file(path);
+    }
+    assert!(
+        out.status.success(),
+        "xmlsec1 --sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// A signature template: exclusive canonicalisation, RSA-SHA256, one reference to `#{id}`
+/// (`ds` bound to the signature namespace by `ds_declaration`, `prefix` before each name).
+fn signature_template(id: &str, ds_declaration: &str, prefix: &str, prefix_list: &str) -> String {
+    let inclusive = if prefix_list.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#"<ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="{prefix_list}"/>"#
+        )
+    };
+    format!(
+        r##"<{p}Signature {ds_declaration}>
+  <{p}SignedInfo>
+    <{p}CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>
+    <{p}SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>
+    <{p}Reference URI="#{id}">
+      <{p}Transforms>
+        <{p}Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>
+        <{p}Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#">{inclusive}</{p}Transform>
+      </{p}Transforms>
+      <{p}DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>
+      <{p}DigestValue/>
+    </{p}Reference>
+  </{p}SignedInfo>
+  <{p}SignatureValue/>
+  <{p}KeyInfo><{p}X509Data/></{p}KeyInfo>
+</{p}Signature>"##,
+        p = prefix
+    )
+}
+
+/// Documents written the ways others write them: namespaces declared far from their use,
+/// a default namespace and its undeclaration, `xsi:type` values naming a prefix (hence
+/// `InclusiveNamespaces`), `xml:lang`, comments, CDATA, character references, CR LF line
+/// ends, tabs and newlines in attribute values, processing instructions.
+fn foreign_documents() -> Vec<(&'static str, String)> {
+    let aggregate = |signature: String| {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<!-- federation feed -->\r\n\
+<md:EntitiesDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:mdui=\"urn:oasis:names:tc:SAML:metadata:ui\" \
+xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" \
+xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:unused=\"urn:unused\" \
+ID=\"_feed\" Name=\"urn:fed:test\" validUntil=\"2030-01-01T00:00:00Z\" cacheDuration=\"PT6H\">\r\n\
+  {signature}\r\n\
+  <md:EntityDescriptor entityID=\"https://sp.univ.test/shibboleth\">\r\n\
+    <md:Extensions><?pi data ?>\r\n\
+      <mdattr:EntityAttributes xmlns:mdattr=\"urn:oasis:names:tc:SAML:metadata:attribute\">\r\n\
+        <saml:Attribute Name=\"http://macedir.org/entity-category\" NameFormat=\"urn:oasis:names:tc:SAML:2.0:attrname-format:uri\">\r\n\
+          <saml:AttributeValue xsi:type=\"xs:string\">http://refeds.org/category/research-and-scholarship</saml:AttributeValue>\r\n\
+        </saml:Attribute>\r\n\
+      </mdattr:EntityAttributes>\r\n\
+      <mdui:UIInfo><mdui:DisplayName xml:lang=\"fr\">Biblioth&#xE8;que &amp; <![CDATA[<archives>]]> \u{e9}t\u{e9}</mdui:DisplayName></mdui:UIInfo>\r\n\
+    </md:Extensions>\r\n\
+    <md:SPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\" note=\"a&#9;b&#10;c\td\">\r\n\
+      <!-- keys rolled 2026 -->\r\n\
+      <md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"https://sp.univ.test/Shibboleth.sso/SAML2/POST?a=1&amp;b=2\" index=\"1\"/>\r\n\
+      <Organization xmlns=\"urn:oasis:names:tc:SAML:2.0:metadata\"><OrganizationName xml:lang=\"en\">Univ</OrganizationName><x xmlns=\"\">raw</x></Organization>\r\n\
+    </md:SPSSODescriptor>\r\n\
+  </md:EntityDescriptor>\r\n\
+</md:EntitiesDescriptor>\r\n"
+        )
+    };
+    let ds = r#"xmlns:ds="http://www.w3.org/2000/09/xmldsig#""#;
+    vec![
+        (
+            "urn:oasis:names:tc:SAML:2.0:metadata:EntitiesDescriptor",
+            aggregate(signature_template("_feed", ds, "ds:", "xs")),
+        ),
+        (
+            "urn:oasis:names:tc:SAML:2.0:metadata:EntitiesDescriptor",
+            aggregate(signature_template(
+                "_feed",
+                r#"xmlns="http://www.w3.org/2000/09/xmldsig#""#,
+                "",
+                "",
+            )),
+        ),
+        (
+            "urn:oasis:names:tc:SAML:2.0:protocol:AuthnRequest",
+            format!(
+                r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="id-7f3a" Version="2.0" IssueInstant="2026-12-07T06:00:00Z" Destination="https://idp.test/saml/sso" AssertionConsumerServiceURL="https://sp.test/acs"><saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">https://sp.test/metadata</saml:Issuer>{}<samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" AllowCreate="true"/></samlp:AuthnRequest>"#,
+                signature_template("id-7f3a", ds, "ds:", "")
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn what_xmlsec1_signs_sesame_verifies_and_nothing_changed_or_under_another_key() {
+    use sesame_protocol::saml::verify::verify_enveloped;
+    if Command::new("xmlsec1").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "xmlsec1 is not installed"
+        );
+        return;
+    }
+    let (pkcs8, cert) = generate("fed.test", now()).expect("key");
+    let (_, other_cert) = generate("fed.test", now()).expect("key");
+    let pem = certificate_pem(&cert);
+    let verify = |xml: &str, certs: &[Vec<u8>]| {
+        let doc = roxmltree::Document::parse(xml).expect("XML");
+        verify_enveloped(doc.root_element(), certs)
+    };
+    for (id_attr, template) in foreign_documents() {
+        let signed = xmlsec1_signs(&template, &pkcs8, &pem, id_attr);
+        assert!(signed.contains("<ds:DigestValue>") || signed.contains("<DigestValue>"));
+        assert_eq!(
+            verify(&signed, std::slice::from_ref(&cert)),
+            Ok(()),
+            "{id_attr}: {signed}"
+        );
+        assert!(verify(&signed, std::slice::from_ref(&other_cert)).is_err());
+        for (from, to) in [
+            ("https://sp", "https://sq"),
+            ("PT6H", "PT7H"),
+            ("AllowCreate=\"true\"", "AllowCreate=\"false\""),
+        ] {
+            if signed.contains(from) {
+                let changed = signed.replacen(from, to, 1);
+                let err = verify(&changed, std::slice::from_ref(&cert)).unwrap_err();
+                assert!(err.to_string().contains("digest"), "{from}: {err}");
+            }
+        }
+    }
+}

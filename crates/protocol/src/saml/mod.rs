@@ -21,6 +21,7 @@
 //! Not here yet: logout requests to SPs, verifying XML signatures of what others send
 //! (requests over HTTP-POST, metadata aggregates: ADR 0015).
 
+pub mod c14n;
 pub mod categories;
 pub mod encryption;
 pub mod issuer;
@@ -33,6 +34,7 @@ pub mod redirect_signature;
 pub mod request;
 pub mod response;
 pub mod signature;
+pub mod verify;
 pub mod xml;
 
 use time::format_description::well_known::Rfc3339;

@@ -4,12 +4,12 @@
 //! checked against the keys of the service provider's metadata, never a key the message
 //! names.
 
-use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+use aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use rustls_pki_types::CertificateDer;
 
 use super::signature::RSA_SHA256;
+use super::verify::verifies_with_any;
 use super::SamlError;
 
 /// What the query string says of its signature.
@@ -84,15 +84,12 @@ pub fn verify(query: &str, certificates: &[Vec<u8>]) -> Result<RedirectSignature
     let signature_bytes = STANDARD
         .decode(decoded(signature).trim())
         .map_err(|_| bad("Signature is not base64"))?;
-    let verified = certificates.iter().any(|der| {
-        let certificate = CertificateDer::from(der.as_slice());
-        webpki::EndEntityCert::try_from(&certificate).is_ok_and(|cert| {
-            let spki = cert.subject_public_key_info();
-            UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, spki.as_ref())
-                .verify(signed.as_bytes(), &signature_bytes)
-                .is_ok()
-        })
-    });
+    let verified = verifies_with_any(
+        certificates,
+        &[&RSA_PKCS1_2048_8192_SHA256],
+        signed.as_bytes(),
+        &signature_bytes,
+    );
     if verified {
         Ok(RedirectSignature::Verified)
     } else {
