@@ -14,7 +14,8 @@ use sesame_core::clock::Clock as _;
 use sesame_core::credentials::Password;
 use sesame_core::ids::{Affiliation, Email, LoginName};
 use sesame_protocol::saml::keys;
-use sesame_protocol::saml::signature::SigningKey;
+use sesame_protocol::saml::signature::{sign_enveloped, SigningKey};
+use sesame_protocol::saml::xml::Element;
 use sesame_server::config::saml::SamlServiceProviderSetting;
 use sesame_tests::{saml_service_provider, unique_login, TestApp, GOOD_PASSWORD};
 
@@ -509,7 +510,7 @@ async fn saml_is_off_until_enabled_and_its_metadata_is_signed_and_cached() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pysaml2_signs_its_requests_over_the_redirect_binding_and_sesame_checks_them() {
+async fn pysaml2_signs_its_requests_over_either_binding_and_sesame_checks_them() {
     if !pysaml2_available() {
         return;
     }
@@ -527,25 +528,19 @@ async fn pysaml2_signs_its_requests_over_the_redirect_binding_and_sesame_checks_
         ],
     );
     assert_eq!(result["second"]["name_id"], result["first"]["name_id"]);
-    // Its metadata says AuthnRequestsSigned: an HTTP-POST request (whose XML signature Sesame
-    // does not check yet) gets the error page, and the SP no response.
-    let out = sp_command(true)
-        .args([
+    // Over HTTP-POST its request carries an XML signature, which Sesame verifies.
+    let posted = run_sp_signing(
+        true,
+        &[
             "login",
             &keydir,
             &app.address,
             &login,
             GOOD_PASSWORD,
             "post",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("lt"),
-        "stopped before the login page: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
+    assert_eq!(posted["first"]["name_id"], result["first"]["name_id"]);
 }
 
 /// An SP's metadata that says it signs its requests, with `cert` (DER).
@@ -633,20 +628,45 @@ async fn a85_a_signing_sp_gets_nothing_for_an_unsigned_forged_or_sha1_request() 
     let altered = signed_query(&authn_request(SP, "_s5", now(&app), ""), &sp_key, sha256)
         .replace("RelayState=r", "RelayState=s");
     refused(&get(altered).await, "RelayState altered");
-    // Over HTTP-POST (the XML signature is not checked yet): refused for this SP.
-    let res = app
-        .client
-        .post(format!("{}/saml/sso", app.address))
-        .form(&[(
-            "SAMLRequest",
-            STANDARD
-                .encode(authn_request(SP, "_s6", now(&app), ""))
-                .as_str(),
-        )])
-        .send()
-        .await
-        .unwrap();
-    refused(&res, "POST from a signing SP");
+    // Over HTTP-POST the signature is in the XML: the SP's key verifies; unsigned, another
+    // key, or a request changed after signing, refused.
+    let post = |xml: String| {
+        let client = app.client.clone();
+        let url = format!("{}/saml/sso", app.address);
+        async move {
+            client
+                .post(url)
+                .form(&[("SAMLRequest", STANDARD.encode(xml).as_str())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let signed_post = |id: &str, key: &SigningKey| {
+        let mut request = Element::new("samlp", "AuthnRequest")
+            .attr("ID", id)
+            .attr("Version", "2.0")
+            .attr(
+                "IssueInstant",
+                sesame_protocol::saml::format_instant(now(&app)),
+            )
+            .child(Element::new("saml", "Issuer").text(SP));
+        sign_enveloped(&mut request, 1, key).unwrap();
+        request.canonical()
+    };
+    let res = post(signed_post("_p1", &sp_key)).await;
+    assert_eq!(res.status(), 303, "a request signed by the SP's key");
+    refused(
+        &post(authn_request(SP, "_p2", now(&app), "")).await,
+        "unsigned POST from a signing SP",
+    );
+    refused(
+        &post(signed_post("_p3", &other_key)).await,
+        "POST, another key",
+    );
+    let changed =
+        signed_post("_p4", &sp_key).replacen("Version=", "ForceAuthn=\"true\" Version=", 1);
+    refused(&post(changed).await, "POST altered after signing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,7 +35,7 @@ from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
-from saml2.xmldsig import SIG_RSA_SHA256
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 # PYSAML2_SIGN_REQUESTS=1: the SP signs its AuthnRequests (and its metadata says so).
 SIGN = os.environ.get("PYSAML2_SIGN_REQUESTS") == "1"
@@ -136,7 +136,7 @@ def form_of(page):
 def send_request(browser, saml_client, idp, binding, relay, **kw):
     """Sends an AuthnRequest as the SP's page would; returns (request id, Sesame's answer)."""
     if SIGN:
-        kw = dict(kw, sign=True, sigalg=SIG_RSA_SHA256)
+        kw = dict(kw, sign=True, sigalg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
     req_id, info = saml_client.prepare_for_authenticate(
         entityid=idp, relay_state=relay, binding=binding, **kw
     )

@@ -309,6 +309,7 @@ pub fn saml_service_provider(
 ) -> SamlServiceProviderSetting {
     SamlServiceProviderSetting {
         metadata_file: metadata_file.into(),
+        metadata_source: String::new(),
         entity_id: String::new(),
         name: String::new(),
         attributes: attributes.iter().map(|a| (*a).to_owned()).collect(),

@@ -59,6 +59,13 @@ pub const SIGNING_KEY_AGE_SECONDS: &str = "sesame_signing_key_age_seconds";
 pub const LDAP_OPERATIONS_TOTAL: &str = "sesame_ldap_operations_total";
 /// Open LDAP connections.
 pub const LDAP_CONNECTIONS: &str = "sesame_ldap_connections";
+/// Fetches of a federation's SAML metadata aggregate by source and outcome (`source` = the
+/// configured name; `outcome` = `loaded`, `unchanged`, `refused`, `unreachable`).
+pub const SAML_METADATA_REFRESHES_TOTAL: &str = "sesame_saml_metadata_refreshes_total";
+/// Seconds until the aggregate in use of a source expires (`validUntil`); 0 when none is.
+pub const SAML_METADATA_VALID_SECONDS: &str = "sesame_saml_metadata_valid_seconds";
+/// Service providers an aggregate brought, by source.
+pub const SAML_METADATA_SERVICE_PROVIDERS: &str = "sesame_saml_metadata_service_providers";
 
 /// The values of `outcome` on [`LOGINS_TOTAL`].
 pub const LOGIN_OUTCOMES: &[&str] = &[
@@ -105,6 +112,21 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
         "LDAP operations, by operation and result.",
     ),
     (LDAP_CONNECTIONS, Kind::Gauge, "Open LDAP connections."),
+    (
+        SAML_METADATA_REFRESHES_TOTAL,
+        Kind::Counter,
+        "Fetches of a federation's SAML metadata aggregate, by source and outcome (loaded, unchanged, refused, unreachable).",
+    ),
+    (
+        SAML_METADATA_VALID_SECONDS,
+        Kind::Gauge,
+        "Seconds until the SAML metadata aggregate in use expires, by source (0: none in use).",
+    ),
+    (
+        SAML_METADATA_SERVICE_PROVIDERS,
+        Kind::Gauge,
+        "Service providers the SAML metadata aggregate in use brought, by source.",
+    ),
     (LOGINS_TOTAL, Kind::Counter, "Login attempts by outcome."),
     (
         LOCKOUTS_TOTAL,
@@ -234,6 +256,24 @@ pub fn mail_queue_oldest(seconds: f64) {
 /// The signing key in use is `seconds` old.
 pub fn signing_key_age(seconds: f64) {
     metrics::gauge!(SIGNING_KEY_AGE_SECONDS).set(seconds);
+}
+
+/// A fetch of the aggregate of `source` ended with `outcome` (`loaded`, `unchanged`,
+/// `refused`, `unreachable`); the aggregate in use is valid `valid_seconds` more and brought
+/// `service_providers`. `source` is a configured name (bounded by the configuration).
+pub fn saml_metadata_refresh(
+    source: &str,
+    outcome: &'static str,
+    valid_seconds: f64,
+    service_providers: usize,
+) {
+    let source = source.to_owned();
+    metrics::counter!(SAML_METADATA_REFRESHES_TOTAL, "source" => source.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::gauge!(SAML_METADATA_VALID_SECONDS, "source" => source.clone()).set(valid_seconds);
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!(SAML_METADATA_SERVICE_PROVIDERS, "source" => source)
+        .set(service_providers as f64);
 }
 
 /// An LDAP `operation` ended with `result`.

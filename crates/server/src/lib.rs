@@ -15,6 +15,7 @@ pub mod proxy_callback;
 pub mod request_id;
 pub mod reset_form;
 pub mod routes;
+pub mod saml_federation;
 pub mod services;
 pub mod telemetry;
 pub mod templates;
@@ -95,6 +96,11 @@ impl Application {
             std::time::Duration::from_secs(settings.oidc.key_reload_secs),
         );
         spawn_retention(&services);
+        if let Some(saml) = &services.saml {
+            saml_federation::start(&settings.saml, &saml.providers, &services.clock)
+                .await
+                .map_err(|e| StartupError::Saml(e.to_string()))?;
+        }
         if settings.mail.transport == sesame_mail::transport::TransportKind::Outbox {
             sesame_mail::outbox::OutboxTransport::prepare(std::path::Path::new(
                 &settings.mail.outbox_dir,

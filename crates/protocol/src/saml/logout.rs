@@ -263,7 +263,7 @@ impl SamlLogout<'_> {
     pub fn reachable(&self, party: &str) -> bool {
         self.providers
             .get(party)
-            .is_some_and(|sp| soap_service(sp).is_some())
+            .is_some_and(|sp| soap_service(&sp).is_some())
     }
 }
 
@@ -289,7 +289,7 @@ impl SingleLogout for SamlLogout<'_> {
         attachments_of(ended, AttachedProtocol::Saml)
             .filter_map(|item| {
                 let sp = self.providers.get(&item.party)?;
-                let target = soap_service(sp)?;
+                let target = soap_service(&sp)?;
                 let given = serde_json::from_str::<IssuedAssertion>(&item.payload).ok()?;
                 match soap_logout_request(
                     self.entity_id,

@@ -168,7 +168,14 @@ impl ServiceProvider {
     /// consumer service, or a certificate is not base64.
     pub fn parse(xml: &str) -> Result<Self, SamlError> {
         let doc = parse_document(xml)?;
-        let root = doc.root_element();
+        Self::from_entity(doc.root_element())
+    }
+
+    /// Reads a service provider from its `EntityDescriptor`, alone or in an aggregate.
+    ///
+    /// # Errors
+    /// As [`ServiceProvider::parse`].
+    pub fn from_entity(root: roxmltree::Node<'_, '_>) -> Result<Self, SamlError> {
         if !root.has_tag_name((METADATA_NS, "EntityDescriptor")) {
             return Err(SamlError::Malformed(
                 "not SAML metadata of one entity (EntityDescriptor)".to_owned(),

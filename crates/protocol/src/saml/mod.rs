@@ -21,6 +21,7 @@
 //! Not here yet: logout requests to SPs, verifying XML signatures of what others send
 //! (requests over HTTP-POST, metadata aggregates: ADR 0015).
 
+pub mod aggregate;
 pub mod c14n;
 pub mod categories;
 pub mod encryption;

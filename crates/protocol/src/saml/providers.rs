@@ -4,8 +4,8 @@
 //! An SP is found by its exact entity ID, never by a prefix or a look-alike; a response goes
 //! only to one of its metadata's consumer services (`ServiceProvider::consumer_for`).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 
 use super::encryption::EncryptionKey;
 
@@ -63,37 +63,77 @@ pub struct SamlServiceProvider {
     pub encryption_key: Option<Arc<EncryptionKey>>,
 }
 
-/// The registry of SAML service providers.
-#[derive(Debug, Clone, Default)]
+/// Service providers by entity ID.
+type ProvidersById = HashMap<String, Arc<SamlServiceProvider>>;
+
+/// The registry of SAML service providers: those of the configuration, and those federations'
+/// aggregates bring (replaced whole at each verified refresh, one set per source). A
+/// configured SP wins over a federation's entry of the same entity ID.
+#[derive(Debug, Default)]
 pub struct SamlServiceProviders {
-    by_entity_id: HashMap<String, SamlServiceProvider>,
+    configured: HashMap<String, Arc<SamlServiceProvider>>,
+    federated: RwLock<BTreeMap<String, Arc<ProvidersById>>>,
 }
 
 impl SamlServiceProviders {
-    /// The registry of `providers`.
+    /// The registry of the configured `providers`.
     ///
     /// # Errors
     /// [`SamlError::Malformed`] when two share an entity ID.
     pub fn new(providers: Vec<SamlServiceProvider>) -> Result<Self, SamlError> {
-        let mut by_entity_id = HashMap::new();
+        let mut configured = HashMap::new();
         for sp in providers {
             let id = sp.metadata.entity_id.clone();
-            if by_entity_id.insert(id.clone(), sp).is_some() {
+            if configured.insert(id.clone(), Arc::new(sp)).is_some() {
                 return Err(SamlError::Malformed(format!(
                     "two service providers have the entity ID {id}"
                 )));
             }
         }
-        Ok(Self { by_entity_id })
+        Ok(Self {
+            configured,
+            federated: RwLock::default(),
+        })
     }
 
     /// The SP whose entity ID is exactly `entity_id`.
-    pub fn get(&self, entity_id: &str) -> Option<&SamlServiceProvider> {
-        self.by_entity_id.get(entity_id)
+    pub fn get(&self, entity_id: &str) -> Option<Arc<SamlServiceProvider>> {
+        if let Some(sp) = self.configured.get(entity_id) {
+            return Some(Arc::clone(sp));
+        }
+        let federated = self
+            .federated
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        federated
+            .values()
+            .find_map(|set| set.get(entity_id))
+            .map(Arc::clone)
     }
 
-    /// Whether any SP is registered.
+    /// Puts `providers` in place of what the source `source` brought before.
+    pub fn replace_federated(&self, source: &str, providers: Vec<SamlServiceProvider>) {
+        let set: HashMap<_, _> = providers
+            .into_iter()
+            .map(|sp| (sp.metadata.entity_id.clone(), Arc::new(sp)))
+            .collect();
+        self.federated
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(source.to_owned(), Arc::new(set));
+    }
+
+    /// How many SPs the source `source` brought.
+    pub fn federated_count(&self, source: &str) -> usize {
+        self.federated
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(source)
+            .map_or(0, |set| set.len())
+    }
+
+    /// Whether any SP is configured.
     pub fn is_empty(&self) -> bool {
-        self.by_entity_id.is_empty()
+        self.configured.is_empty()
     }
 }

@@ -22,6 +22,8 @@ use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use subtle::ConstantTimeEq as _;
 
 use super::c14n::canonicalize;
+use super::redirect_signature::RedirectSignature;
+use super::request::parse_document;
 use super::signature::{ENVELOPED, EXC_C14N, RSA_SHA256, SHA256};
 use super::SamlError;
 
@@ -210,6 +212,25 @@ pub fn verify_enveloped(element: Node<'_, '_>, certificates: &[Vec<u8>]) -> Resu
     } else {
         Err(bad("does not verify with any trusted key"))
     }
+}
+
+/// The enveloped signature of a message posted by an SP (its root's), checked with the SP's
+/// `certificates`: [`RedirectSignature::Absent`] if it carries none (the caller decides
+/// whether the SP may send that), [`RedirectSignature::Verified`] if one of them verifies it.
+///
+/// # Errors
+/// [`SamlError::Malformed`] if it is not XML within bounds; [`SamlError::Signature`] for a
+/// signature that does not verify (see [`verify_enveloped`]).
+pub fn verify_signed_message(
+    xml: &str,
+    certificates: &[Vec<u8>],
+) -> Result<RedirectSignature, SamlError> {
+    let doc = parse_document(xml)?;
+    let root = doc.root_element();
+    if !is_signed(root) {
+        return Ok(RedirectSignature::Absent);
+    }
+    verify_enveloped(root, certificates).map(|()| RedirectSignature::Verified)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub const NAMESPACES: &[(&str, &str)] = &[
     ("ds", "http://www.w3.org/2000/09/xmldsig#"),
     ("md", "urn:oasis:names:tc:SAML:2.0:metadata"),
     ("mdui", "urn:oasis:names:tc:SAML:metadata:ui"),
+    ("mdrpi", "urn:oasis:names:tc:SAML:metadata:rpi"),
     ("shibmd", "urn:mace:shibboleth:metadata:1.0"),
     ("xenc", "http://www.w3.org/2001/04/xmlenc#"),
 ];

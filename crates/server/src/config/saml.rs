@@ -40,14 +40,138 @@ pub struct SamlSettings {
     pub release_by_entity_category: bool,
     /// The service providers, as `[[saml.service_providers]]` tables.
     pub service_providers: Vec<SamlServiceProviderSetting>,
+    /// Federations' signed metadata aggregates, as `[[saml.metadata_sources]]` tables.
+    pub metadata_sources: Vec<SamlMetadataSource>,
+}
+
+/// `[[saml.metadata_sources]]`: a federation's signed aggregate (RENATER, eduGAIN), fetched
+/// and refreshed; its service providers may log in once its signature verifies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlMetadataSource {
+    /// A short name, for logs and for `[[saml.service_providers]]` `metadata_source`.
+    pub name: String,
+    /// Where the aggregate is published (`https://…`; `http://` only for a loopback host).
+    pub url: String,
+    /// The federation's metadata signing certificate(s), PEM: the pinned key. Several
+    /// certificates (one after the other in the file) while the federation rolls its key.
+    pub signing_certificate_file: String,
+    /// Where the last good aggregate is kept, to start with it when the URL cannot be reached;
+    /// empty: not kept.
+    #[serde(default)]
+    pub backup_file: String,
+    /// Largest aggregate accepted, in megabytes.
+    #[serde(default = "default_max_megabytes")]
+    pub max_megabytes: u32,
+    /// Shortest time between two fetches, minutes (however short its `cacheDuration`), and
+    /// the wait before trying again after a failure.
+    #[serde(default = "default_min_refresh")]
+    pub min_refresh_minutes: u32,
+    /// Longest time between two fetches, minutes (however long its `cacheDuration`).
+    #[serde(default = "default_max_refresh")]
+    pub max_refresh_minutes: u32,
+    /// Only SPs registered by one of these registration authorities; empty: any.
+    #[serde(default)]
+    pub registration_authorities: Vec<String>,
+    /// Only these entity IDs; empty: any (within `registration_authorities`).
+    #[serde(default)]
+    pub entities: Vec<String>,
+}
+
+impl SamlMetadataSource {
+    /// The pinned certificates (DER) of `signing_certificate_file`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the file cannot be read or holds no PEM certificate.
+    pub fn pinned_certificates(&self, key_name: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+        use base64::Engine as _;
+        let key = format!("{key_name}.signing_certificate_file");
+        let pem = std::fs::read_to_string(&self.signing_certificate_file).map_err(|e| {
+            bad(
+                &key,
+                &format!("cannot read {}: {e}", self.signing_certificate_file),
+            )
+        })?;
+        let mut certificates = Vec::new();
+        let mut rest = pem.as_str();
+        while let Some(begin) = rest.find("-----BEGIN CERTIFICATE-----") {
+            let body = &rest[begin + 27..];
+            let end = body
+                .find("-----END CERTIFICATE-----")
+                .ok_or_else(|| bad(&key, "a certificate without its END line"))?;
+            let compact: String = body[..end].split_whitespace().collect();
+            certificates.push(
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .map_err(|_| bad(&key, "a certificate is not base64"))?,
+            );
+            rest = &body[end..];
+        }
+        if certificates.is_empty() {
+            return Err(bad(&key, "no PEM certificate in the file"));
+        }
+        Ok(certificates)
+    }
+
+    /// Which of the aggregate's SPs may log in.
+    pub fn filter(&self) -> sesame_protocol::saml::aggregate::AggregateFilter {
+        sesame_protocol::saml::aggregate::AggregateFilter {
+            registration_authorities: self.registration_authorities.clone(),
+            entities: self.entities.clone(),
+        }
+    }
+
+    fn validate(&self, key_name: &str) -> Result<(), ConfigError> {
+        if self.name.trim().is_empty() {
+            return Err(bad(&format!("{key_name}.name"), "required"));
+        }
+        let url = url::Url::parse(&self.url)
+            .map_err(|e| bad(&format!("{key_name}.url"), &e.to_string()))?;
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return Err(bad(
+                &format!("{key_name}.url"),
+                "must be https:// (http:// only on a loopback host)",
+            ));
+        }
+        self.pinned_certificates(key_name)?;
+        if self.max_megabytes == 0 || self.max_megabytes > 2_000 {
+            return Err(bad(
+                &format!("{key_name}.max_megabytes"),
+                "between 1 and 2000",
+            ));
+        }
+        if self.min_refresh_minutes == 0 || self.min_refresh_minutes > self.max_refresh_minutes {
+            return Err(bad(
+                &format!("{key_name}.min_refresh_minutes"),
+                "at least 1, and at most `max_refresh_minutes`",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_max_megabytes() -> u32 {
+    200
+}
+fn default_min_refresh() -> u32 {
+    10
+}
+fn default_max_refresh() -> u32 {
+    240
 }
 
 /// `[[saml.service_providers]]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamlServiceProviderSetting {
-    /// Its metadata (an `EntityDescriptor`), a local file.
+    /// Its metadata (an `EntityDescriptor`), a local file…
+    #[serde(default)]
     pub metadata_file: String,
+    /// …or the name of the `[[saml.metadata_sources]]` that brings it (then `entity_id` is
+    /// required, and these settings apply when the aggregate carries it).
+    #[serde(default)]
+    pub metadata_source: String,
     /// Its entity ID, checked against the metadata's (a wrong file is refused at start);
     /// empty: the metadata's.
     #[serde(default)]
@@ -93,6 +217,7 @@ impl Default for SamlSettings {
             key_activation_days: 7,
             release_by_entity_category: true,
             service_providers: Vec::new(),
+            metadata_sources: Vec::new(),
         }
     }
 }
@@ -113,6 +238,34 @@ impl SamlSettings {
         let mut providers = Vec::new();
         for (i, entry) in self.service_providers.iter().enumerate() {
             let key_name = format!("saml.service_providers[{i}]");
+            if !entry.metadata_source.is_empty() {
+                if entry.entity_id.is_empty() {
+                    return Err(bad(
+                        &format!("{key_name}.entity_id"),
+                        "required with `metadata_source`: the SP of the aggregate these settings are for",
+                    ));
+                }
+                if !self
+                    .metadata_sources
+                    .iter()
+                    .any(|s| s.name == entry.metadata_source)
+                {
+                    return Err(bad(
+                        &format!("{key_name}.metadata_source"),
+                        &format!(
+                            "no [[saml.metadata_sources]] is named {:?}",
+                            entry.metadata_source
+                        ),
+                    ));
+                }
+                if !entry.metadata_file.is_empty() {
+                    return Err(bad(
+                        &format!("{key_name}.metadata_file"),
+                        "give `metadata_file` or `metadata_source`, not both",
+                    ));
+                }
+                continue;
+            }
             let xml = std::fs::read_to_string(&entry.metadata_file).map_err(|e| {
                 bad(
                     &format!("{key_name}.metadata_file"),
@@ -134,90 +287,154 @@ impl SamlSettings {
                     ),
                 ));
             }
-            let require_signed_requests = metadata.signs_requests || entry.require_signed_requests;
-            if require_signed_requests && metadata.signing_certificates.is_empty() {
-                return Err(bad(
-                    &format!("{key_name}.metadata_file"),
-                    &format!(
-                        "{}'s requests must be signed, but its metadata gives no signing key",
-                        metadata.entity_id
-                    ),
-                ));
-            }
-            for attribute in &entry.attributes {
-                if attribute != "pairwise-id"
-                    && sesame_protocol::attributes::saml_name(attribute).is_none()
-                {
-                    return Err(bad(
-                        &format!("{key_name}.attributes"),
-                        &format!("unknown attribute {attribute:?} (docs/saml.md lists them)"),
-                    ));
-                }
-            }
-            let name_id_format = match entry.name_id_format.as_str() {
-                "persistent" => NameIdFormat::Persistent,
-                "transient" => NameIdFormat::Transient,
-                other => {
-                    return Err(bad(
-                        &format!("{key_name}.name_id_format"),
-                        &format!("expected persistent or transient, not {other:?}"),
-                    ))
-                }
-            };
-            let encryption_key = match entry.encrypt_assertions {
-                Some(false) => None,
-                wanted => {
-                    let key = metadata
-                        .encryption_certificates
-                        .iter()
-                        .find_map(|der| EncryptionKey::from_certificate(der).ok());
-                    if key.is_none() && wanted == Some(true) {
-                        return Err(bad(
-                            &format!("{key_name}.encrypt_assertions"),
-                            &format!(
-                                "{} has no usable RSA encryption key in its metadata",
-                                metadata.entity_id
-                            ),
-                        ));
-                    }
-                    key.map(Arc::new)
-                }
-            };
-            let attributes = released_attributes(
-                &entry.attributes,
-                self.release_by_entity_category,
-                &metadata.entity_categories,
-                &metadata.requested_attributes,
-            );
-            let name = if entry.name.trim().is_empty() {
-                metadata.entity_id.clone()
-            } else {
-                entry.name.clone()
-            };
-            providers.push(SamlServiceProvider {
-                metadata,
-                name,
-                attributes,
-                name_id_format,
-                sign_response: entry.sign_response,
-                allow_unsolicited: entry.allow_unsolicited,
-                require_signed_requests,
-                encryption_key,
-            });
+            providers.push(self.provider(metadata, entry, &key_name)?);
         }
         SamlServiceProviders::new(providers)
             .map_err(|e| bad("saml.service_providers", &e.to_string()))
     }
 
+    /// The SP `metadata` from the aggregate of the source `source`, with the settings of its
+    /// `[[saml.service_providers]]` entry if it has one, else the federation defaults
+    /// (transient `NameID`, attributes by entity category, nothing unsolicited).
+    ///
+    /// # Errors
+    /// [`ConfigError`] if its entry cannot apply to it (assertions to encrypt without a key).
+    pub fn federated_provider(
+        &self,
+        source: &str,
+        metadata: ServiceProvider,
+    ) -> Result<SamlServiceProvider, ConfigError> {
+        let found = self
+            .service_providers
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.metadata_source == source && e.entity_id == metadata.entity_id);
+        match found {
+            Some((i, entry)) => {
+                self.provider(metadata, entry, &format!("saml.service_providers[{i}]"))
+            }
+            None => {
+                let defaults = SamlServiceProviderSetting {
+                    metadata_file: String::new(),
+                    metadata_source: source.to_owned(),
+                    entity_id: String::new(),
+                    name: String::new(),
+                    attributes: Vec::new(),
+                    name_id_format: "transient".to_owned(),
+                    sign_response: false,
+                    allow_unsolicited: false,
+                    require_signed_requests: false,
+                    encrypt_assertions: None,
+                };
+                self.provider(
+                    metadata,
+                    &defaults,
+                    &format!("saml.metadata_sources {source}"),
+                )
+            }
+        }
+    }
+
+    /// What `entry` makes of the SP `metadata`.
+    fn provider(
+        &self,
+        metadata: ServiceProvider,
+        entry: &SamlServiceProviderSetting,
+        key_name: &str,
+    ) -> Result<SamlServiceProvider, ConfigError> {
+        let require_signed_requests = metadata.signs_requests || entry.require_signed_requests;
+        if require_signed_requests && metadata.signing_certificates.is_empty() {
+            return Err(bad(
+                &format!("{key_name}.metadata_file"),
+                &format!(
+                    "{}'s requests must be signed, but its metadata gives no signing key",
+                    metadata.entity_id
+                ),
+            ));
+        }
+        for attribute in &entry.attributes {
+            if attribute != "pairwise-id"
+                && sesame_protocol::attributes::saml_name(attribute).is_none()
+            {
+                return Err(bad(
+                    &format!("{key_name}.attributes"),
+                    &format!("unknown attribute {attribute:?} (docs/saml.md lists them)"),
+                ));
+            }
+        }
+        let name_id_format = match entry.name_id_format.as_str() {
+            "persistent" => NameIdFormat::Persistent,
+            "transient" => NameIdFormat::Transient,
+            other => {
+                return Err(bad(
+                    &format!("{key_name}.name_id_format"),
+                    &format!("expected persistent or transient, not {other:?}"),
+                ))
+            }
+        };
+        let encryption_key = match entry.encrypt_assertions {
+            Some(false) => None,
+            wanted => {
+                let key = metadata
+                    .encryption_certificates
+                    .iter()
+                    .find_map(|der| EncryptionKey::from_certificate(der).ok());
+                if key.is_none() && wanted == Some(true) {
+                    return Err(bad(
+                        &format!("{key_name}.encrypt_assertions"),
+                        &format!(
+                            "{} has no usable RSA encryption key in its metadata",
+                            metadata.entity_id
+                        ),
+                    ));
+                }
+                key.map(Arc::new)
+            }
+        };
+        let attributes = released_attributes(
+            &entry.attributes,
+            self.release_by_entity_category,
+            &metadata.entity_categories,
+            &metadata.requested_attributes,
+        );
+        let name = if entry.name.trim().is_empty() {
+            metadata.entity_id.clone()
+        } else {
+            entry.name.clone()
+        };
+        Ok(SamlServiceProvider {
+            metadata,
+            name,
+            attributes,
+            name_id_format,
+            sign_response: entry.sign_response,
+            allow_unsolicited: entry.allow_unsolicited,
+            require_signed_requests,
+            encryption_key,
+        })
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if !self.enabled {
-            if !self.service_providers.is_empty() {
+            if !self.service_providers.is_empty() || !self.metadata_sources.is_empty() {
                 return Err(bad(
                     "saml.service_providers",
-                    "service providers are set but `saml.enabled` is false",
+                    "service providers or metadata sources are set but `saml.enabled` is false",
                 ));
             }
             return Ok(());
+        }
+        for (i, source) in self.metadata_sources.iter().enumerate() {
+            source.validate(&format!("saml.metadata_sources[{i}]"))?;
+            if self.metadata_sources[..i]
+                .iter()
+                .any(|s| s.name == source.name)
+            {
+                return Err(bad(
+                    &format!("saml.metadata_sources[{i}].name"),
+                    &format!("two sources are named {:?}", source.name),
+                ));
+            }
         }
         if self.pairwise_salt.expose().len() < MIN_SALT_BYTES {
             return Err(bad(
@@ -263,6 +480,7 @@ mod tests {
             pairwise_salt: "0123456789abcdef0123".into(),
             service_providers: vec![SamlServiceProviderSetting {
                 metadata_file: metadata_file(xml),
+                metadata_source: String::new(),
                 entity_id: String::new(),
                 name: String::new(),
                 attributes: vec!["mail".to_owned(), "pairwise-id".to_owned()],
@@ -334,5 +552,86 @@ mod tests {
         let mut s = enabled(SP_METADATA);
         s.enabled = false;
         assert!(error(&s).contains("`saml.enabled` is false"));
+    }
+
+    #[test]
+    fn a_metadata_source_is_checked_and_its_mistakes_named() {
+        let (_, cert) =
+            sesame_protocol::saml::keys::generate("fed.test", time::OffsetDateTime::UNIX_EPOCH)
+                .unwrap();
+        let pem = metadata_file(&sesame_protocol::saml::keys::certificate_pem(&cert));
+        let source = SamlMetadataSource {
+            name: "renater".to_owned(),
+            url: "https://metadata.federation.example/main.xml".to_owned(),
+            signing_certificate_file: pem.clone(),
+            backup_file: String::new(),
+            max_megabytes: 200,
+            min_refresh_minutes: 10,
+            max_refresh_minutes: 240,
+            registration_authorities: Vec::new(),
+            entities: Vec::new(),
+        };
+        let with = |change: &dyn Fn(&mut SamlSettings)| {
+            let mut s = enabled(SP_METADATA);
+            s.metadata_sources.push(source.clone());
+            change(&mut s);
+            s
+        };
+        with(&|_| {}).validate().unwrap();
+        assert_eq!(source.pinned_certificates("x").unwrap(), vec![cert]);
+        for (change, key) in [
+            (
+                &(|s: &mut SamlSettings| {
+                    s.metadata_sources[0].url = "http://metadata.example/x.xml".to_owned();
+                }) as &dyn Fn(&mut SamlSettings),
+                "`saml.metadata_sources[0].url`",
+            ),
+            (
+                &|s: &mut SamlSettings| {
+                    s.metadata_sources[0].signing_certificate_file = "/nonexistent.pem".to_owned();
+                },
+                "`saml.metadata_sources[0].signing_certificate_file`",
+            ),
+            (
+                &|s: &mut SamlSettings| {
+                    s.metadata_sources[0].signing_certificate_file = metadata_file("not a PEM");
+                },
+                "`saml.metadata_sources[0].signing_certificate_file`",
+            ),
+            (
+                &|s: &mut SamlSettings| s.metadata_sources.push(s.metadata_sources[0].clone()),
+                "`saml.metadata_sources[1].name`",
+            ),
+            (
+                &|s: &mut SamlSettings| s.metadata_sources[0].min_refresh_minutes = 500,
+                "`saml.metadata_sources[0].min_refresh_minutes`",
+            ),
+            (
+                &|s: &mut SamlSettings| {
+                    s.service_providers[0].metadata_file = String::new();
+                    s.service_providers[0].metadata_source = "edugain".to_owned();
+                    s.service_providers[0].entity_id = "https://sp.test/sp".to_owned();
+                },
+                "`saml.service_providers[0].metadata_source`",
+            ),
+            (
+                &|s: &mut SamlSettings| {
+                    s.service_providers[0].metadata_file = String::new();
+                    s.service_providers[0].metadata_source = "renater".to_owned();
+                },
+                "`saml.service_providers[0].entity_id`",
+            ),
+        ] {
+            let settings = with(change);
+            assert!(
+                error(&settings).contains(key),
+                "{key}: {}",
+                error(&settings)
+            );
+        }
+        // Loopback may be plain HTTP (a local mirror, the tests).
+        with(&|s| s.metadata_sources[0].url = "http://127.0.0.1:8080/x.xml".to_owned())
+            .validate()
+            .unwrap();
     }
 }

@@ -16,6 +16,7 @@
 //! posted by an SP's page arrives without it: it is parked and the browser goes to the login
 //! URL, whose top-level GET carries the cookie, and an open session answers there.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -35,6 +36,7 @@ use sesame_protocol::saml::issuer::{
 use sesame_protocol::saml::providers::{NameIdFormat, SamlServiceProvider};
 use sesame_protocol::saml::redirect_signature::{self, RedirectSignature};
 use sesame_protocol::saml::request::{post_xml, redirect_xml, AuthnRequest};
+use sesame_protocol::saml::verify::verify_signed_message;
 use sesame_protocol::saml::{SamlError, BINDING_POST, STATUS_REQUESTER, STATUS_RESPONDER};
 
 use super::issue::browser_response;
@@ -122,8 +124,8 @@ pub(crate) fn not_found(state: &AppState, req: &HttpRequest) -> HttpResponse {
 /// A message from an SP as it arrives: decoded for its binding, read by `parse`, its SP found
 /// by exact entity ID (`issuer`), its signature checked against the SP's metadata keys (A80,
 /// A83, A85): a bad one is refused whatever the SP requires, and an SP that signs gets
-/// nothing unsigned. Over HTTP-POST the signature is inside the XML, which Sesame does not
-/// verify yet (ADR 0015): such an SP must use HTTP-Redirect. `Err` is the page to answer.
+/// nothing unsigned. Over HTTP-POST the signature is inside the XML (an enveloped signature of
+/// the message's root, `verify::verify_signed_message`). `Err` is the page to answer.
 pub(crate) fn inbound<'a, T>(
     state: &AppState,
     req: &HttpRequest,
@@ -132,15 +134,14 @@ pub(crate) fn inbound<'a, T>(
     encoded: Option<&str>,
     parse: fn(&str) -> Result<T, SamlError>,
     issuer: fn(&T) -> &str,
-) -> Result<(T, &'a SamlServiceProvider), Box<HttpResponse>> {
+) -> Result<(T, Arc<SamlServiceProvider>), Box<HttpResponse>> {
     let encoded = encoded.ok_or_else(|| Box::new(bad_request(state, req, &"no SAMLRequest")))?;
     let xml = match binding {
         Binding::Redirect => redirect_xml(encoded),
         Binding::Post => post_xml(encoded),
-    };
-    let message = xml
-        .and_then(|x| parse(&x))
-        .map_err(|e| Box::new(bad_request(state, req, &e)))?;
+    }
+    .map_err(|e| Box::new(bad_request(state, req, &e)))?;
+    let message = parse(&xml).map_err(|e| Box::new(bad_request(state, req, &e)))?;
     let sp = saml.providers.get(issuer(&message)).ok_or_else(|| {
         Box::new(bad_request(
             state,
@@ -151,15 +152,15 @@ pub(crate) fn inbound<'a, T>(
     let signature = match binding {
         Binding::Redirect => {
             redirect_signature::verify(req.query_string(), &sp.metadata.signing_certificates)
-                .map_err(|e| Box::new(bad_request(state, req, &e)))?
         }
-        Binding::Post => RedirectSignature::Absent,
-    };
+        Binding::Post => verify_signed_message(&xml, &sp.metadata.signing_certificates),
+    }
+    .map_err(|e| Box::new(bad_request(state, req, &e)))?;
     if sp.require_signed_requests && signature != RedirectSignature::Verified {
         return Err(Box::new(bad_request(
             state,
             req,
-            &"the service provider signs its requests: an unsigned one (or one over HTTP-POST) is refused",
+            &"the service provider signs its requests: an unsigned one is refused",
         )));
     }
     Ok((message, sp))
@@ -297,7 +298,7 @@ pub async fn start(
                 state,
                 req,
                 saml,
-                sp,
+                &sp,
                 &pending,
                 STATUS_REQUESTER,
                 INVALID_NAME_ID_POLICY,
@@ -315,7 +316,7 @@ pub async fn start(
                 state,
                 req,
                 saml,
-                sp,
+                &sp,
                 &pending,
                 STATUS_RESPONDER,
                 NO_AUTHN_CONTEXT,
@@ -324,7 +325,7 @@ pub async fn start(
         // Every class asked is acceptable ("exact" by default): MFA only when nothing less is.
         pending.mfa = request.requested_contexts.iter().all(|c| c == REFEDS_MFA);
     }
-    proceed(state, req, saml, sp, &pending, session, request.is_passive).await
+    proceed(state, req, saml, &sp, &pending, session, request.is_passive).await
 }
 
 /// Answers a checked request (or an unsolicited login): from `session` when it suffices, else
@@ -420,7 +421,7 @@ pub async fn unsolicited(
         persistent: sp.name_id_format == NameIdFormat::Persistent,
         mfa: false,
     };
-    proceed(state, req, saml, sp, &pending, session, false).await
+    proceed(state, req, saml, &sp, &pending, session, false).await
 }
 
 /// Whether `session` may answer `pending` without the person (`fresh`: it was opened by a
@@ -683,7 +684,7 @@ pub(crate) async fn complete(
     match verdict(state, &pending, session, account, fresh).await {
         Verdict::Satisfied => {
             issue(
-                state, req, saml, sp, &pending, cookie, session, account, fresh,
+                state, req, saml, &sp, &pending, cookie, session, account, fresh,
             )
             .await
         }
@@ -693,7 +694,7 @@ pub(crate) async fn complete(
             state,
             req,
             saml,
-            sp,
+            &sp,
             &pending,
             STATUS_RESPONDER,
             NO_AUTHN_CONTEXT,
