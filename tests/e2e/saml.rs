@@ -16,7 +16,7 @@ use sesame_core::ids::{Affiliation, Email, LoginName};
 use sesame_protocol::saml::keys;
 use sesame_protocol::saml::signature::{sign_enveloped, SigningKey};
 use sesame_protocol::saml::xml::Element;
-use sesame_server::config::saml::SamlServiceProviderSetting;
+use sesame_server::config::saml::{SamlMetadataSource, SamlServiceProviderSetting};
 use sesame_tests::{saml_service_provider, unique_login, TestApp, GOOD_PASSWORD};
 
 const SP: &str = "https://sp.example.org/saml/metadata";
@@ -884,4 +884,214 @@ async fn an_sp_without_an_attribute_list_gets_its_entity_categories_bundle_withi
         .collect();
     // The R&S bundle, cut to what the SP requests (cn is requested but not in the bundle).
     assert_eq!(released, ["eduPersonPrincipalName", "mail"], "{response}");
+}
+
+/// The federation's signer: `xmlsec1 --sign` of an aggregate template with the federation's
+/// key (RSA-SHA256, exclusive C14N), as federations sign their feeds.
+fn federation_signs(template: &str, pkcs8: &[u8], cert: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "sesame-federation-{}",
+        sesame_core::random::alphanumeric(12)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = STANDARD.encode(pkcs8);
+    let mut key = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        key.push_str(std::str::from_utf8(line).unwrap());
+        key.push('\n');
+    }
+    key.push_str("-----END PRIVATE KEY-----\n");
+    let (key_file, cert_file, doc) = (
+        dir.join("key.pem"),
+        dir.join("cert.pem"),
+        dir.join("feed.xml"),
+    );
+    std::fs::write(&key_file, key).unwrap();
+    std::fs::write(&cert_file, keys::certificate_pem(cert)).unwrap();
+    std::fs::write(&doc, template).unwrap();
+    let out = Command::new("xmlsec1")
+        .args(["--sign", "--privkey-pem"])
+        .arg(format!("{},{}", key_file.display(), cert_file.display()))
+        .args([
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:metadata:EntitiesDescriptor",
+        ])
+        .arg(&doc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An aggregate as RENATER publishes one: the pysaml2 SP registered by the federation, and
+/// an SP registered elsewhere (eduGAIN), valid until `valid_until`, with a signature template.
+fn federation_template(sp_entity: &str, valid_until: time::OffsetDateTime) -> String {
+    let sp_entity = match sp_entity.strip_prefix("<?xml") {
+        Some(rest) => &rest[rest.find("?>").unwrap() + 2..],
+        None => sp_entity,
+    };
+    format!(
+        r##"<?xml version="1.0" encoding="UTF-8"?>
+<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:mdrpi="urn:oasis:names:tc:SAML:metadata:rpi" ID="_renater" Name="https://federation.example.org" validUntil="{until}" cacheDuration="PT1H">
+  <ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_renater"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/></ds:Signature>
+  <md:EntitiesDescriptor Name="registered-here">
+    <md:Extensions><mdrpi:RegistrationInfo registrationAuthority="https://federation.example.org/"/></md:Extensions>
+    {sp_entity}
+  </md:EntitiesDescriptor>
+  <md:EntityDescriptor entityID="https://elsewhere.example.net/sp">
+    <md:Extensions><mdrpi:RegistrationInfo registrationAuthority="http://www.edugain.org"/></md:Extensions>
+    <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+      <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://elsewhere.example.net/acs" index="0"/>
+    </md:SPSSODescriptor>
+  </md:EntityDescriptor>
+</md:EntitiesDescriptor>
+"##,
+        until = sesame_protocol::saml::format_instant(valid_until),
+    )
+}
+
+/// Sesame reading the aggregate `publisher` serves, pinned to `pinned` (PEM), keeping it in
+/// `backup`, letting in SPs the federation registered; the pysaml2 SP's own release set.
+async fn federated_app(
+    publisher: &sesame_tests::Publisher,
+    pinned: &std::path::Path,
+    backup: &std::path::Path,
+) -> TestApp {
+    let (url, pinned_file, backup_file) = (
+        publisher.url.clone(),
+        pinned.display().to_string(),
+        backup.display().to_string(),
+    );
+    TestApp::builder()
+        .with(move |s| {
+            s.metrics.listen = "127.0.0.1:0".to_owned();
+            s.saml.enabled = true;
+            s.saml.scope = SCOPE.to_owned();
+            s.saml.pairwise_salt = "a test salt of enough bytes".into();
+            s.saml.metadata_sources.push(SamlMetadataSource {
+                name: "renater".to_owned(),
+                url,
+                signing_certificate_file: pinned_file,
+                backup_file,
+                max_megabytes: 10,
+                min_refresh_minutes: 10,
+                max_refresh_minutes: 240,
+                registration_authorities: vec!["https://federation.example.org/".to_owned()],
+                entities: Vec::new(),
+            });
+            // The SP's own release, applied when the aggregate carries it.
+            s.saml.service_providers.push(SamlServiceProviderSetting {
+                metadata_file: String::new(),
+                metadata_source: "renater".to_owned(),
+                entity_id: SP.to_owned(),
+                name: "Bibliothèque (fédération)".to_owned(),
+                ..saml_service_provider("", &["mail", "eduPersonPrincipalName"])
+            });
+        })
+        .spawn()
+        .await
+}
+
+/// Waits until `count` fetches of the aggregate have ended with `outcome` in this process
+/// (the metric is the process's: the apps of one test add up).
+async fn fetches_ended(app: &TestApp, outcome: &str, count: u32) {
+    let metrics = app.metrics_address.clone().expect("metrics on");
+    let series = format!(
+        r#"sesame_saml_metadata_refreshes_total{{source="renater",outcome="{outcome}"}} {count}"#
+    );
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = reqwest::get(format!("{metrics}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.lines().any(|l| l == series) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let seen: Vec<_> = text
+        .lines()
+        .filter(|l| l.starts_with("sesame_saml"))
+        .collect();
+    panic!("not {count} fetches ended {outcome}: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sp_of_the_federations_signed_aggregate_logs_in_and_one_the_filter_leaves_out_does_not()
+{
+    if !pysaml2_available() {
+        return;
+    }
+    let (keydir, metadata_file) = sp_metadata_file(false);
+    let sp_entity = std::fs::read_to_string(&metadata_file).unwrap();
+    let started = sesame_core::clock::SystemClock.now();
+    let (fed_pkcs8, fed_cert) = keys::generate("federation.example.org", started).unwrap();
+    let (intruder_pkcs8, intruder_cert) =
+        keys::generate("federation.example.org", started).unwrap();
+    let feed = federation_template(&sp_entity, started + time::Duration::days(7));
+    let temp = |name: &str| {
+        std::env::temp_dir().join(format!(
+            "sesame-federation-{}-{name}",
+            sesame_core::random::alphanumeric(10)
+        ))
+    };
+    let (pinned, backup) = (temp("signer.pem"), temp("backup.xml"));
+    std::fs::write(&pinned, keys::certificate_pem(&fed_cert)).unwrap();
+    // A feed signed by another key: nothing of it is used, nor kept.
+    let publisher =
+        sesame_tests::Publisher::start(federation_signs(&feed, &intruder_pkcs8, &intruder_cert))
+            .await;
+    let app = federated_app(&publisher, &pinned, &backup).await;
+    fetches_ended(&app, "refused", 1).await;
+    refused(
+        &send(&app, &authn_request(SP, "_f0", now(&app), "")).await,
+        "an SP of a wrongly signed aggregate",
+    );
+    assert!(!backup.exists(), "a refused aggregate is not kept");
+    // The federation's own feed, fetched at the next start (the refresh is minutes away).
+    publisher.set(federation_signs(&feed, &fed_pkcs8, &fed_cert));
+    let app = federated_app(&publisher, &pinned, &backup).await;
+    fetches_ended(&app, "loaded", 1).await;
+    let login = person(&app, "samlfed").await;
+    let result = run_sp(&[
+        "login",
+        &keydir,
+        &app.address,
+        &login,
+        GOOD_PASSWORD,
+        "redirect",
+    ]);
+    let attributes = &result["first"]["attributes"];
+    assert_eq!(first_value(attributes, "mail"), &format!("{login}@{SCOPE}"));
+    assert_eq!(
+        first_value(attributes, "eduPersonPrincipalName"),
+        &format!("{login}@{SCOPE}")
+    );
+    assert!(
+        attributes["givenName"].is_null(),
+        "only its release: {result}"
+    );
+    // Registered by another federation: outside the filter, unknown.
+    refused(
+        &send(
+            &app,
+            &authn_request("https://elsewhere.example.net/sp", "_f1", now(&app), ""),
+        )
+        .await,
+        "an SP the registration-authority filter leaves out",
+    );
+    assert!(std::fs::read_to_string(&backup).unwrap().contains(SP));
+    // The federation unreachable at the next start: the backup is used.
+    publisher.set(String::from("<html>maintenance</html>"));
+    let app = federated_app(&publisher, &pinned, &backup).await;
+    fetches_ended(&app, "refused", 2).await;
+    let res = send(&app, &authn_request(SP, "_f2", now(&app), "")).await;
+    assert_eq!(res.status(), 303, "the SP of the backup aggregate is known");
 }

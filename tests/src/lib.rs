@@ -7,7 +7,8 @@
 
 pub mod oidc;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use sesame_core::account::{Account, AccountState, NewAccount};
 use sesame_core::clock::ManualClock;
@@ -72,7 +73,7 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(file))
+            .with_writer(Mutex::new(file))
             .try_init();
     }
 });
@@ -328,6 +329,70 @@ pub fn browser() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("build the HTTP client")
+}
+
+/// A file published over HTTP on loopback, as a federation publishes its metadata: the body
+/// can be changed while it runs, and each fetch is counted.
+#[derive(Clone)]
+pub struct Publisher {
+    /// Its URL.
+    pub url: String,
+    body: Arc<Mutex<String>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl Publisher {
+    /// Serves `body` at a new loopback URL (HTTP/1.1, one request per connection).
+    pub async fn start(body: String) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the publisher");
+        let url = format!(
+            "http://{}/metadata.xml",
+            listener.local_addr().expect("its address")
+        );
+        let publisher = Self {
+            url,
+            body: Arc::new(Mutex::new(body)),
+            fetches: Arc::default(),
+        };
+        let served = publisher.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let served = served.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    served.fetches.fetch_add(1, Ordering::SeqCst);
+                    let body = served.body.lock().expect("body").clone();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/samlmetadata+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let _ = stream.write_all(body.as_bytes()).await;
+                });
+            }
+        });
+        publisher
+    }
+
+    /// Publishes `body` from now on.
+    pub fn set(&self, body: String) {
+        *self.body.lock().expect("body") = body;
+    }
+
+    /// How many times it was fetched.
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
 }
 
 /// A unique login for this test.
@@ -614,7 +679,7 @@ pub struct RecordedRequest {
 pub struct RecordingServer {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
-    requests: Arc<std::sync::Mutex<Vec<RecordedRequest>>>,
+    requests: Arc<Mutex<Vec<RecordedRequest>>>,
 }
 
 impl RecordingServer {
@@ -633,7 +698,7 @@ impl RecordingServer {
             "http://127.0.0.1:{}",
             listener.local_addr().expect("addr").port()
         );
-        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&requests);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -668,7 +733,7 @@ impl RecordingServer {
             "https://localhost:{}",
             listener.local_addr().expect("addr").port()
         );
-        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&requests);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
