@@ -1024,8 +1024,8 @@ async fn fetches_ended(app: &TestApp, outcome: &str, count: u32) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_sp_of_the_federations_signed_aggregate_logs_in_and_one_the_filter_leaves_out_does_not()
-{
+async fn a88_an_sp_of_the_federations_signed_aggregate_logs_in_and_one_the_filter_leaves_out_does_not(
+) {
     if !pysaml2_available() {
         return;
     }

@@ -343,7 +343,7 @@ ID=\"_feed\" Name=\"urn:fed:test\" validUntil=\"2030-01-01T00:00:00Z\" cacheDura
 }
 
 #[test]
-fn what_xmlsec1_signs_sesame_verifies_and_nothing_changed_or_under_another_key() {
+fn a87_what_xmlsec1_signs_sesame_verifies_and_nothing_changed_or_under_another_key() {
     use sesame_protocol::saml::verify::verify_enveloped;
     if Command::new("xmlsec1").arg("--version").output().is_err() {
         assert!(

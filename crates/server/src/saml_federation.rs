@@ -495,7 +495,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_a_good_newer_aggregate_replaces_the_one_in_use_and_a_restart_starts_from_its_backup(
+    async fn a88_only_a_good_newer_aggregate_replaces_the_one_in_use_and_a_restart_starts_from_its_backup(
     ) {
         let clock = Arc::new(ManualClock::starting_at(
             time::macros::datetime!(2026-12-07 12:00 UTC),

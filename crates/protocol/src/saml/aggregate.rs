@@ -329,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn expired_older_unsigned_or_wrongly_signed_aggregates_are_refused() {
+    fn a88_expired_older_unsigned_or_wrongly_signed_aggregates_are_refused() {
         let (k, cert) = key();
         let (other, _) = key();
         let certs = std::slice::from_ref(&cert);

@@ -293,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn wrapping_and_substitution_are_refused() {
+    fn a87_wrapping_and_substitution_are_refused() {
         let (k, cert) = key();
         let xml = signed(&k);
         let certs = std::slice::from_ref(&cert);
