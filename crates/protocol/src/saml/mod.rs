@@ -16,10 +16,11 @@
 //!   Sesame writes in exclusive canonical form, and the signing keys (generated, stored,
 //!   rotated).
 //!
-//! - [`logout`]: an SP's `LogoutRequest` and Sesame's signed `LogoutResponse`.
-//!
-//! Not here yet: logout requests to SPs, verifying XML signatures of what others send
-//! (requests over HTTP-POST, metadata aggregates: ADR 0015).
+//! - [`logout`]: an SP's `LogoutRequest` and Sesame's signed `LogoutResponse`, and Sesame's
+//!   logout requests to SPs;
+//! - [`verify`] over [`c14n`]: enveloped XML signatures of what others send (requests over
+//!   HTTP-POST, aggregates), in SAML's profile only (ADR 0015);
+//! - [`aggregate`]: a federation's signed metadata aggregate, verified with its pinned key.
 
 pub mod aggregate;
 pub mod c14n;
