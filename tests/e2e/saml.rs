@@ -721,6 +721,35 @@ async fn a_logout_from_pysaml2_ends_the_sesame_session_and_is_answered_signed() 
     assert!(kinds.iter().any(|k| k == "logout"), "{kinds:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_at_sesame_takes_the_browser_through_an_sp_without_a_back_channel() {
+    if !pysaml2_available() {
+        return;
+    }
+    // The pysaml2 SP's metadata offers single logout over HTTP-Redirect only.
+    let (app, keydir) = saml_app_with(true, false).await;
+    let login = person(&app, "samlfront").await;
+    let result = run_sp(&["idp-logout", &keydir, &app.address, &login, GOOD_PASSWORD]);
+    // The request named the person and the session as the SP knows them, signed (pysaml2
+    // checked it against Sesame's metadata key before answering).
+    assert_eq!(result["request_name_id"], result["name_id"], "{result}");
+    assert_eq!(
+        result["request_session_index"], result["session_index"],
+        "{result}"
+    );
+    // The SP's answer ends the chain on Sesame's logged-out page.
+    assert_eq!(result["final_status"], 200, "{result}");
+    let page = result["final_page"].as_str().unwrap();
+    assert!(
+        page.contains("Déconnexion réussie") || page.contains("You are logged out"),
+        "{page}"
+    );
+    // Played again: no logout under way any more, the logged-out page.
+    assert_eq!(result["again_status"], 200, "{result}");
+    let kinds = app.audit_kinds(&login).await;
+    assert!(kinds.iter().any(|k| k == "logout"), "{kinds:?}");
+}
+
 /// Logs `login` in through the SAML flow (the SP's assertions not encrypted); returns the
 /// `NameID` and `SessionIndex` the SP got.
 async fn saml_login(app: &TestApp, login: &str) -> (String, String) {

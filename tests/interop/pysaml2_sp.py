@@ -14,6 +14,10 @@ key in Sesame's published metadata, audience, recipient, InResponseTo, validity)
   pysaml2_sp.py logout <keydir> <sesame> <login> <password>
       logs in, then logs out from the SP (a LogoutRequest over HTTP-Redirect), reads Sesame's
       LogoutResponse, and asks again: Sesame must show its login page.
+  pysaml2_sp.py idp-logout <keydir> <sesame> <login> <password>
+      logs in, then logs out at Sesame (/cas/logout): Sesame sends the browser to this SP's
+      logout service with a signed LogoutRequest (this SP has no back channel), pysaml2
+      checks it and answers, and Sesame ends on its logged-out page.
   pysaml2_sp.py unsolicited <keydir> <sesame> <login> <password>
       opens Sesame's IdP-initiated login for this SP, logs in, and prints what the SP (which
       accepts unsolicited responses) learnt.
@@ -275,6 +279,69 @@ def logout(keydir, sesame, user, password):
     )
 
 
+def idp_logout(keydir, sesame, user, password):
+    from urllib.parse import parse_qs, urlparse
+
+    saml_client = client(keydir, sesame)
+    idp = sesame + "/saml/metadata"
+    browser = requests.Session()
+    req_id, page = send_request(browser, saml_client, idp, BINDING_HTTP_REDIRECT, "in")
+    action, fields = form_of(page.text)
+    fields.update({"username": user, "password": password})
+    answer = browser.post(action, data=fields, timeout=10)
+    _, response, relay = posted_response(answer.text)
+    authn = saml_client.parse_authn_request_response(
+        response, BINDING_HTTP_POST, outstanding={req_id: relay}
+    )
+    name_id = authn.assertion.subject.name_id
+    session_index = authn.assertion.authn_statement[0].session_index
+    # The person logs out at Sesame: the browser is sent here first.
+    out = browser.get(sesame + "/cas/logout", allow_redirects=False, timeout=10)
+    assert out.status_code in (302, 303), (out.status_code, out.text[:2000])
+    to_sp = out.headers["Location"]
+    assert to_sp.startswith(SLO + "?"), to_sp
+    query = parse_qs(urlparse(to_sp).query)
+    # pysaml2 checks the request (its Redirect-binding signature against Sesame's metadata
+    # key, the NameID it was given) and answers over HTTP-Redirect.
+    request = saml_client.parse_logout_request(
+        query["SAMLRequest"][0],
+        BINDING_HTTP_REDIRECT,
+        relay_state=query["RelayState"][0],
+        sigalg=query["SigAlg"][0],
+        signature=query["Signature"][0],
+    )
+    asked = request.message
+    http_args = saml_client.handle_logout_request(
+        query["SAMLRequest"][0],
+        name_id,
+        BINDING_HTTP_REDIRECT,
+        sign=True,
+        sign_alg=SIG_RSA_SHA256,
+        relay_state=query["RelayState"][0],
+        sigalg=query["SigAlg"][0],
+        signature=query["Signature"][0],
+    )
+    back = dict(http_args["headers"])["Location"]
+    assert back.startswith(sesame + "/saml/slo?"), back
+    final = browser.get(back, allow_redirects=False, timeout=10)
+    # Played again, the answer finds no logout under way.
+    again = requests.get(back, allow_redirects=False, timeout=10)
+    print(
+        json.dumps(
+            {
+                "request_name_id": asked.name_id.text,
+                "name_id": name_id.text,
+                "request_session_index": asked.session_index[0].text,
+                "session_index": session_index,
+                "final_status": final.status_code,
+                "final_location": final.headers.get("Location"),
+                "final_page": final.text[:4000],
+                "again_status": again.status_code,
+            }
+        )
+    )
+
+
 def unsolicited(keydir, sesame, user, password):
     saml_client = client(keydir, sesame, unsolicited=True)
     browser = requests.Session()
@@ -314,6 +381,8 @@ def main():
         passive(sys.argv[2], sys.argv[3])
     elif mode == "logout":
         logout(*sys.argv[2:6])
+    elif mode == "idp-logout":
+        idp_logout(*sys.argv[2:6])
     elif mode == "unsolicited":
         unsolicited(*sys.argv[2:6])
     else:

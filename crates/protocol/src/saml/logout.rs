@@ -138,16 +138,39 @@ pub fn redirect_url(
     relay_state: Option<&str>,
     key: &SigningKey,
 ) -> Result<String, SamlError> {
+    redirect_binding(location, "SAMLResponse", response, relay_state, key)
+}
+
+/// As [`redirect_url`], for a request (`SAMLRequest`).
+///
+/// # Errors
+/// As [`redirect_url`].
+pub fn redirect_request_url(
+    location: &str,
+    request: &Element,
+    relay_state: Option<&str>,
+    key: &SigningKey,
+) -> Result<String, SamlError> {
+    redirect_binding(location, "SAMLRequest", request, relay_state, key)
+}
+
+fn redirect_binding(
+    location: &str,
+    parameter: &str,
+    message: &Element,
+    relay_state: Option<&str>,
+    key: &SigningKey,
+) -> Result<String, SamlError> {
     let mut deflater =
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     deflater
-        .write_all(response.canonical().as_bytes())
+        .write_all(message.canonical().as_bytes())
         .map_err(|e| SamlError::Key(format!("DEFLATE: {e}")))?;
     let deflated = deflater
         .finish()
         .map_err(|e| SamlError::Key(format!("DEFLATE: {e}")))?;
     let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-    let mut signed = format!("SAMLResponse={}", encode(&STANDARD.encode(deflated)));
+    let mut signed = format!("{parameter}={}", encode(&STANDARD.encode(deflated)));
     if let Some(relay) = relay_state {
         signed.push_str(&format!("&RelayState={}", encode(relay)));
     }
@@ -160,6 +183,57 @@ pub fn redirect_url(
         "{location}{separator}{signed}&Signature={}",
         encode(&STANDARD.encode(signature))
     ))
+}
+
+/// An SP's answer to a logout request Sesame sent it through the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutResponseMessage {
+    /// The SP's entity ID.
+    pub issuer: String,
+    /// The request it answers.
+    pub in_response_to: Option<String>,
+    /// Its top-level status.
+    pub status: String,
+}
+
+impl LogoutResponseMessage {
+    /// Reads a `LogoutResponse` from its XML.
+    ///
+    /// # Errors
+    /// [`SamlError::Malformed`] if it is not XML (DTDs refused) or not a SAML 2.0
+    /// `LogoutResponse` with its `Issuer`.
+    pub fn parse(xml: &str) -> Result<Self, SamlError> {
+        let doc = parse_document(xml)?;
+        let root = doc.root_element();
+        if !root.has_tag_name((PROTOCOL_NS, "LogoutResponse")) {
+            return Err(SamlError::Malformed(
+                "not a SAML 2.0 LogoutResponse".to_owned(),
+            ));
+        }
+        let issuer = root
+            .children()
+            .find(|n| n.has_tag_name((ASSERTION_NS, "Issuer")))
+            .and_then(|n| n.text())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| SamlError::Malformed("LogoutResponse without Issuer".to_owned()))?
+            .to_owned();
+        let status = root
+            .children()
+            .find(|n| n.has_tag_name((PROTOCOL_NS, "Status")))
+            .and_then(|s| {
+                s.children()
+                    .find(|n| n.has_tag_name((PROTOCOL_NS, "StatusCode")))
+            })
+            .and_then(|c| c.attribute("Value"))
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Self {
+            issuer,
+            in_response_to: root.attribute("InResponseTo").map(str::to_owned),
+            status,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +251,48 @@ mod tests {
         assert_eq!(request.session_indexes, ["_s1"]);
         assert!(LogoutRequest::parse(&xml.replace("saml:NameID", "saml:Other")).is_err());
         assert!(LogoutRequest::parse(&xml.replace("LogoutRequest", "AuthnRequest")).is_err());
+    }
+
+    #[test]
+    fn a_front_channel_request_names_the_person_as_the_sp_knows_them_and_is_signed() {
+        let key = test_key();
+        let given = IssuedAssertion {
+            name_id: "pairwise-1".to_owned(),
+            format: crate::saml::NAMEID_PERSISTENT.to_owned(),
+            session_index: "_s9".to_owned(),
+        };
+        let (id, request) = logout_request(
+            "https://idp.test/saml/metadata",
+            "https://sp.test",
+            "https://sp.test/slo",
+            &given,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let xml = request.canonical();
+        assert!(xml.contains(&format!("ID=\"{id}\"")), "{xml}");
+        assert!(
+            xml.contains(">pairwise-1</saml:NameID>") && xml.contains(">_s9</samlp:SessionIndex>")
+        );
+        let url =
+            redirect_request_url("https://sp.test/slo", &request, Some("chain"), &key).unwrap();
+        let query = url.split_once('?').unwrap().1;
+        assert!(query.starts_with("SAMLRequest="), "{query}");
+        let certificate = STANDARD.decode(key.certificate_base64()).unwrap();
+        assert_eq!(
+            verify(query, std::slice::from_ref(&certificate)).unwrap(),
+            RedirectSignature::Verified
+        );
+    }
+
+    #[test]
+    fn an_sps_logout_response_is_read_with_what_it_answers() {
+        let xml = r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r" Version="2.0" IssueInstant="2026-12-07T10:00:00Z" InResponseTo="_q"><saml:Issuer>https://sp.test</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>"#;
+        let response = LogoutResponseMessage::parse(xml).unwrap();
+        assert_eq!(response.issuer, "https://sp.test");
+        assert_eq!(response.in_response_to.as_deref(), Some("_q"));
+        assert_eq!(response.status, crate::saml::STATUS_SUCCESS);
+        assert!(LogoutResponseMessage::parse(&xml.replace("saml:Issuer", "saml:Other")).is_err());
+        assert!(LogoutResponseMessage::parse(&xml.replace("LogoutResponse", "Response")).is_err());
     }
 
     #[test]
@@ -220,8 +336,26 @@ pub fn soap_logout_request(
     now: OffsetDateTime,
     key: &SigningKey,
 ) -> Result<String, SamlError> {
-    let mut request = Element::new("samlp", "LogoutRequest")
-        .attr("ID", new_id())
+    let (_, mut request) = logout_request(idp, sp, destination, given, now);
+    sign_enveloped(&mut request, 1, key)?;
+    Ok(format!(
+        r#"<soap11:Envelope xmlns:soap11="http://schemas.xmlsoap.org/soap/envelope/"><soap11:Body>{}</soap11:Body></soap11:Envelope>"#,
+        request.canonical()
+    ))
+}
+
+/// An unsigned `LogoutRequest` to the SP `sp` at `destination`, naming the person as that SP
+/// was told (`given`) and the session index, with its `ID`.
+pub fn logout_request(
+    idp: &str,
+    sp: &str,
+    destination: &str,
+    given: &IssuedAssertion,
+    now: OffsetDateTime,
+) -> (String, Element) {
+    let id = new_id();
+    let request = Element::new("samlp", "LogoutRequest")
+        .attr("ID", id.clone())
         .attr("Version", "2.0")
         .attr("IssueInstant", format_instant(now))
         .attr("Destination", destination)
@@ -238,16 +372,23 @@ pub fn soap_logout_request(
                 .text(given.name_id.clone()),
         )
         .child(Element::new("samlp", "SessionIndex").text(given.session_index.clone()));
-    sign_enveloped(&mut request, 1, key)?;
-    Ok(format!(
-        r#"<soap11:Envelope xmlns:soap11="http://schemas.xmlsoap.org/soap/envelope/"><soap11:Body>{}</soap11:Body></soap11:Envelope>"#,
-        request.canonical()
-    ))
+    (id, request)
+}
+
+/// An SP of an ended session that is told through the browser: no SOAP service, but an
+/// HTTP-Redirect or HTTP-POST one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FrontChannelParty {
+    /// Its entity ID.
+    pub sp: String,
+    /// What it was given.
+    pub given: IssuedAssertion,
 }
 
 /// SAML's part in ending a session: a signed `LogoutRequest` over SOAP to every SP of the
 /// session that offers a SOAP single logout service. SPs that offer only front-channel
-/// bindings are not told (the browser is not at hand when a session ends elsewhere).
+/// bindings are told through the browser when it is at hand ([`SamlLogout::front_channel`]:
+/// a logout in this browser), not when a session ends elsewhere.
 #[derive(Debug, Clone, Copy)]
 pub struct SamlLogout<'a> {
     /// The identity provider's entity ID.
@@ -259,6 +400,33 @@ pub struct SamlLogout<'a> {
 }
 
 impl SamlLogout<'_> {
+    /// The SPs of `ended` to tell through the browser, in the order they were given
+    /// assertions.
+    pub fn front_channel(&self, ended: &EndedSession) -> Vec<FrontChannelParty> {
+        attachments_of(ended, AttachedProtocol::Saml)
+            .filter_map(|item| {
+                let sp = self.providers.get(&item.party)?;
+                if soap_service(&sp).is_some() {
+                    return None;
+                }
+                sp.metadata.front_channel_logout_service()?;
+                let given = serde_json::from_str::<IssuedAssertion>(&item.payload).ok()?;
+                Some(FrontChannelParty {
+                    sp: sp.metadata.entity_id.clone(),
+                    given,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the SP `party` can be told at all: over the back channel, or through the
+    /// browser.
+    pub fn reachable_somehow(&self, party: &str) -> bool {
+        self.providers.get(party).is_some_and(|sp| {
+            soap_service(&sp).is_some() || sp.metadata.front_channel_logout_service().is_some()
+        })
+    }
+
     /// Whether the SP `party` can be told over the back channel.
     pub fn reachable(&self, party: &str) -> bool {
         self.providers

@@ -15,6 +15,7 @@ use sesame_protocol::issuer::{LogoutDelivery, LogoutEncoding, SingleLogout};
 use sesame_protocol::oidc::issuer::OidcIssuer;
 use sesame_protocol::saml::logout::SamlLogout;
 
+use super::saml_logout::{start_chain, ChainEnd};
 use crate::services::Services;
 use crate::web::AppState;
 
@@ -120,13 +121,31 @@ pub async fn send_single_logout_now(services: &Services, ended: &EndedSession) -
     count
 }
 
-pub async fn end_session(state: &AppState, req: &HttpRequest, lang: Option<&str>) -> HttpResponse {
-    let lang = state.lang(req, lang);
+/// Ends this browser's session, tells the applications it logged in to, and shows the
+/// logged-out page, or goes to `service` (a registered service, checked by the caller). SAML
+/// SPs without a back channel are told first, through the browser.
+pub async fn end_session(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Option<&str>,
+    service: Option<&str>,
+) -> HttpResponse {
+    let page_lang = state.lang(req, lang);
+    let mut front_channel = Vec::new();
     if let Some(cookie) = req.cookie(&state.sso_cookie_name) {
         match state.services.sessions.end(cookie.value()).await {
             Ok(Some((session, ended))) => {
                 let handle = ended.handle.clone();
                 send_single_logout(&state.services, &ended).await;
+                if let Some(saml) = &state.services.saml {
+                    let keys = saml.keys.key_set();
+                    let logout = SamlLogout {
+                        entity_id: &saml.entity_id,
+                        keys: &keys,
+                        providers: &saml.providers,
+                    };
+                    front_channel = logout.front_channel(&ended);
+                }
                 if let Err(e) = state.services.cas.revoke_session_tickets(&handle).await {
                     tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");
                 }
@@ -142,21 +161,47 @@ pub async fn end_session(state: &AppState, req: &HttpRequest, lang: Option<&str>
             Err(e) => {
                 // Never tell someone they are logged out when the session may live on.
                 tracing::error!(error = %e, "logout failed: store unavailable");
-                return state.unavailable(req, lang);
+                return state.unavailable(req, page_lang);
             }
         }
     }
-    let mut res = state.page(
+    let mut res = match &state.services.saml {
+        Some(saml) if !front_channel.is_empty() => {
+            let end = ChainEnd::LoggedOut {
+                lang: lang.map(str::to_owned),
+                service: service.map(str::to_owned),
+            };
+            start_chain(state, req, saml, front_channel, end).await
+        }
+        _ => logged_out_page(state, req, lang, service),
+    };
+    if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
+        tracing::warn!(error = %e, "could not clear the SSO cookie");
+    }
+    res
+}
+
+/// The end of a logout: back to `service` (registered, checked by the caller), else the
+/// logged-out page.
+pub(crate) fn logged_out_page(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Option<&str>,
+    service: Option<&str>,
+) -> HttpResponse {
+    if let Some(service) = service {
+        return HttpResponse::SeeOther()
+            .insert_header(("Location", service.to_owned()))
+            .finish();
+    }
+    let lang = state.lang(req, lang);
+    state.page(
         StatusCode::OK,
         "logged_out.html",
         lang,
         req,
         minijinja::context! {},
-    );
-    if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
-        tracing::warn!(error = %e, "could not clear the SSO cookie");
-    }
-    res
+    )
 }
 
 /// After sessions of an account were ended (reset, password change, revoke): single logout

@@ -1,7 +1,6 @@
 //! `GET|POST /cas/logout`: ends the SSO session everywhere (CAS Protocol 3.0 §2.3). The
 //! server-side session is destroyed, so a copied cookie is dead on every instance.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -29,24 +28,12 @@ pub async fn logout(
     req: HttpRequest,
     query: web::Query<LogoutQuery>,
 ) -> HttpResponse {
-    let mut res = end_session(&state, &req, query.lang.as_deref()).await;
     // Back to the application only if it is registered: no open redirect (A10).
-    if res.status() == StatusCode::OK {
-        if let Some(service) = query
-            .service
-            .as_deref()
-            .filter(|s| state.services.registry.find(s).is_some())
-        {
-            let mut redirect = HttpResponse::SeeOther()
-                .insert_header(("Location", service.to_owned()))
-                .finish();
-            if let Err(e) = redirect.add_cookie(&state.sso_cookie_removal()) {
-                tracing::warn!(error = %e, "could not clear the SSO cookie");
-            }
-            res = redirect;
-        }
-    }
-    res
+    let service = query
+        .service
+        .as_deref()
+        .filter(|s| state.services.registry.find(s).is_some());
+    end_session(&state, &req, query.lang.as_deref(), service).await
 }
 
 /// `POST /cas/logout`
@@ -61,5 +48,5 @@ pub async fn logout_form(
             return state.form_expired(&req, lang);
         }
     }
-    end_session(&state, &req, None).await
+    end_session(&state, &req, None, None).await
 }

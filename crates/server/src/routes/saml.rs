@@ -11,7 +11,7 @@ use sesame_protocol::saml::metadata::{idp_metadata, IdpDescription};
 use time::OffsetDateTime;
 
 use crate::pipeline::saml::{self, Binding};
-use crate::pipeline::saml_logout;
+use crate::pipeline::saml_logout::{self, SloMessage};
 use crate::pipeline::session::current_session_with_account;
 use crate::web::AppState;
 
@@ -26,6 +26,8 @@ pub struct SsoParams {
     saml_request: Option<String>,
     #[serde(rename = "RelayState")]
     relay_state: Option<String>,
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
 }
 
 /// `GET /saml/sso` (HTTP-Redirect binding).
@@ -52,7 +54,7 @@ pub async fn sso_post(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (request, relay) = binding_fields(&body);
+    let (request, relay, _) = binding_fields(&body);
     let session = current_session_with_account(&state, &req).await;
     saml::start(
         &state,
@@ -68,14 +70,12 @@ pub async fn sso_post(
 /// `GET /saml/slo` (a logout request over HTTP-Redirect).
 pub async fn slo_redirect(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let params = web::Query::<SsoParams>::from_query(req.query_string()).ok();
-    saml_logout::logout(
-        &state,
-        &req,
-        Binding::Redirect,
-        params.as_ref().and_then(|p| p.saml_request.as_deref()),
-        params.as_ref().and_then(|p| p.relay_state.as_deref()),
-    )
-    .await
+    let message = SloMessage {
+        request: params.as_ref().and_then(|p| p.saml_request.as_deref()),
+        response: params.as_ref().and_then(|p| p.saml_response.as_deref()),
+        relay_state: params.as_ref().and_then(|p| p.relay_state.as_deref()),
+    };
+    saml_logout::logout(&state, &req, Binding::Redirect, message).await
 }
 
 /// `POST /saml/slo` (a logout request over HTTP-POST).
@@ -84,29 +84,29 @@ pub async fn slo_post(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (request, relay) = binding_fields(&body);
-    saml_logout::logout(
-        &state,
-        &req,
-        Binding::Post,
-        request.as_deref(),
-        relay.as_deref(),
-    )
-    .await
+    let (request, relay, response) = binding_fields(&body);
+    let message = SloMessage {
+        request: request.as_deref(),
+        response: response.as_deref(),
+        relay_state: relay.as_deref(),
+    };
+    saml_logout::logout(&state, &req, Binding::Post, message).await
 }
 
-/// `SAMLRequest` and `RelayState` of a form posted by the HTTP-POST binding.
-fn binding_fields(body: &[u8]) -> (Option<String>, Option<String>) {
+/// `SAMLRequest`, `RelayState` and `SAMLResponse` of a form posted by the HTTP-POST binding.
+fn binding_fields(body: &[u8]) -> (Option<String>, Option<String>, Option<String>) {
     let mut request = None;
     let mut relay = None;
+    let mut response = None;
     for (name, value) in url::form_urlencoded::parse(body) {
         match name.as_ref() {
             "SAMLRequest" => request = Some(value.into_owned()),
             "RelayState" => relay = Some(value.into_owned()),
+            "SAMLResponse" => response = Some(value.into_owned()),
             _ => {}
         }
     }
-    (request, relay)
+    (request, relay, response)
 }
 
 /// The parameters of an unsolicited login (Shibboleth's names, which portals already use).

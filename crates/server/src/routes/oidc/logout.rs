@@ -133,20 +133,7 @@ async fn handle(
             );
         }
     }
-    let page = end_session(state, req, None).await;
-    if page.status() != StatusCode::OK {
-        return page;
-    }
-    match redirect {
-        Some(location) => {
-            let mut res = HttpResponse::SeeOther()
-                .insert_header(("Location", location))
-                .finish();
-            if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
-                tracing::warn!(error = %e, "could not clear the SSO cookie");
-            }
-            res
-        }
-        None => page,
-    }
+    // Back to the client's registered URI once the applications are told (SAML SPs through
+    // the browser first, if any).
+    end_session(state, req, None, redirect.as_deref()).await
 }
