@@ -32,6 +32,7 @@ mod passkeys;
 mod policy;
 mod recovery;
 mod saml;
+mod saml_python3_saml;
 mod saml_shibboleth;
 mod security_cas;
 mod security_login;
