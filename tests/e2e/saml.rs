@@ -118,8 +118,16 @@ async fn saml_app_allowing(
                     "eduPersonAffiliation",
                     "schacHomeOrganization",
                     "pairwise-id",
+                    "eduPersonTargetedID",
+                    "eduPersonEntitlement",
                 ],
             )
+        })
+        .with(|s| {
+            s.saml.entitlements.insert(
+                Affiliation::Faculty,
+                vec!["urn:mace:dir:entitlement:common-lib-terms".to_owned()],
+            );
         })
         .spawn()
         .await;
@@ -232,6 +240,17 @@ async fn pysaml2_logs_a_person_in_over_both_bindings_with_one_pairwise_identifie
         assert!(
             scoped.contains(&"faculty@univ.example.org")
                 && scoped.contains(&"member@univ.example.org"),
+            "{attributes}"
+        );
+        assert_eq!(
+            first_value(attributes, "eduPersonEntitlement"),
+            "urn:mace:dir:entitlement:common-lib-terms",
+            "{attributes}"
+        );
+        // eduPersonTargetedID: the same pairwise identifier, as a qualified NameID.
+        assert_eq!(
+            first_value(attributes, "eduPersonTargetedID"),
+            &name_id,
             "{attributes}"
         );
         assert!(

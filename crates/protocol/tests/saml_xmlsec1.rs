@@ -69,6 +69,7 @@ fn response_for(
         name: "urn:oid:1.3.6.1.4.1.5923.1.1.1.6".to_owned(),
         friendly_name: "eduPersonPrincipalName".to_owned(),
         values: vec!["ada.lovelace@univ.test".to_owned()],
+        as_name_id: None,
     }];
     success(
         &Assertion {

@@ -127,6 +127,8 @@ pub struct SamlServices {
     pub scope: String,
     /// The salt of pairwise identifiers. Never printed.
     pub pairwise_salt: Arc<[u8]>,
+    /// `eduPersonEntitlement` values by affiliation.
+    pub entitlements: Arc<[(sesame_core::ids::Affiliation, Vec<String>)]>,
     /// The signed metadata last made, and when.
     metadata: Arc<std::sync::Mutex<Option<(time::OffsetDateTime, String)>>>,
 }
@@ -599,6 +601,12 @@ async fn build_saml(
         entity_id: settings.saml_entity_id(),
         scope: settings.saml_scope(),
         pairwise_salt: Arc::from(settings.saml.pairwise_salt.expose().as_bytes()),
+        entitlements: settings
+            .saml
+            .entitlements
+            .iter()
+            .map(|(affiliation, values)| (*affiliation, values.clone()))
+            .collect(),
         metadata: Arc::default(),
     }))
 }

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sesame_core::account::Account;
+use sesame_core::ids::Affiliation;
 use sesame_core::login::methods::Assurance;
 use sesame_core::random;
 use sesame_core::session::{AttachedProtocol, Attachment};
@@ -16,7 +17,7 @@ use time::OffsetDateTime;
 use super::key_store::SamlKeySet;
 use super::new_id;
 use super::providers::{NameIdFormat, SamlServiceProvider};
-use super::response::{self, Assertion, NameId, ReleasedAttribute};
+use super::response::{self, Assertion, NameId, NameIdQualifiers, ReleasedAttribute};
 use crate::attributes::saml_attributes;
 use crate::issuer::{BrowserResponse, IssueError, Issued, Issuer, IssuingSession};
 
@@ -91,9 +92,23 @@ pub struct SamlIssuer<'a> {
     pub keys: &'a SamlKeySet,
     /// The salt of persistent identifiers.
     pub pairwise_salt: &'a [u8],
+    /// The `eduPersonEntitlement` values of each affiliation, where the deployment gives some
+    /// (`urn:mace:dir:entitlement:common-lib-terms` for publishers' platforms).
+    pub entitlements: &'a [(Affiliation, Vec<String>)],
     /// Now.
     pub now: OffsetDateTime,
 }
+
+/// `eduPersonTargetedID`: the pairwise identifier as a qualified `NameID` (eduPerson; SPs
+/// that predate `pairwise-id` still ask for it).
+pub const EDU_PERSON_TARGETED_ID: &str = "urn:oid:1.3.6.1.4.1.5923.1.1.1.10";
+/// `eduPersonEntitlement`: rights the person holds (URIs), by affiliation.
+pub const EDU_PERSON_ENTITLEMENT: &str = "urn:oid:1.3.6.1.4.1.5923.1.1.1.7";
+
+/// The attributes the issuer itself makes (per SP, or from the deployment's settings), by
+/// friendly name, beside those of the release table.
+pub const ISSUER_ATTRIBUTES: &[&str] =
+    &["pairwise-id", "eduPersonTargetedID", "eduPersonEntitlement"];
 
 /// `fields` posted to `consumer_url` by the browser, with `RelayState` when there is one.
 fn auto_post(
@@ -177,14 +192,44 @@ impl Issuer for SamlIssuer<'_> {
                     name: a.name.to_owned(),
                     friendly_name: a.friendly_name.to_owned(),
                     values: a.values,
+                    as_name_id: None,
                 })
                 .collect();
-        if sp.attributes.iter().any(|a| a == "pairwise-id") {
+        let allowed = |name: &str| sp.attributes.iter().any(|a| a == name);
+        if allowed("pairwise-id") {
             attributes.push(ReleasedAttribute {
                 name: PAIRWISE_ID.to_owned(),
                 friendly_name: "pairwise-id".to_owned(),
                 values: vec![format!("{pairwise}@{}", self.scope)],
+                as_name_id: None,
             });
+        }
+        if allowed("eduPersonTargetedID") {
+            attributes.push(ReleasedAttribute {
+                name: EDU_PERSON_TARGETED_ID.to_owned(),
+                friendly_name: "eduPersonTargetedID".to_owned(),
+                values: vec![pairwise.clone()],
+                as_name_id: Some(NameIdQualifiers {
+                    idp: self.entity_id.to_owned(),
+                    sp: entity.to_owned(),
+                }),
+            });
+        }
+        if allowed("eduPersonEntitlement") {
+            let values: Vec<String> = self
+                .entitlements
+                .iter()
+                .filter(|(affiliation, _)| *affiliation == request.account.affiliation)
+                .flat_map(|(_, values)| values.iter().cloned())
+                .collect();
+            if !values.is_empty() {
+                attributes.push(ReleasedAttribute {
+                    name: EDU_PERSON_ENTITLEMENT.to_owned(),
+                    friendly_name: "eduPersonEntitlement".to_owned(),
+                    values,
+                    as_name_id: None,
+                });
+            }
         }
         let session_index = session_index(session.handle);
         let authn_context = if session.session.methods.assurance() >= Some(Assurance::MultiFactor) {

@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 use super::encryption::{encrypt, EncryptionKey};
 use super::signature::{sign_enveloped, SigningKey};
 use super::xml::Element;
-use super::{format_instant, new_id, SamlError, ATTRNAME_URI, STATUS_SUCCESS};
+use super::{format_instant, new_id, SamlError, ATTRNAME_URI, NAMEID_PERSISTENT, STATUS_SUCCESS};
 
 /// How long an assertion may be presented (`NotOnOrAfter`): it is consumed at once by the
 /// browser's automatic POST.
@@ -32,6 +32,19 @@ pub struct ReleasedAttribute {
     pub friendly_name: String,
     /// Its values.
     pub values: Vec<String>,
+    /// Each value is a persistent `NameID` with these qualifiers (`eduPersonTargetedID`),
+    /// not text.
+    pub as_name_id: Option<NameIdQualifiers>,
+}
+
+/// The qualifiers of a `NameID` written as an attribute value: the identity provider's and
+/// the service provider's entity IDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameIdQualifiers {
+    /// `NameQualifier`.
+    pub idp: String,
+    /// `SPNameQualifier`.
+    pub sp: String,
 }
 
 /// What a successful response says.
@@ -123,12 +136,19 @@ pub fn success(
                     .attr("Name", attribute.name.clone())
                     .attr("NameFormat", ATTRNAME_URI)
                     .attr("FriendlyName", attribute.friendly_name.clone())
-                    .children(
-                        attribute
-                            .values
-                            .iter()
-                            .map(|v| Element::new("saml", "AttributeValue").text(v.clone())),
-                    )
+                    .children(attribute.values.iter().map(|v| {
+                        let value = Element::new("saml", "AttributeValue");
+                        match &attribute.as_name_id {
+                            None => value.text(v.clone()),
+                            Some(q) => value.child(
+                                Element::new("saml", "NameID")
+                                    .attr("Format", NAMEID_PERSISTENT)
+                                    .attr("NameQualifier", q.idp.clone())
+                                    .attr("SPNameQualifier", q.sp.clone())
+                                    .text(v.clone()),
+                            ),
+                        }
+                    }))
             }),
         ));
     }
@@ -221,7 +241,7 @@ mod tests {
             consumer_url: "https://sp.test/Shibboleth.sso/SAML2/POST",
             in_response_to: Some("_r1"),
             name_id: NameId {
-                format: crate::saml::NAMEID_PERSISTENT.to_owned(),
+                format: NAMEID_PERSISTENT.to_owned(),
                 value: "pairwise-1".to_owned(),
             },
             authn_instant: time::macros::datetime!(2026-12-07 05:59 UTC),
@@ -238,6 +258,7 @@ mod tests {
             name: "urn:oid:0.9.2342.19200300.100.1.3".to_owned(),
             friendly_name: "mail".to_owned(),
             values: vec!["ada@univ.test".to_owned(), "a&b<c>@univ.test".to_owned()],
+            as_name_id: None,
         }];
         let xml = success(&sample(&attributes), &test_key(), false, None).unwrap();
         let doc = roxmltree::Document::parse(&xml).unwrap();

@@ -3,9 +3,13 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use sesame_core::ids::Affiliation;
 use sesame_protocol::saml::categories::released_attributes;
 use sesame_protocol::saml::encryption::EncryptionKey;
+use sesame_protocol::saml::issuer::ISSUER_ATTRIBUTES;
 use sesame_protocol::saml::metadata::ServiceProvider;
 use sesame_protocol::saml::providers::{NameIdFormat, SamlServiceProvider, SamlServiceProviders};
 
@@ -38,6 +42,9 @@ pub struct SamlSettings {
     /// R&S, Personalized, Pseudonymous, Anonymous); under a Code of Conduct, only what its
     /// metadata requests.
     pub release_by_entity_category: bool,
+    /// `eduPersonEntitlement` values by affiliation (`student = ["urn:mace:dir:entitlement:common-lib-terms"]`),
+    /// released to SPs whose list names `eduPersonEntitlement`.
+    pub entitlements: BTreeMap<Affiliation, Vec<String>>,
     /// The service providers, as `[[saml.service_providers]]` tables.
     pub service_providers: Vec<SamlServiceProviderSetting>,
     /// Federations' signed metadata aggregates, as `[[saml.metadata_sources]]` tables.
@@ -216,6 +223,7 @@ impl Default for SamlSettings {
             metadata_valid_days: 7,
             key_activation_days: 7,
             release_by_entity_category: true,
+            entitlements: BTreeMap::new(),
             service_providers: Vec::new(),
             metadata_sources: Vec::new(),
         }
@@ -353,7 +361,7 @@ impl SamlSettings {
             ));
         }
         for attribute in &entry.attributes {
-            if attribute != "pairwise-id"
+            if !ISSUER_ATTRIBUTES.contains(&attribute.as_str())
                 && sesame_protocol::attributes::saml_name(attribute).is_none()
             {
                 return Err(bad(
@@ -423,6 +431,14 @@ impl SamlSettings {
                 ));
             }
             return Ok(());
+        }
+        for (affiliation, values) in &self.entitlements {
+            if let Some(bad_value) = values.iter().find(|v| url::Url::parse(v).is_err()) {
+                return Err(bad(
+                    &format!("saml.entitlements.{}", affiliation.as_str()),
+                    &format!("{bad_value:?} is not a URI"),
+                ));
+            }
         }
         for (i, source) in self.metadata_sources.iter().enumerate() {
             source.validate(&format!("saml.metadata_sources[{i}]"))?;

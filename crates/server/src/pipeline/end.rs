@@ -5,7 +5,6 @@
 //! themselves end in `sesame_core::session::SessionManager` (`end`, `end_handle`,
 //! `end_all_for`), which returns what they gave out.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::ids::AccountId;
@@ -15,7 +14,7 @@ use sesame_protocol::issuer::{LogoutDelivery, LogoutEncoding, SingleLogout};
 use sesame_protocol::oidc::issuer::OidcIssuer;
 use sesame_protocol::saml::logout::SamlLogout;
 
-use super::saml_logout::{start_chain, ChainEnd};
+use super::saml_chain::{start_chain, ChainEnd};
 use crate::services::Services;
 use crate::web::AppState;
 
@@ -173,35 +172,12 @@ pub async fn end_session(
             };
             start_chain(state, req, saml, front_channel, end).await
         }
-        _ => logged_out_page(state, req, lang, service),
+        _ => state.logged_out(req, lang, service),
     };
     if let Err(e) = res.add_cookie(&state.sso_cookie_removal()) {
         tracing::warn!(error = %e, "could not clear the SSO cookie");
     }
     res
-}
-
-/// The end of a logout: back to `service` (registered, checked by the caller), else the
-/// logged-out page.
-pub(crate) fn logged_out_page(
-    state: &AppState,
-    req: &HttpRequest,
-    lang: Option<&str>,
-    service: Option<&str>,
-) -> HttpResponse {
-    if let Some(service) = service {
-        return HttpResponse::SeeOther()
-            .insert_header(("Location", service.to_owned()))
-            .finish();
-    }
-    let lang = state.lang(req, lang);
-    state.page(
-        StatusCode::OK,
-        "logged_out.html",
-        lang,
-        req,
-        minijinja::context! {},
-    )
 }
 
 /// After sessions of an account were ended (reset, password change, revoke): single logout

@@ -19,7 +19,8 @@
 //!                                                               ▼
 //!  browser ◀── redirect | auto-posted form | logged-in page ────┘
 //!
-//!  logout, revocation, reset, block, password change, helpdesk ──▶ end  (single logout)
+//!  logout, revocation, reset, block, password change, helpdesk ──▶ end  (single logout;
+//!                                           SAML SPs without a back channel: saml_chain)
 //! ```
 //!
 //! The domain of a login lives in `sesame_core::login` (methods, the requirement policy,
@@ -31,6 +32,7 @@ pub mod entry;
 pub mod issue;
 pub mod oidc;
 pub mod saml;
+pub mod saml_chain;
 pub mod saml_logout;
 pub mod session;
 pub mod step_up;

@@ -514,6 +514,7 @@ fn issuer<'a>(
         scope: &saml.scope,
         keys,
         pairwise_salt: &saml.pairwise_salt,
+        entitlements: &saml.entitlements,
         now: state.services.clock.now(),
     }
 }

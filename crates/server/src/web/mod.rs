@@ -341,6 +341,29 @@ impl AppState {
         }
     }
 
+    /// The end of a logout: back to `service` (a registered service or client URI, checked
+    /// by the caller), else the logged-out page.
+    pub fn logged_out(
+        &self,
+        req: &HttpRequest,
+        lang: Option<&str>,
+        service: Option<&str>,
+    ) -> HttpResponse {
+        if let Some(service) = service {
+            return HttpResponse::SeeOther()
+                .insert_header(("Location", service.to_owned()))
+                .finish();
+        }
+        let lang = self.lang(req, lang);
+        self.page(
+            StatusCode::OK,
+            "logged_out.html",
+            lang,
+            req,
+            minijinja::context! {},
+        )
+    }
+
     /// Renders a page. A rendering failure (broken theme) becomes a plain 500. A page whose
     /// address carries a token gets [`SECRET_PAGE_REFERRER_POLICY`], in its `<meta>` (which
     /// browsers obey over the header) and its header alike.
