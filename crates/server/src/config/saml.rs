@@ -650,4 +650,30 @@ mod tests {
             .validate()
             .unwrap();
     }
+
+    #[test]
+    fn entitlements_must_be_uris_and_name_their_affiliation() {
+        let mut s = enabled(SP_METADATA);
+        s.entitlements.insert(
+            Affiliation::Student,
+            vec!["urn:mace:dir:entitlement:common-lib-terms".to_owned()],
+        );
+        s.service_providers[0].attributes = vec![
+            "eduPersonEntitlement".to_owned(),
+            "eduPersonTargetedID".to_owned(),
+        ];
+        s.validate().unwrap();
+        s.entitlements
+            .insert(Affiliation::Staff, vec!["library access".to_owned()]);
+        assert!(
+            error(&s).contains("`saml.entitlements.staff`"),
+            "{}",
+            error(&s)
+        );
+        let parsed: SamlSettings = toml::from_str(
+            "enabled = true\n[entitlements]\nstudent = [\"urn:mace:dir:entitlement:common-lib-terms\"]\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.entitlements[&Affiliation::Student].len(), 1);
+    }
 }
