@@ -124,6 +124,8 @@ async fn saml_app_allowing(
             )
         })
         .with(|s| {
+            s.saml.technical_contact = "dsi@univ.example.org".to_owned();
+            s.saml.logo_url = "https://univ.example.org/logo.png".to_owned();
             s.saml.entitlements.insert(
                 Affiliation::Faculty,
                 vec!["urn:mace:dir:entitlement:common-lib-terms".to_owned()],
@@ -524,6 +526,18 @@ async fn saml_is_off_until_enabled_and_its_metadata_is_signed_and_cached() {
     assert!(first.contains("<ds:Signature"), "signed");
     assert!(first.contains(&format!(">{SCOPE}</shibmd:Scope>")));
     assert!(first.contains(&format!(r#"Location="{}/saml/sso""#, app.address)));
+    // What the federation's registry and discovery service read.
+    assert!(
+        first.contains(">mailto:dsi@univ.example.org</md:EmailAddress>"),
+        "{first}"
+    );
+    assert!(first.contains(
+        r#"<mdui:Logo height="60" width="80">https://univ.example.org/logo.png</mdui:Logo>"#
+    ));
+    assert!(first.contains(&format!(
+        "<md:OrganizationURL xml:lang=\"fr\">{}</md:OrganizationURL>",
+        app.address
+    )));
     // One signature per hour, not per request.
     assert_eq!(get().await, first);
 }

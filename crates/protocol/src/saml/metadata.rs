@@ -29,6 +29,15 @@ pub struct IdpDescription<'a> {
     pub display_names: &'a [(&'a str, &'a str)],
     /// Until when the metadata may be used (`validUntil`).
     pub valid_until: OffsetDateTime,
+    /// The logo the federation's discovery service shows (`mdui:Logo`): URL, width, height.
+    pub logo: Option<(&'a str, u32, u32)>,
+    /// A page about the service (`mdui:InformationURL`).
+    pub information_url: Option<&'a str>,
+    /// The institution (`md:Organization`): its name and web site.
+    pub organization: Option<(&'a str, &'a str)>,
+    /// Who to write to (`md:ContactPerson`): `technical`, `support` or `administrative`, and
+    /// an address.
+    pub contacts: &'a [(&'a str, &'a str)],
 }
 
 /// The identity provider's metadata, signed with `key`, publishing the certificates of `key`
@@ -48,6 +57,23 @@ pub fn idp_metadata(
             Element::new("mdui", "DisplayName")
                 .attr("xml:lang", *lang)
                 .text(*name),
+        );
+    }
+    if let Some(url) = idp.information_url {
+        for (lang, _) in idp.display_names {
+            ui = ui.child(
+                Element::new("mdui", "InformationURL")
+                    .attr("xml:lang", *lang)
+                    .text(url),
+            );
+        }
+    }
+    if let Some((url, width, height)) = idp.logo {
+        ui = ui.child(
+            Element::new("mdui", "Logo")
+                .attr("height", height.to_string())
+                .attr("width", width.to_string())
+                .text(url),
         );
     }
     let descriptor = Element::new("md", "IDPSSODescriptor")
@@ -83,6 +109,36 @@ pub fn idp_metadata(
         .attr("entityID", idp.entity_id)
         .attr("validUntil", format_instant(idp.valid_until))
         .child(descriptor);
+    if let Some((name, url)) = idp.organization {
+        let mut organization = Element::new("md", "Organization");
+        for element in ["OrganizationName", "OrganizationDisplayName"] {
+            for (lang, _) in idp.display_names {
+                organization = organization.child(
+                    Element::new("md", element)
+                        .attr("xml:lang", *lang)
+                        .text(name),
+                );
+            }
+        }
+        for (lang, _) in idp.display_names {
+            organization = organization.child(
+                Element::new("md", "OrganizationURL")
+                    .attr("xml:lang", *lang)
+                    .text(url),
+            );
+        }
+        entity = entity.child(organization);
+    }
+    entity = entity.children(idp.contacts.iter().map(|(kind, address)| {
+        let mailto = if address.starts_with("mailto:") {
+            (*address).to_owned()
+        } else {
+            format!("mailto:{address}")
+        };
+        Element::new("md", "ContactPerson")
+            .attr("contactType", *kind)
+            .child(Element::new("md", "EmailAddress").text(mailto))
+    }));
     sign_enveloped(&mut entity, 0, key)?;
     Ok(entity.canonical())
 }
@@ -413,6 +469,13 @@ mod tests {
                 scope: "univ.test",
                 display_names: &[("fr", "Université de test"), ("en", "Test University")],
                 valid_until: time::macros::datetime!(2027-01-01 00:00 UTC),
+                logo: Some(("https://idp.test/logo.png", 80, 60)),
+                information_url: Some("https://idp.test/aide"),
+                organization: Some(("Université de test", "https://univ.test")),
+                contacts: &[
+                    ("technical", "dsi@univ.test"),
+                    ("support", "mailto:aide@univ.test"),
+                ],
             },
             &key,
             &[],
@@ -436,6 +499,41 @@ mod tests {
             .map(|n| n.attribute("Binding").unwrap())
             .collect();
         assert_eq!(sso, [BINDING_REDIRECT, BINDING_POST]);
+        // What the federation's registry and discovery service read.
+        let logo = doc
+            .descendants()
+            .find(|n| n.has_tag_name(("urn:oasis:names:tc:SAML:metadata:ui", "Logo")))
+            .unwrap();
+        assert_eq!(
+            (
+                logo.attribute("width"),
+                logo.attribute("height"),
+                logo.text()
+            ),
+            (Some("80"), Some("60"), Some("https://idp.test/logo.png"))
+        );
+        let children: Vec<_> = root
+            .children()
+            .filter(roxmltree::Node::is_element)
+            .map(|n| n.tag_name().name())
+            .collect();
+        assert_eq!(
+            children,
+            [
+                "Signature",
+                "IDPSSODescriptor",
+                "Organization",
+                "ContactPerson",
+                "ContactPerson"
+            ],
+            "the schema's order"
+        );
+        let contacts: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "EmailAddress")
+            .filter_map(|n| n.text())
+            .collect();
+        assert_eq!(contacts, ["mailto:dsi@univ.test", "mailto:aide@univ.test"]);
     }
 
     #[test]

@@ -38,6 +38,23 @@ pub struct SamlSettings {
     /// After `sesame keys rotate --alg SAML`, days the new key is in the metadata before it
     /// signs (federations' aggregates and SPs' caches must carry it first).
     pub key_activation_days: u32,
+    /// The logo the federation's discovery service shows next to the institution's name
+    /// (`mdui:Logo`, an `https://` URL); empty: none.
+    pub logo_url: String,
+    /// Its width in pixels.
+    pub logo_width: u32,
+    /// Its height in pixels.
+    pub logo_height: u32,
+    /// A page about the sign-in service (`mdui:InformationURL`); empty: none.
+    pub information_url: String,
+    /// The institution's web site (`md:Organization`); empty: the public URL.
+    pub organization_url: String,
+    /// The technical contact's address (`md:ContactPerson`); federations require one.
+    pub technical_contact: String,
+    /// The support contact's address (the helpdesk people write to).
+    pub support_contact: String,
+    /// The administrative contact's address.
+    pub administrative_contact: String,
     /// An SP without an `attributes` list gets the bundles of its entity categories (REFEDS
     /// R&S, Personalized, Pseudonymous, Anonymous); under a Code of Conduct, only what its
     /// metadata requests.
@@ -220,6 +237,14 @@ impl Default for SamlSettings {
             entity_id: String::new(),
             scope: String::new(),
             pairwise_salt: Secret::default(),
+            logo_url: String::new(),
+            logo_width: 80,
+            logo_height: 60,
+            information_url: String::new(),
+            organization_url: String::new(),
+            technical_contact: String::new(),
+            support_contact: String::new(),
+            administrative_contact: String::new(),
             metadata_valid_days: 7,
             key_activation_days: 7,
             release_by_entity_category: true,
@@ -431,6 +456,24 @@ impl SamlSettings {
                 ));
             }
             return Ok(());
+        }
+        for (key, value) in [
+            ("saml.logo_url", &self.logo_url),
+            ("saml.information_url", &self.information_url),
+            ("saml.organization_url", &self.organization_url),
+        ] {
+            if !value.is_empty() && url::Url::parse(value).is_err() {
+                return Err(bad(key, "must be an absolute URL"));
+            }
+        }
+        for (key, value) in [
+            ("saml.technical_contact", &self.technical_contact),
+            ("saml.support_contact", &self.support_contact),
+            ("saml.administrative_contact", &self.administrative_contact),
+        ] {
+            if !value.is_empty() && !value.trim_start_matches("mailto:").contains('@') {
+                return Err(bad(key, "must be an e-mail address"));
+            }
         }
         for (affiliation, values) in &self.entitlements {
             if let Some(bad_value) = values.iter().find(|v| url::Url::parse(v).is_err()) {
@@ -675,5 +718,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(parsed.entitlements[&Affiliation::Student].len(), 1);
+    }
+
+    #[test]
+    fn metadata_urls_and_contacts_are_checked() {
+        let mut s = enabled(SP_METADATA);
+        s.logo_url = "logo.png".to_owned();
+        assert!(error(&s).contains("`saml.logo_url`"), "{}", error(&s));
+        let mut s = enabled(SP_METADATA);
+        s.technical_contact = "the DSI".to_owned();
+        assert!(
+            error(&s).contains("`saml.technical_contact`"),
+            "{}",
+            error(&s)
+        );
+        let mut s = enabled(SP_METADATA);
+        s.technical_contact = "dsi@univ.example.org".to_owned();
+        s.logo_url = "https://univ.example.org/logo.png".to_owned();
+        s.validate().unwrap();
     }
 }

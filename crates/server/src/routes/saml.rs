@@ -166,6 +166,19 @@ pub async fn metadata(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
     let sso_url = saml::sso_url(&state);
     let slo_url = saml::slo_url(&state);
     let institution = state.settings.ui.institution_name.as_str();
+    let settings = &state.settings.saml;
+    fn some(value: &str) -> Option<&str> {
+        Some(value).filter(|v| !v.is_empty())
+    }
+    let contacts: Vec<(&str, &str)> = [
+        ("technical", &settings.technical_contact),
+        ("support", &settings.support_contact),
+        ("administrative", &settings.administrative_contact),
+    ]
+    .into_iter()
+    .filter(|(_, address)| !address.is_empty())
+    .map(|(kind, address)| (kind, address.as_str()))
+    .collect();
     let valid_until: OffsetDateTime =
         now + time::Duration::days(i64::from(state.settings.saml.metadata_valid_days));
     let description = IdpDescription {
@@ -175,6 +188,13 @@ pub async fn metadata(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
         scope: &saml.scope,
         display_names: &[("fr", institution), ("en", institution)],
         valid_until,
+        logo: some(&settings.logo_url).map(|url| (url, settings.logo_width, settings.logo_height)),
+        information_url: some(&settings.information_url),
+        organization: Some((
+            institution,
+            some(&settings.organization_url).unwrap_or(state.settings.public_base()),
+        )),
+        contacts: &contacts,
     };
     match idp_metadata(&description, &current.key, &others) {
         Ok(xml) => metadata_response(saml.cache_metadata(now, xml)),
