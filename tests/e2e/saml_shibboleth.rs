@@ -120,13 +120,21 @@ fn free_port() -> u16 {
 }
 
 /// The SP's metadata as the federation would publish it (as Shibboleth SP writes it), with
-/// its certificate (`cert_b64`, DER in base64) for signing and encryption.
-fn sp_metadata(port: u16, cert_b64: &str) -> String {
+/// its certificate (`cert_b64`, DER in base64) for signing and encryption; `soap`: with its
+/// back-channel logout service.
+fn sp_metadata(port: u16, cert_b64: &str, soap: bool) -> String {
+    let soap = if soap {
+        format!(
+            r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="http://127.0.0.1:{port}/Shibboleth.sso/SLO/SOAP"/>"#
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{SP}">
   <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
     <md:KeyDescriptor><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
-    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="http://127.0.0.1:{port}/Shibboleth.sso/SLO/SOAP"/>
+    {soap}
     <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="http://127.0.0.1:{port}/Shibboleth.sso/SLO/Redirect"/>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="http://127.0.0.1:{port}/Shibboleth.sso/SAML2/POST" index="1"/>
   </md:SPSSODescriptor>
@@ -343,11 +351,20 @@ async fn follow(
     res
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shibboleth_sp_logs_a_person_in_sees_the_released_attributes_and_logs_out() {
-    if !shibboleth_available() {
-        return;
-    }
+/// Sesame, a Shibboleth SP (`soap`: offering back-channel logout) and a person logged in to
+/// the SP's protected page through Sesame.
+struct LoggedIn {
+    app: TestApp,
+    sp: ShibbolethSp,
+    browser: reqwest::Client,
+    base: String,
+    login: String,
+    idp_entity: String,
+    /// The protected page: the environment Shibboleth gave it.
+    env: String,
+}
+
+async fn logged_in_through_shibboleth(soap: bool) -> LoggedIn {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!(
         "sesame-shib-{}",
@@ -360,7 +377,7 @@ async fn shibboleth_sp_logs_a_person_in_sees_the_released_attributes_and_logs_ou
     write(&dir, "sp-cert.pem", &keys::certificate_pem(&cert));
     let cert_b64 = STANDARD.encode(&cert);
     let metadata_file = dir.join("sp-metadata.xml");
-    std::fs::write(&metadata_file, sp_metadata(port, &cert_b64)).unwrap();
+    std::fs::write(&metadata_file, sp_metadata(port, &cert_b64, soap)).unwrap();
     let metadata_file = metadata_file.display().to_string();
     let app = TestApp::builder()
         .with_saml(SamlServiceProviderSetting {
@@ -461,6 +478,31 @@ async fn shibboleth_sp_logs_a_person_in_sees_the_released_attributes_and_logs_ou
     let page = follow(&browser, consumed, &base).await;
     assert_eq!(page.status(), 200, "{}", sp.logs());
     let env = page.text().await.unwrap();
+    LoggedIn {
+        app,
+        sp,
+        browser,
+        base,
+        login,
+        idp_entity,
+        env,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shibboleth_sp_logs_a_person_in_sees_the_released_attributes_and_logs_out() {
+    if !shibboleth_available() {
+        return;
+    }
+    let LoggedIn {
+        app,
+        sp,
+        browser,
+        base,
+        login,
+        idp_entity,
+        env,
+    } = logged_in_through_shibboleth(true).await;
     let var = |name: &str| {
         env.lines()
             .find_map(|l| l.strip_prefix(&format!("{name}=")))
@@ -599,4 +641,56 @@ async fn shibboleth_sp_logs_a_person_in_sees_the_released_attributes_and_logs_ou
         "Shibboleth's session outlived Sesame's:\n{}",
         sp.logs()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shibboleth_sp_without_a_back_channel_is_logged_out_through_the_browser() {
+    if !shibboleth_available() {
+        return;
+    }
+    let LoggedIn {
+        app,
+        sp,
+        browser,
+        base,
+        ..
+    } = logged_in_through_shibboleth(false).await;
+    // Out at Sesame: the browser goes to Shibboleth's logout service with Sesame's signed
+    // LogoutRequest, Shibboleth ends its session and sends it back with its LogoutResponse,
+    // and Sesame ends on its logged-out page.
+    let out = browser
+        .get(format!("{}/cas/logout", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 302, "sent to the SP first");
+    let to_sp = out.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to_sp.starts_with(&format!("{base}/Shibboleth.sso/SLO/Redirect?SAMLRequest=")),
+        "{to_sp}"
+    );
+    let end = follow(&browser, out, &base).await;
+    let (status, url) = (end.status(), end.url().to_string());
+    let page = end.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "{url}: {page}\n{}", sp.logs());
+    assert!(
+        url.starts_with(&format!("{}/saml/slo?SAMLResponse=", app.address)),
+        "back at Sesame with Shibboleth's answer: {url}\n{}",
+        sp.logs()
+    );
+    assert!(
+        page.contains("Déconnexion réussie") || page.contains("You are logged out"),
+        "{page}"
+    );
+    // Shibboleth's session is over: its page asks Sesame again.
+    let again = browser
+        .get(format!("{base}/secure/index.shtml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 302, "{}", sp.logs());
+    assert!(again.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("{}/saml/sso?SAMLRequest=", app.address)));
 }

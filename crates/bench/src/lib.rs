@@ -2,6 +2,7 @@
 //! processes and configuration, the seeded accounts and the registered site, the load
 //! generator. `make faults` (crates/faults) drives Sesame with them too.
 
+pub mod aggregate;
 pub mod balancer;
 pub mod gen;
 pub mod http;

@@ -55,6 +55,15 @@ enum Command {
     CeilingServer(CeilingArgs),
     /// A TCP balancer in front of several Sesame instances (started by `run --large`).
     Balancer(BalancerArgs),
+    /// Only the SAML aggregate measurement (`run` makes it too), printed.
+    SamlAggregate(SamlAggregateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SamlAggregateArgs {
+    /// Service providers in the aggregate.
+    #[arg(long, default_value_t = 10_000)]
+    entities: usize,
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +194,14 @@ fn main() -> ExitCode {
             Command::Run(args) => run(*args).await,
             Command::CeilingServer(a) => ceilings::serve(&a.listen, &a.redis, &a.key_prefix).await,
             Command::Balancer(a) => balancer::run(&a.listen, a.backend).await,
+            Command::SamlAggregate(a) => {
+                let run = tokio::task::spawn_blocking(move || {
+                    sesame_bench::aggregate::measure(a.entities)
+                })
+                .await??;
+                println!("{run:?}");
+                Ok(())
+            }
         }
     });
     match outcome {
@@ -1131,7 +1148,7 @@ impl Bench {
     }
 }
 
-const SCENARIOS: [&str; 14] = [
+const SCENARIOS: [&str; 15] = [
     "login",
     "totp",
     "ldap",
@@ -1139,6 +1156,7 @@ const SCENARIOS: [&str; 14] = [
     "p3",
     "code",
     "saml",
+    "saml-aggregate",
     "client-credentials",
     "refresh",
     "discovery",
@@ -1487,6 +1505,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // After the server stopped: the machine's cores are the reading's alone.
+    let saml_aggregate = if wanted("saml-aggregate") {
+        say("a federation aggregate of 10,000 SPs: generated, signed, read and verified");
+        Some(tokio::task::spawn_blocking(|| sesame_bench::aggregate::measure(10_000)).await??)
+    } else {
+        None
+    };
     pg.drop_database().await?;
     let removed = infra::redis_cleanup(&args.redis, &key_prefix).await?;
     println!("   {removed} Redis keys removed");
@@ -1523,6 +1548,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         rows: bench.rows,
         large,
         import,
+        saml_aggregate,
         two_instances,
         many_sessions,
         redis_memory: bench.redis_memory,

@@ -58,6 +58,14 @@ pub fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
     status_kib(pid, "VmHWM:")
 }
 
+/// Resets this process's peak resident memory to what it holds now (Linux:
+/// `/proc/self/clear_refs`), so that the next [`peak_rss_kib`] tells one task's peak.
+pub fn reset_peak_rss() {
+    if let Err(e) = fs::write("/proc/self/clear_refs", "5") {
+        eprintln!("bench: cannot reset the peak memory figure: {e}");
+    }
+}
+
 /// Busy and total ticks of all CPUs (`/proc/stat`), to tell how saturated the machine was.
 pub fn machine_ticks() -> anyhow::Result<(u64, u64)> {
     let stat = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
