@@ -41,48 +41,14 @@ from saml2.metadata import entity_descriptor
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
+from sp_keys import make_key
+
 # PYSAML2_SIGN_REQUESTS=1: the SP signs its AuthnRequests (and its metadata says so).
 SIGN = os.environ.get("PYSAML2_SIGN_REQUESTS") == "1"
 
 SP = "https://sp.example.org/saml/metadata"
 ACS = "https://sp.example.org/saml/acs"
 SLO = "https://sp.example.org/saml/slo"
-
-
-def make_key(keydir):
-    """An RSA key and a self-signed certificate for the SP, as PEM files in keydir."""
-    import datetime
-    import os
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    os.makedirs(keydir, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sp.example.org")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    with open(os.path.join(keydir, "key.pem"), "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    with open(os.path.join(keydir, "cert.pem"), "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def config(keydir, idp_metadata_file=None, unsolicited=False):
@@ -372,7 +338,7 @@ def unsolicited(keydir, sesame, user, password):
 def main():
     mode = sys.argv[1]
     if mode == "metadata":
-        make_key(sys.argv[2])
+        make_key(sys.argv[2], "sp.example.org")
         with open(sys.argv[3], "w") as f:
             f.write(entity_descriptor(config(sys.argv[2])).to_string().decode())
     elif mode == "login":

@@ -14,7 +14,6 @@ encrypted and messages signed. The browser's part is played by `requests`.
       brings and answers it; prints where the browser ends.
 """
 
-import datetime
 import json
 import os
 import re
@@ -28,41 +27,11 @@ from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
+from sp_keys import make_key
+
 SP = "https://onelogin.example.org/metadata"
 ACS = "https://onelogin.example.org/acs"
 SLO = "https://onelogin.example.org/slo"
-
-
-def make_key(keydir):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    os.makedirs(keydir, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "onelogin.example.org")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    with open(os.path.join(keydir, "key.pem"), "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    with open(os.path.join(keydir, "cert.pem"), "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def settings(keydir, sesame=None):
@@ -204,7 +173,7 @@ def idp_logout(keydir, sesame, user, password):
 def main():
     mode = sys.argv[1]
     if mode == "metadata":
-        make_key(sys.argv[2])
+        make_key(sys.argv[2], "onelogin.example.org")
         saml_settings = OneLogin_Saml2_Settings(settings(sys.argv[2]), sp_validation_only=True)
         metadata = saml_settings.get_sp_metadata()
         assert not saml_settings.validate_metadata(metadata)

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 
 use roxmltree::{Node, NodeId};
 
+use super::xml::{escape_attribute, escape_text};
+
 /// The qualified name as written at `start` (just after `<`, or an attribute's start).
 fn qname_at(source: &str, start: usize) -> &str {
     let rest = source.get(start..).unwrap_or("");
@@ -24,32 +26,6 @@ fn qname_at(source: &str, start: usize) -> &str {
 
 fn prefix_of(qname: &str) -> &str {
     qname.split_once(':').map_or("", |(prefix, _)| prefix)
-}
-
-fn escape_text(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn escape_attribute(value: &str, out: &mut String) {
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' => out.push_str("&#x9;"),
-            '\n' => out.push_str("&#xA;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
-    }
 }
 
 /// The namespace `prefix` stands for at `element` (`""`: the default namespace; unbound: `""`).
@@ -97,7 +73,7 @@ pub fn canonicalize(
             continue;
         }
         if node.is_text() {
-            escape_text(node.text().unwrap_or(""), &mut out);
+            escape_text(&mut out, node.text().unwrap_or(""));
             continue;
         }
         if node.is_pi() {
@@ -160,14 +136,14 @@ pub fn canonicalize(
                 out.push_str(prefix);
                 out.push_str("=\"");
             }
-            escape_attribute(uri, &mut out);
+            escape_attribute(&mut out, uri);
             out.push('"');
         }
         for (_, _, qname, value) in &attributes {
             out.push(' ');
             out.push_str(qname);
             out.push_str("=\"");
-            escape_attribute(value, &mut out);
+            escape_attribute(&mut out, value);
             out.push('"');
         }
         out.push('>');

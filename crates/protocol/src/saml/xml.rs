@@ -180,7 +180,7 @@ fn allowed(c: char) -> char {
 }
 
 /// Text as canonical XML writes it.
-fn escape_text(out: &mut String, text: &str) {
+pub(crate) fn escape_text(out: &mut String, text: &str) {
     for c in text.chars().map(allowed) {
         match c {
             '&' => out.push_str("&amp;"),
@@ -193,7 +193,7 @@ fn escape_text(out: &mut String, text: &str) {
 }
 
 /// An attribute value as canonical XML writes it.
-fn escape_attribute(out: &mut String, value: &str) {
+pub(crate) fn escape_attribute(out: &mut String, value: &str) {
     for c in value.chars().map(allowed) {
         match c {
             '&' => out.push_str("&amp;"),
