@@ -1,4 +1,4 @@
-//! A federation's metadata aggregate at eduGAIN's size: generated, signed, then read and
+//! A federation's metadata aggregate of tens of megabytes: generated, signed, then read and
 //! verified the way Sesame's feed does it (`protocol::saml::aggregate::read_aggregate`, on one
 //! thread, as the feed's blocking task does), with its time and the memory it took.
 
@@ -29,8 +29,8 @@ pub struct AggregateRun {
     pub peak_growth_kib: u64,
 }
 
-/// One SP as federations describe them: keys, consumer and logout services, UI names,
-/// entity categories, requested attributes: about 7 KB, as eduGAIN's average entity.
+/// One SP as federations describe them: two certificates, consumer and logout services, UI
+/// names and descriptions in three languages; about 4.5 KB.
 fn service_provider(n: usize, certificate: &str) -> Element {
     let entity_id = format!("https://sp{n}.federation.example.org/shibboleth");
     let key = |usage: &'static str| {
@@ -88,11 +88,12 @@ fn service_provider(n: usize, certificate: &str) -> Element {
         .child(descriptor)
 }
 
-/// Generates an aggregate of `entities` SPs signed by a federation key, and reads it.
+/// Generates an aggregate of `entities` SPs signed by a federation key into `file`; the
+/// federation's certificate (DER).
 ///
 /// # Errors
-/// If signing or reading fails (the run then has no figure to give).
-pub fn measure(entities: usize) -> anyhow::Result<AggregateRun> {
+/// If signing or writing fails.
+pub fn write(entities: usize, file: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let now = SystemClock.now();
     let (pkcs8, cert) = generate("federation.example.org", now)?;
     let key = SigningKey::from_pkcs8(&pkcs8, cert.clone())?;
@@ -103,20 +104,88 @@ pub fn measure(entities: usize) -> anyhow::Result<AggregateRun> {
         .attr("cacheDuration", "PT6H")
         .children((0..entities).map(|n| service_provider(n, &certificate)));
     sign_enveloped(&mut feed, 0, &key)?;
-    let xml = feed.canonical();
-    drop(feed);
+    std::fs::write(file, feed.canonical())?;
+    Ok(cert)
+}
+
+/// Reads and verifies the aggregate in `file` with `certificate`, in this process, which
+/// should do nothing else (its peak memory is the reading's): what Sesame's feed does.
+///
+/// # Errors
+/// If the file cannot be read or the aggregate is refused.
+pub fn read(file: &std::path::Path, certificate: Vec<u8>) -> anyhow::Result<AggregateRun> {
     let pid = std::process::id();
+    let xml = std::fs::read_to_string(file)?;
     let before = procfs::rss_kib(pid)?;
     procfs::reset_peak_rss();
     let started = Instant::now();
-    let read = read_aggregate(&xml, &[cert], now, None, &AggregateFilter::default())?;
+    let read = read_aggregate(
+        &xml,
+        &[certificate],
+        SystemClock.now(),
+        None,
+        &AggregateFilter::default(),
+    )?;
     let elapsed = started.elapsed();
     let peak = procfs::peak_rss_kib(pid)?;
     Ok(AggregateRun {
-        entities,
+        entities: read.entity_count,
         bytes: xml.len(),
         read: elapsed,
         service_providers: read.service_providers.len(),
         peak_growth_kib: peak.saturating_sub(before),
     })
+}
+
+/// [`write`] then [`read`] in a child process of this executable
+/// (`sesame-bench saml-aggregate-read`), so that what generating took is not counted.
+///
+/// # Errors
+/// If either step fails.
+pub fn measure(entities: usize, work_dir: &std::path::Path) -> anyhow::Result<AggregateRun> {
+    std::fs::create_dir_all(work_dir)?;
+    let file = work_dir.join("federation-aggregate.xml");
+    let cert = write(entities, &file)?;
+    let cert_file = work_dir.join("federation-aggregate.der");
+    std::fs::write(&cert_file, cert)?;
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("saml-aggregate-read")
+        .arg(&file)
+        .arg(&cert_file)
+        .output()?;
+    let _ = std::fs::remove_file(&file);
+    anyhow::ensure!(
+        out.status.success(),
+        "reading the aggregate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [entities, bytes, micros, sps, growth] = numbers[..] else {
+        anyhow::bail!("unexpected answer from the reading process: {line}");
+    };
+    Ok(AggregateRun {
+        entities: usize::try_from(entities)?,
+        bytes: usize::try_from(bytes)?,
+        read: Duration::from_micros(micros),
+        service_providers: usize::try_from(sps)?,
+        peak_growth_kib: growth,
+    })
+}
+
+impl AggregateRun {
+    /// The line [`measure`] reads back from the child process.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.entities,
+            self.bytes,
+            self.read.as_micros(),
+            self.service_providers,
+            self.peak_growth_kib
+        )
+    }
 }

@@ -57,6 +57,16 @@ enum Command {
     Balancer(BalancerArgs),
     /// Only the SAML aggregate measurement (`run` makes it too), printed.
     SamlAggregate(SamlAggregateArgs),
+    /// Reads one aggregate and prints what it cost (started by the measurement).
+    SamlAggregateRead(SamlAggregateReadArgs),
+}
+
+#[derive(Debug, Args)]
+struct SamlAggregateReadArgs {
+    /// The aggregate.
+    file: PathBuf,
+    /// The federation's certificate, DER.
+    certificate: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +74,9 @@ struct SamlAggregateArgs {
     /// Service providers in the aggregate.
     #[arg(long, default_value_t = 10_000)]
     entities: usize,
+    /// Where the aggregate is written.
+    #[arg(long, default_value = "target/bench")]
+    work_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -196,10 +209,16 @@ fn main() -> ExitCode {
             Command::Balancer(a) => balancer::run(&a.listen, a.backend).await,
             Command::SamlAggregate(a) => {
                 let run = tokio::task::spawn_blocking(move || {
-                    sesame_bench::aggregate::measure(a.entities)
+                    sesame_bench::aggregate::measure(a.entities, &a.work_dir)
                 })
                 .await??;
                 println!("{run:?}");
+                Ok(())
+            }
+            Command::SamlAggregateRead(a) => {
+                let certificate = std::fs::read(&a.certificate)?;
+                let run = sesame_bench::aggregate::read(&a.file, certificate)?;
+                println!("{}", run.line());
                 Ok(())
             }
         }
@@ -1508,7 +1527,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // After the server stopped: the machine's cores are the reading's alone.
     let saml_aggregate = if wanted("saml-aggregate") {
         say("a federation aggregate of 10,000 SPs: generated, signed, read and verified");
-        Some(tokio::task::spawn_blocking(|| sesame_bench::aggregate::measure(10_000)).await??)
+        let work_dir = args.work_dir.clone();
+        Some(
+            tokio::task::spawn_blocking(move || {
+                sesame_bench::aggregate::measure(10_000, &work_dir)
+            })
+            .await??,
+        )
     } else {
         None
     };

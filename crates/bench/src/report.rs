@@ -215,7 +215,7 @@ pub struct Report {
     pub redis_memory: Vec<RedisMemory>,
     /// `sesame import` at institution scale (`make bench-large`).
     pub import: Option<sesame_bench::import::ImportRun>,
-    /// A federation's metadata aggregate of eduGAIN's size, read and verified.
+    /// A federation's metadata aggregate of tens of megabytes, read and verified.
     pub saml_aggregate: Option<sesame_bench::aggregate::AggregateRun>,
     /// The CAS cycle on two instances behind a balancer (`make bench-large`).
     pub two_instances: Option<TwoInstances>,
@@ -961,7 +961,7 @@ impl Report {
             let _ = writeln!(s, "## A federation's SAML metadata aggregate\n");
             let _ = writeln!(
                 s,
-                "An aggregate of {} SPs ({:.1} MB, about eduGAIN's size; each SP with two \
+                "An aggregate of {} SPs ({:.1} MB, as federations' feeds are; each SP with two \
                  certificates, UI names in three languages, five endpoints), signed RSA-SHA256, read \
                  as Sesame's feed reads one on its blocking thread: parsed (DTDs refused), its \
                  signature verified over the whole document (exclusive canonicalisation, SHA-256), \
