@@ -120,11 +120,18 @@ async fn saml_app_allowing(
                     "pairwise-id",
                     "eduPersonTargetedID",
                     "eduPersonEntitlement",
+                    "eduPersonAssurance",
+                    "supannEtablissement",
                 ],
             )
         })
         .with(|s| {
             s.saml.technical_contact = "dsi@univ.example.org".to_owned();
+            s.saml.assurance = vec![
+                "https://refeds.org/assurance".to_owned(),
+                "https://refeds.org/assurance/ID/unique".to_owned(),
+            ];
+            s.saml.supann_etablissement = "{UAI}0751717J".to_owned();
             s.saml.logo_url = "https://univ.example.org/logo.png".to_owned();
             s.saml.entitlements.insert(
                 Affiliation::Faculty,
@@ -247,6 +254,20 @@ async fn pysaml2_logs_a_person_in_over_both_bindings_with_one_pairwise_identifie
         assert_eq!(
             first_value(attributes, "eduPersonEntitlement"),
             "urn:mace:dir:entitlement:common-lib-terms",
+            "{attributes}"
+        );
+        assert_eq!(
+            attributes["eduPersonAssurance"],
+            serde_json::json!([
+                "https://refeds.org/assurance",
+                "https://refeds.org/assurance/ID/unique"
+            ]),
+            "{attributes}"
+        );
+        // pysaml2 knows no friendly name for SUPANN's OIDs.
+        assert_eq!(
+            first_value(attributes, "urn:oid:1.3.6.1.4.1.7135.1.2.1.14"),
+            "{UAI}0751717J",
             "{attributes}"
         );
         // eduPersonTargetedID: the same pairwise identifier, as a qualified NameID.

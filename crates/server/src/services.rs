@@ -129,6 +129,10 @@ pub struct SamlServices {
     pub pairwise_salt: Arc<[u8]>,
     /// `eduPersonEntitlement` values by affiliation.
     pub entitlements: Arc<[(sesame_core::ids::Affiliation, Vec<String>)]>,
+    /// `eduPersonAssurance` values.
+    pub assurance: Arc<[String]>,
+    /// `supannEtablissement`.
+    pub establishment: Arc<str>,
     /// The signed metadata last made, and when.
     metadata: Arc<std::sync::Mutex<Option<(time::OffsetDateTime, String)>>>,
 }
@@ -607,6 +611,8 @@ async fn build_saml(
             .iter()
             .map(|(affiliation, values)| (*affiliation, values.clone()))
             .collect(),
+        assurance: settings.saml.assurance.iter().cloned().collect(),
+        establishment: Arc::from(settings.saml.supann_etablissement.as_str()),
         metadata: Arc::default(),
     }))
 }

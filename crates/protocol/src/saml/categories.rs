@@ -13,7 +13,10 @@
 //! - GÉANT Data Protection Code of Conduct (v1, and REFEDS CoCo v2): only what the SP's
 //!   metadata requests (`RequestedAttribute`), whatever else would be released.
 
-use super::issuer::PAIRWISE_ID;
+use super::issuer::{
+    EDU_PERSON_ASSURANCE, EDU_PERSON_ENTITLEMENT, EDU_PERSON_TARGETED_ID, PAIRWISE_ID,
+    SUPANN_ETABLISSEMENT,
+};
 use crate::attributes::saml_name;
 
 /// REFEDS Research and Scholarship.
@@ -50,6 +53,7 @@ const BUNDLES: &[(&str, &[&str])] = &[
             "displayName",
             "givenName",
             "sn",
+            "eduPersonAssurance",
             "eduPersonScopedAffiliation",
             "schacHomeOrganization",
         ],
@@ -58,6 +62,7 @@ const BUNDLES: &[(&str, &[&str])] = &[
         PSEUDONYMOUS,
         &[
             "pairwise-id",
+            "eduPersonAssurance",
             "eduPersonScopedAffiliation",
             "schacHomeOrganization",
         ],
@@ -70,10 +75,13 @@ const BUNDLES: &[(&str, &[&str])] = &[
 
 /// The `Name` of an attribute Sesame releases, by its friendly name.
 fn name_of(friendly: &str) -> Option<&'static str> {
-    if friendly == "pairwise-id" {
-        Some(PAIRWISE_ID)
-    } else {
-        saml_name(friendly)
+    match friendly {
+        "pairwise-id" => Some(PAIRWISE_ID),
+        "eduPersonTargetedID" => Some(EDU_PERSON_TARGETED_ID),
+        "eduPersonEntitlement" => Some(EDU_PERSON_ENTITLEMENT),
+        "eduPersonAssurance" => Some(EDU_PERSON_ASSURANCE),
+        "supannEtablissement" => Some(SUPANN_ETABLISSEMENT),
+        _ => saml_name(friendly),
     }
 }
 

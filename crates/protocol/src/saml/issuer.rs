@@ -95,6 +95,12 @@ pub struct SamlIssuer<'a> {
     /// The `eduPersonEntitlement` values of each affiliation, where the deployment gives some
     /// (`urn:mace:dir:entitlement:common-lib-terms` for publishers' platforms).
     pub entitlements: &'a [(Affiliation, Vec<String>)],
+    /// The `eduPersonAssurance` values the institution asserts of everyone it describes
+    /// (REFEDS Assurance Framework: identifier uniqueness, identity proofing, affiliation
+    /// freshness).
+    pub assurance: &'a [String],
+    /// The institution's SUPANN code (`supannEtablissement`, `{UAI}0751717J`); empty: none.
+    pub establishment: &'a str,
     /// Now.
     pub now: OffsetDateTime,
 }
@@ -104,11 +110,20 @@ pub struct SamlIssuer<'a> {
 pub const EDU_PERSON_TARGETED_ID: &str = "urn:oid:1.3.6.1.4.1.5923.1.1.1.10";
 /// `eduPersonEntitlement`: rights the person holds (URIs), by affiliation.
 pub const EDU_PERSON_ENTITLEMENT: &str = "urn:oid:1.3.6.1.4.1.5923.1.1.1.7";
+/// `supannEtablissement`: the institution, as SUPANN codes it (`{UAI}…`).
+pub const SUPANN_ETABLISSEMENT: &str = "urn:oid:1.3.6.1.4.1.7135.1.2.1.14";
+/// `eduPersonAssurance`: the assurance the institution gives of the description (URIs).
+pub const EDU_PERSON_ASSURANCE: &str = "urn:oid:1.3.6.1.4.1.5923.1.1.1.11";
 
 /// The attributes the issuer itself makes (per SP, or from the deployment's settings), by
 /// friendly name, beside those of the release table.
-pub const ISSUER_ATTRIBUTES: &[&str] =
-    &["pairwise-id", "eduPersonTargetedID", "eduPersonEntitlement"];
+pub const ISSUER_ATTRIBUTES: &[&str] = &[
+    "pairwise-id",
+    "eduPersonTargetedID",
+    "eduPersonEntitlement",
+    "eduPersonAssurance",
+    "supannEtablissement",
+];
 
 /// `fields` posted to `consumer_url` by the browser, with `RelayState` when there is one.
 fn auto_post(
@@ -230,6 +245,22 @@ impl Issuer for SamlIssuer<'_> {
                     as_name_id: None,
                 });
             }
+        }
+        if allowed("supannEtablissement") && !self.establishment.is_empty() {
+            attributes.push(ReleasedAttribute {
+                name: SUPANN_ETABLISSEMENT.to_owned(),
+                friendly_name: "supannEtablissement".to_owned(),
+                values: vec![self.establishment.to_owned()],
+                as_name_id: None,
+            });
+        }
+        if allowed("eduPersonAssurance") && !self.assurance.is_empty() {
+            attributes.push(ReleasedAttribute {
+                name: EDU_PERSON_ASSURANCE.to_owned(),
+                friendly_name: "eduPersonAssurance".to_owned(),
+                values: self.assurance.to_vec(),
+                as_name_id: None,
+            });
         }
         let session_index = session_index(session.handle);
         let authn_context = if session.session.methods.assurance() >= Some(Assurance::MultiFactor) {

@@ -62,6 +62,13 @@ pub struct SamlSettings {
     /// `eduPersonEntitlement` values by affiliation (`student = ["urn:mace:dir:entitlement:common-lib-terms"]`),
     /// released to SPs whose list names `eduPersonEntitlement`.
     pub entitlements: BTreeMap<Affiliation, Vec<String>>,
+    /// `eduPersonAssurance` values (REFEDS Assurance Framework URIs) the institution asserts
+    /// of everyone, released to SPs whose list names `eduPersonAssurance` (and to REFEDS
+    /// Personalized and Pseudonymous SPs); empty: none.
+    pub assurance: Vec<String>,
+    /// The institution's SUPANN code, released as `supannEtablissement` (`{UAI}0751717J`);
+    /// empty: none.
+    pub supann_etablissement: String,
     /// The service providers, as `[[saml.service_providers]]` tables.
     pub service_providers: Vec<SamlServiceProviderSetting>,
     /// Federations' signed metadata aggregates, as `[[saml.metadata_sources]]` tables.
@@ -249,6 +256,8 @@ impl Default for SamlSettings {
             key_activation_days: 7,
             release_by_entity_category: true,
             entitlements: BTreeMap::new(),
+            assurance: Vec::new(),
+            supann_etablissement: String::new(),
             service_providers: Vec::new(),
             metadata_sources: Vec::new(),
         }
@@ -474,6 +483,18 @@ impl SamlSettings {
             if !value.is_empty() && !value.trim_start_matches("mailto:").contains('@') {
                 return Err(bad(key, "must be an e-mail address"));
             }
+        }
+        if !self.supann_etablissement.is_empty() && !self.supann_etablissement.starts_with('{') {
+            return Err(bad(
+                "saml.supann_etablissement",
+                "a SUPANN code with its namespace, e.g. {UAI}0751717J",
+            ));
+        }
+        if let Some(bad_value) = self.assurance.iter().find(|v| url::Url::parse(v).is_err()) {
+            return Err(bad(
+                "saml.assurance",
+                &format!("{bad_value:?} is not a URI"),
+            ));
         }
         for (affiliation, values) in &self.entitlements {
             if let Some(bad_value) = values.iter().find(|v| url::Url::parse(v).is_err()) {

@@ -515,6 +515,8 @@ fn issuer<'a>(
         keys,
         pairwise_salt: &saml.pairwise_salt,
         entitlements: &saml.entitlements,
+        assurance: &saml.assurance,
+        establishment: &saml.establishment,
         now: state.services.clock.now(),
     }
 }
