@@ -232,8 +232,8 @@ impl FederationFeed {
         Ok(FeedOutcome::Loaded(count))
     }
 
-    /// Drops the aggregate in use once its `validUntil` has passed (fetches kept failing):
-    /// metadata past its validity is not to be used.
+    /// Drops the aggregate in use once its `validUntil` has passed (fetches kept failing, or
+    /// the publisher kept answering "not modified"): metadata past its validity is not used.
     fn expire(&self) {
         let now = self.clock.now();
         let expired = {
@@ -303,8 +303,9 @@ impl FederationFeed {
         if let Err(e) = &result {
             tracing::warn!(source = %self.source.name, url = %self.source.url, error = %e,
                 "SAML metadata aggregate not updated: the last good one stays in use");
-            self.expire();
         }
+        // Whatever the fetch said (a 304 too): metadata past its validUntil is not used.
+        self.expire();
         self.record(outcome);
         self.next_delay(result.is_err())
     }
@@ -603,6 +604,10 @@ mod tests {
         clock.advance(time::Duration::days(16));
         restarted.refresh_and_report().await;
         assert!(registry.get("https://c.test").is_none());
+        // Nor when the publisher keeps answering "not modified".
+        assert!(providers.get("https://c.test").is_some());
+        feed.refresh_and_report().await;
+        assert!(providers.get("https://c.test").is_none());
     }
 
     #[tokio::test]
