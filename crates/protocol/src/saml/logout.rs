@@ -387,7 +387,7 @@ pub struct FrontChannelParty {
 
 /// SAML's part in ending a session: a signed `LogoutRequest` over SOAP to every SP of the
 /// session that offers a SOAP single logout service. SPs that offer only front-channel
-/// bindings are told through the browser when it is at hand ([`SamlLogout::front_channel`]:
+/// bindings are told through the browser when it is at hand ([`front_channel_parties`]:
 /// a logout in this browser), not when a session ends elsewhere.
 #[derive(Debug, Clone, Copy)]
 pub struct SamlLogout<'a> {
@@ -399,40 +399,34 @@ pub struct SamlLogout<'a> {
     pub providers: &'a SamlServiceProviders,
 }
 
-impl SamlLogout<'_> {
-    /// The SPs of `ended` to tell through the browser, in the order they were given
-    /// assertions.
-    pub fn front_channel(&self, ended: &EndedSession) -> Vec<FrontChannelParty> {
-        attachments_of(ended, AttachedProtocol::Saml)
-            .filter_map(|item| {
-                let sp = self.providers.get(&item.party)?;
-                if soap_service(&sp).is_some() {
-                    return None;
-                }
-                sp.metadata.front_channel_logout_service()?;
-                let given = serde_json::from_str::<IssuedAssertion>(&item.payload).ok()?;
-                Some(FrontChannelParty {
-                    sp: sp.metadata.entity_id.clone(),
-                    given,
-                })
+/// The SPs of `ended` to tell through the browser (no SOAP service, but an HTTP-Redirect or
+/// HTTP-POST one), in the order they were given assertions.
+pub fn front_channel_parties(
+    providers: &SamlServiceProviders,
+    ended: &EndedSession,
+) -> Vec<FrontChannelParty> {
+    attachments_of(ended, AttachedProtocol::Saml)
+        .filter_map(|item| {
+            let sp = providers.get(&item.party)?;
+            if soap_service(&sp).is_some() {
+                return None;
+            }
+            sp.metadata.browser_logout_service()?;
+            let given = serde_json::from_str::<IssuedAssertion>(&item.payload).ok()?;
+            Some(FrontChannelParty {
+                sp: sp.metadata.entity_id.clone(),
+                given,
             })
-            .collect()
-    }
-
-    /// Whether the SP `party` can be told at all: over the back channel, or through the
-    /// browser.
-    pub fn reachable_somehow(&self, party: &str) -> bool {
-        self.providers.get(party).is_some_and(|sp| {
-            soap_service(&sp).is_some() || sp.metadata.front_channel_logout_service().is_some()
         })
-    }
+        .collect()
+}
 
-    /// Whether the SP `party` can be told over the back channel.
-    pub fn reachable(&self, party: &str) -> bool {
-        self.providers
-            .get(party)
-            .is_some_and(|sp| soap_service(&sp).is_some())
-    }
+/// Whether the SP `party` can be told of a logout at all: over the back channel, or through
+/// the browser.
+pub fn reachable(providers: &SamlServiceProviders, party: &str) -> bool {
+    providers.get(party).is_some_and(|sp| {
+        soap_service(&sp).is_some() || sp.metadata.browser_logout_service().is_some()
+    })
 }
 
 fn soap_service(sp: &SamlServiceProvider) -> Option<&str> {

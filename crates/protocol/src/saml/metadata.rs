@@ -336,15 +336,10 @@ impl ServiceProvider {
         Ok(sp)
     }
 
-    /// Where a logout request goes through the browser (front channel): the same service as
-    /// [`ServiceProvider::logout_response_service`], its `Location`.
-    pub fn front_channel_logout_service(&self) -> Option<&LogoutService> {
-        self.logout_response_service()
-    }
-
-    /// Where a logout response goes: the first logout service with the HTTP-Redirect
-    /// binding, else the first with HTTP-POST; `None` when it offers neither.
-    pub fn logout_response_service(&self) -> Option<&LogoutService> {
+    /// Its single logout service through the browser: the first with the HTTP-Redirect
+    /// binding, else the first with HTTP-POST; `None` when it offers neither. Requests go to
+    /// its `location`, responses to its `response_location`.
+    pub fn browser_logout_service(&self) -> Option<&LogoutService> {
         self.logout_services
             .iter()
             .find(|s| s.binding == BINDING_REDIRECT)

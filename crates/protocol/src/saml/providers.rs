@@ -131,9 +131,4 @@ impl SamlServiceProviders {
             .get(source)
             .map_or(0, |set| set.len())
     }
-
-    /// Whether any SP is configured.
-    pub fn is_empty(&self) -> bool {
-        self.configured.is_empty()
-    }
 }

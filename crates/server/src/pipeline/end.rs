@@ -12,7 +12,7 @@ use sesame_core::session::EndedSession;
 use sesame_protocol::cas::issuer::CasIssuer;
 use sesame_protocol::issuer::{LogoutDelivery, LogoutEncoding, SingleLogout};
 use sesame_protocol::oidc::issuer::OidcIssuer;
-use sesame_protocol::saml::logout::SamlLogout;
+use sesame_protocol::saml::logout::{front_channel_parties, SamlLogout};
 
 use super::saml_chain::{start_chain, ChainEnd};
 use crate::services::Services;
@@ -137,13 +137,7 @@ pub async fn end_session(
                 let handle = ended.handle.clone();
                 send_single_logout(&state.services, &ended).await;
                 if let Some(saml) = &state.services.saml {
-                    let keys = saml.keys.key_set();
-                    let logout = SamlLogout {
-                        entity_id: &saml.entity_id,
-                        keys: &keys,
-                        providers: &saml.providers,
-                    };
-                    front_channel = logout.front_channel(&ended);
+                    front_channel = front_channel_parties(&saml.providers, &ended);
                 }
                 if let Err(e) = state.services.cas.revoke_session_tickets(&handle).await {
                     tracing::error!(error = %e, "could not revoke the proxy tickets of an ended session");

@@ -10,10 +10,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use sesame_core::random;
 use sesame_protocol::issuer::BrowserResponse;
-use sesame_protocol::saml::key_store::SamlKeySet;
 use sesame_protocol::saml::logout::{
     logout_request, logout_response, post_encoded, redirect_request_url, redirect_url,
-    FrontChannelParty, LogoutResponseMessage, SamlLogout, STATUS_PARTIAL_LOGOUT,
+    FrontChannelParty, LogoutResponseMessage, STATUS_PARTIAL_LOGOUT,
 };
 use sesame_protocol::saml::redirect_signature;
 use sesame_protocol::saml::request::{post_xml, redirect_xml};
@@ -66,14 +65,6 @@ pub(crate) enum ChainEnd {
     },
 }
 
-pub(crate) fn saml_logout<'a>(saml: &'a SamlServices, keys: &'a SamlKeySet) -> SamlLogout<'a> {
-    SamlLogout {
-        entity_id: &saml.entity_id,
-        keys,
-        providers: &saml.providers,
-    }
-}
-
 /// Starts telling `parties` through the browser, ending with `finish`.
 pub(crate) async fn start_chain(
     state: &AppState,
@@ -106,7 +97,7 @@ async fn next_hop(
         let Some(sp) = saml.providers.get(&party.sp) else {
             continue;
         };
-        let Some(service) = sp.metadata.front_channel_logout_service().cloned() else {
+        let Some(service) = sp.metadata.browser_logout_service().cloned() else {
             continue;
         };
         let Some(key) = keys.current(now) else {
@@ -249,7 +240,7 @@ pub(crate) async fn finish(
     let Some(sp) = saml.providers.get(&sp_id) else {
         return state.logged_out(req, None, None);
     };
-    let Some(service) = sp.metadata.logout_response_service().cloned() else {
+    let Some(service) = sp.metadata.browser_logout_service().cloned() else {
         return state.logged_out(req, None, None);
     };
     let keys = saml.keys.key_set();

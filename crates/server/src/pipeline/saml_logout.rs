@@ -15,14 +15,14 @@ use actix_web::{HttpRequest, HttpResponse};
 use sesame_core::audit::{AuditEvent, AuditKind};
 use sesame_core::session::{session_handle, AttachedProtocol, EndedSession};
 use sesame_protocol::saml::issuer::session_index;
-use sesame_protocol::saml::logout::LogoutRequest;
+use sesame_protocol::saml::logout::{front_channel_parties, reachable, LogoutRequest};
 
 use super::end::send_single_logout;
 use super::saml::{
     addressed_and_recent, bad_request, inbound, logout_index_key, not_found, slo_url, Binding,
     LogoutIndex, MAX_RELAY_STATE,
 };
-use super::saml_chain::{chain_answered, finish, saml_logout, start_chain, ChainEnd};
+use super::saml_chain::{chain_answered, finish, start_chain, ChainEnd};
 use crate::services::SamlServices;
 use crate::web::AppState;
 
@@ -68,7 +68,7 @@ pub async fn logout(
     if relay_state.is_some_and(|r| r.len() > MAX_RELAY_STATE) {
         return bad_request(state, req, &"RelayState beyond 80 bytes");
     }
-    if sp.metadata.logout_response_service().is_none() {
+    if sp.metadata.browser_logout_service().is_none() {
         return bad_request(
             state,
             req,
@@ -116,7 +116,7 @@ pub async fn logout(
                     !(a.protocol == AttachedProtocol::Saml && a.party == sp.metadata.entity_id)
                 });
                 partial |= unreachable_saml_parties(saml, &ended);
-                front_channel.extend(saml_logout(saml, &saml.keys.key_set()).front_channel(&ended));
+                front_channel.extend(front_channel_parties(&saml.providers, &ended));
                 ended_own |= own_handle.as_deref() == Some(record.handle.as_str());
                 after_end(state, req, &ended, &record.login, &sp.metadata.entity_id).await;
             }
@@ -163,12 +163,10 @@ pub struct SloMessage<'a> {
 /// Whether `ended` gave assertions to SAML SPs that cannot be told at all (no single
 /// logout service Sesame can use).
 fn unreachable_saml_parties(saml: &SamlServices, ended: &EndedSession) -> bool {
-    let keys = saml.keys.key_set();
-    let logout = saml_logout(saml, &keys);
     ended
         .attached
         .iter()
-        .any(|a| a.protocol == AttachedProtocol::Saml && !logout.reachable_somehow(&a.party))
+        .any(|a| a.protocol == AttachedProtocol::Saml && !reachable(&saml.providers, &a.party))
 }
 
 /// What follows every ended session: single logout to CAS and OpenID Connect parties, proxy
