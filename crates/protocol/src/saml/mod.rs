@@ -88,6 +88,53 @@ pub enum SamlError {
     Signature(String),
 }
 
+/// A message a service provider sends the identity provider (`AuthnRequest`,
+/// `LogoutRequest`): what is checked of every one before it is acted on (the SP it names, where
+/// it was sent, when it was made).
+pub trait SpMessage: Sized {
+    /// Reads it from its XML.
+    ///
+    /// # Errors
+    /// [`SamlError`] if it is not such a message.
+    fn read(xml: &str) -> Result<Self, SamlError>;
+    /// The SP's entity ID (its `Issuer`).
+    fn issuer(&self) -> &str;
+    /// Where it says it was sent (`Destination`), if it says.
+    fn destination(&self) -> Option<&str>;
+    /// When it was made (`IssueInstant`).
+    fn issue_instant(&self) -> OffsetDateTime;
+}
+
+impl SpMessage for request::AuthnRequest {
+    fn read(xml: &str) -> Result<Self, SamlError> {
+        Self::parse(xml)
+    }
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+    fn destination(&self) -> Option<&str> {
+        self.destination.as_deref()
+    }
+    fn issue_instant(&self) -> OffsetDateTime {
+        self.issue_instant
+    }
+}
+
+impl SpMessage for logout::LogoutRequest {
+    fn read(xml: &str) -> Result<Self, SamlError> {
+        Self::parse(xml)
+    }
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+    fn destination(&self) -> Option<&str> {
+        self.destination.as_deref()
+    }
+    fn issue_instant(&self) -> OffsetDateTime {
+        self.issue_instant
+    }
+}
+
 /// A new message or assertion `ID`: 32 random alphanumerics (≈ 190 bits) behind `_` (an
 /// `xs:ID` must not start with a digit).
 pub fn new_id() -> String {

@@ -37,7 +37,7 @@ use sesame_protocol::saml::providers::{NameIdFormat, SamlServiceProvider};
 use sesame_protocol::saml::redirect_signature::{self, RedirectSignature};
 use sesame_protocol::saml::request::{post_xml, redirect_xml, AuthnRequest};
 use sesame_protocol::saml::verify::verify_signed_message;
-use sesame_protocol::saml::{SamlError, BINDING_POST, STATUS_REQUESTER, STATUS_RESPONDER};
+use sesame_protocol::saml::{SpMessage, BINDING_POST, STATUS_REQUESTER, STATUS_RESPONDER};
 
 use super::issue::browser_response;
 use super::step_up;
@@ -121,76 +121,53 @@ pub(crate) fn not_found(state: &AppState, req: &HttpRequest) -> HttpResponse {
     )
 }
 
-/// A message from an SP as it arrives: decoded for its binding, read by `parse`, its SP found
-/// by exact entity ID (`issuer`), its signature checked against the SP's metadata keys (A80,
-/// A83, A85): a bad one is refused whatever the SP requires, and an SP that signs gets
-/// nothing unsigned. Over HTTP-POST the signature is inside the XML (an enveloped signature of
-/// the message's root, `verify::verify_signed_message`). `Err` is the page to answer.
-pub(crate) fn inbound<'a, T>(
+/// A message from an SP as it arrives at `endpoint`: decoded for its binding and read, its SP
+/// found by exact entity ID (A80), its signature checked against the SP's metadata keys (A83,
+/// A85): a bad one is refused whatever the SP requires, and an SP that signs gets nothing
+/// unsigned (over HTTP-POST the signature is inside the XML,
+/// `verify::verify_signed_message`); then addressed to `endpoint` (A84) and issued within the
+/// accepted window (A82). `Err` is the page to answer.
+pub(crate) fn inbound<T: SpMessage>(
     state: &AppState,
     req: &HttpRequest,
-    saml: &'a SamlServices,
+    saml: &SamlServices,
     binding: Binding,
     encoded: Option<&str>,
-    parse: fn(&str) -> Result<T, SamlError>,
-    issuer: fn(&T) -> &str,
+    endpoint: &str,
 ) -> Result<(T, Arc<SamlServiceProvider>), Box<HttpResponse>> {
-    let encoded = encoded.ok_or_else(|| Box::new(bad_request(state, req, &"no SAMLRequest")))?;
+    let refuse = |why: &dyn std::fmt::Display| Box::new(bad_request(state, req, why));
+    let encoded = encoded.ok_or_else(|| refuse(&"no SAMLRequest"))?;
     let xml = match binding {
         Binding::Redirect => redirect_xml(encoded),
         Binding::Post => post_xml(encoded),
     }
-    .map_err(|e| Box::new(bad_request(state, req, &e)))?;
-    let message = parse(&xml).map_err(|e| Box::new(bad_request(state, req, &e)))?;
-    let sp = saml.providers.get(issuer(&message)).ok_or_else(|| {
-        Box::new(bad_request(
-            state,
-            req,
-            &format!("unknown service provider {:?}", issuer(&message)),
-        ))
-    })?;
+    .map_err(|e| refuse(&e))?;
+    let message = T::read(&xml).map_err(|e| refuse(&e))?;
+    let sp = saml
+        .providers
+        .get(message.issuer())
+        .ok_or_else(|| refuse(&format!("unknown service provider {:?}", message.issuer())))?;
     let signature = match binding {
         Binding::Redirect => {
             redirect_signature::verify(req.query_string(), &sp.metadata.signing_certificates)
         }
         Binding::Post => verify_signed_message(&xml, &sp.metadata.signing_certificates),
     }
-    .map_err(|e| Box::new(bad_request(state, req, &e)))?;
+    .map_err(|e| refuse(&e))?;
     if sp.require_signed_requests && signature != RedirectSignature::Verified {
-        return Err(Box::new(bad_request(
-            state,
-            req,
+        return Err(refuse(
             &"the service provider signs its requests: an unsigned one is refused",
-        )));
+        ));
     }
-    Ok((message, sp))
-}
-
-/// Refuses a message addressed to another endpoint than `endpoint` (A84) or issued outside
-/// the accepted window (A82).
-pub(crate) fn addressed_and_recent(
-    state: &AppState,
-    req: &HttpRequest,
-    destination: Option<&str>,
-    endpoint: &str,
-    issued: time::OffsetDateTime,
-) -> Result<(), Box<HttpResponse>> {
-    if destination.is_some_and(|d| d != endpoint) {
-        return Err(Box::new(bad_request(
-            state,
-            req,
-            &"Destination is not this endpoint",
-        )));
+    if message.destination().is_some_and(|d| d != endpoint) {
+        return Err(refuse(&"Destination is not this endpoint"));
     }
     let now = state.services.clock.now();
+    let issued = message.issue_instant();
     if issued < now - MAX_REQUEST_AGE || issued > now + CLOCK_SKEW {
-        return Err(Box::new(bad_request(
-            state,
-            req,
-            &"IssueInstant outside the accepted window",
-        )));
+        return Err(refuse(&"IssueInstant outside the accepted window"));
     }
-    Ok(())
+    Ok((message, sp))
 }
 
 /// The SSO endpoint's URL.
@@ -217,27 +194,11 @@ pub async fn start(
     let Some(saml) = &state.services.saml else {
         return not_found(state, req);
     };
-    let (request, sp) = match inbound(
-        state,
-        req,
-        saml,
-        binding,
-        saml_request,
-        AuthnRequest::parse,
-        |r| &r.issuer,
-    ) {
-        Ok(found) => found,
-        Err(page) => return *page,
-    };
-    if let Err(page) = addressed_and_recent(
-        state,
-        req,
-        request.destination.as_deref(),
-        &sso_url(state),
-        request.issue_instant,
-    ) {
-        return *page;
-    }
+    let (request, sp) =
+        match inbound::<AuthnRequest>(state, req, saml, binding, saml_request, &sso_url(state)) {
+            Ok(found) => found,
+            Err(page) => return *page,
+        };
     if request
         .protocol_binding
         .as_deref()

@@ -19,8 +19,8 @@ use sesame_protocol::saml::logout::{front_channel_parties, reachable, LogoutRequ
 
 use super::end::send_single_logout;
 use super::saml::{
-    addressed_and_recent, bad_request, inbound, logout_index_key, not_found, slo_url, Binding,
-    LogoutIndex, MAX_RELAY_STATE,
+    bad_request, inbound, logout_index_key, not_found, slo_url, Binding, LogoutIndex,
+    MAX_RELAY_STATE,
 };
 use super::saml_chain::{chain_answered, finish, start_chain, ChainEnd};
 use crate::services::SamlServices;
@@ -38,33 +38,15 @@ pub async fn logout(
         return not_found(state, req);
     };
     let (saml_request, relay_state) = (message.request, message.relay_state);
-    if saml_request.is_none() {
-        if let Some(response) = message.response {
-            return chain_answered(state, req, saml, binding, response, relay_state).await;
-        }
+    if let (None, Some(response)) = (saml_request, message.response) {
+        return chain_answered(state, req, saml, binding, response, relay_state).await;
     }
     let lang = state.lang(req, None);
-    let (request, sp) = match inbound(
-        state,
-        req,
-        saml,
-        binding,
-        saml_request,
-        LogoutRequest::parse,
-        |r| &r.issuer,
-    ) {
-        Ok(found) => found,
-        Err(page) => return *page,
-    };
-    if let Err(page) = addressed_and_recent(
-        state,
-        req,
-        request.destination.as_deref(),
-        &slo_url(state),
-        request.issue_instant,
-    ) {
-        return *page;
-    }
+    let (request, sp) =
+        match inbound::<LogoutRequest>(state, req, saml, binding, saml_request, &slo_url(state)) {
+            Ok(found) => found,
+            Err(page) => return *page,
+        };
     if relay_state.is_some_and(|r| r.len() > MAX_RELAY_STATE) {
         return bad_request(state, req, &"RelayState beyond 80 bytes");
     }
