@@ -1087,7 +1087,7 @@ async fn fetches_ended(app: &TestApp, outcome: &str, count: u32) {
         r#"sesame_saml_metadata_refreshes_total{{source="renater",outcome="{outcome}"}} {count}"#
     );
     let mut text = String::new();
-    for _ in 0..200 {
+    for _ in 0..400 {
         text = reqwest::get(format!("{metrics}/metrics"))
             .await
             .unwrap()

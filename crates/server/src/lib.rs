@@ -96,11 +96,6 @@ impl Application {
             std::time::Duration::from_secs(settings.oidc.key_reload_secs),
         );
         spawn_retention(&services);
-        if let Some(saml) = &services.saml {
-            saml_federation::start(&settings.saml, &saml.providers, &services.clock)
-                .await
-                .map_err(|e| StartupError::Saml(e.to_string()))?;
-        }
         if settings.mail.transport == sesame_mail::transport::TransportKind::Outbox {
             sesame_mail::outbox::OutboxTransport::prepare(std::path::Path::new(
                 &settings.mail.outbox_dir,
@@ -126,6 +121,12 @@ impl Application {
             }
             None => None,
         };
+        // After the metrics recorder is installed: the first fetch is counted.
+        if let Some(saml) = &services.saml {
+            saml_federation::start(&settings.saml, &saml.providers, &services.clock)
+                .await
+                .map_err(|e| StartupError::Saml(e.to_string()))?;
+        }
         let ldap = ldap::start(&settings, &services).await?;
         let https = settings.is_https();
         let admin = admin_server(&settings, &state)?;
