@@ -50,7 +50,6 @@ struct InUse {
     valid_until: Option<OffsetDateTime>,
     cache_duration: Option<time::Duration>,
     etag: Option<String>,
-    service_providers: usize,
 }
 
 /// One `[[saml.metadata_sources]]`.
@@ -213,7 +212,6 @@ impl FederationFeed {
             in_use.valid_until = Some(aggregate.valid_until);
             in_use.cache_duration = aggregate.cache_duration;
             in_use.etag = etag;
-            in_use.service_providers = count;
         }
         tracing::info!(
             source = %self.source.name,
@@ -242,7 +240,6 @@ impl FederationFeed {
             if expired {
                 in_use.valid_until = None;
                 in_use.etag = None;
-                in_use.service_providers = 0;
             }
             expired
         };
@@ -279,15 +276,15 @@ impl FederationFeed {
     }
 
     fn record(&self, outcome: &'static str) {
-        let in_use = self.in_use();
-        let valid = in_use.valid_until.map_or(0.0, |until| {
+        let valid_until = self.in_use().valid_until;
+        let valid = valid_until.map_or(0.0, |until| {
             (until - self.clock.now()).as_seconds_f64().max(0.0)
         });
         sesame_metrics::saml_metadata_refresh(
             &self.source.name,
             outcome,
             valid,
-            in_use.service_providers,
+            self.providers.federated_count(&self.source.name),
         );
     }
 
