@@ -351,6 +351,27 @@ async fn follow(
     res
 }
 
+/// The SP's protected page, which must send the browser to Sesame with an `AuthnRequest`
+/// (the SP holds no session); that redirect.
+async fn asks_sesame(
+    browser: &reqwest::Client,
+    base: &str,
+    app: &TestApp,
+    sp: &ShibbolethSp,
+) -> reqwest::Response {
+    let again = browser
+        .get(format!("{base}/secure/index.shtml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 302, "{}", sp.logs());
+    assert!(again.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("{}/saml/sso?SAMLRequest=", app.address)));
+    again
+}
+
 /// Sesame, a Shibboleth SP (`soap`: offering back-channel logout) and a person logged in to
 /// the SP's protected page through Sesame.
 struct LoggedIn {
@@ -587,16 +608,7 @@ async fn shibboleth_sp_logs_a_person_in_sees_the_released_attributes_and_logs_ou
         !sesame_logged_in(browser.clone()).await,
         "the Sesame session ended with the SP's"
     );
-    let again = browser
-        .get(format!("{base}/secure/index.shtml"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 302, "{}", sp.logs());
-    assert!(again.headers()["location"]
-        .to_str()
-        .unwrap()
-        .starts_with(&format!("{}/saml/sso?SAMLRequest=", app.address)));
+    let again = asks_sesame(&browser, &base, &app, &sp).await;
 
     // Logged in again, then out at Sesame: Shibboleth is told over SOAP (a signed
     // LogoutRequest on the back channel), and its page asks Sesame again.
@@ -683,14 +695,5 @@ async fn shibboleth_sp_without_a_back_channel_is_logged_out_through_the_browser(
         "{page}"
     );
     // Shibboleth's session is over: its page asks Sesame again.
-    let again = browser
-        .get(format!("{base}/secure/index.shtml"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 302, "{}", sp.logs());
-    assert!(again.headers()["location"]
-        .to_str()
-        .unwrap()
-        .starts_with(&format!("{}/saml/sso?SAMLRequest=", app.address)));
+    asks_sesame(&browser, &base, &app, &sp).await;
 }

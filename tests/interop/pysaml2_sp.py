@@ -199,9 +199,9 @@ def passive(keydir, sesame):
     print(json.dumps({"status": status, "acs": acs}))
 
 
-def logout(keydir, sesame, user, password):
-    from urllib.parse import parse_qs, urlparse
-
+def logged_in(keydir, sesame, user, password):
+    """Logs in over HTTP-Redirect; returns the SP's client, Sesame's entity ID, the browser
+    and the SP's reading of the response."""
     saml_client = client(keydir, sesame)
     idp = sesame + "/saml/metadata"
     browser = requests.Session()
@@ -213,6 +213,13 @@ def logout(keydir, sesame, user, password):
     authn = saml_client.parse_authn_request_response(
         response, BINDING_HTTP_POST, outstanding={req_id: relay}
     )
+    return saml_client, idp, browser, authn
+
+
+def logout(keydir, sesame, user, password):
+    from urllib.parse import parse_qs, urlparse
+
+    saml_client, idp, browser, authn = logged_in(keydir, sesame, user, password)
     name_id = authn.assertion.subject.name_id
     # The SP's logout: a LogoutRequest to Sesame over HTTP-Redirect.
     requests_out = saml_client.global_logout(name_id)
@@ -248,17 +255,7 @@ def logout(keydir, sesame, user, password):
 def idp_logout(keydir, sesame, user, password):
     from urllib.parse import parse_qs, urlparse
 
-    saml_client = client(keydir, sesame)
-    idp = sesame + "/saml/metadata"
-    browser = requests.Session()
-    req_id, page = send_request(browser, saml_client, idp, BINDING_HTTP_REDIRECT, "in")
-    action, fields = form_of(page.text)
-    fields.update({"username": user, "password": password})
-    answer = browser.post(action, data=fields, timeout=10)
-    _, response, relay = posted_response(answer.text)
-    authn = saml_client.parse_authn_request_response(
-        response, BINDING_HTTP_POST, outstanding={req_id: relay}
-    )
+    saml_client, _, browser, authn = logged_in(keydir, sesame, user, password)
     name_id = authn.assertion.subject.name_id
     session_index = authn.assertion.authn_statement[0].session_index
     # The person logs out at Sesame: the browser is sent here first.
