@@ -14,12 +14,17 @@ use time::OffsetDateTime;
 
 use super::issuer::IssuedAssertion;
 use super::key_store::SamlKeySet;
+use super::metadata::LogoutService;
 use super::providers::{SamlServiceProvider, SamlServiceProviders};
 use super::request::parse_document;
 use super::signature::{sign_enveloped, SigningKey, RSA_SHA256};
 use super::xml::Element;
-use super::{format_instant, new_id, parse_instant, SamlError, ASSERTION_NS, PROTOCOL_NS};
-use crate::issuer::{attachments_of, LogoutDelivery, LogoutEncoding, SingleLogout};
+use super::{
+    format_instant, new_id, parse_instant, SamlError, ASSERTION_NS, BINDING_REDIRECT, PROTOCOL_NS,
+};
+use crate::issuer::{
+    attachments_of, BrowserResponse, LogoutDelivery, LogoutEncoding, SingleLogout,
+};
 
 /// Second-level status: the session ended here, but not every SP of it was told.
 pub const STATUS_PARTIAL_LOGOUT: &str = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout";
@@ -141,19 +146,6 @@ pub fn redirect_url(
     redirect_binding(location, "SAMLResponse", response, relay_state, key)
 }
 
-/// As [`redirect_url`], for a request (`SAMLRequest`).
-///
-/// # Errors
-/// As [`redirect_url`].
-pub fn redirect_request_url(
-    location: &str,
-    request: &Element,
-    relay_state: Option<&str>,
-    key: &SigningKey,
-) -> Result<String, SamlError> {
-    redirect_binding(location, "SAMLRequest", request, relay_state, key)
-}
-
 fn redirect_binding(
     location: &str,
     parameter: &str,
@@ -183,6 +175,48 @@ fn redirect_binding(
         "{location}{separator}{signed}&Signature={}",
         encode(&STANDARD.encode(signature))
     ))
+}
+
+/// What a logout message is, for the parameter that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    /// `SAMLRequest`.
+    Request,
+    /// `SAMLResponse`.
+    Response,
+}
+
+/// `message` sent through the browser to `service` (`location` for a request,
+/// `response_location` for a response), signed for its binding: a redirect whose query is
+/// signed (HTTP-Redirect), else a page posting the signed XML (HTTP-POST); `RelayState` kept.
+///
+/// # Errors
+/// [`SamlError::Malformed`] if the location is not a URL; [`SamlError::Key`] if signing fails.
+pub fn through_browser(
+    service: &LogoutService,
+    carried: Carried,
+    message: Element,
+    relay_state: Option<&str>,
+    key: &SigningKey,
+    title: &str,
+) -> Result<BrowserResponse, SamlError> {
+    let (parameter, location) = match carried {
+        Carried::Request => ("SAMLRequest", &service.location),
+        Carried::Response => ("SAMLResponse", &service.response_location),
+    };
+    if service.binding == BINDING_REDIRECT {
+        return redirect_binding(location, parameter, &message, relay_state, key)
+            .map(BrowserResponse::Redirect);
+    }
+    let mut fields = vec![(parameter.to_owned(), post_encoded(message, key)?)];
+    if let Some(relay) = relay_state {
+        fields.push(("RelayState".to_owned(), relay.to_owned()));
+    }
+    Ok(BrowserResponse::AutoPost {
+        action: location.clone(),
+        fields,
+        title: title.to_owned(),
+    })
 }
 
 /// An SP's answer to a logout request Sesame sent it through the browser.
@@ -273,8 +307,21 @@ mod tests {
         assert!(
             xml.contains(">pairwise-1</saml:NameID>") && xml.contains(">_s9</samlp:SessionIndex>")
         );
-        let url =
-            redirect_request_url("https://sp.test/slo", &request, Some("chain"), &key).unwrap();
+        let service = LogoutService {
+            binding: BINDING_REDIRECT.to_owned(),
+            location: "https://sp.test/slo".to_owned(),
+            response_location: "https://sp.test/slo-answer".to_owned(),
+        };
+        let Ok(BrowserResponse::Redirect(url)) = through_browser(
+            &service,
+            Carried::Request,
+            request,
+            Some("chain"),
+            &key,
+            "SP",
+        ) else {
+            panic!("a redirect");
+        };
         let query = url.split_once('?').unwrap().1;
         assert!(query.starts_with("SAMLRequest="), "{query}");
         let certificate = STANDARD.decode(key.certificate_base64()).unwrap();

@@ -9,15 +9,14 @@
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use sesame_core::random;
-use sesame_protocol::issuer::BrowserResponse;
 use sesame_protocol::saml::logout::{
-    logout_request, logout_response, post_encoded, redirect_request_url, redirect_url,
-    FrontChannelParty, LogoutResponseMessage, STATUS_PARTIAL_LOGOUT,
+    logout_request, logout_response, through_browser, Carried, FrontChannelParty,
+    LogoutResponseMessage, STATUS_PARTIAL_LOGOUT,
 };
 use sesame_protocol::saml::redirect_signature;
 use sesame_protocol::saml::request::{post_xml, redirect_xml};
 use sesame_protocol::saml::verify::verify_signed_message;
-use sesame_protocol::saml::{BINDING_REDIRECT, STATUS_SUCCESS};
+use sesame_protocol::saml::STATUS_SUCCESS;
 
 use super::issue::browser_response;
 use super::saml::{bad_request, Binding, MAX_RELAY_STATE};
@@ -115,29 +114,26 @@ async fn next_hop(
             sp: party.sp.clone(),
             request_id,
         });
-        let stored = serde_json::to_string(&chain)
-            .ok()
-            .map(|raw| (raw, chain_key(&id)));
-        let Some((raw, key_name)) = stored else {
+        let Ok(raw) = serde_json::to_string(&chain) else {
             break;
         };
-        if let Err(e) = state.services.store.put(&key_name, &raw, CHAIN_TTL).await {
+        if let Err(e) = state
+            .services
+            .store
+            .put(&chain_key(&id), &raw, CHAIN_TTL)
+            .await
+        {
             tracing::error!(error = %e, "store unavailable: front-channel logout stopped");
             break;
         }
-        let hop = if service.binding == BINDING_REDIRECT {
-            redirect_request_url(&service.location, &request, Some(&id), &key.key)
-                .map(BrowserResponse::Redirect)
-        } else {
-            post_encoded(request, &key.key).map(|encoded| BrowserResponse::AutoPost {
-                action: service.location.clone(),
-                fields: vec![
-                    ("SAMLRequest".to_owned(), encoded),
-                    ("RelayState".to_owned(), id.clone()),
-                ],
-                title: sp.name.clone(),
-            })
-        };
+        let hop = through_browser(
+            &service,
+            Carried::Request,
+            request,
+            Some(&id),
+            &key.key,
+            &sp.name,
+        );
         match hop {
             Ok(hop) => {
                 tracing::info!(service.id = %party.sp, "single logout through the browser");
@@ -257,23 +253,14 @@ pub(crate) async fn finish(
         partial.then_some(STATUS_PARTIAL_LOGOUT),
         now,
     );
-    let relay_state = relay_state.as_deref();
-    let answer = if service.binding == BINDING_REDIRECT {
-        redirect_url(&service.response_location, &response, relay_state, &key.key)
-            .map(BrowserResponse::Redirect)
-    } else {
-        post_encoded(response, &key.key).map(|encoded| {
-            let mut fields = vec![("SAMLResponse".to_owned(), encoded)];
-            if let Some(relay) = relay_state {
-                fields.push(("RelayState".to_owned(), relay.to_owned()));
-            }
-            BrowserResponse::AutoPost {
-                action: service.response_location.clone(),
-                fields,
-                title: sp.name.clone(),
-            }
-        })
-    };
+    let answer = through_browser(
+        &service,
+        Carried::Response,
+        response,
+        relay_state.as_deref(),
+        &key.key,
+        &sp.name,
+    );
     match answer {
         Ok(a) => browser_response(state, req, lang, a, false),
         Err(e) => {
