@@ -32,6 +32,23 @@ pub fn generate(host: &str, now: OffsetDateTime) -> Result<(Vec<u8>, Vec<u8>), S
     Ok((pkcs8, certificate))
 }
 
+/// The certificates (DER) of a PEM text, in order (a federation's metadata signing
+/// certificates: several while it rolls its key).
+///
+/// # Errors
+/// [`SamlError::Key`] if a PEM section is broken or there is no certificate.
+pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, SamlError> {
+    use rustls_pki_types::pem::PemObject as _;
+    let certificates = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SamlError::Key(format!("PEM: {e}")))?;
+    if certificates.is_empty() {
+        return Err(SamlError::Key("no PEM certificate".to_owned()));
+    }
+    Ok(certificates)
+}
+
 /// A self-signed certificate (DER) for the RSA key `pkcs8`, naming `host`, valid from `now`.
 ///
 /// # Errors

@@ -115,33 +115,15 @@ impl SamlMetadataSource {
     /// # Errors
     /// [`ConfigError`] if the file cannot be read or holds no PEM certificate.
     pub fn pinned_certificates(&self, key_name: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
-        use base64::Engine as _;
         let key = format!("{key_name}.signing_certificate_file");
-        let pem = std::fs::read_to_string(&self.signing_certificate_file).map_err(|e| {
+        let pem = std::fs::read(&self.signing_certificate_file).map_err(|e| {
             bad(
                 &key,
                 &format!("cannot read {}: {e}", self.signing_certificate_file),
             )
         })?;
-        let mut certificates = Vec::new();
-        let mut rest = pem.as_str();
-        while let Some(begin) = rest.find("-----BEGIN CERTIFICATE-----") {
-            let body = &rest[begin + 27..];
-            let end = body
-                .find("-----END CERTIFICATE-----")
-                .ok_or_else(|| bad(&key, "a certificate without its END line"))?;
-            let compact: String = body[..end].split_whitespace().collect();
-            certificates.push(
-                base64::engine::general_purpose::STANDARD
-                    .decode(compact)
-                    .map_err(|_| bad(&key, "a certificate is not base64"))?,
-            );
-            rest = &body[end..];
-        }
-        if certificates.is_empty() {
-            return Err(bad(&key, "no PEM certificate in the file"));
-        }
-        Ok(certificates)
+        sesame_protocol::saml::keys::certificates_from_pem(&pem)
+            .map_err(|e| bad(&key, &e.to_string()))
     }
 
     /// Which of the aggregate's SPs may log in.
