@@ -386,6 +386,9 @@ fn a87_what_xmlsec1_signs_sesame_verifies_and_nothing_changed_or_under_another_k
                 changes += 1;
             }
         }
-        assert!(changes >= 2, "each document is changed at least twice: {id_attr}");
+        assert!(
+            changes >= 2,
+            "each document is changed at least twice: {id_attr}"
+        );
     }
 }
