@@ -133,6 +133,10 @@ pub struct SamlServices {
     pub assurance: Arc<[String]>,
     /// `supannEtablissement`.
     pub establishment: Arc<str>,
+    /// The ENT's identifier at the GAR (`idEnt`); empty: not connected.
+    pub gar_ent_id: Arc<str>,
+    /// Where `GARPersonIdentifiant` comes from.
+    pub gar_person_identifier: sesame_protocol::saml::issuer::GarPersonIdentifier,
     /// The signed metadata last made, and when.
     metadata: Arc<std::sync::Mutex<Option<(time::OffsetDateTime, String)>>>,
 }
@@ -613,6 +617,8 @@ async fn build_saml(
             .collect(),
         assurance: settings.saml.assurance.iter().cloned().collect(),
         establishment: Arc::from(settings.saml.supann_etablissement.as_str()),
+        gar_ent_id: Arc::from(settings.saml.gar.ent_id.trim()),
+        gar_person_identifier: settings.saml.gar.person_identifier,
         metadata: Arc::default(),
     }))
 }

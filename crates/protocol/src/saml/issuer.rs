@@ -7,7 +7,7 @@ use aws_lc_rs::hmac;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sesame_core::account::Account;
+use sesame_core::account::{Account, AccountProfile};
 use sesame_core::ids::Affiliation;
 use sesame_core::login::methods::Assurance;
 use sesame_core::random;
@@ -58,6 +58,33 @@ pub struct SamlRequest<'a> {
     pub name_id_format: NameIdFormat,
     /// The account, as just read and checked active by the caller.
     pub account: &'a Account,
+    /// Its profile, read by the caller only when the SP is released an attribute that comes
+    /// from it ([`SamlIssuer::needs_profile`]); without it those attributes are left out.
+    pub profile: Option<&'a AccountProfile>,
+}
+
+/// Where the `GARPersonIdentifiant` released to the GAR comes from: it must be the
+/// identifier under which the school's feed to the GAR (its `GARPersonIdentifiant`) lists
+/// the person, or the GAR knows nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GarPersonIdentifier {
+    /// The account's identifier (the OIDC `sub`, CAS's `id` attribute): for a feed built
+    /// from what Sesame tells the applications.
+    #[default]
+    AccountId,
+    /// The identifier of the HR or student system the account was imported with (`hr_id`):
+    /// for a feed built from that system.
+    HrId,
+}
+
+/// What the deployment says of its connection to the GAR.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GarRelease<'a> {
+    /// The ENT's identifier the GAR gave it (`idEnt`); empty: not connected.
+    pub ent_id: &'a str,
+    /// Where `GARPersonIdentifiant` comes from.
+    pub person_identifier: GarPersonIdentifier,
 }
 
 /// The persistent, pairwise identifier of `account` for the SP `sp_entity_id`: an HMAC of
@@ -101,6 +128,8 @@ pub struct SamlIssuer<'a> {
     pub assurance: &'a [String],
     /// The institution's SUPANN code (`supannEtablissement`, `{UAI}0751717J`); empty: none.
     pub establishment: &'a str,
+    /// The connection to the GAR.
+    pub gar: GarRelease<'a>,
     /// Now.
     pub now: OffsetDateTime,
 }
@@ -115,6 +144,17 @@ pub const SUPANN_ETABLISSEMENT: &str = "urn:oid:1.3.6.1.4.1.7135.1.2.1.14";
 /// `eduPersonAssurance`: the assurance the institution gives of the description (URIs).
 pub const EDU_PERSON_ASSURANCE: &str = "urn:oid:1.3.6.1.4.1.5923.1.1.1.11";
 
+/// `supannEtuId`: the student number (SUPANN), the HR identifier of a student.
+pub const SUPANN_ETU_ID: &str = "urn:oid:1.3.6.1.4.1.7135.1.2.1.10";
+/// `supannEmpId`: the staff number (SUPANN), the HR identifier of staff and faculty.
+pub const SUPANN_EMP_ID: &str = "urn:oid:1.3.6.1.4.1.7135.1.2.1.11";
+/// `supannListeRouge`: `TRUE` when the person asked to be left out of public directories.
+pub const SUPANN_LISTE_ROUGE: &str = "urn:oid:1.3.6.1.4.1.7135.1.2.1.1";
+/// The GAR's person identifier, named in the basic format as the GAR reads it.
+pub const GAR_PERSON_IDENTIFIER: &str = "GARPersonIdentifiant";
+/// The ENT's identifier at the GAR, named in the basic format as the GAR reads it.
+pub const GAR_ENT_ID: &str = "idEnt";
+
 /// The attributes the issuer itself makes (per SP, or from the deployment's settings), by
 /// friendly name, beside those of the release table.
 pub const ISSUER_ATTRIBUTES: &[&str] = &[
@@ -123,7 +163,17 @@ pub const ISSUER_ATTRIBUTES: &[&str] = &[
     "eduPersonEntitlement",
     "eduPersonAssurance",
     "supannEtablissement",
+    "supannEtuId",
+    "supannEmpId",
+    "supannListeRouge",
+    GAR_PERSON_IDENTIFIER,
+    GAR_ENT_ID,
 ];
+
+/// The attributes that come from the account's profile: released only to the SPs that list
+/// them, at the cost of one read of the profile per assertion (the other attributes come from
+/// the account the session already holds).
+const PROFILE_ATTRIBUTES: &[&str] = &["supannEtuId", "supannEmpId", "supannListeRouge"];
 
 /// `fields` posted to `consumer_url` by the browser, with `RelayState` when there is one.
 fn auto_post(
@@ -144,6 +194,73 @@ fn auto_post(
         fields,
         title: title.to_owned(),
     }
+}
+
+/// Whether an assertion for an SP released `attributes` needs the account's profile.
+pub fn needs_profile(attributes: &[String], gar: &GarRelease<'_>) -> bool {
+    attributes.iter().any(|a| {
+        PROFILE_ATTRIBUTES.contains(&a.as_str())
+            || (a == GAR_PERSON_IDENTIFIER && gar.person_identifier == GarPersonIdentifier::HrId)
+    })
+}
+
+/// The attributes an SP listing `allowed` gets from the profile and the GAR settings.
+fn profile_and_gar_attributes(
+    gar: &GarRelease<'_>,
+    allowed: &dyn Fn(&str) -> bool,
+    account: &Account,
+    profile: Option<&AccountProfile>,
+) -> Vec<ReleasedAttribute> {
+    let plain = |name: &str, friendly: &str, value: String| ReleasedAttribute {
+        name: name.to_owned(),
+        friendly_name: friendly.to_owned(),
+        values: vec![value],
+        as_name_id: None,
+    };
+    let mut released = Vec::new();
+    let hr_id = profile.and_then(|p| p.hr_id.as_ref()).map(|h| h.as_str());
+    if let Some(hr_id) = hr_id {
+        match account.affiliation {
+            Affiliation::Student if allowed("supannEtuId") => {
+                released.push(plain(SUPANN_ETU_ID, "supannEtuId", hr_id.to_owned()));
+            }
+            Affiliation::Staff | Affiliation::Faculty if allowed("supannEmpId") => {
+                released.push(plain(SUPANN_EMP_ID, "supannEmpId", hr_id.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    if let Some(profile) = profile {
+        if allowed("supannListeRouge") {
+            let hidden = if profile.directory_opt_in {
+                "FALSE"
+            } else {
+                "TRUE"
+            };
+            released.push(plain(
+                SUPANN_LISTE_ROUGE,
+                "supannListeRouge",
+                hidden.to_owned(),
+            ));
+        }
+    }
+    if allowed(GAR_PERSON_IDENTIFIER) {
+        let identifier = match gar.person_identifier {
+            GarPersonIdentifier::AccountId => Some(account.id.to_string()),
+            GarPersonIdentifier::HrId => hr_id.map(str::to_owned),
+        };
+        if let Some(identifier) = identifier {
+            released.push(plain(
+                GAR_PERSON_IDENTIFIER,
+                GAR_PERSON_IDENTIFIER,
+                identifier,
+            ));
+        }
+    }
+    if allowed(GAR_ENT_ID) && !gar.ent_id.is_empty() {
+        released.push(plain(GAR_ENT_ID, GAR_ENT_ID, gar.ent_id.to_owned()));
+    }
+    released
 }
 
 impl SamlIssuer<'_> {
@@ -262,6 +379,12 @@ impl Issuer for SamlIssuer<'_> {
                 as_name_id: None,
             });
         }
+        attributes.extend(profile_and_gar_attributes(
+            &self.gar,
+            &allowed,
+            request.account,
+            request.profile,
+        ));
         let session_index = session_index(session.handle);
         let authn_context = if session.session.methods.assurance() >= Some(Assurance::MultiFactor) {
             REFEDS_MFA
@@ -344,6 +467,124 @@ mod tests {
             id,
             pairwise_id(b"salt of the deployment", "https://sp1.test", &account())
         );
+    }
+
+    fn released(
+        gar: &GarRelease<'_>,
+        listed: &[&str],
+        account: &Account,
+        profile: Option<&AccountProfile>,
+    ) -> Vec<(String, String, Vec<String>)> {
+        let allowed = |name: &str| listed.contains(&name);
+        profile_and_gar_attributes(gar, &allowed, account, profile)
+            .into_iter()
+            .map(|a| (a.name, a.friendly_name, a.values))
+            .collect()
+    }
+
+    fn profile(hr_id: &str, directory_opt_in: bool) -> AccountProfile {
+        AccountProfile {
+            hr_id: Some(sesame_core::ids::HrId::parse(hr_id).unwrap()),
+            directory_opt_in,
+            ..AccountProfile::default()
+        }
+    }
+
+    #[test]
+    fn the_hr_identifier_is_released_as_the_supann_number_of_the_persons_kind_only() {
+        let all = ["supannEtuId", "supannEmpId"];
+        let gar = GarRelease::default();
+        let mut student = account();
+        student.affiliation = Affiliation::Student;
+        let p = profile("e2024001", true);
+        assert_eq!(
+            released(&gar, &all, &student, Some(&p)),
+            vec![(
+                SUPANN_ETU_ID.to_owned(),
+                "supannEtuId".to_owned(),
+                vec!["E2024001".to_owned()]
+            )]
+        );
+        // Staff: the staff number, never as a student number.
+        assert_eq!(
+            released(&gar, &all, &account(), Some(&p))[0].1,
+            "supannEmpId"
+        );
+        // Not listed for the SP, or a pupil (the INE is not a SUPANN number): nothing.
+        assert!(released(&gar, &["supannEmpId"], &student, Some(&p)).is_empty());
+        let mut pupil = account();
+        pupil.affiliation = Affiliation::Pupil;
+        assert!(released(&gar, &all, &pupil, Some(&p)).is_empty());
+        // No profile read: nothing, rather than a guess.
+        assert!(released(&gar, &all, &student, None).is_empty());
+    }
+
+    #[test]
+    fn the_red_list_says_true_for_whoever_did_not_opt_into_the_directory() {
+        let gar = GarRelease::default();
+        let listed = ["supannListeRouge"];
+        let value = |opt_in| released(&gar, &listed, &account(), Some(&profile("1", opt_in)));
+        assert_eq!(value(false)[0].2, vec!["TRUE".to_owned()]);
+        assert_eq!(value(true)[0].2, vec!["FALSE".to_owned()]);
+        assert_eq!(value(true)[0].0, SUPANN_LISTE_ROUGE);
+    }
+
+    #[test]
+    fn the_gar_gets_the_chosen_person_identifier_and_the_ent_id_in_basic_names() {
+        let listed = [GAR_PERSON_IDENTIFIER, GAR_ENT_ID];
+        let a = account();
+        let p = profile("123456789ab", true);
+        let by_account = GarRelease {
+            ent_id: "ENT-ACADEMIE",
+            person_identifier: GarPersonIdentifier::AccountId,
+        };
+        assert_eq!(
+            released(&by_account, &listed, &a, None),
+            vec![
+                (
+                    "GARPersonIdentifiant".to_owned(),
+                    "GARPersonIdentifiant".to_owned(),
+                    vec![a.id.to_string()]
+                ),
+                (
+                    "idEnt".to_owned(),
+                    "idEnt".to_owned(),
+                    vec!["ENT-ACADEMIE".to_owned()]
+                ),
+            ]
+        );
+        let by_hr_id = GarRelease {
+            person_identifier: GarPersonIdentifier::HrId,
+            ..by_account
+        };
+        assert_eq!(
+            released(&by_hr_id, &listed, &a, Some(&p))[0].2,
+            vec!["123456789AB".to_owned()]
+        );
+        // A person without an HR identifier is not given another one.
+        assert_eq!(released(&by_hr_id, &listed, &a, None).len(), 1);
+        // Not connected to the GAR: no idEnt.
+        assert!(released(&GarRelease::default(), &[GAR_ENT_ID], &a, None).is_empty());
+    }
+
+    #[test]
+    fn only_profile_attributes_make_the_issuer_read_the_profile() {
+        let list = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let by_account = GarRelease::default();
+        let by_hr_id = GarRelease {
+            person_identifier: GarPersonIdentifier::HrId,
+            ..GarRelease::default()
+        };
+        let usual = list(&[
+            "mail",
+            "eduPersonPrincipalName",
+            GAR_PERSON_IDENTIFIER,
+            GAR_ENT_ID,
+        ]);
+        assert!(!needs_profile(&usual, &by_account));
+        assert!(needs_profile(&usual, &by_hr_id));
+        assert!(needs_profile(&list(&["supannListeRouge"]), &by_account));
+        assert!(needs_profile(&list(&["supannEtuId"]), &by_account));
     }
 
     #[test]

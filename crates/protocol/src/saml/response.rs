@@ -6,7 +6,10 @@ use time::{Duration, OffsetDateTime};
 use super::encryption::{encrypt, EncryptionKey};
 use super::signature::{sign_enveloped, SigningKey};
 use super::xml::Element;
-use super::{format_instant, new_id, SamlError, ATTRNAME_URI, NAMEID_PERSISTENT, STATUS_SUCCESS};
+use super::{
+    format_instant, new_id, SamlError, ATTRNAME_BASIC, ATTRNAME_URI, NAMEID_PERSISTENT,
+    STATUS_SUCCESS,
+};
 
 /// How long an assertion may be presented (`NotOnOrAfter`): it is consumed at once by the
 /// browser's automatic POST.
@@ -26,7 +29,8 @@ pub struct NameId {
 /// An attribute released: its `urn:oid:` name, friendly name and values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleasedAttribute {
-    /// `Name`, in the URI name format (`urn:oid:…`).
+    /// `Name`: a URI (`urn:oid:…`), or a plain name in the basic format for the SPs whose own
+    /// specification names attributes so (the GAR).
     pub name: String,
     /// `FriendlyName` (`mail`, `eduPersonPrincipalName`).
     pub friendly_name: String,
@@ -35,6 +39,16 @@ pub struct ReleasedAttribute {
     /// Each value is a persistent `NameID` with these qualifiers (`eduPersonTargetedID`),
     /// not text.
     pub as_name_id: Option<NameIdQualifiers>,
+}
+
+/// The name format `name` is written in (SAML 2.0 core §2.7.3.1): URI for `urn:oid:` and
+/// other URIs, basic for a plain name.
+fn name_format(name: &str) -> &'static str {
+    if name.contains(':') {
+        ATTRNAME_URI
+    } else {
+        ATTRNAME_BASIC
+    }
 }
 
 /// The qualifiers of a `NameID` written as an attribute value: the identity provider's and
@@ -134,7 +148,7 @@ pub fn success(
             a.attributes.iter().map(|attribute| {
                 Element::new("saml", "Attribute")
                     .attr("Name", attribute.name.clone())
-                    .attr("NameFormat", ATTRNAME_URI)
+                    .attr("NameFormat", name_format(&attribute.name))
                     .attr("FriendlyName", attribute.friendly_name.clone())
                     .children(attribute.values.iter().map(|v| {
                         let value = Element::new("saml", "AttributeValue");
@@ -319,6 +333,34 @@ mod tests {
         );
         let both = success(&sample(&attributes), &test_key(), true, None).unwrap();
         assert_eq!(both.matches("<ds:Signature ").count(), 2, "{both}");
+    }
+
+    #[test]
+    fn uris_are_named_in_the_uri_format_and_plain_names_in_the_basic_one() {
+        let attribute = |name: &str| ReleasedAttribute {
+            name: name.to_owned(),
+            friendly_name: name.to_owned(),
+            values: vec!["v".to_owned()],
+            as_name_id: None,
+        };
+        let attributes = [
+            attribute("urn:oid:0.9.2342.19200300.100.1.3"),
+            attribute("GARPersonIdentifiant"),
+        ];
+        let xml = success(&sample(&attributes), &test_key(), false, None).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let formats: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name((ASSERTION_NS, "Attribute")))
+            .map(|n| (n.attribute("Name"), n.attribute("NameFormat")))
+            .collect();
+        assert_eq!(
+            formats,
+            [
+                (Some("urn:oid:0.9.2342.19200300.100.1.3"), Some(ATTRNAME_URI)),
+                (Some("GARPersonIdentifiant"), Some(ATTRNAME_BASIC)),
+            ]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sesame_core::ids::Affiliation;
 use sesame_protocol::saml::categories::released_attributes;
 use sesame_protocol::saml::encryption::EncryptionKey;
-use sesame_protocol::saml::issuer::ISSUER_ATTRIBUTES;
+use sesame_protocol::saml::issuer::{GarPersonIdentifier, GAR_ENT_ID, ISSUER_ATTRIBUTES};
 use sesame_protocol::saml::metadata::ServiceProvider;
 use sesame_protocol::saml::providers::{NameIdFormat, SamlServiceProvider, SamlServiceProviders};
 
@@ -69,10 +69,25 @@ pub struct SamlSettings {
     /// The institution's SUPANN code, released as `supannEtablissement` (`{UAI}0751717J`);
     /// empty: none.
     pub supann_etablissement: String,
+    /// The connection to the GAR (`[saml.gar]`).
+    pub gar: GarSettings,
     /// The service providers, as `[[saml.service_providers]]` tables.
     pub service_providers: Vec<SamlServiceProviderSetting>,
     /// Federations' signed metadata aggregates, as `[[saml.metadata_sources]]` tables.
     pub metadata_sources: Vec<SamlMetadataSource>,
+}
+
+/// `[saml.gar]`: what a school ENT's identity provider tells the GAR (the ministry's access
+/// point to pupils' and teachers' digital resources), released to the SP whose
+/// `attributes` list `GARPersonIdentifiant` and `idEnt`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GarSettings {
+    /// The ENT's identifier the GAR gave at registration (`idEnt`); empty: not connected.
+    pub ent_id: String,
+    /// Where `GARPersonIdentifiant` comes from: `account_id` (default) or `hr_id`, as the
+    /// feed sent to the GAR lists people.
+    pub person_identifier: GarPersonIdentifier,
 }
 
 /// `[[saml.metadata_sources]]`: a federation's signed aggregate (RENATER, eduGAIN), fetched
@@ -240,6 +255,7 @@ impl Default for SamlSettings {
             entitlements: BTreeMap::new(),
             assurance: Vec::new(),
             supann_etablissement: String::new(),
+            gar: GarSettings::default(),
             service_providers: Vec::new(),
             metadata_sources: Vec::new(),
         }
@@ -377,6 +393,15 @@ impl SamlSettings {
             ));
         }
         for attribute in &entry.attributes {
+            if attribute == GAR_ENT_ID && self.gar.ent_id.trim().is_empty() {
+                return Err(bad(
+                    "saml.gar.ent_id",
+                    &format!(
+                        "{} is released idEnt: set the ENT identifier the GAR gave",
+                        metadata.entity_id
+                    ),
+                ));
+            }
             if !ISSUER_ATTRIBUTES.contains(&attribute.as_str())
                 && sesame_protocol::attributes::saml_name(attribute).is_none()
             {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use sesame_core::account::Account;
+use sesame_core::account::{Account, AccountProfile};
 use sesame_core::i18n::Lang;
 use sesame_core::login::methods::Assurance;
 use sesame_core::login::requirement::{AuthnRequirement, Verdict};
@@ -31,7 +31,8 @@ use sesame_core::random;
 use sesame_core::session::{session_handle, SsoSession};
 use sesame_protocol::issuer::{IssueError, Issuer, IssuingSession};
 use sesame_protocol::saml::issuer::{
-    IssuedAssertion, SamlIssuer, SamlRequest, PASSWORD_PROTECTED_TRANSPORT, REFEDS_MFA,
+    needs_profile, GarRelease, IssuedAssertion, SamlIssuer, SamlRequest,
+    PASSWORD_PROTECTED_TRANSPORT, REFEDS_MFA,
 };
 use sesame_protocol::saml::providers::{NameIdFormat, SamlServiceProvider};
 use sesame_protocol::saml::redirect_signature::{self, RedirectSignature};
@@ -450,6 +451,7 @@ fn request_of<'a>(
     pending: &'a Pending,
     sp: &'a SamlServiceProvider,
     account: &'a Account,
+    profile: Option<&'a AccountProfile>,
 ) -> SamlRequest<'a> {
     SamlRequest {
         sp,
@@ -462,6 +464,7 @@ fn request_of<'a>(
             NameIdFormat::Transient
         },
         account,
+        profile,
     }
 }
 
@@ -478,6 +481,10 @@ fn issuer<'a>(
         entitlements: &saml.entitlements,
         assurance: &saml.assurance,
         establishment: &saml.establishment,
+        gar: GarRelease {
+            ent_id: &saml.gar_ent_id,
+            person_identifier: saml.gar_person_identifier,
+        },
         now: state.services.clock.now(),
     }
 }
@@ -536,8 +543,21 @@ async fn issue(
         from_new_login: after_post,
         sessions: Some(&state.services.sessions),
     };
-    let issued = match issuer(state, saml, &keys)
-        .issue(issuing, request_of(pending, sp, account))
+    let issuer = issuer(state, saml, &keys);
+    // Only the SPs released attributes of the profile cost a read of it.
+    let profile = if needs_profile(&sp.attributes, &issuer.gar) {
+        match state.services.profiles.find_with_profile(account.id).await {
+            Ok(found) => found.map(|f| f.profile),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the profile for a SAML assertion");
+                return state.unavailable(req, lang);
+            }
+        }
+    } else {
+        None
+    };
+    let issued = match issuer
+        .issue(issuing, request_of(pending, sp, account, profile.as_ref()))
         .await
     {
         Ok(i) => i,
