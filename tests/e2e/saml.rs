@@ -9,10 +9,11 @@ use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use sesame_core::account::{AccountState, NewAccount};
+use sesame_core::account::{AccountChanges, AccountState, NewAccount};
 use sesame_core::clock::Clock as _;
 use sesame_core::credentials::Password;
-use sesame_core::ids::{Affiliation, Email, LoginName};
+use sesame_core::ids::{Affiliation, Email, HrId, LoginName};
+use sesame_protocol::saml::issuer::GarPersonIdentifier;
 use sesame_protocol::saml::keys;
 use sesame_protocol::saml::signature::{sign_enveloped, SigningKey};
 use sesame_protocol::saml::xml::Element;
@@ -286,6 +287,99 @@ async fn pysaml2_logs_a_person_in_over_both_bindings_with_one_pairwise_identifie
         identifiers[0], identifiers[1],
         "one person, one SP: one persistent identifier"
     );
+}
+
+/// The GAR, as a school ENT reaches it: the person under the identifier of the feed the GAR
+/// was sent (here the HR identifier) and the ENT's identifier, named as the GAR reads them;
+/// SUPANN's numbers and red list come from the profile, read for this SP only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gar_is_told_the_persons_feed_identifier_and_the_ent_in_its_own_names() {
+    if !pysaml2_available() {
+        return;
+    }
+    let (keydir, metadata_file) = sp_metadata_file(false);
+    let app = TestApp::builder()
+        .with_saml(SamlServiceProviderSetting {
+            entity_id: SP.to_owned(),
+            name: "GAR".to_owned(),
+            ..saml_service_provider(
+                metadata_file,
+                &[
+                    "GARPersonIdentifiant",
+                    "idEnt",
+                    "supannEtuId",
+                    "supannEmpId",
+                    "supannListeRouge",
+                ],
+            )
+        })
+        .with(|s| {
+            s.saml.gar.ent_id = "ENT-ACADEMIE-TEST".to_owned();
+            s.saml.gar.person_identifier = GarPersonIdentifier::HrId;
+        })
+        .spawn()
+        .await;
+    let login = person(&app, "gar").await;
+    let account = app
+        .services
+        .accounts_repo
+        .find_by_login(&LoginName::parse(&login).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    app.services
+        .profiles
+        .update_account(
+            account.id,
+            &AccountChanges {
+                affiliation: Some(Affiliation::Student),
+                hr_id: Some(HrId::parse("e2026042").unwrap()),
+                ..AccountChanges::default()
+            },
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    let result = run_sp(&[
+        "login",
+        &keydir,
+        &app.address,
+        &login,
+        GOOD_PASSWORD,
+        "redirect",
+    ]);
+    let attributes = &result["first"]["attributes"];
+    assert_eq!(
+        first_value(attributes, "GARPersonIdentifiant"),
+        "E2026042",
+        "{result}"
+    );
+    assert_eq!(
+        first_value(attributes, "idEnt"),
+        "ENT-ACADEMIE-TEST",
+        "{result}"
+    );
+    // supannEtuId: a student's number; no supannEmpId for a student.
+    assert_eq!(
+        first_value(attributes, "urn:oid:1.3.6.1.4.1.7135.1.2.1.10"),
+        "E2026042",
+        "{result}"
+    );
+    assert!(
+        attributes
+            .get("urn:oid:1.3.6.1.4.1.7135.1.2.1.11")
+            .is_none(),
+        "{result}"
+    );
+    // Not opted into the directory: on the red list.
+    assert_eq!(
+        first_value(attributes, "urn:oid:1.3.6.1.4.1.7135.1.2.1.1"),
+        "TRUE",
+        "{result}"
+    );
+    // Nothing the SP was not given.
+    assert!(attributes.get("mail").is_none(), "{result}");
+    assert_eq!(attributes.as_object().map(|o| o.len()), Some(4), "{result}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -357,7 +357,10 @@ mod tests {
         assert_eq!(
             formats,
             [
-                (Some("urn:oid:0.9.2342.19200300.100.1.3"), Some(ATTRNAME_URI)),
+                (
+                    Some("urn:oid:0.9.2342.19200300.100.1.3"),
+                    Some(ATTRNAME_URI)
+                ),
                 (Some("GARPersonIdentifiant"), Some(ATTRNAME_BASIC)),
             ]
         );

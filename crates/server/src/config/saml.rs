@@ -611,6 +611,13 @@ mod tests {
             .push("password".to_owned());
         assert!(error(&s).contains("`saml.service_providers[0].attributes`"));
 
+        // The GAR's idEnt without the identifier the GAR gave.
+        let mut s = enabled(SP_METADATA);
+        s.service_providers[0].attributes.push("idEnt".to_owned());
+        assert!(error(&s).contains("`saml.gar.ent_id`"), "{}", error(&s));
+        s.gar.ent_id = "ENT-TEST".to_owned();
+        s.validate().unwrap();
+
         let mut s = enabled(SP_METADATA);
         s.service_providers[0].name_id_format = "emailAddress".to_owned();
         assert!(error(&s).contains("`saml.service_providers[0].name_id_format`"));
