@@ -1272,3 +1272,55 @@ async fn a88_an_sp_of_the_federations_signed_aggregate_logs_in_and_one_the_filte
     let res = send(&app, &authn_request(SP, "_f2", now(&app), "")).await;
     assert_eq!(res.status(), 303, "the SP of the backup aggregate is known");
 }
+
+/// A88 over HTTP as a federation runs it: an aggregate past its `validUntil` is refused
+/// however well signed; while the federation rolls its key both certificates are pinned and the
+/// aggregate signed with the new one is taken; once the old one is unpinned, what it signs is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a88_an_expired_aggregate_is_refused_and_the_federations_key_roll_is_followed() {
+    let (_keydir, metadata_file) = sp_metadata_file(false);
+    let sp_entity = std::fs::read_to_string(&metadata_file).unwrap();
+    let started = sesame_core::clock::SystemClock.now();
+    let (old_pkcs8, old_cert) = keys::generate("federation.example.org", started).unwrap();
+    let (new_pkcs8, new_cert) = keys::generate("federation.example.org", started).unwrap();
+    let temp = |name: &str| {
+        std::env::temp_dir().join(format!(
+            "sesame-federation-{}-{name}",
+            sesame_core::random::alphanumeric(10)
+        ))
+    };
+    let pinned = temp("signer.pem");
+    std::fs::write(&pinned, keys::certificate_pem(&old_cert)).unwrap();
+    let valid = federation_template(&sp_entity, started + time::Duration::days(7));
+    let expired = federation_template(&sp_entity, started - time::Duration::hours(1));
+
+    let publisher =
+        sesame_tests::Publisher::start(federation_signs(&expired, &old_pkcs8, &old_cert)).await;
+    let app = federated_app(&publisher, &pinned, &temp("backup.xml")).await;
+    fetches_ended(&app, "refused", 1).await;
+    refused(
+        &send(&app, &authn_request(SP, "_r0", now(&app), "")).await,
+        "an SP of an aggregate past its validUntil",
+    );
+
+    std::fs::write(
+        &pinned,
+        keys::certificate_pem(&old_cert) + &keys::certificate_pem(&new_cert),
+    )
+    .unwrap();
+    publisher.set(federation_signs(&valid, &new_pkcs8, &new_cert));
+    let app = federated_app(&publisher, &pinned, &temp("backup.xml")).await;
+    fetches_ended(&app, "loaded", 1).await;
+    let res = send(&app, &authn_request(SP, "_r1", now(&app), "")).await;
+    assert_eq!(res.status(), 303, "signed with the new pinned key: known");
+
+    std::fs::write(&pinned, keys::certificate_pem(&new_cert)).unwrap();
+    publisher.set(federation_signs(&valid, &old_pkcs8, &old_cert));
+    let app = federated_app(&publisher, &pinned, &temp("backup.xml")).await;
+    fetches_ended(&app, "refused", 2).await;
+    refused(
+        &send(&app, &authn_request(SP, "_r2", now(&app), "")).await,
+        "an SP of an aggregate signed by the retired key",
+    );
+}
