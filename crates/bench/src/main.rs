@@ -116,9 +116,12 @@ struct RunArgs {
     /// Live SSO sessions of the large run's CAS cycle over many sessions.
     #[arg(long, default_value_t = 100_000)]
     many_sessions: usize,
-    /// Measurement window of that cycle, seconds (long enough to issue about a million
-    /// tickets on this machine class).
-    #[arg(long, default_value_t = 150)]
+    /// Tickets that cycle issues (warm-up included): it stops once they are issued.
+    #[arg(long, default_value_t = 1_000_000)]
+    many_sessions_tickets: usize,
+    /// Longest measurement window of that cycle, seconds: a slow machine stops here before
+    /// issuing them all (the report gives the count issued).
+    #[arg(long, default_value_t = 900)]
     many_sessions_secs: u64,
     /// People in the file `sesame import` reads in the large run.
     #[arg(long, default_value_t = 100_000)]
@@ -843,6 +846,7 @@ impl Bench {
     async fn cas_cycle_over_sessions(
         &mut self,
         count: usize,
+        tickets: usize,
         measure: Duration,
     ) -> anyhow::Result<report::ManySessions> {
         let first = self
@@ -868,11 +872,14 @@ impl Bench {
             site: Arc::clone(&self.site),
             sessions,
             next: std::sync::atomic::AtomicUsize::new(0),
+            tickets,
         });
         say(&format!(
-            "CAS cycle over the sessions: {} connections, {} s warm-up + {} s",
+            "CAS cycle over the sessions: {} connections, {} s warm-up, then until {} tickets \
+             are issued (at most {} s)",
             spec.connections,
             spec.warmup.as_secs(),
+            report::thousands(tickets as u64),
             spec.measure.as_secs()
         ));
         let result = gen::drive(
@@ -896,7 +903,7 @@ impl Bench {
         Ok(report::ManySessions {
             sessions: count,
             sessions_bytes: with_sessions.saturating_sub(before),
-            tickets_issued: scenario.next.load(std::sync::atomic::Ordering::Relaxed) as u64,
+            tickets_issued: scenario.issued() as u64,
             left_bytes: i64::try_from(after).unwrap_or(i64::MAX)
                 - i64::try_from(with_sessions).unwrap_or(i64::MAX),
             sessions_after,
@@ -1380,6 +1387,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             bench
                 .cas_cycle_over_sessions(
                     args.many_sessions,
+                    args.many_sessions_tickets,
                     Duration::from_secs(args.many_sessions_secs),
                 )
                 .await?,

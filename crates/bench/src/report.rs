@@ -324,8 +324,9 @@ impl Report {
             s,
             "{} live SSO sessions in Redis (one login's record copied under {} new cookies by \
              `DUMP`/`RESTORE`: Sesame finds a session by the SHA-256 of its cookie, so each is \
-             a session of its own), then the CAS cycle for {} s with each operation taking the \
-             next session in turn, so that every session is used. The sessions added {} bytes \
+             a session of its own), then the CAS cycle for {} s (until the run's tickets, \
+             warm-up included, were issued) with each operation taking the next session in \
+             turn, so that every session is used. The sessions added {} bytes \
              of Redis memory ({:.0} bytes each).\n",
             thousands(many.sessions as u64),
             thousands(many.sessions as u64),

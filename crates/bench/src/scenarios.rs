@@ -362,8 +362,19 @@ pub struct CasCycleOverSessions {
     pub site: Arc<Site>,
     /// SSO cookies.
     pub sessions: Vec<String>,
-    /// The next session's index.
+    /// The next session's index (and the count of cycles begun).
     pub next: std::sync::atomic::AtomicUsize,
+    /// Cycles to run in all, warm-up included: one ticket each.
+    pub tickets: usize,
+}
+
+impl CasCycleOverSessions {
+    /// Tickets issued so far (cycles begun, at most [`Self::tickets`]).
+    pub fn issued(&self) -> usize {
+        self.next
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .min(self.tickets)
+    }
 }
 
 impl Scenario for CasCycleOverSessions {
@@ -372,6 +383,9 @@ impl Scenario for CasCycleOverSessions {
     fn state(&self, _index: usize) {}
     async fn op(&self, conn: &mut Conn, (): &mut ()) -> anyhow::Result<Step> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n >= self.tickets {
+            return Ok(Step::Exhausted);
+        }
         let cookie = session_of(&self.sessions, n);
         cas_cycle(conn, &self.site, &cookie).await?;
         Ok(Step::Done)
