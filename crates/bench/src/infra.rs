@@ -238,6 +238,31 @@ pub async fn redis_used_memory(url: &str) -> anyhow::Result<u64> {
         .context("no used_memory in INFO memory")
 }
 
+/// Redis memory (`MEMORY USAGE`) of the records of the sessions of `cookies`: each
+/// session's record and the map of what it gave out (one entry per protocol and party),
+/// summed. Unlike `used_memory`, other phases' records expiring meanwhile do not enter it.
+pub async fn session_records_memory(
+    url: &str,
+    prefix: &str,
+    cookies: &[String],
+) -> anyhow::Result<u64> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut pipe = redis::pipe();
+    for cookie in cookies {
+        let value = cookie.split_once('=').map_or(cookie.as_str(), |(_, v)| v);
+        let handle = sha256_hex(value);
+        for key in [
+            format!("{prefix}sso:{handle}"),
+            format!("{prefix}sso-given:{handle}"),
+        ] {
+            pipe.cmd("MEMORY").arg("USAGE").arg(key);
+        }
+    }
+    let usages: Vec<Option<u64>> = pipe.query_async(&mut conn).await?;
+    Ok(usages.into_iter().flatten().sum())
+}
+
 /// Every key matching `pattern` (`SCAN`, in batches).
 async fn matching_keys(
     conn: &mut redis::aio::MultiplexedConnection,

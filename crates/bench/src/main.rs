@@ -864,6 +864,11 @@ impl Bench {
         let sessions =
             infra::clone_session(&self.redis_url, &self.key_prefix, &first, count).await?;
         let with_sessions = infra::redis_used_memory(&self.redis_url).await?;
+        // A sample of the sessions, measured before and after by key: Redis's total moves
+        // with other phases' records expiring during a phase this long.
+        let sample = sessions[..sessions.len().min(1000)].to_vec();
+        let sample_before =
+            infra::session_records_memory(&self.redis_url, &self.key_prefix, &sample).await?;
         let spec = PhaseSpec {
             measure,
             ..self.http_spec
@@ -892,8 +897,9 @@ impl Bench {
         println!("   {}", summary(&result, 2));
         self.check_alive()?;
         self.collect_log()?;
-        let after = infra::redis_used_memory(&self.redis_url).await?;
         let sessions_after = infra::redis_count(&self.redis_url, &pattern).await?;
+        let sample_after =
+            infra::session_records_memory(&self.redis_url, &self.key_prefix, &sample).await?;
         ensure!(
             result.errors == 0,
             "{} CAS cycles over the sessions failed: {:?}",
@@ -904,8 +910,9 @@ impl Bench {
             sessions: count,
             sessions_bytes: with_sessions.saturating_sub(before),
             tickets_issued: scenario.issued() as u64,
-            left_bytes: i64::try_from(after).unwrap_or(i64::MAX)
-                - i64::try_from(with_sessions).unwrap_or(i64::MAX),
+            sampled: sample.len(),
+            per_session_before: sample_before as f64 / sample.len().max(1) as f64,
+            per_session_after: sample_after as f64 / sample.len().max(1) as f64,
             sessions_after,
             result,
         })

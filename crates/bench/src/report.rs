@@ -113,8 +113,12 @@ pub struct ManySessions {
     pub result: PhaseResult,
     /// Tickets issued over the whole phase (warm-up included).
     pub tickets_issued: u64,
-    /// Redis memory after the phase less before it, bytes (what the cycles left behind).
-    pub left_bytes: i64,
+    /// Sessions whose records were measured before and after (`MEMORY USAGE`).
+    pub sampled: usize,
+    /// Their records' memory before the phase, bytes per session.
+    pub per_session_before: f64,
+    /// The same after it (the record and what the session gave out), bytes per session.
+    pub per_session_after: f64,
     /// SSO session keys in Redis after the phase.
     pub sessions_after: u64,
 }
@@ -336,19 +340,20 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| cycles/s | p50 ms | p99 ms | Sesame CPU per cycle | tickets issued | Redis memory left by the cycles | session keys after | errors |\n|--:|--:|--:|--:|--:|--:|--:|--:|"
+            "| cycles/s | p50 ms | p99 ms | Sesame CPU per cycle | tickets issued | Redis bytes per session: before → after the cycles | session keys after | errors |\n|--:|--:|--:|--:|--:|--:|--:|--:|"
         );
         let _ = writeln!(
             s,
-            "| {} | {:.2} | {:.2} | {} | {} | {}{} bytes | {} | {} |\n",
+            "| {} | {:.2} | {:.2} | {} | {} | {:.0} → {:.0} ({} sessions sampled) | {} | {} |\n",
             rate(r.rate()),
             r.latency_ms(0.50),
             r.latency_ms(0.99),
             r.cpu_ms_per_op()
                 .map_or_else(|| "—".to_owned(), |ms| format!("{ms:.3} ms")),
             thousands(many.tickets_issued),
-            if many.left_bytes < 0 { "−" } else { "" },
-            thousands(many.left_bytes.unsigned_abs()),
+            many.per_session_before,
+            many.per_session_after,
+            thousands(many.sampled as u64),
             thousands(many.sessions_after),
             r.errors,
         );
