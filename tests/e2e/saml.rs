@@ -189,6 +189,26 @@ fn run_sp_signing(sign_requests: bool, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap()
 }
 
+/// pysaml2's login of `login` over HTTP-Redirect, and what it read of the responses.
+fn login_over_redirect(app: &TestApp, keydir: &str, login: &str) -> serde_json::Value {
+    run_sp(&[
+        "login",
+        keydir,
+        &app.address,
+        login,
+        GOOD_PASSWORD,
+        "redirect",
+    ])
+}
+
+/// A fresh path in the temporary directory, for a federation's files.
+fn federation_temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "sesame-federation-{}-{name}",
+        sesame_core::random::alphanumeric(10)
+    ))
+}
+
 fn first_value<'a>(attributes: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     &attributes[name][0]
 }
@@ -340,14 +360,7 @@ async fn the_gar_is_told_the_persons_feed_identifier_and_the_ent_in_its_own_name
         )
         .await
         .unwrap();
-    let result = run_sp(&[
-        "login",
-        &keydir,
-        &app.address,
-        &login,
-        GOOD_PASSWORD,
-        "redirect",
-    ]);
+    let result = login_over_redirect(&app, &keydir, &login);
     let attributes = &result["first"]["attributes"];
     assert_eq!(
         first_value(attributes, "GARPersonIdentifiant"),
@@ -1213,12 +1226,7 @@ async fn a88_an_sp_of_the_federations_signed_aggregate_logs_in_and_one_the_filte
     let (intruder_pkcs8, intruder_cert) =
         keys::generate("federation.example.org", started).unwrap();
     let feed = federation_template(&sp_entity, started + time::Duration::days(7));
-    let temp = |name: &str| {
-        std::env::temp_dir().join(format!(
-            "sesame-federation-{}-{name}",
-            sesame_core::random::alphanumeric(10)
-        ))
-    };
+    let temp = federation_temp;
     let (pinned, backup) = (temp("signer.pem"), temp("backup.xml"));
     std::fs::write(&pinned, keys::certificate_pem(&fed_cert)).unwrap();
     // A feed signed by another key: nothing of it is used, nor kept.
@@ -1237,14 +1245,7 @@ async fn a88_an_sp_of_the_federations_signed_aggregate_logs_in_and_one_the_filte
     let app = federated_app(&publisher, &pinned, &backup).await;
     fetches_ended(&app, "loaded", 1).await;
     let login = person(&app, "samlfed").await;
-    let result = run_sp(&[
-        "login",
-        &keydir,
-        &app.address,
-        &login,
-        GOOD_PASSWORD,
-        "redirect",
-    ]);
+    let result = login_over_redirect(&app, &keydir, &login);
     let attributes = &result["first"]["attributes"];
     assert_eq!(first_value(attributes, "mail"), &format!("{login}@{SCOPE}"));
     assert_eq!(
@@ -1284,12 +1285,7 @@ async fn a88_an_expired_aggregate_is_refused_and_the_federations_key_roll_is_fol
     let started = sesame_core::clock::SystemClock.now();
     let (old_pkcs8, old_cert) = keys::generate("federation.example.org", started).unwrap();
     let (new_pkcs8, new_cert) = keys::generate("federation.example.org", started).unwrap();
-    let temp = |name: &str| {
-        std::env::temp_dir().join(format!(
-            "sesame-federation-{}-{name}",
-            sesame_core::random::alphanumeric(10)
-        ))
-    };
+    let temp = federation_temp;
     let pinned = temp("signer.pem");
     std::fs::write(&pinned, keys::certificate_pem(&old_cert)).unwrap();
     let valid = federation_template(&sp_entity, started + time::Duration::days(7));
