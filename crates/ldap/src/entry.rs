@@ -18,7 +18,7 @@
 use ldap3_proto::proto::{LdapPartialAttribute, LdapSearchResultEntry};
 use sesame_core::account::AccountWithProfile;
 use sesame_core::ids::Affiliation;
-use sesame_protocol::attributes::cas_attributes;
+use sesame_protocol::attributes::{cas_attributes, supann_liste_rouge};
 
 use crate::dn::Dn;
 
@@ -341,12 +341,7 @@ pub fn person(
     if view == View::Full {
         entry = entry.with(
             "supannListeRouge",
-            vec![if profile.directory_opt_in {
-                "FALSE"
-            } else {
-                "TRUE"
-            }
-            .to_owned()],
+            vec![supann_liste_rouge(profile).to_owned()],
         );
     }
     if matches!(view, View::Directory | View::Full) {

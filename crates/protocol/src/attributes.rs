@@ -7,7 +7,7 @@
 //! described alike everywhere.
 
 use serde_json::{Map, Value};
-use sesame_core::account::Account;
+use sesame_core::account::{Account, AccountProfile};
 use sesame_core::ids::Affiliation;
 
 /// The scope that releases the affiliation claims.
@@ -284,6 +284,16 @@ pub struct SamlAttribute {
     pub friendly_name: &'static str,
     /// The values.
     pub values: Vec<String>,
+}
+
+/// SUPANN's `supannListeRouge` of a person (an LDAP boolean): `TRUE` unless they chose to be
+/// in the directory. The LDAP interface and SAML both release it.
+pub fn supann_liste_rouge(profile: &AccountProfile) -> &'static str {
+    if profile.directory_opt_in {
+        "FALSE"
+    } else {
+        "TRUE"
+    }
 }
 
 /// The SAML name of the attribute whose friendly name is `friendly` (`mail` →

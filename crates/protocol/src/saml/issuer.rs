@@ -18,7 +18,7 @@ use super::key_store::SamlKeySet;
 use super::new_id;
 use super::providers::{NameIdFormat, SamlServiceProvider};
 use super::response::{self, Assertion, NameId, NameIdQualifiers, ReleasedAttribute};
-use crate::attributes::saml_attributes;
+use crate::attributes::{saml_attributes, supann_liste_rouge};
 use crate::issuer::{BrowserResponse, IssueError, Issued, Issuer, IssuingSession};
 
 /// The authentication context of a login with a password (SAML 2.0 authentication
@@ -59,7 +59,7 @@ pub struct SamlRequest<'a> {
     /// The account, as just read and checked active by the caller.
     pub account: &'a Account,
     /// Its profile, read by the caller only when the SP is released an attribute that comes
-    /// from it ([`SamlIssuer::needs_profile`]); without it those attributes are left out.
+    /// from it ([`needs_profile`]); without it those attributes are left out.
     pub profile: Option<&'a AccountProfile>,
 }
 
@@ -69,8 +69,8 @@ pub struct SamlRequest<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GarPersonIdentifier {
-    /// The account's identifier (the OIDC `sub`, CAS's `id` attribute): for a feed built
-    /// from what Sesame tells the applications.
+    /// The account's identifier (the OIDC `sub`, LDAP's `entryUUID`): for a feed built from
+    /// what Sesame tells the applications.
     #[default]
     AccountId,
     /// The identifier of the HR or student system the account was imported with (`hr_id`):
@@ -232,15 +232,10 @@ fn profile_and_gar_attributes(
     }
     if let Some(profile) = profile {
         if allowed("supannListeRouge") {
-            let hidden = if profile.directory_opt_in {
-                "FALSE"
-            } else {
-                "TRUE"
-            };
             released.push(plain(
                 SUPANN_LISTE_ROUGE,
                 "supannListeRouge",
-                hidden.to_owned(),
+                supann_liste_rouge(profile).to_owned(),
             ));
         }
     }
