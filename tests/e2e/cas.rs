@@ -1028,6 +1028,71 @@ async fn a55_p3_tickets_issued_before_a_block_are_refused_after_it() {
 }
 
 #[tokio::test]
+async fn a_sessions_copy_of_the_account_stands_until_a_change_is_marked_or_the_backstop() {
+    use sesame_core::session::{ACCOUNT_BACKSTOP, ACCOUNT_RECHECK};
+    let app = cas_app().await;
+    let login = unique_login("backstop");
+    let account = app.create_user(&login, GOOD_PASSWORD).await;
+    let client = browser();
+    login_for_service(&app, &client, &login, APP).await;
+    // This use reads the account (the session's copy is from now).
+    let st = sso_ticket(&app, &client, APP).await;
+    let xml = validate(&app, "/cas/p3/serviceValidate", APP, &st).await;
+    assert_eq!(
+        attribute(&xml, "givenName").as_deref(),
+        Some(account.given_name.as_str())
+    );
+    app.services
+        .profiles
+        .update_account(
+            account.id,
+            &sesame_core::account::AccountChanges {
+                given_name: Some("Renamed".to_owned()),
+                ..Default::default()
+            },
+            sesame_core::clock::Clock::now(app.clock.as_ref()),
+        )
+        .await
+        .unwrap();
+    async fn given_name_now(app: &TestApp, client: &reqwest::Client) -> Option<String> {
+        let st = sso_ticket(app, client, APP).await;
+        let xml = validate(app, "/cas/p3/serviceValidate", APP, &st).await;
+        attribute(&xml, "givenName")
+    }
+    if sesame_tests::backend() == sesame_tests::Backend::Production {
+        // As if the store had failed just after the database committed: the mark is lost.
+        assert!(
+            app.services
+                .store
+                .delete(&sesame_core::account_marks::mark_key(account.id))
+                .await
+                .unwrap(),
+            "the change was marked"
+        );
+        // Past `ACCOUNT_RECHECK`, no mark: the copy stands and the database is not read.
+        app.clock.advance(ACCOUNT_RECHECK + Duration::seconds(60));
+        assert_eq!(
+            given_name_now(&app, &client).await.as_deref(),
+            Some(account.given_name.as_str()),
+            "unmarked change, copy younger than the backstop"
+        );
+        // At the backstop the account is read again whatever the marks say.
+        app.clock
+            .advance(ACCOUNT_BACKSTOP - ACCOUNT_RECHECK - Duration::seconds(60));
+        assert_eq!(
+            given_name_now(&app, &client).await.as_deref(),
+            Some("Renamed")
+        );
+    } else {
+        // One instance: the database is read at each use of the session.
+        assert_eq!(
+            given_name_now(&app, &client).await.as_deref(),
+            Some("Renamed")
+        );
+    }
+}
+
+#[tokio::test]
 async fn p3_releases_the_attributes_read_when_the_ticket_was_issued() {
     let app = cas_app().await;
     let login = unique_login("capture");
@@ -1064,7 +1129,7 @@ async fn p3_releases_the_attributes_read_when_the_ticket_was_issued() {
     if sesame_tests::backend() == sesame_tests::Backend::Production {
         // Several instances: the session keeps the account as its last use read it, for
         // `ACCOUNT_RECHECK` (a block or a disable ends the session itself), so that a ticket
-        // costs no database read; then the change shows.
+        // costs no database read; then the change, marked in the store, shows.
         assert_eq!(
             attribute(&xml, "givenName").as_deref(),
             Some(account.given_name.as_str())

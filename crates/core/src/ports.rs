@@ -96,6 +96,15 @@ pub trait AccountRepo: Send + Sync + std::fmt::Debug {
     ) -> Result<(), RepoError>;
 }
 
+/// Told once the database has committed a change to an account (its state, names, addresses,
+/// affiliation or password), by the storage that committed it: sessions keep a copy of the
+/// account and learn from this that it is old ([`crate::account_marks`]).
+#[async_trait]
+pub trait AccountChangeObserver: Send + Sync + std::fmt::Debug {
+    /// Account `id` changed. Failures are the observer's to report: the change stands.
+    async fn account_changed(&self, id: AccountId);
+}
+
 /// Durable audit trail (the SQL database). Writes are never dropped silently: an error here
 /// fails the operation that wanted to record it.
 #[async_trait]

@@ -93,21 +93,27 @@ pub struct SsoSession {
     #[serde(default, skip_serializing_if = "Authentication::is_empty")]
     pub methods: Authentication,
     /// The account as the database last showed it to a use of this session, kept so that
-    /// the next uses within [`ACCOUNT_RECHECK`] need no database read (a shared store only:
-    /// see [`AccountSnapshot`]). Sessions stored before it decode without one.
+    /// the next uses need no database read while it is fresh or unchanged (a shared store
+    /// only: see [`ACCOUNT_RECHECK`]). Sessions stored before it decode without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountSnapshot>,
 }
 
-/// How long a session's [`AccountSnapshot`] stands in for the database.
+/// How long a session's [`AccountSnapshot`] stands in for the database unasked.
 ///
 /// With a shared store, every change that takes an account out of `Active` (block, disable,
 /// import) ends its sessions in the store at once, so the snapshot is never what keeps a
-/// blocked person in; the re-reading bounds how old the attributes released to services
-/// (names, mail, affiliation) can be, and is a backstop should ending the sessions have
-/// failed. With the in-process store the database is read at every use (an operator's CLI
-/// cannot reach this process's sessions, A54).
+/// blocked person in. Past this age a use asks the store whether the account was marked
+/// changed since the snapshot was read ([`crate::account_marks`]) and reads the database only
+/// if it was: this bounds how old the attributes released to services (names, mail,
+/// affiliation) can be. With the in-process store the database is read at every use (an
+/// operator's CLI cannot reach this process's sessions, A54).
 pub const ACCOUNT_RECHECK: time::Duration = time::Duration::seconds(30);
+
+/// How old a session's [`AccountSnapshot`] may grow however the store's change marks vouch
+/// for it: a backstop should a change have been committed but its mark (or the ending of the
+/// sessions that came with a block) been lost to a store failure.
+pub const ACCOUNT_BACKSTOP: time::Duration = time::Duration::minutes(5);
 
 /// The account of a session as read from the database, and when the read began.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,11 +133,23 @@ impl AccountSnapshot {
         account_id: AccountId,
         now: OffsetDateTime,
     ) -> Option<&crate::account::Account> {
+        self.usable(account_id, now)
+            .filter(|_| now - self.read_at < ACCOUNT_RECHECK)
+    }
+
+    /// The account, if this snapshot is of `account_id`, active, and read less than
+    /// [`ACCOUNT_BACKSTOP`] before `now`: past [`ACCOUNT_RECHECK`], good only if the account
+    /// was not marked changed since ([`crate::account_marks::AccountChangeMarks::current`]).
+    pub fn usable(
+        &self,
+        account_id: AccountId,
+        now: OffsetDateTime,
+    ) -> Option<&crate::account::Account> {
         let age = now - self.read_at;
         (self.account.id == account_id
             && self.account.state == crate::account::AccountState::Active
             && age >= time::Duration::ZERO
-            && age < ACCOUNT_RECHECK)
+            && age < ACCOUNT_BACKSTOP)
             .then_some(&self.account)
     }
 }

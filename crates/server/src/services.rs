@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sesame_core::account_marks::AccountChangeMarks;
 use sesame_core::accounts::{AccountService, AccountServiceParts};
 use sesame_core::api_keys::ApiKeys;
 use sesame_core::authn::Authenticator;
@@ -202,6 +203,8 @@ pub struct Services {
     pub mfa_policy: sesame_mfa::policy::MfaPolicy,
     /// SSO sessions.
     pub sessions: SessionManager,
+    /// When accounts last changed, for the sessions' copies of them (a shared store only).
+    pub account_marks: AccountChangeMarks,
     /// Account administration.
     pub accounts: AccountService,
     /// Blocking.
@@ -328,6 +331,14 @@ impl Services {
                 .map_err(|e| StartupError::Hashing(e.to_string()))?,
         );
         let pool = HashingPool::sized_to_cores(settings.password_hashing.queue_per_worker);
+        let account_marks = AccountChangeMarks::new(Arc::clone(&store), Arc::clone(&clock));
+        // Only a shared store's marks are read (see `ACCOUNT_RECHECK`): with the in-process
+        // store every use of a session reads the database.
+        let database = if settings.store.is_shared() {
+            database.observing_account_changes(Arc::new(account_marks.clone()))
+        } else {
+            database
+        };
         let database = Arc::new(database);
         let accounts_repo: Arc<dyn AccountRepo> = database.clone();
         let audit: Arc<dyn AuditLog> = database.clone();
@@ -529,6 +540,7 @@ impl Services {
             remembered_browsers,
             mfa_policy: settings.mfa.policy(),
             sessions,
+            account_marks,
             accounts,
             blocking,
             clock,

@@ -126,16 +126,20 @@ pub async fn current_session_with_account(
     let shared = state.settings.store.is_shared();
     let read_at = state.services.clock.now();
     // With a shared store, a block or a disable ends the account's sessions in the store
-    // itself, so the account as a recent use of this session read it is good enough: no
-    // database read on the hot path (the CAS cycle). See `ACCOUNT_RECHECK`.
+    // itself, so the account as a use of this session read it is good enough while it is
+    // recent or not marked changed since: no database read on the hot path (the CAS cycle,
+    // every use of a session within `ACCOUNT_BACKSTOP`). See `ACCOUNT_RECHECK`.
     if shared {
-        if let Some(account) = session
-            .account
-            .as_ref()
-            .and_then(|snapshot| snapshot.fresh(session.account_id, read_at))
-        {
-            let account = account.clone();
-            return Some((value, session, account));
+        if let Some(snapshot) = &session.account {
+            if let Some(account) = state
+                .services
+                .account_marks
+                .current(snapshot, session.account_id, read_at)
+                .await
+            {
+                let account = account.clone();
+                return Some((value, session, account));
+            }
         }
     }
     match state

@@ -106,25 +106,28 @@ impl AccountRepo for Database {
         state: AccountState,
         now: OffsetDateTime,
     ) -> Result<(), RepoError> {
+        let account_id = id;
         let id = id.to_string();
         let now = to_unix(now);
-        self.run(move |conn| {
-            conn.write_transaction(|conn| {
-                let changed = diesel::update(accounts::table.find(&id))
-                    .set((
-                        accounts::state.eq(state.as_str()),
-                        accounts::updated_at.eq(now),
-                    ))
-                    .execute(conn)?;
-                if changed == 0 {
-                    return Err(DieselError::NotFound);
-                }
-                // Retention counts from the time an account was disabled.
-                super::helpdesk::track_disablement(conn, &id, state, now)
+        let written = self
+            .run(move |conn| {
+                conn.write_transaction(|conn| {
+                    let changed = diesel::update(accounts::table.find(&id))
+                        .set((
+                            accounts::state.eq(state.as_str()),
+                            accounts::updated_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                    if changed == 0 {
+                        return Err(DieselError::NotFound);
+                    }
+                    // Retention counts from the time an account was disabled.
+                    super::helpdesk::track_disablement(conn, &id, state, now)
+                })
+                .map_err(repo_error)
             })
-            .map_err(repo_error)
-        })
-        .await
+            .await;
+        self.account_written(account_id, written).await
     }
 
     async fn set_password_hash(
@@ -133,14 +136,17 @@ impl AccountRepo for Database {
         phc: &str,
         now: OffsetDateTime,
     ) -> Result<(), RepoError> {
+        let account_id = id;
         let id = id.to_string();
         let phc = phc.to_owned();
         let now = to_unix(now);
-        self.run(move |conn| {
-            conn.write_transaction(|conn| upsert_password_hash(conn, &id, &phc, now))
-                .map_err(repo_error)
-        })
-        .await
+        let written = self
+            .run(move |conn| {
+                conn.write_transaction(|conn| upsert_password_hash(conn, &id, &phc, now))
+                    .map_err(repo_error)
+            })
+            .await;
+        self.account_written(account_id, written).await
     }
 
     async fn login_locked_until(
@@ -203,37 +209,40 @@ impl AccountRepo for Database {
         email: Option<&Email>,
         now: OffsetDateTime,
     ) -> Result<(), RepoError> {
+        let account_id = id;
         let id = id.to_string();
         let email = email.map(|e| e.as_str().to_owned());
         let now = to_unix(now);
-        self.run(move |conn| {
-            conn.write_transaction::<_, IdentifierWriteError, _>(|conn| {
-                // Also row-locks the account on PostgreSQL for the rest.
-                let changed = diesel::update(accounts::table.find(&id))
-                    .set((accounts::email.eq(&email), accounts::updated_at.eq(now)))
+        let written = self
+            .run(move |conn| {
+                conn.write_transaction::<_, IdentifierWriteError, _>(|conn| {
+                    // Also row-locks the account on PostgreSQL for the rest.
+                    let changed = diesel::update(accounts::table.find(&id))
+                        .set((accounts::email.eq(&email), accounts::updated_at.eq(now)))
+                        .execute(conn)?;
+                    if changed == 0 {
+                        return Err(DieselError::NotFound.into());
+                    }
+                    let login: String = accounts::table
+                        .find(&id)
+                        .select(accounts::login)
+                        .first(conn)?;
+                    // The former e-mail leaves the namespace; the login stays.
+                    diesel::delete(
+                        account_identifiers::table
+                            .filter(account_identifiers::account_id.eq(&id))
+                            .filter(account_identifiers::identifier.ne(&login)),
+                    )
                     .execute(conn)?;
-                if changed == 0 {
-                    return Err(DieselError::NotFound.into());
-                }
-                let login: String = accounts::table
-                    .find(&id)
-                    .select(accounts::login)
-                    .first(conn)?;
-                // The former e-mail leaves the namespace; the login stays.
-                diesel::delete(
-                    account_identifiers::table
-                        .filter(account_identifiers::account_id.eq(&id))
-                        .filter(account_identifiers::identifier.ne(&login)),
-                )
-                .execute(conn)?;
-                match email.as_deref().filter(|e| *e != login) {
-                    Some(email) => claim(conn, &id, email, IdentifierKind::Email),
-                    None => Ok(()),
-                }
+                    match email.as_deref().filter(|e| *e != login) {
+                        Some(email) => claim(conn, &id, email, IdentifierKind::Email),
+                        None => Ok(()),
+                    }
+                })
+                .map_err(IdentifierWriteError::into_repo)
             })
-            .map_err(IdentifierWriteError::into_repo)
-        })
-        .await
+            .await;
+        self.account_written(account_id, written).await
     }
 }
 

@@ -47,6 +47,8 @@ use std::sync::Arc;
 
 use diesel::prelude::*;
 use sesame_core::error::RepoError;
+use sesame_core::ids::AccountId;
+use sesame_core::ports::AccountChangeObserver;
 use time::OffsetDateTime;
 
 use crate::conn::{self, DatabaseBackend, DbConnection, DbPool, Target};
@@ -78,6 +80,7 @@ const PG_CALL_BUDGET: std::time::Duration = std::time::Duration::from_millis(250
 pub struct Database {
     pool: DbPool,
     target: Arc<Target>,
+    account_changes: Option<Arc<dyn AccountChangeObserver>>,
 }
 
 impl fmt::Debug for Database {
@@ -112,7 +115,30 @@ impl Database {
         Ok(Self {
             pool,
             target: Arc::new(target),
+            account_changes: None,
         })
+    }
+
+    /// Tells `observer` of every change to an account this database commits (state, e-mail,
+    /// password, names, affiliation, profile), after the commit.
+    #[must_use]
+    pub fn observing_account_changes(mut self, observer: Arc<dyn AccountChangeObserver>) -> Self {
+        self.account_changes = Some(observer);
+        self
+    }
+
+    /// `result`, after telling the observer that account `id` changed if it is a success.
+    async fn account_written<T>(
+        &self,
+        id: AccountId,
+        result: Result<T, RepoError>,
+    ) -> Result<T, RepoError> {
+        if result.is_ok() {
+            if let Some(observer) = &self.account_changes {
+                observer.account_changed(id).await;
+            }
+        }
+        result
     }
 
     /// Which backend this is.

@@ -429,26 +429,29 @@ impl ProfileRepo for Database {
         changes: &AccountChanges,
         now: OffsetDateTime,
     ) -> Result<(), RepoError> {
+        let account_id = id;
         let id = id.to_string();
         let changes = changes.clone();
         let now = to_unix(now);
-        self.run(move |conn| {
-            conn.write_transaction(|conn| {
-                // Checks the account exists and, on PostgreSQL, row-locks it for the rest.
-                let found = diesel::update(accounts::table.find(&id))
-                    .set(AccountChangeset::from_changes(&changes, now))
-                    .execute(conn)?;
-                if found == 0 {
-                    return Err(DieselError::NotFound);
-                }
-                if changes.given_name.is_some() || changes.family_name.is_some() {
-                    refresh_search_name(conn, &id)?;
-                }
-                write_profile(conn, &id, &changes, now)
+        let written = self
+            .run(move |conn| {
+                conn.write_transaction(|conn| {
+                    // Checks the account exists and, on PostgreSQL, row-locks it for the rest.
+                    let found = diesel::update(accounts::table.find(&id))
+                        .set(AccountChangeset::from_changes(&changes, now))
+                        .execute(conn)?;
+                    if found == 0 {
+                        return Err(DieselError::NotFound);
+                    }
+                    if changes.given_name.is_some() || changes.family_name.is_some() {
+                        refresh_search_name(conn, &id)?;
+                    }
+                    write_profile(conn, &id, &changes, now)
+                })
+                .map_err(repo_error)
             })
-            .map_err(repo_error)
-        })
-        .await
+            .await;
+        self.account_written(account_id, written).await
     }
 
     async fn identifier_holder(
