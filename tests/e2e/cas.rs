@@ -1027,6 +1027,23 @@ async fn a55_p3_tickets_issued_before_a_block_are_refused_after_it() {
     }
 }
 
+/// Changes the given name of `account` as an import or the console would (through the
+/// database, which marks the change in the store).
+async fn rename(app: &TestApp, account: sesame_core::ids::AccountId, given_name: &str) {
+    app.services
+        .profiles
+        .update_account(
+            account,
+            &sesame_core::account::AccountChanges {
+                given_name: Some(given_name.to_owned()),
+                ..Default::default()
+            },
+            sesame_core::clock::Clock::now(app.clock.as_ref()),
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_sessions_copy_of_the_account_stands_until_a_change_is_marked_or_the_backstop() {
     use sesame_core::session::{ACCOUNT_BACKSTOP, ACCOUNT_RECHECK};
@@ -1042,18 +1059,7 @@ async fn a_sessions_copy_of_the_account_stands_until_a_change_is_marked_or_the_b
         attribute(&xml, "givenName").as_deref(),
         Some(account.given_name.as_str())
     );
-    app.services
-        .profiles
-        .update_account(
-            account.id,
-            &sesame_core::account::AccountChanges {
-                given_name: Some("Renamed".to_owned()),
-                ..Default::default()
-            },
-            sesame_core::clock::Clock::now(app.clock.as_ref()),
-        )
-        .await
-        .unwrap();
+    rename(&app, account.id, "Renamed").await;
     async fn given_name_now(app: &TestApp, client: &reqwest::Client) -> Option<String> {
         let st = sso_ticket(app, client, APP).await;
         let xml = validate(app, "/cas/p3/serviceValidate", APP, &st).await;
@@ -1102,18 +1108,7 @@ async fn p3_releases_the_attributes_read_when_the_ticket_was_issued() {
     let st = sso_ticket(&app, &client, APP).await;
     // Validation answers from the ticket: a change made after it was issued shows in the
     // next ticket, not in this one.
-    app.services
-        .profiles
-        .update_account(
-            account.id,
-            &sesame_core::account::AccountChanges {
-                given_name: Some("Renamed".to_owned()),
-                ..Default::default()
-            },
-            sesame_core::clock::Clock::now(app.clock.as_ref()),
-        )
-        .await
-        .unwrap();
+    rename(&app, account.id, "Renamed").await;
     let xml = validate(&app, "/cas/p3/serviceValidate", APP, &st).await;
     assert_eq!(outcome(&xml), (Some(login.clone()), None), "{xml}");
     assert_eq!(
