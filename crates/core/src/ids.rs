@@ -37,6 +37,11 @@ pub enum IdentifierError {
 /// full-width and composed/decomposed forms agree), trimmed, lower-cased. Every lookup and
 /// every lockout counter uses this form (security spec A04: one account, one counter).
 pub fn fold_identifier(raw: &str) -> String {
+    // ASCII is its own NFKC form, and most logins are ASCII: the fast path spares every
+    // session and ticket decoded on the CAS cycle the normaliser's buffers (≈ 2 % of its CPU).
+    if raw.is_ascii() {
+        return raw.trim().to_ascii_lowercase();
+    }
     raw.nfkc().collect::<String>().trim().to_lowercase()
 }
 
@@ -422,6 +427,20 @@ mod tests {
             ("Çağlar", "caglar"),
         ] {
             assert_eq!(fold_for_search(typed), folded, "{typed}");
+        }
+    }
+
+    #[test]
+    fn the_ascii_fast_path_folds_as_nfkc_does() {
+        // Every ASCII character, alone and within a login, with the whitespace `trim` takes.
+        let mut inputs: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+        inputs.extend(
+            (0u8..0x80).map(|b| format!(" \t{}Alice.Martin-2{}\r\n", char::from(b), char::from(b))),
+        );
+        inputs.push("\u{0b}\u{0c}MiXeD_Case@Univ.Example.ORG\u{0b}".to_owned());
+        for raw in inputs {
+            let slow = raw.nfkc().collect::<String>().trim().to_lowercase();
+            assert_eq!(fold_identifier(&raw), slow, "{raw:?}");
         }
     }
 
